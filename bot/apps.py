@@ -1,0 +1,243 @@
+"""The apps file (`config/apps.yaml`): what Rewind may roll back, where, and who may ask.
+
+Loaded once at start-up; a bad file stops the process with the file, the key and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def parse_duration(value: Any) -> float:
+    """'15m', '30s', '2h', 10 -> seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 1h)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SshConfig(_Model):
+    user: str = "deploy"
+    known_hosts: str | None = None
+    client_keys: list[str] = Field(default_factory=list)
+    connect_timeout: float = 10.0
+    # `local` runs the commands on this machine in each host's workdir (the demo, small installs).
+    transport: Literal["ssh", "local"] = "ssh"
+
+
+class HostConfig(_Model):
+    name: str
+    address: str = "127.0.0.1"
+    port: int = Field(default=22, ge=1, le=65535)
+    workdir: str | None = None  # per-host override of deploy.workdir
+    vars: dict[str, str] = Field(default_factory=dict)  # extra placeholders, e.g. app_port
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError("host names may hold letters, digits, '.', '_' and '-' only")
+        return v
+
+
+class DeployConfig(_Model):
+    strategy: Literal["systemd", "docker-compose", "commands"] = "systemd"
+    workdir: str
+    service: str | None = None
+    commands: dict[str, str] = Field(default_factory=dict)
+    concurrency: int = Field(default=10, ge=1)
+    rolling: int | None = Field(default=None, ge=1)  # hosts per batch; None = all at once
+    timeout: float = 300.0  # per command, seconds
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, v: Any) -> float:
+        return parse_duration(v)
+
+    @model_validator(mode="after")
+    def _commands_complete(self) -> DeployConfig:
+        known = {"fetch", "install", "restart", "stop", "start", "status", "logs", "version"}
+        unknown = set(self.commands) - known
+        if unknown:
+            raise ValueError(f"unknown command(s) {sorted(unknown)}; known: {sorted(known)}")
+        if self.strategy == "commands":
+            missing = {"fetch", "install", "restart", "status", "version"} - set(self.commands)
+            if missing:
+                raise ValueError(f"strategy 'commands' needs commands {sorted(missing)}")
+        elif not self.service:
+            raise ValueError(f"strategy '{self.strategy}' needs 'service'")
+        return self
+
+
+class DatabaseConfig(_Model):
+    run_on: str
+    alembic: str = "alembic"
+    backup: str | None = None
+    restore: str | None = None
+    verify: str | None = None
+    backups: str | None = None
+    backup_dir: str = "/var/backups"
+    versions_dir: str = "alembic/versions"  # where the app keeps its revision files
+
+
+class HealthCheck(_Model):
+    url: str
+    status: int | None = None
+    json_: dict[str, Any] | None = Field(default=None, alias="json")
+    timeout: float = 5.0
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class LogsConfig(_Model):
+    error_pattern: str = r"(?i)\b(error|critical|traceback)\b"
+
+    @field_validator("error_pattern")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return v
+
+
+class MonitorConfig(_Model):
+    duration: float = 900.0
+    interval: float = 30.0
+    summary_every: float = 60.0
+    failure_streak: int = 3
+
+    @field_validator("duration", "interval", "summary_every", mode="before")
+    @classmethod
+    def _durations(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
+class VerifyConfig(_Model):
+    health_timeout: float = 60.0  # how long health may take to come good after a restart
+    health_interval: float = 2.0
+
+    @field_validator("health_timeout", "health_interval", mode="before")
+    @classmethod
+    def _durations(cls, v: Any) -> float:
+        return parse_duration(v)
+
+
+class AppConfig(_Model):
+    name: str = ""
+    environment: str = "production"
+    repo: str
+    incident_channel: str
+    notify: list[str] = Field(default_factory=list)
+    mention: list[str] = Field(default_factory=list)
+    operators: list[str] = Field(default_factory=list)
+    approvers: list[str] = Field(default_factory=list)
+    ssh: SshConfig = Field(default_factory=SshConfig)
+    hosts: list[HostConfig] = Field(min_length=1)
+    deploy: DeployConfig
+    database: DatabaseConfig | None = None
+    health: list[HealthCheck] = Field(default_factory=list)
+    logs: LogsConfig = Field(default_factory=LogsConfig)
+    smoke: list[str] = Field(default_factory=list)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
+
+    @property
+    def production(self) -> bool:
+        return self.environment.lower() in {"production", "prod"}
+
+    def host(self, name: str) -> HostConfig:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise KeyError(name)
+
+    def workdir(self, host: HostConfig) -> str:
+        return host.workdir or self.deploy.workdir
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AppConfig:
+        names = [h.name for h in self.hosts]
+        if len(set(names)) != len(names):
+            raise ValueError("host names must be unique")
+        if self.database and self.database.run_on not in names:
+            raise ValueError(f"database.run_on {self.database.run_on!r} is not one of {names}")
+        if self.ssh.transport == "ssh" and not self.ssh.known_hosts:
+            raise ValueError("ssh.known_hosts is required: host keys are always verified")
+        return self
+
+
+class IncidentsConfig(_Model):
+    dir: str = "incidents/"
+
+
+class AppsFile(_Model):
+    apps: dict[str, AppConfig]
+    incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
+    path: str = ""
+
+    def app(self, name: str) -> AppConfig | None:
+        return self.apps.get(name)
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def parse_apps(data: Any, path: str) -> AppsFile:
+    if not isinstance(data, dict) or "apps" not in data:
+        raise ConfigError(path, "apps", "missing: the file must have a top-level 'apps:' map")
+    if isinstance(data.get("apps"), dict):
+        for name, app in data["apps"].items():
+            if not _ID.match(str(name)):
+                raise ConfigError(path, f"apps.{name}", "app names: letters, digits, . _ - only")
+            if isinstance(app, dict):
+                app.setdefault("name", name)
+    try:
+        return AppsFile.model_validate({**data, "path": path})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
+        raise ConfigError(path, _key(loc), err["msg"]) from None
+
+
+def load_apps(path: str | Path) -> AppsFile:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(str(p), "(file)", f"cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(file)"
+        raise ConfigError(str(p), where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    return parse_apps(data, str(p))

@@ -1,0 +1,40 @@
+"""The error values Rewind shows to people.
+
+One root exception; `UserFacingError` carries a message meant for the person who typed the
+command (an ephemeral in Slack, a line on the terminal). `StepError` is a failed step: what
+failed, on which host, and what the user can do about it.
+"""
+
+from __future__ import annotations
+
+
+class RewindError(Exception):
+    """Root of every error Rewind raises on purpose."""
+
+
+class UserFacingError(RewindError):
+    """A refusal or bad input: the message is shown as is, nothing has run."""
+
+
+class ConfigError(RewindError):
+    """The apps file is wrong: names the file, the key and what is wrong."""
+
+    def __init__(self, path: str, key: str, reason: str) -> None:
+        self.path, self.key, self.reason = path, key, reason
+        super().__init__(f"{path}: {key}: {reason}")
+
+
+class StepError(RewindError):
+    """A step failed in a way the user can act on (Retry / Abort)."""
+
+    def __init__(
+        self, what: str, *, host: str | None = None, hint: str = "", detail: str = ""
+    ) -> None:
+        self.what, self.host, self.hint, self.detail = what, host, hint, detail
+        self.hosts: dict[str, object] = {}  # per-host results to show beside the error
+        where = f" on {host}" if host else ""
+        super().__init__(f"{what}{where}" + (f": {hint}" if hint else ""))
+
+
+class HostError(StepError):
+    """A host could not be reached or a command on it failed."""

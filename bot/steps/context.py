@@ -1,0 +1,108 @@
+"""What a step body gets to work with, and what it gives back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.apps import AppConfig, AppsFile, HostConfig
+from bot.errors import HostError
+from bot.ports import AuditEntry, CommandResult, HostRunner, Notifier
+from bot.workflow.model import Criterion, HostResult, Incident, StepId
+from runners import commands
+
+
+@dataclass
+class Outcome:
+    """A step's result. Failures are raised as `StepError` instead."""
+
+    summary: str
+    hosts: dict[str, HostResult] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    criteria: dict[Criterion, bool] = field(default_factory=dict)
+    skip: tuple[StepId, ...] = ()
+
+
+@dataclass
+class StepContext:
+    incident: Incident
+    step: StepId
+    app: AppConfig
+    apps: AppsFile
+    hosts: HostRunner
+    notifier: Notifier
+    workspace: Path  # where the bot keeps its clones and scratch files
+    fence: Callable[[], Awaitable[None]]  # raises if this incident lost its app lock
+    timeline: Callable[[], Awaitable[list[AuditEntry]]]
+    heartbeat: Callable[[], Awaitable[None]] = field(default=lambda: asyncio.sleep(0))
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        return self.incident.facts
+
+    async def say(self, text: str) -> None:
+        await self.notifier.say(self.incident, text)
+
+    async def out(self, host: str, line: str) -> None:
+        await self.notifier.output(self.incident, self.step, host, line)
+
+    def command(self, name: str, host: HostConfig, **values: str) -> str | None:
+        return commands.build(self.app, host, name, **values)
+
+    async def run(
+        self,
+        host: HostConfig,
+        command: str,
+        *,
+        timeout: float | None = None,
+        stream: bool = True,
+        check: bool = False,
+        what: str = "command",
+    ) -> CommandResult:
+        """Run on one host; stream its output into the thread; `check` raises on non-zero."""
+        await self.fence()
+        result = await self.hosts.run(
+            host.name,
+            command,
+            timeout=timeout or self.app.deploy.timeout,
+            on_line=self.out if stream else None,
+        )
+        if check and not result.ok:
+            raise HostError(
+                f"{what} failed (exit {result.exit_status})",
+                host=host.name,
+                hint="Its last lines are above. Fix the cause, then Retry — or Abort.",
+                detail=result.tail(),
+            )
+        return result
+
+    async def run_all(
+        self,
+        name: str,
+        hosts: Sequence[HostConfig] | None = None,
+        *,
+        concurrency: int | None = None,
+        **values: str,
+    ) -> dict[str, CommandResult | HostError]:
+        """Run command `name` on every host at once (bounded); errors are returned per host."""
+        targets = list(hosts if hosts is not None else self.app.hosts)
+        limit = asyncio.Semaphore(concurrency or self.app.deploy.concurrency)
+
+        async def one(host: HostConfig) -> CommandResult | HostError:
+            cmd = self.command(name, host, **values)
+            if cmd is None:
+                return HostError(f"no `{name}` command configured", host=host.name)
+            async with limit:
+                try:
+                    return await self.run(host, cmd)
+                except HostError as exc:
+                    return exc
+
+        results = await asyncio.gather(*(one(h) for h in targets))
+        return {h.name: r for h, r in zip(targets, results, strict=True)}
+
+
+StepBody = Callable[[StepContext], Awaitable[Outcome]]

@@ -1,0 +1,393 @@
+"""The state machine: `transition(incident, event) -> (incident, effects)`, no I/O.
+
+Every answer to a gate carries the gate's token, so a double click, a Slack retry or a stale
+button changes nothing the second time. Step results carry the run id that started them, so a
+result from a worker that was presumed dead is ignored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.workflow.model import (
+    Approval,
+    Criterion,
+    Decision,
+    ErrorInfo,
+    Gate,
+    GateKind,
+    HostResult,
+    Incident,
+    Status,
+    StepId,
+    StepRecord,
+    StepStatus,
+    utcnow,
+)
+from bot.workflow.policy import Actor, Policy, Right
+from bot.workflow.steps import DB_STEPS, ORDER, ROLLBACK_STEPS, SPECS
+
+
+class Rejected(Exception):
+    """The event does not apply (stale button, wrong person...). The message is for the user."""
+
+
+# ---- events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Begin:
+    """The incident was recorded; start the first step."""
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    step: StepId
+    run_id: str
+    worker: str
+
+
+@dataclass(frozen=True)
+class StepSucceeded:
+    step: StepId
+    run_id: str
+    summary: str
+    hosts: dict[str, HostResult] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    criteria: dict[Criterion, bool] = field(default_factory=dict)
+    skip: tuple[StepId, ...] = ()
+
+
+@dataclass(frozen=True)
+class StepFailed:
+    step: StepId
+    run_id: str
+    error: ErrorInfo
+    hosts: dict[str, HostResult] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    criteria: dict[Criterion, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepInterrupted:
+    """The worker running a step that is not safe to repeat died mid-way."""
+
+    step: StepId
+    worker: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A click (or a terminal prompt answer) on the open gate."""
+
+    token: str
+    actor: Actor
+    choice: str  # roll_back | fix_forward | approve | restore | retry | abort
+    option: str = ""  # e.g. the backup picked for a restore
+
+
+@dataclass(frozen=True)
+class Cancel:
+    actor: Actor
+
+
+Event = Begin | StepStarted | StepSucceeded | StepFailed | StepInterrupted | Answer | Cancel
+
+# ---- effects ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunStep:
+    step: StepId
+    attempt: int
+
+
+@dataclass(frozen=True)
+class AskGate:
+    gate: Gate
+
+
+@dataclass(frozen=True)
+class Say:
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    status: Status
+
+
+Effect = RunStep | AskGate | Say | Finished
+
+CHOICES: dict[GateKind, frozenset[str]] = {
+    GateKind.DECISION: frozenset({"roll_back", "fix_forward", "abort"}),
+    GateKind.APPROVE_START: frozenset({"approve", "abort"}),
+    GateKind.APPROVE_DB: frozenset({"approve", "restore", "abort"}),
+    GateKind.RETRY: frozenset({"retry", "abort"}),
+}
+
+
+def new_steps() -> list[StepRecord]:
+    return [StepRecord(id=step) for step in ORDER]
+
+
+def transition(
+    incident: Incident, event: Event, policy: Policy, now: datetime | None = None
+) -> tuple[Incident, list[Effect]]:
+    inc = incident.model_copy(deep=True)
+    inc.updated_at = now or utcnow()
+    if not inc.status.open and not isinstance(event, StepStarted | StepSucceeded | StepFailed):
+        raise Rejected(f"Incident `{inc.id}` is already {_status_words(inc.status)}.")
+    match event:
+        case Begin():
+            return inc, _advance(inc)
+        case StepStarted():
+            return _started(inc, event)
+        case StepSucceeded():
+            return _succeeded(inc, event)
+        case StepFailed():
+            return _failed(inc, event)
+        case StepInterrupted():
+            return _interrupted(inc, event)
+        case Answer():
+            return _answer(inc, event, policy)
+        case Cancel():
+            return _cancel(inc, event, policy)
+    raise TypeError(event)  # pragma: no cover
+
+
+def _status_words(status: Status) -> str:
+    return {
+        Status.COMPLETED: "completed",
+        Status.FIXED_FORWARD: "closed (fix forward)",
+        Status.ABORTED: "aborted",
+        Status.CANCELLED: "cancelled",
+    }.get(status, str(status))
+
+
+def gate_for(inc: Incident, step: StepId) -> GateKind | None:
+    if step is StepId.CODE and inc.production:
+        return GateKind.APPROVE_START
+    return SPECS[step].gate
+
+
+def _gate_passed(inc: Incident, step: StepId) -> bool:
+    kind = gate_for(inc, step)
+    if kind is None:
+        return True
+    if kind is GateKind.DECISION:
+        return inc.decision is not None
+    return any(a.kind is kind for a in inc.approvals)
+
+
+def _advance(inc: Incident) -> list[Effect]:
+    rec = inc.current_step()
+    if rec is None:
+        return _finish(inc)
+    if not _gate_passed(inc, rec.id):
+        kind = gate_for(inc, rec.id)
+        assert kind is not None
+        return _open_gate(inc, kind, rec.id)
+    if not SPECS[rec.id].has_body:
+        rec.status = StepStatus.SUCCEEDED
+        return _advance(inc)
+    inc.status = Status.RUNNING
+    inc.gate = None
+    return [RunStep(rec.id, rec.attempts + 1)]
+
+
+def _open_gate(inc: Incident, kind: GateKind, step: StepId, **facts: Any) -> list[Effect]:
+    gate = Gate(kind=kind, step=step, token=uuid.uuid4().hex[:12], facts=facts)
+    inc.gate = gate
+    inc.status = Status.PAUSED if kind is GateKind.RETRY else Status.WAITING
+    inc.step(step).status = StepStatus.FAILED if kind is GateKind.RETRY else StepStatus.WAITING
+    return [AskGate(gate)]
+
+
+def _finish(inc: Incident) -> list[Effect]:
+    inc.gate = None
+    inc.finished_at = inc.updated_at
+    if inc.decision is Decision.FIX_FORWARD:
+        inc.status = Status.FIXED_FORWARD
+        inc.outcome = "Closed: the team chose to fix forward. Nothing was rolled back."
+    elif unmet := inc.unmet_criteria():
+        # Never call it complete while a criterion is unmet: pause on the report step instead.
+        names = ", ".join(c.value for c in unmet)
+        return _open_gate(
+            inc,
+            GateKind.RETRY,
+            StepId.REPORT,
+            error=ErrorInfo(
+                what=f"Completion criteria not met: {names}",
+                hint="Retry re-checks them; Abort ends the incident as not recovered.",
+            ).model_dump(),
+        )
+    else:
+        inc.status = Status.COMPLETED
+        inc.outcome = f"Recovered: {inc.app} is back on {inc.target}, all criteria met."
+    return [Finished(inc.status)]
+
+
+def _started(inc: Incident, ev: StepStarted) -> tuple[Incident, list[Effect]]:
+    rec = inc.step(ev.step)
+    if not inc.status.open or rec.status.done:
+        raise Rejected(f"step {ev.step} does not need to run")
+    rec.status = StepStatus.RUNNING
+    rec.attempts += 1
+    rec.run_id = ev.run_id
+    rec.worker = ev.worker
+    rec.started_at = inc.updated_at
+    rec.error = None
+    inc.status = Status.RUNNING
+    return inc, []
+
+
+def _check_run(inc: Incident, step: StepId, run_id: str) -> None:
+    rec = inc.step(step)
+    if rec.run_id != run_id or rec.status is not StepStatus.RUNNING or not inc.status.open:
+        raise Rejected(f"stale result for {step} (run {run_id})")
+
+
+def _apply(inc: Incident, ev: StepSucceeded | StepFailed) -> None:
+    rec = inc.step(ev.step)
+    rec.finished_at = inc.updated_at
+    rec.hosts.update(ev.hosts)
+    inc.facts.update(ev.facts)
+    inc.criteria.update(ev.criteria)
+
+
+def _succeeded(inc: Incident, ev: StepSucceeded) -> tuple[Incident, list[Effect]]:
+    _check_run(inc, ev.step, ev.run_id)
+    _apply(inc, ev)
+    rec = inc.step(ev.step)
+    rec.status = StepStatus.SUCCEEDED
+    rec.summary = ev.summary
+    for step in ev.skip:
+        inc.step(step).status = StepStatus.SKIPPED
+    return inc, _advance(inc)
+
+
+def _failed(inc: Incident, ev: StepFailed) -> tuple[Incident, list[Effect]]:
+    _check_run(inc, ev.step, ev.run_id)
+    _apply(inc, ev)
+    rec = inc.step(ev.step)
+    rec.error = ev.error
+    rec.summary = ev.error.plain()
+    return inc, _open_gate(inc, GateKind.RETRY, ev.step, error=ev.error.model_dump())
+
+
+def _interrupted(inc: Incident, ev: StepInterrupted) -> tuple[Incident, list[Effect]]:
+    rec = inc.step(ev.step)
+    if rec.status is not StepStatus.RUNNING:
+        raise Rejected(f"step {ev.step} is not running")
+    error = ErrorInfo(
+        what=f"The worker running “{SPECS[ev.step].title}” stopped mid-way ({ev.worker})",
+        hint="This step is not safe to repeat blindly: check its output above, then Retry "
+        "or Abort.",
+    )
+    rec.error = error
+    rec.summary = error.plain()
+    return inc, _open_gate(inc, GateKind.RETRY, ev.step, error=error.model_dump())
+
+
+def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[Effect]]:
+    gate = inc.gate
+    if gate is None or gate.token != ev.token:
+        answered = inc.facts.get("answered", {}).get(ev.token)
+        if answered:
+            raise Rejected(f"Already answered: {answered}. Nothing changed.")
+        raise Rejected("That button belongs to an earlier stage of this incident; nothing changed.")
+    if ev.choice not in CHOICES[gate.kind]:
+        raise Rejected(f"“{ev.choice}” is not an answer to this question.")
+    approving = ev.choice in {"approve", "restore"}
+    right = Right.APPROVE if approving else Right.OPERATE
+    if reason := policy.refuse(ev.actor, right, requested_by=inc.requested_by):
+        raise Rejected(reason)
+    verb = {"roll_back": "Roll back", "fix_forward": "Fix forward"}.get(ev.choice, ev.choice)
+    inc.facts.setdefault("answered", {})[gate.token] = f"{verb} by <@{ev.actor.user}>"
+    inc.gate = None
+    if ev.choice == "abort":
+        return inc, _abort(inc, ev.actor.user, Status.ABORTED)
+    if gate.kind is GateKind.DECISION:
+        return inc, _decide(inc, ev)
+    if gate.kind is GateKind.RETRY:
+        inc.step(gate.step).status = StepStatus.PENDING
+        return inc, [Say(f"<@{ev.actor.user}> chose Retry."), *_advance(inc)]
+    inc.approvals.append(Approval(kind=gate.kind, user=ev.actor.user, choice=ev.choice))
+    inc.step(gate.step).status = StepStatus.PENDING
+    if gate.kind is GateKind.APPROVE_DB:
+        inc.db_method = "restore" if ev.choice == "restore" else "downgrade"
+        if ev.option:
+            inc.facts["restore_backup"] = ev.option
+    what = "restore from backup" if ev.choice == "restore" else _gate_words(gate.kind)
+    return inc, [Say(f":white_check_mark: <@{ev.actor.user}> approved {what}."), *_advance(inc)]
+
+
+def _gate_words(kind: GateKind) -> str:
+    return {
+        GateKind.APPROVE_START: "the start of the rollback",
+        GateKind.APPROVE_DB: "the database downgrade",
+    }.get(kind, str(kind))
+
+
+def _decide(inc: Incident, ev: Answer) -> list[Effect]:
+    inc.step(StepId.DECIDE).status = StepStatus.SUCCEEDED
+    if ev.choice == "fix_forward":
+        inc.decision = Decision.FIX_FORWARD
+        inc.step(StepId.DECIDE).summary = f"Fix forward, chosen by <@{ev.actor.user}>"
+        for step in ROLLBACK_STEPS:
+            inc.step(step).status = StepStatus.SKIPPED
+        say = Say(
+            f"<@{ev.actor.user}> chose *Fix forward*: the rollback path is closed; "
+            "the thread and the report stay."
+        )
+        return [say, *_advance(inc)]
+    inc.decision = Decision.ROLL_BACK
+    inc.step(StepId.DECIDE).summary = f"Roll back, chosen by <@{ev.actor.user}>"
+    return [Say(f"<@{ev.actor.user}> chose *Roll back*."), *_advance(inc)]
+
+
+def _cancel(inc: Incident, ev: Cancel, policy: Policy) -> tuple[Incident, list[Effect]]:
+    if reason := policy.refuse(ev.actor, Right.OPERATE):
+        raise Rejected(reason)
+    inc.gate = None
+    return inc, _abort(inc, ev.actor.user, Status.CANCELLED)
+
+
+def _abort(inc: Incident, user: str, status: Status) -> list[Effect]:
+    rolled = [
+        SPECS[r.id].title
+        for r in inc.steps
+        if r.id in ROLLBACK_STEPS and r.status is StepStatus.SUCCEEDED
+    ]
+    interrupted = [
+        SPECS[r.id].title for r in inc.steps if r.status in {StepStatus.RUNNING, StepStatus.FAILED}
+    ]
+    not_done = [
+        SPECS[r.id].title
+        for r in inc.steps
+        if r.id in ROLLBACK_STEPS and r.status in {StepStatus.PENDING, StepStatus.WAITING}
+    ]
+    for rec in inc.steps:
+        if rec.status in {StepStatus.RUNNING, StepStatus.WAITING}:
+            rec.status = StepStatus.FAILED if rec.status is StepStatus.RUNNING else rec.status
+    inc.status = status
+    inc.finished_at = inc.updated_at
+    verb = "aborted" if status is Status.ABORTED else "cancelled"
+    parts = [f"{verb.capitalize()} by <@{user}>."]
+    parts.append("Rolled back: " + (", ".join(rolled) if rolled else "nothing") + ".")
+    if interrupted:
+        parts.append("Stopped mid-way: " + ", ".join(interrupted) + ".")
+    if not_done:
+        parts.append("Not done: " + ", ".join(not_done) + ".")
+    if StepId.DB_ROLLBACK in [r.id for r in inc.steps if r.status is StepStatus.SUCCEEDED]:
+        parts.append("The database was rolled back; its backup is kept.")
+    inc.outcome = " ".join(parts)
+    return [Say(inc.outcome), Finished(status)]
+
+
+def is_db_step(step: StepId) -> bool:
+    return step in DB_STEPS

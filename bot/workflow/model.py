@@ -1,0 +1,183 @@
+"""The incident: everything Rewind knows about one rollback, serialisable as JSON."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Status(StrEnum):
+    RUNNING = "running"  # a step is queued or running
+    WAITING = "waiting"  # a person must decide or approve
+    PAUSED = "paused"  # a step failed: Retry or Abort
+    COMPLETED = "completed"
+    FIXED_FORWARD = "fixed_forward"
+    ABORTED = "aborted"
+    CANCELLED = "cancelled"
+
+    @property
+    def open(self) -> bool:
+        return self in {Status.RUNNING, Status.WAITING, Status.PAUSED}
+
+
+class StepId(StrEnum):
+    PREREQUISITES = "prerequisites"
+    ASSESS = "assess"
+    DECIDE = "decide"
+    CODE = "code"
+    DB_PREPARE = "db_prepare"
+    DB_ROLLBACK = "db_rollback"
+    REDEPLOY = "redeploy"
+    VERIFY = "verify"
+    MONITOR = "monitor"
+    REPORT = "report"
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    @property
+    def done(self) -> bool:
+        return self in {StepStatus.SUCCEEDED, StepStatus.SKIPPED}
+
+
+class GateKind(StrEnum):
+    DECISION = "decision"  # Roll back / Fix forward
+    APPROVE_START = "approve_start"  # production: an approver lets the rollback start
+    APPROVE_DB = "approve_db"  # downgrade (or restore) the database
+    RETRY = "retry"  # a step failed: Retry / Abort
+
+
+class Criterion(StrEnum):
+    """The runbook's completion criteria, each checked by the bot."""
+
+    DEPLOYED = "Previous version deployed"
+    DATABASE = "Database rolled back (if needed)"
+    HEALTH = "Health checks passing"
+    LOGS = "No errors in logs"
+    SMOKE = "Critical functionality working"
+    MONITORED = "Monitored for the set time"
+    REPORT = "Incident report created"
+
+
+class Decision(StrEnum):
+    ROLL_BACK = "roll_back"
+    FIX_FORWARD = "fix_forward"
+
+
+class HostResult(BaseModel):
+    host: str
+    ok: bool
+    summary: str
+    detail: str = ""
+
+
+class ErrorInfo(BaseModel):
+    what: str
+    host: str | None = None
+    hint: str = ""
+    detail: str = ""
+
+    def plain(self) -> str:
+        where = f" on {self.host}" if self.host else ""
+        hint = f" {self.hint}" if self.hint else ""
+        return f"{self.what}{where}.{hint}"
+
+
+class StepRecord(BaseModel):
+    id: StepId
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    run_id: str | None = None  # the execution that marked it running
+    worker: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    summary: str = ""
+    hosts: dict[str, HostResult] = Field(default_factory=dict)
+    error: ErrorInfo | None = None
+
+
+class Gate(BaseModel):
+    """A pause where a person must click. `token` makes every answer single-use."""
+
+    kind: GateKind
+    step: StepId
+    token: str
+    opened_at: datetime = Field(default_factory=utcnow)
+    facts: dict[str, Any] = Field(default_factory=dict)
+
+
+class Approval(BaseModel):
+    kind: GateKind
+    user: str
+    at: datetime = Field(default_factory=utcnow)
+    choice: str = ""
+
+
+class ThreadRef(BaseModel):
+    channel: str
+    ts: str
+    permalink: str = ""
+
+
+class Incident(BaseModel):
+    id: str
+    app: str
+    environment: str
+    requested_version: str | None
+    reason: str = ""
+    requested_by: str
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    status: Status = Status.RUNNING
+    steps: list[StepRecord]
+    gate: Gate | None = None
+    decision: Decision | None = None
+    db_method: str | None = None  # "downgrade" or "restore", chosen at the approval
+    approvals: list[Approval] = Field(default_factory=list)
+    facts: dict[str, Any] = Field(default_factory=dict)
+    criteria: dict[Criterion, bool | None] = Field(
+        default_factory=lambda: {c: None for c in Criterion}
+    )
+    thread: ThreadRef | None = None
+    lock_token: int = 0
+    version: int = 0  # bumped on every save; the store refuses stale writes
+    major: bool = False
+    outcome: str = ""
+
+    @property
+    def production(self) -> bool:
+        return self.environment.lower() in {"production", "prod"}
+
+    @property
+    def target(self) -> str | None:
+        target = self.facts.get("target") or self.requested_version
+        return str(target) if target else None
+
+    def step(self, step_id: StepId) -> StepRecord:
+        for rec in self.steps:
+            if rec.id == step_id:
+                return rec
+        raise KeyError(step_id)
+
+    def current_step(self) -> StepRecord | None:
+        for rec in self.steps:
+            if not rec.status.done:
+                return rec
+        return None
+
+    def unmet_criteria(self) -> list[Criterion]:
+        return [c for c, ok in self.criteria.items() if ok is not True]

@@ -1,0 +1,98 @@
+"""Command templates: defaults per deploy strategy, and safe rendering.
+
+Every value put into a template is validated against what it may look like and shell-quoted,
+so a version such as `v1; rm -rf /` can never become a command.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import string
+from collections.abc import Mapping
+
+from bot.apps import AppConfig, HostConfig
+from bot.errors import UserFacingError
+
+VERSION_RE = re.compile(r"^[A-Za-z0-9._/-]{1,100}$")
+_SAFE: dict[str, re.Pattern[str]] = {
+    "ref": VERSION_RE,
+    "version": VERSION_RE,
+    "revision": re.compile(r"^[A-Za-z0-9_:+-]{1,64}$"),
+    "backup": re.compile(r"^[A-Za-z0-9._/@:+-]{1,255}$"),
+    "since": re.compile(r"^[0-9: TZ.+-]{1,40}$"),
+}
+_DEFAULT_SAFE = re.compile(r"^[A-Za-z0-9._/@:+=-]{0,255}$")
+
+SYSTEMD: dict[str, str] = {
+    "fetch": "git fetch --tags --force origin {ref} && git checkout --force FETCH_HEAD",
+    "install": "pip install -r requirements.txt",
+    "restart": "sudo systemctl restart {service}",
+    "stop": "sudo systemctl stop {service}",
+    "start": "sudo systemctl start {service}",
+    "status": "systemctl is-active {service} && systemctl status --no-pager {service}",
+    "logs": "journalctl -u {service} --no-pager -n 200 --since {since}",
+    "version": "git describe --tags --always",
+}
+DOCKER_COMPOSE: dict[str, str] = {
+    "fetch": "git fetch --tags --force origin {ref} && git checkout --force FETCH_HEAD",
+    "install": "docker compose -p {service} build",
+    "restart": "docker compose -p {service} down && docker compose -p {service} up -d",
+    "stop": "docker compose -p {service} down",
+    "start": "docker compose -p {service} up -d",
+    "status": "docker compose -p {service} ps",
+    "logs": "docker compose -p {service} logs --no-color --since {since}",
+    "version": "git describe --tags --always",
+}
+COMMANDS: dict[str, str] = {
+    "version": "git describe --tags --always",
+    "logs": "",
+}
+DEFAULTS = {"systemd": SYSTEMD, "docker-compose": DOCKER_COMPOSE, "commands": COMMANDS}
+
+
+def template(app: AppConfig, name: str) -> str:
+    """The app's command `name`: its own override, else the strategy's default ('' if none)."""
+    return app.deploy.commands.get(name) or DEFAULTS[app.deploy.strategy].get(name, "")
+
+
+def check_value(key: str, value: str) -> str:
+    pattern = _SAFE.get(key, _DEFAULT_SAFE)
+    if not pattern.match(value):
+        raise UserFacingError(f"`{value[:60]}` is not a valid {key}: refusing to put it in a command")
+    return value
+
+
+def render(command: str, values: Mapping[str, str]) -> str:
+    """Fill `{placeholders}` with validated, shell-quoted values."""
+    fields = {f for _, f, _, _ in string.Formatter().parse(command) if f}
+    missing = fields - set(values)
+    if missing:
+        raise UserFacingError(f"command `{command}` uses unknown placeholder(s) {sorted(missing)}")
+    quoted = {k: shlex.quote(check_value(k, values[k])) for k in fields}
+    return command.format(**quoted)
+
+
+def host_values(app: AppConfig, host: HostConfig, **extra: str) -> dict[str, str]:
+    values = {
+        "app": app.name,
+        "host": host.name,
+        "workdir": app.workdir(host),
+        "service": app.deploy.service or app.name,
+        **host.vars,
+    }
+    values.update(extra)
+    return values
+
+
+def in_workdir(app: AppConfig, host: HostConfig, command: str) -> str:
+    """Wrap a rendered command so it runs in the host's workdir."""
+    return f"cd {shlex.quote(app.workdir(host))} && {command}"
+
+
+def build(app: AppConfig, host: HostConfig, name: str, **extra: str) -> str | None:
+    """The full command line for command `name` on `host`, or None if the app has none."""
+    tpl = template(app, name)
+    if not tpl:
+        return None
+    return in_workdir(app, host, render(tpl, host_values(app, host, **extra)))
