@@ -72,6 +72,10 @@ class Criterion(StrEnum):
     REPORT = "Incident report created"
 
 
+def _no_criteria() -> dict[Criterion, bool | None]:
+    return dict.fromkeys(Criterion)
+
+
 class Decision(StrEnum):
     ROLL_BACK = "roll_back"
     FIX_FORWARD = "fix_forward"
@@ -149,9 +153,7 @@ class Incident(BaseModel):
     db_method: str | None = None  # "downgrade" or "restore", chosen at the approval
     approvals: list[Approval] = Field(default_factory=list)
     facts: dict[str, Any] = Field(default_factory=dict)
-    criteria: dict[Criterion, bool | None] = Field(
-        default_factory=lambda: {c: None for c in Criterion}
-    )
+    criteria: dict[Criterion, bool | None] = Field(default_factory=lambda: _no_criteria())
     thread: ThreadRef | None = None
     lock_token: int = 0
     version: int = 0  # bumped on every save; the store refuses stale writes
