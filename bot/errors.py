@@ -7,6 +7,8 @@ failed, on which host, and what the user can do about it.
 
 from __future__ import annotations
 
+from bot.workflow.model import HostResult
+
 
 class RewindError(Exception):
     """Root of every error Rewind raises on purpose."""
@@ -31,7 +33,7 @@ class StepError(RewindError):
         self, what: str, *, host: str | None = None, hint: str = "", detail: str = ""
     ) -> None:
         self.what, self.host, self.hint, self.detail = what, host, hint, detail
-        self.hosts: dict[str, object] = {}  # per-host results to show beside the error
+        self.hosts: dict[str, HostResult] = {}  # per-host results to show beside the error
         where = f" on {host}" if host else ""
         super().__init__(f"{what}{where}" + (f": {hint}" if hint else ""))
 

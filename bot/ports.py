@@ -75,3 +75,55 @@ class StepQueue(Protocol):
 
 
 AuditEntry = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Freeze:
+    app: str
+    by: str
+    reason: str
+    incident: str
+    link: str
+    at: str
+
+
+class Store(Protocol):
+    """Where incidents, the per-app lock, the audit trail and freezes live."""
+
+    async def create(self, incident: Incident) -> None: ...
+
+    async def load(self, incident_id: str) -> Incident | None: ...
+
+    async def save(self, incident: Incident) -> bool:
+        """Write if nobody wrote since `incident.version` was read; bumps the version."""
+        ...
+
+    async def acquire_lock(self, app: str, incident_id: str) -> int | str:
+        """The fencing token (int) if taken, else the id of the incident holding the app."""
+        ...
+
+    async def release_lock(self, app: str, incident_id: str) -> None: ...
+
+    async def holds_lock(self, app: str, incident_id: str, token: int) -> bool: ...
+
+    async def lock_holder(self, app: str) -> str | None: ...
+
+    async def open_incidents(self) -> list[Incident]: ...
+
+    async def recent_incidents(self, limit: int = 20) -> list[Incident]: ...
+
+    async def audit(self, incident_id: str, who: str, what: str, result: str = "") -> None: ...
+
+    async def timeline(self, incident_id: str) -> list[AuditEntry]: ...
+
+    async def first_time(self, key: str, ttl: int = 3600) -> bool:
+        """True the first time `key` is seen (idempotency of Slack retries and replays)."""
+        ...
+
+    async def freeze(self, freeze: Freeze) -> None: ...
+
+    async def unfreeze(self, app: str) -> Freeze | None: ...
+
+    async def frozen(self, app: str) -> Freeze | None: ...
+
+    async def ping(self) -> bool: ...

@@ -1,0 +1,395 @@
+"""The engine: applies events to incidents through the store, and carries out the effects.
+
+The web process calls `open`, `answer` and `cancel`; workers call `run_step`. Every transition
+is written to the store before its effects run, so a click that lands a few milliseconds after a
+button appeared always finds the incident waiting for it, and any process may die in between.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.apps import AppConfig, AppsFile
+from bot.errors import StepError, UserFacingError
+from bot.ports import Freeze, HostRunner, Notifier, Store, StepQueue
+from bot.steps.context import Outcome, StepBody, StepContext
+from bot.workflow.machine import (
+    Answer,
+    AskGate,
+    Begin,
+    Cancel,
+    Effect,
+    Event,
+    Finished,
+    Rejected,
+    RunStep,
+    Say,
+    StepFailed,
+    StepInterrupted,
+    StepStarted,
+    StepSucceeded,
+    new_steps,
+    transition,
+)
+from bot.workflow.model import ErrorInfo, HostResult, Incident, Status, StepId, StepStatus
+from bot.workflow.policy import Actor, Policy, Right
+from bot.workflow.steps import SPECS
+from runners.commands import VERSION_RE
+
+log = logging.getLogger(__name__)
+RunnerFactory = Callable[[AppConfig], HostRunner]
+_REASON_MAX = 500
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    app: str
+    version: str | None
+    reason: str
+    actor: Actor
+    source: str = "slack"  # or "terminal"
+
+
+def policy_for(app: AppConfig) -> Policy:
+    return Policy(
+        app=app.name,
+        production=app.production,
+        operators=frozenset(app.operators),
+        approvers=frozenset(app.approvers),
+    )
+
+
+def new_incident_id() -> str:
+    return secrets.token_hex(3)
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        apps: AppsFile,
+        store: Store,
+        notifier: Notifier,
+        queue: StepQueue,
+        workspace: Path,
+        runner_factory: RunnerFactory,
+        bodies: dict[StepId, StepBody] | None = None,
+        worker_id: str = "",
+    ) -> None:
+        self.apps = apps
+        self.store = store
+        self.notifier = notifier
+        self.queue = queue
+        self.workspace = workspace
+        self.runner_factory = runner_factory
+        self._bodies = bodies
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:6]}"
+
+    @property
+    def bodies(self) -> dict[StepId, StepBody]:
+        if self._bodies is None:
+            from bot.steps.registry import bodies
+
+            self._bodies = bodies()
+        return self._bodies
+
+    # ---- checks shared by every front ---------------------------------------------------
+
+    def app(self, name: str) -> AppConfig:
+        app = self.apps.app(name)
+        if app is None:
+            known = ", ".join(f"`{n}`" for n in sorted(self.apps.apps)) or "none"
+            raise UserFacingError(f"I don't know an app called `{name}`. Known apps: {known}.")
+        return app
+
+    def check_request(self, req: OpenRequest) -> AppConfig:
+        """Everything that needs neither the repo nor Redis: answered within Slack's 3 s."""
+        app = self.app(req.app)
+        if req.version is not None and not VERSION_RE.match(req.version):
+            raise UserFacingError(
+                f"`{req.version[:100]}` is not a version: use a tag or commit "
+                "(letters, digits, `.`, `_`, `/`, `-`; at most 100 characters)."
+            )
+        if reason := policy_for(app).refuse(req.actor, Right.OPERATE):
+            raise UserFacingError(reason)
+        return app
+
+    # ---- opening ------------------------------------------------------------------------
+
+    async def open(self, req: OpenRequest) -> Incident:
+        app = self.check_request(req)
+        if req.version is not None:
+            await self._check_version_exists(app, req.version)
+        incident_id = new_incident_id()
+        token = await self.store.acquire_lock(app.name, incident_id)
+        if isinstance(token, str):
+            raise UserFacingError(await self._busy_message(app.name, token))
+        try:
+            incident = Incident(
+                id=incident_id,
+                app=app.name,
+                environment=app.environment,
+                requested_version=req.version,
+                reason=req.reason[:_REASON_MAX],
+                requested_by=req.actor.user,
+                steps=new_steps(),
+                lock_token=token,
+            )
+            await self.store.create(incident)
+        except BaseException:
+            await self.store.release_lock(app.name, incident_id)
+            raise
+        await self.store.audit(
+            incident.id, req.actor.user, "opened", f"{req.app} {req.version or '(auto)'}"
+        )
+        incident.thread = await self.notifier.open_thread(incident)
+        await self._save_thread(incident)
+        return await self.apply(incident.id, Begin(), who=req.actor.user)
+
+    async def _save_thread(self, incident: Incident) -> None:
+        for _ in range(20):
+            current = await self.store.load(incident.id)
+            assert current is not None
+            current.thread = incident.thread
+            if await self.store.save(current):
+                return
+
+    async def _check_version_exists(self, app: AppConfig, version: str) -> None:
+        from runners.git import AppRepo
+
+        repo = AppRepo(app.repo, self.workspace / "repos" / app.name)
+        await repo.sync()
+        if repo.resolve(version) is None:
+            raise UserFacingError(
+                f"`{version}` is neither a tag nor a commit of `{app.name}`'s repo. "
+                "Check the version (`git tag -l` in the repo) and try again."
+            )
+
+    async def _busy_message(self, app: str, holder_id: str) -> str:
+        holder = await self.store.load(holder_id)
+        if holder is None:
+            return f"`{app}` already has an open incident `{holder_id}`."
+        link = holder.thread.permalink if holder.thread else ""
+        where = f" <{link}|thread>" if link else ""
+        return (
+            f"`{app}` already has an open incident `{holder.id}`, started by "
+            f"<@{holder.requested_by}> ({holder.status.value}).{where} "
+            f"Follow it there, or `/rollback cancel {holder.id}` first."
+        )
+
+    # ---- transitions --------------------------------------------------------------------
+
+    async def apply(self, incident_id: str, event: Event, *, who: str = "rewind") -> Incident:
+        """Load, transition, save (compare-and-set), then carry out the effects."""
+        for _ in range(50):
+            current = await self.store.load(incident_id)
+            if current is None:
+                raise UserFacingError(f"No incident `{incident_id}`.")
+            app = self.app(current.app)
+            try:
+                incident, effects = transition(current, event, policy_for(app))
+            except Rejected as exc:
+                raise UserFacingError(str(exc)) from None
+            if await self.store.save(incident):
+                await self.store.audit(incident.id, who, _describe(event), incident.status.value)
+                await self._effects(incident, effects)
+                await self.notifier.update_parent(incident)
+                return incident
+        raise RuntimeError(f"incident {incident_id}: too many concurrent writers")
+
+    async def answer(self, incident_id: str, answer: Answer) -> Incident:
+        return await self.apply(incident_id, answer, who=answer.actor.user)
+
+    async def cancel(self, incident_id: str, actor: Actor) -> Incident:
+        return await self.apply(incident_id, Cancel(actor), who=actor.user)
+
+    async def _effects(self, incident: Incident, effects: list[Effect]) -> None:
+        for effect in effects:
+            match effect:
+                case RunStep(step=step, attempt=attempt):
+                    await self.queue.enqueue_step(incident.id, step, attempt)
+                case AskGate(gate=gate):
+                    await self.notifier.ask(incident, gate)
+                case Say(text=text):
+                    await self.notifier.say(incident, text)
+                case Finished():
+                    await self._finished(incident)
+
+    async def _finished(self, incident: Incident) -> None:
+        await self.notifier.flush(incident)
+        rolled_back = any(
+            incident.step(s).status is StepStatus.SUCCEEDED
+            for s in (StepId.REDEPLOY, StepId.DB_ROLLBACK)
+        )
+        if rolled_back:
+            link = incident.thread.permalink if incident.thread else ""
+            await self.store.freeze(
+                Freeze(
+                    app=incident.app,
+                    by=incident.requested_by,
+                    reason=f"rolled back to {incident.target} by incident {incident.id}: "
+                    f"{incident.reason or 'no reason given'}",
+                    incident=incident.id,
+                    link=link,
+                    at=(incident.finished_at or incident.updated_at).isoformat(),
+                )
+            )
+            await self.notifier.say(
+                incident,
+                f":snowflake: `{incident.app}` is now frozen for deploys. An approver lifts it "
+                f"with `/rollback unfreeze {incident.app}` once the fix is ready.",
+            )
+        await self.store.release_lock(incident.app, incident.id)
+        await self.notifier.stakeholders(incident, "end")
+
+    # ---- worker side --------------------------------------------------------------------
+
+    async def run_step(
+        self,
+        incident_id: str,
+        step: StepId,
+        attempt: int,
+        heartbeat: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        incident = await self.store.load(incident_id)
+        if incident is None or not incident.status.open:
+            return
+        rec = incident.step(step)
+        if rec.status is StepStatus.RUNNING:
+            if rec.attempts != attempt:
+                return  # an older job's duplicate; the current attempt owns the step
+            if not SPECS[step].repeatable:
+                await self.notifier.say(
+                    incident,
+                    f":recycle: Worker `{self.worker_id}` took over incident `{incident.id}` "
+                    f"after `{rec.worker}` stopped during “{SPECS[step].title}”.",
+                )
+                await self.apply(incident_id, StepInterrupted(step, rec.worker or "?"))
+                return
+            await self.notifier.say(
+                incident,
+                f":recycle: Worker `{self.worker_id}` resumed incident `{incident.id}` after "
+                f"`{rec.worker}` stopped; “{SPECS[step].title}” is safe to repeat, running it again.",
+            )
+        elif rec.status is not StepStatus.PENDING or rec.attempts >= attempt:
+            return  # already done, waiting for a person, or a stale job
+        run_id = uuid.uuid4().hex
+        try:
+            incident = await self.apply(
+                incident_id, StepStarted(step, run_id, self.worker_id), who=self.worker_id
+            )
+        except UserFacingError:
+            return
+        event = await self._execute(incident, step, run_id, heartbeat)
+        try:
+            await self.apply(incident_id, event, who=self.worker_id)
+        except UserFacingError as exc:
+            log.info("step result for %s/%s dropped: %s", incident_id, step, exc)
+
+    async def _execute(
+        self,
+        incident: Incident,
+        step: StepId,
+        run_id: str,
+        heartbeat: Callable[[], Awaitable[None]] | None,
+    ) -> StepSucceeded | StepFailed:
+        app = self.app(incident.app)
+        runner = self.runner_factory(app)
+        ctx = StepContext(
+            incident=incident,
+            step=step,
+            app=app,
+            apps=self.apps,
+            hosts=runner,
+            notifier=self.notifier,
+            workspace=self.workspace,
+            fence=lambda: self._fence(incident),
+            timeline=lambda: self.store.timeline(incident.id),
+        )
+        if heartbeat is not None:
+            ctx.heartbeat = heartbeat
+        try:
+            await self._fence(incident)
+            outcome: Outcome = await self.bodies[step](ctx)
+            return StepSucceeded(
+                step,
+                run_id,
+                outcome.summary,
+                hosts=outcome.hosts,
+                facts=outcome.facts,
+                criteria=outcome.criteria,
+                skip=outcome.skip,
+            )
+        except StepError as exc:
+            error = ErrorInfo(what=exc.what, host=exc.host, hint=exc.hint, detail=exc.detail)
+            return StepFailed(step, run_id, error, hosts=_hosts(exc), facts=_facts(ctx))
+        except UserFacingError as exc:
+            error = ErrorInfo(what=str(exc), hint="Fix it, then Retry — or Abort.")
+            return StepFailed(step, run_id, error, facts=_facts(ctx))
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]
+            log.exception(
+                "step %s of incident %s failed [error id %s]", step, incident.id, error_id
+            )
+            error = ErrorInfo(
+                what=f"“{SPECS[step].title}” hit an unexpected error (error id {error_id})",
+                hint="The bot's log has the details under that id. Retry, or Abort.",
+            )
+            return StepFailed(step, run_id, error, facts=_facts(ctx))
+        finally:
+            await self.notifier.flush(incident)
+            await runner.close()
+
+    async def _fence(self, incident: Incident) -> None:
+        if not await self.store.holds_lock(incident.app, incident.id, incident.lock_token):
+            raise StepError(
+                f"incident {incident.id} no longer holds the lock on {incident.app}",
+                hint="It was cancelled or finished elsewhere; nothing more is done.",
+            )
+
+    # ---- recovery -----------------------------------------------------------------------
+
+    async def reconcile(self) -> int:
+        """Re-enqueue the step of every running incident (a restart lost no incident).
+
+        The queue's job keys make this safe to call at any time: a job still queued or active is
+        not enqueued twice, and `run_step` ignores a step that is not due.
+        """
+        count = 0
+        for incident in await self.store.open_incidents():
+            rec = incident.current_step()
+            if incident.status is Status.RUNNING and rec is not None:
+                attempt = rec.attempts if rec.status is StepStatus.RUNNING else rec.attempts + 1
+                await self.queue.enqueue_step(incident.id, rec.id, attempt)
+                count += 1
+        return count
+
+
+def _hosts(exc: StepError) -> dict[str, HostResult]:
+    return dict(exc.hosts)
+
+
+def _facts(ctx: StepContext) -> dict[str, object]:
+    """Facts a failing step recorded on its way (e.g. which hosts are already redeployed)."""
+    return dict(ctx.incident.facts)
+
+
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def _describe(event: Event) -> str:
+    name = _CAMEL.sub(" ", type(event).__name__).lower()
+    match event:
+        case StepStarted(step=s) | StepSucceeded(step=s) | StepFailed(step=s):
+            return f"{name}: {SPECS[s].title}"
+        case StepInterrupted(step=s):
+            return f"{name}: {SPECS[s].title}"
+        case Answer(choice=c):
+            return f"answered {c}"
+    return name

@@ -1,0 +1,72 @@
+"""Check the sample app out on a host directory and start or stop it there."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from bot.sample.build import git
+
+EXCLUDES = [
+    ".port",
+    ".db_url",
+    ".pg_url",
+    "app.log",
+    "app.pid",
+    "app.db",
+    "*.sql",
+    "__pycache__/",
+    "nohup.out",
+]
+
+
+def libpq_url(db_url: str) -> str:
+    """`postgresql+psycopg://u@h/db` -> `postgresql://u@h/db` (what psql and pg_dump take)."""
+    return re.sub(r"^(postgres(?:ql)?)\+[A-Za-z0-9_]+://", r"\1://", db_url)
+
+
+def provision_host_checkout(
+    origin: Path, workdir: Path, *, ref: str, app_port: int, db_url: str | None
+) -> None:
+    """Clone `origin` into `workdir` (absent or empty), check out `ref` (detached) and write
+    the host-local files: `.port`, and with `db_url` also `.db_url` (SQLAlchemy URL) and, for
+    PostgreSQL, `.pg_url` (plain libpq URL). They are git-excluded, so `git status` stays clean.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    git(["clone", "--quiet", "--no-checkout", str(origin), str(workdir)], workdir.parent)
+    git(["checkout", "--quiet", "--force", "--detach", ref], workdir)
+    exclude = workdir / ".git" / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    with exclude.open("a", encoding="utf-8") as fh:
+        fh.write("# host-local files of myapp\n" + "\n".join(EXCLUDES) + "\n")
+    (workdir / ".port").write_text(f"{app_port}\n", encoding="utf-8")
+    if db_url:
+        (workdir / ".db_url").write_text(db_url + "\n", encoding="utf-8")
+        if db_url.startswith("postgres"):
+            (workdir / ".pg_url").write_text(libpq_url(db_url) + "\n", encoding="utf-8")
+
+
+def _run_sh(workdir: Path, action: str) -> str:
+    proc = subprocess.run(
+        ["./run.sh", action],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"run.sh {action} in {workdir} failed: {proc.stdout}{proc.stderr}")
+    return proc.stdout.strip()
+
+
+def start_app(workdir: Path) -> str:
+    """`./run.sh start` in `workdir`; returns its output, raises RuntimeError on failure."""
+    return _run_sh(Path(workdir), "start")
+
+
+def stop_app(workdir: Path) -> str:
+    """`./run.sh stop` in `workdir`; returns its output, raises RuntimeError on failure."""
+    return _run_sh(Path(workdir), "stop")

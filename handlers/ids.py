@@ -1,0 +1,44 @@
+"""Action ids and the small JSON model every button carries, parsed and checked in one place."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ValidationError
+
+
+class Action(StrEnum):
+    ROLL_BACK = "rewind_roll_back"
+    FIX_FORWARD = "rewind_fix_forward"
+    APPROVE = "rewind_approve"
+    RESTORE = "rewind_restore"  # approve a restore from backup; `option` names the backup
+    RETRY = "rewind_retry"
+    ABORT = "rewind_abort"
+
+
+CHOICE: dict[Action, str] = {
+    Action.ROLL_BACK: "roll_back",
+    Action.FIX_FORWARD: "fix_forward",
+    Action.APPROVE: "approve",
+    Action.RESTORE: "restore",
+    Action.RETRY: "retry",
+    Action.ABORT: "abort",
+}
+
+
+class ButtonValue(BaseModel):
+    """What a button says when clicked: which incident, which gate (token), what answer."""
+
+    i: str  # incident id
+    t: str  # gate token
+    o: str = ""  # option, e.g. the backup file for a restore
+
+    def dump(self) -> str:
+        return self.model_dump_json(exclude_defaults=True)
+
+    @classmethod
+    def parse(cls, raw: str) -> ButtonValue | None:
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError:
+            return None

@@ -1,0 +1,470 @@
+"""Pytest plugin: the sample app's origin, PostgreSQL databases and real SSH test hosts.
+
+Every host is a real OpenSSH `sshd` on 127.0.0.1 (own port, own host key) running in its own
+mount namespace, where the host's checkout is bind-mounted at the same `workdir` path as on
+every other host. Each checkout has its own app port; the app is started (v1.5.0 by default,
+whose health answers 500). Needs root, `unshare`, `nsenter` and /usr/sbin/sshd.
+
+Fixtures:
+    ssh_keys             (session)  SshKeys: client key + known host-key material dir
+    sample_repo          (function) SampleRepo from bot.sample.build_sample_origin(tmp_path)
+    sample_repo_irreversible (function) same, with v1.6.0 whose migration cannot be downgraded
+    pg_database          (function) SQLAlchemy URL of a fresh PostgreSQL database
+    make_ssh_env         (function) factory: make_ssh_env(count=2, *, ref="v1.5.0", db_url=None,
+                                     migrate=False, start=True, repo=None) -> SshEnv
+    ssh_hosts            (function) list[TestHost] (2, or `indirect` param / @pytest.mark.hosts(n))
+    ssh_env              (function) SshEnv, no database
+    ssh_env_db           (function) SshEnv whose checkouts have .db_url/.pg_url -> pg_database
+    ssh_env_migrated     (function) as ssh_env_db with the DB at v1.5.0's head (d4e5f6a1b2c3)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import pytest
+
+from bot.sample.build import SampleRepo, build_sample_origin
+from bot.sample.hosts import libpq_url, provision_host_checkout
+
+SSHD = "/usr/sbin/sshd"
+WORKDIR_ROOT = Path("/srv/rewind-test")
+PG_ADMIN_URL = os.environ.get("REWIND_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+APP_NAME = "myapp"
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before port {port} opened")
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"port {port} did not open within {timeout}s")
+
+
+def host_path_env() -> str:
+    """PATH for SSH sessions: this interpreter's bin dir first (python3 with alembic, psycopg)."""
+    bindir = str(Path(sys.executable).parent)
+    return ":".join([bindir, "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
+                     "/sbin", "/bin"])  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# data
+
+
+@dataclass(frozen=True)
+class SshKeys:
+    dir: Path
+    client_key: Path  # OpenSSH private key, mode 600
+    client_public: str  # "ssh-ed25519 AAAA... rewind-test"
+
+    def host_key(self, name: str) -> tuple[Path, str]:
+        """(private key path, public key line) of host `name`, created on first use."""
+        path = self.dir / f"host_{name}_ed25519"
+        if not path.exists():
+            key = asyncssh.generate_private_key("ssh-ed25519")
+            path.write_bytes(key.export_private_key("openssh"))
+            path.chmod(0o600)
+            path.with_suffix(".pub").write_bytes(key.export_public_key("openssh"))
+        public = path.with_suffix(".pub").read_text().split()
+        return path, f"{public[0]} {public[1]}"
+
+
+@dataclass
+class TestHost:
+    """One SSH test host. `workdir` is the checkout path as seen over SSH (the same on every
+    host); `real_dir` is where this host's checkout really lives on disk."""
+
+    __test__ = False  # not a test class for pytest
+
+    name: str
+    address: str
+    port: int
+    workdir: str
+    real_dir: Path
+    app_port: int
+    sshd_pid: int = 0
+    sshd_log: Path = field(default_factory=Path)
+    host_key_line: str = ""  # "ssh-ed25519 AAAA..."
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.app_port}/healthz"
+
+    @property
+    def api_health_url(self) -> str:
+        return f"http://127.0.0.1:{self.app_port}/api/health"
+
+    def run(self, cmd: str, *, check: bool = True, timeout: float = 60) -> str:
+        """Run `cmd` with sh in this host's mount namespace, in `workdir`; return stdout+stderr."""
+        proc = subprocess.run(
+            ["nsenter", "-t", str(self.sshd_pid), "-m", "--", "sh", "-c",
+             f"cd {shlex.quote(self.workdir)} && {cmd}"],
+            capture_output=True, text=True, timeout=timeout, check=False,
+            env={**os.environ, "PATH": host_path_env()},
+        )  # fmt: skip
+        out = proc.stdout + proc.stderr
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"[{self.name}] {cmd!r} exited {proc.returncode}: {out}")
+        return out
+
+
+@dataclass
+class SshEnv:
+    hosts: list[TestHost]
+    known_hosts: Path
+    client_key: Path
+    user: str = "root"
+    workdir: str = ""
+    repo: SampleRepo | None = None
+    db_url: str | None = None  # SQLAlchemy URL (postgresql+psycopg://...)
+
+    @property
+    def pg_url(self) -> str | None:
+        return libpq_url(self.db_url) if self.db_url else None
+
+    def connect_kwargs(self, host: TestHost) -> dict[str, Any]:
+        """Keyword arguments for asyncssh.connect() to `host`, host key verified."""
+        return {
+            "host": host.address,
+            "port": host.port,
+            "username": self.user,
+            "client_keys": [str(self.client_key)],
+            "known_hosts": str(self.known_hosts),
+        }
+
+    def app_config(self, app: str = APP_NAME, backup_dir: Path | None = None) -> dict[str, Any]:
+        """An `apps.<app>` entry of config/apps.yaml (commands strategy) for these hosts."""
+        assert self.repo is not None
+        cfg: dict[str, Any] = {
+            "environment": "staging",
+            "repo": str(self.repo.origin),
+            "incident_channel": "C0INCIDENT",
+            "notify": ["C0STAKEHOLDERS"],
+            "operators": ["U0CAROL"],
+            "approvers": ["U0ALICE", "U0BOB"],
+            "ssh": {
+                "user": self.user,
+                "known_hosts": str(self.known_hosts),
+                "client_keys": [str(self.client_key)],
+            },
+            "hosts": [{"name": h.name, "address": h.address, "port": h.port} for h in self.hosts],
+            "deploy": {
+                "strategy": "commands",
+                "workdir": self.workdir,
+                "commands": {
+                    "fetch": "git fetch --tags origin && git checkout --force {ref}",
+                    "install": "pip install -q -r requirements.txt",
+                    "restart": "./run.sh restart",
+                    "status": "./run.sh status",
+                    "logs": "tail -n 50 app.log",
+                    "version": "git describe --tags --always",
+                },
+            },
+            "health": [
+                item
+                for h in self.hosts
+                for item in (
+                    {"url": h.health_url, "status": 200},
+                    {"url": h.api_health_url, "json": {"status": "ok"}},
+                )
+            ],
+            "logs": {"error_pattern": "(?i)\\b(error|critical|traceback)\\b"},
+            "smoke": ["./smoke.sh login", "./smoke.sh checkout"],
+            "monitor": {"duration": "2s", "interval": "1s"},
+        }
+        if self.db_url:
+            bdir = backup_dir or (self.hosts[0].real_dir.parent / "backups")
+            bdir.mkdir(parents=True, exist_ok=True)
+            cfg["database"] = {
+                "run_on": self.hosts[0].name,
+                "alembic": "alembic -c alembic.ini",
+                "backup": 'pg_dump --clean --if-exists "$(cat .pg_url)" > {backup}',
+                "restore": 'psql -q -v ON_ERROR_STOP=1 "$(cat .pg_url)" < {backup}',
+                "verify": "psql \"$(cat .pg_url)\" -tAc 'SELECT COUNT(*) FROM users;'",
+                "backups": f"ls -1t {shlex.quote(str(bdir))}/{app}-*.sql",
+            }
+        return cfg
+
+
+# --------------------------------------------------------------------------------------------
+# sshd
+
+
+SSHD_CONFIG = """\
+ListenAddress 127.0.0.1
+Port {port}
+HostKey {host_key}
+PidFile {pid_file}
+AuthorizedKeysFile {authorized_keys}
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+LogLevel VERBOSE
+PrintMotd no
+MaxStartups 100:30:200
+MaxSessions 50
+SetEnv PATH={path}
+Subsystem sftp internal-sftp
+"""
+
+
+def _start_sshd(host: TestHost, keys: SshKeys, tmp: Path) -> None:
+    key_path, host.host_key_line = keys.host_key(host.name)
+    authorized = tmp / "authorized_keys"
+    if not authorized.exists():
+        authorized.write_text(keys.client_public + "\n")
+    cfg = tmp / f"sshd_{host.name}.conf"
+    cfg.write_text(
+        SSHD_CONFIG.format(
+            port=host.port,
+            host_key=key_path,
+            pid_file=tmp / f"sshd_{host.name}.pid",
+            authorized_keys=authorized,
+            path=host_path_env(),
+        )
+    )
+    Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+    check = subprocess.run([SSHD, "-t", "-f", str(cfg)], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise RuntimeError(f"sshd config invalid: {check.stderr}")
+    host.sshd_log = tmp / f"sshd_{host.name}.log"
+    script = (
+        f"mkdir -p {shlex.quote(host.workdir)} && "
+        f"mount --bind {shlex.quote(str(host.real_dir))} {shlex.quote(host.workdir)} && "
+        f"exec {SSHD} -D -e -f {shlex.quote(str(cfg))}"
+    )
+    with host.sshd_log.open("wb") as log:
+        host.proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    host.sshd_pid = host.proc.pid  # unshare and sh exec, so this is sshd's pid
+    try:
+        wait_port(host.port, host.proc)
+    except Exception as exc:
+        raise RuntimeError(
+            f"sshd of {host.name} did not start: {host.sshd_log.read_text()}"
+        ) from exc
+
+
+def _stop_host(host: TestHost) -> None:
+    if host.proc is not None and host.proc.poll() is None:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            host.run("./run.sh stop", check=False, timeout=15)
+    pid_file = host.real_dir / "app.pid"
+    if pid_file.exists():  # an app left over, whatever started it
+        with contextlib.suppress(ValueError, OSError):
+            os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+    if host.proc is not None:
+        host.proc.terminate()
+        try:
+            host.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            host.proc.kill()
+            host.proc.wait(timeout=5)
+
+
+# --------------------------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture(scope="session")
+def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> SshKeys:
+    d = tmp_path_factory.mktemp("ssh_keys")
+    d.chmod(0o700)
+    key = asyncssh.generate_private_key("ssh-ed25519", comment="rewind-test")
+    client_key = d / "id_ed25519"
+    client_key.write_bytes(key.export_private_key("openssh"))
+    client_key.chmod(0o600)
+    public = key.export_public_key("openssh").decode().strip()
+    (d / "id_ed25519.pub").write_text(public + "\n")
+    return SshKeys(dir=d, client_key=client_key, client_public=public)
+
+
+@pytest.fixture
+def sample_repo(tmp_path: Path) -> SampleRepo:
+    return build_sample_origin(tmp_path / "sample")
+
+
+@pytest.fixture
+def sample_repo_irreversible(tmp_path: Path) -> SampleRepo:
+    return build_sample_origin(tmp_path / "sample-irreversible", irreversible=True)
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    import psycopg
+
+    name = f"rewind_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+MakeSshEnv = Callable[..., SshEnv]
+
+
+@pytest.fixture
+def make_ssh_env(
+    ssh_keys: SshKeys, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[MakeSshEnv]:
+    """Factory: make_ssh_env(count=2, *, ref="v1.5.0", db_url=None, migrate=False, start=True,
+    repo=None) -> SshEnv. Hosts are torn down at the end of the test."""
+    created: list[TestHost] = []
+    roots: list[Path] = []
+
+    def make(
+        count: int = 2,
+        *,
+        ref: str | None = None,
+        db_url: str | None = None,
+        migrate: bool = False,
+        start: bool = True,
+        repo: SampleRepo | None = None,
+    ) -> SshEnv:
+        if repo is None:
+            repo = build_sample_origin(tmp_path / f"origin-{uuid.uuid4().hex[:6]}")
+        ref = ref or repo.bad
+        uid = uuid.uuid4().hex[:10]
+        root = WORKDIR_ROOT / uid
+        roots.append(root)
+        workdir = str(root / APP_NAME)
+        tmp = tmp_path / f"hosts-{uid}"
+        tmp.mkdir()
+        known_hosts = tmp / "known_hosts"
+        hosts: list[TestHost] = []
+        for i in range(count):
+            name = f"web{i + 1}"
+            real_dir = tmp / name / APP_NAME
+            host = TestHost(
+                name=name,
+                address="127.0.0.1",
+                port=free_port(),
+                workdir=workdir,
+                real_dir=real_dir,
+                app_port=free_port(),
+            )
+            provision_host_checkout(
+                repo.origin, real_dir, ref=ref, app_port=host.app_port, db_url=db_url
+            )
+            created.append(host)
+            _start_sshd(host, ssh_keys, tmp)
+            hosts.append(host)
+        known_hosts.write_text(
+            "".join(f"[{h.address}]:{h.port} {h.host_key_line}\n" for h in hosts)
+        )
+        if migrate:
+            if not db_url:
+                raise ValueError("migrate=True needs db_url")
+            hosts[0].run("alembic -c alembic.ini upgrade head")
+        if start:
+            for h in hosts:
+                h.run("./run.sh start")
+        return SshEnv(
+            hosts=hosts,
+            known_hosts=known_hosts,
+            client_key=ssh_keys.client_key,
+            workdir=workdir,
+            repo=repo,
+            db_url=db_url,
+        )
+
+    yield make
+
+    for host in created:
+        _stop_host(host)
+    for root in roots:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _host_count(request: pytest.FixtureRequest) -> int:
+    marker = request.node.get_closest_marker("hosts")
+    if marker is not None and marker.args:
+        return int(marker.args[0])
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None:
+        for name in ("ssh_hosts", "ssh_env", "ssh_env_db", "ssh_env_migrated"):
+            if name in callspec.params:
+                return int(callspec.params[name])
+    return 2
+
+
+@pytest.fixture
+def ssh_env(
+    make_ssh_env: MakeSshEnv, sample_repo: SampleRepo, request: pytest.FixtureRequest
+) -> SshEnv:
+    """Hosts at v1.5.0 (app running, health 500), no database."""
+    return make_ssh_env(_host_count(request), repo=sample_repo)
+
+
+@pytest.fixture
+def ssh_hosts(ssh_env: SshEnv) -> list[TestHost]:
+    return ssh_env.hosts
+
+
+@pytest.fixture
+def ssh_env_db(
+    make_ssh_env: MakeSshEnv,
+    sample_repo: SampleRepo,
+    pg_database: str,
+    request: pytest.FixtureRequest,
+) -> SshEnv:
+    """Hosts at v1.5.0 whose checkouts point at `pg_database` (.db_url/.pg_url); DB empty."""
+    return make_ssh_env(_host_count(request), repo=sample_repo, db_url=pg_database)
+
+
+@pytest.fixture
+def ssh_env_migrated(
+    make_ssh_env: MakeSshEnv,
+    sample_repo: SampleRepo,
+    pg_database: str,
+    request: pytest.FixtureRequest,
+) -> SshEnv:
+    """As ssh_env_db, with the database upgraded to v1.5.0's head (d4e5f6a1b2c3)."""
+    return make_ssh_env(_host_count(request), repo=sample_repo, db_url=pg_database, migrate=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "hosts(count): number of SSH test hosts (default 2)")
