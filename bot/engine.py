@@ -108,14 +108,18 @@ class Engine:
             raise UserFacingError(f"I don't know an app called `{name}`. Known apps: {known}.")
         return app
 
+    @staticmethod
+    def check_version(version: str | None) -> None:
+        if version is not None and not VERSION_RE.match(version):
+            raise UserFacingError(
+                f"`{version[:100]}` is not a version: use a tag or commit "
+                "(letters, digits, `.`, `_`, `/`, `-`; at most 100 characters)."
+            )
+
     def check_request(self, req: OpenRequest) -> AppConfig:
         """Everything that needs neither the repo nor Redis: answered within Slack's 3 s."""
         app = self.app(req.app)
-        if req.version is not None and not VERSION_RE.match(req.version):
-            raise UserFacingError(
-                f"`{req.version[:100]}` is not a version: use a tag or commit "
-                "(letters, digits, `.`, `_`, `/`, `-`; at most 100 characters)."
-            )
+        self.check_version(req.version)
         if reason := policy_for(app).refuse(req.actor, Right.OPERATE):
             raise UserFacingError(reason)
         return app
@@ -204,7 +208,11 @@ class Engine:
         raise RuntimeError(f"incident {incident_id}: too many concurrent writers")
 
     async def answer(self, incident_id: str, answer: Answer) -> Incident:
-        return await self.apply(incident_id, answer, who=answer.actor.user)
+        incident = await self.apply(incident_id, answer, who=answer.actor.user)
+        said = incident.facts.get("answered", {}).get(answer.token)
+        if said:
+            await self.notifier.resolve_gate(incident, answer.token, said)
+        return incident
 
     async def cancel(self, incident_id: str, actor: Actor) -> Incident:
         return await self.apply(incident_id, Cancel(actor), who=actor.user)

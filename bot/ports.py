@@ -69,6 +69,14 @@ class Notifier(Protocol):
         self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
     ) -> None: ...
 
+    async def alert(self, incident: Incident, text: str) -> None:
+        """Urgent: to the thread and every stakeholder channel at once."""
+        ...
+
+    async def resolve_gate(self, incident: Incident, token: str, text: str) -> None:
+        """The gate was answered: replace its buttons with who answered what."""
+        ...
+
 
 class StepQueue(Protocol):
     async def enqueue_step(self, incident_id: str, step: StepId, attempt: int) -> None: ...

@@ -1,0 +1,155 @@
+"""Assembly: settings + apps file -> store, queue, notifier, engine; the web app and the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from saq import Queue
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.apps import AppsFile
+from bot.engine import Engine
+from bot.metrics import OPEN_INCIDENTS, REGISTRY
+from bot.queue import SaqStepQueue, make_queue, make_worker
+from bot.settings import Settings
+from bot.slack_notifier import SlackNotifier, make_client
+from bot.store_redis import RedisStore, connect
+from handlers.groups import GroupResolver
+from handlers.slack import SlackFront, register
+from runners.local import runner_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    apps: AppsFile
+    store: RedisStore
+    queue: Queue
+    client: AsyncWebClient
+    notifier: SlackNotifier
+    engine: Engine
+
+    async def aclose(self) -> None:
+        await self.notifier.aclose()
+        with contextlib.suppress(Exception):
+            await self.queue.disconnect()
+        await self.store.r.aclose()
+
+
+def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
+    store = RedisStore(connect(settings.redis_url))
+    queue = make_queue(settings.redis_url, settings.queue_name)
+    client = make_client(settings.token(), settings.slack_api_url)
+    notifier = SlackNotifier(client, apps)
+    engine = Engine(
+        apps=apps,
+        store=store,
+        notifier=notifier,
+        queue=SaqStepQueue(queue, heartbeat=settings.heartbeat),
+        workspace=settings.workspace,
+        runner_factory=runner_for,
+        worker_id=settings.worker_id,
+    )
+    return Runtime(settings, apps, store, queue, client, notifier, engine)
+
+
+def build_bolt(rt: Runtime) -> AsyncApp:
+    secret = rt.settings.slack_signing_secret
+    bolt = AsyncApp(
+        client=rt.client,
+        signing_secret=secret.get_secret_value() if secret else None,
+        request_verification_enabled=secret is not None,
+        name="rewind",
+    )
+    register(bolt, SlackFront(rt.engine, rt.store, GroupResolver(rt.client, rt.apps)))
+    return bolt
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+BOLT = web.AppKey("bolt", AsyncApp)
+
+
+async def slack_events(request: web.Request) -> web.Response:
+    bolt = request.app[BOLT]
+    response = await bolt.async_dispatch(await to_bolt_request(request))
+    return await to_aiohttp_response(response)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    ok = await request.app[RUNTIME].store.ping()
+    return web.json_response({"redis": ok}, status=200 if ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    with contextlib.suppress(Exception):
+        OPEN_INCIDENTS.set(len(await request.app[RUNTIME].store.open_incidents()))
+    return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def freeze_status(request: web.Request) -> web.Response:
+    """For CI pipelines: 423 while the app is frozen after a rollback, 200 when it may deploy."""
+    rt = request.app[RUNTIME]
+    app = request.match_info["app"]
+    if rt.apps.app(app) is None:
+        return web.json_response({"app": app, "error": "unknown app"}, status=404)
+    freeze = await rt.store.frozen(app)
+    if freeze is None:
+        return web.json_response({"app": app, "frozen": False})
+    body: dict[str, Any] = {"frozen": True, **asdict(freeze)}
+    return web.json_response(body, status=423)
+
+
+def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
+    app = web.Application()
+    app[RUNTIME] = rt
+    app[BOLT] = build_bolt(rt)
+    app.router.add_post("/slack/events", slack_events)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/freeze/{app}", freeze_status)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run_worker(rt)) if with_worker else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await rt.aclose()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+async def run_worker(rt: Runtime) -> None:
+    s = rt.settings
+
+    async def startup() -> None:
+        count = await rt.engine.reconcile()
+        if count:
+            log.info("re-enqueued %d running incident(s) after start", count)
+
+    worker = make_worker(
+        rt.queue,
+        rt.engine.run_step,
+        heartbeat=s.heartbeat,
+        sweep=s.sweep,
+        concurrency=s.worker_concurrency,
+        worker_id=s.worker_id,
+        startup=startup,
+    )
+    try:
+        await worker.start()
+    finally:
+        await worker.stop()

@@ -1,0 +1,98 @@
+"""The step queue on Redis, with saq: any number of workers share the steps.
+
+A job is one attempt of one step. Its key (`incident:step:attempt`) makes enqueueing the same
+attempt twice a no-op while it is queued or running. A worker beats its job's heartbeat while
+the step runs; when a worker dies, another worker's sweep finds the job stuck and runs it again,
+and `Engine.run_step` decides whether the step may be repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from saq import Job, Queue, Worker
+
+from bot.workflow.model import StepId
+
+log = logging.getLogger(__name__)
+RUN_STEP = "run_step"
+
+
+class SaqStepQueue:
+    """`bot.ports.StepQueue` on saq."""
+
+    def __init__(self, queue: Queue, *, heartbeat: int = 15) -> None:
+        self.queue = queue
+        self.heartbeat = heartbeat
+
+    async def enqueue_step(self, incident_id: str, step: StepId, attempt: int) -> None:
+        await self.queue.enqueue(
+            RUN_STEP,
+            key=f"{incident_id}:{step.value}:{attempt}",
+            incident_id=incident_id,
+            step=step.value,
+            attempt=attempt,
+            heartbeat=self.heartbeat,
+            timeout=0,  # steps such as monitor run for many minutes; the heartbeat guards them
+            retries=5,
+            retry_delay=0.5,
+        )
+
+
+def make_queue(redis_url: str, name: str) -> Queue:
+    return Queue.from_url(redis_url, name=name)
+
+
+@contextlib.asynccontextmanager
+async def beating(job: Job, every: float) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Keep `job` alive while the step runs; also hands the step a manual beat."""
+
+    async def beat() -> None:
+        with contextlib.suppress(Exception):
+            await job.update()
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(every)
+            await beat()
+
+    task = asyncio.create_task(loop())
+    try:
+        yield beat
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def make_worker(
+    queue: Queue,
+    run: Callable[[str, StepId, int, Callable[[], Awaitable[None]]], Awaitable[None]],
+    *,
+    heartbeat: int,
+    sweep: int,
+    concurrency: int,
+    worker_id: str,
+    startup: Callable[[], Awaitable[None]] | None = None,
+) -> Worker[Any]:
+    async def run_step(ctx: dict[str, Any], *, incident_id: str, step: str, attempt: int) -> None:
+        job: Job = ctx["job"]
+        async with beating(job, max(heartbeat / 3, 0.5)) as beat:
+            await run(incident_id, StepId(step), attempt, beat)
+
+    async def on_start(ctx: dict[str, Any]) -> None:
+        if startup is not None:
+            await startup()
+
+    return Worker(
+        queue,
+        functions=[(RUN_STEP, run_step)],
+        concurrency=concurrency,
+        id=worker_id,
+        startup=on_start,
+        timers={"sweep": sweep, "schedule": 1, "abort": 1, "worker_info": 10},
+    )

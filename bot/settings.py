@@ -1,0 +1,40 @@
+"""One settings object, built at start-up from the environment (names per CONTRACT)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    redis_url: str = "redis://localhost:6379/0"
+    config_path: Path = Field(
+        default=Path("config/apps.yaml"), validation_alias=AliasChoices("REWIND_CONFIG")
+    )
+    port: int = 3000
+    # Not in the contract, for operators and tests: where the bot keeps its clones, the queue's
+    # name, and how fast a dead worker's job is taken over.
+    workspace: Path = Field(default=Path("var"), validation_alias=AliasChoices("REWIND_WORKSPACE"))
+    queue_name: str = Field(default="rewind", validation_alias=AliasChoices("REWIND_QUEUE"))
+    heartbeat: int = Field(default=15, validation_alias=AliasChoices("REWIND_HEARTBEAT"))
+    sweep: int = Field(default=5, validation_alias=AliasChoices("REWIND_SWEEP"))
+    worker_concurrency: int = Field(default=10, validation_alias=AliasChoices("REWIND_CONCURRENCY"))
+    worker_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}",
+        validation_alias=AliasChoices("REWIND_WORKER_ID"),
+    )
+
+    def token(self) -> str:
+        if self.slack_bot_token is None:
+            raise SystemExit("SLACK_BOT_TOKEN is not set: `serve` needs the bot token (xoxb-…).")
+        return self.slack_bot_token.get_secret_value()

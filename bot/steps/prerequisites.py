@@ -1,0 +1,34 @@
+"""Prerequisites: checked, not assumed — the issue confirmed, stakeholders told, the policy."""
+
+from __future__ import annotations
+
+from bot.errors import StepError
+from bot.steps.context import Outcome, StepContext
+
+
+async def run(ctx: StepContext) -> Outcome:
+    inc = ctx.incident
+    if not inc.reason.strip():
+        raise StepError(
+            "the issue is not confirmed: no reason was given",
+            hint="Say what broke (cancel and start again with a reason).",
+        )
+    notified = list(ctx.facts.get("notified_start", []))
+    if not notified and ctx.app.notify:
+        notified = await ctx.notifier.stakeholders(inc, "start")
+    missing = sorted(set(ctx.app.notify) - set(notified))
+    facts = {"notified_start": notified}
+    if missing:
+        raise StepError(
+            "stakeholders could not be notified in " + ", ".join(f"<#{c}>" for c in missing),
+            hint="Invite the bot to those channels (or fix `notify`), then Retry.",
+        )
+    policy = (
+        "production: an approver other than the requester must approve the start and any "
+        "database change (four-eyes)"
+        if inc.production
+        else f"{inc.environment}: database changes need an approver"
+    )
+    told = ", ".join(f"<#{c}>" for c in notified) or "no stakeholder channels configured"
+    summary = f"Issue: “{inc.reason}”. Stakeholders told: {told}. Policy: {policy}."
+    return Outcome(summary=summary, facts={**facts, "policy": policy})

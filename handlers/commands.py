@@ -1,0 +1,52 @@
+"""`/rollback …`: parsing, and what each subcommand does, for Slack and the terminal alike."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.errors import UserFacingError
+
+SUBCOMMANDS = {"status", "list", "cancel", "unfreeze", "help"}
+# A second word is taken as the version when it looks like one; otherwise it starts the reason.
+_LOOKS_LIKE_VERSION = re.compile(r"^(v?\d|[0-9a-f]{7,40}$|.*[./])|[;&|$`<>(){}\\'\"]", re.I)
+
+
+@dataclass(frozen=True)
+class Command:
+    kind: str  # start | status | list | cancel | unfreeze | help
+    app: str = ""
+    version: str | None = None
+    reason: str = ""
+    target: str = ""  # APP or INCIDENT for status / cancel / unfreeze
+
+
+def parse(text: str) -> Command:
+    words = text.strip().split()
+    if not words or words[0].lower() == "help":
+        return Command("help")
+    head = words[0].lower()
+    if head in SUBCOMMANDS:
+        arg = words[1] if len(words) > 1 else ""
+        if head in {"cancel", "unfreeze"} and not arg:
+            what = "INCIDENT" if head == "cancel" else "APP"
+            raise UserFacingError(f"Usage: `/rollback {head} {what}`")
+        return Command(head, target=arg)
+    app, rest = words[0], words[1:]
+    version: str | None = None
+    if rest and _LOOKS_LIKE_VERSION.search(rest[0]):
+        version, rest = rest[0], rest[1:]
+    return Command("start", app=app, version=version, reason=" ".join(rest))
+
+
+HELP = """*Rewind* rolls back a failed deployment and recovers the service, step by step \
+from the runbook, in one thread.
+• `/rollback APP VERSION reason…` — start: e.g. `/rollback myapp v1.4.2 checkout returns 500`
+• `/rollback APP reason…` — the same; Rewind proposes the version before the deployed one
+• `/rollback status [APP|INCIDENT]` — where an incident stands
+• `/rollback list` — open and recent incidents
+• `/rollback cancel INCIDENT` — stop an incident (says what was and was not rolled back)
+• `/rollback unfreeze APP` — lift the deploy freeze after a rollback (approvers)
+• `/rollback help` — this text
+Buttons in the thread: *Roll back* / *Fix forward*, *Approve*, *Retry*, *Abort*. In production, \
+someone other than the requester must approve."""
