@@ -169,7 +169,7 @@ class Engine:
 
         repo = AppRepo(app.repo, self.workspace / "repos" / app.name)
         await repo.sync()
-        if repo.resolve(version) is None:
+        if await repo.resolve(version) is None:
             raise UserFacingError(
                 f"`{version}` is neither a tag nor a commit of `{app.name}`'s repo. "
                 "Check the version (`git tag -l` in the repo) and try again."

@@ -11,17 +11,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_prefix="", extra="ignore", case_sensitive=False, populate_by_name=True
+    )
 
-    slack_bot_token: SecretStr | None = None
-    slack_signing_secret: SecretStr | None = None
-    slack_app_token: SecretStr | None = None
-    slack_api_url: str = "https://slack.com/api/"
-    redis_url: str = "redis://localhost:6379/0"
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    redis_url: str = Field(default="redis://localhost:6379/0", alias="REDIS_URL")
     config_path: Path = Field(
         default=Path("config/apps.yaml"), validation_alias=AliasChoices("REWIND_CONFIG")
     )
-    port: int = 3000
+    port: int = Field(default=3000, alias="PORT")
     # Not in the contract, for operators and tests: where the bot keeps its clones, the queue's
     # name, and how fast a dead worker's job is taken over.
     workspace: Path = Field(default=Path("var"), validation_alias=AliasChoices("REWIND_WORKSPACE"))

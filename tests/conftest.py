@@ -1,0 +1,54 @@
+"""Shared fixtures: real Redis, the Slack fake, real SSH hosts, and the bot itself."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.harness import Bot, running_bot, settings_env, write_apps
+from tests.slack_fake import SlackFake
+
+pytest_plugins = ["tests.fixtures_hosts"]
+
+REDIS_URL = "redis://127.0.0.1:6379/9"
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackFake]:
+    async with SlackFake() as fake:
+        fake.usergroups["S0ONCALL"] = ["U0DAVE"]
+        yield fake
+
+
+@pytest.fixture
+def make_bot(
+    slack: SlackFake, redis_url: str, tmp_path: Path
+) -> Any:
+    """`async with make_bot(apps_dict) as bot:` — the bot serving those apps."""
+
+    def factory(apps: dict[str, Any], *, with_worker: bool = True) -> Any:
+        config = write_apps(tmp_path / "apps.yaml", apps, tmp_path / "incidents")
+        env = settings_env(slack, redis_url, config, tmp_path / "workspace")
+        return running_bot(slack, env, with_worker=with_worker)
+
+    return factory
+
+
+@pytest.fixture
+async def bot(make_bot: Any, ssh_env: Any) -> AsyncIterator[Bot]:
+    """The bot serving `myapp` on two real SSH hosts at v1.5.0 (no database)."""
+    async with make_bot({"myapp": ssh_env.app_config()}) as b:
+        yield b

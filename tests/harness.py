@@ -1,0 +1,158 @@
+"""The bot, really running: its HTTP endpoint on 127.0.0.1, a worker, real Redis, the Slack fake.
+
+Tests talk to it only as Slack would: signed requests to `/slack/events`, and they read what a
+person would see from the fake's message store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from aiohttp import web
+
+from bot.app import Runtime, build_runtime, run_worker, web_app
+from bot.apps import load_apps
+from bot.settings import Settings
+from tests.slack_fake import SentResponse, SlackFake, buttons, click, send_command
+
+SECRET = "test-signing-secret"
+INCIDENT_CHANNEL = "C0INCIDENT"
+_names = itertools.count(1)
+
+
+@dataclass
+class Bot:
+    slack: SlackFake
+    runtime: Runtime
+    url: str
+    session: aiohttp.ClientSession
+    config_path: Path
+    env: dict[str, str]
+    worker: asyncio.Task[None] | None = None
+    responses: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def events_url(self) -> str:
+        return f"{self.url}/slack/events"
+
+    async def command(
+        self, text: str, user: str = "U0CAROL", **kw: Any
+    ) -> tuple[SentResponse, str]:
+        """Send `/rollback text`; returns the HTTP answer and the response_url it used."""
+        name = f"cmd{next(self.responses)}"
+        response_url = self.slack.response_url(name)
+        resp = await send_command(
+            self.session, self.events_url, SECRET, text=text, user_id=user,
+            response_url=response_url, **kw,
+        )
+        return resp, name
+
+    async def reply(self, name: str, timeout: float = 20) -> str:
+        """What the bot told the user through a command's response_url."""
+        call = await self.slack.wait_for(
+            lambda c: c.method == "response_url" and c.args.get("name") == name, timeout=timeout
+        )
+        return str(call.args.get("text", ""))
+
+    def parent(self) -> dict[str, Any]:
+        return self.slack.messages(INCIDENT_CHANNEL, top_level=True)[-1]
+
+    def thread(self) -> list[dict[str, Any]]:
+        return self.slack.thread(INCIDENT_CHANNEL, str(self.parent()["ts"]))
+
+    def thread_text(self) -> str:
+        return "\n".join(self.slack.all_text(m) for m in self.thread())
+
+    async def gate(self, label: str, timeout: float = 60) -> dict[str, Any]:
+        """Wait for the newest thread message that has a button containing `label`."""
+
+        def find() -> dict[str, Any] | None:
+            if not self.slack.messages(INCIDENT_CHANNEL, top_level=True):
+                return None
+            for msg in reversed(self.thread()):
+                if any(label.lower() in b.text.lower() for b in buttons(msg)):
+                    return msg
+            return None
+
+        await self.slack.wait_until(lambda: find() is not None, timeout=timeout, what=label)
+        found = find()
+        assert found is not None
+        return found
+
+    async def click(
+        self, message: dict[str, Any], label: str, user: str, **kw: Any
+    ) -> tuple[SentResponse, str]:
+        name = f"act{next(self.responses)}"
+        resp = await click(
+            self.session, self.events_url, SECRET, message=message, label=label, user_id=user,
+            channel_id=INCIDENT_CHANNEL, response_url=self.slack.response_url(name), **kw,
+        )
+        return resp, name
+
+    async def incident(self) -> Any:
+        incidents = await self.runtime.store.recent_incidents(1)
+        return incidents[0] if incidents else None
+
+    async def wait_status(self, *statuses: str, timeout: float = 90) -> Any:
+        async def check() -> Any:
+            inc = await self.incident()
+            return inc if inc is not None and inc.status.value in statuses else None
+
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            if (inc := await check()) is not None:
+                return inc
+            await asyncio.sleep(0.1)
+        inc = await self.incident()
+        raise AssertionError(f"incident never reached {statuses}: {inc and inc.status}")
+
+
+def write_apps(path: Path, apps: dict[str, Any], incidents_dir: Path) -> Path:
+    path.write_text(yaml.safe_dump({"apps": apps, "incidents": {"dir": str(incidents_dir)}}))
+    return path
+
+
+def settings_env(slack: SlackFake, redis_url: str, config: Path, workspace: Path) -> dict[str, str]:
+    return {
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "REDIS_URL": redis_url,
+        "REWIND_CONFIG": str(config),
+        "REWIND_WORKSPACE": str(workspace),
+        "REWIND_QUEUE": f"rewind-test-{next(_names)}",
+        "REWIND_HEARTBEAT": "2",
+        "REWIND_SWEEP": "1",
+    }
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    slack: SlackFake, env: dict[str, str], *, with_worker: bool = True
+) -> AsyncIterator[Bot]:
+    settings = Settings.model_validate(env)
+    apps = load_apps(settings.config_path)
+    runtime = build_runtime(settings, apps)
+    app = web_app(runtime, with_worker=with_worker)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async with aiohttp.ClientSession() as session:
+        bot = Bot(slack, runtime, f"http://127.0.0.1:{port}", session, settings.config_path, env)
+        try:
+            yield bot
+        finally:
+            await runner.cleanup()
+
+
+__all__ = ["Bot", "running_bot", "run_worker", "settings_env", "write_apps"]
