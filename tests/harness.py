@@ -65,6 +65,15 @@ class Bot:
     def parent(self) -> dict[str, Any]:
         return self.slack.messages(INCIDENT_CHANNEL, top_level=True)[-1]
 
+    async def parent_shows(self, *texts: str, timeout: float = 10) -> str:
+        """The parent is updated at most once a second: wait until it shows `texts`."""
+        await self.slack.wait_until(
+            lambda: all(t in self.slack.all_text(self.parent()) for t in texts),
+            timeout=timeout,
+            what=f"parent showing {texts}",
+        )
+        return str(self.slack.all_text(self.parent()))
+
     def thread(self) -> list[dict[str, Any]]:
         return self.slack.thread(INCIDENT_CHANNEL, str(self.parent()["ts"]))
 

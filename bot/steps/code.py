@@ -1,0 +1,146 @@
+"""Step 2 — Roll back code: the `hotfix/rollback-…` branch, made in the bot's clone and pushed.
+
+Assess finds what to go back to and which method fits; this step makes the branch the redeploy
+step fetches on the hosts. Nothing here touches a host.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.errors import StepError
+from bot.steps.context import Outcome, StepContext
+from runners.git import AppRepo, CommitInfo, Method, hotfix_branch, redact
+
+MAX_COMMITS = 50  # a thread is no place for a whole release history
+
+
+def app_repo(ctx: StepContext) -> AppRepo:
+    return AppRepo(ctx.app.repo, ctx.workspace / "repos" / ctx.app.name)
+
+
+def oneline(commits: list[CommitInfo], limit: int = MAX_COMMITS) -> str:
+    """`git log --oneline` text, with a line saying how many were left out."""
+    lines = [c.oneline() for c in commits[:limit]]
+    if len(commits) > limit:
+        lines.append(f"… and {len(commits) - limit} more")
+    return "\n".join(lines)
+
+
+async def _sync(ctx: StepContext, repo: AppRepo) -> None:
+    for note in await repo.sync():
+        await ctx.say(f":information_source: {note}")
+
+
+async def _not_found(repo: AppRepo, version: str, what: str) -> StepError:
+    tags = await repo.recent_tags()
+    known = ", ".join(f"`{t}`" for t in tags) or "none"
+    return StepError(
+        f"{what} `{version}` is not a tag, a branch or a commit of {redact(repo.url)}",
+        hint=f"Recent tags: {known}. Start again with one of them.",
+    )
+
+
+async def assess_code(ctx: StepContext, deployed: str) -> dict[str, Any]:
+    """What to go back to, what lies between, and how: facts for the assess message."""
+    repo = app_repo(ctx)
+    await _sync(ctx, repo)
+    deployed_sha = await repo.resolve(deployed)
+    if deployed_sha is None:
+        raise await _not_found(repo, deployed, "The deployed version (read on the hosts)")
+    requested = ctx.incident.requested_version
+    if requested:
+        target = requested
+    else:
+        previous = await repo.previous_tag(deployed_sha)
+        if previous is None:
+            raise StepError(
+                f"there is no tag before the deployed version `{deployed}`",
+                hint="Name the version to go back to: `/rollback APP VERSION`.",
+            )
+        target = previous
+    target_sha = await repo.resolve(target)
+    if target_sha is None:
+        raise await _not_found(repo, target, "Version")
+    plan = await repo.plan(target_sha, deployed_sha)
+    return {
+        "target": target,
+        "target_sha": target_sha,
+        "deployed_sha": deployed_sha,
+        "commits": [c.fact() for c in plan.commits[:MAX_COMMITS]],
+        "commit_count": len(plan.commits),
+        "git_log": oneline(plan.commits),
+        "merges": [c.fact() for c in plan.merges],
+        "code_methods": list(plan.methods),
+        "code_method_recommended": plan.recommended,
+        "code_method_reason": plan.reason,
+        "hotfix_branch": hotfix_branch(ctx.app.name, target, ctx.incident.id),
+    }
+
+
+async def run(ctx: StepContext) -> Outcome:
+    facts = ctx.facts
+    target = ctx.incident.target
+    if not target or "target_sha" not in facts or "deployed_sha" not in facts:
+        raise StepError(
+            "the assessment did not record the target and deployed commits",
+            hint="Retry the incident from the start.",
+        )
+    target_sha, deployed_sha = str(facts["target_sha"]), str(facts["deployed_sha"])
+    repo = app_repo(ctx)
+    await _sync(ctx, repo)
+    now = await repo.resolve(target)
+    if now != target_sha:
+        # A tag that moved since assess means the approval was for other code.
+        raise StepError(
+            f"`{target}` now points at {now[:12] if now else 'nothing'}, not {target_sha[:12]} as "
+            "when it was assessed",
+            hint="Start a new rollback so the new commit is assessed and approved.",
+        )
+    methods = [str(m) for m in facts.get("code_methods", ["tag"])]
+    method = str(facts.get("code_method") or facts.get("code_method_recommended") or "tag")
+    if method not in ("revert", "tag"):
+        raise StepError(f"unknown way to roll back code: `{method}`", hint="Choose revert or tag.")
+    if method not in methods:
+        raise StepError(
+            f"`{method}` is not possible for this rollback",
+            hint=f"Possible: {', '.join(methods)}. {facts.get('code_method_reason', '')}".strip(),
+        )
+    chosen: Method = "revert" if method == "revert" else "tag"
+    branch = hotfix_branch(ctx.app.name, target, ctx.incident.id)
+
+    existing = await repo.remote_branch(branch)
+    if existing is not None:
+        if not await repo.is_rollback(existing, target_sha, deployed_sha):
+            raise StepError(
+                f"origin already has `{branch}` at {existing[:12]}, and it is not a rollback "
+                f"to `{target}`",
+                hint="Someone else pushed it: delete it on origin (or rename it), then Retry.",
+            )
+        sha, verb = existing, "Reused"
+    else:
+        sha = await repo.create_hotfix(branch, target_sha, deployed_sha, chosen)
+        await repo.push(branch)
+        verb = "Pushed"
+
+    undone = await repo.commits_between(target_sha, deployed_sha)
+    added = await repo.commits_between(deployed_sha, sha) if sha != target_sha else []
+    how = (
+        f"{len(added)} revert commit(s) on top of the deployed version"
+        if added
+        else f"at `{target}` as it is"
+    )
+    text = f"{verb} `{branch}` to origin at `{sha[:12]}` ({how})."
+    if added:
+        text += f"\n*Revert commits:*\n```\n{oneline(added)}\n```"
+    if undone:
+        text += f"\n*Undone* (`git log --oneline {target}..deployed`):\n```\n{oneline(undone)}\n```"
+    await ctx.say(text)
+    return Outcome(
+        summary=f"{verb} `{branch}` at `{sha[:12]}` ({how})",
+        facts={
+            "hotfix_ref": branch,
+            "hotfix_sha": sha,
+            "code_method": "revert" if added else "tag",
+        },
+    )

@@ -1,0 +1,546 @@
+"""Step 3 — Roll back the database with alembic, or restore it from a backup.
+
+Alembic only ever runs on the `run_on` host, in its checkout. That checkout still holds the
+deployed (newer) version while this step runs: the older code does not know the newer
+revisions, so the downgrade must happen before the redeploy moves the hosts back.
+Revision files are read from the bot's clone as text (`runners.alembic_static`), never imported.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import re
+import shlex
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.apps import DatabaseConfig, HostConfig
+from bot.errors import HostError, StepError, UserFacingError
+from bot.ports import CommandResult
+from bot.steps.code import app_repo
+from bot.steps.context import Outcome, StepContext
+from bot.workflow.model import Criterion, HostResult
+from runners import alembic_static, commands
+from runners.alembic_static import Revision, UnknownRevision
+
+PREVIEW_LINES = 30
+PREVIEW_CHARS = 2500
+MAX_BACKUPS = 20
+_CURRENT_LINE = re.compile(r"^([A-Za-z0-9_]+)((?:\s+\([a-z ]+\))*)\s*$")
+_LOG_LINE = re.compile(r"^(INFO|WARNING|WARN|ERROR|DEBUG)\s+\[")
+_HEX = re.compile(r"^[0-9a-f]{6,40}$")
+
+
+def _db(ctx: StepContext) -> DatabaseConfig | None:
+    return ctx.app.database
+
+
+def _run_on(ctx: StepContext, db: DatabaseConfig) -> HostConfig:
+    return ctx.app.host(db.run_on)
+
+
+def _cmd(ctx: StepContext, host: HostConfig, template: str, **values: str) -> str:
+    """A database command, filled like the deploy commands and run in the host's workdir."""
+    rendered = commands.render(template, commands.host_values(ctx.app, host, **values))
+    return commands.in_workdir(ctx.app, host, rendered)
+
+
+def _alembic(ctx: StepContext, db: DatabaseConfig, host: HostConfig, args: str, **v: str) -> str:
+    return _cmd(ctx, host, f"{db.alembic} {args}", **v)
+
+
+def short(rev: str | None) -> str:
+    return rev[:4] if rev else "base"
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"  # pragma: no cover
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# ---- reading the database's revision ------------------------------------------------------
+
+
+def parse_current(output: str, known: set[str]) -> list[str]:
+    """Revision ids in the output of `alembic current` (log lines and noise skipped)."""
+    found: list[str] = []
+    for line in output.splitlines():
+        match = _CURRENT_LINE.match(line.strip())
+        if not match:
+            continue
+        rev, marks = match.group(1), match.group(2)
+        if rev in known or marks or _HEX.match(rev):
+            found.append(rev)
+    return found
+
+
+async def current_revision(ctx: StepContext, known: set[str]) -> str | None:
+    """`alembic current` on `run_on`; None for an empty database."""
+    db = _db(ctx)
+    assert db is not None
+    host = _run_on(ctx, db)
+    result = await ctx.run(host, _alembic(ctx, db, host, "current"), stream=False)
+    if not result.ok:
+        raise StepError(
+            f"`alembic current` failed (exit {result.exit_status})",
+            host=host.name,
+            hint="Is the database up and the checkout's alembic configured? Fix it, then Retry.",
+            detail=result.tail(),
+        )
+    revs = parse_current(result.output, known)
+    if len(revs) > 1:
+        raise StepError(
+            f"the database has several alembic heads ({', '.join(revs)})",
+            host=host.name,
+            hint="Merge them by hand or restore from a backup; Rewind does not guess which.",
+        )
+    return revs[0] if revs else None
+
+
+async def _revisions(ctx: StepContext, db: DatabaseConfig, *refs: str) -> dict[str, Revision]:
+    repo = app_repo(ctx)
+    revs: dict[str, Revision] = {}
+    for ref in refs:
+        revs.update(alembic_static.parse_files(await repo.files_at(ref, db.versions_dir)))
+    return revs
+
+
+def _summary(current: str | None, target: str | None, undo: list[Revision]) -> str:
+    if not undo:
+        return "migrations: none"
+    messages = "; ".join(r.message or r.revision for r in undo)
+    return f"migrations: {len(undo)} to undo ({short(current)} → {short(target)}: {messages})"
+
+
+async def assess_db(
+    ctx: StepContext, target_ref: str, deployed_ref: str | None = None
+) -> dict[str, Any]:
+    """The revision the target expects, the one the database is at, and what lies between.
+
+    Revision files come from both the target and the deployed commit (default: the
+    `deployed_sha` fact), so the database's newer revision is known too.
+    """
+    db = _db(ctx)
+    empty: dict[str, Any] = {
+        "db_target_revision": None,
+        "db_current_revision": None,
+        "migrations": [],
+        "irreversible": False,
+        "db_summary": "migrations: none (no database configured)",
+    }
+    if db is None:
+        return empty
+    deployed_ref = deployed_ref or ctx.facts.get("deployed_sha")
+    target_revs = await _revisions(ctx, db, target_ref)
+    revs = await _revisions(ctx, db, *(r for r in (deployed_ref, target_ref) if r))
+    target_heads = alembic_static.heads(target_revs)
+    if len(target_heads) > 1:
+        raise StepError(
+            f"`{target_ref}` has several alembic heads ({', '.join(target_heads)})",
+            hint="Rewind downgrades to one revision only; roll the database back by hand.",
+        )
+    target = target_heads[0] if target_heads else None
+    current = await current_revision(ctx, set(revs))
+    try:
+        undo = alembic_static.to_undo(revs, current, target)
+    except UnknownRevision as exc:
+        raise StepError(
+            f"the database is at revision `{exc.revision}`, which neither the deployed nor the "
+            "target version defines",
+            host=db.run_on,
+            hint="Someone migrated it from another branch: roll it back by hand or restore a "
+            "backup, then Retry.",
+        ) from None
+    return {
+        "db_target_revision": target,
+        "db_current_revision": current,
+        "migrations": [r.fact() for r in undo],
+        "irreversible": any(r.irreversible for r in undo),
+        "db_summary": _summary(current, target, undo),
+    }
+
+
+# ---- backups ------------------------------------------------------------------------------
+
+
+def backup_location(db: DatabaseConfig, app: str, incident: str, now: datetime) -> str:
+    """Where the new backup goes: `backup_dir` if set, else the directory the `backups`
+    command lists, named so that listing finds it."""
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    inc = re.sub(r"[^A-Za-z0-9._-]+", "-", incident).strip("-") or "incident"
+    directory, name = db.backup_dir, f"{app}-{inc}-{stamp}.sql"
+    globs = [w for w in shlex.split(db.backups or "") if "*" in w and w.startswith("/")]
+    if globs:
+        glob_dir, pattern = posixpath.split(globs[0])
+        if "backup_dir" not in db.model_fields_set and not any(c in glob_dir for c in "*?["):
+            directory = glob_dir
+        head, star, tail = pattern.partition("*")
+        candidate = f"{head}{inc}-{stamp}{tail}" if head else f"{app}-{inc}-{stamp}{tail}"
+        if star and fnmatch.fnmatch(candidate, pattern):
+            name = candidate
+    return posixpath.join(directory, name)
+
+
+def _backup_fact(path: str, size: int, mtime: float, *, own: bool, before: bool) -> dict[str, Any]:
+    return {
+        "path": path,
+        "name": posixpath.basename(path),
+        "size": size,
+        "size_text": human_size(size),
+        "time": _iso(mtime),
+        "mtime": mtime,
+        "own": own,
+        "before_deploy": before,
+    }
+
+
+async def _stat(
+    ctx: StepContext, host: HostConfig, paths: list[str]
+) -> dict[str, tuple[int, float]]:
+    if not paths:
+        return {}
+    quoted = " ".join(shlex.quote(commands.check_value("backup", p)) for p in paths)
+    cmd = commands.in_workdir(ctx.app, host, f"stat -c '%s %Y %n' -- {quoted}")
+    result = await ctx.run(host, cmd, stream=False)
+    found: dict[str, tuple[int, float]] = {}
+    for line in result.output.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
+            found[parts[2]] = (int(parts[0]), float(parts[1]))
+    return found
+
+
+async def _listed_backups(ctx: StepContext, db: DatabaseConfig, host: HostConfig) -> list[str]:
+    if not db.backups:
+        return []
+    result = await ctx.run(host, _cmd(ctx, host, db.backups), stream=False)
+    paths = []
+    for line in result.output.splitlines():
+        # `ls` of a glob that matches nothing prints an error, not a file; and a name that
+        # cannot go into the restore command is no use either.
+        try:
+            paths.append(commands.check_value("backup", line.strip()))
+        except UserFacingError:
+            continue
+    return paths[:MAX_BACKUPS]
+
+
+async def _deployed_at(ctx: StepContext, host: HostConfig) -> float | None:
+    """When the deployed version went live: the `deployed_at` fact, else the time the
+    checkout on `run_on` last moved (its HEAD reflog)."""
+    given = ctx.facts.get("deployed_at")
+    if isinstance(given, int | float):
+        return float(given)
+    if isinstance(given, str) and given:
+        try:
+            return datetime.fromisoformat(given.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    cmd = commands.in_workdir(ctx.app, host, "git reflog -1 --date=unix --format=%gd HEAD")
+    result = await ctx.run(host, cmd, stream=False)
+    match = re.search(r"@\{(\d+)\}", result.output)
+    return float(match.group(1)) if match and result.ok else None
+
+
+def _preview(sql: str) -> str:
+    lines = sql.splitlines()
+    text = "\n".join(lines[:PREVIEW_LINES])[:PREVIEW_CHARS]
+    if len(text) < len(sql.rstrip()):
+        text += f"\n-- … trimmed: {len(lines)} lines in all, full text in the attached file"
+    return text
+
+
+async def prepare(ctx: StepContext) -> Outcome:
+    """Back up, list what can be restored, and preview the downgrade SQL for the approval."""
+    db = _db(ctx)
+    if db is None:
+        return Outcome(summary="No database configured: nothing to prepare")
+    target_ref = str(ctx.facts.get("target_sha") or ctx.incident.target or "")
+    if not target_ref:
+        raise StepError("the target version is unknown", hint="Retry the incident from the start.")
+    fresh = await assess_db(ctx, target_ref)
+    if not fresh["migrations"]:
+        return Outcome(summary="No migrations to undo: nothing to prepare", facts=fresh)
+    if not db.backup:
+        raise StepError(
+            "no `database.backup` command is configured",
+            hint="Rewind does not touch a database without a backup: add one to the apps file.",
+        )
+    host = _run_on(ctx, db)
+    current, target = fresh["db_current_revision"], fresh["db_target_revision"]
+
+    path = backup_location(db, ctx.app.name, ctx.incident.id, datetime.now(UTC))
+    q = shlex.quote(path)
+    mkdir = f"mkdir -p -- {shlex.quote(posixpath.dirname(path) or '.')}"
+    await ctx.run(host, commands.in_workdir(ctx.app, host, mkdir), check=True, what="mkdir")
+    await ctx.run(host, _cmd(ctx, host, db.backup, backup=path), check=True, what="backup")
+    check = await ctx.run(
+        host, commands.in_workdir(ctx.app, host, f"test -s {q} && stat -c '%s %Y' -- {q}"),
+        stream=False,
+    )  # fmt: skip
+    size_mtime = check.output.split()
+    if not check.ok or len(size_mtime) != 2:
+        raise StepError(
+            f"the backup `{path}` is missing or empty after the backup command",
+            host=host.name,
+            hint="Check the `database.backup` command and the disk, then Retry.",
+            detail=check.tail(),
+        )
+    own = _backup_fact(path, int(size_mtime[0]), float(size_mtime[1]), own=True, before=False)
+
+    deployed_at = await _deployed_at(ctx, host)
+    listed = [p for p in await _listed_backups(ctx, db, host) if p != path]
+    stats = await _stat(ctx, host, listed)
+    backups = [own]
+    for p in listed:
+        if p in stats:
+            size, mtime = stats[p]
+            before = deployed_at is not None and mtime < deployed_at
+            backups.append(_backup_fact(p, size, mtime, own=False, before=before))
+    backups.sort(key=lambda b: float(b["mtime"]), reverse=True)
+    older = [b for b in backups if b["before_deploy"] and not b["own"]]
+    default = older[0] if older else own
+
+    revision = f"{current}:{target or 'base'}"
+    sql_cmd = _alembic(ctx, db, host, "downgrade --sql {revision}", revision=revision)
+    result = await ctx.run(host, sql_cmd, stream=False)
+    sql = "\n".join(line for line in result.output.splitlines() if not _LOG_LINE.match(line))
+    irreversible = [m["revision"] for m in fresh["migrations"] if m["irreversible"]]
+    if not result.ok:
+        if "NotImplementedError" in result.output and not irreversible:
+            irreversible = [str(current)]
+        preview = f"-- the downgrade SQL could not be generated:\n{result.tail()}"
+    else:
+        preview = _preview(sql)
+        await ctx.notifier.upload(
+            ctx.incident,
+            f"downgrade-{ctx.app.name}-{short(current)}-to-{short(target)}.sql",
+            sql + "\n",
+            title=f"alembic downgrade --sql {revision}",
+        )
+
+    risk = ""
+    if irreversible:
+        risk = (
+            f"Migration(s) {', '.join(irreversible)} cannot be undone by alembic (their "
+            "downgrade() raises or does nothing): a downgrade would fail or lose data. "
+        )
+        if default["own"]:
+            risk += (
+                "No backup from before the deployed version went live was found, and the one "
+                "just taken holds the new schema: roll the database back by hand."
+            )
+        else:
+            risk += f"Restore from backup `{default['name']}` ({default['time']}) instead."
+    await ctx.say(
+        f"Backup `{own['name']}` taken on {host.name}: {own['size_text']} at {own['time']}. "
+        f"{fresh['db_summary'].capitalize()}." + (f"\n:warning: {risk}" if risk else "")
+    )
+    return Outcome(
+        summary=f"Backup {own['name']} ({own['size_text']}); {fresh['db_summary']}",
+        facts={
+            **fresh,
+            "db_backup": own,
+            "db_backups": backups,
+            "db_restore_default": default["path"],
+            "db_sql_preview": preview,
+            "db_sql_lines": len(sql.splitlines()) if result.ok else 0,
+            "db_irreversible": bool(irreversible),
+            "db_irreversible_revisions": irreversible,
+            "db_risk": risk,
+            "db_recommended": "restore" if irreversible else "downgrade",
+        },
+    )
+
+
+# ---- rollback -----------------------------------------------------------------------------
+
+
+async def rollback(ctx: StepContext) -> Outcome:
+    """The approved method: `alembic downgrade`, or stop / restore / verify / start."""
+    db = _db(ctx)
+    if db is None:
+        return Outcome(summary="No database configured: nothing to roll back")
+    method = ctx.incident.db_method
+    if method == "restore":
+        return await _restore(ctx, db)
+    if method != "downgrade":
+        raise StepError(
+            "no database method was approved",
+            hint="Approve the downgrade or the restore first.",
+        )
+    return await _downgrade(ctx, db)
+
+
+async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
+    host = _run_on(ctx, db)
+    target = ctx.facts.get("db_target_revision")
+    before = ctx.facts.get("db_current_revision")
+    known = {m["revision"] for m in ctx.facts.get("migrations", [])}
+    known |= {r for r in (target, before) if r}
+    now = await current_revision(ctx, known)
+    if now == target:
+        # Only a crash after alembic finished gets here: the work is done, do not redo it.
+        return Outcome(
+            summary=f"Database already at `{short(target)}` ({target or 'base'})",
+            criteria={Criterion.DATABASE: True},
+            facts={"db_revision_after": target},
+        )
+    revision = target or "base"
+    backup = ctx.facts.get("db_backup", {}).get("name", "")
+    restore_hint = (
+        f"Restore from the backup `{backup}` taken before this step instead."
+        if backup
+        else "Restore the database from a backup instead."
+    )
+    result = await ctx.run(host, _alembic(ctx, db, host, "downgrade {revision}", revision=revision))
+    if not result.ok:
+        raise StepError(
+            f"`alembic downgrade {revision}` failed (exit {result.exit_status}); the database "
+            f"was at `{now}`",
+            host=host.name,
+            hint=restore_hint,
+            detail=result.tail(),
+        )
+    after = await current_revision(ctx, known)
+    if after != target:
+        raise StepError(
+            f"after the downgrade the database is at `{after or 'base'}`, not the target "
+            f"`{revision}`",
+            host=host.name,
+            hint=restore_hint,
+            detail=result.tail(),
+        )
+    await ctx.say(f"Database downgraded on {host.name}: `{now}` → `{revision}` (alembic current).")
+    return Outcome(
+        summary=f"Database downgraded {short(now)} → {short(target)}",
+        criteria={Criterion.DATABASE: True},
+        facts={"db_revision_after": target},
+    )
+
+
+def _chosen_backup(ctx: StepContext) -> dict[str, Any]:
+    offered: list[dict[str, Any]] = list(ctx.facts.get("db_backups", []))
+    wanted = ctx.facts.get("restore_backup") or ctx.facts.get("db_restore_default")
+    for backup in offered:
+        if wanted in (backup["path"], backup["name"]):
+            return backup
+    raise StepError(
+        f"`{wanted}` is not one of the backups offered at the approval"
+        if wanted
+        else "no backup was chosen",
+        hint="Pick one of the listed backups, then Retry.",
+    )
+
+
+def _failed_hosts(results: dict[str, CommandResult | HostError]) -> dict[str, str]:
+    failed = {}
+    for name, res in results.items():
+        if isinstance(res, HostError):
+            failed[name] = res.what
+        elif not res.ok:
+            failed[name] = f"exit {res.exit_status}: {res.tail(3)}"
+    return failed
+
+
+async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
+    host = _run_on(ctx, db)
+    if not db.restore:
+        raise StepError("no `database.restore` command is configured", hint="Add one, then Retry.")
+    start = "start" if commands.template(ctx.app, "start") else "restart"
+    if not commands.template(ctx.app, "stop"):
+        raise StepError(
+            "no `stop` command is configured for the app",
+            hint="The runbook stops the app before a restore: add `deploy.commands.stop` "
+            "(and `start`), then Retry.",
+        )
+    backup = _chosen_backup(ctx)
+    q = shlex.quote(commands.check_value("backup", backup["path"]))
+    exists = await ctx.run(host, commands.in_workdir(ctx.app, host, f"test -s {q}"), stream=False)
+    if not exists.ok:
+        raise StepError(
+            f"the backup `{backup['path']}` is missing or empty",
+            host=host.name,
+            hint="Pick another backup, then Retry.",
+        )
+
+    hosts: dict[str, HostResult] = {}
+    stopped = await ctx.run_all("stop")
+    failed = _failed_hosts(stopped)
+    if failed:
+        await ctx.run_all(start, [h for h in ctx.app.hosts if h.name not in failed])
+        raise StepError(
+            f"the app did not stop on {', '.join(sorted(failed))}; nothing was restored",
+            hint="The other hosts were started again. Fix the stop, then Retry.",
+            detail="\n".join(f"{h}: {why}" for h, why in failed.items()),
+        )
+    await ctx.say(
+        f"App stopped on {len(stopped)} host(s). Restoring `{backup['name']}` "
+        f"({backup['size_text']}, {backup['time']}) on {host.name}…"
+    )
+    restored = await ctx.run(host, _cmd(ctx, host, db.restore, backup=backup["path"]))
+    if not restored.ok:
+        raise StepError(
+            f"the restore of `{backup['name']}` failed (exit {restored.exit_status})",
+            host=host.name,
+            hint="The app is stopped on every host and the database may be partly restored. "
+            "Fix the cause and Retry, or restore by hand.",
+            detail=restored.tail(),
+        )
+    verified = ""
+    if db.verify:
+        check = await ctx.run(host, _cmd(ctx, host, db.verify))
+        verified = check.output.strip()
+        if not check.ok:
+            raise StepError(
+                f"the verify query failed after the restore (exit {check.exit_status})",
+                host=host.name,
+                hint="The app is still stopped. Check the database, then Retry or Abort.",
+                detail=check.tail(),
+            )
+        await ctx.say(f"Verify after restore on {host.name}:\n```\n{verified}\n```")
+    started = await ctx.run_all(start)
+    failed = _failed_hosts(started)
+    for name in started:
+        ok = name not in failed
+        hosts[name] = HostResult(
+            host=name, ok=ok, summary="started" if ok else f"did not start: {failed[name]}"
+        )
+    if failed:
+        error = StepError(
+            f"the database was restored but the app did not start on {', '.join(sorted(failed))}",
+            hint="Start it by hand or Retry.",
+            detail="\n".join(f"{h}: {why}" for h, why in failed.items()),
+        )
+        error.hosts = dict(hosts)
+        raise error
+    target = ctx.facts.get("db_target_revision")
+    known = {m["revision"] for m in ctx.facts.get("migrations", [])}
+    known |= {target} if target else set()
+    after = await current_revision(ctx, known)
+    at_target = after == target
+    note = (
+        f"at `{after or 'base'}`, the target revision"
+        if at_target
+        else f"at `{after or 'base'}`, NOT the target `{target or 'base'}`: this backup does not "
+        "match the old code's schema"
+    )
+    await ctx.say(
+        f"{'Restored' if at_target else ':warning: Restored'} `{backup['name']}`; the database "
+        f"is {note}. App started on {len(started)} host(s)."
+    )
+    return Outcome(
+        summary=f"Restored {backup['name']}; database {note}",
+        hosts=hosts,
+        criteria={Criterion.DATABASE: at_target},
+        facts={"db_revision_after": after, "db_restored": backup["path"], "db_verify": verified},
+    )

@@ -1,0 +1,240 @@
+"""Step 4: redeploy the previous version on every host, batch by batch."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shlex
+from datetime import UTC, datetime, timedelta
+
+from bot.apps import HostConfig
+from bot.errors import HostError, StepError, UserFacingError
+from bot.steps.context import Outcome, StepContext
+from bot.workflow.model import Criterion, HostResult
+from runners import commands
+
+# The file whose change means dependencies must be installed again. docker-compose has none:
+# its "install" is the image build, which is what puts the rolled-back code into the image, so
+# skipping it would restart the broken image.
+DEPENDENCY_FILE = {"systemd": "requirements.txt", "commands": "requirements.txt"}
+
+# The host's own clock, not ours: log timestamps are written by the host, in its timezone.
+CLOCK = "date +%Y-%m-%dT%H:%M:%S.%N%z"
+_CLOCK_RE = re.compile(
+    r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?\D*?([+-])(\d{2}):?(\d{2})\s*$"
+)
+
+
+def parse_clock(text: str) -> tuple[datetime, int] | None:
+    """`date` output as (UTC time, the host's UTC offset in seconds).
+
+    busybox's `date` knows no %N, so the fraction may be missing or a literal `%N`."""
+    match = _CLOCK_RE.search(text.strip())
+    if not match:
+        return None
+    stamp, frac, sign, hh, mm = match.groups()
+    offset = (int(hh) * 3600 + int(mm) * 60) * (1 if sign == "+" else -1)
+    micro = int((frac or "0")[:6].ljust(6, "0"))
+    local = datetime.fromisoformat(stamp).replace(microsecond=micro, tzinfo=UTC)
+    return local - timedelta(seconds=offset), offset
+
+
+async def host_clock(ctx: StepContext, host: HostConfig) -> tuple[datetime, int]:
+    """(now in UTC, the host's UTC offset in seconds), as the host itself tells them."""
+    result = await ctx.run(host, CLOCK, stream=False, timeout=30)
+    parsed = parse_clock(result.output) if result.ok else None
+    # Without the host's clock ours is the best guess; skew only blurs the log window.
+    return parsed or (datetime.now(UTC), 0)
+
+
+def _ref(ctx: StepContext) -> tuple[str, str]:
+    target = ctx.facts.get("target") or ctx.incident.target
+    if not target:
+        raise StepError("no target version known", hint="The assess step sets it; Retry it.")
+    return str(ctx.facts.get("hotfix_ref") or target), str(target)
+
+
+def _expected_sha(ctx: StepContext) -> str:
+    # A 'revert' hotfix is a new commit whose describe differs from the tag: its sha is the truth.
+    return str(ctx.facts.get("hotfix_sha") or ctx.facts.get("target_sha") or "")
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+class _Host:
+    """The rollout of one host: each command in turn, the first failure raised as HostError."""
+
+    def __init__(self, ctx: StepContext, host: HostConfig, ref: str, target: str) -> None:
+        self.ctx, self.host, self.ref, self.target = ctx, host, ref, target
+
+    def cmd(self, name: str) -> str | None:
+        return self.ctx.command(name, self.host, ref=self.ref, version=self.target)
+
+    async def step(self, name: str) -> str:
+        cmd = self.cmd(name)
+        if cmd is None:
+            return ""
+        result = await self.ctx.run(self.host, cmd, check=True, what=f"`{name}`")
+        return result.output
+
+    async def dependency_fingerprint(self) -> str | None:
+        dep = DEPENDENCY_FILE.get(self.ctx.app.deploy.strategy)
+        if dep is None:
+            return None
+        probe = f"git rev-parse {shlex.quote('HEAD:' + dep)} 2>/dev/null || true"
+        cmd = commands.in_workdir(self.ctx.app, self.host, probe)
+        result = await self.ctx.run(self.host, cmd, stream=False, timeout=60)
+        return result.output.strip() if result.ok else ""
+
+    async def head(self) -> str:
+        cmd = commands.in_workdir(self.ctx.app, self.host, "git rev-parse HEAD")
+        result = await self.ctx.run(self.host, cmd, stream=False, timeout=60)
+        return _last_line(result.output) if result.ok else ""
+
+    async def run(self) -> HostResult:
+        ctx, name = self.ctx, self.host.name
+        facts = ctx.facts
+        # Kept from the first attempt: after a failed install, a retry finds the new checkout
+        # already in place and would otherwise think nothing changed.
+        fingerprints: dict[str, str] = facts.setdefault("dependency_fingerprint", {})
+        before = await self.dependency_fingerprint()
+        if before is not None:
+            before = fingerprints.setdefault(name, before)
+        await self.step("fetch")
+        after = await self.dependency_fingerprint()
+        if after is None or before != after:
+            await self.step("install")
+        else:
+            await ctx.out(name, "requirements.txt unchanged: install skipped")
+        now, offset = await host_clock(ctx, self.host)
+        facts.setdefault("restart_at", {})[name] = now.isoformat()
+        facts.setdefault("host_utc_offset", {})[name] = offset
+        await self.step("restart")
+        await self.step("status")
+        reported = _last_line(await self.step("version"))
+        facts.setdefault("versions_by_host", {})[name] = reported
+        problem = await self._off_target(reported)
+        if problem:
+            raise HostError(
+                problem,
+                host=name,
+                hint="The checkout did not move to the rollback ref. Retry, or Abort.",
+            )
+        return HostResult(host=name, ok=True, summary=f"on {self.target} ({reported})")
+
+    async def _off_target(self, reported: str) -> str:
+        """'' when the host runs the rollback commit, else what it runs instead."""
+        expected = _expected_sha(self.ctx)
+        if not expected:
+            if reported == self.target:
+                return ""
+            return f"`version` reports {reported or 'nothing'}, not {self.target}"
+        # The commit decides: a 'revert' hotfix describes as e.g. v1.5.0-1-gabc, not the tag.
+        head = await self.head()
+        if head.lower() == expected.lower():
+            return ""
+        return (
+            f"`version` reports {reported or 'nothing'}: the checkout is at "
+            f"{head[:12] or 'an unknown commit'}, not {expected[:12]} ({self.target})"
+        )
+
+
+def batches(hosts: list[HostConfig], size: int | None) -> list[list[HostConfig]]:
+    step = size or len(hosts) or 1
+    return [hosts[i : i + step] for i in range(0, len(hosts), step)]
+
+
+async def run(ctx: StepContext) -> Outcome:
+    ref, target = _ref(ctx)
+    facts = ctx.facts
+    if facts.get("redeploy_ref") != ref:
+        # A different rollback ref means nothing done so far counts.
+        facts["redeploy_ref"] = ref
+        facts["redeployed_hosts"] = []
+        facts.pop("dependency_fingerprint", None)
+    done: list[str] = facts.setdefault("redeployed_hosts", [])
+    todo = [h for h in ctx.app.hosts if h.name not in done]
+    if done:
+        await ctx.say(
+            f"Already on {target}: {', '.join(done)}. Redeploying "
+            f"{', '.join(h.name for h in todo) or 'no other host'}."
+        )
+    plan = batches(todo, ctx.app.deploy.rolling)
+    limit = asyncio.Semaphore(ctx.app.deploy.concurrency)
+    results: dict[str, HostResult] = {}
+
+    async def one(host: HostConfig) -> HostResult | HostError:
+        async with limit:
+            try:
+                return await _Host(ctx, host, ref, target).run()
+            except HostError as exc:
+                return exc
+            except UserFacingError as exc:  # a value refused by the command templates
+                return HostError(str(exc), host=host.name, hint="Fix the apps file or the ref.")
+
+    for number, batch in enumerate(plan, 1):
+        if len(plan) > 1:
+            names = ", ".join(h.name for h in batch)
+            await ctx.say(f"Batch {number}/{len(plan)}: {names}")
+        await ctx.heartbeat()
+        # Every host of the batch ends its commands before anything is raised: a host left
+        # mid-restart by an error elsewhere would be worse than either version.
+        outcomes = await asyncio.gather(*(one(h) for h in batch), return_exceptions=True)
+        failed: list[HostError] = []
+        unexpected: list[BaseException] = []
+        for host, res in zip(batch, outcomes, strict=True):
+            if isinstance(res, HostError):
+                failed.append(res)
+                results[host.name] = HostResult(
+                    host=host.name, ok=False, summary=res.what, detail=res.detail
+                )
+            elif isinstance(res, BaseException):
+                unexpected.append(res)
+            else:
+                results[host.name] = res
+                done.append(host.name)
+        if unexpected:
+            raise unexpected[0]
+        if failed:
+            later = [h.name for b in plan[number:] for h in b]
+            # `redeployed_hosts` stays in the facts, which the engine keeps on failure.
+            raise _rollout_error(failed, done, later, results)
+    summary = f"{len(ctx.app.hosts)} host(s) on {target} (ref {ref})"
+    return Outcome(
+        summary=summary,
+        hosts=results,
+        facts={k: facts[k] for k in _FACT_KEYS if k in facts},
+        criteria={Criterion.DEPLOYED: True},
+    )
+
+
+_FACT_KEYS = (
+    "redeploy_ref",
+    "redeployed_hosts",
+    "restart_at",
+    "host_utc_offset",
+    "versions_by_host",
+    "dependency_fingerprint",
+)
+
+
+def _rollout_error(
+    failed: list[HostError],
+    done: list[str],
+    later: list[str],
+    results: dict[str, HostResult],
+) -> StepError:
+    first = failed[0]
+    others = [f"{e.host}: {e.what}" for e in failed[1:]]
+    parts = [f"Already on the target: {', '.join(done) if done else 'none'}."]
+    if later:
+        parts.append(f"Not started: {', '.join(later)}.")
+    if others:
+        parts.append("Also failed: " + "; ".join(others) + ".")
+    parts.append("Retry redeploys only the hosts not on the target; Abort stops here.")
+    err = HostError(first.what, host=first.host, hint=" ".join(parts), detail=first.detail)
+    err.hosts = dict(results)
+    return err

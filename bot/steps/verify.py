@@ -1,0 +1,503 @@
+"""Step 5 (verify: health, logs, smoke tests) and Step 6 (monitor) of the runbook.
+
+Only log lines written since the restart count, so the broken version's errors do not fail the
+version that replaced it. The `{since}` placeholder of the `logs` command is the restart time
+as the host's own clock gave it: host-local `YYYY-MM-DD HH:MM:SS` for systemd (what
+`journalctl --since` reads everywhere), RFC 3339 in UTC for the rest (`docker compose logs
+--since`). On top of that, lines that start with an ISO 8601 timestamp are filtered by it, which
+covers a `logs` command without `{since}`, such as `tail -n 200 app.log`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+
+from bot.apps import HostConfig
+from bot.errors import StepError, UserFacingError
+from bot.steps.context import Outcome, StepContext
+from bot.steps.redeploy import host_clock
+from bot.workflow.model import Criterion, HostResult
+from runners import commands, health
+
+SHOWN_MATCHES = 20
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_STAMP = re.compile(
+    r"^\[?(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?\s?(Z|[+-]\d{2}:?\d{2})?"
+)
+
+
+# ---- logs -----------------------------------------------------------------------------------
+
+
+def line_time(line: str, utc_offset: int) -> datetime | None:
+    """The timestamp a log line starts with, in UTC; a naive one is in the host's local time."""
+    match = _STAMP.match(line)
+    if not match:
+        return None
+    day, clock, frac, zone = match.groups()
+    try:
+        stamp = datetime.fromisoformat(f"{day}T{clock}")
+    except ValueError:
+        return None
+    stamp = stamp.replace(microsecond=int((frac or "0")[:6].ljust(6, "0")))
+    if zone in (None, ""):
+        offset = timedelta(seconds=utc_offset)
+    elif zone == "Z":
+        offset = timedelta(0)
+    else:
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        offset = sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return (stamp - offset).replace(tzinfo=UTC)
+
+
+def lines_since(lines: Sequence[str], since: datetime, utc_offset: int) -> tuple[list[str], bool]:
+    """The lines written at or after `since`, and whether any line carried a timestamp.
+
+    A line without a timestamp (a traceback's continuation) belongs to the record above it.
+    Lines above the first timestamp belong to an older record: they are dropped when that first
+    timestamp is already before `since`, else kept, since nothing proves they are old. With no
+    timestamp at all nothing can be told apart, so every line is kept: a false alarm can be
+    retried, a missed error would call a broken service recovered."""
+    stamps = [line_time(line, utc_offset) for line in lines]
+    first = next((s for s in stamps if s is not None), None)
+    if first is None:
+        return list(lines), False
+    keep = first >= since
+    kept: list[str] = []
+    for line, stamp in zip(lines, stamps, strict=True):
+        if stamp is not None:
+            keep = stamp >= since
+        if keep:
+            kept.append(line)
+    return kept, True
+
+
+def since_value(strategy: str, at: datetime, utc_offset: int) -> str:
+    """`{since}` for the logs command (see the module's doc)."""
+    if strategy == "systemd":
+        local = at.astimezone(UTC) + timedelta(seconds=utc_offset)
+        return local.strftime("%Y-%m-%d %H:%M:%S")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class LogScan:
+    host: str
+    checked: int = 0
+    matches: list[str] = field(default_factory=list)
+    windowed: bool = True  # False: neither `{since}` nor timestamps told old lines apart
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and not self.matches
+
+
+async def scan_logs(
+    ctx: StepContext, host: HostConfig, since: datetime, utc_offset: int
+) -> LogScan:
+    since_text = since_value(ctx.app.deploy.strategy, since, utc_offset)
+    try:
+        cmd = ctx.command("logs", host, since=since_text)
+    except UserFacingError as exc:
+        return LogScan(host.name, error=str(exc))
+    if cmd is None:
+        return LogScan(host.name, error="no `logs` command configured (deploy.commands.logs)")
+    # Not streamed: the thread gets the matching lines, not the whole log.
+    result = await ctx.run(host, cmd, stream=False, timeout=min(ctx.app.deploy.timeout, 60))
+    if not result.ok:
+        return LogScan(host.name, error=f"`logs` failed (exit {result.exit_status})")
+    lines, stamped = lines_since(result.output.splitlines(), since, utc_offset)
+    pattern = re.compile(ctx.app.logs.error_pattern)
+    matches = [line for line in lines if pattern.search(line)]
+    windowed = stamped or "{since}" in commands.template(ctx.app, "logs")
+    return LogScan(host.name, len(lines), matches, windowed)
+
+
+def _restart_time(ctx: StepContext, host: str) -> tuple[datetime, int] | None:
+    at = ctx.facts.get("restart_at", {}).get(host)
+    if not at:
+        return None
+    offset = int(ctx.facts.get("host_utc_offset", {}).get(host, 0))
+    return datetime.fromisoformat(str(at)), offset
+
+
+def _window_start(ctx: StepContext, host: HostConfig) -> tuple[datetime, int]:
+    known = _restart_time(ctx, host.name)
+    if known is not None:
+        return known
+    # No restart recorded (the version was put there by other means): every line the logs
+    # command returns counts, as nothing tells the old version's lines from the new one's.
+    return EPOCH, 0
+
+
+# ---- verify ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Findings:
+    health: list[health.Probe] = field(default_factory=list)
+    health_error: str = ""
+    logs: list[LogScan] = field(default_factory=list)
+    smoke: list[tuple[str, str, bool, str]] = field(default_factory=list)  # cmd, host, ok, why
+    smoke_error: str = ""
+
+    def health_ok(self) -> bool:
+        return not self.health_error and all(p.ok for p in self.health)
+
+    def logs_ok(self) -> bool:
+        return bool(self.logs) and all(s.ok for s in self.logs)
+
+    def smoke_ok(self) -> bool:
+        return not self.smoke_error and all(ok for _, _, ok, _ in self.smoke)
+
+
+async def _health(ctx: StepContext, found: _Findings) -> None:
+    try:
+        todo = health.targets(ctx.app)
+    except ValueError as exc:
+        found.health_error = str(exc)
+        return
+    if not todo:
+        found.health_error = "no health checks configured (health:)"
+        return
+    cfg = ctx.app.verify
+    found.health = await health.wait_healthy(
+        todo, within=cfg.health_timeout, every=cfg.health_interval
+    )
+    lines = [f"{'✅' if p.ok else '❌'} {_label(p)}: {p.describe()}" for p in found.health]
+    await ctx.say("*Health checks*\n" + "\n".join(lines))
+
+
+def _label(p: health.Probe) -> str:
+    return f"{p.url} ({p.host})" if p.host else p.url
+
+
+async def _logs(ctx: StepContext, found: _Findings) -> None:
+    async def one(host: HostConfig) -> LogScan:
+        start, offset = _window_start(ctx, host)
+        return await scan_logs(ctx, host, start, offset)
+
+    found.logs = list(await asyncio.gather(*(one(h) for h in ctx.app.hosts)))
+    out: list[str] = []
+    for scan in found.logs:
+        if scan.error:
+            out.append(f"❌ {scan.host}: {scan.error}")
+        elif scan.matches:
+            out.append(f"❌ {scan.host}: {len(scan.matches)} error line(s) since the restart")
+            shown = "\n".join(line[:300] for line in scan.matches[:SHOWN_MATCHES])
+            more = len(scan.matches) - SHOWN_MATCHES
+            out.append(f"```\n{shown}\n```" + (f"\n…and {more} more" if more > 0 else ""))
+        else:
+            note = "" if scan.windowed else " (no timestamps, no `{since}`: all lines checked)"
+            out.append(f"✅ {scan.host}: no errors in {scan.checked} line(s){note}")
+    await ctx.say("*Logs since the restart*\n" + "\n".join(out))
+
+
+def smoke_host(ctx: StepContext) -> HostConfig:
+    db = ctx.app.database
+    return ctx.app.host(db.run_on) if db else ctx.app.hosts[0]
+
+
+async def _smoke(ctx: StepContext, found: _Findings) -> None:
+    if not ctx.app.smoke:
+        found.smoke_error = "no smoke tests configured (smoke:)"
+        return
+    host = smoke_host(ctx)
+    for template in ctx.app.smoke:
+        try:
+            rendered = commands.render(template, commands.host_values(ctx.app, host))
+        except (UserFacingError, ValueError, IndexError) as exc:
+            found.smoke.append((template, host.name, False, str(exc)))
+            continue
+        result = await ctx.run(host, commands.in_workdir(ctx.app, host, rendered))
+        why = "" if result.ok else f"exit {result.exit_status}"
+        found.smoke.append((template, host.name, result.ok, why))
+    lines = [
+        f"{'✅' if ok else '❌'} `{cmd}` on {host}" + (f": {why}" if why else "")
+        for cmd, host, ok, why in found.smoke
+    ]
+    await ctx.say("*Smoke tests*\n" + "\n".join(lines))
+
+
+def _per_host(ctx: StepContext, found: _Findings) -> dict[str, HostResult]:
+    out: dict[str, HostResult] = {}
+    for host in ctx.app.hosts:
+        probes = [p for p in found.health if p.host == host.name]
+        scans = [s for s in found.logs if s.host == host.name]
+        smoke = [s for s in found.smoke if s[1] == host.name]
+        bad = [f"{p.url}: {p.describe()}" for p in probes if not p.ok]
+        bad += [s.error or f"{len(s.matches)} error line(s) in logs" for s in scans if not s.ok]
+        bad += [f"smoke `{cmd}` {why}" for cmd, _, ok, why in smoke if not ok]
+        good: list[str] = []
+        if probes:
+            good.append(f"health {len(probes)}/{len(probes)}")
+        if scans:
+            good.append("logs clean")
+        if smoke:
+            good.append(f"smoke {len(smoke)}/{len(smoke)}")
+        summary = "; ".join(bad) if bad else ", ".join(good) or "nothing to check here"
+        out[host.name] = HostResult(host=host.name, ok=not bad, summary=summary)
+    return out
+
+
+def bad_logs(found: _Findings) -> list[LogScan]:
+    return [s for s in found.logs if not s.ok]
+
+
+def _failures(found: _Findings) -> list[str]:
+    out: list[str] = []
+    if found.health_error:
+        out.append(f"health: {found.health_error}")
+    out += [f"health: {_label(p)} {p.describe()}" for p in found.health if not p.ok]
+    for scan in bad_logs(found):
+        out.append(f"logs on {scan.host}: {scan.error or f'{len(scan.matches)} error line(s)'}")
+    if found.smoke_error:
+        out.append(f"smoke: {found.smoke_error}")
+    out += [f"smoke: `{cmd}` on {host} {why}" for cmd, host, ok, why in found.smoke if not ok]
+    return out
+
+
+async def run(ctx: StepContext) -> Outcome:
+    found = _Findings()
+    await _health(ctx, found)
+    await ctx.heartbeat()
+    await _logs(ctx, found)
+    await _smoke(ctx, found)
+    criteria = {
+        Criterion.HEALTH: found.health_ok(),
+        Criterion.LOGS: found.logs_ok(),
+        Criterion.SMOKE: found.smoke_ok(),
+    }
+    hosts = _per_host(ctx, found)
+    ctx.facts["verify"] = {c.name.lower(): ok for c, ok in criteria.items()}
+    failures = _failures(found)
+    if failures:
+        detail = "\n".join(m for s in found.logs for m in s.matches[:5])
+        err = StepError(
+            "Verification failed: " + "; ".join(failures[:6]),
+            hint="Details are above. Fix the cause, then Retry (it re-checks everything) — "
+            "or Abort.",
+            detail=detail,
+        )
+        err.hosts = hosts
+        raise err
+    probes = len(found.health)
+    smokes = len(found.smoke)
+    return Outcome(
+        summary=f"{probes} health check(s) passing, no errors in logs, {smokes} smoke test(s) ok",
+        hosts=hosts,
+        facts={"verify": ctx.facts["verify"]},
+        criteria=criteria,
+    )
+
+
+# ---- monitor --------------------------------------------------------------------------------
+
+
+@dataclass
+class _UrlStats:
+    url: str
+    host: str | None
+    probes: int = 0
+    ok: int = 0
+    streak: int = 0  # consecutive failed probes, now
+    worst_streak: int = 0
+    latencies: list[float] = field(default_factory=list)
+    last: str = ""
+
+    def add(self, p: health.Probe) -> None:
+        self.probes += 1
+        self.ok += p.ok
+        self.streak = 0 if p.ok else self.streak + 1
+        self.worst_streak = max(self.worst_streak, self.streak)
+        if p.status is not None:
+            self.latencies.append(p.latency_ms)
+        self.last = p.describe()
+
+    def figures(self) -> dict[str, Any]:
+        p50 = health.percentile(self.latencies, 50)
+        p95 = health.percentile(self.latencies, 95)
+        return {
+            "url": self.url,
+            "host": self.host,
+            "probes": self.probes,
+            "ok": self.ok,
+            "availability": round(100 * self.ok / self.probes, 2) if self.probes else None,
+            "p50_ms": round(p50, 1) if p50 is not None else None,
+            "p95_ms": round(p95, 1) if p95 is not None else None,
+            "streak": self.streak,
+            "worst_streak": self.worst_streak,
+            "last": self.last,
+        }
+
+
+class _Monitor:
+    def __init__(self, ctx: StepContext, todo: list[health.Target]) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.app.monitor
+        self.todo = todo
+        self.stats = [_UrlStats(t.url, t.host) for t in todo]
+        self.errors: dict[str, set[str]] = {h.name: set() for h in ctx.app.hosts}
+        self.log_problems: dict[str, str] = {}
+        self.windows: dict[str, tuple[datetime, int]] = {}
+        self.started = datetime.now(UTC)
+        self.rounds = 0
+        self.alerts = 0
+        self.alerted: set[tuple[str, str | None]] = set()
+        self.elapsed = 0.0
+
+    def figures(self, done: bool = False) -> dict[str, Any]:
+        probes = sum(s.probes for s in self.stats)
+        ok = sum(s.ok for s in self.stats)
+        return {
+            "started_at": self.started.isoformat(),
+            "updated_at": datetime.now(UTC).isoformat(),
+            "duration": self.cfg.duration,
+            "interval": self.cfg.interval,
+            "elapsed": round(self.elapsed, 1),
+            "rounds": self.rounds,
+            "done": done,
+            "availability": round(100 * ok / probes, 2) if probes else None,
+            "error_count": sum(len(v) for v in self.errors.values()),
+            "errors": {h: len(v) for h, v in self.errors.items()},
+            "alerts": self.alerts,
+            "urls": [s.figures() for s in self.stats],
+        }
+
+    async def read_logs(self) -> None:
+        async def one(host: HostConfig) -> LogScan:
+            start, offset = self.windows[host.name]
+            return await scan_logs(self.ctx, host, start, offset)
+
+        for scan in await asyncio.gather(*(one(h) for h in self.ctx.app.hosts)):
+            if scan.error:
+                self.log_problems[scan.host] = scan.error
+                continue
+            self.log_problems.pop(scan.host, None)
+            new = [m for m in scan.matches if m not in self.errors[scan.host]]
+            if new:
+                self.errors[scan.host].update(new)
+                shown = "\n".join(line[:300] for line in new[:SHOWN_MATCHES])
+                await self.ctx.say(
+                    f":warning: {len(new)} new error line(s) on {scan.host}:\n```\n{shown}\n```"
+                )
+
+    async def probe(self, session: aiohttp.ClientSession) -> None:
+        for stats, p in zip(self.stats, await health.probe_all(session, self.todo), strict=True):
+            stats.add(p)
+            key = (stats.url, stats.host)
+            if stats.streak == self.cfg.failure_streak:
+                self.alerted.add(key)
+                await self.alert(stats)
+            elif p.ok and key in self.alerted:
+                # Recovery is told once, on the first good probe after an alerted streak.
+                self.alerted.discard(key)
+                await self.ctx.say(f":white_check_mark: {_where(stats)} answers again.")
+
+    async def alert(self, stats: _UrlStats) -> None:
+        self.alerts += 1
+        text = (
+            f":rotating_light: {self.ctx.app.name}: {_where(stats)} failed "
+            f"{stats.streak} probes in a row during monitoring after the rollback "
+            f"({stats.last})."
+        )
+        # The port's `alert` posts in the thread and to every stakeholder channel at once.
+        await self.ctx.notifier.alert(self.ctx.incident, text)
+
+    def summary(self) -> str:
+        f = self.figures()
+        lines = [
+            f"*Monitoring* {_mmss(self.elapsed)} of {_mmss(self.cfg.duration)}: "
+            f"availability {_pct(f['availability'])}, {f['error_count']} error line(s)"
+        ]
+        for u in f["urls"]:
+            lines.append(
+                f"• {u['url']}: {_pct(u['availability'])} up, p50 {_ms(u['p50_ms'])}, "
+                f"p95 {_ms(u['p95_ms'])}"
+            )
+        return "\n".join(lines)
+
+    async def run(self) -> None:
+        clocks = await asyncio.gather(*(host_clock(self.ctx, h) for h in self.ctx.app.hosts))
+        self.windows = {h.name: c for h, c in zip(self.ctx.app.hosts, clocks, strict=True)}
+        start = time.monotonic()
+        next_summary = start + self.cfg.summary_every
+        async with aiohttp.ClientSession() as session:
+            while True:
+                began = time.monotonic()
+                await asyncio.gather(self.probe(session), self.read_logs())
+                self.rounds += 1
+                self.elapsed = time.monotonic() - start
+                self.ctx.incident.facts["monitor"] = self.figures()
+                await self.ctx.notifier.update_parent(self.ctx.incident)
+                await self.ctx.heartbeat()
+                if self.elapsed >= self.cfg.duration:
+                    break
+                if time.monotonic() >= next_summary:
+                    await self.ctx.say(self.summary())
+                    next_summary += self.cfg.summary_every
+                left = start + self.cfg.duration - time.monotonic()
+                wait = min(self.cfg.interval - (time.monotonic() - began), left)
+                await asyncio.sleep(max(wait, 0.0))
+        self.ctx.incident.facts["monitor"] = self.figures(done=True)
+
+
+def _where(stats: _UrlStats) -> str:
+    return f"{stats.url} ({stats.host})" if stats.host else stats.url
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:g}%"
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} ms"
+
+
+def _mmss(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+async def monitor(ctx: StepContext) -> Outcome:
+    try:
+        todo = health.targets(ctx.app)
+    except ValueError as exc:
+        raise StepError(str(exc), hint="Fix the health URLs in the apps file.") from None
+    mon = _Monitor(ctx, todo)
+    await ctx.say(
+        f"Monitoring for {_mmss(ctx.app.monitor.duration)}: "
+        f"{len(todo)} URL(s) every {ctx.app.monitor.interval:g}s, logs of "
+        f"{len(ctx.app.hosts)} host(s)."
+    )
+    await mon.run()
+    figures = ctx.facts["monitor"]
+    await ctx.say(mon.summary().replace("*Monitoring*", "*Monitoring done*", 1))
+    failing = [s for s in mon.stats if s.streak >= ctx.app.monitor.failure_streak]
+    problems = [f"{_where(s)} still failing ({s.last})" for s in failing]
+    problems += [f"{n} new error line(s) on {h}" for h, n in figures["errors"].items() if n]
+    problems += [f"logs on {h}: {why}" for h, why in mon.log_problems.items()]
+    if problems:
+        raise StepError(
+            "Monitoring found problems: " + "; ".join(problems[:6]),
+            hint="Retry monitors again from now; Abort ends the incident as not recovered.",
+        )
+    return Outcome(
+        summary=(
+            f"{_mmss(mon.elapsed)} monitored: availability {_pct(figures['availability'])}, "
+            f"{figures['error_count']} error line(s), {mon.alerts} alert(s)"
+        ),
+        facts={"monitor": figures},
+        criteria={Criterion.MONITORED: True},
+    )

@@ -1,0 +1,746 @@
+"""Pure text helpers shared by the Slack blocks and the terminal: what the thread says.
+
+Everything here reads an `Incident` (and its free-form `facts`) and returns strings in Slack's
+mrkdwn. Facts come from step bodies and may be missing or oddly shaped: every reader is
+defensive and never raises on a surprising value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any, Literal
+
+from bot.workflow.model import Criterion, Gate, GateKind, Incident, Status, StepRecord, StepStatus
+from bot.workflow.steps import SPECS
+from handlers.ids import Action
+
+ELLIPSIS = "…"
+SECTION_MAX = 3_000
+HEADER_MAX = 150
+BUTTON_MAX = 75
+
+STEP_EMOJI: dict[StepStatus, str] = {
+    StepStatus.PENDING: "⬜",
+    StepStatus.RUNNING: "⏳",
+    StepStatus.WAITING: "✋",
+    StepStatus.SUCCEEDED: "✅",
+    StepStatus.FAILED: "❌",
+    StepStatus.SKIPPED: "➖",
+}
+
+STATUS_EMOJI: dict[Status, str] = {
+    Status.RUNNING: "⏳",
+    Status.WAITING: "✋",
+    Status.PAUSED: "⚠️",
+    Status.COMPLETED: "✅",
+    Status.FIXED_FORWARD: "➡️",
+    Status.ABORTED: "🛑",
+    Status.CANCELLED: "🚫",
+}
+
+STATUS_WORDS: dict[Status, str] = {
+    Status.RUNNING: "running",
+    Status.WAITING: "waiting for a person",
+    Status.PAUSED: "paused after a failure",
+    Status.COMPLETED: "completed",
+    Status.FIXED_FORWARD: "closed: fix forward",
+    Status.ABORTED: "aborted",
+    Status.CANCELLED: "cancelled",
+}
+
+GATE_WAITING: dict[GateKind, str] = {
+    GateKind.DECISION: "waiting for the decision: roll back or fix forward",
+    GateKind.APPROVE_START: "waiting for an approver to start",
+    GateKind.APPROVE_DB: "waiting for approval of the database rollback",
+    GateKind.RETRY: "paused: Retry or Abort",
+}
+
+
+# ---- small text tools ------------------------------------------------------------------------
+
+
+def truncate(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, ending in "…" when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)] + ELLIPSIS
+
+
+def truncate_tail(text: str, limit: int) -> str:
+    """Keep the end (where errors are): "…" + the last characters."""
+    if len(text) <= limit:
+        return text
+    return ELLIPSIS + text[-(limit - 1) :]
+
+
+def first_line(text: Any) -> str:
+    lines = str(text or "").strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters, escaped (text stays literal in mrkdwn)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def code_safe(text: str) -> str:
+    """Text that cannot close a ``` code block early."""
+    return text.replace("```", "`\u200b``")
+
+
+def code_block(text: str, limit: int, *, keep: Literal["head", "tail"] = "head") -> str:
+    """A ``` block of `text`, whole block at most `limit` characters."""
+    body = code_safe(text.strip("\n")) or " "
+    room = max(limit - 8, 1)
+    body = truncate(body, room) if keep == "head" else truncate_tail(body, room)
+    return f"```\n{body}\n```"
+
+
+def mention(entity: str) -> str:
+    """`U123` -> `<@U123>`, `S123` -> `<!subteam^S123>`; already formatted strings as is."""
+    entity = entity.strip()
+    if not entity or entity.startswith("<"):
+        return entity
+    if entity.startswith("S"):
+        return f"<!subteam^{entity}>"
+    return f"<@{entity}>"
+
+
+def short_rev(rev: Any, n: int = 4) -> str:
+    return str(rev)[:n] if rev else "base"
+
+
+def short_name(path: str) -> str:
+    return PurePosixPath(str(path)).name or str(path)
+
+
+def fmt_time(dt: datetime | None) -> str:
+    if dt is None:
+        return "—"
+    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def fmt_clock(dt: datetime | None) -> str:
+    return dt.astimezone(UTC).strftime("%H:%M UTC") if dt else ""
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+def duration(incident: Incident, now: datetime | None = None) -> str:
+    end = incident.finished_at or now or datetime.now(UTC)
+    return fmt_duration((end - incident.created_at).total_seconds())
+
+
+def fmt_size(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value) if value not in (None, "") else "?"
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"  # pragma: no cover
+
+
+def fmt_number(value: Any, digits: int = 1) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{value:.0f}"
+    return str(value)
+
+
+_LINK = re.compile(r"<([^<>|]+)\|([^<>]+)>")
+_BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
+
+
+def to_terminal(text: str) -> str:
+    """mrkdwn -> what a terminal shows: `<url|label>` -> `label (url)`, `*bold*` -> `bold`."""
+    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})", text)
+    return _BOLD.sub(r"\1", text)
+
+
+def pack(lines: Sequence[str], limit: int = SECTION_MAX) -> list[str]:
+    """Lines joined into chunks of at most `limit` characters (a too-long line is cut)."""
+    chunks: list[str] = []
+    current = ""
+    for raw in lines:
+        line = truncate(raw, limit)
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit and current:
+            chunks.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+# ---- the parent message ----------------------------------------------------------------------
+
+
+def title(incident: Incident) -> str:
+    return f"Rollback {incident.app} → {incident.target or 'previous version'}"
+
+
+def header_text(incident: Incident) -> str:
+    return truncate(f"{STATUS_EMOJI.get(incident.status, '')} {title(incident)}", HEADER_MAX)
+
+
+def state_words(incident: Incident) -> str:
+    if incident.gate is not None and incident.status.open:
+        return GATE_WAITING[incident.gate.kind]
+    if incident.status is Status.RUNNING:
+        rec = incident.current_step()
+        if rec is not None:
+            return f"running: {SPECS[rec.id].title}"
+    return STATUS_WORDS.get(incident.status, str(incident.status))
+
+
+def deployed(incident: Incident) -> str:
+    value = incident.facts.get("deployed")
+    return str(value) if value else "—"
+
+
+def field_pairs(incident: Incident) -> list[tuple[str, str]]:
+    started = fmt_time(incident.created_at)
+    return [
+        ("App", f"`{incident.app}`"),
+        ("Environment", incident.environment),
+        (
+            "Requested target",
+            f"`{incident.requested_version}`"
+            if incident.requested_version
+            else f"(previous version){' → `' + incident.target + '`' if incident.target else ''}",
+        ),
+        ("Deployed version", f"`{deployed(incident)}`" if deployed(incident) != "—" else "—"),
+        ("Asked by", f"<@{incident.requested_by}>"),
+        ("Reason", incident.reason or "(none given)"),
+        ("Incident", f"`{incident.id}`"),
+        ("Started", started),
+    ]
+
+
+def step_line(rec: StepRecord) -> str:
+    spec = SPECS[rec.id]
+    line = f"{STEP_EMOJI.get(rec.status, '⬜')} *{spec.title}*"
+    if rec.attempts > 1:
+        line += f" (attempt {rec.attempts})"
+    if rec.summary:
+        line += f" — {first_line(rec.summary)}"
+    return truncate(line, 600)
+
+
+def host_lines(rec: StepRecord) -> list[str]:
+    out = []
+    for name, result in rec.hosts.items():
+        mark = "✅" if result.ok else "❌"
+        out.append(
+            truncate(f"      {mark} `{result.host or name}`: {first_line(result.summary)}", 300)
+        )
+    return out
+
+
+def checklist_lines(incident: Incident) -> list[str]:
+    lines: list[str] = []
+    for rec in incident.steps:
+        lines.append(step_line(rec))
+        lines.extend(host_lines(rec))
+    return lines
+
+
+def criterion_mark(ok: bool | None) -> str:
+    return "✅" if ok is True else "❌" if ok is False else "⬜"
+
+
+def criteria_lines(incident: Incident) -> list[str]:
+    return [f"{criterion_mark(incident.criteria.get(c))} {c.value}" for c in Criterion]
+
+
+def unmet_note(incident: Incident) -> str:
+    """Once over: which criteria are unmet (the runbook: "do NOT mark complete" until all are)."""
+    if incident.status.open:
+        return ""
+    unmet = incident.unmet_criteria()
+    if not unmet:
+        return "All completion criteria are met."
+    return "⚠️ Not complete — unmet: " + ", ".join(c.value for c in unmet) + "."
+
+
+_MONITOR_KEYS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("availability", "availability_pct", "availability_percent", "uptime"), "availability", "%"),
+    (("error_count", "errors", "failures", "errors_total"), "errors", ""),
+    (("p50_ms", "p50", "latency_p50_ms", "latency_p50"), "p50", " ms"),
+    (("p95_ms", "p95", "latency_p95_ms", "latency_p95"), "p95", " ms"),
+)
+# Bookkeeping figures of the monitor step, not shown as such.
+_MONITOR_SKIP = frozenset(
+    {"url", "host", "urls", "started_at", "updated_at", "done", "duration", "interval", "elapsed",
+     "rounds", "ok", "probes", "streak", "worst_streak", "last", "mtime"}
+)  # fmt: skip
+
+
+def _monitor_figures(data: Mapping[str, Any]) -> str:
+    """`availability 99.5% · errors 0 · p50 12 ms · p95 40 ms` (availability is a percent)."""
+    parts: list[str] = []
+    used: set[str] = set()
+    for keys, label, unit in _MONITOR_KEYS:
+        for key in keys:
+            value = data.get(key)
+            if isinstance(value, Mapping):  # e.g. errors per host
+                numbers = [v for v in value.values() if isinstance(v, int | float)]
+                value = sum(numbers) if numbers else None
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                parts.append(f"{label} {fmt_number(value)}{unit}")
+                used.update(keys)
+                break
+    for key, value in data.items():
+        if key in used or key in _MONITOR_SKIP:
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            parts.append(f"{key} {fmt_number(value)}")
+    return " · ".join(parts[:8]) or "no figures yet"
+
+
+def _url_line(url: Any, figures: Mapping[str, Any]) -> str:
+    host = figures.get("host")
+    where = f"`{truncate(str(url), 200)}`" + (f" ({host})" if host else "")
+    last = figures.get("last")
+    failing = figures.get("streak")
+    tail = ""
+    if isinstance(failing, int) and failing > 0 and last:
+        tail = f" · ❌ failing ×{failing}: {truncate(first_line(last), 120)}"
+    return truncate(f"• {where} — {_monitor_figures(figures)}{tail}", 500)
+
+
+def monitor_lines(facts: Mapping[str, Any]) -> list[str]:
+    """Live figures from `facts['monitor']`: the monitor step's totals and `urls` list, or a
+    plain map url -> {availability %, errors, p50, p95}."""
+    data = facts.get("monitor")
+    if not isinstance(data, Mapping) or not data:
+        return []
+    lines: list[str] = []
+    urls = data.get("urls")
+    if isinstance(urls, list):
+        elapsed, duration_s = data.get("elapsed"), data.get("duration")
+        progress = ""
+        if isinstance(elapsed, int | float) and isinstance(duration_s, int | float):
+            state = "done" if data.get("done") else "so far"
+            progress = f" ({fmt_duration(elapsed)} of {fmt_duration(duration_s)}, {state})"
+        lines.append(truncate(f"Overall{progress}: {_monitor_figures(data)}", 500))
+        for entry in urls[:10]:
+            if isinstance(entry, Mapping):
+                lines.append(_url_line(entry.get("url", "?"), entry))
+        return lines
+    for url, figures in list(data.items())[:10]:
+        if isinstance(figures, Mapping):
+            lines.append(_url_line(url, figures))
+    if not lines:
+        lines.append(truncate(_monitor_figures(data), 500))
+    return lines
+
+
+def outcome_line(incident: Incident) -> str:
+    if incident.status.open:
+        return ""
+    outcome = incident.outcome or STATUS_WORDS.get(incident.status, str(incident.status))
+    return (
+        f"{STATUS_EMOJI.get(incident.status, '')} *Outcome:* {outcome} (took {duration(incident)})"
+    )
+
+
+def parent_fallback(incident: Incident) -> str:
+    """The notification text of the parent message: the essentials in one line."""
+    text = (
+        f"{STATUS_EMOJI.get(incident.status, '')} Rollback of {incident.app} "
+        f"({incident.environment}) to {incident.target or 'the previous version'} "
+        f"requested by <@{incident.requested_by}> — {state_words(incident)}. "
+        f"Incident {incident.id}."
+    )
+    if incident.outcome and not incident.status.open:
+        text += f" {first_line(incident.outcome)}"
+    return truncate(text, 2_000)
+
+
+def incident_line(incident: Incident) -> str:
+    """One line per incident, for `/rollback list`, `status` and the App Home."""
+    link = incident.thread.permalink if incident.thread and incident.thread.permalink else ""
+    where = f" · <{link}|thread>" if link else ""
+    return truncate(
+        f"{STATUS_EMOJI.get(incident.status, '')} `{incident.id}` *{incident.app}* → "
+        f"`{incident.target or '?'}` ({incident.environment}) — {state_words(incident)}"
+        f" · by <@{incident.requested_by}> · {fmt_time(incident.created_at)}{where}",
+        1_000,
+    )
+
+
+# ---- gates -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ButtonSpec:
+    label: str
+    action: Action
+    option: str = ""
+    style: Literal["primary", "danger"] | None = None
+    confirm: tuple[str, str, str] | None = None  # title, text, confirm label
+
+
+@dataclass
+class GateView:
+    question: str
+    facts: list[str] = field(default_factory=list)
+    code: list[tuple[str, str, Literal["head", "tail"]]] = field(default_factory=list)
+    warning: str = ""
+    buttons: list[ButtonSpec] = field(default_factory=list)
+
+
+def _abort_button(incident: Incident) -> ButtonSpec:
+    return ButtonSpec(
+        "Abort",
+        Action.ABORT,
+        style="danger",
+        confirm=(
+            "Abort the rollback?",
+            f"Stops incident {incident.id} of {incident.app}. Steps already done are not "
+            "undone; the thread says what was rolled back.",
+            "Abort",
+        ),
+    )
+
+
+def commit_line(commit: Any) -> str:
+    if isinstance(commit, Mapping):
+        sha = commit.get("short") or commit.get("sha") or commit.get("hexsha") or ""
+        msg = commit.get("subject") or commit.get("message") or commit.get("summary") or ""
+        author = commit.get("author")
+        by = f" ({author})" if author else ""
+        return truncate(f"`{str(sha)[:7]}` {first_line(msg)}{by}", 200)
+    return truncate(first_line(commit), 200)
+
+
+def migration_line(mig: Any) -> str:
+    if isinstance(mig, Mapping):
+        rev = mig.get("revision") or mig.get("rev") or mig.get("id") or mig.get("to")
+        down = mig.get("down_revision") or mig.get("down") or mig.get("from")
+        msg = mig.get("message") or mig.get("doc") or mig.get("description") or ""
+        line = f"{short_rev(down)} → {short_rev(rev)}: {first_line(msg) or '(no message)'}"
+        if mig.get("irreversible"):
+            line += " ⚠️ irreversible"
+        return truncate(line, 200)
+    return truncate(first_line(mig), 200)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, list | tuple):
+        return list(value)
+    if value in (None, "", 0, False):
+        return []
+    return [value]
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return len(_as_list(value))
+
+
+def decision_view(incident: Incident) -> GateView:
+    f = incident.facts
+    commits = _as_list(f.get("commits"))
+    migrations = _as_list(f.get("migrations"))
+    facts = [f"*Deployed* `{deployed(incident)}` → *target* `{incident.target or '?'}`"]
+    count = f.get("commit_count")
+    count = count if isinstance(count, int) else _count(f.get("commits"))
+    facts.append(f"*Commits undone:* {count}")
+    facts.extend(f"    {commit_line(c)}" for c in commits[:5])
+    if count > len(commits[:5]):
+        facts.append(f"    … and {count - len(commits[:5])} more")
+    facts.append(f"*Migrations to undo:* {_count(f.get('migrations'))}")
+    facts.extend(f"    {migration_line(m)}" for m in migrations[:8])
+    if len(migrations) > 8:
+        facts.append(f"    … and {len(migrations) - 8} more")
+    method = f.get("code_method_recommended")
+    if method:
+        reason = f.get("code_method_reason")
+        facts.append(f"*Recommended:* {method}" + (f" — {first_line(reason)}" if reason else ""))
+    return GateView(
+        question=(
+            f"*Roll back or fix forward?* `{incident.app}` ({incident.environment}). "
+            "Roll back if the issue is severe and a fix will take time; fix forward if it is "
+            "minor and the fix is quick."
+        ),
+        facts=facts,
+        buttons=[
+            ButtonSpec(
+                f"Roll back to {truncate(incident.target or 'previous', 40)}",
+                Action.ROLL_BACK,
+                style="primary",
+            ),
+            ButtonSpec("Fix forward", Action.FIX_FORWARD),
+            _abort_button(incident),
+        ],
+    )
+
+
+def approve_start_view(incident: Incident) -> GateView:
+    return GateView(
+        question=(
+            f"*Production rollback:* an approver other than <@{incident.requested_by}> must "
+            f"approve before `{incident.app}` is rolled back to `{incident.target or '?'}`."
+        ),
+        facts=[
+            f"*Deployed* `{deployed(incident)}` → *target* `{incident.target or '?'}`",
+            f"*Reason:* {incident.reason or '(none given)'}",
+        ],
+        buttons=[
+            ButtonSpec(
+                "Approve rollback",
+                Action.APPROVE,
+                style="primary",
+                confirm=(
+                    "Approve the production rollback?",
+                    f"{incident.app} will be rolled back to {incident.target or '?'} on every "
+                    "host.",
+                    "Approve",
+                ),
+            ),
+            _abort_button(incident),
+        ],
+    )
+
+
+def _backup_path(entry: Any) -> str:
+    if isinstance(entry, Mapping):
+        return str(entry.get("path") or entry.get("name") or entry.get("file") or "")
+    return str(entry or "")
+
+
+def restore_options(facts: Mapping[str, Any]) -> list[str]:
+    """At most 3 backups to offer: the default first, and always the bot's own backup."""
+    own = _backup_path(facts.get("db_backup"))
+    default = _backup_path(facts.get("db_restore_default"))
+    listed = [_backup_path(b) for b in _as_list(facts.get("db_backups"))]
+    ordered: list[str] = []
+    for path in (default, own, *listed):
+        if path and path not in ordered:
+            ordered.append(path)
+    if own and own in ordered[3:]:
+        ordered.remove(own)
+        ordered.insert(2, own)
+    return ordered[:3]
+
+
+def approve_db_view(incident: Incident) -> GateView:
+    f = incident.facts
+    facts: list[str] = []
+    backup = f.get("db_backup")
+    if isinstance(backup, Mapping):
+        name = backup.get("name") or backup.get("path") or "?"
+        size = backup.get("size_text") or fmt_size(backup.get("size"))
+        facts.append(
+            f"*Backup taken:* `{truncate(str(name), 300)}` · {size} · "
+            f"{backup.get('time') or backup.get('at') or '?'}"
+        )
+    elif backup:
+        facts.append(f"*Backup taken:* `{truncate(str(backup), 300)}`")
+    else:
+        facts.append("*Backup taken:* none recorded")
+    migrations = _as_list(f.get("migrations"))
+    if migrations:
+        facts.append(f"*Migrations to undo:* {len(migrations)}")
+        facts.extend(f"    {migration_line(m)}" for m in migrations[:8])
+    recommended = f.get("db_recommended")
+    if recommended:
+        facts.append(f"*Recommended:* {recommended}")
+    warning = ""
+    irreversible = f.get("db_irreversible_revisions") or f.get("db_irreversible")
+    if f.get("db_risk"):
+        warning = f"⚠️ {truncate(str(f['db_risk']), 1_500)}"
+    elif irreversible:
+        what = (
+            ", ".join(str(x) for x in _as_list(irreversible))
+            if not isinstance(irreversible, bool)
+            else "a migration"
+        )
+        warning = (
+            f"⚠️ *Irreversible:* {truncate(what, 500)} cannot be downgraded without losing data. "
+            "Restoring a backup is the safe way back."
+        )
+    code: list[tuple[str, str, Literal["head", "tail"]]] = []
+    sql = f.get("db_sql_preview")
+    if sql:
+        code.append(("*Downgrade SQL preview:*", str(sql), "head"))
+    prod = incident.production
+    buttons = [
+        ButtonSpec(
+            "Approve downgrade",
+            Action.APPROVE,
+            style="primary" if recommended in (None, "", "downgrade") else None,
+            confirm=(
+                "Approve the database downgrade?",
+                f"Runs `alembic downgrade` on {incident.app}'s {incident.environment} database.",
+                "Approve",
+            )
+            if prod
+            else None,
+        )
+    ]
+    for i, path in enumerate(restore_options(f)):
+        label = truncate(f"Approve restore from {short_name(path)}", BUTTON_MAX)
+        buttons.append(
+            ButtonSpec(
+                label,
+                Action.RESTORE,
+                option=path,
+                style="primary" if i == 0 and recommended == "restore" else None,
+                confirm=(
+                    "Approve the restore?",
+                    truncate(
+                        f"Replaces {incident.app}'s {incident.environment} database with "
+                        f"{short_name(path)}.",
+                        300,
+                    ),
+                    "Approve",
+                )
+                if prod
+                else None,
+            )
+        )
+    buttons.append(_abort_button(incident))
+    return GateView(
+        question=(
+            f"*Database rollback of `{incident.app}` needs approval.* Downgrade the migrations, "
+            "or restore a backup."
+        ),
+        facts=facts,
+        code=code,
+        warning=warning,
+        buttons=buttons,
+    )
+
+
+def error_of(gate: Gate) -> dict[str, Any]:
+    error = gate.facts.get("error")
+    return dict(error) if isinstance(error, Mapping) else {"what": str(error or "A step failed")}
+
+
+def retry_view(incident: Incident, gate: Gate) -> GateView:
+    err = error_of(gate)
+    what = str(err.get("what") or "The step failed")
+    host = err.get("host")
+    where = f" on `{host}`" if host else ""
+    facts: list[str] = []
+    if err.get("hint"):
+        facts.append(f"*What to do:* {err['hint']}")
+    code: list[tuple[str, str, Literal["head", "tail"]]] = []
+    if err.get("detail"):
+        code.append(("*Details:*", str(err["detail"]), "tail"))
+    return GateView(
+        question=f"❌ *{SPECS[gate.step].title}* stopped: {what}{where}.",
+        facts=facts,
+        code=code,
+        buttons=[ButtonSpec("Retry", Action.RETRY, style="primary"), _abort_button(incident)],
+    )
+
+
+def gate_view(incident: Incident, gate: Gate) -> GateView:
+    match gate.kind:
+        case GateKind.DECISION:
+            return decision_view(incident)
+        case GateKind.APPROVE_START:
+            return approve_start_view(incident)
+        case GateKind.APPROVE_DB:
+            return approve_db_view(incident)
+        case GateKind.RETRY:
+            return retry_view(incident, gate)
+    raise ValueError(gate.kind)  # pragma: no cover
+
+
+def gate_fallback(incident: Incident, gate: Gate, ping: str = "") -> str:
+    view = gate_view(incident, gate)
+    labels = " / ".join(b.label for b in view.buttons)
+    return truncate(f"{ping + ' ' if ping else ''}{view.question} [{labels}]", 2_000)
+
+
+_ANSWER_WORDS = {
+    "roll back": ("✅", "Roll back chosen by"),
+    "fix forward": ("➡️", "Fix forward chosen by"),
+    "approve": ("✅", "Approved by"),
+    "restore": ("✅", "Restore from backup approved by"),
+    "retry": ("🔁", "Retry chosen by"),
+    "abort": ("🛑", "Aborted by"),
+}
+
+
+def answer_text(text: str, at: datetime | None = None) -> str:
+    """`approve by <@U>` (the machine's record) -> `✅ Approved by <@U> at 03:12 UTC`."""
+    clock = f" at {fmt_clock(at)}" if at else ""
+    m = re.match(r"^\s*(.+?)\s+by\s+(.+)$", text, re.S)
+    if m:
+        known = _ANSWER_WORDS.get(m.group(1).strip().lower())
+        if known:
+            return f"{known[0]} {known[1]} {m.group(2).strip()}{clock}"
+    return f"{text}{clock}"
+
+
+# ---- notices ---------------------------------------------------------------------------------
+
+
+def notice_text(
+    incident: Incident, phase: Literal["start", "end"], mentions: Sequence[str] = ()
+) -> str:
+    link = incident.thread.permalink if incident.thread and incident.thread.permalink else ""
+    ping = " ".join(mention(m) for m in mentions if m)
+    ping = f"{ping} " if ping else ""
+    if phase == "start":
+        thread = f" Thread: {link}" if link else ""
+        return (
+            f"{ping}⏪ Rollback of *{incident.app}* ({incident.environment}) to "
+            f"`{incident.target or 'the previous version'}` started by "
+            f"<@{incident.requested_by}>: {incident.reason or 'no reason given'}.{thread}"
+        )
+    outcome = incident.outcome or STATUS_WORDS.get(incident.status, str(incident.status))
+    report = incident.facts.get("report")
+    report_part = f" Report: `{short_name(str(report))}`." if isinstance(report, str) else ""
+    thread = f" Thread: {link}" if link else ""
+    return (
+        f"{ping}{STATUS_EMOJI.get(incident.status, '')} Rollback of *{incident.app}* "
+        f"({incident.environment}) {STATUS_WORDS.get(incident.status, '')} after "
+        f"{duration(incident)}: {outcome}{report_part}{thread}"
+    )
+
+
+def help_text() -> str:
+    return (
+        "*Rewind* rolls back a failed deployment and recovers the service, step by step from "
+        "the runbook, in one thread.\n"
+        "• `/rollback APP VERSION reason…` — start, e.g. "
+        "`/rollback myapp v1.4.2 checkout returns 500`\n"
+        "• `/rollback APP reason…` — the same; Rewind proposes the version before the deployed "
+        "one\n"
+        "• `/rollback status [APP|INCIDENT]` — where an incident stands\n"
+        "• `/rollback list` — open and recent incidents\n"
+        "• `/rollback cancel INCIDENT` — stop an incident (says what was and was not rolled "
+        "back)\n"
+        "• `/rollback unfreeze APP` — lift the deploy freeze after a rollback (approvers)\n"
+        "• `/rollback help` — this text\n"
+        "Buttons in the thread: *Roll back* / *Fix forward*, *Approve*, *Retry*, *Abort*. In "
+        "production, someone other than the requester must approve."
+    )

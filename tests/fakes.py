@@ -1,0 +1,150 @@
+"""Small stand-ins for step tests: a Notifier that records, and a StepContext builder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from bot.apps import AppConfig, AppsFile, parse_apps
+from bot.ports import AuditEntry, HostRunner
+from bot.steps.context import StepContext
+from bot.workflow.machine import new_steps
+from bot.workflow.model import Gate, Incident, StepId, ThreadRef
+
+
+@dataclass
+class RecordingNotifier:
+    """`bot.ports.Notifier` that keeps everything it is told, for assertions."""
+
+    said: list[str] = field(default_factory=list)
+    outputs: list[tuple[StepId, str, str]] = field(default_factory=list)
+    uploads: list[tuple[str, str, str]] = field(default_factory=list)
+    asked: list[Gate] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+    resolved: list[tuple[str, str]] = field(default_factory=list)
+    told: list[tuple[str, str]] = field(default_factory=list)  # (incident id, phase)
+
+    @property
+    def text(self) -> str:
+        """Everything said in the thread, as one string."""
+        return "\n".join(self.said)
+
+    def output_of(self, host: str) -> str:
+        return "\n".join(line for _, h, line in self.outputs if h == host)
+
+    async def open_thread(self, incident: Incident) -> ThreadRef:
+        return ThreadRef(channel="C0INCIDENT", ts="1.000")
+
+    async def update_parent(self, incident: Incident) -> None:
+        return None
+
+    async def say(self, incident: Incident, text: str) -> None:
+        self.said.append(text)
+
+    async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
+        self.outputs.append((step, host, line))
+
+    async def flush(self, incident: Incident) -> None:
+        return None
+
+    async def ask(self, incident: Incident, gate: Gate) -> None:
+        self.asked.append(gate)
+
+    async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
+        self.told.append((incident.id, phase))
+        return []
+
+    async def upload(
+        self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
+    ) -> None:
+        self.uploads.append((filename, content, title))
+
+    async def alert(self, incident: Incident, text: str) -> None:
+        self.alerts.append(text)
+
+    async def resolve_gate(self, incident: Incident, token: str, text: str) -> None:
+        self.resolved.append((token, text))
+
+
+def apps_file(name: str, config: dict[str, Any]) -> AppsFile:
+    return parse_apps({"apps": {name: config}}, "test")
+
+
+def new_incident(
+    app: AppConfig, *, incident_id: str = "INC-42", requested_version: str | None = None
+) -> Incident:
+    return Incident(
+        id=incident_id,
+        app=app.name,
+        environment=app.environment,
+        requested_version=requested_version,
+        reason="checkout answers 500",
+        requested_by="U0CAROL",
+        steps=new_steps(),
+    )
+
+
+async def _fence() -> None:
+    return None
+
+
+async def _timeline() -> list[AuditEntry]:
+    return []
+
+
+def make_context(
+    apps: AppsFile,
+    incident: Incident,
+    hosts: HostRunner,
+    workspace: Path,
+    *,
+    step: StepId = StepId.ASSESS,
+    notifier: RecordingNotifier | None = None,
+) -> StepContext:
+    return StepContext(
+        incident=incident,
+        step=step,
+        app=apps.apps[incident.app],
+        apps=apps,
+        hosts=hosts,
+        notifier=notifier or RecordingNotifier(),
+        workspace=workspace,
+        fence=_fence,
+        timeline=_timeline,
+    )
+
+
+def app_config(
+    repo: str, hosts: list[dict[str, Any]], workdir: str, **extra: Any
+) -> dict[str, Any]:
+    """An apps-file entry with the `commands` strategy, as the step tests use it."""
+    config: dict[str, Any] = {
+        "environment": "staging",
+        "repo": repo,
+        "incident_channel": "C0INCIDENT",
+        "operators": ["U0CAROL"],
+        "approvers": ["U0ALICE"],
+        "ssh": {"user": "root", "known_hosts": "/nonexistent/known_hosts"},
+        "hosts": hosts,
+        "deploy": {"strategy": "commands", "workdir": workdir, "commands": STEP_COMMANDS},
+    }
+    config.update(extra)
+    return config
+
+
+STEP_COMMANDS = {
+    "fetch": "git fetch --tags --force origin {ref} && git checkout --force FETCH_HEAD",
+    "install": "true",
+    "restart": "./run.sh restart",
+    "stop": "./run.sh stop",
+    "start": "./run.sh start",
+    "status": "./run.sh status",
+    "version": "git describe --tags --always",
+}
+
+
+def with_step_commands(config: dict[str, Any]) -> dict[str, Any]:
+    """A fixture's apps entry with the stop/start/fetch commands the step tests rely on."""
+    deploy = {**config["deploy"], "commands": {**config["deploy"]["commands"], **STEP_COMMANDS}}
+    return {**config, "deploy": deploy}

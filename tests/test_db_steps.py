@@ -1,0 +1,254 @@
+"""Step 3, Roll back the database: real PostgreSQL, real alembic over SSH, real pg_dump/psql."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from bot.errors import StepError
+from bot.sample.build import SampleRepo
+from bot.steps import code, database
+from bot.steps.context import StepContext
+from bot.workflow.model import Criterion, StepId
+from runners.ssh import SshRunner
+from tests.fakes import RecordingNotifier, apps_file, make_context, new_incident, with_step_commands
+from tests.fixtures_hosts import MakeSshEnv, SshEnv
+
+ALEMBIC = "alembic -c alembic.ini"
+V142, V150 = "b2c3d4e5f6a1", "d4e5f6a1b2c3"
+DAY = 86400
+PSQL = 'psql -q -v ON_ERROR_STOP=1 "$(cat .pg_url)"'
+RESET_AND_RESTORE = (
+    f"{PSQL} -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;' && {PSQL} < {{backup}}"
+)
+
+
+def backup_dir(env: SshEnv) -> Path:
+    return env.hosts[0].real_dir.parent / "backups"
+
+
+def context(env: SshEnv, tmp_path: Path, config: dict[str, Any] | None = None) -> StepContext:
+    apps = apps_file("myapp", config or with_step_commands(env.app_config()))
+    incident = new_incident(apps.apps["myapp"])
+    return make_context(apps, incident, SshRunner(apps.apps["myapp"]), tmp_path / "ws")
+
+
+async def assessed(ctx: StepContext, deployed: str = "v1.5.0") -> dict[str, Any]:
+    facts = await code.assess_code(ctx, deployed)
+    ctx.incident.facts.update(facts)
+    db = await database.assess_db(ctx, str(facts["target"]))
+    ctx.incident.facts.update(db)
+    return db
+
+
+async def step(ctx: StepContext, step_id: StepId, body: Any) -> Any:
+    ctx.step = step_id
+    out = await body(ctx)
+    ctx.incident.facts.update(out.facts)
+    return out
+
+
+def sql(env: SshEnv, query: str) -> Any:
+    assert env.pg_url is not None
+    with psycopg.connect(env.pg_url) as conn:
+        row = conn.execute(query).fetchone()
+        return row[0] if row else None
+
+
+def old_backup(env: SshEnv, revision: str, name: str = "myapp-nightly.sql") -> Path:
+    """A real pg_dump of the database at `revision`, dated a day before the deploy."""
+    host = env.hosts[0]
+    current = host.run(f"{ALEMBIC} current").split()[0]
+    path = backup_dir(env) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    host.run(f"{ALEMBIC} upgrade {revision} && {ALEMBIC} downgrade {revision}")
+    host.run(f'pg_dump --clean --if-exists "$(cat .pg_url)" > {path}')
+    host.run(f"{ALEMBIC} upgrade {current}")
+    past = time.time() - DAY
+    os.utime(path, (past, past))
+    return path
+
+
+def read(path: str) -> str:
+    return Path(path).read_text()
+
+
+def notifier(ctx: StepContext) -> RecordingNotifier:
+    assert isinstance(ctx.notifier, RecordingNotifier)
+    return ctx.notifier
+
+
+@pytest.mark.hosts(1)
+async def test_assess_and_a_backup_that_is_not_there(
+    ssh_env_migrated: SshEnv, tmp_path: Path
+) -> None:
+    env = ssh_env_migrated
+    ctx = context(env, tmp_path)
+    facts = await assessed(ctx)
+    assert facts["db_current_revision"] == V150
+    assert facts["db_target_revision"] == V142
+    assert [m["revision"] for m in facts["migrations"]] == [V150, "c3d4e5f6a1b2"]
+    assert facts["migrations"][1] == {
+        "revision": "c3d4e5f6a1b2",
+        "down_revision": V142,
+        "message": "add column orders.coupon",
+        "irreversible": False,
+    }
+    assert facts["irreversible"] is False
+    assert facts["db_summary"] == (
+        "migrations: 2 to undo (d4e5 → b2c3: create table coupons; add column orders.coupon)"
+    )
+
+    config = with_step_commands(env.app_config())
+    config["database"]["backup"] = "true"  # succeeds, writes nothing
+    bad = context(env, tmp_path, config)
+    bad.incident.facts.update(ctx.incident.facts)
+    with pytest.raises(StepError, match="missing or empty"):
+        await step(bad, StepId.DB_PREPARE, database.prepare)
+    await ctx.hosts.close()
+    await bad.hosts.close()
+
+
+@pytest.mark.hosts(1)
+async def test_backup_preview_and_downgrade(ssh_env_migrated: SshEnv, tmp_path: Path) -> None:
+    env = ssh_env_migrated
+    nightly = old_backup(env, V142)
+    later = backup_dir(env) / "myapp-after-deploy.sql"
+    later.write_text("-- taken after the deploy\n")
+    ctx = context(env, tmp_path)
+    try:
+        await assessed(ctx)
+        prep = await step(ctx, StepId.DB_PREPARE, database.prepare)
+        facts = prep.facts
+        own = facts["db_backup"]
+        assert own["own"] and own["name"].startswith("myapp-INC-42-") and own["size"] > 1000
+        assert Path(own["path"]).parent == backup_dir(env)
+        assert "CREATE TABLE public.coupons" in read(own["path"])
+        assert [b["path"] for b in facts["db_backups"]] == [own["path"], str(later), str(nightly)]
+        assert [b["before_deploy"] for b in facts["db_backups"]] == [False, False, True]
+        assert facts["db_restore_default"] == str(nightly)
+        assert facts["db_recommended"] == "downgrade" and facts["db_irreversible"] is False
+        preview = facts["db_sql_preview"]
+        assert "DROP TABLE coupons" in preview
+        assert "ALTER TABLE orders DROP COLUMN coupon" in preview
+        assert "INFO" not in preview
+        (name, content, title) = notifier(ctx).uploads[0]
+        assert name == "downgrade-myapp-d4e5-to-b2c3.sql"
+        assert f"UPDATE alembic_version SET version_num='{V142}'" in content
+        assert title == f"alembic downgrade --sql {V150}:{V142}"
+        assert f"Backup `{own['name']}` taken on web1" in notifier(ctx).text
+
+        ctx.incident.db_method = "downgrade"
+        out = await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        assert out.criteria == {Criterion.DATABASE: True}
+        assert sql(env, "SELECT version_num FROM alembic_version") == V142
+        assert sql(env, "SELECT to_regclass('public.coupons')") is None
+        assert sql(env, "SELECT COUNT(*) FROM users") == 3
+        # The hosts stay on the new code: the redeploy step moves them.
+        assert env.hosts[0].run("git describe --tags").strip() == "v1.5.0"
+        assert f"`{V150}` → `{V142}`" in notifier(ctx).text
+
+        again = await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        assert again.summary.startswith("Database already at")
+    finally:
+        await ctx.hosts.close()
+
+
+async def test_restore_from_backup(ssh_env_migrated: SshEnv, tmp_path: Path) -> None:
+    env = ssh_env_migrated
+    nightly = old_backup(env, V142)
+    env.hosts[0].run("""psql "$(cat .pg_url)" -qc "INSERT INTO users VALUES (4, 'dave')" """)
+    ctx = context(env, tmp_path)
+    try:
+        await assessed(ctx)
+        await step(ctx, StepId.DB_PREPARE, database.prepare)
+        assert ctx.facts["db_restore_default"] == str(nightly)
+
+        ctx.incident.db_method = "restore"
+        ctx.incident.facts["restore_backup"] = "/etc/passwd"
+        with pytest.raises(StepError, match="not one of the backups offered"):
+            await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        del ctx.incident.facts["restore_backup"]
+
+        out = await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        assert out.criteria == {Criterion.DATABASE: True}
+        assert sql(env, "SELECT version_num FROM alembic_version") == V142
+        assert sql(env, "SELECT COUNT(*) FROM users") == 3  # dave came after the nightly
+        said = notifier(ctx).text
+        assert "Verify after restore on web1:\n```\n3\n```" in said
+        assert "App stopped on 2 host(s)" in said
+        for host in env.hosts:
+            assert "stopped pid" in notifier(ctx).output_of(host.name)
+            assert host.run("./run.sh status").startswith("running 1.5.0")
+        assert set(out.hosts) == {"web1", "web2"} and all(h.ok for h in out.hosts.values())
+
+        # The bot's own backup is always offered, but it holds the new schema: not rolled back.
+        ctx.incident.facts["restore_backup"] = ctx.facts["db_backup"]["path"]
+        own = await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        assert own.criteria == {Criterion.DATABASE: False}
+        assert sql(env, "SELECT version_num FROM alembic_version") == V150
+        assert sql(env, "SELECT COUNT(*) FROM users") == 4
+        assert "NOT the target" in notifier(ctx).said[-1]
+    finally:
+        await ctx.hosts.close()
+
+
+@pytest.mark.hosts(1)
+async def test_irreversible_downgrade_recommends_restore(
+    make_ssh_env: MakeSshEnv,
+    sample_repo_irreversible: SampleRepo,
+    pg_database: str,
+    tmp_path: Path,
+) -> None:
+    env = make_ssh_env(1, ref="v1.6.0", db_url=pg_database, repo=sample_repo_irreversible)
+    host = env.hosts[0]
+    host.run(f"{ALEMBIC} upgrade {V150}")
+    nightly = old_backup(env, V150)
+    host.run(f"{ALEMBIC} upgrade head")
+    config = with_step_commands(env.app_config())
+    # `pg_dump --clean` drops only what the dump holds; tables made after it would survive.
+    config["database"]["restore"] = RESET_AND_RESTORE
+    ctx = context(env, tmp_path, config)
+    try:
+        facts = await assessed(ctx, deployed="v1.6.0")
+        assert ctx.facts["target"] == "v1.5.0"
+        assert facts["migrations"][0]["revision"] == "e5f6a1b2c3d4"
+        assert facts["irreversible"] is True
+
+        prep = await step(ctx, StepId.DB_PREPARE, database.prepare)
+        assert prep.facts["db_irreversible"] is True
+        assert prep.facts["db_recommended"] == "restore"
+        assert prep.facts["db_restore_default"] == str(nightly)
+        assert "e5f6a1b2c3d4 cannot be undone" in prep.facts["db_risk"]
+        assert "myapp-nightly.sql" in prep.facts["db_risk"]
+        assert "could not be generated" in prep.facts["db_sql_preview"]
+        assert ":warning:" in notifier(ctx).text
+
+        ctx.incident.db_method = "downgrade"
+        with pytest.raises(StepError) as err:
+            await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        assert "alembic downgrade d4e5f6a1b2c3` failed" in err.value.what
+        assert "Restore from the backup" in err.value.hint
+        assert sql(env, "SELECT version_num FROM alembic_version") == "e5f6a1b2c3d4"
+
+        ctx.incident.db_method = "restore"
+        out = await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        assert out.criteria == {Criterion.DATABASE: True}
+        assert sql(env, "SELECT version_num FROM alembic_version") == V150
+        assert sql(env, "SELECT to_regclass('public.audit_log')") is None
+        assert (
+            sql(
+                env,
+                "SELECT COUNT(*) FROM information_schema.columns "
+                "WHERE table_name = 'orders' AND column_name = 'total_cents'",
+            )
+            == 1
+        )
+        assert sql(env, "SELECT COUNT(*) FROM users") == 3
+    finally:
+        await ctx.hosts.close()

@@ -1,0 +1,219 @@
+"""Steps 5 and 6 on real SSH hosts serving the sample app: health, logs since the restart,
+smoke tests, and monitoring with live figures and alerts."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bot.errors import StepError
+from bot.steps import redeploy, verify
+from bot.steps.context import StepContext
+from bot.workflow.model import Criterion, Incident, StepId
+from runners.ssh import SshRunner
+from tests.fakes_steps import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
+from tests.fixtures_hosts import SshEnv, TestHost
+
+
+def hit(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+class Steps:
+    """Runs step bodies on the SSH hosts, one incident, a fresh context per step."""
+
+    def __init__(self, env: SshEnv, **overrides: Any) -> None:
+        self.apps = make_apps(step_app(env, **overrides))
+        self.runner = SshRunner(self.apps.apps["myapp"])
+        self.incident: Incident = make_incident()
+        self.notifier = RecordingNotifier()
+
+    def ctx(self, step: StepId) -> StepContext:
+        return make_ctx(
+            self.apps, self.runner, step=step, incident=self.incident, notifier=self.notifier
+        )
+
+
+@pytest.fixture
+async def steps_for() -> AsyncIterator[Any]:
+    made: list[Steps] = []
+
+    def make(env: SshEnv, **overrides: Any) -> Steps:
+        made.append(Steps(env, **overrides))
+        return made[-1]
+
+    yield make
+    for s in made:
+        await s.runner.close()
+
+
+def back_to_broken(host: TestHost) -> None:
+    host.run("git checkout --quiet --force v1.5.0 && ./run.sh restart")
+
+
+async def test_rolled_back_hosts_pass_although_the_old_version_logged_errors(
+    ssh_env: SshEnv, steps_for: Any
+) -> None:
+    for host in ssh_env.hosts:
+        assert hit(host.health_url) == 500  # v1.5.0 logs an ERROR for each of these
+    s = steps_for(ssh_env)
+    await redeploy.run(s.ctx(StepId.REDEPLOY))
+
+    outcome = await verify.run(s.ctx(StepId.VERIFY))
+
+    assert outcome.criteria == {
+        Criterion.HEALTH: True,
+        Criterion.LOGS: True,
+        Criterion.SMOKE: True,
+    }
+    for host in ssh_env.hosts:
+        assert "ERROR" in host.run("cat app.log")  # the broken version's errors are there...
+        assert outcome.hosts[host.name].ok  # ...and do not count
+    thread = s.notifier.thread()
+    assert f"✅ http://127.0.0.1:{ssh_env.hosts[1].app_port}/api/health (web2): 200" in thread
+    assert "✅ web1: no errors in" in thread
+    assert "✅ `./smoke.sh login` on web1" in thread
+    assert "smoke checkout: PASS" in s.notifier.output_of("web1")  # smoke output streamed
+    assert not any("smoke" in line for line in s.notifier.output_of("web2"))  # run on web1
+    assert "4 health check(s) passing" in outcome.summary
+
+
+async def test_broken_host_keeps_failing_its_probe(ssh_env: SshEnv, steps_for: Any) -> None:
+    web1, web2 = ssh_env.hosts
+    s = steps_for(ssh_env, verify={"health_timeout": "1s", "health_interval": "0.2s"})
+    await redeploy.run(s.ctx(StepId.REDEPLOY))
+    back_to_broken(web2)
+
+    with pytest.raises(StepError) as failure:
+        await verify.run(s.ctx(StepId.VERIFY))
+
+    err = failure.value
+    assert err.what.startswith("Verification failed: health: ")
+    assert f"{web2.health_url} (web2) HTTP 500" in err.what
+    assert str(web1.app_port) not in err.what.split("logs")[0]
+    assert err.hosts["web1"].ok
+    assert not err.hosts["web2"].ok and "HTTP 500" in err.hosts["web2"].summary
+    assert s.incident.facts["verify"]["health"] is False
+    assert f"❌ {web2.health_url} (web2): HTTP 500: expected 200" in s.notifier.thread()
+
+
+async def test_error_in_log_and_failing_smoke_fail_verification(
+    ssh_env: SshEnv, steps_for: Any
+) -> None:
+    web1, _ = ssh_env.hosts
+    s = steps_for(ssh_env, smoke=["./smoke.sh login", "sh -c 'echo payment down; exit 1'"])
+    await redeploy.run(s.ctx(StepId.REDEPLOY))
+    web1.run(
+        "echo \"$(date '+%Y-%m-%d %H:%M:%S'),500 ERROR myapp payment provider refused\" >> app.log"
+    )
+
+    with pytest.raises(StepError) as failure:
+        await verify.run(s.ctx(StepId.VERIFY))
+
+    err = failure.value
+    assert "logs on web1: 1 error line(s)" in err.what
+    assert "smoke: `sh -c 'echo payment down; exit 1'` on web1 exit 1" in err.what
+    assert "health" not in err.what
+    assert "payment provider refused" in err.detail
+    thread = s.notifier.thread()
+    assert "❌ web1: 1 error line(s) since the restart" in thread
+    assert "ERROR myapp payment provider refused" in thread  # the match is shown
+    assert "✅ web2: no errors" in thread
+    assert "payment down" in s.notifier.output_of("web1")
+    assert s.incident.facts["verify"] == {"health": True, "logs": False, "smoke": False}
+
+
+async def test_monitor_keeps_live_figures(ssh_env: SshEnv, steps_for: Any) -> None:
+    s = steps_for(ssh_env, monitor={"duration": "2s", "interval": "0.4s", "summary_every": "0.8s"})
+    await redeploy.run(s.ctx(StepId.REDEPLOY))
+
+    outcome = await verify.monitor(s.ctx(StepId.MONITOR))
+
+    assert outcome.criteria == {Criterion.MONITORED: True}
+    mon = outcome.facts["monitor"]
+    assert mon["done"] is True
+    assert mon["availability"] == 100
+    assert mon["error_count"] == 0
+    assert mon["rounds"] >= 5 and mon["elapsed"] >= 2
+    assert len(mon["urls"]) == 4
+    for url in mon["urls"]:
+        assert url["availability"] == 100 and url["probes"] == mon["rounds"]
+        assert 0 < url["p50_ms"] <= url["p95_ms"] < 2000
+    # the parent was updated once per probe round, the thread got a summary per period
+    assert len(s.notifier.parents) == mon["rounds"]
+    assert s.notifier.parents[0]["monitor"]["rounds"] == 1
+    summaries = [t for t in s.notifier.said if t.startswith("*Monitoring* ")]
+    assert 1 <= len(summaries) <= 3
+    assert any(t.startswith("*Monitoring done*") for t in s.notifier.said)
+    assert s.notifier.alerts == []
+
+
+async def test_monitor_alerts_on_a_failure_streak(ssh_env: SshEnv, steps_for: Any) -> None:
+    web1, web2 = ssh_env.hosts
+    s = steps_for(
+        ssh_env,
+        monitor={
+            "duration": "1.5s",
+            "interval": "0.3s",
+            "summary_every": "1m",
+            "failure_streak": 2,
+        },
+    )
+    await redeploy.run(s.ctx(StepId.REDEPLOY))
+    back_to_broken(web2)
+
+    with pytest.raises(StepError) as failure:
+        await verify.monitor(s.ctx(StepId.MONITOR))
+
+    assert f"{web2.health_url} (web2) still failing" in failure.value.what
+    assert "new error line(s) on web2" in failure.value.what
+    # one alert per failing URL, not one per failed probe
+    assert len(s.notifier.alerts) == 2
+    assert all("web2" in a and "2 probes in a row" in a for a in s.notifier.alerts)
+    mon = s.incident.facts["monitor"]
+    by_url = {u["url"]: u for u in mon["urls"]}
+    assert by_url[web1.health_url]["availability"] == 100
+    assert by_url[web2.health_url]["availability"] == 0
+    assert mon["availability"] == 50
+    assert mon["errors"]["web1"] == 0 and mon["errors"]["web2"] > 0
+    assert mon["alerts"] == 2
+
+
+def test_lines_since_restart() -> None:
+    since = datetime(2024, 5, 2, 10, 0, 0, tzinfo=UTC)
+    lines = [
+        "  File 'app.py', line 3",  # continuation of an older record
+        "2024-05-02 11:59:59,900 ERROR myapp before the restart",  # host at UTC+2
+        "Traceback (most recent call last):",
+        "2024-05-02 12:00:00,100 INFO myapp started version=1.4.2",
+        "2024-05-02T10:00:01Z ERROR explicit zone, after",
+        "  continued",
+    ]
+    kept, stamped = verify.lines_since(lines, since, 7200)
+    assert stamped
+    assert kept == lines[3:]
+    kept, _ = verify.lines_since(lines, since, 0)  # a host on UTC wrote them all after 10:00
+    assert kept == lines
+    assert verify.lines_since(["no stamp", "ERROR"], since, 0) == (["no stamp", "ERROR"], False)
+    # an unstamped head is kept when the first stamp is already after the restart
+    kept, _ = verify.lines_since(["orphan", "2024-05-02 10:00:05 INFO ok"], since, 0)
+    assert kept == ["orphan", "2024-05-02 10:00:05 INFO ok"]
+
+
+def test_since_value_per_strategy() -> None:
+    at = datetime(2024, 5, 2, 10, 0, 1, 250000, tzinfo=UTC)
+    assert verify.since_value("systemd", at, 7200) == "2024-05-02 12:00:01"
+    assert verify.since_value("docker-compose", at, 7200) == "2024-05-02T10:00:01.250000Z"
+    assert verify.line_time("2024-05-02T12:00:01+02:00 x", 0) == datetime(
+        2024, 5, 2, 10, 0, 1, tzinfo=UTC
+    )
+    assert verify.line_time("May 02 12:00:01 web1 myapp[1]: x", 0) is None
