@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from saq import Queue
+from saq import Queue, Worker
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -120,19 +120,18 @@ def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
     app.router.add_get("/api/freeze/{app}", freeze_status)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(run_worker(rt)) if with_worker else None
+        worker = build_worker(rt) if with_worker else None
+        task = asyncio.create_task(worker.start()) if worker else None
         yield
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if worker is not None and task is not None:
+            await stop_worker(worker, task)
         await rt.aclose()
 
     app.cleanup_ctx.append(lifecycle)
     return app
 
 
-async def run_worker(rt: Runtime) -> None:
+def build_worker(rt: Runtime) -> Worker[Any]:
     s = rt.settings
 
     async def startup() -> None:
@@ -140,7 +139,7 @@ async def run_worker(rt: Runtime) -> None:
         if count:
             log.info("re-enqueued %d running incident(s) after start", count)
 
-    worker = make_worker(
+    return make_worker(
         rt.queue,
         rt.engine.run_step,
         heartbeat=s.heartbeat,
@@ -149,7 +148,21 @@ async def run_worker(rt: Runtime) -> None:
         worker_id=s.worker_id,
         startup=startup,
     )
+
+
+async def stop_worker(worker: Worker[Any], task: asyncio.Task[None]) -> None:
+    """Stop taking jobs and wait for the loop to end; a step cut short is resumed elsewhere."""
+    await worker.stop()
     try:
-        await worker.start()
+        await asyncio.wait_for(task, 5)
+    except (TimeoutError, asyncio.CancelledError):
+        log.warning("worker did not stop within 5 s")
+
+
+async def run_worker(rt: Runtime) -> None:
+    worker = build_worker(rt)
+    task = asyncio.create_task(worker.start())
+    try:
+        await asyncio.shield(task)
     finally:
-        await worker.stop()
+        await stop_worker(worker, task)
