@@ -47,7 +47,7 @@ async def _socket_mode(rt: object, *, with_worker: bool) -> int:
         print("rewind: --socket-mode needs SLACK_APP_TOKEN (xapp-…)", file=sys.stderr)
         return 2
     handler = AsyncSocketModeHandler(build_bolt(rt), token.get_secret_value())
-    tasks = [handler.start_async()]
+    tasks = [handler.start_async()]  # type: ignore[no-untyped-call]
     if with_worker:
         tasks.append(run_worker(rt))
     await asyncio.gather(*tasks)
@@ -80,7 +80,7 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from bot.demo import run_demo
 
-    return asyncio.run(run_demo(yes=args.yes))
+    return run_demo(yes=args.yes)
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:

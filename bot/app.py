@@ -94,7 +94,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     with contextlib.suppress(Exception):
         OPEN_INCIDENTS.set(len(await request.app[RUNTIME].store.open_incidents()))
-    return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(
+        body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
 
 
 async def freeze_status(request: web.Request) -> web.Response:

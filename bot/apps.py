@@ -239,5 +239,7 @@ def load_apps(path: str | Path) -> AppsFile:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(file)"
-        raise ConfigError(str(p), where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise ConfigError(
+            str(p), where, f"not valid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
     return parse_apps(data, str(p))

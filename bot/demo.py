@@ -7,7 +7,8 @@ The sample app is real: it serves /healthz on its own port and migrates a real S
 
 from __future__ import annotations
 
-import os
+import asyncio
+import contextlib
 import shlex
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from bot.sample.build import build_sample_origin
 from bot.sample.hosts import provision_host_checkout, start_app, stop_app
 from bot.store_memory import MemoryStore
 from bot.terminal import auto_chooser, build_terminal_engine, drive, prompt_chooser, terminal_actor
+from bot.workflow.model import Incident
 
 
 def _free_port() -> int:
@@ -93,53 +95,59 @@ def _prepare(root: Path, out: TextIO) -> tuple[dict[str, tuple[Path, int]], Path
         provision_host_checkout(repo.origin, workdir, ref=repo.bad, app_port=port, db_url=db_url)
         hosts[name] = (workdir, port)
     first = next(iter(hosts.values()))[0]
-    subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", "alembic.ini", "upgrade", "head"],
-        cwd=first, check=True, capture_output=True,
-    )  # fmt: skip
+    migrate = [sys.executable, "-m", "alembic", "-c", "alembic.ini", "upgrade", "head"]
+    subprocess.run(migrate, cwd=first, check=True, capture_output=True)
     for workdir, _ in hosts.values():
         start_app(workdir)
-    print(f"Demo: sample app `myapp` {repo.bad} (broken) running on "
-          + ", ".join(f"{n} (port {p})" for n, (_, p) in hosts.items())
-          + f"; its database is migrated to {repo.bad}'s head. Files in {root}.\n", file=out)  # fmt: skip
+    (root / "incidents").mkdir(exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(root / "incidents")], check=True)
+    where = ", ".join(f"{n} (port {p})" for n, (_, p) in hosts.items())
+    print(
+        f"Demo: sample app `myapp` {repo.bad} (broken) running on {where}; its database is "
+        f"migrated to {repo.bad}'s head. Files in {root}.\n",
+        file=out,
+    )
     return hosts, repo.origin
 
 
-async def run_demo(*, yes: bool, out: TextIO = sys.stdout, root: Path | None = None) -> int:
+def _versions(hosts: dict[str, tuple[Path, int]]) -> dict[str, str]:
+    describe = ["git", "describe", "--tags", "--always"]
+    return {
+        name: subprocess.run(
+            describe, cwd=workdir, capture_output=True, text=True, check=False
+        ).stdout.strip()
+        for name, (workdir, _) in hosts.items()
+    }
+
+
+async def _run(
+    root: Path, hosts: dict[str, tuple[Path, int]], origin: Path, yes: bool, out: TextIO
+) -> Incident:
     from bot.terminal_notifier import TerminalNotifier
 
+    config = {"myapp": demo_config(root, hosts, origin)}
+    apps = parse_apps({"apps": config, "incidents": {"dir": str(root / "incidents")}}, "demo")
+    store = MemoryStore()
+    notifier = TerminalNotifier(out=out, apps=apps, files_dir=root / "files")
+    engine, queue = build_terminal_engine(apps, store, notifier, root / "workspace")
+    reason = "checkout returns 500 after the v1.5.0 deploy"
+    request = OpenRequest("myapp", "v1.4.2", reason, terminal_actor(apps, "U0CAROL"))
+    chooser = auto_chooser(apps) if yes else prompt_chooser(out=out)
+    incident = await drive(engine, queue, store, apps, request, chooser, out)
+    await notifier.flush(incident)
+    return incident
+
+
+def run_demo(*, yes: bool, out: TextIO = sys.stdout, root: Path | None = None) -> int:
     root = root or Path(tempfile.mkdtemp(prefix="rewind-demo-"))
     hosts, origin = _prepare(root, out)
     try:
-        incidents = root / "incidents"
-        incidents.mkdir(exist_ok=True)
-        subprocess.run(["git", "init", "-q", str(incidents)], check=True)
-        apps = parse_apps(
-            {"apps": {"myapp": demo_config(root, hosts, origin)}, "incidents": {"dir": str(incidents)}},
-            "demo",
-        )  # fmt: skip
-        store = MemoryStore()
-        notifier = TerminalNotifier(out=out, apps=apps, files_dir=root / "files")
-        engine, queue = build_terminal_engine(apps, store, notifier, root / "workspace")
-        requester = terminal_actor(apps, "U0CAROL")
-        os.environ.setdefault("GIT_AUTHOR_NAME", "Rewind demo")
-        incident = await drive(
-            engine, queue, store, apps,
-            OpenRequest("myapp", "v1.4.2", "checkout returns 500 after the v1.5.0 deploy", requester),
-            auto_chooser(apps) if yes else prompt_chooser(out=out), out,
-        )  # fmt: skip
-        await notifier.flush(incident)
+        incident = asyncio.run(_run(root, hosts, origin, yes, out))
         print(f"\nOutcome: {incident.outcome or incident.status.value}", file=out)
-        for name, (workdir, port) in hosts.items():
-            version = subprocess.run(
-                ["git", "describe", "--tags", "--always"], cwd=workdir, capture_output=True,
-                text=True, check=False,
-            ).stdout.strip()  # fmt: skip
-            print(f"  {name}: {version}, http://127.0.0.1:{port}/healthz", file=out)
+        for name, version in _versions(hosts).items():
+            print(f"  {name}: {version}, http://127.0.0.1:{hosts[name][1]}/healthz", file=out)
         return 0 if incident.status.value == "completed" else 1
     finally:
         for workdir, _ in hosts.values():
-            try:
+            with contextlib.suppress(RuntimeError):
                 stop_app(workdir)
-            except RuntimeError:
-                pass

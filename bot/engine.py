@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bot.apps import AppConfig, AppsFile
 from bot.errors import StepError, UserFacingError
-from bot.ports import Freeze, HostRunner, Notifier, Store, StepQueue
+from bot.ports import Freeze, HostRunner, Notifier, StepQueue, Store
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.workflow.machine import (
     Answer,
@@ -283,7 +283,8 @@ class Engine:
             await self.notifier.say(
                 incident,
                 f":recycle: Worker `{self.worker_id}` resumed incident `{incident.id}` after "
-                f"`{rec.worker}` stopped; “{SPECS[step].title}” is safe to repeat, running it again.",
+                f"`{rec.worker}` stopped; “{SPECS[step].title}” is safe to repeat, "
+                "running it again.",
             )
         elif rec.status is not StepStatus.PENDING or rec.attempts >= attempt:
             return  # already done, waiting for a person, or a stale job

@@ -31,7 +31,8 @@ if cur then
   if cjson.decode(cur)['version'] ~= expected then return 0 end
 elseif expected ~= 0 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
-if ARGV[3] == '1' then redis.call('SADD', KEYS[2], ARGV[4]) else redis.call('SREM', KEYS[2], ARGV[4]) end
+if ARGV[3] == '1' then redis.call('SADD', KEYS[2], ARGV[4])
+else redis.call('SREM', KEYS[2], ARGV[4]) end
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
 return 1
 """
@@ -134,7 +135,9 @@ class RedisStore:
         await self.r.xadd(f"{P}audit:{incident_id}", cast(Any, entry))
 
     async def timeline(self, incident_id: str) -> list[AuditEntry]:
-        rows = cast(list[tuple[str, dict[str, str]]], await self.r.xrange(f"{P}audit:{incident_id}"))
+        rows = cast(
+            list[tuple[str, dict[str, str]]], await self.r.xrange(f"{P}audit:{incident_id}")
+        )
         return [dict(fields) for _, fields in rows]
 
     async def first_time(self, key: str, ttl: int = 3600) -> bool:

@@ -96,11 +96,11 @@ class SlackFront:
         if cmd.kind == "status":
             return await self._status(cmd.target)
         if cmd.kind == "cancel":
-            incident = await self.store.load(cmd.target)
-            if incident is None:
+            found = await self.store.load(cmd.target)
+            if found is None:
                 raise UserFacingError(f"No incident `{cmd.target}`. `/rollback list` shows them.")
-            await self.engine.cancel(incident.id, actor)
-            return f"Incident `{incident.id}` cancelled. The thread says what was rolled back."
+            await self.engine.cancel(found.id, actor)
+            return f"Incident `{found.id}` cancelled. The thread says what was rolled back."
         if cmd.kind == "unfreeze":
             app = self.engine.app(cmd.target)
             if reason := policy_for(app).refuse(actor, Right.APPROVE):

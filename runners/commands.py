@@ -59,7 +59,9 @@ def template(app: AppConfig, name: str) -> str:
 def check_value(key: str, value: str) -> str:
     pattern = _SAFE.get(key, _DEFAULT_SAFE)
     if not pattern.match(value):
-        raise UserFacingError(f"`{value[:60]}` is not a valid {key}: refusing to put it in a command")
+        raise UserFacingError(
+            f"`{value[:60]}` is not a valid {key}: refusing to put it in a command"
+        )
     return value
 
 

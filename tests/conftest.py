@@ -34,9 +34,7 @@ async def slack() -> AsyncIterator[SlackFake]:
 
 
 @pytest.fixture
-def make_bot(
-    slack: SlackFake, redis_url: str, tmp_path: Path
-) -> Any:
+def make_bot(slack: SlackFake, redis_url: str, tmp_path: Path) -> Any:
     """`async with make_bot(apps_dict) as bot:` — the bot serving those apps."""
 
     def factory(apps: dict[str, Any], *, with_worker: bool = True) -> Any:

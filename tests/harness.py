@@ -50,8 +50,13 @@ class Bot:
         name = f"cmd{next(self.responses)}"
         response_url = self.slack.response_url(name)
         resp = await send_command(
-            self.session, self.events_url, SECRET, text=text, user_id=user,
-            response_url=response_url, **kw,
+            self.session,
+            self.events_url,
+            SECRET,
+            text=text,
+            user_id=user,
+            response_url=response_url,
+            **kw,
         )
         return resp, name
 
@@ -101,8 +106,15 @@ class Bot:
     ) -> tuple[SentResponse, str]:
         name = f"act{next(self.responses)}"
         resp = await click(
-            self.session, self.events_url, SECRET, message=message, label=label, user_id=user,
-            channel_id=INCIDENT_CHANNEL, response_url=self.slack.response_url(name), **kw,
+            self.session,
+            self.events_url,
+            SECRET,
+            message=message,
+            label=label,
+            user_id=user,
+            channel_id=INCIDENT_CHANNEL,
+            response_url=self.slack.response_url(name),
+            **kw,
         )
         return resp, name
 
@@ -164,4 +176,4 @@ async def running_bot(
             await runner.cleanup()
 
 
-__all__ = ["Bot", "running_bot", "run_worker", "settings_env", "write_apps"]
+__all__ = ["Bot", "run_worker", "running_bot", "settings_env", "write_apps"]

@@ -392,7 +392,7 @@ class SlackFake:
     async def wait_for(
         self,
         predicate_or_method: str | Predicate,
-        timeout: float = 10.0,  # noqa: ASYNC109 - the test-facing API wants a plain number
+        timeout: float = 10.0,
         *,
         count: int = 1,
         since: int = 0,
@@ -430,7 +430,7 @@ class SlackFake:
     async def wait_until(
         self,
         condition: Callable[[], Any],
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
         what: str = "condition",
     ) -> Any:
         """Wait until ``condition()`` is truthy, re-checking after every call; returns its value."""
@@ -439,7 +439,7 @@ class SlackFake:
     async def _wait(
         self,
         check: Callable[[], Any],
-        timeout: float,  # noqa: ASYNC109
+        timeout: float,
         what: str,
     ) -> Any:
         try:

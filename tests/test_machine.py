@@ -176,7 +176,7 @@ def test_interrupted_unrepeatable_step_pauses_for_a_person() -> None:
     pol = policy()
     inc, _ = transition(incident(), Begin(), pol)
     inc, _ = transition(inc, StepStarted(StepId.DB_ROLLBACK, "r", "w1"), pol)
-    inc, effects = transition(inc, StepInterrupted(StepId.DB_ROLLBACK, "w1"), pol)
+    inc, _ = transition(inc, StepInterrupted(StepId.DB_ROLLBACK, "w1"), pol)
     assert inc.status is Status.PAUSED
     assert inc.gate and "not safe to repeat" in inc.gate.facts["error"]["hint"]
 

@@ -35,8 +35,17 @@ async def test_rollback_opens_incident_and_assesses_every_host(bot: Bot, ssh_env
 
     decision = await bot.gate("Roll back")
     parent = await bot.parent_shows("web1", "web2", "on v1.5.0")
-    for expected in ("myapp", "staging", "v1.4.2", "<@U0CAROL>", "checkout returns 500",
-                     "Assess the situation", "Roll back code", "Verify rollback", "Monitor"):
+    for expected in (
+        "myapp",
+        "staging",
+        "v1.4.2",
+        "<@U0CAROL>",
+        "checkout returns 500",
+        "Assess the situation",
+        "Roll back code",
+        "Verify rollback",
+        "Monitor",
+    ):
         assert expected in parent, expected
 
     thread = bot.thread_text()
@@ -116,8 +125,11 @@ async def test_second_rollback_for_the_same_app_names_the_holder(bot: Bot) -> No
 async def test_unsigned_or_stale_requests_get_401(bot: Bot, ssh_env: SshEnv, problem: str) -> None:
     from tests.slack_fake import send_command
 
-    secret, ts = ("wrong-secret", None) if problem == "bad signature" else (
-        "test-signing-secret", int(time.time()) - 10 * 60)
+    secret, ts = (
+        ("wrong-secret", None)
+        if problem == "bad signature"
+        else ("test-signing-secret", int(time.time()) - 10 * 60)
+    )
     resp = await send_command(bot.session, bot.events_url, secret, text=START, timestamp=ts)
     assert resp.status == 401
     assert not bot.slack.messages(INCIDENT_CHANNEL)
@@ -150,13 +162,22 @@ async def test_unreachable_host_is_reported_per_host_and_the_bot_stays_up(
 
 def test_a_bad_apps_file_stops_serve_with_file_key_and_reason(tmp_path: Path) -> None:
     bad = tmp_path / "apps.yaml"
-    bad.write_text("apps:\n  myapp:\n    repo: x\n    incident_channel: C1\n    hosts: []\n"
-                   "    deploy: {workdir: /srv}\n")
+    bad.write_text(
+        "apps:\n  myapp:\n    repo: x\n    incident_channel: C1\n    hosts: []\n"
+        "    deploy: {workdir: /srv}\n"
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "bot", "serve"],
-        env={"REWIND_CONFIG": str(bad), "SLACK_BOT_TOKEN": "xoxb-x", "PATH": "/usr/bin:/bin",
-             "SLACK_SIGNING_SECRET": "s"},
-        capture_output=True, text=True, timeout=60, check=False,
+        env={
+            "REWIND_CONFIG": str(bad),
+            "SLACK_BOT_TOKEN": "xoxb-x",
+            "PATH": "/usr/bin:/bin",
+            "SLACK_SIGNING_SECRET": "s",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 2
     assert str(bad) in proc.stderr
