@@ -1,0 +1,142 @@
+"""`kill -9` of a worker mid-step: another worker (a real subprocess) takes the incident over."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures_hosts import SshEnv
+from tests.harness import Bot
+from tests.test_workflow_e2e import config, db_revision, start
+
+
+class Workers:
+    def __init__(self, bot: Bot, logs: Path) -> None:
+        self.bot, self.logs = bot, logs
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def spawn(self, name: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, **self.bot.env, "REWIND_WORKER_ID": name}
+        log = (self.logs / f"{name}.log").open("wb")
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+        self.procs[name] = proc
+        return proc
+
+    def kill(self, name: str) -> None:
+        self.procs[name].send_signal(signal.SIGKILL)
+        self.procs[name].wait(10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+@pytest.fixture
+def workers_factory(tmp_path: Path) -> Iterator[Any]:
+    made: list[Workers] = []
+
+    def make(bot: Bot) -> Workers:
+        made.append(Workers(bot, tmp_path))
+        return made[-1]
+
+    yield make
+    for w in made:
+        w.stop_all()
+
+
+def counting_alembic(tmp_path: Path, *, slow_downgrade: float = 0) -> tuple[str, Path]:
+    """An alembic prefix that counts real (not --sql) downgrades on the host, in a file."""
+    count = tmp_path / "downgrades.count"
+    script = tmp_path / "alembic-counting.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = downgrade ] && [ "$2" != --sql ]; then echo run >> {count}; '
+        f"sleep {slow_downgrade}; fi\n"
+        'exec alembic -c alembic.ini "$@"\n'
+    )
+    script.chmod(0o755)
+    return f"sh {script}", count
+
+
+def runs(count: Path) -> int:
+    return len(count.read_text().splitlines()) if count.exists() else 0
+
+
+async def wait_step_running(bot: Bot, step: str, timeout: float = 90) -> None:
+    async def check() -> bool:
+        inc = await bot.incident()
+        return bool(inc and inc.step(step).status.value == "running")
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, f"{step} never ran"
+        await asyncio.sleep(0.1)
+
+
+async def approve_rollback(bot: Bot) -> None:
+    await start(bot)
+    await bot.click(await bot.gate("Roll back"), "Roll back", "U0CAROL")
+    await bot.click(await bot.gate("Approve downgrade", timeout=90), "Approve downgrade", "U0ALICE")
+
+
+async def test_killed_during_a_repeatable_step_another_worker_completes_it(
+    make_bot: Any, ssh_env_migrated: SshEnv, tmp_path: Path, workers_factory: Any
+) -> None:
+    env = ssh_env_migrated
+    prefix, count = counting_alembic(tmp_path)
+    cfg = config(env)
+    cfg["database"]["alembic"] = prefix
+    cfg["monitor"] = {"duration": "6s", "interval": "0.5s"}
+    async with make_bot({"myapp": cfg}, with_worker=False) as bot:
+        workers = workers_factory(bot)
+        workers.spawn("worker-A")
+        await approve_rollback(bot)
+        await wait_step_running(bot, "monitor")
+        workers.kill("worker-A")
+        workers.spawn("worker-B")
+        incident = await bot.wait_status("completed", timeout=120)
+        assert incident.step("monitor").worker == "worker-B"
+        thread = bot.thread_text()
+        assert "worker-B" in thread and "resumed" in thread and "safe to repeat" in thread
+        assert runs(count) == 1  # the database downgrade ran exactly once
+        assert env.db_url and db_revision(env.db_url) == "b2c3d4e5f6a1"
+
+
+async def test_killed_during_the_downgrade_the_incident_pauses_for_a_person(
+    make_bot: Any, ssh_env_migrated: SshEnv, tmp_path: Path, workers_factory: Any
+) -> None:
+    env = ssh_env_migrated
+    prefix, count = counting_alembic(tmp_path, slow_downgrade=4)
+    cfg = config(env)
+    cfg["database"]["alembic"] = prefix
+    async with make_bot({"myapp": cfg}, with_worker=False) as bot:
+        workers = workers_factory(bot)
+        workers.spawn("worker-A")
+        await approve_rollback(bot)
+        await bot.slack.wait_until(lambda: runs(count) == 1, timeout=60, what="downgrade")
+        workers.kill("worker-A")
+        workers.spawn("worker-B")
+        gate = await bot.gate("Retry", timeout=90)
+        text = bot.slack.all_text(gate)
+        assert "stopped mid-way" in text and "not safe to repeat" in text
+        assert "took over" in bot.thread_text()
+        incident = await bot.incident()
+        assert incident.status.value == "paused"
+        assert runs(count) == 1  # never re-run behind the operator's back
+        await bot.click(gate, "Abort", "U0CAROL")
+        incident = await bot.wait_status("aborted")
+        assert "Stopped mid-way: Roll back database" in incident.outcome
