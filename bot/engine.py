@@ -337,7 +337,9 @@ class Engine:
             )
         except StepError as exc:
             error = ErrorInfo(what=exc.what, host=exc.host, hint=exc.hint, detail=exc.detail)
-            return StepFailed(step, run_id, error, hosts=_hosts(exc), facts=_facts(ctx))
+            return StepFailed(
+                step, run_id, error, hosts=_hosts(exc), facts=_facts(ctx), criteria=exc.criteria
+            )
         except UserFacingError as exc:
             error = ErrorInfo(what=str(exc), hint="Fix it, then Retry — or Abort.")
             return StepFailed(step, run_id, error, facts=_facts(ctx))

@@ -7,7 +7,7 @@ failed, on which host, and what the user can do about it.
 
 from __future__ import annotations
 
-from bot.workflow.model import HostResult
+from bot.workflow.model import Criterion, HostResult
 
 
 class RewindError(Exception):
@@ -34,6 +34,7 @@ class StepError(RewindError):
     ) -> None:
         self.what, self.host, self.hint, self.detail = what, host, hint, detail
         self.hosts: dict[str, HostResult] = {}  # per-host results to show beside the error
+        self.criteria: dict[Criterion, bool] = {}  # what the failed check found, e.g. health
         where = f" on {host}" if host else ""
         super().__init__(f"{what}{where}" + (f": {hint}" if hint else ""))
 

@@ -14,7 +14,16 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from bot.workflow.model import Criterion, Gate, GateKind, Incident, Status, StepRecord, StepStatus
+from bot.workflow.model import (
+    Criterion,
+    Gate,
+    GateKind,
+    Incident,
+    Status,
+    StepId,
+    StepRecord,
+    StepStatus,
+)
 from bot.workflow.steps import SPECS
 from handlers.ids import Action
 
@@ -652,11 +661,19 @@ def retry_view(incident: Incident, gate: Gate) -> GateView:
     code: list[tuple[str, str, Literal["head", "tail"]]] = []
     if err.get("detail"):
         code.append(("*Details:*", str(err["detail"]), "tail"))
+    buttons = [ButtonSpec("Retry", Action.RETRY, style="primary")]
+    if gate.step is StepId.DB_ROLLBACK:
+        # The runbook's other way back when a downgrade fails: restore from backup.
+        facts.append("*Or restore from a backup* (an approver must click):")
+        for path in restore_options(incident.facts):
+            label = truncate(f"Approve restore from {short_name(path)}", BUTTON_MAX)
+            buttons.append(ButtonSpec(label, Action.RESTORE, option=path))
+    buttons.append(_abort_button(incident))
     return GateView(
         question=f"❌ *{SPECS[gate.step].title}* stopped: {what}{where}.",
         facts=facts,
         code=code,
-        buttons=[ButtonSpec("Retry", Action.RETRY, style="primary"), _abort_button(incident)],
+        buttons=buttons,
     )
 
 

@@ -190,3 +190,22 @@ def test_cancel_needs_an_operator_and_ends_the_incident() -> None:
     assert inc.status is Status.CANCELLED and Finished(Status.CANCELLED) in effects
     with pytest.raises(Rejected, match="already cancelled"):
         transition(inc, Cancel(CAROL), pol)
+
+
+def test_a_failed_downgrade_offers_restore_to_an_approver() -> None:
+    pol = policy(production=False)
+    inc, _ = transition(incident(False), Begin(), pol)
+    inc = inc.model_copy(update={"decision": None})
+    inc, _ = transition(inc, StepStarted(StepId.DB_ROLLBACK, "d", "w1"), pol)
+    err = ErrorInfo(what="alembic downgrade failed", host="web1")
+    inc, _ = transition(inc, StepFailed(StepId.DB_ROLLBACK, "d", err), pol)
+    assert inc.gate is not None
+    token = inc.gate.token
+    with pytest.raises(Rejected, match="Only an approver"):
+        transition(inc, Answer(token, CAROL, "restore", "/b/old.sql"), pol)
+    restored, _ = transition(inc, Answer(token, ALICE, "restore", "/b/old.sql"), pol)
+    assert restored.db_method == "restore"
+    assert restored.facts["restore_backup"] == "/b/old.sql"
+    assert restored.step(StepId.DB_ROLLBACK).status is StepStatus.PENDING
+    with pytest.raises(Rejected, match="not an answer"):
+        transition(inc, Answer(token, ALICE, "fix_forward"), pol)

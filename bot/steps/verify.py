@@ -291,6 +291,7 @@ async def run(ctx: StepContext) -> Outcome:
             detail=detail,
         )
         err.hosts = hosts
+        err.criteria = dict(criteria)
         raise err
     probes = len(found.health)
     smokes = len(found.smoke)

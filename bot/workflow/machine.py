@@ -130,6 +130,12 @@ CHOICES: dict[GateKind, frozenset[str]] = {
 }
 
 
+def _choices(gate: Gate) -> frozenset[str]:
+    if gate.kind is GateKind.RETRY and gate.step is StepId.DB_ROLLBACK:
+        return CHOICES[gate.kind] | {"restore"}
+    return CHOICES[gate.kind]
+
+
 def new_steps() -> list[StepRecord]:
     return [StepRecord(id=step) for step in ORDER]
 
@@ -300,7 +306,7 @@ def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[E
         if answered:
             raise Rejected(f"Already answered: {answered}. Nothing changed.")
         raise Rejected("That button belongs to an earlier stage of this incident; nothing changed.")
-    if ev.choice not in CHOICES[gate.kind]:
+    if ev.choice not in _choices(gate):
         raise Rejected(f"“{ev.choice}” is not an answer to this question.")
     approving = ev.choice in {"approve", "restore"}
     right = Right.APPROVE if approving else Right.OPERATE
@@ -313,9 +319,11 @@ def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[E
         return inc, _abort(inc, ev.actor.user, Status.ABORTED)
     if gate.kind is GateKind.DECISION:
         return inc, _decide(inc, ev)
-    if gate.kind is GateKind.RETRY:
+    if gate.kind is GateKind.RETRY and ev.choice == "retry":
         inc.step(gate.step).status = StepStatus.PENDING
         return inc, [Say(f"<@{ev.actor.user}> chose Retry."), *_advance(inc)]
+    if gate.kind is GateKind.RETRY:  # a restore instead of the failed downgrade
+        gate = gate.model_copy(update={"kind": GateKind.APPROVE_DB})
     inc.approvals.append(Approval(kind=gate.kind, user=ev.actor.user, choice=ev.choice))
     inc.step(gate.step).status = StepStatus.PENDING
     if gate.kind is GateKind.APPROVE_DB:
