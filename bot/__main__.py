@@ -73,7 +73,9 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
     from bot.terminal import run_rollback
 
     return asyncio.run(
-        run_rollback(settings, _load(settings), args.app, args.version, args.reason, args.yes)
+        run_rollback(
+            settings, _load(settings), args.app, args.version, args.reason, args.yes, args.major
+        )
     )
 
 
@@ -102,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     rb.add_argument("version", nargs="?")
     rb.add_argument("--reason", default="")
     rb.add_argument("--yes", action="store_true", help="approve every prompt")
+    rb.add_argument("--major", action="store_true", help="major outage: add a postmortem")
     rb.set_defaults(fn=_rollback)
     demo = sub.add_parser("demo", help="full rollback of a bundled sample app, no Slack needed")
     demo.add_argument("--yes", action="store_true")

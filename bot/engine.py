@@ -54,6 +54,7 @@ class OpenRequest:
     reason: str
     actor: Actor
     source: str = "slack"  # or "terminal"
+    major: bool = False
 
 
 def policy_for(app: AppConfig) -> Policy:
@@ -144,6 +145,7 @@ class Engine:
                 requested_by=req.actor.user,
                 steps=new_steps(),
                 lock_token=token,
+                major=req.major,
             )
             await self.store.create(incident)
         except BaseException:

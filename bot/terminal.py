@@ -144,6 +144,7 @@ async def run_rollback(
     version: str | None,
     reason: str,
     yes: bool,
+    major: bool = False,
     out: TextIO = sys.stdout,
 ) -> int:
     from bot.terminal_notifier import TerminalNotifier
@@ -157,7 +158,7 @@ async def run_rollback(
         incident = await drive(
             engine, queue, store, apps,
             OpenRequest(app, version, reason or "rolled back from the terminal",
-                        terminal_actor(apps, user), source="terminal"),
+                        terminal_actor(apps, user), source="terminal", major=major),
             chooser, out,
         )  # fmt: skip
     except UserFacingError as exc:

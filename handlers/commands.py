@@ -19,6 +19,7 @@ class Command:
     version: str | None = None
     reason: str = ""
     target: str = ""  # APP or INCIDENT for status / cancel / unfreeze
+    major: bool = False  # a major outage: the report comes with a postmortem template
 
 
 def parse(text: str) -> Command:
@@ -32,17 +33,20 @@ def parse(text: str) -> Command:
             what = "INCIDENT" if head == "cancel" else "APP"
             raise UserFacingError(f"Usage: `/rollback {head} {what}`")
         return Command(head, target=arg)
+    major = "--major" in words
+    words = [w for w in words if w != "--major"]
     app, rest = words[0], words[1:]
     version: str | None = None
     if rest and _LOOKS_LIKE_VERSION.search(rest[0]):
         version, rest = rest[0], rest[1:]
-    return Command("start", app=app, version=version, reason=" ".join(rest))
+    return Command("start", app=app, version=version, reason=" ".join(rest), major=major)
 
 
 HELP = """*Rewind* rolls back a failed deployment and recovers the service, step by step \
 from the runbook, in one thread.
 • `/rollback APP VERSION reason…` — start: e.g. `/rollback myapp v1.4.2 checkout returns 500`
 • `/rollback APP reason…` — the same; Rewind proposes the version before the deployed one
+• add `--major` for a major outage: the report comes with a postmortem template
 • `/rollback status [APP|INCIDENT]` — where an incident stands
 • `/rollback list` — open and recent incidents
 • `/rollback cancel INCIDENT` — stop an incident (says what was and was not rolled back)

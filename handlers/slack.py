@@ -84,7 +84,8 @@ class SlackFront:
         actor = await self.groups.actor(user)
         if cmd.kind == "start":
             self._quick_start_checks(cmd)
-            incident = await self.engine.open(OpenRequest(cmd.app, cmd.version, cmd.reason, actor))
+            request = OpenRequest(cmd.app, cmd.version, cmd.reason, actor, major=cmd.major)
+            incident = await self.engine.open(request)
             link = incident.thread.permalink if incident.thread else ""
             return (
                 f":rewind: Incident `{incident.id}` opened for `{incident.app}`"

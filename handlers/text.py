@@ -496,16 +496,31 @@ def decision_view(incident: Incident) -> GateView:
             "minor and the fix is quick."
         ),
         facts=facts,
-        buttons=[
-            ButtonSpec(
-                f"Roll back to {truncate(incident.target or 'previous', 40)}",
-                Action.ROLL_BACK,
-                style="primary",
-            ),
-            ButtonSpec("Fix forward", Action.FIX_FORWARD),
-            _abort_button(incident),
-        ],
-    )
+        buttons=[*_roll_back_buttons(incident), ButtonSpec("Fix forward", Action.FIX_FORWARD),
+                 _abort_button(incident)],
+    )  # fmt: skip
+
+
+_METHOD_WORDS = {"revert": "revert merges", "tag": "take the tag"}
+
+
+def _roll_back_buttons(incident: Incident) -> list[ButtonSpec]:
+    """One Roll back button, or one per code method when both apply (recommended first)."""
+    target = truncate(incident.target or "previous", 40)
+    methods = [str(m) for m in _as_list(incident.facts.get("code_methods")) if m in _METHOD_WORDS]
+    if len(methods) < 2:
+        return [ButtonSpec(f"Roll back to {target}", Action.ROLL_BACK, style="primary")]
+    best = str(incident.facts.get("code_method_recommended") or methods[0])
+    methods.sort(key=lambda m: m != best)
+    return [
+        ButtonSpec(
+            f"Roll back to {target} ({_METHOD_WORDS[m]})",
+            Action.ROLL_BACK,
+            option=m,
+            style="primary" if m == best else None,
+        )
+        for m in methods
+    ]
 
 
 def approve_start_view(incident: Incident) -> GateView:

@@ -230,3 +230,24 @@ async def test_status_list_and_cancel_from_any_channel(bot: Bot) -> None:
     assert (await bot.incident()).status.value == "cancelled"
     _, stale = await bot.click(await bot.gate("Roll back"), "Roll back", "U0CAROL")
     assert "already cancelled" in await bot.reply(stale)
+
+
+async def test_choosing_the_tag_and_a_major_outage_with_version_omitted(
+    bot: Bot, ssh_env: SshEnv
+) -> None:
+    _, name = await bot.command("myapp --major checkout returns 500")
+    assert "opened" in await bot.reply(name)
+    decision = await bot.gate("Roll back")
+    assert "Last good version: `v1.4.2`" in bot.thread_text()  # the tag before v1.5.0
+    labels = [b.text for b in bot.slack.buttons(decision)]
+    assert any("revert merges" in label for label in labels)
+    assert any("take the tag" in label for label in labels)
+    await bot.click(decision, "take the tag", "U0CAROL")
+    incident = await bot.wait_status("completed", timeout=120)
+    assert ssh_env.repo is not None
+    tag_commit = ssh_env.repo.tags["v1.4.2"]
+    assert incident.facts["code_method"] == "tag"
+    assert incident.facts["hotfix_sha"] == tag_commit
+    for host in ssh_env.hosts:
+        assert host.run("git rev-parse HEAD").strip() == tag_commit
+    assert Path(incident.facts["postmortem_path"]).exists()

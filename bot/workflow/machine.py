@@ -355,6 +355,9 @@ def _decide(inc: Incident, ev: Answer) -> list[Effect]:
         return [say, *_advance(inc)]
     inc.decision = Decision.ROLL_BACK
     inc.step(StepId.DECIDE).summary = f"Roll back, chosen by <@{ev.actor.user}>"
+    if ev.option in {"revert", "tag"}:
+        inc.facts["code_method"] = ev.option
+        inc.step(StepId.DECIDE).summary += f" ({ev.option})"
     return [Say(f"<@{ev.actor.user}> chose *Roll back*."), *_advance(inc)]
 
 
