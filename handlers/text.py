@@ -24,6 +24,7 @@ from bot.workflow.model import (
     StepRecord,
     StepStatus,
 )
+from bot.report_md import duration as fmt_duration
 from bot.workflow.steps import SPECS
 from handlers.ids import Action
 
@@ -135,17 +136,6 @@ def fmt_time(dt: datetime | None) -> str:
 
 def fmt_clock(dt: datetime | None) -> str:
     return dt.astimezone(UTC).strftime("%H:%M UTC") if dt else ""
-
-
-def fmt_duration(seconds: float) -> str:
-    seconds = max(int(seconds), 0)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {secs:02d} s"
-    return f"{secs} s"
 
 
 def duration(incident: Incident, now: datetime | None = None) -> str:

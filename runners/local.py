@@ -13,6 +13,7 @@ import time
 from bot.apps import AppConfig
 from bot.errors import HostError
 from bot.ports import CommandResult, HostRunner, LineSink
+from runners.stream import collect
 
 
 class LocalRunner:
@@ -44,20 +45,14 @@ class LocalRunner:
         except OSError as exc:
             raise HostError(f"cannot start a shell: {exc}", host=host) from exc
         assert proc.stdout is not None
-        lines: list[str] = []
-        status: int | None = None
-        try:
-            async with asyncio.timeout(timeout):
-                async for raw in proc.stdout:
-                    text = raw.decode(errors="replace").rstrip("\n")
-                    lines.append(text)
-                    if on_line is not None:
-                        await on_line(host, text)
-                status = await proc.wait()
-        except TimeoutError:
+
+        async def kill() -> None:
             proc.kill()
             await proc.wait()
-            lines.append(f"[rewind] killed after {timeout:g}s: the command took too long")
+
+        status, lines = await collect(
+            host, proc.stdout, proc.wait, kill, timeout=timeout, on_line=on_line
+        )
         return CommandResult(host, command, status, "\n".join(lines), time.monotonic() - started)
 
     async def close(self) -> None:

@@ -15,6 +15,7 @@ import asyncssh
 from bot.apps import AppConfig, HostConfig
 from bot.errors import HostError
 from bot.ports import CommandResult, LineSink
+from runners.stream import collect
 
 log = logging.getLogger(__name__)
 
@@ -104,25 +105,23 @@ class SshRunner:
         cfg = self.app.host(host)
         conn = await self._connect(cfg)
         started = time.monotonic()
-        lines: list[str] = []
         try:
             process = await conn.create_process(command, stderr=asyncssh.STDOUT)
         except (OSError, asyncssh.Error) as exc:
             self._conns.pop(host, None)
             raise explain(exc, cfg, self.app.ssh.user, self.app.ssh.connect_timeout) from exc
-        status: int | None = None
-        try:
-            async with asyncio.timeout(timeout):
-                async for line in process.stdout:
-                    text = str(line).rstrip("\n")
-                    lines.append(text)
-                    if on_line is not None:
-                        await on_line(host, text)
-                await process.wait()
-                status = process.exit_status
-        except TimeoutError:
+
+        async def wait() -> int | None:
+            await process.wait()
+            return process.exit_status
+
+        async def kill() -> None:
             process.kill()
-            lines.append(f"[rewind] killed after {timeout:g}s: the command took too long")
+
+        try:
+            status, lines = await collect(
+                host, process.stdout, wait, kill, timeout=timeout, on_line=on_line
+            )
         except (asyncssh.Error, OSError) as exc:
             self._conns.pop(host, None)
             raise explain(exc, cfg, self.app.ssh.user, self.app.ssh.connect_timeout) from exc
