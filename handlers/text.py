@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
+from bot.report_md import duration as fmt_duration
 from bot.workflow.model import (
     Criterion,
     Gate,
@@ -24,7 +25,6 @@ from bot.workflow.model import (
     StepRecord,
     StepStatus,
 )
-from bot.report_md import duration as fmt_duration
 from bot.workflow.steps import SPECS
 from handlers.ids import Action
 
