@@ -41,6 +41,7 @@ class Runtime:
     engine: Engine
 
     async def aclose(self) -> None:
+        await self.engine.aclose()
         await self.notifier.aclose()
         with contextlib.suppress(Exception):
             await self.queue.disconnect()

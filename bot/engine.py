@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from runners.commands import VERSION_RE
 log = logging.getLogger(__name__)
 RunnerFactory = Callable[[AppConfig], HostRunner]
 _REASON_MAX = 500
+RUNNER_IDLE = 600.0  # seconds an incident's SSH connections may stay open unused
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,9 @@ class Engine:
         self.queue = queue
         self.workspace = workspace
         self.runner_factory = runner_factory
+        # One runner (so one SSH connection per host) per incident in this process, reused by
+        # its steps; closed when the incident ends or has been idle a while.
+        self._runners: dict[str, tuple[HostRunner, float]] = {}
         self._bodies = bodies
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:6]}"
 
@@ -256,6 +261,7 @@ class Engine:
                 f"with `/rollback unfreeze {incident.app}` once the fix is ready.",
             )
         await self.store.release_lock(incident.app, incident.id)
+        await self.close_runner(incident.id)
         await self.notifier.stakeholders(incident, "end")
 
     # ---- worker side --------------------------------------------------------------------
@@ -311,7 +317,7 @@ class Engine:
         heartbeat: Callable[[], Awaitable[None]] | None,
     ) -> StepSucceeded | StepFailed:
         app = self.app(incident.app)
-        runner = self.runner_factory(app)
+        runner = await self._runner(incident)
         ctx = StepContext(
             incident=incident,
             step=step,
@@ -357,7 +363,27 @@ class Engine:
             return StepFailed(step, run_id, error, facts=_facts(ctx))
         finally:
             await self.notifier.flush(incident)
-            await runner.close()
+            self._runners[incident.id] = (runner, time.monotonic())
+
+    async def _runner(self, incident: Incident) -> HostRunner:
+        now = time.monotonic()
+        for incident_id, (idle, since) in list(self._runners.items()):
+            if incident_id != incident.id and now - since > RUNNER_IDLE:
+                del self._runners[incident_id]
+                await idle.close()
+        cached = self._runners.pop(incident.id, None)
+        if cached is not None:
+            return cached[0]
+        return self.runner_factory(self.app(incident.app))
+
+    async def close_runner(self, incident_id: str) -> None:
+        cached = self._runners.pop(incident_id, None)
+        if cached is not None:
+            await cached[0].close()
+
+    async def aclose(self) -> None:
+        for incident_id in list(self._runners):
+            await self.close_runner(incident_id)
 
     async def _fence(self, incident: Incident) -> None:
         if not await self.store.holds_lock(incident.app, incident.id, incident.lock_token):

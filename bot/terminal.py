@@ -93,9 +93,24 @@ async def drive(
     out: TextIO,
 ) -> Incident:
     incident = await engine.open(req)
+    try:
+        return await _answer_until_done(engine, queue, store, apps, incident.id, choose, out)
+    finally:
+        await engine.aclose()
+
+
+async def _answer_until_done(
+    engine: Engine,
+    queue: InlineQueue,
+    store: Store,
+    apps: AppsFile,
+    incident_id: str,
+    choose: Chooser,
+    out: TextIO,
+) -> Incident:
     while True:
         await queue.drain()
-        current = await store.load(incident.id)
+        current = await store.load(incident_id)
         assert current is not None
         if not current.status.open or current.gate is None:
             return current

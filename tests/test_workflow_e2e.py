@@ -83,6 +83,8 @@ async def test_full_rollback_with_database_approval(
             assert host.run("git rev-parse HEAD").strip() == incident.facts["hotfix_sha"]
             assert health(host.health_url) == 200
             assert host.run("cat VERSION").strip() == "1.4.2"
+        for host in env.hosts:  # one SSH connection per host for the whole incident
+            assert host.sshd_log.read_text().count("Accepted publickey") == 1, host.name
         branch = f"hotfix/rollback-myapp-v1.4.2-{incident.id}"
         assert branch in origin_branches(env)
 
