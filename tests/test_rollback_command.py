@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
@@ -20,7 +21,10 @@ def ssh_logins(env: SshEnv) -> int:
     return sum(h.sshd_log.read_text().count("Accepted publickey") for h in env.hosts)
 
 
-async def test_rollback_opens_incident_and_assesses_every_host(bot: Bot, ssh_env: SshEnv) -> None:
+async def test_rollback_opens_incident_and_assesses_every_host(
+    bot: Bot, ssh_env: SshEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     started = time.monotonic()
     resp, name = await bot.command(START)
     ack_seconds = time.monotonic() - started
@@ -61,6 +65,9 @@ async def test_rollback_opens_incident_and_assesses_every_host(bot: Bot, ssh_env
     assert "https://fake.slack.com/archives/C0INCIDENT" in bot.slack.all_text(notices[0])
     assert ssh_logins(ssh_env) >= 2  # assess really went to both hosts
     bot.slack.assert_no_errors()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "xoxb-test" not in logged and "test-signing-secret" not in logged
+    assert len(caplog.records) > 10  # the logs were really captured
 
 
 @pytest.mark.parametrize(
