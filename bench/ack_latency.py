@@ -1,13 +1,13 @@
 """How fast the web process acks `/rollback` (Slack gives up after 3 s).
 
-Starts the bot in this process (its HTTP endpoint on 127.0.0.1, real Redis db 9, the Slack fake,
+Starts the bot in this process (its HTTP endpoint on 127.0.0.1, real Redis db 8, the Slack fake,
 no worker), then sends N signed `/rollback help` and `/rollback list` commands, `--concurrency`
 at a time, and prints the ack latency percentiles and the request rate. For `list` it also prints
 how long the answer took to reach the command's response_url (it runs after the ack).
 
     python bench/ack_latency.py [--n 200] [--concurrency 10]
 
-Prints figures; asserts nothing about them. Traffic goes to 127.0.0.1 only. Flushes Redis db 9
+Prints figures; asserts nothing about them. Traffic goes to 127.0.0.1 only. Flushes Redis db 8
 (the test database) before and after.
 """
 
