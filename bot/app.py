@@ -129,6 +129,8 @@ def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         worker = build_worker(rt) if with_worker else None
+        if worker is not None:
+            worker.SIGNALS = []  # aiohttp owns SIGTERM here, and stops the worker on cleanup
         task = asyncio.create_task(worker.start()) if worker else None
         yield
         if worker is not None and task is not None:
