@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.errors import StepError
-from bot.steps import redeploy, verify
+from bot.steps import monitor, redeploy, verify
 from bot.steps.context import StepContext
 from bot.workflow.model import Criterion, Incident, StepId
 from runners.ssh import SshRunner
@@ -136,7 +136,7 @@ async def test_monitor_keeps_live_figures(ssh_env: SshEnv, steps_for: Any) -> No
     s = steps_for(ssh_env, monitor={"duration": "2s", "interval": "0.4s", "summary_every": "0.8s"})
     await redeploy.run(s.ctx(StepId.REDEPLOY))
 
-    outcome = await verify.monitor(s.ctx(StepId.MONITOR))
+    outcome = await monitor.run(s.ctx(StepId.MONITOR))
 
     assert outcome.criteria == {Criterion.MONITORED: True}
     mon = outcome.facts["monitor"]
@@ -172,7 +172,7 @@ async def test_monitor_alerts_on_a_failure_streak(ssh_env: SshEnv, steps_for: An
     back_to_broken(web2)
 
     with pytest.raises(StepError) as failure:
-        await verify.monitor(s.ctx(StepId.MONITOR))
+        await monitor.run(s.ctx(StepId.MONITOR))
 
     assert f"{web2.health_url} (web2) still failing" in failure.value.what
     assert "new error line(s) on web2" in failure.value.what

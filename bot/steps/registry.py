@@ -8,7 +8,16 @@ from bot.workflow.model import StepId
 
 def bodies() -> dict[StepId, StepBody]:
     # Imported here so the core can be loaded without the runners' heavy dependencies.
-    from bot.steps import assess, code, database, prerequisites, redeploy, report, verify
+    from bot.steps import (
+        assess,
+        code,
+        database,
+        monitor,
+        prerequisites,
+        redeploy,
+        report,
+        verify,
+    )
 
     return {
         StepId.PREREQUISITES: prerequisites.run,
@@ -18,6 +27,6 @@ def bodies() -> dict[StepId, StepBody]:
         StepId.DB_ROLLBACK: database.rollback,
         StepId.REDEPLOY: redeploy.run,
         StepId.VERIFY: verify.run,
-        StepId.MONITOR: verify.monitor,
+        StepId.MONITOR: monitor.run,
         StepId.REPORT: report.run,
     }

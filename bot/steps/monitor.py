@@ -1,0 +1,222 @@
+"""Step 6 of the runbook, Monitor: probe the health URLs and read the logs for the set time.
+
+Availability, error lines and latency p50/p95 per URL are kept in the incident's facts (the
+parent message shows them live); the thread gets one summary per `summary_every`, and a failing
+streak alerts the thread and the stakeholders at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from bot.apps import HostConfig
+from bot.errors import StepError
+from bot.steps.context import Outcome, StepContext
+from bot.steps.redeploy import host_clock
+from bot.steps.verify import SHOWN_MATCHES, LogScan, scan_logs
+from bot.workflow.model import Criterion
+from runners import health
+
+
+@dataclass
+class _UrlStats:
+    url: str
+    host: str | None
+    probes: int = 0
+    ok: int = 0
+    streak: int = 0  # consecutive failed probes, now
+    worst_streak: int = 0
+    latencies: list[float] = field(default_factory=list)
+    last: str = ""
+
+    def add(self, p: health.Probe) -> None:
+        self.probes += 1
+        self.ok += p.ok
+        self.streak = 0 if p.ok else self.streak + 1
+        self.worst_streak = max(self.worst_streak, self.streak)
+        if p.status is not None:
+            self.latencies.append(p.latency_ms)
+        self.last = p.describe()
+
+    def figures(self) -> dict[str, Any]:
+        p50 = health.percentile(self.latencies, 50)
+        p95 = health.percentile(self.latencies, 95)
+        return {
+            "url": self.url,
+            "host": self.host,
+            "probes": self.probes,
+            "ok": self.ok,
+            "availability": round(100 * self.ok / self.probes, 2) if self.probes else None,
+            "p50_ms": round(p50, 1) if p50 is not None else None,
+            "p95_ms": round(p95, 1) if p95 is not None else None,
+            "streak": self.streak,
+            "worst_streak": self.worst_streak,
+            "last": self.last,
+        }
+
+
+class _Monitor:
+    def __init__(self, ctx: StepContext, todo: list[health.Target]) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.app.monitor
+        self.todo = todo
+        self.stats = [_UrlStats(t.url, t.host) for t in todo]
+        self.errors: dict[str, set[str]] = {h.name: set() for h in ctx.app.hosts}
+        self.log_problems: dict[str, str] = {}
+        self.windows: dict[str, tuple[datetime, int]] = {}
+        self.started = datetime.now(UTC)
+        self.rounds = 0
+        self.alerts = 0
+        self.alerted: set[tuple[str, str | None]] = set()
+        self.elapsed = 0.0
+
+    def figures(self, done: bool = False) -> dict[str, Any]:
+        probes = sum(s.probes for s in self.stats)
+        ok = sum(s.ok for s in self.stats)
+        return {
+            "started_at": self.started.isoformat(),
+            "updated_at": datetime.now(UTC).isoformat(),
+            "duration": self.cfg.duration,
+            "interval": self.cfg.interval,
+            "elapsed": round(self.elapsed, 1),
+            "rounds": self.rounds,
+            "done": done,
+            "availability": round(100 * ok / probes, 2) if probes else None,
+            "error_count": sum(len(v) for v in self.errors.values()),
+            "errors": {h: len(v) for h, v in self.errors.items()},
+            "alerts": self.alerts,
+            "urls": [s.figures() for s in self.stats],
+        }
+
+    async def read_logs(self) -> None:
+        async def one(host: HostConfig) -> LogScan:
+            start, offset = self.windows[host.name]
+            return await scan_logs(self.ctx, host, start, offset)
+
+        for scan in await asyncio.gather(*(one(h) for h in self.ctx.app.hosts)):
+            if scan.error:
+                self.log_problems[scan.host] = scan.error
+                continue
+            self.log_problems.pop(scan.host, None)
+            new = [m for m in scan.matches if m not in self.errors[scan.host]]
+            if new:
+                self.errors[scan.host].update(new)
+                shown = "\n".join(line[:300] for line in new[:SHOWN_MATCHES])
+                await self.ctx.say(
+                    f":warning: {len(new)} new error line(s) on {scan.host}:\n```\n{shown}\n```"
+                )
+
+    async def probe(self, session: aiohttp.ClientSession) -> None:
+        for stats, p in zip(self.stats, await health.probe_all(session, self.todo), strict=True):
+            stats.add(p)
+            key = (stats.url, stats.host)
+            if stats.streak == self.cfg.failure_streak:
+                self.alerted.add(key)
+                await self.alert(stats)
+            elif p.ok and key in self.alerted:
+                # Recovery is told once, on the first good probe after an alerted streak.
+                self.alerted.discard(key)
+                await self.ctx.say(f":white_check_mark: {_where(stats)} answers again.")
+
+    async def alert(self, stats: _UrlStats) -> None:
+        self.alerts += 1
+        text = (
+            f":rotating_light: {self.ctx.app.name}: {_where(stats)} failed "
+            f"{stats.streak} probes in a row during monitoring after the rollback "
+            f"({stats.last})."
+        )
+        # The port's `alert` posts in the thread and to every stakeholder channel at once.
+        await self.ctx.notifier.alert(self.ctx.incident, text)
+
+    def summary(self) -> str:
+        f = self.figures()
+        lines = [
+            f"*Monitoring* {_mmss(self.elapsed)} of {_mmss(self.cfg.duration)}: "
+            f"availability {_pct(f['availability'])}, {f['error_count']} error line(s)"
+        ]
+        for u in f["urls"]:
+            lines.append(
+                f"• {u['url']}: {_pct(u['availability'])} up, p50 {_ms(u['p50_ms'])}, "
+                f"p95 {_ms(u['p95_ms'])}"
+            )
+        return "\n".join(lines)
+
+    async def run(self) -> None:
+        clocks = await asyncio.gather(*(host_clock(self.ctx, h) for h in self.ctx.app.hosts))
+        self.windows = {h.name: c for h, c in zip(self.ctx.app.hosts, clocks, strict=True)}
+        start = time.monotonic()
+        next_summary = start + self.cfg.summary_every
+        async with aiohttp.ClientSession() as session:
+            while True:
+                began = time.monotonic()
+                await asyncio.gather(self.probe(session), self.read_logs())
+                self.rounds += 1
+                self.elapsed = time.monotonic() - start
+                self.ctx.incident.facts["monitor"] = self.figures()
+                await self.ctx.notifier.update_parent(self.ctx.incident)
+                await self.ctx.heartbeat()
+                if self.elapsed >= self.cfg.duration:
+                    break
+                if time.monotonic() >= next_summary:
+                    await self.ctx.say(self.summary())
+                    next_summary += self.cfg.summary_every
+                left = start + self.cfg.duration - time.monotonic()
+                wait = min(self.cfg.interval - (time.monotonic() - began), left)
+                await asyncio.sleep(max(wait, 0.0))
+        self.ctx.incident.facts["monitor"] = self.figures(done=True)
+
+
+def _where(stats: _UrlStats) -> str:
+    return f"{stats.url} ({stats.host})" if stats.host else stats.url
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:g}%"
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} ms"
+
+
+def _mmss(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+async def run(ctx: StepContext) -> Outcome:
+    try:
+        todo = health.targets(ctx.app)
+    except ValueError as exc:
+        raise StepError(str(exc), hint="Fix the health URLs in the apps file.") from None
+    mon = _Monitor(ctx, todo)
+    await ctx.say(
+        f"Monitoring for {_mmss(ctx.app.monitor.duration)}: "
+        f"{len(todo)} URL(s) every {ctx.app.monitor.interval:g}s, logs of "
+        f"{len(ctx.app.hosts)} host(s)."
+    )
+    await mon.run()
+    figures = ctx.facts["monitor"]
+    await ctx.say(mon.summary().replace("*Monitoring*", "*Monitoring done*", 1))
+    failing = [s for s in mon.stats if s.streak >= ctx.app.monitor.failure_streak]
+    problems = [f"{_where(s)} still failing ({s.last})" for s in failing]
+    problems += [f"{n} new error line(s) on {h}" for h, n in figures["errors"].items() if n]
+    problems += [f"logs on {h}: {why}" for h, why in mon.log_problems.items()]
+    if problems:
+        raise StepError(
+            "Monitoring found problems: " + "; ".join(problems[:6]),
+            hint="Retry monitors again from now; Abort ends the incident as not recovered.",
+        )
+    return Outcome(
+        summary=(
+            f"{_mmss(mon.elapsed)} monitored: availability {_pct(figures['availability'])}, "
+            f"{figures['error_count']} error line(s), {mon.alerts} alert(s)"
+        ),
+        facts={"monitor": figures},
+        criteria={Criterion.MONITORED: True},
+    )
