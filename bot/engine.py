@@ -160,6 +160,14 @@ class Engine:
             incident.id, req.actor.user, "opened", f"{req.app} {req.version or '(auto)'}"
         )
         incident.thread = await self.notifier.open_thread(incident)
+        if not incident.thread.ts:
+            # Without its thread nobody would see the incident: stop before anything runs.
+            await self.apply(incident.id, Cancel(req.actor), who="rewind")
+            raise UserFacingError(
+                f"I could not post in <#{app.incident_channel}>, the incident channel of "
+                f"`{app.name}`: invite me there (`/invite @Rewind`), then try again. "
+                "Nothing was started."
+            )
         await self._save_thread(incident)
         return await self.apply(incident.id, Begin(), who=req.actor.user)
 
@@ -262,7 +270,8 @@ class Engine:
             )
         await self.store.release_lock(incident.app, incident.id)
         await self.close_runner(incident.id)
-        await self.notifier.stakeholders(incident, "end")
+        if incident.facts.get("notified_start"):  # those told of the start hear of the end
+            await self.notifier.stakeholders(incident, "end")
 
     # ---- worker side --------------------------------------------------------------------
 

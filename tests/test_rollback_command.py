@@ -189,3 +189,16 @@ def test_a_bad_apps_file_stops_serve_with_file_key_and_reason(tmp_path: Path) ->
     assert proc.returncode == 2
     assert str(bad) in proc.stderr
     assert "apps.myapp.hosts" in proc.stderr
+
+
+async def test_an_incident_channel_the_bot_cannot_post_in_starts_nothing(
+    bot: Bot, ssh_env: SshEnv
+) -> None:
+    bot.slack.fail_next("chat.postMessage", ok_false="not_in_channel")
+    resp, name = await bot.command(START)
+    assert resp.status == 200
+    reply = await bot.reply(name)
+    assert "could not post in <#C0INCIDENT>" in reply and "Nothing was started" in reply
+    assert ssh_logins(ssh_env) == 0
+    _, again = await bot.command(START)  # the app is not left locked
+    assert "opened" in await bot.reply(again)
