@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from tests.slack_fake import SlackFake
 
 pytest_plugins = ["tests.fixtures_hosts"]
 
-REDIS_URL = "redis://127.0.0.1:6379/9"
+# Tests flush this database; another run beside them (a bench, a second checkout) picks its own.
+REDIS_URL = os.environ.get("REWIND_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 
 @pytest.fixture
