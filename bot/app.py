@@ -157,6 +157,7 @@ def build_worker(rt: Runtime) -> Worker[Any]:
         concurrency=s.worker_concurrency,
         worker_id=s.worker_id,
         startup=startup,
+        reconcile=rt.engine.reconcile,
     )
 
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from saq import Job, Queue, Worker
+from saq import CronJob, Job, Queue, Worker
 
 from bot.workflow.model import StepId
 
@@ -78,6 +78,7 @@ def make_worker(
     concurrency: int,
     worker_id: str,
     startup: Callable[[], Awaitable[None]] | None = None,
+    reconcile: Callable[[], Awaitable[int]] | None = None,
 ) -> Worker[Any]:
     async def run_step(ctx: dict[str, Any], *, incident_id: str, step: str, attempt: int) -> None:
         job: Job = ctx["job"]
@@ -88,9 +89,16 @@ def make_worker(
         if startup is not None:
             await startup()
 
+    async def reconcile_running(ctx: Any) -> int:
+        return await reconcile() if reconcile is not None else 0
+
+    # Once a minute, any worker re-enqueues the step of every running incident that has no
+    # job (a process died between saving a transition and enqueueing its step).
+    cron = [CronJob(reconcile_running, cron="* * * * *", timeout=60)] if reconcile else []
     return Worker(
         queue,
         functions=[(RUN_STEP, run_step)],
+        cron_jobs=cron,
         concurrency=concurrency,
         id=worker_id,
         startup=on_start,

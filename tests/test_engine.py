@@ -1,0 +1,97 @@
+"""The engine with an in-memory store: exactly-once steps, stale jobs, reconciliation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.apps import parse_apps
+from bot.engine import Engine, OpenRequest
+from bot.steps.context import Outcome, StepBody, StepContext
+from bot.store_memory import MemoryStore
+from bot.workflow.model import Status, StepId, StepStatus
+from bot.workflow.policy import Actor
+from runners.local import LocalRunner
+from tests.fakes import RecordingNotifier
+
+
+class RecordingQueue:
+    def __init__(self) -> None:
+        self.jobs: list[tuple[str, StepId, int]] = []
+
+    async def enqueue_step(self, incident_id: str, step: StepId, attempt: int) -> None:
+        self.jobs.append((incident_id, step, attempt))
+
+
+def engine(tmp_path: Path, calls: list[StepId]) -> tuple[Engine, RecordingQueue, MemoryStore]:
+    apps = parse_apps(
+        {"apps": {"myapp": {
+            "repo": str(tmp_path), "incident_channel": "C1", "operators": ["U0CAROL"],
+            "environment": "staging", "ssh": {"transport": "local"}, "hosts": [{"name": "w1"}],
+            "deploy": {"strategy": "commands", "workdir": str(tmp_path), "commands": {
+                "fetch": "true", "install": "true", "restart": "true", "status": "true",
+                "version": "true"}}}}},
+        "test",
+    )  # fmt: skip
+
+    def body(step: StepId) -> StepBody:
+        async def run(ctx: StepContext) -> Outcome:
+            calls.append(step)
+            return Outcome(summary=f"{step} done")
+
+        return run
+
+    queue, store = RecordingQueue(), MemoryStore()
+    eng = Engine(
+        apps=apps, store=store, notifier=RecordingNotifier(), queue=queue, workspace=tmp_path,
+        runner_factory=LocalRunner, bodies={s: body(s) for s in StepId},
+    )  # fmt: skip
+    return eng, queue, store
+
+
+async def open_incident(eng: Engine) -> str:
+    req = OpenRequest("myapp", None, "checkout 500", Actor("U0CAROL"))
+    return (await eng.open(req)).id
+
+
+async def test_a_step_that_succeeded_never_runs_again(tmp_path: Path) -> None:
+    calls: list[StepId] = []
+    eng, queue, store = engine(tmp_path, calls)
+    incident_id = await open_incident(eng)
+    assert queue.jobs == [(incident_id, StepId.PREREQUISITES, 1)]
+    await eng.run_step(incident_id, StepId.PREREQUISITES, 1)
+    await eng.run_step(incident_id, StepId.PREREQUISITES, 1)  # a duplicate job
+    await eng.run_step(incident_id, StepId.PREREQUISITES, 2)  # a job from nowhere
+    assert calls == [StepId.PREREQUISITES]
+    incident = await store.load(incident_id)
+    assert incident is not None
+    assert incident.step(StepId.PREREQUISITES).status is StepStatus.SUCCEEDED
+    assert queue.jobs[-1] == (incident_id, StepId.ASSESS, 1)
+
+
+async def test_reconcile_enqueues_running_incidents_only(tmp_path: Path) -> None:
+    calls: list[StepId] = []
+    eng, queue, store = engine(tmp_path, calls)
+    incident_id = await open_incident(eng)
+    queue.jobs.clear()  # as if the process died before the job reached the queue
+    assert await eng.reconcile() == 1
+    assert queue.jobs == [(incident_id, StepId.PREREQUISITES, 1)]
+    await eng.run_step(incident_id, StepId.PREREQUISITES, 1)
+    await eng.run_step(incident_id, StepId.ASSESS, 1)
+    incident = await store.load(incident_id)
+    assert incident is not None and incident.status is Status.WAITING  # the decision
+    queue.jobs.clear()
+    assert await eng.reconcile() == 0 and queue.jobs == []
+
+
+async def test_a_lost_lock_stops_the_step_before_its_side_effects(tmp_path: Path) -> None:
+    calls: list[StepId] = []
+    eng, _, store = engine(tmp_path, calls)
+    incident_id = await open_incident(eng)
+    await store.release_lock("myapp", incident_id)
+    await store.acquire_lock("myapp", "someone-else")
+    await eng.run_step(incident_id, StepId.PREREQUISITES, 1)
+    assert calls == []
+    incident = await store.load(incident_id)
+    assert incident is not None and incident.status is Status.PAUSED
+    rec = incident.step(StepId.PREREQUISITES)
+    assert rec.error is not None and "no longer holds the lock" in rec.error.what
