@@ -71,11 +71,15 @@ def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: f
     raise TimeoutError(f"port {port} did not open within {timeout}s")
 
 
+SHIMS_DIR = Path(__file__).resolve().parent / "shims"
+
+
 def host_path_env() -> str:
-    """PATH for SSH sessions: this interpreter's bin dir first (python3 with alembic, psycopg)."""
+    """PATH for SSH sessions: the stand-ins for sudo, systemctl, journalctl and docker first
+    (tests/shims), then this interpreter's bin dir (python3 with alembic, psycopg)."""
     bindir = str(Path(sys.executable).parent)
-    return ":".join([bindir, "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
-                     "/sbin", "/bin"])  # fmt: skip
+    return ":".join([str(SHIMS_DIR), bindir, "/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
+                     "/usr/bin", "/sbin", "/bin"])  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
