@@ -10,6 +10,7 @@ from bot.apps import AppConfig, AppsFile, load_apps
 from bot.errors import ConfigError, HostError, UserFacingError
 from bot.settings import Settings
 from runners import commands
+from runners.git import redact
 from runners.local import runner_for
 
 _SAMPLE = {"ref": "v1.0.0", "version": "v1.0.0", "backup": "/tmp/b.sql", "revision": "abc123",
@@ -50,9 +51,9 @@ async def check_connect(settings: Settings, apps: AppsFile) -> list[str]:
     store = RedisStore(connect(settings.redis_url))
     try:
         if not await asyncio.wait_for(store.ping(), 10):
-            problems.append(f"Redis at {settings.redis_url}: no answer")
+            problems.append(f"Redis at {redact(settings.redis_url)}: no answer")
     except (TimeoutError, OSError) as exc:
-        problems.append(f"Redis at {settings.redis_url}: {exc}")
+        problems.append(f"Redis at {redact(settings.redis_url)}: {exc}")
     finally:
         await store.r.aclose()
     problems.extend(await _check_slack(settings))

@@ -137,9 +137,7 @@ class Engine:
         if req.version is not None:
             await self._check_version_exists(app, req.version)
         incident_id = new_incident_id()
-        token = await self.store.acquire_lock(app.name, incident_id)
-        if isinstance(token, str):
-            raise UserFacingError(await self._busy_message(app.name, token))
+        token = await self._acquire(app.name, incident_id)
         try:
             incident = Incident(
                 id=incident_id,
@@ -156,10 +154,14 @@ class Engine:
         except BaseException:
             await self.store.release_lock(app.name, incident_id)
             raise
-        await self.store.audit(
-            incident.id, req.actor.user, "opened", f"{req.app} {req.version or '(auto)'}"
-        )
-        incident.thread = await self.notifier.open_thread(incident)
+        try:
+            await self.store.audit(
+                incident.id, req.actor.user, "opened", f"{req.app} {req.version or '(auto)'}"
+            )
+            incident.thread = await self.notifier.open_thread(incident)
+        except BaseException:
+            await self.apply(incident.id, Cancel(req.actor), who="rewind")
+            raise
         if not incident.thread.ts:
             # Without its thread nobody would see the incident: stop before anything runs.
             await self.apply(incident.id, Cancel(req.actor), who="rewind")
@@ -170,6 +172,19 @@ class Engine:
             )
         await self._save_thread(incident)
         return await self.apply(incident.id, Begin(), who=req.actor.user)
+
+    async def _acquire(self, app: str, incident_id: str) -> int:
+        """The app's lock, taking it over from a holder that has ended (a crash mid-finish)."""
+        for _ in range(2):
+            token = await self.store.acquire_lock(app, incident_id)
+            if isinstance(token, int):
+                return token
+            holder = await self.store.load(token)
+            if holder is not None and holder.status.open:
+                raise UserFacingError(await self._busy_message(app, token))
+            log.warning("app %s: lock of ended incident %s released", app, token)
+            await self.store.release_lock(app, token)
+        raise UserFacingError(f"`{app}` is busy; try again in a moment.")
 
     async def _save_thread(self, incident: Incident) -> None:
         for _ in range(20):
@@ -245,6 +260,8 @@ class Engine:
                     await self._finished(incident)
 
     async def _finished(self, incident: Incident) -> None:
+        # The lock goes first: nothing below (Slack pacing, a Redis hiccup) may keep the app held.
+        await self.store.release_lock(incident.app, incident.id)
         await self.notifier.flush(incident)
         rolled_back = any(
             incident.step(s).status is StepStatus.SUCCEEDED
@@ -268,7 +285,6 @@ class Engine:
                 f":snowflake: `{incident.app}` is now frozen for deploys. An approver lifts it "
                 f"with `/rollback unfreeze {incident.app}` once the fix is ready.",
             )
-        await self.store.release_lock(incident.app, incident.id)
         await self.close_runner(incident.id)
         if incident.facts.get("notified_start"):  # those told of the start hear of the end
             await self.notifier.stakeholders(incident, "end")
@@ -306,9 +322,12 @@ class Engine:
         elif rec.status is not StepStatus.PENDING or rec.attempts >= attempt:
             return  # already done, waiting for a person, or a stale job
         run_id = uuid.uuid4().hex
+        resumes = rec.run_id if rec.status is StepStatus.RUNNING else None
         try:
             incident = await self.apply(
-                incident_id, StepStarted(step, run_id, self.worker_id), who=self.worker_id
+                incident_id,
+                StepStarted(step, run_id, self.worker_id, resumes=resumes),
+                who=self.worker_id,
             )
         except UserFacingError:
             return
@@ -317,6 +336,22 @@ class Engine:
             await self.apply(incident_id, event, who=self.worker_id)
         except UserFacingError as exc:
             log.info("step result for %s/%s dropped: %s", incident_id, step, exc)
+            await self._late_result(incident_id, event)
+
+    async def _late_result(self, incident_id: str, event: StepSucceeded | StepFailed) -> None:
+        """A step finished after its incident ended (cancelled mid-step): say what it did."""
+        current = await self.store.load(incident_id)
+        if current is None or current.status.open:
+            return
+        title = SPECS[event.step].title
+        what = (
+            f"finished after all: {event.summary}"
+            if isinstance(event, StepSucceeded)
+            else f"failed after all: {event.error.plain()}"
+        )
+        await self.notifier.say(
+            current, f":warning: “{title}”, still running when the incident ended, {what}"
+        )
 
     async def _execute(
         self,
@@ -335,13 +370,13 @@ class Engine:
             hosts=runner,
             notifier=self.notifier,
             workspace=self.workspace,
-            fence=lambda: self._fence(incident),
+            fence=lambda: self._fence(incident, step, run_id),
             timeline=lambda: self.store.timeline(incident.id),
         )
         if heartbeat is not None:
             ctx.heartbeat = heartbeat
         try:
-            await self._fence(incident)
+            await self._fence(incident, step, run_id)
             outcome: Outcome = await self.bodies[step](ctx)
             return StepSucceeded(
                 step,
@@ -394,11 +429,19 @@ class Engine:
         for incident_id in list(self._runners):
             await self.close_runner(incident_id)
 
-    async def _fence(self, incident: Incident) -> None:
+    async def _fence(self, incident: Incident, step: StepId, run_id: str) -> None:
+        """Before every side effect: this incident still holds the app, this run the step."""
         if not await self.store.holds_lock(incident.app, incident.id, incident.lock_token):
             raise StepError(
                 f"incident {incident.id} no longer holds the lock on {incident.app}",
                 hint="It was cancelled or finished elsewhere; nothing more is done.",
+            )
+        current = await self.store.load(incident.id)
+        rec = current.step(step) if current is not None else None
+        if rec is None or rec.run_id != run_id or rec.status is not StepStatus.RUNNING:
+            raise StepError(
+                f"another run took over “{SPECS[step].title}”",
+                hint="This run stops here so that the step never runs twice at once.",
             )
 
     # ---- recovery -----------------------------------------------------------------------
@@ -412,7 +455,8 @@ class Engine:
         count = 0
         for incident in await self.store.open_incidents():
             rec = incident.current_step()
-            if incident.status is Status.RUNNING and rec is not None:
+            opened = incident.thread is not None and bool(incident.thread.ts)
+            if incident.status is Status.RUNNING and rec is not None and opened:
                 attempt = rec.attempts if rec.status is StepStatus.RUNNING else rec.attempts + 1
                 await self.queue.enqueue_step(incident.id, rec.id, attempt)
                 count += 1

@@ -74,13 +74,20 @@ def prompt_chooser(stream_in: TextIO = sys.stdin, out: TextIO = sys.stdout) -> C
         who = getpass.getuser()
         if answer in {"approve", "restore"} and incident.production:
             print("? approver's name (four-eyes: not the requester):", file=out)
-            who = stream_in.readline().strip() or who
+            who = stream_in.readline().strip()
+            if not who or who == _bare(incident.requested_by):
+                print("! four-eyes: another person must approve", file=out)
+                return "", "", ""
         option = ""
         if answer == "restore":
             option = str(incident.facts.get("db_restore_default", ""))
         return answer, option, who
 
     return choose
+
+
+def _bare(user: str) -> str:
+    return user.removeprefix("terminal:")
 
 
 async def drive(
@@ -115,6 +122,8 @@ async def _answer_until_done(
         if not current.status.open or current.gate is None:
             return current
         choice, option, who = await choose(current, current.gate)
+        if not choice:
+            continue
         try:
             await engine.answer(
                 current.id, Answer(current.gate.token, terminal_actor(apps, who), choice, option)

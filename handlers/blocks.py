@@ -57,6 +57,11 @@ def sections(lines: Sequence[str]) -> list[Block]:
     return [section(chunk) for chunk in t.pack(lines)]
 
 
+def text_blocks(text: str) -> Blocks:
+    """A long text as sections within Slack's limits."""
+    return _dicts(sections(text.splitlines()))
+
+
 def context(text: str) -> ContextBlock:
     return ContextBlock(elements=[MarkdownTextObject(text=t.truncate(text or " ", CONTEXT_MAX))])
 

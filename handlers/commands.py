@@ -9,7 +9,11 @@ from bot.errors import UserFacingError
 
 SUBCOMMANDS = {"status", "list", "cancel", "unfreeze", "help"}
 # A second word is taken as the version when it looks like one; otherwise it starts the reason.
-_LOOKS_LIKE_VERSION = re.compile(r"^(v?\d|[0-9a-f]{7,40}$|.*[./])|[;&|$`<>(){}\\'\"]", re.I)
+# v1, v1.4.2, 1.4, a commit sha, release/1.4 — or anything with shell characters, so that it
+# is refused as a version instead of slipping into the reason. "500s on checkout" is a reason.
+_LOOKS_LIKE_VERSION = re.compile(
+    r"^(v\d|\d+(\.\d+)+|[0-9a-f]{7,40}$|[^\s]*/[^\s]*$)|[;&|$`<>(){}\\'\"]", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ def parse(text: str) -> Command:
         return Command(head, target=arg)
     major = "--major" in words
     words = [w for w in words if w != "--major"]
+    if not words:
+        raise UserFacingError("Usage: `/rollback APP [VERSION] reason… [--major]`")
     app, rest = words[0], words[1:]
     version: str | None = None
     if rest and _LOOKS_LIKE_VERSION.search(rest[0]):

@@ -41,6 +41,9 @@ class GroupResolver:
             # Fail closed: an unreadable group grants nothing.
             log.warning("cannot read user group %s: %s", group, exc.response.get("error"))
             users = frozenset()
+        except Exception as exc:  # the network: same rule, and no cache so it is asked again
+            log.warning("cannot reach Slack for user group %s: %r", group, exc)
+            return frozenset()
         self._cache[group] = (time.monotonic(), users)
         return users
 

@@ -39,6 +39,7 @@ class SlackFront:
 
     async def ack_command(self, body: dict[str, Any], ack: AsyncAck) -> None:
         """Fast checks only: parse, known app, version shape, user listed directly."""
+        cmd: Command | None = None
         try:
             cmd = parse(body.get("text", ""))
             if cmd.kind == "help":
@@ -78,7 +79,28 @@ class SlackFront:
             log.exception("command failed [error id %s]", error_id)
             text = f":x: Something went wrong (error id `{error_id}`); nothing was started."
         if text:
-            await respond(text=text, response_type="ephemeral", replace_original=False)
+            await respond(
+                text=text,
+                blocks=await self._open_gate_blocks(cmd, text),
+                response_type="ephemeral",
+                replace_original=False,
+            )
+
+    async def _open_gate_blocks(self, cmd: Command | None, text: str) -> list[dict[str, Any]]:
+        """`status` of one incident that waits for a click: its buttons, right there.
+
+        If the gate's own message never made it to Slack, this is how the incident goes on.
+        """
+        if cmd is None or cmd.kind != "status" or not cmd.target:
+            return []
+        incident = await self.store.load(cmd.target)
+        if incident is None:
+            holder = await self.store.lock_holder(cmd.target)
+            incident = await self.store.load(holder) if holder else None
+        if incident is None or incident.gate is None:
+            return []
+        _, gate_blocks = blocks.gate(incident, incident.gate)
+        return [*blocks.text_blocks(text), *gate_blocks][:50]
 
     async def _dispatch(self, cmd: Command, user: str) -> str:
         actor = await self.groups.actor(user)
@@ -144,8 +166,8 @@ class SlackFront:
         key = f"{value.i}:{value.t}:{choice}:{user}:{action.get('action_ts', '')}"
         if not await self._first_time("act", key):
             return  # a replayed payload
-        actor = await self.groups.actor(user)
         try:
+            actor = await self.groups.actor(user)
             await self.engine.answer(value.i, Answer(value.t, actor, choice, value.o))
         except UserFacingError as exc:
             await _tell(respond, str(exc))

@@ -739,8 +739,12 @@ def notice_text(
             f"<@{incident.requested_by}>: {incident.reason or 'no reason given'}.{thread}"
         )
     outcome = incident.outcome or STATUS_WORDS.get(incident.status, str(incident.status))
-    report = incident.facts.get("report")
-    report_part = f" Report: `{short_name(str(report))}`." if isinstance(report, str) else ""
+    report = incident.facts.get("report_path")
+    report_part = (
+        f" Report: `{short_name(str(report))}` (posted as a file in the thread)."
+        if isinstance(report, str)
+        else ""
+    )
     thread = f" Thread: {link}" if link else ""
     return (
         f"{ping}{STATUS_EMOJI.get(incident.status, '')} Rollback of *{incident.app}* "

@@ -48,7 +48,8 @@ def _quiet_env() -> dict[str, str]:
 _CONFIG = ["-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"]
 _HEX = re.compile(r"^[0-9a-f]{4,40}$")
 _DESCRIBE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*-[0-9]+-g[0-9a-f]{4,40}$")
-_CREDENTIALS = re.compile(r"://[^/@\s:]+:[^/@\s]+@")
+# user:password@ in any URL, and a bare token@ in an http(s) URL (https://ghp_x@github.com).
+_CREDENTIALS = re.compile(r"://[^/@\s:]*:[^/@\s]+@|(?<=https://)[^/@\s]+@|(?<=http://)[^/@\s]+@")
 
 _AUTH = (
     "permission denied",
@@ -85,7 +86,7 @@ _REFUSED = (
 
 def redact(text: str) -> str:
     """Hide a password or token written into a repository URL."""
-    return _CREDENTIALS.sub("://***@", text)
+    return _CREDENTIALS.sub(lambda m: "://***@" if m.group().startswith("://") else "***@", text)
 
 
 def hotfix_branch(app: str, target: str, incident: str) -> str:

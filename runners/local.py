@@ -7,7 +7,9 @@ from SSH.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import time
 
 from bot.apps import AppConfig
@@ -21,7 +23,8 @@ class LocalRunner:
 
     def __init__(self, app: AppConfig, env: dict[str, str] | None = None) -> None:
         self.app = app
-        self.env = {**os.environ, **(env or {})}
+        # The app's commands must not see the bot's own secrets.
+        self.env = {k: v for k, v in os.environ.items() if not _private(k)} | (env or {})
 
     async def run(
         self,
@@ -47,7 +50,8 @@ class LocalRunner:
         assert proc.stdout is not None
 
         async def kill() -> None:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the shell and everything it started
             await proc.wait()
 
         status, lines = await collect(
@@ -57,6 +61,10 @@ class LocalRunner:
 
     async def close(self) -> None:
         return None
+
+
+def _private(name: str) -> bool:
+    return name.startswith(("SLACK_", "REWIND_")) or name == "REDIS_URL"
 
 
 def runner_for(app: AppConfig) -> HostRunner:

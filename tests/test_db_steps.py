@@ -184,16 +184,19 @@ async def test_restore_from_backup(ssh_env_migrated: SshEnv, tmp_path: Path) -> 
         assert "App stopped on 2 host(s)" in said
         for host in env.hosts:
             assert "stopped pid" in notifier(ctx).output_of(host.name)
-            assert host.run("./run.sh status").startswith("running 1.5.0")
+            # stopped until the redeploy starts the old version (not 1.5.0 on the old schema)
+            assert host.run("./run.sh status", check=False).startswith("stopped")
         assert set(out.hosts) == {"web1", "web2"} and all(h.ok for h in out.hosts.values())
+        assert "stays stopped until the redeploy" in notifier(ctx).said[-1]
 
-        # The bot's own backup is always offered, but it holds the new schema: not rolled back.
+        # The bot's own backup is always offered, but it holds the new schema: the step fails
+        # there, so a person picks another backup before anything else runs.
         ctx.incident.facts["restore_backup"] = ctx.facts["db_backup"]["path"]
-        own = await step(ctx, StepId.DB_ROLLBACK, database.rollback)
-        assert own.criteria == {Criterion.DATABASE: False}
+        with pytest.raises(StepError, match="not the target") as err:
+            await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        assert "does not match the old code's schema" in str(err.value)
         assert sql(env, "SELECT version_num FROM alembic_version") == V150
         assert sql(env, "SELECT COUNT(*) FROM users") == 4
-        assert "NOT the target" in notifier(ctx).said[-1]
     finally:
         await ctx.hosts.close()
 

@@ -167,7 +167,9 @@ def test_results_of_a_presumed_dead_run_are_ignored() -> None:
     pol = policy()
     inc, _ = transition(incident(), Begin(), pol)
     inc, _ = transition(inc, StepStarted(StepId.PREREQUISITES, "old", "w1"), pol)
-    inc, _ = transition(inc, StepStarted(StepId.PREREQUISITES, "new", "w2"), pol)
+    with pytest.raises(Rejected, match="already running"):  # a second start of the same run
+        transition(inc, StepStarted(StepId.PREREQUISITES, "twin", "w3"), pol)
+    inc, _ = transition(inc, StepStarted(StepId.PREREQUISITES, "new", "w2", resumes="old"), pol)
     with pytest.raises(Rejected, match="stale"):
         transition(inc, StepSucceeded(StepId.PREREQUISITES, "old", "late"), pol)
 
@@ -209,3 +211,27 @@ def test_a_failed_downgrade_offers_restore_to_an_approver() -> None:
     assert restored.step(StepId.DB_ROLLBACK).status is StepStatus.PENDING
     with pytest.raises(Rejected, match="not an answer"):
         transition(inc, Answer(token, ALICE, "fix_forward"), pol)
+
+
+def test_retrying_a_database_step_is_a_database_change() -> None:
+    pol = policy()
+    inc, _ = transition(incident(), Begin(), pol)
+    inc, _ = transition(inc, StepStarted(StepId.DB_ROLLBACK, "d", "w1"), pol)
+    err = ErrorInfo(what="alembic downgrade failed", host="web1")
+    inc, _ = transition(inc, StepFailed(StepId.DB_ROLLBACK, "d", err), pol)
+    with pytest.raises(Rejected, match="Only an approver"):
+        answer(inc, CAROL, "retry", pol)
+    with pytest.raises(Rejected, match="four-eyes"):
+        answer(inc, Actor("U0CAROL", frozenset({"U0ALICE"})), "retry", pol)
+    assert answer(inc, ALICE, "retry", pol).status is Status.RUNNING
+
+
+def test_abort_says_how_to_undo_what_was_done() -> None:
+    pol = policy(production=False)
+    inc, _ = transition(incident(False), Begin(), pol)
+    inc = run(inc, StepId.PREREQUISITES, pol)
+    inc = run(inc, StepId.ASSESS, pol, skip=(StepId.DB_PREPARE, StepId.DB_ROLLBACK))
+    inc = answer(inc, CAROL, "roll_back", pol)
+    inc = run(inc, StepId.CODE, pol)
+    inc, _ = transition(inc, Cancel(CAROL), pol)
+    assert "To undo: Roll back code: delete the hotfix branch on origin" in inc.outcome

@@ -139,7 +139,14 @@ async def test_fix_forward_closes_the_rollback_and_keeps_thread_and_report(
     bot: Bot, ssh_env: SshEnv
 ) -> None:
     await start(bot)
-    await bot.click(await bot.gate("Fix forward"), "Fix forward", "U0CAROL")
+    await bot.gate("Fix forward")
+    # `/rollback status ID` carries the open question's buttons: they work from there too.
+    waiting = await bot.incident()
+    _, name = await bot.command(f"status {waiting.id}", channel_id="C0RANDOM")
+    await bot.reply(name)
+    answer = bot.slack.calls_to("response_url")[-1].args
+    ephemeral = {"ts": bot.parent()["ts"], "blocks": answer["blocks"], "text": answer["text"]}
+    await bot.click(ephemeral, "Fix forward", "U0CAROL")
     incident = await bot.wait_status("fixed_forward")
     assert "fix forward" in incident.outcome.lower()
     for host in ssh_env.hosts:

@@ -456,7 +456,7 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
     host = _run_on(ctx, db)
     if not db.restore:
         raise StepError("no `database.restore` command is configured", hint="Add one, then Retry.")
-    start = "start" if commands.template(ctx.app, "start") else "restart"
+    start = "start" if commands.template(ctx.app, "start") else "restart"  # only on failure
     if not commands.template(ctx.app, "stop"):
         raise StepError(
             "no `stop` command is configured for the app",
@@ -508,39 +508,31 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
                 detail=check.tail(),
             )
         await ctx.say(f"Verify after restore on {host.name}:\n```\n{verified}\n```")
-    started = await ctx.run_all(start)
-    failed = _failed_hosts(started)
-    for name in started:
-        ok = name not in failed
-        hosts[name] = HostResult(
-            host=name, ok=ok, summary="started" if ok else f"did not start: {failed[name]}"
-        )
-    if failed:
-        error = StepError(
-            f"the database was restored but the app did not start on {', '.join(sorted(failed))}",
-            hint="Start it by hand or Retry.",
-            detail="\n".join(f"{h}: {why}" for h, why in failed.items()),
-        )
-        error.hosts = dict(hosts)
-        raise error
+    # The app stays stopped: started now it would be the new code on the old schema (and might
+    # migrate it forward again). The redeploy step starts the old version on every host.
+    for name in stopped:
+        hosts[name] = HostResult(host=name, ok=True, summary="stopped until the redeploy")
     target = ctx.facts.get("db_target_revision")
     known = {m["revision"] for m in ctx.facts.get("migrations", [])}
     known |= {target} if target else set()
     after = await current_revision(ctx, known)
-    at_target = after == target
-    note = (
-        f"at `{after or 'base'}`, the target revision"
-        if at_target
-        else f"at `{after or 'base'}`, NOT the target `{target or 'base'}`: this backup does not "
-        "match the old code's schema"
-    )
+    if after != target:
+        error = StepError(
+            f"restored `{backup['name']}`, but the database is at `{after or 'base'}`, not the "
+            f"target `{target or 'base'}`: this backup does not match the old code's schema",
+            host=host.name,
+            hint="The app is stopped on every host. Restore another backup (an approver "
+            "clicks it below), or Abort and start the app by hand.",
+        )
+        error.hosts = dict(hosts)
+        raise error
     await ctx.say(
-        f"{'Restored' if at_target else ':warning: Restored'} `{backup['name']}`; the database "
-        f"is {note}. App started on {len(started)} host(s)."
+        f"Restored `{backup['name']}`; the database is at `{after or 'base'}`, the target "
+        f"revision. The app stays stopped until the redeploy step starts {ctx.incident.target}."
     )
     return Outcome(
-        summary=f"Restored {backup['name']}; database {note}",
+        summary=f"Restored {backup['name']}; database at the target `{after or 'base'}`",
         hosts=hosts,
-        criteria={Criterion.DATABASE: at_target},
+        criteria={Criterion.DATABASE: True},
         facts={"db_revision_after": after, "db_restored": backup["path"], "db_verify": verified},
     )

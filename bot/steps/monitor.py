@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from bot.apps import HostConfig
-from bot.errors import StepError
+from bot.errors import HostError, StepError
 from bot.steps.context import Outcome, StepContext
 from bot.steps.redeploy import host_clock
 from bot.steps.verify import SHOWN_MATCHES, LogScan, scan_logs
@@ -97,7 +97,10 @@ class _Monitor:
     async def read_logs(self) -> None:
         async def one(host: HostConfig) -> LogScan:
             start, offset = self.windows[host.name]
-            return await scan_logs(self.ctx, host, start, offset)
+            try:
+                return await scan_logs(self.ctx, host, start, offset)
+            except HostError as exc:  # one SSH hiccup must not end 15 minutes of monitoring
+                return LogScan(host=host.name, error=str(exc))
 
         for scan in await asyncio.gather(*(one(h) for h in self.ctx.app.hosts)):
             if scan.error:

@@ -17,6 +17,7 @@ async def run(ctx: StepContext) -> Outcome:
     if not notified and ctx.app.notify:
         notified = await ctx.notifier.stakeholders(inc, "start")
     missing = sorted(set(ctx.app.notify) - set(notified))
+    ctx.facts["notified_start"] = notified  # kept on failure: a Retry does not tell them twice
     facts = {"notified_start": notified}
     if missing:
         raise StepError(

@@ -48,6 +48,7 @@ class StepStarted:
     step: StepId
     run_id: str
     worker: str
+    resumes: str | None = None  # the run id of a dead worker's run this one takes over
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,8 @@ def _started(inc: Incident, ev: StepStarted) -> tuple[Incident, list[Effect]]:
     rec = inc.step(ev.step)
     if not inc.status.open or rec.status.done:
         raise Rejected(f"step {ev.step} does not need to run")
+    if rec.status is StepStatus.RUNNING and rec.run_id != ev.resumes:
+        raise Rejected(f"step {ev.step} is already running ({rec.run_id})")
     rec.status = StepStatus.RUNNING
     rec.attempts += 1
     rec.run_id = ev.run_id
@@ -308,7 +311,9 @@ def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[E
         raise Rejected("That button belongs to an earlier stage of this incident; nothing changed.")
     if ev.choice not in _choices(gate):
         raise Rejected(f"“{ev.choice}” is not an answer to this question.")
-    approving = ev.choice in {"approve", "restore"}
+    approving = ev.choice in {"approve", "restore"} or (
+        ev.choice == "retry" and gate.step is StepId.DB_ROLLBACK
+    )
     right = Right.APPROVE if approving else Right.OPERATE
     if reason := policy.refuse(ev.actor, right, requested_by=inc.requested_by):
         raise Rejected(reason)
@@ -396,6 +401,13 @@ def _abort(inc: Incident, user: str, status: Status) -> list[Effect]:
         parts.append("Not done: " + ", ".join(not_done) + ".")
     if StepId.DB_ROLLBACK in [r.id for r in inc.steps if r.status is StepStatus.SUCCEEDED]:
         parts.append("The database was rolled back; its backup is kept.")
+    undo = [
+        f"{SPECS[r.id].title}: {SPECS[r.id].compensation}"
+        for r in inc.steps
+        if r.id in ROLLBACK_STEPS and r.status is StepStatus.SUCCEEDED
+    ]
+    if undo:
+        parts.append("To undo: " + "; ".join(undo) + ".")
     inc.outcome = " ".join(parts)
     return [Say(inc.outcome), Finished(status)]
 
