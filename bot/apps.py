@@ -98,6 +98,13 @@ class DatabaseConfig(_Model):
     backups: str | None = None
     backup_dir: str = "/var/backups"
     versions_dir: str = "alembic/versions"  # where the app keeps its revision files
+    # A dump, a restore or a downgrade of a real database outlasts a deploy command.
+    timeout: float = 3600.0
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, v: Any) -> float:
+        return parse_duration(v)
 
 
 class HealthCheck(_Model):

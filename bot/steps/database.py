@@ -282,7 +282,13 @@ async def prepare(ctx: StepContext) -> Outcome:
     q = shlex.quote(path)
     mkdir = f"mkdir -p -- {shlex.quote(posixpath.dirname(path) or '.')}"
     await ctx.run(host, commands.in_workdir(ctx.app, host, mkdir), check=True, what="mkdir")
-    await ctx.run(host, _cmd(ctx, host, db.backup, backup=path), check=True, what="backup")
+    await ctx.run(
+        host,
+        _cmd(ctx, host, db.backup, backup=path),
+        check=True,
+        what="backup",
+        timeout=db.timeout,
+    )
     check = await ctx.run(
         host, commands.in_workdir(ctx.app, host, f"test -s {q} && stat -c '%s %Y' -- {q}"),
         stream=False,
@@ -402,7 +408,9 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
         if backup
         else "Restore the database from a backup instead."
     )
-    result = await ctx.run(host, _alembic(ctx, db, host, "downgrade {revision}", revision=revision))
+    result = await ctx.run(
+        host, _alembic(ctx, db, host, "downgrade {revision}", revision=revision), timeout=db.timeout
+    )
     if not result.ok:
         raise StepError(
             f"`alembic downgrade {revision}` failed (exit {result.exit_status}); the database "
@@ -487,7 +495,9 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
         f"App stopped on {len(stopped)} host(s). Restoring `{backup['name']}` "
         f"({backup['size_text']}, {backup['time']}) on {host.name}…"
     )
-    restored = await ctx.run(host, _cmd(ctx, host, db.restore, backup=backup["path"]))
+    restored = await ctx.run(
+        host, _cmd(ctx, host, db.restore, backup=backup["path"]), timeout=db.timeout
+    )
     if not restored.ok:
         raise StepError(
             f"the restore of `{backup['name']}` failed (exit {restored.exit_status})",
