@@ -286,8 +286,31 @@ class Engine:
                 f"with `/rollback unfreeze {incident.app}` once the fix is ready.",
             )
         await self.close_runner(incident.id)
+        opened = incident.thread is not None and bool(incident.thread.ts)
+        if incident.status in {Status.ABORTED, Status.CANCELLED} and opened:
+            await self._abort_report(incident)
         if incident.facts.get("notified_start"):  # those told of the start hear of the end
             await self.notifier.stakeholders(incident, "end")
+
+    async def _abort_report(self, incident: Incident) -> None:
+        """The runbook's report is always written, an aborted rollback's most of all."""
+        from bot.steps import report
+
+        try:
+            published = await report.publish(
+                incident, self.apps, await self.store.timeline(incident.id), self.notifier
+            )
+        except Exception:
+            log.exception("incident %s: the report of the abort could not be written", incident.id)
+            await self.notifier.say(incident, ":warning: The incident report could not be written.")
+            return
+        for _ in range(20):
+            current = await self.store.load(incident.id)
+            if current is None:
+                return
+            current.facts.update(published.facts)
+            if await self.store.save(current):
+                return
 
     # ---- worker side --------------------------------------------------------------------
 

@@ -179,6 +179,12 @@ async def test_abort_at_each_pause_says_what_was_rolled_back(
         assert "Aborted by <@U0CAROL>" in incident.outcome
         assert "Rolled back: nothing" in incident.outcome
         await bot.slack.wait_until(lambda: "Aborted by" in bot.thread_text())
+        await bot.slack.wait_until(lambda: any(f.filename.endswith(".md") for f in bot.slack.files))
+        for _ in range(50):  # the path is saved just after the upload
+            if report := (await bot.incident()).facts.get("report_path"):
+                break
+            await asyncio.sleep(0.1)
+        assert "| Status | aborted |" in Path(report).read_text()  # the runbook's report, always
         for host in env.hosts[:1]:
             assert host.run("git describe --tags").strip() == "v1.5.0"
         _, again = await bot.command(START)

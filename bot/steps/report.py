@@ -10,8 +10,10 @@ from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 from git.repo import Repo
 
 from bot import report_md
+from bot.apps import AppsFile
+from bot.ports import AuditEntry, Notifier
 from bot.steps.context import Outcome, StepContext
-from bot.workflow.model import Criterion
+from bot.workflow.model import Criterion, Incident
 from bot.workflow.steps import STEPS
 
 # Used only when the incidents repository has no identity of its own.
@@ -100,10 +102,17 @@ def _push(repo: Repo, sha: str) -> Committed:
     return Committed(sha, pushed=True)
 
 
-async def run(ctx: StepContext) -> Outcome:
-    inc = ctx.incident
-    directory = incidents_dir(ctx.apps.incidents.dir)
-    timeline = await ctx.timeline()
+@dataclass(frozen=True)
+class Published:
+    facts: dict[str, object]
+    where: str
+
+
+async def publish(
+    inc: Incident, apps: AppsFile, timeline: list[AuditEntry], notifier: Notifier
+) -> Published:
+    """Write the report (and the postmortem when major), commit it, post it in the thread."""
+    directory = incidents_dir(apps.incidents.dir)
     content = report_md.render_report(inc, timeline, STEPS)
     name = report_md.report_filename(inc)
     path = directory / name
@@ -121,7 +130,7 @@ async def run(ctx: StepContext) -> Outcome:
             target.write_text(text, encoding="utf-8")
 
     await asyncio.to_thread(write)
-    message = f"Incident report: {inc.app} rolled back to {inc.target} ({inc.id})"
+    message = f"Incident report: {inc.app} {inc.status.value}, target {inc.target} ({inc.id})"
     lock = _LOCKS.setdefault(directory, asyncio.Lock())
     async with lock:
         try:
@@ -135,12 +144,12 @@ async def run(ctx: StepContext) -> Outcome:
         where += " (pushed)" if committed.pushed else ""
     if committed.note:
         where += f" — {committed.note}"
-    await ctx.notifier.upload(
+    await notifier.upload(
         inc, name, content, title=f"Incident report {inc.id}", comment=f"Incident report: {where}"
     )
     if inc.major:
         pm = directory / report_md.postmortem_filename(inc)
-        await ctx.notifier.upload(
+        await notifier.upload(
             inc,
             pm.name,
             await asyncio.to_thread(pm.read_text, encoding="utf-8"),
@@ -148,9 +157,10 @@ async def run(ctx: StepContext) -> Outcome:
             comment="Major incident: the postmortem template to fill in.",
         )
     if committed.push_error:
-        await ctx.say(
+        await notifier.say(
+            inc,
             f":warning: The report is committed but the push failed: {committed.push_error}. "
-            f"Push `{directory}` by hand."
+            f"Push `{directory}` by hand.",
         )
     facts: dict[str, object] = {
         "report_path": str(path),
@@ -159,9 +169,14 @@ async def run(ctx: StepContext) -> Outcome:
     }
     if inc.major:
         facts["postmortem_path"] = str(directory / report_md.postmortem_filename(inc))
-    ctx.facts.update(facts)
+    return Published(facts, where)
+
+
+async def run(ctx: StepContext) -> Outcome:
+    published = await publish(ctx.incident, ctx.apps, await ctx.timeline(), ctx.notifier)
+    ctx.facts.update(published.facts)
     return Outcome(
-        summary=f"Report written: {where}",
-        facts=facts,
+        summary=f"Report written: {published.where}",
+        facts=published.facts,
         criteria={Criterion.REPORT: True},
     )
