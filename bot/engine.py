@@ -197,7 +197,8 @@ class Engine:
     async def _check_version_exists(self, app: AppConfig, version: str) -> None:
         from runners.git import AppRepo
 
-        repo = AppRepo(app.repo, self.workspace / "repos" / app.name)
+        # Its own clone: the steps' clone may be mid-revert for the incident that holds the app.
+        repo = AppRepo(app.repo, self.workspace / "repos-check" / app.name)
         await repo.sync()
         if await repo.resolve(version) is None:
             raise UserFacingError(
