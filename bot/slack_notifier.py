@@ -174,6 +174,8 @@ class SlackNotifier:
         await self._post_text(channel, text, thread_ts, incident=incident)
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
+        if not line.strip():
+            return  # a blank line says nothing, and a message of blank lines is noise
         state = self._state(incident)
         state.lines.setdefault((step, host), []).append(line.rstrip("\r\n"))
         self._kick()

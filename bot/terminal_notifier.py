@@ -86,7 +86,8 @@ class TerminalNotifier:
         self._reply(text)
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
-        self._print(f"  [{host}] {line.rstrip()}")
+        if line.strip():
+            self._print(f"  [{host}] {line.rstrip()}")
 
     async def flush(self, incident: Incident) -> None:
         self.stream.flush()

@@ -439,7 +439,8 @@ def migration_line(mig: Any) -> str:
         rev = mig.get("revision") or mig.get("rev") or mig.get("id") or mig.get("to")
         down = mig.get("down_revision") or mig.get("down") or mig.get("from")
         msg = mig.get("message") or mig.get("doc") or mig.get("description") or ""
-        line = f"{short_rev(down)} → {short_rev(rev)}: {first_line(msg) or '(no message)'}"
+        # The direction of the undo: this revision back to the one before it.
+        line = f"{short_rev(rev)} → {short_rev(down)}: {first_line(msg) or '(no message)'}"
         if mig.get("irreversible"):
             line += " ⚠️ irreversible"
         return truncate(line, 200)

@@ -153,7 +153,7 @@ def test_decision_facts() -> None:
     text = all_text({"blocks": msg})
     assert "v1.4.0" in text and "v1.3.2" in text
     assert "Commits undone:* 3" in text
-    assert "a1b2 → f00d: add column" in text
+    assert "f00d → a1b2: add column" in text
     assert "revert" in text and "one merge commit" in text
     styles = {b.text: b.style for b in buttons({"blocks": msg})}
     assert styles["Roll back to v1.3.2"] == "primary" and styles["Abort"] == "danger"

@@ -81,7 +81,7 @@ def _summary_text(facts: dict[str, Any], versions: dict[str, str]) -> str:
         for m in migrations:
             flag = " :warning: irreversible" if m.get("irreversible") else ""
             lines.append(
-                f"    `{m.get('down_revision')}` ← `{m.get('revision')}`: {m.get('message')}{flag}"
+                f"    `{m.get('revision')}` → `{m.get('down_revision')}`: {m.get('message')}{flag}"
             )
     else:
         lines.append("• Migrations: none")
