@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -22,6 +23,7 @@ from bot.ports import AuditEntry, Freeze
 from bot.workflow.model import Incident
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 P = "rewind:"
 
 _SAVE = """
@@ -52,12 +54,29 @@ return 1
 """
 
 
+class ReportingRetry(Retry):
+    """Retry with backoff, and say so in the log: an outage must be visible, never a crash."""
+
+    async def call_with_retry(
+        self,
+        do: Callable[[], Awaitable[T]],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        async def reported(error: Exception, *count: int) -> None:
+            log.warning("Redis connection lost (%s); retrying with backoff", error)
+            await fail(error, *count)
+
+        return await super().call_with_retry(do, reported, is_retryable, with_failure_count)
+
+
 def connect(url: str) -> aioredis.Redis:
     """A client that rides out a Redis restart: retried with backoff, never a crash."""
     return aioredis.Redis.from_url(
         url,
         decode_responses=True,
-        retry=Retry(ExponentialBackoff(cap=5, base=0.1), retries=8),
+        retry=ReportingRetry(ExponentialBackoff(cap=5, base=0.1), retries=8),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=15,
         socket_connect_timeout=5,

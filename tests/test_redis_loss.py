@@ -50,7 +50,7 @@ class Proxy:
 async def proxy(redis_url: str) -> AsyncIterator[tuple[Proxy, str]]:
     p = Proxy()
     port = await p.start()
-    yield p, f"redis://127.0.0.1:{port}/9"
+    yield p, f"redis://127.0.0.1:{port}/{redis_url.rsplit('/', 1)[1]}"
     p.cut()
     assert p.server is not None
     p.server.close()
@@ -61,7 +61,9 @@ def incident() -> Incident:
                     reason="x", requested_by="U0CAROL", steps=new_steps())  # fmt: skip
 
 
-async def test_a_dropped_connection_is_retried(proxy: tuple[Proxy, str]) -> None:
+async def test_a_dropped_connection_is_retried(
+    proxy: tuple[Proxy, str], caplog: pytest.LogCaptureFixture
+) -> None:
     p, url = proxy
     store = RedisStore(connect(url))
     try:
@@ -69,6 +71,7 @@ async def test_a_dropped_connection_is_retried(proxy: tuple[Proxy, str]) -> None
         p.cut()
         loaded = await store.load("r3d1s0")
         assert loaded is not None and loaded.reason == "x"
+        assert "Redis connection lost" in caplog.text  # reported, not hidden
         p.cut()
         await store.audit("r3d1s0", "U0CAROL", "opened")
         assert [e["what"] for e in await store.timeline("r3d1s0")] == ["opened"]
