@@ -130,7 +130,8 @@ async def publish(
             target.write_text(text, encoding="utf-8")
 
     await asyncio.to_thread(write)
-    message = f"Incident report: {inc.app} {inc.status.value}, target {inc.target} ({inc.id})"
+    what = f"rolled back to {inc.target}" if inc.status.open else f"{inc.status.value}"
+    message = f"Incident report: {inc.app} {what} ({inc.id})"
     lock = _LOCKS.setdefault(directory, asyncio.Lock())
     async with lock:
         try:
