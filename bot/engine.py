@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bot.apps import AppConfig, AppsFile
 from bot.errors import StepError, UserFacingError
+from bot.metrics import INCIDENTS_OPENED, STEP_SECONDS, STEPS
 from bot.ports import Freeze, HostRunner, Notifier, StepQueue, Store
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.workflow.machine import (
@@ -171,6 +172,7 @@ class Engine:
                 "Nothing was started."
             )
         await self._save_thread(incident)
+        INCIDENTS_OPENED.labels(app=app.name).inc()
         return await self.apply(incident.id, Begin(), who=req.actor.user)
 
     async def _acquire(self, app: str, incident_id: str) -> int:
@@ -355,7 +357,11 @@ class Engine:
             )
         except UserFacingError:
             return
+        started = time.monotonic()
         event = await self._execute(incident, step, run_id, heartbeat)
+        STEP_SECONDS.labels(step=step.value).observe(time.monotonic() - started)
+        result = "succeeded" if isinstance(event, StepSucceeded) else "failed"
+        STEPS.labels(step=step.value, result=result).inc()
         try:
             await self.apply(incident_id, event, who=self.worker_id)
         except UserFacingError as exc:

@@ -26,6 +26,7 @@ from bot.workflow.model import (
     StepStatus,
 )
 from bot.workflow.steps import SPECS
+from handlers.commands import HELP
 from handlers.ids import Action
 
 ELLIPSIS = "…"
@@ -755,19 +756,4 @@ def notice_text(
 
 
 def help_text() -> str:
-    return (
-        "*Rewind* rolls back a failed deployment and recovers the service, step by step from "
-        "the runbook, in one thread.\n"
-        "• `/rollback APP VERSION reason…` — start, e.g. "
-        "`/rollback myapp v1.4.2 checkout returns 500`\n"
-        "• `/rollback APP reason…` — the same; Rewind proposes the version before the deployed "
-        "one\n"
-        "• `/rollback status [APP|INCIDENT]` — where an incident stands\n"
-        "• `/rollback list` — open and recent incidents\n"
-        "• `/rollback cancel INCIDENT` — stop an incident (says what was and was not rolled "
-        "back)\n"
-        "• `/rollback unfreeze APP` — lift the deploy freeze after a rollback (approvers)\n"
-        "• `/rollback help` — this text\n"
-        "Buttons in the thread: *Roll back* / *Fix forward*, *Approve*, *Retry*, *Abort*. In "
-        "production, someone other than the requester must approve."
-    )
+    return HELP  # one help text, for `/rollback help` and the App Home

@@ -42,6 +42,7 @@ async def test_healthz_metrics_and_freeze_of_an_unknown_app(bot: Bot) -> None:
     async with bot.session.get(f"{bot.url}/metrics") as resp:
         text = await resp.text()
         assert resp.status == 200 and "rewind_open_incidents 1.0" in text
+        assert 'rewind_incidents_opened_total{app="myapp"}' in text
     async with bot.session.get(f"{bot.url}/api/freeze/nosuchapp") as resp:
         assert resp.status == 404
     async with bot.session.get(f"{bot.url}/api/freeze/myapp") as resp:

@@ -28,7 +28,7 @@ from bot.workflow.model import (
     utcnow,
 )
 from bot.workflow.policy import Actor, Policy, Right
-from bot.workflow.steps import DB_STEPS, ORDER, ROLLBACK_STEPS, SPECS
+from bot.workflow.steps import ORDER, ROLLBACK_STEPS, SPECS
 
 
 class Rejected(Exception):
@@ -410,7 +410,3 @@ def _abort(inc: Incident, user: str, status: Status) -> list[Effect]:
         parts.append("To undo: " + "; ".join(undo) + ".")
     inc.outcome = " ".join(parts)
     return [Say(inc.outcome), Finished(status)]
-
-
-def is_db_step(step: StepId) -> bool:
-    return step in DB_STEPS
