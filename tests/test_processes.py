@@ -70,6 +70,10 @@ async def test_serve_with_worker_runs_a_rollback_to_the_decision(
                 assert "rewind_open_incidents 1.0" in await metrics.text()
     finally:
         proc.terminate()
-        proc.wait(15)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # never leave a bot behind, even when the test fails
+            proc.wait(5)
         log.close()
     assert proc.returncode in (0, -15)
