@@ -436,7 +436,8 @@ class Engine:
             )
             return StepFailed(step, run_id, error, facts=_facts(ctx))
         finally:
-            await self.notifier.flush(incident)
+            # No flush here: the thread's messages go out in order in the background, so the
+            # next step never waits for Slack's pacing.
             self._runners[incident.id] = (runner, time.monotonic())
 
     async def _runner(self, incident: Incident) -> HostRunner:

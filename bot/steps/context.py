@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.apps import AppConfig, AppsFile, HostConfig
 from bot.errors import HostError
-from bot.ports import AuditEntry, CommandResult, HostRunner, Notifier
+from bot.ports import AuditEntry, CommandResult, Decide, HostRunner, Notifier, ScriptCommand
 from bot.workflow.model import Criterion, HostResult, Incident, StepId
 from runners import commands
 
@@ -78,6 +78,23 @@ class StepContext:
                 detail=result.tail(),
             )
         return result
+
+    async def run_script(
+        self, host: HostConfig, commands: Sequence[ScriptCommand], *, decide: Decide | None = None
+    ) -> list[CommandResult | None]:
+        """Run `commands` on one host as one script in one session, streaming into the thread.
+
+        Each command is fenced like `run`'s: the script waits for the bot's go before each one,
+        and the go is given only while this incident still holds the app and this run the step.
+        """
+
+        async def fenced(i: int, results: list[CommandResult | None]) -> bool:
+            await self.fence()
+            return True if decide is None else await decide(i, results)
+
+        return await self.hosts.run_script(
+            host.name, commands, timeout=self.app.deploy.timeout, decide=fenced, on_line=self.out
+        )
 
     async def run_all(
         self,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import shlex
 from datetime import UTC, datetime, timedelta
 
 from bot.apps import HostConfig
 from bot.errors import HostError, StepError, UserFacingError
+from bot.ports import CommandResult, ScriptCommand
 from bot.steps.context import Outcome, StepContext
 from bot.workflow.model import Criterion, HostResult
 from runners import commands
@@ -65,7 +67,7 @@ def _last_line(text: str) -> str:
 
 
 class _Host:
-    """The rollout of one host: each command in turn, the first failure raised as HostError."""
+    """The rollout of one host: its commands as one script, the first failure raised."""
 
     def __init__(self, ctx: StepContext, host: HostConfig, ref: str, target: str) -> None:
         self.ctx, self.host, self.ref, self.target = ctx, host, ref, target
@@ -73,26 +75,26 @@ class _Host:
     def cmd(self, name: str) -> str | None:
         return self.ctx.command(name, self.host, ref=self.ref, version=self.target)
 
-    async def step(self, name: str) -> str:
-        cmd = self.cmd(name)
-        if cmd is None:
-            return ""
-        result = await self.ctx.run(self.host, cmd, check=True, what=f"`{name}`")
-        return result.output
-
-    async def dependency_fingerprint(self) -> str | None:
-        dep = DEPENDENCY_FILE.get(self.ctx.app.deploy.strategy)
-        if dep is None:
-            return None
-        probe = f"git rev-parse {shlex.quote('HEAD:' + dep)} 2>/dev/null || true"
-        cmd = commands.in_workdir(self.ctx.app, self.host, probe)
-        result = await self.ctx.run(self.host, cmd, stream=False, timeout=60)
-        return result.output.strip() if result.ok else ""
-
-    async def head(self) -> str:
-        cmd = commands.in_workdir(self.ctx.app, self.host, "git rev-parse HEAD")
-        result = await self.ctx.run(self.host, cmd, stream=False, timeout=60)
-        return _last_line(result.output) if result.ok else ""
+    def plan(self) -> dict[str, ScriptCommand]:
+        """The script's commands by name, in order; the probes are quiet and may fail."""
+        ctx, host = self.ctx, self.host
+        in_workdir = functools.partial(commands.in_workdir, ctx.app, host)
+        plan: dict[str, ScriptCommand] = {}
+        dep = DEPENDENCY_FILE.get(ctx.app.deploy.strategy)
+        probe = f"git rev-parse {shlex.quote('HEAD:' + str(dep))} 2>/dev/null || true"
+        quiet = functools.partial(ScriptCommand, stream=False, check=False, timeout=60)
+        for name in ("deps_before", "fetch", "deps_after", "install", "clock", "restart",
+                     "status", "version", "head"):  # fmt: skip
+            if name in ("deps_before", "deps_after"):
+                if dep is not None:
+                    plan[name] = quiet(in_workdir(probe))
+            elif name == "clock":
+                plan[name] = quiet(CLOCK, timeout=30)
+            elif name == "head":
+                plan[name] = quiet(in_workdir("git rev-parse HEAD"))
+            elif (cmd := self.cmd(name)) is not None:
+                plan[name] = ScriptCommand(cmd)
+        return plan
 
     async def run(self) -> HostResult:
         ctx, name = self.ctx, self.host.name
@@ -100,23 +102,37 @@ class _Host:
         # Kept from the first attempt: after a failed install, a retry finds the new checkout
         # already in place and would otherwise think nothing changed.
         fingerprints: dict[str, str] = facts.setdefault("dependency_fingerprint", {})
-        before = await self.dependency_fingerprint()
-        if before is not None:
-            before = fingerprints.setdefault(name, before)
-        await self.step("fetch")
-        after = await self.dependency_fingerprint()
-        if after is None or before != after:
-            await self.step("install")
-        else:
-            await ctx.out(name, "requirements.txt unchanged: install skipped")
-        now, offset = await host_clock(ctx, self.host)
-        facts.setdefault("restart_at", {})[name] = now.isoformat()
-        facts.setdefault("host_utc_offset", {})[name] = offset
-        await self.step("restart")
-        await self.step("status")
-        reported = _last_line(await self.step("version"))
+        plan = self.plan()
+        names = list(plan)
+
+        def output(results: list[CommandResult | None], what: str) -> str | None:
+            result = results[names.index(what)] if what in plan else None
+            return result.output.strip() if result is not None and result.ok else None
+
+        async def decide(i: int, results: list[CommandResult | None]) -> bool:
+            what = names[i]
+            if what == "deps_before":
+                return name not in fingerprints
+            if what == "fetch" and "deps_before" in plan:
+                fingerprints.setdefault(name, output(results, "deps_before") or "")
+            unchanged = fingerprints.get(name, "") == (output(results, "deps_after") or "")
+            if what == "install" and "deps_after" in plan and unchanged:
+                await ctx.out(name, "requirements.txt unchanged: install skipped")
+                return False
+            if what == "head":
+                return bool(_expected_sha(ctx))
+            return True
+
+        results = await ctx.run_script(self.host, list(plan.values()), decide=decide)
+        clock = output(results, "clock")
+        now, offset = (parse_clock(clock) if clock else None) or (datetime.now(UTC), 0)
+        if results[names.index("clock")] is not None:
+            facts.setdefault("restart_at", {})[name] = now.isoformat()
+            facts.setdefault("host_utc_offset", {})[name] = offset
+        self.check(plan, results)
+        reported = _last_line(output(results, "version") or "")
         facts.setdefault("versions_by_host", {})[name] = reported
-        problem = await self._off_target(reported)
+        problem = self._off_target(reported, _last_line(output(results, "head") or ""))
         if problem:
             raise HostError(
                 problem,
@@ -125,7 +141,28 @@ class _Host:
             )
         return HostResult(host=name, ok=True, summary=f"on {self.target} ({reported})")
 
-    async def _off_target(self, reported: str) -> str:
+    def check(self, plan: dict[str, ScriptCommand], results: list[CommandResult | None]) -> None:
+        """The first command that failed, as a HostError; also a script cut short."""
+        for (what, cmd), result in zip(plan.items(), results, strict=True):
+            if not cmd.check:
+                continue
+            if result is None:
+                if what == "install":  # skipped: requirements unchanged
+                    continue
+                raise HostError(
+                    f"the commands stopped before `{what}`",
+                    host=self.host.name,
+                    hint="The connection may have dropped. Retry, or Abort.",
+                )
+            if not result.ok:
+                raise HostError(
+                    f"`{what}` failed (exit {result.exit_status})",
+                    host=self.host.name,
+                    hint="Its last lines are above. Fix the cause, then Retry — or Abort.",
+                    detail=result.tail(),
+                )
+
+    def _off_target(self, reported: str, head: str) -> str:
         """'' when the host runs the rollback commit, else what it runs instead."""
         expected = _expected_sha(self.ctx)
         if not expected:
@@ -133,7 +170,6 @@ class _Host:
                 return ""
             return f"`version` reports {reported or 'nothing'}, not {self.target}"
         # The commit decides: a 'revert' hotfix describes as e.g. v1.5.0-1-gabc, not the tag.
-        head = await self.head()
         if head.lower() == expected.lower():
             return ""
         return (
