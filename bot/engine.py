@@ -7,6 +7,7 @@ button appeared always finds the incident waiting for it, and any process may di
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -50,6 +51,7 @@ from runners.commands import VERSION_RE
 log = logging.getLogger(__name__)
 RunnerFactory = Callable[[AppConfig], HostRunner]
 _REASON_MAX = 500
+_HOLDER_WAITS = 50  # x 0.1 s: how long an opening that holds the lock has to write its record
 RUNNER_IDLE = 600.0  # seconds an incident's SSH connections may stay open unused
 
 
@@ -150,6 +152,7 @@ class Engine:
 
     async def open(self, req: OpenRequest) -> Incident:
         app = self.check_request(req)
+        await self._refuse_if_busy(app.name)  # a Redis read spares the git work below
         if req.version is not None:
             await self._check_version_exists(app, req.version)
         incident_id = new_incident_id()
@@ -197,12 +200,22 @@ class Engine:
             token = await self.store.acquire_lock(app, incident_id)
             if isinstance(token, int):
                 return token
-            holder = await self.store.load(token)
+            holder = await self._lock_holder_record(token)
             if holder is not None and holder.status.open:
                 raise UserFacingError(await self._busy_message(app, token))
             log.warning("app %s: lock of ended incident %s released", app, token)
             await self.store.release_lock(app, token)
         raise UserFacingError(f"`{app}` is busy; try again in a moment.")
+
+    async def _lock_holder_record(self, incident_id: str) -> Incident | None:
+        """The holder's incident; one being opened right now (its lock taken, its record not
+        written yet) is waited for, so that two `/rollback`s at once never both open."""
+        for _ in range(_HOLDER_WAITS):
+            holder = await self.store.load(incident_id)
+            if holder is not None:
+                return holder
+            await asyncio.sleep(0.1)
+        return None
 
     async def _save_thread(self, incident: Incident) -> None:
         for _ in range(20):
@@ -217,12 +230,20 @@ class Engine:
 
         # Its own clone: the steps' clone may be mid-revert for the incident that holds the app.
         repo = AppRepo(app.repo, self.workspace / "repos-check" / app.name)
+        if (repo.path / ".git").exists() and await repo.resolve(version) is not None:
+            return  # known already; the assess step resolves it again in a fresh fetch
         await repo.sync()
         if await repo.resolve(version) is None:
             raise UserFacingError(
                 f"`{version}` is neither a tag nor a commit of `{app.name}`'s repo. "
                 "Check the version (`git tag -l` in the repo) and try again."
             )
+
+    async def _refuse_if_busy(self, app: str) -> None:
+        holder_id = await self.store.lock_holder(app)
+        holder = await self.store.load(holder_id) if holder_id else None
+        if holder is not None and holder.status.open:
+            raise UserFacingError(await self._busy_message(app, holder.id))
 
     async def _busy_message(self, app: str, holder_id: str) -> str:
         holder = await self.store.load(holder_id)

@@ -6,6 +6,7 @@ calls runs after the ack, as a lazy listener, and answers through the command's 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
@@ -30,10 +31,15 @@ log = logging.getLogger(__name__)
 class SlackFront:
     """What the Slack listeners need: the engine, the store, and group membership."""
 
-    def __init__(self, engine: Engine, store: Store, groups: GroupResolver) -> None:
+    def __init__(
+        self, engine: Engine, store: Store, groups: GroupResolver, *, lazy_at_once: int = 8
+    ) -> None:
         self.engine = engine
         self.store = store
         self.groups = groups
+        # Under a burst, the work after the ack waits its turn so that acks keep coming back
+        # within Slack's 3 s: every request is acked first, then answered in order.
+        self._lazy = asyncio.Semaphore(lazy_at_once)
 
     # ---- /rollback ----------------------------------------------------------------------
 
@@ -65,6 +71,10 @@ class SlackFront:
             )
 
     async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+        async with self._lazy:
+            await self._run_command(body, respond)
+
+    async def _run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         if not await self._first_time("cmd", body.get("trigger_id") or _digest(body)):
             return  # a Slack retry of a command already handled
         try:
@@ -153,6 +163,10 @@ class SlackFront:
     # ---- buttons ------------------------------------------------------------------------
 
     async def run_action(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+        async with self._lazy:
+            await self._run_action(body, respond)
+
+    async def _run_action(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         action = body["actions"][0]
         user = body["user"]["id"]
         value = ButtonValue.parse(action.get("value", ""))
