@@ -144,6 +144,12 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(yes=args.yes, keep=args.keep)
 
 
+def _deployed(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.watch.cli import run_deployed
+
+    return asyncio.run(run_deployed(settings, _load, args.app, args.version, args.by, args.url))
+
+
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     from bot.check import run_check
 
@@ -238,6 +244,19 @@ def parser() -> argparse.ArgumentParser:
                        help="also reach every host over SSH, Redis and Slack's auth.test: "
                        "rewind check --connect")  # fmt: skip
     check.set_defaults(fn=_check)
+    deployed = _sub(
+        sub,
+        "deployed",
+        "tell Rewind of a deploy (as POST /api/deploys)",
+        "rewind deployed myapp v1.5.0 --by carol --url https://ci.example/run/42",
+    )
+    deployed.add_argument("app", metavar="APP", help="the app, as named in the apps file: myapp")
+    deployed.add_argument("version", metavar="VERSION", help="the version deployed: v1.5.0")
+    deployed.add_argument("--by", default="", metavar="WHO", help="who deployed: --by carol")
+    deployed.add_argument(
+        "--url", default="", metavar="URL", help="link to the pipeline run: --url https://ci/42"
+    )
+    deployed.set_defaults(fn=_deployed)
     return top
 
 
