@@ -7,7 +7,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +18,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.api import add_routes
 from bot.apps import AppsFile
 from bot.engine import Engine
 from bot.metrics import REGISTRY, refresh
@@ -25,8 +26,12 @@ from bot.queue import SaqStepQueue, make_queue, make_worker
 from bot.settings import Settings
 from bot.slack_notifier import SlackNotifier, make_client
 from bot.store_redis import RedisStore, connect
+from bot.watch.jobs import SaqTickQueue, tick_function
+from bot.watch.service import WatchService
+from bot.watch.store import WatchStore
 from handlers.groups import GroupResolver
 from handlers.slack import SlackFront, register
+from handlers.watch_slack import SlackProposer, WatchFront, register_watch
 from runners.local import runner_for
 
 log = logging.getLogger(__name__)
@@ -41,9 +46,11 @@ class Runtime:
     client: AsyncWebClient
     notifier: SlackNotifier
     engine: Engine
+    watches: WatchService
 
     async def aclose(self) -> None:
         await self.engine.aclose()
+        await self.watches.aclose()
         await self.notifier.aclose()
         with contextlib.suppress(Exception):
             await self.queue.disconnect()
@@ -55,6 +62,14 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
     queue = make_queue(settings.redis_url, settings.queue_name)
     client = make_client(settings.token(), settings.slack_api_url)
     notifier = SlackNotifier(client, apps)
+    watches = WatchService(
+        apps=apps,
+        store=WatchStore(store.r),
+        queue=SaqTickQueue(queue, heartbeat=settings.heartbeat),
+        proposer=SlackProposer(client),
+        runner_factory=runner_for,
+        worker_id=settings.worker_id,
+    )
     engine = Engine(
         apps=apps,
         store=store,
@@ -63,8 +78,10 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         workspace=settings.workspace,
         runner_factory=runner_for,
         worker_id=settings.worker_id,
+        watch=watches,
     )
-    return Runtime(settings, apps, store, queue, client, notifier, engine)
+    watches.engine = engine
+    return Runtime(settings, apps, store, queue, client, notifier, engine, watches)
 
 
 def build_bolt(rt: Runtime) -> AsyncApp:
@@ -78,7 +95,9 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         process_before_response=True,
         name="rewind",
     )
-    register(bolt, SlackFront(rt.engine, rt.store, GroupResolver(rt.client, rt.apps)))
+    groups = GroupResolver(rt.client, rt.apps)
+    register(bolt, SlackFront(rt.engine, rt.store, groups))
+    register_watch(bolt, WatchFront(rt.watches, groups))
     return bolt
 
 
@@ -140,19 +159,6 @@ def metrics_app(rt: Runtime) -> web.Application:
     return app
 
 
-async def freeze_status(request: web.Request) -> web.Response:
-    """For CI pipelines: 423 while the app is frozen after a rollback, 200 when it may deploy."""
-    rt = request.app[RUNTIME]
-    app = request.match_info["app"]
-    if rt.apps.app(app) is None:
-        return web.json_response({"app": app, "error": "unknown app"}, status=404)
-    freeze = await rt.store.frozen(app)
-    if freeze is None:
-        return web.json_response({"app": app, "frozen": False})
-    body: dict[str, Any] = {"frozen": True, **asdict(freeze)}
-    return web.json_response(body, status=423)
-
-
 def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
     app = web.Application()
     app[RUNTIME] = rt
@@ -160,7 +166,7 @@ def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/freeze/{app}", freeze_status)
+    add_routes(app, rt)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         worker = build_worker(rt) if with_worker else None
@@ -183,6 +189,13 @@ def build_worker(rt: Runtime) -> Worker[Any]:
         count = await rt.engine.reconcile()
         if count:
             log.info("re-enqueued %d running incident(s) after start", count)
+        count = await rt.watches.reconcile()
+        if count:
+            log.info("took over %d deploy watch(es) after start", count)
+
+    async def reconcile() -> int:
+        await rt.watches.close_idle()
+        return await rt.engine.reconcile() + await rt.watches.reconcile()
 
     return make_worker(
         rt.queue,
@@ -192,7 +205,8 @@ def build_worker(rt: Runtime) -> Worker[Any]:
         concurrency=s.worker_concurrency,
         worker_id=s.worker_id,
         startup=startup,
-        reconcile=rt.engine.reconcile,
+        reconcile=reconcile,
+        functions=[tick_function(rt.watches.tick, s.heartbeat)],
     )
 
 

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, alias="PORT")
     metrics_port: int = Field(default=9300, alias="METRICS_PORT")
     log_format: Literal["text", "json"] = Field(default="text", alias="LOG_FORMAT")
+    api_token: SecretStr | None = Field(default=None, alias="REWIND_API_TOKEN")
+    github_webhook_secret: SecretStr | None = Field(default=None, alias="GITHUB_WEBHOOK_SECRET")
+    # Where `python -m bot deployed` sends the deploy when it runs away from the bot (CI).
+    api_url: str | None = Field(default=None, validation_alias=AliasChoices("REWIND_URL"))
     # Not in the contract, for operators and tests: where the bot keeps its clones, the queue's
     # name, and how fast a dead worker's job is taken over.
     workspace: Path = Field(default=Path("var"), validation_alias=AliasChoices("REWIND_WORKSPACE"))
