@@ -70,6 +70,8 @@ class WatchHooks(Protocol):
 
     async def quarantine(self, q: Quarantine) -> None: ...
 
+    async def release(self, app: str, version: str, by: str) -> Quarantine | None: ...
+
 
 def policy_for(app: AppConfig) -> Policy:
     return Policy(
