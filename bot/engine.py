@@ -19,7 +19,8 @@ from typing import Protocol
 
 from bot.apps import AppConfig, AppsFile
 from bot.errors import StepError, UserFacingError
-from bot.metrics import INCIDENTS_OPENED, STEP_SECONDS, STEPS
+from bot.logs import INCIDENT
+from bot.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED, STEP_SECONDS, STEPS
 from bot.ports import Freeze, HostRunner, Notifier, StepQueue, Store
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.workflow.baseline import Baseline
@@ -49,7 +50,8 @@ from runners.commands import VERSION_RE
 
 log = logging.getLogger(__name__)
 RunnerFactory = Callable[[AppConfig], HostRunner]
-_REASON_MAX = 500
+REASON_MAX = 1000  # characters: a reason is a sentence or two, not a log paste
+WORD_MAX = 100  # characters: no tag, app name or word of a reason is longer
 RUNNER_IDLE = 600.0  # seconds an incident's SSH connections may stay open unused
 
 
@@ -112,6 +114,8 @@ class Engine:
         self._runners: dict[str, tuple[HostRunner, float]] = {}
         self._bodies = bodies
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:6]}"
+        # The terminal front's Ctrl-C: asked at a fence, after the running command, never within.
+        self.pause_point: Callable[[Incident, StepId], Awaitable[None]] | None = None
 
     @property
     def bodies(self) -> dict[StepId, StepBody]:
@@ -144,6 +148,7 @@ class Engine:
         self.check_version(req.version)
         if req.source == "auto":
             return app  # auto_rollback: the apps file allowed it (never for production)
+        check_reason(req.reason)
         if reason := policy_for(app).refuse(req.actor, Right.OPERATE):
             raise UserFacingError(reason)
         return app
@@ -155,6 +160,7 @@ class Engine:
         if req.version is not None:
             await self._check_version_exists(app, req.version)
         incident_id = new_incident_id()
+        INCIDENT.set(incident_id)
         token = await self._acquire(app.name, incident_id)
         try:
             incident = Incident(
@@ -162,7 +168,7 @@ class Engine:
                 app=app.name,
                 environment=app.environment,
                 requested_version=req.version,
-                reason=req.reason[:_REASON_MAX],
+                reason=req.reason,
                 requested_by=req.actor.user,
                 steps=new_steps(),
                 lock_token=token,
@@ -215,11 +221,18 @@ class Engine:
                 return
 
     async def _check_version_exists(self, app: AppConfig, version: str) -> None:
-        from runners.git import AppRepo
+        from runners.git import AppRepo, clone_dir, git_said
 
         # Its own clone: the steps' clone may be mid-revert for the incident that holds the app.
-        repo = AppRepo(app.repo, self.workspace / "repos-check" / app.name)
-        await repo.sync()
+        repo = AppRepo(app.repo, clone_dir(self.workspace, "repos-check", app.name, app.repo))
+        try:
+            await repo.sync()
+        except StepError as exc:
+            raise UserFacingError(
+                f"Cannot check `{version}`: {exc.what}. git said: “{git_said(exc.detail)}”. "
+                + exc.hint.replace("then Retry", "then run the command again")
+                + " Nothing was started."
+            ) from None
         if await repo.resolve(version) is None:
             raise UserFacingError(
                 f"`{version}` is neither a tag nor a commit of `{app.name}`'s repo. "
@@ -242,6 +255,7 @@ class Engine:
 
     async def apply(self, incident_id: str, event: Event, *, who: str = "rewind") -> Incident:
         """Load, transition, save (compare-and-set), then carry out the effects."""
+        INCIDENT.set(incident_id)
         for _ in range(50):
             current = await self.store.load(incident_id)
             if current is None:
@@ -252,6 +266,8 @@ class Engine:
             except Rejected as exc:
                 raise UserFacingError(str(exc)) from None
             if await self.store.save(incident):
+                if current.status.open and not incident.status.open:
+                    INCIDENTS_ENDED.labels(state=incident.status.value).inc()
                 await self.store.audit(incident.id, who, _describe(event), incident.status.value)
                 await self._effects(incident, effects)
                 await self.notifier.update_parent(incident)
@@ -366,6 +382,7 @@ class Engine:
         attempt: int,
         heartbeat: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        INCIDENT.set(incident_id)  # on every log line of this step's work
         incident = await self.store.load(incident_id)
         if incident is None or not incident.status.open:
             return
@@ -503,6 +520,8 @@ class Engine:
 
     async def _fence(self, incident: Incident, step: StepId, run_id: str) -> None:
         """Before every side effect: this incident still holds the app, this run the step."""
+        if self.pause_point is not None:
+            await self.pause_point(incident, step)
         if not await self.store.holds_lock(incident.app, incident.id, incident.lock_token):
             raise StepError(
                 f"incident {incident.id} no longer holds the lock on {incident.app}",
@@ -533,6 +552,32 @@ class Engine:
                 await self.queue.enqueue_step(incident.id, rec.id, attempt)
                 count += 1
         return count
+
+
+def check_reason(reason: str) -> None:
+    """A reason is required (the runbook's "confirm the issue"), and reads as a sentence."""
+    reason = reason.strip()
+    if not reason:
+        raise UserFacingError(
+            "What broke? The runbook asks to confirm the issue first: add a reason, e.g. "
+            "`checkout returns 500`. Nothing was started."
+        )
+    if len(reason) > REASON_MAX:
+        raise UserFacingError(
+            f"The reason is {len(reason):,} characters; keep it to {REASON_MAX:,} (a sentence "
+            "or two: what users see). Link to logs instead of pasting them. Nothing was started."
+        )
+    check_words(reason)
+
+
+def check_words(text: str) -> None:
+    """No word over WORD_MAX characters: it is a paste or a typo, never a tag or a reason."""
+    for word in text.split():
+        if len(word) > WORD_MAX:
+            raise UserFacingError(
+                f"`{word[:40]}…` is {len(word):,} characters long; no word of a command may be "
+                f"longer than {WORD_MAX}. Check what was pasted. Nothing was started."
+            )
 
 
 def _hosts(exc: StepError) -> dict[str, HostResult]:
