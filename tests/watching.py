@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
