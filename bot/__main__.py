@@ -9,6 +9,7 @@ import sys
 
 from bot.apps import AppsFile, load_apps
 from bot.errors import ConfigError
+from bot.redaction import install_log_redaction
 from bot.settings import Settings
 
 
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_redaction()
     result: int = args.fn(args, Settings())
     return result
 

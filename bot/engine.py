@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 RunnerFactory = Callable[[AppConfig], HostRunner]
 _REASON_MAX = 500
 RUNNER_IDLE = 600.0  # seconds an incident's SSH connections may stay open unused
+UNKNOWN_INCIDENT = "unknown"  # the audit trail of clicks that name no incident
 
 
 @dataclass(frozen=True)
@@ -241,11 +242,27 @@ class Engine:
         raise RuntimeError(f"incident {incident_id}: too many concurrent writers")
 
     async def answer(self, incident_id: str, answer: Answer) -> Incident:
-        incident = await self.apply(incident_id, answer, who=answer.actor.user)
+        try:
+            incident = await self.apply(incident_id, answer, who=answer.actor.user)
+        except UserFacingError as exc:
+            await self.audit_refusal(incident_id, answer.actor.user, answer.choice, str(exc))
+            raise
         said = incident.facts.get("answered", {}).get(answer.token)
         if said:
             await self.notifier.resolve_gate(incident, answer.token, said)
         return incident
+
+    async def audit_refusal(self, incident_id: str, user: str, choice: str, why: str) -> None:
+        """A refused click is part of the record: in the incident's trail, or under `unknown`
+        when the button names no incident (whatever it says is cut short, never a key)."""
+        user = user[:40]
+        if incident_id and await self.store.load(incident_id) is not None:
+            await self.store.audit(incident_id, user, f"refused {choice}", why)
+        else:
+            await self.store.audit(
+                UNKNOWN_INCIDENT, user, f"refused {choice} on {incident_id[:40]!r}", why
+            )
+        log.warning("refused %s by %s on incident %r: %s", choice, user, incident_id[:40], why)
 
     async def cancel(self, incident_id: str, actor: Actor) -> Incident:
         return await self.apply(incident_id, Cancel(actor), who=actor.user)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 
 class Action(StrEnum):
@@ -29,9 +29,9 @@ CHOICE: dict[Action, str] = {
 class ButtonValue(BaseModel):
     """What a button says when clicked: which incident, which gate (token), what answer."""
 
-    i: str  # incident id
-    t: str  # gate token
-    o: str = ""  # option, e.g. the backup file for a restore
+    i: str = Field(max_length=64)  # incident id
+    t: str = Field(max_length=64)  # gate token
+    o: str = Field(default="", max_length=1000)  # option, e.g. the backup file for a restore
 
     def dump(self) -> str:
         return self.model_dump_json(exclude_defaults=True)

@@ -65,7 +65,8 @@ class SlackFront:
             )
 
     async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
-        if not await self._first_time("cmd", body.get("trigger_id") or _digest(body)):
+        key = _hash(str(body.get("trigger_id") or _digest(body)))
+        if not await self._first_time("cmd", key):
             return  # a Slack retry of a command already handled
         try:
             cmd = parse(body.get("text", ""))
@@ -161,9 +162,12 @@ class SlackFront:
         except (KeyError, ValueError):
             choice = ""
         if value is None or not choice:
+            await self.engine.audit_refusal(
+                value.i if value else "", user, choice or "an unknown button", "not a Rewind button"
+            )
             await _tell(respond, "That button is not one of mine; nothing changed.")
             return
-        key = f"{value.i}:{value.t}:{choice}:{user}:{action.get('action_ts', '')}"
+        key = _hash(f"{value.i}:{value.t}:{choice}:{user}:{action.get('action_ts', '')}")
         if not await self._first_time("act", key):
             return  # a replayed payload
         try:
@@ -182,6 +186,11 @@ class SlackFront:
 
     async def _first_time(self, kind: str, key: str) -> bool:
         return await self.store.first_time(f"{kind}:{key}", ttl=3600)
+
+
+def _hash(key: str) -> str:
+    """Idempotency keys from what a payload says: fixed size, whatever was sent."""
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def _digest(body: dict[str, Any]) -> str:

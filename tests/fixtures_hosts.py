@@ -121,6 +121,14 @@ class TestHost:
     sshd_log: Path = field(default_factory=Path)
     host_key_line: str = ""  # "ssh-ed25519 AAAA..."
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    command_log: Path = field(default_factory=Path)
+
+    def commands(self) -> list[str]:
+        """Every command a client ran on this host over SSH, in order (sshd's ForceCommand
+        wrapper records each before running it)."""
+        if not self.command_log.is_file():
+            return []
+        return [c for c in self.command_log.read_text(errors="replace").split("\0") if c]
 
     @property
     def health_url(self) -> str:
@@ -244,6 +252,19 @@ MaxStartups 100:30:200
 MaxSessions 50
 SetEnv PATH={path}
 Subsystem sftp internal-sftp
+ForceCommand {force_command}
+"""
+
+# Records the client's command (NUL-terminated), then runs it as sshd would have.
+COMMAND_LOGGER = """\
+#!/bin/sh
+log="$1"
+if [ -z "${SSH_ORIGINAL_COMMAND+x}" ]; then
+  printf '%s\\0' '(interactive shell)' >> "$log"
+  exec "${SHELL:-/bin/sh}" -l
+fi
+printf '%s\\0' "$SSH_ORIGINAL_COMMAND" >> "$log"
+exec "${SHELL:-/bin/sh}" -c "$SSH_ORIGINAL_COMMAND"
 """
 
 
@@ -252,6 +273,11 @@ def _start_sshd(host: TestHost, keys: SshKeys, tmp: Path) -> None:
     authorized = tmp / "authorized_keys"
     if not authorized.exists():
         authorized.write_text(keys.client_public + "\n")
+    logger = tmp / "log-command.sh"
+    if not logger.exists():
+        logger.write_text(COMMAND_LOGGER)
+        logger.chmod(0o755)
+    host.command_log = tmp / f"commands_{host.name}.log"
     cfg = tmp / f"sshd_{host.name}.conf"
     cfg.write_text(
         SSHD_CONFIG.format(
@@ -260,6 +286,7 @@ def _start_sshd(host: TestHost, keys: SshKeys, tmp: Path) -> None:
             pid_file=tmp / f"sshd_{host.name}.pid",
             authorized_keys=authorized,
             path=host_path_env(),
+            force_command=f"{shlex.quote(str(logger))} {shlex.quote(str(host.command_log))}",
         )
     )
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)
@@ -350,12 +377,10 @@ def pg_database() -> Iterator[str]:
 MakeSshEnv = Callable[..., SshEnv]
 
 
-@pytest.fixture
-def make_ssh_env(
-    ssh_keys: SshKeys, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[MakeSshEnv]:
-    """Factory: make_ssh_env(count=2, *, ref="v1.5.0", db_url=None, migrate=False, start=True,
-    repo=None) -> SshEnv. Hosts are torn down at the end of the test."""
+@contextlib.contextmanager
+def ssh_env_factory(ssh_keys: SshKeys, tmp_path: Path) -> Iterator[MakeSshEnv]:
+    """make(count=2, *, ref="v1.5.0", db_url=None, migrate=False, start=True, repo=None)
+    -> SshEnv, with every host torn down on exit (for fixtures of any scope)."""
     created: list[TestHost] = []
     roots: list[Path] = []
 
@@ -415,12 +440,21 @@ def make_ssh_env(
             db_url=db_url,
         )
 
-    yield make
+    try:
+        yield make
+    finally:
+        for host in created:
+            _stop_host(host)
+        for root in roots:
+            shutil.rmtree(root, ignore_errors=True)
 
-    for host in created:
-        _stop_host(host)
-    for root in roots:
-        shutil.rmtree(root, ignore_errors=True)
+
+@pytest.fixture
+def make_ssh_env(ssh_keys: SshKeys, tmp_path: Path) -> Iterator[MakeSshEnv]:
+    """Factory: make_ssh_env(count=2, *, ref="v1.5.0", db_url=None, migrate=False, start=True,
+    repo=None) -> SshEnv. Hosts are torn down at the end of the test."""
+    with ssh_env_factory(ssh_keys, tmp_path) as make:
+        yield make
 
 
 def _host_count(request: pytest.FixtureRequest) -> int:
