@@ -15,12 +15,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Protocol
 
 from bot.apps import AppConfig, AppsFile
 from bot.errors import StepError, UserFacingError
-from bot.metrics import INCIDENTS_OPENED, STEP_SECONDS, STEPS
+from bot.logs import INCIDENT
+from bot.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED, STEP_SECONDS, STEPS
 from bot.ports import Freeze, HostRunner, Notifier, StepQueue, Store
 from bot.steps.context import Outcome, StepBody, StepContext
+from bot.workflow.baseline import Baseline
 from bot.workflow.machine import (
     Answer,
     AskGate,
@@ -41,12 +44,14 @@ from bot.workflow.machine import (
 )
 from bot.workflow.model import ErrorInfo, HostResult, Incident, Status, StepId, StepStatus
 from bot.workflow.policy import Actor, Policy, Right
+from bot.workflow.quarantine import Quarantine
 from bot.workflow.steps import SPECS
 from runners.commands import VERSION_RE
 
 log = logging.getLogger(__name__)
 RunnerFactory = Callable[[AppConfig], HostRunner]
-_REASON_MAX = 500
+REASON_MAX = 1000  # characters: a reason is a sentence or two, not a log paste
+WORD_MAX = 100  # characters: no tag, app name or word of a reason is longer
 RUNNER_IDLE = 600.0  # seconds an incident's SSH connections may stay open unused
 UNKNOWN_INCIDENT = "unknown"  # the audit trail of clicks that name no incident
 
@@ -57,8 +62,31 @@ class OpenRequest:
     version: str | None
     reason: str
     actor: Actor
-    source: str = "slack"  # or "terminal"
+    source: str = "slack"  # or "terminal", "watch" (a click on a proposal), "auto"
     major: bool = False
+
+
+class WatchHooks(Protocol):
+    """What incidents ask of the deploy watch (`bot.watch`), when there is one."""
+
+    async def baseline_for(self, app: str) -> Baseline | None: ...
+
+    async def quarantine(self, q: Quarantine) -> None: ...
+
+    async def release(self, app: str, version: str, by: str) -> Quarantine | None: ...
+
+
+EventKind = Literal[
+    "incident.opened", "incident.step_done", "incident.completed", "incident.aborted"
+]
+
+
+class IncidentEvents(Protocol):
+    """Told of an incident's milestones (outgoing webhooks); must never raise or block."""
+
+    async def incident_event(
+        self, incident: Incident, kind: EventKind, step: StepId | None = None, summary: str = ""
+    ) -> None: ...
 
 
 def policy_for(app: AppConfig) -> Policy:
@@ -86,8 +114,12 @@ class Engine:
         runner_factory: RunnerFactory,
         bodies: dict[StepId, StepBody] | None = None,
         worker_id: str = "",
+        watch: WatchHooks | None = None,
+        events: IncidentEvents | None = None,
     ) -> None:
         self.apps = apps
+        self.watch = watch
+        self.events = events
         self.store = store
         self.notifier = notifier
         self.queue = queue
@@ -98,6 +130,8 @@ class Engine:
         self._runners: dict[str, tuple[HostRunner, float]] = {}
         self._bodies = bodies
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:6]}"
+        # The terminal front's Ctrl-C: asked at a fence, after the running command, never within.
+        self.pause_point: Callable[[Incident, StepId], Awaitable[None]] | None = None
 
     @property
     def bodies(self) -> dict[StepId, StepBody]:
@@ -128,6 +162,9 @@ class Engine:
         """Everything that needs neither the repo nor Redis: answered within Slack's 3 s."""
         app = self.app(req.app)
         self.check_version(req.version)
+        if req.source == "auto":
+            return app  # auto_rollback: the apps file allowed it (never for production)
+        check_reason(req.reason)
         if reason := policy_for(app).refuse(req.actor, Right.OPERATE):
             raise UserFacingError(reason)
         return app
@@ -139,6 +176,7 @@ class Engine:
         if req.version is not None:
             await self._check_version_exists(app, req.version)
         incident_id = new_incident_id()
+        INCIDENT.set(incident_id)
         token = await self._acquire(app.name, incident_id)
         try:
             incident = Incident(
@@ -146,11 +184,12 @@ class Engine:
                 app=app.name,
                 environment=app.environment,
                 requested_version=req.version,
-                reason=req.reason[:_REASON_MAX],
+                reason=req.reason,
                 requested_by=req.actor.user,
                 steps=new_steps(),
                 lock_token=token,
                 major=req.major,
+                baseline=await self.watch.baseline_for(app.name) if self.watch else None,
             )
             await self.store.create(incident)
         except BaseException:
@@ -198,11 +237,18 @@ class Engine:
                 return
 
     async def _check_version_exists(self, app: AppConfig, version: str) -> None:
-        from runners.git import AppRepo
+        from runners.git import AppRepo, clone_dir, git_said
 
         # Its own clone: the steps' clone may be mid-revert for the incident that holds the app.
-        repo = AppRepo(app.repo, self.workspace / "repos-check" / app.name)
-        await repo.sync()
+        repo = AppRepo(app.repo, clone_dir(self.workspace, "repos-check", app.name, app.repo))
+        try:
+            await repo.sync()
+        except StepError as exc:
+            raise UserFacingError(
+                f"Cannot check `{version}`: {exc.what}. git said: “{git_said(exc.detail)}”. "
+                + exc.hint.replace("then Retry", "then run the command again")
+                + " Nothing was started."
+            ) from None
         if await repo.resolve(version) is None:
             raise UserFacingError(
                 f"`{version}` is neither a tag nor a commit of `{app.name}`'s repo. "
@@ -225,6 +271,7 @@ class Engine:
 
     async def apply(self, incident_id: str, event: Event, *, who: str = "rewind") -> Incident:
         """Load, transition, save (compare-and-set), then carry out the effects."""
+        INCIDENT.set(incident_id)
         for _ in range(50):
             current = await self.store.load(incident_id)
             if current is None:
@@ -235,11 +282,31 @@ class Engine:
             except Rejected as exc:
                 raise UserFacingError(str(exc)) from None
             if await self.store.save(incident):
+                if current.status.open and not incident.status.open:
+                    INCIDENTS_ENDED.labels(state=incident.status.value).inc()
                 await self.store.audit(incident.id, who, _describe(event), incident.status.value)
+                await self._tell_events(current.status, incident, event)
                 await self._effects(incident, effects)
                 await self.notifier.update_parent(incident)
                 return incident
         raise RuntimeError(f"incident {incident_id}: too many concurrent writers")
+
+    async def _tell_events(self, before: Status, incident: Incident, event: Event) -> None:
+        if self.events is None:
+            return
+        if isinstance(event, Begin):
+            await self.events.incident_event(incident, "incident.opened")
+        if isinstance(event, StepSucceeded) and incident.step(event.step).status.done:
+            await self.events.incident_event(
+                incident, "incident.step_done", event.step, event.summary
+            )
+        if before.open and not incident.status.open:
+            kind: EventKind = (
+                "incident.completed"
+                if incident.status in {Status.COMPLETED, Status.FIXED_FORWARD}
+                else "incident.aborted"
+            )
+            await self.events.incident_event(incident, kind, summary=incident.outcome)
 
     async def answer(self, incident_id: str, answer: Answer) -> Incident:
         try:
@@ -305,12 +372,36 @@ class Engine:
                 f":snowflake: `{incident.app}` is now frozen for deploys. An approver lifts it "
                 f"with `/rollback unfreeze {incident.app}` once the fix is ready.",
             )
+            await self._quarantine(incident, link)
         await self.close_runner(incident.id)
         opened = incident.thread is not None and bool(incident.thread.ts)
         if incident.status in {Status.ABORTED, Status.CANCELLED} and opened:
             await self._abort_report(incident)
         if incident.facts.get("notified_start"):  # those told of the start hear of the end
             await self.notifier.stakeholders(incident, "end")
+
+    async def _quarantine(self, incident: Incident, link: str) -> None:
+        """The version rolled back from may not come back until an approver releases it."""
+        bad = incident.facts.get("deployed")
+        if self.watch is None or not bad or bad == incident.target:
+            return
+        await self.watch.quarantine(
+            Quarantine(
+                app=incident.app,
+                version=str(bad),
+                by=incident.requested_by,
+                reason=f"rolled back from by incident {incident.id}: "
+                f"{incident.reason or 'no reason given'}",
+                incident=incident.id,
+                link=link,
+                at=incident.finished_at or incident.updated_at,
+            )
+        )
+        await self.notifier.say(
+            incident,
+            f":no_entry: `{bad}` is quarantined: `GET /api/freeze/{incident.app}?version={bad}` "
+            f"answers 423 until an approver runs `/rollback release {incident.app} {bad}`.",
+        )
 
     async def _abort_report(self, incident: Incident) -> None:
         """The runbook's report is always written, an aborted rollback's most of all."""
@@ -341,6 +432,7 @@ class Engine:
         attempt: int,
         heartbeat: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        INCIDENT.set(incident_id)  # on every log line of this step's work
         incident = await self.store.load(incident_id)
         if incident is None or not incident.status.open:
             return
@@ -478,6 +570,8 @@ class Engine:
 
     async def _fence(self, incident: Incident, step: StepId, run_id: str) -> None:
         """Before every side effect: this incident still holds the app, this run the step."""
+        if self.pause_point is not None:
+            await self.pause_point(incident, step)
         if not await self.store.holds_lock(incident.app, incident.id, incident.lock_token):
             raise StepError(
                 f"incident {incident.id} no longer holds the lock on {incident.app}",
@@ -508,6 +602,32 @@ class Engine:
                 await self.queue.enqueue_step(incident.id, rec.id, attempt)
                 count += 1
         return count
+
+
+def check_reason(reason: str) -> None:
+    """A reason is required (the runbook's "confirm the issue"), and reads as a sentence."""
+    reason = reason.strip()
+    if not reason:
+        raise UserFacingError(
+            "What broke? The runbook asks to confirm the issue first: add a reason, e.g. "
+            "`checkout returns 500`. Nothing was started."
+        )
+    if len(reason) > REASON_MAX:
+        raise UserFacingError(
+            f"The reason is {len(reason):,} characters; keep it to {REASON_MAX:,} (a sentence "
+            "or two: what users see). Link to logs instead of pasting them. Nothing was started."
+        )
+    check_words(reason)
+
+
+def check_words(text: str) -> None:
+    """No word over WORD_MAX characters: it is a paste or a typo, never a tag or a reason."""
+    for word in text.split():
+        if len(word) > WORD_MAX:
+            raise UserFacingError(
+                f"`{word[:40]}…` is {len(word):,} characters long; no word of a command may be "
+                f"longer than {WORD_MAX}. Check what was pasted. Nothing was started."
+            )
 
 
 def _hosts(exc: StepError) -> dict[str, HostResult]:

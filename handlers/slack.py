@@ -14,11 +14,11 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.engine import Engine, OpenRequest, policy_for
+from bot.engine import Engine, OpenRequest, check_reason, policy_for
 from bot.errors import UserFacingError
 from bot.ports import Store
 from bot.workflow.machine import Answer
-from bot.workflow.policy import Right
+from bot.workflow.policy import Actor, Right
 from handlers import blocks
 from handlers.commands import HELP, Command, parse
 from handlers.groups import GroupResolver
@@ -63,11 +63,13 @@ class SlackFront:
                 "What broke? The runbook asks to confirm the issue first: add a reason, e.g. "
                 f"`/rollback {cmd.app}{version} checkout returns 500`."
             )
+        check_reason(cmd.reason)
 
     async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         key = _hash(str(body.get("trigger_id") or _digest(body)))
         if not await self._first_time("cmd", key):
             return  # a Slack retry of a command already handled
+        cmd: Command | None = None
         try:
             cmd = parse(body.get("text", ""))
             if cmd.kind == "help":
@@ -133,7 +135,25 @@ class SlackFront:
             if freeze is None:
                 return f"`{app.name}` is not frozen."
             return f":sunny: `{app.name}` unfrozen by <@{user}>; deploys may go ahead."
+        if cmd.kind == "release":
+            return await self._release(cmd, actor)
         raise UserFacingError(HELP)
+
+    async def _release(self, cmd: Command, actor: Actor) -> str:
+        app = self.engine.app(cmd.app)
+        self.engine.check_version(cmd.version)
+        if reason := policy_for(app).refuse(actor, Right.APPROVE):
+            raise UserFacingError(reason)
+        if self.engine.watch is None or cmd.version is None:
+            raise UserFacingError("Quarantine is not available here.")
+        held = await self.engine.watch.release(app.name, cmd.version, actor.user)
+        if held is None:
+            return f"`{app.name}` `{cmd.version}` is not quarantined."
+        await self.store.audit(held.incident, actor.user, f"released {cmd.version}", "quarantine")
+        return (
+            f":unlock: `{app.name}` `{cmd.version}` released by <@{actor.user}>: "
+            f"it may be deployed again (it was rolled back by incident `{held.incident}`)."
+        )
 
     async def _status(self, target: str) -> str:
         if not target:

@@ -121,14 +121,18 @@ class TestHost:
     sshd_log: Path = field(default_factory=Path)
     host_key_line: str = ""  # "ssh-ed25519 AAAA..."
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-    command_log: Path = field(default_factory=Path)
+    command_log: Path = field(default_factory=Path)  # every command run over SSH, as sent
 
     def commands(self) -> list[str]:
-        """Every command a client ran on this host over SSH, in order (sshd's ForceCommand
-        wrapper records each before running it)."""
+        """Every command this host was sent over SSH, in order (see `COMMAND_LOGGER`)."""
         if not self.command_log.is_file():
             return []
-        return [c for c in self.command_log.read_text(errors="replace").split("\0") if c]
+        records = self.command_log.read_bytes().split(b"\0")
+        return [r.decode("utf-8", "replace") for r in records if r]
+
+    def clear_commands(self) -> None:
+        if self.command_log.is_file():
+            self.command_log.write_bytes(b"")
 
     @property
     def health_url(self) -> str:
@@ -252,17 +256,16 @@ MaxStartups 100:30:200
 MaxSessions 50
 SetEnv PATH={path}
 Subsystem sftp internal-sftp
-ForceCommand {force_command}
+ForceCommand {logger} {command_log}
 """
 
-# Records the client's command (NUL-terminated), then runs it as sshd would have.
+# sshd runs it (through the login shell) instead of the client's command, which it gets in
+# $SSH_ORIGINAL_COMMAND: logged NUL-terminated (a command may span lines) in one write, then run
+# as sshd would have run it, with the same shell, stdin, output and exit status.
 COMMAND_LOGGER = """\
 #!/bin/sh
 log="$1"
-if [ -z "${SSH_ORIGINAL_COMMAND+x}" ]; then
-  printf '%s\\0' '(interactive shell)' >> "$log"
-  exec "${SHELL:-/bin/sh}" -l
-fi
+if [ -z "${SSH_ORIGINAL_COMMAND+x}" ]; then exec "${SHELL:-/bin/sh}" -l; fi
 printf '%s\\0' "$SSH_ORIGINAL_COMMAND" >> "$log"
 exec "${SHELL:-/bin/sh}" -c "$SSH_ORIGINAL_COMMAND"
 """
@@ -273,7 +276,7 @@ def _start_sshd(host: TestHost, keys: SshKeys, tmp: Path) -> None:
     authorized = tmp / "authorized_keys"
     if not authorized.exists():
         authorized.write_text(keys.client_public + "\n")
-    logger = tmp / "log-command.sh"
+    logger = tmp / "command_logger.sh"
     if not logger.exists():
         logger.write_text(COMMAND_LOGGER)
         logger.chmod(0o755)
@@ -286,7 +289,8 @@ def _start_sshd(host: TestHost, keys: SshKeys, tmp: Path) -> None:
             pid_file=tmp / f"sshd_{host.name}.pid",
             authorized_keys=authorized,
             path=host_path_env(),
-            force_command=f"{shlex.quote(str(logger))} {shlex.quote(str(host.command_log))}",
+            logger=shlex.quote(str(logger)),
+            command_log=shlex.quote(str(host.command_log)),
         )
     )
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)
