@@ -70,7 +70,10 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.terminal import run_rollback
+    from bot.terminal import run_plan, run_rollback
+
+    if args.plan:
+        return asyncio.run(run_plan(settings, _load(settings), args.app, args.version))
 
     return asyncio.run(
         run_rollback(
@@ -105,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     rb.add_argument("--reason", default="")
     rb.add_argument("--yes", action="store_true", help="approve every prompt")
     rb.add_argument("--major", action="store_true", help="major outage: add a postmortem")
+    rb.add_argument("--plan", action="store_true", help="print the plan only; change nothing")
     rb.set_defaults(fn=_rollback)
     demo = sub.add_parser("demo", help="full rollback of a bundled sample app, no Slack needed")
     demo.add_argument("--yes", action="store_true")

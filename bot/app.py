@@ -75,7 +75,7 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         process_before_response=True,
         name="rewind",
     )
-    register(bolt, SlackFront(rt.engine, rt.store, GroupResolver(rt.client, rt.apps)))
+    register(bolt, SlackFront(rt.engine, rt.store, GroupResolver(rt.client, rt.apps), rt.notifier))
     return bolt
 
 

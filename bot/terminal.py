@@ -190,3 +190,31 @@ async def run_rollback(
         return 1
     print(f"\n{incident.outcome or incident.status.value}", file=out)
     return 0 if incident.status.value == "completed" else 1
+
+
+async def run_plan(
+    settings: Settings, apps: AppsFile, app: str, version: str | None, out: TextIO = sys.stdout
+) -> int:
+    """`rollback … --plan`: the plan, printed and saved as a file; nothing changed anywhere."""
+    from bot.plan import render
+    from bot.plan.build import Planner
+    from bot.terminal_notifier import TerminalNotifier
+
+    store = await _store_for(settings)
+    notifier = TerminalNotifier(out=out, apps=apps, files_dir=settings.workspace / "files")
+    engine, _ = build_terminal_engine(apps, store, notifier, settings.workspace)
+    user = f"terminal:{getpass.getuser()}"
+    try:
+        plan = await Planner(engine).plan(app, version, terminal_actor(apps, user))
+    except UserFacingError as exc:
+        print(f"✗ {exc}", file=out)
+        return 1
+    finally:
+        await engine.aclose()
+    text = render.markdown(plan)
+    path = settings.workspace / "files" / render.filename(plan)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(text, file=out)
+    print(f"Plan saved as {path}. Nothing was changed to make it.", file=out)
+    return 0

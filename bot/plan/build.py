@@ -107,7 +107,9 @@ class Planner:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    async def plan(self, app_name: str, version: str | None, actor: Actor) -> Plan:
+    async def plan(
+        self, app_name: str, version: str | None, actor: Actor, *, reason: str = ""
+    ) -> Plan:
         """Refused exactly as `/rollback` refuses (unknown app or version, no rights)."""
         app = self.engine.check_request(OpenRequest(app_name, version, "", actor))
         if version is not None:
@@ -147,6 +149,7 @@ class Planner:
         finally:
             await runner.close()
             await asyncio.to_thread(shutil.rmtree, scratch, True)
+        plan.reason = reason
         plan.estimate = estimate(
             [i for i in await self.engine.store.recent_incidents(100) if i.app == app.name]
         )

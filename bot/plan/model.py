@@ -75,6 +75,7 @@ class Plan(BaseModel):
     environment: str
     requested_version: str | None
     by: str
+    reason: str = ""  # the reason `Run this plan` opens the incident with
     at: datetime = Field(default_factory=utcnow)
     basis: PlanBasis
     deployed: str
