@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -14,17 +15,23 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from saq import Queue, Worker
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.api import add_routes
 from bot.apps import AppsFile
 from bot.engine import Engine
-from bot.metrics import OPEN_INCIDENTS, REGISTRY
+from bot.metrics import REGISTRY, refresh
 from bot.queue import SaqStepQueue, make_queue, make_worker
 from bot.settings import Settings
 from bot.slack_notifier import SlackNotifier, make_client
 from bot.store_redis import RedisStore, connect
+from bot.watch.jobs import SaqTickQueue, tick_function
+from bot.watch.service import WatchService
+from bot.watch.store import WatchStore
 from handlers.groups import GroupResolver
 from handlers.slack import SlackFront, register
+from handlers.watch_slack import SlackProposer, WatchFront, register_watch
 from runners.local import runner_for
 
 log = logging.getLogger(__name__)
@@ -39,9 +46,11 @@ class Runtime:
     client: AsyncWebClient
     notifier: SlackNotifier
     engine: Engine
+    watches: WatchService
 
     async def aclose(self) -> None:
         await self.engine.aclose()
+        await self.watches.aclose()
         await self.notifier.aclose()
         with contextlib.suppress(Exception):
             await self.queue.disconnect()
@@ -53,6 +62,14 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
     queue = make_queue(settings.redis_url, settings.queue_name)
     client = make_client(settings.token(), settings.slack_api_url)
     notifier = SlackNotifier(client, apps)
+    watches = WatchService(
+        apps=apps,
+        store=WatchStore(store.r),
+        queue=SaqTickQueue(queue, heartbeat=settings.heartbeat),
+        proposer=SlackProposer(client),
+        runner_factory=runner_for,
+        worker_id=settings.worker_id,
+    )
     engine = Engine(
         apps=apps,
         store=store,
@@ -61,22 +78,41 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         workspace=settings.workspace,
         runner_factory=runner_for,
         worker_id=settings.worker_id,
+        watch=watches,
     )
-    return Runtime(settings, apps, store, queue, client, notifier, engine)
+    watches.engine = engine
+    return Runtime(settings, apps, store, queue, client, notifier, engine, watches)
 
 
 def build_bolt(rt: Runtime) -> AsyncApp:
     secret = rt.settings.slack_signing_secret
     bolt = AsyncApp(
         client=rt.client,
+        logger=_bolt_logger(),
         signing_secret=secret.get_secret_value() if secret else None,
         request_verification_enabled=secret is not None,
         # The ack listeners do no I/O; answering as soon as they return saves Bolt's 10 ms poll.
         process_before_response=True,
         name="rewind",
     )
-    register(bolt, SlackFront(rt.engine, rt.store, GroupResolver(rt.client, rt.apps), rt.notifier))
+    groups = GroupResolver(rt.client, rt.apps)
+    register(bolt, SlackFront(rt.engine, rt.store, groups, rt.notifier))
+    register_watch(bolt, WatchFront(rt.watches, groups))
     return bolt
+
+
+class _NoTokenWarning(logging.Filter):
+    # Bolt reads SLACK_BOT_TOKEN from the environment itself and warns that the client's token
+    # wins; it is the same token, so the warning would only alarm whoever reads the log.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("slack_bolt.AsyncApp")
+    if not any(isinstance(f, _NoTokenWarning) for f in logger.filters):
+        logger.addFilter(_NoTokenWarning())
+    return logger
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -98,24 +134,29 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    with contextlib.suppress(Exception):
-        OPEN_INCIDENTS.set(len(await request.app[RUNTIME].store.open_incidents()))
+    rt = request.app[RUNTIME]
+
+    async def states() -> list[str]:
+        return [i.status.value for i in await rt.store.open_incidents()]
+
+    async def queued() -> int:
+        return int(await rt.queue.count("queued"))
+
+    try:
+        await asyncio.wait_for(refresh(states, queued), 2)
+    except Exception as exc:  # Redis away: the figures kept in this process still go out
+        log.warning("metrics: cannot read Redis: %r", exc)
     return web.Response(
         body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
 
 
-async def freeze_status(request: web.Request) -> web.Response:
-    """For CI pipelines: 423 while the app is frozen after a rollback, 200 when it may deploy."""
-    rt = request.app[RUNTIME]
-    app = request.match_info["app"]
-    if rt.apps.app(app) is None:
-        return web.json_response({"app": app, "error": "unknown app"}, status=404)
-    freeze = await rt.store.frozen(app)
-    if freeze is None:
-        return web.json_response({"app": app, "frozen": False})
-    body: dict[str, Any] = {"frozen": True, **asdict(freeze)}
-    return web.json_response(body, status=423)
+def metrics_app(rt: Runtime) -> web.Application:
+    """A worker's own `/metrics` (on `METRICS_PORT`)."""
+    app = web.Application()
+    app[RUNTIME] = rt
+    app.router.add_get("/metrics", metrics)
+    return app
 
 
 def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
@@ -125,7 +166,7 @@ def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/freeze/{app}", freeze_status)
+    add_routes(app, rt)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         worker = build_worker(rt) if with_worker else None
@@ -148,6 +189,13 @@ def build_worker(rt: Runtime) -> Worker[Any]:
         count = await rt.engine.reconcile()
         if count:
             log.info("re-enqueued %d running incident(s) after start", count)
+        count = await rt.watches.reconcile()
+        if count:
+            log.info("took over %d deploy watch(es) after start", count)
+
+    async def reconcile() -> int:
+        await rt.watches.close_idle()
+        return await rt.engine.reconcile() + await rt.watches.reconcile()
 
     return make_worker(
         rt.queue,
@@ -157,7 +205,8 @@ def build_worker(rt: Runtime) -> Worker[Any]:
         concurrency=s.worker_concurrency,
         worker_id=s.worker_id,
         startup=startup,
-        reconcile=rt.engine.reconcile,
+        reconcile=reconcile,
+        functions=[tick_function(rt.watches.tick, s.heartbeat)],
     )
 
 
@@ -170,10 +219,17 @@ async def stop_worker(worker: Worker[Any], task: asyncio.Task[None]) -> None:
         log.warning("worker did not stop within 5 s")
 
 
-async def run_worker(rt: Runtime) -> None:
+async def run_worker(rt: Runtime, *, metrics_sock: socket.socket | None = None) -> None:
+    runner: web.AppRunner | None = None
+    if metrics_sock is not None:
+        runner = web.AppRunner(metrics_app(rt), access_log=None)
+        await runner.setup()
+        await web.SockSite(runner, metrics_sock).start()
     worker = build_worker(rt)
     task = asyncio.create_task(worker.start())
     try:
         await asyncio.shield(task)
     finally:
         await stop_worker(worker, task)
+        if runner is not None:
+            await runner.cleanup()

@@ -15,13 +15,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from bot.apps import AppConfig, AppsFile
 from bot.errors import StepError, UserFacingError
-from bot.metrics import INCIDENTS_OPENED, STEP_SECONDS, STEPS
+from bot.logs import INCIDENT
+from bot.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED, STEP_SECONDS, STEPS
 from bot.plan.model import PlanBasis
 from bot.ports import Freeze, HostRunner, Notifier, StepQueue, Store
 from bot.steps.context import Outcome, StepBody, StepContext
+from bot.workflow.baseline import Baseline
 from bot.workflow.machine import (
     Answer,
     AskGate,
@@ -42,12 +45,14 @@ from bot.workflow.machine import (
 )
 from bot.workflow.model import ErrorInfo, HostResult, Incident, Status, StepId, StepStatus
 from bot.workflow.policy import Actor, Policy, Right
+from bot.workflow.quarantine import Quarantine
 from bot.workflow.steps import SPECS
 from runners.commands import VERSION_RE
 
 log = logging.getLogger(__name__)
 RunnerFactory = Callable[[AppConfig], HostRunner]
-_REASON_MAX = 500
+REASON_MAX = 1000  # characters: a reason is a sentence or two, not a log paste
+WORD_MAX = 100  # characters: no tag, app name or word of a reason is longer
 RUNNER_IDLE = 600.0  # seconds an incident's SSH connections may stay open unused
 
 
@@ -57,10 +62,18 @@ class OpenRequest:
     version: str | None
     reason: str
     actor: Actor
-    source: str = "slack"  # or "terminal"
+    source: str = "slack"  # or "terminal", "watch" (a click on a proposal), "auto"
     major: bool = False
     plan: PlanBasis | None = None  # `Run this plan`: what the plan depended on
     incident_id: str | None = None  # a plan's id: its branch and backup names hold it
+
+
+class WatchHooks(Protocol):
+    """What incidents ask of the deploy watch (`bot.watch`), when there is one."""
+
+    async def baseline_for(self, app: str) -> Baseline | None: ...
+
+    async def quarantine(self, q: Quarantine) -> None: ...
 
 
 def policy_for(app: AppConfig) -> Policy:
@@ -88,8 +101,10 @@ class Engine:
         runner_factory: RunnerFactory,
         bodies: dict[StepId, StepBody] | None = None,
         worker_id: str = "",
+        watch: WatchHooks | None = None,
     ) -> None:
         self.apps = apps
+        self.watch = watch
         self.store = store
         self.notifier = notifier
         self.queue = queue
@@ -130,6 +145,9 @@ class Engine:
         """Everything that needs neither the repo nor Redis: answered within Slack's 3 s."""
         app = self.app(req.app)
         self.check_version(req.version)
+        if req.source == "auto":
+            return app  # auto_rollback: the apps file allowed it (never for production)
+        check_reason(req.reason)
         if reason := policy_for(app).refuse(req.actor, Right.OPERATE):
             raise UserFacingError(reason)
         return app
@@ -146,6 +164,7 @@ class Engine:
                 f"This plan was already run: incident `{incident_id}`. "
                 f"`/rollback status {incident_id}` shows where it stands."
             )
+        INCIDENT.set(incident_id)
         token = await self._acquire(app.name, incident_id)
         try:
             incident = Incident(
@@ -153,12 +172,13 @@ class Engine:
                 app=app.name,
                 environment=app.environment,
                 requested_version=req.version,
-                reason=req.reason[:_REASON_MAX],
+                reason=req.reason,
                 requested_by=req.actor.user,
                 steps=new_steps(),
                 lock_token=token,
                 major=req.major,
                 facts=_plan_facts(req.plan),
+                baseline=await self.watch.baseline_for(app.name) if self.watch else None,
             )
             await self.store.create(incident)
         except BaseException:
@@ -206,11 +226,18 @@ class Engine:
                 return
 
     async def check_version_exists(self, app: AppConfig, version: str) -> None:
-        from runners.git import AppRepo
+        from runners.git import AppRepo, clone_dir, git_said
 
         # Its own clone: the steps' clone may be mid-revert for the incident that holds the app.
-        repo = AppRepo(app.repo, self.workspace / "repos-check" / app.name)
-        await repo.sync()
+        repo = AppRepo(app.repo, clone_dir(self.workspace, "repos-check", app.name, app.repo))
+        try:
+            await repo.sync()
+        except StepError as exc:
+            raise UserFacingError(
+                f"Cannot check `{version}`: {exc.what}. git said: “{git_said(exc.detail)}”. "
+                + exc.hint.replace("then Retry", "then run the command again")
+                + " Nothing was started."
+            ) from None
         if await repo.resolve(version) is None:
             raise UserFacingError(
                 f"`{version}` is neither a tag nor a commit of `{app.name}`'s repo. "
@@ -233,6 +260,7 @@ class Engine:
 
     async def apply(self, incident_id: str, event: Event, *, who: str = "rewind") -> Incident:
         """Load, transition, save (compare-and-set), then carry out the effects."""
+        INCIDENT.set(incident_id)
         for _ in range(50):
             current = await self.store.load(incident_id)
             if current is None:
@@ -243,6 +271,8 @@ class Engine:
             except Rejected as exc:
                 raise UserFacingError(str(exc)) from None
             if await self.store.save(incident):
+                if current.status.open and not incident.status.open:
+                    INCIDENTS_ENDED.labels(state=incident.status.value).inc()
                 await self.store.audit(incident.id, who, _describe(event), incident.status.value)
                 await self._effects(incident, effects)
                 await self.notifier.update_parent(incident)
@@ -297,12 +327,36 @@ class Engine:
                 f":snowflake: `{incident.app}` is now frozen for deploys. An approver lifts it "
                 f"with `/rollback unfreeze {incident.app}` once the fix is ready.",
             )
+            await self._quarantine(incident, link)
         await self.close_runner(incident.id)
         opened = incident.thread is not None and bool(incident.thread.ts)
         if incident.status in {Status.ABORTED, Status.CANCELLED} and opened:
             await self._abort_report(incident)
         if incident.facts.get("notified_start"):  # those told of the start hear of the end
             await self.notifier.stakeholders(incident, "end")
+
+    async def _quarantine(self, incident: Incident, link: str) -> None:
+        """The version rolled back from may not come back until an approver releases it."""
+        bad = incident.facts.get("deployed")
+        if self.watch is None or not bad or bad == incident.target:
+            return
+        await self.watch.quarantine(
+            Quarantine(
+                app=incident.app,
+                version=str(bad),
+                by=incident.requested_by,
+                reason=f"rolled back from by incident {incident.id}: "
+                f"{incident.reason or 'no reason given'}",
+                incident=incident.id,
+                link=link,
+                at=incident.finished_at or incident.updated_at,
+            )
+        )
+        await self.notifier.say(
+            incident,
+            f":no_entry: `{bad}` is quarantined: `GET /api/freeze/{incident.app}?version={bad}` "
+            f"answers 423 until an approver runs `/rollback release {incident.app} {bad}`.",
+        )
 
     async def _abort_report(self, incident: Incident) -> None:
         """The runbook's report is always written, an aborted rollback's most of all."""
@@ -333,6 +387,7 @@ class Engine:
         attempt: int,
         heartbeat: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        INCIDENT.set(incident_id)  # on every log line of this step's work
         incident = await self.store.load(incident_id)
         if incident is None or not incident.status.open:
             return
@@ -507,6 +562,32 @@ def _plan_facts(plan: PlanBasis | None) -> dict[str, object]:
         return {}
     # Assess compares what it finds with the plan; the code step takes the plan's method.
     return {"plan": plan.model_dump(mode="json"), "code_method": plan.code_method}
+
+
+def check_reason(reason: str) -> None:
+    """A reason is required (the runbook's "confirm the issue"), and reads as a sentence."""
+    reason = reason.strip()
+    if not reason:
+        raise UserFacingError(
+            "What broke? The runbook asks to confirm the issue first: add a reason, e.g. "
+            "`checkout returns 500`. Nothing was started."
+        )
+    if len(reason) > REASON_MAX:
+        raise UserFacingError(
+            f"The reason is {len(reason):,} characters; keep it to {REASON_MAX:,} (a sentence "
+            "or two: what users see). Link to logs instead of pasting them. Nothing was started."
+        )
+    check_words(reason)
+
+
+def check_words(text: str) -> None:
+    """No word over WORD_MAX characters: it is a paste or a typo, never a tag or a reason."""
+    for word in text.split():
+        if len(word) > WORD_MAX:
+            raise UserFacingError(
+                f"`{word[:40]}…` is {len(word):,} characters long; no word of a command may be "
+                f"longer than {WORD_MAX}. Check what was pasted. Nothing was started."
+            )
 
 
 def _hosts(exc: StepError) -> dict[str, HostResult]:

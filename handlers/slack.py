@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.engine import Engine, OpenRequest, policy_for
+from bot.engine import Engine, OpenRequest, check_reason, policy_for
 from bot.errors import UserFacingError
 from bot.plan import render
 from bot.plan.build import PLAN_TTL, Planner
@@ -87,10 +87,12 @@ class SlackFront:
                 "What broke? The runbook asks to confirm the issue first: add a reason, e.g. "
                 f"`/rollback {cmd.app}{version} checkout returns 500`."
             )
+        check_reason(cmd.reason)
 
     async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         if not await self._first_time("cmd", body.get("trigger_id") or _digest(body)):
             return  # a Slack retry of a command already handled
+        cmd: Command | None = None
         try:
             cmd = parse(body.get("text", ""))
             if cmd.kind == "help":

@@ -111,7 +111,9 @@ class Planner:
         self, app_name: str, version: str | None, actor: Actor, *, reason: str = ""
     ) -> Plan:
         """Refused exactly as `/rollback` refuses (unknown app or version, no rights)."""
-        app = self.engine.check_request(OpenRequest(app_name, version, "", actor))
+        # The reason is optional in a plan; one given is checked as `/rollback` checks it.
+        request = OpenRequest(app_name, version, reason or "a plan", actor)
+        app = self.engine.check_request(request)
         if version is not None:
             await self.engine.check_version_exists(app, version)
         plan_id = new_incident_id()
