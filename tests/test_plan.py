@@ -151,6 +151,7 @@ def plan_file(bot: Bot, plan: Plan, message: dict[str, Any]) -> str:
     return f.content.decode()
 
 
+@pytest.mark.timeout(300)  # a whole rollback with a database; slow on a loaded machine
 async def test_the_plan_names_every_command_the_incident_then_runs(
     make_bot: Any, ssh_env_migrated: SshEnv
 ) -> None:
