@@ -160,6 +160,8 @@ class SlackFront:
             if freeze is None:
                 return f"`{app.name}` is not frozen."
             return f":sunny: `{app.name}` unfrozen by <@{user}>; deploys may go ahead."
+        if cmd.kind == "release":
+            return await self._release(cmd, actor)
         raise UserFacingError(HELP)
 
     async def _plan(self, cmd: Command, actor: Actor) -> str:
@@ -205,6 +207,22 @@ class SlackFront:
         return (
             f":rewind: Incident `{incident.id}` opened from plan `{plan.id}` for `{plan.app}` → "
             f"`{plan.target}`" + (f". Follow it in the <{link}|thread>." if link else ".")
+        )
+
+    async def _release(self, cmd: Command, actor: Actor) -> str:
+        app = self.engine.app(cmd.app)
+        self.engine.check_version(cmd.version)
+        if reason := policy_for(app).refuse(actor, Right.APPROVE):
+            raise UserFacingError(reason)
+        if self.engine.watch is None or cmd.version is None:
+            raise UserFacingError("Quarantine is not available here.")
+        held = await self.engine.watch.release(app.name, cmd.version, actor.user)
+        if held is None:
+            return f"`{app.name}` `{cmd.version}` is not quarantined."
+        await self.store.audit(held.incident, actor.user, f"released {cmd.version}", "quarantine")
+        return (
+            f":unlock: `{app.name}` `{cmd.version}` released by <@{actor.user}>: "
+            f"it may be deployed again (it was rolled back by incident `{held.incident}`)."
         )
 
     async def _status(self, target: str) -> str:

@@ -83,6 +83,9 @@ class Quiet:
     async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
         return []
 
+    async def held_notices(self, incident: Incident) -> list[str]:
+        return []
+
     async def upload(
         self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
     ) -> None:

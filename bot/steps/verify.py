@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from bot.apps import AppConfig, HostConfig
 from bot.errors import StepError, UserFacingError
 from bot.steps.context import Outcome, StepContext
+from bot.workflow.baseline import compare
 from bot.workflow.model import Criterion, HostResult
 from runners import commands, health
 
@@ -170,6 +171,12 @@ async def _health(ctx: StepContext, found: _Findings) -> None:
         todo, within=cfg.health_timeout, every=cfg.health_interval
     )
     lines = [f"{'✅' if p.ok else '❌'} {_label(p)}: {p.describe()}" for p in found.health]
+    ok = [p.latency_ms for p in found.health if p.ok]
+    p95 = health.percentile(ok, 95)
+    availability = round(100 * len(ok) / len(found.health), 2) if found.health else None
+    if vs := compare(ctx.incident.baseline, p95, availability):
+        ctx.facts["verify_vs_baseline"] = vs
+        lines.append(f"Compared with before the bad deploy: {vs}")
     await ctx.say("*Health checks*\n" + "\n".join(lines))
 
 
