@@ -131,7 +131,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.terminal import RollbackArgs, run_rollback
+    from bot.terminal import RollbackArgs, run_plan, run_rollback
 
     rb = RollbackArgs(
         app=args.app,
@@ -142,6 +142,8 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
         break_glass=args.break_glass,
         as_user=args.as_user,
     )
+    if args.plan:
+        return asyncio.run(run_plan(settings, _load(settings), rb))
     return asyncio.run(run_rollback(settings, _load(settings), rb))
 
 
@@ -238,6 +240,9 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="major outage: the report gets a postmortem template: --major",
     )
+    rb.add_argument("--plan", action="store_true",
+                    help="print the plan only (every command, the SQL), changing nothing: "
+                    "--plan")  # fmt: skip
     rb.set_defaults(fn=_rollback)
     res = _sub(sub, "resume", "answer a paused incident's question from this terminal",
                "rewind resume 3fa2c1")  # fmt: skip

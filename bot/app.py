@@ -102,7 +102,7 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         name="rewind",
     )
     groups = GroupResolver(rt.client, rt.apps)
-    register(bolt, SlackFront(rt.engine, rt.store, groups))
+    register(bolt, SlackFront(rt.engine, rt.store, groups, rt.notifier))
     register_watch(bolt, WatchFront(rt.watches, groups))
     return bolt
 

@@ -14,6 +14,7 @@ class Action(StrEnum):
     RESTORE = "rewind_restore"  # approve a restore from backup; `option` names the backup
     RETRY = "rewind_retry"
     ABORT = "rewind_abort"
+    RUN_PLAN = "rewind_run_plan"  # opens the incident a plan describes; `i` is the plan's id
 
 
 CHOICE: dict[Action, str] = {
@@ -23,6 +24,7 @@ CHOICE: dict[Action, str] = {
     Action.RESTORE: "restore",
     Action.RETRY: "retry",
     Action.ABORT: "abort",
+    Action.RUN_PLAN: "run_plan",
 }
 
 
