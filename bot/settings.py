@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
-    redis_url: str = Field(default="redis://localhost:6379/0", alias="REDIS_URL")
+    # Not in the repr: the URL may carry Redis's password.
+    redis_url: str = Field(default="redis://localhost:6379/0", alias="REDIS_URL", repr=False)
     config_path: Path = Field(
         default=Path("config/apps.yaml"), validation_alias=AliasChoices("REWIND_CONFIG")
     )
@@ -41,6 +42,10 @@ class Settings(BaseSettings):
     queue_name: str = Field(default="rewind", validation_alias=AliasChoices("REWIND_QUEUE"))
     heartbeat: int = Field(default=15, validation_alias=AliasChoices("REWIND_HEARTBEAT"))
     sweep: int = Field(default=5, validation_alias=AliasChoices("REWIND_SWEEP"))
+    # First retry delay of an outgoing webhook; each next one waits 4 times longer (4 tries).
+    webhook_backoff: float = Field(
+        default=1.0, validation_alias=AliasChoices("REWIND_WEBHOOK_BACKOFF")
+    )
     worker_concurrency: int = Field(default=10, validation_alias=AliasChoices("REWIND_CONCURRENCY"))
     worker_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}",

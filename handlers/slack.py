@@ -10,15 +10,18 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.engine import Engine, OpenRequest, check_reason, policy_for
 from bot.errors import UserFacingError
+from bot.plan import render
+from bot.plan.build import PLAN_TTL, Planner
+from bot.plan.model import Plan
 from bot.ports import Store
 from bot.workflow.machine import Answer
-from bot.workflow.policy import Right
+from bot.workflow.policy import Actor, Right
 from handlers import blocks
 from handlers.commands import HELP, Command, parse
 from handlers.groups import GroupResolver
@@ -27,13 +30,27 @@ from handlers.ids import CHOICE, Action, ButtonValue
 log = logging.getLogger(__name__)
 
 
+class PlanPoster(Protocol):
+    async def post_plan(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], filename: str, content: str
+    ) -> str | None: ...
+
+
 class SlackFront:
     """What the Slack listeners need: the engine, the store, and group membership."""
 
-    def __init__(self, engine: Engine, store: Store, groups: GroupResolver) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        groups: GroupResolver,
+        poster: PlanPoster | None = None,
+    ) -> None:
         self.engine = engine
         self.store = store
         self.groups = groups
+        self.planner = Planner(engine)
+        self.poster = poster
 
     # ---- /rollback ----------------------------------------------------------------------
 
@@ -48,6 +65,13 @@ class SlackFront:
             if cmd.kind == "start":
                 self._quick_start_checks(cmd)
                 await ack(text=f"Checking `{cmd.app}` {cmd.version or '(previous version)'}…")
+                return
+            if cmd.kind == "plan":
+                self.engine.app(cmd.app)
+                self.engine.check_version(cmd.version)
+                await ack(
+                    text=f"Planning the rollback of `{cmd.app}` (read-only: nothing changes)…"
+                )
                 return
             await ack()
         except UserFacingError as exc:
@@ -66,7 +90,8 @@ class SlackFront:
         check_reason(cmd.reason)
 
     async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
-        if not await self._first_time("cmd", body.get("trigger_id") or _digest(body)):
+        key = _hash(str(body.get("trigger_id") or _digest(body)))
+        if not await self._first_time("cmd", key):
             return  # a Slack retry of a command already handled
         cmd: Command | None = None
         try:
@@ -116,6 +141,8 @@ class SlackFront:
                 + (f" → `{cmd.version}`" if cmd.version else "")
                 + (f". Follow it in the <{link}|thread>." if link else ".")
             )
+        if cmd.kind == "plan":
+            return await self._plan(cmd, actor)
         if cmd.kind == "list":
             return blocks.incident_list(await self.store.recent_incidents(15))
         if cmd.kind == "status":
@@ -134,7 +161,70 @@ class SlackFront:
             if freeze is None:
                 return f"`{app.name}` is not frozen."
             return f":sunny: `{app.name}` unfrozen by <@{user}>; deploys may go ahead."
+        if cmd.kind == "release":
+            return await self._release(cmd, actor)
         raise UserFacingError(HELP)
+
+    async def _plan(self, cmd: Command, actor: Actor) -> str:
+        plan = await self.planner.plan(cmd.app, cmd.version, actor, reason=cmd.reason)
+        app = self.engine.app(plan.app)
+        channel = app.incident_channel
+        if self.poster is None:
+            raise UserFacingError("Plans cannot be posted from this process.")
+        text, plan_blocks = blocks.plan(plan.id, plan.app, render.summary(plan))
+        link = await self.poster.post_plan(
+            channel, text, plan_blocks, render.filename(plan), render.markdown(plan)
+        )
+        if link is None:
+            raise UserFacingError(
+                f"I could not post in <#{channel}>, the incident channel of `{app.name}`: invite "
+                "me there (`/invite @Rewind`), then try again. Nothing was changed."
+            )
+        where = f"<{link}|in <#{channel}>>" if link else f"in <#{channel}>"
+        return (
+            f":clipboard: Plan `{plan.id}` for `{plan.app}` → `{plan.target}` is posted {where}, "
+            "with a *Run this plan* button. Nothing was changed to make it."
+        )
+
+    async def _run_plan(self, plan_id: str, user: str) -> str:
+        raw = await self.store.load_plan(plan_id)
+        if raw is None:
+            raise UserFacingError(
+                f"Plan `{plan_id}` is no longer kept (plans last {PLAN_TTL // 3600} hours): make "
+                "a new one with `/rollback plan APP`."
+            )
+        plan = Plan.model_validate_json(raw)
+        actor = await self.groups.actor(user)
+        request = OpenRequest(
+            plan.app,
+            plan.target,
+            plan.reason or f"rollback as planned in plan {plan.id}",
+            actor,
+            plan=plan.basis,
+            incident_id=plan.id,
+        )
+        incident = await self.engine.open(request)
+        link = incident.thread.permalink if incident.thread else ""
+        return (
+            f":rewind: Incident `{incident.id}` opened from plan `{plan.id}` for `{plan.app}` → "
+            f"`{plan.target}`" + (f". Follow it in the <{link}|thread>." if link else ".")
+        )
+
+    async def _release(self, cmd: Command, actor: Actor) -> str:
+        app = self.engine.app(cmd.app)
+        self.engine.check_version(cmd.version)
+        if reason := policy_for(app).refuse(actor, Right.APPROVE):
+            raise UserFacingError(reason)
+        if self.engine.watch is None or cmd.version is None:
+            raise UserFacingError("Quarantine is not available here.")
+        held = await self.engine.watch.release(app.name, cmd.version, actor.user)
+        if held is None:
+            return f"`{app.name}` `{cmd.version}` is not quarantined."
+        await self.store.audit(held.incident, actor.user, f"released {cmd.version}", "quarantine")
+        return (
+            f":unlock: `{app.name}` `{cmd.version}` released by <@{actor.user}>: "
+            f"it may be deployed again (it was rolled back by incident `{held.incident}`)."
+        )
 
     async def _status(self, target: str) -> str:
         if not target:
@@ -163,12 +253,19 @@ class SlackFront:
         except (KeyError, ValueError):
             choice = ""
         if value is None or not choice:
+            await self.engine.audit_refusal(
+                value.i if value else "", user, choice or "an unknown button", "not a Rewind button"
+            )
             await _tell(respond, "That button is not one of mine; nothing changed.")
             return
-        key = f"{value.i}:{value.t}:{choice}:{user}:{action.get('action_ts', '')}"
+        key = _hash(f"{value.i}:{value.t}:{choice}:{user}:{action.get('action_ts', '')}")
         if not await self._first_time("act", key):
             return  # a replayed payload
         try:
+            if choice == "run_plan":
+                said = await self._run_plan(value.i, user)
+                await respond(text=said, response_type="ephemeral", replace_original=False)
+                return
             actor = await self.groups.actor(user)
             await self.engine.answer(value.i, Answer(value.t, actor, choice, value.o))
         except UserFacingError as exc:
@@ -184,6 +281,11 @@ class SlackFront:
 
     async def _first_time(self, kind: str, key: str) -> bool:
         return await self.store.first_time(f"{kind}:{key}", ttl=3600)
+
+
+def _hash(key: str) -> str:
+    """Idempotency keys from what a payload says: fixed size, whatever was sent."""
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def _digest(body: dict[str, Any]) -> str:
