@@ -28,8 +28,8 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 _LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_CHANNEL = re.compile(r"^[CG][A-Z0-9]{2,}$")
-_PERSON = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+_CHANNEL = re.compile(r"^[CG][A-Z0-9]+$")
+_PERSON = re.compile(r"^[UWS][A-Z0-9]+$")
 _MENTION = re.compile(r"^(?:<@[UW][A-Z0-9]{2,}>|<!subteam\^S[A-Z0-9]{2,}(?:\|[^<>]*)?>|"
                       r"<!(?:here|channel|everyone)>|[UWS][A-Z0-9]{2,})$")  # fmt: skip
 
