@@ -265,6 +265,9 @@ class WatchConfig(_Model):
     def _sane(self) -> WatchConfig:
         if self.interval <= 0 or self.duration < self.interval:
             raise ValueError("interval must be positive and at most the duration")
+        if self.duration / self.interval > 1000:
+            # Every probe of a watch is kept in its Redis record until the watch ends.
+            raise ValueError("at most 1000 probes per watch: lengthen the interval")
         return self
 
 
