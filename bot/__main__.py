@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 
-from bot.apps import AppsFile, load_apps
+from bot.apps_file import AppsFile, load_apps
 from bot.errors import ConfigError
 from bot.settings import Settings
 
@@ -23,7 +23,7 @@ def _load(settings: Settings) -> AppsFile:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
-    from bot.app import build_runtime, web_app
+    from bot.assembly import build_runtime, web_app
 
     apps = _load(settings)
     rt = build_runtime(settings, apps)
@@ -39,7 +39,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 async def _socket_mode(rt: object, *, with_worker: bool) -> int:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.app import Runtime, build_bolt, run_worker
+    from bot.assembly import Runtime, build_bolt, run_worker
 
     assert isinstance(rt, Runtime)
     token = rt.settings.slack_app_token
@@ -55,7 +55,7 @@ async def _socket_mode(rt: object, *, with_worker: bool) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import build_runtime, run_worker
+    from bot.assembly import build_runtime, run_worker
 
     rt = build_runtime(settings, _load(settings))
 
@@ -70,7 +70,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.terminal import run_rollback
+    from bot.terminal.front import run_rollback
 
     return asyncio.run(
         run_rollback(

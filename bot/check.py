@@ -6,10 +6,10 @@ import asyncio
 import sys
 from typing import TextIO
 
-from bot.apps import AppConfig, AppsFile, load_apps
+from bot.apps_file import AppConfig, AppsFile, load_apps
 from bot.errors import ConfigError, HostError, UserFacingError
 from bot.settings import Settings
-from runners import commands
+from runners import templates
 from runners.git import redact
 from runners.local import runner_for
 
@@ -23,7 +23,7 @@ def check_templates(app: AppConfig) -> list[str]:
     for host in app.hosts:
         for name in names:
             try:
-                commands.build(app, host, name, **_SAMPLE)
+                templates.build(app, host, name, **_SAMPLE)
             except UserFacingError as exc:
                 problems.append(f"apps.{app.name}.deploy.commands.{name}: {exc}")
         break  # the same templates for every host; one is enough
@@ -65,7 +65,7 @@ async def _check_slack(settings: Settings) -> list[str]:
         return ["Slack: SLACK_BOT_TOKEN is not set"]
     from slack_sdk.errors import SlackApiError
 
-    from bot.slack_notifier import make_client
+    from handlers.notifier import make_client
 
     client = make_client(settings.token(), settings.slack_api_url)
     try:

@@ -17,12 +17,18 @@ import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.apps import parse_apps
+from bot.apps_file import parse_apps
 from bot.engine import OpenRequest
 from bot.sample.build import build_sample_origin
 from bot.sample.hosts import provision_host_checkout, start_app, stop_app
 from bot.store_memory import MemoryStore
-from bot.terminal import auto_chooser, build_terminal_engine, drive, prompt_chooser, terminal_actor
+from bot.terminal.front import (
+    auto_chooser,
+    build_terminal_engine,
+    drive,
+    prompt_chooser,
+    terminal_actor,
+)
 from bot.workflow.model import Incident
 
 
@@ -123,7 +129,7 @@ def _versions(hosts: dict[str, tuple[Path, int]]) -> dict[str, str]:
 async def _run(
     root: Path, hosts: dict[str, tuple[Path, int]], origin: Path, yes: bool, out: TextIO
 ) -> Incident:
-    from bot.terminal_notifier import TerminalNotifier
+    from bot.terminal.notifier import TerminalNotifier
 
     config = {"myapp": demo_config(root, hosts, origin)}
     apps = parse_apps({"apps": config, "incidents": {"dir": str(root / "incidents")}}, "demo")

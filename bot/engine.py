@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.apps import AppConfig, AppsFile
+from bot.apps_file import AppConfig, AppsFile
 from bot.errors import StepError, UserFacingError
 from bot.metrics import INCIDENTS_OPENED, STEP_SECONDS, STEPS
-from bot.ports import Freeze, HostRunner, Notifier, StepQueue, Store
+from bot.ports import Freeze, HostRunner, Notifier, Repos, StepQueue, Store
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.workflow.machine import (
     Answer,
@@ -39,10 +39,17 @@ from bot.workflow.machine import (
     new_steps,
     transition,
 )
-from bot.workflow.model import ErrorInfo, HostResult, Incident, Status, StepId, StepStatus
+from bot.workflow.model import (
+    VERSION_RE,
+    ErrorInfo,
+    HostResult,
+    Incident,
+    Status,
+    StepId,
+    StepStatus,
+)
 from bot.workflow.policy import Actor, Policy, Right
 from bot.workflow.steps import SPECS
-from runners.commands import VERSION_RE
 
 log = logging.getLogger(__name__)
 RunnerFactory = Callable[[AppConfig], HostRunner]
@@ -83,6 +90,7 @@ class Engine:
         queue: StepQueue,
         workspace: Path,
         runner_factory: RunnerFactory,
+        repos: Repos,
         bodies: dict[StepId, StepBody] | None = None,
         worker_id: str = "",
     ) -> None:
@@ -92,6 +100,7 @@ class Engine:
         self.queue = queue
         self.workspace = workspace
         self.runner_factory = runner_factory
+        self.repos = repos
         # One runner (so one SSH connection per host) per incident in this process, reused by
         # its steps; closed when the incident ends or has been idle a while.
         self._runners: dict[str, tuple[HostRunner, float]] = {}
@@ -197,12 +206,7 @@ class Engine:
                 return
 
     async def _check_version_exists(self, app: AppConfig, version: str) -> None:
-        from runners.git import AppRepo
-
-        # Its own clone: the steps' clone may be mid-revert for the incident that holds the app.
-        repo = AppRepo(app.repo, self.workspace / "repos-check" / app.name)
-        await repo.sync()
-        if await repo.resolve(version) is None:
+        if not await self.repos.has_version(app, version):
             raise UserFacingError(
                 f"`{version}` is neither a tag nor a commit of `{app.name}`'s repo. "
                 "Check the version (`git tag -l` in the repo) and try again."

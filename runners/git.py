@@ -22,8 +22,9 @@ from git.exc import BadName, GitError, InvalidGitRepositoryError, NoSuchPathErro
 from git.objects import Blob
 from git.repo import Repo
 
+from bot.apps_file import AppConfig
 from bot.errors import StepError, UserFacingError
-from runners.commands import VERSION_RE
+from bot.workflow.model import VERSION_RE
 
 Method = Literal["revert", "tag"]
 
@@ -499,3 +500,18 @@ def _remote_lines(text: str) -> str:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+class GitRepos:
+    """The `Repos` port: version checks in a clone of their own under `workspace`.
+
+    Its own clone, because the steps' clone may be mid-revert for the incident holding the app.
+    """
+
+    def __init__(self, workspace: Path) -> None:
+        self.workspace = workspace
+
+    async def has_version(self, app: AppConfig, version: str) -> bool:
+        repo = AppRepo(app.repo, self.workspace / "repos-check" / app.name)
+        await repo.sync()
+        return await repo.resolve(version) is not None

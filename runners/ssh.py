@@ -12,7 +12,7 @@ import time
 
 import asyncssh
 
-from bot.apps import AppConfig, HostConfig
+from bot.apps_file import AppConfig, HostConfig
 from bot.errors import HostError
 from bot.ports import CommandResult, LineSink
 from runners.stream import collect

@@ -15,13 +15,13 @@ import shlex
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.apps import DatabaseConfig, HostConfig
+from bot.apps_file import DatabaseConfig, HostConfig
 from bot.errors import HostError, StepError, UserFacingError
 from bot.ports import CommandResult
 from bot.steps.code import app_repo
 from bot.steps.context import Outcome, StepContext
 from bot.workflow.model import Criterion, HostResult
-from runners import alembic_static, commands
+from runners import alembic_static, templates
 from runners.alembic_static import Revision, UnknownRevision
 
 PREVIEW_LINES = 30
@@ -42,8 +42,8 @@ def _run_on(ctx: StepContext, db: DatabaseConfig) -> HostConfig:
 
 def _cmd(ctx: StepContext, host: HostConfig, template: str, **values: str) -> str:
     """A database command, filled like the deploy commands and run in the host's workdir."""
-    rendered = commands.render(template, commands.host_values(ctx.app, host, **values))
-    return commands.in_workdir(ctx.app, host, rendered)
+    rendered = templates.render(template, templates.host_values(ctx.app, host, **values))
+    return templates.in_workdir(ctx.app, host, rendered)
 
 
 def _alembic(ctx: StepContext, db: DatabaseConfig, host: HostConfig, args: str, **v: str) -> str:
@@ -208,8 +208,8 @@ async def _stat(
 ) -> dict[str, tuple[int, float]]:
     if not paths:
         return {}
-    quoted = " ".join(shlex.quote(commands.check_value("backup", p)) for p in paths)
-    cmd = commands.in_workdir(ctx.app, host, f"stat -c '%s %Y %n' -- {quoted}")
+    quoted = " ".join(shlex.quote(templates.check_value("backup", p)) for p in paths)
+    cmd = templates.in_workdir(ctx.app, host, f"stat -c '%s %Y %n' -- {quoted}")
     result = await ctx.run(host, cmd, stream=False)
     found: dict[str, tuple[int, float]] = {}
     for line in result.output.splitlines():
@@ -228,7 +228,7 @@ async def _listed_backups(ctx: StepContext, db: DatabaseConfig, host: HostConfig
         # `ls` of a glob that matches nothing prints an error, not a file; and a name that
         # cannot go into the restore command is no use either.
         try:
-            paths.append(commands.check_value("backup", line.strip()))
+            paths.append(templates.check_value("backup", line.strip()))
         except UserFacingError:
             continue
     return paths[:MAX_BACKUPS]
@@ -245,7 +245,7 @@ async def _deployed_at(ctx: StepContext, host: HostConfig) -> float | None:
             return datetime.fromisoformat(given.replace("Z", "+00:00")).timestamp()
         except ValueError:
             pass
-    cmd = commands.in_workdir(ctx.app, host, "git reflog -1 --date=unix --format=%gd HEAD")
+    cmd = templates.in_workdir(ctx.app, host, "git reflog -1 --date=unix --format=%gd HEAD")
     result = await ctx.run(host, cmd, stream=False)
     match = re.search(r"@\{(\d+)\}", result.output)
     return float(match.group(1)) if match and result.ok else None
@@ -281,7 +281,7 @@ async def prepare(ctx: StepContext) -> Outcome:
     path = backup_location(db, ctx.app.name, ctx.incident.id, datetime.now(UTC))
     q = shlex.quote(path)
     mkdir = f"mkdir -p -- {shlex.quote(posixpath.dirname(path) or '.')}"
-    await ctx.run(host, commands.in_workdir(ctx.app, host, mkdir), check=True, what="mkdir")
+    await ctx.run(host, templates.in_workdir(ctx.app, host, mkdir), check=True, what="mkdir")
     await ctx.run(
         host,
         _cmd(ctx, host, db.backup, backup=path),
@@ -290,7 +290,7 @@ async def prepare(ctx: StepContext) -> Outcome:
         timeout=db.timeout,
     )
     check = await ctx.run(
-        host, commands.in_workdir(ctx.app, host, f"test -s {q} && stat -c '%s %Y' -- {q}"),
+        host, templates.in_workdir(ctx.app, host, f"test -s {q} && stat -c '%s %Y' -- {q}"),
         stream=False,
     )  # fmt: skip
     size_mtime = check.output.split()
@@ -464,16 +464,16 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
     host = _run_on(ctx, db)
     if not db.restore:
         raise StepError("no `database.restore` command is configured", hint="Add one, then Retry.")
-    start = "start" if commands.template(ctx.app, "start") else "restart"  # only on failure
-    if not commands.template(ctx.app, "stop"):
+    start = "start" if templates.template(ctx.app, "start") else "restart"  # only on failure
+    if not templates.template(ctx.app, "stop"):
         raise StepError(
             "no `stop` command is configured for the app",
             hint="The runbook stops the app before a restore: add `deploy.commands.stop` "
             "(and `start`), then Retry.",
         )
     backup = _chosen_backup(ctx)
-    q = shlex.quote(commands.check_value("backup", backup["path"]))
-    exists = await ctx.run(host, commands.in_workdir(ctx.app, host, f"test -s {q}"), stream=False)
+    q = shlex.quote(templates.check_value("backup", backup["path"]))
+    exists = await ctx.run(host, templates.in_workdir(ctx.app, host, f"test -s {q}"), stream=False)
     if not exists.ok:
         raise StepError(
             f"the backup `{backup['path']}` is missing or empty",

@@ -7,11 +7,11 @@ import re
 import shlex
 from datetime import UTC, datetime, timedelta
 
-from bot.apps import HostConfig
+from bot.apps_file import HostConfig
 from bot.errors import HostError, StepError, UserFacingError
 from bot.steps.context import Outcome, StepContext
 from bot.workflow.model import Criterion, HostResult
-from runners import commands
+from runners import templates
 
 # The file whose change means dependencies must be installed again. docker-compose has none:
 # its "install" is the image build, which is what puts the rolled-back code into the image, so
@@ -85,12 +85,12 @@ class _Host:
         if dep is None:
             return None
         probe = f"git rev-parse {shlex.quote('HEAD:' + dep)} 2>/dev/null || true"
-        cmd = commands.in_workdir(self.ctx.app, self.host, probe)
+        cmd = templates.in_workdir(self.ctx.app, self.host, probe)
         result = await self.ctx.run(self.host, cmd, stream=False, timeout=60)
         return result.output.strip() if result.ok else ""
 
     async def head(self) -> str:
-        cmd = commands.in_workdir(self.ctx.app, self.host, "git rev-parse HEAD")
+        cmd = templates.in_workdir(self.ctx.app, self.host, "git rev-parse HEAD")
         result = await self.ctx.run(self.host, cmd, stream=False, timeout=60)
         return _last_line(result.output) if result.ok else ""
 

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from bot.apps import HostConfig
+from bot.apps_file import HostConfig
 from bot.errors import StepError, UserFacingError
 from bot.steps.context import Outcome, StepContext
 from bot.workflow.model import Criterion, HostResult
-from runners import commands, health
+from runners import health, templates
 
 SHOWN_MATCHES = 20
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -115,7 +115,7 @@ async def scan_logs(
     lines, stamped = lines_since(result.output.splitlines(), since, utc_offset)
     pattern = re.compile(ctx.app.logs.error_pattern)
     matches = [line for line in lines if pattern.search(line)]
-    windowed = stamped or "{since}" in commands.template(ctx.app, "logs")
+    windowed = stamped or "{since}" in templates.template(ctx.app, "logs")
     return LogScan(host.name, len(lines), matches, windowed)
 
 
@@ -211,11 +211,11 @@ async def _smoke(ctx: StepContext, found: _Findings) -> None:
     host = smoke_host(ctx)
     for template in ctx.app.smoke:
         try:
-            rendered = commands.render(template, commands.host_values(ctx.app, host))
+            rendered = templates.render(template, templates.host_values(ctx.app, host))
         except (UserFacingError, ValueError, IndexError) as exc:
             found.smoke.append((template, host.name, False, str(exc)))
             continue
-        result = await ctx.run(host, commands.in_workdir(ctx.app, host, rendered))
+        result = await ctx.run(host, templates.in_workdir(ctx.app, host, rendered))
         why = "" if result.ok else f"exit {result.exit_status}"
         found.smoke.append((template, host.name, result.ok, why))
     lines = [

@@ -16,15 +16,16 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.engine import Engine
 from bot.metrics import OPEN_INCIDENTS, REGISTRY
 from bot.queue import SaqStepQueue, make_queue, make_worker
 from bot.settings import Settings
-from bot.slack_notifier import SlackNotifier, make_client
 from bot.store_redis import RedisStore, connect
 from handlers.groups import GroupResolver
-from handlers.slack import SlackFront, register
+from handlers.listeners import SlackFront, register
+from handlers.notifier import SlackNotifier, make_client
+from runners.git import GitRepos
 from runners.local import runner_for
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         queue=SaqStepQueue(queue, heartbeat=settings.heartbeat),
         workspace=settings.workspace,
         runner_factory=runner_for,
+        repos=GitRepos(settings.workspace),
         worker_id=settings.worker_id,
     )
     return Runtime(settings, apps, store, queue, client, notifier, engine)

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.engine import Engine, OpenRequest
 from bot.errors import UserFacingError
 from bot.ports import Notifier, Store
@@ -16,6 +16,7 @@ from bot.settings import Settings
 from bot.workflow.machine import Answer
 from bot.workflow.model import Gate, GateKind, Incident, StepId
 from bot.workflow.policy import Actor
+from runners.git import GitRepos
 from runners.local import runner_for
 
 Chooser = Callable[[Incident, Gate], Awaitable[tuple[str, str, str]]]  # (choice, option, who)
@@ -143,6 +144,7 @@ def build_terminal_engine(
         queue=queue,
         workspace=workspace,
         runner_factory=runner_for,
+        repos=GitRepos(workspace),
         worker_id="terminal",
     )
     queue.engine = engine
@@ -171,7 +173,7 @@ async def run_rollback(
     major: bool = False,
     out: TextIO = sys.stdout,
 ) -> int:
-    from bot.terminal_notifier import TerminalNotifier
+    from bot.terminal.notifier import TerminalNotifier
 
     store = await _store_for(settings)
     notifier = TerminalNotifier(out=out, apps=apps, files_dir=settings.workspace / "files")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Literal, TextIO
 
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 from handlers import text as t
 
