@@ -85,6 +85,12 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(yes=args.yes)
 
 
+def _deployed(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.watch.cli import run_deployed
+
+    return asyncio.run(run_deployed(settings, _load, args.app, args.version, args.by, args.url))
+
+
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     from bot.check import run_check
 
@@ -112,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check", help="validate the config (and --connect to everything)")
     check.add_argument("--connect", action="store_true")
     check.set_defaults(fn=_check)
+    deployed = sub.add_parser("deployed", help="tell Rewind of a deploy (as POST /api/deploys)")
+    deployed.add_argument("app")
+    deployed.add_argument("version")
+    deployed.add_argument("--by", default="", help="who deployed")
+    deployed.add_argument("--url", default="", help="link to the pipeline run")
+    deployed.set_defaults(fn=_deployed)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -16,15 +16,20 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.api import add_routes
 from bot.apps_file import AppsFile
 from bot.engine import Engine
 from bot.metrics import OPEN_INCIDENTS, REGISTRY
 from bot.queue import SaqStepQueue, make_queue, make_worker
 from bot.settings import Settings
 from bot.store_redis import RedisStore, connect
+from bot.watch.jobs import SaqTickQueue, tick_function
+from bot.watch.service import WatchService
+from bot.watch.store import WatchStore
 from handlers.groups import GroupResolver
 from handlers.listeners import SlackFront, register
 from handlers.notifier import SlackNotifier, make_client
+from handlers.watch_slack import SlackProposer, WatchFront, register_watch
 from runners.git import GitRepos
 from runners.local import runner_for
 
@@ -40,9 +45,11 @@ class Runtime:
     client: AsyncWebClient
     notifier: SlackNotifier
     engine: Engine
+    watches: WatchService
 
     async def aclose(self) -> None:
         await self.engine.aclose()
+        await self.watches.aclose()
         await self.notifier.aclose()
         with contextlib.suppress(Exception):
             await self.queue.disconnect()
@@ -54,6 +61,14 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
     queue = make_queue(settings.redis_url, settings.queue_name)
     client = make_client(settings.token(), settings.slack_api_url)
     notifier = SlackNotifier(client, apps)
+    watches = WatchService(
+        apps=apps,
+        store=WatchStore(store.r),
+        queue=SaqTickQueue(queue, heartbeat=settings.heartbeat),
+        proposer=SlackProposer(client),
+        runner_factory=runner_for,
+        worker_id=settings.worker_id,
+    )
     engine = Engine(
         apps=apps,
         store=store,
@@ -63,8 +78,10 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         runner_factory=runner_for,
         repos=GitRepos(settings.workspace),
         worker_id=settings.worker_id,
+        watch=watches,
     )
-    return Runtime(settings, apps, store, queue, client, notifier, engine)
+    watches.engine = engine
+    return Runtime(settings, apps, store, queue, client, notifier, engine, watches)
 
 
 def build_bolt(rt: Runtime) -> AsyncApp:
@@ -77,7 +94,9 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         process_before_response=True,
         name="rewind",
     )
-    register(bolt, SlackFront(rt.engine, rt.store, GroupResolver(rt.client, rt.apps)))
+    groups = GroupResolver(rt.client, rt.apps)
+    register(bolt, SlackFront(rt.engine, rt.store, groups))
+    register_watch(bolt, WatchFront(rt.watches, groups))
     return bolt
 
 
@@ -107,19 +126,6 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-async def freeze_status(request: web.Request) -> web.Response:
-    """For CI pipelines: 423 while the app is frozen after a rollback, 200 when it may deploy."""
-    rt = request.app[RUNTIME]
-    app = request.match_info["app"]
-    if rt.apps.app(app) is None:
-        return web.json_response({"app": app, "error": "unknown app"}, status=404)
-    freeze = await rt.store.frozen(app)
-    if freeze is None:
-        return web.json_response({"app": app, "frozen": False})
-    body: dict[str, Any] = {"frozen": True, **asdict(freeze)}
-    return web.json_response(body, status=423)
-
-
 def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
     app = web.Application()
     app[RUNTIME] = rt
@@ -127,7 +133,7 @@ def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/freeze/{app}", freeze_status)
+    add_routes(app, rt)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         worker = build_worker(rt) if with_worker else None
@@ -150,6 +156,13 @@ def build_worker(rt: Runtime) -> Worker[Any]:
         count = await rt.engine.reconcile()
         if count:
             log.info("re-enqueued %d running incident(s) after start", count)
+        count = await rt.watches.reconcile()
+        if count:
+            log.info("took over %d deploy watch(es) after start", count)
+
+    async def reconcile() -> int:
+        await rt.watches.close_idle()
+        return await rt.engine.reconcile() + await rt.watches.reconcile()
 
     return make_worker(
         rt.queue,
@@ -159,7 +172,8 @@ def build_worker(rt: Runtime) -> Worker[Any]:
         concurrency=s.worker_concurrency,
         worker_id=s.worker_id,
         startup=startup,
-        reconcile=rt.engine.reconcile,
+        reconcile=reconcile,
+        functions=[tick_function(rt.watches.tick, s.heartbeat)],
     )
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from bot.workflow.baseline import Baseline
+
 # What a version (tag, commit, branch) may look like wherever it is named: it ends up in git and
 # shell commands, so anything else is refused up front.
 VERSION_RE = re.compile(r"^[A-Za-z0-9._/-]{1,100}$")
@@ -164,6 +166,8 @@ class Incident(BaseModel):
     version: int = 0  # bumped on every save; the store refuses stale writes
     major: bool = False
     outcome: str = ""
+    # How the app did before the deploy being rolled back (its watch measured it), if known.
+    baseline: Baseline | None = None
 
     @property
     def production(self) -> bool:
