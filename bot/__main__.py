@@ -7,32 +7,46 @@ import asyncio
 import logging
 import sys
 
-from bot.apps_file import AppsFile, load_apps
-from bot.errors import ConfigError
+from bot.apps_file import AppsFile
+from bot.logs import setup as setup_logging
 from bot.settings import Settings
+from bot.startup import StartupError, settings_from_env
+
+log = logging.getLogger("rewind")
 
 
 def _load(settings: Settings) -> AppsFile:
-    try:
-        return load_apps(settings.config_path)
-    except ConfigError as exc:
-        print(f"rewind: bad apps file: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    from bot.startup import load
+
+    return load(settings)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
     from bot.assembly import build_runtime, web_app
+    from bot.startup import bind, check_app_token, check_bot_token, paths_line
 
     apps = _load(settings)
+    socket_mode = bool(args.socket_mode or settings.slack_app_token)
+    if socket_mode and settings.slack_app_token is None:
+        raise StartupError("--socket-mode needs SLACK_APP_TOKEN (xapp-…, an app-level token).")
+    if not socket_mode and settings.slack_signing_secret is None:
+        raise StartupError(
+            "SLACK_SIGNING_SECRET is not set: HTTP mode verifies every request with it (the "
+            "app's Basic Information page), or set SLACK_APP_TOKEN for Socket Mode."
+        )
     rt = build_runtime(settings, apps)
-    if args.socket_mode or settings.slack_app_token:
+    who = asyncio.run(check_bot_token(rt.client))
+    mode = "Socket Mode" if socket_mode else f"HTTP on port {settings.port}"
+    log.info("rewind serve (%s) as %s: %s", mode, who, paths_line(settings, apps))
+    if socket_mode:
+        token = settings.slack_app_token
+        assert token is not None
+        asyncio.run(check_app_token(rt.client, token.get_secret_value()))
         return asyncio.run(_socket_mode(rt, with_worker=args.with_worker))
-    if settings.slack_signing_secret is None:
-        print("rewind: SLACK_SIGNING_SECRET is required in HTTP mode", file=sys.stderr)
-        return 2
-    web.run_app(web_app(rt, with_worker=args.with_worker), host="0.0.0.0", port=settings.port)
+    sock = bind(settings.port, "PORT")
+    web.run_app(web_app(rt, with_worker=args.with_worker), sock=sock, print=None)
     return 0
 
 
@@ -43,25 +57,35 @@ async def _socket_mode(rt: object, *, with_worker: bool) -> int:
 
     assert isinstance(rt, Runtime)
     token = rt.settings.slack_app_token
-    if token is None:
-        print("rewind: --socket-mode needs SLACK_APP_TOKEN (xapp-…)", file=sys.stderr)
-        return 2
+    assert token is not None
     handler = AsyncSocketModeHandler(build_bolt(rt), token.get_secret_value())
     tasks = [handler.start_async()]  # type: ignore[no-untyped-call]
     if with_worker:
         tasks.append(run_worker(rt))
-    await asyncio.gather(*tasks)
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+        await rt.aclose()
     return 0
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from bot.assembly import build_runtime, run_worker
+    from bot.startup import bind, check_bot_token, paths_line
 
-    rt = build_runtime(settings, _load(settings))
+    apps = _load(settings)
+    rt = build_runtime(settings, apps)
+    who = asyncio.run(check_bot_token(rt.client))
+    metrics = bind(settings.metrics_port, "METRICS_PORT")
+    log.info(
+        "rewind worker %s as %s, /metrics on port %d: %s",
+        settings.worker_id, who, settings.metrics_port, paths_line(settings, apps),
+    )  # fmt: skip
 
     async def main() -> None:
         try:
-            await run_worker(rt)
+            await run_worker(rt, metrics_sock=metrics)
         finally:
             await rt.aclose()
 
@@ -125,10 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     deployed.add_argument("--url", default="", help="link to the pipeline run")
     deployed.set_defaults(fn=_deployed)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    result: int = args.fn(args, Settings())
+    try:
+        settings = settings_from_env()
+        setup_logging(settings.log_format, secrets=settings.secret_values())
+        result: int = args.fn(args, settings)
+    except StartupError as exc:
+        print(f"rewind: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
     return result
 
 

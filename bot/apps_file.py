@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from bot.errors import ConfigError
+from bot.paths import absolute, repo_location
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -51,6 +52,16 @@ class SshConfig(_Model):
     connect_timeout: float = 10.0
     # `local` runs the commands on this machine in each host's workdir (the demo, small installs).
     transport: Literal["ssh", "local"] = "ssh"
+
+    @field_validator("known_hosts", mode="after")
+    @classmethod
+    def _known_hosts(cls, v: str | None) -> str | None:
+        return str(absolute(v)) if v else v
+
+    @field_validator("client_keys", mode="after")
+    @classmethod
+    def _client_keys(cls, v: list[str]) -> list[str]:
+        return [str(absolute(key)) for key in v]
 
 
 class HostConfig(_Model):
@@ -221,6 +232,11 @@ class AppConfig(_Model):
     auto_rollback: bool = False
     webhooks: list[WebhookConfig] = Field(default_factory=list)
 
+    @field_validator("repo", mode="after")
+    @classmethod
+    def _repo(cls, v: str) -> str:
+        return repo_location(v)
+
     @property
     def production(self) -> bool:
         return self.environment.lower() in {"production", "prod"}
@@ -257,6 +273,11 @@ class AppConfig(_Model):
 
 class IncidentsConfig(_Model):
     dir: str = "incidents/"
+
+    @field_validator("dir", mode="after")
+    @classmethod
+    def _dir(cls, v: str) -> str:
+        return str(absolute(v))
 
 
 class AppsFile(_Model):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,12 +15,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from saq import Queue, Worker
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.api import add_routes
 from bot.apps_file import AppsFile
 from bot.engine import Engine
-from bot.metrics import OPEN_INCIDENTS, REGISTRY
+from bot.metrics import REGISTRY, refresh
 from bot.queue import SaqStepQueue, make_queue, make_worker
 from bot.settings import Settings
 from bot.store_redis import RedisStore, connect
@@ -88,6 +90,7 @@ def build_bolt(rt: Runtime) -> AsyncApp:
     secret = rt.settings.slack_signing_secret
     bolt = AsyncApp(
         client=rt.client,
+        logger=_bolt_logger(),
         signing_secret=secret.get_secret_value() if secret else None,
         request_verification_enabled=secret is not None,
         # The ack listeners do no I/O; answering as soon as they return saves Bolt's 10 ms poll.
@@ -98,6 +101,20 @@ def build_bolt(rt: Runtime) -> AsyncApp:
     register(bolt, SlackFront(rt.engine, rt.store, groups))
     register_watch(bolt, WatchFront(rt.watches, groups))
     return bolt
+
+
+class _NoTokenWarning(logging.Filter):
+    # Bolt reads SLACK_BOT_TOKEN from the environment itself and warns that the client's token
+    # wins; it is the same token, so the warning would only alarm whoever reads the log.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("slack_bolt.AsyncApp")
+    if not any(isinstance(f, _NoTokenWarning) for f in logger.filters):
+        logger.addFilter(_NoTokenWarning())
+    return logger
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -119,11 +136,29 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    with contextlib.suppress(Exception):
-        OPEN_INCIDENTS.set(len(await request.app[RUNTIME].store.open_incidents()))
+    rt = request.app[RUNTIME]
+
+    async def states() -> list[str]:
+        return [i.status.value for i in await rt.store.open_incidents()]
+
+    async def queued() -> int:
+        return int(await rt.queue.count("queued"))
+
+    try:
+        await asyncio.wait_for(refresh(states, queued), 2)
+    except Exception as exc:  # Redis away: the figures kept in this process still go out
+        log.warning("metrics: cannot read Redis: %r", exc)
     return web.Response(
         body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
+
+
+def metrics_app(rt: Runtime) -> web.Application:
+    """A worker's own `/metrics` (on `METRICS_PORT`)."""
+    app = web.Application()
+    app[RUNTIME] = rt
+    app.router.add_get("/metrics", metrics)
+    return app
 
 
 def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
@@ -186,10 +221,17 @@ async def stop_worker(worker: Worker[Any], task: asyncio.Task[None]) -> None:
         log.warning("worker did not stop within 5 s")
 
 
-async def run_worker(rt: Runtime) -> None:
+async def run_worker(rt: Runtime, *, metrics_sock: socket.socket | None = None) -> None:
+    runner: web.AppRunner | None = None
+    if metrics_sock is not None:
+        runner = web.AppRunner(metrics_app(rt), access_log=None)
+        await runner.setup()
+        await web.SockSite(runner, metrics_sock).start()
     worker = build_worker(rt)
     task = asyncio.create_task(worker.start())
     try:
         await asyncio.shield(task)
     finally:
         await stop_worker(worker, task)
+        if runner is not None:
+            await runner.cleanup()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.engine import check_words
 from bot.errors import UserFacingError
 
 SUBCOMMANDS = {"status", "list", "cancel", "unfreeze", "help"}
@@ -27,6 +28,7 @@ class Command:
 
 
 def parse(text: str) -> Command:
+    check_words(text)
     words = text.strip().split()
     if not words or words[0].lower() == "help":
         return Command("help")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.command import HELP, Command
-from bot.engine import Engine, OpenRequest, policy_for
+from bot.engine import Engine, OpenRequest, check_reason, policy_for
 from bot.errors import UserFacingError
 from bot.ports import Store
 from bot.workflow.model import Incident
@@ -64,6 +64,7 @@ def check_start(engine: Engine, cmd: Command) -> None:
             "What broke? The runbook asks to confirm the issue first: add a reason, e.g. "
             f"`/rollback {cmd.app}{version} checkout returns 500`."
         )
+    check_reason(cmd.reason)
 
 
 class Dispatcher:

@@ -19,7 +19,8 @@ from typing import Protocol
 
 from bot.apps_file import AppConfig, AppsFile
 from bot.errors import StepError, UserFacingError
-from bot.metrics import INCIDENTS_OPENED, STEP_SECONDS, STEPS
+from bot.logs import INCIDENT
+from bot.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED, STEP_SECONDS, STEPS
 from bot.ports import Freeze, HostRunner, Notifier, Repos, StepQueue, Store
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.workflow.baseline import Baseline
@@ -56,7 +57,8 @@ from bot.workflow.steps import SPECS
 
 log = logging.getLogger(__name__)
 RunnerFactory = Callable[[AppConfig], HostRunner]
-_REASON_MAX = 500
+REASON_MAX = 1000  # characters: a reason is a sentence or two, not a log paste
+WORD_MAX = 100  # characters: no tag, app name or word of a reason is longer
 RUNNER_IDLE = 600.0  # seconds an incident's SSH connections may stay open unused
 
 
@@ -151,6 +153,7 @@ class Engine:
         self.check_version(req.version)
         if req.source == "auto":
             return app  # auto_rollback: the apps file allowed it (never for production)
+        check_reason(req.reason)
         if reason := policy_for(app).refuse(req.actor, Right.OPERATE):
             raise UserFacingError(reason)
         return app
@@ -162,6 +165,7 @@ class Engine:
         if req.version is not None:
             await self._check_version_exists(app, req.version)
         incident_id = new_incident_id()
+        INCIDENT.set(incident_id)
         token = await self._acquire(app.name, incident_id)
         try:
             incident = Incident(
@@ -169,7 +173,7 @@ class Engine:
                 app=app.name,
                 environment=app.environment,
                 requested_version=req.version,
-                reason=req.reason[:_REASON_MAX],
+                reason=req.reason,
                 requested_by=req.actor.user,
                 steps=new_steps(),
                 lock_token=token,
@@ -244,6 +248,7 @@ class Engine:
 
     async def apply(self, incident_id: str, event: Event, *, who: str = "rewind") -> Incident:
         """Load, transition, save (compare-and-set), then carry out the effects."""
+        INCIDENT.set(incident_id)
         for _ in range(50):
             current = await self.store.load(incident_id)
             if current is None:
@@ -254,6 +259,8 @@ class Engine:
             except Rejected as exc:
                 raise UserFacingError(str(exc)) from None
             if await self.store.save(incident):
+                if current.status.open and not incident.status.open:
+                    INCIDENTS_ENDED.labels(state=incident.status.value).inc()
                 await self.store.audit(incident.id, who, _describe(event), incident.status.value)
                 await self._effects(incident, effects)
                 await self.notifier.update_parent(incident)
@@ -368,6 +375,7 @@ class Engine:
         attempt: int,
         heartbeat: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        INCIDENT.set(incident_id)  # on every log line of this step's work
         incident = await self.store.load(incident_id)
         if incident is None or not incident.status.open:
             return
@@ -535,6 +543,32 @@ class Engine:
                 await self.queue.enqueue_step(incident.id, rec.id, attempt)
                 count += 1
         return count
+
+
+def check_reason(reason: str) -> None:
+    """A reason is required (the runbook's "confirm the issue"), and reads as a sentence."""
+    reason = reason.strip()
+    if not reason:
+        raise UserFacingError(
+            "What broke? The runbook asks to confirm the issue first: add a reason, e.g. "
+            "`checkout returns 500`. Nothing was started."
+        )
+    if len(reason) > REASON_MAX:
+        raise UserFacingError(
+            f"The reason is {len(reason):,} characters; keep it to {REASON_MAX:,} (a sentence "
+            "or two: what users see). Link to logs instead of pasting them. Nothing was started."
+        )
+    check_words(reason)
+
+
+def check_words(text: str) -> None:
+    """No word over WORD_MAX characters: it is a paste or a typo, never a tag or a reason."""
+    for word in text.split():
+        if len(word) > WORD_MAX:
+            raise UserFacingError(
+                f"`{word[:40]}…` is {len(word):,} characters long; no word of a command may be "
+                f"longer than {WORD_MAX}. Check what was pasted. Nothing was started."
+            )
 
 
 def _hosts(exc: StepError) -> dict[str, HostResult]:

@@ -26,6 +26,10 @@ class ConfigError(RewindError):
         super().__init__(f"{path}: {key}: {reason}")
 
 
+class StartupError(RewindError):
+    """The installation cannot work as set up: one line that names the setting to fix."""
+
+
 class StepError(RewindError):
     """A step failed in a way the user can act on (Retry / Abort)."""
 

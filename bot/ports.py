@@ -83,7 +83,9 @@ class Repos(Protocol):
     """The bot's clones of the apps' repositories (git)."""
 
     async def has_version(self, app: AppConfig, version: str) -> bool:
-        """`version` is a tag or a commit of `app`'s repository (origin fetched first)."""
+        """`version` is a tag or a commit of `app`'s repository (origin fetched first).
+
+        Raises `UserFacingError` when the repository cannot be reached, saying why."""
         ...
 
 

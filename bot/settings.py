@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import StartupError
+from bot.paths import absolute
 
 
 class Settings(BaseSettings):
@@ -24,6 +29,8 @@ class Settings(BaseSettings):
         default=Path("config/apps.yaml"), validation_alias=AliasChoices("REWIND_CONFIG")
     )
     port: int = Field(default=3000, alias="PORT")
+    metrics_port: int = Field(default=9300, alias="METRICS_PORT")
+    log_format: Literal["text", "json"] = Field(default="text", alias="LOG_FORMAT")
     api_token: SecretStr | None = Field(default=None, alias="REWIND_API_TOKEN")
     github_webhook_secret: SecretStr | None = Field(default=None, alias="GITHUB_WEBHOOK_SECRET")
     # Where `python -m bot deployed` sends the deploy when it runs away from the bot (CI).
@@ -40,7 +47,25 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("REWIND_WORKER_ID"),
     )
 
+    @field_validator("config_path", "workspace", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return absolute(value)
+
     def token(self) -> str:
         if self.slack_bot_token is None:
-            raise SystemExit("SLACK_BOT_TOKEN is not set: `serve` needs the bot token (xoxb-…).")
+            raise StartupError(
+                "SLACK_BOT_TOKEN is not set: the bot token (xoxb-…, on the Slack app's OAuth & "
+                "Permissions page) is needed to post in Slack."
+            )
         return self.slack_bot_token.get_secret_value()
+
+    def secret_values(self) -> list[str]:
+        """Every secret this process knows, to keep out of logs and /metrics."""
+        values = [
+            v.get_secret_value()
+            for name in type(self).model_fields
+            if isinstance(v := getattr(self, name), SecretStr)
+        ]
+        password = urlsplit(self.redis_url).password
+        return [v for v in [*values, password or ""] if v]

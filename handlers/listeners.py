@@ -67,6 +67,7 @@ class SlackFront:
     async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         if not await self._first_time("cmd", body.get("trigger_id") or _digest(body)):
             return  # a Slack retry of a command already handled
+        cmd: Command | None = None
         try:
             cmd = parse(body.get("text", ""))
             if cmd.kind == "help":

@@ -34,6 +34,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.apps_file import AppConfig, AppsFile
+from bot.metrics import SLACK_CALLS, SLACK_RATE_LIMITED
 from bot.workflow.model import Gate, GateKind, Incident, StepId, ThreadRef
 from bot.workflow.steps import SPECS
 from handlers import blocks as render
@@ -49,15 +50,77 @@ _TEXT_MAX = 3_900  # Slack shows longer `text` cut; beyond it a file is friendli
 _COMMENT_TAIL = 15
 
 
+class _CountedRateLimitRetry(AsyncRateLimitErrorRetryHandler):
+    async def _can_retry_async(self, **kwargs: Any) -> bool:
+        response = kwargs.get("response")
+        if response is not None and response.status_code == 429:
+            SLACK_RATE_LIMITED.labels(method=_method_of(kwargs.get("request"))).inc()
+        return await super()._can_retry_async(**kwargs)
+
+
+class _GatewayErrorRetry(AsyncServerErrorRetryHandler):
+    """500/503 as slack_sdk's, and the 502/504 a proxy in front of Slack answers."""
+
+    async def _can_retry_async(self, **kwargs: Any) -> bool:
+        response = kwargs.get("response")
+        return response is not None and response.status_code in (500, 502, 503, 504)
+
+
+class RewindWebClient(AsyncWebClient):
+    """The Web API client: every call counted, and an answer that is not Slack's JSON (an HTML
+    page from a proxy) turned into a `SlackApiError` with error `non_json_response`, never an
+    `AttributeError` from deep inside slack_sdk."""
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
+        SLACK_CALLS.labels(method=api_method).inc()
+        try:
+            response = await super().api_call(api_method, **kwargs)
+        except SlackApiError as exc:
+            if isinstance(exc.response, AsyncSlackResponse) and isinstance(
+                exc.response.data, dict | bytes
+            ):
+                raise
+            raise self._not_json(api_method, exc.response) from None
+        except AttributeError:  # slack_sdk reading a 200 text/plain answer as a dict
+            raise self._not_json(api_method, None) from None
+        if not isinstance(response.data, dict | bytes):
+            raise self._not_json(api_method, response)
+        return response
+
+    def _not_json(self, method: str, response: Any) -> SlackApiError:
+        status = int(getattr(response, "status_code", 0) or 0)
+        body = getattr(response, "data", "")
+        excerpt = " ".join(str(body).split())[:120]
+        plain = AsyncSlackResponse(
+            client=self,
+            http_verb="POST",
+            api_url=f"{self.base_url}{method}",
+            req_args={},
+            data={"ok": False, "error": "non_json_response"},
+            headers={},
+            status_code=status,
+        )
+        return SlackApiError(  # type: ignore[no-untyped-call]
+            f"Slack's Web API ({self.base_url}) answered {method} with HTTP {status} and a page "
+            f"that is not JSON (a proxy in between?): {excerpt!r}",
+            plain,
+        )
+
+
+def _method_of(request: Any) -> str:
+    url = str(getattr(request, "url", "") or "")
+    return url.rsplit("/", 1)[-1].split("?", 1)[0] or "?"
+
+
 def install_retry_handlers(client: AsyncWebClient) -> AsyncWebClient:
-    """Retry connection errors, 429 (after Retry-After) and 500/503 — once each kind is enough."""
+    """Retry connection errors, 429 (after Retry-After) and 5xx — once each kind is enough."""
     kinds = {type(h) for h in client.retry_handlers}
     if AsyncConnectionErrorRetryHandler not in kinds:
         client.retry_handlers.append(AsyncConnectionErrorRetryHandler(max_retry_count=2))
-    if AsyncRateLimitErrorRetryHandler not in kinds:
-        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
-    if AsyncServerErrorRetryHandler not in kinds:
-        client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))
+    if not any(issubclass(k, AsyncRateLimitErrorRetryHandler) for k in kinds):
+        client.retry_handlers.append(_CountedRateLimitRetry(max_retry_count=3))
+    if not any(issubclass(k, AsyncServerErrorRetryHandler) for k in kinds):
+        client.retry_handlers.append(_GatewayErrorRetry(max_retry_count=2))
     return client
 
 
@@ -66,7 +129,7 @@ def make_client(token: str, base_url: str | None = None, *, timeout: int = 30) -
     url = base_url or DEFAULT_API_URL
     if not url.endswith("/"):
         url += "/"
-    return install_retry_handlers(AsyncWebClient(token=token, base_url=url, timeout=timeout))
+    return install_retry_handlers(RewindWebClient(token=token, base_url=url, timeout=timeout))
 
 
 def _error(exc: SlackApiError) -> str:

@@ -9,6 +9,7 @@ come from origin's tags and branches, or from a commit id.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import threading
@@ -24,6 +25,7 @@ from git.repo import Repo
 
 from bot.apps_file import AppConfig
 from bot.errors import StepError, UserFacingError
+from bot.paths import absolute
 from bot.workflow.model import VERSION_RE
 
 Method = Literal["revert", "tag"]
@@ -88,6 +90,26 @@ _REFUSED = (
 def redact(text: str) -> str:
     """Hide a password or token written into a repository URL."""
     return _CREDENTIALS.sub(lambda m: "://***@" if m.group().startswith("://") else "***@", text)
+
+
+def clone_dir(workspace: Path, kind: str, app: str, url: str) -> Path:
+    """Where the bot keeps its `kind` clone of `app` from `url`: one per app and URL, so a repo
+    that moves to another host is simply cloned afresh."""
+    digest = hashlib.sha256(url.encode()).hexdigest()[:12]
+    return workspace / kind / f"{app}-{digest}"
+
+
+def git_said(output: str, limit: int = 400) -> str:
+    """git's own words (redacted), the lines that say what went wrong, for a person to read."""
+    lines = [line.strip() for line in redact(output).splitlines() if line.strip()]
+    telling = [
+        line
+        for line in lines
+        if line.lower().startswith(("fatal:", "error:", "remote:", "ssh:", "!", "hint:"))
+        and not line.lower().startswith("hint:")
+    ]
+    text = " ".join(telling or lines[-3:])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def hotfix_branch(app: str, target: str, incident: str) -> str:
@@ -159,7 +181,8 @@ class AppRepo:
 
     def __init__(self, url: str, path: Path) -> None:
         self.url = url
-        self.path = Path(path)
+        # Absolute: the clone is made from another working directory than the bot's.
+        self.path = absolute(path)
         with _LOCKS_GUARD:
             self._lock = _LOCKS.setdefault(self.path.resolve(), threading.Lock())
         self._repo: Repo | None = None
@@ -512,6 +535,13 @@ class GitRepos:
         self.workspace = workspace
 
     async def has_version(self, app: AppConfig, version: str) -> bool:
-        repo = AppRepo(app.repo, self.workspace / "repos-check" / app.name)
-        await repo.sync()
+        repo = AppRepo(app.repo, clone_dir(self.workspace, "repos-check", app.name, app.repo))
+        try:
+            await repo.sync()
+        except StepError as exc:
+            raise UserFacingError(
+                f"Cannot check `{version}`: {exc.what}. git said: “{git_said(exc.detail)}”. "
+                + exc.hint.replace("then Retry", "then run the command again")
+                + " Nothing was started."
+            ) from None
         return await repo.resolve(version) is not None

@@ -14,6 +14,7 @@ import asyncssh
 
 from bot.apps_file import AppConfig, HostConfig
 from bot.errors import HostError
+from bot.metrics import SSH_FAILURES, SSH_SECONDS
 from bot.ports import CommandResult, LineSink
 from runners.stream import collect
 
@@ -101,6 +102,21 @@ class SshRunner:
         *,
         timeout: float | None = None,
         on_line: LineSink | None = None,
+    ) -> CommandResult:
+        try:
+            result = await self._run(host, command, timeout=timeout, on_line=on_line)
+        except HostError:
+            SSH_FAILURES.labels(app=self.app.name, host=host, kind="connection").inc()
+            raise
+        SSH_SECONDS.labels(app=self.app.name, host=host).observe(result.duration)
+        if result.exit_status is None:
+            SSH_FAILURES.labels(app=self.app.name, host=host, kind="timeout").inc()
+        elif result.exit_status != 0:
+            SSH_FAILURES.labels(app=self.app.name, host=host, kind="exit").inc()
+        return result
+
+    async def _run(
+        self, host: str, command: str, *, timeout: float | None, on_line: LineSink | None
     ) -> CommandResult:
         cfg = self.app.host(host)
         conn = await self._connect(cfg)

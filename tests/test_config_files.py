@@ -99,7 +99,7 @@ def test_example_apps_file_loads_with_every_documented_key() -> None:
     assert billing.deploy.strategy == "docker-compose"
     assert billing.database is None
     assert billing.monitor.duration == 900.0  # defaults
-    assert apps.incidents.dir == "incidents/"
+    assert apps.incidents.dir == str(Path.cwd() / "incidents")  # made absolute at load
 
 
 def test_example_health_urls_expand_per_host() -> None:

@@ -10,13 +10,13 @@ from typing import Any
 
 from bot.errors import StepError
 from bot.steps.context import Outcome, StepContext
-from runners.git import AppRepo, CommitInfo, Method, hotfix_branch, redact
+from runners.git import AppRepo, CommitInfo, Method, clone_dir, hotfix_branch, redact
 
 MAX_COMMITS = 50  # a thread is no place for a whole release history
 
 
 def app_repo(ctx: StepContext) -> AppRepo:
-    return AppRepo(ctx.app.repo, ctx.workspace / "repos" / ctx.app.name)
+    return AppRepo(ctx.app.repo, clone_dir(ctx.workspace, "repos", ctx.app.name, ctx.app.repo))
 
 
 def oneline(commits: list[CommitInfo], limit: int = MAX_COMMITS) -> str:
