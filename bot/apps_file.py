@@ -283,10 +283,22 @@ class IncidentsConfig(_Model):
 class AppsFile(_Model):
     apps: dict[str, AppConfig]
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
+    # name -> Slack user (or user-group) id: names typed at the terminal, shown on it.
+    people: dict[str, str] = Field(default_factory=dict)
     path: str = ""
 
     def app(self, name: str) -> AppConfig | None:
         return self.apps.get(name)
+
+    def person(self, typed: str) -> str | None:
+        """A name from `people` or an id as typed (`@alice`, `alice`, `U0ALICE`) -> the id."""
+        bare = typed.strip().removeprefix("@")
+        if bare in self.people:
+            return self.people[bare]
+        lowered = {k.lower(): v for k, v in self.people.items()}
+        if bare.lower() in lowered:
+            return lowered[bare.lower()]
+        return bare if re.fullmatch(r"[UWS][A-Z0-9]{2,}", bare) else None
 
 
 def _key(loc: tuple[int | str, ...]) -> str:

@@ -175,7 +175,10 @@ def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
         if worker is not None:
             worker.SIGNALS = []  # aiohttp owns SIGTERM here, and stops the worker on cleanup
         task = asyncio.create_task(worker.start()) if worker else None
+        held = asyncio.create_task(deliver_held(rt)) if worker is None else None
         yield
+        if held is not None and not held.done():
+            held.cancel()
         if worker is not None and task is not None:
             await stop_worker(worker, task)
         await rt.aclose()
@@ -184,10 +187,21 @@ def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
     return app
 
 
+async def deliver_held(rt: Runtime) -> None:
+    """Stakeholder notices the terminal front kept while Slack was down, posted now."""
+    from bot.held_notices import deliver
+
+    try:
+        await deliver(rt.store.r, rt.store, rt.client)
+    except Exception:
+        log.exception("held stakeholder notices: not delivered this time")
+
+
 def build_worker(rt: Runtime) -> Worker[Any]:
     s = rt.settings
 
     async def startup() -> None:
+        await deliver_held(rt)
         count = await rt.engine.reconcile()
         if count:
             log.info("re-enqueued %d running incident(s) after start", count)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from bot.engine import check_words
 from bot.errors import UserFacingError
 
-SUBCOMMANDS = {"status", "list", "cancel", "unfreeze", "help"}
+SUBCOMMANDS = {"status", "list", "cancel", "unfreeze", "help", "release"}
 # A second word is taken as the version when it looks like one; otherwise it starts the reason.
 # v1, v1.4.2, 1.4, a commit sha, release/1.4 — or anything with shell characters, so that it
 # is refused as a version instead of slipping into the reason. "500s on checkout" is a reason.
@@ -33,6 +33,10 @@ def parse(text: str) -> Command:
     if not words or words[0].lower() == "help":
         return Command("help")
     head = words[0].lower()
+    if head == "release":
+        if len(words) != 3:
+            raise UserFacingError("Usage: `/rollback release APP VERSION`")
+        return Command(head, app=words[1], version=words[2], target=words[1])
     if head in SUBCOMMANDS:
         arg = words[1] if len(words) > 1 else ""
         if head in {"cancel", "unfreeze"} and not arg:
@@ -59,6 +63,7 @@ from the runbook, in one thread.
 • `/rollback list` — open and recent incidents
 • `/rollback cancel INCIDENT` — stop an incident (says what was and was not rolled back)
 • `/rollback unfreeze APP` — lift the deploy freeze after a rollback (approvers)
+• `/rollback release APP VERSION` — let a version rolled back from be deployed again (approvers)
 • `/rollback help` — this text
 Buttons in the thread: *Roll back* / *Fix forward*, *Approve*, *Retry*, *Abort*. In production, \
 someone other than the requester must approve."""

@@ -18,18 +18,23 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.apps_file import parse_apps
+from bot.console import Console
 from bot.engine import OpenRequest
+from bot.people import People
 from bot.sample.build import build_sample_origin
 from bot.sample.hosts import provision_host_checkout, start_app, stop_app
 from bot.store_memory import MemoryStore
 from bot.terminal.front import (
+    Chooser,
+    Driver,
+    Prompter,
+    Reply,
     auto_chooser,
     build_terminal_engine,
-    drive,
-    prompt_chooser,
     terminal_actor,
 )
-from bot.workflow.model import Incident
+from bot.workflow.model import Gate, Incident
+from bot.workflow.policy import Actor
 
 
 def _free_port() -> int:
@@ -132,19 +137,46 @@ async def _run(
     from bot.terminal.notifier import TerminalNotifier
 
     config = {"myapp": demo_config(root, hosts, origin)}
-    apps = parse_apps({"apps": config, "incidents": {"dir": str(root / "incidents")}}, "demo")
+    people = {"carol": "U0CAROL", "alice": "U0ALICE", "oncall": "S0ONCALL"}
+    apps = parse_apps(
+        {"apps": config, "incidents": {"dir": str(root / "incidents")}, "people": people}, "demo"
+    )
     store = MemoryStore()
-    notifier = TerminalNotifier(out=out, apps=apps, files_dir=root / "files")
+    notifier = TerminalNotifier(out=out, apps=apps, files_dir=root / "files", stand_in=True)
     engine, queue = build_terminal_engine(apps, store, notifier, root / "workspace")
     reason = "checkout returns 500 after the v1.5.0 deploy"
-    request = OpenRequest("myapp", "v1.4.2", reason, terminal_actor(apps, "U0CAROL"))
-    chooser = auto_chooser(apps) if yes else prompt_chooser(out=out)
-    incident = await drive(engine, queue, store, apps, request, chooser, out)
+    carol = terminal_actor(apps, "U0CAROL")
+    request = OpenRequest("myapp", "v1.4.2", reason, carol)
+    console = Console(out=out)
+    console.install()
+    try:
+        if yes:
+            # The demo stands in for alice too: her approvals are the four-eyes of production.
+            alice = terminal_actor(apps, "U0ALICE")
+            chooser: Chooser = _as_approver(auto_chooser(apps, carol), alice)
+        else:
+            chooser = Prompter(console, apps, carol, People.from_apps_file(people))
+        driver = Driver(engine, queue, store, chooser, out, console)
+        incident = await driver.open(request)
+    finally:
+        console.uninstall()
     await notifier.flush(incident)
     return incident
 
 
-def run_demo(*, yes: bool, out: TextIO = sys.stdout, root: Path | None = None) -> int:
+def _as_approver(choose: Chooser, approver: Actor) -> Chooser:
+    async def wrapped(incident: Incident, gate: Gate) -> Reply:
+        reply = await choose(incident, gate)
+        if reply.choice in {"approve", "restore"}:
+            return Reply(reply.choice, reply.option, approver)
+        return reply
+
+    return wrapped
+
+
+def run_demo(
+    *, yes: bool, keep: bool = False, out: TextIO = sys.stdout, root: Path | None = None
+) -> int:
     root = root or Path(tempfile.mkdtemp(prefix="rewind-demo-"))
     hosts, origin = _prepare(root, out)
     try:

@@ -51,7 +51,15 @@ class NoIncidents:
     app: str
 
 
-Reply = Opened | Listing | StatusOf | Cancelled | Unfrozen | NoIncidents
+@dataclass(frozen=True)
+class Released:
+    app: str
+    version: str
+    by: str  # user id
+    incident_id: str  # the incident that quarantined it; "" when it was not quarantined
+
+
+Reply = Opened | Listing | StatusOf | Cancelled | Unfrozen | NoIncidents | Released
 
 
 def check_start(engine: Engine, cmd: Command) -> None:
@@ -99,7 +107,22 @@ class Dispatcher:
                     raise UserFacingError(reason)
                 freeze = await self.store.unfreeze(app.name)
                 return Unfrozen(app.name, actor.user, was_frozen=freeze is not None)
+            case "release":
+                return await self.release(cmd, actor)
         raise UserFacingError(HELP)
+
+    async def release(self, cmd: Command, actor: Actor) -> Reply:
+        app = self.engine.app(cmd.app)
+        self.engine.check_version(cmd.version)
+        if reason := policy_for(app).refuse(actor, Right.APPROVE):
+            raise UserFacingError(reason)
+        if self.engine.watch is None or cmd.version is None:
+            raise UserFacingError("Quarantine is not available here.")
+        held = await self.engine.watch.release(app.name, cmd.version, actor.user)
+        if held is None:
+            return Released(app.name, cmd.version, actor.user, "")
+        await self.store.audit(held.incident, actor.user, f"released {cmd.version}", "quarantine")
+        return Released(app.name, cmd.version, actor.user, held.incident)
 
     async def status(self, target: str) -> Reply:
         if not target:

@@ -79,6 +79,8 @@ class WatchHooks(Protocol):
 
     async def quarantine(self, q: Quarantine) -> None: ...
 
+    async def release(self, app: str, version: str, by: str) -> Quarantine | None: ...
+
 
 def policy_for(app: AppConfig) -> Policy:
     return Policy(
@@ -121,6 +123,8 @@ class Engine:
         self._runners: dict[str, tuple[HostRunner, float]] = {}
         self._bodies = bodies
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:6]}"
+        # The terminal front's Ctrl-C: asked at a fence, after the running command, never within.
+        self.pause_point: Callable[[Incident, StepId], Awaitable[None]] | None = None
 
     @property
     def bodies(self) -> dict[StepId, StepBody]:
@@ -513,6 +517,8 @@ class Engine:
 
     async def _fence(self, incident: Incident, step: StepId, run_id: str) -> None:
         """Before every side effect: this incident still holds the app, this run the step."""
+        if self.pause_point is not None:
+            await self.pause_point(incident, step)
         if not await self.store.holds_lock(incident.app, incident.id, incident.lock_token):
             raise StepError(
                 f"incident {incident.id} no longer holds the lock on {incident.app}",

@@ -66,6 +66,11 @@ class Notifier(Protocol):
         """Tell the `notify` channels; returns the channels really told."""
         ...
 
+    async def held_notices(self, incident: Incident) -> list[str]:
+        """Channels whose notice could not be posted yet (Slack unreachable) and is kept, to
+        be posted by the next process that reaches Slack."""
+        ...
+
     async def upload(
         self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
     ) -> None: ...

@@ -21,6 +21,7 @@ from bot.dispatch import (
     Listing,
     NoIncidents,
     Opened,
+    Released,
     Reply,
     StatusOf,
     Unfrozen,
@@ -160,6 +161,13 @@ def reply_text(reply: Reply) -> str:
             return f":sunny: `{app}` unfrozen by <@{by}>; deploys may go ahead."
         case NoIncidents(app=app):
             return f"`{app}` has no incidents."
+        case Released(app=app, version=version, by=by, incident_id=incident_id):
+            if not incident_id:
+                return f"`{app}` `{version}` is not quarantined."
+            return (
+                f":unlock: `{app}` `{version}` released by <@{by}>: "
+                f"it may be deployed again (it was rolled back by incident `{incident_id}`)."
+            )
 
 
 def _digest(body: dict[str, Any]) -> str:

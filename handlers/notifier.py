@@ -293,6 +293,9 @@ class SlackNotifier:
             await self._slot(channel)
             await self._post_text(channel, answer, thread_ts)
 
+    async def held_notices(self, incident: Incident) -> list[str]:
+        return []  # a refused notice is reported by `stakeholders`, never held silently
+
     async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
         state = self._state(incident)
         app = self.apps.app(incident.app)

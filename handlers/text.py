@@ -262,7 +262,17 @@ def checklist_lines(incident: Incident) -> list[str]:
     for rec in incident.steps:
         lines.append(step_line(rec))
         lines.extend(host_lines(rec))
+        if rec.status is StepStatus.RUNNING:
+            lines.extend(waiting_lines(incident))
     return lines
+
+
+def waiting_lines(incident: Incident) -> list[str]:
+    """What a running step waits for, and for how long so far (never silent for long)."""
+    waits = incident.facts.get("waiting")
+    if not isinstance(waits, Mapping):
+        return []
+    return [truncate(f"      ⏳ {text}", 300) for text in list(waits.values())[:5]]
 
 
 def criterion_mark(ok: bool | None) -> str:

@@ -151,7 +151,7 @@ class SlackProposer:
         self.client = client
 
     async def propose(self, app: AppConfig, proposal: Proposal) -> ThreadRef:
-        text = headline(proposal).replace("*", "")
+        text = headline(proposal)
         resp = await self.client.chat_postMessage(
             channel=app.incident_channel, text=text, blocks=proposal_blocks(proposal)
         )
@@ -170,7 +170,7 @@ class SlackProposer:
             await self.client.chat_update(
                 channel=ref.channel,
                 ts=ref.ts,
-                text=headline(proposal).replace("*", ""),
+                text=headline(proposal),
                 blocks=proposal_blocks(proposal, ref),
             )
         except (SlackApiError, SlackClientError) as exc:

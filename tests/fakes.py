@@ -51,6 +51,9 @@ class RecordingNotifier:
     async def ask(self, incident: Incident, gate: Gate) -> None:
         self.asked.append(gate)
 
+    async def held_notices(self, incident: Incident) -> list[str]:
+        return []
+
     async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
         self.told.append((incident.id, phase))
         return []

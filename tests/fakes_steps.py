@@ -44,6 +44,9 @@ class RecordingNotifier:
     async def ask(self, incident: Incident, gate: Gate) -> None:
         return None
 
+    async def held_notices(self, incident: Incident) -> list[str]:
+        return []
+
     async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
         self.notices.append(phase)
         return []

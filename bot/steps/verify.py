@@ -15,10 +15,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from bot.apps_file import HostConfig
 from bot.errors import StepError, UserFacingError
 from bot.steps.context import Outcome, StepContext
+from bot.workflow.baseline import compare
 from bot.workflow.model import Criterion, HostResult
 from runners import health, templates
 
@@ -167,11 +169,36 @@ async def _health(ctx: StepContext, found: _Findings) -> None:
         found.health_error = "no health checks configured (health:)"
         return
     cfg = ctx.app.verify
-    found.health = await health.wait_healthy(
-        todo, within=cfg.health_timeout, every=cfg.health_interval
-    )
+
+    async def retrying(failing: list[health.Probe], elapsed: float) -> None:
+        # Whole multiples of 5 s: the line changes (and is redrawn) at most every 5 s.
+        so_far = f"{int(elapsed // 5 * 5)} s of {cfg.health_timeout:.0f} s"
+        said = "; ".join(_waiting_on(p) for p in failing[:3])
+        more = f" (+{len(failing) - 3} more)" if len(failing) > 3 else ""
+        await ctx.waiting("health", f"{said}{more} — retrying, {so_far}")
+
+    try:
+        found.health = await health.wait_healthy(
+            todo, within=cfg.health_timeout, every=cfg.health_interval, on_retry=retrying
+        )
+    finally:
+        await ctx.waiting("health", None)
     lines = [f"{'✅' if p.ok else '❌'} {_label(p)}: {p.describe()}" for p in found.health]
+    ok = [p.latency_ms for p in found.health if p.ok]
+    p95 = health.percentile(ok, 95)
+    availability = round(100 * len(ok) / len(found.health), 2) if found.health else None
+    if vs := compare(ctx.incident.baseline, p95, availability):
+        ctx.facts["verify_vs_baseline"] = vs
+        lines.append(f"Compared with before the bad deploy: {vs}")
     await ctx.say("*Health checks*\n" + "\n".join(lines))
+
+
+def _waiting_on(p: health.Probe) -> str:
+    """`web2: /healthz answers 500`: the host, the path, and what it said."""
+    parts = urlsplit(p.url)
+    path = parts.path or "/"
+    got = f"answers {p.status}" if p.status is not None else "does not answer"
+    return f"{p.host}: {path} {got}" if p.host else f"{parts.netloc}{path} {got}"
 
 
 def _label(p: health.Probe) -> str:

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import re
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from bot.apps_file import AppsFile
+from bot.people import People
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 from handlers import text as t
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.ports import Store
+    from bot.settings import Settings
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -28,9 +37,20 @@ class TerminalNotifier:
         apps: AppsFile | None = None,
         files_dir: Path | None = None,
         width: int = 88,
+        people: People | None = None,
+        slack: AsyncWebClient | None = None,
+        hold_in: Redis | None = None,
+        stand_in: bool = False,
     ) -> None:
         self.stream = out if out is not None else sys.stdout
         self.apps = apps
+        self.people = people or People.from_apps_file(apps.people if apps else {})
+        # Stakeholder notices: posted with `slack` when it answers, else kept in `hold_in`
+        # (Redis); `stand_in` (the demo) prints them as Slack would show them.
+        self.slack = slack
+        self.hold_in = hold_in
+        self.stand_in = stand_in
+        self._held: dict[str, list[str]] = {}
         self.files_dir = files_dir
         self.width = width
         self.saved: list[Path] = []
@@ -43,8 +63,12 @@ class TerminalNotifier:
         self.stream.write(text + "\n")
         self.stream.flush()
 
+    def plain(self, text: str) -> str:
+        """mrkdwn -> terminal words: links, bold, people, channels and emoji."""
+        return self.people.plain(t.to_terminal(text)).replace("`", "")
+
     def _reply(self, text: str) -> None:
-        lines = t.to_terminal(text).splitlines() or [""]
+        lines = self.plain(text).splitlines() or [""]
         self._print(f"  ↳ {lines[0]}")
         for line in lines[1:]:
             self._print(f"    {line}")
@@ -63,7 +87,7 @@ class TerminalNotifier:
         if outcome := t.outcome_line(incident):
             lines += ["", outcome]
         rule = "─" * self.width
-        body = [f"│ {t.to_terminal(line).replace('`', '')}" for line in lines]
+        body = [f"│ {self.plain(line)}" for line in lines]
         return "\n".join([f"┌{rule}", *body, f"└{rule}"])
 
     # ---- the Notifier port ---------------------------------------------------------------
@@ -97,27 +121,70 @@ class TerminalNotifier:
         self._gates[gate.token] = gate
         self._reply(view.question)
         for line in view.facts:
-            self._print(f"    {t.to_terminal(line)}")
+            self._print(f"    {self.plain(line)}")
         if view.warning:
-            self._print(f"    {t.to_terminal(view.warning)}")
+            self._print(f"    {self.plain(view.warning)}")
         for label, code, keep in view.code:
-            self._print(f"    {t.to_terminal(label)}")
+            self._print(f"    {self.plain(label)}")
             body = t.truncate(code, 3_000) if keep == "head" else t.truncate_tail(code, 3_000)
             for line in body.splitlines():
                 self._print(f"      {line}")
-        self._print("    " + " ".join(f"[{b.label}]" for b in view.buttons))
+        self._print("    " + "  ".join(f"{i}) {b.label}" for i, b in enumerate(view.buttons, 1)))
 
     async def resolve_gate(self, incident: Incident, token: str, text: str) -> None:
         self._gates.pop(token, None)
         self._reply(t.answer_text(text, incident.updated_at))
 
+    async def held_notices(self, incident: Incident) -> list[str]:
+        return list(self._held.get(incident.id, []))
+
     async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
         app = self.apps.app(incident.app) if self.apps else None
-        channels = list(app.notify) if app else []
-        body = t.to_terminal(t.notice_text(incident, phase, app.mention if app else ()))
+        if app is None or not app.notify:
+            return []
+        text = t.notice_text(incident, phase, app.mention)
+        if self.stand_in:
+            for channel in app.notify:
+                self._print(f"#{channel}: {self.plain(text)}")
+            return list(app.notify)
+        told: list[str] = []
+        for channel in app.notify:
+            if await self._post(channel, text):
+                told.append(channel)
+                self._print(f"📣 Told #{channel}: {self.plain(text)}")
+        missing = [c for c in app.notify if c not in told]
+        if missing:
+            await self._hold(incident, missing, text)
+        return told
+
+    async def _post(self, channel: str, text: str) -> bool:
+        if self.slack is None:
+            return False
+        try:
+            await self.slack.chat_postMessage(channel=channel, text=text)
+        except Exception as exc:
+            self._print(f"⚠ Slack refused the notice to #{channel}: {exc}")
+            return False
+        return True
+
+    async def _hold(self, incident: Incident, channels: list[str], text: str) -> None:
+        where = ", ".join(f"#{c}" for c in channels)
+        if self.hold_in is None:
+            self._print(
+                f"⚠ Slack unreachable and Redis too: {where} NOT told, and the notice cannot be "
+                f"kept. Tell them yourself: {self.plain(text)}"
+            )
+            return
+        from bot.held_notices import HeldNotice, hold
+
+        at = datetime.now(UTC).isoformat()
         for channel in channels:
-            self._print(f"#{channel}: {body}")
-        return channels
+            await hold(self.hold_in, HeldNotice(incident.id, channel, text, at))
+        self._held.setdefault(incident.id, []).extend(channels)
+        self._print(
+            f"⚠ Slack unreachable: {where} NOT told yet. The notice is kept in Redis; the next "
+            "`serve` or `worker` that reaches Slack posts it, with what happened since."
+        )
 
     async def upload(
         self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
@@ -136,4 +203,40 @@ class TerminalNotifier:
         self._reply(f"🚨 {text}")
         app = self.apps.app(incident.app) if self.apps else None
         for channel in app.notify if app else []:
-            self._print(f"#{channel}: 🚨 {incident.app} (incident {incident.id}): {text}")
+            body = f"🚨 {incident.app} (incident {incident.id}): {text}"
+            if self.stand_in:
+                self._print(f"#{channel}: {self.plain(body)}")
+            elif not await self._post(channel, body):
+                self._print(f"⚠ Not sent to #{channel}: Slack unreachable.")
+
+
+async def connect_terminal_notifier(
+    settings: Settings, apps: AppsFile, store: Store, out: TextIO
+) -> tuple[TerminalNotifier, People]:
+    """The terminal's notifier: Slack for notices and names when it answers, else Redis."""
+    import asyncio
+
+    from bot.store_redis import RedisStore
+
+    people = People.from_apps_file(apps.people)
+    client = None
+    if settings.slack_bot_token is not None:
+        from handlers.notifier import make_client
+
+        candidate = make_client(settings.token(), settings.slack_api_url, timeout=5)
+        candidate.retry_handlers.clear()  # one quick try: Slack is probably why we are here
+        try:
+            await asyncio.wait_for(candidate.auth_test(), 8)
+            client = candidate
+        except Exception:
+            client = None
+    if client is None:
+        print("⚠ Slack does not answer: stakeholder notices will be kept, names from the apps "
+              "file.", file=out)  # fmt: skip
+    else:
+        ids = {i for a in apps.apps.values() for i in (*a.operators, *a.approvers)}
+        await people.learn(client, ids)
+    redis = store.r if isinstance(store, RedisStore) else None
+    notifier = TerminalNotifier(out=out, apps=apps, files_dir=settings.workspace / "files",
+                                people=people, slack=client, hold_in=redis)  # fmt: skip
+    return notifier, people

@@ -108,9 +108,10 @@ def evidence(watch: Watch) -> list[str]:
     out = []
     for (path, what), hosts in groups.items():
         out.append(f"{path} {what} on {_and(sorted(set(hosts)))}" if hosts else f"{path} {what}")
-    for host, n in sorted(watch.ticks[-1].errors.items()):
-        if n:
-            out.append(f"{n} error line(s) in the logs of {host}")
+    if not out:  # the probes pass: the logs are the evidence
+        for host, n in sorted(watch.ticks[-1].errors.items()):
+            if n:
+                out.append(f"{n} error line(s) in the logs of {host}")
     return out
 
 

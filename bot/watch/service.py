@@ -390,5 +390,11 @@ class WatchService:
     async def quarantine(self, q: Quarantine) -> None:
         await self.store.quarantine(q)
 
+    async def release(self, app: str, version: str, by: str) -> Quarantine | None:
+        held = await self.store.release(app, version)
+        if held is not None:
+            log.info("%s %s released from quarantine by %s", app, version, by)
+        return held
+
 
 Lookup = Callable[[str], Awaitable[Baseline | None]]
