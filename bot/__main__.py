@@ -73,14 +73,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         )
     rt = build_runtime(settings, apps)
     who = asyncio.run(check_bot_token(rt.client))
-    mode = "Socket Mode" if socket_mode else f"HTTP on port {settings.port}"
-    log.info("rewind serve (%s) as %s: %s", mode, who, paths_line(settings, apps))
     if socket_mode:
         token = settings.slack_app_token
         assert token is not None
         asyncio.run(check_app_token(rt.client, token.get_secret_value()))
+    sock = None if socket_mode else bind(settings.port, "PORT")
+    mode = "Socket Mode" if socket_mode else f"HTTP on port {settings.port}"
+    log.info("rewind serve (%s) as %s: %s", mode, who, paths_line(settings, apps))
+    if sock is None:
         return asyncio.run(_socket_mode(rt, with_worker=args.with_worker))
-    sock = bind(settings.port, "PORT")
     web.run_app(web_app(rt, with_worker=args.with_worker), sock=sock, print=None)
     return 0
 

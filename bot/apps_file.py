@@ -272,7 +272,7 @@ class AppConfig(_Model):
 
 
 class IncidentsConfig(_Model):
-    dir: str = "incidents/"
+    dir: str = Field(default="incidents/", validate_default=True)
 
     @field_validator("dir", mode="after")
     @classmethod
