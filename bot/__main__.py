@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from bot.apps_file import AppsFile
 from bot.logs import setup as setup_logging
+from bot.redaction import install_log_redaction
 from bot.settings import Settings
 from bot.startup import StartupError, settings_from_env
 
@@ -130,7 +131,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.terminal.front import RollbackArgs, run_rollback
+    from bot.terminal.front import RollbackArgs, run_plan, run_rollback
 
     rb = RollbackArgs(
         app=args.app,
@@ -141,6 +142,8 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
         break_glass=args.break_glass,
         as_user=args.as_user,
     )
+    if args.plan:
+        return asyncio.run(run_plan(settings, _load(settings), rb))
     return asyncio.run(run_rollback(settings, _load(settings), rb))
 
 
@@ -237,6 +240,9 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="major outage: the report gets a postmortem template: --major",
     )
+    rb.add_argument("--plan", action="store_true",
+                    help="print the plan only (every command, the SQL), changing nothing: "
+                    "--plan")  # fmt: skip
     rb.set_defaults(fn=_rollback)
     res = _sub(sub, "resume", "answer a paused incident's question from this terminal",
                "rewind resume 3fa2c1")  # fmt: skip
@@ -294,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from_env()
         setup_logging(settings.log_format, secrets=settings.secret_values())
+        install_log_redaction()
         if args.cmd not in {"serve", "worker"}:
             logging.getLogger().setLevel(logging.WARNING)  # the terminal speaks for itself
         result: int = args.fn(args, settings)

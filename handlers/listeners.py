@@ -10,7 +10,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
@@ -27,10 +27,14 @@ from bot.dispatch import (
     Unfrozen,
     check_start,
 )
-from bot.engine import Engine
+from bot.engine import Engine, OpenRequest
 from bot.errors import UserFacingError
+from bot.plan import render
+from bot.plan.build import PLAN_TTL, Planner
+from bot.plan.model import Plan
 from bot.ports import Store
 from bot.workflow.machine import Answer
+from bot.workflow.policy import Actor
 from handlers import blocks
 from handlers.groups import GroupResolver
 from handlers.ids import CHOICE, Action, ButtonValue
@@ -38,14 +42,28 @@ from handlers.ids import CHOICE, Action, ButtonValue
 log = logging.getLogger(__name__)
 
 
+class PlanPoster(Protocol):
+    async def post_plan(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], filename: str, content: str
+    ) -> str | None: ...
+
+
 class SlackFront:
     """What the Slack listeners need: the engine, the store, and group membership."""
 
-    def __init__(self, engine: Engine, store: Store, groups: GroupResolver) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        groups: GroupResolver,
+        poster: PlanPoster | None = None,
+    ) -> None:
         self.engine = engine
         self.store = store
         self.groups = groups
         self.dispatcher = Dispatcher(engine, store)
+        self.planner = Planner(engine)
+        self.poster = poster
 
     # ---- /rollback ----------------------------------------------------------------------
 
@@ -61,12 +79,20 @@ class SlackFront:
                 check_start(self.engine, cmd)
                 await ack(text=f"Checking `{cmd.app}` {cmd.version or '(previous version)'}…")
                 return
+            if cmd.kind == "plan":
+                self.engine.app(cmd.app)
+                self.engine.check_version(cmd.version)
+                await ack(
+                    text=f"Planning the rollback of `{cmd.app}` (read-only: nothing changes)…"
+                )
+                return
             await ack()
         except UserFacingError as exc:
             await ack(text=f":warning: {exc}")
 
     async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
-        if not await self._first_time("cmd", body.get("trigger_id") or _digest(body)):
+        key = _hash(str(body.get("trigger_id") or _digest(body)))
+        if not await self._first_time("cmd", key):
             return  # a Slack retry of a command already handled
         cmd: Command | None = None
         try:
@@ -103,7 +129,54 @@ class SlackFront:
 
     async def _dispatch(self, cmd: Command, user: str) -> str:
         actor = await self.groups.actor(user)
+        if cmd.kind == "plan":
+            return await self._plan(cmd, actor)
         return reply_text(await self.dispatcher.run(cmd, actor))
+
+    async def _plan(self, cmd: Command, actor: Actor) -> str:
+        plan = await self.planner.plan(cmd.app, cmd.version, actor, reason=cmd.reason)
+        app = self.engine.app(plan.app)
+        channel = app.incident_channel
+        if self.poster is None:
+            raise UserFacingError("Plans cannot be posted from this process.")
+        text, plan_blocks = blocks.plan(plan.id, plan.app, render.summary(plan))
+        link = await self.poster.post_plan(
+            channel, text, plan_blocks, render.filename(plan), render.markdown(plan)
+        )
+        if link is None:
+            raise UserFacingError(
+                f"I could not post in <#{channel}>, the incident channel of `{app.name}`: invite "
+                "me there (`/invite @Rewind`), then try again. Nothing was changed."
+            )
+        where = f"<{link}|in <#{channel}>>" if link else f"in <#{channel}>"
+        return (
+            f":clipboard: Plan `{plan.id}` for `{plan.app}` → `{plan.target}` is posted {where}, "
+            "with a *Run this plan* button. Nothing was changed to make it."
+        )
+
+    async def _run_plan(self, plan_id: str, user: str) -> str:
+        raw = await self.store.load_plan(plan_id)
+        if raw is None:
+            raise UserFacingError(
+                f"Plan `{plan_id}` is no longer kept (plans last {PLAN_TTL // 3600} hours): make "
+                "a new one with `/rollback plan APP`."
+            )
+        plan = Plan.model_validate_json(raw)
+        actor = await self.groups.actor(user)
+        request = OpenRequest(
+            plan.app,
+            plan.target,
+            plan.reason or f"rollback as planned in plan {plan.id}",
+            actor,
+            plan=plan.basis,
+            incident_id=plan.id,
+        )
+        incident = await self.engine.open(request)
+        link = incident.thread.permalink if incident.thread else ""
+        return (
+            f":rewind: Incident `{incident.id}` opened from plan `{plan.id}` for `{plan.app}` → "
+            f"`{plan.target}`" + (f". Follow it in the <{link}|thread>." if link else ".")
+        )
 
     # ---- buttons ------------------------------------------------------------------------
 
@@ -116,12 +189,19 @@ class SlackFront:
         except (KeyError, ValueError):
             choice = ""
         if value is None or not choice:
+            await self.engine.audit_refusal(
+                value.i if value else "", user, choice or "an unknown button", "not a Rewind button"
+            )
             await _tell(respond, "That button is not one of mine; nothing changed.")
             return
-        key = f"{value.i}:{value.t}:{choice}:{user}:{action.get('action_ts', '')}"
+        key = _hash(f"{value.i}:{value.t}:{choice}:{user}:{action.get('action_ts', '')}")
         if not await self._first_time("act", key):
             return  # a replayed payload
         try:
+            if choice == "run_plan":
+                said = await self._run_plan(value.i, user)
+                await respond(text=said, response_type="ephemeral", replace_original=False)
+                return
             actor = await self.groups.actor(user)
             await self.engine.answer(value.i, Answer(value.t, actor, choice, value.o))
         except UserFacingError as exc:
@@ -168,6 +248,11 @@ def reply_text(reply: Reply) -> str:
                 f":unlock: `{app}` `{version}` released by <@{by}>: "
                 f"it may be deployed again (it was rolled back by incident `{incident_id}`)."
             )
+
+
+def _hash(key: str) -> str:
+    """Idempotency keys from what a payload says: fixed size, whatever was sent."""
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def _digest(body: dict[str, Any]) -> str:

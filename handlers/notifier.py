@@ -321,6 +321,19 @@ class SlackNotifier:
         await self._slot(channel)
         await self._upload(channel, thread_ts, filename, content, title, comment)
 
+    async def post_plan(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], filename: str, content: str
+    ) -> str | None:
+        """A plan: its message (with its button) in `channel`, the file in that message's
+        thread. The message's permalink; None when it could not be posted."""
+        await self._slot(channel)
+        ts = await self._post(channel, text, blocks)
+        if not ts:
+            return None
+        await self._slot(channel)
+        await self._upload(channel, ts, filename, content, title=filename)
+        return await self._permalink(channel, ts) or ""
+
     async def alert(self, incident: Incident, text: str) -> None:
         state = self._state(incident)
         await self._send_output(state)

@@ -121,6 +121,11 @@ def hotfix_branch(app: str, target: str, incident: str) -> str:
     return f"hotfix/rollback-{part(app)}-{part(target)}-{part(incident)}"
 
 
+def push_args(branch: str) -> list[str]:
+    """The push of the hotfix branch (never forced), as the plan shows it and `push` runs it."""
+    return ["git", "push", "--porcelain", "origin", f"refs/heads/{branch}:refs/heads/{branch}"]
+
+
 @dataclass(frozen=True)
 class CommitInfo:
     sha: str
@@ -508,10 +513,7 @@ class AppRepo:
         await self._thread(self._push, branch)
 
     def _push(self, branch: str) -> None:
-        self._git(
-            "push", "--porcelain", "origin", f"refs/heads/{branch}:refs/heads/{branch}",
-            what=f"pushing {branch} failed",
-        )  # fmt: skip
+        self._git(*push_args(branch)[1:], what=f"pushing {branch} failed")
 
 
 def _remote_lines(text: str) -> str:

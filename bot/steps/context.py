@@ -30,6 +30,19 @@ class Outcome:
     skip: tuple[StepId, ...] = ()
 
 
+@dataclass(frozen=True)
+class Planned:
+    """One command a step would run, values filled in; `changes` is False when it only reads.
+
+    Steps build their commands through functions that return these, so the plan of a rollback
+    (`bot.plan`) shows exactly what the run would send."""
+
+    name: str
+    command: str
+    changes: bool = True
+    note: str = ""
+
+
 @dataclass
 class StepContext:
     incident: Incident

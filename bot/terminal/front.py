@@ -511,3 +511,36 @@ async def _status_text(store: Store, apps: AppsFile, target: str) -> str:
         )
         text += f"\nAnswer it here: python -m bot resume {incident.id}"
     return text
+
+
+async def run_plan(
+    settings: Settings, apps: AppsFile, args: RollbackArgs, out: TextIO = sys.stdout
+) -> int:
+    """`rollback … --plan`: the plan, printed and saved as a file; nothing changed anywhere."""
+    from bot.plan import render
+    from bot.plan.build import Planner, Quiet
+
+    if why := refusal(apps, args):
+        print(f"✗ {why}", file=out)
+        return 2
+    store, _ = await _store_for(settings, out)
+    engine, _ = build_terminal_engine(apps, store, Quiet(), settings.workspace)
+    os_user = getpass.getuser()
+    uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
+    try:
+        plan = await Planner(engine).plan(
+            args.app, args.version, terminal_actor(apps, uid or f"terminal:{os_user}"),
+            reason=args.reason,
+        )  # fmt: skip
+    except UserFacingError as exc:
+        print(f"✗ {t.to_terminal(str(exc))}", file=out)
+        return 1
+    finally:
+        await engine.aclose()
+    text = render.markdown(plan)
+    path = settings.workspace / "files" / render.filename(plan)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(text, file=out)
+    print(f"Plan saved as {path}. Nothing was changed to make it.", file=out)
+    return 0
