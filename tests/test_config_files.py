@@ -249,7 +249,7 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
     path = write(tmp_path / "apps.yaml", {"apps": {"myapp": app}})
     err = load_error(path)
     assert err.key == "apps.myapp.deploy.stratgy"
-    assert_names(err, path, "apps.myapp.deploy.stratgy", "not permitted")
+    assert_names(err, path, "apps.myapp.deploy.stratgy", "unknown key", "did you mean `strategy`?")
 
 
 @pytest.mark.parametrize(
@@ -342,9 +342,12 @@ def test_check_passes_on_a_valid_file(tmp_path: Path) -> None:
     assert "all well" in result.stdout
 
 
-def test_check_passes_on_the_example(tmp_path: Path) -> None:
+def test_check_on_the_example_wants_only_the_files_of_a_real_install(tmp_path: Path) -> None:
     result = run_check(EXAMPLE, tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    problems = [line for line in result.stdout.splitlines() if line.startswith("  - ")]
+    assert len(problems) == 3, result.stdout
+    assert all("/etc/rewind/" in p and "cannot read" in p for p in problems), result.stdout
 
 
 def test_check_fails_on_a_bad_file(tmp_path: Path) -> None:
