@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.apps import WatchConfig
+from bot.apps_file import WatchConfig
 from bot.deploys import Deploy
 from bot.watch.judge import figures, verdict
 from bot.watch.model import Sample, Tick, Watch
