@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.apps import parse_apps
+from bot.apps_file import parse_apps
 from bot.engine import Engine
 from bot.errors import UserFacingError
 from bot.plan.build import Planner, estimate
@@ -24,6 +24,7 @@ from bot.store_redis import RedisStore, connect
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Incident, Status
 from bot.workflow.policy import Actor
+from runners.git import GitRepos
 from runners.local import runner_for
 from tests.fakes import RecordingNotifier, with_step_commands
 from tests.fixtures_hosts import SshEnv, TestHost
@@ -68,6 +69,7 @@ def engine_for(env: SshEnv, store: RedisStore, tmp_path: Path, **extra: Any) -> 
         queue=_Queue(),
         workspace=tmp_path / "workspace",
         runner_factory=runner_for,
+        repos=GitRepos(tmp_path / "workspace"),
     )
 
 
