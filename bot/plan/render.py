@@ -155,7 +155,13 @@ def markdown(plan: Plan) -> str:
                 f"`{db.restore_default}` instead of the downgrade.**",
             ]
         if plan.restore_commands:
-            lines += ["", f"If a restore is approved instead (from `{db.restore_default}`):", ""]
+            source = (
+                "the backup this rollback takes first: no older one from before the deployed "
+                "version was found, so a restore only undoes a failed downgrade"
+                if db.restore_default == db.backup_path
+                else f"`{db.restore_default}`, the newest backup from before the deploy"
+            )
+            lines += ["", f"If a restore is approved instead (from {source}):", ""]
             lines += _cmd_lines(plan.restore_commands)
 
     lines += ["", "## 4. Every command, in order", ""]
