@@ -8,7 +8,7 @@ import logging
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.logs import setup as setup_logging
 from bot.redaction import install_log_redaction
 from bot.settings import Settings
@@ -60,7 +60,7 @@ def _load(settings: Settings) -> AppsFile:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
-    from bot.app import build_runtime, web_app
+    from bot.assembly import build_runtime, web_app
     from bot.startup import bind, check_app_token, check_bot_token, paths_line
 
     apps = _load(settings)
@@ -90,7 +90,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 async def _socket_mode(rt: object, *, with_worker: bool) -> int:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.app import Runtime, build_bolt, run_worker
+    from bot.assembly import Runtime, build_bolt, run_worker
 
     assert isinstance(rt, Runtime)
     token = rt.settings.slack_app_token
@@ -108,7 +108,7 @@ async def _socket_mode(rt: object, *, with_worker: bool) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import build_runtime, run_worker
+    from bot.assembly import build_runtime, run_worker
     from bot.startup import bind, check_bot_token, paths_line
 
     apps = _load(settings)
@@ -131,7 +131,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.terminal import RollbackArgs, run_plan, run_rollback
+    from bot.terminal.front import RollbackArgs, run_plan, run_rollback
 
     rb = RollbackArgs(
         app=args.app,
@@ -148,20 +148,20 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _resume(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.terminal import RollbackArgs, run_rollback
+    from bot.terminal.front import RollbackArgs, run_rollback
 
     rb = RollbackArgs(app="", version=None, reason="", as_user=args.as_user)
     return asyncio.run(run_rollback(settings, _load(settings), rb, resume=args.incident))
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.terminal import show_status
+    from bot.terminal.front import show_status
 
     return asyncio.run(show_status(settings, _load(settings), args.target, sys.stdout))
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.terminal import show_status
+    from bot.terminal.front import show_status
 
     return asyncio.run(show_status(settings, _load(settings), "--list", sys.stdout))
 

@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from bot.apps import AppConfig, AppsFile, load_apps
+from bot.apps_file import AppConfig, AppsFile, load_apps
 from bot.errors import ConfigError, HostError, Problem, UserFacingError
 from bot.settings import Settings
-from runners import commands
+from runners import templates
 from runners.git import redact
 from runners.local import runner_for
 
@@ -31,7 +31,7 @@ def check_templates(app: AppConfig) -> list[str]:
     host = app.hosts[0]
     for name in names:
         try:
-            commands.build(app, host, name, **_SAMPLE)
+            templates.build(app, host, name, **_SAMPLE)
         except UserFacingError as exc:
             problems.append(f"apps.{app.name}.deploy.commands.{name}: {exc}")
     return problems
@@ -135,7 +135,7 @@ async def _check_slack(settings: Settings) -> list[str]:
         return ["Slack: SLACK_BOT_TOKEN is not set — the bot token (xoxb-…) of the Slack app"]
     from slack_sdk.errors import SlackApiError
 
-    from bot.slack_notifier import make_client
+    from handlers.notifier import make_client
 
     client = make_client(settings.token(), settings.slack_api_url)
     try:

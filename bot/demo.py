@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.apps import parse_apps
+from bot.apps_file import parse_apps
 from bot.console import Console
 from bot.demo_view import CompactNotifier, LiveNotifier, fit
 from bot.engine import OpenRequest
@@ -28,7 +28,7 @@ from bot.people import People
 from bot.sample.build import build_sample_origin
 from bot.sample.hosts import provision_host_checkout, start_app, stop_app
 from bot.store_memory import MemoryStore
-from bot.terminal import (
+from bot.terminal.front import (
     Chooser,
     Driver,
     Prompter,
@@ -37,7 +37,7 @@ from bot.terminal import (
     build_terminal_engine,
     terminal_actor,
 )
-from bot.terminal_notifier import TerminalNotifier
+from bot.terminal.notifier import TerminalNotifier
 from bot.workflow.model import Gate, Incident
 from bot.workflow.policy import Actor
 

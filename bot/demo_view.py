@@ -16,8 +16,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
-from bot.apps import AppsFile
-from bot.terminal_notifier import TerminalNotifier
+from bot.apps_file import AppsFile
+from bot.terminal.notifier import TerminalNotifier
 from bot.workflow.model import Gate, Incident, StepId, StepStatus
 from handlers import text as t
 

@@ -14,7 +14,7 @@ import time
 
 import asyncssh
 
-from bot.apps import AppConfig, HostConfig
+from bot.apps_file import AppConfig, HostConfig
 from bot.errors import HostError
 from bot.metrics import SSH_FAILURES, SSH_SECONDS
 from bot.ports import CommandResult, LineSink

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.apps import load_apps
+from bot.apps_file import load_apps
 from bot.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

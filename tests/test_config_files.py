@@ -13,7 +13,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from bot.apps import (
+from bot.apps_file import (
     AppConfig,
     AppsFile,
     DatabaseConfig,
@@ -30,7 +30,7 @@ from bot.apps import (
     load_apps,
 )
 from bot.errors import ConfigError
-from runners import commands
+from runners import templates
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config" / "apps.example.yaml"
@@ -126,7 +126,7 @@ def _union(items: list[dict[str, Any]]) -> set[str]:
 
 
 def test_the_example_shows_every_key_the_model_accepts() -> None:
-    """A key added to bot/apps.py must be documented in the example too."""
+    """A key added to bot/apps_file.py must be documented in the example too."""
     raw = yaml.safe_load(EXAMPLE.read_text())
     app = raw["apps"]["myapp"]
     assert set(raw) == _keys(AppsFile) - {"path"}
@@ -142,7 +142,7 @@ def test_the_example_shows_every_key_the_model_accepts() -> None:
     assert set(app["verify"]) == _keys(VerifyConfig)
     assert set(app["watch"]) == _keys(WatchConfig)
     assert _union(app["webhooks"]) == _keys(WebhookConfig)
-    assert set(app["deploy"]["commands"]) | {"stop", "start"} == set(commands.SYSTEMD)
+    assert set(app["deploy"]["commands"]) | {"stop", "start"} == set(templates.SYSTEMD)
 
 
 def test_no_live_apps_file_is_shipped() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from bot.apps import load_apps
+from bot.apps_file import load_apps
 from bot.check import run_check
 from bot.settings import Settings
 from tests.fixtures_hosts import SshEnv

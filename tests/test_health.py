@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.apps import HealthCheck
+from bot.apps_file import HealthCheck
 from bot.errors import ConfigError
 from runners import health
 from tests.fakes_steps import make_apps

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.apps import parse_apps
+from bot.apps_file import parse_apps
 from bot.engine import Engine
 from bot.errors import UserFacingError
 from bot.plan.build import Planner, estimate
@@ -24,6 +24,7 @@ from bot.store_redis import RedisStore, connect
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Incident, Status
 from bot.workflow.policy import Actor
+from runners.git import GitRepos
 from runners.local import runner_for
 from tests.fakes import RecordingNotifier, with_step_commands
 from tests.fixtures_hosts import SshEnv, TestHost
@@ -68,6 +69,7 @@ def engine_for(env: SshEnv, store: RedisStore, tmp_path: Path, **extra: Any) -> 
         queue=_Queue(),
         workspace=tmp_path / "workspace",
         runner_factory=runner_for,
+        repos=GitRepos(tmp_path / "workspace"),
     )
 
 
@@ -130,6 +132,16 @@ async def test_a_plan_is_refused_as_rollback_refuses_it(
 # ---- through Slack, as people use it ------------------------------------------------------
 
 STAMP = re.compile(r"\d{8}T\d{6}Z")
+# A host's commands may travel as one remote script (runners/script.py), each on lines of its own
+# between `(` and `) </dev/null 2>&1`: what the host was sent is each of those commands.
+_IN_SCRIPT = re.compile(r"^\(\n(.*?)\n\) </dev/null 2>&1$", re.S | re.M)
+
+
+def sent(host: TestHost) -> list[str]:
+    out: list[str] = []
+    for command in host.commands():
+        out += _IN_SCRIPT.findall(command) or [command]
+    return out
 
 
 def _norm(command: str) -> str:
@@ -169,8 +181,8 @@ async def test_the_plan_names_every_command_the_incident_then_runs(
         text = plan_file(bot, plan, message)
 
         # Planning: read-only commands only, nothing moved, no lock, no incident.
-        sent = [c for h in env.hosts for c in h.commands()]
-        assert sent and [c for c in sent if not READ_ONLY.match(c)] == []
+        reads = [c for h in env.hosts for c in h.commands()]
+        assert reads and [c for c in reads if not READ_ONLY.match(c)] == []
         after = (origin_refs(env), db_revision(env.db_url), [checkout(h) for h in env.hosts])
         assert after == before
         assert await bot.runtime.store.lock_holder("myapp") is None
@@ -193,7 +205,7 @@ async def test_the_plan_names_every_command_the_incident_then_runs(
         assert f"hotfix/rollback-myapp-v1.4.2-{plan.id}" in origin_branches(env)
 
     planned = {(c.host, _norm(c.command)) for c in plan.commands}
-    ran = [(h.name, _norm(c)) for h in env.hosts for c in h.commands()]
+    ran = [(h.name, _norm(c)) for h in env.hosts for c in sent(h)]
     assert ran
     assert [r for r in ran if r not in planned] == []
     conditional = {"install"}  # skipped when the dependency file did not change

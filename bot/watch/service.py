@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from bot.apps import AppConfig, AppsFile
+from bot.apps_file import AppConfig, AppsFile
 from bot.deploys import Deploy, DeployReport, check_report
 from bot.engine import Engine, OpenRequest, policy_for
 from bot.errors import UserFacingError

@@ -14,16 +14,28 @@ from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.engine import Engine, OpenRequest, check_reason, policy_for
+from bot.command import HELP, Command, parse
+from bot.dispatch import (
+    Cancelled,
+    Dispatcher,
+    Listing,
+    NoIncidents,
+    Opened,
+    Released,
+    Reply,
+    StatusOf,
+    Unfrozen,
+    check_start,
+)
+from bot.engine import Engine, OpenRequest
 from bot.errors import UserFacingError
 from bot.plan import render
 from bot.plan.build import PLAN_TTL, Planner
 from bot.plan.model import Plan
 from bot.ports import Store
 from bot.workflow.machine import Answer
-from bot.workflow.policy import Actor, Right
+from bot.workflow.policy import Actor
 from handlers import blocks
-from handlers.commands import HELP, Command, parse
 from handlers.groups import GroupResolver
 from handlers.ids import CHOICE, Action, ButtonValue
 
@@ -49,6 +61,7 @@ class SlackFront:
         self.engine = engine
         self.store = store
         self.groups = groups
+        self.dispatcher = Dispatcher(engine, store)
         self.planner = Planner(engine)
         self.poster = poster
 
@@ -63,7 +76,7 @@ class SlackFront:
                 await ack(text=HELP)
                 return
             if cmd.kind == "start":
-                self._quick_start_checks(cmd)
+                check_start(self.engine, cmd)
                 await ack(text=f"Checking `{cmd.app}` {cmd.version or '(previous version)'}…")
                 return
             if cmd.kind == "plan":
@@ -76,18 +89,6 @@ class SlackFront:
             await ack()
         except UserFacingError as exc:
             await ack(text=f":warning: {exc}")
-
-    def _quick_start_checks(self, cmd: Command) -> None:
-        """Bad input is refused before anything runs; rights are checked once groups are known."""
-        self.engine.app(cmd.app)
-        self.engine.check_version(cmd.version)
-        if not cmd.reason.strip():
-            version = f" {cmd.version}" if cmd.version else ""
-            raise UserFacingError(
-                "What broke? The runbook asks to confirm the issue first: add a reason, e.g. "
-                f"`/rollback {cmd.app}{version} checkout returns 500`."
-            )
-        check_reason(cmd.reason)
 
     async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         key = _hash(str(body.get("trigger_id") or _digest(body)))
@@ -120,10 +121,7 @@ class SlackFront:
         """
         if cmd is None or cmd.kind != "status" or not cmd.target:
             return []
-        incident = await self.store.load(cmd.target)
-        if incident is None:
-            holder = await self.store.lock_holder(cmd.target)
-            incident = await self.store.load(holder) if holder else None
+        incident = await self.dispatcher.gate_of(cmd.target)
         if incident is None or incident.gate is None:
             return []
         _, gate_blocks = blocks.gate(incident, incident.gate)
@@ -131,39 +129,9 @@ class SlackFront:
 
     async def _dispatch(self, cmd: Command, user: str) -> str:
         actor = await self.groups.actor(user)
-        if cmd.kind == "start":
-            self._quick_start_checks(cmd)
-            request = OpenRequest(cmd.app, cmd.version, cmd.reason, actor, major=cmd.major)
-            incident = await self.engine.open(request)
-            link = incident.thread.permalink if incident.thread else ""
-            return (
-                f":rewind: Incident `{incident.id}` opened for `{incident.app}`"
-                + (f" → `{cmd.version}`" if cmd.version else "")
-                + (f". Follow it in the <{link}|thread>." if link else ".")
-            )
         if cmd.kind == "plan":
             return await self._plan(cmd, actor)
-        if cmd.kind == "list":
-            return blocks.incident_list(await self.store.recent_incidents(15))
-        if cmd.kind == "status":
-            return await self._status(cmd.target)
-        if cmd.kind == "cancel":
-            found = await self.store.load(cmd.target)
-            if found is None:
-                raise UserFacingError(f"No incident `{cmd.target}`. `/rollback list` shows them.")
-            await self.engine.cancel(found.id, actor)
-            return f"Incident `{found.id}` cancelled. The thread says what was rolled back."
-        if cmd.kind == "unfreeze":
-            app = self.engine.app(cmd.target)
-            if reason := policy_for(app).refuse(actor, Right.APPROVE):
-                raise UserFacingError(reason)
-            freeze = await self.store.unfreeze(app.name)
-            if freeze is None:
-                return f"`{app.name}` is not frozen."
-            return f":sunny: `{app.name}` unfrozen by <@{user}>; deploys may go ahead."
-        if cmd.kind == "release":
-            return await self._release(cmd, actor)
-        raise UserFacingError(HELP)
+        return reply_text(await self.dispatcher.run(cmd, actor))
 
     async def _plan(self, cmd: Command, actor: Actor) -> str:
         plan = await self.planner.plan(cmd.app, cmd.version, actor, reason=cmd.reason)
@@ -210,38 +178,6 @@ class SlackFront:
             f"`{plan.target}`" + (f". Follow it in the <{link}|thread>." if link else ".")
         )
 
-    async def _release(self, cmd: Command, actor: Actor) -> str:
-        app = self.engine.app(cmd.app)
-        self.engine.check_version(cmd.version)
-        if reason := policy_for(app).refuse(actor, Right.APPROVE):
-            raise UserFacingError(reason)
-        if self.engine.watch is None or cmd.version is None:
-            raise UserFacingError("Quarantine is not available here.")
-        held = await self.engine.watch.release(app.name, cmd.version, actor.user)
-        if held is None:
-            return f"`{app.name}` `{cmd.version}` is not quarantined."
-        await self.store.audit(held.incident, actor.user, f"released {cmd.version}", "quarantine")
-        return (
-            f":unlock: `{app.name}` `{cmd.version}` released by <@{actor.user}>: "
-            f"it may be deployed again (it was rolled back by incident `{held.incident}`)."
-        )
-
-    async def _status(self, target: str) -> str:
-        if not target:
-            open_ = await self.store.open_incidents()
-            return blocks.incident_list(open_) if open_ else "No open incidents."
-        incident = await self.store.load(target)
-        if incident is None:
-            app = self.engine.app(target)
-            holder = await self.store.lock_holder(app.name)
-            incident = await self.store.load(holder) if holder else None
-            if incident is None:
-                recent = [i for i in await self.store.recent_incidents(50) if i.app == app.name]
-                if not recent:
-                    return f"`{app.name}` has no incidents."
-                incident = recent[0]
-        return blocks.incident_status(incident)
-
     # ---- buttons ------------------------------------------------------------------------
 
     async def run_action(self, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -281,6 +217,37 @@ class SlackFront:
 
     async def _first_time(self, kind: str, key: str) -> bool:
         return await self.store.first_time(f"{kind}:{key}", ttl=3600)
+
+
+def reply_text(reply: Reply) -> str:
+    """A command's reply in Slack mrkdwn."""
+    match reply:
+        case Opened(incident=incident, version=version):
+            link = incident.thread.permalink if incident.thread else ""
+            return (
+                f":rewind: Incident `{incident.id}` opened for `{incident.app}`"
+                + (f" → `{version}`" if version else "")
+                + (f". Follow it in the <{link}|thread>." if link else ".")
+            )
+        case Listing(incidents=incidents, empty=empty):
+            return blocks.incident_list(incidents) if incidents else empty
+        case StatusOf(incident=incident):
+            return blocks.incident_status(incident)
+        case Cancelled(incident_id=incident_id):
+            return f"Incident `{incident_id}` cancelled. The thread says what was rolled back."
+        case Unfrozen(app=app, by=by, was_frozen=was_frozen):
+            if not was_frozen:
+                return f"`{app}` is not frozen."
+            return f":sunny: `{app}` unfrozen by <@{by}>; deploys may go ahead."
+        case NoIncidents(app=app):
+            return f"`{app}` has no incidents."
+        case Released(app=app, version=version, by=by, incident_id=incident_id):
+            if not incident_id:
+                return f"`{app}` `{version}` is not quarantined."
+            return (
+                f":unlock: `{app}` `{version}` released by <@{by}>: "
+                f"it may be deployed again (it was rolled back by incident `{incident_id}`)."
+            )
 
 
 def _hash(key: str) -> str:

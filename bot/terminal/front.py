@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.console import Console, InputClosed, Interrupted
 from bot.engine import Engine, OpenRequest
 from bot.errors import StepError, UserFacingError
@@ -28,6 +28,7 @@ from bot.workflow.model import Gate, GateKind, Incident, StepId
 from bot.workflow.policy import Actor
 from handlers import text as t
 from handlers.ids import CHOICE
+from runners.git import GitRepos
 from runners.local import runner_for
 
 EXIT_INTERRUPTED = 130  # what shells expect after Ctrl-C
@@ -283,6 +284,7 @@ def build_terminal_engine(
         queue=queue,
         workspace=workspace,
         runner_factory=runner_for,
+        repos=GitRepos(workspace),
         worker_id="terminal",
     )
     queue.engine = engine
@@ -375,7 +377,7 @@ async def run_rollback(
     stream_in: TextIO = sys.stdin,
     resume: str = "",
 ) -> int:
-    from bot.terminal_notifier import connect_terminal_notifier
+    from bot.terminal.notifier import connect_terminal_notifier
 
     if not resume and (why := refusal(apps, args)):
         print(f"✗ {why}", file=out)

@@ -33,7 +33,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.apps import AppConfig, AppsFile
+from bot.apps_file import AppConfig, AppsFile
 from bot.metrics import SLACK_CALLS, SLACK_RATE_LIMITED
 from bot.workflow.model import Gate, GateKind, Incident, StepId, ThreadRef
 from bot.workflow.steps import SPECS

@@ -20,21 +20,22 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.api import add_routes
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.engine import Engine
 from bot.metrics import REGISTRY, refresh
 from bot.queue import SaqStepQueue, make_queue, make_worker
 from bot.redaction import install_log_redaction
 from bot.settings import Settings
-from bot.slack_notifier import SlackNotifier, make_client
 from bot.store_redis import RedisStore, connect
 from bot.watch.jobs import SaqTickQueue, tick_function
 from bot.watch.service import WatchService
 from bot.watch.store import WatchStore
 from bot.webhooks import WebhookOutbox, deliver_function
 from handlers.groups import GroupResolver
-from handlers.slack import SlackFront, register
+from handlers.listeners import SlackFront, register
+from handlers.notifier import SlackNotifier, make_client
 from handlers.watch_slack import SlackProposer, WatchFront, register_watch
+from runners.git import GitRepos
 from runners.local import runner_for
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         queue=SaqStepQueue(queue, heartbeat=settings.heartbeat),
         workspace=settings.workspace,
         runner_factory=runner_for,
+        repos=GitRepos(settings.workspace),
         worker_id=settings.worker_id,
         watch=watches,
         events=WebhookOutbox(apps, queue),
