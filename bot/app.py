@@ -29,6 +29,7 @@ from bot.store_redis import RedisStore, connect
 from bot.watch.jobs import SaqTickQueue, tick_function
 from bot.watch.service import WatchService
 from bot.watch.store import WatchStore
+from bot.webhooks import WebhookOutbox, deliver_function
 from handlers.groups import GroupResolver
 from handlers.slack import SlackFront, register
 from handlers.watch_slack import SlackProposer, WatchFront, register_watch
@@ -69,6 +70,7 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         proposer=SlackProposer(client),
         runner_factory=runner_for,
         worker_id=settings.worker_id,
+        workspace=settings.workspace,
     )
     engine = Engine(
         apps=apps,
@@ -79,6 +81,7 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         runner_factory=runner_for,
         worker_id=settings.worker_id,
         watch=watches,
+        events=WebhookOutbox(apps, queue),
     )
     watches.engine = engine
     return Runtime(settings, apps, store, queue, client, notifier, engine, watches)
@@ -210,6 +213,11 @@ def build_worker(rt: Runtime) -> Worker[Any]:
         if count:
             log.info("took over %d deploy watch(es) after start", count)
 
+    async def failed(incident_id: str, text: str) -> None:
+        incident = await rt.store.load(incident_id)
+        if incident is not None:
+            await rt.notifier.say(incident, text)
+
     async def reconcile() -> int:
         await rt.watches.close_idle()
         return await rt.engine.reconcile() + await rt.watches.reconcile()
@@ -223,7 +231,10 @@ def build_worker(rt: Runtime) -> Worker[Any]:
         worker_id=s.worker_id,
         startup=startup,
         reconcile=reconcile,
-        functions=[tick_function(rt.watches.tick, s.heartbeat)],
+        functions=[
+            tick_function(rt.watches.tick, s.heartbeat),
+            deliver_function(rt.apps, s.webhook_backoff, failed),
+        ],
     )
 
 

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from bot.apps import AppConfig, AppsFile
 from bot.errors import StepError, UserFacingError
@@ -75,6 +75,19 @@ class WatchHooks(Protocol):
     async def release(self, app: str, version: str, by: str) -> Quarantine | None: ...
 
 
+EventKind = Literal[
+    "incident.opened", "incident.step_done", "incident.completed", "incident.aborted"
+]
+
+
+class IncidentEvents(Protocol):
+    """Told of an incident's milestones (outgoing webhooks); must never raise or block."""
+
+    async def incident_event(
+        self, incident: Incident, kind: EventKind, step: StepId | None = None, summary: str = ""
+    ) -> None: ...
+
+
 def policy_for(app: AppConfig) -> Policy:
     return Policy(
         app=app.name,
@@ -101,9 +114,11 @@ class Engine:
         bodies: dict[StepId, StepBody] | None = None,
         worker_id: str = "",
         watch: WatchHooks | None = None,
+        events: IncidentEvents | None = None,
     ) -> None:
         self.apps = apps
         self.watch = watch
+        self.events = events
         self.store = store
         self.notifier = notifier
         self.queue = queue
@@ -269,10 +284,28 @@ class Engine:
                 if current.status.open and not incident.status.open:
                     INCIDENTS_ENDED.labels(state=incident.status.value).inc()
                 await self.store.audit(incident.id, who, _describe(event), incident.status.value)
+                await self._tell_events(current.status, incident, event)
                 await self._effects(incident, effects)
                 await self.notifier.update_parent(incident)
                 return incident
         raise RuntimeError(f"incident {incident_id}: too many concurrent writers")
+
+    async def _tell_events(self, before: Status, incident: Incident, event: Event) -> None:
+        if self.events is None:
+            return
+        if isinstance(event, Begin):
+            await self.events.incident_event(incident, "incident.opened")
+        if isinstance(event, StepSucceeded) and incident.step(event.step).status.done:
+            await self.events.incident_event(
+                incident, "incident.step_done", event.step, event.summary
+            )
+        if before.open and not incident.status.open:
+            kind: EventKind = (
+                "incident.completed"
+                if incident.status in {Status.COMPLETED, Status.FIXED_FORWARD}
+                else "incident.aborted"
+            )
+            await self.events.incident_event(incident, kind, summary=incident.outcome)
 
     async def answer(self, incident_id: str, answer: Answer) -> Incident:
         incident = await self.apply(incident_id, answer, who=answer.actor.user)

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     queue_name: str = Field(default="rewind", validation_alias=AliasChoices("REWIND_QUEUE"))
     heartbeat: int = Field(default=15, validation_alias=AliasChoices("REWIND_HEARTBEAT"))
     sweep: int = Field(default=5, validation_alias=AliasChoices("REWIND_SWEEP"))
+    # First retry delay of an outgoing webhook; each next one waits 4 times longer (4 tries).
+    webhook_backoff: float = Field(
+        default=1.0, validation_alias=AliasChoices("REWIND_WEBHOOK_BACKOFF")
+    )
     worker_concurrency: int = Field(default=10, validation_alias=AliasChoices("REWIND_CONCURRENCY"))
     worker_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}",

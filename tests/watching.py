@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -128,4 +129,9 @@ async def wait_watch(
 
 
 def proposals(slack: SlackFake, channel: str = "C0INCIDENT") -> list[dict[str, Any]]:
-    return [m for m in slack.messages(channel, top_level=True) if "looks bad" in str(m)]
+    """The proposals posted in the channel (their context line names the watch)."""
+    return [
+        m
+        for m in slack.messages(channel, top_level=True)
+        if "looks bad" in str(m.get("text")) and re.search(r"watch `[0-9a-f]{8}`", str(m))
+    ]

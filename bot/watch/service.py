@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
 from bot.apps import AppConfig, AppsFile
@@ -75,7 +76,9 @@ class WatchService:
         proposer: Proposer,
         runner_factory: Callable[[AppConfig], HostRunner],
         worker_id: str = "",
+        workspace: Path | None = None,
     ) -> None:
+        self.workspace = workspace
         self.apps = apps
         self.store = store
         self.queue = queue
@@ -125,6 +128,24 @@ class WatchService:
             ):
                 return earlier.version
         return None
+
+    async def _tag_before(self, app: AppConfig, version: str) -> str | None:
+        """No earlier deploy is known: the tag before the bad version in the app's repo."""
+        if self.workspace is None:
+            return None
+        from bot.errors import RewindError
+        from runners.git import AppRepo
+
+        repo = AppRepo(app.repo, self.workspace / "repos-watch" / app.name)
+        try:
+            await repo.sync()
+            tag = await repo.previous_tag(version)
+        except (RewindError, OSError, ValueError) as exc:
+            log.warning("watch of %s: no tag before %s: %s", app.name, version, exc)
+            return None
+        if tag is None or await self.store.quarantined(app.name, tag):
+            return None
+        return tag
 
     async def _supersede(self, watch_id: str, by: Watch) -> None:
         old = await self.store.load(watch_id)
@@ -186,6 +207,8 @@ class WatchService:
         assert app.watch is not None
         verdict = judge.verdict(watch, app.watch)
         if verdict is not None:
+            if watch.last_good is None:
+                watch.last_good = await self._tag_before(app, watch.deploy.version)
             watch.state = WatchState.PROPOSED
             watch.proposed_at = datetime.now(UTC)
             watch.evidence = verdict.text()
