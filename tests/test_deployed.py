@@ -233,21 +233,21 @@ async def production_incident(
 ) -> None:
     """The runbook, in production, as people in Slack do it."""
     assert env.db_url and db_revision(env.db_url) == "d4e5f6a1b2c3"
-    opened = await drive.command(START, "U0CAROL")
+    opened = await drive.command(START, "U0ALICE")  # an approver asks…
     assert "opened for `myapp`" in opened, opened
 
     decision = await drive.gate("Roll back")
     assert "migration" in drive.slack.all_text(decision).lower()
-    await drive.click(decision, "Roll back", "U0CAROL")
+    await drive.click(decision, "Roll back", "U0ALICE")
 
     start_approval = await drive.gate("Approve")
-    own = await drive.click(start_approval, "Approve", "U0CAROL")
-    assert "four-eyes" in await drive.reply(own)  # the requester may not approve
-    await drive.click(start_approval, "Approve", "U0ALICE")
+    own = await drive.click(start_approval, "Approve", "U0ALICE")
+    assert "four-eyes" in await drive.reply(own)  # …and may not approve her own request
+    await drive.click(start_approval, "Approve", "U0BOB")
 
     downgrade = await drive.gate("Approve downgrade", timeout=180)
     assert "coupon" in drive.slack.all_text(downgrade).lower()  # the SQL preview
-    await drive.click(downgrade, "Approve downgrade", "U0ALICE")
+    await drive.click(downgrade, "Approve downgrade", "U0BOB")
 
     parent = await drive.parent_shows("All completion criteria are met")
     for step in ("Roll back code", "Roll back database", "Redeploy", "Verify", "Monitor"):
