@@ -312,3 +312,68 @@ def check_logs(procs: Procfile, incident_id: str) -> None:
     assert all(r.get("incident") == incident_id for r in mine), mine
     steps = [r for r in records if r["message"].startswith("step ")]
     assert len(steps) >= 14 and all(r.get("incident") == incident_id for r in steps), steps
+
+
+async def test_a_production_incident_over_signed_http(
+    procfile: Callable[..., Awaitable[Procfile]],
+    slack: SlackFake,
+    ssh_env_migrated: SshEnv,
+    redis_url: str,
+    clone: Path,
+) -> None:
+    write_apps_file(clone, production_app(ssh_env_migrated))
+    procs = await procfile()
+    events = procs.url("web", "/slack/events")
+
+    async with aiohttp.ClientSession() as session:
+
+        async def command(text: str, user: str, response_url: str) -> str:
+            resp = await send_command(
+                session, events, SIGNING_SECRET, text=text, user_id=user, response_url=response_url
+            )
+            assert resp.status == 200
+            return resp.text
+
+        async def press(message: dict[str, Any], label: str, user: str, response_url: str) -> None:
+            resp = await click(
+                session, events, SIGNING_SECRET, message=message, label=label, user_id=user,
+                channel_id=CHANNEL, response_url=response_url,
+            )  # fmt: skip
+            assert resp.status == 200
+
+        drive = Driver(slack, command, press)
+        await production_incident(drive, ssh_env_migrated, procs, redis_url, clone)
+        unsigned = await session.post(events, data={"command": "/rollback", "text": "list"})
+        assert unsigned.status == 401
+    slack.assert_no_errors()
+
+
+async def test_a_production_incident_over_socket_mode(
+    procfile: Callable[..., Awaitable[Procfile]],
+    slack: SlackFake,
+    ssh_env_migrated: SshEnv,
+    redis_url: str,
+    clone: Path,
+) -> None:
+    write_apps_file(clone, production_app(ssh_env_migrated))
+    async with SocketModeFake(slack) as sm:
+        procs = await procfile(socket_mode=True)
+        await sm.connected()
+
+        async def command(text: str, user: str, response_url: str) -> str:
+            envelope = await sm.command(text, user_id=user, response_url=response_url)
+            return sm.ack_text(envelope)
+
+        async def press(message: dict[str, Any], label: str, user: str, response_url: str) -> None:
+            await sm.click(message, label, user_id=user, channel_id=CHANNEL,
+                           response_url=response_url)  # fmt: skip
+
+        drive = Driver(slack, command, press)
+        await production_incident(drive, ssh_env_migrated, procs, redis_url, clone)
+        assert sm.opened >= 1
+        assert all(e.ack is not None for e in sm.envelopes) and len(sm.envelopes) >= 6
+        assert not sm.stray
+        async with aiohttp.ClientSession() as session:  # no unsigned door in Socket Mode
+            resp = await session.post(procs.url("web", "/slack/events"), data={"text": "list"})
+            assert resp.status == 404
+    slack.assert_no_errors()
