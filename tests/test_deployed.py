@@ -379,3 +379,36 @@ async def test_a_production_incident_over_socket_mode(
             resp = await session.post(procs.url("web", "/slack/events"), data={"text": "list"})
             assert resp.status == 404
     slack.assert_no_errors()
+
+
+async def test_the_terminal_front_from_the_clone(
+    clone: Path, ssh_env: SshEnv, redis_url: str
+) -> None:
+    """Slack is down: the same rollback from a shell in the clone, with the defaults."""
+    app = production_app(ssh_env)
+    app["environment"] = "staging"  # production from a terminal is break-glass (issue 9's tests)
+    write_apps_file(clone, app)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "REDIS_URL": redis_url,
+    }
+    args = ["rollback", "myapp", "v1.4.2", "--reason", "checkout returns 500", "--yes"]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, cwd=clone, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        raw, _ = await asyncio.wait_for(proc.communicate(), 300)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    out = raw.decode(errors="replace")
+    assert proc.returncode == 0, out[-4000:]
+    assert "Traceback" not in out
+    for host in ssh_env.hosts:
+        assert host.run("cat VERSION").strip() == "1.4.2"
+        assert health(host.health_url) == 200
+    assert (clone / "var" / "repos").is_dir() and not list((clone / "var").rglob("var"))
+    assert any((clone / "incidents").glob("rollback-*-myapp-*.md"))
