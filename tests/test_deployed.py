@@ -290,6 +290,7 @@ async def production_incident(
         "rewind_queue_depth",
     ):
         assert series in metrics, series
+    assert not any(secret in metrics for secret in (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET))
     check_logs(procs, incident.id)
 
 
