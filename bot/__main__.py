@@ -10,8 +10,9 @@ import socket
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.logs import setup as setup_logging
+from bot.redaction import install_log_redaction
 from bot.settings import Settings
 from bot.startup import StartupError, settings_from_env
 
@@ -61,7 +62,7 @@ def _load(settings: Settings) -> AppsFile:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
-    from bot.app import build_runtime, web_app
+    from bot.assembly import build_runtime, web_app
     from bot.startup import bind, check_app_token, check_bot_token, paths_line
 
     apps = _load(settings)
@@ -95,7 +96,7 @@ async def _socket_mode(rt: object, sock: socket.socket, *, with_worker: bool) ->
     from aiohttp import web
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.app import Runtime, build_bolt, web_app
+    from bot.assembly import Runtime, build_bolt, web_app
 
     assert isinstance(rt, Runtime) and rt.settings.slack_app_token is not None
     handler = AsyncSocketModeHandler(build_bolt(rt), rt.settings.slack_app_token.get_secret_value())
@@ -116,7 +117,7 @@ async def _socket_mode(rt: object, sock: socket.socket, *, with_worker: bool) ->
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import build_runtime, run_worker
+    from bot.assembly import build_runtime, run_worker
     from bot.startup import bind, check_bot_token, paths_line
 
     apps = _load(settings)
@@ -139,7 +140,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.terminal import RollbackArgs, run_rollback
+    from bot.terminal.front import RollbackArgs, run_plan, run_rollback
 
     rb = RollbackArgs(
         app=args.app,
@@ -150,24 +151,26 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
         break_glass=args.break_glass,
         as_user=args.as_user,
     )
+    if args.plan:
+        return asyncio.run(run_plan(settings, _load(settings), rb))
     return asyncio.run(run_rollback(settings, _load(settings), rb))
 
 
 def _resume(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.terminal import RollbackArgs, run_rollback
+    from bot.terminal.front import RollbackArgs, run_rollback
 
     rb = RollbackArgs(app="", version=None, reason="", as_user=args.as_user)
     return asyncio.run(run_rollback(settings, _load(settings), rb, resume=args.incident))
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.terminal import show_status
+    from bot.terminal.front import show_status
 
     return asyncio.run(show_status(settings, _load(settings), args.target, sys.stdout))
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.terminal import show_status
+    from bot.terminal.front import show_status
 
     return asyncio.run(show_status(settings, _load(settings), "--list", sys.stdout))
 
@@ -246,6 +249,9 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="major outage: the report gets a postmortem template: --major",
     )
+    rb.add_argument("--plan", action="store_true",
+                    help="print the plan only (every command, the SQL), changing nothing: "
+                    "--plan")  # fmt: skip
     rb.set_defaults(fn=_rollback)
     res = _sub(sub, "resume", "answer a paused incident's question from this terminal",
                "rewind resume 3fa2c1")  # fmt: skip
@@ -303,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from_env()
         setup_logging(settings.log_format, secrets=settings.secret_values())
+        install_log_redaction()
         if args.cmd not in {"serve", "worker"}:
             logging.getLogger().setLevel(logging.WARNING)  # the terminal speaks for itself
         result: int = args.fn(args, settings)

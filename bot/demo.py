@@ -17,14 +17,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.apps import parse_apps
+from bot.apps_file import parse_apps
 from bot.console import Console
 from bot.engine import OpenRequest
 from bot.people import People
 from bot.sample.build import build_sample_origin
 from bot.sample.hosts import provision_host_checkout, start_app, stop_app
 from bot.store_memory import MemoryStore
-from bot.terminal import (
+from bot.terminal.front import (
     Chooser,
     Driver,
     Prompter,
@@ -134,7 +134,7 @@ def _versions(hosts: dict[str, tuple[Path, int]]) -> dict[str, str]:
 async def _run(
     root: Path, hosts: dict[str, tuple[Path, int]], origin: Path, yes: bool, out: TextIO
 ) -> Incident:
-    from bot.terminal_notifier import TerminalNotifier
+    from bot.terminal.notifier import TerminalNotifier
 
     config = {"myapp": demo_config(root, hosts, origin)}
     people = {"carol": "U0CAROL", "alice": "U0ALICE", "oncall": "S0ONCALL"}

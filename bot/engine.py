@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from bot.apps import AppConfig, AppsFile
+from bot.apps_file import AppConfig, AppsFile
 from bot.errors import StepError, UserFacingError
 from bot.logs import INCIDENT
 from bot.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED, STEP_SECONDS, STEPS
-from bot.ports import Freeze, HostRunner, Notifier, StepQueue, Store
+from bot.plan.model import PlanBasis
+from bot.ports import Freeze, HostRunner, Notifier, Repos, StepQueue, Store
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.workflow.baseline import Baseline
 from bot.workflow.machine import (
@@ -42,17 +43,25 @@ from bot.workflow.machine import (
     new_steps,
     transition,
 )
-from bot.workflow.model import ErrorInfo, HostResult, Incident, Status, StepId, StepStatus
+from bot.workflow.model import (
+    VERSION_RE,
+    ErrorInfo,
+    HostResult,
+    Incident,
+    Status,
+    StepId,
+    StepStatus,
+)
 from bot.workflow.policy import Actor, Policy, Right
 from bot.workflow.quarantine import Quarantine
 from bot.workflow.steps import SPECS
-from runners.commands import VERSION_RE
 
 log = logging.getLogger(__name__)
 RunnerFactory = Callable[[AppConfig], HostRunner]
 REASON_MAX = 1000  # characters: a reason is a sentence or two, not a log paste
 WORD_MAX = 100  # characters: no tag, app name or word of a reason is longer
 RUNNER_IDLE = 600.0  # seconds an incident's SSH connections may stay open unused
+UNKNOWN_INCIDENT = "unknown"  # the audit trail of clicks that name no incident
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,8 @@ class OpenRequest:
     actor: Actor
     source: str = "slack"  # or "terminal", "watch" (a click on a proposal), "auto"
     major: bool = False
+    plan: PlanBasis | None = None  # `Run this plan`: what the plan depended on
+    incident_id: str | None = None  # a plan's id: its branch and backup names hold it
 
 
 class WatchHooks(Protocol):
@@ -111,6 +122,7 @@ class Engine:
         queue: StepQueue,
         workspace: Path,
         runner_factory: RunnerFactory,
+        repos: Repos,
         bodies: dict[StepId, StepBody] | None = None,
         worker_id: str = "",
         watch: WatchHooks | None = None,
@@ -124,6 +136,7 @@ class Engine:
         self.queue = queue
         self.workspace = workspace
         self.runner_factory = runner_factory
+        self.repos = repos
         # One runner (so one SSH connection per host) per incident in this process, reused by
         # its steps; closed when the incident ends or has been idle a while.
         self._runners: dict[str, tuple[HostRunner, float]] = {}
@@ -173,8 +186,13 @@ class Engine:
     async def open(self, req: OpenRequest) -> Incident:
         app = self.check_request(req)
         if req.version is not None:
-            await self._check_version_exists(app, req.version)
-        incident_id = new_incident_id()
+            await self.check_version_exists(app, req.version)
+        incident_id = req.incident_id or new_incident_id()
+        if req.incident_id and await self.store.load(incident_id) is not None:
+            raise UserFacingError(
+                f"This plan was already run: incident `{incident_id}`. "
+                f"`/rollback status {incident_id}` shows where it stands."
+            )
         INCIDENT.set(incident_id)
         token = await self._acquire(app.name, incident_id)
         try:
@@ -188,6 +206,7 @@ class Engine:
                 steps=new_steps(),
                 lock_token=token,
                 major=req.major,
+                facts=_plan_facts(req.plan),
                 baseline=await self.watch.baseline_for(app.name) if self.watch else None,
             )
             await self.store.create(incident)
@@ -235,20 +254,8 @@ class Engine:
             if await self.store.save(current):
                 return
 
-    async def _check_version_exists(self, app: AppConfig, version: str) -> None:
-        from runners.git import AppRepo, clone_dir, git_said
-
-        # Its own clone: the steps' clone may be mid-revert for the incident that holds the app.
-        repo = AppRepo(app.repo, clone_dir(self.workspace, "repos-check", app.name, app.repo))
-        try:
-            await repo.sync()
-        except StepError as exc:
-            raise UserFacingError(
-                f"Cannot check `{version}`: {exc.what}. git said: “{git_said(exc.detail)}”. "
-                + exc.hint.replace("then Retry", "then run the command again")
-                + " Nothing was started."
-            ) from None
-        if await repo.resolve(version) is None:
+    async def check_version_exists(self, app: AppConfig, version: str) -> None:
+        if not await self.repos.has_version(app, version):
             raise UserFacingError(
                 f"`{version}` is neither a tag nor a commit of `{app.name}`'s repo. "
                 "Check the version (`git tag -l` in the repo) and try again."
@@ -308,11 +315,27 @@ class Engine:
             await self.events.incident_event(incident, kind, summary=incident.outcome)
 
     async def answer(self, incident_id: str, answer: Answer) -> Incident:
-        incident = await self.apply(incident_id, answer, who=answer.actor.user)
+        try:
+            incident = await self.apply(incident_id, answer, who=answer.actor.user)
+        except UserFacingError as exc:
+            await self.audit_refusal(incident_id, answer.actor.user, answer.choice, str(exc))
+            raise
         said = incident.facts.get("answered", {}).get(answer.token)
         if said:
             await self.notifier.resolve_gate(incident, answer.token, said)
         return incident
+
+    async def audit_refusal(self, incident_id: str, user: str, choice: str, why: str) -> None:
+        """A refused click is part of the record: in the incident's trail, or under `unknown`
+        when the button names no incident (whatever it says is cut short, never a key)."""
+        user = user[:40]
+        if incident_id and await self.store.load(incident_id) is not None:
+            await self.store.audit(incident_id, user, f"refused {choice}", why)
+        else:
+            await self.store.audit(
+                UNKNOWN_INCIDENT, user, f"refused {choice} on {incident_id[:40]!r}", why
+            )
+        log.warning("refused %s by %s on incident %r: %s", choice, user, incident_id[:40], why)
 
     async def cancel(self, incident_id: str, actor: Actor) -> Incident:
         return await self.apply(incident_id, Cancel(actor), who=actor.user)
@@ -588,6 +611,13 @@ class Engine:
                 await self.queue.enqueue_step(incident.id, rec.id, attempt)
                 count += 1
         return count
+
+
+def _plan_facts(plan: PlanBasis | None) -> dict[str, object]:
+    if plan is None:
+        return {}
+    # Assess compares what it finds with the plan; the code step takes the plan's method.
+    return {"plan": plan.model_dump(mode="json"), "code_method": plan.code_method}
 
 
 def check_reason(reason: str) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from bot.apps_file import AppConfig
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 
 LineSink = Callable[[str, str], Awaitable[None]]  # (host, line)
@@ -83,6 +84,16 @@ class Notifier(Protocol):
         ...
 
 
+class Repos(Protocol):
+    """The bot's clones of the apps' repositories (git)."""
+
+    async def has_version(self, app: AppConfig, version: str) -> bool:
+        """`version` is a tag or a commit of `app`'s repository (origin fetched first).
+
+        Raises `UserFacingError` when the repository cannot be reached, saying why."""
+        ...
+
+
 class StepQueue(Protocol):
     async def enqueue_step(self, incident_id: str, step: StepId, attempt: int) -> None: ...
 
@@ -138,5 +149,11 @@ class Store(Protocol):
     async def unfreeze(self, app: str) -> Freeze | None: ...
 
     async def frozen(self, app: str) -> Freeze | None: ...
+
+    async def save_plan(self, plan_id: str, data: str, ttl: int) -> None:
+        """Keep a plan (JSON) for `Run this plan`, for `ttl` seconds."""
+        ...
+
+    async def load_plan(self, plan_id: str) -> str | None: ...
 
     async def ping(self) -> bool: ...

@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
-    redis_url: str = Field(default="redis://localhost:6379/0", alias="REDIS_URL")
+    # Not in the repr: the URL may carry Redis's password.
+    redis_url: str = Field(default="redis://localhost:6379/0", alias="REDIS_URL", repr=False)
     config_path: Path = Field(
         default=Path("config/apps.yaml"), validation_alias=AliasChoices("REWIND_CONFIG")
     )

@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from slack_sdk.errors import SlackApiError
 
-from bot.apps import parse_apps
-from bot.slack_notifier import make_client
+from bot.apps_file import parse_apps
 from handlers.groups import GroupResolver
+from handlers.notifier import make_client
 from tests.fixtures_hosts import SshEnv
 from tests.test_rollback_command import START
 

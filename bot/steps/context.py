@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.apps import AppConfig, AppsFile, HostConfig
+from bot.apps_file import AppConfig, AppsFile, HostConfig
 from bot.errors import HostError
 from bot.ports import AuditEntry, CommandResult, HostRunner, Notifier
 from bot.workflow.model import Criterion, HostResult, Incident, StepId
-from runners import commands
+from runners import templates
 
 SILENCE = 10.0  # seconds: the longest the thread may stay silent while a step waits
 
@@ -28,6 +28,19 @@ class Outcome:
     facts: dict[str, Any] = field(default_factory=dict)
     criteria: dict[Criterion, bool] = field(default_factory=dict)
     skip: tuple[StepId, ...] = ()
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One command a step would run, values filled in; `changes` is False when it only reads.
+
+    Steps build their commands through functions that return these, so the plan of a rollback
+    (`bot.plan`) shows exactly what the run would send."""
+
+    name: str
+    command: str
+    changes: bool = True
+    note: str = ""
 
 
 @dataclass
@@ -67,7 +80,7 @@ class StepContext:
         await self.notifier.output(self.incident, self.step, host, line)
 
     def command(self, name: str, host: HostConfig, **values: str) -> str | None:
-        return commands.build(self.app, host, name, **values)
+        return templates.build(self.app, host, name, **values)
 
     async def run(
         self,

@@ -33,7 +33,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.apps import AppConfig, AppsFile
+from bot.apps_file import AppConfig, AppsFile
 from bot.metrics import SLACK_CALLS, SLACK_RATE_LIMITED
 from bot.workflow.model import Gate, GateKind, Incident, StepId, ThreadRef
 from bot.workflow.steps import SPECS
@@ -323,6 +323,19 @@ class SlackNotifier:
         channel, thread_ts = where
         await self._slot(channel)
         await self._upload(channel, thread_ts, filename, content, title, comment)
+
+    async def post_plan(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], filename: str, content: str
+    ) -> str | None:
+        """A plan: its message (with its button) in `channel`, the file in that message's
+        thread. The message's permalink; None when it could not be posted."""
+        await self._slot(channel)
+        ts = await self._post(channel, text, blocks)
+        if not ts:
+            return None
+        await self._slot(channel)
+        await self._upload(channel, ts, filename, content, title=filename)
+        return await self._permalink(channel, ts) or ""
 
     async def alert(self, incident: Incident, text: str) -> None:
         state = self._state(incident)

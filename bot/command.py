@@ -1,4 +1,4 @@
-"""`/rollback …`: parsing, and what each subcommand does, for Slack and the terminal alike."""
+"""`/rollback …`: parsing and the help text, shared by every front (`bot.dispatch` runs them)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ _LOOKS_LIKE_VERSION = re.compile(
 
 @dataclass(frozen=True)
 class Command:
-    kind: str  # start | status | list | cancel | unfreeze | help
+    kind: str  # start | plan | status | list | cancel | unfreeze | help
     app: str = ""
     version: str | None = None
     reason: str = ""
@@ -43,15 +43,21 @@ def parse(text: str) -> Command:
             what = "INCIDENT" if head == "cancel" else "APP"
             raise UserFacingError(f"Usage: `/rollback {head} {what}`")
         return Command(head, target=arg)
+    if head == "plan":
+        return _start(words[1:], "plan", "Usage: `/rollback plan APP [VERSION]`")
+    return _start(words, "start", "Usage: `/rollback APP [VERSION] reason… [--major]`")
+
+
+def _start(words: list[str], kind: str, usage: str) -> Command:
     major = "--major" in words
     words = [w for w in words if w != "--major"]
     if not words:
-        raise UserFacingError("Usage: `/rollback APP [VERSION] reason… [--major]`")
+        raise UserFacingError(usage)
     app, rest = words[0], words[1:]
     version: str | None = None
     if rest and _LOOKS_LIKE_VERSION.search(rest[0]):
         version, rest = rest[0], rest[1:]
-    return Command("start", app=app, version=version, reason=" ".join(rest), major=major)
+    return Command(kind, app=app, version=version, reason=" ".join(rest), major=major)
 
 
 HELP = """*Rewind* rolls back a failed deployment and recovers the service, step by step \
@@ -59,6 +65,8 @@ from the runbook, in one thread.
 • `/rollback APP VERSION reason…` — start: e.g. `/rollback myapp v1.4.2 checkout returns 500`
 • `/rollback APP reason…` — the same; Rewind proposes the version before the deployed one
 • add `--major` for a major outage: the report comes with a postmortem template
+• `/rollback plan APP [VERSION]` — the plan of the rollback (every command, the SQL), changing \
+nothing, with a *Run this plan* button
 • `/rollback status [APP|INCIDENT]` — where an incident stands
 • `/rollback list` — open and recent incidents
 • `/rollback cancel INCIDENT` — stop an incident (says what was and was not rolled back)

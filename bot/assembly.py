@@ -16,23 +16,26 @@ from saq import Queue, Worker
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.api import add_routes
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.engine import Engine
 from bot.metrics import REGISTRY, refresh
 from bot.queue import SaqStepQueue, make_queue, make_worker
+from bot.redaction import install_log_redaction
 from bot.settings import Settings
-from bot.slack_notifier import SlackNotifier, make_client
 from bot.store_redis import RedisStore, connect
 from bot.watch.jobs import SaqTickQueue, tick_function
 from bot.watch.service import WatchService
 from bot.watch.store import WatchStore
 from bot.webhooks import WebhookOutbox, deliver_function
 from handlers.groups import GroupResolver
-from handlers.slack import SlackFront, register
+from handlers.listeners import SlackFront, register
+from handlers.notifier import SlackNotifier, make_client
 from handlers.watch_slack import SlackProposer, WatchFront, register_watch
+from runners.git import GitRepos
 from runners.local import runner_for
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,7 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
+    install_log_redaction()
     store = RedisStore(connect(settings.redis_url))
     queue = make_queue(settings.redis_url, settings.queue_name)
     client = make_client(settings.token(), settings.slack_api_url)
@@ -79,6 +83,7 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         queue=SaqStepQueue(queue, heartbeat=settings.heartbeat),
         workspace=settings.workspace,
         runner_factory=runner_for,
+        repos=GitRepos(settings.workspace),
         worker_id=settings.worker_id,
         watch=watches,
         events=WebhookOutbox(apps, queue),
@@ -99,7 +104,7 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         name="rewind",
     )
     groups = GroupResolver(rt.client, rt.apps)
-    register(bolt, SlackFront(rt.engine, rt.store, groups))
+    register(bolt, SlackFront(rt.engine, rt.store, groups, rt.notifier))
     register_watch(bolt, WatchFront(rt.watches, groups))
     return bolt
 
@@ -124,8 +129,34 @@ BOLT = web.AppKey("bolt", AsyncApp)
 
 async def slack_events(request: web.Request) -> web.Response:
     bolt = request.app[BOLT]
-    response = await bolt.async_dispatch(await to_bolt_request(request))
+    stamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    if not (stamp.isascii() and stamp.isdigit()) and bolt_verifies(request):
+        # slack_sdk would raise on it (and Bolt answer 500): not a request Slack signed.
+        return web.Response(status=401, text="invalid request timestamp")
+    try:
+        bolt_request = await to_bolt_request(request)
+    except ValueError:
+        # Bolt parses the body before it checks the signature: a body that is not Slack's
+        # JSON gets a 401 when unsigned (as any forged request) and a 400 when signed.
+        return await not_a_slack_request(request)
+    response = await bolt.async_dispatch(bolt_request)
     return await to_aiohttp_response(response)
+
+
+def bolt_verifies(request: web.Request) -> bool:
+    return request.app[RUNTIME].settings.slack_signing_secret is not None
+
+
+async def not_a_slack_request(request: web.Request) -> web.Response:
+    secret = request.app[RUNTIME].settings.slack_signing_secret
+    body = await request.read()
+    signed = secret is None or SignatureVerifier(secret.get_secret_value()).is_valid_request(
+        body, dict(request.headers)
+    )
+    if not signed:
+        return web.Response(status=401, text="invalid request signature")
+    log.warning("a signed request to /slack/events had a body that is not Slack's; refused")
+    return web.Response(status=400, text="not a Slack request")
 
 
 async def healthz(request: web.Request) -> web.Response:

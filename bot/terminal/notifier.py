@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.people import People
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 from handlers import text as t
@@ -221,7 +221,7 @@ async def connect_terminal_notifier(
     people = People.from_apps_file(apps.people)
     client = None
     if settings.slack_bot_token is not None:
-        from bot.slack_notifier import make_client
+        from handlers.notifier import make_client
 
         candidate = make_client(settings.token(), settings.slack_api_url, timeout=5)
         candidate.retry_handlers.clear()  # one quick try: Slack is probably why we are here

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.console import Console, InputClosed, Interrupted
 from bot.engine import Engine, OpenRequest
 from bot.errors import StepError, UserFacingError
@@ -28,6 +28,7 @@ from bot.workflow.model import Gate, GateKind, Incident, StepId
 from bot.workflow.policy import Actor
 from handlers import text as t
 from handlers.ids import CHOICE
+from runners.git import GitRepos
 from runners.local import runner_for
 
 EXIT_INTERRUPTED = 130  # what shells expect after Ctrl-C
@@ -283,6 +284,7 @@ def build_terminal_engine(
         queue=queue,
         workspace=workspace,
         runner_factory=runner_for,
+        repos=GitRepos(workspace),
         worker_id="terminal",
     )
     queue.engine = engine
@@ -375,7 +377,7 @@ async def run_rollback(
     stream_in: TextIO = sys.stdin,
     resume: str = "",
 ) -> int:
-    from bot.terminal_notifier import connect_terminal_notifier
+    from bot.terminal.notifier import connect_terminal_notifier
 
     if not resume and (why := refusal(apps, args)):
         print(f"✗ {why}", file=out)
@@ -509,3 +511,36 @@ async def _status_text(store: Store, apps: AppsFile, target: str) -> str:
         )
         text += f"\nAnswer it here: python -m bot resume {incident.id}"
     return text
+
+
+async def run_plan(
+    settings: Settings, apps: AppsFile, args: RollbackArgs, out: TextIO = sys.stdout
+) -> int:
+    """`rollback … --plan`: the plan, printed and saved as a file; nothing changed anywhere."""
+    from bot.plan import render
+    from bot.plan.build import Planner, Quiet
+
+    if why := refusal(apps, args):
+        print(f"✗ {why}", file=out)
+        return 2
+    store, _ = await _store_for(settings, out)
+    engine, _ = build_terminal_engine(apps, store, Quiet(), settings.workspace)
+    os_user = getpass.getuser()
+    uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
+    try:
+        plan = await Planner(engine).plan(
+            args.app, args.version, terminal_actor(apps, uid or f"terminal:{os_user}"),
+            reason=args.reason,
+        )  # fmt: skip
+    except UserFacingError as exc:
+        print(f"✗ {t.to_terminal(str(exc))}", file=out)
+        return 1
+    finally:
+        await engine.aclose()
+    text = render.markdown(plan)
+    path = settings.workspace / "files" / render.filename(plan)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(text, file=out)
+    print(f"Plan saved as {path}. Nothing was changed to make it.", file=out)
+    return 0

@@ -1,0 +1,275 @@
+"""Bolt listeners: `/rollback`, the buttons, and the App Home tab.
+
+Ack first (well inside Slack's 3 seconds); anything that needs the repo, Redis or other Slack
+calls runs after the ack, as a lazy listener, and answers through the command's `response_url`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from bot.command import HELP, Command, parse
+from bot.dispatch import (
+    Cancelled,
+    Dispatcher,
+    Listing,
+    NoIncidents,
+    Opened,
+    Released,
+    Reply,
+    StatusOf,
+    Unfrozen,
+    check_start,
+)
+from bot.engine import Engine, OpenRequest
+from bot.errors import UserFacingError
+from bot.plan import render
+from bot.plan.build import PLAN_TTL, Planner
+from bot.plan.model import Plan
+from bot.ports import Store
+from bot.workflow.machine import Answer
+from bot.workflow.policy import Actor
+from handlers import blocks
+from handlers.groups import GroupResolver
+from handlers.ids import CHOICE, Action, ButtonValue
+
+log = logging.getLogger(__name__)
+
+
+class PlanPoster(Protocol):
+    async def post_plan(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], filename: str, content: str
+    ) -> str | None: ...
+
+
+class SlackFront:
+    """What the Slack listeners need: the engine, the store, and group membership."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        groups: GroupResolver,
+        poster: PlanPoster | None = None,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.groups = groups
+        self.dispatcher = Dispatcher(engine, store)
+        self.planner = Planner(engine)
+        self.poster = poster
+
+    # ---- /rollback ----------------------------------------------------------------------
+
+    async def ack_command(self, body: dict[str, Any], ack: AsyncAck) -> None:
+        """Fast checks only: parse, known app, version shape, user listed directly."""
+        cmd: Command | None = None
+        try:
+            cmd = parse(body.get("text", ""))
+            if cmd.kind == "help":
+                await ack(text=HELP)
+                return
+            if cmd.kind == "start":
+                check_start(self.engine, cmd)
+                await ack(text=f"Checking `{cmd.app}` {cmd.version or '(previous version)'}…")
+                return
+            if cmd.kind == "plan":
+                self.engine.app(cmd.app)
+                self.engine.check_version(cmd.version)
+                await ack(
+                    text=f"Planning the rollback of `{cmd.app}` (read-only: nothing changes)…"
+                )
+                return
+            await ack()
+        except UserFacingError as exc:
+            await ack(text=f":warning: {exc}")
+
+    async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+        key = _hash(str(body.get("trigger_id") or _digest(body)))
+        if not await self._first_time("cmd", key):
+            return  # a Slack retry of a command already handled
+        cmd: Command | None = None
+        try:
+            cmd = parse(body.get("text", ""))
+            if cmd.kind == "help":
+                return
+            text = await self._dispatch(cmd, body["user_id"])
+        except UserFacingError as exc:
+            text = f":warning: {exc}"
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]
+            log.exception("command failed [error id %s]", error_id)
+            text = f":x: Something went wrong (error id `{error_id}`); nothing was started."
+        if text:
+            await respond(
+                text=text,
+                blocks=await self._open_gate_blocks(cmd, text),
+                response_type="ephemeral",
+                replace_original=False,
+            )
+
+    async def _open_gate_blocks(self, cmd: Command | None, text: str) -> list[dict[str, Any]]:
+        """`status` of one incident that waits for a click: its buttons, right there.
+
+        If the gate's own message never made it to Slack, this is how the incident goes on.
+        """
+        if cmd is None or cmd.kind != "status" or not cmd.target:
+            return []
+        incident = await self.dispatcher.gate_of(cmd.target)
+        if incident is None or incident.gate is None:
+            return []
+        _, gate_blocks = blocks.gate(incident, incident.gate)
+        return [*blocks.text_blocks(text), *gate_blocks][:50]
+
+    async def _dispatch(self, cmd: Command, user: str) -> str:
+        actor = await self.groups.actor(user)
+        if cmd.kind == "plan":
+            return await self._plan(cmd, actor)
+        return reply_text(await self.dispatcher.run(cmd, actor))
+
+    async def _plan(self, cmd: Command, actor: Actor) -> str:
+        plan = await self.planner.plan(cmd.app, cmd.version, actor, reason=cmd.reason)
+        app = self.engine.app(plan.app)
+        channel = app.incident_channel
+        if self.poster is None:
+            raise UserFacingError("Plans cannot be posted from this process.")
+        text, plan_blocks = blocks.plan(plan.id, plan.app, render.summary(plan))
+        link = await self.poster.post_plan(
+            channel, text, plan_blocks, render.filename(plan), render.markdown(plan)
+        )
+        if link is None:
+            raise UserFacingError(
+                f"I could not post in <#{channel}>, the incident channel of `{app.name}`: invite "
+                "me there (`/invite @Rewind`), then try again. Nothing was changed."
+            )
+        where = f"<{link}|in <#{channel}>>" if link else f"in <#{channel}>"
+        return (
+            f":clipboard: Plan `{plan.id}` for `{plan.app}` → `{plan.target}` is posted {where}, "
+            "with a *Run this plan* button. Nothing was changed to make it."
+        )
+
+    async def _run_plan(self, plan_id: str, user: str) -> str:
+        raw = await self.store.load_plan(plan_id)
+        if raw is None:
+            raise UserFacingError(
+                f"Plan `{plan_id}` is no longer kept (plans last {PLAN_TTL // 3600} hours): make "
+                "a new one with `/rollback plan APP`."
+            )
+        plan = Plan.model_validate_json(raw)
+        actor = await self.groups.actor(user)
+        request = OpenRequest(
+            plan.app,
+            plan.target,
+            plan.reason or f"rollback as planned in plan {plan.id}",
+            actor,
+            plan=plan.basis,
+            incident_id=plan.id,
+        )
+        incident = await self.engine.open(request)
+        link = incident.thread.permalink if incident.thread else ""
+        return (
+            f":rewind: Incident `{incident.id}` opened from plan `{plan.id}` for `{plan.app}` → "
+            f"`{plan.target}`" + (f". Follow it in the <{link}|thread>." if link else ".")
+        )
+
+    # ---- buttons ------------------------------------------------------------------------
+
+    async def run_action(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+        action = body["actions"][0]
+        user = body["user"]["id"]
+        value = ButtonValue.parse(action.get("value", ""))
+        try:
+            choice = CHOICE[Action(action["action_id"])]
+        except (KeyError, ValueError):
+            choice = ""
+        if value is None or not choice:
+            await self.engine.audit_refusal(
+                value.i if value else "", user, choice or "an unknown button", "not a Rewind button"
+            )
+            await _tell(respond, "That button is not one of mine; nothing changed.")
+            return
+        key = _hash(f"{value.i}:{value.t}:{choice}:{user}:{action.get('action_ts', '')}")
+        if not await self._first_time("act", key):
+            return  # a replayed payload
+        try:
+            if choice == "run_plan":
+                said = await self._run_plan(value.i, user)
+                await respond(text=said, response_type="ephemeral", replace_original=False)
+                return
+            actor = await self.groups.actor(user)
+            await self.engine.answer(value.i, Answer(value.t, actor, choice, value.o))
+        except UserFacingError as exc:
+            await _tell(respond, str(exc))
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]
+            log.exception("button failed [error id %s]", error_id)
+            await _tell(respond, f"Something went wrong (error id `{error_id}`); nothing changed.")
+
+    async def home(self, event: dict[str, Any], client: Any) -> None:
+        open_ = await self.store.open_incidents()
+        await client.views_publish(user_id=event["user"], view=blocks.home(open_))
+
+    async def _first_time(self, kind: str, key: str) -> bool:
+        return await self.store.first_time(f"{kind}:{key}", ttl=3600)
+
+
+def reply_text(reply: Reply) -> str:
+    """A command's reply in Slack mrkdwn."""
+    match reply:
+        case Opened(incident=incident, version=version):
+            link = incident.thread.permalink if incident.thread else ""
+            return (
+                f":rewind: Incident `{incident.id}` opened for `{incident.app}`"
+                + (f" → `{version}`" if version else "")
+                + (f". Follow it in the <{link}|thread>." if link else ".")
+            )
+        case Listing(incidents=incidents, empty=empty):
+            return blocks.incident_list(incidents) if incidents else empty
+        case StatusOf(incident=incident):
+            return blocks.incident_status(incident)
+        case Cancelled(incident_id=incident_id):
+            return f"Incident `{incident_id}` cancelled. The thread says what was rolled back."
+        case Unfrozen(app=app, by=by, was_frozen=was_frozen):
+            if not was_frozen:
+                return f"`{app}` is not frozen."
+            return f":sunny: `{app}` unfrozen by <@{by}>; deploys may go ahead."
+        case NoIncidents(app=app):
+            return f"`{app}` has no incidents."
+        case Released(app=app, version=version, by=by, incident_id=incident_id):
+            if not incident_id:
+                return f"`{app}` `{version}` is not quarantined."
+            return (
+                f":unlock: `{app}` `{version}` released by <@{by}>: "
+                f"it may be deployed again (it was rolled back by incident `{incident_id}`)."
+            )
+
+
+def _hash(key: str) -> str:
+    """Idempotency keys from what a payload says: fixed size, whatever was sent."""
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def _digest(body: dict[str, Any]) -> str:
+    raw = "|".join(str(body.get(k, "")) for k in ("user_id", "channel_id", "text", "response_url"))
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+async def _tell(respond: AsyncRespond, text: str) -> None:
+    await respond(text=f":warning: {text}", response_type="ephemeral", replace_original=False)
+
+
+def register(bolt: AsyncApp, front: SlackFront) -> None:
+    async def ack_only(ack: AsyncAck) -> None:
+        await ack()
+
+    bolt.command("/rollback")(ack=front.ack_command, lazy=[front.run_command])
+    for action in Action:
+        bolt.action(action.value)(ack=ack_only, lazy=[front.run_action])
+    home: Callable[..., Awaitable[None]] = front.home
+    bolt.event("app_home_opened")(home)
