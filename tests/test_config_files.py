@@ -162,7 +162,15 @@ def test_slack_manifest() -> None:
     assert command["command"] == "/rollback"
     assert command["url"] == EVENTS_URL
     hint = command["usage_hint"]
-    for word in ("APP [VERSION]", "status", "list", "cancel ID", "unfreeze APP", "help"):
+    for word in (
+        "APP [VERSION]",
+        "plan APP",
+        "status",
+        "list",
+        "cancel ID",
+        "unfreeze APP",
+        "help",
+    ):
         assert word in hint
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "commands",
