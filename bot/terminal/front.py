@@ -447,7 +447,8 @@ async def _run(
         console.say("\n" + resume_hint(incident, durable))
         return EXIT_INTERRUPTED
     print(f"\n{people.plain(incident.outcome or incident.status.value)}", file=out)
-    return 0 if incident.status.value == "completed" else 1
+    # Fix forward is a decision, not a failure; an abort or a cancel is not what was asked.
+    return 0 if incident.status.value in {"completed", "fixed_forward"} else 1
 
 
 async def _open(
