@@ -13,7 +13,7 @@ import signal
 import time
 from collections.abc import Sequence
 
-from bot.apps import AppConfig
+from bot.apps_file import AppConfig
 from bot.errors import HostError
 from bot.ports import CommandResult, Decide, HostRunner, LineSink, ScriptCommand
 from runners import script

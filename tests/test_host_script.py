@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.apps import parse_apps
+from bot.apps_file import parse_apps
 from bot.errors import StepError
 from bot.ports import CommandResult, HostRunner, ScriptCommand
 from bot.steps import redeploy

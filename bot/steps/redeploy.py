@@ -6,14 +6,15 @@ import asyncio
 import functools
 import re
 import shlex
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.apps import HostConfig
+from bot.apps_file import AppConfig, HostConfig
 from bot.errors import HostError, StepError, UserFacingError
 from bot.ports import CommandResult, ScriptCommand
-from bot.steps.context import Outcome, StepContext
+from bot.steps.context import Outcome, Planned, StepContext
 from bot.workflow.model import Criterion, HostResult
-from runners import commands
+from runners import templates
 
 # The file whose change means dependencies must be installed again. docker-compose has none:
 # its "install" is the image build, which is what puts the rolled-back code into the image, so
@@ -66,35 +67,92 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+@dataclass(frozen=True)
+class HostCommands:
+    """Every command the redeploy runs on one host, values filled in: built once, here, for the
+    real run and for the plan (`/rollback plan`), so the two cannot drift apart."""
+
+    dependencies: str | None  # the dependency file's blob id, read before and after the fetch
+    fetch: str | None
+    install: str | None
+    clock: str
+    restart: str | None
+    status: str | None
+    version: str | None
+    head: str
+
+    def sequence(self) -> list[Planned]:
+        """The commands in the order `_Host.run` runs them."""
+        dep = (
+            Planned("dependencies", self.dependencies, changes=False) if self.dependencies else None
+        )
+        steps: list[Planned | None] = [
+            dep,
+            _planned("fetch", self.fetch),
+            dep,
+            _planned(
+                "install",
+                self.install,
+                note="only if the dependency file changed" if self.dependencies else "",
+            ),
+            Planned("clock", self.clock, changes=False, note="the restart time, for the logs"),
+            _planned("restart", self.restart),
+            _planned("status", self.status, changes=False),
+            _planned("version", self.version, changes=False),
+            Planned("head", self.head, changes=False, note="must be the rollback commit"),
+        ]
+        return [s for s in steps if s is not None]
+
+
+def _planned(
+    name: str, command: str | None, *, changes: bool = True, note: str = ""
+) -> Planned | None:
+    return Planned(name, command, changes=changes, note=note) if command else None
+
+
+def host_commands(app: AppConfig, host: HostConfig, ref: str, target: str) -> HostCommands:
+    """Raises UserFacingError when a value may not go into a command."""
+
+    def cmd(name: str) -> str | None:
+        return templates.build(app, host, name, ref=ref, version=target)
+
+    dep = DEPENDENCY_FILE.get(app.deploy.strategy)
+    probe = f"git rev-parse {shlex.quote('HEAD:' + dep)} 2>/dev/null || true" if dep else None
+    return HostCommands(
+        dependencies=templates.in_workdir(app, host, probe) if probe else None,
+        fetch=cmd("fetch"),
+        install=cmd("install"),
+        clock=CLOCK,
+        restart=cmd("restart"),
+        status=cmd("status"),
+        version=cmd("version"),
+        head=templates.in_workdir(app, host, "git rev-parse HEAD"),
+    )
+
+
 class _Host:
     """The rollout of one host: its commands as one script, the first failure raised."""
 
     def __init__(self, ctx: StepContext, host: HostConfig, ref: str, target: str) -> None:
         self.ctx, self.host, self.ref, self.target = ctx, host, ref, target
-
-    def cmd(self, name: str) -> str | None:
-        return self.ctx.command(name, self.host, ref=self.ref, version=self.target)
+        self.cmds = host_commands(ctx.app, host, ref, target)
 
     def plan(self) -> dict[str, ScriptCommand]:
         """The script's commands by name, in order; the probes are quiet and may fail."""
-        ctx, host = self.ctx, self.host
-        in_workdir = functools.partial(commands.in_workdir, ctx.app, host)
-        plan: dict[str, ScriptCommand] = {}
-        dep = DEPENDENCY_FILE.get(ctx.app.deploy.strategy)
-        probe = f"git rev-parse {shlex.quote('HEAD:' + str(dep))} 2>/dev/null || true"
+        cmds = self.cmds
         quiet = functools.partial(ScriptCommand, stream=False, check=False, timeout=60)
-        for name in ("deps_before", "fetch", "deps_after", "install", "clock", "restart",
-                     "status", "version", "head"):  # fmt: skip
-            if name in ("deps_before", "deps_after"):
-                if dep is not None:
-                    plan[name] = quiet(in_workdir(probe))
-            elif name == "clock":
-                plan[name] = quiet(CLOCK, timeout=30)
-            elif name == "head":
-                plan[name] = quiet(in_workdir("git rev-parse HEAD"))
-            elif (cmd := self.cmd(name)) is not None:
-                plan[name] = ScriptCommand(cmd)
-        return plan
+        named: list[tuple[str, ScriptCommand | None]] = [
+            ("deps_before", quiet(cmds.dependencies) if cmds.dependencies else None),
+            ("fetch", ScriptCommand(cmds.fetch) if cmds.fetch else None),
+            ("deps_after", quiet(cmds.dependencies) if cmds.dependencies else None),
+            ("install", ScriptCommand(cmds.install) if cmds.install else None),
+            ("clock", quiet(cmds.clock, timeout=30)),
+            ("restart", ScriptCommand(cmds.restart) if cmds.restart else None),
+            ("status", ScriptCommand(cmds.status) if cmds.status else None),
+            ("version", ScriptCommand(cmds.version) if cmds.version else None),
+            ("head", quiet(cmds.head)),
+        ]
+        return {name: cmd for name, cmd in named if cmd is not None}
 
     async def run(self) -> HostResult:
         ctx, name = self.ctx, self.host.name

@@ -11,32 +11,62 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.engine import Engine, OpenRequest, policy_for
+from bot.command import HELP, Command, parse
+from bot.dispatch import (
+    Cancelled,
+    Dispatcher,
+    Listing,
+    NoIncidents,
+    Opened,
+    OpenedFromPlan,
+    PlanMade,
+    Released,
+    Reply,
+    StatusOf,
+    Unfrozen,
+    check_plan,
+    check_start,
+)
+from bot.engine import Engine
 from bot.errors import UserFacingError
+from bot.plan import render
+from bot.plan.model import Plan
 from bot.ports import Store
 from bot.workflow.machine import Answer
-from bot.workflow.policy import Right
 from handlers import blocks
-from handlers.commands import HELP, Command, parse
 from handlers.groups import GroupResolver
 from handlers.ids import CHOICE, Action, ButtonValue
 
 log = logging.getLogger(__name__)
 
 
+class PlanPoster(Protocol):
+    async def post_plan(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], filename: str, content: str
+    ) -> str | None: ...
+
+
 class SlackFront:
     """What the Slack listeners need: the engine, the store, and group membership."""
 
     def __init__(
-        self, engine: Engine, store: Store, groups: GroupResolver, *, lazy_at_once: int = 8
+        self,
+        engine: Engine,
+        store: Store,
+        groups: GroupResolver,
+        poster: PlanPoster | None = None,
+        *,
+        lazy_at_once: int = 8,
     ) -> None:
         self.engine = engine
         self.store = store
         self.groups = groups
+        self.dispatcher = Dispatcher(engine, store)
+        self.poster = poster
         # Under a burst, the work after the ack waits its turn so that acks keep coming back
         # within Slack's 3 s: every request is acked first, then answered in order.
         self._lazy = asyncio.Semaphore(lazy_at_once)
@@ -52,31 +82,28 @@ class SlackFront:
                 await ack(text=HELP)
                 return
             if cmd.kind == "start":
-                self._quick_start_checks(cmd)
+                check_start(self.engine, cmd)
                 await ack(text=f"Checking `{cmd.app}` {cmd.version or '(previous version)'}…")
+                return
+            if cmd.kind == "plan":
+                check_plan(self.engine, cmd)
+                await ack(
+                    text=f"Planning the rollback of `{cmd.app}` (read-only: nothing changes)…"
+                )
                 return
             await ack()
         except UserFacingError as exc:
             await ack(text=f":warning: {exc}")
-
-    def _quick_start_checks(self, cmd: Command) -> None:
-        """Bad input is refused before anything runs; rights are checked once groups are known."""
-        self.engine.app(cmd.app)
-        self.engine.check_version(cmd.version)
-        if not cmd.reason.strip():
-            version = f" {cmd.version}" if cmd.version else ""
-            raise UserFacingError(
-                "What broke? The runbook asks to confirm the issue first: add a reason, e.g. "
-                f"`/rollback {cmd.app}{version} checkout returns 500`."
-            )
 
     async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         async with self._lazy:
             await self._run_command(body, respond)
 
     async def _run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
-        if not await self._first_time("cmd", body.get("trigger_id") or _digest(body)):
+        key = _hash(str(body.get("trigger_id") or _digest(body)))
+        if not await self._first_time("cmd", key):
             return  # a Slack retry of a command already handled
+        cmd: Command | None = None
         try:
             cmd = parse(body.get("text", ""))
             if cmd.kind == "help":
@@ -103,10 +130,7 @@ class SlackFront:
         """
         if cmd is None or cmd.kind != "status" or not cmd.target:
             return []
-        incident = await self.store.load(cmd.target)
-        if incident is None:
-            holder = await self.store.lock_holder(cmd.target)
-            incident = await self.store.load(holder) if holder else None
+        incident = await self.dispatcher.gate_of(cmd.target)
         if incident is None or incident.gate is None:
             return []
         _, gate_blocks = blocks.gate(incident, incident.gate)
@@ -114,51 +138,34 @@ class SlackFront:
 
     async def _dispatch(self, cmd: Command, user: str) -> str:
         actor = await self.groups.actor(user)
-        if cmd.kind == "start":
-            self._quick_start_checks(cmd)
-            request = OpenRequest(cmd.app, cmd.version, cmd.reason, actor, major=cmd.major)
-            incident = await self.engine.open(request)
-            link = incident.thread.permalink if incident.thread else ""
-            return (
-                f":rewind: Incident `{incident.id}` opened for `{incident.app}`"
-                + (f" → `{cmd.version}`" if cmd.version else "")
-                + (f". Follow it in the <{link}|thread>." if link else ".")
-            )
-        if cmd.kind == "list":
-            return blocks.incident_list(await self.store.recent_incidents(15))
-        if cmd.kind == "status":
-            return await self._status(cmd.target)
-        if cmd.kind == "cancel":
-            found = await self.store.load(cmd.target)
-            if found is None:
-                raise UserFacingError(f"No incident `{cmd.target}`. `/rollback list` shows them.")
-            await self.engine.cancel(found.id, actor)
-            return f"Incident `{found.id}` cancelled. The thread says what was rolled back."
-        if cmd.kind == "unfreeze":
-            app = self.engine.app(cmd.target)
-            if reason := policy_for(app).refuse(actor, Right.APPROVE):
-                raise UserFacingError(reason)
-            freeze = await self.store.unfreeze(app.name)
-            if freeze is None:
-                return f"`{app.name}` is not frozen."
-            return f":sunny: `{app.name}` unfrozen by <@{user}>; deploys may go ahead."
-        raise UserFacingError(HELP)
+        reply = await self.dispatcher.run(cmd, actor)
+        if isinstance(reply, PlanMade):
+            return await self._post_plan(reply.plan)
+        return reply_text(reply)
 
-    async def _status(self, target: str) -> str:
-        if not target:
-            open_ = await self.store.open_incidents()
-            return blocks.incident_list(open_) if open_ else "No open incidents."
-        incident = await self.store.load(target)
-        if incident is None:
-            app = self.engine.app(target)
-            holder = await self.store.lock_holder(app.name)
-            incident = await self.store.load(holder) if holder else None
-            if incident is None:
-                recent = [i for i in await self.store.recent_incidents(50) if i.app == app.name]
-                if not recent:
-                    return f"`{app.name}` has no incidents."
-                incident = recent[0]
-        return blocks.incident_status(incident)
+    async def _post_plan(self, plan: Plan) -> str:
+        app = self.engine.app(plan.app)
+        channel = app.incident_channel
+        if self.poster is None:
+            raise UserFacingError("Plans cannot be posted from this process.")
+        text, plan_blocks = blocks.plan(plan.id, plan.app, render.summary(plan))
+        link = await self.poster.post_plan(
+            channel, text, plan_blocks, render.filename(plan), render.markdown(plan)
+        )
+        if link is None:
+            raise UserFacingError(
+                f"I could not post in <#{channel}>, the incident channel of `{app.name}`: invite "
+                "me there (`/invite @Rewind`), then try again. Nothing was changed."
+            )
+        where = f"<{link}|in <#{channel}>>" if link else f"in <#{channel}>"
+        return (
+            f":clipboard: Plan `{plan.id}` for `{plan.app}` → `{plan.target}` is posted {where}, "
+            "with a *Run this plan* button. Nothing was changed to make it."
+        )
+
+    async def _run_plan(self, plan_id: str, user: str) -> str:
+        actor = await self.groups.actor(user)
+        return reply_text(await self.dispatcher.run_plan(plan_id, actor))
 
     # ---- buttons ------------------------------------------------------------------------
 
@@ -175,12 +182,19 @@ class SlackFront:
         except (KeyError, ValueError):
             choice = ""
         if value is None or not choice:
+            await self.engine.audit_refusal(
+                value.i if value else "", user, choice or "an unknown button", "not a Rewind button"
+            )
             await _tell(respond, "That button is not one of mine; nothing changed.")
             return
-        key = f"{value.i}:{value.t}:{choice}:{user}:{action.get('action_ts', '')}"
+        key = _hash(f"{value.i}:{value.t}:{choice}:{user}:{action.get('action_ts', '')}")
         if not await self._first_time("act", key):
             return  # a replayed payload
         try:
+            if choice == "run_plan":
+                said = await self._run_plan(value.i, user)
+                await respond(text=said, response_type="ephemeral", replace_original=False)
+                return
             actor = await self.groups.actor(user)
             await self.engine.answer(value.i, Answer(value.t, actor, choice, value.o))
         except UserFacingError as exc:
@@ -196,6 +210,50 @@ class SlackFront:
 
     async def _first_time(self, kind: str, key: str) -> bool:
         return await self.store.first_time(f"{kind}:{key}", ttl=3600)
+
+
+def reply_text(reply: Reply) -> str:
+    """A command's reply in Slack mrkdwn."""
+    match reply:
+        case Opened(incident=incident, version=version):
+            link = incident.thread.permalink if incident.thread else ""
+            return (
+                f":rewind: Incident `{incident.id}` opened for `{incident.app}`"
+                + (f" → `{version}`" if version else "")
+                + (f". Follow it in the <{link}|thread>." if link else ".")
+            )
+        case Listing(incidents=incidents, empty=empty):
+            return blocks.incident_list(incidents) if incidents else empty
+        case StatusOf(incident=incident):
+            return blocks.incident_status(incident)
+        case Cancelled(incident_id=incident_id):
+            return f"Incident `{incident_id}` cancelled. The thread says what was rolled back."
+        case Unfrozen(app=app, by=by, was_frozen=was_frozen):
+            if not was_frozen:
+                return f"`{app}` is not frozen."
+            return f":sunny: `{app}` unfrozen by <@{by}>; deploys may go ahead."
+        case NoIncidents(app=app):
+            return f"`{app}` has no incidents."
+        case Released(app=app, version=version, by=by, incident_id=incident_id):
+            if not incident_id:
+                return f"`{app}` `{version}` is not quarantined."
+            return (
+                f":unlock: `{app}` `{version}` released by <@{by}>: "
+                f"it may be deployed again (it was rolled back by incident `{incident_id}`)."
+            )
+        case OpenedFromPlan(incident=incident, plan=plan):
+            link = incident.thread.permalink if incident.thread else ""
+            return (
+                f":rewind: Incident `{incident.id}` opened from plan `{plan.id}` for `{plan.app}` "
+                f"→ `{plan.target}`" + (f". Follow it in the <{link}|thread>." if link else ".")
+            )
+        case PlanMade(plan=plan):
+            return f"Plan `{plan.id}` for `{plan.app}` → `{plan.target}` is made."
+
+
+def _hash(key: str) -> str:
+    """Idempotency keys from what a payload says: fixed size, whatever was sent."""
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def _digest(body: dict[str, Any]) -> str:
