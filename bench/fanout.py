@@ -157,7 +157,8 @@ async def measure(sizes: Sequence[int] = SIZES, reps: int = 2) -> list[Row]:
 
 def table(rows: Sequence[Row]) -> list[str]:
     out = [
-        "| hosts | Rewind (runner) | plain `ssh` & + wait | ratio | goal ≤ 1.2× | SSH sessions per host |",
+        "| hosts | Rewind (runner) | plain `ssh` & + wait | ratio | goal ≤ 1.2× "
+        "| SSH sessions per host |",
         "|---:|---:|---:|---:|:---:|---:|",
     ]
     for r in rows:

@@ -24,8 +24,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.lab import PY, SECRET, Lab, bot_env, free_port, lab, pg_database, private_redis
-from bench.lab import processes, wait_http
+from bench.lab import (
+    PY,
+    SECRET,
+    Lab,
+    bot_env,
+    free_port,
+    lab,
+    pg_database,
+    private_redis,
+    processes,
+    wait_http,
+)
 from bot.store_redis import RedisStore, connect
 from tests.fakes import with_step_commands
 from tests.harness import write_apps
@@ -78,8 +88,9 @@ async def rewind_run(the_lab: Lab, slack: SlackFake, redis_url: str, tmp: Path) 
 
             async with aiohttp.ClientSession() as session:
                 began = time.time()
-                await send_command(session, events, SECRET, text="myapp v1.4.2 checkout returns 500",
-                                   response_url=slack.response_url("start"))  # fmt: skip
+                text = "myapp v1.4.2 checkout returns 500"
+                url = slack.response_url("start")
+                await send_command(session, events, SECRET, text=text, response_url=url)
                 clicked: set[str] = set()
                 incident = None
                 deadline = time.monotonic() + 300
@@ -101,8 +112,11 @@ async def rewind_run(the_lab: Lab, slack: SlackFake, redis_url: str, tmp: Path) 
     return breakdown(the_lab, timeline, began, done, last_post)
 
 
-async def click_ready_gates(slack: SlackFake, session: Any, events: str, clicked: set[str]) -> None:
-    for msg in slack.messages("C0INCIDENT"):
+async def click_ready_gates(
+    slack: SlackFake, session: Any, events: str, clicked: set[str], channel: str = "C0INCIDENT"
+) -> None:
+    """Click each new gate's button as soon as it shows."""
+    for msg in slack.messages(channel):
         ts = str(msg.get("ts"))
         if ts in clicked:
             continue
@@ -111,7 +125,7 @@ async def click_ready_gates(slack: SlackFake, session: Any, events: str, clicked
             if any(label.lower() in text for text in labels):
                 clicked.add(ts)
                 await click(session, events, SECRET, message=msg, label=label, user_id=user,
-                            channel_id="C0INCIDENT",
+                            channel_id=channel,
                             response_url=slack.response_url(f"click-{ts}"))  # fmt: skip
                 break
 
@@ -171,7 +185,10 @@ def baseline_script(the_lab: Lab, backup: Path) -> str:
     down = f"cd {wd} && alembic -c alembic.ini downgrade {TARGET_REVISION}"
     lines.append(f"{ssh(db, down)} > /dev/null 2>&1")
     lines.append("# 3. every host to the previous version, restarted")
-    deploy = f"cd {wd} && git fetch --tags --quiet origin && git checkout --quiet --force v1.4.2 && ./run.sh restart"
+    deploy = (
+        f"cd {wd} && git fetch --tags --quiet origin && git checkout --quiet --force v1.4.2"
+        " && ./run.sh restart"
+    )
     lines += [f"{ssh(h, deploy)} > /dev/null &" for h in env.hosts]
     lines += ['for j in $(jobs -p); do wait "$j" || fail=1; done', '[ "$fail" = 0 ]']
     lines.append("# 4. health until 200 everywhere")

@@ -187,15 +187,15 @@ class Engine:
 
     async def open(self, req: OpenRequest) -> Incident:
         app = self.check_request(req)
-        await self._refuse_if_busy(app.name)  # a Redis read spares the git work below
-        if req.version is not None:
-            await self.check_version_exists(app, req.version)
         incident_id = req.incident_id or new_incident_id()
         if req.incident_id and await self.store.load(incident_id) is not None:
             raise UserFacingError(
                 f"This plan was already run: incident `{incident_id}`. "
                 f"`/rollback status {incident_id}` shows where it stands."
             )
+        await self._refuse_if_busy(app.name)  # a Redis read spares the git work below
+        if req.version is not None:
+            await self.check_version_exists(app, req.version)
         INCIDENT.set(incident_id)
         token = await self._acquire(app.name, incident_id)
         try:
