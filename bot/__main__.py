@@ -85,6 +85,12 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(yes=args.yes)
 
 
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.export import run_export
+
+    return asyncio.run(run_export(settings, args.incident))
+
+
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     from bot.check import run_check
 
@@ -112,11 +118,22 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check", help="validate the config (and --connect to everything)")
     check.add_argument("--connect", action="store_true")
     check.set_defaults(fn=_check)
+    export = sub.add_parser(
+        "export", help="an incident's full record and timeline as JSON (for audits)"
+    )
+    export.add_argument("incident")
+    export.set_defaults(fn=_export)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    result: int = args.fn(args, Settings())
+    from bot.redis_conn import RedisUrlError
+
+    try:
+        result: int = args.fn(args, Settings())
+    except RedisUrlError as exc:
+        print(f"rewind: {exc}", file=sys.stderr)
+        return 2
     return result
 
 

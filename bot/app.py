@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -14,15 +17,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from saq import Queue, Worker
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.lazy_listener.async_internals import to_runnable_function
+from slack_bolt.lazy_listener.async_runner import AsyncLazyListenerRunner
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.apps import AppsFile
 from bot.engine import Engine
 from bot.metrics import OPEN_INCIDENTS, REGISTRY
 from bot.queue import SaqStepQueue, make_queue, make_worker
+from bot.redis_conn import Outage, connect, parse_url, persistence_warning
 from bot.settings import Settings
 from bot.slack_notifier import SlackNotifier, make_client
-from bot.store_redis import RedisStore, connect
+from bot.store_redis import RedisStore
 from handlers.groups import GroupResolver
 from handlers.slack import SlackFront, register
 from runners.local import runner_for
@@ -39,8 +46,17 @@ class Runtime:
     client: AsyncWebClient
     notifier: SlackNotifier
     engine: Engine
+    outage: Outage = field(default_factory=Outage)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         await self.engine.aclose()
         await self.notifier.aclose()
         with contextlib.suppress(Exception):
@@ -49,8 +65,15 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
-    store = RedisStore(connect(settings.redis_url))
-    queue = make_queue(settings.redis_url, settings.queue_name)
+    outage = Outage()
+    store = RedisStore(
+        connect(settings.redis_url, outage=outage),
+        retention=settings.retention,
+        replicas=1 if parse_url(settings.redis_url).sentinel else 0,
+    )
+    queue = make_queue(
+        settings.redis_url, settings.queue_name, outage=outage, heartbeat=settings.heartbeat
+    )
     client = make_client(settings.token(), settings.slack_api_url)
     notifier = SlackNotifier(client, apps)
     engine = Engine(
@@ -62,7 +85,65 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         runner_factory=runner_for,
         worker_id=settings.worker_id,
     )
-    return Runtime(settings, apps, store, queue, client, notifier, engine)
+    rt = Runtime(settings, apps, store, queue, client, notifier, engine, outage)
+    outage.listeners.append(lambda since, seconds: rt.spawn(say_store_was_away(rt, since, seconds)))
+    return rt
+
+
+async def say_store_was_away(rt: Runtime, since: datetime, seconds: float) -> None:
+    """In the thread of every open incident: Redis was away, from when, for how long.
+
+    Every process that saw the outage calls this; the first one per Redis server (its run id
+    changes on a restart or a failover) and incident says it.
+    """
+    try:
+        server = str((await rt.store.r.info("server")).get("run_id", ""))[:12]
+        for incident in await rt.store.open_incidents():
+            if incident.thread is None or not incident.thread.ts:
+                continue
+            if not await rt.store.first_time(f"away:{incident.id}:{server}", ttl=60):
+                continue
+            took = f"{seconds:.0f} s" if seconds >= 1 else "under a second"
+            await rt.store.audit(
+                incident.id, "rewind", "store unreachable", f"{took} from {since:%H:%M:%S} UTC"
+            )
+            await rt.notifier.say(
+                incident,
+                f":electric_plug: Rewind could not reach its store (Redis) for {took}, from "
+                f"{since:%H:%M:%S} UTC. It reconnected and the incident goes on from where it was.",
+            )
+    except Exception:
+        log.exception("could not tell the open incidents that Redis was away")
+
+
+async def warn_persistence(rt: Runtime) -> None:
+    """At start-up, one line in the log when Redis would lose the incidents on a restart."""
+    try:
+        warning = await asyncio.wait_for(persistence_warning(rt.store.r), 5)
+    except Exception as exc:
+        warning = f"cannot read Redis's persistence settings ({exc or type(exc).__name__})"
+    if warning:
+        log.warning("%s", warning)
+
+
+class TrackedLazyRunner(AsyncLazyListenerRunner):
+    """Bolt's lazy listeners, kept track of so that `serve` can finish them before it exits."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self.tasks: set[asyncio.Future[None]] = set()
+
+    def start(self, function: Callable[..., Awaitable[None]], request: AsyncBoltRequest) -> None:
+        task = asyncio.ensure_future(
+            to_runnable_function(internal_func=function, logger=self.logger, request=request)
+        )
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self, timeout: float) -> None:
+        if self.tasks:
+            log.info("finishing %d request(s) in flight", len(self.tasks))
+            await asyncio.wait(list(self.tasks), timeout=timeout)
 
 
 def build_bolt(rt: Runtime) -> AsyncApp:
@@ -75,8 +156,15 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         process_before_response=True,
         name="rewind",
     )
+    bolt.listener_runner.lazy_listener_runner = TrackedLazyRunner(log)
     register(bolt, SlackFront(rt.engine, rt.store, GroupResolver(rt.client, rt.apps)))
     return bolt
+
+
+def lazy_runner(bolt: AsyncApp) -> TrackedLazyRunner:
+    runner = bolt.listener_runner.lazy_listener_runner
+    assert isinstance(runner, TrackedLazyRunner)
+    return runner
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -128,17 +216,22 @@ def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
     app.router.add_get("/api/freeze/{app}", freeze_status)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        rt.spawn(warn_persistence(rt))
         worker = build_worker(rt) if with_worker else None
-        if worker is not None:
-            worker.SIGNALS = []  # aiohttp owns SIGTERM here, and stops the worker on cleanup
         task = asyncio.create_task(worker.start()) if worker else None
         yield
+        # aiohttp has stopped taking requests and finished the ones in flight; their lazy
+        # halves (opening an incident, a click) finish here before anything is closed.
+        await lazy_runner(app[BOLT]).drain(SERVE_DRAIN)
         if worker is not None and task is not None:
-            await stop_worker(worker, task)
+            await stop_worker(rt, worker, task)
         await rt.aclose()
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+SERVE_DRAIN = 30.0  # seconds `serve` gives requests in flight when told to stop
 
 
 def build_worker(rt: Runtime) -> Worker[Any]:
@@ -149,7 +242,7 @@ def build_worker(rt: Runtime) -> Worker[Any]:
         if count:
             log.info("re-enqueued %d running incident(s) after start", count)
 
-    return make_worker(
+    worker = make_worker(
         rt.queue,
         rt.engine.run_step,
         heartbeat=s.heartbeat,
@@ -159,10 +252,26 @@ def build_worker(rt: Runtime) -> Worker[Any]:
         startup=startup,
         reconcile=rt.engine.reconcile,
     )
+    worker.SIGNALS = []  # SIGTERM is ours: a drain (`stop_worker`), not saq's cancel
+    return worker
 
 
-async def stop_worker(worker: Worker[Any], task: asyncio.Task[None]) -> None:
-    """Stop taking jobs and wait for the loop to end; a step cut short is resumed elsewhere."""
+async def stop_worker(rt: Runtime, worker: Worker[Any], task: asyncio.Task[None]) -> None:
+    """Stop taking jobs; hand repeatable steps over at their next command; let the others end.
+
+    A step that is not safe to repeat (the database downgrade) runs to its end, for up to
+    REWIND_DRAIN seconds; after that it is cut and another worker pauses it for a person.
+    """
+    rt.engine.draining = True
+    event = getattr(worker, "event", None)
+    if event is not None:
+        event.set()  # no new jobs
+    deadline = time.monotonic() + rt.settings.drain
+    if worker.job_task_contexts:
+        log.info("stopping: waiting for %d step(s) in flight", len(worker.job_task_contexts))
+    # saq has no event for "my jobs are finished"; its job contexts go when a job is recorded.
+    while worker.job_task_contexts and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
     await worker.stop()
     try:
         await asyncio.wait_for(task, 5)
@@ -171,9 +280,19 @@ async def stop_worker(worker: Worker[Any], task: asyncio.Task[None]) -> None:
 
 
 async def run_worker(rt: Runtime) -> None:
+    """The worker until SIGTERM/SIGINT, then a drain (see `stop_worker`)."""
+    await warn_persistence(rt)
     worker = build_worker(rt)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     task = asyncio.create_task(worker.start())
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await asyncio.shield(task)
+        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
     finally:
-        await stop_worker(worker, task)
+        stopping.cancel()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await stop_worker(rt, worker, task)

@@ -6,11 +6,12 @@ import asyncio
 import sys
 from typing import TextIO
 
+from redis.exceptions import RedisError
+
 from bot.apps import AppConfig, AppsFile, load_apps
 from bot.errors import ConfigError, HostError, UserFacingError
 from bot.settings import Settings
 from runners import commands
-from runners.git import redact
 from runners.local import runner_for
 
 _SAMPLE = {"ref": "v1.0.0", "version": "v1.0.0", "backup": "/tmp/b.sql", "revision": "abc123",
@@ -30,7 +31,9 @@ def check_templates(app: AppConfig) -> list[str]:
     return problems
 
 
-async def check_connect(settings: Settings, apps: AppsFile) -> list[str]:
+async def check_connect(
+    settings: Settings, apps: AppsFile, warnings: list[str] | None = None
+) -> list[str]:
     problems: list[str] = []
     for app in apps.apps.values():
         runner = runner_for(app)
@@ -46,18 +49,30 @@ async def check_connect(settings: Settings, apps: AppsFile) -> list[str]:
                     problems.append(f"{app.name}/{host.name}: {res!r}")
         finally:
             await runner.close()
-    from bot.store_redis import RedisStore, connect
-
-    store = RedisStore(connect(settings.redis_url))
-    try:
-        if not await asyncio.wait_for(store.ping(), 10):
-            problems.append(f"Redis at {redact(settings.redis_url)}: no answer")
-    except (TimeoutError, OSError) as exc:
-        problems.append(f"Redis at {redact(settings.redis_url)}: {exc}")
-    finally:
-        await store.r.aclose()
+    problems.extend(await check_redis(settings, warnings))
     problems.extend(await _check_slack(settings))
     return problems
+
+
+async def check_redis(settings: Settings, warnings: list[str] | None = None) -> list[str]:
+    """Redis answers; a warning when it would lose the open incidents on a restart."""
+    from bot.redis_conn import RedisUrlError, connect, parse_url, persistence_warning
+
+    try:
+        where = parse_url(settings.redis_url).redacted()
+        client = connect(settings.redis_url)
+    except RedisUrlError as exc:
+        return [str(exc)]
+    try:
+        await asyncio.wait_for(client.ping(), 10)
+        warning = await asyncio.wait_for(persistence_warning(client), 10)
+        if warning and warnings is not None:
+            warnings.append(f"Redis at {where}: {warning}")
+    except (TimeoutError, OSError, RedisError) as exc:
+        return [f"Redis at {where}: no answer ({exc or type(exc).__name__})"]
+    finally:
+        await client.aclose()
+    return []
 
 
 async def _check_slack(settings: Settings) -> list[str]:
@@ -84,11 +99,14 @@ async def run_check(settings: Settings, *, connect: bool, out: TextIO = sys.stdo
         print(f"✗ {exc}", file=out)
         return 1
     problems = [p for app in apps.apps.values() for p in check_templates(app)]
+    warnings: list[str] = []
     if connect and not problems:
-        problems.extend(await check_connect(settings, apps))
+        problems.extend(await check_connect(settings, apps, warnings))
     for name, app in apps.apps.items():
         print(f"• {name}: {app.environment}, {len(app.hosts)} host(s), {app.deploy.strategy}"
               + (", database" if app.database else ""), file=out)  # fmt: skip
+    for w in warnings:
+        print(f"⚠ {w}", file=out)
     if problems:
         print(f"✗ {len(problems)} problem(s):", file=out)
         for p in problems:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,6 +36,18 @@ class Settings(BaseSettings):
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}",
         validation_alias=AliasChoices("REWIND_WORKER_ID"),
     )
+
+    # How long a closed incident, its audit trail and its keys stay in Redis (reports stay in git).
+    retention: float = Field(default=400 * 86400, validation_alias=AliasChoices("REWIND_RETENTION"))
+    # How long a worker told to stop (SIGTERM) waits for a step that must not be cut short.
+    drain: float = Field(default=600, validation_alias=AliasChoices("REWIND_DRAIN"))
+
+    @field_validator("retention", "drain", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        from bot.apps import parse_duration
+
+        return parse_duration(v)
 
     def token(self) -> str:
         if self.slack_bot_token is None:
