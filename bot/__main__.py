@@ -85,6 +85,12 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(yes=args.yes)
 
 
+def _deployed(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.watch.cli import run_deployed
+
+    return asyncio.run(run_deployed(settings, _load, args.app, args.version, args.by, args.url))
+
+
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     from bot.export import run_export
 
@@ -123,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     export.add_argument("incident")
     export.set_defaults(fn=_export)
+    deployed = sub.add_parser("deployed", help="tell Rewind of a deploy (as POST /api/deploys)")
+    deployed.add_argument("app")
+    deployed.add_argument("version")
+    deployed.add_argument("--by", default="", help="who deployed")
+    deployed.add_argument("--url", default="", help="link to the pipeline run")
+    deployed.set_defaults(fn=_deployed)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

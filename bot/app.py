@@ -8,7 +8,7 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from slack_bolt.lazy_listener.async_runner import AsyncLazyListenerRunner
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.api import add_routes
 from bot.apps import AppsFile
 from bot.engine import Engine
 from bot.metrics import OPEN_INCIDENTS, REGISTRY
@@ -30,8 +31,12 @@ from bot.redis_conn import Outage, connect, parse_url, persistence_warning
 from bot.settings import Settings
 from bot.slack_notifier import SlackNotifier, make_client
 from bot.store_redis import RedisStore
+from bot.watch.jobs import SaqTickQueue, tick_function
+from bot.watch.service import WatchService
+from bot.watch.store import WatchStore
 from handlers.groups import GroupResolver
 from handlers.slack import SlackFront, register
+from handlers.watch_slack import SlackProposer, WatchFront, register_watch
 from runners.local import runner_for
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,7 @@ class Runtime:
     client: AsyncWebClient
     notifier: SlackNotifier
     engine: Engine
+    watches: WatchService
     outage: Outage = field(default_factory=Outage)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -58,6 +64,7 @@ class Runtime:
         for task in list(self._tasks):
             task.cancel()
         await self.engine.aclose()
+        await self.watches.aclose()
         await self.notifier.aclose()
         with contextlib.suppress(Exception):
             await self.queue.disconnect()
@@ -76,6 +83,14 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
     )
     client = make_client(settings.token(), settings.slack_api_url)
     notifier = SlackNotifier(client, apps)
+    watches = WatchService(
+        apps=apps,
+        store=WatchStore(store.r),
+        queue=SaqTickQueue(queue, heartbeat=settings.heartbeat),
+        proposer=SlackProposer(client),
+        runner_factory=runner_for,
+        worker_id=settings.worker_id,
+    )
     engine = Engine(
         apps=apps,
         store=store,
@@ -85,7 +100,8 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         runner_factory=runner_for,
         worker_id=settings.worker_id,
     )
-    rt = Runtime(settings, apps, store, queue, client, notifier, engine, outage)
+    watches.engine = engine
+    rt = Runtime(settings, apps, store, queue, client, notifier, engine, watches, outage)
     outage.listeners.append(lambda since, seconds: rt.spawn(say_store_was_away(rt, since, seconds)))
     return rt
 
@@ -157,7 +173,9 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         name="rewind",
     )
     bolt.listener_runner.lazy_listener_runner = TrackedLazyRunner(log)
-    register(bolt, SlackFront(rt.engine, rt.store, GroupResolver(rt.client, rt.apps)))
+    groups = GroupResolver(rt.client, rt.apps)
+    register(bolt, SlackFront(rt.engine, rt.store, groups))
+    register_watch(bolt, WatchFront(rt.watches, groups))
     return bolt
 
 
@@ -193,19 +211,6 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-async def freeze_status(request: web.Request) -> web.Response:
-    """For CI pipelines: 423 while the app is frozen after a rollback, 200 when it may deploy."""
-    rt = request.app[RUNTIME]
-    app = request.match_info["app"]
-    if rt.apps.app(app) is None:
-        return web.json_response({"app": app, "error": "unknown app"}, status=404)
-    freeze = await rt.store.frozen(app)
-    if freeze is None:
-        return web.json_response({"app": app, "frozen": False})
-    body: dict[str, Any] = {"frozen": True, **asdict(freeze)}
-    return web.json_response(body, status=423)
-
-
 def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
     app = web.Application()
     app[RUNTIME] = rt
@@ -213,7 +218,7 @@ def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/freeze/{app}", freeze_status)
+    add_routes(app, rt)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         rt.spawn(warn_persistence(rt))
@@ -241,6 +246,13 @@ def build_worker(rt: Runtime) -> Worker[Any]:
         count = await rt.engine.reconcile()
         if count:
             log.info("re-enqueued %d running incident(s) after start", count)
+        count = await rt.watches.reconcile()
+        if count:
+            log.info("took over %d deploy watch(es) after start", count)
+
+    async def reconcile() -> int:
+        await rt.watches.close_idle()
+        return await rt.engine.reconcile() + await rt.watches.reconcile()
 
     worker = make_worker(
         rt.queue,
@@ -250,7 +262,8 @@ def build_worker(rt: Runtime) -> Worker[Any]:
         concurrency=s.worker_concurrency,
         worker_id=s.worker_id,
         startup=startup,
-        reconcile=rt.engine.reconcile,
+        reconcile=reconcile,
+        functions=[tick_function(rt.watches.tick, s.heartbeat)],
     )
     worker.SIGNALS = []  # SIGTERM is ours: a drain (`stop_worker`), not saq's cancel
     return worker

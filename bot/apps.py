@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bot.errors import ConfigError
 
@@ -151,6 +159,46 @@ class VerifyConfig(_Model):
         return parse_duration(v)
 
 
+class WatchConfig(_Model):
+    """After a reported deploy: how long and how often to look, and what counts as bad."""
+
+    duration: float = 900.0
+    interval: float = 30.0
+    availability: float = Field(default=99.0, ge=0, le=100)  # percent; under it is bad
+    p95_factor: float = Field(default=2.0, gt=1)  # p95 over this times the baseline is bad
+    # A p95 that doubles from 2 ms to 4 ms is noise: it must also grow by this much.
+    p95_min_ms: float = Field(default=50.0, ge=0)
+    errors_per_minute: float = Field(default=10.0, ge=0)  # error lines in the logs
+    # A single failed probe is not enough: one URL failing this many probes in a row, or
+    # `failures + 1` failed probes in all.
+    failures: int = Field(default=2, ge=2)
+
+    @field_validator("duration", "interval", mode="before")
+    @classmethod
+    def _durations(cls, v: Any) -> float:
+        return parse_duration(v)
+
+    @model_validator(mode="after")
+    def _sane(self) -> WatchConfig:
+        if self.interval <= 0 or self.duration < self.interval:
+            raise ValueError("interval must be positive and at most the duration")
+        return self
+
+
+class WebhookConfig(_Model):
+    """An outgoing webhook: a signed JSON POST on incident opened, step done, completed, aborted."""
+
+    url: str
+    secret: SecretStr
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+
 class AppConfig(_Model):
     name: str = ""
     environment: str = "production"
@@ -169,6 +217,9 @@ class AppConfig(_Model):
     smoke: list[str] = Field(default_factory=list)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    watch: WatchConfig | None = None  # None: deploys of this app are recorded, not watched
+    auto_rollback: bool = False
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
 
     @property
     def production(self) -> bool:
@@ -190,6 +241,15 @@ class AppConfig(_Model):
             raise ValueError("host names must be unique")
         if self.database and self.database.run_on not in names:
             raise ValueError(f"database.run_on {self.database.run_on!r} is not one of {names}")
+        if self.auto_rollback and self.production:
+            raise ValueError(
+                "auto_rollback is refused for production: a person decides there "
+                "(remove it, or set a non-production environment)"
+            )
+        if self.auto_rollback and self.watch is None:
+            raise ValueError(
+                "auto_rollback needs 'watch': only a watched deploy can be rolled back"
+            )
         if self.ssh.transport == "ssh" and not self.ssh.known_hosts:
             raise ValueError("ssh.known_hosts is required: host keys are always verified")
         return self

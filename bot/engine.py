@@ -15,12 +15,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from bot.apps import AppConfig, AppsFile
 from bot.errors import RewindError, StepError, UserFacingError
 from bot.metrics import INCIDENTS_OPENED, STEP_SECONDS, STEPS
 from bot.ports import Freeze, HostRunner, Notifier, StepQueue, Store
 from bot.steps.context import Outcome, StepBody, StepContext
+from bot.workflow.baseline import Baseline
 from bot.workflow.machine import (
     Answer,
     AskGate,
@@ -41,6 +43,7 @@ from bot.workflow.machine import (
 )
 from bot.workflow.model import ErrorInfo, HostResult, Incident, Status, StepId, StepStatus
 from bot.workflow.policy import Actor, Policy, Right
+from bot.workflow.quarantine import Quarantine
 from bot.workflow.steps import SPECS
 from runners.commands import VERSION_RE
 
@@ -60,8 +63,16 @@ class OpenRequest:
     version: str | None
     reason: str
     actor: Actor
-    source: str = "slack"  # or "terminal"
+    source: str = "slack"  # or "terminal", "watch" (a click on a proposal), "auto"
     major: bool = False
+
+
+class WatchHooks(Protocol):
+    """What incidents ask of the deploy watch (`bot.watch`), when there is one."""
+
+    async def baseline_for(self, app: str) -> Baseline | None: ...
+
+    async def quarantine(self, q: Quarantine) -> None: ...
 
 
 def policy_for(app: AppConfig) -> Policy:
@@ -89,8 +100,10 @@ class Engine:
         runner_factory: RunnerFactory,
         bodies: dict[StepId, StepBody] | None = None,
         worker_id: str = "",
+        watch: WatchHooks | None = None,
     ) -> None:
         self.apps = apps
+        self.watch = watch
         self.store = store
         self.notifier = notifier
         self.queue = queue
@@ -134,6 +147,8 @@ class Engine:
         """Everything that needs neither the repo nor Redis: answered within Slack's 3 s."""
         app = self.app(req.app)
         self.check_version(req.version)
+        if req.source == "auto":
+            return app  # auto_rollback: the apps file allowed it (never for production)
         if reason := policy_for(app).refuse(req.actor, Right.OPERATE):
             raise UserFacingError(reason)
         return app
@@ -157,6 +172,7 @@ class Engine:
                 steps=new_steps(),
                 lock_token=token,
                 major=req.major,
+                baseline=await self.watch.baseline_for(app.name) if self.watch else None,
             )
             await self.store.create(incident)
         except BaseException:
@@ -295,12 +311,36 @@ class Engine:
                 f":snowflake: `{incident.app}` is now frozen for deploys. An approver lifts it "
                 f"with `/rollback unfreeze {incident.app}` once the fix is ready.",
             )
+            await self._quarantine(incident, link)
         await self.close_runner(incident.id)
         opened = incident.thread is not None and bool(incident.thread.ts)
         if incident.status in {Status.ABORTED, Status.CANCELLED} and opened:
             await self._abort_report(incident)
         if incident.facts.get("notified_start"):  # those told of the start hear of the end
             await self.notifier.stakeholders(incident, "end")
+
+    async def _quarantine(self, incident: Incident, link: str) -> None:
+        """The version rolled back from may not come back until an approver releases it."""
+        bad = incident.facts.get("deployed")
+        if self.watch is None or not bad or bad == incident.target:
+            return
+        await self.watch.quarantine(
+            Quarantine(
+                app=incident.app,
+                version=str(bad),
+                by=incident.requested_by,
+                reason=f"rolled back from by incident {incident.id}: "
+                f"{incident.reason or 'no reason given'}",
+                incident=incident.id,
+                link=link,
+                at=incident.finished_at or incident.updated_at,
+            )
+        )
+        await self.notifier.say(
+            incident,
+            f":no_entry: `{bad}` is quarantined: `GET /api/freeze/{incident.app}?version={bad}` "
+            f"answers 423 until an approver runs `/rollback release {incident.app} {bad}`.",
+        )
 
     async def _abort_report(self, incident: Incident) -> None:
         """The runbook's report is always written, an aborted rollback's most of all."""

@@ -116,6 +116,7 @@ def make_worker(
     worker_id: str,
     startup: Callable[[], Awaitable[None]] | None = None,
     reconcile: Callable[[], Awaitable[int]] | None = None,
+    functions: list[tuple[str, Callable[..., Awaitable[Any]]]] | None = None,
 ) -> Worker[Any]:
     async def run_step(ctx: dict[str, Any], *, incident_id: str, step: str, attempt: int) -> None:
         job: Job = ctx["job"]
@@ -134,7 +135,7 @@ def make_worker(
     cron = [CronJob(reconcile_running, cron="* * * * *", timeout=60)] if reconcile else []
     return Worker(
         queue,
-        functions=[(RUN_STEP, run_step)],
+        functions=[(RUN_STEP, run_step), *(functions or [])],
         cron_jobs=cron,
         concurrency=concurrency,
         id=worker_id,

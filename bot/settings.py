@@ -25,6 +25,10 @@ class Settings(BaseSettings):
         default=Path("config/apps.yaml"), validation_alias=AliasChoices("REWIND_CONFIG")
     )
     port: int = Field(default=3000, alias="PORT")
+    api_token: SecretStr | None = Field(default=None, alias="REWIND_API_TOKEN")
+    github_webhook_secret: SecretStr | None = Field(default=None, alias="GITHUB_WEBHOOK_SECRET")
+    # Where `python -m bot deployed` sends the deploy when it runs away from the bot (CI).
+    api_url: str | None = Field(default=None, validation_alias=AliasChoices("REWIND_URL"))
     # Not in the contract, for operators and tests: where the bot keeps its clones, the queue's
     # name, and how fast a dead worker's job is taken over.
     workspace: Path = Field(default=Path("var"), validation_alias=AliasChoices("REWIND_WORKSPACE"))

@@ -121,6 +121,18 @@ class TestHost:
     sshd_log: Path = field(default_factory=Path)
     host_key_line: str = ""  # "ssh-ed25519 AAAA..."
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    command_log: Path = field(default_factory=Path)  # every command run over SSH, as sent
+
+    def commands(self) -> list[str]:
+        """Every command this host was sent over SSH, in order (see `COMMAND_LOGGER`)."""
+        if not self.command_log.is_file():
+            return []
+        records = self.command_log.read_bytes().split(b"\0")
+        return [r.decode("utf-8", "replace") for r in records if r]
+
+    def clear_commands(self) -> None:
+        if self.command_log.is_file():
+            self.command_log.write_bytes(b"")
 
     @property
     def health_url(self) -> str:
@@ -244,6 +256,18 @@ MaxStartups 100:30:200
 MaxSessions 50
 SetEnv PATH={path}
 Subsystem sftp internal-sftp
+ForceCommand {logger} {command_log}
+"""
+
+# sshd runs it (through the login shell) instead of the client's command, which it gets in
+# $SSH_ORIGINAL_COMMAND: logged NUL-terminated (a command may span lines) in one write, then run
+# as sshd would have run it, with the same shell, stdin, output and exit status.
+COMMAND_LOGGER = """\
+#!/bin/sh
+log="$1"
+if [ -z "${SSH_ORIGINAL_COMMAND+x}" ]; then exec "${SHELL:-/bin/sh}" -l; fi
+printf '%s\\0' "$SSH_ORIGINAL_COMMAND" >> "$log"
+exec "${SHELL:-/bin/sh}" -c "$SSH_ORIGINAL_COMMAND"
 """
 
 
@@ -252,6 +276,11 @@ def _start_sshd(host: TestHost, keys: SshKeys, tmp: Path) -> None:
     authorized = tmp / "authorized_keys"
     if not authorized.exists():
         authorized.write_text(keys.client_public + "\n")
+    logger = tmp / "command_logger.sh"
+    if not logger.exists():
+        logger.write_text(COMMAND_LOGGER)
+        logger.chmod(0o755)
+    host.command_log = tmp / f"commands_{host.name}.log"
     cfg = tmp / f"sshd_{host.name}.conf"
     cfg.write_text(
         SSHD_CONFIG.format(
@@ -260,6 +289,8 @@ def _start_sshd(host: TestHost, keys: SshKeys, tmp: Path) -> None:
             pid_file=tmp / f"sshd_{host.name}.pid",
             authorized_keys=authorized,
             path=host_path_env(),
+            logger=shlex.quote(str(logger)),
+            command_log=shlex.quote(str(host.command_log)),
         )
     )
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,8 @@ from bot.apps import (
     MonitorConfig,
     SshConfig,
     VerifyConfig,
+    WatchConfig,
+    WebhookConfig,
     load_apps,
 )
 from bot.errors import ConfigError
@@ -138,6 +140,8 @@ def test_the_example_shows_every_key_the_model_accepts() -> None:
     assert set(app["logs"]) == _keys(LogsConfig)
     assert set(app["monitor"]) == _keys(MonitorConfig)
     assert set(app["verify"]) == _keys(VerifyConfig)
+    assert set(app["watch"]) == _keys(WatchConfig)
+    assert _union(app["webhooks"]) == _keys(WebhookConfig)
     assert set(app["deploy"]["commands"]) | {"stop", "start"} == set(commands.SYSTEMD)
 
 
@@ -280,6 +284,24 @@ def test_commands_strategy_needs_its_commands(tmp_path: Path) -> None:
     app["deploy"] = {"strategy": "commands", "workdir": "/srv/myapp", "commands": {"fetch": "x"}}
     path = write(tmp_path / "apps.yaml", {"apps": {"myapp": app}})
     assert_names(load_error(path), path, "apps.myapp.deploy", "install", "restart")
+
+
+def test_auto_rollback_is_refused_for_production(tmp_path: Path) -> None:
+    app = valid_app()
+    app.update(environment="production", auto_rollback=True, watch={"duration": "5m"})
+    path = write(tmp_path / "apps.yaml", {"apps": {"myapp": app}})
+    assert_names(load_error(path), path, "apps.myapp", "auto_rollback", "production")
+    app["environment"] = "staging"
+    assert load_apps(write(path, {"apps": {"myapp": app}})).apps["myapp"].auto_rollback
+
+
+def test_a_webhook_needs_an_http_url_and_a_secret(tmp_path: Path) -> None:
+    app = valid_app()
+    app["webhooks"] = [{"url": "ftp://status.example/hook", "secret": "s"}]
+    path = write(tmp_path / "apps.yaml", {"apps": {"myapp": app}})
+    assert_names(load_error(path), path, "apps.myapp.webhooks[0].url", "http")
+    app["webhooks"] = [{"url": "https://status.example/hook"}]
+    assert_names(load_error(write(path, {"apps": {"myapp": app}})), path, "secret")
 
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:

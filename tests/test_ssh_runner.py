@@ -72,3 +72,17 @@ async def test_a_host_that_never_answers_times_out(ssh_env: SshEnv) -> None:
             await asyncio.wait_for(r.run("web1", "true"), 10)
     finally:
         silent.close()
+
+
+async def test_the_hosts_command_log_holds_each_command_as_sent(ssh_env: SshEnv) -> None:
+    r = runner(ssh_env)
+    try:
+        multi = "echo 'a b'\necho second line"
+        result = await r.run("web1", multi)
+        assert result.ok and "a b" in result.output and "second line" in result.output
+        failed = await r.run("web2", "exit 3")
+        assert failed.exit_status == 3
+    finally:
+        await r.close()
+    assert ssh_env.hosts[0].commands() == [multi]
+    assert ssh_env.hosts[1].commands() == ["exit 3"]

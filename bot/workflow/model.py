@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from bot.workflow.baseline import Baseline
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -159,6 +161,8 @@ class Incident(BaseModel):
     version: int = 0  # bumped on every save; the store refuses stale writes
     major: bool = False
     outcome: str = ""
+    # How the app did before the deploy being rolled back (its watch measured it), if known.
+    baseline: Baseline | None = None
 
     @property
     def production(self) -> bool:

@@ -1,0 +1,394 @@
+"""Recording a deploy, ticking its watch, and answering the proposal.
+
+The web process records deploys and answers clicks; workers run the ticks. A tick is a queue
+job that reads the watch from Redis, probes once, appends what it saw, judges, and enqueues the
+next tick: any worker may run any tick, and a worker killed mid-watch leaves the rest to others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from bot.apps import AppConfig, AppsFile
+from bot.deploys import Deploy, DeployReport, check_report
+from bot.engine import Engine, OpenRequest, policy_for
+from bot.errors import UserFacingError
+from bot.ports import HostRunner
+from bot.watch import judge, probe
+from bot.watch.model import Answer, Tick, Watch, WatchState
+from bot.watch.store import WatchStore
+from bot.workflow.baseline import Baseline
+from bot.workflow.model import ThreadRef
+from bot.workflow.policy import Actor, Right
+from bot.workflow.quarantine import Quarantine
+
+log = logging.getLogger(__name__)
+RUNNER_IDLE = 300.0  # seconds a watch's SSH connections stay open between ticks
+AUTO = "rewind"  # who an automatic rollback is requested by
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What the proposal message says, for any front to render."""
+
+    watch_id: str
+    app: str
+    version: str
+    minutes_since: int
+    evidence: str
+    last_good: str | None
+    deploy_by: str = ""
+    deploy_url: str = ""
+    answer: Answer | None = None
+    auto: bool = False
+
+
+class Proposer(Protocol):
+    """Where proposals appear (the app's incident channel) and are settled."""
+
+    async def propose(self, app: AppConfig, proposal: Proposal) -> ThreadRef: ...
+
+    async def settle(self, app: AppConfig, ref: ThreadRef, proposal: Proposal) -> None:
+        """Replace the buttons with what became of the proposal."""
+        ...
+
+
+class TickQueue(Protocol):
+    async def enqueue_tick(self, watch_id: str, n: int, due: float) -> None: ...
+
+
+class WatchService:
+    def __init__(
+        self,
+        *,
+        apps: AppsFile,
+        store: WatchStore,
+        queue: TickQueue,
+        proposer: Proposer,
+        runner_factory: Callable[[AppConfig], HostRunner],
+        worker_id: str = "",
+    ) -> None:
+        self.apps = apps
+        self.store = store
+        self.queue = queue
+        self.proposer = proposer
+        self.runner_factory = runner_factory
+        self.worker_id = worker_id
+        self.engine: Engine | None = None  # set once both exist (the engine asks us back)
+        self._runners: dict[str, tuple[HostRunner, float]] = {}
+
+    # ---- web side: a deploy is reported -------------------------------------------------
+
+    async def record(self, report: DeployReport, source: str) -> tuple[Deploy, Watch | None]:
+        app, deploy = check_report(self.apps, report, source)
+        previous = await self.store.deploys(app.name, 20)
+        await self.store.record_deploy(deploy)
+        if app.watch is None:
+            return deploy, None
+        baseline = await self.store.baseline(app.name)
+        if baseline is not None and baseline.version == deploy.version:
+            baseline = None  # a redeploy of the same version: nothing to compare with
+        watch = Watch(
+            id=secrets.token_hex(4),
+            deploy=deploy,
+            started_at=deploy.at,
+            duration=app.watch.duration,
+            interval=app.watch.interval,
+            baseline=baseline,
+            last_good=await self._last_good(app, deploy, baseline, previous),
+        )
+        if not await self.store.save(watch):
+            raise RuntimeError(f"watch {watch.id} exists already")
+        replaced = await self.store.set_latest(app.name, watch.id)
+        if replaced:
+            await self._supersede(replaced, watch)
+        await self.queue.enqueue_tick(watch.id, 0, watch.due(0))
+        return deploy, watch
+
+    async def _last_good(
+        self, app: AppConfig, deploy: Deploy, baseline: Baseline | None, previous: list[Deploy]
+    ) -> str | None:
+        """The version the quiet baseline was measured on, else the deploy before this one."""
+        if baseline is not None:
+            return baseline.version
+        for earlier in previous:
+            if earlier.version != deploy.version and not await self.store.quarantined(
+                app.name, earlier.version
+            ):
+                return earlier.version
+        return None
+
+    async def _supersede(self, watch_id: str, by: Watch) -> None:
+        old = await self.store.load(watch_id)
+        if old is None or not old.state.ticking:
+            return
+        old.state = WatchState.SUPERSEDED
+        old.evidence = f"superseded by the deploy of {by.deploy.version}"
+        await self.store.save(old)  # a lost race only means the old watch ticks once more
+
+    # ---- worker side: one tick ----------------------------------------------------------
+
+    async def tick(self, watch_id: str, n: int) -> None:
+        watch = await self.store.load(watch_id)
+        if watch is None or not watch.state.ticking or len(watch.ticks) > n:
+            return  # ended, or a duplicate of a tick already taken
+        app = self.apps.app(watch.app)
+        if app is None or app.watch is None:
+            log.warning("watch %s: app %s is no longer watched; stopping", watch.id, watch.app)
+            await self._end(watch, WatchState.QUIET, "the app is no longer watched")
+            return
+        wait = watch.due(n) - time.time()
+        if wait > 0:
+            await asyncio.sleep(min(wait, watch.interval))
+        runner = self._runner(app)
+        try:
+            if not watch.utc_offsets:
+                offsets = await asyncio.gather(*(probe.host_offset(runner, h) for h in app.hosts))
+                watch.utc_offsets = {h.name: o for h, o in zip(app.hosts, offsets, strict=True)}
+            seen = await probe.one_round(
+                n,
+                self.worker_id,
+                app,
+                runner,
+                watch.deploy.at,
+                watch.utc_offsets,
+                datetime.now(UTC),
+            )
+        finally:
+            self._runners[app.name] = (runner, time.monotonic())
+        updated = await self._append(watch_id, seen, watch.utc_offsets)
+        if updated is None:
+            return
+        await self._judge(app, updated)
+
+    async def _append(self, watch_id: str, seen: Tick, offsets: dict[str, int]) -> Watch | None:
+        for _ in range(20):
+            watch = await self.store.load(watch_id)
+            if watch is None or not watch.state.ticking or len(watch.ticks) > seen.n:
+                return None
+            watch.ticks.append(seen)
+            watch.utc_offsets = watch.utc_offsets or offsets
+            if watch.first_failure_at is None and judge.samples_failed(seen.samples):
+                watch.first_failure_at = seen.at
+            if await self.store.save(watch):
+                return watch
+        return None
+
+    async def _judge(self, app: AppConfig, watch: Watch) -> None:
+        assert app.watch is not None
+        verdict = judge.verdict(watch, app.watch)
+        if verdict is not None:
+            watch.state = WatchState.PROPOSED
+            watch.proposed_at = datetime.now(UTC)
+            watch.evidence = verdict.text()
+            if await self.store.save(watch):  # one proposal, whoever judged first
+                await self._propose(app, watch)
+            return
+        n = len(watch.ticks)
+        if n >= watch.ticks_planned:
+            f = judge.figures(watch)
+            await self.store.set_baseline(
+                app.name,
+                Baseline(
+                    version=watch.deploy.version,
+                    measured_at=datetime.now(UTC),
+                    probes=f.probes,
+                    availability=f.availability,
+                    p95_ms=f.p95_ms,
+                    errors_per_minute=f.errors_per_minute,
+                ),
+            )
+            await self._end(watch, WatchState.QUIET, "within every threshold")
+            return
+        await self.queue.enqueue_tick(watch.id, n, watch.due(n))
+
+    async def _end(self, watch: Watch, state: WatchState, why: str) -> None:
+        for _ in range(20):
+            watch.state, watch.evidence = state, watch.evidence or why
+            if await self.store.save(watch):
+                return
+            fresh = await self.store.load(watch.id)
+            if fresh is None or not fresh.state.ticking:
+                return
+            watch = fresh
+
+    def _runner(self, app: AppConfig) -> HostRunner:
+        cached = self._runners.pop(app.name, None)
+        return cached[0] if cached is not None else self.runner_factory(app)
+
+    async def close_idle(self, idle: float = RUNNER_IDLE) -> None:
+        now = time.monotonic()
+        for name, (runner, since) in list(self._runners.items()):
+            if now - since > idle:
+                del self._runners[name]
+                with contextlib.suppress(Exception):
+                    await runner.close()
+
+    async def aclose(self) -> None:
+        await self.close_idle(idle=-1)
+
+    # ---- the proposal -------------------------------------------------------------------
+
+    def proposal(self, watch: Watch, *, auto: bool = False) -> Proposal:
+        since = (watch.proposed_at or datetime.now(UTC)) - watch.deploy.at
+        return Proposal(
+            watch_id=watch.id,
+            app=watch.app,
+            version=watch.deploy.version,
+            minutes_since=max(int(since.total_seconds() // 60), 0),
+            evidence=watch.evidence,
+            last_good=watch.last_good,
+            deploy_by=watch.deploy.by,
+            deploy_url=watch.deploy.url,
+            answer=watch.answer,
+            auto=auto,
+        )
+
+    async def _propose(self, app: AppConfig, watch: Watch) -> None:
+        if not await self.store.first_time(f"post:{watch.id}", ttl=60):
+            return  # another worker is posting it right now
+        auto = app.auto_rollback and watch.last_good is not None
+        ref = await self.proposer.propose(app, self.proposal(watch, auto=auto))
+        watch = await self._update(watch.id, lambda w: setattr(w, "message", ref)) or watch
+        if auto:
+            await self._auto_rollback(app, watch, ref)
+
+    async def _auto_rollback(self, app: AppConfig, watch: Watch, ref: ThreadRef) -> None:
+        try:
+            incident_id = await self._open_incident(app, watch, Actor(AUTO), auto=True)
+        except UserFacingError as exc:
+            # The proposal stays: a person can still click once the cause is cleared.
+            watch.answer = Answer(choice="auto", user=AUTO, why=f"not started: {exc}")
+            await self.proposer.settle(app, ref, self.proposal(watch, auto=False))
+            return
+        answer = Answer(choice="auto", user=AUTO, incident=incident_id)
+        settled = await self._answer(watch.id, WatchState.ROLLING_BACK, answer)
+        await self.proposer.settle(app, ref, self.proposal(settled or watch, auto=True))
+
+    async def _open_incident(self, app: AppConfig, watch: Watch, actor: Actor, auto: bool) -> str:
+        if self.engine is None:
+            raise RuntimeError("the watch service has no engine")
+        if not watch.last_good:
+            raise UserFacingError(
+                f"I know no good version of `{app.name}` to go back to: "
+                f"`/rollback {app.name} VERSION {watch.deploy.version} looks bad` names one."
+            )
+        since = self.proposal(watch).minutes_since
+        reason = (
+            f"{watch.deploy.version} looks bad since its deploy {since} min ago: "
+            f"{watch.evidence}" + (" — rolled back automatically (auto_rollback)" if auto else "")
+        )
+        incident = await self.engine.open(
+            OpenRequest(
+                app.name, watch.last_good, reason, actor, source="watch" if not auto else "auto"
+            )
+        )
+        return incident.id
+
+    async def _update(self, watch_id: str, change: Callable[[Watch], object]) -> Watch | None:
+        for _ in range(20):
+            watch = await self.store.load(watch_id)
+            if watch is None:
+                return None
+            change(watch)
+            if await self.store.save(watch):
+                return watch
+        return None
+
+    async def _answer(self, watch_id: str, state: WatchState, answer: Answer) -> Watch | None:
+        def change(w: Watch) -> None:
+            if w.state is not WatchState.PROPOSED:
+                raise UserFacingError(f"That proposal was already answered ({w.state.value}).")
+            w.state, w.answer = state, answer
+
+        return await self._update(watch_id, change)
+
+    # ---- web side: the buttons ----------------------------------------------------------
+
+    async def _proposed(self, watch_id: str) -> tuple[AppConfig, Watch]:
+        watch = await self.store.load(watch_id)
+        if watch is None:
+            raise UserFacingError("That proposal is gone (older than a week); nothing changed.")
+        app = self.apps.app(watch.app)
+        if app is None:
+            raise UserFacingError(f"`{watch.app}` is no longer in the apps file.")
+        if watch.state is not WatchState.PROPOSED:
+            done = watch.answer
+            who = f" by <@{done.user}>" if done and done.user != AUTO else ""
+            raise UserFacingError(f"That proposal was already answered ({watch.state.value}{who}).")
+        return app, watch
+
+    async def roll_back(self, watch_id: str, actor: Actor) -> str:
+        """`Roll back to VERSION`: the normal incident, with the clicker as requester."""
+        app, watch = await self._proposed(watch_id)
+        incident_id = await self._open_incident(app, watch, actor, auto=False)
+        answer = Answer(choice="roll_back", user=actor.user, incident=incident_id)
+        settled = await self._answer(watch.id, WatchState.ROLLING_BACK, answer)
+        if watch.message is not None and settled is not None:
+            await self.proposer.settle(app, watch.message, self.proposal(settled))
+        return incident_id
+
+    def check_dismiss(self, app: AppConfig, actor: Actor) -> None:
+        if reason := policy_for(app).refuse(actor, Right.OPERATE):
+            raise UserFacingError(reason)
+
+    async def can_dismiss(self, watch_id: str, actor: Actor) -> None:
+        app, _ = await self._proposed(watch_id)
+        self.check_dismiss(app, actor)
+
+    async def dismiss(self, watch_id: str, actor: Actor, why: str) -> Watch:
+        app, watch = await self._proposed(watch_id)
+        self.check_dismiss(app, actor)
+        why = " ".join(why.split())[:500]
+        if not why:
+            raise UserFacingError("Say why the deploy is fine, so the next person knows.")
+        settled = await self._answer(
+            watch.id, WatchState.DISMISSED, Answer(choice="dismiss", user=actor.user, why=why)
+        )
+        if settled is None:
+            raise RuntimeError(f"watch {watch.id}: too many concurrent writers")
+        log.info("watch %s of %s dismissed by %s: %s", watch.id, app.name, actor.user, why)
+        if settled.message is not None:
+            await self.proposer.settle(app, settled.message, self.proposal(settled))
+        return settled
+
+    # ---- recovery -----------------------------------------------------------------------
+
+    async def reconcile(self) -> int:
+        """Re-enqueue a watch's tick that no worker runs; post a proposal a worker lost."""
+        count = 0
+        for watch in await self.store.active():
+            app = self.apps.app(watch.app)
+            if app is None:
+                continue
+            if watch.state is WatchState.PROPOSED and watch.message is None:
+                await self._propose(app, watch)
+                count += 1
+            elif watch.state.ticking:
+                n = len(watch.ticks)
+                late = time.time() - watch.due(n)
+                if late > 2 * watch.interval + 5:
+                    await self.queue.enqueue_tick(watch.id, n, time.time())
+                    count += 1
+        return count
+
+    # ---- what an incident asks of the watch ----------------------------------------------
+
+    async def baseline_for(self, app: str) -> Baseline | None:
+        """How the app did before its latest deploy: what a rollback is judged against."""
+        latest = await self.store.latest(app)
+        return latest.baseline if latest is not None else None
+
+    async def quarantine(self, q: Quarantine) -> None:
+        await self.store.quarantine(q)
+
+
+Lookup = Callable[[str], Awaitable[Baseline | None]]

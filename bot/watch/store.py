@@ -1,0 +1,124 @@
+"""Deploys, watches, baselines and quarantined versions in Redis (keys under `rewind:`)."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import redis.asyncio as aioredis
+
+from bot.deploys import Deploy
+from bot.watch.model import Watch, WatchState
+from bot.workflow.baseline import Baseline
+from bot.workflow.quarantine import Quarantine
+
+P = "rewind:"
+HISTORY = 100  # deploys kept per app
+
+_SAVE = """
+local cur = redis.call('GET', KEYS[1])
+local expected = tonumber(ARGV[2])
+if cur then
+  if cjson.decode(cur)['version'] ~= expected then return 0 end
+elseif expected ~= 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', 604800)
+if ARGV[3] == '1' then redis.call('SADD', KEYS[2], ARGV[4])
+else redis.call('SREM', KEYS[2], ARGV[4]) end
+return 1
+"""
+
+
+class WatchStore:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.r = client
+        self._save = client.register_script(_SAVE)
+
+    # ---- deploys ---------------------------------------------------------------------------
+
+    async def record_deploy(self, deploy: Deploy) -> None:
+        key = f"{P}deploys:{deploy.app}"
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.lpush(key, deploy.model_dump_json())
+            pipe.ltrim(key, 0, HISTORY - 1)
+            await pipe.execute()
+
+    async def deploys(self, app: str, limit: int = HISTORY) -> list[Deploy]:
+        """Newest first."""
+        raws = cast(list[str], await self.r.lrange(f"{P}deploys:{app}", 0, limit - 1))
+        return [Deploy.model_validate_json(raw) for raw in raws]
+
+    # ---- watches ---------------------------------------------------------------------------
+
+    async def save(self, watch: Watch) -> bool:
+        """Write if nobody wrote since `watch.version` was read; bumps the version."""
+        expected = watch.version
+        watch.version = expected + 1
+        ok = await self._save(
+            keys=[f"{P}watch:{watch.id}", f"{P}watches"],
+            args=[
+                watch.model_dump_json(),
+                expected,
+                "1" if _active(watch) else "0",
+                watch.id,
+            ],
+        )
+        if not ok:
+            watch.version = expected
+        return bool(ok)
+
+    async def load(self, watch_id: str) -> Watch | None:
+        raw = await self.r.get(f"{P}watch:{watch_id}")
+        return Watch.model_validate_json(raw) if raw else None
+
+    async def active(self) -> list[Watch]:
+        ids = sorted(cast(set[str], await self.r.smembers(f"{P}watches")))
+        if not ids:
+            return []
+        raws = await self.r.mget([f"{P}watch:{i}" for i in ids])
+        return [Watch.model_validate_json(raw) for raw in raws if raw]
+
+    async def set_latest(self, app: str, watch_id: str) -> str | None:
+        """Make `watch_id` the app's current watch; returns the one it replaces."""
+        old = await self.r.getset(f"{P}watch-latest:{app}", watch_id)
+        return str(old) if old else None
+
+    async def latest(self, app: str) -> Watch | None:
+        watch_id = await self.r.get(f"{P}watch-latest:{app}")
+        return await self.load(str(watch_id)) if watch_id else None
+
+    async def first_time(self, key: str, ttl: int = 86400) -> bool:
+        return bool(await self.r.set(f"{P}seen:watch:{key}", "1", nx=True, ex=ttl))
+
+    # ---- baselines -------------------------------------------------------------------------
+
+    async def set_baseline(self, app: str, baseline: Baseline) -> None:
+        await self.r.set(f"{P}baseline:{app}", baseline.model_dump_json())
+
+    async def baseline(self, app: str) -> Baseline | None:
+        raw = await self.r.get(f"{P}baseline:{app}")
+        return Baseline.model_validate_json(raw) if raw else None
+
+    # ---- quarantine ------------------------------------------------------------------------
+
+    async def quarantine(self, q: Quarantine) -> None:
+        await self.r.hset(f"{P}quarantine:{q.app}", q.version, q.model_dump_json())
+
+    async def quarantined(self, app: str, version: str) -> Quarantine | None:
+        raw = await self.r.hget(f"{P}quarantine:{app}", version)
+        return Quarantine.model_validate_json(raw) if raw else None
+
+    async def quarantined_versions(self, app: str) -> list[Quarantine]:
+        raws = cast(dict[str, str], await self.r.hgetall(f"{P}quarantine:{app}"))
+        return [Quarantine.model_validate_json(raw) for raw in raws.values()]
+
+    async def release(self, app: str, version: str) -> Quarantine | None:
+        key = f"{P}quarantine:{app}"
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.hget(key, version)
+            pipe.hdel(key, version)
+            raw, _ = await pipe.execute()
+        return Quarantine.model_validate_json(raw) if raw else None
+
+
+def _active(watch: Watch) -> bool:
+    """Ticking, or proposed but not yet posted: what a worker's reconcile looks after."""
+    return watch.state.ticking or (watch.state is WatchState.PROPOSED and watch.message is None)

@@ -1,0 +1,24 @@
+"""How the app did before a deploy: what a watch compares with, and what a rollback aims back to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+
+class Baseline(BaseModel):
+    """Figures of the version before the deploy (a watch that ended quiet measured them)."""
+
+    version: str
+    measured_at: datetime
+    probes: int = 0
+    availability: float | None = None  # percent
+    p95_ms: float | None = None
+    errors_per_minute: float | None = None
+
+    def p95_text(self) -> str:
+        return "n/a" if self.p95_ms is None else f"{self.p95_ms:.0f} ms"
+
+    def availability_text(self) -> str:
+        return "n/a" if self.availability is None else f"{self.availability:g} %"
