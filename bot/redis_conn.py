@@ -34,6 +34,7 @@ COMMAND_TIMEOUT = 5.0
 # Backoff from 50 ms to 2 s, about 70 s in all: a restart or a failover is ridden out.
 BACKOFF = {"cap": 2.0, "base": 0.05}
 RETRIES = 40
+STALE = 3.0  # seconds after Redis is back during which a dropped connection is a leftover
 
 
 class RedisUrlError(ValueError):
@@ -106,7 +107,13 @@ class Outage:
         self.last_back = 0.0  # time.monotonic() when Redis last came back
         self.listeners: list[Callable[[datetime, float], None]] = []
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Outage:
+        return self  # redis-py deep-copies each connection's Retry: the outage stays one
+
     def failed(self) -> None:
+        # Right after Redis is back, the pool's older connections fail once each: the same outage.
+        if self.last_back and time.monotonic() - self.last_back < STALE:
+            return
         if self.since is None:
             self.since = datetime.now(UTC)
             self._started = time.monotonic()
@@ -141,10 +148,28 @@ class ReportingRetry(Retry):
             self.outage.failed()
             await fail(error, *count)
 
-        result = await super().call_with_retry(do, reported, is_retryable, with_failure_count)
-        if self.outage.since is not None:
-            self.outage.succeeded()
-        return result
+        return await super().call_with_retry(do, reported, is_retryable, with_failure_count)
+
+
+class _ReportingConnection:
+    """A connection that says when it has really reached Redis again (handshake done).
+
+    Only a new connection's handshake proves Redis is back: an old connection may look
+    connected and fail on its next command.
+    """
+
+    retry: Retry
+
+    async def on_connect_check_health(self, check_health: bool = True) -> None:
+        await super().on_connect_check_health(check_health)  # type: ignore[misc]
+        if isinstance(self.retry, ReportingRetry):
+            self.retry.outage.succeeded()
+
+
+def _reporting(cls: type[Any]) -> type[Any]:
+    if issubclass(cls, _ReportingConnection):
+        return cls
+    return type(f"Reporting{cls.__name__}", (_ReportingConnection, cls), {})
 
 
 def connect(
@@ -168,7 +193,10 @@ def connect(
         "health_check_interval": 15,
     }
     if not target.sentinel:
-        return aioredis.Redis.from_url(url, **options)
+        client: aioredis.Redis = aioredis.Redis.from_url(url, **options)
+        pool = client.connection_pool
+        pool.connection_class = _reporting(pool.connection_class)
+        return client
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         list(target.sentinels),
         sentinel_kwargs={
@@ -180,17 +208,35 @@ def connect(
         username=target.username,
         db=target.db,
     )
-    client: aioredis.Redis = sentinel.master_for(target.service, **options)
+    client = sentinel.master_for(target.service, **options)
+    pool = client.connection_pool
+    pool.connection_class = _reporting(pool.connection_class)
     return client
 
 
-async def replicas_ack(client: aioredis.Redis, replicas: int, timeout_ms: int = 1000) -> None:
-    """With Sentinel: wait until a replica has the last write, so a failover keeps it."""
-    if replicas:
+class ReplicaAck:
+    """With Sentinel: after a write that matters, wait until a replica has it (WAIT), so that a
+    failover does not undo an approval or a lock. Without a replica (the old primary is gone),
+    waiting would only slow every write: it is skipped for a while and tried again."""
+
+    TIMEOUT_MS = 500
+    LONELY = 10.0  # seconds without WAIT after one that reached no replica
+
+    def __init__(self, replicas: int) -> None:
+        self.replicas = replicas
+        self._skip_until = 0.0
+
+    async def __call__(self, client: aioredis.Redis) -> None:
+        if not self.replicas or time.monotonic() < self._skip_until:
+            return
         try:
-            await client.wait(replicas, timeout_ms)
+            acked = int(await client.wait(self.replicas, self.TIMEOUT_MS))
         except RedisError as exc:
             log.warning("Redis WAIT failed (%s); the write may not be on a replica yet", exc)
+            return
+        if acked < self.replicas:
+            log.warning("no Redis replica acknowledged a write; a failover now could undo it")
+            self._skip_until = time.monotonic() + self.LONELY
 
 
 async def persistence_warning(client: aioredis.Redis) -> str | None:

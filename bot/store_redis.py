@@ -18,7 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.ports import AuditEntry, Freeze
-from bot.redis_conn import ReportingRetry, connect, replicas_ack
+from bot.redis_conn import ReplicaAck, ReportingRetry, connect
 from bot.workflow.model import Incident
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class RedisStore:
         self.r = client
         self.retention = max(int(retention), 1)
         # With Sentinel, writes that matter wait for a replica: a failover must not undo them.
-        self.replicas = replicas
+        self.replicated = ReplicaAck(replicas)
         self._save = client.register_script(_SAVE)
         self._audit = client.register_script(_AUDIT)
         self._acquire = client.register_script(_ACQUIRE)
@@ -115,7 +115,7 @@ class RedisStore:
         if not ok:
             incident.version = expected
         else:
-            await replicas_ack(self.r, self.replicas)
+            await self.replicated(self.r)
         return bool(ok)
 
     async def acquire_lock(self, app: str, incident_id: str) -> int | str:
@@ -124,7 +124,7 @@ class RedisStore:
         )
         if int(token) == 0:
             return str(holder).rsplit(":", 1)[0]
-        await replicas_ack(self.r, self.replicas)
+        await self.replicated(self.r)
         return int(token)
 
     async def release_lock(self, app: str, incident_id: str) -> None:
