@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -166,10 +166,31 @@ class _ReportingConnection:
             self.retry.outage.succeeded()
 
 
+class _AskingSentinel:
+    """Asks the sentinels where the primary is before every socket connect.
+
+    redis-py asks only in `connect()`, but a command's retry reconnects through a lower call
+    that keeps the old address: after a failover it would knock on the dead primary until its
+    retries run out.
+    """
+
+    connection_pool: Any
+    host: str
+    port: int
+
+    async def _connect(self) -> None:
+        if self.connection_pool.is_master:
+            self.host, self.port = await self.connection_pool.get_master_address()
+        await super()._connect()  # type: ignore[misc]
+
+
 def _reporting(cls: type[Any]) -> type[Any]:
     if issubclass(cls, _ReportingConnection):
         return cls
-    return type(f"Reporting{cls.__name__}", (_ReportingConnection, cls), {})
+    bases: tuple[type[Any], ...] = (_ReportingConnection, cls)
+    if issubclass(cls, SentinelManagedConnection):
+        bases = (_ReportingConnection, _AskingSentinel, cls)
+    return type(f"Reporting{cls.__name__}", bases, {})
 
 
 def connect(

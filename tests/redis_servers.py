@@ -141,18 +141,14 @@ class SentinelSet:
 
     def _sentinel_sees_replica(self, port: int) -> bool:
         with redis.Redis(port=port, socket_timeout=2, decode_responses=True) as s:
-            master = s.execute_command("SENTINEL", "MASTER", self.SERVICE)
-            fields = dict(zip(master[::2], master[1::2], strict=True))
-            return (
-                int(fields.get("num-slaves", 0)) >= 1
-                and int(fields.get("num-other-sentinels", 0)) >= 2
-            )
+            master = s.sentinel_master(self.SERVICE)
+            return int(master["num-slaves"]) >= 1 and int(master["num-other-sentinels"]) >= 2
 
     def master_port(self) -> int:
         port = self.sentinels[0][0]
         with redis.Redis(port=port, socket_timeout=2, decode_responses=True) as s:
-            _, p = s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.SERVICE)
-            return int(p)
+            _, master = s.sentinel_get_master_addr_by_name(self.SERVICE)
+            return int(master)
 
     @staticmethod
     def _wait(check: object, what: str, timeout: float = 30) -> None:

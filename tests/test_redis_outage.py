@@ -80,6 +80,7 @@ async def test_a_ten_second_outage_gets_plain_answers_and_the_incident_goes_on(
                     == name]  # fmt: skip
 
 
+@pytest.mark.timeout(300)
 async def test_redis_restarted_at_three_steps_the_incident_completes_one_downgrade(
     ssh_env_migrated: SshEnv,
     slack: SlackFake,
@@ -99,15 +100,15 @@ async def test_redis_restarted_at_three_steps_the_incident_completes_one_downgra
         workers.spawn("worker-B")
         await start(bot)
         await wait_step_running(bot, "assess")
-        own_redis.restart()  # 1: while a step runs on a worker
+        await asyncio.to_thread(own_redis.restart)  # 1: while a step runs on a worker
 
         await bot.click(await bot.gate("Roll back", timeout=90), "Roll back", "U0CAROL")
         approval = await bot.gate("Approve downgrade", timeout=90)
-        own_redis.restart()  # 2: while the downgrade waits for its approval
+        await asyncio.to_thread(own_redis.restart)  # 2: while the downgrade waits for its approval
         await bot.click(approval, "Approve downgrade", "U0ALICE")
 
         await wait_step_running(bot, "monitor")
-        own_redis.restart()  # 3: while monitoring
+        await asyncio.to_thread(own_redis.restart)  # 3: while monitoring
 
         incident = await bot.wait_status("completed", timeout=180)
         assert runs(count) == 1  # the database downgrade ran exactly once
@@ -128,6 +129,7 @@ async def sentinel_bot(
         yield bot, sentinel_set, count
 
 
+@pytest.mark.timeout(300)
 async def test_sentinel_failover_mid_incident_completes_on_the_promoted_replica(
     sentinel_bot: tuple[Bot, SentinelSet, Path], ssh_env_migrated: SshEnv
 ) -> None:
@@ -137,7 +139,7 @@ async def test_sentinel_failover_mid_incident_completes_on_the_promoted_replica(
     await bot.click(await bot.gate("Approve downgrade", timeout=90), "Approve downgrade", "U0ALICE")
     await wait_step_running(bot, "redeploy")
     group.primary.stop(signal.SIGKILL)  # the primary dies mid-step
-    group.wait_failover()
+    await asyncio.to_thread(group.wait_failover)
 
     incident = await bot.wait_status("completed", timeout=180)
     assert group.master_port() == group.replica.port
