@@ -15,12 +15,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
-from bot.apps import AppConfig, AppsFile
+from bot.apps_file import AppConfig, AppsFile
 from bot.errors import RewindError, StepError, UserFacingError
-from bot.metrics import INCIDENTS_OPENED, STEP_SECONDS, STEPS
-from bot.ports import Freeze, HostRunner, Notifier, StepQueue, Store
+from bot.logs import INCIDENT
+from bot.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED, STEP_SECONDS, STEPS
+from bot.plan.model import PlanBasis
+from bot.ports import Freeze, HostRunner, Notifier, Repos, StepQueue, Store
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.workflow.baseline import Baseline
 from bot.workflow.machine import (
@@ -41,16 +43,25 @@ from bot.workflow.machine import (
     new_steps,
     transition,
 )
-from bot.workflow.model import ErrorInfo, HostResult, Incident, Status, StepId, StepStatus
+from bot.workflow.model import (
+    VERSION_RE,
+    ErrorInfo,
+    HostResult,
+    Incident,
+    Status,
+    StepId,
+    StepStatus,
+)
 from bot.workflow.policy import Actor, Policy, Right
 from bot.workflow.quarantine import Quarantine
 from bot.workflow.steps import SPECS
-from runners.commands import VERSION_RE
 
 log = logging.getLogger(__name__)
 RunnerFactory = Callable[[AppConfig], HostRunner]
-_REASON_MAX = 500
+REASON_MAX = 1000  # characters: a reason is a sentence or two, not a log paste
+WORD_MAX = 100  # characters: no tag, app name or word of a reason is longer
 RUNNER_IDLE = 600.0  # seconds an incident's SSH connections may stay open unused
+UNKNOWN_INCIDENT = "unknown"  # the audit trail of clicks that name no incident
 
 
 class HandOver(RewindError):
@@ -65,6 +76,8 @@ class OpenRequest:
     actor: Actor
     source: str = "slack"  # or "terminal", "watch" (a click on a proposal), "auto"
     major: bool = False
+    plan: PlanBasis | None = None  # `Run this plan`: what the plan depended on
+    incident_id: str | None = None  # a plan's id: its branch and backup names hold it
 
 
 class WatchHooks(Protocol):
@@ -73,6 +86,21 @@ class WatchHooks(Protocol):
     async def baseline_for(self, app: str) -> Baseline | None: ...
 
     async def quarantine(self, q: Quarantine) -> None: ...
+
+    async def release(self, app: str, version: str, by: str) -> Quarantine | None: ...
+
+
+EventKind = Literal[
+    "incident.opened", "incident.step_done", "incident.completed", "incident.aborted"
+]
+
+
+class IncidentEvents(Protocol):
+    """Told of an incident's milestones (outgoing webhooks); must never raise or block."""
+
+    async def incident_event(
+        self, incident: Incident, kind: EventKind, step: StepId | None = None, summary: str = ""
+    ) -> None: ...
 
 
 def policy_for(app: AppConfig) -> Policy:
@@ -98,17 +126,21 @@ class Engine:
         queue: StepQueue,
         workspace: Path,
         runner_factory: RunnerFactory,
+        repos: Repos,
         bodies: dict[StepId, StepBody] | None = None,
         worker_id: str = "",
         watch: WatchHooks | None = None,
+        events: IncidentEvents | None = None,
     ) -> None:
         self.apps = apps
         self.watch = watch
+        self.events = events
         self.store = store
         self.notifier = notifier
         self.queue = queue
         self.workspace = workspace
         self.runner_factory = runner_factory
+        self.repos = repos
         # One runner (so one SSH connection per host) per incident in this process, reused by
         # its steps; closed when the incident ends or has been idle a while.
         self._runners: dict[str, tuple[HostRunner, float]] = {}
@@ -117,6 +149,8 @@ class Engine:
         # Set when this worker is told to stop: repeatable steps go to another worker at their
         # next command; a step that is not safe to repeat runs to its end first.
         self.draining = False
+        # The terminal front's Ctrl-C: asked at a fence, after the running command, never within.
+        self.pause_point: Callable[[Incident, StepId], Awaitable[None]] | None = None
 
     @property
     def bodies(self) -> dict[StepId, StepBody]:
@@ -149,6 +183,7 @@ class Engine:
         self.check_version(req.version)
         if req.source == "auto":
             return app  # auto_rollback: the apps file allowed it (never for production)
+        check_reason(req.reason)
         if reason := policy_for(app).refuse(req.actor, Right.OPERATE):
             raise UserFacingError(reason)
         return app
@@ -158,8 +193,14 @@ class Engine:
     async def open(self, req: OpenRequest) -> Incident:
         app = self.check_request(req)
         if req.version is not None:
-            await self._check_version_exists(app, req.version)
-        incident_id = new_incident_id()
+            await self.check_version_exists(app, req.version)
+        incident_id = req.incident_id or new_incident_id()
+        if req.incident_id and await self.store.load(incident_id) is not None:
+            raise UserFacingError(
+                f"This plan was already run: incident `{incident_id}`. "
+                f"`/rollback status {incident_id}` shows where it stands."
+            )
+        INCIDENT.set(incident_id)
         token = await self._acquire(app.name, incident_id)
         try:
             incident = Incident(
@@ -167,11 +208,12 @@ class Engine:
                 app=app.name,
                 environment=app.environment,
                 requested_version=req.version,
-                reason=req.reason[:_REASON_MAX],
+                reason=req.reason,
                 requested_by=req.actor.user,
                 steps=new_steps(),
                 lock_token=token,
                 major=req.major,
+                facts=_plan_facts(req.plan),
                 baseline=await self.watch.baseline_for(app.name) if self.watch else None,
             )
             await self.store.create(incident)
@@ -219,13 +261,8 @@ class Engine:
             if await self.store.save(current):
                 return
 
-    async def _check_version_exists(self, app: AppConfig, version: str) -> None:
-        from runners.git import AppRepo
-
-        # Its own clone: the steps' clone may be mid-revert for the incident that holds the app.
-        repo = AppRepo(app.repo, self.workspace / "repos-check" / app.name)
-        await repo.sync()
-        if await repo.resolve(version) is None:
+    async def check_version_exists(self, app: AppConfig, version: str) -> None:
+        if not await self.repos.has_version(app, version):
             raise UserFacingError(
                 f"`{version}` is neither a tag nor a commit of `{app.name}`'s repo. "
                 "Check the version (`git tag -l` in the repo) and try again."
@@ -247,6 +284,7 @@ class Engine:
 
     async def apply(self, incident_id: str, event: Event, *, who: str = "rewind") -> Incident:
         """Load, transition, save (compare-and-set), then carry out the effects."""
+        INCIDENT.set(incident_id)
         for _ in range(50):
             current = await self.store.load(incident_id)
             if current is None:
@@ -257,18 +295,54 @@ class Engine:
             except Rejected as exc:
                 raise UserFacingError(str(exc)) from None
             if await self.store.save(incident):
+                if current.status.open and not incident.status.open:
+                    INCIDENTS_ENDED.labels(state=incident.status.value).inc()
                 await self.store.audit(incident.id, who, _describe(event), incident.status.value)
+                await self._tell_events(current.status, incident, event)
                 await self._effects(incident, effects)
                 await self.notifier.update_parent(incident)
                 return incident
         raise RuntimeError(f"incident {incident_id}: too many concurrent writers")
 
+    async def _tell_events(self, before: Status, incident: Incident, event: Event) -> None:
+        if self.events is None:
+            return
+        if isinstance(event, Begin):
+            await self.events.incident_event(incident, "incident.opened")
+        if isinstance(event, StepSucceeded) and incident.step(event.step).status.done:
+            await self.events.incident_event(
+                incident, "incident.step_done", event.step, event.summary
+            )
+        if before.open and not incident.status.open:
+            kind: EventKind = (
+                "incident.completed"
+                if incident.status in {Status.COMPLETED, Status.FIXED_FORWARD}
+                else "incident.aborted"
+            )
+            await self.events.incident_event(incident, kind, summary=incident.outcome)
+
     async def answer(self, incident_id: str, answer: Answer) -> Incident:
-        incident = await self.apply(incident_id, answer, who=answer.actor.user)
+        try:
+            incident = await self.apply(incident_id, answer, who=answer.actor.user)
+        except UserFacingError as exc:
+            await self.audit_refusal(incident_id, answer.actor.user, answer.choice, str(exc))
+            raise
         said = incident.facts.get("answered", {}).get(answer.token)
         if said:
             await self.notifier.resolve_gate(incident, answer.token, said)
         return incident
+
+    async def audit_refusal(self, incident_id: str, user: str, choice: str, why: str) -> None:
+        """A refused click is part of the record: in the incident's trail, or under `unknown`
+        when the button names no incident (whatever it says is cut short, never a key)."""
+        user = user[:40]
+        if incident_id and await self.store.load(incident_id) is not None:
+            await self.store.audit(incident_id, user, f"refused {choice}", why)
+        else:
+            await self.store.audit(
+                UNKNOWN_INCIDENT, user, f"refused {choice} on {incident_id[:40]!r}", why
+            )
+        log.warning("refused %s by %s on incident %r: %s", choice, user, incident_id[:40], why)
 
     async def cancel(self, incident_id: str, actor: Actor) -> Incident:
         return await self.apply(incident_id, Cancel(actor), who=actor.user)
@@ -371,6 +445,7 @@ class Engine:
         attempt: int,
         heartbeat: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        INCIDENT.set(incident_id)  # on every log line of this step's work
         if self.draining:
             await self.queue.hand_over(incident_id, step, attempt)
             return
@@ -408,13 +483,16 @@ class Engine:
         except UserFacingError:
             return
         started = time.monotonic()
+        log.info("step %s (attempt %d) started on %s", step.value, attempt, self.worker_id)
         event = await self._execute(incident, step, run_id, heartbeat)
         if event is None:
             await self._hand_over(incident, step, attempt)
             return
-        STEP_SECONDS.labels(step=step.value).observe(time.monotonic() - started)
+        took = time.monotonic() - started
+        STEP_SECONDS.labels(step=step.value).observe(took)
         result = "succeeded" if isinstance(event, StepSucceeded) else "failed"
         STEPS.labels(step=step.value, result=result).inc()
+        log.info("step %s %s in %.1f s", step.value, result, took)
         try:
             await self.apply(incident_id, event, who=self.worker_id)
         except UserFacingError as exc:
@@ -534,6 +612,8 @@ class Engine:
         """
         if self.draining and SPECS[step].repeatable:
             raise HandOver(f"worker {self.worker_id} is stopping")
+        if self.pause_point is not None:
+            await self.pause_point(incident, step)
         if not await self.store.holds_lock(incident.app, incident.id, incident.lock_token):
             raise StepError(
                 f"incident {incident.id} no longer holds the lock on {incident.app}",
@@ -564,6 +644,39 @@ class Engine:
                 await self.queue.enqueue_step(incident.id, rec.id, attempt)
                 count += 1
         return count
+
+
+def _plan_facts(plan: PlanBasis | None) -> dict[str, object]:
+    if plan is None:
+        return {}
+    # Assess compares what it finds with the plan; the code step takes the plan's method.
+    return {"plan": plan.model_dump(mode="json"), "code_method": plan.code_method}
+
+
+def check_reason(reason: str) -> None:
+    """A reason is required (the runbook's "confirm the issue"), and reads as a sentence."""
+    reason = reason.strip()
+    if not reason:
+        raise UserFacingError(
+            "What broke? The runbook asks to confirm the issue first: add a reason, e.g. "
+            "`checkout returns 500`. Nothing was started."
+        )
+    if len(reason) > REASON_MAX:
+        raise UserFacingError(
+            f"The reason is {len(reason):,} characters; keep it to {REASON_MAX:,} (a sentence "
+            "or two: what users see). Link to logs instead of pasting them. Nothing was started."
+        )
+    check_words(reason)
+
+
+def check_words(text: str) -> None:
+    """No word over WORD_MAX characters: it is a paste or a typo, never a tag or a reason."""
+    for word in text.split():
+        if len(word) > WORD_MAX:
+            raise UserFacingError(
+                f"`{word[:40]}…` is {len(word):,} characters long; no word of a command may be "
+                f"longer than {WORD_MAX}. Check what was pasted. Nothing was started."
+            )
 
 
 def _hosts(exc: StepError) -> dict[str, HostResult]:

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from bot.apps_file import AppConfig
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 
 LineSink = Callable[[str, str], Awaitable[None]]  # (host, line)
@@ -65,6 +66,11 @@ class Notifier(Protocol):
         """Tell the `notify` channels; returns the channels really told."""
         ...
 
+    async def held_notices(self, incident: Incident) -> list[str]:
+        """Channels whose notice could not be posted yet (Slack unreachable) and is kept, to
+        be posted by the next process that reaches Slack."""
+        ...
+
     async def upload(
         self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
     ) -> None: ...
@@ -75,6 +81,16 @@ class Notifier(Protocol):
 
     async def resolve_gate(self, incident: Incident, token: str, text: str) -> None:
         """The gate was answered: replace its buttons with who answered what."""
+        ...
+
+
+class Repos(Protocol):
+    """The bot's clones of the apps' repositories (git)."""
+
+    async def has_version(self, app: AppConfig, version: str) -> bool:
+        """`version` is a tag or a commit of `app`'s repository (origin fetched first).
+
+        Raises `UserFacingError` when the repository cannot be reached, saying why."""
         ...
 
 
@@ -137,5 +153,11 @@ class Store(Protocol):
     async def unfreeze(self, app: str) -> Freeze | None: ...
 
     async def frozen(self, app: str) -> Freeze | None: ...
+
+    async def save_plan(self, plan_id: str, data: str, ttl: int) -> None:
+        """Keep a plan (JSON) for `Run this plan`, for `ttl` seconds."""
+        ...
+
+    async def load_plan(self, plan_id: str) -> str | None: ...
 
     async def ping(self) -> bool: ...

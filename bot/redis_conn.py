@@ -24,6 +24,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.errors import StartupError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 SENTINEL_SCHEME = "redis+sentinel"
@@ -37,7 +39,7 @@ RETRIES = 40
 STALE = 3.0  # seconds after Redis is back during which a dropped connection is a leftover
 
 
-class RedisUrlError(ValueError):
+class RedisUrlError(StartupError, ValueError):
     """REDIS_URL cannot be used; the message says how to write it."""
 
 

@@ -196,8 +196,10 @@ def _monitor_lines(mon: Mapping[str, Any]) -> list[str]:
         f"- Monitored for {duration(float(mon.get('elapsed') or 0))} after the rollback: "
         f"availability {'n/a' if avail is None else f'{avail:g}%'}, "
         f"{mon.get('error_count', 0)} error line(s) in logs, {mon.get('alerts', 0)} alert(s)",
-        "",
     ]
+    if mon.get("vs_baseline"):
+        out.append(f"- Compared with before the bad deploy: {mon['vs_baseline']}")
+    out.append("")
     urls = mon.get("urls") or []
     if urls:
         rows = [

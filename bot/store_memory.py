@@ -20,6 +20,7 @@ class MemoryStore:
         self.audits: dict[str, list[AuditEntry]] = {}
         self.seen: set[str] = set()
         self.freezes: dict[str, Freeze] = {}
+        self.plans: dict[str, str] = {}
 
     async def create(self, incident: Incident) -> None:
         if not await self.save(incident):
@@ -83,6 +84,12 @@ class MemoryStore:
 
     async def frozen(self, app: str) -> Freeze | None:
         return self.freezes.get(app)
+
+    async def save_plan(self, plan_id: str, data: str, ttl: int) -> None:
+        self.plans[plan_id] = data
+
+    async def load_plan(self, plan_id: str) -> str | None:
+        return self.plans.get(plan_id)
 
     async def ping(self) -> bool:
         return True

@@ -182,6 +182,13 @@ class RedisStore:
         ttl = int(await self.r.pttl(f"{P}incident:{incident_id}"))
         return ttl / 1000 if ttl > 0 else None
 
+    async def save_plan(self, plan_id: str, data: str, ttl: int) -> None:
+        await self.r.set(f"{P}plan:{plan_id}", data, ex=ttl)
+
+    async def load_plan(self, plan_id: str) -> str | None:
+        raw = await self.r.get(f"{P}plan:{plan_id}")
+        return raw.decode() if isinstance(raw, bytes) else raw
+
     async def ping(self) -> bool:
         try:
             return bool(await self.r.ping())

@@ -26,7 +26,7 @@ from slack_sdk.models.blocks import (
 from bot.workflow.model import Gate, Incident
 from bot.workflow.steps import SPECS
 from handlers import text as t
-from handlers.ids import ButtonValue
+from handlers.ids import Action, ButtonValue
 
 MAX_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -120,6 +120,34 @@ def actions(elements: Sequence[ButtonElement], base_id: str) -> list[Block]:
 
 def gate_block_id(token: str) -> str:
     return f"gate-{token}"
+
+
+# ---- a plan ------------------------------------------------------------------------------
+
+
+def plan(plan_id: str, app: str, summary: str) -> tuple[str, Blocks]:
+    """The message a plan's file goes with: its summary and the `Run this plan` button."""
+    value = ButtonValue(i=plan_id, t="plan").dump()
+    run = ButtonElement(
+        text=PlainTextObject(text="Run this plan"),
+        action_id=Action.RUN_PLAN.value,
+        value=value,
+        style="primary",
+        confirm=ConfirmObject(
+            title=PlainTextObject(text="Run this plan?"),
+            text=PlainTextObject(
+                text=t.truncate(f"This opens the rollback incident of {app} as planned.", 300)
+            ),
+            confirm=PlainTextObject(text="Run it"),
+            deny=PlainTextObject(text="Cancel"),
+        ),
+    )
+    text = (
+        f"*Rollback plan* `{plan_id}` — the full plan is in the file in this thread.\n"
+        + t.escape(summary)
+    )
+    blocks: list[Block] = [*sections(text.splitlines()), *actions([run], f"plan-{plan_id}")]
+    return f"Rollback plan {plan_id}: {summary}", _dicts(blocks)
 
 
 # ---- the parent message ----------------------------------------------------------------------

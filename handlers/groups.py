@@ -8,10 +8,18 @@ import time
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.workflow.policy import Actor
 
 log = logging.getLogger(__name__)
+
+
+def slack_error(exc: SlackApiError) -> str:
+    """Slack's error code, whatever the answer was (a proxy may send an HTML page)."""
+    data = getattr(exc.response, "data", None)
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    return f"HTTP {getattr(exc.response, 'status_code', '?')}"
 
 
 class GroupResolver:
@@ -39,7 +47,9 @@ class GroupResolver:
             users = frozenset(resp.get("users") or [])
         except SlackApiError as exc:
             # Fail closed: an unreadable group grants nothing.
-            log.warning("cannot read user group %s: %s", group, exc.response.get("error"))
+            log.warning("cannot read user group %s: %s", group, slack_error(exc))
+            if slack_error(exc) == "non_json_response":
+                return frozenset()  # a proxy's hiccup: not cached, asked again next time
             users = frozenset()
         except Exception as exc:  # the network: same rule, and no cache so it is asked again
             log.warning("cannot reach Slack for user group %s: %r", group, exc)

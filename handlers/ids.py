@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 
 class Action(StrEnum):
@@ -14,6 +14,7 @@ class Action(StrEnum):
     RESTORE = "rewind_restore"  # approve a restore from backup; `option` names the backup
     RETRY = "rewind_retry"
     ABORT = "rewind_abort"
+    RUN_PLAN = "rewind_run_plan"  # opens the incident a plan describes; `i` is the plan's id
 
 
 CHOICE: dict[Action, str] = {
@@ -23,15 +24,16 @@ CHOICE: dict[Action, str] = {
     Action.RESTORE: "restore",
     Action.RETRY: "retry",
     Action.ABORT: "abort",
+    Action.RUN_PLAN: "run_plan",
 }
 
 
 class ButtonValue(BaseModel):
     """What a button says when clicked: which incident, which gate (token), what answer."""
 
-    i: str  # incident id
-    t: str  # gate token
-    o: str = ""  # option, e.g. the backup file for a restore
+    i: str = Field(max_length=64)  # incident id
+    t: str = Field(max_length=64)  # gate token
+    o: str = Field(default="", max_length=1000)  # option, e.g. the backup file for a restore
 
     def dump(self) -> str:
         return self.model_dump_json(exclude_defaults=True)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
+from bot.command import HELP
 from bot.report_md import duration as fmt_duration
 from bot.workflow.model import (
     Criterion,
@@ -26,7 +27,6 @@ from bot.workflow.model import (
     StepStatus,
 )
 from bot.workflow.steps import SPECS
-from handlers.commands import HELP
 from handlers.ids import Action
 
 ELLIPSIS = "…"
@@ -262,7 +262,17 @@ def checklist_lines(incident: Incident) -> list[str]:
     for rec in incident.steps:
         lines.append(step_line(rec))
         lines.extend(host_lines(rec))
+        if rec.status is StepStatus.RUNNING:
+            lines.extend(waiting_lines(incident))
     return lines
+
+
+def waiting_lines(incident: Incident) -> list[str]:
+    """What a running step waits for, and for how long so far (never silent for long)."""
+    waits = incident.facts.get("waiting")
+    if not isinstance(waits, Mapping):
+        return []
+    return [truncate(f"      ⏳ {text}", 300) for text in list(waits.values())[:5]]
 
 
 def criterion_mark(ok: bool | None) -> str:

@@ -11,7 +11,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.apps import AppConfig
+from bot.apps_file import AppConfig
 from bot.errors import UserFacingError
 from bot.watch.service import Proposal, WatchService
 from bot.workflow.model import ThreadRef
@@ -151,7 +151,7 @@ class SlackProposer:
         self.client = client
 
     async def propose(self, app: AppConfig, proposal: Proposal) -> ThreadRef:
-        text = headline(proposal).replace("*", "")
+        text = headline(proposal)
         resp = await self.client.chat_postMessage(
             channel=app.incident_channel, text=text, blocks=proposal_blocks(proposal)
         )
@@ -170,7 +170,7 @@ class SlackProposer:
             await self.client.chat_update(
                 channel=ref.channel,
                 ts=ref.ts,
-                text=headline(proposal).replace("*", ""),
+                text=headline(proposal),
                 blocks=proposal_blocks(proposal, ref),
             )
         except (SlackApiError, SlackClientError) as exc:

@@ -9,6 +9,7 @@ come from origin's tags and branches, or from a commit id.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import threading
@@ -22,8 +23,10 @@ from git.exc import BadName, GitError, InvalidGitRepositoryError, NoSuchPathErro
 from git.objects import Blob
 from git.repo import Repo
 
+from bot.apps_file import AppConfig
 from bot.errors import StepError, UserFacingError
-from runners.commands import VERSION_RE
+from bot.paths import absolute
+from bot.workflow.model import VERSION_RE
 
 Method = Literal["revert", "tag"]
 
@@ -89,6 +92,26 @@ def redact(text: str) -> str:
     return _CREDENTIALS.sub(lambda m: "://***@" if m.group().startswith("://") else "***@", text)
 
 
+def clone_dir(workspace: Path, kind: str, app: str, url: str) -> Path:
+    """Where the bot keeps its `kind` clone of `app` from `url`: one per app and URL, so a repo
+    that moves to another host is simply cloned afresh."""
+    digest = hashlib.sha256(url.encode()).hexdigest()[:12]
+    return workspace / kind / f"{app}-{digest}"
+
+
+def git_said(output: str, limit: int = 400) -> str:
+    """git's own words (redacted), the lines that say what went wrong, for a person to read."""
+    lines = [line.strip() for line in redact(output).splitlines() if line.strip()]
+    telling = [
+        line
+        for line in lines
+        if line.lower().startswith(("fatal:", "error:", "remote:", "ssh:", "!", "hint:"))
+        and not line.lower().startswith("hint:")
+    ]
+    text = " ".join(telling or lines[-3:])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def hotfix_branch(app: str, target: str, incident: str) -> str:
     """`hotfix/rollback-<app>-<target>-<incident>`, each part made safe for a ref name."""
 
@@ -96,6 +119,11 @@ def hotfix_branch(app: str, target: str, incident: str) -> str:
         return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(".-") or "x"
 
     return f"hotfix/rollback-{part(app)}-{part(target)}-{part(incident)}"
+
+
+def push_args(branch: str) -> list[str]:
+    """The push of the hotfix branch (never forced), as the plan shows it and `push` runs it."""
+    return ["git", "push", "--porcelain", "origin", f"refs/heads/{branch}:refs/heads/{branch}"]
 
 
 @dataclass(frozen=True)
@@ -158,7 +186,8 @@ class AppRepo:
 
     def __init__(self, url: str, path: Path) -> None:
         self.url = url
-        self.path = Path(path)
+        # Absolute: the clone is made from another working directory than the bot's.
+        self.path = absolute(path)
         with _LOCKS_GUARD:
             self._lock = _LOCKS.setdefault(self.path.resolve(), threading.Lock())
         self._repo: Repo | None = None
@@ -484,10 +513,7 @@ class AppRepo:
         await self._thread(self._push, branch)
 
     def _push(self, branch: str) -> None:
-        self._git(
-            "push", "--porcelain", "origin", f"refs/heads/{branch}:refs/heads/{branch}",
-            what=f"pushing {branch} failed",
-        )  # fmt: skip
+        self._git(*push_args(branch)[1:], what=f"pushing {branch} failed")
 
 
 def _remote_lines(text: str) -> str:
@@ -499,3 +525,25 @@ def _remote_lines(text: str) -> str:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+class GitRepos:
+    """The `Repos` port: version checks in a clone of their own under `workspace`.
+
+    Its own clone, because the steps' clone may be mid-revert for the incident holding the app.
+    """
+
+    def __init__(self, workspace: Path) -> None:
+        self.workspace = workspace
+
+    async def has_version(self, app: AppConfig, version: str) -> bool:
+        repo = AppRepo(app.repo, clone_dir(self.workspace, "repos-check", app.name, app.repo))
+        try:
+            await repo.sync()
+        except StepError as exc:
+            raise UserFacingError(
+                f"Cannot check `{version}`: {exc.what}. git said: “{git_said(exc.detail)}”. "
+                + exc.hint.replace("then Retry", "then run the command again")
+                + " Nothing was started."
+            ) from None
+        return await repo.resolve(version) is not None

@@ -7,14 +7,14 @@ import json
 import math
 import string
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot.apps import AppConfig, HealthCheck, HostConfig
+from bot.apps_file import AppConfig, HealthCheck, HostConfig
 
 EXCERPT = 200
 
@@ -141,6 +141,7 @@ async def wait_healthy(
     within: float,
     every: float,
     session: aiohttp.ClientSession | None = None,
+    on_retry: Callable[[list[Probe], float], Awaitable[None]] | None = None,
 ) -> list[Probe]:
     """Probe until every target is healthy or `within` seconds passed; the last probe of each.
 
@@ -148,8 +149,11 @@ async def wait_healthy(
     seconds until the deadline; one that answered well is not asked again."""
     if session is None:
         async with aiohttp.ClientSession() as own:
-            return await wait_healthy(todo, within=within, every=every, session=own)
-    deadline = time.monotonic() + within
+            return await wait_healthy(
+                todo, within=within, every=every, session=own, on_retry=on_retry
+            )
+    started = time.monotonic()
+    deadline = started + within
     last: dict[int, Probe] = {}
     pending = list(range(len(todo)))
     while pending:
@@ -158,6 +162,8 @@ async def wait_healthy(
         pending = [i for i in pending if not last[i].ok]
         if not pending or time.monotonic() + every > deadline:
             break
+        if on_retry is not None:  # what is still failing, and for how long so far
+            await on_retry([last[i] for i in pending], time.monotonic() - started)
         await asyncio.sleep(every)
     return [last[i] for i in range(len(todo))]
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from bot.apps import AppConfig, AppsFile, parse_apps
+from bot.apps_file import AppConfig, AppsFile, parse_apps
 from bot.ports import AuditEntry, HostRunner
 from bot.steps.context import StepContext
 from bot.workflow.machine import new_steps
@@ -50,6 +50,9 @@ class RecordingNotifier:
 
     async def ask(self, incident: Incident, gate: Gate) -> None:
         self.asked.append(gate)
+
+    async def held_notices(self, incident: Incident) -> list[str]:
+        return []
 
     async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
         self.told.append((incident.id, phase))

@@ -381,12 +381,10 @@ def pg_database() -> Iterator[str]:
 MakeSshEnv = Callable[..., SshEnv]
 
 
-@pytest.fixture
-def make_ssh_env(
-    ssh_keys: SshKeys, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[MakeSshEnv]:
-    """Factory: make_ssh_env(count=2, *, ref="v1.5.0", db_url=None, migrate=False, start=True,
-    repo=None) -> SshEnv. Hosts are torn down at the end of the test."""
+@contextlib.contextmanager
+def ssh_env_factory(ssh_keys: SshKeys, tmp_path: Path) -> Iterator[MakeSshEnv]:
+    """make(count=2, *, ref="v1.5.0", db_url=None, migrate=False, start=True, repo=None)
+    -> SshEnv, with every host torn down on exit (for fixtures of any scope)."""
     created: list[TestHost] = []
     roots: list[Path] = []
 
@@ -446,12 +444,21 @@ def make_ssh_env(
             db_url=db_url,
         )
 
-    yield make
+    try:
+        yield make
+    finally:
+        for host in created:
+            _stop_host(host)
+        for root in roots:
+            shutil.rmtree(root, ignore_errors=True)
 
-    for host in created:
-        _stop_host(host)
-    for root in roots:
-        shutil.rmtree(root, ignore_errors=True)
+
+@pytest.fixture
+def make_ssh_env(ssh_keys: SshKeys, tmp_path: Path) -> Iterator[MakeSshEnv]:
+    """Factory: make_ssh_env(count=2, *, ref="v1.5.0", db_url=None, migrate=False, start=True,
+    repo=None) -> SshEnv. Hosts are torn down at the end of the test."""
+    with ssh_env_factory(ssh_keys, tmp_path) as make:
+        yield make
 
 
 def _host_count(request: pytest.FixtureRequest) -> int:

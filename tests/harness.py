@@ -18,14 +18,16 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from bot.app import Runtime, build_runtime, run_worker, web_app
-from bot.apps import load_apps
+from bot.apps_file import load_apps
+from bot.assembly import Runtime, build_runtime, run_worker, web_app
 from bot.settings import Settings
 from tests.slack_fake import SentResponse, SlackFake, buttons, click, send_command
 
 SECRET = "test-signing-secret"
 INCIDENT_CHANNEL = "C0INCIDENT"
 _names = itertools.count(1)
+# One count for every bot of a test: a second bot on the same Slack fake never reuses a name.
+_RESPONSES = itertools.count(1)
 
 
 @dataclass
@@ -37,7 +39,7 @@ class Bot:
     config_path: Path
     env: dict[str, str]
     worker: asyncio.Task[None] | None = None
-    responses: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    responses: itertools.count[int] = field(default_factory=lambda: _RESPONSES)
 
     @property
     def events_url(self) -> str:

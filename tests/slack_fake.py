@@ -247,6 +247,8 @@ class SlackFake:
         """When set, posting to a channel not in it gives ``channel_not_found``."""
         self.usergroups: dict[str, list[str]] = {}
         """User-group id -> member user ids, for ``usergroups.users.list``."""
+        self.views_opened: list[dict[str, Any]] = []
+        """Modals opened with ``views.open``, newest last."""
         self.users: dict[str, dict[str, Any]] = {}
         """User id -> extra/overriding fields for ``users.info``."""
         self.calls: list[Call] = []
@@ -788,6 +790,7 @@ class SlackFake:
             "usergroups.list": self._usergroups_list,
             "users.info": self._users_info,
             "views.publish": self._views_publish,
+            "views.open": self._views_open,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "files.getUploadURLExternal": self._files_get_upload_url,
@@ -1023,6 +1026,22 @@ class SlackFake:
         }
         info.update(self.users.get(user, {}))
         return {"ok": True, "user": info}
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A modal opened on a click's trigger_id; `views_opened` keeps them for the test."""
+        if not args.get("trigger_id"):
+            raise _SlackError("invalid_arguments", ["[ERROR] missing required field: trigger_id"])
+        view = args.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not isinstance(view, Mapping) or view.get("type") != "modal":
+            raise _SlackError("invalid_arguments", ["[ERROR] view must be a modal"])
+        problems = validate_blocks(view.get("blocks") or [], max_blocks=100)
+        if problems:
+            raise _SlackError("invalid_arguments", problems)
+        opened = {**view, "id": self._next_id("V")}
+        self.views_opened.append(opened)
+        return {"ok": True, "view": opened}
 
     def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
         user_id = args.get("user_id")
@@ -1686,3 +1705,35 @@ async def send_event(
         headers_extra=headers_extra,
         timestamp=timestamp,
     )
+
+
+async def submit_view(
+    session: aiohttp.ClientSession,
+    url: str,
+    secret: str,
+    *,
+    view: Mapping[str, Any],
+    user_id: str,
+    values: Mapping[str, Mapping[str, str]],
+    team_id: str = TEAM_ID,
+) -> SentResponse:
+    """Submit a modal (``view_submission``) as Slack does: ``values`` maps block_id ->
+    action_id -> the text typed in that plain_text_input."""
+    name = user_id.lower()
+    state = {
+        block: {action: {"type": "plain_text_input", "value": text} for action, text in v.items()}
+        for block, v in values.items()
+    }
+    payload = {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": TEAM_DOMAIN},
+        "user": {"id": user_id, "username": name, "name": name, "team_id": team_id},
+        "api_app_id": APP_ID,
+        "token": "fake-verification-token",
+        "trigger_id": _trigger_id(),
+        "view": {**view, "state": {"values": state}, "team_id": team_id, "app_id": APP_ID},
+        "response_urls": [],
+        "is_enterprise_install": False,
+    }
+    body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+    return await _post_signed(session, url, secret, body)

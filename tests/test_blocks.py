@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.terminal_notifier import TerminalNotifier
+from bot.terminal.notifier import TerminalNotifier
 from bot.workflow.machine import new_steps
 from bot.workflow.model import (
     Criterion,
@@ -293,8 +293,9 @@ async def test_terminal_notifier_prints_the_thread(tmp_path: Path) -> None:
     await term.resolve_gate(inc, "tok123", "Roll back by <@U0CAROL>")
     printed = out.getvalue()
     assert "  [web1] restarting" in printed
-    assert "[Roll back to v1.3.2] [Fix forward] [Abort]" in printed
+    assert "1) Roll back to v1.3.2  2) Fix forward  3) Abort" in printed
     assert "  ↳ Roll back chosen" in printed
     assert "📎 report.md (3 lines)" in printed
     assert (tmp_path / "report.md").read_text() == "a\nb\nc\n"
-    assert "Roll back chosen by <@U0CAROL>" in printed
+    assert "Roll back chosen by @U0CAROL" in printed
+    assert "<@" not in printed

@@ -65,7 +65,8 @@ async def test_assess_proposes_previous_tag_and_revert(
     assert facts["code_method_recommended"] == "revert"
     assert "keeps the history" in facts["code_method_reason"]
     assert facts["hotfix_branch"] == BRANCH
-    assert (tmp_path / "ws" / "repos" / "myapp" / ".git").is_dir()
+    assert (code.app_repo(ctx).path / ".git").is_dir()
+    assert code.app_repo(ctx).path.parent == tmp_path / "ws" / "repos"
 
 
 async def test_assess_unknown_versions(sample_repo: SampleRepo, tmp_path: Path) -> None:

@@ -224,3 +224,45 @@ async def test_files_at_reads_without_checkout(repo: AppRepo) -> None:
 def test_redact() -> None:
     assert redact("https://bot:s3cret@git.example.com/a.git") == "https://***@git.example.com/a.git"
     assert redact("git@github.com:acme/a.git") == "git@github.com:acme/a.git"
+
+
+async def test_a_relative_workspace_clones_once_where_it_says(
+    sample_repo: SampleRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The default REWIND_WORKSPACE is `var`, relative to where the bot was started; the clone
+    # used to land in var/repos-check/var/repos-check/myapp, and the next sync failed.
+    monkeypatch.chdir(tmp_path)
+    origin = sample_repo.origin
+    for _ in range(2):
+        clone = AppRepo(str(origin), Path("var/repos-check/myapp"))
+        assert await clone.sync() == []
+        assert await clone.resolve("v1.4.2") == sample_repo.tags["v1.4.2"]
+    assert (tmp_path / "var/repos-check/myapp/.git").is_dir()
+    assert not (tmp_path / "var/repos-check/var").exists()
+
+
+def test_paths_in_settings_and_apps_file_are_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.apps_file import parse_apps
+    from bot.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.model_validate({"REWIND_WORKSPACE": "var", "REWIND_CONFIG": "c/a.yaml"})
+    assert settings.workspace == tmp_path / "var"
+    assert settings.config_path == tmp_path / "c" / "a.yaml"
+    app = {
+        "repo": "repos/myapp.git",
+        "incident_channel": "C1",
+        "ssh": {"known_hosts": "keys/known_hosts", "client_keys": ["keys/id"]},
+        "hosts": [{"name": "web1"}],
+        "deploy": {"strategy": "systemd", "workdir": "/srv/myapp", "service": "myapp"},
+    }
+    remote = {**app, "repo": "git@github.com:acme/myapp.git"}
+    apps = parse_apps({"apps": {"a": app, "b": remote}, "incidents": {"dir": "inc/"}}, "x")
+    a = apps.apps["a"]
+    assert a.repo == str(tmp_path / "repos" / "myapp.git")
+    assert a.ssh.known_hosts == str(tmp_path / "keys" / "known_hosts")
+    assert a.ssh.client_keys == [str(tmp_path / "keys" / "id")]
+    assert apps.incidents.dir == str(tmp_path / "inc")
+    assert apps.apps["b"].repo == "git@github.com:acme/myapp.git"

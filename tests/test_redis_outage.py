@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from handlers.slack import STORE_AWAY
+from handlers.listeners import STORE_AWAY
 from tests.fixtures_hosts import SshEnv
 from tests.harness import Bot, running_bot, settings_env, write_apps
 from tests.redis_servers import RedisServer, SentinelSet

@@ -75,7 +75,9 @@ async def test_rollback_opens_incident_and_assesses_every_host(
     [
         ("nosuchapp v1.4.2 broken", "U0CAROL", "Known apps: `myapp`"),
         ("myapp v1.4.2;reboot broken", "U0CAROL", "is not a version"),
-        ("myapp v" + "1" * 120 + " broken", "U0CAROL", "is not a version"),
+        ("myapp v" + "1" * 120 + " broken", "U0CAROL", "may be longer than 100"),
+        ("myapp " + "v" * 5000, "U0CAROL", "is 5,000 characters long"),
+        ("myapp v1.4.2 " + "checkout down " * 80, "U0CAROL", "keep it to 1,000"),
         ("myapp v1.4.2", "U0CAROL", "What broke?"),
     ],
 )
@@ -186,9 +188,15 @@ def test_a_bad_apps_file_stops_serve_with_file_key_and_reason(tmp_path: Path) ->
         timeout=60,
         check=False,
     )
-    assert proc.returncode == 2
+    assert proc.returncode == 1
     assert str(bad) in proc.stderr
     assert "apps.myapp.hosts" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # Every problem, one per line: the empty host list and the missing service.
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "rewind: bad apps file: 2 problems:", lines
+    assert [line.startswith("  - ") for line in lines[1:]] == [True, True], lines
+    assert "apps.yaml:6: apps.myapp.deploy: strategy 'systemd' needs 'service'" in lines[2]
 
 
 async def test_an_incident_channel_the_bot_cannot_post_in_starts_nothing(

@@ -217,3 +217,50 @@ def test_since_value_per_strategy() -> None:
         2024, 5, 2, 10, 0, 1, tzinfo=UTC
     )
     assert verify.line_time("May 02 12:00:01 web1 myapp[1]: x", 0) is None
+
+
+class WaitWatcher(RecordingNotifier):
+    """Keeps what the parent's status line said of each wait, at every parent update."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[dict[str, str]] = []
+
+    async def update_parent(self, incident: Incident) -> None:
+        self.waits.append(dict(incident.facts.get("waiting", {})))
+
+
+async def test_waits_are_said_on_the_status_line_never_silent(
+    ssh_env: SshEnv, steps_for: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.steps import context
+    from handlers.text import waiting_lines
+
+    web2 = ssh_env.hosts[1]
+    s = steps_for(ssh_env, verify={"health_timeout": "8s", "health_interval": "1s"})
+    s.notifier = watcher = WaitWatcher()
+    await redeploy.run(s.ctx(StepId.REDEPLOY))
+    back_to_broken(web2)
+
+    with pytest.raises(StepError):
+        await verify.run(s.ctx(StepId.VERIFY))
+
+    said = [w["health"] for w in watcher.waits if "health" in w]
+    failing = "web2: /healthz answers 500; web2: /api/health answers 500 — retrying"
+    assert f"{failing}, 0 s of 8 s" in said
+    assert f"{failing}, 5 s of 8 s" in said
+    assert not any("web1" in w for w in said)  # the healthy host is not waited for
+    assert watcher.waits[-1] == {}  # the wait is over: the line is gone
+    incident = make_incident()
+    incident.facts["waiting"] = {"health": said[-1]}
+    assert waiting_lines(incident) == [f"      ⏳ {said[-1]}"]
+
+    # A long command (a backup, a slow restart) says so every SILENCE seconds.
+    monkeypatch.setattr(context, "SILENCE", 0.3)
+    watcher.waits.clear()
+    ctx = s.ctx(StepId.DB_PREPARE)
+    await ctx.run(s.apps.apps["myapp"].host("web1"), "sleep 1", what="backup", stream=False)
+    running = [w["web1"] for w in watcher.waits if "web1" in w]
+    assert running and running[0].startswith("web1: backup still running — 0 s so far")
+    assert "(limit 300 s)" in running[0]
+    assert watcher.waits[-1] == {}

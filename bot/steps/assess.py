@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from bot.errors import HostError, StepError
+from bot.plan.model import PlanBasis, changes_since
 from bot.steps import code, database
 from bot.steps.context import Outcome, StepContext
 from bot.workflow.model import Criterion, HostResult, StepId
@@ -55,11 +56,27 @@ async def run(ctx: StepContext) -> Outcome:
     if not migrations:
         skip = (StepId.DB_PREPARE, StepId.DB_ROLLBACK)
         criteria[Criterion.DATABASE] = True
+    if "plan" in ctx.facts:
+        facts["plan_changes"] = changes_since(PlanBasis.model_validate(ctx.facts["plan"]), facts)
+        await ctx.say(_plan_text(ctx.incident.id, facts["plan_changes"]))
     await ctx.say(_summary_text(facts, versions))
     summary = f"{deployed} deployed; go back to {target}; " + (
         f"{len(migrations)} migration(s) to undo" if migrations else "no migrations"
     )
     return Outcome(summary=summary, hosts=hosts, facts=facts, criteria=criteria, skip=skip)
+
+
+def _plan_text(plan_id: str, changes: list[str]) -> str:
+    if not changes:
+        return (
+            f":white_check_mark: Nothing plan `{plan_id}` depended on has changed (deployed "
+            "versions, the target's commit, the database revision)."
+        )
+    return (
+        f":warning: *Changed since plan `{plan_id}` was made:* "
+        + "; ".join(changes)
+        + ". Nothing has run yet: read the assessment below before you decide."
+    )
 
 
 def _summary_text(facts: dict[str, Any], versions: dict[str, str]) -> str:

@@ -10,13 +10,13 @@ from typing import Any
 
 from bot.errors import StepError
 from bot.steps.context import Outcome, StepContext
-from runners.git import AppRepo, CommitInfo, Method, hotfix_branch, redact
+from runners.git import AppRepo, CommitInfo, Method, clone_dir, hotfix_branch, redact
 
 MAX_COMMITS = 50  # a thread is no place for a whole release history
 
 
 def app_repo(ctx: StepContext) -> AppRepo:
-    return AppRepo(ctx.app.repo, ctx.workspace / "repos" / ctx.app.name)
+    return AppRepo(ctx.app.repo, clone_dir(ctx.workspace, "repos", ctx.app.name, ctx.app.repo))
 
 
 def oneline(commits: list[CommitInfo], limit: int = MAX_COMMITS) -> str:
@@ -78,6 +78,24 @@ async def assess_code(ctx: StepContext, deployed: str) -> dict[str, Any]:
     }
 
 
+def hotfix_branch_for(ctx: StepContext) -> str:
+    return hotfix_branch(ctx.app.name, str(ctx.incident.target), ctx.incident.id)
+
+
+def chosen_method(facts: dict[str, Any]) -> Method:
+    """The method picked at the decision (or by a plan), else the one Assess recommended."""
+    methods = [str(m) for m in facts.get("code_methods", ["tag"])]
+    method = str(facts.get("code_method") or facts.get("code_method_recommended") or "tag")
+    if method not in ("revert", "tag"):
+        raise StepError(f"unknown way to roll back code: `{method}`", hint="Choose revert or tag.")
+    if method not in methods:
+        raise StepError(
+            f"`{method}` is not possible for this rollback",
+            hint=f"Possible: {', '.join(methods)}. {facts.get('code_method_reason', '')}".strip(),
+        )
+    return "revert" if method == "revert" else "tag"
+
+
 async def run(ctx: StepContext) -> Outcome:
     facts = ctx.facts
     target = ctx.incident.target
@@ -97,17 +115,8 @@ async def run(ctx: StepContext) -> Outcome:
             "when it was assessed",
             hint="Start a new rollback so the new commit is assessed and approved.",
         )
-    methods = [str(m) for m in facts.get("code_methods", ["tag"])]
-    method = str(facts.get("code_method") or facts.get("code_method_recommended") or "tag")
-    if method not in ("revert", "tag"):
-        raise StepError(f"unknown way to roll back code: `{method}`", hint="Choose revert or tag.")
-    if method not in methods:
-        raise StepError(
-            f"`{method}` is not possible for this rollback",
-            hint=f"Possible: {', '.join(methods)}. {facts.get('code_method_reason', '')}".strip(),
-        )
-    chosen: Method = "revert" if method == "revert" else "tag"
-    branch = hotfix_branch(ctx.app.name, target, ctx.incident.id)
+    chosen = chosen_method(facts)
+    branch = hotfix_branch_for(ctx)
 
     existing = await repo.remote_branch(branch)
     if existing is not None:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.apps import AppConfig, AppsFile, HostConfig
+from bot.apps_file import AppConfig, AppsFile, HostConfig
 from bot.errors import HostError
 from bot.ports import AuditEntry, CommandResult, HostRunner, Notifier
 from bot.workflow.model import Criterion, HostResult, Incident, StepId
-from runners import commands
+from runners import templates
+
+SILENCE = 10.0  # seconds: the longest the thread may stay silent while a step waits
 
 
 @dataclass
@@ -24,6 +28,19 @@ class Outcome:
     facts: dict[str, Any] = field(default_factory=dict)
     criteria: dict[Criterion, bool] = field(default_factory=dict)
     skip: tuple[StepId, ...] = ()
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One command a step would run, values filled in; `changes` is False when it only reads.
+
+    Steps build their commands through functions that return these, so the plan of a rollback
+    (`bot.plan`) shows exactly what the run would send."""
+
+    name: str
+    command: str
+    changes: bool = True
+    note: str = ""
 
 
 @dataclass
@@ -46,11 +63,24 @@ class StepContext:
     async def say(self, text: str) -> None:
         await self.notifier.say(self.incident, text)
 
+    async def waiting(self, key: str, text: str | None) -> None:
+        """What the step waits for, on the parent's status line (None: no longer waiting).
+
+        Nothing may leave the thread silent for more than `SILENCE` seconds."""
+        waits: dict[str, str] = self.incident.facts.setdefault("waiting", {})
+        if waits.get(key) == text:
+            return  # unchanged (or already not waiting): nothing to redraw
+        if text:
+            waits[key] = text
+        else:
+            del waits[key]
+        await self.notifier.update_parent(self.incident)
+
     async def out(self, host: str, line: str) -> None:
         await self.notifier.output(self.incident, self.step, host, line)
 
     def command(self, name: str, host: HostConfig, **values: str) -> str | None:
-        return commands.build(self.app, host, name, **values)
+        return templates.build(self.app, host, name, **values)
 
     async def run(
         self,
@@ -64,12 +94,17 @@ class StepContext:
     ) -> CommandResult:
         """Run on one host; stream its output into the thread; `check` raises on non-zero."""
         await self.fence()
-        result = await self.hosts.run(
-            host.name,
-            command,
-            timeout=timeout or self.app.deploy.timeout,
-            on_line=self.out if stream else None,
-        )
+        limit = timeout or self.app.deploy.timeout
+        ticker = asyncio.create_task(self._tick(host.name, what, limit))
+        try:
+            result = await self.hosts.run(
+                host.name, command, timeout=limit, on_line=self.out if stream else None
+            )
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        await self.waiting(host.name, None)
         if check and not result.ok:
             raise HostError(
                 f"{what} failed (exit {result.exit_status})",
@@ -78,6 +113,17 @@ class StepContext:
                 detail=result.tail(),
             )
         return result
+
+    async def _tick(self, host: str, what: str, limit: float) -> None:
+        """A long command says so on the status line, every `SILENCE` seconds."""
+        started = time.monotonic()
+        label = "a command" if what == "command" else what
+        while True:
+            await asyncio.sleep(SILENCE)
+            so_far = time.monotonic() - started
+            await self.waiting(
+                host, f"{host}: {label} still running — {so_far:.0f} s so far (limit {limit:.0f} s)"
+            )
 
     async def run_all(
         self,

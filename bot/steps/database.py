@@ -12,16 +12,17 @@ import fnmatch
 import posixpath
 import re
 import shlex
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.apps import DatabaseConfig, HostConfig
+from bot.apps_file import AppConfig, DatabaseConfig, HostConfig
 from bot.errors import HostError, StepError, UserFacingError
 from bot.ports import CommandResult
 from bot.steps.code import app_repo
-from bot.steps.context import Outcome, StepContext
+from bot.steps.context import Outcome, Planned, StepContext
 from bot.workflow.model import Criterion, HostResult
-from runners import alembic_static, commands
+from runners import alembic_static, templates
 from runners.alembic_static import Revision, UnknownRevision
 
 PREVIEW_LINES = 30
@@ -30,6 +31,7 @@ MAX_BACKUPS = 20
 _CURRENT_LINE = re.compile(r"^([A-Za-z0-9_]+)((?:\s+\([a-z ]+\))*)\s*$")
 _LOG_LINE = re.compile(r"^(INFO|WARNING|WARN|ERROR|DEBUG)\s+\[")
 _HEX = re.compile(r"^[0-9a-f]{6,40}$")
+DEPLOYED_AT = "git reflog -1 --date=unix --format=%gd HEAD"  # when the checkout last moved
 
 
 def _db(ctx: StepContext) -> DatabaseConfig | None:
@@ -40,14 +42,135 @@ def _run_on(ctx: StepContext, db: DatabaseConfig) -> HostConfig:
     return ctx.app.host(db.run_on)
 
 
-def _cmd(ctx: StepContext, host: HostConfig, template: str, **values: str) -> str:
+def _cmd(app: AppConfig, host: HostConfig, template: str, **values: str) -> str:
     """A database command, filled like the deploy commands and run in the host's workdir."""
-    rendered = commands.render(template, commands.host_values(ctx.app, host, **values))
-    return commands.in_workdir(ctx.app, host, rendered)
+    rendered = templates.render(template, templates.host_values(app, host, **values))
+    return templates.in_workdir(app, host, rendered)
 
 
-def _alembic(ctx: StepContext, db: DatabaseConfig, host: HostConfig, args: str, **v: str) -> str:
-    return _cmd(ctx, host, f"{db.alembic} {args}", **v)
+def _alembic(app: AppConfig, db: DatabaseConfig, host: HostConfig, args: str, **v: str) -> str:
+    return _cmd(app, host, f"{db.alembic} {args}", **v)
+
+
+# ---- what the steps run: built here for the real run and for the plan ----------------------
+
+
+def current_command(app: AppConfig, db: DatabaseConfig) -> str:
+    host = app.host(db.run_on)
+    return _alembic(app, db, host, "current")
+
+
+def sql_revision(current: str | None, target: str | None) -> str:
+    return f"{current}:{target or 'base'}"
+
+
+@dataclass(frozen=True)
+class PrepareCommands:
+    """What `prepare` runs on `run_on`, in order (the stat of listed backups only when any)."""
+
+    mkdir: str
+    backup: str
+    check: str
+    deployed_at: str
+    listing: str | None
+    sql: str
+
+    def sequence(self, current: str, stat: str | None) -> list[Planned]:
+        """In the order `prepare` runs them (`current`: `alembic current`, run by Assess too)."""
+        steps = [
+            Planned("alembic current", current, changes=False),
+            Planned("mkdir", self.mkdir, note="the backup's directory"),
+            Planned("backup", self.backup),
+            Planned("backup check", self.check, changes=False, note="exists and is not empty"),
+            Planned("deployed at", self.deployed_at, changes=False),
+        ]
+        if self.listing:
+            steps.append(Planned("backups", self.listing, changes=False, note="restorable ones"))
+        if stat:
+            steps.append(Planned("backup sizes", stat, changes=False))
+        steps.append(Planned("downgrade SQL", self.sql, changes=False, note="offline: no database"))
+        return steps
+
+    def stat(self, app: AppConfig, host: HostConfig, paths: list[str]) -> str | None:
+        if not paths:
+            return None
+        quoted = " ".join(shlex.quote(templates.check_value("backup", p)) for p in paths)
+        return templates.in_workdir(app, host, f"stat -c '%s %Y %n' -- {quoted}")
+
+
+def prepare_commands(
+    app: AppConfig, db: DatabaseConfig, path: str, current: str | None, target: str | None
+) -> PrepareCommands:
+    host = app.host(db.run_on)
+    q = shlex.quote(path)
+    mkdir = f"mkdir -p -- {shlex.quote(posixpath.dirname(path) or '.')}"
+    if not db.backup:
+        raise UserFacingError("no `database.backup` command is configured")
+    return PrepareCommands(
+        mkdir=templates.in_workdir(app, host, mkdir),
+        backup=_cmd(app, host, db.backup, backup=path),
+        check=templates.in_workdir(app, host, f"test -s {q} && stat -c '%s %Y' -- {q}"),
+        deployed_at=templates.in_workdir(app, host, DEPLOYED_AT),
+        listing=_cmd(app, host, db.backups) if db.backups else None,
+        sql=_alembic(
+            app, db, host, "downgrade --sql {revision}", revision=sql_revision(current, target)
+        ),
+    )
+
+
+def sql_text(output: str) -> str:
+    """The SQL of `alembic downgrade --sql`, without alembic's log lines."""
+    return "\n".join(line for line in output.splitlines() if not _LOG_LINE.match(line))
+
+
+def rollback_sequence(app: AppConfig, db: DatabaseConfig, target: str | None) -> list[Planned]:
+    """What `_downgrade` runs, in order."""
+    current = current_command(app, db)
+    return [
+        Planned("alembic current", current, changes=False),
+        Planned("downgrade", downgrade_command(app, db, target)),
+        Planned("alembic current", current, changes=False, note="must be the target revision"),
+    ]
+
+
+def downgrade_command(app: AppConfig, db: DatabaseConfig, target: str | None) -> str:
+    host = app.host(db.run_on)
+    return _alembic(app, db, host, "downgrade {revision}", revision=target or "base")
+
+
+@dataclass(frozen=True)
+class RestoreCommands:
+    """What a restore runs: on `run_on` but `stop`, which runs on every host."""
+
+    exists: str
+    restore: str
+    verify: str | None
+
+    def sequence(self, app: AppConfig, current: str) -> list[tuple[str, Planned]]:
+        """(host, command) in the order `_restore` runs them."""
+        run_on = app.database.run_on if app.database else app.hosts[0].name
+        out = [(run_on, Planned("backup check", self.exists, changes=False))]
+        for host in app.hosts:
+            stop = templates.build(app, host, "stop")
+            if stop:
+                out.append((host.name, Planned("stop", stop, note="until the redeploy")))
+        out.append((run_on, Planned("restore", self.restore)))
+        if self.verify:
+            out.append((run_on, Planned("verify", self.verify, changes=False)))
+        out.append((run_on, Planned("alembic current", current, changes=False)))
+        return out
+
+
+def restore_commands(app: AppConfig, db: DatabaseConfig, path: str) -> RestoreCommands:
+    host = app.host(db.run_on)
+    if not db.restore:
+        raise UserFacingError("no `database.restore` command is configured")
+    q = shlex.quote(templates.check_value("backup", path))
+    return RestoreCommands(
+        exists=templates.in_workdir(app, host, f"test -s {q}"),
+        restore=_cmd(app, host, db.restore, backup=path),
+        verify=_cmd(app, host, db.verify) if db.verify else None,
+    )
 
 
 def short(rev: str | None) -> str:
@@ -88,7 +211,7 @@ async def current_revision(ctx: StepContext, known: set[str]) -> str | None:
     db = _db(ctx)
     assert db is not None
     host = _run_on(ctx, db)
-    result = await ctx.run(host, _alembic(ctx, db, host, "current"), stream=False)
+    result = await ctx.run(host, current_command(ctx.app, db), stream=False)
     if not result.ok:
         raise StepError(
             f"`alembic current` failed (exit {result.exit_status})",
@@ -203,13 +326,12 @@ def _backup_fact(path: str, size: int, mtime: float, *, own: bool, before: bool)
     }
 
 
-async def _stat(
-    ctx: StepContext, host: HostConfig, paths: list[str]
+async def stat_backups(
+    ctx: StepContext, host: HostConfig, stat: str | None
 ) -> dict[str, tuple[int, float]]:
-    if not paths:
+    cmd = stat
+    if cmd is None:
         return {}
-    quoted = " ".join(shlex.quote(commands.check_value("backup", p)) for p in paths)
-    cmd = commands.in_workdir(ctx.app, host, f"stat -c '%s %Y %n' -- {quoted}")
     result = await ctx.run(host, cmd, stream=False)
     found: dict[str, tuple[int, float]] = {}
     for line in result.output.splitlines():
@@ -219,22 +341,22 @@ async def _stat(
     return found
 
 
-async def _listed_backups(ctx: StepContext, db: DatabaseConfig, host: HostConfig) -> list[str]:
-    if not db.backups:
+async def listed_backups(ctx: StepContext, host: HostConfig, listing: str | None) -> list[str]:
+    if not listing:
         return []
-    result = await ctx.run(host, _cmd(ctx, host, db.backups), stream=False)
+    result = await ctx.run(host, listing, stream=False)
     paths = []
     for line in result.output.splitlines():
         # `ls` of a glob that matches nothing prints an error, not a file; and a name that
         # cannot go into the restore command is no use either.
         try:
-            paths.append(commands.check_value("backup", line.strip()))
+            paths.append(templates.check_value("backup", line.strip()))
         except UserFacingError:
             continue
     return paths[:MAX_BACKUPS]
 
 
-async def _deployed_at(ctx: StepContext, host: HostConfig) -> float | None:
+async def read_deployed_at(ctx: StepContext, host: HostConfig, cmd: str) -> float | None:
     """When the deployed version went live: the `deployed_at` fact, else the time the
     checkout on `run_on` last moved (its HEAD reflog)."""
     given = ctx.facts.get("deployed_at")
@@ -245,7 +367,6 @@ async def _deployed_at(ctx: StepContext, host: HostConfig) -> float | None:
             return datetime.fromisoformat(given.replace("Z", "+00:00")).timestamp()
         except ValueError:
             pass
-    cmd = commands.in_workdir(ctx.app, host, "git reflog -1 --date=unix --format=%gd HEAD")
     result = await ctx.run(host, cmd, stream=False)
     match = re.search(r"@\{(\d+)\}", result.output)
     return float(match.group(1)) if match and result.ok else None
@@ -279,20 +400,10 @@ async def prepare(ctx: StepContext) -> Outcome:
     current, target = fresh["db_current_revision"], fresh["db_target_revision"]
 
     path = backup_location(db, ctx.app.name, ctx.incident.id, datetime.now(UTC))
-    q = shlex.quote(path)
-    mkdir = f"mkdir -p -- {shlex.quote(posixpath.dirname(path) or '.')}"
-    await ctx.run(host, commands.in_workdir(ctx.app, host, mkdir), check=True, what="mkdir")
-    await ctx.run(
-        host,
-        _cmd(ctx, host, db.backup, backup=path),
-        check=True,
-        what="backup",
-        timeout=db.timeout,
-    )
-    check = await ctx.run(
-        host, commands.in_workdir(ctx.app, host, f"test -s {q} && stat -c '%s %Y' -- {q}"),
-        stream=False,
-    )  # fmt: skip
+    cmds = prepare_commands(ctx.app, db, path, current, target)
+    await ctx.run(host, cmds.mkdir, check=True, what="mkdir")
+    await ctx.run(host, cmds.backup, check=True, what="backup", timeout=db.timeout)
+    check = await ctx.run(host, cmds.check, stream=False)
     size_mtime = check.output.split()
     if not check.ok or len(size_mtime) != 2:
         raise StepError(
@@ -303,9 +414,9 @@ async def prepare(ctx: StepContext) -> Outcome:
         )
     own = _backup_fact(path, int(size_mtime[0]), float(size_mtime[1]), own=True, before=False)
 
-    deployed_at = await _deployed_at(ctx, host)
-    listed = [p for p in await _listed_backups(ctx, db, host) if p != path]
-    stats = await _stat(ctx, host, listed)
+    deployed_at = await read_deployed_at(ctx, host, cmds.deployed_at)
+    listed = [p for p in await listed_backups(ctx, host, cmds.listing) if p != path]
+    stats = await stat_backups(ctx, host, cmds.stat(ctx.app, host, listed))
     backups = [own]
     for p in listed:
         if p in stats:
@@ -316,10 +427,9 @@ async def prepare(ctx: StepContext) -> Outcome:
     older = [b for b in backups if b["before_deploy"] and not b["own"]]
     default = older[0] if older else own
 
-    revision = f"{current}:{target or 'base'}"
-    sql_cmd = _alembic(ctx, db, host, "downgrade --sql {revision}", revision=revision)
-    result = await ctx.run(host, sql_cmd, stream=False)
-    sql = "\n".join(line for line in result.output.splitlines() if not _LOG_LINE.match(line))
+    revision = sql_revision(current, target)
+    result = await ctx.run(host, cmds.sql, stream=False)
+    sql = sql_text(result.output)
     irreversible = [m["revision"] for m in fresh["migrations"] if m["irreversible"]]
     if not result.ok:
         if "NotImplementedError" in result.output and not irreversible:
@@ -408,9 +518,7 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
         if backup
         else "Restore the database from a backup instead."
     )
-    result = await ctx.run(
-        host, _alembic(ctx, db, host, "downgrade {revision}", revision=revision), timeout=db.timeout
-    )
+    result = await ctx.run(host, downgrade_command(ctx.app, db, target), timeout=db.timeout)
     if not result.ok:
         raise StepError(
             f"`alembic downgrade {revision}` failed (exit {result.exit_status}); the database "
@@ -464,16 +572,16 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
     host = _run_on(ctx, db)
     if not db.restore:
         raise StepError("no `database.restore` command is configured", hint="Add one, then Retry.")
-    start = "start" if commands.template(ctx.app, "start") else "restart"  # only on failure
-    if not commands.template(ctx.app, "stop"):
+    start = "start" if templates.template(ctx.app, "start") else "restart"  # only on failure
+    if not templates.template(ctx.app, "stop"):
         raise StepError(
             "no `stop` command is configured for the app",
             hint="The runbook stops the app before a restore: add `deploy.commands.stop` "
             "(and `start`), then Retry.",
         )
     backup = _chosen_backup(ctx)
-    q = shlex.quote(commands.check_value("backup", backup["path"]))
-    exists = await ctx.run(host, commands.in_workdir(ctx.app, host, f"test -s {q}"), stream=False)
+    cmds = restore_commands(ctx.app, db, backup["path"])
+    exists = await ctx.run(host, cmds.exists, stream=False)
     if not exists.ok:
         raise StepError(
             f"the backup `{backup['path']}` is missing or empty",
@@ -495,9 +603,7 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
         f"App stopped on {len(stopped)} host(s). Restoring `{backup['name']}` "
         f"({backup['size_text']}, {backup['time']}) on {host.name}…"
     )
-    restored = await ctx.run(
-        host, _cmd(ctx, host, db.restore, backup=backup["path"]), timeout=db.timeout
-    )
+    restored = await ctx.run(host, cmds.restore, timeout=db.timeout)
     if not restored.ok:
         raise StepError(
             f"the restore of `{backup['name']}` failed (exit {restored.exit_status})",
@@ -507,8 +613,8 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
             detail=restored.tail(),
         )
     verified = ""
-    if db.verify:
-        check = await ctx.run(host, _cmd(ctx, host, db.verify))
+    if cmds.verify:
+        check = await ctx.run(host, cmds.verify)
         verified = check.output.strip()
         if not check.ok:
             raise StepError(

@@ -15,11 +15,12 @@ from typing import Any
 
 import aiohttp
 
-from bot.apps import HostConfig
+from bot.apps_file import HostConfig
 from bot.errors import HostError, StepError
 from bot.steps.context import Outcome, StepContext
 from bot.steps.redeploy import host_clock
 from bot.steps.verify import SHOWN_MATCHES, LogScan, scan_logs
+from bot.workflow.baseline import compare
 from bot.workflow.model import Criterion
 from runners import health
 
@@ -79,6 +80,8 @@ class _Monitor:
     def figures(self, done: bool = False) -> dict[str, Any]:
         probes = sum(s.probes for s in self.stats)
         ok = sum(s.ok for s in self.stats)
+        availability = round(100 * ok / probes, 2) if probes else None
+        p95 = health.percentile([ms for s in self.stats for ms in s.latencies], 95)
         return {
             "started_at": self.started.isoformat(),
             "updated_at": datetime.now(UTC).isoformat(),
@@ -87,7 +90,10 @@ class _Monitor:
             "elapsed": round(self.elapsed, 1),
             "rounds": self.rounds,
             "done": done,
-            "availability": round(100 * ok / probes, 2) if probes else None,
+            "availability": availability,
+            "p95_ms": round(p95, 1) if p95 is not None else None,
+            # Against the figures of the version before the bad deploy, when a watch had them.
+            "vs_baseline": compare(self.ctx.incident.baseline, p95, availability),
             "error_count": sum(len(v) for v in self.errors.values()),
             "errors": {h: len(v) for h, v in self.errors.items()},
             "alerts": self.alerts,
@@ -148,6 +154,8 @@ class _Monitor:
                 f"• {u['url']}: {_pct(u['availability'])} up, p50 {_ms(u['p50_ms'])}, "
                 f"p95 {_ms(u['p95_ms'])}"
             )
+        if f["vs_baseline"]:
+            lines.append(f"• {f['vs_baseline']}")
         return "\n".join(lines)
 
     async def run(self) -> None:
@@ -219,6 +227,7 @@ async def run(ctx: StepContext) -> Outcome:
         summary=(
             f"{_mmss(mon.elapsed)} monitored: availability {_pct(figures['availability'])}, "
             f"{figures['error_count']} error line(s), {mon.alerts} alert(s)"
+            + (f"; {figures['vs_baseline']}" if figures["vs_baseline"] else "")
         ),
         facts={"monitor": figures},
         criteria={Criterion.MONITORED: True},

@@ -16,9 +16,10 @@ async def run(ctx: StepContext) -> Outcome:
     notified = list(ctx.facts.get("notified_start", []))
     if not notified and ctx.app.notify:
         notified = await ctx.notifier.stakeholders(inc, "start")
-    missing = sorted(set(ctx.app.notify) - set(notified))
+    held = [c for c in await ctx.notifier.held_notices(inc) if c not in notified]
+    missing = sorted(set(ctx.app.notify) - set(notified) - set(held))
     ctx.facts["notified_start"] = notified  # kept on failure: a Retry does not tell them twice
-    facts = {"notified_start": notified}
+    facts: dict[str, object] = {"notified_start": notified, "notices_held": held}
     if missing:
         raise StepError(
             "stakeholders could not be notified in " + ", ".join(f"<#{c}>" for c in missing),
@@ -30,6 +31,16 @@ async def run(ctx: StepContext) -> Outcome:
         if inc.production
         else f"{inc.environment}: database changes need an approver"
     )
-    told = ", ".join(f"<#{c}>" for c in notified) or "no stakeholder channels configured"
-    summary = f"Issue: “{inc.reason}”. Stakeholders told: {told}. Policy: {policy}."
+    if notified or not held:
+        told = ", ".join(f"<#{c}>" for c in notified) or "no stakeholder channels configured"
+        told = f"Stakeholders told: {told}."
+    else:
+        told = ""
+    if held:
+        told += (
+            f"{' ' if told else ''}Stakeholders NOT told yet (Slack unreachable): "
+            + ", ".join(f"<#{c}>" for c in held)
+            + "; the notice is kept and posted when Slack answers."
+        )
+    summary = f"Issue: “{inc.reason}”. {told} Policy: {policy}."
     return Outcome(summary=summary, facts={**facts, "policy": policy})

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.apps import HostConfig
+from bot.apps_file import AppConfig, HostConfig
 from bot.errors import HostError, StepError, UserFacingError
-from bot.steps.context import Outcome, StepContext
+from bot.steps.context import Outcome, Planned, StepContext
 from bot.workflow.model import Criterion, HostResult
-from runners import commands
+from runners import templates
 
 # The file whose change means dependencies must be installed again. docker-compose has none:
 # its "install" is the image build, which is what puts the rolled-back code into the image, so
@@ -64,34 +65,90 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+@dataclass(frozen=True)
+class HostCommands:
+    """Every command the redeploy runs on one host, values filled in: built once, here, for the
+    real run and for the plan (`/rollback plan`), so the two cannot drift apart."""
+
+    dependencies: str | None  # the dependency file's blob id, read before and after the fetch
+    fetch: str | None
+    install: str | None
+    clock: str
+    restart: str | None
+    status: str | None
+    version: str | None
+    head: str
+
+    def sequence(self) -> list[Planned]:
+        """The commands in the order `_Host.run` runs them."""
+        dep = (
+            Planned("dependencies", self.dependencies, changes=False) if self.dependencies else None
+        )
+        steps: list[Planned | None] = [
+            dep,
+            _planned("fetch", self.fetch),
+            dep,
+            _planned(
+                "install",
+                self.install,
+                note="only if the dependency file changed" if self.dependencies else "",
+            ),
+            Planned("clock", self.clock, changes=False, note="the restart time, for the logs"),
+            _planned("restart", self.restart),
+            _planned("status", self.status, changes=False),
+            _planned("version", self.version, changes=False),
+            Planned("head", self.head, changes=False, note="must be the rollback commit"),
+        ]
+        return [s for s in steps if s is not None]
+
+
+def _planned(
+    name: str, command: str | None, *, changes: bool = True, note: str = ""
+) -> Planned | None:
+    return Planned(name, command, changes=changes, note=note) if command else None
+
+
+def host_commands(app: AppConfig, host: HostConfig, ref: str, target: str) -> HostCommands:
+    """Raises UserFacingError when a value may not go into a command."""
+
+    def cmd(name: str) -> str | None:
+        return templates.build(app, host, name, ref=ref, version=target)
+
+    dep = DEPENDENCY_FILE.get(app.deploy.strategy)
+    probe = f"git rev-parse {shlex.quote('HEAD:' + dep)} 2>/dev/null || true" if dep else None
+    return HostCommands(
+        dependencies=templates.in_workdir(app, host, probe) if probe else None,
+        fetch=cmd("fetch"),
+        install=cmd("install"),
+        clock=CLOCK,
+        restart=cmd("restart"),
+        status=cmd("status"),
+        version=cmd("version"),
+        head=templates.in_workdir(app, host, "git rev-parse HEAD"),
+    )
+
+
 class _Host:
     """The rollout of one host: each command in turn, the first failure raised as HostError."""
 
     def __init__(self, ctx: StepContext, host: HostConfig, ref: str, target: str) -> None:
         self.ctx, self.host, self.ref, self.target = ctx, host, ref, target
+        self.cmds = host_commands(ctx.app, host, ref, target)
 
-    def cmd(self, name: str) -> str | None:
-        return self.ctx.command(name, self.host, ref=self.ref, version=self.target)
-
-    async def step(self, name: str) -> str:
-        cmd = self.cmd(name)
+    async def step(self, name: str, cmd: str | None) -> str:
         if cmd is None:
             return ""
         result = await self.ctx.run(self.host, cmd, check=True, what=f"`{name}`")
         return result.output
 
     async def dependency_fingerprint(self) -> str | None:
-        dep = DEPENDENCY_FILE.get(self.ctx.app.deploy.strategy)
-        if dep is None:
+        if self.cmds.dependencies is None:
             return None
-        probe = f"git rev-parse {shlex.quote('HEAD:' + dep)} 2>/dev/null || true"
-        cmd = commands.in_workdir(self.ctx.app, self.host, probe)
-        result = await self.ctx.run(self.host, cmd, stream=False, timeout=60)
+        result = await self.ctx.run(self.host, self.cmds.dependencies, stream=False, timeout=60)
         return result.output.strip() if result.ok else ""
 
     async def head(self) -> str:
-        cmd = commands.in_workdir(self.ctx.app, self.host, "git rev-parse HEAD")
-        result = await self.ctx.run(self.host, cmd, stream=False, timeout=60)
+        result = await self.ctx.run(self.host, self.cmds.head, stream=False, timeout=60)
         return _last_line(result.output) if result.ok else ""
 
     async def run(self) -> HostResult:
@@ -103,18 +160,18 @@ class _Host:
         before = await self.dependency_fingerprint()
         if before is not None:
             before = fingerprints.setdefault(name, before)
-        await self.step("fetch")
+        await self.step("fetch", self.cmds.fetch)
         after = await self.dependency_fingerprint()
         if after is None or before != after:
-            await self.step("install")
+            await self.step("install", self.cmds.install)
         else:
             await ctx.out(name, "requirements.txt unchanged: install skipped")
         now, offset = await host_clock(ctx, self.host)
         facts.setdefault("restart_at", {})[name] = now.isoformat()
         facts.setdefault("host_utc_offset", {})[name] = offset
-        await self.step("restart")
-        await self.step("status")
-        reported = _last_line(await self.step("version"))
+        await self.step("restart", self.cmds.restart)
+        await self.step("status", self.cmds.status)
+        reported = _last_line(await self.step("version", self.cmds.version))
         facts.setdefault("versions_by_host", {})[name] = reported
         problem = await self._off_target(reported)
         if problem:

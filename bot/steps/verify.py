@@ -15,12 +15,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
-from bot.apps import HostConfig
+from bot.apps_file import AppConfig, HostConfig
 from bot.errors import StepError, UserFacingError
 from bot.steps.context import Outcome, StepContext
+from bot.workflow.baseline import compare
 from bot.workflow.model import Criterion, HostResult
-from runners import commands, health
+from runners import health, templates
 
 SHOWN_MATCHES = 20
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -101,9 +103,8 @@ class LogScan:
 async def scan_logs(
     ctx: StepContext, host: HostConfig, since: datetime, utc_offset: int
 ) -> LogScan:
-    since_text = since_value(ctx.app.deploy.strategy, since, utc_offset)
     try:
-        cmd = ctx.command("logs", host, since=since_text)
+        cmd = logs_command(ctx.app, host, since, utc_offset)
     except UserFacingError as exc:
         return LogScan(host.name, error=str(exc))
     if cmd is None:
@@ -115,7 +116,7 @@ async def scan_logs(
     lines, stamped = lines_since(result.output.splitlines(), since, utc_offset)
     pattern = re.compile(ctx.app.logs.error_pattern)
     matches = [line for line in lines if pattern.search(line)]
-    windowed = stamped or "{since}" in commands.template(ctx.app, "logs")
+    windowed = stamped or "{since}" in templates.template(ctx.app, "logs")
     return LogScan(host.name, len(lines), matches, windowed)
 
 
@@ -167,11 +168,36 @@ async def _health(ctx: StepContext, found: _Findings) -> None:
         found.health_error = "no health checks configured (health:)"
         return
     cfg = ctx.app.verify
-    found.health = await health.wait_healthy(
-        todo, within=cfg.health_timeout, every=cfg.health_interval
-    )
+
+    async def retrying(failing: list[health.Probe], elapsed: float) -> None:
+        # Whole multiples of 5 s: the line changes (and is redrawn) at most every 5 s.
+        so_far = f"{int(elapsed // 5 * 5)} s of {cfg.health_timeout:.0f} s"
+        said = "; ".join(_waiting_on(p) for p in failing[:3])
+        more = f" (+{len(failing) - 3} more)" if len(failing) > 3 else ""
+        await ctx.waiting("health", f"{said}{more} — retrying, {so_far}")
+
+    try:
+        found.health = await health.wait_healthy(
+            todo, within=cfg.health_timeout, every=cfg.health_interval, on_retry=retrying
+        )
+    finally:
+        await ctx.waiting("health", None)
     lines = [f"{'✅' if p.ok else '❌'} {_label(p)}: {p.describe()}" for p in found.health]
+    ok = [p.latency_ms for p in found.health if p.ok]
+    p95 = health.percentile(ok, 95)
+    availability = round(100 * len(ok) / len(found.health), 2) if found.health else None
+    if vs := compare(ctx.incident.baseline, p95, availability):
+        ctx.facts["verify_vs_baseline"] = vs
+        lines.append(f"Compared with before the bad deploy: {vs}")
     await ctx.say("*Health checks*\n" + "\n".join(lines))
+
+
+def _waiting_on(p: health.Probe) -> str:
+    """`web2: /healthz answers 500`: the host, the path, and what it said."""
+    parts = urlsplit(p.url)
+    path = parts.path or "/"
+    got = f"answers {p.status}" if p.status is not None else "does not answer"
+    return f"{p.host}: {path} {got}" if p.host else f"{parts.netloc}{path} {got}"
 
 
 def _label(p: health.Probe) -> str:
@@ -199,23 +225,35 @@ async def _logs(ctx: StepContext, found: _Findings) -> None:
     await ctx.say("*Logs since the restart*\n" + "\n".join(out))
 
 
-def smoke_host(ctx: StepContext) -> HostConfig:
-    db = ctx.app.database
-    return ctx.app.host(db.run_on) if db else ctx.app.hosts[0]
+def smoke_host(app: AppConfig) -> HostConfig:
+    db = app.database
+    return app.host(db.run_on) if db else app.hosts[0]
+
+
+def smoke_command(app: AppConfig, host: HostConfig, template: str) -> str:
+    """Raises UserFacingError, ValueError or IndexError for a template that cannot be filled."""
+    return templates.in_workdir(
+        app, host, templates.render(template, templates.host_values(app, host))
+    )
+
+
+def logs_command(app: AppConfig, host: HostConfig, since: datetime, utc_offset: int) -> str | None:
+    since_text = since_value(app.deploy.strategy, since, utc_offset)
+    return templates.build(app, host, "logs", since=since_text)
 
 
 async def _smoke(ctx: StepContext, found: _Findings) -> None:
     if not ctx.app.smoke:
         found.smoke_error = "no smoke tests configured (smoke:)"
         return
-    host = smoke_host(ctx)
+    host = smoke_host(ctx.app)
     for template in ctx.app.smoke:
         try:
-            rendered = commands.render(template, commands.host_values(ctx.app, host))
+            cmd = smoke_command(ctx.app, host, template)
         except (UserFacingError, ValueError, IndexError) as exc:
             found.smoke.append((template, host.name, False, str(exc)))
             continue
-        result = await ctx.run(host, commands.in_workdir(ctx.app, host, rendered))
+        result = await ctx.run(host, cmd)
         why = "" if result.ok else f"exit {result.exit_status}"
         found.smoke.append((template, host.name, result.ok, why))
     lines = [

@@ -22,3 +22,15 @@ class Baseline(BaseModel):
 
     def availability_text(self) -> str:
         return "n/a" if self.availability is None else f"{self.availability:g} %"
+
+
+def compare(baseline: Baseline | None, p95_ms: float | None, availability: float | None) -> str:
+    """'p95 38 ms; before the bad deploy 35 ms (v1.4.2). Availability 100 %; before 100 %.'"""
+    if baseline is None:
+        return ""
+    p95 = "n/a" if p95_ms is None else f"{p95_ms:.0f} ms"
+    avail = "n/a" if availability is None else f"{availability:g} %"
+    return (
+        f"p95 {p95}; before the bad deploy {baseline.p95_text()} ({baseline.version}). "
+        f"Availability {avail}; before {baseline.availability_text()}."
+    )

@@ -11,19 +11,34 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.engine import Engine, OpenRequest, policy_for
+from bot.command import HELP, Command, parse
+from bot.dispatch import (
+    Cancelled,
+    Dispatcher,
+    Listing,
+    NoIncidents,
+    Opened,
+    Released,
+    Reply,
+    StatusOf,
+    Unfrozen,
+    check_start,
+)
+from bot.engine import Engine, OpenRequest
 from bot.errors import UserFacingError
+from bot.plan import render
+from bot.plan.build import PLAN_TTL, Planner
+from bot.plan.model import Plan
 from bot.ports import Store
 from bot.workflow.machine import Answer
-from bot.workflow.policy import Right
+from bot.workflow.policy import Actor
 from handlers import blocks
-from handlers.commands import HELP, Command, parse
 from handlers.groups import GroupResolver
 from handlers.ids import CHOICE, Action, ButtonValue
 
@@ -37,13 +52,28 @@ STORE_CHECK = 1.0  # seconds: a Redis that is away is said well within Slack's 3
 _STORE_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
 
+class PlanPoster(Protocol):
+    async def post_plan(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], filename: str, content: str
+    ) -> str | None: ...
+
+
 class SlackFront:
     """What the Slack listeners need: the engine, the store, and group membership."""
 
-    def __init__(self, engine: Engine, store: Store, groups: GroupResolver) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        groups: GroupResolver,
+        poster: PlanPoster | None = None,
+    ) -> None:
         self.engine = engine
         self.store = store
         self.groups = groups
+        self.dispatcher = Dispatcher(engine, store)
+        self.planner = Planner(engine)
+        self.poster = poster
         # Commands whose ack already said the store is away: their lazy half does nothing.
         self._refused: set[str] = set()
 
@@ -64,7 +94,10 @@ class SlackFront:
                 await ack(text=HELP)
                 return
             if cmd.kind == "start":
-                self._quick_start_checks(cmd)
+                check_start(self.engine, cmd)
+            if cmd.kind == "plan":
+                self.engine.app(cmd.app)
+                self.engine.check_version(cmd.version)
             if not await self.store_up():
                 if len(self._refused) > 10_000:
                     self._refused.clear()
@@ -74,20 +107,14 @@ class SlackFront:
             if cmd.kind == "start":
                 await ack(text=f"Checking `{cmd.app}` {cmd.version or '(previous version)'}…")
                 return
+            if cmd.kind == "plan":
+                await ack(
+                    text=f"Planning the rollback of `{cmd.app}` (read-only: nothing changes)…"
+                )
+                return
             await ack()
         except UserFacingError as exc:
             await ack(text=f":warning: {exc}")
-
-    def _quick_start_checks(self, cmd: Command) -> None:
-        """Bad input is refused before anything runs; rights are checked once groups are known."""
-        self.engine.app(cmd.app)
-        self.engine.check_version(cmd.version)
-        if not cmd.reason.strip():
-            version = f" {cmd.version}" if cmd.version else ""
-            raise UserFacingError(
-                "What broke? The runbook asks to confirm the issue first: add a reason, e.g. "
-                f"`/rollback {cmd.app}{version} checkout returns 500`."
-            )
 
     async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         trigger = str(body.get("trigger_id") or _digest(body))
@@ -97,7 +124,7 @@ class SlackFront:
         cmd: Command | None = None
         try:
             cmd = parse(body.get("text", ""))
-            if cmd.kind == "help" or not await self._first_time("cmd", trigger):
+            if cmd.kind == "help" or not await self._first_time("cmd", _hash(trigger)):
                 return  # help was the ack; or a Slack retry of a command already handled
             text = await self._dispatch(cmd, body["user_id"])
         except UserFacingError as exc:
@@ -124,10 +151,7 @@ class SlackFront:
         """
         if cmd is None or cmd.kind != "status" or not cmd.target:
             return []
-        incident = await self.store.load(cmd.target)
-        if incident is None:
-            holder = await self.store.lock_holder(cmd.target)
-            incident = await self.store.load(holder) if holder else None
+        incident = await self.dispatcher.gate_of(cmd.target)
         if incident is None or incident.gate is None:
             return []
         _, gate_blocks = blocks.gate(incident, incident.gate)
@@ -135,51 +159,54 @@ class SlackFront:
 
     async def _dispatch(self, cmd: Command, user: str) -> str:
         actor = await self.groups.actor(user)
-        if cmd.kind == "start":
-            self._quick_start_checks(cmd)
-            request = OpenRequest(cmd.app, cmd.version, cmd.reason, actor, major=cmd.major)
-            incident = await self.engine.open(request)
-            link = incident.thread.permalink if incident.thread else ""
-            return (
-                f":rewind: Incident `{incident.id}` opened for `{incident.app}`"
-                + (f" → `{cmd.version}`" if cmd.version else "")
-                + (f". Follow it in the <{link}|thread>." if link else ".")
-            )
-        if cmd.kind == "list":
-            return blocks.incident_list(await self.store.recent_incidents(15))
-        if cmd.kind == "status":
-            return await self._status(cmd.target)
-        if cmd.kind == "cancel":
-            found = await self.store.load(cmd.target)
-            if found is None:
-                raise UserFacingError(f"No incident `{cmd.target}`. `/rollback list` shows them.")
-            await self.engine.cancel(found.id, actor)
-            return f"Incident `{found.id}` cancelled. The thread says what was rolled back."
-        if cmd.kind == "unfreeze":
-            app = self.engine.app(cmd.target)
-            if reason := policy_for(app).refuse(actor, Right.APPROVE):
-                raise UserFacingError(reason)
-            freeze = await self.store.unfreeze(app.name)
-            if freeze is None:
-                return f"`{app.name}` is not frozen."
-            return f":sunny: `{app.name}` unfrozen by <@{user}>; deploys may go ahead."
-        raise UserFacingError(HELP)
+        if cmd.kind == "plan":
+            return await self._plan(cmd, actor)
+        return reply_text(await self.dispatcher.run(cmd, actor))
 
-    async def _status(self, target: str) -> str:
-        if not target:
-            open_ = await self.store.open_incidents()
-            return blocks.incident_list(open_) if open_ else "No open incidents."
-        incident = await self.store.load(target)
-        if incident is None:
-            app = self.engine.app(target)
-            holder = await self.store.lock_holder(app.name)
-            incident = await self.store.load(holder) if holder else None
-            if incident is None:
-                recent = [i for i in await self.store.recent_incidents(50) if i.app == app.name]
-                if not recent:
-                    return f"`{app.name}` has no incidents."
-                incident = recent[0]
-        return blocks.incident_status(incident)
+    async def _plan(self, cmd: Command, actor: Actor) -> str:
+        plan = await self.planner.plan(cmd.app, cmd.version, actor, reason=cmd.reason)
+        app = self.engine.app(plan.app)
+        channel = app.incident_channel
+        if self.poster is None:
+            raise UserFacingError("Plans cannot be posted from this process.")
+        text, plan_blocks = blocks.plan(plan.id, plan.app, render.summary(plan))
+        link = await self.poster.post_plan(
+            channel, text, plan_blocks, render.filename(plan), render.markdown(plan)
+        )
+        if link is None:
+            raise UserFacingError(
+                f"I could not post in <#{channel}>, the incident channel of `{app.name}`: invite "
+                "me there (`/invite @Rewind`), then try again. Nothing was changed."
+            )
+        where = f"<{link}|in <#{channel}>>" if link else f"in <#{channel}>"
+        return (
+            f":clipboard: Plan `{plan.id}` for `{plan.app}` → `{plan.target}` is posted {where}, "
+            "with a *Run this plan* button. Nothing was changed to make it."
+        )
+
+    async def _run_plan(self, plan_id: str, user: str) -> str:
+        raw = await self.store.load_plan(plan_id)
+        if raw is None:
+            raise UserFacingError(
+                f"Plan `{plan_id}` is no longer kept (plans last {PLAN_TTL // 3600} hours): make "
+                "a new one with `/rollback plan APP`."
+            )
+        plan = Plan.model_validate_json(raw)
+        actor = await self.groups.actor(user)
+        request = OpenRequest(
+            plan.app,
+            plan.target,
+            plan.reason or f"rollback as planned in plan {plan.id}",
+            actor,
+            plan=plan.basis,
+            incident_id=plan.id,
+        )
+        incident = await self.engine.open(request)
+        link = incident.thread.permalink if incident.thread else ""
+        return (
+            f":rewind: Incident `{incident.id}` opened from plan `{plan.id}` for `{plan.app}` → "
+            f"`{plan.target}`" + (f". Follow it in the <{link}|thread>." if link else ".")
+        )
 
     # ---- buttons ------------------------------------------------------------------------
 
@@ -191,16 +218,23 @@ class SlackFront:
             choice = CHOICE[Action(action["action_id"])]
         except (KeyError, ValueError):
             choice = ""
-        if value is None or not choice:
-            await _tell(respond, "That button is not one of mine; nothing changed.")
-            return
         if not await self.store_up():
             await _tell(respond, STORE_AWAY)
             return
-        key = f"{value.i}:{value.t}:{choice}:{user}:{action.get('action_ts', '')}"
+        if value is None or not choice:
+            await self.engine.audit_refusal(
+                value.i if value else "", user, choice or "an unknown button", "not a Rewind button"
+            )
+            await _tell(respond, "That button is not one of mine; nothing changed.")
+            return
+        key = _hash(f"{value.i}:{value.t}:{choice}:{user}:{action.get('action_ts', '')}")
         if not await self._first_time("act", key):
             return  # a replayed payload
         try:
+            if choice == "run_plan":
+                said = await self._run_plan(value.i, user)
+                await respond(text=said, response_type="ephemeral", replace_original=False)
+                return
             actor = await self.groups.actor(user)
             await self.engine.answer(value.i, Answer(value.t, actor, choice, value.o))
         except UserFacingError as exc:
@@ -219,6 +253,42 @@ class SlackFront:
 
     async def _first_time(self, kind: str, key: str) -> bool:
         return await self.store.first_time(f"{kind}:{key}", ttl=3600)
+
+
+def reply_text(reply: Reply) -> str:
+    """A command's reply in Slack mrkdwn."""
+    match reply:
+        case Opened(incident=incident, version=version):
+            link = incident.thread.permalink if incident.thread else ""
+            return (
+                f":rewind: Incident `{incident.id}` opened for `{incident.app}`"
+                + (f" → `{version}`" if version else "")
+                + (f". Follow it in the <{link}|thread>." if link else ".")
+            )
+        case Listing(incidents=incidents, empty=empty):
+            return blocks.incident_list(incidents) if incidents else empty
+        case StatusOf(incident=incident):
+            return blocks.incident_status(incident)
+        case Cancelled(incident_id=incident_id):
+            return f"Incident `{incident_id}` cancelled. The thread says what was rolled back."
+        case Unfrozen(app=app, by=by, was_frozen=was_frozen):
+            if not was_frozen:
+                return f"`{app}` is not frozen."
+            return f":sunny: `{app}` unfrozen by <@{by}>; deploys may go ahead."
+        case NoIncidents(app=app):
+            return f"`{app}` has no incidents."
+        case Released(app=app, version=version, by=by, incident_id=incident_id):
+            if not incident_id:
+                return f"`{app}` `{version}` is not quarantined."
+            return (
+                f":unlock: `{app}` `{version}` released by <@{by}>: "
+                f"it may be deployed again (it was rolled back by incident `{incident_id}`)."
+            )
+
+
+def _hash(key: str) -> str:
+    """Idempotency keys from what a payload says: fixed size, whatever was sent."""
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def _digest(body: dict[str, Any]) -> str:

@@ -33,7 +33,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.apps import AppConfig, AppsFile
+from bot.apps_file import AppConfig, AppsFile
+from bot.metrics import SLACK_CALLS, SLACK_RATE_LIMITED
 from bot.workflow.model import Gate, GateKind, Incident, StepId, ThreadRef
 from bot.workflow.steps import SPECS
 from handlers import blocks as render
@@ -49,15 +50,80 @@ _TEXT_MAX = 3_900  # Slack shows longer `text` cut; beyond it a file is friendli
 _COMMENT_TAIL = 15
 
 
+class _CountedRateLimitRetry(AsyncRateLimitErrorRetryHandler):
+    async def _can_retry_async(self, **kwargs: Any) -> bool:
+        response = kwargs.get("response")
+        if response is not None and response.status_code == 429:
+            SLACK_RATE_LIMITED.labels(method=_method_of(kwargs.get("request"))).inc()
+        return await super()._can_retry_async(**kwargs)
+
+
+class _GatewayErrorRetry(AsyncServerErrorRetryHandler):
+    """500/503 as slack_sdk's, and the 502/504 a proxy in front of Slack answers."""
+
+    async def _can_retry_async(self, **kwargs: Any) -> bool:
+        response = kwargs.get("response")
+        return response is not None and response.status_code in (500, 502, 503, 504)
+
+
+class RewindWebClient(AsyncWebClient):
+    """The Web API client: every call counted, and an answer that is not Slack's JSON (an HTML
+    page from a proxy) turned into a `SlackApiError` with error `non_json_response`, never an
+    `AttributeError` from deep inside slack_sdk."""
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
+        SLACK_CALLS.labels(method=api_method).inc()
+        try:
+            response = await super().api_call(api_method, **kwargs)
+        except SlackApiError as exc:
+            if _is_json(getattr(exc.response, "data", None)):
+                raise
+            raise self._not_json(api_method, exc.response) from None
+        except AttributeError:  # slack_sdk reading a 200 text/plain answer as a dict
+            raise self._not_json(api_method, None, status=200) from None
+        if not _is_json(response.data):
+            raise self._not_json(api_method, response)
+        return response
+
+    def _not_json(self, method: str, response: Any, status: int = 0) -> SlackApiError:
+        status = int(getattr(response, "status_code", 0) or status)
+        body = getattr(response, "data", "")
+        excerpt = " ".join(str(body).split())[:120]
+        plain = AsyncSlackResponse(
+            client=self,
+            http_verb="POST",
+            api_url=f"{self.base_url}{method}",
+            req_args={},
+            data={"ok": False, "error": "non_json_response"},
+            headers={},
+            status_code=status,
+        )
+        return SlackApiError(  # type: ignore[no-untyped-call]
+            f"Slack's Web API ({self.base_url}) answered {method} with HTTP {status} and a page "
+            f"that is not JSON (a proxy in between?): {excerpt!r}",
+            plain,
+        )
+
+
+def _is_json(data: object) -> bool:
+    # slack_sdk leaves `{}` when the body was not JSON (an HTML page), a `str` for text/plain.
+    return isinstance(data, bytes) or (isinstance(data, dict) and bool(data))
+
+
+def _method_of(request: Any) -> str:
+    url = str(getattr(request, "url", "") or "")
+    return url.rsplit("/", 1)[-1].split("?", 1)[0] or "?"
+
+
 def install_retry_handlers(client: AsyncWebClient) -> AsyncWebClient:
-    """Retry connection errors, 429 (after Retry-After) and 500/503 — once each kind is enough."""
+    """Retry connection errors, 429 (after Retry-After) and 5xx — once each kind is enough."""
     kinds = {type(h) for h in client.retry_handlers}
     if AsyncConnectionErrorRetryHandler not in kinds:
         client.retry_handlers.append(AsyncConnectionErrorRetryHandler(max_retry_count=2))
-    if AsyncRateLimitErrorRetryHandler not in kinds:
-        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
-    if AsyncServerErrorRetryHandler not in kinds:
-        client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))
+    if not any(issubclass(k, AsyncRateLimitErrorRetryHandler) for k in kinds):
+        client.retry_handlers.append(_CountedRateLimitRetry(max_retry_count=3))
+    if not any(issubclass(k, AsyncServerErrorRetryHandler) for k in kinds):
+        client.retry_handlers.append(_GatewayErrorRetry(max_retry_count=2))
     return client
 
 
@@ -66,7 +132,7 @@ def make_client(token: str, base_url: str | None = None, *, timeout: int = 30) -
     url = base_url or DEFAULT_API_URL
     if not url.endswith("/"):
         url += "/"
-    return install_retry_handlers(AsyncWebClient(token=token, base_url=url, timeout=timeout))
+    return install_retry_handlers(RewindWebClient(token=token, base_url=url, timeout=timeout))
 
 
 def _error(exc: SlackApiError) -> str:
@@ -230,6 +296,9 @@ class SlackNotifier:
             await self._slot(channel)
             await self._post_text(channel, answer, thread_ts)
 
+    async def held_notices(self, incident: Incident) -> list[str]:
+        return []  # a refused notice is reported by `stakeholders`, never held silently
+
     async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
         state = self._state(incident)
         app = self.apps.app(incident.app)
@@ -254,6 +323,19 @@ class SlackNotifier:
         channel, thread_ts = where
         await self._slot(channel)
         await self._upload(channel, thread_ts, filename, content, title, comment)
+
+    async def post_plan(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], filename: str, content: str
+    ) -> str | None:
+        """A plan: its message (with its button) in `channel`, the file in that message's
+        thread. The message's permalink; None when it could not be posted."""
+        await self._slot(channel)
+        ts = await self._post(channel, text, blocks)
+        if not ts:
+            return None
+        await self._slot(channel)
+        await self._upload(channel, ts, filename, content, title=filename)
+        return await self._permalink(channel, ts) or ""
 
     async def alert(self, incident: Incident, text: str) -> None:
         state = self._state(incident)

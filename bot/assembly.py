@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,24 +20,29 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.lazy_listener.async_internals import to_runnable_function
 from slack_bolt.lazy_listener.async_runner import AsyncLazyListenerRunner
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.api import add_routes
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.engine import Engine
-from bot.metrics import OPEN_INCIDENTS, REGISTRY
+from bot.metrics import REGISTRY, refresh
 from bot.queue import SaqStepQueue, make_queue, make_worker
+from bot.redaction import install_log_redaction
 from bot.redis_conn import Outage, connect, parse_url, persistence_warning
 from bot.settings import Settings
-from bot.slack_notifier import SlackNotifier, make_client
 from bot.store_redis import RedisStore
 from bot.watch.jobs import SaqTickQueue, tick_function
 from bot.watch.service import WatchService
 from bot.watch.store import WatchStore
+from bot.webhooks import WebhookOutbox, deliver_function
 from handlers.groups import GroupResolver
-from handlers.slack import SlackFront, register
+from handlers.listeners import SlackFront, register
+from handlers.notifier import SlackNotifier, make_client
 from handlers.watch_slack import SlackProposer, WatchFront, register_watch
+from runners.git import GitRepos
 from runners.local import runner_for
 
 log = logging.getLogger(__name__)
@@ -53,10 +59,10 @@ class Runtime:
     engine: Engine
     watches: WatchService
     outage: Outage = field(default_factory=Outage)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _tasks: set[asyncio.Future[None]] = field(default_factory=set)
 
     def spawn(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        task: asyncio.Future[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -72,7 +78,8 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
-    outage = Outage()
+    install_log_redaction()
+    outage = Outage()  # one per process: every client of it reports here
     store = RedisStore(
         connect(settings.redis_url, outage=outage),
         retention=settings.retention,
@@ -90,6 +97,7 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         proposer=SlackProposer(client),
         runner_factory=runner_for,
         worker_id=settings.worker_id,
+        workspace=settings.workspace,
     )
     engine = Engine(
         apps=apps,
@@ -98,7 +106,10 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         queue=SaqStepQueue(queue, heartbeat=settings.heartbeat),
         workspace=settings.workspace,
         runner_factory=runner_for,
+        repos=GitRepos(settings.workspace),
         worker_id=settings.worker_id,
+        watch=watches,
+        events=WebhookOutbox(apps, queue),
     )
     watches.engine = engine
     rt = Runtime(settings, apps, store, queue, client, notifier, engine, watches, outage)
@@ -162,10 +173,17 @@ class TrackedLazyRunner(AsyncLazyListenerRunner):
             await asyncio.wait(list(self.tasks), timeout=timeout)
 
 
+def lazy_runner(bolt: AsyncApp) -> TrackedLazyRunner:
+    runner = bolt.listener_runner.lazy_listener_runner
+    assert isinstance(runner, TrackedLazyRunner)
+    return runner
+
+
 def build_bolt(rt: Runtime) -> AsyncApp:
     secret = rt.settings.slack_signing_secret
     bolt = AsyncApp(
         client=rt.client,
+        logger=_bolt_logger(),
         signing_secret=secret.get_secret_value() if secret else None,
         request_verification_enabled=secret is not None,
         # The ack listeners do no I/O; answering as soon as they return saves Bolt's 10 ms poll.
@@ -174,15 +192,23 @@ def build_bolt(rt: Runtime) -> AsyncApp:
     )
     bolt.listener_runner.lazy_listener_runner = TrackedLazyRunner(log)
     groups = GroupResolver(rt.client, rt.apps)
-    register(bolt, SlackFront(rt.engine, rt.store, groups))
+    register(bolt, SlackFront(rt.engine, rt.store, groups, rt.notifier))
     register_watch(bolt, WatchFront(rt.watches, groups))
     return bolt
 
 
-def lazy_runner(bolt: AsyncApp) -> TrackedLazyRunner:
-    runner = bolt.listener_runner.lazy_listener_runner
-    assert isinstance(runner, TrackedLazyRunner)
-    return runner
+class _NoTokenWarning(logging.Filter):
+    # Bolt reads SLACK_BOT_TOKEN from the environment itself and warns that the client's token
+    # wins; it is the same token, so the warning would only alarm whoever reads the log.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("slack_bolt.AsyncApp")
+    if not any(isinstance(f, _NoTokenWarning) for f in logger.filters):
+        logger.addFilter(_NoTokenWarning())
+    return logger
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -191,8 +217,34 @@ BOLT = web.AppKey("bolt", AsyncApp)
 
 async def slack_events(request: web.Request) -> web.Response:
     bolt = request.app[BOLT]
-    response = await bolt.async_dispatch(await to_bolt_request(request))
+    stamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    if not (stamp.isascii() and stamp.isdigit()) and bolt_verifies(request):
+        # slack_sdk would raise on it (and Bolt answer 500): not a request Slack signed.
+        return web.Response(status=401, text="invalid request timestamp")
+    try:
+        bolt_request = await to_bolt_request(request)
+    except ValueError:
+        # Bolt parses the body before it checks the signature: a body that is not Slack's
+        # JSON gets a 401 when unsigned (as any forged request) and a 400 when signed.
+        return await not_a_slack_request(request)
+    response = await bolt.async_dispatch(bolt_request)
     return await to_aiohttp_response(response)
+
+
+def bolt_verifies(request: web.Request) -> bool:
+    return request.app[RUNTIME].settings.slack_signing_secret is not None
+
+
+async def not_a_slack_request(request: web.Request) -> web.Response:
+    secret = request.app[RUNTIME].settings.slack_signing_secret
+    body = await request.read()
+    signed = secret is None or SignatureVerifier(secret.get_secret_value()).is_valid_request(
+        body, dict(request.headers)
+    )
+    if not signed:
+        return web.Response(status=401, text="invalid request signature")
+    log.warning("a signed request to /slack/events had a body that is not Slack's; refused")
+    return web.Response(status=400, text="not a Slack request")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -204,36 +256,71 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    with contextlib.suppress(Exception):
-        OPEN_INCIDENTS.set(len(await request.app[RUNTIME].store.open_incidents()))
+    rt = request.app[RUNTIME]
+
+    async def states() -> list[str]:
+        return [i.status.value for i in await rt.store.open_incidents()]
+
+    async def queued() -> int:
+        return int(await rt.queue.count("queued"))
+
+    try:
+        await asyncio.wait_for(refresh(states, queued), 2)
+    except Exception as exc:  # Redis away: the figures kept in this process still go out
+        log.warning("metrics: cannot read Redis: %r", exc)
     return web.Response(
         body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
 
 
-def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
+def metrics_app(rt: Runtime) -> web.Application:
+    """A worker's own `/metrics` (on `METRICS_PORT`)."""
     app = web.Application()
     app[RUNTIME] = rt
-    app[BOLT] = build_bolt(rt)
-    app.router.add_post("/slack/events", slack_events)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+def web_app(rt: Runtime, *, with_worker: bool = False, slack_http: bool = True) -> web.Application:
+    """`/slack/events` (unless Slack comes over Socket Mode: then nothing unsigned may reach
+    Bolt), `/healthz`, `/metrics` and the API."""
+    app = web.Application()
+    app[RUNTIME] = rt
+    if slack_http:
+        app[BOLT] = build_bolt(rt)
+        app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     add_routes(app, rt)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         rt.spawn(warn_persistence(rt))
-        worker = build_worker(rt) if with_worker else None
+        worker = build_worker(rt) if with_worker else None  # aiohttp owns SIGTERM here
         task = asyncio.create_task(worker.start()) if worker else None
+        held = asyncio.create_task(deliver_held(rt)) if worker is None else None
         yield
+        if held is not None and not held.done():
+            held.cancel()
         # aiohttp has stopped taking requests and finished the ones in flight; their lazy
         # halves (opening an incident, a click) finish here before anything is closed.
-        await lazy_runner(app[BOLT]).drain(SERVE_DRAIN)
+        if BOLT in app:
+            await lazy_runner(app[BOLT]).drain(SERVE_DRAIN)
         if worker is not None and task is not None:
             await stop_worker(rt, worker, task)
         await rt.aclose()
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+async def deliver_held(rt: Runtime) -> None:
+    """Stakeholder notices the terminal front kept while Slack was down, posted now."""
+    from bot.held_notices import deliver
+
+    try:
+        await deliver(rt.store.r, rt.store, rt.client)
+    except Exception:
+        log.exception("held stakeholder notices: not delivered this time")
 
 
 SERVE_DRAIN = 30.0  # seconds `serve` gives requests in flight when told to stop
@@ -243,12 +330,18 @@ def build_worker(rt: Runtime) -> Worker[Any]:
     s = rt.settings
 
     async def startup() -> None:
+        await deliver_held(rt)
         count = await rt.engine.reconcile()
         if count:
             log.info("re-enqueued %d running incident(s) after start", count)
         count = await rt.watches.reconcile()
         if count:
             log.info("took over %d deploy watch(es) after start", count)
+
+    async def failed(incident_id: str, text: str) -> None:
+        incident = await rt.store.load(incident_id)
+        if incident is not None:
+            await rt.notifier.say(incident, text)
 
     async def reconcile() -> int:
         await rt.watches.close_idle()
@@ -263,7 +356,10 @@ def build_worker(rt: Runtime) -> Worker[Any]:
         worker_id=s.worker_id,
         startup=startup,
         reconcile=reconcile,
-        functions=[tick_function(rt.watches.tick, s.heartbeat)],
+        functions=[
+            tick_function(rt.watches.tick, s.heartbeat),
+            deliver_function(rt.apps, s.webhook_backoff, failed),
+        ],
     )
     worker.SIGNALS = []  # SIGTERM is ours: a drain (`stop_worker`), not saq's cancel
     return worker
@@ -281,7 +377,7 @@ async def stop_worker(rt: Runtime, worker: Worker[Any], task: asyncio.Task[None]
         event.set()  # no new jobs
     deadline = time.monotonic() + rt.settings.drain
     if worker.job_task_contexts:
-        log.info("stopping: waiting for %d step(s) in flight", len(worker.job_task_contexts))
+        log.info("stopping: waiting for %d job(s) in flight", len(worker.job_task_contexts))
     # saq has no event for "my jobs are finished"; its job contexts go when a job is recorded.
     while worker.job_task_contexts and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
@@ -292,8 +388,13 @@ async def stop_worker(rt: Runtime, worker: Worker[Any], task: asyncio.Task[None]
         log.warning("worker did not stop within 5 s")
 
 
-async def run_worker(rt: Runtime) -> None:
+async def run_worker(rt: Runtime, *, metrics_sock: socket.socket | None = None) -> None:
     """The worker until SIGTERM/SIGINT, then a drain (see `stop_worker`)."""
+    runner: web.AppRunner | None = None
+    if metrics_sock is not None:
+        runner = web.AppRunner(metrics_app(rt), access_log=None)
+        await runner.setup()
+        await web.SockSite(runner, metrics_sock).start()
     await warn_persistence(rt)
     worker = build_worker(rt)
     loop = asyncio.get_running_loop()
@@ -309,3 +410,5 @@ async def run_worker(rt: Runtime) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await stop_worker(rt, worker, task)
+        if runner is not None:
+            await runner.cleanup()

@@ -1,0 +1,2 @@
+"""The plan of a rollback: what Rewind would run now, found with read-only commands and built by
+the steps' own command builders, so the plan and the run cannot drift apart."""

@@ -1,0 +1,251 @@
+"""The terminal front as a person meets it: `python -m bot rollback` in a pty (pexpect).
+
+The sample app really runs on two local "hosts" (the demo's set-up, `ssh.transport: local`);
+incidents live in the test Redis; Slack is unreachable (nothing listens at SLACK_API_URL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+import redis
+import yaml
+
+from bot.demo import _prepare, demo_config
+from bot.held_notices import KEY, deliver
+from bot.sample.hosts import stop_app
+from bot.store_redis import RedisStore, connect
+from tests.slack_fake import SlackFake
+
+ROOT = Path(__file__).resolve().parent.parent
+MARKUP = re.compile(r"<[@#!]|:[a-z_]+:(?!\d)")
+
+
+@dataclass
+class Site:
+    root: Path
+    config: dict[str, Any]
+    env: dict[str, str]
+
+    def write(self, **changes: Any) -> None:
+        app = {**self.config, **changes}
+        data = {
+            "apps": {"myapp": app},
+            "incidents": {"dir": str(self.root / "incidents")},
+            "people": {"alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL"},
+        }
+        (self.root / "apps.yaml").write_text(yaml.safe_dump(data))
+
+    def spawn(self, *args: str) -> pexpect.spawn:
+        return pexpect.spawn(
+            sys.executable,
+            ["-m", "bot", *args],
+            env=self.env,
+            cwd=str(self.root),
+            encoding="utf-8",
+            timeout=90,
+            dimensions=(60, 200),
+        )
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", *args], env=self.env, cwd=self.root,
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def site(tmp_path: Path, redis_url: str) -> Iterator[Site]:
+    hosts, origin = _prepare(tmp_path, io.StringIO())
+    config = demo_config(tmp_path, hosts, origin)
+    config["environment"] = "staging"
+    config["approvers"] = ["U0ALICE", "U0CAROL"]
+    config["monitor"] = {"duration": "1s", "interval": "0.5s"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REWIND_"))}
+    env |= {
+        "PYTHONPATH": str(ROOT),
+        "REWIND_CONFIG": str(tmp_path / "apps.yaml"),
+        "REDIS_URL": redis_url,
+        "REWIND_WORKSPACE": str(tmp_path / "ws"),
+        "SLACK_BOT_TOKEN": "xoxb-unreachable",
+        "SLACK_API_URL": "http://127.0.0.1:1/api/",
+    }
+    s = Site(tmp_path, config, env)
+    s.write()
+    yield s
+    for workdir, _ in hosts.values():
+        with contextlib.suppress(RuntimeError):
+            stop_app(workdir)
+
+
+def incident_id(text: str) -> str:
+    found = re.search(r"python -m bot status ([0-9a-f]{6})", text)
+    assert found, text[-2000:]
+    return found.group(1)
+
+
+def finish(child: pexpect.spawn) -> tuple[str, int]:
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.before or "", child.exitstatus if child.exitstatus is not None else -1
+
+
+def test_enter_and_wrong_words_never_choose_ctrl_c_asks_and_twice_pauses(site: Site) -> None:
+    child = site.spawn("rollback", "myapp", "v1.4.2")
+    child.expect_exact("Why roll back?")
+    child.sendline("")
+    child.expect_exact("A reason is required")
+    child.sendline("checkout returns 500")
+    child.expect_exact("Roll back or fix forward?")
+    child.expect(
+        r"1\) Roll back to v1\.4\.2 \(revert merges\)  "
+        r"2\) Roll back to v1\.4\.2 \(take the tag\)  3\) Fix forward  4\) Abort"
+    )
+    child.expect_exact("Your choice [1-4]: ")
+    child.sendline("")  # Enter: nothing is chosen, least of all Abort
+    child.expect_exact("Nothing typed: type a number from 1 to 4")
+    child.sendline("maybe")
+    child.expect_exact("“maybe” is not a choice")
+    child.sendline("7")
+    child.expect_exact("“7” is not a choice")
+    child.sendintr()
+    child.expect_exact("Abort the incident? [y/N]")
+    child.sendline("n")
+    child.expect_exact("Your choice [1-4]: ")
+    child.sendintr()
+    child.expect_exact("Abort the incident? [y/N]")
+    child.sendintr()
+    out, status = finish(child)
+    assert status == 130, out
+    assert "paused, not aborted" in out
+    assert "Traceback" not in child.before
+    assert "Aborted" not in out
+    ident = incident_id(out)
+    assert f"python -m bot resume {ident}" in out
+    shown = site.run("status", ident)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "waiting for the decision" in shown.stdout
+    assert "(take the tag) / Fix forward / Abort" in shown.stdout
+    assert not MARKUP.search(shown.stdout), shown.stdout
+    listed = site.run("list")
+    assert ident in listed.stdout and "myapp" in listed.stdout
+
+
+def test_numbered_choices_all_the_way_with_slack_down(site: Site, redis_url: str) -> None:
+    child = site.spawn("rollback", "myapp", "v1.4.2", "--reason", "checkout returns 500")
+    child.expect_exact("Slack does not answer")
+    child.expect_exact("NOT told yet")
+    child.expect_exact("Your choice [1-4]: ")
+    child.sendline("1")
+    child.expect_exact("Database rollback of myapp needs approval")
+    child.expect_exact("Your choice")
+    child.sendline("approve downgrade")  # the button's words work too
+    child.expect_exact("Approver's name or user id (alice, carol): ")
+    child.sendline("bob")
+    child.expect_exact("“bob” is not an approver of myapp. Approvers: alice, carol.")
+    child.expect_exact("Your choice")
+    child.sendline("1")
+    child.expect_exact("Approver's name or user id")
+    child.sendline("@alice")
+    out, status = finish(child)
+    assert status == 0, out[-3000:]
+    assert "Recovered: myapp is back on v1.4.2" in out
+    assert "Approved by @alice" in out
+    assert "Stakeholders NOT told yet (Slack unreachable): #C0STAKEHOLDERS" in out
+    assert "Stakeholders told" not in out
+    assert not MARKUP.search(out), MARKUP.search(out)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    held = r.lrange(KEY, 0, -1)
+    assert len(held) == 1 and "C0STAKEHOLDERS" in held[0]
+
+    async def later_slack_answers() -> SlackFake:
+        async with SlackFake() as slack:
+            store = RedisStore(connect(redis_url))
+            try:
+                assert await deliver(store.r, store, _client(slack)) == 1
+            finally:
+                await store.r.aclose()
+            return slack
+
+    slack = asyncio.run(later_slack_answers())
+    posted = [c.args for c in slack.calls_to("chat.postMessage")]
+    assert posted and posted[0]["channel"] == "C0STAKEHOLDERS"
+    assert "Held since" in posted[0]["text"] and "Since then" in posted[0]["text"]
+    assert "Recovered" in posted[0]["text"]
+    assert r.llen(KEY) == 0
+
+
+def _client(slack: SlackFake) -> Any:
+    from handlers.notifier import make_client
+
+    return make_client("xoxb-test", slack.api_url)
+
+
+def test_production_needs_break_glass_refuses_yes_and_self_approval(
+    site: Site, redis_url: str
+) -> None:
+    site.write(environment="production")
+    refused = site.run("rollback", "myapp", "v1.4.2", "--reason", "500s")
+    assert refused.returncode == 2
+    assert "production" in refused.stdout and "--break-glass" in refused.stdout
+    yes = site.run("rollback", "myapp", "v1.4.2", "--reason", "500s", "--break-glass", "--yes")
+    assert yes.returncode == 2 and "--yes cannot be used" in yes.stdout
+    assert redis.Redis.from_url(redis_url).keys("rewind:incident:*") == []
+
+    child = site.spawn(
+        "rollback", "myapp", "v1.4.2", "--reason", "checkout returns 500",
+        "--break-glass", "--as", "carol",
+    )  # fmt: skip
+    child.expect_exact("Your choice [1-4]: ")
+    child.sendline("1")
+    child.expect_exact("must approve before")
+    child.expect_exact("Your choice [1-2]: ")
+    child.sendline("1")
+    child.expect_exact("Approver's name or user id")
+    child.sendline("carol")
+    child.expect_exact("@carol started this rollback; myapp is production")
+    child.expect_exact("Your choice [1-2]: ")
+    child.sendline("1")
+    child.expect_exact("Approver's name or user id")
+    child.sendline("U0ALICE")
+    child.expect_exact("Database rollback of myapp needs approval")
+    child.expect_exact("Your choice")
+    child.sendline("1")
+    child.expect_exact("Approver's name or user id")
+    child.sendline("alice")
+    child.expect(r"\[web\d\]")  # a step is running: its commands' output streams
+    child.sendintr()
+    child.expect_exact("the running command finishes first")
+    child.expect_exact("Abort the incident? [y/N]")
+    child.sendline("y")
+    out, status = finish(child)
+    assert status == 1, out[-3000:]
+    assert "Aborted" in out, out[-3000:]
+    assert "Traceback" not in out
+
+    async def timeline() -> list[dict[str, Any]]:
+        store = RedisStore(connect(redis_url))
+        try:
+            [incident] = await store.recent_incidents()
+            assert incident.requested_by == "U0CAROL"
+            return await store.timeline(incident.id)
+        finally:
+            await store.r.aclose()
+
+    entries = asyncio.run(timeline())
+    text = "\n".join(str(e) for e in entries)
+    assert "break-glass" in text
+    assert re.search(r"OS user \w+@\S+", text), text
+    assert "approve" in text and "U0ALICE" in text
