@@ -111,7 +111,7 @@ def test_enter_and_wrong_words_never_choose_ctrl_c_asks_and_twice_pauses(site: S
     child.sendline("checkout returns 500")
     child.expect_exact("Roll back or fix forward?")
     child.expect(
-        r"1\) Roll back to v1\.4\.2 \(revert merges\)  "
+        r"1\) Roll back to v1\.4\.2 \(revert merges\) \(recommended\)  "
         r"2\) Roll back to v1\.4\.2 \(take the tag\)  3\) Fix forward  4\) Abort"
     )
     child.expect_exact("Your choice [1-4]: ")

@@ -23,6 +23,7 @@ from bot.errors import StepError, UserFacingError
 from bot.people import People
 from bot.ports import Notifier, Store
 from bot.settings import Settings
+from bot.terminal.notifier import numbered
 from bot.workflow.machine import Answer
 from bot.workflow.model import Gate, GateKind, Incident, StepId
 from bot.workflow.policy import Actor
@@ -125,7 +126,7 @@ class Prompter:
     async def _ask(self, incident: Incident, gate: Gate) -> Reply:
         view = t.gate_view(incident, gate)
         buttons = view.buttons
-        menu = "  ".join(f"{i}) {b.label}" for i, b in enumerate(buttons, 1))
+        menu = "  ".join(numbered(buttons))
         accepted = f"a number from 1 to {len(buttons)}" if len(buttons) > 1 else "1"
         while True:
             try:
