@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import time
@@ -439,7 +440,11 @@ class SlackNotifier:
         if self._closed:
             return
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            # Its own context: it serves every incident, so it must not carry the incident id
+            # of whichever one happened to start it into its log lines.
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), context=contextvars.Context()
+            )
         self._wake.set()
 
     async def _run(self) -> None:
