@@ -111,7 +111,7 @@ def test_enter_and_wrong_words_never_choose_ctrl_c_asks_and_twice_pauses(site: S
     child.sendline("checkout returns 500")
     child.expect_exact("Roll back or fix forward?")
     child.expect(
-        r"1\) Roll back to v1\.4\.2 \(revert merges\)  "
+        r"1\) Roll back to v1\.4\.2 \(revert merges\) \(recommended\)  "
         r"2\) Roll back to v1\.4\.2 \(take the tag\)  3\) Fix forward  4\) Abort"
     )
     child.expect_exact("Your choice [1-4]: ")
@@ -311,3 +311,26 @@ async def test_a_worker_that_reaches_slack_posts_the_held_notices(
     assert text.startswith("(Held since 03:00 UTC: Slack could not be reached.) ⏪ Rollback")
     assert "The incident is no longer in Redis." in text
     assert redis.Redis.from_url(redis_url).llen(KEY) == 0
+
+
+def test_ctrl_c_twice_while_a_step_runs_pauses_after_the_running_command(site: Site) -> None:
+    child = site.spawn("rollback", "myapp", "v1.4.2", "--reason", "checkout returns 500")
+    child.expect_exact("Your choice [1-4]: ")
+    child.sendline("1")
+    child.expect_exact("Database rollback of myapp needs approval")
+    child.expect_exact("Your choice")
+    child.sendline("1")
+    child.expect_exact("Approver's name or user id")
+    child.sendline("alice")
+    child.expect(r"\[web\d\]")  # a step's commands are running
+    child.sendintr()
+    child.expect_exact("the running command finishes first")
+    child.sendintr()
+    out, status = finish(child)
+    assert status == 130, out[-3000:]
+    assert "Traceback" not in out and "Aborted" not in out
+    assert "paused, not aborted (paused: Retry or Abort)" in out
+    ident = incident_id(out)
+    shown = site.run("status", ident)
+    assert "stopped at the terminal (Ctrl-C twice)" in shown.stdout, shown.stdout
+    assert "Retry" in shown.stdout and "Abort" in shown.stdout
