@@ -33,6 +33,7 @@ from bot.watch.service import WatchService
 from bot.watch.store import WatchStore
 from bot.webhooks import WebhookOutbox, deliver_function
 from handlers.groups import GroupResolver
+from handlers.pending import PendingCommands
 from handlers.slack import SlackFront, register
 from handlers.watch_slack import SlackProposer, WatchFront, register_watch
 from runners.local import runner_for
@@ -91,6 +92,10 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
 
 
 def build_bolt(rt: Runtime) -> AsyncApp:
+    return build_slack(rt)[0]
+
+
+def build_slack(rt: Runtime) -> tuple[AsyncApp, SlackFront]:
     secret = rt.settings.slack_signing_secret
     bolt = AsyncApp(
         client=rt.client,
@@ -102,9 +107,11 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         name="rewind",
     )
     groups = GroupResolver(rt.client, rt.apps)
-    register(bolt, SlackFront(rt.engine, rt.store, groups, rt.notifier))
+    pending = PendingCommands(rt.store.r, owner=rt.settings.worker_id)
+    front = SlackFront(rt.engine, rt.store, groups, rt.notifier, pending)
+    register(bolt, front)
     register_watch(bolt, WatchFront(rt.watches, groups))
-    return bolt
+    return bolt, front
 
 
 class _NoTokenWarning(logging.Filter):
@@ -194,7 +201,7 @@ def metrics_app(rt: Runtime) -> web.Application:
 def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
     app = web.Application()
     app[RUNTIME] = rt
-    app[BOLT] = build_bolt(rt)
+    app[BOLT], front = build_slack(rt)
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -206,7 +213,11 @@ def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
             worker.SIGNALS = []  # aiohttp owns SIGTERM here, and stops the worker on cleanup
         task = asyncio.create_task(worker.start()) if worker else None
         held = asyncio.create_task(deliver_held(rt)) if worker is None else None
+        recovering = asyncio.create_task(recover_commands(front))
         yield
+        recovering.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await recovering
         if held is not None and not held.done():
             held.cancel()
         if worker is not None and task is not None:
@@ -215,6 +226,16 @@ def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+async def recover_commands(front: SlackFront, every: float = 2.0) -> None:
+    """Commands acked by a web process that died before carrying them out: done here."""
+    while True:
+        try:
+            await front.recover()
+        except Exception:
+            log.exception("pending commands: not recovered this time")
+        await asyncio.sleep(every)
 
 
 async def deliver_held(rt: Runtime) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.context.respond.async_respond import AsyncRespond as Respond
 
 from bot.engine import Engine, OpenRequest, check_reason, policy_for
 from bot.errors import UserFacingError
@@ -26,6 +27,7 @@ from handlers import blocks
 from handlers.commands import HELP, Command, parse
 from handlers.groups import GroupResolver
 from handlers.ids import CHOICE, Action, ButtonValue
+from handlers.pending import PendingCommands
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +47,22 @@ class SlackFront:
         store: Store,
         groups: GroupResolver,
         poster: PlanPoster | None = None,
+        pending: PendingCommands | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
         self.groups = groups
         self.planner = Planner(engine)
         self.poster = poster
+        self.pending = pending
+        self._mine: set[str] = set()  # commands this process acked and has yet to carry out
 
     # ---- /rollback ----------------------------------------------------------------------
 
     async def ack_command(self, body: dict[str, Any], ack: AsyncAck) -> None:
         """Fast checks only: parse, known app, version shape, user listed directly."""
         cmd: Command | None = None
+        await self._record(body)
         try:
             cmd = parse(body.get("text", ""))
             if cmd.kind == "help":
@@ -89,10 +95,48 @@ class SlackFront:
             )
         check_reason(cmd.reason)
 
+    async def _record(self, body: dict[str, Any]) -> None:
+        """Before the ack: the command is kept in Redis, so that a process dying right after
+        the ack loses nothing (another web process carries it out, see `recover`)."""
+        if self.pending is None:
+            return
+        key = _command_key(body)
+        try:
+            fresh = await self.pending.record(key, body)
+        except Exception as exc:  # Redis down: the ack still goes, the work will say so
+            log.warning("could not record a command before its ack: %r", exc)
+            fresh = True
+        if fresh:
+            self._mine.add(key)
+
     async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
-        key = _hash(str(body.get("trigger_id") or _digest(body)))
-        if not await self._first_time("cmd", key):
+        key = _command_key(body)
+        if self.pending is None:
+            if await self._first_time("cmd", key):
+                await self._carry_out(body, respond)
+            return
+        if key not in self._mine:
             return  # a Slack retry of a command already handled
+        self._mine.discard(key)
+        async with self.pending.working(key):
+            await self._carry_out(body, respond)
+
+    async def recover(self) -> int:
+        """Carry out the commands acked by a process that died before it could; how many."""
+        if self.pending is None:
+            return 0
+        count = 0
+        for key, body in await self.pending.orphans():
+            log.warning("carrying out a command acked by a process that stopped (%s)", key)
+            respond = Respond(response_url=body.get("response_url") or None)
+            async with self.pending.working(key):
+                await self._carry_out(body, respond, resumed=True)
+            count += 1
+        return count
+
+    async def _carry_out(
+        self, body: dict[str, Any], respond: AsyncRespond, *, resumed: bool = False
+    ) -> None:
         cmd: Command | None = None
         try:
             cmd = parse(body.get("text", ""))
@@ -105,6 +149,8 @@ class SlackFront:
             error_id = uuid.uuid4().hex[:8]
             log.exception("command failed [error id %s]", error_id)
             text = f":x: Something went wrong (error id `{error_id}`); nothing was started."
+        if text and resumed:
+            text += "\n_Rewind restarted while it handled this command; it is carried out now._"
         if text:
             await respond(
                 text=text,
@@ -281,6 +327,10 @@ class SlackFront:
 
     async def _first_time(self, kind: str, key: str) -> bool:
         return await self.store.first_time(f"{kind}:{key}", ttl=3600)
+
+
+def _command_key(body: dict[str, Any]) -> str:
+    return _hash(str(body.get("trigger_id") or _digest(body)))
 
 
 def _hash(key: str) -> str:
