@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
+import socket
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.logs import setup as setup_logging
 from bot.redaction import install_log_redaction
 from bot.settings import Settings
@@ -60,7 +62,7 @@ def _load(settings: Settings) -> AppsFile:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
-    from bot.app import build_runtime, web_app
+    from bot.assembly import build_runtime, web_app
     from bot.startup import bind, check_app_token, check_bot_token, paths_line
 
     apps = _load(settings)
@@ -78,37 +80,44 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         token = settings.slack_app_token
         assert token is not None
         asyncio.run(check_app_token(rt.client, token.get_secret_value()))
-    sock = None if socket_mode else bind(settings.port, "PORT")
-    mode = "Socket Mode" if socket_mode else f"HTTP on port {settings.port}"
-    log.info("rewind serve (%s) as %s: %s", mode, who, paths_line(settings, apps))
-    if sock is None:
-        return asyncio.run(_socket_mode(rt, with_worker=args.with_worker))
+    sock = bind(settings.port, "PORT")
+    mode = "Socket Mode" if socket_mode else "HTTP"
+    log.info(
+        "rewind serve (%s, port %d) as %s: %s", mode, settings.port, who, paths_line(settings, apps)
+    )
+    if socket_mode:
+        return asyncio.run(_socket_mode(rt, sock, with_worker=args.with_worker))
     web.run_app(web_app(rt, with_worker=args.with_worker), sock=sock, print=None)
     return 0
 
 
-async def _socket_mode(rt: object, *, with_worker: bool) -> int:
+async def _socket_mode(rt: object, sock: socket.socket, *, with_worker: bool) -> int:
+    """Slack over Socket Mode; /healthz, /metrics and the API still on PORT."""
+    from aiohttp import web
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.app import Runtime, build_bolt, run_worker
+    from bot.assembly import Runtime, build_bolt, web_app
 
-    assert isinstance(rt, Runtime)
-    token = rt.settings.slack_app_token
-    assert token is not None
-    handler = AsyncSocketModeHandler(build_bolt(rt), token.get_secret_value())
-    tasks = [handler.start_async()]  # type: ignore[no-untyped-call]
-    if with_worker:
-        tasks.append(run_worker(rt))
+    assert isinstance(rt, Runtime) and rt.settings.slack_app_token is not None
+    handler = AsyncSocketModeHandler(build_bolt(rt), rt.settings.slack_app_token.get_secret_value())
+    runner = web.AppRunner(web_app(rt, with_worker=with_worker, slack_http=False))
+    await runner.setup()  # starts the worker, if any
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
-        await asyncio.gather(*tasks)
+        await web.SockSite(runner, sock).start()
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        await stop.wait()
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
-        await rt.aclose()
+        await runner.cleanup()  # stops the worker and closes the runtime
     return 0
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import build_runtime, run_worker
+    from bot.assembly import build_runtime, run_worker
     from bot.startup import bind, check_bot_token, paths_line
 
     apps = _load(settings)
@@ -131,7 +140,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.terminal import RollbackArgs, run_plan, run_rollback
+    from bot.terminal.front import RollbackArgs, run_plan, run_rollback
 
     rb = RollbackArgs(
         app=args.app,
@@ -148,20 +157,20 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _resume(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.terminal import RollbackArgs, run_rollback
+    from bot.terminal.front import RollbackArgs, run_rollback
 
     rb = RollbackArgs(app="", version=None, reason="", as_user=args.as_user)
     return asyncio.run(run_rollback(settings, _load(settings), rb, resume=args.incident))
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.terminal import show_status
+    from bot.terminal.front import show_status
 
     return asyncio.run(show_status(settings, _load(settings), args.target, sys.stdout))
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.terminal import show_status
+    from bot.terminal.front import show_status
 
     return asyncio.run(show_status(settings, _load(settings), "--list", sys.stdout))
 

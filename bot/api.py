@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bot.deploys import bearer_ok, github_report, parse_report, signature_ok
+from bot.deploys import DeployReport, bearer_ok, github_report, parse_report, signature_ok
 from bot.errors import UserFacingError
 
 if TYPE_CHECKING:
-    from bot.app import Runtime
+    from bot.assembly import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def add_routes(app: web.Application, rt: Runtime) -> None:
     app.router.add_get("/api/freeze/{app}", freeze)
 
 
-async def _record(rt: Runtime, report: Any, source: str) -> web.Response:
+async def _record(rt: Runtime, report: DeployReport, source: str) -> web.Response:
     deploy, watch = await rt.watches.record(report, source)
     held = await rt.watches.store.quarantined(deploy.app, deploy.version)
     log.info("deploy %s of %s %s recorded (%s)", deploy.id, deploy.app, deploy.version, source)

@@ -1,15 +1,22 @@
-"""`python -m bot check [--connect]`: is the config sound, and can we reach everything?"""
+"""`python -m bot check [--connect]`: is the config sound, and can we reach everything?
+
+Every problem in one list, each with the file, the line, the key and what to do. Without
+`--connect` nothing leaves this machine; `known_hosts` is still read, and must hold an entry for
+every host. With it, each failure says which of the host, the key, the known_hosts entry or the
+network is at fault.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import TextIO
 
-from bot.apps import AppConfig, AppsFile, load_apps
-from bot.errors import ConfigError, HostError, UserFacingError
+from bot.apps_file import AppConfig, AppsFile, load_apps
+from bot.errors import ConfigError, HostError, Problem, UserFacingError
 from bot.settings import Settings
-from runners import commands
+from runners import templates
 from runners.git import redact
 from runners.local import runner_for
 
@@ -18,15 +25,72 @@ _SAMPLE = {"ref": "v1.0.0", "version": "v1.0.0", "backup": "/tmp/b.sql", "revisi
 
 
 def check_templates(app: AppConfig) -> list[str]:
+    """Every command renders with sample values (the apps file's own check names the keys)."""
     problems = []
     names = ["fetch", "install", "restart", "status", "logs", "version", "stop", "start"]
-    for host in app.hosts:
-        for name in names:
-            try:
-                commands.build(app, host, name, **_SAMPLE)
-            except UserFacingError as exc:
-                problems.append(f"apps.{app.name}.deploy.commands.{name}: {exc}")
-        break  # the same templates for every host; one is enough
+    host = app.hosts[0]
+    for name in names:
+        try:
+            templates.build(app, host, name, **_SAMPLE)
+        except UserFacingError as exc:
+            problems.append(f"apps.{app.name}.deploy.commands.{name}: {exc}")
+    return problems
+
+
+def known_hosts_problems(app: AppConfig, lines: dict[tuple[int | str, ...], int]) -> list[Problem]:
+    """`known_hosts` readable, with an entry for every host (address and port)."""
+    import asyncssh
+
+    from bot.apps_problems import dotted, line_of
+
+    if app.ssh.transport != "ssh" or not app.ssh.known_hosts:
+        return []
+    loc: tuple[int | str, ...] = ("apps", app.name, "ssh", "known_hosts")
+    path = Path(app.ssh.known_hosts)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        fix = (
+            "create it with the hosts' keys (ssh-keyscan, then check the fingerprints) and make "
+            "it readable by the bot"
+        )
+        return [
+            Problem(dotted(loc), f"cannot read {path}: {exc.strerror}", fix, line_of(lines, loc))
+        ]
+    try:
+        known = asyncssh.import_known_hosts(text)
+    except (ValueError, asyncssh.Error) as exc:
+        return [Problem(dotted(loc), f"{path} is not a known_hosts file: {exc}",
+                        "one `host keytype key` per line, as ssh-keyscan writes",
+                        line_of(lines, loc))]  # fmt: skip
+    problems = []
+    for i, host in enumerate(app.hosts):
+        keys, cas, *_ = known.match(host.address, _ip_or_empty(host.address), host.port)
+        if keys or cas:
+            continue
+        entry = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+        hloc: tuple[int | str, ...] = ("apps", app.name, "hosts", i, "address")
+        problems.append(Problem(
+            dotted(hloc), f"{path} has no entry for {entry} (host {host.name})",
+            f"add it: ssh-keyscan -p {host.port} {host.address} >> {path} — then compare the "
+            "fingerprint with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)",
+            line_of(lines, hloc),
+        ))  # fmt: skip
+    return problems
+
+
+def key_problems(app: AppConfig, lines: dict[tuple[int | str, ...], int]) -> list[Problem]:
+    from bot.apps_problems import dotted, line_of
+
+    problems = []
+    for i, key in enumerate(app.ssh.client_keys if app.ssh.transport == "ssh" else []):
+        loc: tuple[int | str, ...] = ("apps", app.name, "ssh", "client_keys", i)
+        try:
+            Path(key).read_bytes()
+        except OSError as exc:
+            problems.append(Problem(dotted(loc), f"cannot read the client key {key}: "
+                                    f"{exc.strerror}", "fix the path or the file's permissions",
+                                    line_of(lines, loc)))  # fmt: skip
     return problems
 
 
@@ -41,9 +105,13 @@ async def check_connect(settings: Settings, apps: AppsFile) -> list[str]:
             )
             for host, res in zip(app.hosts, results, strict=True):
                 if isinstance(res, HostError):
-                    problems.append(f"{app.name}/{host.name}: {res}")
+                    hint = f" — {res.hint}" if res.hint else ""
+                    problems.append(f"{app.name}/{host.name}: {res.what}{hint}")
                 elif isinstance(res, BaseException):
                     problems.append(f"{app.name}/{host.name}: {res!r}")
+                elif not res.ok:
+                    problems.append(f"{app.name}/{host.name}: logged in, but `true` exited "
+                                    f"{res.exit_status}: {res.tail(3)}")  # fmt: skip
         finally:
             await runner.close()
     from bot.store_redis import RedisStore, connect
@@ -51,9 +119,11 @@ async def check_connect(settings: Settings, apps: AppsFile) -> list[str]:
     store = RedisStore(connect(settings.redis_url))
     try:
         if not await asyncio.wait_for(store.ping(), 10):
-            problems.append(f"Redis at {redact(settings.redis_url)}: no answer")
+            problems.append(f"Redis at {redact(settings.redis_url)}: no answer — is it running? "
+                            "(REDIS_URL)")  # fmt: skip
     except (TimeoutError, OSError) as exc:
-        problems.append(f"Redis at {redact(settings.redis_url)}: {exc}")
+        problems.append(f"Redis at {redact(settings.redis_url)}: {exc} — is it running? "
+                        "(REDIS_URL)")  # fmt: skip
     finally:
         await store.r.aclose()
     problems.extend(await _check_slack(settings))
@@ -62,37 +132,68 @@ async def check_connect(settings: Settings, apps: AppsFile) -> list[str]:
 
 async def _check_slack(settings: Settings) -> list[str]:
     if settings.slack_bot_token is None:
-        return ["Slack: SLACK_BOT_TOKEN is not set"]
+        return ["Slack: SLACK_BOT_TOKEN is not set — the bot token (xoxb-…) of the Slack app"]
     from slack_sdk.errors import SlackApiError
 
-    from bot.slack_notifier import make_client
+    from handlers.notifier import make_client
 
     client = make_client(settings.token(), settings.slack_api_url)
     try:
         await client.auth_test()
     except SlackApiError as exc:
-        return [f"Slack auth.test: {exc.response.get('error')}"]
+        return [f"Slack auth.test: {exc.response.get('error')} — check SLACK_BOT_TOKEN"]
     except Exception as exc:
-        return [f"Slack auth.test at {settings.slack_api_url}: {exc}"]
+        return [f"Slack auth.test at {settings.slack_api_url}: {exc} — network or SLACK_API_URL"]
     return []
 
 
 async def run_check(settings: Settings, *, connect: bool, out: TextIO = sys.stdout) -> int:
+    path = str(settings.config_path)
     try:
         apps = load_apps(settings.config_path)
     except ConfigError as exc:
-        print(f"✗ {exc}", file=out)
+        _problems(out, [p.text(exc.path) for p in exc.problems])
         return 1
-    problems = [p for app in apps.apps.values() for p in check_templates(app)]
+    lines = _key_lines(path)
+    found = [
+        p
+        for app in apps.apps.values()
+        for p in (*known_hosts_problems(app, lines), *key_problems(app, lines))
+    ]
+    problems = [p.text(path) for p in found]
     if connect and not problems:
         problems.extend(await check_connect(settings, apps))
     for name, app in apps.apps.items():
         print(f"• {name}: {app.environment}, {len(app.hosts)} host(s), {app.deploy.strategy}"
               + (", database" if app.database else ""), file=out)  # fmt: skip
     if problems:
-        print(f"✗ {len(problems)} problem(s):", file=out)
-        for p in problems:
-            print(f"  - {p}", file=out)
+        _problems(out, problems)
         return 1
     print("✓ all well" + (" (hosts, Redis and Slack reached)" if connect else ""), file=out)
     return 0
+
+
+def _key_lines(path: str) -> dict[tuple[int | str, ...], int]:
+    from bot.apps_problems import key_lines
+
+    try:
+        return key_lines(Path(path).read_text())
+    except OSError:
+        return {}
+
+
+def _problems(out: TextIO, problems: list[str]) -> None:
+    print(f"✗ {len(problems)} problem(s):", file=out)
+    for p in problems:
+        print(f"  - {p}", file=out)
+
+
+def _ip_or_empty(address: str) -> str:
+    """known_hosts matching wants an IP address as `addr`; a host name matches by name."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return ""
+    return address

@@ -15,10 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bot.apps import AppConfig, AppsFile
+from bot.apps_file import AppConfig, AppsFile
 from bot.errors import UserFacingError
-from bot.workflow.model import utcnow
-from runners.commands import VERSION_RE
+from bot.workflow.model import VERSION_RE, utcnow
 
 _URL = re.compile(r"^https?://[^\s]{1,2000}$")
 _WHO = re.compile(r"^[^\x00-\x1f<>`*]{1,100}$")

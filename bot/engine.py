@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from bot.apps import AppConfig, AppsFile
+from bot.apps_file import AppConfig, AppsFile
 from bot.errors import StepError, UserFacingError
 from bot.logs import INCIDENT
 from bot.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED, STEP_SECONDS, STEPS
 from bot.plan.model import PlanBasis
-from bot.ports import Freeze, HostRunner, Notifier, StepQueue, Store
+from bot.ports import Freeze, HostRunner, Notifier, Repos, StepQueue, Store
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.workflow.baseline import Baseline
 from bot.workflow.machine import (
@@ -43,11 +43,18 @@ from bot.workflow.machine import (
     new_steps,
     transition,
 )
-from bot.workflow.model import ErrorInfo, HostResult, Incident, Status, StepId, StepStatus
+from bot.workflow.model import (
+    VERSION_RE,
+    ErrorInfo,
+    HostResult,
+    Incident,
+    Status,
+    StepId,
+    StepStatus,
+)
 from bot.workflow.policy import Actor, Policy, Right
 from bot.workflow.quarantine import Quarantine
 from bot.workflow.steps import SPECS
-from runners.commands import VERSION_RE
 
 log = logging.getLogger(__name__)
 RunnerFactory = Callable[[AppConfig], HostRunner]
@@ -115,6 +122,7 @@ class Engine:
         queue: StepQueue,
         workspace: Path,
         runner_factory: RunnerFactory,
+        repos: Repos,
         bodies: dict[StepId, StepBody] | None = None,
         worker_id: str = "",
         watch: WatchHooks | None = None,
@@ -128,6 +136,7 @@ class Engine:
         self.queue = queue
         self.workspace = workspace
         self.runner_factory = runner_factory
+        self.repos = repos
         # One runner (so one SSH connection per host) per incident in this process, reused by
         # its steps; closed when the incident ends or has been idle a while.
         self._runners: dict[str, tuple[HostRunner, float]] = {}
@@ -246,19 +255,7 @@ class Engine:
                 return
 
     async def check_version_exists(self, app: AppConfig, version: str) -> None:
-        from runners.git import AppRepo, clone_dir, git_said
-
-        # Its own clone: the steps' clone may be mid-revert for the incident that holds the app.
-        repo = AppRepo(app.repo, clone_dir(self.workspace, "repos-check", app.name, app.repo))
-        try:
-            await repo.sync()
-        except StepError as exc:
-            raise UserFacingError(
-                f"Cannot check `{version}`: {exc.what}. git said: “{git_said(exc.detail)}”. "
-                + exc.hint.replace("then Retry", "then run the command again")
-                + " Nothing was started."
-            ) from None
-        if await repo.resolve(version) is None:
+        if not await self.repos.has_version(app, version):
             raise UserFacingError(
                 f"`{version}` is neither a tag nor a commit of `{app.name}`'s repo. "
                 "Check the version (`git tag -l` in the repo) and try again."
@@ -476,10 +473,13 @@ class Engine:
         except UserFacingError:
             return
         started = time.monotonic()
+        log.info("step %s (attempt %d) started on %s", step.value, attempt, self.worker_id)
         event = await self._execute(incident, step, run_id, heartbeat)
-        STEP_SECONDS.labels(step=step.value).observe(time.monotonic() - started)
+        took = time.monotonic() - started
+        STEP_SECONDS.labels(step=step.value).observe(took)
         result = "succeeded" if isinstance(event, StepSucceeded) else "failed"
         STEPS.labels(step=step.value, result=result).inc()
+        log.info("step %s %s in %.1f s", step.value, result, took)
         try:
             await self.apply(incident_id, event, who=self.worker_id)
         except UserFacingError as exc:

@@ -7,6 +7,8 @@ failed, on which host, and what the user can do about it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bot.workflow.model import Criterion, HostResult
 
 
@@ -18,12 +20,33 @@ class UserFacingError(RewindError):
     """A refusal or bad input: the message is shown as is, nothing has run."""
 
 
-class ConfigError(RewindError):
-    """The apps file is wrong: names the file, the key and what is wrong."""
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in the apps file: where (key, line), what, and what to do."""
 
-    def __init__(self, path: str, key: str, reason: str) -> None:
+    key: str
+    what: str
+    fix: str = ""
+    line: int | None = None
+
+    def text(self, path: str) -> str:
+        where = f"{path}:{self.line}" if self.line else path
+        return f"{where}: {self.key}: {self.what}" + (f" — {self.fix}" if self.fix else "")
+
+
+class ConfigError(RewindError):
+    """The apps file is wrong: names the file, the key and what is wrong (every problem)."""
+
+    def __init__(
+        self, path: str, key: str, reason: str, problems: list[Problem] | None = None
+    ) -> None:
         self.path, self.key, self.reason = path, key, reason
-        super().__init__(f"{path}: {key}: {reason}")
+        self.problems = problems or [Problem(key, reason)]
+        if len(self.problems) == 1:
+            super().__init__(self.problems[0].text(path))
+        else:
+            listed = "\n".join(f"  - {p.text(path)}" for p in self.problems)
+            super().__init__(f"{len(self.problems)} problems:\n{listed}")
 
 
 class StartupError(RewindError):

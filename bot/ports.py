@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from bot.apps_file import AppConfig
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 
 LineSink = Callable[[str, str], Awaitable[None]]  # (host, line)
@@ -80,6 +81,16 @@ class Notifier(Protocol):
 
     async def resolve_gate(self, incident: Incident, token: str, text: str) -> None:
         """The gate was answered: replace its buttons with who answered what."""
+        ...
+
+
+class Repos(Protocol):
+    """The bot's clones of the apps' repositories (git)."""
+
+    async def has_version(self, app: AppConfig, version: str) -> bool:
+        """`version` is a tag or a commit of `app`'s repository (origin fetched first).
+
+        Raises `UserFacingError` when the repository cannot be reached, saying why."""
         ...
 
 

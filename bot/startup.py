@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.apps import AppsFile, load_apps
+from bot.apps_file import AppsFile, load_apps
 from bot.errors import ConfigError, StartupError
 from bot.settings import Settings
 

@@ -21,7 +21,7 @@ import aiohttp
 from pydantic import BaseModel, Field
 from saq import Queue
 
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.deploys import sign
 from bot.engine import EventKind as Kind
 from bot.workflow.model import Incident, StepId, utcnow

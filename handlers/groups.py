@@ -8,7 +8,7 @@ import time
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.workflow.policy import Actor
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
+from bot.command import HELP
 from bot.report_md import duration as fmt_duration
 from bot.workflow.model import (
     Criterion,
@@ -26,7 +27,6 @@ from bot.workflow.model import (
     StepStatus,
 )
 from bot.workflow.steps import SPECS
-from handlers.commands import HELP
 from handlers.ids import Action
 
 ELLIPSIS = "…"

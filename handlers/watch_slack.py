@@ -11,7 +11,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.apps import AppConfig
+from bot.apps_file import AppConfig
 from bot.errors import UserFacingError
 from bot.watch.service import Proposal, WatchService
 from bot.workflow.model import ThreadRef

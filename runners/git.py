@@ -23,9 +23,10 @@ from git.exc import BadName, GitError, InvalidGitRepositoryError, NoSuchPathErro
 from git.objects import Blob
 from git.repo import Repo
 
+from bot.apps_file import AppConfig
 from bot.errors import StepError, UserFacingError
 from bot.paths import absolute
-from runners.commands import VERSION_RE
+from bot.workflow.model import VERSION_RE
 
 Method = Literal["revert", "tag"]
 
@@ -524,3 +525,25 @@ def _remote_lines(text: str) -> str:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+class GitRepos:
+    """The `Repos` port: version checks in a clone of their own under `workspace`.
+
+    Its own clone, because the steps' clone may be mid-revert for the incident holding the app.
+    """
+
+    def __init__(self, workspace: Path) -> None:
+        self.workspace = workspace
+
+    async def has_version(self, app: AppConfig, version: str) -> bool:
+        repo = AppRepo(app.repo, clone_dir(self.workspace, "repos-check", app.name, app.repo))
+        try:
+            await repo.sync()
+        except StepError as exc:
+            raise UserFacingError(
+                f"Cannot check `{version}`: {exc.what}. git said: “{git_said(exc.detail)}”. "
+                + exc.hint.replace("then Retry", "then run the command again")
+                + " Nothing was started."
+            ) from None
+        return await repo.resolve(version) is not None

@@ -12,7 +12,7 @@ import os
 import signal
 import time
 
-from bot.apps import AppConfig
+from bot.apps_file import AppConfig
 from bot.errors import HostError
 from bot.ports import CommandResult, HostRunner, LineSink
 from runners.stream import collect

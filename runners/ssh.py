@@ -7,12 +7,14 @@ always checked against the app's `known_hosts`; there is no switch to turn that 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import time
 
 import asyncssh
 
-from bot.apps import AppConfig, HostConfig
+from bot.apps_file import AppConfig, HostConfig
 from bot.errors import HostError
 from bot.metrics import SSH_FAILURES, SSH_SECONDS
 from bot.ports import CommandResult, LineSink
@@ -21,45 +23,100 @@ from runners.stream import collect
 log = logging.getLogger(__name__)
 
 
-def explain(exc: BaseException, host: HostConfig, user: str, timeout: float) -> HostError:
-    """Turn a connection failure into words an on-call engineer can act on."""
+def explain(
+    exc: BaseException, host: HostConfig, user: str, timeout: float, app: AppConfig | None = None
+) -> HostError:
+    """Turn a connection failure into words an on-call engineer can act on: which of the host,
+    the key, the known_hosts entry or the network is at fault."""
     where = f"{host.address}:{host.port}"
-    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+    known_hosts = app.ssh.known_hosts if app else None
+    keys = list(app.ssh.client_keys) if app else []
+    filename = getattr(exc, "filename", None)
+    if isinstance(exc, OSError) and filename and str(filename) == str(known_hosts):
         return HostError(
-            f"host key of {where} does not match known_hosts",
+            f"known_hosts: the file {filename} cannot be read ({exc.strerror})",
+            host=host.name,
+            hint="Fix ssh.known_hosts (the path, or the file's permissions), then Retry.",
+        )
+    if isinstance(exc, OSError) and filename and str(filename) in keys:
+        return HostError(
+            f"key: the client key {filename} cannot be read ({exc.strerror})",
+            host=host.name,
+            hint="Fix ssh.client_keys (the path, or the file's permissions), then Retry.",
+        )
+    if isinstance(exc, asyncssh.KeyImportError):
+        return HostError(
+            f"key: a client key in {', '.join(keys) or 'ssh.client_keys'} cannot be used ({exc})",
+            host=host.name,
+            hint="Use an unencrypted private key (OpenSSH format) the bot can read, then Retry.",
+        )
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+        if known_hosts and not _has_entry(known_hosts, host):
+            return HostError(
+                f"known_hosts entry: {known_hosts} has no entry for {where}",
+                host=host.name,
+                hint=f"Add it (ssh-keyscan -p {host.port} {host.address} >> {known_hosts}, then "
+                "check the fingerprint), then Retry. Rewind never skips this check.",
+            )
+        return HostError(
+            f"known_hosts entry: the host key of {where} does not match known_hosts",
             host=host.name,
             hint="The host was rebuilt or someone is in the middle. Check the key and update "
             "known_hosts, then Retry. Rewind never skips this check.",
         )
     if isinstance(exc, asyncssh.PermissionDenied):
         return HostError(
-            f"SSH login as {user!r} to {where} was refused",
+            f"key: SSH login as {user!r} to {where} was refused",
             host=host.name,
             hint="Check the user and that its authorized_keys holds the bot's key, then Retry.",
         )
     if isinstance(exc, TimeoutError):
         return HostError(
-            f"no SSH answer from {where} within {timeout:g}s",
+            f"network: no SSH answer from {where} within {timeout:g}s",
             host=host.name,
-            hint="Is the host up and port open? Retry when it is, or Abort.",
+            hint="Is the host up and the port open (firewall)? Retry when it is, or Abort.",
         )
     if isinstance(exc, ConnectionRefusedError):
         return HostError(
-            f"connection to {where} refused",
+            f"host: connection to {where} refused",
             host=host.name,
             hint="sshd is not listening there. Start it or fix the address/port, then Retry.",
         )
+    if isinstance(exc, socket.gaierror):
+        return HostError(
+            f"host: the address {host.address!r} does not resolve ({exc.strerror})",
+            host=host.name,
+            hint="Fix the host's address (or DNS), then Retry.",
+        )
     if isinstance(exc, asyncssh.DisconnectError | asyncssh.ConnectionLost):
         return HostError(
-            f"SSH connection to {where} dropped ({exc})",
+            f"network: SSH connection to {where} dropped ({exc})",
             host=host.name,
             hint="Retry when the host is reachable.",
+        )
+    if isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS:
+        return HostError(
+            f"network: cannot reach {where} ({exc.strerror})",
+            host=host.name,
+            hint="Check the route to the host (VPN, firewall), then Retry.",
         )
     return HostError(
         f"cannot reach {where}: {exc}",
         host=host.name,
         hint="Check the address and the network, then Retry.",
     )
+
+
+_NETWORK_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTDOWN}
+
+
+def _has_entry(known_hosts: str, host: HostConfig) -> bool:
+    try:
+        known = asyncssh.read_known_hosts(known_hosts)
+    except (OSError, ValueError, asyncssh.Error):
+        return False
+    keys, cas, *_ = known.match(host.address, _ip_or_empty(host.address), host.port)
+    return bool(keys or cas)
 
 
 class SshRunner:
@@ -91,7 +148,7 @@ class SshRunner:
                     timeout=ssh.connect_timeout + 1,
                 )
             except (OSError, asyncssh.Error, TimeoutError) as exc:
-                raise explain(exc, host, ssh.user, ssh.connect_timeout) from exc
+                raise explain(exc, host, ssh.user, ssh.connect_timeout, self.app) from exc
             self._conns[host.name] = conn
             return conn
 
@@ -151,3 +208,14 @@ class SshRunner:
             conn.close()
         for conn in conns:
             await conn.wait_closed()
+
+
+def _ip_or_empty(address: str) -> str:
+    """known_hosts matching wants an IP address as `addr`; a host name matches by name."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return ""
+    return address

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from bot.apps import AppConfig, AppsFile, parse_apps
+from bot.apps_file import AppConfig, AppsFile, parse_apps
 from bot.ports import AuditEntry, HostRunner
 from bot.steps.context import StepContext
 from bot.workflow.machine import new_steps

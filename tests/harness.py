@@ -18,8 +18,8 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from bot.app import Runtime, build_runtime, run_worker, web_app
-from bot.apps import load_apps
+from bot.apps_file import load_apps
+from bot.assembly import Runtime, build_runtime, run_worker, web_app
 from bot.settings import Settings
 from tests.slack_fake import SentResponse, SlackFake, buttons, click, send_command
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.terminal_notifier import TerminalNotifier
+from bot.terminal.notifier import TerminalNotifier
 from bot.workflow.machine import new_steps
 from bot.workflow.model import (
     Criterion,

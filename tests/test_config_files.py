@@ -13,7 +13,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from bot.apps import (
+from bot.apps_file import (
     AppConfig,
     AppsFile,
     DatabaseConfig,
@@ -30,7 +30,7 @@ from bot.apps import (
     load_apps,
 )
 from bot.errors import ConfigError
-from runners import commands
+from runners import templates
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config" / "apps.example.yaml"
@@ -126,7 +126,7 @@ def _union(items: list[dict[str, Any]]) -> set[str]:
 
 
 def test_the_example_shows_every_key_the_model_accepts() -> None:
-    """A key added to bot/apps.py must be documented in the example too."""
+    """A key added to bot/apps_file.py must be documented in the example too."""
     raw = yaml.safe_load(EXAMPLE.read_text())
     app = raw["apps"]["myapp"]
     assert set(raw) == _keys(AppsFile) - {"path"}
@@ -142,7 +142,7 @@ def test_the_example_shows_every_key_the_model_accepts() -> None:
     assert set(app["verify"]) == _keys(VerifyConfig)
     assert set(app["watch"]) == _keys(WatchConfig)
     assert _union(app["webhooks"]) == _keys(WebhookConfig)
-    assert set(app["deploy"]["commands"]) | {"stop", "start"} == set(commands.SYSTEMD)
+    assert set(app["deploy"]["commands"]) | {"stop", "start"} == set(templates.SYSTEMD)
 
 
 def test_no_live_apps_file_is_shipped() -> None:
@@ -162,7 +162,15 @@ def test_slack_manifest() -> None:
     assert command["command"] == "/rollback"
     assert command["url"] == EVENTS_URL
     hint = command["usage_hint"]
-    for word in ("APP [VERSION]", "status", "list", "cancel ID", "unfreeze APP", "help"):
+    for word in (
+        "APP [VERSION]",
+        "plan APP",
+        "status",
+        "list",
+        "cancel ID",
+        "unfreeze APP",
+        "help",
+    ):
         assert word in hint
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "commands",
@@ -249,7 +257,7 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
     path = write(tmp_path / "apps.yaml", {"apps": {"myapp": app}})
     err = load_error(path)
     assert err.key == "apps.myapp.deploy.stratgy"
-    assert_names(err, path, "apps.myapp.deploy.stratgy", "not permitted")
+    assert_names(err, path, "apps.myapp.deploy.stratgy", "unknown key", "did you mean `strategy`?")
 
 
 @pytest.mark.parametrize(
@@ -342,9 +350,12 @@ def test_check_passes_on_a_valid_file(tmp_path: Path) -> None:
     assert "all well" in result.stdout
 
 
-def test_check_passes_on_the_example(tmp_path: Path) -> None:
+def test_check_on_the_example_wants_only_the_files_of_a_real_install(tmp_path: Path) -> None:
     result = run_check(EXAMPLE, tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    problems = [line for line in result.stdout.splitlines() if line.startswith("  - ")]
+    assert len(problems) == 3, result.stdout
+    assert all("/etc/rewind/" in p and "cannot read" in p for p in problems), result.stdout
 
 
 def test_check_fails_on_a_bad_file(tmp_path: Path) -> None:
@@ -366,3 +377,24 @@ def test_check_reports_a_bad_template(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "apps.myapp.deploy.commands.restart" in result.stdout
     assert "nope" in result.stdout
+
+
+# Each bot scope the manifest asks for, and the Web API call in the code that needs it.
+SCOPE_USES = {
+    "chat:write": "chat_postMessage(",
+    "chat:write.public": "chat_postMessage(",
+    "files:write": "files_upload_v2(",
+    "usergroups:read": "usergroups_users_list(",
+    "channels:history": "conversations_replies",
+    "groups:history": "conversations_replies",
+    "users:read": "users_info(",
+}
+
+
+def test_the_manifest_asks_only_for_scopes_the_code_uses() -> None:
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"]) - {"commands"}
+    assert scopes <= set(SCOPE_USES), scopes - set(SCOPE_USES)
+    code = "\n".join(p.read_text() for d in ("bot", "handlers") for p in (ROOT / d).rglob("*.py"))
+    for scope in scopes:
+        assert SCOPE_USES[scope] in code, f"{scope}: nothing calls {SCOPE_USES[scope]}"

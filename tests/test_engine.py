@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.apps import parse_apps
+from bot.apps_file import parse_apps
 from bot.engine import Engine, OpenRequest
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.store_memory import MemoryStore
 from bot.workflow.model import Status, StepId, StepStatus
 from bot.workflow.policy import Actor
+from runners.git import GitRepos
 from runners.local import LocalRunner
 from tests.fakes import RecordingNotifier
 
@@ -43,7 +44,7 @@ def engine(tmp_path: Path, calls: list[StepId]) -> tuple[Engine, RecordingQueue,
     queue, store = RecordingQueue(), MemoryStore()
     eng = Engine(
         apps=apps, store=store, notifier=RecordingNotifier(), queue=queue, workspace=tmp_path,
-        runner_factory=LocalRunner, bodies={s: body(s) for s in StepId},
+        runner_factory=LocalRunner, repos=GitRepos(tmp_path), bodies={s: body(s) for s in StepId},
     )  # fmt: skip
     return eng, queue, store
 

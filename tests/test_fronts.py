@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from bot.apps import load_apps
+from bot.apps_file import load_apps
 from bot.check import run_check
 from bot.settings import Settings
 from tests.fixtures_hosts import SshEnv
@@ -71,7 +71,20 @@ async def test_check_connect_reaches_hosts_redis_and_slack(
     broken["hosts"][1]["port"] = 1
     out = io.StringIO()
     assert await run_check(settings(broken), connect=True, out=out) == 1
-    assert "myapp/web2" in out.getvalue() and "refused" in out.getvalue()
+    # Caught before connecting: known_hosts has no entry for that port.
+    assert "has no entry for [127.0.0.1]:1 (host web2)" in out.getvalue()
+    known = Path(broken["ssh"]["known_hosts"])
+    key = known.read_text().splitlines()[0].split(" ", 1)[1]
+    with known.open("a") as f:
+        f.write(f"[127.0.0.1]:1 {key}\n")
+    out = io.StringIO()
+    assert await run_check(settings(broken), connect=True, out=out) == 1
+    assert "myapp/web2: host: connection to 127.0.0.1:1 refused" in out.getvalue()
+    missing_key = ssh_env.app_config()
+    missing_key["ssh"]["client_keys"] = [str(tmp_path / "no_such_key")]
+    out = io.StringIO()
+    assert await run_check(settings(missing_key), connect=True, out=out) == 1
+    assert "cannot read the client key" in out.getvalue()
     assert slack.calls_to("auth.test")
 
 

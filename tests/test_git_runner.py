@@ -244,7 +244,7 @@ async def test_a_relative_workspace_clones_once_where_it_says(
 def test_paths_in_settings_and_apps_file_are_absolute(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.apps import parse_apps
+    from bot.apps_file import parse_apps
     from bot.settings import Settings
 
     monkeypatch.chdir(tmp_path)

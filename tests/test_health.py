@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.apps import HealthCheck
+from bot.apps_file import HealthCheck
+from bot.errors import ConfigError
 from runners import health
 from tests.fakes_steps import make_apps
 
@@ -146,24 +147,23 @@ def test_targets_expand_host_vars_once_per_host() -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("ftp://myapp.example.com/health", "http:// or https://"),
-        ("file:///etc/passwd", "http:// or https://"),
-        ("http://127.0.0.1:{db_port}/health", "web1 has no vars for"),
+        ("ftp://myapp.example.com/health", r"health\[0\]\.url: .*not an http\(s\) URL"),
+        ("file:///etc/passwd", r"health\[0\]\.url: .*not an http\(s\) URL"),
+        ("http://127.0.0.1:{db_port}/health", r"health\[0\]\.url: unknown placeholder \{db_port\}"),
     ],
 )
-def test_bad_urls_refused(url: str, message: str) -> None:
-    apps = make_apps(
-        {
-            "repo": "/srv/repo",
-            "incident_channel": "C0",
-            "ssh": {"transport": "local"},
-            "hosts": [{"name": "web1"}],
-            "deploy": {"strategy": "systemd", "workdir": "/srv/app", "service": "myapp"},
-            "health": [{"url": url}],
-        }
-    )
-    with pytest.raises(ValueError, match=message):
-        health.targets(apps.apps["myapp"])
+def test_bad_urls_refused_when_the_apps_file_loads(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make_apps(
+            {
+                "repo": "/srv/repo",
+                "incident_channel": "C0",
+                "ssh": {"transport": "local"},
+                "hosts": [{"name": "web1"}],
+                "deploy": {"strategy": "systemd", "workdir": "/srv/app", "service": "myapp"},
+                "health": [{"url": url}],
+            }
+        )
 
 
 def test_percentile_and_json_contains() -> None:

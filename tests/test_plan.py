@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from bot.apps import parse_apps
+from bot.apps_file import parse_apps
 from bot.engine import Engine
 from bot.errors import UserFacingError
-from bot.plan.build import Planner
+from bot.plan.build import Planner, estimate
 from bot.plan.model import Plan
 from bot.plan.render import markdown
 from bot.store_redis import RedisStore, connect
+from bot.workflow.machine import new_steps
+from bot.workflow.model import Incident, Status
 from bot.workflow.policy import Actor
+from runners.git import GitRepos
 from runners.local import runner_for
 from tests.fakes import RecordingNotifier, with_step_commands
 from tests.fixtures_hosts import SshEnv, TestHost
@@ -62,6 +69,7 @@ def engine_for(env: SshEnv, store: RedisStore, tmp_path: Path, **extra: Any) -> 
         queue=_Queue(),
         workspace=tmp_path / "workspace",
         runner_factory=runner_for,
+        repos=GitRepos(tmp_path / "workspace"),
     )
 
 
@@ -124,6 +132,16 @@ async def test_a_plan_is_refused_as_rollback_refuses_it(
 # ---- through Slack, as people use it ------------------------------------------------------
 
 STAMP = re.compile(r"\d{8}T\d{6}Z")
+# A host's commands may travel as one remote script (runners/script.py), each on lines of its own
+# between `(` and `) </dev/null 2>&1`: what the host was sent is each of those commands.
+_IN_SCRIPT = re.compile(r"^\(\n(.*?)\n\) </dev/null 2>&1$", re.S | re.M)
+
+
+def sent(host: TestHost) -> list[str]:
+    out: list[str] = []
+    for command in host.commands():
+        out += _IN_SCRIPT.findall(command) or [command]
+    return out
 
 
 def _norm(command: str) -> str:
@@ -163,8 +181,8 @@ async def test_the_plan_names_every_command_the_incident_then_runs(
         text = plan_file(bot, plan, message)
 
         # Planning: read-only commands only, nothing moved, no lock, no incident.
-        sent = [c for h in env.hosts for c in h.commands()]
-        assert sent and [c for c in sent if not READ_ONLY.match(c)] == []
+        reads = [c for h in env.hosts for c in h.commands()]
+        assert reads and [c for c in reads if not READ_ONLY.match(c)] == []
         after = (origin_refs(env), db_revision(env.db_url), [checkout(h) for h in env.hosts])
         assert after == before
         assert await bot.runtime.store.lock_holder("myapp") is None
@@ -187,7 +205,7 @@ async def test_the_plan_names_every_command_the_incident_then_runs(
         assert f"hotfix/rollback-myapp-v1.4.2-{plan.id}" in origin_branches(env)
 
     planned = {(c.host, _norm(c.command)) for c in plan.commands}
-    ran = [(h.name, _norm(c)) for h in env.hosts for c in h.commands()]
+    ran = [(h.name, _norm(c)) for h in env.hosts for c in sent(h)]
     assert ran
     assert [r for r in ran if r not in planned] == []
     conditional = {"install"}  # skipped when the dependency file did not change
@@ -234,3 +252,84 @@ async def test_plans_are_refused_as_rollback_refuses(make_bot: Any, ssh_env: Ssh
         assert await bot.runtime.store.recent_incidents(5) == []
         assert await bot.runtime.store.lock_holder("myapp") is None
     assert [c for h in ssh_env.hosts for c in h.commands() if not READ_ONLY.match(c)] == []
+
+
+# ---- the terminal, the irreversible, production, history ----------------------------------
+
+
+def test_rollback_plan_from_the_terminal_prints_it_and_changes_nothing(
+    ssh_env: SshEnv, redis_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "apps.yaml"
+    apps = {"myapp": e2e_config(ssh_env), "prod": e2e_config(ssh_env, environment="production")}
+    path.write_text(yaml.safe_dump({"apps": apps, "incidents": {"dir": str(tmp_path / "inc")}}))
+    env = {
+        **os.environ,
+        "REWIND_CONFIG": str(path),
+        "REDIS_URL": redis_url,
+        "REWIND_WORKSPACE": str(tmp_path / "ws"),
+    }
+
+    def plan(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", "rollback", *args, "--plan"],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    before = [checkout(h) for h in ssh_env.hosts]
+    proc = plan("myapp")  # no version: the tag before the deployed one, as /rollback picks it
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "# Rollback plan" in proc.stdout and "myapp → v1.4.2" in proc.stdout
+    assert "git fetch --tags --force origin hotfix/rollback-myapp-v1.4.2-" in proc.stdout
+    assert "Nothing was changed" in proc.stdout
+    saved = list((tmp_path / "ws" / "files").glob("plan-myapp-v1.4.2-*.md"))
+    assert len(saved) == 1 and "## 4. Every command, in order" in saved[0].read_text()
+    assert [c for h in ssh_env.hosts for c in h.commands() if not READ_ONLY.match(c)] == []
+    assert [checkout(h) for h in ssh_env.hosts] == before
+    assert not list((tmp_path / "ws" / "plans").iterdir())  # the scratch clone is gone
+
+    refused = plan("prod", "v1.4.2")
+    assert refused.returncode == 2 and "--break-glass" in refused.stdout
+    unknown = plan("myapp", "v9.9.9")
+    assert unknown.returncode == 1 and "neither a tag nor a commit" in unknown.stdout
+
+
+async def test_irreversible_migrations_are_marked_and_production_asks_four_eyes(
+    make_ssh_env: Any,
+    sample_repo_irreversible: Any,
+    pg_database: str,
+    store: RedisStore,
+    tmp_path: Path,
+) -> None:
+    repo = sample_repo_irreversible
+    env = make_ssh_env(2, repo=repo, ref="v1.6.0", db_url=pg_database, migrate=True)
+    engine = engine_for(env, store, tmp_path, environment="production")
+    plan = await Planner(engine).plan("myapp", "v1.4.2", Actor("U0ALICE"))
+    text = markdown(plan)
+    assert plan.database is not None and plan.database.recommended == "restore"
+    assert [m.revision for m in plan.database.migrations if m.irreversible]
+    assert "**IRREVERSIBLE**" in text and "recommend a restore" in text
+    questions = {a.question: a for a in plan.approvals}
+    start = questions["Start the rollback (production)"]
+    assert start.who == ["U0ALICE", "U0BOB"] and "four-eyes" in start.rule
+    assert "four-eyes" in questions[next(q for q in questions if "database" in q)].rule
+    assert [c for h in env.hosts for c in h.commands() if not READ_ONLY.match(c)] == []
+
+
+def test_the_estimate_comes_from_this_apps_earlier_incidents() -> None:
+    assert estimate([]) == "no history"
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def done(minutes: int, status: Status = Status.COMPLETED) -> Incident:
+        steps = new_steps()
+        steps[1].started_at, steps[1].finished_at = start, start + timedelta(seconds=30)
+        return Incident(
+            id=f"i{minutes}", app="myapp", environment="staging", requested_version=None,
+            requested_by="U0CAROL", steps=steps, status=status, created_at=start,
+            finished_at=start + timedelta(minutes=minutes),
+        )  # fmt: skip
+
+    assert estimate([done(9, Status.ABORTED)]) == "no history"
+    said = estimate([done(4), done(6), done(20)])
+    assert said.startswith("about 6m00s (median of 3 earlier completed rollback(s)")
+    assert "4m00s–20m00s" in said and "took 0m30s" in said

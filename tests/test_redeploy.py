@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.errors import HostError
 from bot.sample.build import git
 from bot.steps import redeploy

@@ -191,7 +191,12 @@ def test_a_bad_apps_file_stops_serve_with_file_key_and_reason(tmp_path: Path) ->
     assert proc.returncode == 1
     assert str(bad) in proc.stderr
     assert "apps.myapp.hosts" in proc.stderr
-    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert "Traceback" not in proc.stderr
+    # Every problem, one per line: the empty host list and the missing service.
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "rewind: bad apps file: 2 problems:", lines
+    assert [line.startswith("  - ") for line in lines[1:]] == [True, True], lines
+    assert "apps.yaml:6: apps.myapp.deploy: strategy 'systemd' needs 'service'" in lines[2]
 
 
 async def test_an_incident_channel_the_bot_cannot_post_in_starts_nothing(

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from bot.apps import AppsFile, parse_apps
-from bot.slack_notifier import SlackNotifier, make_client
+from bot.apps_file import AppsFile, parse_apps
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Gate, GateKind, Incident, Status, StepId, StepStatus, utcnow
 from handlers.ids import Action, ButtonValue
+from handlers.notifier import SlackNotifier, make_client
 from tests.slack_fake import SlackFake, all_text, buttons
 
 CHANNEL = "C0INCIDENT"

@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from bot.apps import parse_apps
+from bot.apps_file import parse_apps
 from bot.errors import HostError
 from runners.ssh import SshRunner
 from tests.fixtures_hosts import SshEnv

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,14 @@ class Upstream:
     def __init__(self) -> None:
         self.fail: Callable[[int], bool] = lambda n: False
         self.count = 0
-        self.failures: list[float] = []  # loop time of each 500 sent
+        self.failures: list[float] = []  # time.time() of each 500 sent
         self.url = ""
         self._runner: web.AppRunner | None = None
 
     async def _health(self, request: web.Request) -> web.Response:
         self.count += 1
         if self.fail(self.count):
-            self.failures.append(asyncio.get_running_loop().time())
+            self.failures.append(time.time())
             return web.Response(status=500, text="error: pool exhausted\n")
         return web.Response(text="ok\n")
 

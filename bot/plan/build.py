@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from bot.apps import AppConfig, DatabaseConfig
+from bot.apps_file import AppConfig, DatabaseConfig
 from bot.engine import Engine, OpenRequest, new_incident_id
 from bot.errors import StepError, UserFacingError
 from bot.plan.model import (
@@ -31,7 +31,7 @@ from bot.workflow.machine import gate_for, new_steps
 from bot.workflow.model import Gate, GateKind, Incident, Status, StepId, ThreadRef
 from bot.workflow.policy import Actor
 from bot.workflow.steps import ORDER
-from runners import commands, health
+from runners import health, templates
 from runners.git import Method, push_args
 
 PLAN_TTL = 24 * 3600  # how long `Run this plan` stays possible
@@ -190,7 +190,7 @@ class _Making:
         facts: dict[str, Any] = {**ctx.facts, **outcome.facts}
         ctx.incident.facts.update(facts)
         for host in app.hosts:
-            version = commands.build(app, host, "version")
+            version = templates.build(app, host, "version")
             if version:
                 self.add(StepId.ASSESS, host.name, Planned("version", version, changes=False))
         if app.database:
@@ -326,7 +326,7 @@ class _Making:
             cmd = verify.logs_command(app, host, now, 0)
             logs.append(f"{host.name}: {cmd or '(no logs command configured)'}")
             if cmd:
-                since = "{since}" in commands.template(app, "logs")
+                since = "{since}" in templates.template(app, "logs")
                 note = "since the restart" if since else "lines since the restart are checked"
                 self.add(StepId.VERIFY, host.name, Planned("logs", cmd, changes=False, note=note))
         smoke_host = verify.smoke_host(app)

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.apps import AppConfig, AppsFile, HostConfig
+from bot.apps_file import AppConfig, AppsFile, HostConfig
 from bot.errors import HostError
 from bot.ports import AuditEntry, CommandResult, HostRunner, Notifier
 from bot.workflow.model import Criterion, HostResult, Incident, StepId
-from runners import commands
+from runners import templates
 
 SILENCE = 10.0  # seconds: the longest the thread may stay silent while a step waits
 
@@ -80,7 +80,7 @@ class StepContext:
         await self.notifier.output(self.incident, self.step, host, line)
 
     def command(self, name: str, host: HostConfig, **values: str) -> str | None:
-        return commands.build(self.app, host, name, **values)
+        return templates.build(self.app, host, name, **values)
 
     async def run(
         self,

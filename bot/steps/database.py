@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.apps import AppConfig, DatabaseConfig, HostConfig
+from bot.apps_file import AppConfig, DatabaseConfig, HostConfig
 from bot.errors import HostError, StepError, UserFacingError
 from bot.ports import CommandResult
 from bot.steps.code import app_repo
 from bot.steps.context import Outcome, Planned, StepContext
 from bot.workflow.model import Criterion, HostResult
-from runners import alembic_static, commands
+from runners import alembic_static, templates
 from runners.alembic_static import Revision, UnknownRevision
 
 PREVIEW_LINES = 30
@@ -44,8 +44,8 @@ def _run_on(ctx: StepContext, db: DatabaseConfig) -> HostConfig:
 
 def _cmd(app: AppConfig, host: HostConfig, template: str, **values: str) -> str:
     """A database command, filled like the deploy commands and run in the host's workdir."""
-    rendered = commands.render(template, commands.host_values(app, host, **values))
-    return commands.in_workdir(app, host, rendered)
+    rendered = templates.render(template, templates.host_values(app, host, **values))
+    return templates.in_workdir(app, host, rendered)
 
 
 def _alembic(app: AppConfig, db: DatabaseConfig, host: HostConfig, args: str, **v: str) -> str:
@@ -94,8 +94,8 @@ class PrepareCommands:
     def stat(self, app: AppConfig, host: HostConfig, paths: list[str]) -> str | None:
         if not paths:
             return None
-        quoted = " ".join(shlex.quote(commands.check_value("backup", p)) for p in paths)
-        return commands.in_workdir(app, host, f"stat -c '%s %Y %n' -- {quoted}")
+        quoted = " ".join(shlex.quote(templates.check_value("backup", p)) for p in paths)
+        return templates.in_workdir(app, host, f"stat -c '%s %Y %n' -- {quoted}")
 
 
 def prepare_commands(
@@ -107,10 +107,10 @@ def prepare_commands(
     if not db.backup:
         raise UserFacingError("no `database.backup` command is configured")
     return PrepareCommands(
-        mkdir=commands.in_workdir(app, host, mkdir),
+        mkdir=templates.in_workdir(app, host, mkdir),
         backup=_cmd(app, host, db.backup, backup=path),
-        check=commands.in_workdir(app, host, f"test -s {q} && stat -c '%s %Y' -- {q}"),
-        deployed_at=commands.in_workdir(app, host, DEPLOYED_AT),
+        check=templates.in_workdir(app, host, f"test -s {q} && stat -c '%s %Y' -- {q}"),
+        deployed_at=templates.in_workdir(app, host, DEPLOYED_AT),
         listing=_cmd(app, host, db.backups) if db.backups else None,
         sql=_alembic(
             app, db, host, "downgrade --sql {revision}", revision=sql_revision(current, target)
@@ -151,7 +151,7 @@ class RestoreCommands:
         run_on = app.database.run_on if app.database else app.hosts[0].name
         out = [(run_on, Planned("backup check", self.exists, changes=False))]
         for host in app.hosts:
-            stop = commands.build(app, host, "stop")
+            stop = templates.build(app, host, "stop")
             if stop:
                 out.append((host.name, Planned("stop", stop, note="until the redeploy")))
         out.append((run_on, Planned("restore", self.restore)))
@@ -165,9 +165,9 @@ def restore_commands(app: AppConfig, db: DatabaseConfig, path: str) -> RestoreCo
     host = app.host(db.run_on)
     if not db.restore:
         raise UserFacingError("no `database.restore` command is configured")
-    q = shlex.quote(commands.check_value("backup", path))
+    q = shlex.quote(templates.check_value("backup", path))
     return RestoreCommands(
-        exists=commands.in_workdir(app, host, f"test -s {q}"),
+        exists=templates.in_workdir(app, host, f"test -s {q}"),
         restore=_cmd(app, host, db.restore, backup=path),
         verify=_cmd(app, host, db.verify) if db.verify else None,
     )
@@ -350,7 +350,7 @@ async def listed_backups(ctx: StepContext, host: HostConfig, listing: str | None
         # `ls` of a glob that matches nothing prints an error, not a file; and a name that
         # cannot go into the restore command is no use either.
         try:
-            paths.append(commands.check_value("backup", line.strip()))
+            paths.append(templates.check_value("backup", line.strip()))
         except UserFacingError:
             continue
     return paths[:MAX_BACKUPS]
@@ -572,8 +572,8 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
     host = _run_on(ctx, db)
     if not db.restore:
         raise StepError("no `database.restore` command is configured", hint="Add one, then Retry.")
-    start = "start" if commands.template(ctx.app, "start") else "restart"  # only on failure
-    if not commands.template(ctx.app, "stop"):
+    start = "start" if templates.template(ctx.app, "start") else "restart"  # only on failure
+    if not templates.template(ctx.app, "stop"):
         raise StepError(
             "no `stop` command is configured for the app",
             hint="The runbook stops the app before a restore: add `deploy.commands.stop` "

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.apps import HostConfig
+from bot.apps_file import HostConfig
 from bot.errors import HostError, StepError
 from bot.steps.context import Outcome, StepContext
 from bot.steps.redeploy import host_clock

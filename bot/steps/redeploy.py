@@ -8,11 +8,11 @@ import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.apps import AppConfig, HostConfig
+from bot.apps_file import AppConfig, HostConfig
 from bot.errors import HostError, StepError, UserFacingError
 from bot.steps.context import Outcome, Planned, StepContext
 from bot.workflow.model import Criterion, HostResult
-from runners import commands
+from runners import templates
 
 # The file whose change means dependencies must be installed again. docker-compose has none:
 # its "install" is the image build, which is what puts the rolled-back code into the image, so
@@ -112,19 +112,19 @@ def host_commands(app: AppConfig, host: HostConfig, ref: str, target: str) -> Ho
     """Raises UserFacingError when a value may not go into a command."""
 
     def cmd(name: str) -> str | None:
-        return commands.build(app, host, name, ref=ref, version=target)
+        return templates.build(app, host, name, ref=ref, version=target)
 
     dep = DEPENDENCY_FILE.get(app.deploy.strategy)
     probe = f"git rev-parse {shlex.quote('HEAD:' + dep)} 2>/dev/null || true" if dep else None
     return HostCommands(
-        dependencies=commands.in_workdir(app, host, probe) if probe else None,
+        dependencies=templates.in_workdir(app, host, probe) if probe else None,
         fetch=cmd("fetch"),
         install=cmd("install"),
         clock=CLOCK,
         restart=cmd("restart"),
         status=cmd("status"),
         version=cmd("version"),
-        head=commands.in_workdir(app, host, "git rev-parse HEAD"),
+        head=templates.in_workdir(app, host, "git rev-parse HEAD"),
     )
 
 

@@ -10,7 +10,7 @@ from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 from git.repo import Repo
 
 from bot import report_md
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.ports import AuditEntry, Notifier
 from bot.steps.context import Outcome, StepContext
 from bot.workflow.model import Criterion, Incident

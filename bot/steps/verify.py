@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from bot.apps import AppConfig, HostConfig
+from bot.apps_file import AppConfig, HostConfig
 from bot.errors import StepError, UserFacingError
 from bot.steps.context import Outcome, StepContext
 from bot.workflow.baseline import compare
 from bot.workflow.model import Criterion, HostResult
-from runners import commands, health
+from runners import health, templates
 
 SHOWN_MATCHES = 20
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -116,7 +116,7 @@ async def scan_logs(
     lines, stamped = lines_since(result.output.splitlines(), since, utc_offset)
     pattern = re.compile(ctx.app.logs.error_pattern)
     matches = [line for line in lines if pattern.search(line)]
-    windowed = stamped or "{since}" in commands.template(ctx.app, "logs")
+    windowed = stamped or "{since}" in templates.template(ctx.app, "logs")
     return LogScan(host.name, len(lines), matches, windowed)
 
 
@@ -232,14 +232,14 @@ def smoke_host(app: AppConfig) -> HostConfig:
 
 def smoke_command(app: AppConfig, host: HostConfig, template: str) -> str:
     """Raises UserFacingError, ValueError or IndexError for a template that cannot be filled."""
-    return commands.in_workdir(
-        app, host, commands.render(template, commands.host_values(app, host))
+    return templates.in_workdir(
+        app, host, templates.render(template, templates.host_values(app, host))
     )
 
 
 def logs_command(app: AppConfig, host: HostConfig, since: datetime, utc_offset: int) -> str | None:
     since_text = since_value(app.deploy.strategy, since, utc_offset)
-    return commands.build(app, host, "logs", since=since_text)
+    return templates.build(app, host, "logs", since=since_text)
 
 
 async def _smoke(ctx: StepContext, found: _Findings) -> None:

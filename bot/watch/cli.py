@@ -11,7 +11,7 @@ import sys
 
 import aiohttp
 
-from bot.apps import AppConfig, AppsFile
+from bot.apps_file import AppConfig, AppsFile
 from bot.deploys import DeployReport, parse_report
 from bot.errors import UserFacingError
 from bot.settings import Settings

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bot.apps import WatchConfig
+from bot.apps_file import WatchConfig
 from bot.watch.model import Sample, Watch
 from runners.health import percentile
 
@@ -92,11 +92,13 @@ def verdict(watch: Watch, cfg: WatchConfig) -> Verdict | None:
 
 
 def evidence(watch: Watch) -> list[str]:
-    """The failures of the last tick, grouped: '/healthz answers 500 on web1 and web2'."""
+    """The failures of the latest tick that had any, grouped: '/healthz answers 500 on web1'."""
     if not watch.ticks:
         return []
+    failing = [t for t in watch.ticks if samples_failed(t.samples)]
+    latest = failing[-1] if failing else watch.ticks[-1]
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for s in watch.ticks[-1].samples:
+    for s in latest.samples:
         if s.ok:
             continue
         what = f"answers {s.status}" if s.status is not None else "does not answer"

@@ -8,13 +8,13 @@ from datetime import datetime
 
 import aiohttp
 
-from bot.apps import AppConfig, HostConfig
+from bot.apps_file import AppConfig, HostConfig
 from bot.errors import HostError, UserFacingError
 from bot.ports import HostRunner
 from bot.steps.redeploy import CLOCK, parse_clock
 from bot.steps.verify import lines_since, since_value
 from bot.watch.model import Sample, Tick
-from runners import commands, health
+from runners import health, templates
 
 
 async def probe_urls(session: aiohttp.ClientSession, app: AppConfig) -> list[Sample]:
@@ -47,7 +47,7 @@ async def error_lines(
 ) -> int | str:
     """Lines matching `logs.error_pattern` written since `since`; a string says what failed."""
     try:
-        cmd = commands.build(
+        cmd = templates.build(
             app, host, "logs", since=since_value(app.deploy.strategy, since, offset)
         )
     except UserFacingError as exc:

@@ -12,13 +12,13 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from bot.apps import AppConfig, AppsFile
+from bot.apps_file import AppConfig, AppsFile
 from bot.deploys import Deploy, DeployReport, check_report
 from bot.engine import Engine, OpenRequest, policy_for
 from bot.errors import UserFacingError
@@ -174,29 +174,40 @@ class WatchService:
             if not watch.utc_offsets:
                 offsets = await asyncio.gather(*(probe.host_offset(runner, h) for h in app.hosts))
                 watch.utc_offsets = {h.name: o for h, o in zip(app.hosts, offsets, strict=True)}
-            seen = await probe.one_round(
-                n,
-                self.worker_id,
-                app,
-                runner,
-                watch.deploy.at,
-                watch.utc_offsets,
-                datetime.now(UTC),
+            # No earlier deploy known: the repo names the version before, looked up now, off
+            # the path of a proposal.
+            fallback = None
+            if n == 0 and not watch.last_good:
+                fallback = self._tag_before(app, watch.deploy.version)
+            seen, last_good = await asyncio.gather(
+                probe.one_round(
+                    n,
+                    self.worker_id,
+                    app,
+                    runner,
+                    watch.deploy.at,
+                    watch.utc_offsets,
+                    datetime.now(UTC),
+                ),
+                fallback or _none(),
             )
         finally:
             self._runners[app.name] = (runner, time.monotonic())
-        updated = await self._append(watch_id, seen, watch.utc_offsets)
+        updated = await self._append(watch_id, seen, watch.utc_offsets, last_good)
         if updated is None:
             return
         await self._judge(app, updated)
 
-    async def _append(self, watch_id: str, seen: Tick, offsets: dict[str, int]) -> Watch | None:
+    async def _append(
+        self, watch_id: str, seen: Tick, offsets: dict[str, int], last_good: str | None
+    ) -> Watch | None:
         for _ in range(20):
             watch = await self.store.load(watch_id)
             if watch is None or not watch.state.ticking or len(watch.ticks) > seen.n:
                 return None
             watch.ticks.append(seen)
             watch.utc_offsets = watch.utc_offsets or offsets
+            watch.last_good = watch.last_good or last_good
             if watch.first_failure_at is None and judge.samples_failed(seen.samples):
                 watch.first_failure_at = seen.at
             if await self.store.save(watch):
@@ -207,8 +218,6 @@ class WatchService:
         assert app.watch is not None
         verdict = judge.verdict(watch, app.watch)
         if verdict is not None:
-            if watch.last_good is None:
-                watch.last_good = await self._tag_before(app, watch.deploy.version)
             watch.state = WatchState.PROPOSED
             watch.proposed_at = datetime.now(UTC)
             watch.evidence = verdict.text()
@@ -420,4 +429,5 @@ class WatchService:
         return held
 
 
-Lookup = Callable[[str], Awaitable[Baseline | None]]
+async def _none() -> None:
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -9,6 +10,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from bot.workflow.baseline import Baseline
+
+# What a version (tag, commit, branch) may look like wherever it is named: it ends up in git and
+# shell commands, so anything else is refused up front.
+VERSION_RE = re.compile(r"^[A-Za-z0-9._/-]{1,100}$")
 
 
 def utcnow() -> datetime:

@@ -21,12 +21,74 @@ from pydantic import (
     model_validator,
 )
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, Problem
 from bot.paths import absolute, repo_location
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_CHANNEL = re.compile(r"^[CG][A-Z0-9]+$")
+_PERSON = re.compile(r"^[UWS][A-Z0-9]+$")
+_MENTION = re.compile(r"^(?:<@[UW][A-Z0-9]{2,}>|<!subteam\^S[A-Z0-9]{2,}(?:\|[^<>]*)?>|"
+                      r"<!(?:here|channel|everyone)>|[UWS][A-Z0-9]{2,})$")  # fmt: skip
+
+
+def check_address(value: str) -> str:
+    """A host name or an IP address, nothing an `ssh` command line could take for an option."""
+    import ipaddress
+
+    v = value.strip()
+    try:
+        ipaddress.ip_address(v)
+        return v
+    except ValueError:
+        pass
+    labels = v.rstrip(".").split(".")
+    if all(label.isdigit() for label in labels):
+        raise ValueError(f"{value!r} is not a valid IP address (each part 0-255, e.g. 10.0.0.11)")
+    if not v or len(v) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise ValueError(
+            f"{value[:60]!r} is not a host name or IP address: use letters, digits, '-' and '.' "
+            "only, not starting with '-' (e.g. web1.example.com or 10.0.0.11)"
+        )
+    return v
+
+
+def check_channel(value: str) -> str:
+    if not _CHANNEL.match(value):
+        raise ValueError(
+            f"{value[:60]!r} is not a channel id: use the id (C… or G…; in Slack, the channel's "
+            "name → About, at the bottom), not its name"
+        )
+    return value
+
+
+def check_person(value: str) -> str:
+    if not _PERSON.match(value):
+        raise ValueError(
+            f"{value[:60]!r} is not a user or user-group id: use the id (U…, from the profile's "
+            "⋮ → Copy member ID; or S… for a user group), not a name"
+        )
+    return value
+
+
+def check_url(value: str) -> str:
+    """http(s)://host… ; `{placeholders}` are filled per host, so they stand for a host here."""
+    from urllib.parse import urlsplit
+
+    probe = re.sub(r":\{[A-Za-z_][A-Za-z0-9_]*\}", ":1", value)  # a port from the host's vars
+    probe = re.sub(r"\{[A-Za-z_][A-Za-z0-9_]*\}", "x", probe)
+    try:
+        parts = urlsplit(probe)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"{value[:80]!r} is not a URL: {exc}") from None
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(
+            f"{value[:80]!r} is not an http(s) URL with a host (e.g. https://myapp.com/healthz)"
+        )
+    return value
 
 
 def parse_duration(value: Any) -> float:
@@ -70,6 +132,11 @@ class HostConfig(_Model):
     port: int = Field(default=22, ge=1, le=65535)
     workdir: str | None = None  # per-host override of deploy.workdir
     vars: dict[str, str] = Field(default_factory=dict)  # extra placeholders, e.g. app_port
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        return check_address(v)
 
     @field_validator("name")
     @classmethod
@@ -134,6 +201,11 @@ class HealthCheck(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return check_url(v)
+
 
 class LogsConfig(_Model):
     error_pattern: str = r"(?i)\b(error|critical|traceback)\b"
@@ -193,6 +265,9 @@ class WatchConfig(_Model):
     def _sane(self) -> WatchConfig:
         if self.interval <= 0 or self.duration < self.interval:
             raise ValueError("interval must be positive and at most the duration")
+        if self.duration / self.interval > 1000:
+            # Every probe of a watch is kept in its Redis record until the watch ends.
+            raise ValueError("at most 1000 probes per watch: lengthen the interval")
         return self
 
 
@@ -237,6 +312,32 @@ class AppConfig(_Model):
     def _repo(cls, v: str) -> str:
         return repo_location(v)
 
+    @field_validator("incident_channel")
+    @classmethod
+    def _channel(cls, v: str) -> str:
+        return check_channel(v)
+
+    @field_validator("notify")
+    @classmethod
+    def _channels(cls, v: list[str]) -> list[str]:
+        return _each(v, check_channel)
+
+    @field_validator("operators", "approvers")
+    @classmethod
+    def _people(cls, v: list[str]) -> list[str]:
+        return _each(v, check_person)
+
+    @field_validator("mention")
+    @classmethod
+    def _mentions(cls, v: list[str]) -> list[str]:
+        for i, item in enumerate(v):
+            if not _MENTION.match(item):
+                raise ValueError(
+                    f'[{i}] {item[:60]!r} is not a mention: use "<!subteam^S…>" (a user '
+                    'group), "<@U…>" (a person) or "<!here>"'
+                )
+        return v
+
     @property
     def production(self) -> bool:
         return self.environment.lower() in {"production", "prod"}
@@ -280,11 +381,31 @@ class IncidentsConfig(_Model):
         return str(absolute(v))
 
 
+def _each(values: list[str], check: Any) -> list[str]:
+    for i, value in enumerate(values):
+        try:
+            check(value)
+        except ValueError as exc:
+            raise ValueError(f"[{i}] {exc}") from None
+    return values
+
+
 class AppsFile(_Model):
     apps: dict[str, AppConfig]
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     # name -> Slack user (or user-group) id: names typed at the terminal, shown on it.
     people: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("people")
+    @classmethod
+    def _people(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, uid in v.items():
+            try:
+                check_person(uid)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return v
+
     path: str = ""
 
     def app(self, name: str) -> AppConfig | None:
@@ -301,31 +422,35 @@ class AppsFile(_Model):
         return bare if re.fullmatch(r"[UWS][A-Z0-9]{2,}", bare) else None
 
 
-def _key(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
+def parse_apps(data: Any, path: str, text: str = "") -> AppsFile:
+    """The apps file as a model, or a `ConfigError` listing every problem (with lines when the
+    YAML `text` is given)."""
+    from bot.apps_problems import from_validation, key_lines, line_of, placeholder_problems
 
-
-def parse_apps(data: Any, path: str) -> AppsFile:
+    lines = key_lines(text) if text else {}
     if not isinstance(data, dict) or "apps" not in data:
         raise ConfigError(path, "apps", "missing: the file must have a top-level 'apps:' map")
+    problems: list[Problem] = []
     if isinstance(data.get("apps"), dict):
         for name, app in data["apps"].items():
             if not _ID.match(str(name)):
-                raise ConfigError(path, f"apps.{name}", "app names: letters, digits, . _ - only")
+                loc = ("apps", str(name))
+                problems.append(Problem(f"apps.{name}", "app names: letters, digits, . _ - only",
+                                        "rename the app", line_of(lines, loc)))  # fmt: skip
             if isinstance(app, dict):
                 app.setdefault("name", name)
+    problems += placeholder_problems(data, lines)
     try:
-        return AppsFile.model_validate({**data, "path": path})
+        model = AppsFile.model_validate({**data, "path": path})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
-        raise ConfigError(path, _key(loc), err["msg"]) from None
+        problems = from_validation(exc, lines, AppsFile) + problems
+        model = None
+    if problems:
+        problems.sort(key=lambda p: p.line or 0)
+        first = problems[0]
+        raise ConfigError(path, first.key, first.what, problems)
+    assert model is not None
+    return model
 
 
 def load_apps(path: str | Path) -> AppsFile:
@@ -342,4 +467,4 @@ def load_apps(path: str | Path) -> AppsFile:
         raise ConfigError(
             str(p), where, f"not valid YAML: {getattr(exc, 'problem', exc)}"
         ) from None
-    return parse_apps(data, str(p))
+    return parse_apps(data, str(p), text)

@@ -15,16 +15,29 @@ from typing import Any, Protocol
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_bolt.context.respond.async_respond import AsyncRespond as Respond
 
-from bot.engine import Engine, OpenRequest, check_reason, policy_for
+from bot.command import HELP, Command, parse
+from bot.dispatch import (
+    Cancelled,
+    Dispatcher,
+    Listing,
+    NoIncidents,
+    Opened,
+    OpenedFromPlan,
+    PlanMade,
+    Released,
+    Reply,
+    StatusOf,
+    Unfrozen,
+    check_plan,
+    check_start,
+)
+from bot.engine import Engine
 from bot.errors import UserFacingError
 from bot.plan import render
-from bot.plan.build import PLAN_TTL, Planner
 from bot.plan.model import Plan
 from bot.ports import Store
 from bot.workflow.machine import Answer
-from bot.workflow.policy import Actor, Right
 from handlers import blocks
-from handlers.commands import HELP, Command, parse
 from handlers.groups import GroupResolver
 from handlers.ids import CHOICE, Action, ButtonValue
 from handlers.pending import PendingCommands
@@ -52,7 +65,7 @@ class SlackFront:
         self.engine = engine
         self.store = store
         self.groups = groups
-        self.planner = Planner(engine)
+        self.dispatcher = Dispatcher(engine, store)
         self.poster = poster
         self.pending = pending
         self._mine: set[str] = set()  # commands this process acked and has yet to carry out
@@ -69,12 +82,11 @@ class SlackFront:
                 await ack(text=HELP)
                 return
             if cmd.kind == "start":
-                self._quick_start_checks(cmd)
+                check_start(self.engine, cmd)
                 await ack(text=f"Checking `{cmd.app}` {cmd.version or '(previous version)'}…")
                 return
             if cmd.kind == "plan":
-                self.engine.app(cmd.app)
-                self.engine.check_version(cmd.version)
+                check_plan(self.engine, cmd)
                 await ack(
                     text=f"Planning the rollback of `{cmd.app}` (read-only: nothing changes)…"
                 )
@@ -82,18 +94,6 @@ class SlackFront:
             await ack()
         except UserFacingError as exc:
             await ack(text=f":warning: {exc}")
-
-    def _quick_start_checks(self, cmd: Command) -> None:
-        """Bad input is refused before anything runs; rights are checked once groups are known."""
-        self.engine.app(cmd.app)
-        self.engine.check_version(cmd.version)
-        if not cmd.reason.strip():
-            version = f" {cmd.version}" if cmd.version else ""
-            raise UserFacingError(
-                "What broke? The runbook asks to confirm the issue first: add a reason, e.g. "
-                f"`/rollback {cmd.app}{version} checkout returns 500`."
-            )
-        check_reason(cmd.reason)
 
     async def _record(self, body: dict[str, Any]) -> None:
         """Before the ack: the command is kept in Redis, so that a process dying right after
@@ -166,10 +166,7 @@ class SlackFront:
         """
         if cmd is None or cmd.kind != "status" or not cmd.target:
             return []
-        incident = await self.store.load(cmd.target)
-        if incident is None:
-            holder = await self.store.lock_holder(cmd.target)
-            incident = await self.store.load(holder) if holder else None
+        incident = await self.dispatcher.gate_of(cmd.target)
         if incident is None or incident.gate is None:
             return []
         _, gate_blocks = blocks.gate(incident, incident.gate)
@@ -177,42 +174,12 @@ class SlackFront:
 
     async def _dispatch(self, cmd: Command, user: str) -> str:
         actor = await self.groups.actor(user)
-        if cmd.kind == "start":
-            self._quick_start_checks(cmd)
-            request = OpenRequest(cmd.app, cmd.version, cmd.reason, actor, major=cmd.major)
-            incident = await self.engine.open(request)
-            link = incident.thread.permalink if incident.thread else ""
-            return (
-                f":rewind: Incident `{incident.id}` opened for `{incident.app}`"
-                + (f" → `{cmd.version}`" if cmd.version else "")
-                + (f". Follow it in the <{link}|thread>." if link else ".")
-            )
-        if cmd.kind == "plan":
-            return await self._plan(cmd, actor)
-        if cmd.kind == "list":
-            return blocks.incident_list(await self.store.recent_incidents(15))
-        if cmd.kind == "status":
-            return await self._status(cmd.target)
-        if cmd.kind == "cancel":
-            found = await self.store.load(cmd.target)
-            if found is None:
-                raise UserFacingError(f"No incident `{cmd.target}`. `/rollback list` shows them.")
-            await self.engine.cancel(found.id, actor)
-            return f"Incident `{found.id}` cancelled. The thread says what was rolled back."
-        if cmd.kind == "unfreeze":
-            app = self.engine.app(cmd.target)
-            if reason := policy_for(app).refuse(actor, Right.APPROVE):
-                raise UserFacingError(reason)
-            freeze = await self.store.unfreeze(app.name)
-            if freeze is None:
-                return f"`{app.name}` is not frozen."
-            return f":sunny: `{app.name}` unfrozen by <@{user}>; deploys may go ahead."
-        if cmd.kind == "release":
-            return await self._release(cmd, actor)
-        raise UserFacingError(HELP)
+        reply = await self.dispatcher.run(cmd, actor)
+        if isinstance(reply, PlanMade):
+            return await self._post_plan(reply.plan)
+        return reply_text(reply)
 
-    async def _plan(self, cmd: Command, actor: Actor) -> str:
-        plan = await self.planner.plan(cmd.app, cmd.version, actor, reason=cmd.reason)
+    async def _post_plan(self, plan: Plan) -> str:
         app = self.engine.app(plan.app)
         channel = app.incident_channel
         if self.poster is None:
@@ -233,60 +200,8 @@ class SlackFront:
         )
 
     async def _run_plan(self, plan_id: str, user: str) -> str:
-        raw = await self.store.load_plan(plan_id)
-        if raw is None:
-            raise UserFacingError(
-                f"Plan `{plan_id}` is no longer kept (plans last {PLAN_TTL // 3600} hours): make "
-                "a new one with `/rollback plan APP`."
-            )
-        plan = Plan.model_validate_json(raw)
         actor = await self.groups.actor(user)
-        request = OpenRequest(
-            plan.app,
-            plan.target,
-            plan.reason or f"rollback as planned in plan {plan.id}",
-            actor,
-            plan=plan.basis,
-            incident_id=plan.id,
-        )
-        incident = await self.engine.open(request)
-        link = incident.thread.permalink if incident.thread else ""
-        return (
-            f":rewind: Incident `{incident.id}` opened from plan `{plan.id}` for `{plan.app}` → "
-            f"`{plan.target}`" + (f". Follow it in the <{link}|thread>." if link else ".")
-        )
-
-    async def _release(self, cmd: Command, actor: Actor) -> str:
-        app = self.engine.app(cmd.app)
-        self.engine.check_version(cmd.version)
-        if reason := policy_for(app).refuse(actor, Right.APPROVE):
-            raise UserFacingError(reason)
-        if self.engine.watch is None or cmd.version is None:
-            raise UserFacingError("Quarantine is not available here.")
-        held = await self.engine.watch.release(app.name, cmd.version, actor.user)
-        if held is None:
-            return f"`{app.name}` `{cmd.version}` is not quarantined."
-        await self.store.audit(held.incident, actor.user, f"released {cmd.version}", "quarantine")
-        return (
-            f":unlock: `{app.name}` `{cmd.version}` released by <@{actor.user}>: "
-            f"it may be deployed again (it was rolled back by incident `{held.incident}`)."
-        )
-
-    async def _status(self, target: str) -> str:
-        if not target:
-            open_ = await self.store.open_incidents()
-            return blocks.incident_list(open_) if open_ else "No open incidents."
-        incident = await self.store.load(target)
-        if incident is None:
-            app = self.engine.app(target)
-            holder = await self.store.lock_holder(app.name)
-            incident = await self.store.load(holder) if holder else None
-            if incident is None:
-                recent = [i for i in await self.store.recent_incidents(50) if i.app == app.name]
-                if not recent:
-                    return f"`{app.name}` has no incidents."
-                incident = recent[0]
-        return blocks.incident_status(incident)
+        return reply_text(await self.dispatcher.run_plan(plan_id, actor))
 
     # ---- buttons ------------------------------------------------------------------------
 
@@ -331,6 +246,45 @@ class SlackFront:
 
 def _command_key(body: dict[str, Any]) -> str:
     return _hash(str(body.get("trigger_id") or _digest(body)))
+
+
+def reply_text(reply: Reply) -> str:
+    """A command's reply in Slack mrkdwn."""
+    match reply:
+        case Opened(incident=incident, version=version):
+            link = incident.thread.permalink if incident.thread else ""
+            return (
+                f":rewind: Incident `{incident.id}` opened for `{incident.app}`"
+                + (f" → `{version}`" if version else "")
+                + (f". Follow it in the <{link}|thread>." if link else ".")
+            )
+        case Listing(incidents=incidents, empty=empty):
+            return blocks.incident_list(incidents) if incidents else empty
+        case StatusOf(incident=incident):
+            return blocks.incident_status(incident)
+        case Cancelled(incident_id=incident_id):
+            return f"Incident `{incident_id}` cancelled. The thread says what was rolled back."
+        case Unfrozen(app=app, by=by, was_frozen=was_frozen):
+            if not was_frozen:
+                return f"`{app}` is not frozen."
+            return f":sunny: `{app}` unfrozen by <@{by}>; deploys may go ahead."
+        case NoIncidents(app=app):
+            return f"`{app}` has no incidents."
+        case Released(app=app, version=version, by=by, incident_id=incident_id):
+            if not incident_id:
+                return f"`{app}` `{version}` is not quarantined."
+            return (
+                f":unlock: `{app}` `{version}` released by <@{by}>: "
+                f"it may be deployed again (it was rolled back by incident `{incident_id}`)."
+            )
+        case OpenedFromPlan(incident=incident, plan=plan):
+            link = incident.thread.permalink if incident.thread else ""
+            return (
+                f":rewind: Incident `{incident.id}` opened from plan `{plan.id}` for `{plan.app}` "
+                f"→ `{plan.target}`" + (f". Follow it in the <{link}|thread>." if link else ".")
+            )
+        case PlanMade(plan=plan):
+            return f"Plan `{plan.id}` for `{plan.app}` → `{plan.target}` is made."
 
 
 def _hash(key: str) -> str:

@@ -1,4 +1,4 @@
-"""`/rollback …`: parsing, and what each subcommand does, for Slack and the terminal alike."""
+"""`/rollback …`: parsing and the help text, shared by every front (`bot.dispatch` runs them)."""
 
 from __future__ import annotations
 

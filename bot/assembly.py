@@ -20,22 +20,23 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.api import add_routes
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.engine import Engine
 from bot.metrics import REGISTRY, refresh
 from bot.queue import SaqStepQueue, make_queue, make_worker
 from bot.redaction import install_log_redaction
 from bot.settings import Settings
-from bot.slack_notifier import SlackNotifier, make_client
 from bot.store_redis import RedisStore, connect
 from bot.watch.jobs import SaqTickQueue, tick_function
 from bot.watch.service import WatchService
 from bot.watch.store import WatchStore
 from bot.webhooks import WebhookOutbox, deliver_function
 from handlers.groups import GroupResolver
+from handlers.listeners import SlackFront, register
+from handlers.notifier import SlackNotifier, make_client
 from handlers.pending import PendingCommands
-from handlers.slack import SlackFront, register
 from handlers.watch_slack import SlackProposer, WatchFront, register_watch
+from runners.git import GitRepos
 from runners.local import runner_for
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         queue=SaqStepQueue(queue, heartbeat=settings.heartbeat),
         workspace=settings.workspace,
         runner_factory=runner_for,
+        repos=GitRepos(settings.workspace),
         worker_id=settings.worker_id,
         watch=watches,
         events=WebhookOutbox(apps, queue),
@@ -198,11 +200,15 @@ def metrics_app(rt: Runtime) -> web.Application:
     return app
 
 
-def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
+def web_app(rt: Runtime, *, with_worker: bool = False, slack_http: bool = True) -> web.Application:
+    """`/slack/events` (unless Slack comes over Socket Mode: then nothing unsigned may reach
+    Bolt), `/healthz`, `/metrics` and the API."""
     app = web.Application()
     app[RUNTIME] = rt
-    app[BOLT], front = build_slack(rt)
-    app.router.add_post("/slack/events", slack_events)
+    front: SlackFront | None = None
+    if slack_http:
+        app[BOLT], front = build_slack(rt)
+        app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     add_routes(app, rt)
@@ -213,11 +219,12 @@ def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
             worker.SIGNALS = []  # aiohttp owns SIGTERM here, and stops the worker on cleanup
         task = asyncio.create_task(worker.start()) if worker else None
         held = asyncio.create_task(deliver_held(rt)) if worker is None else None
-        recovering = asyncio.create_task(recover_commands(front))
+        recovering = asyncio.create_task(recover_commands(front)) if front else None
         yield
-        recovering.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await recovering
+        if recovering is not None:
+            recovering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recovering
         if held is not None and not held.done():
             held.cancel()
         if worker is not None and task is not None:

@@ -11,10 +11,10 @@ import shlex
 import string
 from collections.abc import Mapping
 
-from bot.apps import AppConfig, HostConfig
+from bot.apps_file import AppConfig, HostConfig
 from bot.errors import UserFacingError
+from bot.workflow.model import VERSION_RE
 
-VERSION_RE = re.compile(r"^[A-Za-z0-9._/-]{1,100}$")
 _SAFE: dict[str, re.Pattern[str]] = {
     "ref": VERSION_RE,
     "version": VERSION_RE,

@@ -16,18 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from bot.apps import AppsFile
+from bot.apps_file import AppsFile
 from bot.console import Console, InputClosed, Interrupted
 from bot.engine import Engine, OpenRequest
 from bot.errors import StepError, UserFacingError
 from bot.people import People
 from bot.ports import Notifier, Store
 from bot.settings import Settings
+from bot.terminal.notifier import numbered
 from bot.workflow.machine import Answer
 from bot.workflow.model import Gate, GateKind, Incident, StepId
 from bot.workflow.policy import Actor
 from handlers import text as t
 from handlers.ids import CHOICE
+from runners.git import GitRepos
 from runners.local import runner_for
 
 EXIT_INTERRUPTED = 130  # what shells expect after Ctrl-C
@@ -124,7 +126,7 @@ class Prompter:
     async def _ask(self, incident: Incident, gate: Gate) -> Reply:
         view = t.gate_view(incident, gate)
         buttons = view.buttons
-        menu = "  ".join(f"{i}) {b.label}" for i, b in enumerate(buttons, 1))
+        menu = "  ".join(numbered(buttons))
         accepted = f"a number from 1 to {len(buttons)}" if len(buttons) > 1 else "1"
         while True:
             try:
@@ -153,12 +155,19 @@ class Prompter:
         """Four-eyes at the prompt: an approver of the app, by name or id, not the requester."""
         app = self.apps.app(incident.app)
         listed = list(app.approvers) if app else []
-        names = ", ".join(self.people.name(a).removeprefix("@") for a in listed) or "nobody"
+        persons = [a for a in listed if not a.startswith("S")]
+        names = ", ".join(self.people.name(a).removeprefix("@") for a in persons) or "nobody"
         try:
             typed = await self.console.read_line(f"Approver's name or user id ({names}): ")
         except InputClosed:
             raise Paused from None
         uid = self.apps.person(typed)
+        if uid is not None and uid.startswith("S"):
+            self.console.say(
+                f"{self.people.name(uid)} is a user group; name the person who approves "
+                "(the terminal cannot ask Slack who is in a group)."
+            )
+            return None
         if uid is None or uid not in listed:
             who = f"“{typed[:40]}”" if typed else "Nobody"
             self.console.say(f"{who} is not an approver of {incident.app}. Approvers: {names}.")
@@ -283,6 +292,7 @@ def build_terminal_engine(
         queue=queue,
         workspace=workspace,
         runner_factory=runner_for,
+        repos=GitRepos(workspace),
         worker_id="terminal",
     )
     queue.engine = engine
@@ -375,7 +385,7 @@ async def run_rollback(
     stream_in: TextIO = sys.stdin,
     resume: str = "",
 ) -> int:
-    from bot.terminal_notifier import connect_terminal_notifier
+    from bot.terminal.notifier import connect_terminal_notifier
 
     if not resume and (why := refusal(apps, args)):
         print(f"✗ {why}", file=out)
@@ -438,7 +448,8 @@ async def _run(
         console.say("\n" + resume_hint(incident, durable))
         return EXIT_INTERRUPTED
     print(f"\n{people.plain(incident.outcome or incident.status.value)}", file=out)
-    return 0 if incident.status.value == "completed" else 1
+    # Fix forward is a decision, not a failure; an abort or a cancel is not what was asked.
+    return 0 if incident.status.value in {"completed", "fixed_forward"} else 1
 
 
 async def _open(
