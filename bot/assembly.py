@@ -219,12 +219,13 @@ def web_app(rt: Runtime, *, with_worker: bool = False, slack_http: bool = True) 
             worker.SIGNALS = []  # aiohttp owns SIGTERM here, and stops the worker on cleanup
         task = asyncio.create_task(worker.start()) if worker else None
         held = asyncio.create_task(deliver_held(rt)) if worker is None else None
-        recovering = asyncio.create_task(recover_commands(front)) if front else None
+        stopping = asyncio.Event()
+        recovering = asyncio.create_task(recover_commands(front, stopping)) if front else None
         yield
+        stopping.set()
         if recovering is not None:
-            recovering.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await recovering
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(recovering, 5)
         if held is not None and not held.done():
             held.cancel()
         if worker is not None and task is not None:
@@ -235,14 +236,19 @@ def web_app(rt: Runtime, *, with_worker: bool = False, slack_http: bool = True) 
     return app
 
 
-async def recover_commands(front: SlackFront, every: float = 2.0) -> None:
-    """Commands acked by a web process that died before carrying them out: done here."""
-    while True:
+async def recover_commands(front: SlackFront, stopping: asyncio.Event, every: float = 2.0) -> None:
+    """Commands acked by a web process that died before carrying them out: done here.
+
+    Stopped by `stopping`, not by cancelling: a cancellation that lands inside a Redis call
+    can be swallowed by the client, and the loop would never end.
+    """
+    while not stopping.is_set():
         try:
             await front.recover()
         except Exception:
             log.exception("pending commands: not recovered this time")
-        await asyncio.sleep(every)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), every)
 
 
 async def deliver_held(rt: Runtime) -> None:
