@@ -167,6 +167,8 @@ def write(rep: Report, out: Path, info: dict[str, str], shared: str, wall: float
                  "section below.", ""]  # fmt: skip
     text += rep.details
     out.write_text("\n".join(text).rstrip() + "\n")
+    if out.resolve() != (HERE / "RESULTS.md").resolve():
+        return  # figures written elsewhere (a smoke run) are not the README's
     if README.exists() and START in (readme := README.read_text()) and END in readme:
         block = "\n".join([START, *rep.summary_table(), END])
         README.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block,
