@@ -25,6 +25,7 @@ from bot.plan.model import PlanBasis
 from bot.ports import Freeze, HostRunner, Notifier, Repos, StepQueue, Store
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.workflow.baseline import Baseline
+from bot.workflow.facts import Facts, StepFacts
 from bot.workflow.machine import (
     Answer,
     AskGate,
@@ -320,7 +321,7 @@ class Engine:
         except UserFacingError as exc:
             await self.audit_refusal(incident_id, answer.actor.user, answer.choice, str(exc))
             raise
-        said = incident.facts.get("answered", {}).get(answer.token)
+        said = incident.facts.answered.get(answer.token)
         if said:
             await self.notifier.resolve_gate(incident, answer.token, said)
         return incident
@@ -383,12 +384,12 @@ class Engine:
         opened = incident.thread is not None and bool(incident.thread.ts)
         if incident.status in {Status.ABORTED, Status.CANCELLED} and opened:
             await self._abort_report(incident)
-        if incident.facts.get("notified_start"):  # those told of the start hear of the end
+        if incident.facts.prerequisites.notified_start:  # those told of the start hear of the end
             await self.notifier.stakeholders(incident, "end")
 
     async def _quarantine(self, incident: Incident, link: str) -> None:
         """The version rolled back from may not come back until an approver releases it."""
-        bad = incident.facts.get("deployed")
+        bad = incident.facts.assess.deployed
         if self.watch is None or not bad or bad == incident.target:
             return
         await self.watch.quarantine(
@@ -425,7 +426,7 @@ class Engine:
             current = await self.store.load(incident.id)
             if current is None:
                 return
-            current.facts.update(published.facts)
+            current.facts.store(published.facts)
             if await self.store.save(current):
                 return
 
@@ -610,11 +611,12 @@ class Engine:
         return count
 
 
-def _plan_facts(plan: PlanBasis | None) -> dict[str, object]:
+def _plan_facts(plan: PlanBasis | None) -> Facts:
     if plan is None:
-        return {}
+        return Facts()
     # Assess compares what it finds with the plan; the code step takes the plan's method.
-    return {"plan": plan.model_dump(mode="json"), "code_method": plan.code_method}
+    method: Literal["revert", "tag"] = "revert" if plan.code_method == "revert" else "tag"
+    return Facts(plan=plan, code_method=method)
 
 
 def check_reason(reason: str) -> None:
@@ -647,9 +649,9 @@ def _hosts(exc: StepError) -> dict[str, HostResult]:
     return dict(exc.hosts)
 
 
-def _facts(ctx: StepContext) -> dict[str, object]:
+def _facts(ctx: StepContext) -> StepFacts | None:
     """Facts a failing step recorded on its way (e.g. which hosts are already redeployed)."""
-    return dict(ctx.incident.facts)
+    return ctx.incident.facts.of_step(ctx.step.value)
 
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")

@@ -21,6 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.ports import AuditEntry, Freeze
 from bot.workflow.model import Incident
+from bot.workflow.schema import load_incident
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -98,7 +99,7 @@ class RedisStore:
 
     async def load(self, incident_id: str) -> Incident | None:
         raw = await self.r.get(f"{P}incident:{incident_id}")
-        return Incident.model_validate_json(raw) if raw else None
+        return load_incident(raw) if raw else None
 
     async def save(self, incident: Incident) -> bool:
         expected = incident.version
@@ -139,7 +140,7 @@ class RedisStore:
         if not ids:
             return []
         raws = await self.r.mget([f"{P}incident:{i}" for i in ids])
-        return [Incident.model_validate_json(raw) for raw in raws if raw]
+        return [load_incident(raw) for raw in raws if raw]
 
     async def open_incidents(self) -> list[Incident]:
         ids = sorted(cast(set[str], await self.r.smembers(f"{P}open")))

@@ -26,6 +26,7 @@ from git.repo import Repo
 from bot.apps_file import AppConfig
 from bot.errors import StepError, UserFacingError
 from bot.paths import absolute
+from bot.workflow.facts import CommitFact
 from bot.workflow.model import VERSION_RE
 
 Method = Literal["revert", "tag"]
@@ -140,13 +141,8 @@ class CommitInfo:
     def oneline(self) -> str:
         return f"{self.short} {self.subject}"
 
-    def fact(self) -> dict[str, str | bool]:
-        return {
-            "sha": self.sha,
-            "short": self.short,
-            "subject": self.subject,
-            "merge": self.is_merge,
-        }
+    def fact(self) -> CommitFact:
+        return CommitFact(sha=self.sha, short=self.short, subject=self.subject, merge=self.is_merge)
 
 
 @dataclass(frozen=True)

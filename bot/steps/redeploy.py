@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from bot.apps_file import AppConfig, HostConfig
 from bot.errors import HostError, StepError, UserFacingError
 from bot.steps.context import Outcome, Planned, StepContext
+from bot.workflow.facts import RedeployFacts
 from bot.workflow.model import Criterion, HostResult
 from runners import templates
 
@@ -49,15 +50,15 @@ async def host_clock(ctx: StepContext, host: HostConfig) -> tuple[datetime, int]
 
 
 def _ref(ctx: StepContext) -> tuple[str, str]:
-    target = ctx.facts.get("target") or ctx.incident.target
+    target = ctx.incident.target
     if not target:
         raise StepError("no target version known", hint="The assess step sets it; Retry it.")
-    return str(ctx.facts.get("hotfix_ref") or target), str(target)
+    return ctx.facts.code.hotfix_ref or target, target
 
 
 def _expected_sha(ctx: StepContext) -> str:
     # A 'revert' hotfix is a new commit whose describe differs from the tag: its sha is the truth.
-    return str(ctx.facts.get("hotfix_sha") or ctx.facts.get("target_sha") or "")
+    return ctx.facts.code.hotfix_sha or ctx.facts.assess.target_sha
 
 
 def _last_line(text: str) -> str:
@@ -153,10 +154,10 @@ class _Host:
 
     async def run(self) -> HostResult:
         ctx, name = self.ctx, self.host.name
-        facts = ctx.facts
+        facts = ctx.facts.redeploy
         # Kept from the first attempt: after a failed install, a retry finds the new checkout
         # already in place and would otherwise think nothing changed.
-        fingerprints: dict[str, str] = facts.setdefault("dependency_fingerprint", {})
+        fingerprints = facts.dependency_fingerprint
         before = await self.dependency_fingerprint()
         if before is not None:
             before = fingerprints.setdefault(name, before)
@@ -167,12 +168,12 @@ class _Host:
         else:
             await ctx.out(name, "requirements.txt unchanged: install skipped")
         now, offset = await host_clock(ctx, self.host)
-        facts.setdefault("restart_at", {})[name] = now.isoformat()
-        facts.setdefault("host_utc_offset", {})[name] = offset
+        facts.restart_at[name] = now.isoformat()
+        facts.host_utc_offset[name] = offset
         await self.step("restart", self.cmds.restart)
         await self.step("status", self.cmds.status)
         reported = _last_line(await self.step("version", self.cmds.version))
-        facts.setdefault("versions_by_host", {})[name] = reported
+        facts.versions_by_host[name] = reported
         problem = await self._off_target(reported)
         if problem:
             raise HostError(
@@ -206,13 +207,11 @@ def batches(hosts: list[HostConfig], size: int | None) -> list[list[HostConfig]]
 
 async def run(ctx: StepContext) -> Outcome:
     ref, target = _ref(ctx)
-    facts = ctx.facts
-    if facts.get("redeploy_ref") != ref:
+    if ctx.facts.redeploy.ref != ref:
         # A different rollback ref means nothing done so far counts.
-        facts["redeploy_ref"] = ref
-        facts["redeployed_hosts"] = []
-        facts.pop("dependency_fingerprint", None)
-    done: list[str] = facts.setdefault("redeployed_hosts", [])
+        ctx.facts.redeploy = RedeployFacts(ref=ref)
+    facts = ctx.facts.redeploy
+    done = facts.redeployed_hosts
     todo = [h for h in ctx.app.hosts if h.name not in done]
     if done:
         await ctx.say(
@@ -263,19 +262,9 @@ async def run(ctx: StepContext) -> Outcome:
     return Outcome(
         summary=summary,
         hosts=results,
-        facts={k: facts[k] for k in _FACT_KEYS if k in facts},
+        facts=facts,
         criteria={Criterion.DEPLOYED: True},
     )
-
-
-_FACT_KEYS = (
-    "redeploy_ref",
-    "redeployed_hosts",
-    "restart_at",
-    "host_utc_offset",
-    "versions_by_host",
-    "dependency_fingerprint",
-)
 
 
 def _rollout_error(

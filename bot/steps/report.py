@@ -13,6 +13,7 @@ from bot import report_md
 from bot.apps_file import AppsFile
 from bot.ports import AuditEntry, Notifier
 from bot.steps.context import Outcome, StepContext
+from bot.workflow.facts import ReportFacts
 from bot.workflow.model import Criterion, Incident
 from bot.workflow.steps import STEPS
 
@@ -104,7 +105,7 @@ def _push(repo: Repo, sha: str) -> Committed:
 
 @dataclass(frozen=True)
 class Published:
-    facts: dict[str, object]
+    facts: ReportFacts
     where: str
 
 
@@ -163,19 +164,15 @@ async def publish(
             f":warning: The report is committed but the push failed: {committed.push_error}. "
             f"Push `{directory}` by hand.",
         )
-    facts: dict[str, object] = {
-        "report_path": str(path),
-        "report_commit": committed.sha,
-        "report_pushed": committed.pushed,
-    }
+    facts = ReportFacts(path=str(path), commit=committed.sha or "", pushed=committed.pushed)
     if inc.major:
-        facts["postmortem_path"] = str(directory / report_md.postmortem_filename(inc))
+        facts.postmortem_path = str(directory / report_md.postmortem_filename(inc))
     return Published(facts, where)
 
 
 async def run(ctx: StepContext) -> Outcome:
     published = await publish(ctx.incident, ctx.apps, await ctx.timeline(), ctx.notifier)
-    ctx.facts.update(published.facts)
+    ctx.facts.report = published.facts
     return Outcome(
         summary=f"Report written: {published.where}",
         facts=published.facts,

@@ -121,11 +121,10 @@ async def scan_logs(
 
 
 def _restart_time(ctx: StepContext, host: str) -> tuple[datetime, int] | None:
-    at = ctx.facts.get("restart_at", {}).get(host)
+    at = ctx.facts.redeploy.restart_at.get(host)
     if not at:
         return None
-    offset = int(ctx.facts.get("host_utc_offset", {}).get(host, 0))
-    return datetime.fromisoformat(str(at)), offset
+    return datetime.fromisoformat(at), ctx.facts.redeploy.host_utc_offset.get(host, 0)
 
 
 def _window_start(ctx: StepContext, host: HostConfig) -> tuple[datetime, int]:
@@ -187,7 +186,7 @@ async def _health(ctx: StepContext, found: _Findings) -> None:
     p95 = health.percentile(ok, 95)
     availability = round(100 * len(ok) / len(found.health), 2) if found.health else None
     if vs := compare(ctx.incident.baseline, p95, availability):
-        ctx.facts["verify_vs_baseline"] = vs
+        ctx.facts.verify.vs_baseline = vs
         lines.append(f"Compared with before the bad deploy: {vs}")
     await ctx.say("*Health checks*\n" + "\n".join(lines))
 
@@ -313,7 +312,7 @@ async def run(ctx: StepContext) -> Outcome:
         Criterion.SMOKE: found.smoke_ok(),
     }
     hosts = _per_host(ctx, found)
-    ctx.facts["verify"] = {c.name.lower(): ok for c, ok in criteria.items()}
+    ctx.facts.verify.checks = {c.name.lower(): ok for c, ok in criteria.items()}
     failures = _failures(found)
     if failures:
         detail = "\n".join(m for s in found.logs for m in s.matches[:5])
@@ -331,6 +330,6 @@ async def run(ctx: StepContext) -> Outcome:
     return Outcome(
         summary=f"{probes} health check(s) passing, no errors in logs, {smokes} smoke test(s) ok",
         hosts=hosts,
-        facts={"verify": ctx.facts["verify"]},
+        facts=ctx.facts.verify,
         criteria=criteria,
     )

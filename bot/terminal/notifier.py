@@ -82,7 +82,7 @@ class TerminalNotifier:
         lines.extend(t.criteria_lines(incident))
         if note := t.unmet_note(incident):
             lines.append(note)
-        if monitor := t.monitor_lines(incident.facts):
+        if monitor := t.monitor_lines(incident.facts.monitor):
             lines += ["", "Monitor", *monitor]
         if outcome := t.outcome_line(incident):
             lines += ["", outcome]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.workflow.facts import StepFacts
 from bot.workflow.model import (
     Approval,
     Criterion,
@@ -57,7 +58,7 @@ class StepSucceeded:
     run_id: str
     summary: str
     hosts: dict[str, HostResult] = field(default_factory=dict)
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: StepFacts | None = None
     criteria: dict[Criterion, bool] = field(default_factory=dict)
     skip: tuple[StepId, ...] = ()
 
@@ -68,7 +69,7 @@ class StepFailed:
     run_id: str
     error: ErrorInfo
     hosts: dict[str, HostResult] = field(default_factory=dict)
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: StepFacts | None = None
     criteria: dict[Criterion, bool] = field(default_factory=dict)
 
 
@@ -264,7 +265,8 @@ def _apply(inc: Incident, ev: StepSucceeded | StepFailed) -> None:
     rec = inc.step(ev.step)
     rec.finished_at = inc.updated_at
     rec.hosts.update(ev.hosts)
-    inc.facts.update(ev.facts)
+    if ev.facts is not None:
+        inc.facts.store(ev.facts)
     inc.criteria.update(ev.criteria)
 
 
@@ -305,7 +307,7 @@ def _interrupted(inc: Incident, ev: StepInterrupted) -> tuple[Incident, list[Eff
 def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[Effect]]:
     gate = inc.gate
     if gate is None or gate.token != ev.token:
-        answered = inc.facts.get("answered", {}).get(ev.token)
+        answered = inc.facts.answered.get(ev.token)
         if answered:
             raise Rejected(f"Already answered: {answered}. Nothing changed.")
         raise Rejected("That button belongs to an earlier stage of this incident; nothing changed.")
@@ -318,7 +320,7 @@ def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[E
     if reason := policy.refuse(ev.actor, right, requested_by=inc.requested_by):
         raise Rejected(reason)
     verb = {"roll_back": "Roll back", "fix_forward": "Fix forward"}.get(ev.choice, ev.choice)
-    inc.facts.setdefault("answered", {})[gate.token] = f"{verb} by <@{ev.actor.user}>"
+    inc.facts.answered[gate.token] = f"{verb} by <@{ev.actor.user}>"
     inc.gate = None
     if ev.choice == "abort":
         return inc, _abort(inc, ev.actor.user, Status.ABORTED)
@@ -334,7 +336,7 @@ def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[E
     if gate.kind is GateKind.APPROVE_DB:
         inc.db_method = "restore" if ev.choice == "restore" else "downgrade"
         if ev.option:
-            inc.facts["restore_backup"] = ev.option
+            inc.facts.restore_backup = ev.option
     what = "restore from backup" if ev.choice == "restore" else _gate_words(gate.kind)
     return inc, [Say(f":white_check_mark: <@{ev.actor.user}> approved {what}."), *_advance(inc)]
 
@@ -361,7 +363,7 @@ def _decide(inc: Incident, ev: Answer) -> list[Effect]:
     inc.decision = Decision.ROLL_BACK
     inc.step(StepId.DECIDE).summary = f"Roll back, chosen by <@{ev.actor.user}>"
     if ev.option in {"revert", "tag"}:
-        inc.facts["code_method"] = ev.option
+        inc.facts.code_method = "revert" if ev.option == "revert" else "tag"
         inc.step(StepId.DECIDE).summary += f" ({ev.option})"
     return [Say(f"<@{ev.actor.user}> chose *Roll back*."), *_advance(inc)]
 
