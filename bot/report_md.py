@@ -104,7 +104,7 @@ def _what_failed(incident: Incident) -> list[str]:
     if facts.commits:
         out.append(f"- Changes being rolled back: {len(facts.commits)} commit(s)")
         out += [f"  - `{c.sha[:10]}` {c.subject}".rstrip() for c in facts.commits[:20]]
-    if incident.step(StepId.ASSESS).status is StepStatus.SUCCEEDED:
+    if facts.migrations or incident.step(StepId.ASSESS).status is StepStatus.SUCCEEDED:
         listed = ", ".join(f"`{m.revision}`" for m in facts.migrations)
         out.append(f"- Database migrations to undo: {listed or 'none'}")
     assessed = incident.step(StepId.ASSESS).summary

@@ -578,7 +578,7 @@ def approve_db_view(incident: Incident) -> GateView:
 def error_of(gate: Gate) -> ErrorInfo:
     error = gate.facts.get("error")
     if isinstance(error, Mapping):
-        return ErrorInfo.model_validate(error)
+        return ErrorInfo.model_validate({"what": "A step failed", **error})
     return ErrorInfo(what=str(error or "A step failed"))
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from bot.apps_file import AppConfig, AppsFile, parse_apps
 from bot.ports import AuditEntry, HostRunner
 from bot.steps.context import StepContext
+from bot.workflow.facts import Facts
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 
@@ -21,7 +22,7 @@ class RecordingNotifier:
 
     said: list[str] = field(default_factory=list)
     lines: list[tuple[StepId, str, str]] = field(default_factory=list)  # step, host, line
-    parents: list[dict[str, Any]] = field(default_factory=list)  # facts at each update
+    parents: list[Facts] = field(default_factory=list)  # facts at each update
     alerts: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     uploads: list[dict[str, str]] = field(default_factory=list)
@@ -30,7 +31,7 @@ class RecordingNotifier:
         return ThreadRef(channel="C0INCIDENT", ts="1.0")
 
     async def update_parent(self, incident: Incident) -> None:
-        self.parents.append(dict(incident.facts))
+        self.parents.append(incident.facts.model_copy(deep=True))
 
     async def say(self, incident: Incident, text: str) -> None:
         self.said.append(text)
@@ -84,7 +85,7 @@ def make_incident(**kw: Any) -> Incident:
         "reason": "checkout returns 500 since the 1.5.0 deploy",
         "requested_by": "U0CAROL",
         "steps": new_steps(),
-        "facts": {"target": "v1.4.2", "deployed": "v1.5.0"},
+        "facts": {"assess": {"target": "v1.4.2", "deployed": "v1.5.0"}},
     }
     values.update(kw)
     return Incident(**values)

@@ -52,7 +52,7 @@ def new_incident() -> Incident:
         reason="checkout returns 500",
         requested_by="U0CAROL",
         steps=new_steps(),
-        facts={"deployed": "v1.4.0"},
+        facts={"assess": {"deployed": "v1.4.0"}},
     )
 
 
