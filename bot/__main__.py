@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
+import socket
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
@@ -78,32 +80,39 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         token = settings.slack_app_token
         assert token is not None
         asyncio.run(check_app_token(rt.client, token.get_secret_value()))
-    sock = None if socket_mode else bind(settings.port, "PORT")
-    mode = "Socket Mode" if socket_mode else f"HTTP on port {settings.port}"
-    log.info("rewind serve (%s) as %s: %s", mode, who, paths_line(settings, apps))
-    if sock is None:
-        return asyncio.run(_socket_mode(rt, with_worker=args.with_worker))
+    sock = bind(settings.port, "PORT")
+    mode = "Socket Mode" if socket_mode else "HTTP"
+    log.info(
+        "rewind serve (%s, port %d) as %s: %s", mode, settings.port, who, paths_line(settings, apps)
+    )
+    if socket_mode:
+        return asyncio.run(_socket_mode(rt, sock, with_worker=args.with_worker))
     web.run_app(web_app(rt, with_worker=args.with_worker), sock=sock, print=None)
     return 0
 
 
-async def _socket_mode(rt: object, *, with_worker: bool) -> int:
+async def _socket_mode(rt: object, sock: socket.socket, *, with_worker: bool) -> int:
+    """Slack over Socket Mode; /healthz, /metrics and the API still on PORT."""
+    from aiohttp import web
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.assembly import Runtime, build_bolt, run_worker
+    from bot.assembly import Runtime, build_bolt, web_app
 
-    assert isinstance(rt, Runtime)
-    token = rt.settings.slack_app_token
-    assert token is not None
-    handler = AsyncSocketModeHandler(build_bolt(rt), token.get_secret_value())
-    tasks = [handler.start_async()]  # type: ignore[no-untyped-call]
-    if with_worker:
-        tasks.append(run_worker(rt))
+    assert isinstance(rt, Runtime) and rt.settings.slack_app_token is not None
+    handler = AsyncSocketModeHandler(build_bolt(rt), rt.settings.slack_app_token.get_secret_value())
+    runner = web.AppRunner(web_app(rt, with_worker=with_worker, slack_http=False))
+    await runner.setup()  # starts the worker, if any
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
-        await asyncio.gather(*tasks)
+        await web.SockSite(runner, sock).start()
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        await stop.wait()
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
-        await rt.aclose()
+        await runner.cleanup()  # stops the worker and closes the runtime
     return 0
 
 

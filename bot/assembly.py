@@ -193,11 +193,14 @@ def metrics_app(rt: Runtime) -> web.Application:
     return app
 
 
-def web_app(rt: Runtime, *, with_worker: bool = False) -> web.Application:
+def web_app(rt: Runtime, *, with_worker: bool = False, slack_http: bool = True) -> web.Application:
+    """`/slack/events` (unless Slack comes over Socket Mode: then nothing unsigned may reach
+    Bolt), `/healthz`, `/metrics` and the API."""
     app = web.Application()
     app[RUNTIME] = rt
-    app[BOLT] = build_bolt(rt)
-    app.router.add_post("/slack/events", slack_events)
+    if slack_http:
+        app[BOLT] = build_bolt(rt)
+        app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     add_routes(app, rt)

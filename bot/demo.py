@@ -10,15 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any, TextIO
 
 from bot.apps_file import parse_apps
 from bot.console import Console
+from bot.demo_view import CompactNotifier, LiveNotifier, fit
 from bot.engine import OpenRequest
 from bot.people import People
 from bot.sample.build import build_sample_origin
@@ -33,6 +37,7 @@ from bot.terminal.front import (
     build_terminal_engine,
     terminal_actor,
 )
+from bot.terminal.notifier import TerminalNotifier
 from bot.workflow.model import Gate, Incident
 from bot.workflow.policy import Actor
 
@@ -112,37 +117,48 @@ def _prepare(root: Path, out: TextIO) -> tuple[dict[str, tuple[Path, int]], Path
         start_app(workdir)
     (root / "incidents").mkdir(exist_ok=True)
     subprocess.run(["git", "init", "-q", str(root / "incidents")], check=True)
-    where = ", ".join(f"{n} (port {p})" for n, (_, p) in hosts.items())
+    ports = ", ".join(str(p) for _, p in hosts.values())
     print(
-        f"Demo: sample app `myapp` {repo.bad} (broken) running on {where}; its database is "
-        f"migrated to {repo.bad}'s head. Files in {root}.\n",
-        file=out,
+        fit(f"Demo: sample app myapp {repo.bad} (broken: /healthz answers 500) runs on"), file=out
     )
+    print(fit(f"web1 and web2 (ports {ports}), its database migrated to {repo.bad}."), file=out)
+    print(fit(f"Files: {root}"), file=out)
     return hosts, repo.origin
 
 
-def _versions(hosts: dict[str, tuple[Path, int]]) -> dict[str, str]:
-    describe = ["git", "describe", "--tags", "--always"]
-    return {
-        name: subprocess.run(
-            describe, cwd=workdir, capture_output=True, text=True, check=False
-        ).stdout.strip()
-        for name, (workdir, _) in hosts.items()
-    }
+def _serving(hosts: dict[str, tuple[Path, int]]) -> dict[str, str]:
+    """What each host's app answers now: its /version, and /healthz's status."""
+    found = {}
+    for name, (_, port) in hosts.items():
+        base = f"http://127.0.0.1:{port}"
+        try:
+            with urllib.request.urlopen(f"{base}/version", timeout=5) as resp:
+                version = resp.read().decode().strip()
+        except OSError as exc:
+            found[name] = f"not answering ({exc})"
+            continue
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=5) as resp:
+                health = str(resp.status)
+        except urllib.error.HTTPError as exc:
+            health = str(exc.code)
+        except OSError:
+            health = "no answer"
+        found[name] = f"serves {version}, /healthz {health}"
+    return found
 
 
 async def _run(
     root: Path, hosts: dict[str, tuple[Path, int]], origin: Path, yes: bool, out: TextIO
 ) -> Incident:
-    from bot.terminal.notifier import TerminalNotifier
-
     config = {"myapp": demo_config(root, hosts, origin)}
     people = {"carol": "U0CAROL", "alice": "U0ALICE", "oncall": "S0ONCALL"}
     apps = parse_apps(
         {"apps": config, "incidents": {"dir": str(root / "incidents")}, "people": people}, "demo"
     )
     store = MemoryStore()
-    notifier = TerminalNotifier(out=out, apps=apps, files_dir=root / "files", stand_in=True)
+    live = LiveNotifier(out, apps=apps, interactive=not yes) if out.isatty() else None
+    notifier: TerminalNotifier = live or CompactNotifier(out, apps=apps)
     engine, queue = build_terminal_engine(apps, store, notifier, root / "workspace")
     reason = "checkout returns 500 after the v1.5.0 deploy"
     carol = terminal_actor(apps, "U0CAROL")
@@ -160,6 +176,8 @@ async def _run(
         incident = await driver.open(request)
     finally:
         console.uninstall()
+        if live is not None:
+            live.stop()
     await notifier.flush(incident)
     return incident
 
@@ -179,13 +197,38 @@ def run_demo(
 ) -> int:
     root = root or Path(tempfile.mkdtemp(prefix="rewind-demo-"))
     hosts, origin = _prepare(root, out)
+    stopped = False
     try:
         incident = asyncio.run(_run(root, hosts, origin, yes, out))
-        print(f"\nOutcome: {incident.outcome or incident.status.value}", file=out)
-        for name, version in _versions(hosts).items():
-            print(f"  {name}: {version}, http://127.0.0.1:{hosts[name][1]}/healthz", file=out)
+        print(fit(f"\nOutcome: {incident.outcome or incident.status.value}"), file=out)
+        for name, now in _serving(hosts).items():
+            print(fit(f"  {name}: {now}"), file=out)
+        if keep:
+            _kept(root, hosts, out)
+        else:
+            _stop(hosts)
+            stopped = True
+            shutil.rmtree(root, ignore_errors=True)
+            print("The sample app is stopped (--keep leaves it running). Removed:", file=out)
+            print(fit(f"  {root}"), file=out)
         return 0 if incident.status.value == "completed" else 1
     finally:
-        for workdir, _ in hosts.values():
-            with contextlib.suppress(RuntimeError):
-                stop_app(workdir)
+        if not keep and not stopped:
+            _stop(hosts)
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _stop(hosts: dict[str, tuple[Path, int]]) -> None:
+    for workdir, _ in hosts.values():
+        with contextlib.suppress(RuntimeError):
+            stop_app(workdir)
+
+
+def _kept(root: Path, hosts: dict[str, tuple[Path, int]], out: TextIO) -> None:
+    print("Still running (--keep):", file=out)
+    for name, (_, port) in hosts.items():
+        print(fit(f"  {name}: http://127.0.0.1:{port}/healthz"), file=out)
+    print("Stop it and remove its files with:", file=out)
+    for workdir, _ in hosts.values():
+        print(f"  {shlex.quote(str(workdir / 'run.sh'))} stop", file=out)
+    print(f"  rm -rf {shlex.quote(str(root))}", file=out)

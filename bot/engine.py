@@ -474,10 +474,13 @@ class Engine:
         except UserFacingError:
             return
         started = time.monotonic()
+        log.info("step %s (attempt %d) started on %s", step.value, attempt, self.worker_id)
         event = await self._execute(incident, step, run_id, heartbeat)
-        STEP_SECONDS.labels(step=step.value).observe(time.monotonic() - started)
+        took = time.monotonic() - started
+        STEP_SECONDS.labels(step=step.value).observe(took)
         result = "succeeded" if isinstance(event, StepSucceeded) else "failed"
         STEPS.labels(step=step.value, result=result).inc()
+        log.info("step %s %s in %.1f s", step.value, result, took)
         try:
             await self.apply(incident_id, event, who=self.worker_id)
         except UserFacingError as exc:

@@ -16,6 +16,7 @@ from typing import Any
 
 from saq import CronJob, Job, Queue, Worker
 
+from bot.logs import INCIDENT
 from bot.workflow.model import StepId
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,12 @@ def make_worker(
     async def reconcile_running(ctx: Any) -> int:
         return await reconcile() if reconcile is not None else 0
 
+    async def tag_logs(ctx: dict[str, Any]) -> None:
+        # Runs in the task that processes the job: saq's own lines about it carry the id too.
+        job: Job | None = ctx.get("job")
+        incident = (job.kwargs or {}).get("incident_id") if job is not None else None
+        INCIDENT.set(str(incident) if incident else None)
+
     # Once a minute, any worker re-enqueues the step of every running incident that has no
     # job (a process died between saving a transition and enqueueing its step).
     cron = [CronJob(reconcile_running, cron="* * * * *", timeout=60)] if reconcile else []
@@ -103,5 +110,6 @@ def make_worker(
         concurrency=concurrency,
         id=worker_id,
         startup=on_start,
+        before_process=tag_logs,
         timers={"sweep": sweep, "schedule": 1, "abort": 1, "worker_info": 10},
     )

@@ -114,6 +114,17 @@ def _what_failed(incident: Incident) -> list[str]:
     return out
 
 
+_APPROVED: dict[tuple[str, str], str] = {
+    ("approve_start", ""): "the start of the production rollback",
+    ("approve_db", "approve"): "the database downgrade",
+    ("approve_db", "restore"): "the database restore from backup",
+    ("approve_db", ""): "the database rollback",
+    ("retry", "restore"): "the database restore from backup",
+    ("retry", "retry"): "a retry of the database rollback",
+    ("retry", ""): "a retry",
+}
+
+
 def _why(incident: Incident) -> list[str]:
     out = ["## Why we rolled back", ""]
     decided = incident.step(StepId.DECIDE).summary
@@ -128,9 +139,12 @@ def _why(incident: Incident) -> list[str]:
     if incident.reason:
         out.append(f"- Reported by {_who(incident.requested_by)}: {incident.reason}")
     for approval in incident.approvals:
-        what = approval.kind.value.replace("_", " ")
-        choice = f" ({approval.choice})" if approval.choice else ""
-        out.append(f"- Approved {what}{choice} by {_who(approval.user)} at {when(approval.at)}")
+        what = _APPROVED.get((approval.kind.value, approval.choice)) or _APPROVED.get(
+            (approval.kind.value, "")
+        )
+        if what is None:  # a kind added later: still said in words
+            what = f"{approval.kind.value.replace('_', ' ')} ({approval.choice or 'approved'})"
+        out.append(f"- {_who(approval.user)} approved {what} at {when(approval.at)}")
     if incident.db_method:
         out.append(f"- Database: {incident.db_method}")
     out.append("")
@@ -220,7 +234,12 @@ def _steps(incident: Incident, specs: Mapping[StepId, StepSpec]) -> list[str]:
         title = spec.title if spec else str(rec.id)
         runbook = spec.runbook if spec else ""
         summary = rec.summary or (rec.error.plain() if rec.error else "")
-        rows.append((title, runbook, _STATUS_MARK.get(rec.status, str(rec.status)), summary))
+        status = _STATUS_MARK.get(rec.status, str(rec.status))
+        if rec.id is StepId.REPORT and rec.status is StepStatus.RUNNING:
+            status, summary = "✅ done", summary or "this report"  # written as the step ends
+        elif rec.status is StepStatus.RUNNING and not incident.status.open:
+            status = "⏹ stopped"  # cut short when the incident ended
+        rows.append((title, runbook, status, summary))
     return ["## Steps", "", *_table(("Step", "Runbook", "Status", "Result"), rows), ""]
 
 
@@ -278,9 +297,13 @@ def render_report(
                 ("Incident", f"`{incident.id}`"),
                 ("App", f"{incident.app} ({incident.environment})"),
                 ("Status", _status(incident)),
-                ("Outcome", incident.outcome or "—"),
+                *([("Outcome", incident.outcome)] if incident.outcome else []),
                 ("Opened", f"{when(incident.created_at)} by {_who(incident.requested_by)}"),
-                ("Closed", when(incident.finished_at) if incident.finished_at else "open"),
+                (
+                    ("Closed", when(incident.finished_at))
+                    if incident.finished_at
+                    else ("Written", f"{when(datetime.now(UTC))}, as the last step")
+                ),
                 ("Major incident", "yes" if incident.major else "no"),
                 ("Thread", incident.thread.permalink if incident.thread else ""),
             ],

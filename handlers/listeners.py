@@ -21,20 +21,21 @@ from bot.dispatch import (
     Listing,
     NoIncidents,
     Opened,
+    OpenedFromPlan,
+    PlanMade,
     Released,
     Reply,
     StatusOf,
     Unfrozen,
+    check_plan,
     check_start,
 )
-from bot.engine import Engine, OpenRequest
+from bot.engine import Engine
 from bot.errors import UserFacingError
 from bot.plan import render
-from bot.plan.build import PLAN_TTL, Planner
 from bot.plan.model import Plan
 from bot.ports import Store
 from bot.workflow.machine import Answer
-from bot.workflow.policy import Actor
 from handlers import blocks
 from handlers.groups import GroupResolver
 from handlers.ids import CHOICE, Action, ButtonValue
@@ -62,7 +63,6 @@ class SlackFront:
         self.store = store
         self.groups = groups
         self.dispatcher = Dispatcher(engine, store)
-        self.planner = Planner(engine)
         self.poster = poster
 
     # ---- /rollback ----------------------------------------------------------------------
@@ -80,8 +80,7 @@ class SlackFront:
                 await ack(text=f"Checking `{cmd.app}` {cmd.version or '(previous version)'}…")
                 return
             if cmd.kind == "plan":
-                self.engine.app(cmd.app)
-                self.engine.check_version(cmd.version)
+                check_plan(self.engine, cmd)
                 await ack(
                     text=f"Planning the rollback of `{cmd.app}` (read-only: nothing changes)…"
                 )
@@ -129,12 +128,12 @@ class SlackFront:
 
     async def _dispatch(self, cmd: Command, user: str) -> str:
         actor = await self.groups.actor(user)
-        if cmd.kind == "plan":
-            return await self._plan(cmd, actor)
-        return reply_text(await self.dispatcher.run(cmd, actor))
+        reply = await self.dispatcher.run(cmd, actor)
+        if isinstance(reply, PlanMade):
+            return await self._post_plan(reply.plan)
+        return reply_text(reply)
 
-    async def _plan(self, cmd: Command, actor: Actor) -> str:
-        plan = await self.planner.plan(cmd.app, cmd.version, actor, reason=cmd.reason)
+    async def _post_plan(self, plan: Plan) -> str:
         app = self.engine.app(plan.app)
         channel = app.incident_channel
         if self.poster is None:
@@ -155,28 +154,8 @@ class SlackFront:
         )
 
     async def _run_plan(self, plan_id: str, user: str) -> str:
-        raw = await self.store.load_plan(plan_id)
-        if raw is None:
-            raise UserFacingError(
-                f"Plan `{plan_id}` is no longer kept (plans last {PLAN_TTL // 3600} hours): make "
-                "a new one with `/rollback plan APP`."
-            )
-        plan = Plan.model_validate_json(raw)
         actor = await self.groups.actor(user)
-        request = OpenRequest(
-            plan.app,
-            plan.target,
-            plan.reason or f"rollback as planned in plan {plan.id}",
-            actor,
-            plan=plan.basis,
-            incident_id=plan.id,
-        )
-        incident = await self.engine.open(request)
-        link = incident.thread.permalink if incident.thread else ""
-        return (
-            f":rewind: Incident `{incident.id}` opened from plan `{plan.id}` for `{plan.app}` → "
-            f"`{plan.target}`" + (f". Follow it in the <{link}|thread>." if link else ".")
-        )
+        return reply_text(await self.dispatcher.run_plan(plan_id, actor))
 
     # ---- buttons ------------------------------------------------------------------------
 
@@ -248,6 +227,14 @@ def reply_text(reply: Reply) -> str:
                 f":unlock: `{app}` `{version}` released by <@{by}>: "
                 f"it may be deployed again (it was rolled back by incident `{incident_id}`)."
             )
+        case OpenedFromPlan(incident=incident, plan=plan):
+            link = incident.thread.permalink if incident.thread else ""
+            return (
+                f":rewind: Incident `{incident.id}` opened from plan `{plan.id}` for `{plan.app}` "
+                f"→ `{plan.target}`" + (f". Follow it in the <{link}|thread>." if link else ".")
+            )
+        case PlanMade(plan=plan):
+            return f"Plan `{plan.id}` for `{plan.app}` → `{plan.target}` is made."
 
 
 def _hash(key: str) -> str:

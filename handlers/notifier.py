@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import time
@@ -76,19 +77,17 @@ class RewindWebClient(AsyncWebClient):
         try:
             response = await super().api_call(api_method, **kwargs)
         except SlackApiError as exc:
-            if isinstance(exc.response, AsyncSlackResponse) and isinstance(
-                exc.response.data, dict | bytes
-            ):
+            if _is_json(getattr(exc.response, "data", None)):
                 raise
             raise self._not_json(api_method, exc.response) from None
         except AttributeError:  # slack_sdk reading a 200 text/plain answer as a dict
-            raise self._not_json(api_method, None) from None
-        if not isinstance(response.data, dict | bytes):
+            raise self._not_json(api_method, None, status=200) from None
+        if not _is_json(response.data):
             raise self._not_json(api_method, response)
         return response
 
-    def _not_json(self, method: str, response: Any) -> SlackApiError:
-        status = int(getattr(response, "status_code", 0) or 0)
+    def _not_json(self, method: str, response: Any, status: int = 0) -> SlackApiError:
+        status = int(getattr(response, "status_code", 0) or status)
         body = getattr(response, "data", "")
         excerpt = " ".join(str(body).split())[:120]
         plain = AsyncSlackResponse(
@@ -105,6 +104,11 @@ class RewindWebClient(AsyncWebClient):
             f"that is not JSON (a proxy in between?): {excerpt!r}",
             plain,
         )
+
+
+def _is_json(data: object) -> bool:
+    # slack_sdk leaves `{}` when the body was not JSON (an HTML page), a `str` for text/plain.
+    return isinstance(data, bytes) or (isinstance(data, dict) and bool(data))
 
 
 def _method_of(request: Any) -> str:
@@ -436,7 +440,11 @@ class SlackNotifier:
         if self._closed:
             return
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            # Its own context: it serves every incident, so it must not carry the incident id
+            # of whichever one happened to start it into its log lines.
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), context=contextvars.Context()
+            )
         self._wake.set()
 
     async def _run(self) -> None:

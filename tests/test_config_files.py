@@ -162,7 +162,15 @@ def test_slack_manifest() -> None:
     assert command["command"] == "/rollback"
     assert command["url"] == EVENTS_URL
     hint = command["usage_hint"]
-    for word in ("APP [VERSION]", "status", "list", "cancel ID", "unfreeze APP", "help"):
+    for word in (
+        "APP [VERSION]",
+        "plan APP",
+        "status",
+        "list",
+        "cancel ID",
+        "unfreeze APP",
+        "help",
+    ):
         assert word in hint
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "commands",
@@ -369,3 +377,24 @@ def test_check_reports_a_bad_template(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "apps.myapp.deploy.commands.restart" in result.stdout
     assert "nope" in result.stdout
+
+
+# Each bot scope the manifest asks for, and the Web API call in the code that needs it.
+SCOPE_USES = {
+    "chat:write": "chat_postMessage(",
+    "chat:write.public": "chat_postMessage(",
+    "files:write": "files_upload_v2(",
+    "usergroups:read": "usergroups_users_list(",
+    "channels:history": "conversations_replies",
+    "groups:history": "conversations_replies",
+    "users:read": "users_info(",
+}
+
+
+def test_the_manifest_asks_only_for_scopes_the_code_uses() -> None:
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"]) - {"commands"}
+    assert scopes <= set(SCOPE_USES), scopes - set(SCOPE_USES)
+    code = "\n".join(p.read_text() for d in ("bot", "handlers") for p in (ROOT / d).rglob("*.py"))
+    for scope in scopes:
+        assert SCOPE_USES[scope] in code, f"{scope}: nothing calls {SCOPE_USES[scope]}"

@@ -132,6 +132,16 @@ async def test_a_plan_is_refused_as_rollback_refuses_it(
 # ---- through Slack, as people use it ------------------------------------------------------
 
 STAMP = re.compile(r"\d{8}T\d{6}Z")
+# A host's commands may travel as one remote script (runners/script.py), each on lines of its own
+# between `(` and `) </dev/null 2>&1`: what the host was sent is each of those commands.
+_IN_SCRIPT = re.compile(r"^\(\n(.*?)\n\) </dev/null 2>&1$", re.S | re.M)
+
+
+def sent(host: TestHost) -> list[str]:
+    out: list[str] = []
+    for command in host.commands():
+        out += _IN_SCRIPT.findall(command) or [command]
+    return out
 
 
 def _norm(command: str) -> str:
@@ -171,8 +181,8 @@ async def test_the_plan_names_every_command_the_incident_then_runs(
         text = plan_file(bot, plan, message)
 
         # Planning: read-only commands only, nothing moved, no lock, no incident.
-        sent = [c for h in env.hosts for c in h.commands()]
-        assert sent and [c for c in sent if not READ_ONLY.match(c)] == []
+        reads = [c for h in env.hosts for c in h.commands()]
+        assert reads and [c for c in reads if not READ_ONLY.match(c)] == []
         after = (origin_refs(env), db_revision(env.db_url), [checkout(h) for h in env.hosts])
         assert after == before
         assert await bot.runtime.store.lock_holder("myapp") is None
@@ -195,7 +205,7 @@ async def test_the_plan_names_every_command_the_incident_then_runs(
         assert f"hotfix/rollback-myapp-v1.4.2-{plan.id}" in origin_branches(env)
 
     planned = {(c.host, _norm(c.command)) for c in plan.commands}
-    ran = [(h.name, _norm(c)) for h in env.hosts for c in h.commands()]
+    ran = [(h.name, _norm(c)) for h in env.hosts for c in sent(h)]
     assert ran
     assert [r for r in ran if r not in planned] == []
     conditional = {"install"}  # skipped when the dependency file did not change

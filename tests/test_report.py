@@ -106,6 +106,8 @@ TIMELINE: list[AuditEntry] = [
 
 def test_report_content() -> None:
     inc = recovered_incident(major=True)
+    inc.step(StepId.REPORT).status = StepStatus.RUNNING  # the report is written by its own step
+    inc.approvals.insert(0, Approval(kind=GateKind.APPROVE_START, user="U0BOB", choice="approve"))
     text = render_report(inc, TIMELINE, STEPS)
 
     assert text.startswith("# Incident report: rollback of myapp from v1.5.0 to v1.4.2")
@@ -123,7 +125,8 @@ def test_report_content() -> None:
     assert "- On the hosts: web1 `v1.5.0`, web2 `v1.5.0`" in text
     assert "`c3d4e5f6a1b2`" in text
     assert "- Decision: Roll back, chosen by <@U0CAROL>" in text
-    assert "- Approved approve db by <@U0ALICE> at 2024-05-02 10:05:00 UTC" in text
+    assert "- <@U0ALICE> approved the database rollback at 2024-05-02 10:05:00 UTC" in text
+    assert "- <@U0BOB> approved the start of the production rollback at" in text
     assert "availability 99.5%" in text and "1 alert(s)" in text
     assert "| http://10.0.0.11:8000/healthz | web1 | 30 | 99% | 12 ms | 48 ms |" in text
     # redeploy finished 14 min after opening (7th step), verify at 16 min
@@ -132,7 +135,10 @@ def test_report_content() -> None:
     assert "| 2024-05-02 10:12:00 UTC | worker-1 | step failed \\| redeploy |" in text
     assert "`restart` failed<br>on web2" in text  # one table row per entry
     assert "| Redeploy previous version | Step 4 | ✅ done | redeploy done |" in text
-    assert "| Incident report | Post-Rollback Actions | ⬜ not run |" in text
+    assert "| Incident report | Post-Rollback Actions | ✅ done | this report |" in text
+    for wrong in ("Outcome | —", "Closed | open", "Approved approve", "(approve)", "⏳ running"):
+        assert wrong not in text, wrong
+    assert "| Written | " in text and "as the last step |" in text
     assert all(f"- ✅ {c.value}" in text for c in Criterion)
     assert "**All criteria met.**" in text
     assert "| Status | recovered: all completion criteria met |" in text

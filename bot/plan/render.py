@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from bot.plan.model import Plan, PlanCommand
@@ -18,13 +19,36 @@ def _fence(text: str, lang: str = "") -> list[str]:
 
 
 def _cmd_lines(cmds: Iterable[PlanCommand]) -> list[str]:
+    """Consecutive commands of one host in one `sh` block, each under a comment saying what it
+    is and whether it changes anything."""
     out: list[str] = []
+    host: str | None = None
     for c in cmds:
-        mark = "changes" if c.changes else "reads"
-        note = f" — {c.note}" if c.note else ""
-        out.append(f"- `{c.host}` ({mark}) **{c.name}**{note}")
-        out.append(f"  ```sh\n  {c.command}\n  ```")
+        if c.host != host:
+            if host is not None:
+                out.append("```")
+            host = c.host
+            out += [f"On `{c.host}`:", "```sh"]
+        note = f"; {c.note}" if c.note else ""
+        out.append(f"# {c.name} ({'changes' if c.changes else 'reads'}{note})")
+        out.append(c.command)
+    if host is not None:
+        out.append("```")
     return out
+
+
+_RUNNING = re.compile(r"^--\s*Running downgrade (\S+) ->")
+
+
+def _marked(sql: str, irreversible: set[str]) -> str:
+    """The SQL with a warning under the header of each irreversible migration's downgrade."""
+    out: list[str] = []
+    for line in sql.splitlines():
+        out.append(line)
+        match = _RUNNING.match(line)
+        if match and match.group(1) in irreversible:
+            out.append("-- !!! IRREVERSIBLE: this downgrade raises or does nothing (data loss)")
+    return "\n".join(out)
 
 
 def summary(plan: Plan) -> str:
@@ -121,7 +145,9 @@ def markdown(plan: Plan) -> str:
         lines += ["", f"Backup first, to `{db.backup_path}` (named at the time it starts):", ""]
         lines += _fence(db.backup_command, "sh")
         lines += ["", "Downgrade SQL (`alembic downgrade --sql`, offline mode), in full:", ""]
-        lines += _fence(db.sql or f"-- could not be generated:\n{db.sql_error}", "sql")
+        irreversible = {m.revision for m in db.migrations if m.irreversible}
+        sql = _marked(db.sql, irreversible) if db.sql else ""
+        lines += _fence(sql or f"-- could not be generated:\n{db.sql_error}", "sql")
         if db.recommended == "restore":
             lines += [
                 "",
@@ -129,7 +155,13 @@ def markdown(plan: Plan) -> str:
                 f"`{db.restore_default}` instead of the downgrade.**",
             ]
         if plan.restore_commands:
-            lines += ["", f"If a restore is approved instead (from `{db.restore_default}`):", ""]
+            source = (
+                "the backup this rollback takes first: no older one from before the deployed "
+                "version was found, so a restore only undoes a failed downgrade"
+                if db.restore_default == db.backup_path
+                else f"`{db.restore_default}`, the newest backup from before the deploy"
+            )
+            lines += ["", f"If a restore is approved instead (from {source}):", ""]
             lines += _cmd_lines(plan.restore_commands)
 
     lines += ["", "## 4. Every command, in order", ""]
@@ -137,16 +169,14 @@ def markdown(plan: Plan) -> str:
         "Host by host with the values filled in. Within a step the hosts run at once (at most "
         "the configured concurrency); the redeploy goes batch by batch."
     )
-    step: StepId | None = None
-    batch = 0
+    groups: list[tuple[StepId, int, list[PlanCommand]]] = []
     for c in plan.commands:
-        if c.step is not step:
-            step, batch = c.step, 0
-            lines += ["", f"### {SPECS[c.step].title}", ""]
-        if c.batch and c.batch != batch:
-            batch = c.batch
-            lines += [f"**Batch {batch}**", ""]
-        lines += _cmd_lines([c])
+        if not groups or groups[-1][0] is not c.step or groups[-1][1] != c.batch:
+            groups.append((c.step, c.batch, []))
+        groups[-1][2].append(c)
+    for step, batch, cmds in groups:
+        title = SPECS[step].title + (f" — batch {batch}" if batch else "")
+        lines += ["", f"### {title}", "", *_cmd_lines(cmds)]
     ch = plan.checks
     lines += ["", "## 5. Checks and monitoring", ""]
     lines += [f"- Health: {url}" for url in ch.health] or ["- Health: none configured"]

@@ -23,6 +23,7 @@ from bot.errors import StepError, UserFacingError
 from bot.people import People
 from bot.ports import Notifier, Store
 from bot.settings import Settings
+from bot.terminal.notifier import numbered
 from bot.workflow.machine import Answer
 from bot.workflow.model import Gate, GateKind, Incident, StepId
 from bot.workflow.policy import Actor
@@ -125,7 +126,7 @@ class Prompter:
     async def _ask(self, incident: Incident, gate: Gate) -> Reply:
         view = t.gate_view(incident, gate)
         buttons = view.buttons
-        menu = "  ".join(f"{i}) {b.label}" for i, b in enumerate(buttons, 1))
+        menu = "  ".join(numbered(buttons))
         accepted = f"a number from 1 to {len(buttons)}" if len(buttons) > 1 else "1"
         while True:
             try:
@@ -154,12 +155,19 @@ class Prompter:
         """Four-eyes at the prompt: an approver of the app, by name or id, not the requester."""
         app = self.apps.app(incident.app)
         listed = list(app.approvers) if app else []
-        names = ", ".join(self.people.name(a).removeprefix("@") for a in listed) or "nobody"
+        persons = [a for a in listed if not a.startswith("S")]
+        names = ", ".join(self.people.name(a).removeprefix("@") for a in persons) or "nobody"
         try:
             typed = await self.console.read_line(f"Approver's name or user id ({names}): ")
         except InputClosed:
             raise Paused from None
         uid = self.apps.person(typed)
+        if uid is not None and uid.startswith("S"):
+            self.console.say(
+                f"{self.people.name(uid)} is a user group; name the person who approves "
+                "(the terminal cannot ask Slack who is in a group)."
+            )
+            return None
         if uid is None or uid not in listed:
             who = f"“{typed[:40]}”" if typed else "Nobody"
             self.console.say(f"{who} is not an approver of {incident.app}. Approvers: {names}.")
@@ -440,7 +448,8 @@ async def _run(
         console.say("\n" + resume_hint(incident, durable))
         return EXIT_INTERRUPTED
     print(f"\n{people.plain(incident.outcome or incident.status.value)}", file=out)
-    return 0 if incident.status.value == "completed" else 1
+    # Fix forward is a decision, not a failure; an abort or a cancel is not what was asked.
+    return 0 if incident.status.value in {"completed", "fixed_forward"} else 1
 
 
 async def _open(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
@@ -25,6 +26,17 @@ if TYPE_CHECKING:
     from bot.settings import Settings
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def numbered(buttons: Sequence[t.ButtonSpec]) -> list[str]:
+    """`1) Roll back to v1.4.2 (revert merges) (recommended)`: the buttons' own words, and which
+    of two ways of the same answer Slack would show as the primary one."""
+    out = []
+    for i, b in enumerate(buttons, 1):
+        twin = sum(1 for other in buttons if other.action == b.action) > 1
+        mark = " (recommended)" if twin and b.style == "primary" else ""
+        out.append(f"{i}) {b.label}{mark}")
+    return out
 
 
 class TerminalNotifier:
@@ -129,7 +141,7 @@ class TerminalNotifier:
             body = t.truncate(code, 3_000) if keep == "head" else t.truncate_tail(code, 3_000)
             for line in body.splitlines():
                 self._print(f"      {line}")
-        self._print("    " + "  ".join(f"{i}) {b.label}" for i, b in enumerate(view.buttons, 1)))
+        self._print("    " + "  ".join(numbered(view.buttons)))
 
     async def resolve_gate(self, incident: Incident, token: str, text: str) -> None:
         self._gates.pop(token, None)
