@@ -23,6 +23,7 @@ from bot.workflow.baseline import compare
 from bot.workflow.facts import MonitorFacts, UrlFigures
 from bot.workflow.model import Criterion
 from runners import health
+from runners.strategies import strategy
 
 
 @dataclass
@@ -68,7 +69,8 @@ class _Monitor:
         self.cfg = ctx.app.monitor
         self.todo = todo
         self.stats = [_UrlStats(t.url, t.host) for t in todo]
-        self.errors: dict[str, set[str]] = {h.name: set() for h in ctx.app.hosts}
+        self.hosts = strategy(ctx.app.deploy.strategy).deploy_hosts(ctx.app)
+        self.errors: dict[str, set[str]] = {h.name: set() for h in self.hosts}
         self.log_problems: dict[str, str] = {}
         self.windows: dict[str, tuple[datetime, int]] = {}
         self.started = datetime.now(UTC)
@@ -108,7 +110,7 @@ class _Monitor:
             except HostError as exc:  # one SSH hiccup must not end 15 minutes of monitoring
                 return LogScan(host=host.name, error=str(exc))
 
-        for scan in await asyncio.gather(*(one(h) for h in self.ctx.app.hosts)):
+        for scan in await asyncio.gather(*(one(h) for h in self.hosts)):
             if scan.error:
                 self.log_problems[scan.host] = scan.error
                 continue
@@ -158,8 +160,8 @@ class _Monitor:
         return "\n".join(lines)
 
     async def run(self) -> None:
-        clocks = await asyncio.gather(*(host_clock(self.ctx, h) for h in self.ctx.app.hosts))
-        self.windows = {h.name: c for h, c in zip(self.ctx.app.hosts, clocks, strict=True)}
+        clocks = await asyncio.gather(*(host_clock(self.ctx, h) for h in self.hosts))
+        self.windows = {h.name: c for h, c in zip(self.hosts, clocks, strict=True)}
         start = time.monotonic()
         next_summary = start + self.cfg.summary_every
         async with aiohttp.ClientSession() as session:

@@ -14,11 +14,7 @@ from bot.steps.context import Outcome, Planned, StepContext
 from bot.workflow.facts import RedeployFacts
 from bot.workflow.model import Criterion, HostResult
 from runners import templates
-
-# The file whose change means dependencies must be installed again. docker-compose has none:
-# its "install" is the image build, which is what puts the rolled-back code into the image, so
-# skipping it would restart the broken image.
-DEPENDENCY_FILE = {"systemd": "requirements.txt", "commands": "requirements.txt"}
+from runners.strategies import strategy
 
 # The host's own clock, not ours: log timestamps are written by the host, in its timezone.
 CLOCK = "date +%Y-%m-%dT%H:%M:%S.%N%z"
@@ -78,7 +74,7 @@ class HostCommands:
     restart: str | None
     status: str | None
     version: str | None
-    head: str
+    head: str | None  # what says the exact revision the host runs (None: `version` does)
 
     def sequence(self) -> list[Planned]:
         """The commands in the order `_Host.run` runs them."""
@@ -98,7 +94,7 @@ class HostCommands:
             _planned("restart", self.restart),
             _planned("status", self.status, changes=False),
             _planned("version", self.version, changes=False),
-            Planned("head", self.head, changes=False, note="must be the rollback commit"),
+            _planned("head", self.head, changes=False, note="must be the rollback commit"),
         ]
         return [s for s in steps if s is not None]
 
@@ -115,7 +111,8 @@ def host_commands(app: AppConfig, host: HostConfig, ref: str, target: str) -> Ho
     def cmd(name: str) -> str | None:
         return templates.build(app, host, name, ref=ref, version=target)
 
-    dep = DEPENDENCY_FILE.get(app.deploy.strategy)
+    how = strategy(app.deploy.strategy)
+    dep = how.dependency_file
     probe = f"git rev-parse {shlex.quote('HEAD:' + dep)} 2>/dev/null || true" if dep else None
     return HostCommands(
         dependencies=templates.in_workdir(app, host, probe) if probe else None,
@@ -125,7 +122,7 @@ def host_commands(app: AppConfig, host: HostConfig, ref: str, target: str) -> Ho
         restart=cmd("restart"),
         status=cmd("status"),
         version=cmd("version"),
-        head=templates.in_workdir(app, host, "git rev-parse HEAD"),
+        head=templates.in_workdir(app, host, how.head_command) if how.head_command else None,
     )
 
 
@@ -149,6 +146,8 @@ class _Host:
         return result.output.strip() if result.ok else ""
 
     async def head(self) -> str:
+        if self.cmds.head is None:
+            return ""
         result = await self.ctx.run(self.host, self.cmds.head, stream=False, timeout=60)
         return _last_line(result.output) if result.ok else ""
 
@@ -184,20 +183,11 @@ class _Host:
         return HostResult(host=name, ok=True, summary=f"on {self.target} ({reported})")
 
     async def _off_target(self, reported: str) -> str:
-        """'' when the host runs the rollback commit, else what it runs instead."""
+        """'' when the host runs the rollback target, else what it runs instead."""
         expected = _expected_sha(self.ctx)
-        if not expected:
-            if reported == self.target:
-                return ""
-            return f"`version` reports {reported or 'nothing'}, not {self.target}"
-        # The commit decides: a 'revert' hotfix describes as e.g. v1.5.0-1-gabc, not the tag.
-        head = await self.head()
-        if head.lower() == expected.lower():
-            return ""
-        return (
-            f"`version` reports {reported or 'nothing'}: the checkout is at "
-            f"{head[:12] or 'an unknown commit'}, not {expected[:12]} ({self.target})"
-        )
+        head = await self.head() if expected else ""
+        how = strategy(self.ctx.app.deploy.strategy)
+        return how.off_target(reported, head, expected, self.target)
 
 
 def batches(hosts: list[HostConfig], size: int | None) -> list[list[HostConfig]]:
@@ -212,7 +202,8 @@ async def run(ctx: StepContext) -> Outcome:
         ctx.facts.redeploy = RedeployFacts(ref=ref)
     facts = ctx.facts.redeploy
     done = facts.redeployed_hosts
-    todo = [h for h in ctx.app.hosts if h.name not in done]
+    hosts = strategy(ctx.app.deploy.strategy).deploy_hosts(ctx.app)
+    todo = [h for h in hosts if h.name not in done]
     if done:
         await ctx.say(
             f"Already on {target}: {', '.join(done)}. Redeploying "
@@ -258,7 +249,7 @@ async def run(ctx: StepContext) -> Outcome:
             later = [h.name for b in plan[number:] for h in b]
             # `redeployed_hosts` stays in the facts, which the engine keeps on failure.
             raise _rollout_error(failed, done, later, results)
-    summary = f"{len(ctx.app.hosts)} host(s) on {target} (ref {ref})"
+    summary = f"{len(hosts)} host(s) on {target} (ref {ref})"
     return Outcome(
         summary=summary,
         hosts=results,

@@ -23,6 +23,7 @@ from bot.steps.context import Outcome, StepContext
 from bot.workflow.baseline import compare
 from bot.workflow.model import Criterion, HostResult
 from runners import health, templates
+from runners.strategies import strategy
 
 SHOWN_MATCHES = 20
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -79,12 +80,9 @@ def lines_since(lines: Sequence[str], since: datetime, utc_offset: int) -> tuple
     return kept, True
 
 
-def since_value(strategy: str, at: datetime, utc_offset: int) -> str:
-    """`{since}` for the logs command (see the module's doc)."""
-    if strategy == "systemd":
-        local = at.astimezone(UTC) + timedelta(seconds=utc_offset)
-        return local.strftime("%Y-%m-%d %H:%M:%S")
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def since_value(name: str, at: datetime, utc_offset: int) -> str:
+    """`{since}` for the logs command of strategy `name` (see the module's doc)."""
+    return strategy(name).since(at, utc_offset)
 
 
 @dataclass
@@ -208,7 +206,8 @@ async def _logs(ctx: StepContext, found: _Findings) -> None:
         start, offset = _window_start(ctx, host)
         return await scan_logs(ctx, host, start, offset)
 
-    found.logs = list(await asyncio.gather(*(one(h) for h in ctx.app.hosts)))
+    hosts = strategy(ctx.app.deploy.strategy).deploy_hosts(ctx.app)
+    found.logs = list(await asyncio.gather(*(one(h) for h in hosts)))
     out: list[str] = []
     for scan in found.logs:
         if scan.error:
