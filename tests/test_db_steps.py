@@ -139,7 +139,7 @@ async def test_backup_preview_and_downgrade(ssh_env_migrated: SshEnv, tmp_path: 
         assert "DROP TABLE coupons" in preview
         assert "ALTER TABLE orders DROP COLUMN coupon" in preview
         assert "INFO" not in preview
-        (name, content, title) = notifier(ctx).uploads[0]
+        (name, content, title, _) = notifier(ctx).uploads[0]
         assert name == "downgrade-myapp-d4e5-to-b2c3.sql"
         assert f"UPDATE alembic_version SET version_num='{V142}'" in content
         assert title == f"alembic downgrade --sql {V150}:{V142}"
@@ -185,7 +185,7 @@ async def test_restore_from_backup(ssh_env_migrated: SshEnv, tmp_path: Path) -> 
         assert "Verify after restore on web1:\n```\n3\n```" in said
         assert "App stopped on 2 host(s)" in said
         for host in env.hosts:
-            assert "stopped pid" in notifier(ctx).output_of(host.name)
+            assert any("stopped pid" in line for line in notifier(ctx).output_of(host.name))
             # stopped until the redeploy starts the old version (not 1.5.0 on the old schema)
             assert host.run("./run.sh status", check=False).startswith("stopped")
         assert set(out.hosts) == {"web1", "web2"} and all(h.ok for h in out.hosts.values())

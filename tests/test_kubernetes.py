@@ -18,7 +18,7 @@ from bot.workflow.model import Criterion, StepId
 from runners import templates
 from runners.local import LocalRunner
 from runners.strategies import strategy
-from tests.fakes_steps import RecordingNotifier, make_apps, make_ctx, make_incident
+from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident
 
 SHIMS = Path(__file__).resolve().parent / "shims"
 KUBECTL = "kubectl --namespace shop"

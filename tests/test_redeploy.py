@@ -17,7 +17,7 @@ from bot.sample.build import git
 from bot.steps import redeploy
 from bot.workflow.model import Criterion, StepId
 from runners.ssh import SshRunner
-from tests.fakes_steps import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
+from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
 from tests.fixtures_hosts import MakeSshEnv, SshEnv, TestHost
 
 

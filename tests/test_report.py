@@ -24,7 +24,7 @@ from bot.workflow.model import (
     StepStatus,
 )
 from bot.workflow.steps import STEPS
-from tests.fakes_steps import RecordingNotifier, make_apps, make_ctx, make_incident
+from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident
 
 OPENED = datetime(2024, 5, 2, 10, 0, 0, tzinfo=UTC)
 
@@ -230,9 +230,9 @@ async def test_report_committed_and_pushed(
     assert git("diff", "--cached", "--name-only", cwd=work) == "notes.txt"  # left staged
     assert outcome.facts.pushed is True
     assert git("rev-parse", "main", cwd=remote) == sha
-    assert [u["filename"] for u in notifier.uploads] == [path.name, postmortem.name]
-    assert notifier.uploads[0]["content"] == path.read_text()
-    assert f"commit `{sha[:10]}` (pushed)" in notifier.uploads[0]["comment"]
+    assert [u.filename for u in notifier.uploads] == [path.name, postmortem.name]
+    assert notifier.uploads[0].content == path.read_text()
+    assert f"commit `{sha[:10]}` (pushed)" in notifier.uploads[0].comment
 
     # Again (Retry): the report is rewritten and committed again; the postmortem is kept.
     postmortem.write_text("# Postmortem\n\nRoot cause: a flag.\n")
@@ -252,7 +252,7 @@ async def test_plain_directory_and_failing_push(
     outcome = await report.run(_ctx(tmp_path, str(plain), recovered_incident(), notifier))
     assert (plain / "rollback-20240502-myapp-ab12.md").exists()
     assert outcome.facts.commit == ""
-    assert "not a git checkout" in notifier.uploads[0]["comment"]
+    assert "not a git checkout" in notifier.uploads[0].comment
     assert outcome.criteria == {Criterion.REPORT: True}
 
     _, work = incidents_repo

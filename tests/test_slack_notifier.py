@@ -57,12 +57,6 @@ def new_incident() -> Incident:
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[SlackFake]:
-    async with SlackFake() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def notifier(slack: SlackFake) -> AsyncIterator[SlackNotifier]:
     client = make_client("xoxb-test", slack.api_url)
     n = SlackNotifier(client, apps(), min_interval=INTERVAL, retry_pause=0.05)

@@ -25,7 +25,7 @@ from bot.steps import redeploy, verify
 from bot.steps.context import StepContext
 from bot.workflow.model import Criterion, Incident, StepId
 from runners.ssh import SshRunner
-from tests.fakes_steps import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
+from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
 from tests.fixtures_hosts import MakeSshEnv, SshEnv, TestHost
 
 SERVICE = "myapp"
@@ -201,7 +201,7 @@ async def test_default_templates_roll_back_and_verify(
         else:
             assert not any("install skipped" in line for line in out)
             assert any("myapp-app-1" in line and "running" in line for line in out)  # ps
-    assert f"✅ {ssh_env.hosts[0].name}: no errors in" in s.notifier.thread()
+    assert f"✅ {ssh_env.hosts[0].name}: no errors in" in s.notifier.text
 
 
 async def test_one_override_replaces_only_that_command(

@@ -16,7 +16,7 @@ from bot.steps import monitor, redeploy, verify
 from bot.steps.context import StepContext
 from bot.workflow.model import Criterion, Incident, StepId
 from runners.ssh import SshRunner
-from tests.fakes_steps import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
+from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
 from tests.fixtures_hosts import SshEnv, TestHost
 
 
@@ -78,7 +78,7 @@ async def test_rolled_back_hosts_pass_although_the_old_version_logged_errors(
     for host in ssh_env.hosts:
         assert "ERROR" in host.run("cat app.log")  # the broken version's errors are there...
         assert outcome.hosts[host.name].ok  # ...and do not count
-    thread = s.notifier.thread()
+    thread = s.notifier.text
     assert f"✅ http://127.0.0.1:{ssh_env.hosts[1].app_port}/api/health (web2): 200" in thread
     assert "✅ web1: no errors in" in thread
     assert "✅ `./smoke.sh login` on web1" in thread
@@ -103,7 +103,7 @@ async def test_broken_host_keeps_failing_its_probe(ssh_env: SshEnv, steps_for: A
     assert err.hosts["web1"].ok
     assert not err.hosts["web2"].ok and "HTTP 500" in err.hosts["web2"].summary
     assert s.incident.facts.verify.checks["health"] is False
-    assert f"❌ {web2.health_url} (web2): HTTP 500: expected 200" in s.notifier.thread()
+    assert f"❌ {web2.health_url} (web2): HTTP 500: expected 200" in s.notifier.text
 
 
 async def test_error_in_log_and_failing_smoke_fail_verification(
@@ -124,7 +124,7 @@ async def test_error_in_log_and_failing_smoke_fail_verification(
     assert "smoke: `sh -c 'echo payment down; exit 1'` on web1 exit 1" in err.what
     assert "health" not in err.what
     assert "payment provider refused" in err.detail
-    thread = s.notifier.thread()
+    thread = s.notifier.text
     assert "❌ web1: 1 error line(s) since the restart" in thread
     assert "ERROR myapp payment provider refused" in thread  # the match is shown
     assert "✅ web2: no errors" in thread

@@ -68,7 +68,7 @@ async def test_full_rollback_with_database_approval(
         await start(bot)
         decision = await bot.gate("Roll back")
         decision_text = bot.slack.all_text(decision)
-        assert "2" in decision_text and "migration" in decision_text.lower()
+        assert "*Migrations to undo:* 2" in decision_text
         await bot.click(decision, "Roll back", "U0CAROL")
 
         approval = await bot.gate("Approve downgrade", timeout=90)
