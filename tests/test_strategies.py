@@ -174,7 +174,7 @@ async def test_default_templates_roll_back_and_verify(
     verified = await verify.run(s.ctx(StepId.VERIFY))
 
     assert deployed.criteria == {Criterion.DEPLOYED: True}
-    assert deployed.facts.redeploy.versions_by_host == {h.name: TARGET for h in ssh_env.hosts}
+    assert deployed.facts.versions_by_host == {h.name: TARGET for h in ssh_env.hosts}
     assert verified.criteria == {
         Criterion.HEALTH: True,
         Criterion.LOGS: True,
