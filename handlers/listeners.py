@@ -6,12 +6,15 @@ calls runs after the ack, as a lazy listener, and answers through the command's 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.command import HELP, Command, parse
@@ -41,6 +44,13 @@ from handlers.groups import GroupResolver
 from handlers.ids import CHOICE, Action, ButtonValue
 
 log = logging.getLogger(__name__)
+STORE_AWAY = "Rewind cannot reach its store (Redis); nothing was changed. Try again in a minute."
+STORE_LOST = (
+    "Rewind lost its store (Redis) while doing this, so it may be half done: "
+    "`/rollback status` in a minute shows where things stand."
+)
+STORE_CHECK = 1.0  # seconds: a Redis that is away is said well within Slack's 3 s
+_STORE_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
 
 class PlanPoster(Protocol):
@@ -64,6 +74,14 @@ class SlackFront:
         self.groups = groups
         self.dispatcher = Dispatcher(engine, store)
         self.poster = poster
+        # Commands whose ack already said the store is away: their lazy half does nothing.
+        self._refused: set[str] = set()
+
+    async def store_up(self) -> bool:
+        try:
+            return await asyncio.wait_for(self.store.ping(), STORE_CHECK)
+        except TimeoutError:
+            return False
 
     # ---- /rollback ----------------------------------------------------------------------
 
@@ -77,10 +95,18 @@ class SlackFront:
                 return
             if cmd.kind == "start":
                 check_start(self.engine, cmd)
+            if cmd.kind == "plan":
+                check_plan(self.engine, cmd)
+            if not await self.store_up():
+                if len(self._refused) > 10_000:
+                    self._refused.clear()
+                self._refused.add(str(body.get("trigger_id") or _digest(body)))
+                await ack(text=f":warning: {STORE_AWAY}")
+                return
+            if cmd.kind == "start":
                 await ack(text=f"Checking `{cmd.app}` {cmd.version or '(previous version)'}…")
                 return
             if cmd.kind == "plan":
-                check_plan(self.engine, cmd)
                 await ack(
                     text=f"Planning the rollback of `{cmd.app}` (read-only: nothing changes)…"
                 )
@@ -90,17 +116,21 @@ class SlackFront:
             await ack(text=f":warning: {exc}")
 
     async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
-        key = _hash(str(body.get("trigger_id") or _digest(body)))
-        if not await self._first_time("cmd", key):
-            return  # a Slack retry of a command already handled
+        trigger = str(body.get("trigger_id") or _digest(body))
+        if trigger in self._refused:
+            self._refused.discard(trigger)
+            return  # the ack said the store is away; nothing is done
         cmd: Command | None = None
         try:
             cmd = parse(body.get("text", ""))
-            if cmd.kind == "help":
-                return
+            if cmd.kind == "help" or not await self._first_time("cmd", _hash(trigger)):
+                return  # help was the ack; or a Slack retry of a command already handled
             text = await self._dispatch(cmd, body["user_id"])
         except UserFacingError as exc:
             text = f":warning: {exc}"
+        except _STORE_ERRORS:
+            log.warning("command %r: Redis unreachable", body.get("text", "")[:100])
+            text = f":warning: {STORE_LOST}"
         except Exception:
             error_id = uuid.uuid4().hex[:8]
             log.exception("command failed [error id %s]", error_id)
@@ -167,6 +197,9 @@ class SlackFront:
             choice = CHOICE[Action(action["action_id"])]
         except (KeyError, ValueError):
             choice = ""
+        if not await self.store_up():
+            await _tell(respond, STORE_AWAY)
+            return
         if value is None or not choice:
             await self.engine.audit_refusal(
                 value.i if value else "", user, choice or "an unknown button", "not a Rewind button"
@@ -185,6 +218,9 @@ class SlackFront:
             await self.engine.answer(value.i, Answer(value.t, actor, choice, value.o))
         except UserFacingError as exc:
             await _tell(respond, str(exc))
+        except _STORE_ERRORS:
+            log.warning("button %s: Redis unreachable", action.get("action_id"))
+            await _tell(respond, STORE_LOST)
         except Exception:
             error_id = uuid.uuid4().hex[:8]
             log.exception("button failed [error id %s]", error_id)
