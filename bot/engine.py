@@ -255,12 +255,11 @@ class Engine:
         raise UserFacingError(f"`{app}` is busy; try again in a moment.")
 
     async def _save_thread(self, incident: Incident) -> None:
-        for _ in range(20):
-            current = await self.store.load(incident.id)
-            assert current is not None
+        def change(current: Incident) -> Incident:
             current.thread = incident.thread
-            if await self.store.save(current):
-                return
+            return current
+
+        await self.store.update(incident.id, change)
 
     async def check_version_exists(self, app: AppConfig, version: str) -> None:
         if not await self.repos.has_version(app, version):
@@ -286,24 +285,28 @@ class Engine:
     async def apply(self, incident_id: str, event: Event, *, who: str = "rewind") -> Incident:
         """Load, transition, save (compare-and-set), then carry out the effects."""
         INCIDENT.set(incident_id)
-        for _ in range(50):
-            current = await self.store.load(incident_id)
-            if current is None:
-                raise UserFacingError(f"No incident `{incident_id}`.")
-            app = self.app(current.app)
+        effects: list[Effect] = []
+        before = Status.RUNNING
+
+        def change(current: Incident) -> Incident:
+            nonlocal effects, before
+            before = current.status
             try:
-                incident, effects = transition(current, event, policy_for(app))
+                changed, effects = transition(current, event, policy_for(self.app(current.app)))
             except Rejected as exc:
                 raise UserFacingError(str(exc)) from None
-            if await self.store.save(incident):
-                if current.status.open and not incident.status.open:
-                    INCIDENTS_ENDED.labels(state=incident.status.value).inc()
-                await self.store.audit(incident.id, who, _describe(event), incident.status.value)
-                await self._tell_events(current.status, incident, event)
-                await self._effects(incident, effects)
-                await self.notifier.update_parent(incident)
-                return incident
-        raise RuntimeError(f"incident {incident_id}: too many concurrent writers")
+            return changed
+
+        incident = await self.store.update(incident_id, change)
+        if incident is None:
+            raise UserFacingError(f"No incident `{incident_id}`.")
+        if before.open and not incident.status.open:
+            INCIDENTS_ENDED.labels(state=incident.status.value).inc()
+        await self.store.audit(incident.id, who, _describe(event), incident.status.value)
+        await self._tell_events(before, incident, event)
+        await self._effects(incident, effects)
+        await self.notifier.update_parent(incident)
+        return incident
 
     async def _tell_events(self, before: Status, incident: Incident, event: Event) -> None:
         if self.events is None:
@@ -429,13 +432,12 @@ class Engine:
             log.exception("incident %s: the report of the abort could not be written", incident.id)
             await self.notifier.say(incident, ":warning: The incident report could not be written.")
             return
-        for _ in range(20):
-            current = await self.store.load(incident.id)
-            if current is None:
-                return
+
+        def change(current: Incident) -> Incident:
             current.facts.store(published.facts)
-            if await self.store.save(current):
-                return
+            return current
+
+        await self.store.update(incident.id, change)
 
     # ---- worker side --------------------------------------------------------------------
 

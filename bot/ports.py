@@ -115,6 +115,9 @@ class Freeze:
     at: str
 
 
+Change = Callable[[Incident], Incident]
+
+
 class Store(Protocol):
     """Where incidents, the per-app lock, the audit trail and freezes live."""
 
@@ -124,6 +127,12 @@ class Store(Protocol):
 
     async def save(self, incident: Incident) -> bool:
         """Write if nobody wrote since `incident.version` was read; bumps the version."""
+        ...
+
+    async def update(self, incident_id: str, change: Change) -> Incident | None:
+        """Load, `change`, save if nobody wrote in between, else again from what they wrote.
+
+        The one compare-and-set loop; `change` may raise to give up. None: no such incident."""
         ...
 
     async def acquire_lock(self, app: str, incident_id: str) -> int | str:
@@ -161,3 +170,25 @@ class Store(Protocol):
     async def load_plan(self, plan_id: str) -> str | None: ...
 
     async def ping(self) -> bool: ...
+
+
+class CompareAndSet:
+    """`Store.update` for any store with `load` and a compare-and-set `save`."""
+
+    TRIES = 50
+
+    async def load(self, incident_id: str) -> Incident | None:
+        raise NotImplementedError
+
+    async def save(self, incident: Incident) -> bool:
+        raise NotImplementedError
+
+    async def update(self, incident_id: str, change: Change) -> Incident | None:
+        for _ in range(self.TRIES):
+            current = await self.load(incident_id)
+            if current is None:
+                return None
+            changed = change(current)
+            if await self.save(changed):
+                return changed
+        raise RuntimeError(f"incident {incident_id}: too many concurrent writers")

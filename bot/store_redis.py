@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.ports import AuditEntry, Freeze
+from bot.ports import AuditEntry, CompareAndSet, Freeze
 from bot.redis_conn import ReplicaAck, ReportingRetry, connect
 from bot.workflow.model import Incident
 from bot.workflow.schema import load_incident
@@ -70,7 +70,7 @@ return 1
 """
 
 
-class RedisStore:
+class RedisStore(CompareAndSet):
     """`bot.ports.Store` on Redis."""
 
     def __init__(
