@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from bot.apps_file import AppConfig
+from bot.messages import Message
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 
 LineSink = Callable[[str, str], Awaitable[None]]  # (host, line)
@@ -52,7 +53,9 @@ class Notifier(Protocol):
 
     async def update_parent(self, incident: Incident) -> None: ...
 
-    async def say(self, incident: Incident, text: str) -> None: ...
+    async def say(self, incident: Incident, text: str | Message) -> None:
+        """A reply in the thread: a `Message` (front-neutral), or text in Slack mrkdwn."""
+        ...
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
         """Step output, coalesced per host; may be delayed until `flush`."""

@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from bot.apps_file import AppConfig, AppsFile, parse_apps
+from bot.messages import Message
 from bot.ports import AuditEntry, HostRunner
 from bot.steps.context import StepContext
 from bot.workflow.facts import Facts
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
+from handlers import mrkdwn
 
 
 class Upload(NamedTuple):
@@ -49,8 +51,8 @@ class RecordingNotifier:
     async def update_parent(self, incident: Incident) -> None:
         self.parents.append(incident.facts.model_copy(deep=True))
 
-    async def say(self, incident: Incident, text: str) -> None:
-        self.said.append(text)
+    async def say(self, incident: Incident, text: str | Message) -> None:
+        self.said.append(mrkdwn.render(text) if isinstance(text, Message) else text)
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
         self.lines.append((step, host, line))

@@ -15,6 +15,7 @@ from typing import Literal
 from bot.apps_file import AppConfig, DatabaseConfig
 from bot.engine import Engine, OpenRequest, new_incident_id
 from bot.errors import StepError, UserFacingError
+from bot.messages import Message
 from bot.plan.model import (
     Migration,
     Plan,
@@ -69,7 +70,7 @@ class Quiet:
     async def update_parent(self, incident: Incident) -> None:
         return None
 
-    async def say(self, incident: Incident, text: str) -> None:
+    async def say(self, incident: Incident, text: str | Message) -> None:
         return None
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:

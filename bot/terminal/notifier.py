@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
+from bot import render_text
 from bot.apps_file import AppsFile
+from bot.messages import Message
 from bot.people import People
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 from handlers import text as t
@@ -118,7 +120,9 @@ class TerminalNotifier:
         self._print()
         self._print(text)
 
-    async def say(self, incident: Incident, text: str) -> None:
+    async def say(self, incident: Incident, text: str | Message) -> None:
+        if isinstance(text, Message):
+            text = render_text.plain(text, self.people.name)
         self._reply(text)
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.messages import Emphasis, Mark, Mention, Message, message
+from bot.messages import Status as MarkStatus
 from bot.workflow.facts import StepFacts
 from bot.workflow.model import (
     Approval,
@@ -114,7 +116,7 @@ class AskGate:
 
 @dataclass(frozen=True)
 class Say:
-    text: str
+    text: str | Message
 
 
 @dataclass(frozen=True)
@@ -328,7 +330,7 @@ def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[E
         return inc, _decide(inc, ev)
     if gate.kind is GateKind.RETRY and ev.choice == "retry":
         inc.step(gate.step).status = StepStatus.PENDING
-        return inc, [Say(f"<@{ev.actor.user}> chose Retry."), *_advance(inc)]
+        return inc, [Say(message(Mention(ev.actor.user), " chose Retry.")), *_advance(inc)]
     if gate.kind is GateKind.RETRY:  # a restore instead of the failed downgrade
         gate = gate.model_copy(update={"kind": GateKind.APPROVE_DB})
     inc.approvals.append(Approval(kind=gate.kind, user=ev.actor.user, choice=ev.choice))
@@ -338,7 +340,8 @@ def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[E
         if ev.option:
             inc.facts.restore_backup = ev.option
     what = "restore from backup" if ev.choice == "restore" else _gate_words(gate.kind)
-    return inc, [Say(f":white_check_mark: <@{ev.actor.user}> approved {what}."), *_advance(inc)]
+    said = message(Mark(MarkStatus.OK), " ", Mention(ev.actor.user), f" approved {what}.")
+    return inc, [Say(said), *_advance(inc)]
 
 
 def _gate_words(kind: GateKind) -> str:
@@ -356,8 +359,12 @@ def _decide(inc: Incident, ev: Answer) -> list[Effect]:
         for step in ROLLBACK_STEPS:
             inc.step(step).status = StepStatus.SKIPPED
         say = Say(
-            f"<@{ev.actor.user}> chose *Fix forward*: the rollback path is closed; "
-            "the thread and the report stay."
+            message(
+                Mention(ev.actor.user),
+                " chose ",
+                Emphasis("Fix forward"),
+                ": the rollback path is closed; the thread and the report stay.",
+            )
         )
         return [say, *_advance(inc)]
     inc.decision = Decision.ROLL_BACK
@@ -365,7 +372,10 @@ def _decide(inc: Incident, ev: Answer) -> list[Effect]:
     if ev.option in {"revert", "tag"}:
         inc.facts.code_method = "revert" if ev.option == "revert" else "tag"
         inc.step(StepId.DECIDE).summary += f" ({ev.option})"
-    return [Say(f"<@{ev.actor.user}> chose *Roll back*."), *_advance(inc)]
+    return [
+        Say(message(Mention(ev.actor.user), " chose ", Emphasis("Roll back"), ".")),
+        *_advance(inc),
+    ]
 
 
 def _cancel(inc: Incident, ev: Cancel, policy: Policy) -> tuple[Incident, list[Effect]]:
