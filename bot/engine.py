@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from bot.apps_file import AppConfig, AppsFile
-from bot.errors import StepError, UserFacingError
+from bot.errors import RewindError, StepError, UserFacingError
 from bot.logs import INCIDENT
 from bot.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED, STEP_SECONDS, STEPS
 from bot.plan.model import PlanBasis
@@ -63,6 +63,10 @@ REASON_MAX = 1000  # characters: a reason is a sentence or two, not a log paste
 WORD_MAX = 100  # characters: no tag, app name or word of a reason is longer
 RUNNER_IDLE = 600.0  # seconds an incident's SSH connections may stay open unused
 UNKNOWN_INCIDENT = "unknown"  # the audit trail of clicks that name no incident
+
+
+class HandOver(RewindError):
+    """This worker is stopping (SIGTERM): a repeatable step stops before its next command."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,9 @@ class Engine:
         self._runners: dict[str, tuple[HostRunner, float]] = {}
         self._bodies = bodies
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:6]}"
+        # Set when this worker is told to stop: repeatable steps go to another worker at their
+        # next command; a step that is not safe to repeat runs to its end first.
+        self.draining = False
         # The terminal front's Ctrl-C: asked at a fence, after the running command, never within.
         self.pause_point: Callable[[Incident, StepId], Awaitable[None]] | None = None
 
@@ -450,6 +457,9 @@ class Engine:
         heartbeat: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         INCIDENT.set(incident_id)  # on every log line of this step's work
+        if self.draining:
+            await self.queue.hand_over(incident_id, step, attempt)
+            return
         incident = await self.store.load(incident_id)
         if incident is None or not incident.status.open:
             return
@@ -486,6 +496,9 @@ class Engine:
         started = time.monotonic()
         log.info("step %s (attempt %d) started on %s", step.value, attempt, self.worker_id)
         event = await self._execute(incident, step, run_id, heartbeat)
+        if event is None:
+            await self._hand_over(incident, step, attempt)
+            return
         took = time.monotonic() - started
         STEP_SECONDS.labels(step=step.value).observe(took)
         result = "succeeded" if isinstance(event, StepSucceeded) else "failed"
@@ -496,6 +509,17 @@ class Engine:
         except UserFacingError as exc:
             log.info("step result for %s/%s dropped: %s", incident_id, step, exc)
             await self._late_result(incident_id, event)
+
+    async def _hand_over(self, incident: Incident, step: StepId, attempt: int) -> None:
+        """Stopping: the step ends before its next command and another worker takes it on."""
+        await self.notifier.say(
+            incident,
+            f":arrows_counterclockwise: Worker `{self.worker_id}` is stopping (a restart of "
+            f"Rewind); “{SPECS[step].title}” stopped before its next command and goes to "
+            "another worker (it is safe to repeat).",
+        )
+        await self.store.audit(incident.id, self.worker_id, f"handed over: {SPECS[step].title}")
+        await self.queue.hand_over(incident.id, step, attempt)
 
     async def _late_result(self, incident_id: str, event: StepSucceeded | StepFailed) -> None:
         """A step finished after its incident ended (cancelled mid-step): say what it did."""
@@ -518,7 +542,8 @@ class Engine:
         step: StepId,
         run_id: str,
         heartbeat: Callable[[], Awaitable[None]] | None,
-    ) -> StepSucceeded | StepFailed:
+    ) -> StepSucceeded | StepFailed | None:
+        """The step's result, or None when it was handed over to another worker."""
         app = self.app(incident.app)
         runner = await self._runner(incident)
         ctx = StepContext(
@@ -546,6 +571,8 @@ class Engine:
                 criteria=outcome.criteria,
                 skip=outcome.skip,
             )
+        except HandOver:
+            return None
         except StepError as exc:
             error = ErrorInfo(what=exc.what, host=exc.host, hint=exc.hint, detail=exc.detail)
             return StepFailed(
@@ -589,7 +616,13 @@ class Engine:
             await self.close_runner(incident_id)
 
     async def _fence(self, incident: Incident, step: StepId, run_id: str) -> None:
-        """Before every side effect: this incident still holds the app, this run the step."""
+        """Before every side effect: this incident still holds the app, this run the step.
+
+        Read from Redis each time, never cached: after a Redis restart or a failover the lock
+        or the step may have moved, and a step that lost either stops before doing anything.
+        """
+        if self.draining and SPECS[step].repeatable:
+            raise HandOver(f"worker {self.worker_id} is stopping")
         if self.pause_point is not None:
             await self.pause_point(incident, step)
         if not await self.store.holds_lock(incident.app, incident.id, incident.lock_token):

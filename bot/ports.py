@@ -97,6 +97,10 @@ class Repos(Protocol):
 class StepQueue(Protocol):
     async def enqueue_step(self, incident_id: str, step: StepId, attempt: int) -> None: ...
 
+    async def hand_over(self, incident_id: str, step: StepId, attempt: int) -> None:
+        """Run this attempt again on another worker (this one is stopping)."""
+        ...
+
 
 AuditEntry = dict[str, Any]
 

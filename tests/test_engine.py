@@ -22,6 +22,9 @@ class RecordingQueue:
     async def enqueue_step(self, incident_id: str, step: StepId, attempt: int) -> None:
         self.jobs.append((incident_id, step, attempt))
 
+    async def hand_over(self, incident_id: str, step: StepId, attempt: int) -> None:
+        self.jobs.append((incident_id, step, attempt))
+
 
 def engine(tmp_path: Path, calls: list[StepId]) -> tuple[Engine, RecordingQueue, MemoryStore]:
     apps = parse_apps(

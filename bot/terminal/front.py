@@ -59,6 +59,9 @@ class InlineQueue:
     async def enqueue_step(self, incident_id: str, step: StepId, attempt: int) -> None:
         self.pending.append((incident_id, step, attempt))
 
+    async def hand_over(self, incident_id: str, step: StepId, attempt: int) -> None:
+        self.pending.append((incident_id, step, attempt))
+
     async def drain(self) -> None:
         assert self.engine is not None
         while self.pending:
