@@ -7,6 +7,7 @@ button appeared always finds the incident waiting for it, and any process may di
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -247,12 +248,22 @@ class Engine:
             token = await self.store.acquire_lock(app, incident_id)
             if isinstance(token, int):
                 return token
-            holder = await self.store.load(token)
+            holder = await self._lock_holder_incident(token)
             if holder is not None and holder.status.open:
                 raise UserFacingError(await self._busy_message(app, token))
             log.warning("app %s: lock of ended incident %s released", app, token)
             await self.store.release_lock(app, token)
         raise UserFacingError(f"`{app}` is busy; try again in a moment.")
+
+    async def _lock_holder_incident(self, incident_id: str) -> Incident | None:
+        """The incident holding a lock. One opened a moment ago takes the lock before it is
+        stored: it gets two seconds to appear before the lock counts as left by a crash."""
+        for _ in range(20):
+            holder = await self.store.load(incident_id)
+            if holder is not None:
+                return holder
+            await asyncio.sleep(0.1)
+        return None
 
     async def _save_thread(self, incident: Incident) -> None:
         def change(current: Incident) -> Incident:
