@@ -26,7 +26,7 @@ from bot.steps import redeploy
 from bot.store_redis import RedisStore, connect
 from bot.workflow.model import StepId
 from runners.ssh import SshRunner
-from tests.fakes_steps import RecordingNotifier, make_ctx, make_incident
+from tests.fakes import RecordingNotifier, make_ctx, make_incident
 
 SIZES = (1, 5, 20, 50)
 

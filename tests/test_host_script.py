@@ -14,7 +14,7 @@ from bot.steps import redeploy
 from bot.workflow.model import StepId
 from runners.local import LocalRunner
 from runners.ssh import SshRunner
-from tests.fakes_steps import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
+from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
 from tests.fixtures_hosts import SshEnv
 
 C = ScriptCommand
@@ -170,7 +170,7 @@ async def test_redeploy_is_one_session_per_host_and_fenced_before_each_command(
         outcome = await redeploy.run(ctx)
     finally:
         await ctx.hosts.close()
-    assert outcome.hosts["web1"].ok and outcome.facts["versions_by_host"] == {"web1": "v1.4.2"}
+    assert outcome.hosts["web1"].ok and outcome.facts.versions_by_host == {"web1": "v1.4.2"}
     assert "started 1.4.2" in "\n".join(notifier.output_of("web1"))
     assert sessions(ssh_env) - before == 2
 
