@@ -41,6 +41,7 @@ from bot.webhooks import WebhookOutbox, deliver_function
 from handlers.groups import GroupResolver
 from handlers.listeners import SlackFront, register
 from handlers.notifier import SlackNotifier, make_client
+from handlers.pending import PendingCommands
 from handlers.watch_slack import SlackProposer, WatchFront, register_watch
 from runners.git import GitRepos
 from runners.local import runner_for
@@ -180,6 +181,10 @@ def lazy_runner(bolt: AsyncApp) -> TrackedLazyRunner:
 
 
 def build_bolt(rt: Runtime) -> AsyncApp:
+    return build_slack(rt)[0]
+
+
+def build_slack(rt: Runtime) -> tuple[AsyncApp, SlackFront]:
     secret = rt.settings.slack_signing_secret
     bolt = AsyncApp(
         client=rt.client,
@@ -192,9 +197,11 @@ def build_bolt(rt: Runtime) -> AsyncApp:
     )
     bolt.listener_runner.lazy_listener_runner = TrackedLazyRunner(log)
     groups = GroupResolver(rt.client, rt.apps)
-    register(bolt, SlackFront(rt.engine, rt.store, groups, rt.notifier))
+    pending = PendingCommands(rt.store.r, owner=rt.settings.worker_id)
+    front = SlackFront(rt.engine, rt.store, groups, rt.notifier, pending)
+    register(bolt, front)
     register_watch(bolt, WatchFront(rt.watches, groups))
-    return bolt
+    return bolt, front
 
 
 class _NoTokenWarning(logging.Filter):
@@ -286,8 +293,9 @@ def web_app(rt: Runtime, *, with_worker: bool = False, slack_http: bool = True) 
     Bolt), `/healthz`, `/metrics` and the API."""
     app = web.Application()
     app[RUNTIME] = rt
+    front: SlackFront | None = None
     if slack_http:
-        app[BOLT] = build_bolt(rt)
+        app[BOLT], front = build_slack(rt)
         app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -298,7 +306,13 @@ def web_app(rt: Runtime, *, with_worker: bool = False, slack_http: bool = True) 
         worker = build_worker(rt) if with_worker else None  # aiohttp owns SIGTERM here
         task = asyncio.create_task(worker.start()) if worker else None
         held = asyncio.create_task(deliver_held(rt)) if worker is None else None
+        stopping = asyncio.Event()
+        recovering = asyncio.create_task(recover_commands(front, stopping)) if front else None
         yield
+        stopping.set()
+        if recovering is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(recovering, 5)
         if held is not None and not held.done():
             held.cancel()
         # aiohttp has stopped taking requests and finished the ones in flight; their lazy
@@ -311,6 +325,21 @@ def web_app(rt: Runtime, *, with_worker: bool = False, slack_http: bool = True) 
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+async def recover_commands(front: SlackFront, stopping: asyncio.Event, every: float = 2.0) -> None:
+    """Commands acked by a web process that died before carrying them out: done here.
+
+    Stopped by `stopping`, not by cancelling: a cancellation that lands inside a Redis call
+    can be swallowed by the client, and the loop would never end.
+    """
+    while not stopping.is_set():
+        try:
+            await front.recover()
+        except Exception:
+            log.exception("pending commands: not recovered this time")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), every)
 
 
 async def deliver_held(rt: Runtime) -> None:

@@ -1,0 +1,124 @@
+"""Faults of the parts around Rewind, with real processes: each ends in a clear, recoverable
+state with a complete audit trail. (A worker killed mid-step: tests/test_worker_crash.py;
+Redis lost: tests/test_redis_loss.py.)"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis
+
+from tests.fixtures_hosts import SshEnv
+from tests.harness import INCIDENT_CHANNEL, SECRET, settings_env, write_apps
+from tests.slack_fake import SlackFake, send_command
+from tests.test_processes import free_port, wait_http
+
+START = "myapp v1.4.2 checkout returns 500"
+
+
+class Serve:
+    """`python -m bot serve --with-worker` as a real process, restartable on one port."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, **env, "PORT": str(self.port)}
+        self.logs = logs
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.runs += 1
+        log = (self.logs / f"serve-{self.runs}.log").open("wb")
+        argv = [sys.executable, "-m", "bot", "serve", "--with-worker"]
+        self.proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        await wait_http(f"{self.base}/healthz")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def log_text(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.logs.glob("serve-*")))
+
+
+@pytest.fixture
+def serve_factory(tmp_path: Path) -> Iterator[Any]:
+    made: list[Serve] = []
+
+    def make(env: dict[str, str]) -> Serve:
+        made.append(Serve(env, tmp_path))
+        return made[-1]
+
+    yield make
+    for serve in made:
+        serve.stop()
+
+
+async def test_web_killed_between_the_ack_and_the_work_loses_no_command(
+    slack: SlackFake, redis_url: str, ssh_env: SshEnv, tmp_path: Path, serve_factory: Any
+) -> None:
+    cfg = ssh_env.app_config()
+    cfg["operators"] = ["S0ONCALL", "U0CAROL"]  # a group: the work after the ack asks Slack
+    config = write_apps(tmp_path / "apps.yaml", {"myapp": cfg}, tmp_path / "incidents")
+    serve = serve_factory(settings_env(slack, redis_url, config, tmp_path / "ws"))
+    await serve.start()
+    # The work after the ack hangs on Slack: the process is killed right there.
+    slack.slow("usergroups.users.list", 120, times=1)
+    async with aiohttp.ClientSession() as session:
+        url = slack.response_url("start")
+        resp = await send_command(
+            session, f"{serve.base}/slack/events", SECRET, text=START, response_url=url
+        )
+        assert resp.status == 200 and "Checking" in resp.text
+        await slack.wait_until(
+            lambda: slack.calls_to("usergroups.users.list"), timeout=30, what="the work started"
+        )
+        serve.kill()
+        assert not slack.calls_to("response_url") and not slack.messages(INCIDENT_CHANNEL)
+
+        await serve.start()
+        call = await slack.wait_for(lambda c: c.method == "response_url", timeout=60)
+        text = str(call.args.get("text", ""))
+        assert "opened for `myapp`" in text and "restarted" in text, text
+        await slack.wait_until(
+            lambda: any(
+                "Roll back" in b.text
+                for m in slack.messages(INCIDENT_CHANNEL)
+                for b in slack.buttons(m)
+            ),
+            timeout=60,
+            what="the decision buttons",
+        )
+    assert len(slack.calls_to("response_url")) == 1  # carried out once, answered once
+    assert len(slack.messages(INCIDENT_CHANNEL, top_level=True)) == 1
+    assert "carrying out a command acked by a process that stopped" in serve.log_text()
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    with contextlib.closing(r):
+        (incident_id,) = r.smembers("rewind:open")
+        audit = [fields["what"] for _, fields in r.xrange(f"rewind:audit:{incident_id}")]
+        assert audit[0] == "opened" and "step succeeded: Assess the situation" in audit
+        assert not r.hlen("rewind:commands")  # nothing left pending
