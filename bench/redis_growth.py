@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
 
 from bot.redis_conn import connect  # noqa: E402
 from bot.store_redis import RETENTION, RedisStore  # noqa: E402
+from bot.workflow.facts import Facts  # noqa: E402
 from bot.workflow.machine import new_steps  # noqa: E402
 from bot.workflow.model import Incident, Status  # noqa: E402
 from tests.redis_servers import RedisServer  # noqa: E402
@@ -40,13 +41,23 @@ def incident(n: int) -> Incident:
         reason="checkout returns 500 after the v1.5.0 deploy", requested_by="U0CAROL",
         steps=new_steps(),
     )  # fmt: skip
-    inc.facts.update(
-        target="v1.4.2",
-        deployed="v1.5.0",
-        hotfix_branch=f"hotfix/rollback-app-v1.4.2-{inc.id}",
-        commits=[f"{i:07x} Merge pull request #{i} from acme/feature-{i}" for i in range(8)],
-        migrations=["d4e5f6a1b2c3", "c3d4e5f6a1b2"],
-        report_path=f"incidents/rollback-20261129-app-{inc.id}.md",
+    inc.facts = Facts.model_validate(
+        {
+            "assess": {
+                "target": "v1.4.2",
+                "deployed": "v1.5.0",
+                "hotfix_branch": f"hotfix/rollback-app-v1.4.2-{inc.id}",
+                "commits": [
+                    {
+                        "sha": f"{i:040x}",
+                        "subject": f"Merge pull request #{i} from acme/feature-{i}",
+                    }
+                    for i in range(8)
+                ],
+                "migrations": [{"revision": "d4e5f6a1b2c3"}, {"revision": "c3d4e5f6a1b2"}],
+            },
+            "report": {"path": f"incidents/rollback-20261129-app-{inc.id}.md"},
+        }
     )
     return inc
 

@@ -147,9 +147,12 @@ class HostConfig(_Model):
 
 
 class DeployConfig(_Model):
-    strategy: Literal["systemd", "docker-compose", "commands"] = "systemd"
+    strategy: Literal["systemd", "docker-compose", "commands", "kubernetes"] = "systemd"
     workdir: str
     service: str | None = None
+    image: str | None = None  # kubernetes: the image repository; the tag is the version
+    namespace: str = "default"  # kubernetes
+    run_on: str | None = None  # kubernetes: the host that runs kubectl (default: the first)
     commands: dict[str, str] = Field(default_factory=dict)
     concurrency: int = Field(default=10, ge=1)
     rolling: int | None = Field(default=None, ge=1)  # hosts per batch; None = all at once
@@ -163,6 +166,7 @@ class DeployConfig(_Model):
     @model_validator(mode="after")
     def _commands_complete(self) -> DeployConfig:
         known = {"fetch", "install", "restart", "stop", "start", "status", "logs", "version"}
+        known.add("undo")  # kubernetes: the command a person runs to put the last rollout back
         unknown = set(self.commands) - known
         if unknown:
             raise ValueError(f"unknown command(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -172,6 +176,8 @@ class DeployConfig(_Model):
                 raise ValueError(f"strategy 'commands' needs commands {sorted(missing)}")
         elif not self.service:
             raise ValueError(f"strategy '{self.strategy}' needs 'service'")
+        if self.strategy == "kubernetes" and not self.image:
+            raise ValueError("strategy 'kubernetes' needs 'image' (the repository, no tag)")
         return self
 
 

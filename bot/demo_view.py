@@ -123,7 +123,7 @@ class LiveNotifier(TerminalNotifier):
         lines += [fit(self.plain(t.step_line(rec)), width) for rec in inc.steps]
         met = sum(1 for ok in inc.criteria.values() if ok)
         lines += ["", f"Completion criteria met: {met} of {len(t.criteria_lines(inc))}"]
-        lines += [fit(self.plain(m), width) for m in t.monitor_lines(inc.facts)[:3]]
+        lines += [fit(self.plain(m), width) for m in t.monitor_lines(inc.facts.monitor)[:3]]
         if outcome := t.outcome_line(inc):
             lines += ["", fit(self.plain(outcome), width)]
         return Panel(Text("\n".join(lines)), title=t.header_text(inc), title_align="left")

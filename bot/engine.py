@@ -7,6 +7,7 @@ button appeared always finds the incident waiting for it, and any process may di
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -25,6 +26,7 @@ from bot.plan.model import PlanBasis
 from bot.ports import Freeze, HostRunner, Notifier, Repos, StepQueue, Store
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.workflow.baseline import Baseline
+from bot.workflow.facts import Facts, StepFacts
 from bot.workflow.machine import (
     Answer,
     AskGate,
@@ -246,20 +248,29 @@ class Engine:
             token = await self.store.acquire_lock(app, incident_id)
             if isinstance(token, int):
                 return token
-            holder = await self.store.load(token)
+            holder = await self._lock_holder_incident(token)
             if holder is not None and holder.status.open:
                 raise UserFacingError(await self._busy_message(app, token))
             log.warning("app %s: lock of ended incident %s released", app, token)
             await self.store.release_lock(app, token)
         raise UserFacingError(f"`{app}` is busy; try again in a moment.")
 
-    async def _save_thread(self, incident: Incident) -> None:
+    async def _lock_holder_incident(self, incident_id: str) -> Incident | None:
+        """The incident holding a lock. One opened a moment ago takes the lock before it is
+        stored: it gets two seconds to appear before the lock counts as left by a crash."""
         for _ in range(20):
-            current = await self.store.load(incident.id)
-            assert current is not None
+            holder = await self.store.load(incident_id)
+            if holder is not None:
+                return holder
+            await asyncio.sleep(0.1)
+        return None
+
+    async def _save_thread(self, incident: Incident) -> None:
+        def change(current: Incident) -> Incident:
             current.thread = incident.thread
-            if await self.store.save(current):
-                return
+            return current
+
+        await self.store.update(incident.id, change)
 
     async def check_version_exists(self, app: AppConfig, version: str) -> None:
         if not await self.repos.has_version(app, version):
@@ -285,24 +296,28 @@ class Engine:
     async def apply(self, incident_id: str, event: Event, *, who: str = "rewind") -> Incident:
         """Load, transition, save (compare-and-set), then carry out the effects."""
         INCIDENT.set(incident_id)
-        for _ in range(50):
-            current = await self.store.load(incident_id)
-            if current is None:
-                raise UserFacingError(f"No incident `{incident_id}`.")
-            app = self.app(current.app)
+        effects: list[Effect] = []
+        before = Status.RUNNING
+
+        def change(current: Incident) -> Incident:
+            nonlocal effects, before
+            before = current.status
             try:
-                incident, effects = transition(current, event, policy_for(app))
+                changed, effects = transition(current, event, policy_for(self.app(current.app)))
             except Rejected as exc:
                 raise UserFacingError(str(exc)) from None
-            if await self.store.save(incident):
-                if current.status.open and not incident.status.open:
-                    INCIDENTS_ENDED.labels(state=incident.status.value).inc()
-                await self.store.audit(incident.id, who, _describe(event), incident.status.value)
-                await self._tell_events(current.status, incident, event)
-                await self._effects(incident, effects)
-                await self.notifier.update_parent(incident)
-                return incident
-        raise RuntimeError(f"incident {incident_id}: too many concurrent writers")
+            return changed
+
+        incident = await self.store.update(incident_id, change)
+        if incident is None:
+            raise UserFacingError(f"No incident `{incident_id}`.")
+        if before.open and not incident.status.open:
+            INCIDENTS_ENDED.labels(state=incident.status.value).inc()
+        await self.store.audit(incident.id, who, _describe(event), incident.status.value)
+        await self._tell_events(before, incident, event)
+        await self._effects(incident, effects)
+        await self.notifier.update_parent(incident)
+        return incident
 
     async def _tell_events(self, before: Status, incident: Incident, event: Event) -> None:
         if self.events is None:
@@ -327,7 +342,7 @@ class Engine:
         except UserFacingError as exc:
             await self.audit_refusal(incident_id, answer.actor.user, answer.choice, str(exc))
             raise
-        said = incident.facts.get("answered", {}).get(answer.token)
+        said = incident.facts.answered.get(answer.token)
         if said:
             await self.notifier.resolve_gate(incident, answer.token, said)
         return incident
@@ -390,12 +405,12 @@ class Engine:
         opened = incident.thread is not None and bool(incident.thread.ts)
         if incident.status in {Status.ABORTED, Status.CANCELLED} and opened:
             await self._abort_report(incident)
-        if incident.facts.get("notified_start"):  # those told of the start hear of the end
+        if incident.facts.prerequisites.notified_start:  # those told of the start hear of the end
             await self.notifier.stakeholders(incident, "end")
 
     async def _quarantine(self, incident: Incident, link: str) -> None:
         """The version rolled back from may not come back until an approver releases it."""
-        bad = incident.facts.get("deployed")
+        bad = incident.facts.assess.deployed
         if self.watch is None or not bad or bad == incident.target:
             return
         await self.watch.quarantine(
@@ -428,13 +443,12 @@ class Engine:
             log.exception("incident %s: the report of the abort could not be written", incident.id)
             await self.notifier.say(incident, ":warning: The incident report could not be written.")
             return
-        for _ in range(20):
-            current = await self.store.load(incident.id)
-            if current is None:
-                return
-            current.facts.update(published.facts)
-            if await self.store.save(current):
-                return
+
+        def change(current: Incident) -> Incident:
+            current.facts.store(published.facts)
+            return current
+
+        await self.store.update(incident.id, change)
 
     # ---- worker side --------------------------------------------------------------------
 
@@ -646,11 +660,12 @@ class Engine:
         return count
 
 
-def _plan_facts(plan: PlanBasis | None) -> dict[str, object]:
+def _plan_facts(plan: PlanBasis | None) -> Facts:
     if plan is None:
-        return {}
+        return Facts()
     # Assess compares what it finds with the plan; the code step takes the plan's method.
-    return {"plan": plan.model_dump(mode="json"), "code_method": plan.code_method}
+    method: Literal["revert", "tag"] = "revert" if plan.code_method == "revert" else "tag"
+    return Facts(plan=plan, code_method=method)
 
 
 def check_reason(reason: str) -> None:
@@ -683,9 +698,9 @@ def _hosts(exc: StepError) -> dict[str, HostResult]:
     return dict(exc.hosts)
 
 
-def _facts(ctx: StepContext) -> dict[str, object]:
+def _facts(ctx: StepContext) -> StepFacts | None:
     """Facts a failing step recorded on its way (e.g. which hosts are already redeployed)."""
-    return dict(ctx.incident.facts)
+    return ctx.incident.facts.of_step(ctx.step.value)
 
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")

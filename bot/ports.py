@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from bot.apps_file import AppConfig
+from bot.messages import Message
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 
 LineSink = Callable[[str, str], Awaitable[None]]  # (host, line)
@@ -52,7 +53,9 @@ class Notifier(Protocol):
 
     async def update_parent(self, incident: Incident) -> None: ...
 
-    async def say(self, incident: Incident, text: str) -> None: ...
+    async def say(self, incident: Incident, text: str | Message) -> None:
+        """A reply in the thread: a `Message` (front-neutral), or text in Slack mrkdwn."""
+        ...
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
         """Step output, coalesced per host; may be delayed until `flush`."""
@@ -115,6 +118,9 @@ class Freeze:
     at: str
 
 
+Change = Callable[[Incident], Incident]
+
+
 class Store(Protocol):
     """Where incidents, the per-app lock, the audit trail and freezes live."""
 
@@ -124,6 +130,12 @@ class Store(Protocol):
 
     async def save(self, incident: Incident) -> bool:
         """Write if nobody wrote since `incident.version` was read; bumps the version."""
+        ...
+
+    async def update(self, incident_id: str, change: Change) -> Incident | None:
+        """Load, `change`, save if nobody wrote in between, else again from what they wrote.
+
+        The one compare-and-set loop; `change` may raise to give up. None: no such incident."""
         ...
 
     async def acquire_lock(self, app: str, incident_id: str) -> int | str:
@@ -161,3 +173,25 @@ class Store(Protocol):
     async def load_plan(self, plan_id: str) -> str | None: ...
 
     async def ping(self) -> bool: ...
+
+
+class CompareAndSet:
+    """`Store.update` for any store with `load` and a compare-and-set `save`."""
+
+    TRIES = 50
+
+    async def load(self, incident_id: str) -> Incident | None:
+        raise NotImplementedError
+
+    async def save(self, incident: Incident) -> bool:
+        raise NotImplementedError
+
+    async def update(self, incident_id: str, change: Change) -> Incident | None:
+        for _ in range(self.TRIES):
+            current = await self.load(incident_id)
+            if current is None:
+                return None
+            changed = change(current)
+            if await self.save(changed):
+                return changed
+        raise RuntimeError(f"incident {incident_id}: too many concurrent writers")

@@ -17,9 +17,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.ports import AuditEntry, Freeze
+from bot.ports import AuditEntry, CompareAndSet, Freeze
 from bot.redis_conn import ReplicaAck, ReportingRetry, connect
 from bot.workflow.model import Incident
+from bot.workflow.schema import load_incident
 
 log = logging.getLogger(__name__)
 P = "rewind:"
@@ -69,7 +70,7 @@ return 1
 """
 
 
-class RedisStore:
+class RedisStore(CompareAndSet):
     """`bot.ports.Store` on Redis."""
 
     def __init__(
@@ -90,7 +91,7 @@ class RedisStore:
 
     async def load(self, incident_id: str) -> Incident | None:
         raw = await self.r.get(f"{P}incident:{incident_id}")
-        return Incident.model_validate_json(raw) if raw else None
+        return load_incident(raw) if raw else None
 
     async def save(self, incident: Incident) -> bool:
         expected = incident.version
@@ -141,7 +142,7 @@ class RedisStore:
         if not ids:
             return []
         raws = await self.r.mget([f"{P}incident:{i}" for i in ids])
-        return [Incident.model_validate_json(raw) for raw in raws if raw]
+        return [load_incident(raw) for raw in raws if raw]
 
     async def open_incidents(self) -> list[Incident]:
         ids = sorted(cast(set[str], await self.r.smembers(f"{P}open")))

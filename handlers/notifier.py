@@ -35,10 +35,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.apps_file import AppConfig, AppsFile
+from bot.messages import Message
 from bot.metrics import SLACK_CALLS, SLACK_RATE_LIMITED
 from bot.workflow.model import Gate, GateKind, Incident, StepId, ThreadRef
 from bot.workflow.steps import SPECS
 from handlers import blocks as render
+from handlers import mrkdwn
 from handlers import text as t
 
 log = logging.getLogger(__name__)
@@ -255,7 +257,9 @@ class SlackNotifier:
             state.pending_parent = incident
         self._kick()
 
-    async def say(self, incident: Incident, text: str) -> None:
+    async def say(self, incident: Incident, text: str | Message) -> None:
+        if isinstance(text, Message):
+            text = mrkdwn.render(text)
         state = self._state(incident)
         await self._send_output(state)  # output that came before stays before
         where = self._where(state)

@@ -52,14 +52,8 @@ def new_incident() -> Incident:
         reason="checkout returns 500",
         requested_by="U0CAROL",
         steps=new_steps(),
-        facts={"deployed": "v1.4.0"},
+        facts={"assess": {"deployed": "v1.4.0"}},
     )
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackFake]:
-    async with SlackFake() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bot.apps_file import AppConfig, AppsFile, HostConfig
 from bot.errors import HostError
 from bot.ports import AuditEntry, CommandResult, HostRunner, Notifier
+from bot.workflow.facts import Facts, StepFacts
 from bot.workflow.model import Criterion, HostResult, Incident, StepId
 from runners import templates
 
@@ -25,7 +25,7 @@ class Outcome:
 
     summary: str
     hosts: dict[str, HostResult] = field(default_factory=dict)
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: StepFacts | None = None
     criteria: dict[Criterion, bool] = field(default_factory=dict)
     skip: tuple[StepId, ...] = ()
 
@@ -57,7 +57,7 @@ class StepContext:
     heartbeat: Callable[[], Awaitable[None]] = field(default=lambda: asyncio.sleep(0))
 
     @property
-    def facts(self) -> dict[str, Any]:
+    def facts(self) -> Facts:
         return self.incident.facts
 
     async def say(self, text: str) -> None:
@@ -67,7 +67,7 @@ class StepContext:
         """What the step waits for, on the parent's status line (None: no longer waiting).
 
         Nothing may leave the thread silent for more than `SILENCE` seconds."""
-        waits: dict[str, str] = self.incident.facts.setdefault("waiting", {})
+        waits = self.incident.facts.waiting
         if waits.get(key) == text:
             return  # unchanged (or already not waiting): nothing to redraw
         if text:

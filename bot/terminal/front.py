@@ -93,8 +93,8 @@ def auto_chooser(apps: AppsFile, requester: Actor) -> Chooser:
             return Reply("roll_back", "", requester)
         if gate.kind is GateKind.RETRY:
             return Reply("abort", "", requester)
-        if gate.kind is GateKind.APPROVE_DB and incident.facts.get("db_recommended") == "restore":
-            return Reply("restore", str(incident.facts.get("db_restore_default", "")), requester)
+        if gate.kind is GateKind.APPROVE_DB and incident.facts.db.recommended == "restore":
+            return Reply("restore", incident.facts.db.restore_default, requester)
         return Reply("approve", "", requester)
 
     return choose

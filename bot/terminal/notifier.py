@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
+from bot import render_text
 from bot.apps_file import AppsFile
+from bot.messages import Message
 from bot.people import People
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 from handlers import text as t
@@ -94,7 +96,7 @@ class TerminalNotifier:
         lines.extend(t.criteria_lines(incident))
         if note := t.unmet_note(incident):
             lines.append(note)
-        if monitor := t.monitor_lines(incident.facts):
+        if monitor := t.monitor_lines(incident.facts.monitor):
             lines += ["", "Monitor", *monitor]
         if outcome := t.outcome_line(incident):
             lines += ["", outcome]
@@ -118,7 +120,9 @@ class TerminalNotifier:
         self._print()
         self._print(text)
 
-    async def say(self, incident: Incident, text: str) -> None:
+    async def say(self, incident: Incident, text: str | Message) -> None:
+        if isinstance(text, Message):
+            text = render_text.plain(text, self.people.name)
         self._reply(text)
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
