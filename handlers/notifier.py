@@ -53,12 +53,37 @@ _TEXT_MAX = 3_900  # Slack shows longer `text` cut; beyond it a file is friendli
 _COMMENT_TAIL = 15
 
 
-class _CountedRateLimitRetry(AsyncRateLimitErrorRetryHandler):
+class RateLimitRetry(AsyncRateLimitErrorRetryHandler):
+    """slack_sdk's 429 retry, also for an HTTP 200 whose body says `ratelimited` (what Slack
+    answers some methods), after Retry-After (at least `pause`, at most a minute); counted."""
+
+    def __init__(self, max_retry_count: int = 3, pause: float = 1.0) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.pause = pause
+
     async def _can_retry_async(self, **kwargs: Any) -> bool:
         response = kwargs.get("response")
-        if response is not None and response.status_code == 429:
+        if response is None:
+            return False
+        body = response.body if isinstance(response.body, dict) else {}
+        limited = response.status_code == 429 or body.get("error") == "ratelimited"
+        if limited:
             SLACK_RATE_LIMITED.labels(method=_method_of(kwargs.get("request"))).inc()
-        return await super()._can_retry_async(**kwargs)
+        return limited
+
+    async def prepare_for_next_attempt_async(self, **kwargs: Any) -> None:
+        state, response = kwargs["state"], kwargs.get("response")
+        pause = self.pause
+        headers = {k.lower(): v for k, v in (response.headers if response else {}).items()}
+        with contextlib.suppress(KeyError, TypeError, ValueError, IndexError):
+            value = headers["retry-after"]
+            pause = max(float(value[0] if isinstance(value, list) else value), self.pause)
+        log.info(
+            "Slack %s rate limited; retrying in %.1fs", _method_of(kwargs.get("request")), pause
+        )
+        await asyncio.sleep(min(pause, 60.0))
+        state.next_attempt_requested = True
+        state.increment_current_attempt()
 
 
 class _GatewayErrorRetry(AsyncServerErrorRetryHandler):
@@ -118,13 +143,18 @@ def _method_of(request: Any) -> str:
     return url.rsplit("/", 1)[-1].split("?", 1)[0] or "?"
 
 
-def install_retry_handlers(client: AsyncWebClient) -> AsyncWebClient:
-    """Retry connection errors, 429 (after Retry-After) and 5xx — once each kind is enough."""
+def install_retry_handlers(
+    client: AsyncWebClient, *, pause: float = 1.0, ratelimit_retries: int = 3
+) -> AsyncWebClient:
+    """Retry connection errors, rate limits (429 or `ratelimited`, after Retry-After) and 5xx —
+    once each kind is enough."""
     kinds = {type(h) for h in client.retry_handlers}
     if AsyncConnectionErrorRetryHandler not in kinds:
         client.retry_handlers.append(AsyncConnectionErrorRetryHandler(max_retry_count=2))
-    if not any(issubclass(k, AsyncRateLimitErrorRetryHandler) for k in kinds):
-        client.retry_handlers.append(_CountedRateLimitRetry(max_retry_count=3))
+    client.retry_handlers[:] = [
+        h for h in client.retry_handlers if not isinstance(h, AsyncRateLimitErrorRetryHandler)
+    ]
+    client.retry_handlers.append(RateLimitRetry(max_retry_count=ratelimit_retries, pause=pause))
     if not any(issubclass(k, AsyncServerErrorRetryHandler) for k in kinds):
         client.retry_handlers.append(_GatewayErrorRetry(max_retry_count=2))
     return client
@@ -186,7 +216,9 @@ class SlackNotifier:
         max_output_blocks: int = 20,
         on_failure: Callable[[str, str], None] | None = None,
     ) -> None:
-        self.client = install_retry_handlers(client)
+        self.client = install_retry_handlers(
+            client, pause=retry_pause, ratelimit_retries=ratelimit_retries
+        )
         self.apps = apps
         self.min_interval = min_interval
         self.retry_pause = retry_pause
@@ -566,25 +598,8 @@ class SlackNotifier:
     async def _api(
         self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]]
     ) -> AsyncSlackResponse:
-        """`call()`; an HTTP 200 `ratelimited` is retried after a pause; other errors raise."""
-        attempt = 0
-        while True:
-            try:
-                return await call()
-            except SlackApiError as exc:
-                if _error(exc) != "ratelimited" or attempt >= self.ratelimit_retries:
-                    raise
-                attempt += 1
-                pause = self.retry_pause
-                with contextlib.suppress(Exception):
-                    header = exc.response.headers.get("Retry-After") or exc.response.headers.get(
-                        "retry-after"
-                    )
-                    if header:
-                        value = header[0] if isinstance(header, list) else header
-                        pause = max(float(value), self.retry_pause)
-                log.info("Slack %s rate limited; retrying in %.1fs", method, pause)
-                await asyncio.sleep(min(pause, 60.0))
+        """`call()`: rate limits are retried by the client's `RateLimitRetry`; errors raise."""
+        return await call()
 
     def _failed(self, method: str, error: str) -> None:
         self.failures += 1
@@ -760,31 +775,32 @@ class SlackNotifier:
         if not thread_ts:
             return None
         block_id = render.gate_block_id(token)
-        cursor: str | None = None
-        for _ in range(10):
-            resp = await self._safe(
-                "conversations.replies",
-                functools.partial(
-                    self.client.conversations_replies,
-                    channel=channel,
-                    ts=thread_ts,
-                    limit=200,
-                    cursor=cursor,
-                ),
+        first = await self._safe(
+            "conversations.replies",
+            functools.partial(
+                self.client.conversations_replies, channel=channel, ts=thread_ts, limit=200
+            ),
+        )
+        if first is None:
+            return None
+        pages = 0
+        try:
+            async for page in first:  # the SDK follows `response_metadata.next_cursor`
+                for msg in page.get("messages") or []:
+                    if not isinstance(msg, Mapping):
+                        continue
+                    if ts and msg.get("ts") == ts:
+                        return msg
+                    ids = [str(b.get("block_id", "")) for b in msg.get("blocks") or []]
+                    if any(i == block_id or i.startswith(block_id + "-") for i in ids):
+                        return msg
+                pages += 1
+                if pages >= 10:  # a 2,000-reply thread: the gate is not worth more calls
+                    break
+        except (SlackApiError, SlackClientError, aiohttp.ClientError) as exc:
+            self._failed(
+                "conversations.replies", _error(exc) if isinstance(exc, SlackApiError) else str(exc)
             )
-            if resp is None:
-                return None
-            for msg in resp.get("messages") or []:
-                if not isinstance(msg, Mapping):
-                    continue
-                if ts and msg.get("ts") == ts:
-                    return msg
-                ids = [str(b.get("block_id", "")) for b in msg.get("blocks") or []]
-                if any(i == block_id or i.startswith(block_id + "-") for i in ids):
-                    return msg
-            cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                return None
         return None
 
 
