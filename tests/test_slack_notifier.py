@@ -13,7 +13,8 @@ from bot.apps_file import AppsFile, parse_apps
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Gate, GateKind, Incident, Status, StepId, StepStatus, utcnow
 from handlers.ids import Action, ButtonValue
-from handlers.notifier import SlackNotifier, make_client
+from handlers.notifier import SlackNotifier
+from handlers.slack_api import make_client
 from tests.slack_fake import SlackFake, all_text, buttons
 
 CHANNEL = "C0INCIDENT"
