@@ -33,7 +33,7 @@ from bot.workflow.machine import gate_for, new_steps
 from bot.workflow.model import Gate, GateKind, Incident, Status, StepId, ThreadRef
 from bot.workflow.policy import Actor
 from bot.workflow.steps import ORDER
-from runners import health, templates
+from runners import alembic_output, backups, health, templates
 from runners.git import Method, push_args
 
 PLAN_TTL = 24 * 3600  # how long `Run this plan` stays possible
@@ -267,7 +267,7 @@ class _Making:
                 "no `database.backup` command is configured",
                 hint="Rewind does not touch a database without a backup: add one to the apps file.",
             )
-        path = database.backup_location(db, app.name, ctx.incident.id, datetime.now(UTC))
+        path = backups.backup_location(db, app.name, ctx.incident.id, datetime.now(UTC))
         cmds = database.prepare_commands(app, db, path, current, target)
         # The same reads `prepare` makes, so the plan shows what a restore could use.
         deployed_at = await database.read_deployed_at(ctx, host, cmds.deployed_at)
@@ -275,7 +275,7 @@ class _Making:
         stat = cmds.stat(app, host, listed)
         stats = await database.stat_backups(ctx, host, stat)
         result = await ctx.run(host, cmds.sql, stream=False)
-        sql = database.sql_text(result.output) if result.ok else ""
+        sql = alembic_output.sql_text(result.output) if result.ok else ""
         error = "" if result.ok else result.tail()
         for planned in cmds.sequence(database.current_command(app, db), stat):
             self.add(StepId.DB_PREPARE, host.name, planned)
