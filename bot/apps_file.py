@@ -154,7 +154,9 @@ class DeployConfig(_Model):
     namespace: str = "default"  # kubernetes
     run_on: str | None = None  # kubernetes: the host that runs kubectl (default: the first)
     commands: dict[str, str] = Field(default_factory=dict)
-    concurrency: int = Field(default=10, ge=1)
+    # Hosts worked on at once. High by default: a rollback's hosts should all move together;
+    # lower it when many hosts share something that cannot take them all at once.
+    concurrency: int = Field(default=100, ge=1)
     rolling: int | None = Field(default=None, ge=1)  # hosts per batch; None = all at once
     timeout: float = 300.0  # per command, seconds
 

@@ -29,7 +29,7 @@ from bot.api import add_routes
 from bot.apps_file import AppsFile
 from bot.engine import Engine
 from bot.metrics import REGISTRY, refresh
-from bot.queue import SaqStepQueue, make_queue, make_worker
+from bot.queue import RewindQueue, SaqStepQueue, make_queue, make_worker
 from bot.redaction import install_log_redaction
 from bot.redis_conn import Outage, connect, parse_url, persistence_warning
 from bot.settings import Settings
@@ -402,9 +402,9 @@ async def stop_worker(rt: Runtime, worker: Worker[Any], task: asyncio.Task[None]
     REWIND_DRAIN seconds; after that it is cut and another worker pauses it for a person.
     """
     rt.engine.draining = True
-    event = getattr(worker, "event", None)
-    if event is not None:
-        event.set()  # no new jobs
+    if isinstance(rt.queue, RewindQueue):
+        # No new job. (Not saq's stop event: saq would then cancel the running steps at once.)
+        rt.queue.paused = True
     deadline = time.monotonic() + rt.settings.drain
     if worker.job_task_contexts:
         log.info("stopping: waiting for %d job(s) in flight", len(worker.job_task_contexts))

@@ -194,14 +194,15 @@ class Engine:
 
     async def open(self, req: OpenRequest) -> Incident:
         app = self.check_request(req)
-        if req.version is not None:
-            await self.check_version_exists(app, req.version)
         incident_id = req.incident_id or new_incident_id()
         if req.incident_id and await self.store.load(incident_id) is not None:
             raise UserFacingError(
                 f"This plan was already run: incident `{incident_id}`. "
                 f"`/rollback status {incident_id}` shows where it stands."
             )
+        await self._refuse_if_busy(app.name)  # a Redis read spares the git work below
+        if req.version is not None:
+            await self.check_version_exists(app, req.version)
         INCIDENT.set(incident_id)
         token = await self._acquire(app.name, incident_id)
         try:
@@ -278,6 +279,12 @@ class Engine:
                 f"`{version}` is neither a tag nor a commit of `{app.name}`'s repo. "
                 "Check the version (`git tag -l` in the repo) and try again."
             )
+
+    async def _refuse_if_busy(self, app: str) -> None:
+        holder_id = await self.store.lock_holder(app)
+        holder = await self.store.load(holder_id) if holder_id else None
+        if holder is not None and holder.status.open:
+            raise UserFacingError(await self._busy_message(app, holder.id))
 
     async def _busy_message(self, app: str, holder_id: str) -> str:
         holder = await self.store.load(holder_id)
@@ -595,7 +602,8 @@ class Engine:
             )
             return StepFailed(step, run_id, error, facts=_facts(ctx))
         finally:
-            await self.notifier.flush(incident)
+            # No flush here: the thread's messages go out in order in the background, so the
+            # next step never waits for Slack's pacing.
             self._runners[incident.id] = (runner, time.monotonic())
 
     async def _runner(self, incident: Incident) -> HostRunner:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -29,6 +29,21 @@ class CommandResult:
         return "\n".join(self.output.rstrip("\n").splitlines()[-lines:])
 
 
+@dataclass(frozen=True)
+class ScriptCommand:
+    """One command of a host's script: shell text already rendered, validated and quoted."""
+
+    command: str
+    stream: bool = True  # its lines go to the thread as they come
+    check: bool = True  # a non-zero exit stops the script here
+    timeout: float | None = None  # None: the script's default
+
+
+Decide = Callable[[int, list[CommandResult | None]], Awaitable[bool]]
+"""Asked before command i of a script, with the results so far: True runs it, False skips it;
+raising stops the script before it (and the exception goes to the caller)."""
+
+
 class HostRunner(Protocol):
     """Runs shell commands on the app's hosts (SSH, or locally for the demo)."""
 
@@ -41,6 +56,20 @@ class HostRunner(Protocol):
         on_line: LineSink | None = None,
     ) -> CommandResult:
         """Run `command` (already quoted) in the host's shell. Raises HostError if unreachable."""
+        ...
+
+    async def run_script(
+        self,
+        host: str,
+        commands: Sequence[ScriptCommand],
+        *,
+        timeout: float | None = None,
+        decide: Decide | None = None,
+        on_line: LineSink | None = None,
+    ) -> list[CommandResult | None]:
+        """Run `commands` in turn as one script in one session on the host, streaming each
+        command's lines; one result per command (None: not run). A failing `check` command or
+        a timeout ends the script there. Raises HostError if unreachable."""
         ...
 
     async def close(self) -> None: ...

@@ -67,6 +67,13 @@ class RewindQueue(RedisQueue):
         super().__init__(redis, name=name)
         self.outage = outage
         self.heartbeat = heartbeat
+        self.paused = False  # a worker that is stopping takes no new job
+
+    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:
+        if self.paused:
+            await asyncio.sleep(1)
+            return None
+        return await super().dequeue(timeout, poll_interval)
 
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
         quiet = self.outage.since is not None or (

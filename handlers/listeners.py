@@ -71,6 +71,8 @@ class SlackFront:
         groups: GroupResolver,
         poster: PlanPoster | None = None,
         pending: PendingCommands | None = None,
+        *,
+        lazy_at_once: int = 8,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -81,6 +83,9 @@ class SlackFront:
         self._mine: set[str] = set()  # commands this process acked and has yet to carry out
         # Commands whose ack already said the store is away: their lazy half does nothing.
         self._refused: set[str] = set()
+        # Under a burst, the work after the ack waits its turn so that acks keep coming back
+        # within Slack's 3 s: every request is acked first, then answered in order.
+        self._lazy = asyncio.Semaphore(lazy_at_once)
 
     async def store_up(self) -> bool:
         try:
@@ -136,6 +141,10 @@ class SlackFront:
         return True
 
     async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+        async with self._lazy:
+            await self._run_command(body, respond)
+
+    async def _run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         trigger = str(body.get("trigger_id") or _digest(body))
         if trigger in self._refused:
             self._refused.discard(trigger)
@@ -238,6 +247,10 @@ class SlackFront:
     # ---- buttons ------------------------------------------------------------------------
 
     async def run_action(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+        async with self._lazy:
+            await self._run_action(body, respond)
+
+    async def _run_action(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         action = body["actions"][0]
         user = body["user"]["id"]
         value = ButtonValue.parse(action.get("value", ""))

@@ -544,6 +544,8 @@ class GitRepos:
 
     async def has_version(self, app: AppConfig, version: str) -> bool:
         repo = AppRepo(app.repo, clone_dir(self.workspace, "repos-check", app.name, app.repo))
+        if (repo.path / ".git").exists() and await repo.resolve(version) is not None:
+            return True  # known already: no fetch (the assess step fetches for itself anyway)
         try:
             await repo.sync()
         except StepError as exc:

@@ -153,6 +153,7 @@ async def serve_bot(
     slack: SlackFake, redis_url: str, ssh_env_migrated: SshEnv, tmp_path: Path
 ) -> AsyncIterator[tuple[Bot, Serve, Path]]:
     cfg, count = db_app(ssh_env_migrated, tmp_path)
+    cfg["operators"] = ["U0CAROL", "S0ONCALL"]  # a click then asks Slack for the group
     path = write_apps(tmp_path / "apps.yaml", {"myapp": cfg}, tmp_path / "incidents")
     env = settings_env(slack, redis_url, path, tmp_path / "workspace")
     serve = Serve(env, tmp_path)
@@ -179,10 +180,14 @@ async def test_a_rolling_restart_of_every_process_loses_nothing(
     await start(bot)
     decision = await bot.gate("Roll back")
 
-    # serve, restarted with a click in flight: the click is finished before serve exits.
-    bot.slack.slow("usergroups.users.list", 2.0, times=1)
+    assert await asyncio.to_thread(serve.stop) == 0
+    await serve.start()
+    # serve restarted with a click in flight (Slack slow to say who is in the group): the
+    # click is finished before serve exits.
+    bot.slack.slow("usergroups.users.list", 3.0, times=1)
     await bot.click(decision, "Roll back", "U0CAROL")
     assert await asyncio.to_thread(serve.stop) == 0
+    assert "finishing 1 request(s) in flight" in (tmp_path / "serve-2.log").read_text()
     assert (await bot.incident()).decision is not None, "the click in flight was dropped"
     await serve.start()
 
@@ -202,6 +207,8 @@ async def test_a_rolling_restart_of_every_process_loses_nothing(
     thread = bot.thread_text()
     assert "stopped mid-way" not in thread and "took over" not in thread
     assert incident.step("monitor").worker in {"worker-A2", "worker-B2"}
+    await bot.slack.wait_until(lambda: len(bot.slack.messages("C0STAKEHOLDERS")) >= 2,
+                               timeout=30, what="the end notice")  # fmt: skip
     notices = [bot.slack.all_text(m) for m in bot.slack.messages("C0STAKEHOLDERS")]
     assert len(notices) == 2 and "Recovered" in notices[1]  # told of the start and the end
     bot.slack.assert_no_errors()

@@ -12,14 +12,14 @@ from __future__ import annotations
 import shlex
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bot.errors import HostError
-from bot.ports import CommandResult, LineSink
+from bot.ports import CommandResult, Decide, LineSink, ScriptCommand
 from bot.sample.build import git
 from bot.steps import redeploy, verify
 from bot.steps.context import StepContext
@@ -83,6 +83,21 @@ class RecordingRunner:
     ) -> CommandResult:
         self.sent.append((host, command))
         return await self.inner.run(host, command, timeout=timeout, on_line=on_line)
+
+    async def run_script(
+        self,
+        host: str,
+        commands: Sequence[ScriptCommand],
+        *,
+        timeout: float | None = None,
+        decide: Decide | None = None,
+        on_line: LineSink | None = None,
+    ) -> list[CommandResult | None]:
+        results = await self.inner.run_script(
+            host, commands, timeout=timeout, decide=decide, on_line=on_line
+        )
+        self.sent.extend((host, r.command) for r in results if r is not None)  # those that ran
+        return results
 
     async def close(self) -> None:
         await self.inner.close()

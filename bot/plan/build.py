@@ -8,6 +8,7 @@ import asyncio
 import shutil
 import statistics
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -25,7 +26,7 @@ from bot.plan.model import (
     PlanCommand,
     PlanDatabase,
 )
-from bot.ports import AuditEntry, CommandResult, HostRunner, LineSink
+from bot.ports import AuditEntry, CommandResult, Decide, HostRunner, LineSink, ScriptCommand
 from bot.steps import assess, code, database, redeploy, verify
 from bot.steps.context import Planned, StepContext
 from bot.workflow.facts import AssessFacts
@@ -56,6 +57,21 @@ class ProbeRunner:
     ) -> CommandResult:
         self.ran.append((host, command))
         return await self.inner.run(host, command, timeout=timeout, on_line=on_line)
+
+    async def run_script(
+        self,
+        host: str,
+        commands: Sequence[ScriptCommand],
+        *,
+        timeout: float | None = None,
+        decide: Decide | None = None,
+        on_line: LineSink | None = None,
+    ) -> list[CommandResult | None]:
+        results = await self.inner.run_script(
+            host, commands, timeout=timeout, decide=decide, on_line=on_line
+        )
+        self.ran.extend((host, r.command) for r in results if r is not None)
+        return results
 
     async def close(self) -> None:
         await self.inner.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bot.apps_file import AppConfig, AppsFile, HostConfig
 from bot.errors import HostError
-from bot.ports import AuditEntry, CommandResult, HostRunner, Notifier
+from bot.ports import AuditEntry, CommandResult, Decide, HostRunner, Notifier, ScriptCommand
 from bot.workflow.facts import Facts, StepFacts
 from bot.workflow.model import Criterion, HostResult, Incident, StepId
 from runners import templates
@@ -113,6 +113,31 @@ class StepContext:
                 detail=result.tail(),
             )
         return result
+
+    async def run_script(
+        self, host: HostConfig, commands: Sequence[ScriptCommand], *, decide: Decide | None = None
+    ) -> list[CommandResult | None]:
+        """Run `commands` on one host as one script in one session, streaming into the thread.
+
+        Each command is fenced like `run`'s: the script waits for the bot's go before each one,
+        and the go is given only while this incident still holds the app and this run the step.
+        """
+
+        async def fenced(i: int, results: list[CommandResult | None]) -> bool:
+            await self.fence()
+            return True if decide is None else await decide(i, results)
+
+        limit = self.app.deploy.timeout
+        ticker = asyncio.create_task(self._tick(host.name, "the commands", limit))
+        try:
+            return await self.hosts.run_script(
+                host.name, commands, timeout=limit, decide=fenced, on_line=self.out
+            )
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            await self.waiting(host.name, None)
 
     async def _tick(self, host: str, what: str, limit: float) -> None:
         """A long command says so on the status line, every `SILENCE` seconds."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import shlex
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.apps_file import AppConfig, HostConfig
 from bot.errors import HostError, StepError, UserFacingError
+from bot.ports import CommandResult, ScriptCommand
 from bot.steps.context import Outcome, Planned, StepContext
 from bot.workflow.facts import RedeployFacts
 from bot.workflow.model import Criterion, HostResult
@@ -127,29 +129,28 @@ def host_commands(app: AppConfig, host: HostConfig, ref: str, target: str) -> Ho
 
 
 class _Host:
-    """The rollout of one host: each command in turn, the first failure raised as HostError."""
+    """The rollout of one host: its commands as one script, the first failure raised."""
 
     def __init__(self, ctx: StepContext, host: HostConfig, ref: str, target: str) -> None:
         self.ctx, self.host, self.ref, self.target = ctx, host, ref, target
         self.cmds = host_commands(ctx.app, host, ref, target)
 
-    async def step(self, name: str, cmd: str | None) -> str:
-        if cmd is None:
-            return ""
-        result = await self.ctx.run(self.host, cmd, check=True, what=f"`{name}`")
-        return result.output
-
-    async def dependency_fingerprint(self) -> str | None:
-        if self.cmds.dependencies is None:
-            return None
-        result = await self.ctx.run(self.host, self.cmds.dependencies, stream=False, timeout=60)
-        return result.output.strip() if result.ok else ""
-
-    async def head(self) -> str:
-        if self.cmds.head is None:
-            return ""
-        result = await self.ctx.run(self.host, self.cmds.head, stream=False, timeout=60)
-        return _last_line(result.output) if result.ok else ""
+    def plan(self) -> dict[str, ScriptCommand]:
+        """The script's commands by name, in order; the probes are quiet and may fail."""
+        cmds = self.cmds
+        quiet = functools.partial(ScriptCommand, stream=False, check=False, timeout=60)
+        named: list[tuple[str, ScriptCommand | None]] = [
+            ("deps_before", quiet(cmds.dependencies) if cmds.dependencies else None),
+            ("fetch", ScriptCommand(cmds.fetch) if cmds.fetch else None),
+            ("deps_after", quiet(cmds.dependencies) if cmds.dependencies else None),
+            ("install", ScriptCommand(cmds.install) if cmds.install else None),
+            ("clock", quiet(cmds.clock, timeout=30)),
+            ("restart", ScriptCommand(cmds.restart) if cmds.restart else None),
+            ("status", ScriptCommand(cmds.status) if cmds.status else None),
+            ("version", ScriptCommand(cmds.version) if cmds.version else None),
+            ("head", quiet(cmds.head) if cmds.head else None),
+        ]
+        return {name: cmd for name, cmd in named if cmd is not None}
 
     async def run(self) -> HostResult:
         ctx, name = self.ctx, self.host.name
@@ -157,23 +158,39 @@ class _Host:
         # Kept from the first attempt: after a failed install, a retry finds the new checkout
         # already in place and would otherwise think nothing changed.
         fingerprints = facts.dependency_fingerprint
-        before = await self.dependency_fingerprint()
-        if before is not None:
-            before = fingerprints.setdefault(name, before)
-        await self.step("fetch", self.cmds.fetch)
-        after = await self.dependency_fingerprint()
-        if after is None or before != after:
-            await self.step("install", self.cmds.install)
-        else:
-            await ctx.out(name, "requirements.txt unchanged: install skipped")
-        now, offset = await host_clock(ctx, self.host)
-        facts.restart_at[name] = now.isoformat()
-        facts.host_utc_offset[name] = offset
-        await self.step("restart", self.cmds.restart)
-        await self.step("status", self.cmds.status)
-        reported = _last_line(await self.step("version", self.cmds.version))
+        plan = self.plan()
+        names = list(plan)
+
+        def output(results: list[CommandResult | None], what: str) -> str | None:
+            result = results[names.index(what)] if what in plan else None
+            return result.output.strip() if result is not None and result.ok else None
+
+        async def decide(i: int, results: list[CommandResult | None]) -> bool:
+            what = names[i]
+            if what == "deps_before":
+                return name not in fingerprints
+            if what == "fetch" and "deps_before" in plan:
+                fingerprints.setdefault(name, output(results, "deps_before") or "")
+            unchanged = fingerprints.get(name, "") == (output(results, "deps_after") or "")
+            if what == "install" and "deps_after" in plan and unchanged:
+                await ctx.out(name, "requirements.txt unchanged: install skipped")
+                return False
+            if what == "head":
+                return bool(_expected_sha(ctx))
+            return True
+
+        results = await ctx.run_script(self.host, list(plan.values()), decide=decide)
+        clock = output(results, "clock")
+        now, offset = (parse_clock(clock) if clock else None) or (datetime.now(UTC), 0)
+        if results[names.index("clock")] is not None:
+            facts.restart_at[name] = now.isoformat()
+            facts.host_utc_offset[name] = offset
+        self.check(plan, results)
+        reported = _last_line(output(results, "version") or "")
         facts.versions_by_host[name] = reported
-        problem = await self._off_target(reported)
+        head = _last_line(output(results, "head") or "")
+        how = strategy(ctx.app.deploy.strategy)
+        problem = how.off_target(reported, head, _expected_sha(ctx), self.target)
         if problem:
             raise HostError(
                 problem,
@@ -182,12 +199,26 @@ class _Host:
             )
         return HostResult(host=name, ok=True, summary=f"on {self.target} ({reported})")
 
-    async def _off_target(self, reported: str) -> str:
-        """'' when the host runs the rollback target, else what it runs instead."""
-        expected = _expected_sha(self.ctx)
-        head = await self.head() if expected else ""
-        how = strategy(self.ctx.app.deploy.strategy)
-        return how.off_target(reported, head, expected, self.target)
+    def check(self, plan: dict[str, ScriptCommand], results: list[CommandResult | None]) -> None:
+        """The first command that failed, as a HostError; also a script cut short."""
+        for (what, cmd), result in zip(plan.items(), results, strict=True):
+            if not cmd.check:
+                continue
+            if result is None:
+                if what == "install":  # skipped: requirements unchanged
+                    continue
+                raise HostError(
+                    f"the commands stopped before `{what}`",
+                    host=self.host.name,
+                    hint="The connection may have dropped. Retry, or Abort.",
+                )
+            if not result.ok:
+                raise HostError(
+                    f"`{what}` failed (exit {result.exit_status})",
+                    host=self.host.name,
+                    hint="Its last lines are above. Fix the cause, then Retry — or Abort.",
+                    detail=result.tail(),
+                )
 
 
 def batches(hosts: list[HostConfig], size: int | None) -> list[list[HostConfig]]:
