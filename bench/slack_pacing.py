@@ -113,7 +113,7 @@ async def bench(lines: int, updates: int, interval: float, spread: float) -> Non
             if i % every == every - 1 and sent_updates < updates:
                 inc = inc.model_copy(deep=True)
                 inc.version += 1
-                inc.facts["progress"] = f"{i + 1}/{lines} lines"
+                inc.facts.waiting["progress"] = f"{i + 1}/{lines} lines"
                 await notifier.update_parent(inc)
                 sent_updates += 1
             # Yield to the background sender as real streams do; --spread paces the lines.

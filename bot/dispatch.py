@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from bot.command import HELP, Command
 from bot.engine import Engine, OpenRequest, check_reason, policy_for
 from bot.errors import UserFacingError
+from bot.plan.build import PLAN_TTL, Planner
+from bot.plan.model import Plan
 from bot.ports import Store
 from bot.workflow.model import Incident
 from bot.workflow.policy import Actor, Right
@@ -59,7 +61,30 @@ class Released:
     incident_id: str  # the incident that quarantined it; "" when it was not quarantined
 
 
-Reply = Opened | Listing | StatusOf | Cancelled | Unfrozen | NoIncidents | Released
+@dataclass(frozen=True)
+class PlanMade:
+    """A plan, made and kept for `Run this plan`; the front shows it (Slack posts it)."""
+
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class OpenedFromPlan:
+    incident: Incident
+    plan: Plan
+
+
+Reply = (
+    Opened
+    | Listing
+    | StatusOf
+    | Cancelled
+    | Unfrozen
+    | NoIncidents
+    | Released
+    | PlanMade
+    | OpenedFromPlan
+)
 
 
 def check_start(engine: Engine, cmd: Command) -> None:
@@ -73,6 +98,12 @@ def check_start(engine: Engine, cmd: Command) -> None:
             f"`/rollback {cmd.app}{version} checkout returns 500`."
         )
     check_reason(cmd.reason)
+
+
+def check_plan(engine: Engine, cmd: Command) -> None:
+    """The fast checks of `/rollback plan`: a known app, a version that can be one."""
+    engine.app(cmd.app)
+    engine.check_version(cmd.version)
 
 
 class Dispatcher:
@@ -109,7 +140,33 @@ class Dispatcher:
                 return Unfrozen(app.name, actor.user, was_frozen=freeze is not None)
             case "release":
                 return await self.release(cmd, actor)
+            case "plan":
+                plan = await Planner(self.engine).plan(
+                    cmd.app, cmd.version, actor, reason=cmd.reason
+                )
+                return PlanMade(plan)
         raise UserFacingError(HELP)
+
+    async def run_plan(self, plan_id: str, actor: Actor) -> OpenedFromPlan:
+        """`Run this plan`: the incident the plan describes, under the plan's id; its Assess
+        says what changed since the plan was made."""
+        raw = await self.store.load_plan(plan_id)
+        if raw is None:
+            raise UserFacingError(
+                f"Plan `{plan_id}` is no longer kept (plans last {PLAN_TTL // 3600} hours): make "
+                "a new one with `/rollback plan APP`."
+            )
+        plan = Plan.model_validate_json(raw)
+        request = OpenRequest(
+            plan.app,
+            plan.target,
+            plan.reason or f"rollback as planned in plan {plan.id}",
+            actor,
+            source=self.source,
+            plan=plan.basis,
+            incident_id=plan.id,
+        )
+        return OpenedFromPlan(await self.engine.open(request), plan)
 
     async def release(self, cmd: Command, actor: Actor) -> Reply:
         app = self.engine.app(cmd.app)

@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TextIO
 
 # Set while a step, a transition or a command of an incident runs; asyncio copies it into tasks.
 INCIDENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("incident", default=None)
@@ -64,8 +65,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
-def setup(fmt: str = "text", *, secrets: Iterable[str] = (), level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def setup(
+    fmt: str = "text",
+    *,
+    secrets: Iterable[str] = (),
+    level: int = logging.INFO,
+    stream: TextIO | None = None,
+) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(_Context(secrets))
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(_TEXT))
     root = logging.getLogger()

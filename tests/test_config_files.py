@@ -30,7 +30,7 @@ from bot.apps_file import (
     load_apps,
 )
 from bot.errors import ConfigError
-from runners import templates
+from runners.strategies import strategy
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config" / "apps.example.yaml"
@@ -142,7 +142,7 @@ def test_the_example_shows_every_key_the_model_accepts() -> None:
     assert set(app["verify"]) == _keys(VerifyConfig)
     assert set(app["watch"]) == _keys(WatchConfig)
     assert _union(app["webhooks"]) == _keys(WebhookConfig)
-    assert set(app["deploy"]["commands"]) | {"stop", "start"} == set(templates.SYSTEMD)
+    assert set(app["deploy"]["commands"]) | {"stop", "start"} == set(strategy("systemd").defaults)
 
 
 def test_no_live_apps_file_is_shipped() -> None:
@@ -162,7 +162,15 @@ def test_slack_manifest() -> None:
     assert command["command"] == "/rollback"
     assert command["url"] == EVENTS_URL
     hint = command["usage_hint"]
-    for word in ("APP [VERSION]", "status", "list", "cancel ID", "unfreeze APP", "help"):
+    for word in (
+        "APP [VERSION]",
+        "plan APP",
+        "status",
+        "list",
+        "cancel ID",
+        "unfreeze APP",
+        "help",
+    ):
         assert word in hint
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "commands",
@@ -369,3 +377,24 @@ def test_check_reports_a_bad_template(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "apps.myapp.deploy.commands.restart" in result.stdout
     assert "nope" in result.stdout
+
+
+# Each bot scope the manifest asks for, and the Web API call in the code that needs it.
+SCOPE_USES = {
+    "chat:write": "chat_postMessage(",
+    "chat:write.public": "chat_postMessage(",
+    "files:write": "files_upload_v2(",
+    "usergroups:read": "usergroups_users_list(",
+    "channels:history": "conversations_replies",
+    "groups:history": "conversations_replies",
+    "users:read": "users_info(",
+}
+
+
+def test_the_manifest_asks_only_for_scopes_the_code_uses() -> None:
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"]) - {"commands"}
+    assert scopes <= set(SCOPE_USES), scopes - set(SCOPE_USES)
+    code = "\n".join(p.read_text() for d in ("bot", "handlers") for p in (ROOT / d).rglob("*.py"))
+    for scope in scopes:
+        assert SCOPE_USES[scope] in code, f"{scope}: nothing calls {SCOPE_USES[scope]}"

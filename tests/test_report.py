@@ -12,6 +12,7 @@ import pytest
 from bot.ports import AuditEntry
 from bot.report_md import render_report
 from bot.steps import report
+from bot.workflow.facts import Facts, MonitorFacts
 from bot.workflow.model import (
     Approval,
     Criterion,
@@ -23,7 +24,7 @@ from bot.workflow.model import (
     StepStatus,
 )
 from bot.workflow.steps import STEPS
-from tests.fakes_steps import RecordingNotifier, make_apps, make_ctx, make_incident
+from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident
 
 OPENED = datetime(2024, 5, 2, 10, 0, 0, tzinfo=UTC)
 
@@ -47,13 +48,16 @@ def git(*args: str, cwd: Path) -> str:
 
 def recovered_incident(**kw: Any) -> Incident:
     inc = make_incident(created_at=OPENED, updated_at=OPENED + timedelta(minutes=21), **kw)
-    inc.facts.update(
+    inc.facts = Facts.model_validate(
         {
-            "deployed": "v1.5.0",
-            "deployed_by_host": {"web1": "v1.5.0", "web2": "v1.5.0"},
-            "target_sha": "0123456789abcdef0123456789abcdef01234567",
-            "migrations": ["d4e5f6a1b2c3", "c3d4e5f6a1b2"],
-            "hotfix_ref": "hotfix/rollback-myapp-v1.4.2-ab12",
+            "assess": {
+                "deployed": "v1.5.0",
+                "target": "v1.4.2",
+                "deployed_by_host": {"web1": "v1.5.0", "web2": "v1.5.0"},
+                "target_sha": "0123456789abcdef0123456789abcdef01234567",
+                "migrations": [{"revision": "d4e5f6a1b2c3"}, {"revision": "c3d4e5f6a1b2"}],
+            },
+            "code": {"hotfix_ref": "hotfix/rollback-myapp-v1.4.2-ab12"},
             "monitor": {
                 "elapsed": 900,
                 "availability": 99.5,
@@ -102,6 +106,8 @@ TIMELINE: list[AuditEntry] = [
 
 def test_report_content() -> None:
     inc = recovered_incident(major=True)
+    inc.step(StepId.REPORT).status = StepStatus.RUNNING  # the report is written by its own step
+    inc.approvals.insert(0, Approval(kind=GateKind.APPROVE_START, user="U0BOB", choice="approve"))
     text = render_report(inc, TIMELINE, STEPS)
 
     assert text.startswith("# Incident report: rollback of myapp from v1.5.0 to v1.4.2")
@@ -119,7 +125,8 @@ def test_report_content() -> None:
     assert "- On the hosts: web1 `v1.5.0`, web2 `v1.5.0`" in text
     assert "`c3d4e5f6a1b2`" in text
     assert "- Decision: Roll back, chosen by <@U0CAROL>" in text
-    assert "- Approved approve db by <@U0ALICE> at 2024-05-02 10:05:00 UTC" in text
+    assert "- <@U0ALICE> approved the database rollback at 2024-05-02 10:05:00 UTC" in text
+    assert "- <@U0BOB> approved the start of the production rollback at" in text
     assert "availability 99.5%" in text and "1 alert(s)" in text
     assert "| http://10.0.0.11:8000/healthz | web1 | 30 | 99% | 12 ms | 48 ms |" in text
     # redeploy finished 14 min after opening (7th step), verify at 16 min
@@ -128,7 +135,10 @@ def test_report_content() -> None:
     assert "| 2024-05-02 10:12:00 UTC | worker-1 | step failed \\| redeploy |" in text
     assert "`restart` failed<br>on web2" in text  # one table row per entry
     assert "| Redeploy previous version | Step 4 | ✅ done | redeploy done |" in text
-    assert "| Incident report | Post-Rollback Actions | ⬜ not run |" in text
+    assert "| Incident report | Post-Rollback Actions | ✅ done | this report |" in text
+    for wrong in ("Outcome | —", "Closed | open", "Approved approve", "(approve)", "⏳ running"):
+        assert wrong not in text, wrong
+    assert "| Written | " in text and "as the last step |" in text
     assert all(f"- ✅ {c.value}" in text for c in Criterion)
     assert "**All criteria met.**" in text
     assert "| Status | recovered: all completion criteria met |" in text
@@ -147,7 +157,7 @@ def test_report_says_what_is_not_met() -> None:
     inc = recovered_incident()
     inc.criteria[Criterion.LOGS] = False
     inc.criteria[Criterion.MONITORED] = None
-    inc.facts.pop("monitor")
+    inc.facts.monitor = MonitorFacts()
     text = render_report(inc, [], STEPS)
     assert "- ❌ No errors in logs" in text
     assert "- ⬜ Monitored for the set time" in text
@@ -205,11 +215,11 @@ async def test_report_committed_and_pushed(
     path = work / "incidents" / "rollback-20240502-myapp-ab12.md"
     postmortem = work / "incidents" / "postmortem-20240502-myapp-ab12.md"
     assert outcome.criteria == {Criterion.REPORT: True}
-    assert outcome.facts["report_path"] == str(path)
-    assert outcome.facts["postmortem_path"] == str(postmortem)
+    assert outcome.facts.path == str(path)
+    assert outcome.facts.postmortem_path == str(postmortem)
     assert "## Timeline" in path.read_text()
     assert "Plan the fix" in postmortem.read_text()
-    sha = outcome.facts["report_commit"]
+    sha = outcome.facts.commit
     assert sha == git("rev-parse", "HEAD", cwd=work)
     files = git("show", "--name-only", "--format=%s", sha, cwd=work).splitlines()
     assert files[0] == "Incident report: myapp rolled back to v1.4.2 (ab12)"
@@ -218,18 +228,18 @@ async def test_report_committed_and_pushed(
         "incidents/rollback-20240502-myapp-ab12.md",
     ]
     assert git("diff", "--cached", "--name-only", cwd=work) == "notes.txt"  # left staged
-    assert outcome.facts["report_pushed"] is True
+    assert outcome.facts.pushed is True
     assert git("rev-parse", "main", cwd=remote) == sha
-    assert [u["filename"] for u in notifier.uploads] == [path.name, postmortem.name]
-    assert notifier.uploads[0]["content"] == path.read_text()
-    assert f"commit `{sha[:10]}` (pushed)" in notifier.uploads[0]["comment"]
+    assert [u.filename for u in notifier.uploads] == [path.name, postmortem.name]
+    assert notifier.uploads[0].content == path.read_text()
+    assert f"commit `{sha[:10]}` (pushed)" in notifier.uploads[0].comment
 
     # Again (Retry): the report is rewritten and committed again; the postmortem is kept.
     postmortem.write_text("# Postmortem\n\nRoot cause: a flag.\n")
     git("commit", "--quiet", "-m", "postmortem", "--", postmortem.name, cwd=postmortem.parent)
-    inc.facts["monitor"]["availability"] = 100.0
+    inc.facts.monitor.availability = 100.0
     again = await report.run(_ctx(tmp_path, "ops/incidents/", inc, notifier))
-    assert again.facts["report_commit"] != sha
+    assert again.facts.commit != sha
     assert "availability 100%" in path.read_text()
     assert "Root cause: a flag." in postmortem.read_text()
 
@@ -241,15 +251,15 @@ async def test_plain_directory_and_failing_push(
     plain = tmp_path / "plain"
     outcome = await report.run(_ctx(tmp_path, str(plain), recovered_incident(), notifier))
     assert (plain / "rollback-20240502-myapp-ab12.md").exists()
-    assert outcome.facts["report_commit"] is None
-    assert "not a git checkout" in notifier.uploads[0]["comment"]
+    assert outcome.facts.commit == ""
+    assert "not a git checkout" in notifier.uploads[0].comment
     assert outcome.criteria == {Criterion.REPORT: True}
 
     _, work = incidents_repo
     git("remote", "set-url", "origin", str(tmp_path / "gone.git"), cwd=work)
     notifier = RecordingNotifier()
     outcome = await report.run(_ctx(tmp_path, str(work), recovered_incident(), notifier))
-    assert outcome.facts["report_commit"] == git("rev-parse", "HEAD", cwd=work)
-    assert outcome.facts["report_pushed"] is False
+    assert outcome.facts.commit == git("rev-parse", "HEAD", cwd=work)
+    assert outcome.facts.pushed is False
     assert any("the push failed" in s for s in notifier.said)
     assert outcome.criteria == {Criterion.REPORT: True}  # not fatal

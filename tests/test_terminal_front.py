@@ -39,13 +39,14 @@ class Site:
     config: dict[str, Any]
     env: dict[str, str]
 
-    def write(self, **changes: Any) -> None:
+    def write(self, people: bool = True, **changes: Any) -> None:
         app = {**self.config, **changes}
-        data = {
+        data: dict[str, Any] = {
             "apps": {"myapp": app},
             "incidents": {"dir": str(self.root / "incidents")},
-            "people": {"alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL"},
         }
+        if people:
+            data["people"] = {"alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL"}
         (self.root / "apps.yaml").write_text(yaml.safe_dump(data))
 
     def spawn(self, *args: str) -> pexpect.spawn:
@@ -110,7 +111,7 @@ def test_enter_and_wrong_words_never_choose_ctrl_c_asks_and_twice_pauses(site: S
     child.sendline("checkout returns 500")
     child.expect_exact("Roll back or fix forward?")
     child.expect(
-        r"1\) Roll back to v1\.4\.2 \(revert merges\)  "
+        r"1\) Roll back to v1\.4\.2 \(revert merges\) \(recommended\)  "
         r"2\) Roll back to v1\.4\.2 \(take the tag\)  3\) Fix forward  4\) Abort"
     )
     child.expect_exact("Your choice [1-4]: ")
@@ -141,6 +142,15 @@ def test_enter_and_wrong_words_never_choose_ctrl_c_asks_and_twice_pauses(site: S
     assert not MARKUP.search(shown.stdout), shown.stdout
     listed = site.run("list")
     assert ident in listed.stdout and "myapp" in listed.stdout
+    # Resumed from another terminal: the same question, answered this time.
+    child = site.spawn("resume", ident)
+    child.expect_exact("Roll back or fix forward?")
+    child.expect_exact("Your choice [1-4]: ")
+    child.sendline("fix forward")
+    out, status = finish(child)
+    assert status == 0, out[-2000:]
+    assert "Fix forward chosen by" in out
+    assert "closed: fix forward" in site.run("status", ident).stdout
 
 
 def test_numbered_choices_all_the_way_with_slack_down(site: Site, redis_url: str) -> None:
@@ -249,3 +259,78 @@ def test_production_needs_break_glass_refuses_yes_and_self_approval(
     assert "break-glass" in text
     assert re.search(r"OS user \w+@\S+", text), text
     assert "approve" in text and "U0ALICE" in text
+
+
+async def test_with_slack_up_notices_are_posted_and_people_named_by_slack(
+    site: Site, slack: SlackFake, redis_url: str
+) -> None:
+    slack.users["U0CAROL"] = {"profile": {"display_name": "carol.w", "real_name": "Carol W"}}
+    site.write(people=False)  # every name below comes from users.info
+    site.env["SLACK_API_URL"] = slack.api_url
+
+    def run() -> tuple[str, int]:
+        child = site.spawn(
+            "rollback", "myapp", "v1.4.2", "--reason", "checkout returns 500", "--yes",
+            "--as", "U0CAROL",
+        )  # fmt: skip
+        return finish(child)
+
+    out, status = await asyncio.to_thread(run)
+    assert status == 0, out[-3000:]
+    assert "Slack does not answer" not in out
+    assert "📣 Told #C0STAKEHOLDERS" in out
+    assert "Stakeholders told: #C0STAKEHOLDERS" in out and "NOT told" not in out
+    assert "@carol.w" in out and "U0CAROL" not in out
+    assert not MARKUP.search(out), MARKUP.search(out)
+    posted = [c.args for c in slack.calls_to("chat.postMessage")]
+    assert [p["channel"] for p in posted].count("C0STAKEHOLDERS") == 2  # start and end
+    assert redis.Redis.from_url(redis_url).llen(KEY) == 0
+
+
+async def test_a_worker_that_reaches_slack_posts_the_held_notices(
+    make_bot: Any, redis_url: str
+) -> None:
+    from bot.held_notices import HeldNotice, hold
+
+    r = connect(redis_url)
+    try:
+        await hold(r, HeldNotice("abc123", "C0STAKEHOLDERS", "⏪ Rollback of myapp started",
+                                 "2026-01-01T03:00:00+00:00"))  # fmt: skip
+    finally:
+        await r.aclose()
+    app = {
+        "environment": "staging", "repo": "/tmp/none.git", "incident_channel": "C0INCIDENT",
+        "operators": ["U0CAROL"], "ssh": {"transport": "local"}, "hosts": [{"name": "web1"}],
+        "deploy": {"strategy": "systemd", "workdir": "/srv/myapp", "service": "myapp"},
+    }  # fmt: skip
+    async with make_bot({"myapp": app}) as bot:
+        call = await bot.slack.wait_for(
+            lambda c: c.method == "chat.postMessage" and c.args.get("channel") == "C0STAKEHOLDERS"
+        )
+    text = call.args["text"]
+    assert text.startswith("(Held since 03:00 UTC: Slack could not be reached.) ⏪ Rollback")
+    assert "The incident is no longer in Redis." in text
+    assert redis.Redis.from_url(redis_url).llen(KEY) == 0
+
+
+def test_ctrl_c_twice_while_a_step_runs_pauses_after_the_running_command(site: Site) -> None:
+    child = site.spawn("rollback", "myapp", "v1.4.2", "--reason", "checkout returns 500")
+    child.expect_exact("Your choice [1-4]: ")
+    child.sendline("1")
+    child.expect_exact("Database rollback of myapp needs approval")
+    child.expect_exact("Your choice")
+    child.sendline("1")
+    child.expect_exact("Approver's name or user id")
+    child.sendline("alice")
+    child.expect(r"\[web\d\]")  # a step's commands are running
+    child.sendintr()
+    child.expect_exact("the running command finishes first")
+    child.sendintr()
+    out, status = finish(child)
+    assert status == 130, out[-3000:]
+    assert "Traceback" not in out and "Aborted" not in out
+    assert "paused, not aborted (paused: Retry or Abort)" in out
+    ident = incident_id(out)
+    shown = site.run("status", ident)
+    assert "stopped at the terminal (Ctrl-C twice)" in shown.stdout, shown.stdout
+    assert "Retry" in shown.stdout and "Abort" in shown.stdout

@@ -23,6 +23,7 @@ from bot.errors import StepError, UserFacingError
 from bot.people import People
 from bot.ports import Notifier, Store
 from bot.settings import Settings
+from bot.terminal.notifier import numbered
 from bot.workflow.machine import Answer
 from bot.workflow.model import Gate, GateKind, Incident, StepId
 from bot.workflow.policy import Actor
@@ -58,6 +59,9 @@ class InlineQueue:
     async def enqueue_step(self, incident_id: str, step: StepId, attempt: int) -> None:
         self.pending.append((incident_id, step, attempt))
 
+    async def hand_over(self, incident_id: str, step: StepId, attempt: int) -> None:
+        self.pending.append((incident_id, step, attempt))
+
     async def drain(self) -> None:
         assert self.engine is not None
         while self.pending:
@@ -89,8 +93,8 @@ def auto_chooser(apps: AppsFile, requester: Actor) -> Chooser:
             return Reply("roll_back", "", requester)
         if gate.kind is GateKind.RETRY:
             return Reply("abort", "", requester)
-        if gate.kind is GateKind.APPROVE_DB and incident.facts.get("db_recommended") == "restore":
-            return Reply("restore", str(incident.facts.get("db_restore_default", "")), requester)
+        if gate.kind is GateKind.APPROVE_DB and incident.facts.db.recommended == "restore":
+            return Reply("restore", incident.facts.db.restore_default, requester)
         return Reply("approve", "", requester)
 
     return choose
@@ -125,7 +129,7 @@ class Prompter:
     async def _ask(self, incident: Incident, gate: Gate) -> Reply:
         view = t.gate_view(incident, gate)
         buttons = view.buttons
-        menu = "  ".join(f"{i}) {b.label}" for i, b in enumerate(buttons, 1))
+        menu = "  ".join(numbered(buttons))
         accepted = f"a number from 1 to {len(buttons)}" if len(buttons) > 1 else "1"
         while True:
             try:
@@ -154,12 +158,19 @@ class Prompter:
         """Four-eyes at the prompt: an approver of the app, by name or id, not the requester."""
         app = self.apps.app(incident.app)
         listed = list(app.approvers) if app else []
-        names = ", ".join(self.people.name(a).removeprefix("@") for a in listed) or "nobody"
+        persons = [a for a in listed if not a.startswith("S")]
+        names = ", ".join(self.people.name(a).removeprefix("@") for a in persons) or "nobody"
         try:
             typed = await self.console.read_line(f"Approver's name or user id ({names}): ")
         except InputClosed:
             raise Paused from None
         uid = self.apps.person(typed)
+        if uid is not None and uid.startswith("S"):
+            self.console.say(
+                f"{self.people.name(uid)} is a user group; name the person who approves "
+                "(the terminal cannot ask Slack who is in a group)."
+            )
+            return None
         if uid is None or uid not in listed:
             who = f"“{typed[:40]}”" if typed else "Nobody"
             self.console.say(f"{who} is not an approver of {incident.app}. Approvers: {names}.")
@@ -440,7 +451,8 @@ async def _run(
         console.say("\n" + resume_hint(incident, durable))
         return EXIT_INTERRUPTED
     print(f"\n{people.plain(incident.outcome or incident.status.value)}", file=out)
-    return 0 if incident.status.value == "completed" else 1
+    # Fix forward is a decision, not a failure; an abort or a cancel is not what was asked.
+    return 0 if incident.status.value in {"completed", "fixed_forward"} else 1
 
 
 async def _open(
