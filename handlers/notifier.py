@@ -147,6 +147,29 @@ def make_client(token: str, base_url: str | None = None, *, timeout: int = 30) -
     return install_retry_handlers(RewindWebClient(token=token, base_url=url, timeout=timeout))
 
 
+_TRANSIENT = frozenset(
+    {"ratelimited", "internal_error", "service_unavailable", "fatal_error", "request_timeout"}
+)
+
+
+def _transient(exc: SlackApiError) -> bool:
+    """Slack is down or busy (retry later), as opposed to refusing this call (do not)."""
+    try:
+        status = int(exc.response.status_code)
+    except Exception:
+        status = 200
+    return status >= 500 or status == 429 or _error(exc) in _TRANSIENT
+
+
+def _retry_after(exc: SlackApiError) -> float | None:
+    with contextlib.suppress(Exception):
+        header = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+        if header:
+            value = header[0] if isinstance(header, list) else header
+            return min(max(float(value), 0.1), 60.0)
+    return None
+
+
 def _error(exc: SlackApiError) -> str:
     try:
         return str(exc.response.get("error") or f"http_{exc.response.status_code}")
@@ -193,7 +216,7 @@ class SlackNotifier:
         *,
         min_interval: float = 1.0,
         retry_pause: float = 1.0,
-        ratelimit_retries: int = 3,
+        outage_for: float = 300.0,
         max_output_blocks: int = 20,
         on_failure: Callable[[str, str], None] | None = None,
     ) -> None:
@@ -201,7 +224,9 @@ class SlackNotifier:
         self.apps = apps
         self.min_interval = min_interval
         self.retry_pause = retry_pause
-        self.ratelimit_retries = ratelimit_retries
+        self.outage_for = outage_for
+        """Seconds Slack may keep failing (5xx, 429, no connection) before a call gives up."""
+        self._channel_locks: dict[str, asyncio.Lock] = {}
         self.max_output_blocks = max_output_blocks
         self.on_failure = on_failure
         self.failures = 0
@@ -605,27 +630,54 @@ class SlackNotifier:
     # ---- Slack calls -------------------------------------------------------------------------
 
     async def _api(
+        self,
+        method: str,
+        call: Callable[[], Awaitable[AsyncSlackResponse]],
+        *,
+        channel: str | None = None,
+    ) -> AsyncSlackResponse:
+        """`call()`, retried while Slack is down or rate limiting (HTTP 5xx, 429, `ratelimited`,
+        no connection) for up to `outage_for` seconds, after `Retry-After` or a backoff; other
+        errors raise. Posts into one channel go one at a time, so that what was said first is
+        shown first even when Slack comes back in the middle."""
+        if channel is None:
+            return await self._retrying(method, call)
+        lock = self._channel_locks.setdefault(channel, asyncio.Lock())
+        async with lock:
+            return await self._retrying(method, call)
+
+    async def _retrying(
         self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]]
     ) -> AsyncSlackResponse:
-        """`call()`; an HTTP 200 `ratelimited` is retried after a pause; other errors raise."""
+        failing_since: float | None = None
         attempt = 0
         while True:
             try:
                 return await call()
             except SlackApiError as exc:
-                if _error(exc) != "ratelimited" or attempt >= self.ratelimit_retries:
+                if not _transient(exc):
                     raise
-                attempt += 1
-                pause = self.retry_pause
-                with contextlib.suppress(Exception):
-                    header = exc.response.headers.get("Retry-After") or exc.response.headers.get(
-                        "retry-after"
-                    )
-                    if header:
-                        value = header[0] if isinstance(header, list) else header
-                        pause = max(float(value), self.retry_pause)
-                log.info("Slack %s rate limited; retrying in %.1fs", method, pause)
-                await asyncio.sleep(min(pause, 60.0))
+                error = _error(exc)
+                pause = _retry_after(exc) or self._backoff(attempt)
+            except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+                error = type(exc).__name__
+                pause = self._backoff(attempt)
+            now = time.monotonic()
+            failing_since = now if failing_since is None else failing_since
+            if now - failing_since + pause > self.outage_for:
+                raise
+            attempt += 1
+            log.warning(
+                "Slack %s: %s; retrying in %.1fs (failing for %.0fs)",
+                method,
+                error,
+                pause,
+                now - failing_since,
+            )
+            await asyncio.sleep(pause)
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(self.retry_pause * 2**attempt, max(self.retry_pause, 5.0)))
 
     def _failed(self, method: str, error: str) -> None:
         self.failures += 1
@@ -640,10 +692,14 @@ class SlackNotifier:
                 self.on_failure(method, error)
 
     async def _safe(
-        self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]]
+        self,
+        method: str,
+        call: Callable[[], Awaitable[AsyncSlackResponse]],
+        *,
+        channel: str | None = None,
     ) -> AsyncSlackResponse | None:
         try:
-            return await self._api(method, call)
+            return await self._api(method, call, channel=channel)
         except SlackApiError as exc:
             self._failed(method, _error(exc))
         except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -667,6 +723,7 @@ class SlackNotifier:
                 lambda: self.client.chat_postMessage(
                     channel=channel, text=text, blocks=blocks, thread_ts=thread_ts
                 ),
+                channel=channel,
             )
             return str(resp.get("ts") or "") or None
         except SlackApiError as exc:
@@ -710,6 +767,7 @@ class SlackNotifier:
             lambda: self.client.chat_postMessage(
                 channel=channel, text=t.truncate(text, 39_000), blocks=blocks, thread_ts=thread_ts
             ),
+            channel=channel,
         )
         if resp is None:
             return None
@@ -775,6 +833,7 @@ class SlackNotifier:
                 title=t.truncate(title, 250),
                 initial_comment=t.truncate(comment, _TEXT_MAX) if comment else None,
             ),
+            channel=channel,
         )
         if resp is not None:
             return True

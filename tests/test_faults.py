@@ -4,6 +4,7 @@ Redis lost: tests/test_redis_loss.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -122,3 +123,49 @@ async def test_web_killed_between_the_ack_and_the_work_loses_no_command(
         audit = [fields["what"] for _, fields in r.xrange(f"rewind:audit:{incident_id}")]
         assert audit[0] == "opened" and "step succeeded: Assess the situation" in audit
         assert not r.hlen("rewind:commands")  # nothing left pending
+
+
+async def test_slack_down_then_rate_limiting_for_30_s_delays_messages_in_order_none_twice(
+    make_bot: Any, ssh_env: SshEnv
+) -> None:
+    async with make_bot({"myapp": ssh_env.app_config()}) as bot:
+        slack: SlackFake = bot.slack
+        _, name = await bot.command(START)
+        # Slack fails as soon as the thread has its first reply, while the steps talk.
+        await slack.wait_until(
+            lambda: len(slack.messages(INCIDENT_CHANNEL)) >= 2, timeout=30, what="a reply"
+        )
+        # 15 s of HTTP 500 on every Web API call, then 15 s of 429 (Retry-After: 2).
+        slack.fail_next("*", status=500, times=1_000_000)
+        await asyncio.sleep(15)
+        slack.clear_faults()
+        slack.fail_next("*", status=429, retry_after=2, times=1_000_000)
+        await asyncio.sleep(15)
+        failed = [c for c in slack.calls if c.status in (429, 500)]
+        slack.clear_faults()
+        assert "opened" in await bot.reply(name)
+        await bot.gate("Roll back", timeout=90)
+        await bot.runtime.notifier.flush(await bot.incident())
+
+    assert {c.status for c in failed} == {429, 500}
+    assert any(c.method == "chat.postMessage" for c in failed)  # replies were held up
+
+    def said(channel: str, replies: bool) -> list[str]:
+        return list(
+            dict.fromkeys(
+                str(c.args.get("text"))
+                for c in slack.calls
+                if c.method == "chat.postMessage"
+                and c.args.get("channel") == channel
+                and bool(c.args.get("thread_ts")) == replies
+            )
+        )
+
+    (parent,) = slack.messages(INCIDENT_CHANNEL, top_level=True)
+    replies = [str(m["text"]) for m in slack.thread(INCIDENT_CHANNEL, str(parent["ts"]))]
+    assert replies == said(INCIDENT_CHANNEL, True)  # every reply, in order, none twice
+    notices = [str(m["text"]) for m in slack.messages("C0STAKEHOLDERS")]
+    assert notices == said("C0STAKEHOLDERS", False)
+    assert len(replies) >= 3 and len(notices) == 1
+    assert "waiting for the decision" in str(parent["text"])  # the parent caught up
+    assert bot.runtime.notifier.failures == 0
