@@ -36,6 +36,7 @@ from bot.workflow.policy import Actor
 from bot.workflow.steps import ORDER
 from runners import alembic_output, backups, health, templates
 from runners.git import Method, push_args
+from runners.strategies import strategy
 
 PLAN_TTL = 24 * 3600  # how long `Run this plan` stays possible
 
@@ -221,7 +222,8 @@ class _Making:
         branch_commits, sha = await self._branch(found, branch, method)
         db = await self._database(app.database, found) if found.migrations else None
         ref = branch
-        for number, batch in enumerate(redeploy.batches(list(app.hosts), app.deploy.rolling), 1):
+        deploy_hosts = strategy(app.deploy.strategy).deploy_hosts(app)
+        for number, batch in enumerate(redeploy.batches(deploy_hosts, app.deploy.rolling), 1):
             for host in batch:
                 cmds = redeploy.host_commands(app, host, ref, target)
                 for planned in cmds.sequence():
@@ -339,8 +341,9 @@ class _Making:
         except ValueError as exc:
             urls = [f"(refused: {exc})"]
         now = datetime.now(UTC)
+        hosts = strategy(app.deploy.strategy).deploy_hosts(app)  # where verify and monitor read
         logs: list[str] = []
-        for host in app.hosts:
+        for host in hosts:
             cmd = verify.logs_command(app, host, now, 0)
             logs.append(f"{host.name}: {cmd or '(no logs command configured)'}")
             if cmd:
@@ -358,9 +361,9 @@ class _Making:
             smoke.append(f"{smoke_host.name}: {cmd}")
             self.add(StepId.VERIFY, smoke_host.name, Planned("smoke", cmd, note="must exit 0"))
         every = f"every {app.monitor.interval:g}s for {app.monitor.duration:g}s"
-        for host in app.hosts:
+        for host in hosts:
             self.add(StepId.MONITOR, host.name, Planned("clock", redeploy.CLOCK, changes=False))
-        for host in app.hosts:
+        for host in hosts:
             cmd = verify.logs_command(app, host, now, 0)
             if cmd:
                 self.add(StepId.MONITOR, host.name, Planned("logs", cmd, changes=False, note=every))
