@@ -13,7 +13,8 @@ from bot.apps_file import AppsFile, parse_apps
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Gate, GateKind, Incident, Status, StepId, StepStatus, utcnow
 from handlers.ids import Action, ButtonValue
-from handlers.notifier import SlackNotifier, make_client
+from handlers.notifier import SlackNotifier
+from handlers.slack_api import make_client
 from tests.slack_fake import SlackFake, all_text, buttons
 
 CHANNEL = "C0INCIDENT"
@@ -254,6 +255,27 @@ async def test_gate_resolved_in_another_process(slack: SlackFake, notifier: Slac
     after = slack.message(CHANNEL, msg["ts"])
     assert buttons(after) == []
     assert "Approved by <@U0ALICE>" in all_text(after)
+
+
+async def test_gate_found_on_a_later_page_of_the_thread(
+    slack: SlackFake, notifier: SlackNotifier
+) -> None:
+    inc = await opened(notifier)
+    for i in range(5):
+        await notifier.say(inc, f"line {i}")
+    gate = Gate(kind=GateKind.APPROVE_START, step=StepId.CODE, token="tok7")
+    await notifier.ask(inc, gate)
+    await notifier.flush(inc)
+    slack.replies_page = 2  # the gate is on the fourth page of the thread
+    other = SlackNotifier(make_client("xoxb-test", slack.api_url), apps(), min_interval=INTERVAL)
+    await other.resolve_gate(inc, "tok7", "approve by <@U0ALICE>")
+    await other.aclose()
+    thread = slack.thread(CHANNEL, inc.thread.ts if inc.thread else "")
+    (msg,) = [m for m in thread if "Approved by" in all_text(m)]
+    assert buttons(msg) == []
+    assert "Approved by <@U0ALICE>" in all_text(msg)
+    pages = slack.calls_to("conversations.replies")
+    assert len(pages) >= 3 and pages[1].args.get("cursor")
 
 
 async def test_upload_alert_ephemeral_home(slack: SlackFake, notifier: SlackNotifier) -> None:

@@ -198,7 +198,7 @@ def test_numbered_choices_all_the_way_with_slack_down(site: Site, redis_url: str
 
 
 def _client(slack: SlackFake) -> Any:
-    from handlers.notifier import make_client
+    from handlers.slack_api import make_client
 
     return make_client("xoxb-test", slack.api_url)
 

@@ -237,7 +237,7 @@ async def connect_terminal_notifier(
     people = People.from_apps_file(apps.people)
     client = None
     if settings.slack_bot_token is not None:
-        from handlers.notifier import make_client
+        from handlers.slack_api import make_client
 
         candidate = make_client(settings.token(), settings.slack_api_url, timeout=5)
         candidate.retry_handlers.clear()  # one quick try: Slack is probably why we are here
