@@ -29,7 +29,8 @@ from bot.apps_file import AppsFile, parse_apps
 from bot.ports import ScriptCommand
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Incident, StepId, StepStatus
-from handlers.notifier import SlackNotifier, make_client
+from handlers.notifier import SlackNotifier
+from handlers.slack_api import make_client
 from runners.local import LocalRunner
 from tests.slack_fake import SlackFake, _Fault
 
@@ -145,7 +146,7 @@ async def measure(lines: int = 20_000, hosts: int = 20) -> Result:
                 while not stop.is_set():
                     inc = inc.model_copy(deep=True)
                     inc.version += 1
-                    inc.facts["progress"] = f"{len(received)}/{lines} lines"
+                    inc.facts.waiting["progress"] = f"{len(received)}/{lines} lines"
                     await notifier.update_parent(inc)
                     count += 1
                     await asyncio.sleep(0.1)

@@ -32,7 +32,8 @@ if str(ROOT) not in sys.path:
 from bot.apps_file import AppsFile, parse_apps  # noqa: E402
 from bot.workflow.machine import new_steps  # noqa: E402
 from bot.workflow.model import Incident, StepId, StepStatus  # noqa: E402
-from handlers.notifier import SlackNotifier, make_client  # noqa: E402
+from handlers.notifier import SlackNotifier  # noqa: E402
+from handlers.slack_api import make_client  # noqa: E402
 from tests.slack_fake import Call, SlackFake  # noqa: E402
 
 CHANNEL = "C0INCIDENT"

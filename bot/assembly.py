@@ -40,8 +40,9 @@ from bot.watch.store import WatchStore
 from bot.webhooks import WebhookOutbox, deliver_function
 from handlers.groups import GroupResolver
 from handlers.listeners import SlackFront, register
-from handlers.notifier import SlackNotifier, make_client
+from handlers.notifier import SlackNotifier
 from handlers.pending import PendingCommands
+from handlers.slack_api import make_client
 from handlers.watch_slack import SlackProposer, WatchFront, register_watch
 from runners.git import GitRepos
 from runners.local import runner_for

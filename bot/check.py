@@ -148,7 +148,7 @@ async def _check_slack(settings: Settings) -> list[str]:
         return ["Slack: SLACK_BOT_TOKEN is not set — the bot token (xoxb-…) of the Slack app"]
     from slack_sdk.errors import SlackApiError
 
-    from handlers.notifier import make_client
+    from handlers.slack_api import make_client
 
     client = make_client(settings.token(), settings.slack_api_url)
     try:

@@ -9,8 +9,8 @@
   update is replaced, never queued.
 * Step output is buffered per (incident, step, host) and posted as code blocks in the thread;
   what does not fit a message goes up as a file — never dropped.
-* Slack's answers are checked: 429s are retried by slack_sdk's retry handlers, an HTTP 200
-  `ratelimited` after a pause, `msg_too_long`/`invalid_blocks` fall back to a simpler message or a
+* Slack's answers are checked: rate limits are retried by the client (`handlers/slack_api.py`),
+  `msg_too_long`/`invalid_blocks` fall back to a simpler message or a
   file; anything else is logged (never the token), counted in `failures`, and swallowed — the
   workflow never crashes because Slack refused one message.
 """
@@ -30,27 +30,22 @@ from typing import Any, Literal
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.apps_file import AppConfig, AppsFile
 from bot.logs import INCIDENT
 from bot.messages import Message
-from bot.metrics import SLACK_CALLS, SLACK_RATE_LIMITED
 from bot.workflow.model import Gate, GateKind, Incident, StepId, ThreadRef
 from bot.workflow.steps import SPECS
 from handlers import blocks as render
 from handlers import mrkdwn
 from handlers import text as t
+from handlers.slack_api import error as _error
+from handlers.slack_api import install_retry_handlers
 
 log = logging.getLogger(__name__)
 
-DEFAULT_API_URL = "https://slack.com/api/"
 _FALLBACK_ERRORS = frozenset(
     {"msg_too_long", "invalid_blocks", "invalid_blocks_format", "too_many_blocks"}
 )
@@ -62,96 +57,27 @@ Send = Callable[[], Awaitable[object]]
 Lines = dict[tuple[StepId, str], list[str]]
 
 
-class _CountedRateLimitRetry(AsyncRateLimitErrorRetryHandler):
-    async def _can_retry_async(self, **kwargs: Any) -> bool:
-        response = kwargs.get("response")
-        if response is not None and response.status_code == 429:
-            SLACK_RATE_LIMITED.labels(method=_method_of(kwargs.get("request"))).inc()
-        return await super()._can_retry_async(**kwargs)
+_TRANSIENT = frozenset(
+    {"ratelimited", "internal_error", "service_unavailable", "fatal_error", "request_timeout"}
+)
 
 
-class _GatewayErrorRetry(AsyncServerErrorRetryHandler):
-    """500/503 as slack_sdk's, and the 502/504 a proxy in front of Slack answers."""
-
-    async def _can_retry_async(self, **kwargs: Any) -> bool:
-        response = kwargs.get("response")
-        return response is not None and response.status_code in (500, 502, 503, 504)
-
-
-class RewindWebClient(AsyncWebClient):
-    """The Web API client: every call counted, and an answer that is not Slack's JSON (an HTML
-    page from a proxy) turned into a `SlackApiError` with error `non_json_response`, never an
-    `AttributeError` from deep inside slack_sdk."""
-
-    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
-        SLACK_CALLS.labels(method=api_method).inc()
-        try:
-            response = await super().api_call(api_method, **kwargs)
-        except SlackApiError as exc:
-            if _is_json(getattr(exc.response, "data", None)):
-                raise
-            raise self._not_json(api_method, exc.response) from None
-        except AttributeError:  # slack_sdk reading a 200 text/plain answer as a dict
-            raise self._not_json(api_method, None, status=200) from None
-        if not _is_json(response.data):
-            raise self._not_json(api_method, response)
-        return response
-
-    def _not_json(self, method: str, response: Any, status: int = 0) -> SlackApiError:
-        status = int(getattr(response, "status_code", 0) or status)
-        body = getattr(response, "data", "")
-        excerpt = " ".join(str(body).split())[:120]
-        plain = AsyncSlackResponse(
-            client=self,
-            http_verb="POST",
-            api_url=f"{self.base_url}{method}",
-            req_args={},
-            data={"ok": False, "error": "non_json_response"},
-            headers={},
-            status_code=status,
-        )
-        return SlackApiError(  # type: ignore[no-untyped-call]
-            f"Slack's Web API ({self.base_url}) answered {method} with HTTP {status} and a page "
-            f"that is not JSON (a proxy in between?): {excerpt!r}",
-            plain,
-        )
-
-
-def _is_json(data: object) -> bool:
-    # slack_sdk leaves `{}` when the body was not JSON (an HTML page), a `str` for text/plain.
-    return isinstance(data, bytes) or (isinstance(data, dict) and bool(data))
-
-
-def _method_of(request: Any) -> str:
-    url = str(getattr(request, "url", "") or "")
-    return url.rsplit("/", 1)[-1].split("?", 1)[0] or "?"
-
-
-def install_retry_handlers(client: AsyncWebClient) -> AsyncWebClient:
-    """Retry connection errors, 429 (after Retry-After) and 5xx — once each kind is enough."""
-    kinds = {type(h) for h in client.retry_handlers}
-    if AsyncConnectionErrorRetryHandler not in kinds:
-        client.retry_handlers.append(AsyncConnectionErrorRetryHandler(max_retry_count=2))
-    if not any(issubclass(k, AsyncRateLimitErrorRetryHandler) for k in kinds):
-        client.retry_handlers.append(_CountedRateLimitRetry(max_retry_count=3))
-    if not any(issubclass(k, AsyncServerErrorRetryHandler) for k in kinds):
-        client.retry_handlers.append(_GatewayErrorRetry(max_retry_count=2))
-    return client
-
-
-def make_client(token: str, base_url: str | None = None, *, timeout: int = 30) -> AsyncWebClient:
-    """The Web API client Rewind uses: `base_url` from `SLACK_API_URL`, with retry handlers."""
-    url = base_url or DEFAULT_API_URL
-    if not url.endswith("/"):
-        url += "/"
-    return install_retry_handlers(RewindWebClient(token=token, base_url=url, timeout=timeout))
-
-
-def _error(exc: SlackApiError) -> str:
+def _transient(exc: SlackApiError) -> bool:
+    """Slack is down or busy (retry later), as opposed to refusing this call (do not)."""
     try:
-        return str(exc.response.get("error") or f"http_{exc.response.status_code}")
-    except Exception:  # pragma: no cover - a response we cannot read
-        return "unknown"
+        status = int(exc.response.status_code)
+    except Exception:
+        status = 200
+    return status >= 500 or status == 429 or _error(exc) in _TRANSIENT
+
+
+def _retry_after(exc: SlackApiError) -> float | None:
+    with contextlib.suppress(Exception):
+        header = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+        if header:
+            value = header[0] if isinstance(header, list) else header
+            return min(max(float(value), 0.1), 60.0)
+    return None
 
 
 @dataclass
@@ -193,15 +119,17 @@ class SlackNotifier:
         *,
         min_interval: float = 1.0,
         retry_pause: float = 1.0,
-        ratelimit_retries: int = 3,
+        outage_for: float = 300.0,
         max_output_blocks: int = 20,
         on_failure: Callable[[str, str], None] | None = None,
     ) -> None:
-        self.client = install_retry_handlers(client)
+        self.client = install_retry_handlers(client, pause=retry_pause)
         self.apps = apps
         self.min_interval = min_interval
         self.retry_pause = retry_pause
-        self.ratelimit_retries = ratelimit_retries
+        self.outage_for = outage_for
+        """Seconds Slack may keep failing (5xx, 429, no connection) before a call gives up."""
+        self._channel_locks: dict[str, asyncio.Lock] = {}
         self.max_output_blocks = max_output_blocks
         self.on_failure = on_failure
         self.failures = 0
@@ -605,27 +533,56 @@ class SlackNotifier:
     # ---- Slack calls -------------------------------------------------------------------------
 
     async def _api(
+        self,
+        method: str,
+        call: Callable[[], Awaitable[AsyncSlackResponse]],
+        *,
+        channel: str | None = None,
+    ) -> AsyncSlackResponse:
+        """`call()`, retried while Slack is down or rate limiting (HTTP 5xx, 429, `ratelimited`,
+        no connection) for up to `outage_for` seconds, after `Retry-After` or a backoff; other
+        errors raise. Posts into one channel go one at a time, so that what was said first is
+        shown first even when Slack comes back in the middle."""
+        if channel is None:
+            return await self._retrying(method, call)
+        lock = self._channel_locks.setdefault(channel, asyncio.Lock())
+        async with lock:
+            return await self._retrying(method, call)
+
+    async def _retrying(
         self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]]
     ) -> AsyncSlackResponse:
-        """`call()`; an HTTP 200 `ratelimited` is retried after a pause; other errors raise."""
+        """`call()`, again while Slack is down or rate limiting (beyond what the client's retry
+        handlers already absorbed), for up to `outage_for` seconds; other errors raise."""
+        failing_since: float | None = None
         attempt = 0
         while True:
             try:
                 return await call()
             except SlackApiError as exc:
-                if _error(exc) != "ratelimited" or attempt >= self.ratelimit_retries:
+                if not _transient(exc):
                     raise
-                attempt += 1
-                pause = self.retry_pause
-                with contextlib.suppress(Exception):
-                    header = exc.response.headers.get("Retry-After") or exc.response.headers.get(
-                        "retry-after"
-                    )
-                    if header:
-                        value = header[0] if isinstance(header, list) else header
-                        pause = max(float(value), self.retry_pause)
-                log.info("Slack %s rate limited; retrying in %.1fs", method, pause)
-                await asyncio.sleep(min(pause, 60.0))
+                error = _error(exc)
+                pause = _retry_after(exc) or self._backoff(attempt)
+            except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+                error = type(exc).__name__
+                pause = self._backoff(attempt)
+            now = time.monotonic()
+            failing_since = now if failing_since is None else failing_since
+            if now - failing_since + pause > self.outage_for:
+                raise
+            attempt += 1
+            log.warning(
+                "Slack %s: %s; retrying in %.1fs (failing for %.0fs)",
+                method,
+                error,
+                pause,
+                now - failing_since,
+            )
+            await asyncio.sleep(pause)
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(self.retry_pause * 2**attempt, max(self.retry_pause, 5.0)))
 
     def _failed(self, method: str, error: str) -> None:
         self.failures += 1
@@ -640,10 +597,14 @@ class SlackNotifier:
                 self.on_failure(method, error)
 
     async def _safe(
-        self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]]
+        self,
+        method: str,
+        call: Callable[[], Awaitable[AsyncSlackResponse]],
+        *,
+        channel: str | None = None,
     ) -> AsyncSlackResponse | None:
         try:
-            return await self._api(method, call)
+            return await self._api(method, call, channel=channel)
         except SlackApiError as exc:
             self._failed(method, _error(exc))
         except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -667,6 +628,7 @@ class SlackNotifier:
                 lambda: self.client.chat_postMessage(
                     channel=channel, text=text, blocks=blocks, thread_ts=thread_ts
                 ),
+                channel=channel,
             )
             return str(resp.get("ts") or "") or None
         except SlackApiError as exc:
@@ -710,6 +672,7 @@ class SlackNotifier:
             lambda: self.client.chat_postMessage(
                 channel=channel, text=t.truncate(text, 39_000), blocks=blocks, thread_ts=thread_ts
             ),
+            channel=channel,
         )
         if resp is None:
             return None
@@ -775,6 +738,7 @@ class SlackNotifier:
                 title=t.truncate(title, 250),
                 initial_comment=t.truncate(comment, _TEXT_MAX) if comment else None,
             ),
+            channel=channel,
         )
         if resp is not None:
             return True
@@ -801,31 +765,32 @@ class SlackNotifier:
         if not thread_ts:
             return None
         block_id = render.gate_block_id(token)
-        cursor: str | None = None
-        for _ in range(10):
-            resp = await self._safe(
-                "conversations.replies",
-                functools.partial(
-                    self.client.conversations_replies,
-                    channel=channel,
-                    ts=thread_ts,
-                    limit=200,
-                    cursor=cursor,
-                ),
+        first = await self._safe(
+            "conversations.replies",
+            functools.partial(
+                self.client.conversations_replies, channel=channel, ts=thread_ts, limit=200
+            ),
+        )
+        if first is None:
+            return None
+        pages = 0
+        try:
+            async for page in first:  # the SDK follows `response_metadata.next_cursor`
+                for msg in page.get("messages") or []:
+                    if not isinstance(msg, Mapping):
+                        continue
+                    if ts and msg.get("ts") == ts:
+                        return msg
+                    ids = [str(b.get("block_id", "")) for b in msg.get("blocks") or []]
+                    if any(i == block_id or i.startswith(block_id + "-") for i in ids):
+                        return msg
+                pages += 1
+                if pages >= 10:  # a 2,000-reply thread: the gate is not worth more calls
+                    break
+        except (SlackApiError, SlackClientError, aiohttp.ClientError) as exc:
+            self._failed(
+                "conversations.replies", _error(exc) if isinstance(exc, SlackApiError) else str(exc)
             )
-            if resp is None:
-                return None
-            for msg in resp.get("messages") or []:
-                if not isinstance(msg, Mapping):
-                    continue
-                if ts and msg.get("ts") == ts:
-                    return msg
-                ids = [str(b.get("block_id", "")) for b in msg.get("blocks") or []]
-                if any(i == block_id or i.startswith(block_id + "-") for i in ids):
-                    return msg
-            cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                return None
         return None
 
 

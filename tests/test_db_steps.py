@@ -112,8 +112,15 @@ async def test_assess_and_a_backup_that_is_not_there(
     bad.incident.facts = ctx.incident.facts.model_copy(deep=True)
     with pytest.raises(StepError, match="missing or empty"):
         await step(bad, StepId.DB_PREPARE, database.prepare)
+    # A full disk: the dump "succeeds" and leaves an empty file.
+    config["database"]["backup"] = ": > {backup}"
+    full = context(env, tmp_path, config)
+    full.incident.facts = ctx.incident.facts.model_copy(deep=True)
+    with pytest.raises(StepError, match="missing or empty"):
+        await step(full, StepId.DB_PREPARE, database.prepare)
     await ctx.hosts.close()
     await bad.hosts.close()
+    await full.hosts.close()
 
 
 @pytest.mark.hosts(1)

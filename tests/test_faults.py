@@ -4,6 +4,7 @@ Redis lost: tests/test_redis_loss.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -14,13 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg
 import pytest
 import redis
 
+from bot.sample.hosts import libpq_url
 from tests.fixtures_hosts import SshEnv
 from tests.harness import INCIDENT_CHANNEL, SECRET, settings_env, write_apps
 from tests.slack_fake import SlackFake, send_command
 from tests.test_processes import free_port, wait_http
+from tests.test_workflow_e2e import config, db_revision, start
 
 START = "myapp v1.4.2 checkout returns 500"
 
@@ -122,3 +126,79 @@ async def test_web_killed_between_the_ack_and_the_work_loses_no_command(
         audit = [fields["what"] for _, fields in r.xrange(f"rewind:audit:{incident_id}")]
         assert audit[0] == "opened" and "step succeeded: Assess the situation" in audit
         assert not r.hlen("rewind:commands")  # nothing left pending
+
+
+async def test_slack_down_then_rate_limiting_for_30_s_delays_messages_in_order_none_twice(
+    make_bot: Any, ssh_env: SshEnv
+) -> None:
+    async with make_bot({"myapp": ssh_env.app_config()}) as bot:
+        slack: SlackFake = bot.slack
+        _, name = await bot.command(START)
+        # Slack fails as soon as the thread has its first reply, while the steps talk.
+        await slack.wait_until(
+            lambda: len(slack.messages(INCIDENT_CHANNEL)) >= 2, timeout=30, what="a reply"
+        )
+        # 15 s of HTTP 500 on every Web API call, then 15 s of 429 (Retry-After: 2).
+        slack.fail_next("*", status=500, times=1_000_000)
+        await asyncio.sleep(15)
+        slack.clear_faults()
+        slack.fail_next("*", status=429, retry_after=2, times=1_000_000)
+        await asyncio.sleep(15)
+        failed = [c for c in slack.calls if c.status in (429, 500)]
+        slack.clear_faults()
+        assert "opened" in await bot.reply(name)
+        await bot.gate("Roll back", timeout=90)
+        await bot.runtime.notifier.flush(await bot.incident())
+
+    assert {c.status for c in failed} == {429, 500}
+    assert any(c.method == "chat.postMessage" for c in failed)  # replies were held up
+
+    def said(channel: str, replies: bool) -> list[str]:
+        return list(
+            dict.fromkeys(
+                str(c.args.get("text"))
+                for c in slack.calls
+                if c.method == "chat.postMessage"
+                and c.args.get("channel") == channel
+                and bool(c.args.get("thread_ts")) == replies
+            )
+        )
+
+    (parent,) = slack.messages(INCIDENT_CHANNEL, top_level=True)
+    replies = [str(m["text"]) for m in slack.thread(INCIDENT_CHANNEL, str(parent["ts"]))]
+    assert replies == said(INCIDENT_CHANNEL, True)  # every reply, in order, none twice
+    notices = [str(m["text"]) for m in slack.messages("C0STAKEHOLDERS")]
+    assert notices == said("C0STAKEHOLDERS", False)
+    assert len(replies) >= 3 and len(notices) == 1
+    assert "waiting for the decision" in str(parent["text"])  # the parent caught up
+    assert bot.runtime.notifier.failures == 0
+
+
+async def test_a_database_that_refuses_the_downgrade_pauses_and_offers_a_restore(
+    make_bot: Any, ssh_env_migrated: SshEnv
+) -> None:
+    env = ssh_env_migrated
+    assert env.db_url is not None
+    # A view that needs the table the downgrade drops: PostgreSQL itself refuses the DROP.
+    with psycopg.connect(libpq_url(env.db_url), autocommit=True) as conn:
+        conn.execute("CREATE VIEW coupon_codes AS SELECT * FROM coupons")
+    async with make_bot({"myapp": config(env)}) as bot:
+        await start(bot)
+        await bot.click(await bot.gate("Roll back"), "Roll back", "U0CAROL")
+        approval = await bot.gate("Approve downgrade", timeout=90)
+        await bot.click(approval, "Approve downgrade", "U0ALICE")
+        failure = await bot.gate("Retry", timeout=90)
+        text = bot.slack.all_text(failure) + bot.thread_text()
+        assert "depend" in text and "web1" in text  # PostgreSQL's own words, and where
+        labels = [b.text for b in bot.slack.buttons(failure)]
+        assert any("estore" in label for label in labels), labels
+        incident = await bot.incident()
+        assert incident.status.value == "paused"
+        assert db_revision(env.db_url) == "d4e5f6a1b2c3"  # nothing half-done
+        timeline = [e["what"] for e in await bot.runtime.store.timeline(incident.id)]
+        assert "step failed: Roll back database" in timeline
+        await bot.click(failure, "Abort", "U0CAROL")
+        incident = await bot.wait_status("aborted")
+        assert timeline[0] == "opened" and "answered abort" in [
+            e["what"] for e in await bot.runtime.store.timeline(incident.id)
+        ]

@@ -169,6 +169,7 @@ async def test_unreachable_host_is_reported_per_host_and_the_bot_stays_up(
         async with b.session.get(f"{b.url}/healthz") as resp:
             assert resp.status == 200
         assert (await b.incident()).status.value == "paused"
+    assert not ssh_env.hosts[0].commands()  # the changed host key: refused before any command
 
 
 def test_a_bad_apps_file_stops_serve_with_file_key_and_reason(tmp_path: Path) -> None:

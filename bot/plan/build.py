@@ -34,8 +34,9 @@ from bot.workflow.machine import gate_for, new_steps
 from bot.workflow.model import Gate, GateKind, Incident, Status, StepId, ThreadRef
 from bot.workflow.policy import Actor
 from bot.workflow.steps import ORDER
-from runners import health, templates
+from runners import alembic_output, backups, health, templates
 from runners.git import Method, push_args
+from runners.strategies import strategy
 
 PLAN_TTL = 24 * 3600  # how long `Run this plan` stays possible
 
@@ -221,7 +222,8 @@ class _Making:
         branch_commits, sha = await self._branch(found, branch, method)
         db = await self._database(app.database, found) if found.migrations else None
         ref = branch
-        for number, batch in enumerate(redeploy.batches(list(app.hosts), app.deploy.rolling), 1):
+        deploy_hosts = strategy(app.deploy.strategy).deploy_hosts(app)
+        for number, batch in enumerate(redeploy.batches(deploy_hosts, app.deploy.rolling), 1):
             for host in batch:
                 cmds = redeploy.host_commands(app, host, ref, target)
                 for planned in cmds.sequence():
@@ -283,7 +285,7 @@ class _Making:
                 "no `database.backup` command is configured",
                 hint="Rewind does not touch a database without a backup: add one to the apps file.",
             )
-        path = database.backup_location(db, app.name, ctx.incident.id, datetime.now(UTC))
+        path = backups.backup_location(db, app.name, ctx.incident.id, datetime.now(UTC))
         cmds = database.prepare_commands(app, db, path, current, target)
         # The same reads `prepare` makes, so the plan shows what a restore could use.
         deployed_at = await database.read_deployed_at(ctx, host, cmds.deployed_at)
@@ -291,7 +293,7 @@ class _Making:
         stat = cmds.stat(app, host, listed)
         stats = await database.stat_backups(ctx, host, stat)
         result = await ctx.run(host, cmds.sql, stream=False)
-        sql = database.sql_text(result.output) if result.ok else ""
+        sql = alembic_output.sql_text(result.output) if result.ok else ""
         error = "" if result.ok else result.tail()
         for planned in cmds.sequence(database.current_command(app, db), stat):
             self.add(StepId.DB_PREPARE, host.name, planned)
@@ -339,8 +341,9 @@ class _Making:
         except ValueError as exc:
             urls = [f"(refused: {exc})"]
         now = datetime.now(UTC)
+        hosts = strategy(app.deploy.strategy).deploy_hosts(app)  # where verify and monitor read
         logs: list[str] = []
-        for host in app.hosts:
+        for host in hosts:
             cmd = verify.logs_command(app, host, now, 0)
             logs.append(f"{host.name}: {cmd or '(no logs command configured)'}")
             if cmd:
@@ -358,9 +361,9 @@ class _Making:
             smoke.append(f"{smoke_host.name}: {cmd}")
             self.add(StepId.VERIFY, smoke_host.name, Planned("smoke", cmd, note="must exit 0"))
         every = f"every {app.monitor.interval:g}s for {app.monitor.duration:g}s"
-        for host in app.hosts:
+        for host in hosts:
             self.add(StepId.MONITOR, host.name, Planned("clock", redeploy.CLOCK, changes=False))
-        for host in app.hosts:
+        for host in hosts:
             cmd = verify.logs_command(app, host, now, 0)
             if cmd:
                 self.add(StepId.MONITOR, host.name, Planned("logs", cmd, changes=False, note=every))

@@ -8,7 +8,6 @@ Revision files are read from the bot's clone as text (`runners.alembic_static`),
 
 from __future__ import annotations
 
-import fnmatch
 import posixpath
 import re
 import shlex
@@ -23,15 +22,14 @@ from bot.steps.code import app_repo
 from bot.steps.context import Outcome, Planned, StepContext
 from bot.workflow.facts import BackupFact, DbAssessment, DbFacts
 from bot.workflow.model import Criterion, HostResult
-from runners import alembic_static, templates
+from runners import alembic_static, backups, templates
+from runners.alembic_output import parse_current, sql_text
 from runners.alembic_static import Revision, UnknownRevision
+from runners.backups import backup_location
 
 PREVIEW_LINES = 30
 PREVIEW_CHARS = 2500
 MAX_BACKUPS = 20
-_CURRENT_LINE = re.compile(r"^([A-Za-z0-9_]+)((?:\s+\([a-z ]+\))*)\s*$")
-_LOG_LINE = re.compile(r"^(INFO|WARNING|WARN|ERROR|DEBUG)\s+\[")
-_HEX = re.compile(r"^[0-9a-f]{6,40}$")
 DEPLOYED_AT = "git reflog -1 --date=unix --format=%gd HEAD"  # when the checkout last moved
 
 
@@ -119,11 +117,6 @@ def prepare_commands(
     )
 
 
-def sql_text(output: str) -> str:
-    """The SQL of `alembic downgrade --sql`, without alembic's log lines."""
-    return "\n".join(line for line in output.splitlines() if not _LOG_LINE.match(line))
-
-
 def rollback_sequence(app: AppConfig, db: DatabaseConfig, target: str | None) -> list[Planned]:
     """What `_downgrade` runs, in order."""
     current = current_command(app, db)
@@ -183,19 +176,6 @@ def _iso(epoch: float) -> str:
 
 
 # ---- reading the database's revision ------------------------------------------------------
-
-
-def parse_current(output: str, known: set[str]) -> list[str]:
-    """Revision ids in the output of `alembic current` (log lines and noise skipped)."""
-    found: list[str] = []
-    for line in output.splitlines():
-        match = _CURRENT_LINE.match(line.strip())
-        if not match:
-            continue
-        rev, marks = match.group(1), match.group(2)
-        if rev in known or marks or _HEX.match(rev):
-            found.append(rev)
-    return found
 
 
 async def current_revision(ctx: StepContext, known: set[str]) -> str | None:
@@ -280,24 +260,6 @@ async def assess_db(
 # ---- backups ------------------------------------------------------------------------------
 
 
-def backup_location(db: DatabaseConfig, app: str, incident: str, now: datetime) -> str:
-    """Where the new backup goes: `backup_dir` if set, else the directory the `backups`
-    command lists, named so that listing finds it."""
-    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    inc = re.sub(r"[^A-Za-z0-9._-]+", "-", incident).strip("-") or "incident"
-    directory, name = db.backup_dir, f"{app}-{inc}-{stamp}.sql"
-    globs = [w for w in shlex.split(db.backups or "") if "*" in w and w.startswith("/")]
-    if globs:
-        glob_dir, pattern = posixpath.split(globs[0])
-        if "backup_dir" not in db.model_fields_set and not any(c in glob_dir for c in "*?["):
-            directory = glob_dir
-        head, star, tail = pattern.partition("*")
-        candidate = f"{head}{inc}-{stamp}{tail}" if head else f"{app}-{inc}-{stamp}{tail}"
-        if star and fnmatch.fnmatch(candidate, pattern):
-            name = candidate
-    return posixpath.join(directory, name)
-
-
 def _backup_fact(path: str, size: int, mtime: float, *, own: bool, before: bool) -> BackupFact:
     return BackupFact(
         path=path,
@@ -317,27 +279,14 @@ async def stat_backups(
     if cmd is None:
         return {}
     result = await ctx.run(host, cmd, stream=False)
-    found: dict[str, tuple[int, float]] = {}
-    for line in result.output.splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
-            found[parts[2]] = (int(parts[0]), float(parts[1]))
-    return found
+    return backups.parse_stat(result.output)
 
 
 async def listed_backups(ctx: StepContext, host: HostConfig, listing: str | None) -> list[str]:
     if not listing:
         return []
     result = await ctx.run(host, listing, stream=False)
-    paths = []
-    for line in result.output.splitlines():
-        # `ls` of a glob that matches nothing prints an error, not a file; and a name that
-        # cannot go into the restore command is no use either.
-        try:
-            paths.append(templates.check_value("backup", line.strip()))
-        except UserFacingError:
-            continue
-    return paths[:MAX_BACKUPS]
+    return backups.parse_listing(result.output)[:MAX_BACKUPS]
 
 
 async def read_deployed_at(ctx: StepContext, host: HostConfig, cmd: str) -> float | None:

@@ -122,7 +122,7 @@ class TerminalNotifier:
 
     async def say(self, incident: Incident, text: str | Message) -> None:
         if isinstance(text, Message):
-            text = render_text.plain(text, self.people.name)
+            text = render_text.plain(text, self.people.bare)
         self._reply(text)
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
@@ -237,7 +237,7 @@ async def connect_terminal_notifier(
     people = People.from_apps_file(apps.people)
     client = None
     if settings.slack_bot_token is not None:
-        from handlers.notifier import make_client
+        from handlers.slack_api import make_client
 
         candidate = make_client(settings.token(), settings.slack_api_url, timeout=5)
         candidate.retry_handlers.clear()  # one quick try: Slack is probably why we are here
