@@ -200,11 +200,19 @@ def lab(
     hdir = base / f"hosts-{uid}"
     hdir.mkdir()
     hosts: list[TestHost] = []
+    ports: set[int] = set()
+
+    def port() -> int:  # the apps start after every sshd: no port may be handed out twice
+        while (p := free_port()) in ports:
+            pass
+        ports.add(p)
+        return p
+
     try:
         for i in range(count):
             host = TestHost(
-                name=f"web{i + 1}", address="127.0.0.1", port=free_port(), workdir=workdir,
-                real_dir=hdir / f"web{i + 1}" / APP_NAME, app_port=free_port(),
+                name=f"web{i + 1}", address="127.0.0.1", port=port(), workdir=workdir,
+                real_dir=hdir / f"web{i + 1}" / APP_NAME, app_port=port(),
             )  # fmt: skip
             provision_host_checkout(
                 repo.origin, host.real_dir, ref=repo.bad, app_port=host.app_port, db_url=db_url
