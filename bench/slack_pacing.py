@@ -32,7 +32,8 @@ if str(ROOT) not in sys.path:
 from bot.apps_file import AppsFile, parse_apps  # noqa: E402
 from bot.workflow.machine import new_steps  # noqa: E402
 from bot.workflow.model import Incident, StepId, StepStatus  # noqa: E402
-from handlers.notifier import SlackNotifier, make_client  # noqa: E402
+from handlers.notifier import SlackNotifier  # noqa: E402
+from handlers.slack_api import make_client  # noqa: E402
 from tests.slack_fake import Call, SlackFake  # noqa: E402
 
 CHANNEL = "C0INCIDENT"
@@ -113,7 +114,7 @@ async def bench(lines: int, updates: int, interval: float, spread: float) -> Non
             if i % every == every - 1 and sent_updates < updates:
                 inc = inc.model_copy(deep=True)
                 inc.version += 1
-                inc.facts["progress"] = f"{i + 1}/{lines} lines"
+                inc.facts.waiting["progress"] = f"{i + 1}/{lines} lines"
                 await notifier.update_parent(inc)
                 sent_updates += 1
             # Yield to the background sender as real streams do; --spread paces the lines.

@@ -24,7 +24,8 @@ environment:
   SLACK_SIGNING_SECRET   verifies Slack's HTTP requests; required for serve in HTTP mode
   SLACK_APP_TOKEN        app-level token (xapp-…); enables Socket Mode
   SLACK_API_URL          Slack Web API base URL (default https://slack.com/api/)
-  REDIS_URL              incidents, locks, queue, audit (default redis://localhost:6379/0)
+  REDIS_URL              incidents, locks, queue, audit (default redis://localhost:6379/0);
+                         Sentinel: redis+sentinel://host1:26379,host2:26379/mymaster/0
   REWIND_CONFIG          the apps file (default config/apps.yaml)
   PORT                   HTTP port of serve (default 3000)
   METRICS_PORT           HTTP port of a worker's /metrics (default 9300, then the next free)
@@ -32,6 +33,8 @@ environment:
   REWIND_API_TOKEN       bearer token of POST /api/deploys (unset: 401)
   GITHUB_WEBHOOK_SECRET  verifies POST /api/github (unset: 401)
   REWIND_WORKSPACE       where the bot keeps its clones and files (default var/)
+  REWIND_RETENTION       how long closed incidents stay in Redis (default 400d)
+  REWIND_DRAIN           on SIGTERM, how long a worker lets an unrepeatable step end (600)
 """
 
 EXAMPLES = """\
@@ -189,6 +192,12 @@ def _deployed(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run_deployed(settings, _load, args.app, args.version, args.by, args.url))
 
 
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.export import run_export
+
+    return asyncio.run(run_export(settings, args.incident))
+
+
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     from bot.check import run_check
 
@@ -299,6 +308,15 @@ def parser() -> argparse.ArgumentParser:
         "--url", default="", metavar="URL", help="link to the pipeline run: --url https://ci/42"
     )
     deployed.set_defaults(fn=_deployed)
+    export = _sub(
+        sub,
+        "export",
+        "an incident's full record and timeline as JSON, for audits (closed incidents leave "
+        "Redis after REWIND_RETENTION)",
+        "rewind export 3fa2c1",
+    )
+    export.add_argument("incident", metavar="INCIDENT", help="the incident id: 3fa2c1")
+    export.set_defaults(fn=_export)
     return top
 
 

@@ -24,8 +24,8 @@ from pydantic import (
 from bot.errors import ConfigError, Problem
 from bot.paths import absolute, repo_location
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 _LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _CHANNEL = re.compile(r"^[CG][A-Z0-9]+$")
@@ -147,11 +147,16 @@ class HostConfig(_Model):
 
 
 class DeployConfig(_Model):
-    strategy: Literal["systemd", "docker-compose", "commands"] = "systemd"
+    strategy: Literal["systemd", "docker-compose", "commands", "kubernetes"] = "systemd"
     workdir: str
     service: str | None = None
+    image: str | None = None  # kubernetes: the image repository; the tag is the version
+    namespace: str = "default"  # kubernetes
+    run_on: str | None = None  # kubernetes: the host that runs kubectl (default: the first)
     commands: dict[str, str] = Field(default_factory=dict)
-    concurrency: int = Field(default=10, ge=1)
+    # Hosts worked on at once. High by default: a rollback's hosts should all move together;
+    # lower it when many hosts share something that cannot take them all at once.
+    concurrency: int = Field(default=100, ge=1)
     rolling: int | None = Field(default=None, ge=1)  # hosts per batch; None = all at once
     timeout: float = 300.0  # per command, seconds
 
@@ -163,6 +168,7 @@ class DeployConfig(_Model):
     @model_validator(mode="after")
     def _commands_complete(self) -> DeployConfig:
         known = {"fetch", "install", "restart", "stop", "start", "status", "logs", "version"}
+        known.add("undo")  # kubernetes: the command a person runs to put the last rollout back
         unknown = set(self.commands) - known
         if unknown:
             raise ValueError(f"unknown command(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -172,6 +178,8 @@ class DeployConfig(_Model):
                 raise ValueError(f"strategy 'commands' needs commands {sorted(missing)}")
         elif not self.service:
             raise ValueError(f"strategy '{self.strategy}' needs 'service'")
+        if self.strategy == "kubernetes" and not self.image:
+            raise ValueError("strategy 'kubernetes' needs 'image' (the repository, no tag)")
         return self
 
 

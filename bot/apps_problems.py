@@ -23,7 +23,19 @@ Loc = tuple[int | str, ...]
 
 # What every command template may use; a host's `vars` add their own names.
 COMMAND_PLACEHOLDERS = frozenset(
-    {"ref", "version", "workdir", "service", "backup", "revision", "app", "host", "since"}
+    {
+        "ref",
+        "version",
+        "workdir",
+        "service",
+        "backup",
+        "revision",
+        "app",
+        "host",
+        "since",
+        "image",
+        "namespace",
+    }
 )
 URL_PLACEHOLDERS = frozenset({"app", "host", "address"})
 _DB_TEMPLATES = ("alembic", "backup", "restore", "verify", "backups")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +18,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from saq import Queue, Worker
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.lazy_listener.async_internals import to_runnable_function
+from slack_bolt.lazy_listener.async_runner import AsyncLazyListenerRunner
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -23,17 +29,20 @@ from bot.api import add_routes
 from bot.apps_file import AppsFile
 from bot.engine import Engine
 from bot.metrics import REGISTRY, refresh
-from bot.queue import SaqStepQueue, make_queue, make_worker
+from bot.queue import RewindQueue, SaqStepQueue, make_queue, make_worker
 from bot.redaction import install_log_redaction
+from bot.redis_conn import Outage, connect, parse_url, persistence_warning
 from bot.settings import Settings
-from bot.store_redis import RedisStore, connect
+from bot.store_redis import RedisStore
 from bot.watch.jobs import SaqTickQueue, tick_function
 from bot.watch.service import WatchService
 from bot.watch.store import WatchStore
 from bot.webhooks import WebhookOutbox, deliver_function
 from handlers.groups import GroupResolver
 from handlers.listeners import SlackFront, register
-from handlers.notifier import SlackNotifier, make_client
+from handlers.notifier import SlackNotifier
+from handlers.pending import PendingCommands
+from handlers.slack_api import make_client
 from handlers.watch_slack import SlackProposer, WatchFront, register_watch
 from runners.git import GitRepos
 from runners.local import runner_for
@@ -51,8 +60,17 @@ class Runtime:
     notifier: SlackNotifier
     engine: Engine
     watches: WatchService
+    outage: Outage = field(default_factory=Outage)
+    _tasks: set[asyncio.Future[None]] = field(default_factory=set)
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Future[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         await self.engine.aclose()
         await self.watches.aclose()
         await self.notifier.aclose()
@@ -63,8 +81,15 @@ class Runtime:
 
 def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
     install_log_redaction()
-    store = RedisStore(connect(settings.redis_url))
-    queue = make_queue(settings.redis_url, settings.queue_name)
+    outage = Outage()  # one per process: every client of it reports here
+    store = RedisStore(
+        connect(settings.redis_url, outage=outage),
+        retention=settings.retention,
+        replicas=1 if parse_url(settings.redis_url).sentinel else 0,
+    )
+    queue = make_queue(
+        settings.redis_url, settings.queue_name, outage=outage, heartbeat=settings.heartbeat
+    )
     client = make_client(settings.token(), settings.slack_api_url)
     notifier = SlackNotifier(client, apps)
     watches = WatchService(
@@ -89,10 +114,78 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         events=WebhookOutbox(apps, queue),
     )
     watches.engine = engine
-    return Runtime(settings, apps, store, queue, client, notifier, engine, watches)
+    rt = Runtime(settings, apps, store, queue, client, notifier, engine, watches, outage)
+    outage.listeners.append(lambda since, seconds: rt.spawn(say_store_was_away(rt, since, seconds)))
+    return rt
+
+
+async def say_store_was_away(rt: Runtime, since: datetime, seconds: float) -> None:
+    """In the thread of every open incident: Redis was away, from when, for how long.
+
+    Every process that saw the outage calls this; the first one per Redis server (its run id
+    changes on a restart or a failover) and incident says it.
+    """
+    try:
+        server = str((await rt.store.r.info("server")).get("run_id", ""))[:12]
+        for incident in await rt.store.open_incidents():
+            if incident.thread is None or not incident.thread.ts:
+                continue
+            if not await rt.store.first_time(f"away:{incident.id}:{server}", ttl=60):
+                continue
+            took = f"{seconds:.0f} s" if seconds >= 1 else "under a second"
+            await rt.store.audit(
+                incident.id, "rewind", "store unreachable", f"{took} from {since:%H:%M:%S} UTC"
+            )
+            await rt.notifier.say(
+                incident,
+                f":electric_plug: Rewind could not reach its store (Redis) for {took}, from "
+                f"{since:%H:%M:%S} UTC. It reconnected and the incident goes on from where it was.",
+            )
+    except Exception:
+        log.exception("could not tell the open incidents that Redis was away")
+
+
+async def warn_persistence(rt: Runtime) -> None:
+    """At start-up, one line in the log when Redis would lose the incidents on a restart."""
+    try:
+        warning = await asyncio.wait_for(persistence_warning(rt.store.r), 5)
+    except Exception as exc:
+        warning = f"cannot read Redis's persistence settings ({exc or type(exc).__name__})"
+    if warning:
+        log.warning("%s", warning)
+
+
+class TrackedLazyRunner(AsyncLazyListenerRunner):
+    """Bolt's lazy listeners, kept track of so that `serve` can finish them before it exits."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self.tasks: set[asyncio.Future[None]] = set()
+
+    def start(self, function: Callable[..., Awaitable[None]], request: AsyncBoltRequest) -> None:
+        task = asyncio.ensure_future(
+            to_runnable_function(internal_func=function, logger=self.logger, request=request)
+        )
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self, timeout: float) -> None:
+        if self.tasks:
+            log.info("finishing %d request(s) in flight", len(self.tasks))
+            await asyncio.wait(list(self.tasks), timeout=timeout)
+
+
+def lazy_runner(bolt: AsyncApp) -> TrackedLazyRunner:
+    runner = bolt.listener_runner.lazy_listener_runner
+    assert isinstance(runner, TrackedLazyRunner)
+    return runner
 
 
 def build_bolt(rt: Runtime) -> AsyncApp:
+    return build_slack(rt)[0]
+
+
+def build_slack(rt: Runtime) -> tuple[AsyncApp, SlackFront]:
     secret = rt.settings.slack_signing_secret
     bolt = AsyncApp(
         client=rt.client,
@@ -103,10 +196,13 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         process_before_response=True,
         name="rewind",
     )
+    bolt.listener_runner.lazy_listener_runner = TrackedLazyRunner(log)
     groups = GroupResolver(rt.client, rt.apps)
-    register(bolt, SlackFront(rt.engine, rt.store, groups, rt.notifier))
+    pending = PendingCommands(rt.store.r, owner=rt.settings.worker_id)
+    front = SlackFront(rt.engine, rt.store, groups, rt.notifier, pending)
+    register(bolt, front)
     register_watch(bolt, WatchFront(rt.watches, groups))
-    return bolt
+    return bolt, front
 
 
 class _NoTokenWarning(logging.Filter):
@@ -198,28 +294,53 @@ def web_app(rt: Runtime, *, with_worker: bool = False, slack_http: bool = True) 
     Bolt), `/healthz`, `/metrics` and the API."""
     app = web.Application()
     app[RUNTIME] = rt
+    front: SlackFront | None = None
     if slack_http:
-        app[BOLT] = build_bolt(rt)
+        app[BOLT], front = build_slack(rt)
         app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     add_routes(app, rt)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        worker = build_worker(rt) if with_worker else None
-        if worker is not None:
-            worker.SIGNALS = []  # aiohttp owns SIGTERM here, and stops the worker on cleanup
+        rt.spawn(warn_persistence(rt))
+        worker = build_worker(rt) if with_worker else None  # aiohttp owns SIGTERM here
         task = asyncio.create_task(worker.start()) if worker else None
         held = asyncio.create_task(deliver_held(rt)) if worker is None else None
+        stopping = asyncio.Event()
+        recovering = asyncio.create_task(recover_commands(front, stopping)) if front else None
         yield
+        stopping.set()
+        if recovering is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(recovering, 5)
         if held is not None and not held.done():
             held.cancel()
+        # aiohttp has stopped taking requests and finished the ones in flight; their lazy
+        # halves (opening an incident, a click) finish here before anything is closed.
+        if BOLT in app:
+            await lazy_runner(app[BOLT]).drain(SERVE_DRAIN)
         if worker is not None and task is not None:
-            await stop_worker(worker, task)
+            await stop_worker(rt, worker, task)
         await rt.aclose()
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+async def recover_commands(front: SlackFront, stopping: asyncio.Event, every: float = 2.0) -> None:
+    """Commands acked by a web process that died before carrying them out: done here.
+
+    Stopped by `stopping`, not by cancelling: a cancellation that lands inside a Redis call
+    can be swallowed by the client, and the loop would never end.
+    """
+    while not stopping.is_set():
+        try:
+            await front.recover()
+        except Exception:
+            log.exception("pending commands: not recovered this time")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), every)
 
 
 async def deliver_held(rt: Runtime) -> None:
@@ -230,6 +351,9 @@ async def deliver_held(rt: Runtime) -> None:
         await deliver(rt.store.r, rt.store, rt.client)
     except Exception:
         log.exception("held stakeholder notices: not delivered this time")
+
+
+SERVE_DRAIN = 30.0  # seconds `serve` gives requests in flight when told to stop
 
 
 def build_worker(rt: Runtime) -> Worker[Any]:
@@ -253,7 +377,7 @@ def build_worker(rt: Runtime) -> Worker[Any]:
         await rt.watches.close_idle()
         return await rt.engine.reconcile() + await rt.watches.reconcile()
 
-    return make_worker(
+    worker = make_worker(
         rt.queue,
         rt.engine.run_step,
         heartbeat=s.heartbeat,
@@ -267,10 +391,26 @@ def build_worker(rt: Runtime) -> Worker[Any]:
             deliver_function(rt.apps, s.webhook_backoff, failed),
         ],
     )
+    worker.SIGNALS = []  # SIGTERM is ours: a drain (`stop_worker`), not saq's cancel
+    return worker
 
 
-async def stop_worker(worker: Worker[Any], task: asyncio.Task[None]) -> None:
-    """Stop taking jobs and wait for the loop to end; a step cut short is resumed elsewhere."""
+async def stop_worker(rt: Runtime, worker: Worker[Any], task: asyncio.Task[None]) -> None:
+    """Stop taking jobs; hand repeatable steps over at their next command; let the others end.
+
+    A step that is not safe to repeat (the database downgrade) runs to its end, for up to
+    REWIND_DRAIN seconds; after that it is cut and another worker pauses it for a person.
+    """
+    rt.engine.draining = True
+    if isinstance(rt.queue, RewindQueue):
+        # No new job. (Not saq's stop event: saq would then cancel the running steps at once.)
+        rt.queue.paused = True
+    deadline = time.monotonic() + rt.settings.drain
+    if worker.job_task_contexts:
+        log.info("stopping: waiting for %d job(s) in flight", len(worker.job_task_contexts))
+    # saq has no event for "my jobs are finished"; its job contexts go when a job is recorded.
+    while worker.job_task_contexts and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
     await worker.stop()
     try:
         await asyncio.wait_for(task, 5)
@@ -279,16 +419,26 @@ async def stop_worker(worker: Worker[Any], task: asyncio.Task[None]) -> None:
 
 
 async def run_worker(rt: Runtime, *, metrics_sock: socket.socket | None = None) -> None:
+    """The worker until SIGTERM/SIGINT, then a drain (see `stop_worker`)."""
     runner: web.AppRunner | None = None
     if metrics_sock is not None:
         runner = web.AppRunner(metrics_app(rt), access_log=None)
         await runner.setup()
         await web.SockSite(runner, metrics_sock).start()
+    await warn_persistence(rt)
     worker = build_worker(rt)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     task = asyncio.create_task(worker.start())
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await asyncio.shield(task)
+        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
     finally:
-        await stop_worker(worker, task)
+        stopping.cancel()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await stop_worker(rt, worker, task)
         if runner is not None:
             await runner.cleanup()

@@ -13,11 +13,12 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from redis.exceptions import RedisError
+
 from bot.apps_file import AppConfig, AppsFile, load_apps
 from bot.errors import ConfigError, HostError, Problem, UserFacingError
 from bot.settings import Settings
 from runners import templates
-from runners.git import redact
 from runners.local import runner_for
 
 _SAMPLE = {"ref": "v1.0.0", "version": "v1.0.0", "backup": "/tmp/b.sql", "revision": "abc123",
@@ -94,7 +95,9 @@ def key_problems(app: AppConfig, lines: dict[tuple[int | str, ...], int]) -> lis
     return problems
 
 
-async def check_connect(settings: Settings, apps: AppsFile) -> list[str]:
+async def check_connect(
+    settings: Settings, apps: AppsFile, warnings: list[str] | None = None
+) -> list[str]:
     problems: list[str] = []
     for app in apps.apps.values():
         runner = runner_for(app)
@@ -114,20 +117,30 @@ async def check_connect(settings: Settings, apps: AppsFile) -> list[str]:
                                     f"{res.exit_status}: {res.tail(3)}")  # fmt: skip
         finally:
             await runner.close()
-    from bot.store_redis import RedisStore, connect
-
-    store = RedisStore(connect(settings.redis_url))
-    try:
-        if not await asyncio.wait_for(store.ping(), 10):
-            problems.append(f"Redis at {redact(settings.redis_url)}: no answer — is it running? "
-                            "(REDIS_URL)")  # fmt: skip
-    except (TimeoutError, OSError) as exc:
-        problems.append(f"Redis at {redact(settings.redis_url)}: {exc} — is it running? "
-                        "(REDIS_URL)")  # fmt: skip
-    finally:
-        await store.r.aclose()
+    problems.extend(await check_redis(settings, warnings))
     problems.extend(await _check_slack(settings))
     return problems
+
+
+async def check_redis(settings: Settings, warnings: list[str] | None = None) -> list[str]:
+    """Redis answers; a warning when it would lose the open incidents on a restart."""
+    from bot.redis_conn import RedisUrlError, connect, parse_url, persistence_warning
+
+    try:
+        where = parse_url(settings.redis_url).redacted()
+        client = connect(settings.redis_url)
+    except RedisUrlError as exc:
+        return [str(exc)]
+    try:
+        await asyncio.wait_for(client.ping(), 10)
+        warning = await asyncio.wait_for(persistence_warning(client), 10)
+        if warning and warnings is not None:
+            warnings.append(f"Redis at {where}: {warning}")
+    except (TimeoutError, OSError, RedisError) as exc:
+        return [f"Redis at {where}: {exc or 'no answer'} — is it running? (REDIS_URL)"]
+    finally:
+        await client.aclose()
+    return []
 
 
 async def _check_slack(settings: Settings) -> list[str]:
@@ -135,7 +148,7 @@ async def _check_slack(settings: Settings) -> list[str]:
         return ["Slack: SLACK_BOT_TOKEN is not set — the bot token (xoxb-…) of the Slack app"]
     from slack_sdk.errors import SlackApiError
 
-    from handlers.notifier import make_client
+    from handlers.slack_api import make_client
 
     client = make_client(settings.token(), settings.slack_api_url)
     try:
@@ -161,11 +174,14 @@ async def run_check(settings: Settings, *, connect: bool, out: TextIO = sys.stdo
         for p in (*known_hosts_problems(app, lines), *key_problems(app, lines))
     ]
     problems = [p.text(path) for p in found]
+    warnings: list[str] = []
     if connect and not problems:
-        problems.extend(await check_connect(settings, apps))
+        problems.extend(await check_connect(settings, apps, warnings))
     for name, app in apps.apps.items():
         print(f"• {name}: {app.environment}, {len(app.hosts)} host(s), {app.deploy.strategy}"
               + (", database" if app.database else ""), file=out)  # fmt: skip
+    for w in warnings:
+        print(f"⚠ {w}", file=out)
     if problems:
         _problems(out, problems)
         return 1

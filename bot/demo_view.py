@@ -17,7 +17,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from bot.apps_file import AppsFile
-from bot.terminal.notifier import TerminalNotifier
+from bot.terminal.notifier import TerminalNotifier, numbered
 from bot.workflow.model import Gate, Incident, StepId, StepStatus
 from handlers import text as t
 
@@ -76,7 +76,7 @@ class CompactNotifier(TerminalNotifier):
     async def ask(self, incident: Incident, gate: Gate) -> None:
         view = t.gate_view(incident, gate)
         self._reply(view.question)
-        choices = [f"{i}) {b.label}" for i, b in enumerate(view.buttons, 1)]
+        choices = numbered(view.buttons)
         line = "    "
         for choice in choices:
             if cell_len(line) + cell_len(choice) + 2 > WIDTH and line.strip():
@@ -123,7 +123,7 @@ class LiveNotifier(TerminalNotifier):
         lines += [fit(self.plain(t.step_line(rec)), width) for rec in inc.steps]
         met = sum(1 for ok in inc.criteria.values() if ok)
         lines += ["", f"Completion criteria met: {met} of {len(t.criteria_lines(inc))}"]
-        lines += [fit(self.plain(m), width) for m in t.monitor_lines(inc.facts)[:3]]
+        lines += [fit(self.plain(m), width) for m in t.monitor_lines(inc.facts.monitor)[:3]]
         if outcome := t.outcome_line(inc):
             lines += ["", fit(self.plain(outcome), width)]
         return Panel(Text("\n".join(lines)), title=t.header_text(inc), title_align="left")

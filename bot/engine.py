@@ -7,6 +7,7 @@ button appeared always finds the incident waiting for it, and any process may di
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -18,13 +19,14 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from bot.apps_file import AppConfig, AppsFile
-from bot.errors import StepError, UserFacingError
+from bot.errors import RewindError, StepError, UserFacingError
 from bot.logs import INCIDENT
 from bot.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED, STEP_SECONDS, STEPS
 from bot.plan.model import PlanBasis
 from bot.ports import Freeze, HostRunner, Notifier, Repos, StepQueue, Store
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.workflow.baseline import Baseline
+from bot.workflow.facts import Facts, StepFacts
 from bot.workflow.machine import (
     Answer,
     AskGate,
@@ -62,6 +64,10 @@ REASON_MAX = 1000  # characters: a reason is a sentence or two, not a log paste
 WORD_MAX = 100  # characters: no tag, app name or word of a reason is longer
 RUNNER_IDLE = 600.0  # seconds an incident's SSH connections may stay open unused
 UNKNOWN_INCIDENT = "unknown"  # the audit trail of clicks that name no incident
+
+
+class HandOver(RewindError):
+    """This worker is stopping (SIGTERM): a repeatable step stops before its next command."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,9 @@ class Engine:
         self._runners: dict[str, tuple[HostRunner, float]] = {}
         self._bodies = bodies
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:6]}"
+        # Set when this worker is told to stop: repeatable steps go to another worker at their
+        # next command; a step that is not safe to repeat runs to its end first.
+        self.draining = False
         # The terminal front's Ctrl-C: asked at a fence, after the running command, never within.
         self.pause_point: Callable[[Incident, StepId], Awaitable[None]] | None = None
 
@@ -185,14 +194,15 @@ class Engine:
 
     async def open(self, req: OpenRequest) -> Incident:
         app = self.check_request(req)
-        if req.version is not None:
-            await self.check_version_exists(app, req.version)
         incident_id = req.incident_id or new_incident_id()
         if req.incident_id and await self.store.load(incident_id) is not None:
             raise UserFacingError(
                 f"This plan was already run: incident `{incident_id}`. "
                 f"`/rollback status {incident_id}` shows where it stands."
             )
+        await self._refuse_if_busy(app.name)  # a Redis read spares the git work below
+        if req.version is not None:
+            await self.check_version_exists(app, req.version)
         INCIDENT.set(incident_id)
         token = await self._acquire(app.name, incident_id)
         try:
@@ -239,20 +249,29 @@ class Engine:
             token = await self.store.acquire_lock(app, incident_id)
             if isinstance(token, int):
                 return token
-            holder = await self.store.load(token)
+            holder = await self._lock_holder_incident(token)
             if holder is not None and holder.status.open:
                 raise UserFacingError(await self._busy_message(app, token))
             log.warning("app %s: lock of ended incident %s released", app, token)
             await self.store.release_lock(app, token)
         raise UserFacingError(f"`{app}` is busy; try again in a moment.")
 
-    async def _save_thread(self, incident: Incident) -> None:
+    async def _lock_holder_incident(self, incident_id: str) -> Incident | None:
+        """The incident holding a lock. One opened a moment ago takes the lock before it is
+        stored: it gets two seconds to appear before the lock counts as left by a crash."""
         for _ in range(20):
-            current = await self.store.load(incident.id)
-            assert current is not None
+            holder = await self.store.load(incident_id)
+            if holder is not None:
+                return holder
+            await asyncio.sleep(0.1)
+        return None
+
+    async def _save_thread(self, incident: Incident) -> None:
+        def change(current: Incident) -> Incident:
             current.thread = incident.thread
-            if await self.store.save(current):
-                return
+            return current
+
+        await self.store.update(incident.id, change)
 
     async def check_version_exists(self, app: AppConfig, version: str) -> None:
         if not await self.repos.has_version(app, version):
@@ -260,6 +279,12 @@ class Engine:
                 f"`{version}` is neither a tag nor a commit of `{app.name}`'s repo. "
                 "Check the version (`git tag -l` in the repo) and try again."
             )
+
+    async def _refuse_if_busy(self, app: str) -> None:
+        holder_id = await self.store.lock_holder(app)
+        holder = await self.store.load(holder_id) if holder_id else None
+        if holder is not None and holder.status.open:
+            raise UserFacingError(await self._busy_message(app, holder.id))
 
     async def _busy_message(self, app: str, holder_id: str) -> str:
         holder = await self.store.load(holder_id)
@@ -278,24 +303,28 @@ class Engine:
     async def apply(self, incident_id: str, event: Event, *, who: str = "rewind") -> Incident:
         """Load, transition, save (compare-and-set), then carry out the effects."""
         INCIDENT.set(incident_id)
-        for _ in range(50):
-            current = await self.store.load(incident_id)
-            if current is None:
-                raise UserFacingError(f"No incident `{incident_id}`.")
-            app = self.app(current.app)
+        effects: list[Effect] = []
+        before = Status.RUNNING
+
+        def change(current: Incident) -> Incident:
+            nonlocal effects, before
+            before = current.status
             try:
-                incident, effects = transition(current, event, policy_for(app))
+                changed, effects = transition(current, event, policy_for(self.app(current.app)))
             except Rejected as exc:
                 raise UserFacingError(str(exc)) from None
-            if await self.store.save(incident):
-                if current.status.open and not incident.status.open:
-                    INCIDENTS_ENDED.labels(state=incident.status.value).inc()
-                await self.store.audit(incident.id, who, _describe(event), incident.status.value)
-                await self._tell_events(current.status, incident, event)
-                await self._effects(incident, effects)
-                await self.notifier.update_parent(incident)
-                return incident
-        raise RuntimeError(f"incident {incident_id}: too many concurrent writers")
+            return changed
+
+        incident = await self.store.update(incident_id, change)
+        if incident is None:
+            raise UserFacingError(f"No incident `{incident_id}`.")
+        if before.open and not incident.status.open:
+            INCIDENTS_ENDED.labels(state=incident.status.value).inc()
+        await self.store.audit(incident.id, who, _describe(event), incident.status.value)
+        await self._tell_events(before, incident, event)
+        await self._effects(incident, effects)
+        await self.notifier.update_parent(incident)
+        return incident
 
     async def _tell_events(self, before: Status, incident: Incident, event: Event) -> None:
         if self.events is None:
@@ -320,7 +349,7 @@ class Engine:
         except UserFacingError as exc:
             await self.audit_refusal(incident_id, answer.actor.user, answer.choice, str(exc))
             raise
-        said = incident.facts.get("answered", {}).get(answer.token)
+        said = incident.facts.answered.get(answer.token)
         if said:
             await self.notifier.resolve_gate(incident, answer.token, said)
         return incident
@@ -383,12 +412,12 @@ class Engine:
         opened = incident.thread is not None and bool(incident.thread.ts)
         if incident.status in {Status.ABORTED, Status.CANCELLED} and opened:
             await self._abort_report(incident)
-        if incident.facts.get("notified_start"):  # those told of the start hear of the end
+        if incident.facts.prerequisites.notified_start:  # those told of the start hear of the end
             await self.notifier.stakeholders(incident, "end")
 
     async def _quarantine(self, incident: Incident, link: str) -> None:
         """The version rolled back from may not come back until an approver releases it."""
-        bad = incident.facts.get("deployed")
+        bad = incident.facts.assess.deployed
         if self.watch is None or not bad or bad == incident.target:
             return
         await self.watch.quarantine(
@@ -421,13 +450,12 @@ class Engine:
             log.exception("incident %s: the report of the abort could not be written", incident.id)
             await self.notifier.say(incident, ":warning: The incident report could not be written.")
             return
-        for _ in range(20):
-            current = await self.store.load(incident.id)
-            if current is None:
-                return
-            current.facts.update(published.facts)
-            if await self.store.save(current):
-                return
+
+        def change(current: Incident) -> Incident:
+            current.facts.store(published.facts)
+            return current
+
+        await self.store.update(incident.id, change)
 
     # ---- worker side --------------------------------------------------------------------
 
@@ -439,6 +467,9 @@ class Engine:
         heartbeat: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         INCIDENT.set(incident_id)  # on every log line of this step's work
+        if self.draining:
+            await self.queue.hand_over(incident_id, step, attempt)
+            return
         incident = await self.store.load(incident_id)
         if incident is None or not incident.status.open:
             return
@@ -475,6 +506,9 @@ class Engine:
         started = time.monotonic()
         log.info("step %s (attempt %d) started on %s", step.value, attempt, self.worker_id)
         event = await self._execute(incident, step, run_id, heartbeat)
+        if event is None:
+            await self._hand_over(incident, step, attempt)
+            return
         took = time.monotonic() - started
         STEP_SECONDS.labels(step=step.value).observe(took)
         result = "succeeded" if isinstance(event, StepSucceeded) else "failed"
@@ -485,6 +519,17 @@ class Engine:
         except UserFacingError as exc:
             log.info("step result for %s/%s dropped: %s", incident_id, step, exc)
             await self._late_result(incident_id, event)
+
+    async def _hand_over(self, incident: Incident, step: StepId, attempt: int) -> None:
+        """Stopping: the step ends before its next command and another worker takes it on."""
+        await self.notifier.say(
+            incident,
+            f":arrows_counterclockwise: Worker `{self.worker_id}` is stopping (a restart of "
+            f"Rewind); “{SPECS[step].title}” stopped before its next command and goes to "
+            "another worker (it is safe to repeat).",
+        )
+        await self.store.audit(incident.id, self.worker_id, f"handed over: {SPECS[step].title}")
+        await self.queue.hand_over(incident.id, step, attempt)
 
     async def _late_result(self, incident_id: str, event: StepSucceeded | StepFailed) -> None:
         """A step finished after its incident ended (cancelled mid-step): say what it did."""
@@ -507,7 +552,8 @@ class Engine:
         step: StepId,
         run_id: str,
         heartbeat: Callable[[], Awaitable[None]] | None,
-    ) -> StepSucceeded | StepFailed:
+    ) -> StepSucceeded | StepFailed | None:
+        """The step's result, or None when it was handed over to another worker."""
         app = self.app(incident.app)
         runner = await self._runner(incident)
         ctx = StepContext(
@@ -535,6 +581,8 @@ class Engine:
                 criteria=outcome.criteria,
                 skip=outcome.skip,
             )
+        except HandOver:
+            return None
         except StepError as exc:
             error = ErrorInfo(what=exc.what, host=exc.host, hint=exc.hint, detail=exc.detail)
             return StepFailed(
@@ -554,7 +602,8 @@ class Engine:
             )
             return StepFailed(step, run_id, error, facts=_facts(ctx))
         finally:
-            await self.notifier.flush(incident)
+            # No flush here: the thread's messages go out in order in the background, so the
+            # next step never waits for Slack's pacing.
             self._runners[incident.id] = (runner, time.monotonic())
 
     async def _runner(self, incident: Incident) -> HostRunner:
@@ -578,7 +627,13 @@ class Engine:
             await self.close_runner(incident_id)
 
     async def _fence(self, incident: Incident, step: StepId, run_id: str) -> None:
-        """Before every side effect: this incident still holds the app, this run the step."""
+        """Before every side effect: this incident still holds the app, this run the step.
+
+        Read from Redis each time, never cached: after a Redis restart or a failover the lock
+        or the step may have moved, and a step that lost either stops before doing anything.
+        """
+        if self.draining and SPECS[step].repeatable:
+            raise HandOver(f"worker {self.worker_id} is stopping")
         if self.pause_point is not None:
             await self.pause_point(incident, step)
         if not await self.store.holds_lock(incident.app, incident.id, incident.lock_token):
@@ -613,11 +668,12 @@ class Engine:
         return count
 
 
-def _plan_facts(plan: PlanBasis | None) -> dict[str, object]:
+def _plan_facts(plan: PlanBasis | None) -> Facts:
     if plan is None:
-        return {}
+        return Facts()
     # Assess compares what it finds with the plan; the code step takes the plan's method.
-    return {"plan": plan.model_dump(mode="json"), "code_method": plan.code_method}
+    method: Literal["revert", "tag"] = "revert" if plan.code_method == "revert" else "tag"
+    return Facts(plan=plan, code_method=method)
 
 
 def check_reason(reason: str) -> None:
@@ -650,9 +706,9 @@ def _hosts(exc: StepError) -> dict[str, HostResult]:
     return dict(exc.hosts)
 
 
-def _facts(ctx: StepContext) -> dict[str, object]:
+def _facts(ctx: StepContext) -> StepFacts | None:
     """Facts a failing step recorded on its way (e.g. which hosts are already redeployed)."""
-    return dict(ctx.incident.facts)
+    return ctx.incident.facts.of_step(ctx.step.value)
 
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from bot.apps_file import AppConfig
+from bot.messages import Message
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 
 LineSink = Callable[[str, str], Awaitable[None]]  # (host, line)
@@ -28,6 +29,21 @@ class CommandResult:
         return "\n".join(self.output.rstrip("\n").splitlines()[-lines:])
 
 
+@dataclass(frozen=True)
+class ScriptCommand:
+    """One command of a host's script: shell text already rendered, validated and quoted."""
+
+    command: str
+    stream: bool = True  # its lines go to the thread as they come
+    check: bool = True  # a non-zero exit stops the script here
+    timeout: float | None = None  # None: the script's default
+
+
+Decide = Callable[[int, list[CommandResult | None]], Awaitable[bool]]
+"""Asked before command i of a script, with the results so far: True runs it, False skips it;
+raising stops the script before it (and the exception goes to the caller)."""
+
+
 class HostRunner(Protocol):
     """Runs shell commands on the app's hosts (SSH, or locally for the demo)."""
 
@@ -42,6 +58,20 @@ class HostRunner(Protocol):
         """Run `command` (already quoted) in the host's shell. Raises HostError if unreachable."""
         ...
 
+    async def run_script(
+        self,
+        host: str,
+        commands: Sequence[ScriptCommand],
+        *,
+        timeout: float | None = None,
+        decide: Decide | None = None,
+        on_line: LineSink | None = None,
+    ) -> list[CommandResult | None]:
+        """Run `commands` in turn as one script in one session on the host, streaming each
+        command's lines; one result per command (None: not run). A failing `check` command or
+        a timeout ends the script there. Raises HostError if unreachable."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -52,7 +82,9 @@ class Notifier(Protocol):
 
     async def update_parent(self, incident: Incident) -> None: ...
 
-    async def say(self, incident: Incident, text: str) -> None: ...
+    async def say(self, incident: Incident, text: str | Message) -> None:
+        """A reply in the thread: a `Message` (front-neutral), or text in Slack mrkdwn."""
+        ...
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
         """Step output, coalesced per host; may be delayed until `flush`."""
@@ -97,6 +129,10 @@ class Repos(Protocol):
 class StepQueue(Protocol):
     async def enqueue_step(self, incident_id: str, step: StepId, attempt: int) -> None: ...
 
+    async def hand_over(self, incident_id: str, step: StepId, attempt: int) -> None:
+        """Run this attempt again on another worker (this one is stopping)."""
+        ...
+
 
 AuditEntry = dict[str, Any]
 
@@ -111,6 +147,9 @@ class Freeze:
     at: str
 
 
+Change = Callable[[Incident], Incident]
+
+
 class Store(Protocol):
     """Where incidents, the per-app lock, the audit trail and freezes live."""
 
@@ -120,6 +159,12 @@ class Store(Protocol):
 
     async def save(self, incident: Incident) -> bool:
         """Write if nobody wrote since `incident.version` was read; bumps the version."""
+        ...
+
+    async def update(self, incident_id: str, change: Change) -> Incident | None:
+        """Load, `change`, save if nobody wrote in between, else again from what they wrote.
+
+        The one compare-and-set loop; `change` may raise to give up. None: no such incident."""
         ...
 
     async def acquire_lock(self, app: str, incident_id: str) -> int | str:
@@ -157,3 +202,25 @@ class Store(Protocol):
     async def load_plan(self, plan_id: str) -> str | None: ...
 
     async def ping(self) -> bool: ...
+
+
+class CompareAndSet:
+    """`Store.update` for any store with `load` and a compare-and-set `save`."""
+
+    TRIES = 50
+
+    async def load(self, incident_id: str) -> Incident | None:
+        raise NotImplementedError
+
+    async def save(self, incident: Incident) -> bool:
+        raise NotImplementedError
+
+    async def update(self, incident_id: str, change: Change) -> Incident | None:
+        for _ in range(self.TRIES):
+            current = await self.load(incident_id)
+            if current is None:
+                return None
+            changed = change(current)
+            if await self.save(changed):
+                return changed
+        raise RuntimeError(f"incident {incident_id}: too many concurrent writers")

@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from saq import CronJob, Job, Queue, Worker
+from saq.queue.redis import RedisQueue
 
 from bot.logs import INCIDENT
+from bot.redis_conn import Outage, connect
 from bot.workflow.model import StepId
 
 log = logging.getLogger(__name__)
@@ -31,9 +35,17 @@ class SaqStepQueue:
         self.heartbeat = heartbeat
 
     async def enqueue_step(self, incident_id: str, step: StepId, attempt: int) -> None:
+        await self._enqueue(incident_id, step, attempt, f"{incident_id}:{step.value}:{attempt}")
+
+    async def hand_over(self, incident_id: str, step: StepId, attempt: int) -> None:
+        """The same attempt for another worker, while this worker's job is still winding down."""
+        key = f"{incident_id}:{step.value}:{attempt}:handover-{uuid.uuid4().hex[:8]}"
+        await self._enqueue(incident_id, step, attempt, key)
+
+    async def _enqueue(self, incident_id: str, step: StepId, attempt: int, key: str) -> None:
         await self.queue.enqueue(
             RUN_STEP,
-            key=f"{incident_id}:{step.value}:{attempt}",
+            key=key,
             incident_id=incident_id,
             step=step.value,
             attempt=attempt,
@@ -44,8 +56,40 @@ class SaqStepQueue:
         )
 
 
-def make_queue(redis_url: str, name: str) -> Queue:
-    return Queue.from_url(redis_url, name=name)
+class RewindQueue(RedisQueue):
+    """saq's Redis queue, whose sweep holds off while Redis is away and just after.
+
+    While Redis was away no worker could beat its job's heartbeat: the first sweep after the
+    outage would take every running step for dead. Workers get a full heartbeat to beat first.
+    """
+
+    def __init__(self, redis: Any, *, name: str, outage: Outage, heartbeat: float) -> None:
+        super().__init__(redis, name=name)
+        self.outage = outage
+        self.heartbeat = heartbeat
+        self.paused = False  # a worker that is stopping takes no new job
+
+    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:
+        if self.paused:
+            await asyncio.sleep(1)
+            return None
+        return await super().dequeue(timeout, poll_interval)
+
+    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        quiet = self.outage.since is not None or (
+            self.outage.last_back and time.monotonic() - self.outage.last_back < 2 * self.heartbeat
+        )
+        if quiet:
+            return []
+        return await super().sweep(lock, abort)
+
+
+def make_queue(
+    redis_url: str, name: str, *, outage: Outage | None = None, heartbeat: float = 15
+) -> Queue:
+    """saq on the same Redis (or Sentinel service) as the store; saq wants bytes, no timeout."""
+    client = connect(redis_url, outage=outage, decode=False, command_timeout=None)
+    return RewindQueue(client, name=name, outage=outage or Outage(), heartbeat=heartbeat)
 
 
 @contextlib.asynccontextmanager

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from bot.ports import AuditEntry
+from bot.workflow.facts import MonitorFacts
 from bot.workflow.model import Criterion, Incident, StepId, StepStatus
 from bot.workflow.steps import StepSpec
 
@@ -91,45 +91,27 @@ def _mark(ok: bool | None) -> str:
 
 
 def _what_failed(incident: Incident) -> list[str]:
-    facts = incident.facts
+    facts = incident.facts.assess
     out = ["## What failed", "", incident.reason or "_No reason was given._", ""]
-    deployed = facts.get("deployed")
-    if deployed:
-        out.append(f"- Version deployed when it broke: `{deployed}`")
-    by_host = facts.get("deployed_by_host")
-    if isinstance(by_host, Mapping) and by_host:
-        hosts = ", ".join(f"{h} `{v}`" for h, v in sorted(by_host.items()))
+    if facts.deployed:
+        out.append(f"- Version deployed when it broke: `{facts.deployed}`")
+    if facts.deployed_by_host:
+        hosts = ", ".join(f"{h} `{v}`" for h, v in sorted(facts.deployed_by_host.items()))
         out.append(f"- On the hosts: {hosts}")
     if incident.target:
-        sha = facts.get("target_sha")
+        sha = facts.target_sha
         out.append(f"- Last working version: `{incident.target}`" + (f" (`{sha}`)" if sha else ""))
-    commits = facts.get("commits")
-    if isinstance(commits, list) and commits:
-        out.append(f"- Changes being rolled back: {len(commits)} commit(s)")
-        out += [f"  - {_commit_line(c)}" for c in commits[:20]]
-    migrations = facts.get("migrations")
-    if isinstance(migrations, list):
-        listed = ", ".join(f"`{_migration_name(m)}`" for m in migrations)
+    if facts.commits:
+        out.append(f"- Changes being rolled back: {len(facts.commits)} commit(s)")
+        out += [f"  - `{c.sha[:10]}` {c.subject}".rstrip() for c in facts.commits[:20]]
+    if facts.migrations or incident.step(StepId.ASSESS).status is StepStatus.SUCCEEDED:
+        listed = ", ".join(f"`{m.revision}`" for m in facts.migrations)
         out.append(f"- Database migrations to undo: {listed or 'none'}")
     assessed = incident.step(StepId.ASSESS).summary
     if assessed:
         out.append(f"- Assessment: {assessed}")
     out.append("")
     return out
-
-
-def _commit_line(commit: object) -> str:
-    if isinstance(commit, Mapping):
-        sha = str(commit.get("sha", ""))[:10]
-        title = commit.get("title") or commit.get("subject") or commit.get("message") or ""
-        return f"`{sha}` {title}".strip()
-    return str(commit)
-
-
-def _migration_name(migration: object) -> str:
-    if isinstance(migration, Mapping):
-        return str(migration.get("revision") or migration.get("id") or migration)
-    return str(migration)
 
 
 _APPROVED: dict[tuple[str, str], str] = {
@@ -187,11 +169,11 @@ def _impact(incident: Incident) -> list[str]:
         )
     end = incident.finished_at or incident.updated_at
     out.append(f"- Incident duration so far: {duration((end - start).total_seconds())}")
-    hosts = incident.facts.get("deployed_by_host") or incident.facts.get("versions_by_host")
-    if isinstance(hosts, Mapping):
+    hosts = incident.facts.assess.deployed_by_host or incident.facts.redeploy.versions_by_host
+    if hosts:
         out.append(f"- Hosts affected: {len(hosts)} ({', '.join(sorted(hosts))})")
-    mon = incident.facts.get("monitor")
-    if isinstance(mon, Mapping):
+    mon = incident.facts.monitor
+    if mon.rounds or mon.urls:
         out += _monitor_lines(mon)
     else:
         out.append("- Monitoring: no figures (the monitor step did not run)")
@@ -204,29 +186,27 @@ def _finished(incident: Incident, step: StepId) -> datetime | None:
     return rec.finished_at if rec.status is StepStatus.SUCCEEDED else None
 
 
-def _monitor_lines(mon: Mapping[str, Any]) -> list[str]:
-    avail = mon.get("availability")
+def _monitor_lines(mon: MonitorFacts) -> list[str]:
+    avail = mon.availability
     out = [
-        f"- Monitored for {duration(float(mon.get('elapsed') or 0))} after the rollback: "
+        f"- Monitored for {duration(mon.elapsed)} after the rollback: "
         f"availability {'n/a' if avail is None else f'{avail:g}%'}, "
-        f"{mon.get('error_count', 0)} error line(s) in logs, {mon.get('alerts', 0)} alert(s)",
+        f"{mon.error_count} error line(s) in logs, {mon.alerts} alert(s)",
     ]
-    if mon.get("vs_baseline"):
-        out.append(f"- Compared with before the bad deploy: {mon['vs_baseline']}")
+    if mon.vs_baseline:
+        out.append(f"- Compared with before the bad deploy: {mon.vs_baseline}")
     out.append("")
-    urls = mon.get("urls") or []
-    if urls:
+    if mon.urls:
         rows = [
             (
-                u.get("url"),
-                u.get("host") or "all",
-                u.get("probes"),
-                "n/a" if u.get("availability") is None else f"{u['availability']:g}%",
-                _ms(u.get("p50_ms")),
-                _ms(u.get("p95_ms")),
+                u.url,
+                u.host or "all",
+                u.probes,
+                "n/a" if u.availability is None else f"{u.availability:g}%",
+                _ms(u.p50_ms),
+                _ms(u.p95_ms),
             )
-            for u in urls
-            if isinstance(u, Mapping)
+            for u in mon.urls
         ]
         out += _table(("URL", "Host", "Probes", "Availability", "p50", "p95"), rows)
     return out
@@ -288,8 +268,8 @@ def _next_steps(incident: Incident) -> list[str]:
     ]
     if incident.major:
         out.append("- [ ] Major incident: complete the postmortem.")
-    if incident.facts.get("hotfix_ref"):
-        out.append(f"- [ ] Merge or delete the branch `{incident.facts['hotfix_ref']}`.")
+    if incident.facts.code.hotfix_ref:
+        out.append(f"- [ ] Merge or delete the branch `{incident.facts.code.hotfix_ref}`.")
     out.append("")
     return out
 
@@ -306,8 +286,7 @@ def render_report(
     incident: Incident, timeline: Sequence[AuditEntry], specs: Iterable[StepSpec]
 ) -> str:
     by_id = {s.id: s for s in specs}
-    facts = incident.facts
-    deployed = facts.get("deployed") or "?"
+    deployed = incident.facts.assess.deployed or "?"
     target = incident.target or "?"
     header = [
         f"# Incident report: rollback of {incident.app} from {deployed} to {target}",

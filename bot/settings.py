@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -51,6 +51,18 @@ class Settings(BaseSettings):
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}",
         validation_alias=AliasChoices("REWIND_WORKER_ID"),
     )
+
+    # How long a closed incident, its audit trail and its keys stay in Redis (reports stay in git).
+    retention: float = Field(default=400 * 86400, validation_alias=AliasChoices("REWIND_RETENTION"))
+    # How long a worker told to stop (SIGTERM) waits for a step that must not be cut short.
+    drain: float = Field(default=600, validation_alias=AliasChoices("REWIND_DRAIN"))
+
+    @field_validator("retention", "drain", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        from bot.apps_file import parse_duration
+
+        return parse_duration(v)
 
     @field_validator("config_path", "workspace", mode="after")
     @classmethod

@@ -6,11 +6,11 @@ import itertools
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from bot.ports import AuditEntry, Freeze
+from bot.ports import AuditEntry, CompareAndSet, Freeze
 from bot.workflow.model import Incident
 
 
-class MemoryStore:
+class MemoryStore(CompareAndSet):
     """`bot.ports.Store` in memory. One process only: the demo has no Redis to install."""
 
     def __init__(self) -> None:

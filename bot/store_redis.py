@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import time
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.ports import AuditEntry, Freeze
+from bot.ports import AuditEntry, CompareAndSet, Freeze
+from bot.redis_conn import ReplicaAck, ReportingRetry, connect
 from bot.workflow.model import Incident
+from bot.workflow.schema import load_incident
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 P = "rewind:"
+RETENTION = 400 * 86400  # seconds a closed incident stays; its report stays in git for good
+__all__ = ["RETENTION", "RedisStore", "ReportingRetry", "connect"]
 
 _SAVE = """
 local cur = redis.call('GET', KEYS[1])
@@ -33,9 +34,17 @@ if cur then
   if cjson.decode(cur)['version'] ~= expected then return 0 end
 elseif expected ~= 0 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
-if ARGV[3] == '1' then redis.call('SADD', KEYS[2], ARGV[4])
-else redis.call('SREM', KEYS[2], ARGV[4]) end
+if ARGV[3] == '1' then
+  redis.call('SADD', KEYS[2], ARGV[4])
+  redis.call('PERSIST', KEYS[4])
+else
+  -- Closed: the incident and its audit trail go after the retention (the report is in git).
+  redis.call('SREM', KEYS[2], ARGV[4])
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  redis.call('EXPIRE', KEYS[4], ARGV[6])
+end
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[7])
 return 1
 """
 
@@ -47,6 +56,13 @@ redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token)
 return {token, ARGV[1]}
 """
 
+_AUDIT = """
+redis.call('XADD', KEYS[1], '*', 'at', ARGV[1], 'who', ARGV[2], 'what', ARGV[3], 'result', ARGV[4])
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+"""
+
 _RELEASE = """
 local holder = redis.call('GET', KEYS[1])
 if holder and string.match(holder, '^(.*):') == ARGV[1] then redis.call('DEL', KEYS[1]) end
@@ -54,41 +70,18 @@ return 1
 """
 
 
-class ReportingRetry(Retry):
-    """Retry with backoff, and say so in the log: an outage must be visible, never a crash."""
-
-    async def call_with_retry(
-        self,
-        do: Callable[[], Awaitable[T]],
-        fail: Callable[..., Any],
-        is_retryable: Callable[[Exception], bool] | None = None,
-        with_failure_count: bool = False,
-    ) -> T:
-        async def reported(error: Exception, *count: int) -> None:
-            log.warning("Redis connection lost (%s); retrying with backoff", error)
-            await fail(error, *count)
-
-        return await super().call_with_retry(do, reported, is_retryable, with_failure_count)
-
-
-def connect(url: str) -> aioredis.Redis:
-    """A client that rides out a Redis restart: retried with backoff, never a crash."""
-    return aioredis.Redis.from_url(
-        url,
-        decode_responses=True,
-        retry=ReportingRetry(ExponentialBackoff(cap=5, base=0.1), retries=8),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        health_check_interval=15,
-        socket_connect_timeout=5,
-    )
-
-
-class RedisStore:
+class RedisStore(CompareAndSet):
     """`bot.ports.Store` on Redis."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(
+        self, client: aioredis.Redis, *, retention: float = RETENTION, replicas: int = 0
+    ) -> None:
         self.r = client
+        self.retention = max(int(retention), 1)
+        # With Sentinel, writes that matter wait for a replica: a failover must not undo them.
+        self.replicated = ReplicaAck(replicas)
         self._save = client.register_script(_SAVE)
+        self._audit = client.register_script(_AUDIT)
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
 
@@ -98,23 +91,32 @@ class RedisStore:
 
     async def load(self, incident_id: str) -> Incident | None:
         raw = await self.r.get(f"{P}incident:{incident_id}")
-        return Incident.model_validate_json(raw) if raw else None
+        return load_incident(raw) if raw else None
 
     async def save(self, incident: Incident) -> bool:
         expected = incident.version
         incident.version = expected + 1
         ok = await self._save(
-            keys=[f"{P}incident:{incident.id}", f"{P}open", f"{P}recent"],
+            keys=[
+                f"{P}incident:{incident.id}",
+                f"{P}open",
+                f"{P}recent",
+                f"{P}audit:{incident.id}",
+            ],
             args=[
                 incident.model_dump_json(),
                 expected,
                 "1" if incident.status.open else "0",
                 incident.id,
                 incident.created_at.timestamp(),
+                self.retention,
+                time.time() - self.retention,
             ],
         )
         if not ok:
             incident.version = expected
+        else:
+            await self.replicated(self.r)
         return bool(ok)
 
     async def acquire_lock(self, app: str, incident_id: str) -> int | str:
@@ -123,6 +125,7 @@ class RedisStore:
         )
         if int(token) == 0:
             return str(holder).rsplit(":", 1)[0]
+        await self.replicated(self.r)
         return int(token)
 
     async def release_lock(self, app: str, incident_id: str) -> None:
@@ -139,7 +142,7 @@ class RedisStore:
         if not ids:
             return []
         raws = await self.r.mget([f"{P}incident:{i}" for i in ids])
-        return [Incident.model_validate_json(raw) for raw in raws if raw]
+        return [load_incident(raw) for raw in raws if raw]
 
     async def open_incidents(self) -> list[Incident]:
         ids = sorted(cast(set[str], await self.r.smembers(f"{P}open")))
@@ -150,8 +153,10 @@ class RedisStore:
         return await self._many(ids)
 
     async def audit(self, incident_id: str, who: str, what: str, result: str = "") -> None:
-        entry = {"at": datetime.now(UTC).isoformat(), "who": who, "what": what, "result": result}
-        await self.r.xadd(f"{P}audit:{incident_id}", cast(Any, entry))
+        await self._audit(
+            keys=[f"{P}audit:{incident_id}", f"{P}incident:{incident_id}"],
+            args=[datetime.now(UTC).isoformat(), who, what, result],
+        )
 
     async def timeline(self, incident_id: str) -> list[AuditEntry]:
         rows = cast(
@@ -172,6 +177,11 @@ class RedisStore:
     async def frozen(self, app: str) -> Freeze | None:
         raw = await self.r.get(f"{P}freeze:{app}")
         return Freeze(**json.loads(raw)) if raw else None
+
+    async def expires_in(self, incident_id: str) -> float | None:
+        """Seconds until a closed incident is forgotten; None while it is kept."""
+        ttl = int(await self.r.pttl(f"{P}incident:{incident_id}"))
+        return ttl / 1000 if ttl > 0 else None
 
     async def save_plan(self, plan_id: str, data: str, ttl: int) -> None:
         await self.r.set(f"{P}plan:{plan_id}", data, ex=ttl)

@@ -172,7 +172,7 @@ def parent(incident: Incident) -> tuple[str, Blocks]:
     if note := t.unmet_note(incident):
         criteria.append(f"*{note}*")
     blocks.extend(sections(criteria))
-    if monitor := t.monitor_lines(incident.facts):
+    if monitor := t.monitor_lines(incident.facts.monitor):
         blocks.extend(sections(["*Monitor*", *monitor]))
     if outcome := t.outcome_line(incident):
         blocks.append(section(outcome))
@@ -259,7 +259,7 @@ def incident_status(incident: Incident) -> str:
     lines.extend(t.criteria_lines(incident))
     if note := t.unmet_note(incident):
         lines.append(note)
-    lines.extend(t.monitor_lines(incident.facts))
+    lines.extend(t.monitor_lines(incident.facts.monitor))
     if outcome := t.outcome_line(incident):
         lines.append(outcome)
     return t.truncate("\n".join(lines), 3_900)

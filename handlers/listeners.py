@@ -6,13 +6,17 @@ calls runs after the ack, as a lazy listener, and answers through the command's 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.context.respond.async_respond import AsyncRespond as Respond
 
 from bot.command import HELP, Command, parse
 from bot.dispatch import (
@@ -39,8 +43,16 @@ from bot.workflow.machine import Answer
 from handlers import blocks
 from handlers.groups import GroupResolver
 from handlers.ids import CHOICE, Action, ButtonValue
+from handlers.pending import PendingCommands
 
 log = logging.getLogger(__name__)
+STORE_AWAY = "Rewind cannot reach its store (Redis); nothing was changed. Try again in a minute."
+STORE_LOST = (
+    "Rewind lost its store (Redis) while doing this, so it may be half done: "
+    "`/rollback status` in a minute shows where things stand."
+)
+STORE_CHECK = 1.0  # seconds: a Redis that is away is said well within Slack's 3 s
+_STORE_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
 
 class PlanPoster(Protocol):
@@ -58,12 +70,28 @@ class SlackFront:
         store: Store,
         groups: GroupResolver,
         poster: PlanPoster | None = None,
+        pending: PendingCommands | None = None,
+        *,
+        lazy_at_once: int = 8,
     ) -> None:
         self.engine = engine
         self.store = store
         self.groups = groups
         self.dispatcher = Dispatcher(engine, store)
         self.poster = poster
+        self.pending = pending
+        self._mine: set[str] = set()  # commands this process acked and has yet to carry out
+        # Commands whose ack already said the store is away: their lazy half does nothing.
+        self._refused: set[str] = set()
+        # Under a burst, the work after the ack waits its turn so that acks keep coming back
+        # within Slack's 3 s: every request is acked first, then answered in order.
+        self._lazy = asyncio.Semaphore(lazy_at_once)
+
+    async def store_up(self) -> bool:
+        try:
+            return await asyncio.wait_for(self.store.ping(), STORE_CHECK)
+        except TimeoutError:
+            return False
 
     # ---- /rollback ----------------------------------------------------------------------
 
@@ -77,10 +105,18 @@ class SlackFront:
                 return
             if cmd.kind == "start":
                 check_start(self.engine, cmd)
+            if cmd.kind == "plan":
+                check_plan(self.engine, cmd)
+            if not await self._keep(body):
+                if len(self._refused) > 10_000:
+                    self._refused.clear()
+                self._refused.add(str(body.get("trigger_id") or _digest(body)))
+                await ack(text=f":warning: {STORE_AWAY}")
+                return
+            if cmd.kind == "start":
                 await ack(text=f"Checking `{cmd.app}` {cmd.version or '(previous version)'}…")
                 return
             if cmd.kind == "plan":
-                check_plan(self.engine, cmd)
                 await ack(
                     text=f"Planning the rollback of `{cmd.app}` (read-only: nothing changes)…"
                 )
@@ -89,22 +125,73 @@ class SlackFront:
         except UserFacingError as exc:
             await ack(text=f":warning: {exc}")
 
+    async def _keep(self, body: dict[str, Any]) -> bool:
+        """Before the ack: the command is kept in Redis, so that a process dying right after
+        the ack loses nothing (another web process carries it out, see `recover`). False when
+        the store is away (that round trip is the store check)."""
+        if self.pending is None:
+            return await self.store_up()
+        key = _command_key(body)
+        try:
+            fresh = await asyncio.wait_for(self.pending.record(key, body), STORE_CHECK)
+        except (TimeoutError, *_STORE_ERRORS):
+            return False
+        if fresh:
+            self._mine.add(key)
+        return True
+
     async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
-        key = _hash(str(body.get("trigger_id") or _digest(body)))
-        if not await self._first_time("cmd", key):
-            return  # a Slack retry of a command already handled
+        async with self._lazy:
+            await self._run_command(body, respond)
+
+    async def _run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+        trigger = str(body.get("trigger_id") or _digest(body))
+        if trigger in self._refused:
+            self._refused.discard(trigger)
+            return  # the ack said the store is away; nothing is done
+        key = _hash(trigger)
+        if self.pending is not None and key in self._mine:
+            self._mine.discard(key)
+            async with self.pending.working(key):
+                await self._carry_out(body, respond)
+            return
+        # Not kept at the ack (refused there, or a Slack retry): at most once, as ever.
+        if await self._first_time("cmd", key):
+            await self._carry_out(body, respond)
+
+    async def recover(self) -> int:
+        """Carry out the commands acked by a process that died before it could; how many."""
+        if self.pending is None:
+            return 0
+        count = 0
+        for key, body in await self.pending.orphans():
+            log.warning("carrying out a command acked by a process that stopped (%s)", key)
+            respond = Respond(response_url=body.get("response_url") or None)
+            async with self.pending.working(key):
+                await self._carry_out(body, respond, resumed=True)
+            count += 1
+        return count
+
+    async def _carry_out(
+        self, body: dict[str, Any], respond: AsyncRespond, *, resumed: bool = False
+    ) -> None:
         cmd: Command | None = None
         try:
             cmd = parse(body.get("text", ""))
             if cmd.kind == "help":
-                return
+                return  # help was the ack
             text = await self._dispatch(cmd, body["user_id"])
         except UserFacingError as exc:
             text = f":warning: {exc}"
+        except _STORE_ERRORS:
+            log.warning("command %r: Redis unreachable", body.get("text", "")[:100])
+            text = f":warning: {STORE_LOST}"
         except Exception:
             error_id = uuid.uuid4().hex[:8]
             log.exception("command failed [error id %s]", error_id)
             text = f":x: Something went wrong (error id `{error_id}`); nothing was started."
+        if text and resumed:
+            text += "\n_Rewind restarted while it handled this command; it is carried out now._"
         if text:
             await respond(
                 text=text,
@@ -160,6 +247,10 @@ class SlackFront:
     # ---- buttons ------------------------------------------------------------------------
 
     async def run_action(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+        async with self._lazy:
+            await self._run_action(body, respond)
+
+    async def _run_action(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         action = body["actions"][0]
         user = body["user"]["id"]
         value = ButtonValue.parse(action.get("value", ""))
@@ -167,6 +258,9 @@ class SlackFront:
             choice = CHOICE[Action(action["action_id"])]
         except (KeyError, ValueError):
             choice = ""
+        if not await self.store_up():
+            await _tell(respond, STORE_AWAY)
+            return
         if value is None or not choice:
             await self.engine.audit_refusal(
                 value.i if value else "", user, choice or "an unknown button", "not a Rewind button"
@@ -185,6 +279,9 @@ class SlackFront:
             await self.engine.answer(value.i, Answer(value.t, actor, choice, value.o))
         except UserFacingError as exc:
             await _tell(respond, str(exc))
+        except _STORE_ERRORS:
+            log.warning("button %s: Redis unreachable", action.get("action_id"))
+            await _tell(respond, STORE_LOST)
         except Exception:
             error_id = uuid.uuid4().hex[:8]
             log.exception("button failed [error id %s]", error_id)
@@ -196,6 +293,10 @@ class SlackFront:
 
     async def _first_time(self, kind: str, key: str) -> bool:
         return await self.store.first_time(f"{kind}:{key}", ttl=3600)
+
+
+def _command_key(body: dict[str, Any]) -> str:
+    return _hash(str(body.get("trigger_id") or _digest(body)))
 
 
 def reply_text(reply: Reply) -> str:

@@ -1,12 +1,16 @@
 """The Slack side of the `Notifier` port: one thread per incident, paced and coalesced.
 
+* Never on the critical path: `say`, `ask`, `upload`, `alert`, `resolve_gate` and step output only
+  queue their message and return; each incident's messages go out in the order they were queued
+  from a background task per incident, which is where the pacing waits. `flush` (and `aclose`)
+  wait until everything queued is sent.
 * Pacing: at most one new message per channel every `min_interval` seconds, and at most one
   `chat.update` of a parent per `min_interval`. Parent updates are "latest state wins": a pending
-  update is replaced, never queued; `flush` (and `aclose`) force pending work out.
-* Step output is buffered per (incident, step, host) and posted as code blocks in the thread by a
-  background task; what does not fit a message goes up as a file — never dropped.
-* Slack's answers are checked: 429s are retried by slack_sdk's retry handlers, an HTTP 200
-  `ratelimited` after a pause, `msg_too_long`/`invalid_blocks` fall back to a simpler message or a
+  update is replaced, never queued.
+* Step output is buffered per (incident, step, host) and posted as code blocks in the thread;
+  what does not fit a message goes up as a file — never dropped.
+* Slack's answers are checked: rate limits are retried by the client (`handlers/slack_api.py`),
+  `msg_too_long`/`invalid_blocks` fall back to a simpler message or a
   file; anything else is logged (never the token), counted in `failures`, and swallowed — the
   workflow never crashes because Slack refused one message.
 """
@@ -19,128 +23,61 @@ import contextvars
 import functools
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.apps_file import AppConfig, AppsFile
-from bot.metrics import SLACK_CALLS, SLACK_RATE_LIMITED
+from bot.logs import INCIDENT
+from bot.messages import Message
 from bot.workflow.model import Gate, GateKind, Incident, StepId, ThreadRef
 from bot.workflow.steps import SPECS
 from handlers import blocks as render
+from handlers import mrkdwn
 from handlers import text as t
+from handlers.slack_api import error as _error
+from handlers.slack_api import install_retry_handlers
 
 log = logging.getLogger(__name__)
 
-DEFAULT_API_URL = "https://slack.com/api/"
 _FALLBACK_ERRORS = frozenset(
     {"msg_too_long", "invalid_blocks", "invalid_blocks_format", "too_many_blocks"}
 )
 _TEXT_MAX = 3_900  # Slack shows longer `text` cut; beyond it a file is friendlier
 _COMMENT_TAIL = 15
+_IDLE = 600.0  # seconds after which an ended incident's state is forgotten
+
+Send = Callable[[], Awaitable[object]]
+Lines = dict[tuple[StepId, str], list[str]]
 
 
-class _CountedRateLimitRetry(AsyncRateLimitErrorRetryHandler):
-    async def _can_retry_async(self, **kwargs: Any) -> bool:
-        response = kwargs.get("response")
-        if response is not None and response.status_code == 429:
-            SLACK_RATE_LIMITED.labels(method=_method_of(kwargs.get("request"))).inc()
-        return await super()._can_retry_async(**kwargs)
+_TRANSIENT = frozenset(
+    {"ratelimited", "internal_error", "service_unavailable", "fatal_error", "request_timeout"}
+)
 
 
-class _GatewayErrorRetry(AsyncServerErrorRetryHandler):
-    """500/503 as slack_sdk's, and the 502/504 a proxy in front of Slack answers."""
-
-    async def _can_retry_async(self, **kwargs: Any) -> bool:
-        response = kwargs.get("response")
-        return response is not None and response.status_code in (500, 502, 503, 504)
-
-
-class RewindWebClient(AsyncWebClient):
-    """The Web API client: every call counted, and an answer that is not Slack's JSON (an HTML
-    page from a proxy) turned into a `SlackApiError` with error `non_json_response`, never an
-    `AttributeError` from deep inside slack_sdk."""
-
-    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
-        SLACK_CALLS.labels(method=api_method).inc()
-        try:
-            response = await super().api_call(api_method, **kwargs)
-        except SlackApiError as exc:
-            if _is_json(getattr(exc.response, "data", None)):
-                raise
-            raise self._not_json(api_method, exc.response) from None
-        except AttributeError:  # slack_sdk reading a 200 text/plain answer as a dict
-            raise self._not_json(api_method, None, status=200) from None
-        if not _is_json(response.data):
-            raise self._not_json(api_method, response)
-        return response
-
-    def _not_json(self, method: str, response: Any, status: int = 0) -> SlackApiError:
-        status = int(getattr(response, "status_code", 0) or status)
-        body = getattr(response, "data", "")
-        excerpt = " ".join(str(body).split())[:120]
-        plain = AsyncSlackResponse(
-            client=self,
-            http_verb="POST",
-            api_url=f"{self.base_url}{method}",
-            req_args={},
-            data={"ok": False, "error": "non_json_response"},
-            headers={},
-            status_code=status,
-        )
-        return SlackApiError(  # type: ignore[no-untyped-call]
-            f"Slack's Web API ({self.base_url}) answered {method} with HTTP {status} and a page "
-            f"that is not JSON (a proxy in between?): {excerpt!r}",
-            plain,
-        )
-
-
-def _is_json(data: object) -> bool:
-    # slack_sdk leaves `{}` when the body was not JSON (an HTML page), a `str` for text/plain.
-    return isinstance(data, bytes) or (isinstance(data, dict) and bool(data))
-
-
-def _method_of(request: Any) -> str:
-    url = str(getattr(request, "url", "") or "")
-    return url.rsplit("/", 1)[-1].split("?", 1)[0] or "?"
-
-
-def install_retry_handlers(client: AsyncWebClient) -> AsyncWebClient:
-    """Retry connection errors, 429 (after Retry-After) and 5xx — once each kind is enough."""
-    kinds = {type(h) for h in client.retry_handlers}
-    if AsyncConnectionErrorRetryHandler not in kinds:
-        client.retry_handlers.append(AsyncConnectionErrorRetryHandler(max_retry_count=2))
-    if not any(issubclass(k, AsyncRateLimitErrorRetryHandler) for k in kinds):
-        client.retry_handlers.append(_CountedRateLimitRetry(max_retry_count=3))
-    if not any(issubclass(k, AsyncServerErrorRetryHandler) for k in kinds):
-        client.retry_handlers.append(_GatewayErrorRetry(max_retry_count=2))
-    return client
-
-
-def make_client(token: str, base_url: str | None = None, *, timeout: int = 30) -> AsyncWebClient:
-    """The Web API client Rewind uses: `base_url` from `SLACK_API_URL`, with retry handlers."""
-    url = base_url or DEFAULT_API_URL
-    if not url.endswith("/"):
-        url += "/"
-    return install_retry_handlers(RewindWebClient(token=token, base_url=url, timeout=timeout))
-
-
-def _error(exc: SlackApiError) -> str:
+def _transient(exc: SlackApiError) -> bool:
+    """Slack is down or busy (retry later), as opposed to refusing this call (do not)."""
     try:
-        return str(exc.response.get("error") or f"http_{exc.response.status_code}")
-    except Exception:  # pragma: no cover - a response we cannot read
-        return "unknown"
+        status = int(exc.response.status_code)
+    except Exception:
+        status = 200
+    return status >= 500 or status == 429 or _error(exc) in _TRANSIENT
+
+
+def _retry_after(exc: SlackApiError) -> float | None:
+    with contextlib.suppress(Exception):
+        header = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+        if header:
+            value = header[0] if isinstance(header, list) else header
+            return min(max(float(value), 0.1), 60.0)
+    return None
 
 
 @dataclass
@@ -159,15 +96,17 @@ class _State:
     pending_parent: Incident | None = None
     sent_version: int = -1
     parent_next: float = 0.0  # monotonic time the next chat.update may go
-    lines: dict[tuple[StepId, str], list[str]] = field(default_factory=dict)
+    lines: Lines = field(default_factory=dict)
+    outbox: deque[Send] = field(default_factory=deque)
     files: int = 0
     active: float = field(default_factory=time.monotonic)
-    parent_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    output_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sender: asyncio.Task[None] | None = None  # sends the outbox, then the lines
+    parent_sender: asyncio.Task[None] | None = None
 
     @property
     def busy(self) -> bool:
-        return bool(self.lines) or self.pending_parent is not None
+        running = any(t is not None and not t.done() for t in (self.sender, self.parent_sender))
+        return running or bool(self.lines or self.outbox) or self.pending_parent is not None
 
 
 class SlackNotifier:
@@ -180,15 +119,17 @@ class SlackNotifier:
         *,
         min_interval: float = 1.0,
         retry_pause: float = 1.0,
-        ratelimit_retries: int = 3,
+        outage_for: float = 300.0,
         max_output_blocks: int = 20,
         on_failure: Callable[[str, str], None] | None = None,
     ) -> None:
-        self.client = install_retry_handlers(client)
+        self.client = install_retry_handlers(client, pause=retry_pause)
         self.apps = apps
         self.min_interval = min_interval
         self.retry_pause = retry_pause
-        self.ratelimit_retries = ratelimit_retries
+        self.outage_for = outage_for
+        """Seconds Slack may keep failing (5xx, 429, no connection) before a call gives up."""
+        self._channel_locks: dict[str, asyncio.Lock] = {}
         self.max_output_blocks = max_output_blocks
         self.on_failure = on_failure
         self.failures = 0
@@ -199,8 +140,6 @@ class SlackNotifier:
         self._states: dict[str, _State] = {}
         self._gates: dict[str, _GateMessage] = {}
         self._channel_next: dict[str, float] = {}
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._closed = False
 
     # ---- the Notifier port -------------------------------------------------------------------
@@ -228,11 +167,98 @@ class SlackNotifier:
         pending = state.pending_parent
         if pending is None or incident.version >= pending.version:
             state.pending_parent = incident
-        self._kick()
+        self._kick_parent(state)
 
-    async def say(self, incident: Incident, text: str) -> None:
+    async def say(self, incident: Incident, text: str | Message) -> None:
+        if isinstance(text, Message):
+            text = mrkdwn.render(text)
         state = self._state(incident)
-        await self._send_output(state)  # output that came before stays before
+        await self._queue(state, functools.partial(self._say_now, state, incident, text))
+
+    async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
+        if not line.strip():
+            return  # a blank line says nothing, and a message of blank lines is noise
+        state = self._state(incident)
+        state.lines.setdefault((step, host), []).append(line.rstrip("\r\n"))
+        self._kick(state)
+
+    async def flush(self, incident: Incident) -> None:
+        state = self._states.get(incident.id)
+        if state is None:
+            return
+        if self._closed:  # no background task any more: send it from here
+            await self._send_messages(state)
+            if state.pending_parent is not None:
+                await self._send_parent(state)
+            return
+        while state.busy:
+            self._kick(state)
+            self._kick_parent(state)
+            for task in (state.sender, state.parent_sender):
+                if task is not None and not task.done():
+                    await asyncio.shield(task)
+
+    async def ask(self, incident: Incident, gate: Gate) -> None:
+        state = self._state(incident)
+        await self._queue(state, functools.partial(self._ask_now, state, incident, gate))
+
+    async def resolve_gate(
+        self, incident: Incident, token: str, text: str, *, ts: str | None = None
+    ) -> None:
+        """Replace the gate's buttons with who answered (`text`, e.g. "approve by <@U1>").
+
+        Works in any process: the gate message is found in memory, by `ts` (the clicked
+        message, from the button payload), or in the thread by its block id `gate-<token>`.
+        Queued behind the gate's own message, should that still be on its way.
+        """
+        state = self._state(incident)
+        send = functools.partial(self._resolve_gate_now, state, incident, token, text, ts)
+        await self._queue(state, send)
+
+    async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
+        # Awaited, not queued: the caller records who was really told.
+        state = self._state(incident)
+        app = self.apps.app(incident.app)
+        if app is None:
+            return []
+        text, blocks = render.notice(self._with_thread(incident, state), phase, app.mention)
+        told: list[str] = []
+        for channel in app.notify:
+            await self._slot(channel)
+            if await self._post(channel, text, blocks):
+                told.append(channel)
+        return told
+
+    async def upload(
+        self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
+    ) -> None:
+        state = self._state(incident)
+        send = functools.partial(self._upload_now, state, filename, content, title, comment)
+        await self._queue(state, send)
+
+    async def alert(self, incident: Incident, text: str) -> None:
+        state = self._state(incident)
+        await self._queue(state, functools.partial(self._alert_now, state, incident, text))
+
+    async def held_notices(self, incident: Incident) -> list[str]:
+        return []  # a refused notice is reported by `stakeholders`, never held silently
+
+    async def post_plan(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], filename: str, content: str
+    ) -> str | None:
+        """A plan: its message (with its button) in `channel`, the file in that message's
+        thread. The message's permalink; None when it could not be posted."""
+        await self._slot(channel)
+        ts = await self._post(channel, text, blocks)
+        if not ts:
+            return None
+        await self._slot(channel)
+        await self._upload(channel, ts, filename, content, title=filename)
+        return await self._permalink(channel, ts) or ""
+
+    # ---- what the background sender does with each queued message ---------------------------
+
+    async def _say_now(self, state: _State, incident: Incident, text: str) -> None:
         where = self._where(state)
         if where is None:
             return
@@ -240,24 +266,7 @@ class SlackNotifier:
         await self._slot(channel)
         await self._post_text(channel, text, thread_ts, incident=incident)
 
-    async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
-        if not line.strip():
-            return  # a blank line says nothing, and a message of blank lines is noise
-        state = self._state(incident)
-        state.lines.setdefault((step, host), []).append(line.rstrip("\r\n"))
-        self._kick()
-
-    async def flush(self, incident: Incident) -> None:
-        state = self._states.get(incident.id)
-        if state is None:
-            return
-        await self._send_output(state)
-        if state.pending_parent is not None:
-            await self._send_parent(state)
-
-    async def ask(self, incident: Incident, gate: Gate) -> None:
-        state = self._state(incident)
-        await self._send_output(state)
+    async def _ask_now(self, state: _State, incident: Incident, gate: Gate) -> None:
         where = self._where(state)
         if where is None:
             return
@@ -270,15 +279,9 @@ class SlackNotifier:
         if ts:
             self._gates[gate.token] = _GateMessage(channel, ts, gate)
 
-    async def resolve_gate(
-        self, incident: Incident, token: str, text: str, *, ts: str | None = None
+    async def _resolve_gate_now(
+        self, state: _State, incident: Incident, token: str, text: str, ts: str | None
     ) -> None:
-        """Replace the gate's buttons with who answered (`text`, e.g. "approve by <@U1>").
-
-        Works in any process: the gate message is found in memory, by `ts` (the clicked
-        message, from the button payload), or in the thread by its block id `gate-<token>`.
-        """
-        state = self._state(incident)
         answer = t.answer_text(text, incident.updated_at)
         known = self._gates.pop(token, None)
         if known is not None:
@@ -297,27 +300,9 @@ class SlackNotifier:
             await self._slot(channel)
             await self._post_text(channel, answer, thread_ts)
 
-    async def held_notices(self, incident: Incident) -> list[str]:
-        return []  # a refused notice is reported by `stakeholders`, never held silently
-
-    async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
-        state = self._state(incident)
-        app = self.apps.app(incident.app)
-        if app is None:
-            return []
-        text, blocks = render.notice(self._with_thread(incident, state), phase, app.mention)
-        told: list[str] = []
-        for channel in app.notify:
-            await self._slot(channel)
-            if await self._post(channel, text, blocks):
-                told.append(channel)
-        return told
-
-    async def upload(
-        self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
+    async def _upload_now(
+        self, state: _State, filename: str, content: str, title: str, comment: str
     ) -> None:
-        state = self._state(incident)
-        await self._send_output(state)
         where = self._where(state)
         if where is None:
             return
@@ -325,22 +310,7 @@ class SlackNotifier:
         await self._slot(channel)
         await self._upload(channel, thread_ts, filename, content, title, comment)
 
-    async def post_plan(
-        self, channel: str, text: str, blocks: list[dict[str, Any]], filename: str, content: str
-    ) -> str | None:
-        """A plan: its message (with its button) in `channel`, the file in that message's
-        thread. The message's permalink; None when it could not be posted."""
-        await self._slot(channel)
-        ts = await self._post(channel, text, blocks)
-        if not ts:
-            return None
-        await self._slot(channel)
-        await self._upload(channel, ts, filename, content, title=filename)
-        return await self._permalink(channel, ts) or ""
-
-    async def alert(self, incident: Incident, text: str) -> None:
-        state = self._state(incident)
-        await self._send_output(state)
+    async def _alert_now(self, state: _State, incident: Incident, text: str) -> None:
         app = self.apps.app(incident.app)
         where = self._where(state)
         if where is not None:
@@ -380,22 +350,24 @@ class SlackNotifier:
         return (known.channel, known.ts) if known else None
 
     async def aclose(self) -> None:
-        """Send everything pending, then stop the background task."""
+        """Send everything pending, then stop the background tasks."""
         for state in list(self._states.values()):
             with contextlib.suppress(Exception):
                 await self.flush(state.incident)
         self._closed = True
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for state in list(self._states.values()):
+            for task in (state.sender, state.parent_sender):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     # ---- per-incident state ------------------------------------------------------------------
 
     def _state(self, incident: Incident) -> _State:
         state = self._states.get(incident.id)
         if state is None:
+            self._forget_idle()
             state = self._states[incident.id] = _State(incident=incident)
         elif incident.version >= state.incident.version:
             state.incident = incident
@@ -434,65 +406,61 @@ class SlackNotifier:
                 return "Approvers: " + " ".join(t.mention(a) for a in approvers)
         return t.mention(incident.requested_by)
 
-    # ---- background flushing -----------------------------------------------------------------
-
-    def _kick(self) -> None:
-        if self._closed:
-            return
-        if self._task is None or self._task.done():
-            # Its own context: it serves every incident, so it must not carry the incident id
-            # of whichever one happened to start it into its log lines.
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), context=contextvars.Context()
-            )
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            delay: float | None = 0.0
-            while delay is not None:
-                try:
-                    delay = await self._service()
-                except Exception:
-                    log.exception("Slack notifier: background flush failed")
-                    delay = self.min_interval
-                if delay is None:
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
-                self._wake.clear()
-
-    async def _service(self) -> float | None:
-        """Send what is due; the seconds until something else is due (None: nothing pending)."""
+    def _forget_idle(self) -> None:
         now = time.monotonic()
-        next_due: float | None = None
-
-        def later(seconds: float) -> None:
-            nonlocal next_due
-            seconds = max(seconds, 0.02)
-            next_due = seconds if next_due is None else min(next_due, seconds)
-
         for key, state in list(self._states.items()):
-            if state.lines:
-                where = self._where(state)
-                due = self._channel_next.get(where[0], 0.0) if where else 0.0
-                if due <= now and not state.output_lock.locked():
+            if now - state.active > _IDLE and not state.busy and not state.incident.status.open:
+                del self._states[key]
+
+    # ---- background sending ------------------------------------------------------------------
+
+    async def _queue(self, state: _State, send: Send) -> None:
+        """Queue a message behind the incident's earlier ones (output included) and return."""
+        if state.lines:  # output that came before stays before
+            taken, state.lines = state.lines, {}
+            state.outbox.append(functools.partial(self._send_lines, state, taken))
+        if self._closed:  # no background task any more: send it now
+            state.outbox.append(send)
+            while state.outbox:
+                await state.outbox.popleft()()
+            return
+        state.outbox.append(send)
+        self._kick(state)
+
+    def _kick(self, state: _State) -> None:
+        if self._closed or (state.sender is not None and not state.sender.done()):
+            return
+        state.sender = asyncio.get_running_loop().create_task(
+            self._send_messages(state), context=_context_of(state)
+        )
+
+    def _kick_parent(self, state: _State) -> None:
+        if self._closed or (state.parent_sender is not None and not state.parent_sender.done()):
+            return
+        if state.pending_parent is None:
+            return
+        state.parent_sender = asyncio.get_running_loop().create_task(
+            self._send_parents(state), context=_context_of(state)
+        )
+
+    async def _send_messages(self, state: _State) -> None:
+        """The incident's queued messages in order, then its output; ends when none is left."""
+        while state.outbox or state.lines:
+            try:
+                if state.outbox:
+                    await state.outbox.popleft()()
+                else:
                     await self._send_output(state)
-                    later(0)
-                else:
-                    later(due - now)
-            if state.pending_parent is not None:
-                if state.parent_next <= now and not state.parent_lock.locked():
-                    await self._send_parent(state)
-                    later(0)
-                else:
-                    later(state.parent_next - now)
-            idle = now - state.active > 600
-            if idle and not state.busy and not state.incident.status.open:
-                self._states.pop(key, None)
-        return next_due
+            except Exception:
+                log.exception("Slack notifier: a message of incident %s failed", state.incident.id)
+
+    async def _send_parents(self, state: _State) -> None:
+        while state.pending_parent is not None:
+            try:
+                await self._send_parent(state)
+            except Exception:
+                log.exception("Slack notifier: parent update of %s failed", state.incident.id)
+                await asyncio.sleep(self.min_interval)
 
     async def _slot(self, channel: str) -> None:
         """Wait for this channel's next message slot (reserved in call order)."""
@@ -503,84 +471,118 @@ class SlackNotifier:
             await asyncio.sleep(at - now)
 
     async def _send_parent(self, state: _State) -> None:
-        async with state.parent_lock:
-            if state.pending_parent is None:
-                return
-            wait = state.parent_next - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            incident, state.pending_parent = state.pending_parent, None
-            if incident is None or incident.version < state.sent_version:
-                return
-            state.parent_next = time.monotonic() + self.min_interval
-            thread = state.thread
-            if thread is None or not thread.ts:
-                return
-            text, blocks = render.parent(incident)
-            if await self._update(thread.channel, thread.ts, text, blocks):
-                state.sent_version = max(state.sent_version, incident.version)
+        wait = state.parent_next - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        incident, state.pending_parent = state.pending_parent, None
+        if incident is None or incident.version < state.sent_version:
+            return
+        state.parent_next = time.monotonic() + self.min_interval
+        thread = state.thread
+        if thread is None or not thread.ts:
+            return
+        text, blocks = render.parent(incident)
+        if await self._update(thread.channel, thread.ts, text, blocks):
+            state.sent_version = max(state.sent_version, incident.version)
 
     async def _send_output(self, state: _State) -> None:
-        async with state.output_lock:
-            if not state.lines:
-                return
-            where = self._where(state)
-            if where is None:
-                count = sum(len(lines) for lines in state.lines.values())
-                log.error(
-                    "incident %s: %d output lines with nowhere to go", state.incident.id, count
-                )
-                state.lines = {}
-                return
-            channel, thread_ts = where
-            await self._slot(channel)
-            taken, state.lines = state.lines, {}
-            groups = [(SPECS[step].title, host, lines) for (step, host), lines in taken.items()]
-            hosts = ", ".join(dict.fromkeys(host for _, host, _ in groups))
-            count = sum(len(lines) for _, _, lines in groups)
-            content = _output_file(groups)
-            blocks = render.output(groups, self.max_output_blocks)
-            state.files += 1
-            incident = state.incident
-            filename = f"{incident.app}-{incident.id}-output-{state.files}.log"
-            if blocks is not None:
-                text = f"Output from {hosts} ({count} line{'s' if count != 1 else ''})"
-                await self._post(channel, text, blocks, thread_ts, file=(filename, content))
-                return
-            titles = ", ".join(dict.fromkeys(title for title, _, _ in groups))
-            tail = "\n".join(groups[-1][2][-_COMMENT_TAIL:])
-            comment = (
-                f"📎 Output of {titles} on {hosts}: {count} lines, too long for a message — "
-                f"the whole output is in the file. Last lines from `{groups[-1][1]}`:\n"
-                + t.code_block(t.escape(tail), 2_000, keep="tail")
-            )
-            title = f"Output of {titles} ({hosts})"
-            await self._upload(channel, thread_ts, filename, content, title, comment)
+        """The output buffered so far, taken once the channel's slot comes (so more fits)."""
+        where = self._where(state)
+        if where is not None:
+            await self._slot(where[0])
+        taken, state.lines = state.lines, {}
+        await self._post_lines(state, taken)
+
+    async def _send_lines(self, state: _State, taken: Lines) -> None:
+        where = self._where(state)
+        if where is not None:
+            await self._slot(where[0])
+        await self._post_lines(state, taken)
+
+    async def _post_lines(self, state: _State, taken: Lines) -> None:
+        if not taken:
+            return
+        where = self._where(state)
+        if where is None:
+            count = sum(len(lines) for lines in taken.values())
+            log.error("incident %s: %d output lines with nowhere to go", state.incident.id, count)
+            return
+        channel, thread_ts = where
+        groups = [(SPECS[step].title, host, lines) for (step, host), lines in taken.items()]
+        hosts = ", ".join(dict.fromkeys(host for _, host, _ in groups))
+        count = sum(len(lines) for _, _, lines in groups)
+        content = _output_file(groups)
+        blocks = render.output(groups, self.max_output_blocks)
+        state.files += 1
+        incident = state.incident
+        filename = f"{incident.app}-{incident.id}-output-{state.files}.log"
+        if blocks is not None:
+            text = f"Output from {hosts} ({count} line{'s' if count != 1 else ''})"
+            await self._post(channel, text, blocks, thread_ts, file=(filename, content))
+            return
+        titles = ", ".join(dict.fromkeys(title for title, _, _ in groups))
+        tail = "\n".join(groups[-1][2][-_COMMENT_TAIL:])
+        comment = (
+            f"📎 Output of {titles} on {hosts}: {count} lines, too long for a message — "
+            f"the whole output is in the file. Last lines from `{groups[-1][1]}`:\n"
+            + t.code_block(t.escape(tail), 2_000, keep="tail")
+        )
+        title = f"Output of {titles} ({hosts})"
+        await self._upload(channel, thread_ts, filename, content, title, comment)
 
     # ---- Slack calls -------------------------------------------------------------------------
 
     async def _api(
+        self,
+        method: str,
+        call: Callable[[], Awaitable[AsyncSlackResponse]],
+        *,
+        channel: str | None = None,
+    ) -> AsyncSlackResponse:
+        """`call()`, retried while Slack is down or rate limiting (HTTP 5xx, 429, `ratelimited`,
+        no connection) for up to `outage_for` seconds, after `Retry-After` or a backoff; other
+        errors raise. Posts into one channel go one at a time, so that what was said first is
+        shown first even when Slack comes back in the middle."""
+        if channel is None:
+            return await self._retrying(method, call)
+        lock = self._channel_locks.setdefault(channel, asyncio.Lock())
+        async with lock:
+            return await self._retrying(method, call)
+
+    async def _retrying(
         self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]]
     ) -> AsyncSlackResponse:
-        """`call()`; an HTTP 200 `ratelimited` is retried after a pause; other errors raise."""
+        """`call()`, again while Slack is down or rate limiting (beyond what the client's retry
+        handlers already absorbed), for up to `outage_for` seconds; other errors raise."""
+        failing_since: float | None = None
         attempt = 0
         while True:
             try:
                 return await call()
             except SlackApiError as exc:
-                if _error(exc) != "ratelimited" or attempt >= self.ratelimit_retries:
+                if not _transient(exc):
                     raise
-                attempt += 1
-                pause = self.retry_pause
-                with contextlib.suppress(Exception):
-                    header = exc.response.headers.get("Retry-After") or exc.response.headers.get(
-                        "retry-after"
-                    )
-                    if header:
-                        value = header[0] if isinstance(header, list) else header
-                        pause = max(float(value), self.retry_pause)
-                log.info("Slack %s rate limited; retrying in %.1fs", method, pause)
-                await asyncio.sleep(min(pause, 60.0))
+                error = _error(exc)
+                pause = _retry_after(exc) or self._backoff(attempt)
+            except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+                error = type(exc).__name__
+                pause = self._backoff(attempt)
+            now = time.monotonic()
+            failing_since = now if failing_since is None else failing_since
+            if now - failing_since + pause > self.outage_for:
+                raise
+            attempt += 1
+            log.warning(
+                "Slack %s: %s; retrying in %.1fs (failing for %.0fs)",
+                method,
+                error,
+                pause,
+                now - failing_since,
+            )
+            await asyncio.sleep(pause)
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(self.retry_pause * 2**attempt, max(self.retry_pause, 5.0)))
 
     def _failed(self, method: str, error: str) -> None:
         self.failures += 1
@@ -595,10 +597,14 @@ class SlackNotifier:
                 self.on_failure(method, error)
 
     async def _safe(
-        self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]]
+        self,
+        method: str,
+        call: Callable[[], Awaitable[AsyncSlackResponse]],
+        *,
+        channel: str | None = None,
     ) -> AsyncSlackResponse | None:
         try:
-            return await self._api(method, call)
+            return await self._api(method, call, channel=channel)
         except SlackApiError as exc:
             self._failed(method, _error(exc))
         except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -622,6 +628,7 @@ class SlackNotifier:
                 lambda: self.client.chat_postMessage(
                     channel=channel, text=text, blocks=blocks, thread_ts=thread_ts
                 ),
+                channel=channel,
             )
             return str(resp.get("ts") or "") or None
         except SlackApiError as exc:
@@ -665,6 +672,7 @@ class SlackNotifier:
             lambda: self.client.chat_postMessage(
                 channel=channel, text=t.truncate(text, 39_000), blocks=blocks, thread_ts=thread_ts
             ),
+            channel=channel,
         )
         if resp is None:
             return None
@@ -730,6 +738,7 @@ class SlackNotifier:
                 title=t.truncate(title, 250),
                 initial_comment=t.truncate(comment, _TEXT_MAX) if comment else None,
             ),
+            channel=channel,
         )
         if resp is not None:
             return True
@@ -756,32 +765,40 @@ class SlackNotifier:
         if not thread_ts:
             return None
         block_id = render.gate_block_id(token)
-        cursor: str | None = None
-        for _ in range(10):
-            resp = await self._safe(
-                "conversations.replies",
-                functools.partial(
-                    self.client.conversations_replies,
-                    channel=channel,
-                    ts=thread_ts,
-                    limit=200,
-                    cursor=cursor,
-                ),
+        first = await self._safe(
+            "conversations.replies",
+            functools.partial(
+                self.client.conversations_replies, channel=channel, ts=thread_ts, limit=200
+            ),
+        )
+        if first is None:
+            return None
+        pages = 0
+        try:
+            async for page in first:  # the SDK follows `response_metadata.next_cursor`
+                for msg in page.get("messages") or []:
+                    if not isinstance(msg, Mapping):
+                        continue
+                    if ts and msg.get("ts") == ts:
+                        return msg
+                    ids = [str(b.get("block_id", "")) for b in msg.get("blocks") or []]
+                    if any(i == block_id or i.startswith(block_id + "-") for i in ids):
+                        return msg
+                pages += 1
+                if pages >= 10:  # a 2,000-reply thread: the gate is not worth more calls
+                    break
+        except (SlackApiError, SlackClientError, aiohttp.ClientError) as exc:
+            self._failed(
+                "conversations.replies", _error(exc) if isinstance(exc, SlackApiError) else str(exc)
             )
-            if resp is None:
-                return None
-            for msg in resp.get("messages") or []:
-                if not isinstance(msg, Mapping):
-                    continue
-                if ts and msg.get("ts") == ts:
-                    return msg
-                ids = [str(b.get("block_id", "")) for b in msg.get("blocks") or []]
-                if any(i == block_id or i.startswith(block_id + "-") for i in ids):
-                    return msg
-            cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                return None
         return None
+
+
+def _context_of(state: _State) -> contextvars.Context:
+    """A sender's own context: its log lines carry its incident's id, not its starter's."""
+    context = contextvars.Context()
+    context.run(INCIDENT.set, state.incident.id)
+    return context
 
 
 def _plain(text: str, blocks: Sequence[Mapping[str, Any]] | None) -> str:

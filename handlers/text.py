@@ -1,8 +1,7 @@
 """Pure text helpers shared by the Slack blocks and the terminal: what the thread says.
 
-Everything here reads an `Incident` (and its free-form `facts`) and returns strings in Slack's
-mrkdwn. Facts come from step bodies and may be missing or oddly shaped: every reader is
-defensive and never raises on a surprising value.
+Everything here reads an `Incident` (its typed `facts`, one model per step) and returns strings
+in Slack's mrkdwn.
 """
 
 from __future__ import annotations
@@ -14,10 +13,13 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
+from bot import units
 from bot.command import HELP
 from bot.report_md import duration as fmt_duration
+from bot.workflow.facts import CommitFact, Facts, MigrationFact, MonitorFacts, UrlFigures
 from bot.workflow.model import (
     Criterion,
+    ErrorInfo,
     Gate,
     GateKind,
     Incident,
@@ -144,17 +146,6 @@ def duration(incident: Incident, now: datetime | None = None) -> str:
     return fmt_duration((end - incident.created_at).total_seconds())
 
 
-def fmt_size(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value) if value not in (None, "") else "?"
-    size = float(value)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"  # pragma: no cover
-
-
 def fmt_number(value: Any, digits: int = 1) -> str:
     if isinstance(value, bool):
         return str(value)
@@ -214,8 +205,7 @@ def state_words(incident: Incident) -> str:
 
 
 def deployed(incident: Incident) -> str:
-    value = incident.facts.get("deployed")
-    return str(value) if value else "—"
+    return incident.facts.assess.deployed or "—"
 
 
 def field_pairs(incident: Incident) -> list[tuple[str, str]]:
@@ -269,9 +259,7 @@ def checklist_lines(incident: Incident) -> list[str]:
 
 def waiting_lines(incident: Incident) -> list[str]:
     """What a running step waits for, and for how long so far (never silent for long)."""
-    waits = incident.facts.get("waiting")
-    if not isinstance(waits, Mapping):
-        return []
+    waits = incident.facts.waiting
     return [truncate(f"      ⏳ {text}", 300) for text in list(waits.values())[:5]]
 
 
@@ -293,76 +281,41 @@ def unmet_note(incident: Incident) -> str:
     return "⚠️ Not complete — unmet: " + ", ".join(c.value for c in unmet) + "."
 
 
-_MONITOR_KEYS: tuple[tuple[tuple[str, ...], str, str], ...] = (
-    (("availability", "availability_pct", "availability_percent", "uptime"), "availability", "%"),
-    (("error_count", "errors", "failures", "errors_total"), "errors", ""),
-    (("p50_ms", "p50", "latency_p50_ms", "latency_p50"), "p50", " ms"),
-    (("p95_ms", "p95", "latency_p95_ms", "latency_p95"), "p95", " ms"),
-)
-# Bookkeeping figures of the monitor step, not shown as such.
-_MONITOR_SKIP = frozenset(
-    {"url", "host", "urls", "started_at", "updated_at", "done", "duration", "interval", "elapsed",
-     "rounds", "ok", "probes", "streak", "worst_streak", "last", "mtime"}
-)  # fmt: skip
-
-
-def _monitor_figures(data: Mapping[str, Any]) -> str:
+def _figures(
+    availability: float | None, errors: int | None, p50: float | None, p95: float | None
+) -> str:
     """`availability 99.5% · errors 0 · p50 12 ms · p95 40 ms` (availability is a percent)."""
     parts: list[str] = []
-    used: set[str] = set()
-    for keys, label, unit in _MONITOR_KEYS:
-        for key in keys:
-            value = data.get(key)
-            if isinstance(value, Mapping):  # e.g. errors per host
-                numbers = [v for v in value.values() if isinstance(v, int | float)]
-                value = sum(numbers) if numbers else None
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                parts.append(f"{label} {fmt_number(value)}{unit}")
-                used.update(keys)
-                break
-    for key, value in data.items():
-        if key in used or key in _MONITOR_SKIP:
-            continue
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            parts.append(f"{key} {fmt_number(value)}")
-    return " · ".join(parts[:8]) or "no figures yet"
+    if availability is not None:
+        parts.append(f"availability {fmt_number(availability)}%")
+    if errors is not None:
+        parts.append(f"errors {errors}")
+    if p50 is not None:
+        parts.append(f"p50 {fmt_number(p50)} ms")
+    if p95 is not None:
+        parts.append(f"p95 {fmt_number(p95)} ms")
+    return " · ".join(parts) or "no figures yet"
 
 
-def _url_line(url: Any, figures: Mapping[str, Any]) -> str:
-    host = figures.get("host")
-    where = f"`{truncate(str(url), 200)}`" + (f" ({host})" if host else "")
-    last = figures.get("last")
-    failing = figures.get("streak")
+def _url_line(figures: UrlFigures) -> str:
+    host = f" ({figures.host})" if figures.host else ""
+    where = f"`{truncate(figures.url, 200)}`{host}"
     tail = ""
-    if isinstance(failing, int) and failing > 0 and last:
-        tail = f" · ❌ failing ×{failing}: {truncate(first_line(last), 120)}"
-    return truncate(f"• {where} — {_monitor_figures(figures)}{tail}", 500)
+    if figures.streak > 0 and figures.last:
+        tail = f" · ❌ failing ×{figures.streak}: {truncate(first_line(figures.last), 120)}"
+    shown = _figures(figures.availability, None, figures.p50_ms, figures.p95_ms)
+    return truncate(f"• {where} — {shown}{tail}", 500)
 
 
-def monitor_lines(facts: Mapping[str, Any]) -> list[str]:
-    """Live figures from `facts['monitor']`: the monitor step's totals and `urls` list, or a
-    plain map url -> {availability %, errors, p50, p95}."""
-    data = facts.get("monitor")
-    if not isinstance(data, Mapping) or not data:
+def monitor_lines(mon: MonitorFacts) -> list[str]:
+    """Live figures of the monitor step: the totals, then one line per URL."""
+    if not mon.rounds and not mon.urls:
         return []
-    lines: list[str] = []
-    urls = data.get("urls")
-    if isinstance(urls, list):
-        elapsed, duration_s = data.get("elapsed"), data.get("duration")
-        progress = ""
-        if isinstance(elapsed, int | float) and isinstance(duration_s, int | float):
-            state = "done" if data.get("done") else "so far"
-            progress = f" ({fmt_duration(elapsed)} of {fmt_duration(duration_s)}, {state})"
-        lines.append(truncate(f"Overall{progress}: {_monitor_figures(data)}", 500))
-        for entry in urls[:10]:
-            if isinstance(entry, Mapping):
-                lines.append(_url_line(entry.get("url", "?"), entry))
-        return lines
-    for url, figures in list(data.items())[:10]:
-        if isinstance(figures, Mapping):
-            lines.append(_url_line(url, figures))
-    if not lines:
-        lines.append(truncate(_monitor_figures(data), 500))
+    state = "done" if mon.done else "so far"
+    progress = f" ({fmt_duration(mon.elapsed)} of {fmt_duration(mon.duration)}, {state})"
+    totals = _figures(mon.availability, mon.error_count, None, mon.p95_ms)
+    lines = [truncate(f"Overall{progress}: {totals}", 500)]
+    lines.extend(_url_line(u) for u in mon.urls[:10])
     return lines
 
 
@@ -435,62 +388,40 @@ def _abort_button(incident: Incident) -> ButtonSpec:
     )
 
 
-def commit_line(commit: Any) -> str:
-    if isinstance(commit, Mapping):
-        sha = commit.get("short") or commit.get("sha") or commit.get("hexsha") or ""
-        msg = commit.get("subject") or commit.get("message") or commit.get("summary") or ""
-        author = commit.get("author")
-        by = f" ({author})" if author else ""
-        return truncate(f"`{str(sha)[:7]}` {first_line(msg)}{by}", 200)
-    return truncate(first_line(commit), 200)
+def commit_line(commit: CommitFact) -> str:
+    return truncate(f"`{commit.sha[:7]}` {first_line(commit.subject)}", 200)
 
 
-def migration_line(mig: Any) -> str:
-    if isinstance(mig, Mapping):
-        rev = mig.get("revision") or mig.get("rev") or mig.get("id") or mig.get("to")
-        down = mig.get("down_revision") or mig.get("down") or mig.get("from")
-        msg = mig.get("message") or mig.get("doc") or mig.get("description") or ""
-        # The direction of the undo: this revision back to the one before it.
-        line = f"{short_rev(rev)} → {short_rev(down)}: {first_line(msg) or '(no message)'}"
-        if mig.get("irreversible"):
-            line += " ⚠️ irreversible"
-        return truncate(line, 200)
-    return truncate(first_line(mig), 200)
-
-
-def _as_list(value: Any) -> list[Any]:
-    if isinstance(value, list | tuple):
-        return list(value)
-    if value in (None, "", 0, False):
-        return []
-    return [value]
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return len(_as_list(value))
+def migration_line(mig: MigrationFact) -> str:
+    # The direction of the undo: this revision back to the one before it.
+    line = (
+        f"{short_rev(mig.revision)} → {short_rev(mig.down_revision)}: "
+        f"{first_line(mig.message) or '(no message)'}"
+    )
+    if mig.irreversible:
+        line += " ⚠️ irreversible"
+    return truncate(line, 200)
 
 
 def decision_view(incident: Incident) -> GateView:
-    f = incident.facts
-    commits = _as_list(f.get("commits"))
-    migrations = _as_list(f.get("migrations"))
+    f = incident.facts.assess
+    commits, migrations = f.commits, f.migrations
     facts = [f"*Deployed* `{deployed(incident)}` → *target* `{incident.target or '?'}`"]
-    count = f.get("commit_count")
-    count = count if isinstance(count, int) else _count(f.get("commits"))
+    count = max(f.commit_count, len(commits))
     facts.append(f"*Commits undone:* {count}")
     facts.extend(f"    {commit_line(c)}" for c in commits[:5])
     if count > len(commits[:5]):
         facts.append(f"    … and {count - len(commits[:5])} more")
-    facts.append(f"*Migrations to undo:* {_count(f.get('migrations'))}")
+    facts.append(f"*Migrations to undo:* {len(migrations)}")
     facts.extend(f"    {migration_line(m)}" for m in migrations[:8])
     if len(migrations) > 8:
         facts.append(f"    … and {len(migrations) - 8} more")
-    method = f.get("code_method_recommended")
-    if method:
-        reason = f.get("code_method_reason")
-        facts.append(f"*Recommended:* {method}" + (f" — {first_line(reason)}" if reason else ""))
+    if f.code_method_recommended:
+        reason = f.code_method_reason
+        facts.append(
+            f"*Recommended:* {f.code_method_recommended}"
+            + (f" — {first_line(reason)}" if reason else "")
+        )
     return GateView(
         question=(
             f"*Roll back or fix forward?* `{incident.app}` ({incident.environment}). "
@@ -509,10 +440,10 @@ _METHOD_WORDS = {"revert": "revert merges", "tag": "take the tag"}
 def _roll_back_buttons(incident: Incident) -> list[ButtonSpec]:
     """One Roll back button, or one per code method when both apply (recommended first)."""
     target = truncate(incident.target or "previous", 40)
-    methods = [str(m) for m in _as_list(incident.facts.get("code_methods")) if m in _METHOD_WORDS]
+    methods = list(incident.facts.assess.code_methods)
     if len(methods) < 2:
         return [ButtonSpec(f"Roll back to {target}", Action.ROLL_BACK, style="primary")]
-    best = str(incident.facts.get("code_method_recommended") or methods[0])
+    best = incident.facts.assess.code_method_recommended or methods[0]
     methods.sort(key=lambda m: m != best)
     return [
         ButtonSpec(
@@ -552,19 +483,12 @@ def approve_start_view(incident: Incident) -> GateView:
     )
 
 
-def _backup_path(entry: Any) -> str:
-    if isinstance(entry, Mapping):
-        return str(entry.get("path") or entry.get("name") or entry.get("file") or "")
-    return str(entry or "")
-
-
-def restore_options(facts: Mapping[str, Any]) -> list[str]:
+def restore_options(facts: Facts) -> list[str]:
     """At most 3 backups to offer: the default first, and always the bot's own backup."""
-    own = _backup_path(facts.get("db_backup"))
-    default = _backup_path(facts.get("db_restore_default"))
-    listed = [_backup_path(b) for b in _as_list(facts.get("db_backups"))]
+    own = facts.db.backup.path if facts.db.backup else ""
+    listed = [b.path for b in facts.db.backups]
     ordered: list[str] = []
-    for path in (default, own, *listed):
+    for path in (facts.db.restore_default, own, *listed):
         if path and path not in ordered:
             ordered.append(path)
     if own and own in ordered[3:]:
@@ -574,45 +498,34 @@ def restore_options(facts: Mapping[str, Any]) -> list[str]:
 
 
 def approve_db_view(incident: Incident) -> GateView:
-    f = incident.facts
+    db = incident.facts.db
     facts: list[str] = []
-    backup = f.get("db_backup")
-    if isinstance(backup, Mapping):
-        name = backup.get("name") or backup.get("path") or "?"
-        size = backup.get("size_text") or fmt_size(backup.get("size"))
+    if db.backup is not None:
         facts.append(
-            f"*Backup taken:* `{truncate(str(name), 300)}` · {size} · "
-            f"{backup.get('time') or backup.get('at') or '?'}"
+            f"*Backup taken:* `{truncate(db.backup.name or db.backup.path, 300)}` · "
+            f"{units.size(db.backup.size)} · {db.backup.time or '?'}"
         )
-    elif backup:
-        facts.append(f"*Backup taken:* `{truncate(str(backup), 300)}`")
     else:
         facts.append("*Backup taken:* none recorded")
-    migrations = _as_list(f.get("migrations"))
+    migrations = incident.facts.database.migrations
     if migrations:
         facts.append(f"*Migrations to undo:* {len(migrations)}")
         facts.extend(f"    {migration_line(m)}" for m in migrations[:8])
-    recommended = f.get("db_recommended")
+    recommended = db.recommended
     if recommended:
         facts.append(f"*Recommended:* {recommended}")
     warning = ""
-    irreversible = f.get("db_irreversible_revisions") or f.get("db_irreversible")
-    if f.get("db_risk"):
-        warning = f"⚠️ {truncate(str(f['db_risk']), 1_500)}"
-    elif irreversible:
-        what = (
-            ", ".join(str(x) for x in _as_list(irreversible))
-            if not isinstance(irreversible, bool)
-            else "a migration"
-        )
+    if db.risk:
+        warning = f"⚠️ {truncate(db.risk, 1_500)}"
+    elif db.irreversible:
+        what = ", ".join(db.irreversible_revisions) or "a migration"
         warning = (
             f"⚠️ *Irreversible:* {truncate(what, 500)} cannot be downgraded without losing data. "
             "Restoring a backup is the safe way back."
         )
     code: list[tuple[str, str, Literal["head", "tail"]]] = []
-    sql = f.get("db_sql_preview")
-    if sql:
-        code.append(("*Downgrade SQL preview:*", str(sql), "head"))
+    if db.sql_preview:
+        code.append(("*Downgrade SQL preview:*", db.sql_preview, "head"))
     prod = incident.production
     buttons = [
         ButtonSpec(
@@ -628,7 +541,7 @@ def approve_db_view(incident: Incident) -> GateView:
             else None,
         )
     ]
-    for i, path in enumerate(restore_options(f)):
+    for i, path in enumerate(restore_options(incident.facts)):
         label = truncate(f"Approve restore from {short_name(path)}", BUTTON_MAX)
         buttons.append(
             ButtonSpec(
@@ -662,22 +575,23 @@ def approve_db_view(incident: Incident) -> GateView:
     )
 
 
-def error_of(gate: Gate) -> dict[str, Any]:
+def error_of(gate: Gate) -> ErrorInfo:
     error = gate.facts.get("error")
-    return dict(error) if isinstance(error, Mapping) else {"what": str(error or "A step failed")}
+    if isinstance(error, Mapping):
+        return ErrorInfo.model_validate({"what": "A step failed", **error})
+    return ErrorInfo(what=str(error or "A step failed"))
 
 
 def retry_view(incident: Incident, gate: Gate) -> GateView:
     err = error_of(gate)
-    what = str(err.get("what") or "The step failed")
-    host = err.get("host")
-    where = f" on `{host}`" if host else ""
+    what = err.what or "The step failed"
+    where = f" on `{err.host}`" if err.host else ""
     facts: list[str] = []
-    if err.get("hint"):
-        facts.append(f"*What to do:* {err['hint']}")
+    if err.hint:
+        facts.append(f"*What to do:* {err.hint}")
     code: list[tuple[str, str, Literal["head", "tail"]]] = []
-    if err.get("detail"):
-        code.append(("*Details:*", str(err["detail"]), "tail"))
+    if err.detail:
+        code.append(("*Details:*", err.detail, "tail"))
     buttons = [ButtonSpec("Retry", Action.RETRY, style="primary")]
     if gate.step is StepId.DB_ROLLBACK:
         # The runbook's other way back when a downgrade fails: restore from backup.
@@ -751,11 +665,9 @@ def notice_text(
             f"<@{incident.requested_by}>: {incident.reason or 'no reason given'}.{thread}"
         )
     outcome = incident.outcome or STATUS_WORDS.get(incident.status, str(incident.status))
-    report = incident.facts.get("report_path")
+    report = incident.facts.report.path
     report_part = (
-        f" Report: `{short_name(str(report))}` (posted as a file in the thread)."
-        if isinstance(report, str)
-        else ""
+        f" Report: `{short_name(report)}` (posted as a file in the thread)." if report else ""
     )
     thread = f" Thread: {link}" if link else ""
     return (

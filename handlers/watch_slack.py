@@ -67,6 +67,8 @@ def outcome(p: Proposal) -> str:
         return f":rewind: <@{a.user}> chose *Roll back to {p.last_good}*: incident `{a.incident}`."
     if a.choice == "dismiss":
         return f":no_bell: Dismissed by <@{a.user}>: {a.why}"
+    if a.choice == "superseded":
+        return f":fast_forward: No longer proposed: {a.why}; its own watch looks at it now."
     if a.incident:
         return (
             f":robot_face: `auto_rollback` is on for *{p.app}*: I started the rollback to "

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot.workflow.facts import MigrationFact
+
 
 class UnknownRevision(ValueError):
     """A revision id that none of the parsed files defines."""
@@ -32,13 +34,13 @@ class Revision:
     def down_revision(self) -> str | None:
         return ",".join(self.down_revisions) or None
 
-    def fact(self) -> dict[str, Any]:
-        return {
-            "revision": self.revision,
-            "down_revision": self.down_revision,
-            "message": self.message,
-            "irreversible": self.irreversible,
-        }
+    def fact(self) -> MigrationFact:
+        return MigrationFact(
+            revision=self.revision,
+            down_revision=self.down_revision,
+            message=self.message,
+            irreversible=self.irreversible,
+        )
 
 
 def _literal(node: ast.expr | None) -> Any:

@@ -19,13 +19,20 @@ from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
 
 from git.cmd import Git
-from git.exc import BadName, GitError, InvalidGitRepositoryError, NoSuchPathError
+from git.exc import (
+    BadName,
+    GitCommandError,
+    GitError,
+    InvalidGitRepositoryError,
+    NoSuchPathError,
+)
 from git.objects import Blob
 from git.repo import Repo
 
 from bot.apps_file import AppConfig
 from bot.errors import StepError, UserFacingError
 from bot.paths import absolute
+from bot.workflow.facts import CommitFact
 from bot.workflow.model import VERSION_RE
 
 Method = Literal["revert", "tag"]
@@ -41,11 +48,15 @@ IDENTITY = {
 }
 
 
-def _quiet_env() -> dict[str, str]:
+def _batch_env() -> dict[str, str]:
     # Never wait for a password or a host-key answer: nobody is at the bot's terminal. An
     # operator's own GIT_SSH_COMMAND (e.g. with a deploy key) wins.
     ssh = os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
-    return {"GIT_TERMINAL_PROMPT": "0", "GIT_SSH_COMMAND": ssh, **IDENTITY}
+    return {"GIT_TERMINAL_PROMPT": "0", "GIT_SSH_COMMAND": ssh}
+
+
+def _quiet_env() -> dict[str, str]:
+    return {**_batch_env(), **IDENTITY}
 
 
 _CONFIG = ["-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"]
@@ -140,13 +151,8 @@ class CommitInfo:
     def oneline(self) -> str:
         return f"{self.short} {self.subject}"
 
-    def fact(self) -> dict[str, str | bool]:
-        return {
-            "sha": self.sha,
-            "short": self.short,
-            "subject": self.subject,
-            "merge": self.is_merge,
-        }
+    def fact(self) -> CommitFact:
+        return CommitFact(sha=self.sha, short=self.short, subject=self.subject, merge=self.is_merge)
 
 
 @dataclass(frozen=True)
@@ -538,6 +544,8 @@ class GitRepos:
 
     async def has_version(self, app: AppConfig, version: str) -> bool:
         repo = AppRepo(app.repo, clone_dir(self.workspace, "repos-check", app.name, app.repo))
+        if (repo.path / ".git").exists() and await repo.resolve(version) is not None:
+            return True  # known already: no fetch (the assess step fetches for itself anyway)
         try:
             await repo.sync()
         except StepError as exc:
@@ -547,3 +555,78 @@ class GitRepos:
                 + " Nothing was started."
             ) from None
         return await repo.resolve(version) is not None
+
+
+# ---- the incident report's commit ----------------------------------------------------------
+
+PUSH_TIMEOUT = 60
+
+
+@dataclass(frozen=True)
+class Committed:
+    sha: str | None  # None: not a git checkout, or nothing changed
+    pushed: bool = False
+    push_error: str = ""
+    note: str = ""
+
+
+def _repo_for(directory: Path) -> Repo | None:
+    try:
+        repo = Repo(directory, search_parent_directories=True)
+    except (InvalidGitRepositoryError, NoSuchPathError):
+        return None
+    if repo.bare or repo.working_tree_dir is None:
+        return None
+    return repo
+
+
+def _identity(repo: Repo) -> dict[str, str]:
+    """Rewind's identity, used only when the incidents repository has none of its own."""
+    reader = repo.config_reader()
+    configured = reader.get_value("user", "name", "") and reader.get_value("user", "email", "")
+    return {} if configured else IDENTITY
+
+
+def commit_files(paths: list[Path], message: str) -> Committed:
+    """Commit exactly `paths` (absolute; nothing else staged), then push when there is a remote.
+
+    Blocking (GitPython); call it in a thread."""
+    repo = _repo_for(paths[0].parent)
+    if repo is None:
+        return Committed(None, note="not a git checkout: written, not committed")
+    with repo:
+        root = Path(str(repo.working_tree_dir)).resolve()
+        rel = [str(p.resolve().relative_to(root)) for p in paths]
+        git = repo.git
+        git.update_environment(**_batch_env(), **_identity(repo))
+        ignored = git.check_ignore("--", *rel, with_exceptions=False).strip()
+        if ignored:
+            return Committed(None, note="ignored by git there: written, not committed")
+        git.add("--", *rel)
+        if not git.status("--porcelain", "--", *rel).strip():
+            last = git.log("-n", "1", "--format=%H", "--", *rel).strip()
+            return Committed(last or None, note="unchanged since the last commit")
+        # `--only` leaves whatever a person had staged out of the bot's commit.
+        git.commit("--no-verify", "--only", "-m", message, "--", *rel)
+        sha = repo.head.commit.hexsha
+        if not repo.remotes:
+            return Committed(sha, note="no remote: committed, not pushed")
+        return _push(repo, sha)
+
+
+def _push(repo: Repo, sha: str) -> Committed:
+    if repo.head.is_detached:
+        return Committed(sha, push_error="HEAD is detached: no branch to push")
+    branch = repo.active_branch
+    tracking = branch.tracking_branch()
+    if tracking is not None:
+        remote, dest = tracking.remote_name, tracking.remote_head
+    else:
+        names = [r.name for r in repo.remotes]
+        remote, dest = ("origin" if "origin" in names else names[0]), branch.name
+    try:
+        repo.git.push(remote, f"HEAD:refs/heads/{dest}", kill_after_timeout=PUSH_TIMEOUT)
+    except GitCommandError as exc:
+        why = (exc.stderr or str(exc)).strip().splitlines()
+        return Committed(sha, push_error=why[-1] if why else "push failed")
+    return Committed(sha, pushed=True)

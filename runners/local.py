@@ -11,10 +11,12 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Sequence
 
 from bot.apps_file import AppConfig
 from bot.errors import HostError
-from bot.ports import CommandResult, HostRunner, LineSink
+from bot.ports import CommandResult, Decide, HostRunner, LineSink, ScriptCommand
+from runners import script
 from runners.stream import collect
 
 
@@ -58,6 +60,50 @@ class LocalRunner:
             host, proc.stdout, proc.wait, kill, timeout=timeout, on_line=on_line
         )
         return CommandResult(host, command, status, "\n".join(lines), time.monotonic() - started)
+
+    async def run_script(
+        self,
+        host: str,
+        commands: Sequence[ScriptCommand],
+        *,
+        timeout: float | None = None,
+        decide: Decide | None = None,
+        on_line: LineSink | None = None,
+    ) -> list[CommandResult | None]:
+        self.app.host(host)
+        tag = script.new_tag()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "/bin/sh",
+                "-c",
+                script.build(commands, tag),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                stdin=asyncio.subprocess.PIPE,
+                env=self.env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise HostError(f"cannot start a shell: {exc}", host=host) from exc
+        assert proc.stdout is not None and proc.stdin is not None
+        stdin = proc.stdin
+
+        async def write(text: str) -> None:
+            stdin.write(text.encode())
+            await stdin.drain()
+
+        async def kill() -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+        try:
+            return await script.drive(
+                host, commands, tag, proc.stdout, write, proc.wait, kill,
+                decide=decide, on_line=on_line, default_timeout=timeout,
+            )  # fmt: skip
+        finally:
+            stdin.close()
 
     async def close(self) -> None:
         return None

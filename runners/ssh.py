@@ -11,13 +11,15 @@ import errno
 import logging
 import socket
 import time
+from collections.abc import Sequence
 
 import asyncssh
 
 from bot.apps_file import AppConfig, HostConfig
 from bot.errors import HostError
 from bot.metrics import SSH_FAILURES, SSH_SECONDS
-from bot.ports import CommandResult, LineSink
+from bot.ports import CommandResult, Decide, LineSink, ScriptCommand
+from runners import script
 from runners.stream import collect
 
 log = logging.getLogger(__name__)
@@ -201,6 +203,47 @@ class SshRunner:
         finally:
             process.close()
         return CommandResult(host, command, status, "\n".join(lines), time.monotonic() - started)
+
+    async def run_script(
+        self,
+        host: str,
+        commands: Sequence[ScriptCommand],
+        *,
+        timeout: float | None = None,
+        decide: Decide | None = None,
+        on_line: LineSink | None = None,
+    ) -> list[CommandResult | None]:
+        cfg = self.app.host(host)
+        conn = await self._connect(cfg)
+        tag = script.new_tag()
+        try:
+            process = await conn.create_process(script.build(commands, tag), stderr=asyncssh.STDOUT)
+        except (OSError, asyncssh.Error) as exc:
+            self._conns.pop(host, None)
+            raise explain(exc, cfg, self.app.ssh.user, self.app.ssh.connect_timeout) from exc
+
+        async def write(text: str) -> None:
+            process.stdin.write(text)
+            await process.stdin.drain()
+
+        async def wait() -> int | None:
+            await process.wait()
+            return process.exit_status
+
+        async def kill() -> None:
+            process.kill()  # sshd may ignore the signal; closing the channel ends the script too
+            process.close()
+
+        try:
+            return await script.drive(
+                host, commands, tag, process.stdout, write, wait, kill,
+                decide=decide, on_line=on_line, default_timeout=timeout,
+            )  # fmt: skip
+        except (asyncssh.Error, OSError) as exc:
+            self._conns.pop(host, None)
+            raise explain(exc, cfg, self.app.ssh.user, self.app.ssh.connect_timeout) from exc
+        finally:
+            process.close()
 
     async def close(self) -> None:
         conns, self._conns = list(self._conns.values()), {}

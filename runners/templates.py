@@ -1,4 +1,5 @@
-"""Command templates: defaults per deploy strategy, and safe rendering.
+"""Command templates: the app's own or its deploy strategy's (`runners.strategies`), rendered
+safely.
 
 Every value put into a template is validated against what it may look like and shell-quoted,
 so a version such as `v1; rm -rf /` can never become a command.
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from bot.apps_file import AppConfig, HostConfig
 from bot.errors import UserFacingError
 from bot.workflow.model import VERSION_RE
+from runners.strategies import strategy
 
 _SAFE: dict[str, re.Pattern[str]] = {
     "ref": VERSION_RE,
@@ -24,36 +26,10 @@ _SAFE: dict[str, re.Pattern[str]] = {
 }
 _DEFAULT_SAFE = re.compile(r"^[A-Za-z0-9._/@:+=-]{0,255}$")
 
-SYSTEMD: dict[str, str] = {
-    "fetch": "git fetch --tags --force origin {ref} && git checkout --force FETCH_HEAD",
-    "install": "pip install -r requirements.txt",
-    "restart": "sudo systemctl restart {service}",
-    "stop": "sudo systemctl stop {service}",
-    "start": "sudo systemctl start {service}",
-    "status": "systemctl is-active {service} && systemctl status --no-pager {service}",
-    "logs": "journalctl -u {service} --no-pager -n 200 --since {since}",
-    "version": "git describe --tags --always",
-}
-DOCKER_COMPOSE: dict[str, str] = {
-    "fetch": "git fetch --tags --force origin {ref} && git checkout --force FETCH_HEAD",
-    "install": "docker compose -p {service} build",
-    "restart": "docker compose -p {service} down && docker compose -p {service} up -d",
-    "stop": "docker compose -p {service} down",
-    "start": "docker compose -p {service} up -d",
-    "status": "docker compose -p {service} ps",
-    "logs": "docker compose -p {service} logs --no-color --since {since}",
-    "version": "git describe --tags --always",
-}
-COMMANDS: dict[str, str] = {
-    "version": "git describe --tags --always",
-    "logs": "",
-}
-DEFAULTS = {"systemd": SYSTEMD, "docker-compose": DOCKER_COMPOSE, "commands": COMMANDS}
-
 
 def template(app: AppConfig, name: str) -> str:
     """The app's command `name`: its own override, else the strategy's default ('' if none)."""
-    return app.deploy.commands.get(name) or DEFAULTS[app.deploy.strategy].get(name, "")
+    return app.deploy.commands.get(name) or strategy(app.deploy.strategy).defaults.get(name, "")
 
 
 def check_value(key: str, value: str) -> str:
@@ -81,6 +57,8 @@ def host_values(app: AppConfig, host: HostConfig, **extra: str) -> dict[str, str
         "host": host.name,
         "workdir": app.workdir(host),
         "service": app.deploy.service or app.name,
+        "image": app.deploy.image or "",
+        "namespace": app.deploy.namespace,
         **host.vars,
     }
     values.update(extra)

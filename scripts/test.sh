@@ -8,8 +8,10 @@ python3 -m pip install -q -e ".[test]" 2>&1 | grep -v -e "^WARNING" -e "^\[notic
 if ! command -v sshd >/dev/null && [ ! -x /usr/sbin/sshd ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
 fi
+# redis-server itself is needed even when a Redis already answers: the Redis outage, restart
+# and Sentinel failover tests start their own servers (tests/redis_servers.py).
+command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
-  command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
   mkdir -p /var/lib/redis /var/log/redis
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
     --dir /var/lib/redis --logfile /var/log/redis/ci.log

@@ -1,16 +1,27 @@
-"""Small stand-ins for step tests: a Notifier that records, and a StepContext builder."""
+"""The tests' stand-ins in one place: a recording Notifier, apps, incidents, step contexts."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from bot.apps_file import AppConfig, AppsFile, parse_apps
+from bot.messages import Message
 from bot.ports import AuditEntry, HostRunner
 from bot.steps.context import StepContext
+from bot.workflow.facts import Facts
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
+from handlers import mrkdwn
+
+
+class Upload(NamedTuple):
+    filename: str
+    content: str
+    title: str
+    comment: str
 
 
 @dataclass
@@ -18,32 +29,33 @@ class RecordingNotifier:
     """`bot.ports.Notifier` that keeps everything it is told, for assertions."""
 
     said: list[str] = field(default_factory=list)
-    outputs: list[tuple[StepId, str, str]] = field(default_factory=list)
-    uploads: list[tuple[str, str, str]] = field(default_factory=list)
+    lines: list[tuple[StepId, str, str]] = field(default_factory=list)  # step, host, line
+    uploads: list[Upload] = field(default_factory=list)
     asked: list[Gate] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
     resolved: list[tuple[str, str]] = field(default_factory=list)
     told: list[tuple[str, str]] = field(default_factory=list)  # (incident id, phase)
+    parents: list[Facts] = field(default_factory=list)  # the facts at each parent update
 
     @property
     def text(self) -> str:
         """Everything said in the thread, as one string."""
         return "\n".join(self.said)
 
-    def output_of(self, host: str) -> str:
-        return "\n".join(line for _, h, line in self.outputs if h == host)
+    def output_of(self, host: str) -> list[str]:
+        return [line for _, h, line in self.lines if h == host]
 
     async def open_thread(self, incident: Incident) -> ThreadRef:
         return ThreadRef(channel="C0INCIDENT", ts="1.000")
 
     async def update_parent(self, incident: Incident) -> None:
-        return None
+        self.parents.append(incident.facts.model_copy(deep=True))
 
-    async def say(self, incident: Incident, text: str) -> None:
-        self.said.append(text)
+    async def say(self, incident: Incident, text: str | Message) -> None:
+        self.said.append(mrkdwn.render(text) if isinstance(text, Message) else text)
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
-        self.outputs.append((step, host, line))
+        self.lines.append((step, host, line))
 
     async def flush(self, incident: Incident) -> None:
         return None
@@ -61,7 +73,7 @@ class RecordingNotifier:
     async def upload(
         self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
     ) -> None:
-        self.uploads.append((filename, content, title))
+        self.uploads.append(Upload(filename, content, title, comment))
 
     async def alert(self, incident: Incident, text: str) -> None:
         self.alerts.append(text)
@@ -151,3 +163,88 @@ def with_step_commands(config: dict[str, Any]) -> dict[str, Any]:
     """A fixture's apps entry with the stop/start/fetch commands the step tests rely on."""
     deploy = {**config["deploy"], "commands": {**config["deploy"]["commands"], **STEP_COMMANDS}}
     return {**config, "deploy": deploy}
+
+
+def make_apps(app: dict[str, Any], incidents_dir: str = "incidents/") -> AppsFile:
+    return parse_apps({"apps": {"myapp": app}, "incidents": {"dir": incidents_dir}}, "test")
+
+
+def make_incident(**kw: Any) -> Incident:
+    values: dict[str, Any] = {
+        "id": "ab12",
+        "app": "myapp",
+        "environment": "staging",
+        "requested_version": "v1.4.2",
+        "reason": "checkout returns 500 since the 1.5.0 deploy",
+        "requested_by": "U0CAROL",
+        "steps": new_steps(),
+        "facts": {"assess": {"target": "v1.4.2", "deployed": "v1.5.0"}},
+    }
+    values.update(kw)
+    return Incident(**values)
+
+
+def make_ctx(
+    apps: AppsFile,
+    runner: HostRunner,
+    *,
+    step: StepId,
+    incident: Incident | None = None,
+    notifier: RecordingNotifier | None = None,
+    workspace: Path = Path("/tmp"),
+    timeline: Sequence[AuditEntry] = (),
+) -> StepContext:
+    app: AppConfig = apps.apps["myapp"]
+
+    async def fence() -> None:
+        return None
+
+    async def trail() -> list[AuditEntry]:
+        return list(timeline)
+
+    return StepContext(
+        incident=incident or make_incident(),
+        step=step,
+        app=app,
+        apps=apps,
+        hosts=runner,
+        notifier=notifier or RecordingNotifier(),
+        workspace=workspace,
+        fence=fence,
+        timeline=trail,
+    )
+
+
+def step_app(env: Any, **overrides: Any) -> dict[str, Any]:
+    """The apps-file entry of the step tests: `commands` strategy on the SSH test hosts, one
+    health URL per host through its `app_port` var."""
+    cfg: dict[str, Any] = env.app_config()
+    cfg["hosts"] = [
+        {
+            "name": h.name,
+            "address": h.address,
+            "port": h.port,
+            "vars": {"app_port": str(h.app_port)},
+        }
+        for h in env.hosts
+    ]
+    cfg["deploy"] = {
+        "strategy": "commands",
+        "workdir": env.workdir,
+        "timeout": "60s",
+        "commands": {
+            "fetch": "git fetch --tags --force origin {ref} && git checkout --force FETCH_HEAD",
+            "install": "true",
+            "restart": "./run.sh restart",
+            "status": "./run.sh status",
+            "logs": "tail -n 200 app.log",
+            "version": "git describe --tags --always",
+        },
+    }
+    cfg["health"] = [
+        {"url": "http://127.0.0.1:{app_port}/healthz", "status": 200},
+        {"url": "http://127.0.0.1:{app_port}/api/health", "json": {"status": "ok"}},
+    ]
+    cfg["verify"] = {"health_timeout": "3s", "health_interval": "0.3s"}
+    cfg.update(overrides)
+    return cfg

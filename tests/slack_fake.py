@@ -246,6 +246,8 @@ class SlackFake:
         self.channels: set[str] | None = set(channels) if channels is not None else None
         """When set, posting to a channel not in it gives ``channel_not_found``."""
         self.usergroups: dict[str, list[str]] = {}
+        # conversations.replies pages hold at most this many messages (Slack: `limit`, ≤ 1000)
+        self.replies_page = 1000
         """User-group id -> member user ids, for ``usergroups.users.list``."""
         self.views_opened: list[dict[str, Any]] = []
         """Modals opened with ``views.open``, newest last."""
@@ -969,11 +971,15 @@ class SlackFake:
         messages = ([self._with_thread_info(channel, root)] if root else []) + [
             dict(m) for m in replies
         ]
+        size = min(int(args.get("limit") or 1000), self.replies_page)
+        start = int(args.get("cursor") or 0)
+        page = messages[start : start + size]
+        more = start + size < len(messages)
         return {
             "ok": True,
-            "messages": messages,
-            "has_more": False,
-            "response_metadata": {"next_cursor": ""},
+            "messages": page,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + size) if more else ""},
         }
 
     def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:

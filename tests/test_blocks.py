@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bot.terminal.notifier import TerminalNotifier
+from bot.workflow.facts import Facts
 from bot.workflow.machine import new_steps
 from bot.workflow.model import (
     Criterion,
@@ -45,7 +46,10 @@ def incident(**facts: Any) -> Incident:
         updated_at=T0 + timedelta(minutes=12),
         thread=ThreadRef(channel="C0INCIDENT", ts="1.000100", permalink="https://x/p1"),
     )
-    inc.facts.update({"deployed": "v1.4.0", "target": "v1.3.2", **facts})
+    found: dict[str, Any] = {"assess": {"deployed": "v1.4.0", "target": "v1.3.2"}}
+    for slot, values in facts.items():  # slot -> that step's facts, e.g. assess={...}
+        found.setdefault(slot, {}).update(values)
+    inc.facts = Facts.model_validate(found)
     return inc
 
 
@@ -64,22 +68,35 @@ def check(msg_blocks: list[dict[str, Any]]) -> None:
 
 
 HUGE_FACTS: dict[str, Any] = {
-    "commits": [{"sha": f"{i:040x}", "subject": f"change {i} " + "x" * 300} for i in range(500)],
-    "migrations": [
-        {"revision": f"f00d{i:08d}", "down_revision": f"a1b2{i:08d}", "message": "add column"}
-        for i in range(60)
-    ],
-    "code_method_recommended": "checkout of the previous tag",
-    "code_method_reason": "the merge commit cannot be reverted cleanly " * 50,
-    "db_backup": {"name": "/var/backups/mydb-rewind-abc123.sql", "size": 123456, "time": "03:05"},
-    "db_sql_preview": "ALTER TABLE orders DROP COLUMN coupon;\n" * 2000,
-    "db_irreversible": ["e5f6a1b2c3d4"],
-    "db_recommended": "restore",
-    "db_backups": [f"/var/backups/mydb-2024-11-{d:02d}.sql" for d in range(1, 20)],
-    "db_restore_default": "/var/backups/mydb-2024-11-19.sql",
+    "assess": {
+        "commits": [
+            {"sha": f"{i:040x}", "subject": f"change {i} " + "x" * 300} for i in range(500)
+        ],
+        "commit_count": 500,
+        "migrations": [
+            {"revision": f"f00d{i:08d}", "down_revision": f"a1b2{i:08d}", "message": "add column"}
+            for i in range(60)
+        ],
+        "code_method_recommended": "tag",
+        "code_method_reason": "the merge commit cannot be reverted cleanly " * 50,
+    },
+    "db": {
+        "backup": {"path": "/var/backups/mydb-rewind-abc123.sql", "size": 123456, "time": "03:05"},
+        "sql_preview": "ALTER TABLE orders DROP COLUMN coupon;\n" * 2000,
+        "irreversible": True,
+        "irreversible_revisions": ["e5f6a1b2c3d4"],
+        "recommended": "restore",
+        "backups": [{"path": f"/var/backups/mydb-2024-11-{d:02d}.sql"} for d in range(1, 20)],
+        "restore_default": "/var/backups/mydb-2024-11-19.sql",
+    },
     "monitor": {
-        f"https://myapp.com/{i}": {"availability": 99.5, "errors": 1, "p50": 12.3, "p95": 80}
-        for i in range(30)
+        "rounds": 5,
+        "availability": 99.5,
+        "error_count": 30,
+        "urls": [
+            {"url": f"https://myapp.com/{i}", "availability": 99.5, "p50_ms": 12.3, "p95_ms": 80}
+            for i in range(30)
+        ],
     },
 }
 
@@ -129,7 +146,7 @@ def test_approve_db_restore_options() -> None:
     assert options[0] == "/var/backups/mydb-2024-11-19.sql"  # the default first
     assert "/var/backups/mydb-rewind-abc123.sql" in options  # always the bot's own backup
     text = "\n".join(all_text({"blocks": msg}).splitlines())
-    assert "mydb-rewind-abc123.sql" in text and "120.6 KB" in text
+    assert "mydb-rewind-abc123.sql" in text and "120.6 KiB" in text
     assert "Irreversible" in text and "ALTER TABLE orders" in text
     # production: approving a DB change asks for confirmation; Abort always does
     approve = next(b for b in _raw_buttons(msg) if b["action_id"] == Action.APPROVE)
@@ -144,10 +161,15 @@ def _raw_buttons(msg: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def test_decision_facts() -> None:
     inc = incident(
-        commits=["a", "b", "c"],
-        migrations=[{"revision": "f00d1234", "down_revision": "a1b2c3d4", "message": "add column"}],
-        code_method_recommended="revert",
-        code_method_reason="one merge commit",
+        assess={
+            "commits": [{"sha": c * 40, "subject": c} for c in "abc"],
+            "commit_count": 3,
+            "migrations": [
+                {"revision": "f00d1234", "down_revision": "a1b2c3d4", "message": "add column"}
+            ],
+            "code_method_recommended": "revert",
+            "code_method_reason": "one merge commit",
+        }
     )
     _, msg = blocks.gate(inc, gate(GateKind.DECISION))
     text = all_text({"blocks": msg})
@@ -208,7 +230,7 @@ def test_monitor_step_shape_and_real_commit_facts() -> None:
         ],
     }  # fmt: skip
     commits = [{"sha": "f" * 40, "short": "fffffff", "subject": "Break checkout", "merge": False}]
-    inc = incident(monitor=monitor, commits=commits, commit_count=42)
+    inc = incident(monitor=monitor, assess={"commits": commits, "commit_count": 42})
     body = all_text({"blocks": blocks.parent(inc)[1]})
     assert "Overall (5 min 00 s of 15 min 00 s, so far): availability 99.5% · errors 2" in body
     assert "`https://myapp.com/healthz` — availability 100% · p50 12.5 ms · p95 40 ms" in body
@@ -282,7 +304,7 @@ def test_pack_and_truncate() -> None:
 async def test_terminal_notifier_prints_the_thread(tmp_path: Path) -> None:
     out = io.StringIO()
     term = TerminalNotifier(out, files_dir=tmp_path)
-    inc = incident(commits=["a"])
+    inc = incident(assess={"commits": [{"sha": "a" * 40}], "commit_count": 1})
     await term.open_thread(inc)
     await term.update_parent(inc)  # unchanged: not printed again
     assert out.getvalue().count("Runbook checklist") == 1

@@ -11,6 +11,7 @@ from bot.errors import StepError
 from bot.sample.build import SampleRepo, git
 from bot.steps import code
 from bot.steps.context import StepContext
+from bot.workflow.facts import AssessFacts, CodeFacts
 from bot.workflow.model import StepId
 from runners.ssh import SshRunner
 from tests.fakes import (
@@ -38,9 +39,9 @@ def context(
     return make_context(apps, incident, SshRunner(apps.apps["myapp"]), tmp_path / "ws")
 
 
-async def assessed(ctx: StepContext, deployed: str = "v1.5.0") -> dict[str, Any]:
+async def assessed(ctx: StepContext, deployed: str = "v1.5.0") -> AssessFacts:
     facts = await code.assess_code(ctx, deployed)
-    ctx.incident.facts.update(facts)
+    ctx.incident.facts.store(facts)
     ctx.step = StepId.CODE
     return facts
 
@@ -55,16 +56,16 @@ async def test_assess_proposes_previous_tag_and_revert(
 ) -> None:
     ctx = context(sample_repo.origin, tmp_path)
     facts = await assessed(ctx)
-    assert facts["target"] == "v1.4.2"
-    assert facts["target_sha"] == sample_repo.tags["v1.4.2"]
-    assert facts["deployed_sha"] == sample_repo.tags["v1.5.0"]
-    assert facts["commit_count"] == 6
-    assert facts["git_log"] == git(["log", "--oneline", "v1.4.2..v1.5.0"], sample_repo.origin)
-    assert [m["sha"] for m in facts["merges"]] == sample_repo.merges[::-1]
-    assert facts["code_methods"] == ["revert", "tag"]
-    assert facts["code_method_recommended"] == "revert"
-    assert "keeps the history" in facts["code_method_reason"]
-    assert facts["hotfix_branch"] == BRANCH
+    assert facts.target == "v1.4.2"
+    assert facts.target_sha == sample_repo.tags["v1.4.2"]
+    assert facts.deployed_sha == sample_repo.tags["v1.5.0"]
+    assert facts.commit_count == 6
+    assert facts.git_log == git(["log", "--oneline", "v1.4.2..v1.5.0"], sample_repo.origin)
+    assert [m.sha for m in facts.merges] == sample_repo.merges[::-1]
+    assert facts.code_methods == ["revert", "tag"]
+    assert facts.code_method_recommended == "revert"
+    assert "keeps the history" in facts.code_method_reason
+    assert facts.hotfix_branch == BRANCH
     assert (code.app_repo(ctx).path / ".git").is_dir()
     assert code.app_repo(ctx).path.parent == tmp_path / "ws" / "repos"
 
@@ -89,7 +90,7 @@ async def test_run_pushes_revert_branch_and_is_idempotent(
     out = await code.run(ctx)
     origin = sample_repo.origin
     sha = git(["rev-parse", f"refs/heads/{BRANCH}"], origin)
-    assert out.facts == {"hotfix_ref": BRANCH, "hotfix_sha": sha, "code_method": "revert"}
+    assert out.facts == CodeFacts(hotfix_ref=BRANCH, hotfix_sha=sha, method="revert")
     assert git(["diff", "--stat", "v1.4.2", BRANCH], origin) == ""
     assert git(["merge-base", "--is-ancestor", "v1.5.0", BRANCH], origin) == ""
     said = notifier(ctx).text
@@ -99,9 +100,11 @@ async def test_run_pushes_revert_branch_and_is_idempotent(
         assert line in said  # the undone commits, as `git log --oneline` shows them
     assert 'Revert "Release 1.5.0"' in said
 
-    ctx.incident.facts.update(out.facts)
+    assert isinstance(out.facts, CodeFacts)
+    ctx.incident.facts.store(out.facts)
     again = await code.run(ctx)
-    assert again.facts["hotfix_sha"] == sha
+    assert isinstance(again.facts, CodeFacts)
+    assert again.facts.hotfix_sha == sha
     assert again.summary.startswith("Reused")
     assert git(["rev-parse", f"refs/heads/{BRANCH}"], origin) == sha
 
@@ -109,10 +112,11 @@ async def test_run_pushes_revert_branch_and_is_idempotent(
 async def test_run_tag_method(sample_repo: SampleRepo, tmp_path: Path) -> None:
     ctx = context(sample_repo.origin, tmp_path)
     await assessed(ctx)
-    ctx.incident.facts["code_method"] = "tag"
+    ctx.incident.facts.code_method = "tag"
     out = await code.run(ctx)
-    assert out.facts["hotfix_sha"] == sample_repo.tags["v1.4.2"]
-    assert out.facts["code_method"] == "tag"
+    assert isinstance(out.facts, CodeFacts)
+    assert out.facts.hotfix_sha == sample_repo.tags["v1.4.2"]
+    assert out.facts.method == "tag"
     assert (
         git(["rev-parse", f"refs/heads/{BRANCH}"], sample_repo.origin)
         == (sample_repo.tags["v1.4.2"])
@@ -129,11 +133,11 @@ async def test_run_refuses_what_it_did_not_make(sample_repo: SampleRepo, tmp_pat
         await code.run(ctx)
     git(["push", "--quiet", "origin", f":refs/heads/{BRANCH}"], dev)
 
-    ctx.incident.facts["code_method"] = "teleport"
+    ctx.incident.facts.code_method = "teleport"  # type: ignore[assignment]
     with pytest.raises(StepError, match="unknown way"):
         await code.run(ctx)
-    ctx.incident.facts["code_method"] = "revert"
-    ctx.incident.facts["code_methods"] = ["tag"]
+    ctx.incident.facts.code_method = "revert"
+    ctx.incident.facts.assess.code_methods = ["tag"]
     with pytest.raises(StepError, match="not possible"):
         await code.run(ctx)
 
@@ -167,12 +171,13 @@ async def test_hosts_fetch_exactly_the_hotfix_ref(ssh_env: SshEnv, tmp_path: Pat
     try:
         await assessed(ctx)
         out = await code.run(ctx)
-        ctx.incident.facts.update(out.facts)
-        results = await ctx.run_all("fetch", ref=out.facts["hotfix_ref"])
+        assert isinstance(out.facts, CodeFacts)
+        ctx.incident.facts.store(out.facts)
+        results = await ctx.run_all("fetch", ref=out.facts.hotfix_ref)
         assert all(not isinstance(r, StepError) and r.ok for r in results.values()), results
     finally:
         await ctx.hosts.close()
     host = ssh_env.hosts[0]
-    assert host.run("git rev-parse HEAD").strip() == out.facts["hotfix_sha"]
+    assert host.run("git rev-parse HEAD").strip() == ctx.incident.facts.code.hotfix_sha
     assert "BROKEN = False" in host.run("cat app.py")
     assert host.run("cat VERSION").strip() == "1.4.2"

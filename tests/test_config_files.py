@@ -30,7 +30,7 @@ from bot.apps_file import (
     load_apps,
 )
 from bot.errors import ConfigError
-from runners import templates
+from runners.strategies import strategy
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config" / "apps.example.yaml"
@@ -142,7 +142,7 @@ def test_the_example_shows_every_key_the_model_accepts() -> None:
     assert set(app["verify"]) == _keys(VerifyConfig)
     assert set(app["watch"]) == _keys(WatchConfig)
     assert _union(app["webhooks"]) == _keys(WebhookConfig)
-    assert set(app["deploy"]["commands"]) | {"stop", "start"} == set(templates.SYSTEMD)
+    assert set(app["deploy"]["commands"]) | {"stop", "start"} == set(strategy("systemd").defaults)
 
 
 def test_no_live_apps_file_is_shipped() -> None:

@@ -14,6 +14,7 @@ from bot.errors import StepError
 from bot.sample.build import SampleRepo
 from bot.steps import code, database
 from bot.steps.context import StepContext
+from bot.workflow.facts import AssessFacts, MigrationFact
 from bot.workflow.model import Criterion, StepId
 from runners.ssh import SshRunner
 from tests.fakes import RecordingNotifier, apps_file, make_context, new_incident, with_step_commands
@@ -38,18 +39,19 @@ def context(env: SshEnv, tmp_path: Path, config: dict[str, Any] | None = None) -
     return make_context(apps, incident, SshRunner(apps.apps["myapp"]), tmp_path / "ws")
 
 
-async def assessed(ctx: StepContext, deployed: str = "v1.5.0") -> dict[str, Any]:
+async def assessed(ctx: StepContext, deployed: str = "v1.5.0") -> AssessFacts:
     facts = await code.assess_code(ctx, deployed)
-    ctx.incident.facts.update(facts)
-    db = await database.assess_db(ctx, str(facts["target"]))
-    ctx.incident.facts.update(db)
-    return db
+    ctx.incident.facts.store(facts)
+    facts = facts.with_db(await database.assess_db(ctx, facts.target))
+    ctx.incident.facts.store(facts)
+    return facts
 
 
 async def step(ctx: StepContext, step_id: StepId, body: Any) -> Any:
     ctx.step = step_id
     out = await body(ctx)
-    ctx.incident.facts.update(out.facts)
+    if out.facts is not None:
+        ctx.incident.facts.store(out.facts)
     return out
 
 
@@ -90,28 +92,35 @@ async def test_assess_and_a_backup_that_is_not_there(
     env = ssh_env_migrated
     ctx = context(env, tmp_path)
     facts = await assessed(ctx)
-    assert facts["db_current_revision"] == V150
-    assert facts["db_target_revision"] == V142
-    assert [m["revision"] for m in facts["migrations"]] == [V150, "c3d4e5f6a1b2"]
-    assert facts["migrations"][1] == {
-        "revision": "c3d4e5f6a1b2",
-        "down_revision": V142,
-        "message": "add column orders.coupon",
-        "irreversible": False,
-    }
-    assert facts["irreversible"] is False
-    assert facts["db_summary"] == (
+    assert facts.db_current_revision == V150
+    assert facts.db_target_revision == V142
+    assert [m.revision for m in facts.migrations] == [V150, "c3d4e5f6a1b2"]
+    assert facts.migrations[1] == MigrationFact(
+        revision="c3d4e5f6a1b2",
+        down_revision=V142,
+        message="add column orders.coupon",
+        irreversible=False,
+    )
+    assert facts.irreversible is False
+    assert facts.db_summary == (
         "migrations: 2 to undo (d4e5 → b2c3: create table coupons; add column orders.coupon)"
     )
 
     config = with_step_commands(env.app_config())
     config["database"]["backup"] = "true"  # succeeds, writes nothing
     bad = context(env, tmp_path, config)
-    bad.incident.facts.update(ctx.incident.facts)
+    bad.incident.facts = ctx.incident.facts.model_copy(deep=True)
     with pytest.raises(StepError, match="missing or empty"):
         await step(bad, StepId.DB_PREPARE, database.prepare)
+    # A full disk: the dump "succeeds" and leaves an empty file.
+    config["database"]["backup"] = ": > {backup}"
+    full = context(env, tmp_path, config)
+    full.incident.facts = ctx.incident.facts.model_copy(deep=True)
+    with pytest.raises(StepError, match="missing or empty"):
+        await step(full, StepId.DB_PREPARE, database.prepare)
     await ctx.hosts.close()
     await bad.hosts.close()
+    await full.hosts.close()
 
 
 @pytest.mark.hosts(1)
@@ -125,23 +134,23 @@ async def test_backup_preview_and_downgrade(ssh_env_migrated: SshEnv, tmp_path: 
         await assessed(ctx)
         prep = await step(ctx, StepId.DB_PREPARE, database.prepare)
         facts = prep.facts
-        own = facts["db_backup"]
-        assert own["own"] and own["name"].startswith("myapp-INC-42-") and own["size"] > 1000
-        assert Path(own["path"]).parent == backup_dir(env)
-        assert "CREATE TABLE public.coupons" in read(own["path"])
-        assert [b["path"] for b in facts["db_backups"]] == [own["path"], str(later), str(nightly)]
-        assert [b["before_deploy"] for b in facts["db_backups"]] == [False, False, True]
-        assert facts["db_restore_default"] == str(nightly)
-        assert facts["db_recommended"] == "downgrade" and facts["db_irreversible"] is False
-        preview = facts["db_sql_preview"]
+        own = facts.backup
+        assert own.own and own.name.startswith("myapp-INC-42-") and own.size > 1000
+        assert Path(own.path).parent == backup_dir(env)
+        assert "CREATE TABLE public.coupons" in read(own.path)
+        assert [b.path for b in facts.backups] == [own.path, str(later), str(nightly)]
+        assert [b.before_deploy for b in facts.backups] == [False, False, True]
+        assert facts.restore_default == str(nightly)
+        assert facts.recommended == "downgrade" and facts.irreversible is False
+        preview = facts.sql_preview
         assert "DROP TABLE coupons" in preview
         assert "ALTER TABLE orders DROP COLUMN coupon" in preview
         assert "INFO" not in preview
-        (name, content, title) = notifier(ctx).uploads[0]
+        (name, content, title, _) = notifier(ctx).uploads[0]
         assert name == "downgrade-myapp-d4e5-to-b2c3.sql"
         assert f"UPDATE alembic_version SET version_num='{V142}'" in content
         assert title == f"alembic downgrade --sql {V150}:{V142}"
-        assert f"Backup `{own['name']}` taken on web1" in notifier(ctx).text
+        assert f"Backup `{own.name}` taken on web1" in notifier(ctx).text
 
         ctx.incident.db_method = "downgrade"
         out = await step(ctx, StepId.DB_ROLLBACK, database.rollback)
@@ -167,13 +176,13 @@ async def test_restore_from_backup(ssh_env_migrated: SshEnv, tmp_path: Path) -> 
     try:
         await assessed(ctx)
         await step(ctx, StepId.DB_PREPARE, database.prepare)
-        assert ctx.facts["db_restore_default"] == str(nightly)
+        assert ctx.facts.db.restore_default == str(nightly)
 
         ctx.incident.db_method = "restore"
-        ctx.incident.facts["restore_backup"] = "/etc/passwd"
+        ctx.incident.facts.restore_backup = "/etc/passwd"
         with pytest.raises(StepError, match="not one of the backups offered"):
             await step(ctx, StepId.DB_ROLLBACK, database.rollback)
-        del ctx.incident.facts["restore_backup"]
+        ctx.incident.facts.restore_backup = ""
 
         out = await step(ctx, StepId.DB_ROLLBACK, database.rollback)
         assert out.criteria == {Criterion.DATABASE: True}
@@ -183,7 +192,7 @@ async def test_restore_from_backup(ssh_env_migrated: SshEnv, tmp_path: Path) -> 
         assert "Verify after restore on web1:\n```\n3\n```" in said
         assert "App stopped on 2 host(s)" in said
         for host in env.hosts:
-            assert "stopped pid" in notifier(ctx).output_of(host.name)
+            assert any("stopped pid" in line for line in notifier(ctx).output_of(host.name))
             # stopped until the redeploy starts the old version (not 1.5.0 on the old schema)
             assert host.run("./run.sh status", check=False).startswith("stopped")
         assert set(out.hosts) == {"web1", "web2"} and all(h.ok for h in out.hosts.values())
@@ -191,7 +200,8 @@ async def test_restore_from_backup(ssh_env_migrated: SshEnv, tmp_path: Path) -> 
 
         # The bot's own backup is always offered, but it holds the new schema: the step fails
         # there, so a person picks another backup before anything else runs.
-        ctx.incident.facts["restore_backup"] = ctx.facts["db_backup"]["path"]
+        assert ctx.facts.db.backup is not None
+        ctx.incident.facts.restore_backup = ctx.facts.db.backup.path
         with pytest.raises(StepError, match="not the target") as err:
             await step(ctx, StepId.DB_ROLLBACK, database.rollback)
         assert "does not match the old code's schema" in str(err.value)
@@ -219,17 +229,17 @@ async def test_irreversible_downgrade_recommends_restore(
     ctx = context(env, tmp_path, config)
     try:
         facts = await assessed(ctx, deployed="v1.6.0")
-        assert ctx.facts["target"] == "v1.5.0"
-        assert facts["migrations"][0]["revision"] == "e5f6a1b2c3d4"
-        assert facts["irreversible"] is True
+        assert ctx.incident.target == "v1.5.0"
+        assert facts.migrations[0].revision == "e5f6a1b2c3d4"
+        assert facts.irreversible is True
 
         prep = await step(ctx, StepId.DB_PREPARE, database.prepare)
-        assert prep.facts["db_irreversible"] is True
-        assert prep.facts["db_recommended"] == "restore"
-        assert prep.facts["db_restore_default"] == str(nightly)
-        assert "e5f6a1b2c3d4 cannot be undone" in prep.facts["db_risk"]
-        assert "myapp-nightly.sql" in prep.facts["db_risk"]
-        assert "could not be generated" in prep.facts["db_sql_preview"]
+        assert prep.facts.irreversible is True
+        assert prep.facts.recommended == "restore"
+        assert prep.facts.restore_default == str(nightly)
+        assert "e5f6a1b2c3d4 cannot be undone" in prep.facts.risk
+        assert "myapp-nightly.sql" in prep.facts.risk
+        assert "could not be generated" in prep.facts.sql_preview
         assert ":warning:" in notifier(ctx).text
 
         ctx.incident.db_method = "downgrade"

@@ -262,10 +262,10 @@ async def production_incident(
     assert incident.status.value == "completed"
     assert db_revision(env.db_url) == "b2c3d4e5f6a1"
     for host in env.hosts:
-        assert host.run("git rev-parse HEAD").strip() == incident.facts["hotfix_sha"]
+        assert host.run("git rev-parse HEAD").strip() == incident.facts.code.hotfix_sha
         assert host.run("cat VERSION").strip() == "1.4.2"
         assert health(host.health_url) == 200
-    report = Path(incident.facts["report_path"])
+    report = Path(incident.facts.report.path)
     assert report.parent == clone / "incidents"  # the default `incidents/`, from the clone
     assert "What failed" in report.read_text()
     assert (clone / "var" / "repos").is_dir()  # the default workspace: the clone's var/

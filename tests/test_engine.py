@@ -22,6 +22,9 @@ class RecordingQueue:
     async def enqueue_step(self, incident_id: str, step: StepId, attempt: int) -> None:
         self.jobs.append((incident_id, step, attempt))
 
+    async def hand_over(self, incident_id: str, step: StepId, attempt: int) -> None:
+        self.jobs.append((incident_id, step, attempt))
+
 
 def engine(tmp_path: Path, calls: list[StepId]) -> tuple[Engine, RecordingQueue, MemoryStore]:
     apps = parse_apps(
@@ -96,3 +99,38 @@ async def test_a_lost_lock_stops_the_step_before_its_side_effects(tmp_path: Path
     assert incident is not None and incident.status is Status.PAUSED
     rec = incident.step(StepId.PREREQUISITES)
     assert rec.error is not None and "no longer holds the lock" in rec.error.what
+
+
+async def test_a_lock_taken_a_moment_ago_by_an_incident_being_opened_is_respected(
+    tmp_path: Path,
+) -> None:
+    """The lock is taken before the incident is stored: a second /rollback in between must
+    not take it over as if it were left by a crash."""
+    import asyncio
+
+    from bot.errors import UserFacingError
+    from bot.workflow.machine import new_steps
+    from bot.workflow.model import Incident
+
+    eng, _, store = engine(tmp_path, [])
+    token = await store.acquire_lock("myapp", "opening")
+    assert isinstance(token, int)
+
+    async def stored_soon() -> None:
+        await asyncio.sleep(0.3)
+        await store.create(
+            Incident(id="opening", app="myapp", environment="staging", requested_version=None,
+                     requested_by="U0ALICE", steps=new_steps(), lock_token=token)
+        )  # fmt: skip
+
+    creating = asyncio.create_task(stored_soon())
+    try:
+        await open_incident(eng)
+        raise AssertionError("a second incident was opened")
+    except UserFacingError as exc:
+        assert "already has an open incident `opening`" in str(exc)
+    await creating
+    # A lock whose incident never appears (its opener crashed) is taken over.
+    await store.release_lock("myapp", "opening")
+    assert isinstance(await store.acquire_lock("myapp", "crashed"), int)
+    assert await open_incident(eng)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from bot.errors import StepError, UserFacingError
 from bot.sample.build import SampleRepo, git
-from runners.git import AppRepo, RevertConflict, hotfix_branch, redact
+from runners.git import AppRepo, RevertConflict, commit_files, hotfix_branch, redact
 
 HOOK = """#!/bin/sh
 while read old new ref; do
@@ -266,3 +267,27 @@ def test_paths_in_settings_and_apps_file_are_absolute(
     assert a.ssh.client_keys == [str(tmp_path / "keys" / "id")]
     assert apps.incidents.dir == str(tmp_path / "inc")
     assert apps.apps["b"].repo == "git@github.com:acme/myapp.git"
+
+
+def test_the_report_commit_uses_the_operators_git_ssh_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One git adapter: the report's push goes through GIT_SSH_COMMAND like every other."""
+    fake_ssh = tmp_path / "fake-ssh"
+    used = tmp_path / "ssh-used"
+    fake_ssh.write_text(f'#!/bin/sh\necho "$@" > {used}\nexit 255\n')
+    fake_ssh.chmod(0o755)
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(fake_ssh))
+    work = tmp_path / "incidents"
+    work.mkdir()
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["remote", "add", "origin", "ssh://git@example.invalid/acme/incidents.git"],
+    ):
+        subprocess.run(["git", *args], cwd=work, check=True)
+    report = work / "rollback.md"
+    report.write_text("# Incident report\n")
+    committed = commit_files([report], "Incident report")
+    assert committed.sha and not committed.pushed
+    assert committed.push_error  # the push failed, and says so
+    assert "example.invalid" in used.read_text()  # through the operator's ssh command

@@ -14,7 +14,7 @@ from aiohttp import web
 from bot.apps_file import HealthCheck
 from bot.errors import ConfigError
 from runners import health
-from tests.fakes_steps import make_apps
+from tests.fakes import make_apps
 
 
 @pytest.fixture

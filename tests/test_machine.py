@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.workflow.facts import AssessFacts, MigrationFact
 from bot.workflow.machine import (
     Answer,
     AskGate,
@@ -67,7 +68,7 @@ def test_happy_path_in_production_needs_decision_start_approval_and_db_approval(
     inc, effects = transition(incident(), Begin(), pol)
     assert effects == [RunStep(StepId.PREREQUISITES, 1)]
     inc = run(inc, StepId.PREREQUISITES, pol)
-    inc = run(inc, StepId.ASSESS, pol, facts={"migrations": [{"revision": "c3"}]})
+    inc = run(inc, StepId.ASSESS, pol, facts=AssessFacts(migrations=[MigrationFact(revision="c3")]))
     assert inc.status is Status.WAITING and inc.gate and inc.gate.kind is GateKind.DECISION
     inc = answer(inc, CAROL, "roll_back", pol)
     assert inc.gate and inc.gate.kind is GateKind.APPROVE_START
@@ -207,7 +208,7 @@ def test_a_failed_downgrade_offers_restore_to_an_approver() -> None:
         transition(inc, Answer(token, CAROL, "restore", "/b/old.sql"), pol)
     restored, _ = transition(inc, Answer(token, ALICE, "restore", "/b/old.sql"), pol)
     assert restored.db_method == "restore"
-    assert restored.facts["restore_backup"] == "/b/old.sql"
+    assert restored.facts.restore_backup == "/b/old.sql"
     assert restored.step(StepId.DB_ROLLBACK).status is StepStatus.PENDING
     with pytest.raises(Rejected, match="not an answer"):
         transition(inc, Answer(token, ALICE, "fix_forward"), pol)

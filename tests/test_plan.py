@@ -50,6 +50,9 @@ class _Queue:
     async def enqueue_step(self, incident_id: str, step: Any, attempt: int) -> None:
         raise AssertionError("planning enqueued a step")
 
+    async def hand_over(self, incident_id: str, step: Any, attempt: int) -> None:
+        raise AssertionError("planning handed a step over")
+
 
 @pytest.fixture
 async def store(redis_url: str) -> AsyncIterator[RedisStore]:

@@ -17,7 +17,7 @@ from bot.sample.build import git
 from bot.steps import redeploy
 from bot.workflow.model import Criterion, StepId
 from runners.ssh import SshRunner
-from tests.fakes_steps import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
+from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
 from tests.fixtures_hosts import MakeSshEnv, SshEnv, TestHost
 
 
@@ -53,7 +53,7 @@ async def test_all_hosts_redeployed_at_once(ssh_env: SshEnv, runners: list[SshRu
     notifier = RecordingNotifier()
     # 'tag' method: the hotfix commit is the tag's commit, which every host must be on
     incident = make_incident()
-    incident.facts["target_sha"] = ssh_env.repo.tags["v1.4.2"]
+    incident.facts.assess.target_sha = ssh_env.repo.tags["v1.4.2"]
     ctx = make_ctx(
         apps, runner_for(apps, runners), step=StepId.REDEPLOY, incident=incident, notifier=notifier
     )
@@ -68,15 +68,15 @@ async def test_all_hosts_redeployed_at_once(ssh_env: SshEnv, runners: list[SshRu
         assert describe(host) == "v1.4.2"
         assert host.run("cat VERSION").strip() == "1.4.2"
         assert status_of(host.health_url) == 200
-        at = datetime.fromisoformat(outcome.facts["restart_at"][host.name])
+        at = datetime.fromisoformat(outcome.facts.restart_at[host.name])
         assert before < at < datetime.now(UTC) + timedelta(seconds=5)
         out = "\n".join(notifier.output_of(host.name))
         assert "started 1.4.2" in out and "running 1.4.2" in out  # restart and status streamed
         assert "requirements.txt unchanged: install skipped" in out
-    assert outcome.facts["redeployed_hosts"] == ["web1", "web2"]
-    assert outcome.facts["versions_by_host"] == {"web1": "v1.4.2", "web2": "v1.4.2"}
+    assert outcome.facts.redeployed_hosts == ["web1", "web2"]
+    assert outcome.facts.versions_by_host == {"web1": "v1.4.2", "web2": "v1.4.2"}
     # the hotfix ref was missing, so the target itself was fetched
-    assert outcome.facts["redeploy_ref"] == "v1.4.2"
+    assert outcome.facts.ref == "v1.4.2"
     assert "v1.4.2" in outcome.summary
 
 
@@ -107,7 +107,7 @@ async def test_rolling_stops_at_failing_batch_and_retry_redoes_the_rest(
     assert not any("Batch 3/3" in s for s in notifier.said)
     assert describe(web1) == "v1.4.2" and status_of(web1.health_url) == 200
     assert describe(web3) == "v1.5.0" and status_of(web3.health_url) == 500  # not touched
-    assert incident.facts["redeployed_hosts"] == ["web1"]  # kept for the Retry
+    assert incident.facts.redeploy.redeployed_hosts == ["web1"]  # kept for the Retry
 
     # Retry after the cause is fixed: only web2 and web3 are redeployed.
     web2.run(f"echo {web2.app_port} > .port")
@@ -116,7 +116,7 @@ async def test_rolling_stops_at_failing_batch_and_retry_redoes_the_rest(
         apps, runner_for(apps, runners), step=StepId.REDEPLOY, incident=incident, notifier=notifier
     )
     outcome = await redeploy.run(ctx)
-    assert outcome.facts["redeployed_hosts"] == ["web1", "web2", "web3"]
+    assert outcome.facts.redeployed_hosts == ["web1", "web2", "web3"]
     assert notifier.output_of("web1") == []
     assert notifier.output_of("web2") and notifier.output_of("web3")
     assert any("Already on v1.4.2: web1" in s for s in notifier.said)
@@ -148,9 +148,13 @@ async def test_revert_hotfix_checked_by_sha(
     app["deploy"]["commands"]["install"] = "echo installing dependencies"
     apps = make_apps(app)
     notifier = RecordingNotifier()
-    facts = {"target": "v1.4.2", "hotfix_ref": "hotfix/rollback-myapp-v1.4.2-ab12"}
-
-    incident = make_incident(facts={**facts, "hotfix_sha": "0" * 40})
+    branch = "hotfix/rollback-myapp-v1.4.2-ab12"
+    incident = make_incident(
+        facts={
+            "assess": {"target": "v1.4.2"},
+            "code": {"hotfix_ref": branch, "hotfix_sha": "0" * 40},
+        }
+    )
     ctx = make_ctx(
         apps, runner_for(apps, runners), step=StepId.REDEPLOY, incident=incident, notifier=notifier
     )
@@ -161,18 +165,18 @@ async def test_revert_hotfix_checked_by_sha(
     with pytest.raises(HostError, match=off):
         await redeploy.run(ctx)
     assert "installing dependencies" in notifier.output_of("web1")  # requirements.txt changed
-    assert incident.facts["redeployed_hosts"] == []
+    assert incident.facts.redeploy.redeployed_hosts == []
 
     # Retry with the right commit: the checkout is already new, yet install runs again, since
     # the first attempt's install may be what failed.
     notifier.lines.clear()
-    incident.facts["hotfix_sha"] = sha
+    incident.facts.code.hotfix_sha = sha
     ctx = make_ctx(
         apps, runner_for(apps, runners), step=StepId.REDEPLOY, incident=incident, notifier=notifier
     )
     outcome = await redeploy.run(ctx)
     assert "installing dependencies" in notifier.output_of("web1")
-    assert outcome.facts["versions_by_host"]["web1"].startswith("v1.4.2-1-g")
+    assert outcome.facts.versions_by_host["web1"].startswith("v1.4.2-1-g")
     assert env.hosts[0].run("git rev-parse HEAD").strip() == sha
     assert status_of(env.hosts[0].health_url) == 200
 

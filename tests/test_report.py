@@ -12,6 +12,7 @@ import pytest
 from bot.ports import AuditEntry
 from bot.report_md import render_report
 from bot.steps import report
+from bot.workflow.facts import Facts, MonitorFacts
 from bot.workflow.model import (
     Approval,
     Criterion,
@@ -23,7 +24,7 @@ from bot.workflow.model import (
     StepStatus,
 )
 from bot.workflow.steps import STEPS
-from tests.fakes_steps import RecordingNotifier, make_apps, make_ctx, make_incident
+from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident
 
 OPENED = datetime(2024, 5, 2, 10, 0, 0, tzinfo=UTC)
 
@@ -47,13 +48,16 @@ def git(*args: str, cwd: Path) -> str:
 
 def recovered_incident(**kw: Any) -> Incident:
     inc = make_incident(created_at=OPENED, updated_at=OPENED + timedelta(minutes=21), **kw)
-    inc.facts.update(
+    inc.facts = Facts.model_validate(
         {
-            "deployed": "v1.5.0",
-            "deployed_by_host": {"web1": "v1.5.0", "web2": "v1.5.0"},
-            "target_sha": "0123456789abcdef0123456789abcdef01234567",
-            "migrations": ["d4e5f6a1b2c3", "c3d4e5f6a1b2"],
-            "hotfix_ref": "hotfix/rollback-myapp-v1.4.2-ab12",
+            "assess": {
+                "deployed": "v1.5.0",
+                "target": "v1.4.2",
+                "deployed_by_host": {"web1": "v1.5.0", "web2": "v1.5.0"},
+                "target_sha": "0123456789abcdef0123456789abcdef01234567",
+                "migrations": [{"revision": "d4e5f6a1b2c3"}, {"revision": "c3d4e5f6a1b2"}],
+            },
+            "code": {"hotfix_ref": "hotfix/rollback-myapp-v1.4.2-ab12"},
             "monitor": {
                 "elapsed": 900,
                 "availability": 99.5,
@@ -153,7 +157,7 @@ def test_report_says_what_is_not_met() -> None:
     inc = recovered_incident()
     inc.criteria[Criterion.LOGS] = False
     inc.criteria[Criterion.MONITORED] = None
-    inc.facts.pop("monitor")
+    inc.facts.monitor = MonitorFacts()
     text = render_report(inc, [], STEPS)
     assert "- ❌ No errors in logs" in text
     assert "- ⬜ Monitored for the set time" in text
@@ -211,11 +215,11 @@ async def test_report_committed_and_pushed(
     path = work / "incidents" / "rollback-20240502-myapp-ab12.md"
     postmortem = work / "incidents" / "postmortem-20240502-myapp-ab12.md"
     assert outcome.criteria == {Criterion.REPORT: True}
-    assert outcome.facts["report_path"] == str(path)
-    assert outcome.facts["postmortem_path"] == str(postmortem)
+    assert outcome.facts.path == str(path)
+    assert outcome.facts.postmortem_path == str(postmortem)
     assert "## Timeline" in path.read_text()
     assert "Plan the fix" in postmortem.read_text()
-    sha = outcome.facts["report_commit"]
+    sha = outcome.facts.commit
     assert sha == git("rev-parse", "HEAD", cwd=work)
     files = git("show", "--name-only", "--format=%s", sha, cwd=work).splitlines()
     assert files[0] == "Incident report: myapp rolled back to v1.4.2 (ab12)"
@@ -224,18 +228,18 @@ async def test_report_committed_and_pushed(
         "incidents/rollback-20240502-myapp-ab12.md",
     ]
     assert git("diff", "--cached", "--name-only", cwd=work) == "notes.txt"  # left staged
-    assert outcome.facts["report_pushed"] is True
+    assert outcome.facts.pushed is True
     assert git("rev-parse", "main", cwd=remote) == sha
-    assert [u["filename"] for u in notifier.uploads] == [path.name, postmortem.name]
-    assert notifier.uploads[0]["content"] == path.read_text()
-    assert f"commit `{sha[:10]}` (pushed)" in notifier.uploads[0]["comment"]
+    assert [u.filename for u in notifier.uploads] == [path.name, postmortem.name]
+    assert notifier.uploads[0].content == path.read_text()
+    assert f"commit `{sha[:10]}` (pushed)" in notifier.uploads[0].comment
 
     # Again (Retry): the report is rewritten and committed again; the postmortem is kept.
     postmortem.write_text("# Postmortem\n\nRoot cause: a flag.\n")
     git("commit", "--quiet", "-m", "postmortem", "--", postmortem.name, cwd=postmortem.parent)
-    inc.facts["monitor"]["availability"] = 100.0
+    inc.facts.monitor.availability = 100.0
     again = await report.run(_ctx(tmp_path, "ops/incidents/", inc, notifier))
-    assert again.facts["report_commit"] != sha
+    assert again.facts.commit != sha
     assert "availability 100%" in path.read_text()
     assert "Root cause: a flag." in postmortem.read_text()
 
@@ -247,15 +251,15 @@ async def test_plain_directory_and_failing_push(
     plain = tmp_path / "plain"
     outcome = await report.run(_ctx(tmp_path, str(plain), recovered_incident(), notifier))
     assert (plain / "rollback-20240502-myapp-ab12.md").exists()
-    assert outcome.facts["report_commit"] is None
-    assert "not a git checkout" in notifier.uploads[0]["comment"]
+    assert outcome.facts.commit == ""
+    assert "not a git checkout" in notifier.uploads[0].comment
     assert outcome.criteria == {Criterion.REPORT: True}
 
     _, work = incidents_repo
     git("remote", "set-url", "origin", str(tmp_path / "gone.git"), cwd=work)
     notifier = RecordingNotifier()
     outcome = await report.run(_ctx(tmp_path, str(work), recovered_incident(), notifier))
-    assert outcome.facts["report_commit"] == git("rev-parse", "HEAD", cwd=work)
-    assert outcome.facts["report_pushed"] is False
+    assert outcome.facts.commit == git("rev-parse", "HEAD", cwd=work)
+    assert outcome.facts.pushed is False
     assert any("the push failed" in s for s in notifier.said)
     assert outcome.criteria == {Criterion.REPORT: True}  # not fatal

@@ -53,7 +53,9 @@ async def test_rollback_opens_incident_and_assesses_every_host(
         assert expected in parent, expected
 
     thread = bot.thread_text()
-    assert "[web1]" in thread or "web1" in thread
+    # each host's output of the version command, under its name and the step's
+    assert "`web1` · Assess the situation" in thread
+    assert "`web2` · Assess the situation" in thread
     assert "Deployed now: `v1.5.0`" in thread
     assert "Last good version: `v1.4.2`" in thread
     labels = [b.text for b in bot.slack.buttons(decision)]
@@ -167,6 +169,7 @@ async def test_unreachable_host_is_reported_per_host_and_the_bot_stays_up(
         async with b.session.get(f"{b.url}/healthz") as resp:
             assert resp.status == 200
         assert (await b.incident()).status.value == "paused"
+    assert not ssh_env.hosts[0].commands()  # the changed host key: refused before any command
 
 
 def test_a_bad_apps_file_stops_serve_with_file_key_and_reason(tmp_path: Path) -> None:

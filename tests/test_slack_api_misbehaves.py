@@ -12,7 +12,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.apps_file import parse_apps
 from handlers.groups import GroupResolver
-from handlers.notifier import make_client
+from handlers.slack_api import make_client
 from tests.fixtures_hosts import SshEnv
 from tests.test_rollback_command import START
 

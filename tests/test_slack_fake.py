@@ -6,7 +6,6 @@ import asyncio
 import json
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -31,12 +30,6 @@ from tests.slack_fake import (
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 CHANNEL = "C0INCIDENT"
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackFake]:
-    async with SlackFake() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from bot.apps_file import AppsFile, parse_apps
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Gate, GateKind, Incident, Status, StepId, StepStatus, utcnow
 from handlers.ids import Action, ButtonValue
-from handlers.notifier import SlackNotifier, make_client
+from handlers.notifier import SlackNotifier
+from handlers.slack_api import make_client
 from tests.slack_fake import SlackFake, all_text, buttons
 
 CHANNEL = "C0INCIDENT"
@@ -52,14 +53,8 @@ def new_incident() -> Incident:
         reason="checkout returns 500",
         requested_by="U0CAROL",
         steps=new_steps(),
-        facts={"deployed": "v1.4.0"},
+        facts={"assess": {"deployed": "v1.4.0"}},
     )
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackFake]:
-    async with SlackFake() as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -140,6 +135,7 @@ async def test_429_with_retry_after_is_retried(slack: SlackFake, notifier: Slack
     inc = await opened(notifier)
     slack.fail_next("chat.postMessage", status=429, retry_after=0)
     await notifier.say(inc, "Health checks are green")
+    await notifier.flush(inc)
     statuses = [c.status for c in slack.calls_to("chat.postMessage")]
     assert statuses[-2:] == [429, 200]
     assert "Health checks are green" in thread_text(slack, inc)
@@ -150,6 +146,7 @@ async def test_ok_false_ratelimited_is_retried(slack: SlackFake, notifier: Slack
     inc = await opened(notifier)
     slack.fail_next("chat.postMessage", ok_false="ratelimited", times=2)
     await notifier.say(inc, "still here")
+    await notifier.flush(inc)
     errors = [c.error for c in slack.calls_to("chat.postMessage")][-3:]
     assert errors == ["ratelimited", "ratelimited", None]
     assert "still here" in thread_text(slack, inc)
@@ -161,11 +158,13 @@ async def test_refused_messages_fall_back(slack: SlackFake, notifier: SlackNotif
     # A plain reply refused as too long: it lands in a simpler form.
     slack.fail_next("chat.postMessage", ok_false="msg_too_long")
     await notifier.say(inc, "first try refused")
+    await notifier.flush(inc)
     assert "first try refused" in thread_text(slack, inc)
     # A gate refused as invalid blocks: the minimal form still has every button.
     gate = Gate(kind=GateKind.RETRY, step=StepId.REDEPLOY, token="tok1", facts={"error": {}})
     slack.fail_next("chat.postMessage", ok_false="invalid_blocks")
     await notifier.ask(inc, gate)
+    await notifier.flush(inc)
     last = slack.thread(CHANNEL, inc.thread.ts if inc.thread else "")[-1]
     labels = [b.text for b in buttons(last)]
     assert "Retry" in labels and "Abort" in labels
@@ -192,10 +191,13 @@ async def test_other_errors_are_counted_not_raised(
     inc = await opened(notifier)
     slack.fail_next("chat.postMessage", ok_false="channel_not_found")
     await notifier.say(inc, "lost")
+    await notifier.flush(inc)
     slack.fail_next("chat.postMessage", status=500, times=5)
-    await notifier.say(inc, "server down")
-    assert notifier.failures == 2
-    assert notifier.failures_by_method["chat.postMessage"] == 2
+    await notifier.say(inc, "server down")  # Slack down a while: said late, not lost
+    await notifier.flush(inc)
+    assert notifier.failures == 1
+    assert notifier.failures_by_method["chat.postMessage"] == 1
+    assert "server down" in [m["text"] for m in slack.messages("C0INCIDENT")]
 
 
 async def test_parent_updates_coalesce_latest_wins(
@@ -241,6 +243,7 @@ async def test_gate_resolved_in_another_process(slack: SlackFake, notifier: Slac
     inc = await opened(notifier)
     gate = Gate(kind=GateKind.APPROVE_START, step=StepId.CODE, token="tok9")
     await notifier.ask(inc, gate)
+    await notifier.flush(inc)
     (msg,) = slack.thread(CHANNEL, inc.thread.ts if inc.thread else "")
     assert "<@U0ALICE>" in all_text(msg) and "<@U0CAROL> must approve" in all_text(msg)
     approve = next(b for b in buttons(msg) if b.action_id == Action.APPROVE)
@@ -254,12 +257,35 @@ async def test_gate_resolved_in_another_process(slack: SlackFake, notifier: Slac
     assert "Approved by <@U0ALICE>" in all_text(after)
 
 
+async def test_gate_found_on_a_later_page_of_the_thread(
+    slack: SlackFake, notifier: SlackNotifier
+) -> None:
+    inc = await opened(notifier)
+    for i in range(5):
+        await notifier.say(inc, f"line {i}")
+    gate = Gate(kind=GateKind.APPROVE_START, step=StepId.CODE, token="tok7")
+    await notifier.ask(inc, gate)
+    await notifier.flush(inc)
+    slack.replies_page = 2  # the gate is on the fourth page of the thread
+    other = SlackNotifier(make_client("xoxb-test", slack.api_url), apps(), min_interval=INTERVAL)
+    await other.resolve_gate(inc, "tok7", "approve by <@U0ALICE>")
+    await other.aclose()
+    thread = slack.thread(CHANNEL, inc.thread.ts if inc.thread else "")
+    (msg,) = [m for m in thread if "Approved by" in all_text(m)]
+    assert buttons(msg) == []
+    assert "Approved by <@U0ALICE>" in all_text(msg)
+    pages = slack.calls_to("conversations.replies")
+    assert len(pages) >= 3 and pages[1].args.get("cursor")
+
+
 async def test_upload_alert_ephemeral_home(slack: SlackFake, notifier: SlackNotifier) -> None:
     inc = await opened(notifier)
     await notifier.upload(inc, "report.md", "# Report\n", "Incident report", "Here it is")
+    await notifier.flush(inc)
     (f,) = slack.files
     assert f.filename == "report.md" and f.thread_ts == (inc.thread.ts if inc.thread else "")
     await notifier.alert(inc, "Error rate is climbing again")
+    await notifier.flush(inc)
     assert "Error rate is climbing again" in thread_text(slack, inc)
     for channel in NOTIFY:
         assert "Error rate is climbing again" in all_text(slack.messages(channel)[-1])
@@ -282,3 +308,32 @@ async def test_aclose_flushes_the_final_update(slack: SlackFake) -> None:
     await n.aclose()
     assert len(slack.calls_to("chat.update")) == 1
     assert "Recovered for good" in all_text(slack.message(CHANNEL, inc.thread.ts))
+
+
+async def test_messages_are_queued_in_order_and_never_wait_for_slack(
+    slack: SlackFake, notifier: SlackNotifier
+) -> None:
+    """The work never waits for Slack: a slow Slack and the pacing sit in the background, and
+    the thread still shows everything in the order it was said."""
+    inc = await opened(notifier)
+    mark = slack.mark()
+    slack.slow("chat.postMessage", 2.0, times=1)
+    gate = Gate(kind=GateKind.RETRY, step=StepId.REDEPLOY, token="tok5", facts={"error": {}})
+    await notifier.say(inc, "first")
+    await notifier.output(inc, StepId.REDEPLOY, "web1", "an output line")
+    await notifier.say(inc, "second")
+    await notifier.ask(inc, gate)
+    await notifier.alert(inc, "third, an alert")
+    await notifier.resolve_gate(inc, "tok5", "retry by <@U0CAROL>")
+    # Everything above returned at once: nothing has reached Slack yet.
+    assert posts_in_thread(slack, inc, mark) == []
+    await notifier.flush(inc)
+    texts = [all_text(m) for m in slack.thread(CHANNEL, inc.thread.ts if inc.thread else "")]
+    order = ["first", "an output line", "second", "Retry", "third, an alert"]
+    found = [next(i for i, text in enumerate(texts) if word in text) for word in order]
+    assert found == sorted(found), texts
+    # The answer waited for the gate's own message, then took its buttons away.
+    (gate_message,) = [m for m in slack.thread(CHANNEL, inc.thread.ts if inc.thread else "")
+                       if "Retry chosen by <@U0CAROL>" in all_text(m)]  # fmt: skip
+    assert buttons(gate_message) == []
+    slack.assert_no_errors()

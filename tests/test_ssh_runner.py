@@ -40,13 +40,47 @@ async def test_streams_lines_and_reuses_one_connection(ssh_env: SshEnv) -> None:
     assert log.count("Accepted publickey") == 1
 
 
-async def test_a_command_past_its_timeout_is_killed(ssh_env: SshEnv) -> None:
+async def test_a_command_that_hangs_mid_way_is_killed_and_the_others_go_on(
+    ssh_env: SshEnv,
+) -> None:
     r = runner(ssh_env)
+    lines: list[tuple[str, str]] = []
+
+    async def sink(host: str, line: str) -> None:
+        lines.append((host, line))
+
     try:
-        res = await r.run("web1", "sleep 30", timeout=1)
+        hung, other = await asyncio.gather(
+            r.run("web1", "echo half-way; sleep 60", timeout=3, on_line=sink),
+            r.run("web2", f"sleep 4; cd {ssh_env.workdir} && git describe --tags", timeout=30),
+        )
+        after = await r.run("web1", f"cd {ssh_env.workdir} && git describe --tags", timeout=10)
     finally:
         await r.close()
-    assert res.exit_status is None and "killed after 1s" in res.output
+    assert hung.exit_status is None and "killed after 3s" in hung.output
+    assert ("web1", "half-way") in lines, hung.output  # what it printed before it hung is kept
+    assert other.ok and other.output.strip() == "v1.5.0"  # the other host went on
+    assert after.ok and after.output.strip() == "v1.5.0"  # and the hung host is usable again
+
+
+async def test_a_connection_dropped_mid_stream_is_said_in_plain_words(ssh_env: SshEnv) -> None:
+    r = runner(ssh_env)
+    lines: list[str] = []
+
+    async def sink(host: str, line: str) -> None:
+        lines.append(line)
+
+    # The command's parent is the host's sshd session: killing it drops the connection.
+    dropping = "echo first; sleep 0.5; kill -9 $PPID; sleep 5; echo never"
+    try:
+        with pytest.raises(HostError, match=r"dropped|lost|closed") as err:
+            await asyncio.wait_for(r.run("web1", dropping, timeout=20, on_line=sink), 30)
+        again = await r.run("web1", f"cd {ssh_env.workdir} && git describe --tags")  # reconnects
+    finally:
+        await r.close()
+    assert err.value.host == "web1" and "Retry" in err.value.hint
+    assert lines == ["first"]
+    assert again.ok and again.output.strip() == "v1.5.0"
 
 
 async def test_wrong_key_is_an_auth_failure_in_plain_words(ssh_env: SshEnv, tmp_path: Path) -> None:

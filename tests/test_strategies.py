@@ -12,20 +12,20 @@ from __future__ import annotations
 import shlex
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bot.errors import HostError
-from bot.ports import CommandResult, LineSink
+from bot.ports import CommandResult, Decide, LineSink, ScriptCommand
 from bot.sample.build import git
 from bot.steps import redeploy, verify
 from bot.steps.context import StepContext
 from bot.workflow.model import Criterion, Incident, StepId
 from runners.ssh import SshRunner
-from tests.fakes_steps import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
+from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
 from tests.fixtures_hosts import MakeSshEnv, SshEnv, TestHost
 
 SERVICE = "myapp"
@@ -84,6 +84,21 @@ class RecordingRunner:
         self.sent.append((host, command))
         return await self.inner.run(host, command, timeout=timeout, on_line=on_line)
 
+    async def run_script(
+        self,
+        host: str,
+        commands: Sequence[ScriptCommand],
+        *,
+        timeout: float | None = None,
+        decide: Decide | None = None,
+        on_line: LineSink | None = None,
+    ) -> list[CommandResult | None]:
+        results = await self.inner.run_script(
+            host, commands, timeout=timeout, decide=decide, on_line=on_line
+        )
+        self.sent.extend((host, r.command) for r in results if r is not None)  # those that ran
+        return results
+
     async def close(self) -> None:
         await self.inner.close()
 
@@ -131,8 +146,9 @@ async def steps_for() -> AsyncIterator[StepsFor]:
         assert env.repo is not None
         incident = make_incident()
         # the 'tag' method: every host must end on the tag's commit
-        incident.facts["target_sha"] = env.repo.tags[TARGET]
-        incident.facts.update(facts)
+        incident.facts.assess.target_sha = env.repo.tags[TARGET]
+        for key, value in facts.items():  # the code step's facts (a hotfix branch)
+            setattr(incident.facts.code, key, value)
         made.append(Steps(env, app, incident))
         return made[-1]
 
@@ -153,8 +169,8 @@ def assert_logs_window(s: Steps, strategy: str, host: TestHost, call: str) -> No
     args = shlex.split(call)
     assert args[:-1] == LOGS_PREFIX[strategy], call
     facts = s.incident.facts
-    at = datetime.fromisoformat(facts["restart_at"][host.name])
-    offset = int(facts["host_utc_offset"][host.name])
+    at = datetime.fromisoformat(facts.redeploy.restart_at[host.name])
+    offset = int(facts.redeploy.host_utc_offset[host.name])
     assert args[-1] == verify.since_value(strategy, at, offset)
 
 
@@ -173,7 +189,7 @@ async def test_default_templates_roll_back_and_verify(
     verified = await verify.run(s.ctx(StepId.VERIFY))
 
     assert deployed.criteria == {Criterion.DEPLOYED: True}
-    assert deployed.facts["versions_by_host"] == {h.name: TARGET for h in ssh_env.hosts}
+    assert deployed.facts.versions_by_host == {h.name: TARGET for h in ssh_env.hosts}
     assert verified.criteria == {
         Criterion.HEALTH: True,
         Criterion.LOGS: True,
@@ -185,7 +201,7 @@ async def test_default_templates_roll_back_and_verify(
         calls = shim_calls(host)
         assert calls[:-1] == EXPECTED[strategy]  # verify ran nothing else through the shims
         assert_logs_window(s, strategy, host, calls[-1])
-        at = datetime.fromisoformat(s.incident.facts["restart_at"][host.name])
+        at = datetime.fromisoformat(s.incident.facts.redeploy.restart_at[host.name])
         assert started < at < datetime.now(UTC)
         assert "ERROR" in host.run("cat app.log")  # v1.5.0's errors are there, not counted
         assert verified.hosts[host.name].ok
@@ -200,7 +216,7 @@ async def test_default_templates_roll_back_and_verify(
         else:
             assert not any("install skipped" in line for line in out)
             assert any("myapp-app-1" in line and "running" in line for line in out)  # ps
-    assert f"✅ {ssh_env.hosts[0].name}: no errors in" in s.notifier.thread()
+    assert f"✅ {ssh_env.hosts[0].name}: no errors in" in s.notifier.text
 
 
 async def test_one_override_replaces_only_that_command(
@@ -272,7 +288,7 @@ async def test_failing_systemctl_restart_stops_the_rollout(
     assert f"Job for {SERVICE}.service failed" in err.detail
     assert "Already on the target: none." in err.hint and "Not started: web2." in err.hint
     assert not err.hosts["web1"].ok and "web2" not in err.hosts
-    assert s.incident.facts["redeployed_hosts"] == []
+    assert s.incident.facts.redeploy.redeployed_hosts == []
     # web1 stopped at the restart: no status, no version; web2 was never touched
     assert shim_calls(web1) == [f"systemctl restart {SERVICE}"]
     assert shim_calls(web2) == []

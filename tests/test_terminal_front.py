@@ -111,7 +111,7 @@ def test_enter_and_wrong_words_never_choose_ctrl_c_asks_and_twice_pauses(site: S
     child.sendline("checkout returns 500")
     child.expect_exact("Roll back or fix forward?")
     child.expect(
-        r"1\) Roll back to v1\.4\.2 \(revert merges\)  "
+        r"1\) Roll back to v1\.4\.2 \(revert merges\) \(recommended\)  "
         r"2\) Roll back to v1\.4\.2 \(take the tag\)  3\) Fix forward  4\) Abort"
     )
     child.expect_exact("Your choice [1-4]: ")
@@ -173,6 +173,8 @@ def test_numbered_choices_all_the_way_with_slack_down(site: Site, redis_url: str
     assert status == 0, out[-3000:]
     assert "Recovered: myapp is back on v1.4.2" in out
     assert "Approved by @alice" in out
+    assert "@alice approved the database downgrade." in out  # a Mention in a Message, by name
+    assert "@@" not in out and "#@" not in out
     assert "Stakeholders NOT told yet (Slack unreachable): #C0STAKEHOLDERS" in out
     assert "Stakeholders told" not in out
     assert not MARKUP.search(out), MARKUP.search(out)
@@ -198,7 +200,7 @@ def test_numbered_choices_all_the_way_with_slack_down(site: Site, redis_url: str
 
 
 def _client(slack: SlackFake) -> Any:
-    from handlers.notifier import make_client
+    from handlers.slack_api import make_client
 
     return make_client("xoxb-test", slack.api_url)
 
@@ -311,3 +313,26 @@ async def test_a_worker_that_reaches_slack_posts_the_held_notices(
     assert text.startswith("(Held since 03:00 UTC: Slack could not be reached.) ⏪ Rollback")
     assert "The incident is no longer in Redis." in text
     assert redis.Redis.from_url(redis_url).llen(KEY) == 0
+
+
+def test_ctrl_c_twice_while_a_step_runs_pauses_after_the_running_command(site: Site) -> None:
+    child = site.spawn("rollback", "myapp", "v1.4.2", "--reason", "checkout returns 500")
+    child.expect_exact("Your choice [1-4]: ")
+    child.sendline("1")
+    child.expect_exact("Database rollback of myapp needs approval")
+    child.expect_exact("Your choice")
+    child.sendline("1")
+    child.expect_exact("Approver's name or user id")
+    child.sendline("alice")
+    child.expect(r"\[web\d\]")  # a step's commands are running
+    child.sendintr()
+    child.expect_exact("the running command finishes first")
+    child.sendintr()
+    out, status = finish(child)
+    assert status == 130, out[-3000:]
+    assert "Traceback" not in out and "Aborted" not in out
+    assert "paused, not aborted (paused: Retry or Abort)" in out
+    ident = incident_id(out)
+    shown = site.run("status", ident)
+    assert "stopped at the terminal (Ctrl-C twice)" in shown.stdout, shown.stdout
+    assert "Retry" in shown.stdout and "Abort" in shown.stdout

@@ -17,7 +17,7 @@ from bot.steps import monitor, redeploy, verify
 from bot.steps.context import StepContext
 from bot.workflow.model import Criterion, Incident, StepId
 from runners.ssh import SshRunner
-from tests.fakes_steps import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
+from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
 from tests.fixtures_hosts import SshEnv, TestHost
 
 
@@ -79,7 +79,7 @@ async def test_rolled_back_hosts_pass_although_the_old_version_logged_errors(
     for host in ssh_env.hosts:
         assert "ERROR" in host.run("cat app.log")  # the broken version's errors are there...
         assert outcome.hosts[host.name].ok  # ...and do not count
-    thread = s.notifier.thread()
+    thread = s.notifier.text
     assert f"✅ http://127.0.0.1:{ssh_env.hosts[1].app_port}/api/health (web2): 200" in thread
     assert "✅ web1: no errors in" in thread
     assert "✅ `./smoke.sh login` on web1" in thread
@@ -103,8 +103,8 @@ async def test_broken_host_keeps_failing_its_probe(ssh_env: SshEnv, steps_for: A
     assert str(web1.app_port) not in err.what.split("logs")[0]
     assert err.hosts["web1"].ok
     assert not err.hosts["web2"].ok and "HTTP 500" in err.hosts["web2"].summary
-    assert s.incident.facts["verify"]["health"] is False
-    assert f"❌ {web2.health_url} (web2): HTTP 500: expected 200" in s.notifier.thread()
+    assert s.incident.facts.verify.checks["health"] is False
+    assert f"❌ {web2.health_url} (web2): HTTP 500: expected 200" in s.notifier.text
 
 
 async def test_error_in_log_and_failing_smoke_fail_verification(
@@ -125,12 +125,12 @@ async def test_error_in_log_and_failing_smoke_fail_verification(
     assert "smoke: `sh -c 'echo payment down; exit 1'` on web1 exit 1" in err.what
     assert "health" not in err.what
     assert "payment provider refused" in err.detail
-    thread = s.notifier.thread()
+    thread = s.notifier.text
     assert "❌ web1: 1 error line(s) since the restart" in thread
     assert "ERROR myapp payment provider refused" in thread  # the match is shown
     assert "✅ web2: no errors" in thread
     assert "payment down" in s.notifier.output_of("web1")
-    assert s.incident.facts["verify"] == {"health": True, "logs": False, "smoke": False}
+    assert s.incident.facts.verify.checks == {"health": True, "logs": False, "smoke": False}
 
 
 async def test_monitor_keeps_live_figures(ssh_env: SshEnv, steps_for: Any) -> None:
@@ -140,18 +140,18 @@ async def test_monitor_keeps_live_figures(ssh_env: SshEnv, steps_for: Any) -> No
     outcome = await monitor.run(s.ctx(StepId.MONITOR))
 
     assert outcome.criteria == {Criterion.MONITORED: True}
-    mon = outcome.facts["monitor"]
-    assert mon["done"] is True
-    assert mon["availability"] == 100
-    assert mon["error_count"] == 0
-    assert mon["rounds"] >= 5 and mon["elapsed"] >= 2
-    assert len(mon["urls"]) == 4
-    for url in mon["urls"]:
-        assert url["availability"] == 100 and url["probes"] == mon["rounds"]
-        assert 0 < url["p50_ms"] <= url["p95_ms"] < 2000
+    mon = outcome.facts
+    assert mon.done is True
+    assert mon.availability == 100
+    assert mon.error_count == 0
+    assert mon.rounds >= 5 and mon.elapsed >= 2
+    assert len(mon.urls) == 4
+    for url in mon.urls:
+        assert url.availability == 100 and url.probes == mon.rounds
+        assert 0 < url.p50_ms <= url.p95_ms < 2000
     # the parent was updated once per probe round, the thread got a summary per period
-    assert len(s.notifier.parents) == mon["rounds"]
-    assert s.notifier.parents[0]["monitor"]["rounds"] == 1
+    assert len(s.notifier.parents) == mon.rounds
+    assert s.notifier.parents[0].monitor.rounds == 1
     summaries = [t for t in s.notifier.said if t.startswith("*Monitoring* ")]
     assert 1 <= len(summaries) <= 3
     assert any(t.startswith("*Monitoring done*") for t in s.notifier.said)
@@ -180,13 +180,13 @@ async def test_monitor_alerts_on_a_failure_streak(ssh_env: SshEnv, steps_for: An
     # one alert per failing URL, not one per failed probe
     assert len(s.notifier.alerts) == 2
     assert all("web2" in a and "2 probes in a row" in a for a in s.notifier.alerts)
-    mon = s.incident.facts["monitor"]
-    by_url = {u["url"]: u for u in mon["urls"]}
-    assert by_url[web1.health_url]["availability"] == 100
-    assert by_url[web2.health_url]["availability"] == 0
-    assert mon["availability"] == 50
-    assert mon["errors"]["web1"] == 0 and mon["errors"]["web2"] > 0
-    assert mon["alerts"] == 2
+    mon = s.incident.facts.monitor
+    by_url = {u.url: u for u in mon.urls}
+    assert by_url[web1.health_url].availability == 100
+    assert by_url[web2.health_url].availability == 0
+    assert mon.availability == 50
+    assert mon.errors["web1"] == 0 and mon.errors["web2"] > 0
+    assert mon.alerts == 2
 
 
 def test_lines_since_restart() -> None:
@@ -228,7 +228,7 @@ class WaitWatcher(RecordingNotifier):
         self.waits: list[dict[str, str]] = []
 
     async def update_parent(self, incident: Incident) -> None:
-        self.waits.append(dict(incident.facts.get("waiting", {})))
+        self.waits.append(dict(incident.facts.waiting))
 
 
 async def test_waits_are_said_on_the_status_line_never_silent(
@@ -253,7 +253,7 @@ async def test_waits_are_said_on_the_status_line_never_silent(
     assert not any("web1" in w for w in said)  # the healthy host is not waited for
     assert watcher.waits[-1] == {}  # the wait is over: the line is gone
     incident = make_incident()
-    incident.facts["waiting"] = {"health": said[-1]}
+    incident.facts.waiting = {"health": said[-1]}
     assert waiting_lines(incident) == [f"      ⏳ {said[-1]}"]
 
     # A long command (a backup, a slow restart) says so every SILENCE seconds.

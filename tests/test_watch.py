@@ -101,3 +101,29 @@ async def test_a_bad_deploy_gets_one_proposal_and_dismiss_asks_why(
             assert "already answered" in await bot.reply(name)
             assert await bot.incident() is None
             slack.assert_no_errors()
+
+
+async def test_a_newer_deploy_takes_the_proposal_back(
+    slack: SlackFake, redis_url: str, tmp_path: Path
+) -> None:
+    cfg = local_app(tmp_path, "", watch={"duration": "3s", "interval": "0.25s"})
+    async with Upstream() as up:
+        cfg["health"][0]["url"] = up.url
+        up.fail = lambda n: True
+        async with watch_bot(slack, redis_url, tmp_path, {"myapp": cfg}) as bot:
+            await report(bot, "myapp", "v1.4.2")  # watched until the next deploy replaces it
+            bad = await report(bot, "myapp", "v1.5.0")
+            await wait_watch(bot, bad["watch"], lambda w: w.message is not None)
+            up.fail = lambda n: False
+            fixed = await report(bot, "myapp", "v1.5.1")
+            old = await wait_watch(bot, bad["watch"], lambda w: w.state.value == "superseded")
+            await slack.wait_until(
+                lambda: any(
+                    "No longer proposed: v1.5.1" in slack.all_text(m) for m in proposals(slack)
+                ),
+                what="the proposal taken back",
+            )
+            assert old.answer is not None and old.answer.user == "rewind"
+            assert all(buttons(m) == [] for m in proposals(slack))
+            new = await wait_watch(bot, fixed["watch"], lambda w: w.state.value == "quiet")
+            assert new.last_good == "v1.4.2"  # the bad version in between is not "good"

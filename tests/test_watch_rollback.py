@@ -74,7 +74,7 @@ async def test_bad_deploy_proposed_rolled_back_and_quarantined(
         thread = bot.thread_text()
         assert "before the bad deploy" in thread and "(v1.4.2)" in thread
         assert "before the bad deploy" in done.step("monitor").summary
-        report_md = Path(done.facts["report_path"]).read_text()
+        report_md = Path(done.facts.report.path).read_text()
         assert "Compared with before the bad deploy: p95" in report_md
 
         # The bad version is quarantined, even after the freeze is lifted.

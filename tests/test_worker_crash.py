@@ -24,7 +24,8 @@ class Workers:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def spawn(self, name: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, **self.bot.env, "REWIND_WORKER_ID": name}
+        # Each worker on this machine needs its own /metrics port: 0 picks a free one.
+        env = {**os.environ, **self.bot.env, "REWIND_WORKER_ID": name, "METRICS_PORT": "0"}
         log = (self.logs / f"{name}.log").open("wb")
         proc = subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=env, stdout=log,
                                 stderr=subprocess.STDOUT)  # fmt: skip

@@ -68,7 +68,7 @@ async def test_full_rollback_with_database_approval(
         await start(bot)
         decision = await bot.gate("Roll back")
         decision_text = bot.slack.all_text(decision)
-        assert "2" in decision_text and "migration" in decision_text.lower()
+        assert "*Migrations to undo:* 2" in decision_text
         await bot.click(decision, "Roll back", "U0CAROL")
 
         approval = await bot.gate("Approve downgrade", timeout=90)
@@ -80,7 +80,7 @@ async def test_full_rollback_with_database_approval(
         incident = await bot.wait_status("completed", timeout=120)
         assert db_revision(env.db_url) == "b2c3d4e5f6a1"
         for host in env.hosts:
-            assert host.run("git rev-parse HEAD").strip() == incident.facts["hotfix_sha"]
+            assert host.run("git rev-parse HEAD").strip() == incident.facts.code.hotfix_sha
             assert health(host.health_url) == 200
             assert host.run("cat VERSION").strip() == "1.4.2"
         for host in env.hosts:  # one SSH connection per host for the whole incident
@@ -92,7 +92,7 @@ async def test_full_rollback_with_database_approval(
         assert "Roll back database" in parent and "Monitor" in parent
         notices = [bot.slack.all_text(m) for m in bot.slack.messages("C0STAKEHOLDERS")]
         assert len(notices) == 2 and "Recovered" in notices[1]
-        report = Path(incident.facts["report_path"])
+        report = Path(incident.facts.report.path)
         assert report.exists() and "What failed" in report.read_text()
         assert any(f.filename.endswith(".md") for f in bot.slack.files)
         timeline = await bot.runtime.store.timeline(incident.id)
@@ -181,7 +181,7 @@ async def test_abort_at_each_pause_says_what_was_rolled_back(
         await bot.slack.wait_until(lambda: "Aborted by" in bot.thread_text())
         await bot.slack.wait_until(lambda: any(f.filename.endswith(".md") for f in bot.slack.files))
         for _ in range(50):  # the path is saved just after the upload
-            if report := (await bot.incident()).facts.get("report_path"):
+            if report := (await bot.incident()).facts.report.path:
                 break
             await asyncio.sleep(0.1)
         assert "| Status | aborted |" in Path(report).read_text()  # the runbook's report, always
@@ -200,7 +200,7 @@ async def test_abort_at_the_database_approval(make_bot: Any, ssh_env_migrated: S
         incident = await bot.wait_status("aborted")
         assert "Not done:" in incident.outcome and "Roll back database" in incident.outcome
         assert env.db_url and db_revision(env.db_url) == "d4e5f6a1b2c3"  # untouched
-        assert incident.facts["db_backup"]["path"]  # the backup stays
+        assert incident.facts.db.backup and incident.facts.db.backup.path  # the backup stays
 
 
 async def test_a_slack_retry_of_the_same_command_changes_nothing(bot: Bot) -> None:
@@ -261,8 +261,8 @@ async def test_choosing_the_tag_and_a_major_outage_with_version_omitted(
     incident = await bot.wait_status("completed", timeout=120)
     assert ssh_env.repo is not None
     tag_commit = ssh_env.repo.tags["v1.4.2"]
-    assert incident.facts["code_method"] == "tag"
-    assert incident.facts["hotfix_sha"] == tag_commit
+    assert incident.facts.code_method == "tag"
+    assert incident.facts.code.hotfix_sha == tag_commit
     for host in ssh_env.hosts:
         assert host.run("git rev-parse HEAD").strip() == tag_commit
-    assert Path(incident.facts["postmortem_path"]).exists()
+    assert Path(incident.facts.report.postmortem_path).exists()

@@ -8,13 +8,15 @@ import asyncio
 import shutil
 import statistics
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from bot.apps_file import AppConfig, DatabaseConfig
 from bot.engine import Engine, OpenRequest, new_incident_id
 from bot.errors import StepError, UserFacingError
+from bot.messages import Message
 from bot.plan.model import (
     Migration,
     Plan,
@@ -24,15 +26,17 @@ from bot.plan.model import (
     PlanCommand,
     PlanDatabase,
 )
-from bot.ports import AuditEntry, CommandResult, HostRunner, LineSink
+from bot.ports import AuditEntry, CommandResult, Decide, HostRunner, LineSink, ScriptCommand
 from bot.steps import assess, code, database, redeploy, verify
 from bot.steps.context import Planned, StepContext
+from bot.workflow.facts import AssessFacts
 from bot.workflow.machine import gate_for, new_steps
 from bot.workflow.model import Gate, GateKind, Incident, Status, StepId, ThreadRef
 from bot.workflow.policy import Actor
 from bot.workflow.steps import ORDER
-from runners import health, templates
+from runners import alembic_output, backups, health, templates
 from runners.git import Method, push_args
+from runners.strategies import strategy
 
 PLAN_TTL = 24 * 3600  # how long `Run this plan` stays possible
 
@@ -55,6 +59,21 @@ class ProbeRunner:
         self.ran.append((host, command))
         return await self.inner.run(host, command, timeout=timeout, on_line=on_line)
 
+    async def run_script(
+        self,
+        host: str,
+        commands: Sequence[ScriptCommand],
+        *,
+        timeout: float | None = None,
+        decide: Decide | None = None,
+        on_line: LineSink | None = None,
+    ) -> list[CommandResult | None]:
+        results = await self.inner.run_script(
+            host, commands, timeout=timeout, decide=decide, on_line=on_line
+        )
+        self.ran.extend((host, r.command) for r in results if r is not None)
+        return results
+
     async def close(self) -> None:
         await self.inner.close()
 
@@ -68,7 +87,7 @@ class Quiet:
     async def update_parent(self, incident: Incident) -> None:
         return None
 
-    async def say(self, incident: Incident, text: str) -> None:
+    async def say(self, incident: Incident, text: str | Message) -> None:
         return None
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
@@ -187,8 +206,10 @@ class _Making:
     async def make(self, actor: Actor) -> Plan:
         ctx, app = self.ctx, self.app
         outcome = await assess.run(ctx)  # the incident's own Assess: read-only
-        facts: dict[str, Any] = {**ctx.facts, **outcome.facts}
-        ctx.incident.facts.update(facts)
+        if outcome.facts is not None:
+            ctx.incident.facts.store(outcome.facts)
+        facts = ctx.incident.facts
+        found = facts.assess
         for host in app.hosts:
             version = templates.build(app, host, "version")
             if version:
@@ -197,11 +218,12 @@ class _Making:
             current = database.current_command(app, app.database)
             self.add(StepId.ASSESS, app.database.run_on, Planned("alembic current", current, False))
         method = code.chosen_method(facts)
-        target, branch = str(facts["target"]), code.hotfix_branch_for(ctx)
-        branch_commits, sha = await self._branch(facts, branch, method)
-        db = await self._database(app.database, facts) if facts.get("migrations") else None
+        target, branch = found.target, code.hotfix_branch_for(ctx)
+        branch_commits, sha = await self._branch(found, branch, method)
+        db = await self._database(app.database, found) if found.migrations else None
         ref = branch
-        for number, batch in enumerate(redeploy.batches(list(app.hosts), app.deploy.rolling), 1):
+        deploy_hosts = strategy(app.deploy.strategy).deploy_hosts(app)
+        for number, batch in enumerate(redeploy.batches(deploy_hosts, app.deploy.rolling), 1):
             for host in batch:
                 cmds = redeploy.host_commands(app, host, ref, target)
                 for planned in cmds.sequence():
@@ -212,11 +234,11 @@ class _Making:
             for h, c in self.runner.ran
         ]
         basis = PlanBasis(
-            deployed_by_host=dict(facts.get("deployed_by_host") or {}),
-            deployed_sha=str(facts["deployed_sha"]),
+            deployed_by_host=dict(found.deployed_by_host),
+            deployed_sha=found.deployed_sha,
             target=target,
-            target_sha=str(facts["target_sha"]),
-            db_revision=facts.get("db_current_revision"),
+            target_sha=found.target_sha,
+            db_revision=found.db_current_revision,
             code_method=method,
         )
         return Plan(
@@ -226,11 +248,11 @@ class _Making:
             requested_version=ctx.incident.requested_version,
             by=actor.user,
             basis=basis,
-            deployed=str(facts["deployed"]),
-            commits=list(facts.get("commits") or []),
-            commit_count=int(facts.get("commit_count") or 0),
-            code_methods=[str(m) for m in facts.get("code_methods") or []],
-            code_reason=str(facts.get("code_method_reason") or ""),
+            deployed=found.deployed,
+            commits=[c.model_dump() for c in found.commits],
+            commit_count=found.commit_count,
+            code_methods=list(found.code_methods),
+            code_reason=found.code_method_reason,
             branch=branch,
             branch_commits=branch_commits,
             branch_tree=sha,
@@ -239,33 +261,31 @@ class _Making:
             commands=self.cmds,
             restore_commands=self.restore,
             checks=checks,
-            approvals=approvals(app, ctx.incident, bool(facts.get("migrations"))),
+            approvals=approvals(app, ctx.incident, bool(found.migrations)),
             probes=probes,
         )
 
-    async def _branch(
-        self, facts: dict[str, Any], branch: str, method: str
-    ) -> tuple[list[str], str]:
+    async def _branch(self, facts: AssessFacts, branch: str, method: str) -> tuple[list[str], str]:
         """The hotfix branch, really made in the scratch clone (never pushed)."""
         repo = code.app_repo(self.ctx)
-        target_sha, deployed_sha = str(facts["target_sha"]), str(facts["deployed_sha"])
+        target_sha, deployed_sha = facts.target_sha, facts.deployed_sha
         chosen: Method = "revert" if method == "revert" else "tag"
         sha = await repo.create_hotfix(branch, target_sha, deployed_sha, chosen)
         added = await repo.commits_between(deployed_sha, sha) if sha != target_sha else []
         return [c.oneline() for c in added], sha
 
-    async def _database(self, db: DatabaseConfig | None, facts: dict[str, Any]) -> PlanDatabase:
+    async def _database(self, db: DatabaseConfig | None, facts: AssessFacts) -> PlanDatabase:
         assert db is not None
         app, ctx = self.app, self.ctx
         host = app.host(db.run_on)
-        current, target = facts.get("db_current_revision"), facts.get("db_target_revision")
-        migrations = [Migration.model_validate(m) for m in facts.get("migrations") or []]
+        current, target = facts.db_current_revision, facts.db_target_revision
+        migrations = [Migration.model_validate(m.model_dump()) for m in facts.migrations]
         if not db.backup:
             raise StepError(
                 "no `database.backup` command is configured",
                 hint="Rewind does not touch a database without a backup: add one to the apps file.",
             )
-        path = database.backup_location(db, app.name, ctx.incident.id, datetime.now(UTC))
+        path = backups.backup_location(db, app.name, ctx.incident.id, datetime.now(UTC))
         cmds = database.prepare_commands(app, db, path, current, target)
         # The same reads `prepare` makes, so the plan shows what a restore could use.
         deployed_at = await database.read_deployed_at(ctx, host, cmds.deployed_at)
@@ -273,7 +293,7 @@ class _Making:
         stat = cmds.stat(app, host, listed)
         stats = await database.stat_backups(ctx, host, stat)
         result = await ctx.run(host, cmds.sql, stream=False)
-        sql = database.sql_text(result.output) if result.ok else ""
+        sql = alembic_output.sql_text(result.output) if result.ok else ""
         error = "" if result.ok else result.tail()
         for planned in cmds.sequence(database.current_command(app, db), stat):
             self.add(StepId.DB_PREPARE, host.name, planned)
@@ -321,8 +341,9 @@ class _Making:
         except ValueError as exc:
             urls = [f"(refused: {exc})"]
         now = datetime.now(UTC)
+        hosts = strategy(app.deploy.strategy).deploy_hosts(app)  # where verify and monitor read
         logs: list[str] = []
-        for host in app.hosts:
+        for host in hosts:
             cmd = verify.logs_command(app, host, now, 0)
             logs.append(f"{host.name}: {cmd or '(no logs command configured)'}")
             if cmd:
@@ -340,9 +361,9 @@ class _Making:
             smoke.append(f"{smoke_host.name}: {cmd}")
             self.add(StepId.VERIFY, smoke_host.name, Planned("smoke", cmd, note="must exit 0"))
         every = f"every {app.monitor.interval:g}s for {app.monitor.duration:g}s"
-        for host in app.hosts:
+        for host in hosts:
             self.add(StepId.MONITOR, host.name, Planned("clock", redeploy.CLOCK, changes=False))
-        for host in app.hosts:
+        for host in hosts:
             cmd = verify.logs_command(app, host, now, 0)
             if cmd:
                 self.add(StepId.MONITOR, host.name, Planned("logs", cmd, changes=False, note=every))

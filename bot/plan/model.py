@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from bot.workflow.facts import AssessFacts, PlanBasis
 from bot.workflow.model import StepId, utcnow
+
+__all__ = ["PlanBasis"]
 
 
 class PlanCommand(BaseModel):
@@ -19,17 +21,6 @@ class PlanCommand(BaseModel):
     changes: bool = True  # False: it only reads
     note: str = ""
     batch: int = 0  # the redeploy batch (1, 2, …); 0 outside the redeploy
-
-
-class PlanBasis(BaseModel):
-    """What the plan depended on; `Run this plan` says which of it changed before anything runs."""
-
-    deployed_by_host: dict[str, str]
-    deployed_sha: str
-    target: str
-    target_sha: str
-    db_revision: str | None = None
-    code_method: str = "tag"
 
 
 class PlanApproval(BaseModel):
@@ -101,26 +92,26 @@ class Plan(BaseModel):
         return self.basis.target
 
 
-def changes_since(basis: PlanBasis, facts: Mapping[str, Any]) -> list[str]:
-    """What differs between the plan's basis and a fresh assessment's facts, in plain words."""
+def changes_since(basis: PlanBasis, facts: AssessFacts) -> list[str]:
+    """What differs between the plan's basis and a fresh assessment, in plain words."""
     out: list[str] = []
-    now_hosts: Mapping[str, Any] = facts.get("deployed_by_host") or {}
+    now_hosts = facts.deployed_by_host
     for host in sorted(set(basis.deployed_by_host) | set(now_hosts)):
         was, now = basis.deployed_by_host.get(host), now_hosts.get(host)
         if was != now:
             out.append(f"{host} was on {was or 'nothing'} in the plan, now on {now or 'nothing'}")
-    deployed_sha = str(facts.get("deployed_sha") or "")
+    deployed_sha = facts.deployed_sha
     if not out and deployed_sha and deployed_sha != basis.deployed_sha:
         was, now = basis.deployed_sha[:12], deployed_sha[:12]
         out.append(f"the deployed commit was {was} in the plan, now {now}")
-    if facts.get("target_sha") and facts["target_sha"] != basis.target_sha:
+    if facts.target_sha and facts.target_sha != basis.target_sha:
         out.append(
             f"{basis.target} pointed at {basis.target_sha[:12]} in the plan, now at "
-            f"{str(facts['target_sha'])[:12]}"
+            f"{facts.target_sha[:12]}"
         )
-    if "db_current_revision" in facts and facts["db_current_revision"] != basis.db_revision:
+    if facts.db_current_revision != basis.db_revision:
         out.append(
             f"the database was at revision {basis.db_revision or 'base'} in the plan, now at "
-            f"{facts['db_current_revision'] or 'base'}"
+            f"{facts.db_current_revision or 'base'}"
         )
     return out

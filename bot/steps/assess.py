@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from bot.errors import HostError, StepError
-from bot.plan.model import PlanBasis, changes_since
+from bot.plan.model import changes_since
 from bot.steps import code, database
 from bot.steps.context import Outcome, StepContext
+from bot.workflow.facts import AssessFacts
 from bot.workflow.model import Criterion, HostResult, StepId
 
 
@@ -41,26 +41,22 @@ async def run(ctx: StepContext) -> Outcome:
         err.hosts = hosts
         raise err
     deployed, _ = Counter(versions.values()).most_common(1)[0]
-    facts: dict[str, Any] = {"deployed": deployed, "deployed_by_host": versions}
-    facts.update(await code.assess_code(ctx, deployed))
-    ctx.incident.facts.update(facts)
-    target = str(facts["target"])
-    migrations: list[dict[str, Any]] = []
+    facts = await code.assess_code(ctx, deployed)
+    facts.deployed_by_host = versions
+    ctx.incident.facts.assess = facts
     if ctx.app.database is not None:
-        db = await database.assess_db(ctx, target)
-        facts.update(db)
-        migrations = list(db.get("migrations") or [])
-    facts["migrations"] = migrations
+        facts = facts.with_db(await database.assess_db(ctx, facts.target))
+    migrations = facts.migrations
     skip: tuple[StepId, ...] = ()
     criteria: dict[Criterion, bool] = {}
     if not migrations:
         skip = (StepId.DB_PREPARE, StepId.DB_ROLLBACK)
         criteria[Criterion.DATABASE] = True
-    if "plan" in ctx.facts:
-        facts["plan_changes"] = changes_since(PlanBasis.model_validate(ctx.facts["plan"]), facts)
-        await ctx.say(_plan_text(ctx.incident.id, facts["plan_changes"]))
-    await ctx.say(_summary_text(facts, versions))
-    summary = f"{deployed} deployed; go back to {target}; " + (
+    if ctx.facts.plan is not None:
+        facts.plan_changes = changes_since(ctx.facts.plan, facts)
+        await ctx.say(_plan_text(ctx.incident.id, facts.plan_changes))
+    await ctx.say(_summary_text(facts))
+    summary = f"{deployed} deployed; go back to {facts.target}; " + (
         f"{len(migrations)} migration(s) to undo" if migrations else "no migrations"
     )
     return Outcome(summary=summary, hosts=hosts, facts=facts, criteria=criteria, skip=skip)
@@ -79,32 +75,29 @@ def _plan_text(plan_id: str, changes: list[str]) -> str:
     )
 
 
-def _summary_text(facts: dict[str, Any], versions: dict[str, str]) -> str:
+def _summary_text(facts: AssessFacts) -> str:
     lines = ["*Assessment*"]
+    versions = facts.deployed_by_host
     mixed = len(set(versions.values())) > 1
     on = ", ".join(f"{h} on `{v}`" for h, v in sorted(versions.items()))
-    lines.append(f"• Deployed now: `{facts['deployed']}`" + (f" (mixed: {on})" if mixed else ""))
-    lines.append(f"• Last good version: `{facts['target']}`")
-    commits = facts.get("commits") or []
-    count = facts.get("commit_count", len(commits))
+    lines.append(f"• Deployed now: `{facts.deployed}`" + (f" (mixed: {on})" if mixed else ""))
+    lines.append(f"• Last good version: `{facts.target}`")
+    count = facts.commit_count
     lines.append(f"• {count} commit(s) between them:")
-    shown = [f"`{c.get('short', '')}` {c.get('subject', '')}" for c in commits[:15]]
+    shown = [f"`{c.short}` {c.subject}" for c in facts.commits[:15]]
     lines.extend(f"    {s}" for s in shown)
     if count > len(shown):
         lines.append(f"    … and {count - len(shown)} more")
-    migrations = facts.get("migrations") or []
-    if migrations:
-        lines.append(f"• Migrations: {len(migrations)} to undo")
-        for m in migrations:
-            flag = " :warning: irreversible" if m.get("irreversible") else ""
-            lines.append(
-                f"    `{m.get('revision')}` → `{m.get('down_revision')}`: {m.get('message')}{flag}"
-            )
+    if facts.migrations:
+        lines.append(f"• Migrations: {len(facts.migrations)} to undo")
+        for m in facts.migrations:
+            flag = " :warning: irreversible" if m.irreversible else ""
+            lines.append(f"    `{m.revision}` → `{m.down_revision}`: {m.message}{flag}")
     else:
         lines.append("• Migrations: none")
-    if facts.get("code_method_recommended"):
+    if facts.code_method_recommended:
         lines.append(
-            f"• Code rollback: {facts['code_method_recommended']} recommended — "
-            f"{facts.get('code_method_reason', '')}"
+            f"• Code rollback: {facts.code_method_recommended} recommended — "
+            f"{facts.code_method_reason}"
         )
     return "\n".join(lines)

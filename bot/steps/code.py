@@ -6,10 +6,9 @@ step fetches on the hosts. Nothing here touches a host.
 
 from __future__ import annotations
 
-from typing import Any
-
 from bot.errors import StepError
 from bot.steps.context import Outcome, StepContext
+from bot.workflow.facts import AssessFacts, CodeFacts, Facts
 from runners.git import AppRepo, CommitInfo, Method, clone_dir, hotfix_branch, redact
 
 MAX_COMMITS = 50  # a thread is no place for a whole release history
@@ -41,7 +40,7 @@ async def _not_found(repo: AppRepo, version: str, what: str) -> StepError:
     )
 
 
-async def assess_code(ctx: StepContext, deployed: str) -> dict[str, Any]:
+async def assess_code(ctx: StepContext, deployed: str) -> AssessFacts:
     """What to go back to, what lies between, and how: facts for the assess message."""
     repo = app_repo(ctx)
     await _sync(ctx, repo)
@@ -63,35 +62,36 @@ async def assess_code(ctx: StepContext, deployed: str) -> dict[str, Any]:
     if target_sha is None:
         raise await _not_found(repo, target, "Version")
     plan = await repo.plan(target_sha, deployed_sha)
-    return {
-        "target": target,
-        "target_sha": target_sha,
-        "deployed_sha": deployed_sha,
-        "commits": [c.fact() for c in plan.commits[:MAX_COMMITS]],
-        "commit_count": len(plan.commits),
-        "git_log": oneline(plan.commits),
-        "merges": [c.fact() for c in plan.merges],
-        "code_methods": list(plan.methods),
-        "code_method_recommended": plan.recommended,
-        "code_method_reason": plan.reason,
-        "hotfix_branch": hotfix_branch(ctx.app.name, target, ctx.incident.id),
-    }
+    return AssessFacts(
+        deployed=deployed,
+        target=target,
+        target_sha=target_sha,
+        deployed_sha=deployed_sha,
+        commits=[c.fact() for c in plan.commits[:MAX_COMMITS]],
+        commit_count=len(plan.commits),
+        git_log=oneline(plan.commits),
+        merges=[c.fact() for c in plan.merges],
+        code_methods=list(plan.methods),
+        code_method_recommended=plan.recommended,
+        code_method_reason=plan.reason,
+        hotfix_branch=hotfix_branch(ctx.app.name, target, ctx.incident.id),
+    )
 
 
 def hotfix_branch_for(ctx: StepContext) -> str:
     return hotfix_branch(ctx.app.name, str(ctx.incident.target), ctx.incident.id)
 
 
-def chosen_method(facts: dict[str, Any]) -> Method:
+def chosen_method(facts: Facts) -> Method:
     """The method picked at the decision (or by a plan), else the one Assess recommended."""
-    methods = [str(m) for m in facts.get("code_methods", ["tag"])]
-    method = str(facts.get("code_method") or facts.get("code_method_recommended") or "tag")
+    methods = [str(m) for m in facts.assess.code_methods or ["tag"]]
+    method = str(facts.code_method or facts.assess.code_method_recommended or "tag")
     if method not in ("revert", "tag"):
         raise StepError(f"unknown way to roll back code: `{method}`", hint="Choose revert or tag.")
     if method not in methods:
         raise StepError(
             f"`{method}` is not possible for this rollback",
-            hint=f"Possible: {', '.join(methods)}. {facts.get('code_method_reason', '')}".strip(),
+            hint=f"Possible: {', '.join(methods)}. {facts.assess.code_method_reason}".strip(),
         )
     return "revert" if method == "revert" else "tag"
 
@@ -99,12 +99,12 @@ def chosen_method(facts: dict[str, Any]) -> Method:
 async def run(ctx: StepContext) -> Outcome:
     facts = ctx.facts
     target = ctx.incident.target
-    if not target or "target_sha" not in facts or "deployed_sha" not in facts:
+    if not target or not facts.assess.target_sha or not facts.assess.deployed_sha:
         raise StepError(
             "the assessment did not record the target and deployed commits",
             hint="Retry the incident from the start.",
         )
-    target_sha, deployed_sha = str(facts["target_sha"]), str(facts["deployed_sha"])
+    target_sha, deployed_sha = facts.assess.target_sha, facts.assess.deployed_sha
     repo = app_repo(ctx)
     await _sync(ctx, repo)
     now = await repo.resolve(target)
@@ -147,9 +147,5 @@ async def run(ctx: StepContext) -> Outcome:
     await ctx.say(text)
     return Outcome(
         summary=f"{verb} `{branch}` at `{sha[:12]}` ({how})",
-        facts={
-            "hotfix_ref": branch,
-            "hotfix_sha": sha,
-            "code_method": "revert" if added else "tag",
-        },
+        facts=CodeFacts(hotfix_ref=branch, hotfix_sha=sha, method="revert" if added else "tag"),
     )

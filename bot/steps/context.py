@@ -8,11 +8,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bot.apps_file import AppConfig, AppsFile, HostConfig
 from bot.errors import HostError
-from bot.ports import AuditEntry, CommandResult, HostRunner, Notifier
+from bot.ports import AuditEntry, CommandResult, Decide, HostRunner, Notifier, ScriptCommand
+from bot.workflow.facts import Facts, StepFacts
 from bot.workflow.model import Criterion, HostResult, Incident, StepId
 from runners import templates
 
@@ -25,7 +25,7 @@ class Outcome:
 
     summary: str
     hosts: dict[str, HostResult] = field(default_factory=dict)
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: StepFacts | None = None
     criteria: dict[Criterion, bool] = field(default_factory=dict)
     skip: tuple[StepId, ...] = ()
 
@@ -57,7 +57,7 @@ class StepContext:
     heartbeat: Callable[[], Awaitable[None]] = field(default=lambda: asyncio.sleep(0))
 
     @property
-    def facts(self) -> dict[str, Any]:
+    def facts(self) -> Facts:
         return self.incident.facts
 
     async def say(self, text: str) -> None:
@@ -67,7 +67,7 @@ class StepContext:
         """What the step waits for, on the parent's status line (None: no longer waiting).
 
         Nothing may leave the thread silent for more than `SILENCE` seconds."""
-        waits: dict[str, str] = self.incident.facts.setdefault("waiting", {})
+        waits = self.incident.facts.waiting
         if waits.get(key) == text:
             return  # unchanged (or already not waiting): nothing to redraw
         if text:
@@ -113,6 +113,31 @@ class StepContext:
                 detail=result.tail(),
             )
         return result
+
+    async def run_script(
+        self, host: HostConfig, commands: Sequence[ScriptCommand], *, decide: Decide | None = None
+    ) -> list[CommandResult | None]:
+        """Run `commands` on one host as one script in one session, streaming into the thread.
+
+        Each command is fenced like `run`'s: the script waits for the bot's go before each one,
+        and the go is given only while this incident still holds the app and this run the step.
+        """
+
+        async def fenced(i: int, results: list[CommandResult | None]) -> bool:
+            await self.fence()
+            return True if decide is None else await decide(i, results)
+
+        limit = self.app.deploy.timeout
+        ticker = asyncio.create_task(self._tick(host.name, "the commands", limit))
+        try:
+            return await self.hosts.run_script(
+                host.name, commands, timeout=limit, decide=fenced, on_line=self.out
+            )
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            await self.waiting(host.name, None)
 
     async def _tick(self, host: str, what: str, limit: float) -> None:
         """A long command says so on the status line, every `SILENCE` seconds."""

@@ -8,29 +8,28 @@ Revision files are read from the bot's clone as text (`runners.alembic_static`),
 
 from __future__ import annotations
 
-import fnmatch
 import posixpath
 import re
 import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
+from bot import units
 from bot.apps_file import AppConfig, DatabaseConfig, HostConfig
 from bot.errors import HostError, StepError, UserFacingError
 from bot.ports import CommandResult
 from bot.steps.code import app_repo
 from bot.steps.context import Outcome, Planned, StepContext
+from bot.workflow.facts import BackupFact, DbAssessment, DbFacts
 from bot.workflow.model import Criterion, HostResult
-from runners import alembic_static, templates
+from runners import alembic_static, backups, templates
+from runners.alembic_output import parse_current, sql_text
 from runners.alembic_static import Revision, UnknownRevision
+from runners.backups import backup_location
 
 PREVIEW_LINES = 30
 PREVIEW_CHARS = 2500
 MAX_BACKUPS = 20
-_CURRENT_LINE = re.compile(r"^([A-Za-z0-9_]+)((?:\s+\([a-z ]+\))*)\s*$")
-_LOG_LINE = re.compile(r"^(INFO|WARNING|WARN|ERROR|DEBUG)\s+\[")
-_HEX = re.compile(r"^[0-9a-f]{6,40}$")
 DEPLOYED_AT = "git reflog -1 --date=unix --format=%gd HEAD"  # when the checkout last moved
 
 
@@ -118,11 +117,6 @@ def prepare_commands(
     )
 
 
-def sql_text(output: str) -> str:
-    """The SQL of `alembic downgrade --sql`, without alembic's log lines."""
-    return "\n".join(line for line in output.splitlines() if not _LOG_LINE.match(line))
-
-
 def rollback_sequence(app: AppConfig, db: DatabaseConfig, target: str | None) -> list[Planned]:
     """What `_downgrade` runs, in order."""
     current = current_command(app, db)
@@ -177,33 +171,11 @@ def short(rev: str | None) -> str:
     return rev[:4] if rev else "base"
 
 
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"  # pragma: no cover
-
-
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 # ---- reading the database's revision ------------------------------------------------------
-
-
-def parse_current(output: str, known: set[str]) -> list[str]:
-    """Revision ids in the output of `alembic current` (log lines and noise skipped)."""
-    found: list[str] = []
-    for line in output.splitlines():
-        match = _CURRENT_LINE.match(line.strip())
-        if not match:
-            continue
-        rev, marks = match.group(1), match.group(2)
-        if rev in known or marks or _HEX.match(rev):
-            found.append(rev)
-    return found
 
 
 async def current_revision(ctx: StepContext, known: set[str]) -> str | None:
@@ -246,23 +218,16 @@ def _summary(current: str | None, target: str | None, undo: list[Revision]) -> s
 
 async def assess_db(
     ctx: StepContext, target_ref: str, deployed_ref: str | None = None
-) -> dict[str, Any]:
+) -> DbAssessment:
     """The revision the target expects, the one the database is at, and what lies between.
 
     Revision files come from both the target and the deployed commit (default: the
     `deployed_sha` fact), so the database's newer revision is known too.
     """
     db = _db(ctx)
-    empty: dict[str, Any] = {
-        "db_target_revision": None,
-        "db_current_revision": None,
-        "migrations": [],
-        "irreversible": False,
-        "db_summary": "migrations: none (no database configured)",
-    }
     if db is None:
-        return empty
-    deployed_ref = deployed_ref or ctx.facts.get("deployed_sha")
+        return DbAssessment(summary="migrations: none (no database configured)")
+    deployed_ref = deployed_ref or ctx.facts.assess.deployed_sha
     target_revs = await _revisions(ctx, db, target_ref)
     revs = await _revisions(ctx, db, *(r for r in (deployed_ref, target_ref) if r))
     target_heads = alembic_static.heads(target_revs)
@@ -283,47 +248,28 @@ async def assess_db(
             hint="Someone migrated it from another branch: roll it back by hand or restore a "
             "backup, then Retry.",
         ) from None
-    return {
-        "db_target_revision": target,
-        "db_current_revision": current,
-        "migrations": [r.fact() for r in undo],
-        "irreversible": any(r.irreversible for r in undo),
-        "db_summary": _summary(current, target, undo),
-    }
+    return DbAssessment(
+        target_revision=target,
+        current_revision=current,
+        migrations=[r.fact() for r in undo],
+        irreversible=any(r.irreversible for r in undo),
+        summary=_summary(current, target, undo),
+    )
 
 
 # ---- backups ------------------------------------------------------------------------------
 
 
-def backup_location(db: DatabaseConfig, app: str, incident: str, now: datetime) -> str:
-    """Where the new backup goes: `backup_dir` if set, else the directory the `backups`
-    command lists, named so that listing finds it."""
-    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    inc = re.sub(r"[^A-Za-z0-9._-]+", "-", incident).strip("-") or "incident"
-    directory, name = db.backup_dir, f"{app}-{inc}-{stamp}.sql"
-    globs = [w for w in shlex.split(db.backups or "") if "*" in w and w.startswith("/")]
-    if globs:
-        glob_dir, pattern = posixpath.split(globs[0])
-        if "backup_dir" not in db.model_fields_set and not any(c in glob_dir for c in "*?["):
-            directory = glob_dir
-        head, star, tail = pattern.partition("*")
-        candidate = f"{head}{inc}-{stamp}{tail}" if head else f"{app}-{inc}-{stamp}{tail}"
-        if star and fnmatch.fnmatch(candidate, pattern):
-            name = candidate
-    return posixpath.join(directory, name)
-
-
-def _backup_fact(path: str, size: int, mtime: float, *, own: bool, before: bool) -> dict[str, Any]:
-    return {
-        "path": path,
-        "name": posixpath.basename(path),
-        "size": size,
-        "size_text": human_size(size),
-        "time": _iso(mtime),
-        "mtime": mtime,
-        "own": own,
-        "before_deploy": before,
-    }
+def _backup_fact(path: str, size: int, mtime: float, *, own: bool, before: bool) -> BackupFact:
+    return BackupFact(
+        path=path,
+        name=posixpath.basename(path),
+        size=size,
+        time=_iso(mtime),
+        mtime=mtime,
+        own=own,
+        before_deploy=before,
+    )
 
 
 async def stat_backups(
@@ -333,40 +279,19 @@ async def stat_backups(
     if cmd is None:
         return {}
     result = await ctx.run(host, cmd, stream=False)
-    found: dict[str, tuple[int, float]] = {}
-    for line in result.output.splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
-            found[parts[2]] = (int(parts[0]), float(parts[1]))
-    return found
+    return backups.parse_stat(result.output)
 
 
 async def listed_backups(ctx: StepContext, host: HostConfig, listing: str | None) -> list[str]:
     if not listing:
         return []
     result = await ctx.run(host, listing, stream=False)
-    paths = []
-    for line in result.output.splitlines():
-        # `ls` of a glob that matches nothing prints an error, not a file; and a name that
-        # cannot go into the restore command is no use either.
-        try:
-            paths.append(templates.check_value("backup", line.strip()))
-        except UserFacingError:
-            continue
-    return paths[:MAX_BACKUPS]
+    return backups.parse_listing(result.output)[:MAX_BACKUPS]
 
 
 async def read_deployed_at(ctx: StepContext, host: HostConfig, cmd: str) -> float | None:
-    """When the deployed version went live: the `deployed_at` fact, else the time the
-    checkout on `run_on` last moved (its HEAD reflog)."""
-    given = ctx.facts.get("deployed_at")
-    if isinstance(given, int | float):
-        return float(given)
-    if isinstance(given, str) and given:
-        try:
-            return datetime.fromisoformat(given.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            pass
+    """When the deployed version went live: the time the checkout on `run_on` last moved (its
+    HEAD reflog)."""
     result = await ctx.run(host, cmd, stream=False)
     match = re.search(r"@\{(\d+)\}", result.output)
     return float(match.group(1)) if match and result.ok else None
@@ -385,19 +310,21 @@ async def prepare(ctx: StepContext) -> Outcome:
     db = _db(ctx)
     if db is None:
         return Outcome(summary="No database configured: nothing to prepare")
-    target_ref = str(ctx.facts.get("target_sha") or ctx.incident.target or "")
+    target_ref = ctx.facts.assess.target_sha or ctx.incident.target or ""
     if not target_ref:
         raise StepError("the target version is unknown", hint="Retry the incident from the start.")
     fresh = await assess_db(ctx, target_ref)
-    if not fresh["migrations"]:
-        return Outcome(summary="No migrations to undo: nothing to prepare", facts=fresh)
+    if not fresh.migrations:
+        return Outcome(
+            summary="No migrations to undo: nothing to prepare", facts=DbFacts(assessed=fresh)
+        )
     if not db.backup:
         raise StepError(
             "no `database.backup` command is configured",
             hint="Rewind does not touch a database without a backup: add one to the apps file.",
         )
     host = _run_on(ctx, db)
-    current, target = fresh["db_current_revision"], fresh["db_target_revision"]
+    current, target = fresh.current_revision, fresh.target_revision
 
     path = backup_location(db, ctx.app.name, ctx.incident.id, datetime.now(UTC))
     cmds = prepare_commands(ctx.app, db, path, current, target)
@@ -423,14 +350,14 @@ async def prepare(ctx: StepContext) -> Outcome:
             size, mtime = stats[p]
             before = deployed_at is not None and mtime < deployed_at
             backups.append(_backup_fact(p, size, mtime, own=False, before=before))
-    backups.sort(key=lambda b: float(b["mtime"]), reverse=True)
-    older = [b for b in backups if b["before_deploy"] and not b["own"]]
+    backups.sort(key=lambda b: b.mtime, reverse=True)
+    older = [b for b in backups if b.before_deploy and not b.own]
     default = older[0] if older else own
 
     revision = sql_revision(current, target)
     result = await ctx.run(host, cmds.sql, stream=False)
     sql = sql_text(result.output)
-    irreversible = [m["revision"] for m in fresh["migrations"] if m["irreversible"]]
+    irreversible = [m.revision for m in fresh.migrations if m.irreversible]
     if not result.ok:
         if "NotImplementedError" in result.output and not irreversible:
             irreversible = [str(current)]
@@ -450,31 +377,31 @@ async def prepare(ctx: StepContext) -> Outcome:
             f"Migration(s) {', '.join(irreversible)} cannot be undone by alembic (their "
             "downgrade() raises or does nothing): a downgrade would fail or lose data. "
         )
-        if default["own"]:
+        if default.own:
             risk += (
                 "No backup from before the deployed version went live was found, and the one "
                 "just taken holds the new schema: roll the database back by hand."
             )
         else:
-            risk += f"Restore from backup `{default['name']}` ({default['time']}) instead."
+            risk += f"Restore from backup `{default.name}` ({default.time}) instead."
     await ctx.say(
-        f"Backup `{own['name']}` taken on {host.name}: {own['size_text']} at {own['time']}. "
-        f"{fresh['db_summary'].capitalize()}." + (f"\n:warning: {risk}" if risk else "")
+        f"Backup `{own.name}` taken on {host.name}: {units.size(own.size)} at {own.time}. "
+        f"{fresh.summary.capitalize()}." + (f"\n:warning: {risk}" if risk else "")
     )
     return Outcome(
-        summary=f"Backup {own['name']} ({own['size_text']}); {fresh['db_summary']}",
-        facts={
-            **fresh,
-            "db_backup": own,
-            "db_backups": backups,
-            "db_restore_default": default["path"],
-            "db_sql_preview": preview,
-            "db_sql_lines": len(sql.splitlines()) if result.ok else 0,
-            "db_irreversible": bool(irreversible),
-            "db_irreversible_revisions": irreversible,
-            "db_risk": risk,
-            "db_recommended": "restore" if irreversible else "downgrade",
-        },
+        summary=f"Backup {own.name} ({units.size(own.size)}); {fresh.summary}",
+        facts=DbFacts(
+            assessed=fresh,
+            backup=own,
+            backups=backups,
+            restore_default=default.path,
+            sql_preview=preview,
+            sql_lines=len(sql.splitlines()) if result.ok else 0,
+            irreversible=bool(irreversible),
+            irreversible_revisions=irreversible,
+            risk=risk,
+            recommended="restore" if irreversible else "downgrade",
+        ),
     )
 
 
@@ -499,9 +426,9 @@ async def rollback(ctx: StepContext) -> Outcome:
 
 async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
     host = _run_on(ctx, db)
-    target = ctx.facts.get("db_target_revision")
-    before = ctx.facts.get("db_current_revision")
-    known = {m["revision"] for m in ctx.facts.get("migrations", [])}
+    state = ctx.facts.database
+    target, before = state.target_revision, state.current_revision
+    known = {m.revision for m in state.migrations}
     known |= {r for r in (target, before) if r}
     now = await current_revision(ctx, known)
     if now == target:
@@ -509,10 +436,10 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
         return Outcome(
             summary=f"Database already at `{short(target)}` ({target or 'base'})",
             criteria={Criterion.DATABASE: True},
-            facts={"db_revision_after": target},
+            facts=ctx.facts.db.model_copy(update={"revision_after": target}),
         )
     revision = target or "base"
-    backup = ctx.facts.get("db_backup", {}).get("name", "")
+    backup = ctx.facts.db.backup.name if ctx.facts.db.backup else ""
     restore_hint = (
         f"Restore from the backup `{backup}` taken before this step instead."
         if backup
@@ -540,15 +467,14 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
     return Outcome(
         summary=f"Database downgraded {short(now)} → {short(target)}",
         criteria={Criterion.DATABASE: True},
-        facts={"db_revision_after": target},
+        facts=ctx.facts.db.model_copy(update={"revision_after": target}),
     )
 
 
-def _chosen_backup(ctx: StepContext) -> dict[str, Any]:
-    offered: list[dict[str, Any]] = list(ctx.facts.get("db_backups", []))
-    wanted = ctx.facts.get("restore_backup") or ctx.facts.get("db_restore_default")
-    for backup in offered:
-        if wanted in (backup["path"], backup["name"]):
+def _chosen_backup(ctx: StepContext) -> BackupFact:
+    wanted = ctx.facts.restore_backup or ctx.facts.db.restore_default
+    for backup in ctx.facts.db.backups:
+        if wanted in (backup.path, backup.name):
             return backup
     raise StepError(
         f"`{wanted}` is not one of the backups offered at the approval"
@@ -580,11 +506,11 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
             "(and `start`), then Retry.",
         )
     backup = _chosen_backup(ctx)
-    cmds = restore_commands(ctx.app, db, backup["path"])
+    cmds = restore_commands(ctx.app, db, backup.path)
     exists = await ctx.run(host, cmds.exists, stream=False)
     if not exists.ok:
         raise StepError(
-            f"the backup `{backup['path']}` is missing or empty",
+            f"the backup `{backup.path}` is missing or empty",
             host=host.name,
             hint="Pick another backup, then Retry.",
         )
@@ -600,13 +526,13 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
             detail="\n".join(f"{h}: {why}" for h, why in failed.items()),
         )
     await ctx.say(
-        f"App stopped on {len(stopped)} host(s). Restoring `{backup['name']}` "
-        f"({backup['size_text']}, {backup['time']}) on {host.name}…"
+        f"App stopped on {len(stopped)} host(s). Restoring `{backup.name}` "
+        f"({units.size(backup.size)}, {backup.time}) on {host.name}…"
     )
     restored = await ctx.run(host, cmds.restore, timeout=db.timeout)
     if not restored.ok:
         raise StepError(
-            f"the restore of `{backup['name']}` failed (exit {restored.exit_status})",
+            f"the restore of `{backup.name}` failed (exit {restored.exit_status})",
             host=host.name,
             hint="The app is stopped on every host and the database may be partly restored. "
             "Fix the cause and Retry, or restore by hand.",
@@ -628,13 +554,14 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
     # migrate it forward again). The redeploy step starts the old version on every host.
     for name in stopped:
         hosts[name] = HostResult(host=name, ok=True, summary="stopped until the redeploy")
-    target = ctx.facts.get("db_target_revision")
-    known = {m["revision"] for m in ctx.facts.get("migrations", [])}
+    state = ctx.facts.database
+    target = state.target_revision
+    known = {m.revision for m in state.migrations}
     known |= {target} if target else set()
     after = await current_revision(ctx, known)
     if after != target:
         error = StepError(
-            f"restored `{backup['name']}`, but the database is at `{after or 'base'}`, not the "
+            f"restored `{backup.name}`, but the database is at `{after or 'base'}`, not the "
             f"target `{target or 'base'}`: this backup does not match the old code's schema",
             host=host.name,
             hint="The app is stopped on every host. Restore another backup (an approver "
@@ -643,12 +570,14 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
         error.hosts = dict(hosts)
         raise error
     await ctx.say(
-        f"Restored `{backup['name']}`; the database is at `{after or 'base'}`, the target "
+        f"Restored `{backup.name}`; the database is at `{after or 'base'}`, the target "
         f"revision. The app stays stopped until the redeploy step starts {ctx.incident.target}."
     )
     return Outcome(
-        summary=f"Restored {backup['name']}; database at the target `{after or 'base'}`",
+        summary=f"Restored {backup.name}; database at the target `{after or 'base'}`",
         hosts=hosts,
         criteria={Criterion.DATABASE: True},
-        facts={"db_revision_after": after, "db_restored": backup["path"], "db_verify": verified},
+        facts=ctx.facts.db.model_copy(
+            update={"revision_after": after, "restored": backup.path, "verify": verified}
+        ),
     )

@@ -11,7 +11,6 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import aiohttp
 
@@ -21,8 +20,10 @@ from bot.steps.context import Outcome, StepContext
 from bot.steps.redeploy import host_clock
 from bot.steps.verify import SHOWN_MATCHES, LogScan, scan_logs
 from bot.workflow.baseline import compare
+from bot.workflow.facts import MonitorFacts, UrlFigures
 from bot.workflow.model import Criterion
 from runners import health
+from runners.strategies import strategy
 
 
 @dataclass
@@ -45,21 +46,21 @@ class _UrlStats:
             self.latencies.append(p.latency_ms)
         self.last = p.describe()
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> UrlFigures:
         p50 = health.percentile(self.latencies, 50)
         p95 = health.percentile(self.latencies, 95)
-        return {
-            "url": self.url,
-            "host": self.host,
-            "probes": self.probes,
-            "ok": self.ok,
-            "availability": round(100 * self.ok / self.probes, 2) if self.probes else None,
-            "p50_ms": round(p50, 1) if p50 is not None else None,
-            "p95_ms": round(p95, 1) if p95 is not None else None,
-            "streak": self.streak,
-            "worst_streak": self.worst_streak,
-            "last": self.last,
-        }
+        return UrlFigures(
+            url=self.url,
+            host=self.host,
+            probes=self.probes,
+            ok=self.ok,
+            availability=round(100 * self.ok / self.probes, 2) if self.probes else None,
+            p50_ms=round(p50, 1) if p50 is not None else None,
+            p95_ms=round(p95, 1) if p95 is not None else None,
+            streak=self.streak,
+            worst_streak=self.worst_streak,
+            last=self.last,
+        )
 
 
 class _Monitor:
@@ -68,7 +69,8 @@ class _Monitor:
         self.cfg = ctx.app.monitor
         self.todo = todo
         self.stats = [_UrlStats(t.url, t.host) for t in todo]
-        self.errors: dict[str, set[str]] = {h.name: set() for h in ctx.app.hosts}
+        self.hosts = strategy(ctx.app.deploy.strategy).deploy_hosts(ctx.app)
+        self.errors: dict[str, set[str]] = {h.name: set() for h in self.hosts}
         self.log_problems: dict[str, str] = {}
         self.windows: dict[str, tuple[datetime, int]] = {}
         self.started = datetime.now(UTC)
@@ -77,28 +79,28 @@ class _Monitor:
         self.alerted: set[tuple[str, str | None]] = set()
         self.elapsed = 0.0
 
-    def figures(self, done: bool = False) -> dict[str, Any]:
+    def figures(self, done: bool = False) -> MonitorFacts:
         probes = sum(s.probes for s in self.stats)
         ok = sum(s.ok for s in self.stats)
         availability = round(100 * ok / probes, 2) if probes else None
         p95 = health.percentile([ms for s in self.stats for ms in s.latencies], 95)
-        return {
-            "started_at": self.started.isoformat(),
-            "updated_at": datetime.now(UTC).isoformat(),
-            "duration": self.cfg.duration,
-            "interval": self.cfg.interval,
-            "elapsed": round(self.elapsed, 1),
-            "rounds": self.rounds,
-            "done": done,
-            "availability": availability,
-            "p95_ms": round(p95, 1) if p95 is not None else None,
+        return MonitorFacts(
+            started_at=self.started.isoformat(),
+            updated_at=datetime.now(UTC).isoformat(),
+            duration=self.cfg.duration,
+            interval=self.cfg.interval,
+            elapsed=round(self.elapsed, 1),
+            rounds=self.rounds,
+            done=done,
+            availability=availability,
+            p95_ms=round(p95, 1) if p95 is not None else None,
             # Against the figures of the version before the bad deploy, when a watch had them.
-            "vs_baseline": compare(self.ctx.incident.baseline, p95, availability),
-            "error_count": sum(len(v) for v in self.errors.values()),
-            "errors": {h: len(v) for h, v in self.errors.items()},
-            "alerts": self.alerts,
-            "urls": [s.figures() for s in self.stats],
-        }
+            vs_baseline=compare(self.ctx.incident.baseline, p95, availability),
+            error_count=sum(len(v) for v in self.errors.values()),
+            errors={h: len(v) for h, v in self.errors.items()},
+            alerts=self.alerts,
+            urls=[s.figures() for s in self.stats],
+        )
 
     async def read_logs(self) -> None:
         async def one(host: HostConfig) -> LogScan:
@@ -108,7 +110,7 @@ class _Monitor:
             except HostError as exc:  # one SSH hiccup must not end 15 minutes of monitoring
                 return LogScan(host=host.name, error=str(exc))
 
-        for scan in await asyncio.gather(*(one(h) for h in self.ctx.app.hosts)):
+        for scan in await asyncio.gather(*(one(h) for h in self.hosts)):
             if scan.error:
                 self.log_problems[scan.host] = scan.error
                 continue
@@ -147,20 +149,19 @@ class _Monitor:
         f = self.figures()
         lines = [
             f"*Monitoring* {_mmss(self.elapsed)} of {_mmss(self.cfg.duration)}: "
-            f"availability {_pct(f['availability'])}, {f['error_count']} error line(s)"
+            f"availability {_pct(f.availability)}, {f.error_count} error line(s)"
         ]
-        for u in f["urls"]:
+        for u in f.urls:
             lines.append(
-                f"• {u['url']}: {_pct(u['availability'])} up, p50 {_ms(u['p50_ms'])}, "
-                f"p95 {_ms(u['p95_ms'])}"
+                f"• {u.url}: {_pct(u.availability)} up, p50 {_ms(u.p50_ms)}, p95 {_ms(u.p95_ms)}"
             )
-        if f["vs_baseline"]:
-            lines.append(f"• {f['vs_baseline']}")
+        if f.vs_baseline:
+            lines.append(f"• {f.vs_baseline}")
         return "\n".join(lines)
 
     async def run(self) -> None:
-        clocks = await asyncio.gather(*(host_clock(self.ctx, h) for h in self.ctx.app.hosts))
-        self.windows = {h.name: c for h, c in zip(self.ctx.app.hosts, clocks, strict=True)}
+        clocks = await asyncio.gather(*(host_clock(self.ctx, h) for h in self.hosts))
+        self.windows = {h.name: c for h, c in zip(self.hosts, clocks, strict=True)}
         start = time.monotonic()
         next_summary = start + self.cfg.summary_every
         async with aiohttp.ClientSession() as session:
@@ -169,7 +170,7 @@ class _Monitor:
                 await asyncio.gather(self.probe(session), self.read_logs())
                 self.rounds += 1
                 self.elapsed = time.monotonic() - start
-                self.ctx.incident.facts["monitor"] = self.figures()
+                self.ctx.incident.facts.monitor = self.figures()
                 await self.ctx.notifier.update_parent(self.ctx.incident)
                 await self.ctx.heartbeat()
                 if self.elapsed >= self.cfg.duration:
@@ -180,7 +181,7 @@ class _Monitor:
                 left = start + self.cfg.duration - time.monotonic()
                 wait = min(self.cfg.interval - (time.monotonic() - began), left)
                 await asyncio.sleep(max(wait, 0.0))
-        self.ctx.incident.facts["monitor"] = self.figures(done=True)
+        self.ctx.incident.facts.monitor = self.figures(done=True)
 
 
 def _where(stats: _UrlStats) -> str:
@@ -212,11 +213,11 @@ async def run(ctx: StepContext) -> Outcome:
         f"{len(ctx.app.hosts)} host(s)."
     )
     await mon.run()
-    figures = ctx.facts["monitor"]
+    figures = ctx.facts.monitor
     await ctx.say(mon.summary().replace("*Monitoring*", "*Monitoring done*", 1))
     failing = [s for s in mon.stats if s.streak >= ctx.app.monitor.failure_streak]
     problems = [f"{_where(s)} still failing ({s.last})" for s in failing]
-    problems += [f"{n} new error line(s) on {h}" for h, n in figures["errors"].items() if n]
+    problems += [f"{n} new error line(s) on {h}" for h, n in figures.errors.items() if n]
     problems += [f"logs on {h}: {why}" for h, why in mon.log_problems.items()]
     if problems:
         raise StepError(
@@ -225,10 +226,10 @@ async def run(ctx: StepContext) -> Outcome:
         )
     return Outcome(
         summary=(
-            f"{_mmss(mon.elapsed)} monitored: availability {_pct(figures['availability'])}, "
-            f"{figures['error_count']} error line(s), {mon.alerts} alert(s)"
-            + (f"; {figures['vs_baseline']}" if figures["vs_baseline"] else "")
+            f"{_mmss(mon.elapsed)} monitored: availability {_pct(figures.availability)}, "
+            f"{figures.error_count} error line(s), {mon.alerts} alert(s)"
+            + (f"; {figures.vs_baseline}" if figures.vs_baseline else "")
         ),
-        facts={"monitor": figures},
+        facts=figures,
         criteria={Criterion.MONITORED: True},
     )

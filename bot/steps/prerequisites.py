@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.errors import StepError
 from bot.steps.context import Outcome, StepContext
+from bot.workflow.facts import PrerequisitesFacts
 
 
 async def run(ctx: StepContext) -> Outcome:
@@ -13,13 +14,13 @@ async def run(ctx: StepContext) -> Outcome:
             "the issue is not confirmed: no reason was given",
             hint="Say what broke (cancel and start again with a reason).",
         )
-    notified = list(ctx.facts.get("notified_start", []))
+    notified = list(ctx.facts.prerequisites.notified_start)
     if not notified and ctx.app.notify:
         notified = await ctx.notifier.stakeholders(inc, "start")
     held = [c for c in await ctx.notifier.held_notices(inc) if c not in notified]
     missing = sorted(set(ctx.app.notify) - set(notified) - set(held))
-    ctx.facts["notified_start"] = notified  # kept on failure: a Retry does not tell them twice
-    facts: dict[str, object] = {"notified_start": notified, "notices_held": held}
+    facts = PrerequisitesFacts(notified_start=notified, notices_held=held)
+    ctx.facts.prerequisites = facts  # kept on failure: a Retry does not tell them twice
     if missing:
         raise StepError(
             "stakeholders could not be notified in " + ", ".join(f"<#{c}>" for c in missing),
@@ -43,4 +44,5 @@ async def run(ctx: StepContext) -> Outcome:
             + "; the notice is kept and posted when Slack answers."
         )
     summary = f"Issue: “{inc.reason}”. {told} Policy: {policy}."
-    return Outcome(summary=summary, facts={**facts, "policy": policy})
+    facts.policy = policy
+    return Outcome(summary=summary, facts=facts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import shlex
 from dataclasses import dataclass
@@ -10,14 +11,12 @@ from datetime import UTC, datetime, timedelta
 
 from bot.apps_file import AppConfig, HostConfig
 from bot.errors import HostError, StepError, UserFacingError
+from bot.ports import CommandResult, ScriptCommand
 from bot.steps.context import Outcome, Planned, StepContext
+from bot.workflow.facts import RedeployFacts
 from bot.workflow.model import Criterion, HostResult
 from runners import templates
-
-# The file whose change means dependencies must be installed again. docker-compose has none:
-# its "install" is the image build, which is what puts the rolled-back code into the image, so
-# skipping it would restart the broken image.
-DEPENDENCY_FILE = {"systemd": "requirements.txt", "commands": "requirements.txt"}
+from runners.strategies import strategy
 
 # The host's own clock, not ours: log timestamps are written by the host, in its timezone.
 CLOCK = "date +%Y-%m-%dT%H:%M:%S.%N%z"
@@ -49,15 +48,15 @@ async def host_clock(ctx: StepContext, host: HostConfig) -> tuple[datetime, int]
 
 
 def _ref(ctx: StepContext) -> tuple[str, str]:
-    target = ctx.facts.get("target") or ctx.incident.target
+    target = ctx.incident.target
     if not target:
         raise StepError("no target version known", hint="The assess step sets it; Retry it.")
-    return str(ctx.facts.get("hotfix_ref") or target), str(target)
+    return ctx.facts.code.hotfix_ref or target, target
 
 
 def _expected_sha(ctx: StepContext) -> str:
     # A 'revert' hotfix is a new commit whose describe differs from the tag: its sha is the truth.
-    return str(ctx.facts.get("hotfix_sha") or ctx.facts.get("target_sha") or "")
+    return ctx.facts.code.hotfix_sha or ctx.facts.assess.target_sha
 
 
 def _last_line(text: str) -> str:
@@ -77,7 +76,7 @@ class HostCommands:
     restart: str | None
     status: str | None
     version: str | None
-    head: str
+    head: str | None  # what says the exact revision the host runs (None: `version` does)
 
     def sequence(self) -> list[Planned]:
         """The commands in the order `_Host.run` runs them."""
@@ -97,7 +96,7 @@ class HostCommands:
             _planned("restart", self.restart),
             _planned("status", self.status, changes=False),
             _planned("version", self.version, changes=False),
-            Planned("head", self.head, changes=False, note="must be the rollback commit"),
+            _planned("head", self.head, changes=False, note="must be the rollback commit"),
         ]
         return [s for s in steps if s is not None]
 
@@ -114,7 +113,8 @@ def host_commands(app: AppConfig, host: HostConfig, ref: str, target: str) -> Ho
     def cmd(name: str) -> str | None:
         return templates.build(app, host, name, ref=ref, version=target)
 
-    dep = DEPENDENCY_FILE.get(app.deploy.strategy)
+    how = strategy(app.deploy.strategy)
+    dep = how.dependency_file
     probe = f"git rev-parse {shlex.quote('HEAD:' + dep)} 2>/dev/null || true" if dep else None
     return HostCommands(
         dependencies=templates.in_workdir(app, host, probe) if probe else None,
@@ -124,56 +124,73 @@ def host_commands(app: AppConfig, host: HostConfig, ref: str, target: str) -> Ho
         restart=cmd("restart"),
         status=cmd("status"),
         version=cmd("version"),
-        head=templates.in_workdir(app, host, "git rev-parse HEAD"),
+        head=templates.in_workdir(app, host, how.head_command) if how.head_command else None,
     )
 
 
 class _Host:
-    """The rollout of one host: each command in turn, the first failure raised as HostError."""
+    """The rollout of one host: its commands as one script, the first failure raised."""
 
     def __init__(self, ctx: StepContext, host: HostConfig, ref: str, target: str) -> None:
         self.ctx, self.host, self.ref, self.target = ctx, host, ref, target
         self.cmds = host_commands(ctx.app, host, ref, target)
 
-    async def step(self, name: str, cmd: str | None) -> str:
-        if cmd is None:
-            return ""
-        result = await self.ctx.run(self.host, cmd, check=True, what=f"`{name}`")
-        return result.output
-
-    async def dependency_fingerprint(self) -> str | None:
-        if self.cmds.dependencies is None:
-            return None
-        result = await self.ctx.run(self.host, self.cmds.dependencies, stream=False, timeout=60)
-        return result.output.strip() if result.ok else ""
-
-    async def head(self) -> str:
-        result = await self.ctx.run(self.host, self.cmds.head, stream=False, timeout=60)
-        return _last_line(result.output) if result.ok else ""
+    def plan(self) -> dict[str, ScriptCommand]:
+        """The script's commands by name, in order; the probes are quiet and may fail."""
+        cmds = self.cmds
+        quiet = functools.partial(ScriptCommand, stream=False, check=False, timeout=60)
+        named: list[tuple[str, ScriptCommand | None]] = [
+            ("deps_before", quiet(cmds.dependencies) if cmds.dependencies else None),
+            ("fetch", ScriptCommand(cmds.fetch) if cmds.fetch else None),
+            ("deps_after", quiet(cmds.dependencies) if cmds.dependencies else None),
+            ("install", ScriptCommand(cmds.install) if cmds.install else None),
+            ("clock", quiet(cmds.clock, timeout=30)),
+            ("restart", ScriptCommand(cmds.restart) if cmds.restart else None),
+            ("status", ScriptCommand(cmds.status) if cmds.status else None),
+            ("version", ScriptCommand(cmds.version) if cmds.version else None),
+            ("head", quiet(cmds.head) if cmds.head else None),
+        ]
+        return {name: cmd for name, cmd in named if cmd is not None}
 
     async def run(self) -> HostResult:
         ctx, name = self.ctx, self.host.name
-        facts = ctx.facts
+        facts = ctx.facts.redeploy
         # Kept from the first attempt: after a failed install, a retry finds the new checkout
         # already in place and would otherwise think nothing changed.
-        fingerprints: dict[str, str] = facts.setdefault("dependency_fingerprint", {})
-        before = await self.dependency_fingerprint()
-        if before is not None:
-            before = fingerprints.setdefault(name, before)
-        await self.step("fetch", self.cmds.fetch)
-        after = await self.dependency_fingerprint()
-        if after is None or before != after:
-            await self.step("install", self.cmds.install)
-        else:
-            await ctx.out(name, "requirements.txt unchanged: install skipped")
-        now, offset = await host_clock(ctx, self.host)
-        facts.setdefault("restart_at", {})[name] = now.isoformat()
-        facts.setdefault("host_utc_offset", {})[name] = offset
-        await self.step("restart", self.cmds.restart)
-        await self.step("status", self.cmds.status)
-        reported = _last_line(await self.step("version", self.cmds.version))
-        facts.setdefault("versions_by_host", {})[name] = reported
-        problem = await self._off_target(reported)
+        fingerprints = facts.dependency_fingerprint
+        plan = self.plan()
+        names = list(plan)
+
+        def output(results: list[CommandResult | None], what: str) -> str | None:
+            result = results[names.index(what)] if what in plan else None
+            return result.output.strip() if result is not None and result.ok else None
+
+        async def decide(i: int, results: list[CommandResult | None]) -> bool:
+            what = names[i]
+            if what == "deps_before":
+                return name not in fingerprints
+            if what == "fetch" and "deps_before" in plan:
+                fingerprints.setdefault(name, output(results, "deps_before") or "")
+            unchanged = fingerprints.get(name, "") == (output(results, "deps_after") or "")
+            if what == "install" and "deps_after" in plan and unchanged:
+                await ctx.out(name, "requirements.txt unchanged: install skipped")
+                return False
+            if what == "head":
+                return bool(_expected_sha(ctx))
+            return True
+
+        results = await ctx.run_script(self.host, list(plan.values()), decide=decide)
+        clock = output(results, "clock")
+        now, offset = (parse_clock(clock) if clock else None) or (datetime.now(UTC), 0)
+        if results[names.index("clock")] is not None:
+            facts.restart_at[name] = now.isoformat()
+            facts.host_utc_offset[name] = offset
+        self.check(plan, results)
+        reported = _last_line(output(results, "version") or "")
+        facts.versions_by_host[name] = reported
+        head = _last_line(output(results, "head") or "")
+        how = strategy(ctx.app.deploy.strategy)
+        problem = how.off_target(reported, head, _expected_sha(ctx), self.target)
         if problem:
             raise HostError(
                 problem,
@@ -182,21 +199,26 @@ class _Host:
             )
         return HostResult(host=name, ok=True, summary=f"on {self.target} ({reported})")
 
-    async def _off_target(self, reported: str) -> str:
-        """'' when the host runs the rollback commit, else what it runs instead."""
-        expected = _expected_sha(self.ctx)
-        if not expected:
-            if reported == self.target:
-                return ""
-            return f"`version` reports {reported or 'nothing'}, not {self.target}"
-        # The commit decides: a 'revert' hotfix describes as e.g. v1.5.0-1-gabc, not the tag.
-        head = await self.head()
-        if head.lower() == expected.lower():
-            return ""
-        return (
-            f"`version` reports {reported or 'nothing'}: the checkout is at "
-            f"{head[:12] or 'an unknown commit'}, not {expected[:12]} ({self.target})"
-        )
+    def check(self, plan: dict[str, ScriptCommand], results: list[CommandResult | None]) -> None:
+        """The first command that failed, as a HostError; also a script cut short."""
+        for (what, cmd), result in zip(plan.items(), results, strict=True):
+            if not cmd.check:
+                continue
+            if result is None:
+                if what == "install":  # skipped: requirements unchanged
+                    continue
+                raise HostError(
+                    f"the commands stopped before `{what}`",
+                    host=self.host.name,
+                    hint="The connection may have dropped. Retry, or Abort.",
+                )
+            if not result.ok:
+                raise HostError(
+                    f"`{what}` failed (exit {result.exit_status})",
+                    host=self.host.name,
+                    hint="Its last lines are above. Fix the cause, then Retry — or Abort.",
+                    detail=result.tail(),
+                )
 
 
 def batches(hosts: list[HostConfig], size: int | None) -> list[list[HostConfig]]:
@@ -206,14 +228,13 @@ def batches(hosts: list[HostConfig], size: int | None) -> list[list[HostConfig]]
 
 async def run(ctx: StepContext) -> Outcome:
     ref, target = _ref(ctx)
-    facts = ctx.facts
-    if facts.get("redeploy_ref") != ref:
+    if ctx.facts.redeploy.ref != ref:
         # A different rollback ref means nothing done so far counts.
-        facts["redeploy_ref"] = ref
-        facts["redeployed_hosts"] = []
-        facts.pop("dependency_fingerprint", None)
-    done: list[str] = facts.setdefault("redeployed_hosts", [])
-    todo = [h for h in ctx.app.hosts if h.name not in done]
+        ctx.facts.redeploy = RedeployFacts(ref=ref)
+    facts = ctx.facts.redeploy
+    done = facts.redeployed_hosts
+    hosts = strategy(ctx.app.deploy.strategy).deploy_hosts(ctx.app)
+    todo = [h for h in hosts if h.name not in done]
     if done:
         await ctx.say(
             f"Already on {target}: {', '.join(done)}. Redeploying "
@@ -259,23 +280,13 @@ async def run(ctx: StepContext) -> Outcome:
             later = [h.name for b in plan[number:] for h in b]
             # `redeployed_hosts` stays in the facts, which the engine keeps on failure.
             raise _rollout_error(failed, done, later, results)
-    summary = f"{len(ctx.app.hosts)} host(s) on {target} (ref {ref})"
+    summary = f"{len(hosts)} host(s) on {target} (ref {ref})"
     return Outcome(
         summary=summary,
         hosts=results,
-        facts={k: facts[k] for k in _FACT_KEYS if k in facts},
+        facts=facts,
         criteria={Criterion.DEPLOYED: True},
     )
-
-
-_FACT_KEYS = (
-    "redeploy_ref",
-    "redeployed_hosts",
-    "restart_at",
-    "host_utc_offset",
-    "versions_by_host",
-    "dependency_fingerprint",
-)
 
 
 def _rollout_error(

@@ -23,6 +23,7 @@ from bot.steps.context import Outcome, StepContext
 from bot.workflow.baseline import compare
 from bot.workflow.model import Criterion, HostResult
 from runners import health, templates
+from runners.strategies import strategy
 
 SHOWN_MATCHES = 20
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -79,12 +80,9 @@ def lines_since(lines: Sequence[str], since: datetime, utc_offset: int) -> tuple
     return kept, True
 
 
-def since_value(strategy: str, at: datetime, utc_offset: int) -> str:
-    """`{since}` for the logs command (see the module's doc)."""
-    if strategy == "systemd":
-        local = at.astimezone(UTC) + timedelta(seconds=utc_offset)
-        return local.strftime("%Y-%m-%d %H:%M:%S")
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def since_value(name: str, at: datetime, utc_offset: int) -> str:
+    """`{since}` for the logs command of strategy `name` (see the module's doc)."""
+    return strategy(name).since(at, utc_offset)
 
 
 @dataclass
@@ -121,11 +119,10 @@ async def scan_logs(
 
 
 def _restart_time(ctx: StepContext, host: str) -> tuple[datetime, int] | None:
-    at = ctx.facts.get("restart_at", {}).get(host)
+    at = ctx.facts.redeploy.restart_at.get(host)
     if not at:
         return None
-    offset = int(ctx.facts.get("host_utc_offset", {}).get(host, 0))
-    return datetime.fromisoformat(str(at)), offset
+    return datetime.fromisoformat(at), ctx.facts.redeploy.host_utc_offset.get(host, 0)
 
 
 def _window_start(ctx: StepContext, host: HostConfig) -> tuple[datetime, int]:
@@ -187,7 +184,7 @@ async def _health(ctx: StepContext, found: _Findings) -> None:
     p95 = health.percentile(ok, 95)
     availability = round(100 * len(ok) / len(found.health), 2) if found.health else None
     if vs := compare(ctx.incident.baseline, p95, availability):
-        ctx.facts["verify_vs_baseline"] = vs
+        ctx.facts.verify.vs_baseline = vs
         lines.append(f"Compared with before the bad deploy: {vs}")
     await ctx.say("*Health checks*\n" + "\n".join(lines))
 
@@ -209,7 +206,8 @@ async def _logs(ctx: StepContext, found: _Findings) -> None:
         start, offset = _window_start(ctx, host)
         return await scan_logs(ctx, host, start, offset)
 
-    found.logs = list(await asyncio.gather(*(one(h) for h in ctx.app.hosts)))
+    hosts = strategy(ctx.app.deploy.strategy).deploy_hosts(ctx.app)
+    found.logs = list(await asyncio.gather(*(one(h) for h in hosts)))
     out: list[str] = []
     for scan in found.logs:
         if scan.error:
@@ -313,7 +311,7 @@ async def run(ctx: StepContext) -> Outcome:
         Criterion.SMOKE: found.smoke_ok(),
     }
     hosts = _per_host(ctx, found)
-    ctx.facts["verify"] = {c.name.lower(): ok for c, ok in criteria.items()}
+    ctx.facts.verify.checks = {c.name.lower(): ok for c, ok in criteria.items()}
     failures = _failures(found)
     if failures:
         detail = "\n".join(m for s in found.logs for m in s.matches[:5])
@@ -331,6 +329,6 @@ async def run(ctx: StepContext) -> Outcome:
     return Outcome(
         summary=f"{probes} health check(s) passing, no errors in logs, {smokes} smoke test(s) ok",
         hosts=hosts,
-        facts={"verify": ctx.facts["verify"]},
+        facts=ctx.facts.verify,
         criteria=criteria,
     )

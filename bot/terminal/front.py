@@ -23,6 +23,7 @@ from bot.errors import StepError, UserFacingError
 from bot.people import People
 from bot.ports import Notifier, Store
 from bot.settings import Settings
+from bot.terminal.notifier import numbered
 from bot.workflow.machine import Answer
 from bot.workflow.model import Gate, GateKind, Incident, StepId
 from bot.workflow.policy import Actor
@@ -58,6 +59,9 @@ class InlineQueue:
     async def enqueue_step(self, incident_id: str, step: StepId, attempt: int) -> None:
         self.pending.append((incident_id, step, attempt))
 
+    async def hand_over(self, incident_id: str, step: StepId, attempt: int) -> None:
+        self.pending.append((incident_id, step, attempt))
+
     async def drain(self) -> None:
         assert self.engine is not None
         while self.pending:
@@ -89,8 +93,8 @@ def auto_chooser(apps: AppsFile, requester: Actor) -> Chooser:
             return Reply("roll_back", "", requester)
         if gate.kind is GateKind.RETRY:
             return Reply("abort", "", requester)
-        if gate.kind is GateKind.APPROVE_DB and incident.facts.get("db_recommended") == "restore":
-            return Reply("restore", str(incident.facts.get("db_restore_default", "")), requester)
+        if gate.kind is GateKind.APPROVE_DB and incident.facts.db.recommended == "restore":
+            return Reply("restore", incident.facts.db.restore_default, requester)
         return Reply("approve", "", requester)
 
     return choose
@@ -125,7 +129,7 @@ class Prompter:
     async def _ask(self, incident: Incident, gate: Gate) -> Reply:
         view = t.gate_view(incident, gate)
         buttons = view.buttons
-        menu = "  ".join(f"{i}) {b.label}" for i, b in enumerate(buttons, 1))
+        menu = "  ".join(numbered(buttons))
         accepted = f"a number from 1 to {len(buttons)}" if len(buttons) > 1 else "1"
         while True:
             try:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
+from bot import render_text
 from bot.apps_file import AppsFile
+from bot.messages import Message
 from bot.people import People
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 from handlers import text as t
@@ -25,6 +28,17 @@ if TYPE_CHECKING:
     from bot.settings import Settings
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def numbered(buttons: Sequence[t.ButtonSpec]) -> list[str]:
+    """`1) Roll back to v1.4.2 (revert merges) (recommended)`: the buttons' own words, and which
+    of two ways of the same answer Slack would show as the primary one."""
+    out = []
+    for i, b in enumerate(buttons, 1):
+        twin = sum(1 for other in buttons if other.action == b.action) > 1
+        mark = " (recommended)" if twin and b.style == "primary" else ""
+        out.append(f"{i}) {b.label}{mark}")
+    return out
 
 
 class TerminalNotifier:
@@ -82,7 +96,7 @@ class TerminalNotifier:
         lines.extend(t.criteria_lines(incident))
         if note := t.unmet_note(incident):
             lines.append(note)
-        if monitor := t.monitor_lines(incident.facts):
+        if monitor := t.monitor_lines(incident.facts.monitor):
             lines += ["", "Monitor", *monitor]
         if outcome := t.outcome_line(incident):
             lines += ["", outcome]
@@ -106,7 +120,9 @@ class TerminalNotifier:
         self._print()
         self._print(text)
 
-    async def say(self, incident: Incident, text: str) -> None:
+    async def say(self, incident: Incident, text: str | Message) -> None:
+        if isinstance(text, Message):
+            text = render_text.plain(text, self.people.bare)
         self._reply(text)
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
@@ -129,7 +145,7 @@ class TerminalNotifier:
             body = t.truncate(code, 3_000) if keep == "head" else t.truncate_tail(code, 3_000)
             for line in body.splitlines():
                 self._print(f"      {line}")
-        self._print("    " + "  ".join(f"{i}) {b.label}" for i, b in enumerate(view.buttons, 1)))
+        self._print("    " + "  ".join(numbered(view.buttons)))
 
     async def resolve_gate(self, incident: Incident, token: str, text: str) -> None:
         self._gates.pop(token, None)
@@ -221,7 +237,7 @@ async def connect_terminal_notifier(
     people = People.from_apps_file(apps.people)
     client = None
     if settings.slack_bot_token is not None:
-        from handlers.notifier import make_client
+        from handlers.slack_api import make_client
 
         candidate = make_client(settings.token(), settings.slack_api_url, timeout=5)
         candidate.retry_handlers.clear()  # one quick try: Slack is probably why we are here

@@ -123,10 +123,13 @@ class WatchService:
         if baseline is not None:
             return baseline.version
         for earlier in previous:
-            if earlier.version != deploy.version and not await self.store.quarantined(
-                app.name, earlier.version
-            ):
-                return earlier.version
+            if earlier.version == deploy.version:
+                continue
+            if await self.store.quarantined(app.name, earlier.version):
+                continue
+            if await self.store.looked_bad(app.name, earlier.version):
+                continue
+            return earlier.version
         return None
 
     async def _tag_before(self, app: AppConfig, version: str) -> str | None:
@@ -145,26 +148,42 @@ class WatchService:
             return None
         if tag is None or await self.store.quarantined(app.name, tag):
             return None
-        return tag
+        return None if await self.store.looked_bad(app.name, tag) else tag
 
     async def _supersede(self, watch_id: str, by: Watch) -> None:
+        """A newer deploy replaces the app's watch; an open proposal no longer fits the hosts."""
         old = await self.store.load(watch_id)
-        if old is None or not old.state.ticking:
+        if old is None or old.state not in {WatchState.WATCHING, WatchState.PROPOSED}:
             return
+        proposed = old.state is WatchState.PROPOSED
         old.state = WatchState.SUPERSEDED
-        old.evidence = f"superseded by the deploy of {by.deploy.version}"
-        await self.store.save(old)  # a lost race only means the old watch ticks once more
+        if proposed:
+            old.answer = Answer(
+                choice="superseded", user=AUTO, why=f"{by.deploy.version} was deployed since"
+            )
+        else:
+            old.evidence = f"superseded by the deploy of {by.deploy.version}"
+        if not await self.store.save(old):
+            return  # a lost race only means the old watch ticks once more
+        app = self.apps.app(old.app)
+        if proposed and old.message is not None and app is not None:
+            await self.proposer.settle(app, old.message, self.proposal(old))
 
     # ---- worker side: one tick ----------------------------------------------------------
 
     async def tick(self, watch_id: str, n: int) -> None:
         watch = await self.store.load(watch_id)
-        if watch is None or not watch.state.ticking or len(watch.ticks) > n:
-            return  # ended, or a duplicate of a tick already taken
+        if watch is None or not watch.state.ticking:
+            return  # ended
         app = self.apps.app(watch.app)
         if app is None or app.watch is None:
             log.warning("watch %s: app %s is no longer watched; stopping", watch.id, watch.app)
             await self._end(watch, WatchState.QUIET, "the app is no longer watched")
+            return
+        if len(watch.ticks) > n:
+            # A retried tick its dead worker had recorded: judge again, which enqueues the next
+            # tick (a no-op if it is queued) or proposes what the dead worker could not.
+            await self._judge(app, watch)
             return
         wait = watch.due(n) - time.time()
         if wait > 0:
@@ -222,6 +241,7 @@ class WatchService:
             watch.proposed_at = datetime.now(UTC)
             watch.evidence = verdict.text()
             if await self.store.save(watch):  # one proposal, whoever judged first
+                await self.store.mark_bad(app.name, watch.deploy.version)
                 await self._propose(app, watch)
             return
         n = len(watch.ticks)
@@ -388,6 +408,7 @@ class WatchService:
         if settled is None:
             raise RuntimeError(f"watch {watch.id}: too many concurrent writers")
         log.info("watch %s of %s dismissed by %s: %s", watch.id, app.name, actor.user, why)
+        await self.store.mark_bad(app.name, watch.deploy.version, bad=False)
         if settled.message is not None:
             await self.proposer.settle(app, settled.message, self.proposal(settled))
         return settled

@@ -88,6 +88,15 @@ class WatchStore:
     async def first_time(self, key: str, ttl: int = 86400) -> bool:
         return bool(await self.r.set(f"{P}seen:watch:{key}", "1", nx=True, ex=ttl))
 
+    # ---- versions a watch found bad (not good to go back to) ---------------------------------
+
+    async def mark_bad(self, app: str, version: str, bad: bool = True) -> None:
+        key = f"{P}looked-bad:{app}"
+        await (self.r.sadd(key, version) if bad else self.r.srem(key, version))
+
+    async def looked_bad(self, app: str, version: str) -> bool:
+        return bool(await self.r.sismember(f"{P}looked-bad:{app}", version))
+
     # ---- baselines -------------------------------------------------------------------------
 
     async def set_baseline(self, app: str, baseline: Baseline) -> None:

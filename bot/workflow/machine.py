@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.messages import Emphasis, Mark, Mention, Message, message
+from bot.messages import Status as MarkStatus
+from bot.workflow.facts import StepFacts
 from bot.workflow.model import (
     Approval,
     Criterion,
@@ -57,7 +60,7 @@ class StepSucceeded:
     run_id: str
     summary: str
     hosts: dict[str, HostResult] = field(default_factory=dict)
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: StepFacts | None = None
     criteria: dict[Criterion, bool] = field(default_factory=dict)
     skip: tuple[StepId, ...] = ()
 
@@ -68,7 +71,7 @@ class StepFailed:
     run_id: str
     error: ErrorInfo
     hosts: dict[str, HostResult] = field(default_factory=dict)
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: StepFacts | None = None
     criteria: dict[Criterion, bool] = field(default_factory=dict)
 
 
@@ -113,7 +116,7 @@ class AskGate:
 
 @dataclass(frozen=True)
 class Say:
-    text: str
+    text: str | Message
 
 
 @dataclass(frozen=True)
@@ -264,7 +267,8 @@ def _apply(inc: Incident, ev: StepSucceeded | StepFailed) -> None:
     rec = inc.step(ev.step)
     rec.finished_at = inc.updated_at
     rec.hosts.update(ev.hosts)
-    inc.facts.update(ev.facts)
+    if ev.facts is not None:
+        inc.facts.store(ev.facts)
     inc.criteria.update(ev.criteria)
 
 
@@ -305,7 +309,7 @@ def _interrupted(inc: Incident, ev: StepInterrupted) -> tuple[Incident, list[Eff
 def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[Effect]]:
     gate = inc.gate
     if gate is None or gate.token != ev.token:
-        answered = inc.facts.get("answered", {}).get(ev.token)
+        answered = inc.facts.answered.get(ev.token)
         if answered:
             raise Rejected(f"Already answered: {answered}. Nothing changed.")
         raise Rejected("That button belongs to an earlier stage of this incident; nothing changed.")
@@ -318,7 +322,7 @@ def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[E
     if reason := policy.refuse(ev.actor, right, requested_by=inc.requested_by):
         raise Rejected(reason)
     verb = {"roll_back": "Roll back", "fix_forward": "Fix forward"}.get(ev.choice, ev.choice)
-    inc.facts.setdefault("answered", {})[gate.token] = f"{verb} by <@{ev.actor.user}>"
+    inc.facts.answered[gate.token] = f"{verb} by <@{ev.actor.user}>"
     inc.gate = None
     if ev.choice == "abort":
         return inc, _abort(inc, ev.actor.user, Status.ABORTED)
@@ -326,7 +330,7 @@ def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[E
         return inc, _decide(inc, ev)
     if gate.kind is GateKind.RETRY and ev.choice == "retry":
         inc.step(gate.step).status = StepStatus.PENDING
-        return inc, [Say(f"<@{ev.actor.user}> chose Retry."), *_advance(inc)]
+        return inc, [Say(message(Mention(ev.actor.user), " chose Retry.")), *_advance(inc)]
     if gate.kind is GateKind.RETRY:  # a restore instead of the failed downgrade
         gate = gate.model_copy(update={"kind": GateKind.APPROVE_DB})
     inc.approvals.append(Approval(kind=gate.kind, user=ev.actor.user, choice=ev.choice))
@@ -334,9 +338,10 @@ def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[E
     if gate.kind is GateKind.APPROVE_DB:
         inc.db_method = "restore" if ev.choice == "restore" else "downgrade"
         if ev.option:
-            inc.facts["restore_backup"] = ev.option
+            inc.facts.restore_backup = ev.option
     what = "restore from backup" if ev.choice == "restore" else _gate_words(gate.kind)
-    return inc, [Say(f":white_check_mark: <@{ev.actor.user}> approved {what}."), *_advance(inc)]
+    said = message(Mark(MarkStatus.OK), " ", Mention(ev.actor.user), f" approved {what}.")
+    return inc, [Say(said), *_advance(inc)]
 
 
 def _gate_words(kind: GateKind) -> str:
@@ -354,16 +359,23 @@ def _decide(inc: Incident, ev: Answer) -> list[Effect]:
         for step in ROLLBACK_STEPS:
             inc.step(step).status = StepStatus.SKIPPED
         say = Say(
-            f"<@{ev.actor.user}> chose *Fix forward*: the rollback path is closed; "
-            "the thread and the report stay."
+            message(
+                Mention(ev.actor.user),
+                " chose ",
+                Emphasis("Fix forward"),
+                ": the rollback path is closed; the thread and the report stay.",
+            )
         )
         return [say, *_advance(inc)]
     inc.decision = Decision.ROLL_BACK
     inc.step(StepId.DECIDE).summary = f"Roll back, chosen by <@{ev.actor.user}>"
     if ev.option in {"revert", "tag"}:
-        inc.facts["code_method"] = ev.option
+        inc.facts.code_method = "revert" if ev.option == "revert" else "tag"
         inc.step(StepId.DECIDE).summary += f" ({ev.option})"
-    return [Say(f"<@{ev.actor.user}> chose *Roll back*."), *_advance(inc)]
+    return [
+        Say(message(Mention(ev.actor.user), " chose ", Emphasis("Roll back"), ".")),
+        *_advance(inc),
+    ]
 
 
 def _cancel(inc: Incident, ev: Cancel, policy: Policy) -> tuple[Incident, list[Effect]]:

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from bot.workflow.baseline import Baseline
+from bot.workflow.facts import Facts
 
 # What a version (tag, commit, branch) may look like wherever it is named: it ends up in git and
 # shell commands, so anything else is refused up front.
@@ -159,11 +160,12 @@ class Incident(BaseModel):
     decision: Decision | None = None
     db_method: str | None = None  # "downgrade" or "restore", chosen at the approval
     approvals: list[Approval] = Field(default_factory=list)
-    facts: dict[str, Any] = Field(default_factory=dict)
+    facts: Facts = Field(default_factory=Facts)
     criteria: dict[Criterion, bool | None] = Field(default_factory=lambda: _no_criteria())
     thread: ThreadRef | None = None
     lock_token: int = 0
     version: int = 0  # bumped on every save; the store refuses stale writes
+    schema_version: int = 2  # of the stored JSON: `bot.workflow.schema` migrates older ones
     major: bool = False
     outcome: str = ""
     # How the app did before the deploy being rolled back (its watch measured it), if known.
@@ -175,7 +177,7 @@ class Incident(BaseModel):
 
     @property
     def target(self) -> str | None:
-        target = self.facts.get("target") or self.requested_version
+        target = self.facts.assess.target or self.requested_version
         return str(target) if target else None
 
     def step(self, step_id: StepId) -> StepRecord:

@@ -1,0 +1,254 @@
+"""What each step found, as typed models: one per step's output, read by attribute everywhere.
+
+A step returns its model in its `Outcome`; the machine stores it in the incident's `Facts`, in
+the slot of its type. A step returns its slot whole: Roll back the database starts from what
+Prepare wrote (`ctx.facts.db.model_copy(update=...)`). Renderers read attributes, so mypy
+checks every read and a renamed field is a type error instead of an empty line in a message.
+
+Every field has a default, so a reader never needs a None check for a step not yet run.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Facts(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class CommitFact(_Facts):
+    sha: str
+    short: str = ""
+    subject: str = ""
+    merge: bool = False
+
+
+class MigrationFact(_Facts):
+    revision: str
+    down_revision: str | None = None
+    message: str = ""
+    irreversible: bool = False
+
+
+class BackupFact(_Facts):
+    path: str
+    name: str = ""
+    size: int = 0  # bytes
+    time: str = ""  # ISO 8601, UTC
+    mtime: float = 0.0
+    own: bool = False  # taken by this incident
+    before_deploy: bool = False  # taken before the bad version was deployed
+
+
+class PlanBasis(_Facts):
+    """What a plan depended on; `Run this plan` says which of it changed before anything runs."""
+
+    deployed_by_host: dict[str, str]
+    deployed_sha: str
+    target: str
+    target_sha: str
+    db_revision: str | None = None
+    code_method: str = "tag"
+
+
+class DbAssessment(_Facts):
+    """What Assess finds about the database (part of `AssessFacts`)."""
+
+    target_revision: str | None = None
+    current_revision: str | None = None
+    migrations: list[MigrationFact] = Field(default_factory=list)
+    irreversible: bool = False
+    summary: str = ""
+
+
+class PrerequisitesFacts(_Facts):
+    notified_start: list[str] = Field(default_factory=list)  # channels told of the start
+    notices_held: list[str] = Field(default_factory=list)  # told once Slack answers again
+    policy: str = ""
+
+
+class AssessFacts(_Facts):
+    deployed: str = ""
+    deployed_by_host: dict[str, str] = Field(default_factory=dict)
+    deployed_sha: str = ""
+    target: str = ""
+    target_sha: str = ""
+    commits: list[CommitFact] = Field(default_factory=list)  # at most 50
+    commit_count: int = 0
+    git_log: str = ""
+    merges: list[CommitFact] = Field(default_factory=list)
+    code_methods: list[Literal["revert", "tag"]] = Field(default_factory=list)
+    code_method_recommended: Literal["revert", "tag"] | None = None
+    code_method_reason: str = ""
+    hotfix_branch: str = ""
+    db_target_revision: str | None = None
+    db_current_revision: str | None = None
+    migrations: list[MigrationFact] = Field(default_factory=list)  # newest first: the undo order
+    irreversible: bool = False
+    db_summary: str = ""
+    plan_changes: list[str] = Field(default_factory=list)
+
+    def with_db(self, db: DbAssessment) -> AssessFacts:
+        return self.model_copy(
+            update={
+                "db_target_revision": db.target_revision,
+                "db_current_revision": db.current_revision,
+                "migrations": db.migrations,
+                "irreversible": db.irreversible,
+                "db_summary": db.summary,
+            }
+        )
+
+
+class CodeFacts(_Facts):
+    hotfix_ref: str = ""
+    hotfix_sha: str = ""
+    method: Literal["revert", "tag"] | None = None
+
+
+class DbFacts(_Facts):
+    assessed: DbAssessment | None = None  # the database as Prepare re-read it
+    backup: BackupFact | None = None  # the one taken by Prepare
+    backups: list[BackupFact] = Field(default_factory=list)  # restorable, newest first
+    restore_default: str = ""
+    sql_preview: str = ""
+    sql_lines: int = 0
+    irreversible: bool = False
+    irreversible_revisions: list[str] = Field(default_factory=list)
+    risk: str = ""
+    recommended: Literal["downgrade", "restore"] | None = None
+    revision_after: str | None = None
+    restored: str = ""
+    verify: str = ""
+
+
+class RedeployFacts(_Facts):
+    ref: str = ""
+    redeployed_hosts: list[str] = Field(default_factory=list)
+    restart_at: dict[str, str] = Field(default_factory=dict)  # host -> ISO 8601 UTC
+    host_utc_offset: dict[str, int] = Field(default_factory=dict)  # host -> seconds
+    versions_by_host: dict[str, str] = Field(default_factory=dict)  # what `version` reported
+    dependency_fingerprint: dict[str, str] = Field(default_factory=dict)
+
+
+class VerifyFacts(_Facts):
+    checks: dict[str, bool] = Field(default_factory=dict)  # health / logs / smoke -> passed
+    vs_baseline: str = ""
+
+
+class UrlFigures(_Facts):
+    url: str
+    host: str | None = None
+    probes: int = 0
+    ok: int = 0
+    availability: float | None = None  # percent
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    streak: int = 0  # failing probes in a row, now
+    worst_streak: int = 0
+    last: str = ""
+
+
+class MonitorFacts(_Facts):
+    started_at: str = ""
+    updated_at: str = ""
+    duration: float = 0.0
+    interval: float = 0.0
+    elapsed: float = 0.0
+    rounds: int = 0
+    done: bool = False
+    availability: float | None = None  # percent
+    p95_ms: float | None = None
+    vs_baseline: str = ""
+    error_count: int = 0
+    errors: dict[str, int] = Field(default_factory=dict)  # error lines per host
+    alerts: int = 0
+    urls: list[UrlFigures] = Field(default_factory=list)
+
+
+class ReportFacts(_Facts):
+    path: str = ""
+    commit: str = ""
+    pushed: bool = False
+    postmortem_path: str = ""
+
+
+StepFacts = (
+    PrerequisitesFacts
+    | AssessFacts
+    | CodeFacts
+    | DbFacts
+    | RedeployFacts
+    | VerifyFacts
+    | MonitorFacts
+    | ReportFacts
+)
+_SLOTS: dict[type[BaseModel], str] = {
+    PrerequisitesFacts: "prerequisites",
+    AssessFacts: "assess",
+    CodeFacts: "code",
+    DbFacts: "db",
+    RedeployFacts: "redeploy",
+    VerifyFacts: "verify",
+    MonitorFacts: "monitor",
+    ReportFacts: "report",
+}
+
+_STEP_SLOTS = {
+    "prerequisites": "prerequisites",
+    "assess": "assess",
+    "code": "code",
+    "db_prepare": "db",
+    "db_rollback": "db",
+    "redeploy": "redeploy",
+    "verify": "verify",
+    "monitor": "monitor",
+    "report": "report",
+}
+
+
+class Facts(_Facts):
+    """Everything the steps found, one slot per step's model, plus what people chose."""
+
+    prerequisites: PrerequisitesFacts = Field(default_factory=PrerequisitesFacts)
+    assess: AssessFacts = Field(default_factory=AssessFacts)
+    code: CodeFacts = Field(default_factory=CodeFacts)
+    db: DbFacts = Field(default_factory=DbFacts)
+    redeploy: RedeployFacts = Field(default_factory=RedeployFacts)
+    verify: VerifyFacts = Field(default_factory=VerifyFacts)
+    monitor: MonitorFacts = Field(default_factory=MonitorFacts)
+    report: ReportFacts = Field(default_factory=ReportFacts)
+    # Chosen by people (at the decision, the approval) or by a plan:
+    code_method: Literal["revert", "tag"] | None = None
+    restore_backup: str = ""
+    plan: PlanBasis | None = None
+    answered: dict[str, str] = Field(default_factory=dict)  # gate token -> "verb by <who>"
+    waiting: dict[str, str] = Field(default_factory=dict)  # what a running step waits for
+
+    @property
+    def database(self) -> DbAssessment:
+        """The database's revisions and what to undo: as Prepare re-read them, else as Assess
+        found them."""
+        if self.db.assessed is not None:
+            return self.db.assessed
+        a = self.assess
+        return DbAssessment(
+            target_revision=a.db_target_revision,
+            current_revision=a.db_current_revision,
+            migrations=a.migrations,
+            irreversible=a.irreversible,
+            summary=a.db_summary,
+        )
+
+    def store(self, found: StepFacts) -> None:
+        """Keep a step's model in its slot."""
+        setattr(self, _SLOTS[type(found)], found.model_copy(deep=True))
+
+    def of_step(self, step: str) -> StepFacts | None:
+        """The slot step `step` (a `StepId` value) writes; None for a step that writes none."""
+        slot = _STEP_SLOTS.get(step)
+        found: StepFacts | None = getattr(self, slot) if slot else None
+        return found

@@ -1,0 +1,189 @@
+"""Redis servers of a test's own: real `redis-server` processes on free ports, in temp dirs.
+
+Never the shared server on 6379: these are stopped, restarted and killed on purpose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+
+def free_port() -> int:
+    """A free port below the ephemeral range.
+
+    A server that a test stops must not sit on an ephemeral port: a client reconnecting in a
+    loop may be given that very port as its own source port and connect to itself (TCP
+    simultaneous open), reading its own PING back as an answer.
+    """
+    low = 20000
+    with contextlib.suppress(OSError, ValueError):
+        low = min(int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]),
+                  32768) - 8000  # fmt: skip
+    for _ in range(200):
+        port = random.randrange(max(low, 10000), max(low, 10000) + 8000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+class RedisServer:
+    """One redis-server; `appendonly` as an operator would run it (the README says why)."""
+
+    def __init__(
+        self, root: Path, *, appendonly: bool = True, args: tuple[str, ...] = (), name: str = ""
+    ) -> None:
+        self.port = free_port()
+        self.dir = root / (name or f"redis-{self.port}")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.appendonly = appendonly
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=5, decode_responses=True)
+
+    def start(self) -> RedisServer:
+        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+               "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log"),
+               "--appendonly", "yes" if self.appendonly else "no", "--save", "",
+               "--daemonize", "no", *self.args]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.proc is not None and self.proc.poll() is None, self.log()
+            with contextlib.suppress(redis.RedisError), self.client() as c:
+                if c.ping() and c.info("persistence").get("loading") == 0:
+                    return
+            assert time.monotonic() < deadline, f"redis on {self.port} never answered"
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """SIGTERM: a clean shutdown (the AOF is flushed); SIGKILL: a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        path = self.dir / "redis.log"
+        return path.read_text()[-3000:] if path.exists() else ""
+
+
+class SentinelSet:
+    """A primary, a replica and three sentinels, tuned to fail over in a few seconds."""
+
+    SERVICE = "mymaster"
+
+    def __init__(self, root: Path) -> None:
+        self.primary = RedisServer(root, name="primary")
+        self.replica = RedisServer(
+            root, name="replica", args=("--replicaof", "127.0.0.1", str(self.primary.port))
+        )
+        self.sentinels: list[tuple[int, Path, subprocess.Popen[bytes] | None]] = []
+        self.root = root
+
+    def url(self, db: int = 0) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port, _, _ in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.SERVICE}/{db}"
+
+    def start(self) -> SentinelSet:
+        self.primary.start()
+        self.replica.start()
+        self._wait(lambda: self.replica.client().info("replication").get("master_link_status")
+                   == "up", "the replica to sync")  # fmt: skip
+        for n in range(3):
+            port = free_port()
+            conf = self.root / f"sentinel-{n}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.root}\n"
+                f"logfile {self.root / f'sentinel-{n}.log'}\n"
+                f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary.port} 2\n"
+                # A few seconds to notice and fail over, instead of the 30 s / 3 min defaults.
+                f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
+                f"sentinel failover-timeout {self.SERVICE} 5000\n"
+                f"sentinel parallel-syncs {self.SERVICE} 1\n"
+            )
+            cmd = ["redis-server", str(conf), "--sentinel"]
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            self.sentinels.append((port, conf, proc))
+        for port, _, _ in self.sentinels:
+            self._wait(lambda p=port: self._sentinel_sees_replica(p), f"sentinel {port}")  # type: ignore[misc]
+        return self
+
+    def _sentinel_sees_replica(self, port: int) -> bool:
+        with redis.Redis(port=port, socket_timeout=2, decode_responses=True) as s:
+            master = s.sentinel_master(self.SERVICE)
+            return int(master["num-slaves"]) >= 1 and int(master["num-other-sentinels"]) >= 2
+
+    def master_port(self) -> int:
+        port = self.sentinels[0][0]
+        with redis.Redis(port=port, socket_timeout=2, decode_responses=True) as s:
+            _, master = s.sentinel_get_master_addr_by_name(self.SERVICE)
+            return int(master)
+
+    @staticmethod
+    def _wait(check: object, what: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(redis.RedisError, ValueError):
+                if check():  # type: ignore[operator]
+                    return
+            assert time.monotonic() < deadline, f"waited too long for {what}"
+            time.sleep(0.1)
+
+    def wait_failover(self) -> None:
+        self._wait(lambda: self.master_port() == self.replica.port, "the failover", timeout=60)
+
+    def stop(self) -> None:
+        for _, _, proc in self.sentinels:
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+        self.replica.stop()
+        self.primary.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
+    group = SentinelSet(tmp_path / "sentinel")
+    group.root.mkdir(parents=True, exist_ok=True)
+    try:
+        yield group.start()
+    finally:
+        group.stop()

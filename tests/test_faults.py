@@ -1,0 +1,204 @@
+"""Faults of the parts around Rewind, with real processes: each ends in a clear, recoverable
+state with a complete audit trail. (A worker killed mid-step: tests/test_worker_crash.py;
+Redis lost: tests/test_redis_loss.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psycopg
+import pytest
+import redis
+
+from bot.sample.hosts import libpq_url
+from tests.fixtures_hosts import SshEnv
+from tests.harness import INCIDENT_CHANNEL, SECRET, settings_env, write_apps
+from tests.slack_fake import SlackFake, send_command
+from tests.test_processes import free_port, wait_http
+from tests.test_workflow_e2e import config, db_revision, start
+
+START = "myapp v1.4.2 checkout returns 500"
+
+
+class Serve:
+    """`python -m bot serve --with-worker` as a real process, restartable on one port."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, **env, "PORT": str(self.port)}
+        self.logs = logs
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.runs += 1
+        log = (self.logs / f"serve-{self.runs}.log").open("wb")
+        argv = [sys.executable, "-m", "bot", "serve", "--with-worker"]
+        self.proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        await wait_http(f"{self.base}/healthz")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def log_text(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.logs.glob("serve-*")))
+
+
+@pytest.fixture
+def serve_factory(tmp_path: Path) -> Iterator[Any]:
+    made: list[Serve] = []
+
+    def make(env: dict[str, str]) -> Serve:
+        made.append(Serve(env, tmp_path))
+        return made[-1]
+
+    yield make
+    for serve in made:
+        serve.stop()
+
+
+async def test_web_killed_between_the_ack_and_the_work_loses_no_command(
+    slack: SlackFake, redis_url: str, ssh_env: SshEnv, tmp_path: Path, serve_factory: Any
+) -> None:
+    cfg = ssh_env.app_config()
+    cfg["operators"] = ["S0ONCALL", "U0CAROL"]  # a group: the work after the ack asks Slack
+    config = write_apps(tmp_path / "apps.yaml", {"myapp": cfg}, tmp_path / "incidents")
+    serve = serve_factory(settings_env(slack, redis_url, config, tmp_path / "ws"))
+    await serve.start()
+    # The work after the ack hangs on Slack: the process is killed right there.
+    slack.slow("usergroups.users.list", 120, times=1)
+    async with aiohttp.ClientSession() as session:
+        url = slack.response_url("start")
+        resp = await send_command(
+            session, f"{serve.base}/slack/events", SECRET, text=START, response_url=url
+        )
+        assert resp.status == 200 and "Checking" in resp.text
+        await slack.wait_until(
+            lambda: slack.calls_to("usergroups.users.list"), timeout=30, what="the work started"
+        )
+        serve.kill()
+        assert not slack.calls_to("response_url") and not slack.messages(INCIDENT_CHANNEL)
+
+        await serve.start()
+        call = await slack.wait_for(lambda c: c.method == "response_url", timeout=60)
+        text = str(call.args.get("text", ""))
+        assert "opened for `myapp`" in text and "restarted" in text, text
+        await slack.wait_until(
+            lambda: any(
+                "Roll back" in b.text
+                for m in slack.messages(INCIDENT_CHANNEL)
+                for b in slack.buttons(m)
+            ),
+            timeout=60,
+            what="the decision buttons",
+        )
+    assert len(slack.calls_to("response_url")) == 1  # carried out once, answered once
+    assert len(slack.messages(INCIDENT_CHANNEL, top_level=True)) == 1
+    assert "carrying out a command acked by a process that stopped" in serve.log_text()
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    with contextlib.closing(r):
+        (incident_id,) = r.smembers("rewind:open")
+        audit = [fields["what"] for _, fields in r.xrange(f"rewind:audit:{incident_id}")]
+        assert audit[0] == "opened" and "step succeeded: Assess the situation" in audit
+        assert not r.hlen("rewind:commands")  # nothing left pending
+
+
+async def test_slack_down_then_rate_limiting_for_30_s_delays_messages_in_order_none_twice(
+    make_bot: Any, ssh_env: SshEnv
+) -> None:
+    async with make_bot({"myapp": ssh_env.app_config()}) as bot:
+        slack: SlackFake = bot.slack
+        _, name = await bot.command(START)
+        # Slack fails as soon as the thread has its first reply, while the steps talk.
+        await slack.wait_until(
+            lambda: len(slack.messages(INCIDENT_CHANNEL)) >= 2, timeout=30, what="a reply"
+        )
+        # 15 s of HTTP 500 on every Web API call, then 15 s of 429 (Retry-After: 2).
+        slack.fail_next("*", status=500, times=1_000_000)
+        await asyncio.sleep(15)
+        slack.clear_faults()
+        slack.fail_next("*", status=429, retry_after=2, times=1_000_000)
+        await asyncio.sleep(15)
+        failed = [c for c in slack.calls if c.status in (429, 500)]
+        slack.clear_faults()
+        assert "opened" in await bot.reply(name)
+        await bot.gate("Roll back", timeout=90)
+        await bot.runtime.notifier.flush(await bot.incident())
+
+    assert {c.status for c in failed} == {429, 500}
+    assert any(c.method == "chat.postMessage" for c in failed)  # replies were held up
+
+    def said(channel: str, replies: bool) -> list[str]:
+        return list(
+            dict.fromkeys(
+                str(c.args.get("text"))
+                for c in slack.calls
+                if c.method == "chat.postMessage"
+                and c.args.get("channel") == channel
+                and bool(c.args.get("thread_ts")) == replies
+            )
+        )
+
+    (parent,) = slack.messages(INCIDENT_CHANNEL, top_level=True)
+    replies = [str(m["text"]) for m in slack.thread(INCIDENT_CHANNEL, str(parent["ts"]))]
+    assert replies == said(INCIDENT_CHANNEL, True)  # every reply, in order, none twice
+    notices = [str(m["text"]) for m in slack.messages("C0STAKEHOLDERS")]
+    assert notices == said("C0STAKEHOLDERS", False)
+    assert len(replies) >= 3 and len(notices) == 1
+    assert "waiting for the decision" in str(parent["text"])  # the parent caught up
+    assert bot.runtime.notifier.failures == 0
+
+
+async def test_a_database_that_refuses_the_downgrade_pauses_and_offers_a_restore(
+    make_bot: Any, ssh_env_migrated: SshEnv
+) -> None:
+    env = ssh_env_migrated
+    assert env.db_url is not None
+    # A view that needs the table the downgrade drops: PostgreSQL itself refuses the DROP.
+    with psycopg.connect(libpq_url(env.db_url), autocommit=True) as conn:
+        conn.execute("CREATE VIEW coupon_codes AS SELECT * FROM coupons")
+    async with make_bot({"myapp": config(env)}) as bot:
+        await start(bot)
+        await bot.click(await bot.gate("Roll back"), "Roll back", "U0CAROL")
+        approval = await bot.gate("Approve downgrade", timeout=90)
+        await bot.click(approval, "Approve downgrade", "U0ALICE")
+        failure = await bot.gate("Retry", timeout=90)
+        text = bot.slack.all_text(failure) + bot.thread_text()
+        assert "depend" in text and "web1" in text  # PostgreSQL's own words, and where
+        labels = [b.text for b in bot.slack.buttons(failure)]
+        assert any("estore" in label for label in labels), labels
+        incident = await bot.incident()
+        assert incident.status.value == "paused"
+        assert db_revision(env.db_url) == "d4e5f6a1b2c3"  # nothing half-done
+        timeline = [e["what"] for e in await bot.runtime.store.timeline(incident.id)]
+        assert "step failed: Roll back database" in timeline
+        await bot.click(failure, "Abort", "U0CAROL")
+        incident = await bot.wait_status("aborted")
+        assert timeline[0] == "opened" and "answered abort" in [
+            e["what"] for e in await bot.runtime.store.timeline(incident.id)
+        ]

@@ -1,0 +1,55 @@
+"""One message, three fronts: Slack pings ids, the terminal and the report show names."""
+
+from __future__ import annotations
+
+from bot import render_text
+from bot.messages import (
+    ChannelRef,
+    Code,
+    CodeBlock,
+    Emphasis,
+    Link,
+    Mark,
+    Mention,
+    Status,
+    bullets,
+    message,
+    para,
+)
+from handlers import mrkdwn
+
+MSG = message(
+    Mark(Status.OK),
+    " ",
+    Mention("U0CAROL"),
+    " approved ",
+    Emphasis("the database downgrade"),
+    " of ",
+    Code("myapp"),
+    ".",
+    bullets([para("told ", ChannelRef("C0STAKE")), para(Link("https://x/t", "thread"))]),
+    CodeBlock("DROP TABLE coupons; -- a <b> & c"),
+)
+NAMES = {"U0CAROL": "carol", "C0STAKE": "stakeholders"}
+
+
+def test_slack_gets_mrkdwn_with_ids_and_escaped_text() -> None:
+    text = mrkdwn.render(MSG)
+    assert text.startswith(":white_check_mark: <@U0CAROL> approved *the database downgrade*")
+    assert "`myapp`" in text and "• told <#C0STAKE>" in text and "• <https://x/t|thread>" in text
+    assert "a &lt;b&gt; &amp; c" in text
+    assert mrkdwn.render(message(Mention("S0ONCALL"))) == "<!subteam^S0ONCALL>"
+
+
+def test_the_terminal_shows_names_and_no_markup() -> None:
+    text = render_text.plain(MSG, lambda i: NAMES.get(i, i))
+    assert text.startswith("✅ @carol approved the database downgrade of myapp.")
+    assert "• told #stakeholders" in text and "• thread (https://x/t)" in text
+    assert "<@" not in text and "*" not in text
+
+
+def test_the_report_gets_markdown_with_names() -> None:
+    text = render_text.markdown(MSG, lambda i: NAMES.get(i, i))
+    assert "@carol approved **the database downgrade** of `myapp`." in text
+    assert "- told #stakeholders" in text and "[thread](https://x/t)" in text
+    assert "```\nDROP TABLE coupons;" in text

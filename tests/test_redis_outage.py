@@ -1,0 +1,154 @@
+"""Redis that goes away mid-incident: a 10 s outage, restarts at three steps, a Sentinel failover.
+
+Each test has its own `redis-server` processes (tests/redis_servers.py), run as an operator
+would: `appendonly yes`. The bot's web process runs in the test, workers as real processes
+where it matters; Slack is the local fake, driven with signed requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handlers.listeners import STORE_AWAY
+from tests.fixtures_hosts import SshEnv
+from tests.harness import Bot, running_bot, settings_env, write_apps
+from tests.redis_servers import RedisServer, SentinelSet
+from tests.slack_fake import SlackFake
+from tests.test_worker_crash import Workers, counting_alembic, runs, wait_step_running
+from tests.test_workflow_e2e import START, config, db_revision, start
+
+AWAY_SAID = re.compile(r"could not reach its store \(Redis\) for (under a second|(\d+) s)")
+
+
+def bot_on(
+    slack: SlackFake, redis_url: str, tmp_path: Path, app: dict[str, Any], *, with_worker: bool
+) -> Any:
+    cfg = write_apps(tmp_path / "apps.yaml", {"myapp": app}, tmp_path / "incidents")
+    env = settings_env(slack, redis_url, cfg, tmp_path / "workspace")
+    return running_bot(slack, env, with_worker=with_worker)
+
+
+@pytest.fixture
+def worker_procs() -> Iterator[list[Workers]]:
+    made: list[Workers] = []
+    yield made
+    for workers in made:
+        workers.stop_all()
+
+
+async def test_a_ten_second_outage_gets_plain_answers_and_the_incident_goes_on(
+    ssh_env: SshEnv, slack: SlackFake, own_redis: RedisServer, tmp_path: Path
+) -> None:
+    async with bot_on(slack, own_redis.url(), tmp_path, config(ssh_env), with_worker=True) as bot:
+        await start(bot)
+        decision = await bot.gate("Roll back")
+        loop = asyncio.get_running_loop()
+        own_redis.stop()
+        down_at = loop.time()
+
+        # A new command: refused in the ack itself, in plain words; nothing starts later.
+        resp, name = await bot.command(START)
+        assert resp.status == 200 and STORE_AWAY in resp.text, resp.text
+        status, _ = await bot.command("status myapp")
+        assert "cannot reach its store" in status.text and "nothing was changed" in status.text
+        # A click: answered through its response_url, the same words.
+        _, clicked = await bot.click(decision, "Roll back", "U0CAROL")
+        assert STORE_AWAY in await bot.reply(clicked, timeout=10)
+        async with bot.session.get(f"{bot.url}/healthz") as health:
+            assert health.status == 503
+
+        await asyncio.sleep(max(0.0, down_at + 10 - loop.time()))  # the outage lasts 10 s
+        own_redis.start()
+
+        incident = await bot.incident()
+        assert incident.gate is not None and incident.gate.kind.value == "decision"  # unchanged
+        await bot.click(decision, "Roll back", "U0CAROL")
+        incident = await bot.wait_status("completed", timeout=120)
+        said = AWAY_SAID.findall(bot.thread_text())
+        assert len(said) == 1 and int(said[0][1]) >= 10, bot.thread_text()[-1500:]
+        assert len(await bot.runtime.store.recent_incidents()) == 1  # the refused one never ran
+        timeline = await bot.runtime.store.timeline(incident.id)
+        assert any(e["what"] == "store unreachable" for e in timeline)
+        assert not [c for c in slack.calls if c.method == "response_url" and c.args.get("name")
+                    == name]  # fmt: skip
+
+
+@pytest.mark.timeout(300)
+async def test_redis_restarted_at_three_steps_the_incident_completes_one_downgrade(
+    ssh_env_migrated: SshEnv,
+    slack: SlackFake,
+    own_redis: RedisServer,
+    tmp_path: Path,
+    worker_procs: list[Workers],
+) -> None:
+    env = ssh_env_migrated
+    prefix, count = counting_alembic(tmp_path)
+    cfg = config(env)
+    cfg["database"]["alembic"] = prefix
+    cfg["monitor"] = {"duration": "4s", "interval": "0.5s"}
+    async with bot_on(slack, own_redis.url(), tmp_path, cfg, with_worker=False) as bot:
+        workers = Workers(bot, tmp_path)
+        worker_procs.append(workers)
+        workers.spawn("worker-A")
+        workers.spawn("worker-B")
+        await start(bot)
+        await wait_step_running(bot, "assess")
+        await asyncio.to_thread(own_redis.restart)  # 1: while a step runs on a worker
+
+        await bot.click(await bot.gate("Roll back", timeout=90), "Roll back", "U0CAROL")
+        approval = await bot.gate("Approve downgrade", timeout=90)
+        await asyncio.to_thread(own_redis.restart)  # 2: while the downgrade waits for its approval
+        await bot.click(approval, "Approve downgrade", "U0ALICE")
+
+        await wait_step_running(bot, "monitor")
+        await asyncio.to_thread(own_redis.restart)  # 3: while monitoring
+
+        incident = await bot.wait_status("completed", timeout=180)
+        assert runs(count) == 1  # the database downgrade ran exactly once
+        assert env.db_url and db_revision(env.db_url) == "b2c3d4e5f6a1"
+        assert len(AWAY_SAID.findall(bot.thread_text())) == 3, bot.thread_text()[-2000:]
+        assert incident.step("db_rollback").attempts == 1
+
+
+@pytest.fixture
+async def sentinel_bot(
+    sentinel_set: SentinelSet, ssh_env_migrated: SshEnv, slack: SlackFake, tmp_path: Path
+) -> AsyncIterator[tuple[Bot, SentinelSet, Path]]:
+    prefix, count = counting_alembic(tmp_path)
+    cfg = config(ssh_env_migrated)
+    cfg["database"]["alembic"] = prefix
+    cfg["monitor"] = {"duration": "4s", "interval": "0.5s"}
+    async with bot_on(slack, sentinel_set.url(), tmp_path, cfg, with_worker=True) as bot:
+        yield bot, sentinel_set, count
+
+
+@pytest.mark.timeout(300)
+async def test_sentinel_failover_mid_incident_completes_on_the_promoted_replica(
+    sentinel_bot: tuple[Bot, SentinelSet, Path], ssh_env_migrated: SshEnv
+) -> None:
+    bot, group, count = sentinel_bot
+    await start(bot)
+    await bot.click(await bot.gate("Roll back", timeout=90), "Roll back", "U0CAROL")
+    await bot.click(await bot.gate("Approve downgrade", timeout=90), "Approve downgrade", "U0ALICE")
+    await wait_step_running(bot, "redeploy")
+    group.primary.stop(signal.SIGKILL)  # the primary dies mid-step
+    await asyncio.to_thread(group.wait_failover)
+
+    incident = await bot.wait_status("completed", timeout=180)
+    assert group.master_port() == group.replica.port
+    assert runs(count) == 1
+    assert ssh_env_migrated.db_url and db_revision(ssh_env_migrated.db_url) == "b2c3d4e5f6a1"
+    # The lock and its fencing token came through the failover: released at the end, and the
+    # next incident gets a larger token than this one held.
+    assert await bot.runtime.store.lock_holder("myapp") is None
+    token = await bot.runtime.store.acquire_lock("myapp", "n3xt00")
+    assert isinstance(token, int) and token > incident.lock_token
+    assert AWAY_SAID.search(bot.thread_text()), bot.thread_text()[-1500:]
+    assert incident.step("redeploy").status.value == "succeeded"

@@ -1,0 +1,55 @@
+"""Incidents stored by an older Rewind still load (and render) after an upgrade."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bot.workflow.facts import Facts
+from bot.workflow.schema import CURRENT, load_incident, migrate
+from handlers import blocks, text
+from tests.slack_fake import all_text
+
+V1 = Path(__file__).parent / "data" / "incident_v1.json"
+
+
+def test_a_v1_incident_loads_with_every_fact_in_its_step_model() -> None:
+    inc = load_incident(V1.read_text())
+    assert inc.schema_version == CURRENT
+    f = inc.facts
+    assert f.prerequisites.notified_start == ["C0STAKE"]
+    assert f.assess.deployed == "v1.5.0" and f.assess.target == "v1.4.2"
+    assert f.assess.commits[0].subject == "Release 1.5.0" and f.assess.commits[0].merge
+    assert f.assess.migrations[0].revision == "d4e5f6a1b2c3"
+    assert f.code.hotfix_sha.startswith("4444") and f.code.method == "revert"
+    assert f.code_method == "revert"
+    assert f.db.backup is not None and f.db.backup.size == 2048 and f.db.backup.own
+    assert f.db.restore_default == "/var/backups/myapp-a1b2c3.sql"
+    assert f.db.recommended == "downgrade" and f.db.sql_preview == "DROP TABLE coupons;"
+    assert f.answered == {"tok000": "Roll back by <@U0CAROL>"}
+    assert inc.target == "v1.4.2"
+
+
+def test_the_gate_it_waits_on_still_renders_its_facts() -> None:
+    inc = load_incident(V1.read_text())
+    assert inc.gate is not None
+    _, msg = blocks.gate(inc, inc.gate)
+    shown = all_text({"blocks": msg})
+    assert "myapp-a1b2c3.sql` · 2.0 KiB" in shown
+    assert "d4e5 → c3d4: create table coupons" in shown
+    assert "DROP TABLE coupons;" in shown
+    assert text.deployed(inc) == "v1.5.0"
+
+
+def test_current_json_round_trips_and_migrating_twice_changes_nothing() -> None:
+    inc = load_incident(V1.read_text())
+    again = load_incident(inc.model_dump_json())
+    assert again == inc
+    data = json.loads(inc.model_dump_json())
+    assert migrate(data) == data
+
+
+def test_an_empty_v1_incident_gets_empty_step_models() -> None:
+    data = json.loads(V1.read_text())
+    data["facts"] = {}
+    assert load_incident(json.dumps(data)).facts == Facts()
