@@ -171,7 +171,7 @@ def table(rows: Sequence[Row]) -> list[str]:
 
 
 def main(quick: bool = False) -> list[Row]:
-    return asyncio.run(measure((1, 5) if quick else SIZES, 1 if quick else 2))
+    return asyncio.run(measure((1, 5) if quick else SIZES, 1))
 
 
 if __name__ == "__main__":

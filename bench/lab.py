@@ -91,7 +91,7 @@ def private_redis() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp),
-         "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+         "--save", "", "--appendonly", "yes", "--protected-mode", "yes"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -273,15 +273,18 @@ class Proc:
 def processes(
     commands: Sequence[tuple[str, list[str]]], env: dict[str, str], logs: Path
 ) -> Iterator[list[Proc]]:
-    """Start each (name, argv) with `env`; stop them all (SIGTERM, then SIGKILL) at the end."""
+    """Start each (name, argv) with `env`; stop them all (SIGTERM, then SIGKILL) at the end.
+
+    Each gets a free `METRICS_PORT` of its own (workers serve /metrics there)."""
     procs: list[Proc] = []
     logs.mkdir(parents=True, exist_ok=True)
     try:
         for name, argv in commands:
             log = logs / f"{name}.log"
+            own = {**os.environ, **env, "METRICS_PORT": str(free_port())}
             with log.open("wb") as out:
                 popen = subprocess.Popen(
-                    argv, env={**os.environ, **env}, cwd=ROOT, stdout=out,
+                    argv, env=own, cwd=ROOT, stdout=out,
                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 )  # fmt: skip
             procs.append(Proc(name, popen, log))

@@ -67,7 +67,6 @@ def apps_config(the_lab: Lab) -> dict[str, Any]:
         cfg["health"] = [{"url": host.health_url, "status": 200}]
         cfg["incident_channel"] = f"C0INC{i}"
         cfg["notify"] = []
-        cfg["smoke"] = []
         cfg["monitor"] = {"duration": "1s", "interval": "1s"}
         cfg["verify"] = {"health_timeout": "60s", "health_interval": "0.2s"}
         apps[f"app{i}"] = cfg
@@ -94,20 +93,23 @@ async def run_phase(
             )
         )
         clicked: set[str] = set()
-        deadline = time.monotonic() + 900
+        deadline = time.monotonic() + 300
         ours: list[Any] = []
         while time.monotonic() < deadline:
             recent = await store.recent_incidents(200)
             ours = [i for i in recent if i.app in apps and i.created_at.timestamp() >= since]
             if len(ours) == len(apps) and not any(i.status.open for i in ours):
                 break
+            if any(i.status.value == "paused" for i in ours):
+                break  # a step failed: said below
             for channel in {f"C0INC{a.removeprefix('app')}" for a in apps}:
                 await click_ready_gates(slack, session, events, clicked, channel=channel)
             await asyncio.sleep(0.05)
         wall = time.monotonic() - began
     failed = [i for i in ours if i.status.value != "completed"]
     if failed or len(ours) != len(apps):
-        raise RuntimeError(f"incidents not completed: {[(i.app, i.status.value) for i in failed]}")
+        why = [(i.app, i.status.value, [s.error for s in i.steps if s.error]) for i in failed]
+        raise RuntimeError(f"{len(ours)}/{len(apps)} incidents, not completed: {why}")
     durations: list[float] = []
     gaps: list[float] = []
     for incident in ours:
@@ -146,6 +148,9 @@ async def measure(count: int = 20) -> Result:
                 with processes(commands, env, tmp / "logs") as procs:
                     await wait_http(f"{base}/healthz", procs=procs)
                     await asyncio.sleep(2)  # the workers up and waiting
+                    for p in procs:
+                        if p.popen.poll() is not None:
+                            raise RuntimeError(f"{p.name} exited: {p.log.read_text()[-1000:]}")
                     events = f"{base}/slack/events"
                     alone = await run_phase(slack, events, store, redis_url, ["app0"])
                     the_lab.env.hosts = the_lab.hosts[:1]

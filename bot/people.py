@@ -66,6 +66,12 @@ class People:
             return f"@{entity.removeprefix('terminal:')} (terminal)"
         return f"@{self.names.get(entity, entity)}"
 
+    def bare(self, entity: str) -> str:
+        """`U0CAROL` -> `carol` (no `@`): the `Names` of `bot.render_text`, which adds its own."""
+        if entity.startswith("terminal:"):
+            return f"{entity.removeprefix('terminal:')} (terminal)"
+        return self.names.get(entity, entity)
+
     def plain(self, text: str) -> str:
         text = _USER.sub(lambda m: self.name(m.group(1)), text)
         text = _GROUP.sub(lambda m: f"@{m.group(2)}" if m.group(2) else self.name(m.group(1)), text)

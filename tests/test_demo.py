@@ -41,6 +41,7 @@ def test_demo_off_a_terminal_is_a_short_log_with_true_last_lines(tmp_path: Path)
         wide = [line for line in lines if cell_len(line) > 80]
         assert not wide, wide
         assert "Runbook checklist" not in out  # no parent box, let alone 26 of them
+        assert "@carol chose Roll back." in out and "@@" not in out
         # Each change of the checklist once: the finished steps appear one time each.
         assert out.count("✅ Redeploy previous version") == 1
         assert "Recovered: myapp is back on v1.4.2" in out

@@ -15,13 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg
 import pytest
 import redis
 
+from bot.sample.hosts import libpq_url
 from tests.fixtures_hosts import SshEnv
 from tests.harness import INCIDENT_CHANNEL, SECRET, settings_env, write_apps
 from tests.slack_fake import SlackFake, send_command
 from tests.test_processes import free_port, wait_http
+from tests.test_workflow_e2e import config, db_revision, start
 
 START = "myapp v1.4.2 checkout returns 500"
 
@@ -169,3 +172,33 @@ async def test_slack_down_then_rate_limiting_for_30_s_delays_messages_in_order_n
     assert len(replies) >= 3 and len(notices) == 1
     assert "waiting for the decision" in str(parent["text"])  # the parent caught up
     assert bot.runtime.notifier.failures == 0
+
+
+async def test_a_database_that_refuses_the_downgrade_pauses_and_offers_a_restore(
+    make_bot: Any, ssh_env_migrated: SshEnv
+) -> None:
+    env = ssh_env_migrated
+    assert env.db_url is not None
+    # A view that needs the table the downgrade drops: PostgreSQL itself refuses the DROP.
+    with psycopg.connect(libpq_url(env.db_url), autocommit=True) as conn:
+        conn.execute("CREATE VIEW coupon_codes AS SELECT * FROM coupons")
+    async with make_bot({"myapp": config(env)}) as bot:
+        await start(bot)
+        await bot.click(await bot.gate("Roll back"), "Roll back", "U0CAROL")
+        approval = await bot.gate("Approve downgrade", timeout=90)
+        await bot.click(approval, "Approve downgrade", "U0ALICE")
+        failure = await bot.gate("Retry", timeout=90)
+        text = bot.slack.all_text(failure) + bot.thread_text()
+        assert "depend" in text and "web1" in text  # PostgreSQL's own words, and where
+        labels = [b.text for b in bot.slack.buttons(failure)]
+        assert any("estore" in label for label in labels), labels
+        incident = await bot.incident()
+        assert incident.status.value == "paused"
+        assert db_revision(env.db_url) == "d4e5f6a1b2c3"  # nothing half-done
+        timeline = [e["what"] for e in await bot.runtime.store.timeline(incident.id)]
+        assert "step failed: Roll back database" in timeline
+        await bot.click(failure, "Abort", "U0CAROL")
+        incident = await bot.wait_status("aborted")
+        assert timeline[0] == "opened" and "answered abort" in [
+            e["what"] for e in await bot.runtime.store.timeline(incident.id)
+        ]

@@ -173,6 +173,8 @@ def test_numbered_choices_all_the_way_with_slack_down(site: Site, redis_url: str
     assert status == 0, out[-3000:]
     assert "Recovered: myapp is back on v1.4.2" in out
     assert "Approved by @alice" in out
+    assert "@alice approved the database downgrade." in out  # a Mention in a Message, by name
+    assert "@@" not in out and "#@" not in out
     assert "Stakeholders NOT told yet (Slack unreachable): #C0STAKEHOLDERS" in out
     assert "Stakeholders told" not in out
     assert not MARKUP.search(out), MARKUP.search(out)

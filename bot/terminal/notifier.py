@@ -122,7 +122,7 @@ class TerminalNotifier:
 
     async def say(self, incident: Incident, text: str | Message) -> None:
         if isinstance(text, Message):
-            text = render_text.plain(text, self.people.name)
+            text = render_text.plain(text, self.people.bare)
         self._reply(text)
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
