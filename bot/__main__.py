@@ -28,7 +28,7 @@ environment:
                          Sentinel: redis+sentinel://host1:26379,host2:26379/mymaster/0
   REWIND_CONFIG          the apps file (default config/apps.yaml)
   PORT                   HTTP port of serve (default 3000)
-  METRICS_PORT           HTTP port of a worker's /metrics (default 9300)
+  METRICS_PORT           HTTP port of a worker's /metrics (default 9300, then the next free)
   LOG_FORMAT             text or json (default text)
   REWIND_API_TOKEN       bearer token of POST /api/deploys (unset: 401)
   GITHUB_WEBHOOK_SECRET  verifies POST /api/github (unset: 401)
@@ -121,15 +121,17 @@ async def _socket_mode(rt: object, sock: socket.socket, *, with_worker: bool) ->
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from bot.assembly import build_runtime, run_worker
-    from bot.startup import bind, check_bot_token, paths_line
+    from bot.startup import bind_metrics, check_bot_token, paths_line
 
     apps = _load(settings)
     rt = build_runtime(settings, apps)
     who = asyncio.run(check_bot_token(rt.client))
-    metrics = bind(settings.metrics_port, "METRICS_PORT")
+    pinned = "metrics_port" in settings.model_fields_set
+    metrics = bind_metrics(settings.metrics_port, pinned=pinned)
+    metrics_port = int(metrics.getsockname()[1])
     log.info(
         "rewind worker %s as %s, /metrics on port %d: %s",
-        settings.worker_id, who, settings.metrics_port, paths_line(settings, apps),
+        settings.worker_id, who, metrics_port, paths_line(settings, apps),
     )  # fmt: skip
 
     async def main() -> None:

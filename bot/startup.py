@@ -26,7 +26,15 @@ _BAD_TOKEN = frozenset(
 _BAD_APP_TOKEN = _BAD_TOKEN | {"not_allowed_token_type", "invalid_token_type"}
 
 
-__all__ = ["StartupError", "bind", "check_app_token", "check_bot_token", "load", "paths_line"]
+__all__ = [
+    "StartupError",
+    "bind",
+    "bind_metrics",
+    "check_app_token",
+    "check_bot_token",
+    "load",
+    "paths_line",
+]
 
 
 def settings_from_env() -> Settings:
@@ -118,6 +126,26 @@ def bind(port: int, setting: str, host: str = "0.0.0.0") -> socket.socket:
         raise StartupError(f"cannot listen on port {port} ({setting}): {exc.strerror}") from None
     sock.setblocking(False)
     return sock
+
+
+METRICS_SPARE = 32  # further workers on one machine take the next free port above the default
+
+
+def bind_metrics(port: int, *, pinned: bool) -> socket.socket:
+    """A worker's /metrics socket. A port set in METRICS_PORT is that port or a refusal; the
+    default 9300 moves up to the next free one, so that N workers on one machine all start
+    (each says its port in its start-up line)."""
+    if pinned:
+        return bind(port, "METRICS_PORT")
+    for candidate in range(port, port + METRICS_SPARE):
+        try:
+            return bind(candidate, "METRICS_PORT")
+        except StartupError:
+            continue
+    raise StartupError(
+        f"ports {port}–{port + METRICS_SPARE - 1} are all in use (METRICS_PORT): set "
+        "METRICS_PORT to a free port for this worker."
+    )
 
 
 def _error_of(exc: SlackApiError) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.sample.build import migration_file
+from bot.workflow.facts import MigrationFact
 from runners.alembic_static import (
     Revision,
     UnknownRevision,
@@ -46,12 +47,12 @@ def test_sample_migrations_parse() -> None:
     assert heads(revs) == ["e5f6a1b2c3d4"]
     undo = to_undo(revs, "e5f6a1b2c3d4", "b2c3d4e5f6a1")
     assert [r.revision for r in undo] == ["e5f6a1b2c3d4", "d4e5f6a1b2c3", "c3d4e5f6a1b2"]
-    assert undo[-1].fact() == {
-        "revision": "c3d4e5f6a1b2",
-        "down_revision": "b2c3d4e5f6a1",
-        "message": "add column orders.coupon",
-        "irreversible": False,
-    }
+    assert undo[-1].fact() == MigrationFact(
+        revision="c3d4e5f6a1b2",
+        down_revision="b2c3d4e5f6a1",
+        message="add column orders.coupon",
+        irreversible=False,
+    )
 
 
 @pytest.mark.parametrize(

