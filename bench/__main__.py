@@ -27,7 +27,7 @@ from bench.lab import machine, private_redis
 
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
-SECTIONS = ("ack", "fanout", "rollback", "budget", "scale", "watch")
+SECTIONS = ("ack", "fanout", "rollback", "budget", "scale", "watch", "growth")
 START, END = "<!-- bench:figures:start -->", "<!-- bench:figures:end -->"
 
 
@@ -133,6 +133,25 @@ def run_watch(rep: Report, quick: bool) -> None:
     return_lines(rep, "6. Watch: a bad deploy proposed for rollback", ["```", *lines, "```"])
 
 
+def run_growth(rep: Report, quick: bool) -> None:
+    from bench import redis_growth  # starts its own redis-server
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        redis_growth.main(["--n", "1000" if quick else "10000", "--timeout", "600"])
+    lines = out.getvalue().strip().splitlines()
+    rows = [ln.split() for ln in lines if re.match(r"^\s*[\d,]+(\s+[\d,]+){4}\s*$", ln)]
+    if rows:
+        first, last = (int(r[3].replace(",", "")) for r in (rows[0], rows[-1]))
+        flat = last <= first * 1.1
+        rep.row(f"Redis memory per closed incident, {rows[0][0]} → {rows[-1][0]} closed",
+                f"{last:,} B", f"{first:,} B (at {rows[0][0]})", f"{last / first:.2f}×",
+                "flat", flat)  # fmt: skip
+        if not flat:
+            rep.missed.append("growth")
+    return_lines(rep, "7. Growth: Redis memory over many closed incidents", ["```", *lines, "```"])
+
+
 def return_lines(rep: Report, title: str, lines: list[str]) -> None:
     rep.section(title, lines, time.monotonic() - _started[0])
 
@@ -145,6 +164,7 @@ RUNNERS: dict[str, Callable[[Report, bool], None]] = {
     "budget": run_budget,
     "scale": run_scale,
     "watch": run_watch,
+    "growth": run_growth,
 }
 
 
