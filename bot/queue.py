@@ -25,6 +25,7 @@ from bot.workflow.model import StepId
 
 log = logging.getLogger(__name__)
 RUN_STEP = "run_step"
+DEQUEUE_WAIT = 1.0  # seconds a worker's slot blocks on the queue before asking again
 
 
 class SaqStepQueue:
@@ -156,4 +157,8 @@ def make_worker(
         startup=on_start,
         before_process=tag_logs,
         timers={"sweep": sweep, "schedule": 1, "abort": 1, "worker_info": 10},
+        # Redis hands a job to whichever BLMOVE has waited longest, even one from a worker that is
+        # frozen or cut off and will never run it; bounded waits leave such a worker no claim on
+        # a swept job for more than a second (each of its `concurrency` slots held one before).
+        dequeue_timeout=DEQUEUE_WAIT,
     )

@@ -202,3 +202,44 @@ async def test_a_database_that_refuses_the_downgrade_pauses_and_offers_a_restore
         assert timeline[0] == "opened" and "answered abort" in [
             e["what"] for e in await bot.runtime.store.timeline(incident.id)
         ]
+
+
+async def test_two_workers_racing_for_a_step_after_a_partition_heals_fencing_lets_one_win(
+    make_bot: Any, ssh_env: SshEnv, tmp_path: Path
+) -> None:
+    from tests.test_worker_crash import Workers, wait_step_running
+
+    cfg = config(ssh_env)
+    cfg["monitor"] = {"duration": "8s", "interval": "0.5s", "summary_every": "2s"}
+    async with make_bot({"myapp": cfg}, with_worker=False) as bot:
+        workers = Workers(bot, tmp_path)
+        try:
+            workers.spawn("worker-A")
+            await start(bot)
+            await bot.click(await bot.gate("Roll back"), "Roll back", "U0CAROL")
+            await wait_step_running(bot, "monitor")
+            # A is cut off (frozen: no heartbeat, no writes); B takes the step over.
+            workers.procs["worker-A"].send_signal(signal.SIGSTOP)
+            workers.spawn("worker-B")
+
+            async def taken_over() -> bool:
+                inc = await bot.incident()
+                return bool(inc.step("monitor").worker == "worker-B")
+
+            deadline = asyncio.get_running_loop().time() + 60
+            while not await taken_over():
+                assert asyncio.get_running_loop().time() < deadline, "B never took over"
+                await asyncio.sleep(0.2)
+            # The partition heals: A wakes up mid-step, still believing the step is its own.
+            workers.procs["worker-A"].send_signal(signal.SIGCONT)
+            incident = await bot.wait_status("completed", timeout=120)
+        finally:
+            workers.procs["worker-A"].send_signal(signal.SIGCONT)
+            workers.stop_all()
+    assert incident.step("monitor").worker == "worker-B"
+    timeline = [e["what"] for e in await bot.runtime.store.timeline(incident.id)]
+    assert timeline.count("step succeeded: Monitor") == 1, timeline
+    assert timeline.count("finished") <= 1
+    assert "resumed" in bot.thread_text()
+    a_log = (tmp_path / "worker-A.log").read_text()
+    assert "another run took over" in a_log or "dropped" in a_log, a_log[-2000:]
