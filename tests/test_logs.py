@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -67,8 +68,10 @@ async def test_json_lines_carry_the_incident_and_no_secret(
     assert [r.get("incident") for r in records] == ["a1b2c3", "d4e5f6", "a1b2c3", "d4e5f6", None]
     text = captured.getvalue()
     assert TOKEN not in text and "redis-pass-word" not in text
-    assert "posting with token *** failed" in text
-    assert "Slack said no to ***" in records[2]["traceback"]
+    # Masked, not dropped: by this setup's secrets ("***"), or earlier, when the record is made,
+    # by the process-wide redaction an assembled runtime installs ("xoxb-***").
+    assert re.search(r"posting with token (xoxb-)?\*\*\* failed", text)
+    assert re.search(r"Slack said no to (xoxb-)?\*\*\*", records[2]["traceback"])
 
 
 def test_text_lines_tag_the_incident(captured: io.StringIO) -> None:
