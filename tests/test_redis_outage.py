@@ -113,6 +113,10 @@ async def test_redis_restarted_at_three_steps_the_incident_completes_one_downgra
         incident = await bot.wait_status("completed", timeout=180)
         assert runs(count) == 1  # the database downgrade ran exactly once
         assert env.db_url and db_revision(env.db_url) == "b2c3d4e5f6a1"
+        # Thread messages are queued off the steps' path: the last notice may land just after.
+        await bot.slack.wait_until(
+            lambda: len(AWAY_SAID.findall(bot.thread_text())) >= 3, timeout=30, what="3 notices"
+        )
         assert len(AWAY_SAID.findall(bot.thread_text())) == 3, bot.thread_text()[-2000:]
         assert incident.step("db_rollback").attempts == 1
 
