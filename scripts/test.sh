@@ -26,4 +26,7 @@ fi
 ruff check bot handlers runners tests
 ruff format --check bot handlers runners tests
 mypy
-exec python3 -m pytest -q -p no:cacheprovider "$@"
+# The process tests (failovers, rolling restarts, killed workers) share 2 cores with real sshd
+# hosts and Redis servers; a test that fails is run once more and reported as "R" (a rerun) in the
+# output, so a flaky test stays visible. A test that fails twice fails the run.
+exec python3 -m pytest -q -p no:cacheprovider --reruns 1 --reruns-delay 2 -rR "$@"
