@@ -61,7 +61,7 @@ class CompactNotifier(TerminalNotifier):
         for rec in incident.steps:
             if rec.status is StepStatus.PENDING:
                 continue
-            line = self.plain(t.step_line(rec))
+            line = self.plain(t.step_line(incident, rec))
             if self._steps.get(rec.id) != line:
                 self._steps[rec.id] = line
                 self._print(f"  {line}")
@@ -120,7 +120,7 @@ class LiveNotifier(TerminalNotifier):
         lines.append(fit(self.plain(f"Reason: {inc.reason}"), width))
         lines.append(fit(self.plain(t.state_words(inc)), width))
         lines.append("")
-        lines += [fit(self.plain(t.step_line(rec)), width) for rec in inc.steps]
+        lines += [fit(self.plain(t.step_line(inc, rec)), width) for rec in inc.steps]
         met = sum(1 for ok in inc.criteria.values() if ok)
         lines += ["", f"Completion criteria met: {met} of {len(t.criteria_lines(inc))}"]
         lines += [fit(self.plain(m), width) for m in t.monitor_lines(inc.facts.monitor)[:3]]

@@ -21,10 +21,14 @@ from typing import Literal, Protocol
 from bot.apps_file import AppConfig, AppsFile
 from bot.errors import RewindError, StepError, UserFacingError
 from bot.logs import INCIDENT
+from bot.messages import ChannelRef, Inline, Link, Mark, Mention, Message, message, words
+from bot.messages import Status as MarkStatus
 from bot.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED, STEP_SECONDS, STEPS
 from bot.plan.model import PlanBasis
 from bot.ports import Freeze, HostRunner, Notifier, Repos, StepQueue, Store
+from bot.render_text import plain
 from bot.steps.context import Outcome, StepBody, StepContext
+from bot.workflow import said
 from bot.workflow.baseline import Baseline
 from bot.workflow.facts import Facts, StepFacts
 from bot.workflow.machine import (
@@ -235,9 +239,12 @@ class Engine:
             # Without its thread nobody would see the incident: stop before anything runs.
             await self.apply(incident.id, Cancel(req.actor), who="rewind")
             raise UserFacingError(
-                f"I could not post in <#{app.incident_channel}>, the incident channel of "
-                f"`{app.name}`: invite me there (`/invite @Rewind`), then try again. "
-                "Nothing was started."
+                message(
+                    "I could not post in ",
+                    ChannelRef(app.incident_channel),
+                    f", the incident channel of `{app.name}`: invite me there "
+                    "(`/invite @Rewind`), then try again. Nothing was started.",
+                )
             )
         await self._save_thread(incident)
         INCIDENTS_OPENED.labels(app=app.name).inc()
@@ -286,16 +293,18 @@ class Engine:
         if holder is not None and holder.status.open:
             raise UserFacingError(await self._busy_message(app, holder.id))
 
-    async def _busy_message(self, app: str, holder_id: str) -> str:
+    async def _busy_message(self, app: str, holder_id: str) -> Message:
         holder = await self.store.load(holder_id)
         if holder is None:
-            return f"`{app}` already has an open incident `{holder_id}`."
+            return words(f"`{app}` already has an open incident `{holder_id}`.")
         link = holder.thread.permalink if holder.thread else ""
-        where = f" <{link}|thread>" if link else ""
-        return (
-            f"`{app}` already has an open incident `{holder.id}`, started by "
-            f"<@{holder.requested_by}> ({holder.status.value}).{where} "
-            f"Follow it there, or `/rollback cancel {holder.id}` first."
+        where: tuple[Inline, ...] = (" ", Link(link, "thread")) if link else ()
+        return message(
+            f"`{app}` already has an open incident `{holder.id}`, started by ",
+            Mention(holder.requested_by),
+            f" ({holder.status.value}).",
+            *where,
+            f" Follow it there, or `/rollback cancel {holder.id}` first.",
         )
 
     # ---- transitions --------------------------------------------------------------------
@@ -312,7 +321,7 @@ class Engine:
             try:
                 changed, effects = transition(current, event, policy_for(self.app(current.app)))
             except Rejected as exc:
-                raise UserFacingError(str(exc)) from None
+                raise UserFacingError(exc.message) from None
             return changed
 
         incident = await self.store.update(incident_id, change)
@@ -341,7 +350,7 @@ class Engine:
                 if incident.status in {Status.COMPLETED, Status.FIXED_FORWARD}
                 else "incident.aborted"
             )
-            await self.events.incident_event(incident, kind, summary=incident.outcome)
+            await self.events.incident_event(incident, kind, summary=plain(said.outcome(incident)))
 
     async def answer(self, incident_id: str, answer: Answer) -> Incident:
         try:
@@ -376,8 +385,8 @@ class Engine:
                     await self.queue.enqueue_step(incident.id, step, attempt)
                 case AskGate(gate=gate):
                     await self.notifier.ask(incident, gate)
-                case Say(text=text):
-                    await self.notifier.say(incident, text)
+                case Say(message=said_):
+                    await self.notifier.say(incident, said_)
                 case Finished():
                     await self._finished(incident)
 
@@ -404,8 +413,10 @@ class Engine:
             )
             await self.notifier.say(
                 incident,
-                f":snowflake: `{incident.app}` is now frozen for deploys. An approver lifts it "
-                f"with `/rollback unfreeze {incident.app}` once the fix is ready.",
+                words(
+                    f"❄️ `{incident.app}` is now frozen for deploys. An approver lifts it "
+                    f"with `/rollback unfreeze {incident.app}` once the fix is ready."
+                ),
             )
             await self._quarantine(incident, link)
         await self.close_runner(incident.id)
@@ -434,8 +445,10 @@ class Engine:
         )
         await self.notifier.say(
             incident,
-            f":no_entry: `{bad}` is quarantined: `GET /api/freeze/{incident.app}?version={bad}` "
-            f"answers 423 until an approver runs `/rollback release {incident.app} {bad}`.",
+            words(
+                f"⛔ `{bad}` is quarantined: `GET /api/freeze/{incident.app}?version={bad}` "
+                f"answers 423 until an approver runs `/rollback release {incident.app} {bad}`."
+            ),
         )
 
     async def _abort_report(self, incident: Incident) -> None:
@@ -448,7 +461,10 @@ class Engine:
             )
         except Exception:
             log.exception("incident %s: the report of the abort could not be written", incident.id)
-            await self.notifier.say(incident, ":warning: The incident report could not be written.")
+            await self.notifier.say(
+                incident,
+                message(Mark(MarkStatus.WARN), " The incident report could not be written."),
+            )
             return
 
         def change(current: Incident) -> Incident:
@@ -480,16 +496,20 @@ class Engine:
             if not SPECS[step].repeatable:
                 await self.notifier.say(
                     incident,
-                    f":recycle: Worker `{self.worker_id}` took over incident `{incident.id}` "
-                    f"after `{rec.worker}` stopped during “{SPECS[step].title}”.",
+                    words(
+                        f"♻️ Worker `{self.worker_id}` took over incident `{incident.id}` "
+                        f"after `{rec.worker}` stopped during “{SPECS[step].title}”."
+                    ),
                 )
                 await self.apply(incident_id, StepInterrupted(step, rec.worker or "?"))
                 return
             await self.notifier.say(
                 incident,
-                f":recycle: Worker `{self.worker_id}` resumed incident `{incident.id}` after "
-                f"`{rec.worker}` stopped; “{SPECS[step].title}” is safe to repeat, "
-                "running it again.",
+                words(
+                    f"♻️ Worker `{self.worker_id}` resumed incident `{incident.id}` after "
+                    f"`{rec.worker}` stopped; “{SPECS[step].title}” is safe to repeat, "
+                    "running it again."
+                ),
             )
         elif rec.status is not StepStatus.PENDING or rec.attempts >= attempt:
             return  # already done, waiting for a person, or a stale job
@@ -524,9 +544,11 @@ class Engine:
         """Stopping: the step ends before its next command and another worker takes it on."""
         await self.notifier.say(
             incident,
-            f":arrows_counterclockwise: Worker `{self.worker_id}` is stopping (a restart of "
-            f"Rewind); “{SPECS[step].title}” stopped before its next command and goes to "
-            "another worker (it is safe to repeat).",
+            words(
+                f"🔄 Worker `{self.worker_id}` is stopping (a restart of "
+                f"Rewind); “{SPECS[step].title}” stopped before its next command and goes to "
+                "another worker (it is safe to repeat)."
+            ),
         )
         await self.store.audit(incident.id, self.worker_id, f"handed over: {SPECS[step].title}")
         await self.queue.hand_over(incident.id, step, attempt)
@@ -543,7 +565,10 @@ class Engine:
             else f"failed after all: {event.error.plain()}"
         )
         await self.notifier.say(
-            current, f":warning: “{title}”, still running when the incident ended, {what}"
+            current,
+            message(
+                Mark(MarkStatus.WARN), f" “{title}”, still running when the incident ended, {what}"
+            ),
         )
 
     async def _execute(
@@ -584,12 +609,18 @@ class Engine:
         except HandOver:
             return None
         except StepError as exc:
-            error = ErrorInfo(what=exc.what, host=exc.host, hint=exc.hint, detail=exc.detail)
+            error = ErrorInfo(
+                what=exc.what,
+                host=exc.host,
+                hint=exc.hint,
+                detail=exc.detail,
+                channels=exc.channels,
+            )
             return StepFailed(
                 step, run_id, error, hosts=_hosts(exc), facts=_facts(ctx), criteria=exc.criteria
             )
         except UserFacingError as exc:
-            error = ErrorInfo(what=str(exc), hint="Fix it, then Retry — or Abort.")
+            error = ErrorInfo(what=plain(exc.message), hint="Fix it, then Retry — or Abort.")
             return StepFailed(step, run_id, error, facts=_facts(ctx))
         except Exception:
             error_id = uuid.uuid4().hex[:8]

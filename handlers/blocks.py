@@ -220,11 +220,12 @@ def gate_minimal(incident: Incident, gate: Gate, ping: str = "") -> tuple[str, B
     return t.gate_fallback(incident, gate, ping), _dicts(blocks)
 
 
-def answered(incident: Incident, gate: Gate, text: str) -> Blocks:
-    """The gate message once answered: its question and facts, no buttons, who answered."""
+def answered(incident: Incident, gate: Gate, answer: str) -> Blocks:
+    """The gate message once answered: its question and facts, no buttons, who answered
+    (`answer`, in mrkdwn)."""
     view = t.gate_view(incident, gate)
     body = _gate_body(incident, gate, view, "")[: MAX_BLOCKS - 1]
-    body.append(section(t.answer_text(text, incident.updated_at)))
+    body.append(section(answer))
     return _dicts(body)
 
 
@@ -283,7 +284,7 @@ def home(incidents: Sequence[Incident]) -> dict[str, Any]:
         blocks.append(section(t.incident_line(incident)))
         current = incident.current_step()
         if current is not None:
-            blocks.append(context(t.step_line(current)))
+            blocks.append(context(t.step_line(incident, current)))
     blocks.append(DividerBlock())
     blocks.append(section(t.help_text()))
     return {"type": "home", "blocks": _dicts(cap(blocks, MAX_VIEW_BLOCKS))}

@@ -15,7 +15,9 @@ from typing import Any, Literal
 
 from bot import units
 from bot.command import HELP
+from bot.messages import message
 from bot.report_md import duration as fmt_duration
+from bot.workflow import said
 from bot.workflow.facts import CommitFact, Facts, MigrationFact, MonitorFacts, UrlFigures
 from bot.workflow.model import (
     Criterion,
@@ -29,6 +31,7 @@ from bot.workflow.model import (
     StepStatus,
 )
 from bot.workflow.steps import SPECS
+from handlers import mrkdwn
 from handlers.ids import Action
 
 ELLIPSIS = "…"
@@ -227,13 +230,13 @@ def field_pairs(incident: Incident) -> list[tuple[str, str]]:
     ]
 
 
-def step_line(rec: StepRecord) -> str:
+def step_line(incident: Incident, rec: StepRecord) -> str:
     spec = SPECS[rec.id]
     line = f"{STEP_EMOJI.get(rec.status, '⬜')} *{spec.title}*"
     if rec.attempts > 1:
         line += f" (attempt {rec.attempts})"
     if rec.summary:
-        line += f" — {first_line(rec.summary)}"
+        line += f" — {first_line(mrkdwn.render(message(*said.summary(incident, rec))))}"
     return truncate(line, 600)
 
 
@@ -250,7 +253,7 @@ def host_lines(rec: StepRecord) -> list[str]:
 def checklist_lines(incident: Incident) -> list[str]:
     lines: list[str] = []
     for rec in incident.steps:
-        lines.append(step_line(rec))
+        lines.append(step_line(incident, rec))
         lines.extend(host_lines(rec))
         if rec.status is StepStatus.RUNNING:
             lines.extend(waiting_lines(incident))
@@ -322,10 +325,17 @@ def monitor_lines(mon: MonitorFacts) -> list[str]:
 def outcome_line(incident: Incident) -> str:
     if incident.status.open:
         return ""
-    outcome = incident.outcome or STATUS_WORDS.get(incident.status, str(incident.status))
     return (
-        f"{STATUS_EMOJI.get(incident.status, '')} *Outcome:* {outcome} (took {duration(incident)})"
+        f"{STATUS_EMOJI.get(incident.status, '')} *Outcome:* {outcome_words(incident)} "
+        f"(took {duration(incident)})"
     )
+
+
+def outcome_words(incident: Incident) -> str:
+    """The outcome in mrkdwn (who ended it is a mention), or the state's words."""
+    if incident.outcome or incident.ended_by:
+        return mrkdwn.render(said.outcome(incident))
+    return STATUS_WORDS.get(incident.status, str(incident.status))
 
 
 def parent_fallback(incident: Incident) -> str:
@@ -337,7 +347,7 @@ def parent_fallback(incident: Incident) -> str:
         f"Incident {incident.id}."
     )
     if incident.outcome and not incident.status.open:
-        text += f" {first_line(incident.outcome)}"
+        text += f" {first_line(outcome_words(incident))}"
     return truncate(text, 2_000)
 
 
@@ -585,6 +595,8 @@ def error_of(gate: Gate) -> ErrorInfo:
 def retry_view(incident: Incident, gate: Gate) -> GateView:
     err = error_of(gate)
     what = err.what or "The step failed"
+    if err.channels:
+        what += ": " + mrkdwn.render(message(*said.channels(err.channels)))
     where = f" on `{err.host}`" if err.host else ""
     facts: list[str] = []
     if err.hint:
@@ -627,27 +639,6 @@ def gate_fallback(incident: Incident, gate: Gate, ping: str = "") -> str:
     return truncate(f"{ping + ' ' if ping else ''}{view.question} [{labels}]", 2_000)
 
 
-_ANSWER_WORDS = {
-    "roll back": ("✅", "Roll back chosen by"),
-    "fix forward": ("➡️", "Fix forward chosen by"),
-    "approve": ("✅", "Approved by"),
-    "restore": ("✅", "Restore from backup approved by"),
-    "retry": ("🔁", "Retry chosen by"),
-    "abort": ("🛑", "Aborted by"),
-}
-
-
-def answer_text(text: str, at: datetime | None = None) -> str:
-    """`approve by <@U>` (the machine's record) -> `✅ Approved by <@U> at 03:12 UTC`."""
-    clock = f" at {fmt_clock(at)}" if at else ""
-    m = re.match(r"^\s*(.+?)\s+by\s+(.+)$", text, re.S)
-    if m:
-        known = _ANSWER_WORDS.get(m.group(1).strip().lower())
-        if known:
-            return f"{known[0]} {known[1]} {m.group(2).strip()}{clock}"
-    return f"{text}{clock}"
-
-
 # ---- notices ---------------------------------------------------------------------------------
 
 
@@ -664,7 +655,7 @@ def notice_text(
             f"`{incident.target or 'the previous version'}` started by "
             f"<@{incident.requested_by}>: {incident.reason or 'no reason given'}.{thread}"
         )
-    outcome = incident.outcome or STATUS_WORDS.get(incident.status, str(incident.status))
+    outcome = outcome_words(incident)
     report = incident.facts.report.path
     report_part = (
         f" Report: `{short_name(report)}` (posted as a file in the thread)." if report else ""

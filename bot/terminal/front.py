@@ -22,8 +22,10 @@ from bot.engine import Engine, OpenRequest
 from bot.errors import StepError, UserFacingError
 from bot.people import People
 from bot.ports import Notifier, Store
+from bot.render_text import plain
 from bot.settings import Settings
 from bot.terminal.notifier import numbered
+from bot.workflow import said
 from bot.workflow.machine import Answer
 from bot.workflow.model import Gate, GateKind, Incident, StepId
 from bot.workflow.policy import Actor
@@ -210,7 +212,9 @@ class Driver:
         choose: Chooser,
         out: TextIO,
         console: Console | None = None,
+        names: Callable[[str], str] = str,
     ) -> None:
+        self.names = names  # a user id -> the name people know (from the apps file's `people`)
         self.engine, self.queue, self.store = engine, queue, store
         self.choose, self.out, self.console = choose, out, console
         self.paused = False
@@ -276,7 +280,7 @@ class Driver:
                     current.id, Answer(gate.token, reply.actor, reply.choice, reply.option)
                 )
             except UserFacingError as exc:
-                print(f"✗ {t.to_terminal(str(exc))}", file=self.out)
+                print(f"✗ {plain(exc.message, self.names)}", file=self.out)
                 continue
             await self.store.audit(
                 current.id, reply.actor.user, f"answered {reply.choice} at the terminal",
@@ -422,7 +426,7 @@ async def _run(
         chooser: Chooser = auto_chooser(apps, requester)
     else:
         chooser = Prompter(console, apps, requester, people)
-    driver = Driver(engine, queue, store, chooser, out, console)
+    driver = Driver(engine, queue, store, chooser, out, console, people.bare)
     try:
         if resume:
             incident = await store.load(resume)
@@ -445,12 +449,16 @@ async def _run(
                               major=args.major)  # fmt: skip
             incident = await _open(driver, engine, store, req, args.break_glass)
     except UserFacingError as exc:
-        print(f"✗ {people.plain(t.to_terminal(str(exc)))}", file=out)
+        print(f"✗ {plain(exc.message, people.bare)}", file=out)
         return 1
     if driver.paused and incident.status.open:
         console.say("\n" + resume_hint(incident, durable))
         return EXIT_INTERRUPTED
-    print(f"\n{people.plain(incident.outcome or incident.status.value)}", file=out)
+    ended = incident.outcome or incident.ended_by
+    print(
+        f"\n{plain(said.outcome(incident), people.bare) if ended else incident.status.value}",
+        file=out,
+    )
     # Fix forward is a decision, not a failure; an abort or a cancel is not what was asked.
     return 0 if incident.status.value in {"completed", "fixed_forward"} else 1
 
@@ -482,8 +490,7 @@ async def show_status(settings: Settings, apps: AppsFile, target: str, out: Text
                   "incidents live there. Start Redis or set REDIS_URL.", file=out)  # fmt: skip
             return 1
         except UserFacingError as exc:
-            text = str(exc)
-            print(people.plain(t.to_terminal(text)).replace("`", ""), file=out)
+            print(plain(exc.message, people.bare).replace("`", ""), file=out)
             return 1
     finally:
         await store.r.aclose()
@@ -545,7 +552,7 @@ async def run_plan(
             reason=args.reason,
         )  # fmt: skip
     except UserFacingError as exc:
-        print(f"✗ {t.to_terminal(str(exc))}", file=out)
+        print(f"✗ {plain(exc.message)}", file=out)
         return 1
     finally:
         await engine.aclose()

@@ -17,6 +17,8 @@ from bot import render_text
 from bot.apps_file import AppsFile
 from bot.messages import Message
 from bot.people import People
+from bot.workflow import said
+from bot.workflow.facts import AnswerFact
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 from handlers import text as t
 
@@ -120,10 +122,8 @@ class TerminalNotifier:
         self._print()
         self._print(text)
 
-    async def say(self, incident: Incident, text: str | Message) -> None:
-        if isinstance(text, Message):
-            text = render_text.plain(text, self.people.bare)
-        self._reply(text)
+    async def say(self, incident: Incident, message: Message) -> None:
+        self._reply(render_text.plain(message, self.people.bare))
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
         if line.strip():
@@ -147,9 +147,9 @@ class TerminalNotifier:
                 self._print(f"      {line}")
         self._print("    " + "  ".join(numbered(view.buttons)))
 
-    async def resolve_gate(self, incident: Incident, token: str, text: str) -> None:
+    async def resolve_gate(self, incident: Incident, token: str, answer: AnswerFact) -> None:
         self._gates.pop(token, None)
-        self._reply(t.answer_text(text, incident.updated_at))
+        self._reply(render_text.plain(said.answered(answer, incident.updated_at), self.people.bare))
 
     async def held_notices(self, incident: Incident) -> list[str]:
         return list(self._held.get(incident.id, []))
@@ -215,7 +215,8 @@ class TerminalNotifier:
             where = f" → {path}"
         self._reply(f"📎 {filename} ({count} lines){where}" + (f" — {comment}" if comment else ""))
 
-    async def alert(self, incident: Incident, text: str) -> None:
+    async def alert(self, incident: Incident, message: Message) -> None:
+        text = render_text.plain(message, self.people.bare)
         self._reply(f"🚨 {text}")
         app = self.apps.app(incident.app) if self.apps else None
         for channel in app.notify if app else []:
