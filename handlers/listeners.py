@@ -102,7 +102,7 @@ class SlackFront:
         try:
             cmd = parse(body.get("text", ""))
             if cmd.kind == "help":
-                await ack(text=HELP)
+                await ack(text=mrkdwn.render(HELP))
                 return
             if cmd.kind == "start":
                 check_start(self.engine, cmd)

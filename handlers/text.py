@@ -669,4 +669,4 @@ def notice_text(
 
 
 def help_text() -> str:
-    return HELP  # one help text, for `/rollback help` and the App Home
+    return mrkdwn.render(HELP)  # one help text, for `/rollback help` and the App Home
