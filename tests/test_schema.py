@@ -84,6 +84,6 @@ def test_a_v2_incident_keeps_who_did_what_apart_from_the_words() -> None:
     assert inc.status is Status.ABORTED
     names = {"U0CAROL": "carol", "U0DAVE": "dave"}.__getitem__
     assert plain(said.outcome(inc), names) == "Aborted by @dave. Rolled back: nothing."
-    shown = plain(message(*said.summary(decide)), names)
+    shown = plain(message(*said.summary(inc, decide)), names)
     assert shown == "Roll back (revert), chosen by @carol"
     assert "<@" not in inc.model_dump_json()
