@@ -277,7 +277,7 @@ def monitor_lines(mon: MonitorFacts) -> list[Paragraph]:
 def outcome_parts(incident: Incident) -> tuple[Inline, ...]:
     """The outcome (who ended it is a `Mention`), or the state's words."""
     if incident.outcome or incident.ended_by:
-        return said.outcome(incident).blocks[0].parts  # type: ignore[union-attr]
+        return said.outcome_parts(incident)
     return (STATUS_WORDS.get(incident.status, str(incident.status)),)
 
 

@@ -11,7 +11,8 @@ from bot.workflow import said
 from bot.workflow.facts import AnswerFact, Facts
 from bot.workflow.model import Status, StepId
 from bot.workflow.schema import CURRENT, load_incident, migrate
-from handlers import blocks, text
+from bot import views
+from handlers import blocks
 from tests.slack_fake import all_text
 
 V1 = Path(__file__).parent / "data" / "incident_v1.json"
@@ -42,7 +43,7 @@ def test_the_gate_it_waits_on_still_renders_its_facts() -> None:
     assert "myapp-a1b2c3.sql` · 2.0 KiB" in shown
     assert "d4e5 → c3d4: create table coupons" in shown
     assert "DROP TABLE coupons;" in shown
-    assert text.deployed(inc) == "v1.5.0"
+    assert views.deployed(inc) == "v1.5.0"
 
 
 def test_current_json_round_trips_and_migrating_twice_changes_nothing() -> None:

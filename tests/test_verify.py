@@ -237,7 +237,8 @@ async def test_waits_are_said_on_the_status_line_never_silent(
     ssh_env: SshEnv, steps_for: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot.steps import context
-    from handlers.text import waiting_lines
+    from bot.views import waiting_lines
+    from handlers.text import md
 
     web2 = ssh_env.hosts[1]
     s = steps_for(ssh_env, verify={"health_timeout": "8s", "health_interval": "1s"})
@@ -256,7 +257,7 @@ async def test_waits_are_said_on_the_status_line_never_silent(
     assert watcher.waits[-1] == {}  # the wait is over: the line is gone
     incident = make_incident()
     incident.facts.waiting = {"health": said[-1]}
-    assert waiting_lines(incident) == [f"      ⏳ {said[-1]}"]
+    assert [md(w) for w in waiting_lines(incident)] == [f"      ⏳ {said[-1]}"]
 
     # A long command (a backup, a slow restart) says so every SILENCE seconds.
     monkeypatch.setattr(context, "SILENCE", 0.3)

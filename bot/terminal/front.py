@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from bot import views
 from bot.apps_file import AppsFile
 from bot.console import Console, InputClosed, Interrupted
 from bot.engine import Engine, OpenRequest
 from bot.errors import StepError, UserFacingError
+from bot.messages import Message, Paragraph, para, words
 from bot.people import People
 from bot.ports import Notifier, Store
 from bot.render_text import plain
@@ -29,8 +31,6 @@ from bot.workflow import said
 from bot.workflow.machine import Answer
 from bot.workflow.model import Gate, GateKind, Incident, StepId
 from bot.workflow.policy import Actor
-from handlers import text as t
-from handlers.ids import CHOICE
 from runners.git import GitRepos
 from runners.local import runner_for
 
@@ -129,7 +129,7 @@ class Prompter:
             raise Paused from None
 
     async def _ask(self, incident: Incident, gate: Gate) -> Reply:
-        view = t.gate_view(incident, gate)
+        view = views.gate_view(incident, gate)
         buttons = view.buttons
         menu = "  ".join(numbered(buttons))
         accepted = f"a number from 1 to {len(buttons)}" if len(buttons) > 1 else "1"
@@ -144,7 +144,7 @@ class Prompter:
                 self.console.say(f"{what}: type {accepted}, or the choice's words. ({menu})")
                 continue
             button = buttons[picked]
-            choice = CHOICE[button.action]
+            choice = button.choice
             if choice == "abort" and not await self.console.confirm("Abort the incident?"):
                 self.console.say("Not aborted.")
                 continue
@@ -375,7 +375,7 @@ def resume_hint(incident: Incident, durable: bool) -> str:
             f"Incident {incident.id} stopped with this process: Redis was unreachable, so it "
             "was never stored. The hosts are as the lines above say."
         )
-    waiting = t.GATE_WAITING[incident.gate.kind] if incident.gate else incident.status.value
+    waiting = views.GATE_WAITING[incident.gate.kind] if incident.gate else incident.status.value
     return (
         f"Incident {incident.id} is paused, not aborted ({waiting}).\n"
         f"  See where it stands:  python -m bot status {incident.id}\n"
@@ -494,18 +494,24 @@ async def show_status(settings: Settings, apps: AppsFile, target: str, out: Text
             return 1
     finally:
         await store.r.aclose()
-    print(people.plain(t.to_terminal(text)).replace("`", ""), file=out)
+    print(plain(text, people.bare).replace("`", ""), file=out)
     return 0
 
 
-async def _status_text(store: Store, apps: AppsFile, target: str) -> str:
-    from handlers import blocks
-
+async def _status_text(store: Store, apps: AppsFile, target: str) -> Message:
+    """The same answers as `/rollback status` and `list` in Slack, as `bot.views` lines."""
     if target == "--list":
-        return blocks.incident_list(await store.recent_incidents(15))
+        recent = await store.recent_incidents(15)
+        return (
+            _lines([views.incident_line(i) for i in recent]) if recent else words("No incidents.")
+        )
     if not target:
         open_ = await store.open_incidents()
-        return blocks.incident_list(open_) if open_ else "No open incidents."
+        return (
+            _lines([views.incident_line(i) for i in open_])
+            if open_
+            else words("No open incidents.")
+        )
     incident = await store.load(target)
     if incident is None:
         app = apps.app(target)
@@ -520,16 +526,19 @@ async def _status_text(store: Store, apps: AppsFile, target: str) -> str:
         if incident is None:
             recent = [i for i in await store.recent_incidents(50) if i.app == app.name]
             if not recent:
-                return f"{app.name} has no incidents."
+                return words(f"{app.name} has no incidents.")
             incident = recent[0]
-    text = blocks.incident_status(incident)
+    lines = views.status_lines(incident)
     if incident.gate is not None:
-        view = t.gate_view(incident, incident.gate)
-        text += (
-            "\n\n" + view.question + "\nWaiting for: " + " / ".join(b.label for b in view.buttons)
-        )
-        text += f"\nAnswer it here: python -m bot resume {incident.id}"
-    return text
+        view = views.gate_view(incident, incident.gate)
+        labels = " / ".join(b.label for b in view.buttons)
+        lines += [para(), view.question, para(f"Waiting for: {labels}")]
+        lines.append(para(f"Answer it here: python -m bot resume {incident.id}"))
+    return _lines(lines)
+
+
+def _lines(lines: list[Paragraph]) -> Message:
+    return Message(tuple(lines))
 
 
 async def run_plan(

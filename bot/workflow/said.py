@@ -20,11 +20,15 @@ def answer(fact: AnswerFact) -> tuple[Inline, ...]:
 
 def outcome(incident: Incident) -> Message:
     """`Aborted by @dave. Rolled back: …`, or the outcome's words as they are."""
+    return message(*outcome_parts(incident))
+
+
+def outcome_parts(incident: Incident) -> tuple[Inline, ...]:
     if not incident.ended_by:
-        return message(incident.outcome)
+        return (incident.outcome,)
     verb = "Cancelled" if incident.status is Status.CANCELLED else "Aborted"
     rest = f" {incident.outcome}" if incident.outcome else ""
-    return message(f"{verb} by ", Mention(incident.ended_by), f".{rest}")
+    return (f"{verb} by ", Mention(incident.ended_by), f".{rest}")
 
 
 def summary(incident: Incident, rec: StepRecord) -> tuple[Inline, ...]:
