@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bot import views
 from bot.messages import message
 from bot.render_text import plain
 from bot.workflow import said
 from bot.workflow.facts import AnswerFact, Facts
 from bot.workflow.model import Status, StepId
 from bot.workflow.schema import CURRENT, load_incident, migrate
-from bot import views
 from handlers import blocks
 from tests.slack_fake import all_text
 
