@@ -16,6 +16,11 @@ from typing import Any
 
 import pytest
 
+from bot.redis_conn import connect
+from bot.store_memory import MemoryStore
+from bot.store_redis import RedisStore
+from bot.workflow.machine import new_steps
+from bot.workflow.model import Incident, Status
 from handlers.listeners import STORE_AWAY
 from tests.fixtures_hosts import SshEnv
 from tests.harness import Bot, running_bot, settings_env, write_apps
@@ -113,6 +118,39 @@ async def test_redis_restarted_at_three_steps_the_incident_completes_one_downgra
         assert incident.step("db_rollback").attempts == 1
 
 
+@pytest.mark.parametrize("kind", ["redis", "memory"])
+async def test_an_incident_that_ends_frees_its_app_in_the_same_write(
+    redis_url: str, kind: str
+) -> None:
+    """Ended and unlocked are one write: a reader (the next /rollback, a plan, the failover test
+    below) never sees an incident ended while it still holds the app, whatever comes between
+    that write and the engine's own release (a WAIT for a replica gone in a failover, Slack)."""
+    store: RedisStore | MemoryStore = (
+        RedisStore(connect(redis_url)) if kind == "redis" else MemoryStore()
+    )
+    token = await store.acquire_lock("myapp", "b33a8d")
+    assert isinstance(token, int)
+    ended = Incident(id="b33a8d", app="myapp", environment="staging", requested_version="v1",
+                     requested_by="U0CAROL", steps=new_steps(), lock_token=token)  # fmt: skip
+    await store.create(ended)
+    await store.acquire_lock("other", "0th3r1")
+    assert await store.lock_holder("myapp") == "b33a8d"  # open: it keeps the app
+
+    def complete(current: Incident) -> Incident:
+        current.status = Status.COMPLETED
+        return current
+
+    await store.update(ended.id, complete)
+    assert await store.lock_holder("myapp") is None
+    assert await store.lock_holder("other") == "0th3r1"  # another app's lock is not touched
+    nxt = await store.acquire_lock("myapp", "n3xt00")
+    assert isinstance(nxt, int) and nxt > token
+    await store.update(ended.id, complete)  # a late write of the ended one (a stale step result)
+    assert await store.lock_holder("myapp") == "n3xt00"  # leaves the next incident's lock
+    if isinstance(store, RedisStore):
+        await store.r.aclose()
+
+
 @pytest.fixture
 async def sentinel_bot(
     sentinel_set: SentinelSet, ssh_env_migrated: SshEnv, slack: SlackFake, tmp_path: Path
@@ -141,8 +179,8 @@ async def test_sentinel_failover_mid_incident_completes_on_the_promoted_replica(
     assert group.master_port() == group.replica.port
     assert runs(count) == 1
     assert ssh_env_migrated.db_url and db_revision(ssh_env_migrated.db_url) == "b2c3d4e5f6a1"
-    # The lock and its fencing token came through the failover: released at the end, and the
-    # next incident gets a larger token than this one held.
+    # The lock and its fencing token came through the failover: released with the write that
+    # ended the incident (so already free here), and the next incident gets a larger token.
     assert await bot.runtime.store.lock_holder("myapp") is None
     token = await bot.runtime.store.acquire_lock("myapp", "n3xt00")
     assert isinstance(token, int) and token > incident.lock_token
