@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.engine import check_words
 from bot.errors import UserFacingError
+from bot.input_checks import check_words
 from bot.messages import Emphasis, bullets, message, para
 
 SUBCOMMANDS = {"status", "list", "cancel", "unfreeze", "help", "release"}

@@ -19,8 +19,9 @@ from typing import TextIO
 from bot import views
 from bot.apps_file import AppsFile
 from bot.console import Console, InputClosed, Interrupted
-from bot.engine import Engine, OpenRequest
+from bot.engine import Engine
 from bot.errors import StepError, UserFacingError
+from bot.incidents import OpenRequest
 from bot.messages import Message, Paragraph, para, words
 from bot.people import People
 from bot.ports import Notifier, Store
