@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from bot.messages import Message, words
 from bot.render_text import plain
-from bot.workflow.model import Criterion, HostResult
+from bot.workflow.model import Criterion, ErrorInfo, HostResult
 
 
 class RewindError(Exception):
@@ -74,6 +74,16 @@ class StepError(RewindError):
         self.channels: list[str] = []  # channel ids it concerns (each front names them)
         where = f" on {host}" if host else ""
         super().__init__(f"{what}{where}" + (f": {hint}" if hint else ""))
+
+    def info(self) -> ErrorInfo:
+        """The failure as the incident keeps it (and the Retry/Abort question shows it)."""
+        return ErrorInfo(
+            what=self.what,
+            host=self.host,
+            hint=self.hint,
+            detail=self.detail,
+            channels=self.channels,
+        )
 
 
 class HostError(StepError):

@@ -207,15 +207,13 @@ class StepRunner:
         except HandOver:
             return None
         except StepError as exc:
-            error = ErrorInfo(
-                what=exc.what,
-                host=exc.host,
-                hint=exc.hint,
-                detail=exc.detail,
-                channels=exc.channels,
-            )
             return StepFailed(
-                step, run_id, error, hosts=_hosts(exc), facts=_facts(ctx), criteria=exc.criteria
+                step,
+                run_id,
+                exc.info(),
+                hosts=_hosts(exc),
+                facts=_facts(ctx),
+                criteria=exc.criteria,
             )
         except UserFacingError as exc:
             error = ErrorInfo(what=plain(exc.message), hint="Fix it, then Retry — or Abort.")
