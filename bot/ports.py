@@ -162,7 +162,10 @@ class Store(Protocol):
     async def load(self, incident_id: str) -> Incident | None: ...
 
     async def save(self, incident: Incident) -> bool:
-        """Write if nobody wrote since `incident.version` was read; bumps the version."""
+        """Write if nobody wrote since `incident.version` was read; bumps the version.
+
+        An incident written as ended frees its app's lock (if it holds it) in the same write:
+        nobody may see it ended yet still holding the app, and a crash or failover keeps both."""
         ...
 
     async def update(self, incident_id: str, change: Change) -> Incident | None:

@@ -36,6 +36,8 @@ class MemoryStore(CompareAndSet):
             return False
         incident.version += 1
         self.incidents[incident.id] = incident.model_dump_json()
+        if not incident.status.open:  # as in Redis: ended and unlocked in one write
+            await self.release_lock(incident.app, incident.id)
         return True
 
     async def acquire_lock(self, app: str, incident_id: str) -> int | str:

@@ -100,36 +100,6 @@ def new_incident(
     )
 
 
-async def _fence() -> None:
-    return None
-
-
-async def _timeline() -> list[AuditEntry]:
-    return []
-
-
-def make_context(
-    apps: AppsFile,
-    incident: Incident,
-    hosts: HostRunner,
-    workspace: Path,
-    *,
-    step: StepId = StepId.ASSESS,
-    notifier: RecordingNotifier | None = None,
-) -> StepContext:
-    return StepContext(
-        incident=incident,
-        step=step,
-        app=apps.apps[incident.app],
-        apps=apps,
-        hosts=hosts,
-        notifier=notifier or RecordingNotifier(),
-        workspace=workspace,
-        fence=_fence,
-        timeline=_timeline,
-    )
-
-
 def app_config(
     repo: str, hosts: list[dict[str, Any]], workdir: str, **extra: Any
 ) -> dict[str, Any]:
@@ -186,7 +156,7 @@ def make_incident(**kw: Any) -> Incident:
 
 def make_ctx(
     apps: AppsFile,
-    runner: HostRunner,
+    hosts: HostRunner,
     *,
     step: StepId,
     incident: Incident | None = None,
@@ -194,7 +164,10 @@ def make_ctx(
     workspace: Path = Path("/tmp"),
     timeline: Sequence[AuditEntry] = (),
 ) -> StepContext:
-    app: AppConfig = apps.apps["myapp"]
+    """The context a step body gets, for the incident's app in `apps` (by default
+    `make_incident()`: myapp, assessed). The lock fence always passes; the audit timeline is
+    `timeline`."""
+    incident = incident or make_incident()
 
     async def fence() -> None:
         return None
@@ -203,11 +176,11 @@ def make_ctx(
         return list(timeline)
 
     return StepContext(
-        incident=incident or make_incident(),
+        incident=incident,
         step=step,
-        app=app,
+        app=apps.apps[incident.app],
         apps=apps,
-        hosts=runner,
+        hosts=hosts,
         notifier=notifier or RecordingNotifier(),
         workspace=workspace,
         fence=fence,

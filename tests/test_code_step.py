@@ -18,7 +18,7 @@ from tests.fakes import (
     RecordingNotifier,
     app_config,
     apps_file,
-    make_context,
+    make_ctx,
     new_incident,
     with_step_commands,
 )
@@ -36,7 +36,8 @@ def context(
         config or app_config(str(origin), [{"name": "web1", "port": 2222}], "/srv/myapp"),
     )
     incident = new_incident(apps.apps["myapp"], requested_version=requested)
-    return make_context(apps, incident, SshRunner(apps.apps["myapp"]), tmp_path / "ws")
+    runner = SshRunner(apps.apps["myapp"])
+    return make_ctx(apps, runner, step=StepId.ASSESS, incident=incident, workspace=tmp_path / "ws")
 
 
 async def assessed(ctx: StepContext, deployed: str = "v1.5.0") -> AssessFacts:

@@ -17,7 +17,7 @@ from bot.steps.context import StepContext
 from bot.workflow.facts import AssessFacts, MigrationFact
 from bot.workflow.model import Criterion, StepId
 from runners.ssh import SshRunner
-from tests.fakes import RecordingNotifier, apps_file, make_context, new_incident, with_step_commands
+from tests.fakes import RecordingNotifier, apps_file, make_ctx, new_incident, with_step_commands
 from tests.fixtures_hosts import MakeSshEnv, SshEnv
 
 ALEMBIC = "alembic -c alembic.ini"
@@ -36,7 +36,8 @@ def backup_dir(env: SshEnv) -> Path:
 def context(env: SshEnv, tmp_path: Path, config: dict[str, Any] | None = None) -> StepContext:
     apps = apps_file("myapp", config or with_step_commands(env.app_config()))
     incident = new_incident(apps.apps["myapp"])
-    return make_context(apps, incident, SshRunner(apps.apps["myapp"]), tmp_path / "ws")
+    runner = SshRunner(apps.apps["myapp"])
+    return make_ctx(apps, runner, step=StepId.ASSESS, incident=incident, workspace=tmp_path / "ws")
 
 
 async def assessed(ctx: StepContext, deployed: str = "v1.5.0") -> AssessFacts:

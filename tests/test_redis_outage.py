@@ -10,18 +10,24 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.redis_conn import connect
+from bot.store_memory import MemoryStore
+from bot.store_redis import RedisStore
+from bot.workflow.machine import new_steps
+from bot.workflow.model import Incident, Status
 from handlers.listeners import STORE_AWAY
 from tests.fixtures_hosts import SshEnv
 from tests.harness import Bot, running_bot, settings_env, write_apps
+from tests.processes import Workers
 from tests.redis_servers import RedisServer, SentinelSet
 from tests.slack_fake import SlackFake
-from tests.test_worker_crash import Workers, counting_alembic, runs, wait_step_running
+from tests.test_worker_crash import counting_alembic, runs, wait_step_running
 from tests.test_workflow_e2e import START, config, db_revision, start
 
 AWAY_SAID = re.compile(r"could not reach its store \(Redis\) for (under a second|(\d+) s)")
@@ -33,14 +39,6 @@ def bot_on(
     cfg = write_apps(tmp_path / "apps.yaml", {"myapp": app}, tmp_path / "incidents")
     env = settings_env(slack, redis_url, cfg, tmp_path / "workspace")
     return running_bot(slack, env, with_worker=with_worker)
-
-
-@pytest.fixture
-def worker_procs() -> Iterator[list[Workers]]:
-    made: list[Workers] = []
-    yield made
-    for workers in made:
-        workers.stop_all()
 
 
 async def test_a_ten_second_outage_gets_plain_answers_and_the_incident_goes_on(
@@ -86,7 +84,7 @@ async def test_redis_restarted_at_three_steps_the_incident_completes_one_downgra
     slack: SlackFake,
     own_redis: RedisServer,
     tmp_path: Path,
-    worker_procs: list[Workers],
+    workers_factory: Callable[[Bot], Workers],
 ) -> None:
     env = ssh_env_migrated
     prefix, count = counting_alembic(tmp_path)
@@ -94,8 +92,7 @@ async def test_redis_restarted_at_three_steps_the_incident_completes_one_downgra
     cfg["database"]["alembic"] = prefix
     cfg["monitor"] = {"duration": "4s", "interval": "0.5s"}
     async with bot_on(slack, own_redis.url(), tmp_path, cfg, with_worker=False) as bot:
-        workers = Workers(bot, tmp_path)
-        worker_procs.append(workers)
+        workers = workers_factory(bot)
         workers.spawn("worker-A")
         workers.spawn("worker-B")
         await start(bot)
@@ -119,6 +116,39 @@ async def test_redis_restarted_at_three_steps_the_incident_completes_one_downgra
         )
         assert len(AWAY_SAID.findall(bot.thread_text())) == 3, bot.thread_text()[-2000:]
         assert incident.step("db_rollback").attempts == 1
+
+
+@pytest.mark.parametrize("kind", ["redis", "memory"])
+async def test_an_incident_that_ends_frees_its_app_in_the_same_write(
+    redis_url: str, kind: str
+) -> None:
+    """Ended and unlocked are one write: a reader (the next /rollback, a plan, the failover test
+    below) never sees an incident ended while it still holds the app, whatever comes between
+    that write and the engine's own release (a WAIT for a replica gone in a failover, Slack)."""
+    store: RedisStore | MemoryStore = (
+        RedisStore(connect(redis_url)) if kind == "redis" else MemoryStore()
+    )
+    token = await store.acquire_lock("myapp", "b33a8d")
+    assert isinstance(token, int)
+    ended = Incident(id="b33a8d", app="myapp", environment="staging", requested_version="v1",
+                     requested_by="U0CAROL", steps=new_steps(), lock_token=token)  # fmt: skip
+    await store.create(ended)
+    await store.acquire_lock("other", "0th3r1")
+    assert await store.lock_holder("myapp") == "b33a8d"  # open: it keeps the app
+
+    def complete(current: Incident) -> Incident:
+        current.status = Status.COMPLETED
+        return current
+
+    await store.update(ended.id, complete)
+    assert await store.lock_holder("myapp") is None
+    assert await store.lock_holder("other") == "0th3r1"  # another app's lock is not touched
+    nxt = await store.acquire_lock("myapp", "n3xt00")
+    assert isinstance(nxt, int) and nxt > token
+    await store.update(ended.id, complete)  # a late write of the ended one (a stale step result)
+    assert await store.lock_holder("myapp") == "n3xt00"  # leaves the next incident's lock
+    if isinstance(store, RedisStore):
+        await store.r.aclose()
 
 
 @pytest.fixture
@@ -149,8 +179,8 @@ async def test_sentinel_failover_mid_incident_completes_on_the_promoted_replica(
     assert group.master_port() == group.replica.port
     assert runs(count) == 1
     assert ssh_env_migrated.db_url and db_revision(ssh_env_migrated.db_url) == "b2c3d4e5f6a1"
-    # The lock and its fencing token came through the failover: released at the end, and the
-    # next incident gets a larger token than this one held.
+    # The lock and its fencing token came through the failover: released with the write that
+    # ended the incident (so already free here), and the next incident gets a larger token.
     assert await bot.runtime.store.lock_holder("myapp") is None
     token = await bot.runtime.store.acquire_lock("myapp", "n3xt00")
     assert isinstance(token, int) and token > incident.lock_token
