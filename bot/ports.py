@@ -38,11 +38,15 @@ class ScriptCommand:
     stream: bool = True  # its lines go to the thread as they come
     check: bool = True  # a non-zero exit stops the script here
     timeout: float | None = None  # None: the script's default
+    # Its text is given when its turn comes (by `Decide`), as it depends on what ran before it
+    # (a window read from the host's clock): the same session goes on instead of a new one.
+    deferred: bool = False
 
 
-Decide = Callable[[int, list[CommandResult | None]], Awaitable[bool]]
-"""Asked before command i of a script, with the results so far: True runs it, False skips it;
-raising stops the script before it (and the exception goes to the caller)."""
+Decide = Callable[[int, list[CommandResult | None]], Awaitable[bool | str]]
+"""Asked before command i of a script, with the results so far: True runs it, False skips it,
+a text runs that text instead (a `deferred` command only); raising stops the script before it
+(and the exception goes to the caller)."""
 
 
 class HostRunner(Protocol):

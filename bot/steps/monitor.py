@@ -14,12 +14,11 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from bot.apps_file import HostConfig
-from bot.errors import HostError, StepError
+from bot.errors import StepError
 from bot.messages import CodeBlock, Emphasis, Mark, Message, Status, message, words
 from bot.steps.context import Outcome, StepContext
-from bot.steps.redeploy import host_clock
-from bot.steps.verify import SHOWN_MATCHES, LogScan, scan_logs
+from bot.steps.monitor_logs import HostLogs, reads_for
+from bot.steps.verify import SHOWN_MATCHES
 from bot.workflow.baseline import compare
 from bot.workflow.facts import MonitorFacts, UrlFigures
 from bot.workflow.model import Criterion
@@ -73,7 +72,8 @@ class _Monitor:
         self.hosts = strategy(ctx.app.deploy.strategy).deploy_hosts(ctx.app)
         self.errors: dict[str, set[str]] = {h.name: set() for h in self.hosts}
         self.log_problems: dict[str, str] = {}
-        self.windows: dict[str, tuple[datetime, int]] = {}
+        reads = reads_for(self.cfg.duration, self.cfg.interval)
+        self.readers = [HostLogs(ctx, h, reads) for h in self.hosts]  # one session per host
         self.started = datetime.now(UTC)
         self.rounds = 0
         self.alerts = 0
@@ -104,14 +104,7 @@ class _Monitor:
         )
 
     async def read_logs(self) -> None:
-        async def one(host: HostConfig) -> LogScan:
-            start, offset = self.windows[host.name]
-            try:
-                return await scan_logs(self.ctx, host, start, offset)
-            except HostError as exc:  # one SSH hiccup must not end 15 minutes of monitoring
-                return LogScan(host=host.name, error=str(exc))
-
-        for scan in await asyncio.gather(*(one(h) for h in self.hosts)):
+        for scan in await asyncio.gather(*(r.read() for r in self.readers)):
             if scan.error:
                 self.log_problems[scan.host] = scan.error
                 continue
@@ -163,10 +156,17 @@ class _Monitor:
         return message(Emphasis("Monitoring done" if done else "Monitoring"), "\n".join(lines))
 
     async def run(self) -> None:
-        clocks = await asyncio.gather(*(host_clock(self.ctx, h) for h in self.hosts))
-        self.windows = {h.name: c for h, c in zip(self.hosts, clocks, strict=True)}
+        try:
+            await self._rounds()
+        finally:
+            await asyncio.gather(*(r.close() for r in self.readers))
+        self.ctx.incident.facts.monitor = self.figures(done=True)
+
+    async def _rounds(self) -> None:
         start = time.monotonic()
+        end = start + self.cfg.duration
         next_summary = start + self.cfg.summary_every
+        last = False
         async with aiohttp.ClientSession() as session:
             while True:
                 began = time.monotonic()
@@ -176,15 +176,18 @@ class _Monitor:
                 self.ctx.incident.facts.monitor = self.figures()
                 await self.ctx.notifier.update_parent(self.ctx.incident)
                 await self.ctx.heartbeat()
-                if self.elapsed >= self.cfg.duration:
+                if last:
                     break
-                if time.monotonic() >= next_summary:
+                if self.elapsed < self.cfg.duration and time.monotonic() >= next_summary:
                     await self.ctx.notifier.say(self.ctx.incident, self.summary())
                     next_summary += self.cfg.summary_every
-                left = start + self.cfg.duration - time.monotonic()
-                wait = min(self.cfg.interval - (time.monotonic() - began), left)
-                await asyncio.sleep(max(wait, 0.0))
-        self.ctx.incident.facts.monitor = self.figures(done=True)
+                now = time.monotonic()
+                wait = max(self.cfg.interval - (now - began), 0.0)
+                # The round that starts at the window's end is the last one, or the round right
+                # after this one if the window ended during it: the logs are read up to the
+                # window's end, and no round starts after it.
+                last = now + wait >= end
+                await asyncio.sleep(min(wait, max(end - now, 0.0)))
 
 
 def _where(stats: _UrlStats) -> str:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from bot.apps_file import AppConfig, HostConfig
 from bot.errors import StepError, UserFacingError
 from bot.messages import Block, CodeBlock, Emphasis, Inline
+from bot.ports import CommandResult
 from bot.steps.context import Outcome, StepContext
 from bot.workflow.baseline import compare
 from bot.workflow.model import Criterion, HostResult
@@ -102,20 +103,39 @@ class LogScan:
 async def scan_logs(
     ctx: StepContext, host: HostConfig, since: datetime, utc_offset: int
 ) -> LogScan:
+    cmd = logs_read(ctx.app, host, since, utc_offset)
+    if isinstance(cmd, LogScan):
+        return cmd
+    # Not streamed: the thread gets the matching lines, not the whole log.
+    result = await ctx.run(host, cmd, stream=False, timeout=logs_timeout(ctx.app))
+    return logs_scan(ctx.app, host, result, since, utc_offset)
+
+
+def logs_read(app: AppConfig, host: HostConfig, since: datetime, utc_offset: int) -> str | LogScan:
+    """The command that reads `host`'s logs since `since`, or the scan saying why there is none."""
     try:
-        cmd = logs_command(ctx.app, host, since, utc_offset)
+        cmd = logs_command(app, host, since, utc_offset)
     except UserFacingError as exc:
         return LogScan(host.name, error=str(exc))
     if cmd is None:
         return LogScan(host.name, error="no `logs` command configured (deploy.commands.logs)")
-    # Not streamed: the thread gets the matching lines, not the whole log.
-    result = await ctx.run(host, cmd, stream=False, timeout=min(ctx.app.deploy.timeout, 60))
+    return cmd
+
+
+def logs_timeout(app: AppConfig) -> float:
+    return min(app.deploy.timeout, 60)
+
+
+def logs_scan(
+    app: AppConfig, host: HostConfig, result: CommandResult, since: datetime, utc_offset: int
+) -> LogScan:
+    """What a logs read found: the error lines among those written since `since`."""
     if not result.ok:
         return LogScan(host.name, error=f"`logs` failed (exit {result.exit_status})")
     lines, stamped = lines_since(result.output.splitlines(), since, utc_offset)
-    pattern = re.compile(ctx.app.logs.error_pattern)
+    pattern = re.compile(app.logs.error_pattern)
     matches = [line for line in lines if pattern.search(line)]
-    windowed = stamped or "{since}" in templates.template(ctx.app, "logs")
+    windowed = stamped or "{since}" in templates.template(app, "logs")
     return LogScan(host.name, len(lines), matches, windowed)
 
 
