@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from saq import Queue, Worker
@@ -62,6 +63,8 @@ class Runtime:
     engine: Engine
     watches: WatchService
     outage: Outage = field(default_factory=Outage)
+    # Where the acks keep the commands they answered (handlers.pending): a client of its own.
+    ack_records: aioredis.Redis | None = None
     _tasks: set[asyncio.Future[None]] = field(default_factory=set)
 
     def spawn(self, coro: Awaitable[None]) -> None:
@@ -78,6 +81,8 @@ class Runtime:
         with contextlib.suppress(Exception):
             await self.queue.disconnect()
         await self.store.r.aclose()
+        if self.ack_records is not None:
+            await self.ack_records.aclose()
 
 
 def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
@@ -115,7 +120,11 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         events=WebhookOutbox(apps, queue),
     )
     watches.engine = engine
-    rt = Runtime(settings, apps, store, queue, client, notifier, engine, watches, outage)
+    # No connection until the first ack: a worker never opens one.
+    records = connect(settings.redis_url, outage=outage)
+    rt = Runtime(
+        settings, apps, store, queue, client, notifier, engine, watches, outage, ack_records=records
+    )
     outage.listeners.append(lambda since, seconds: rt.spawn(say_store_was_away(rt, since, seconds)))
     return rt
 
@@ -202,7 +211,7 @@ def build_slack(rt: Runtime) -> tuple[AsyncApp, SlackFront]:
     )
     bolt.listener_runner.lazy_listener_runner = TrackedLazyRunner(log)
     groups = GroupResolver(rt.client, rt.apps)
-    pending = PendingCommands(rt.store.r, owner=rt.settings.worker_id)
+    pending = PendingCommands(rt.store.r, owner=rt.settings.worker_id, records=rt.ack_records)
     front = SlackFront(rt.engine, rt.store, groups, rt.notifier, pending)
     register(bolt, front)
     register_watch(bolt, WatchFront(rt.watches, groups))

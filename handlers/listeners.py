@@ -134,7 +134,9 @@ class SlackFront:
             return await self.store_up()
         key = _command_key(body)
         try:
-            fresh = await asyncio.wait_for(self.pending.record(key, body), STORE_CHECK)
+            # Not wait_for: its task of its own would cost the ack two more turns of the loop.
+            async with asyncio.timeout(STORE_CHECK):
+                fresh = await self.pending.record(key, body)
         except (TimeoutError, *_STORE_ERRORS):
             return False
         if fresh:

@@ -5,6 +5,12 @@ the same process. A web process killed in between would leave the user with "Che
 nothing else. So the ack first records the command (one round trip) with a short lease; the
 process that works on it keeps the lease alive and drops the record when done. A record whose
 lease ran out belongs to a dead process: any web process takes it over and carries it out.
+
+The records go to Redis in batches, one batch in flight at a time on one connection: the
+commands acked while a batch is out go together in the next one. One command at a time, a burst
+of acks took a connection of the pool each, and opening the new ones (a handshake of several
+round trips, each waiting its turn on a loop busy with the burst) is where the slowest acks
+spent most of their time.
 """
 
 from __future__ import annotations
@@ -37,11 +43,23 @@ return 1
 
 
 class PendingCommands:
-    def __init__(self, r: aioredis.Redis, *, owner: str, lease: int = LEASE) -> None:
+    def __init__(
+        self,
+        r: aioredis.Redis,
+        *,
+        owner: str,
+        lease: int = LEASE,
+        records: aioredis.Redis | None = None,
+    ) -> None:
         self.r = r
+        # The records go through a client of their own when given: its connection is never
+        # taken by the work after the acks, so a batch never waits for a new one.
+        self.records = records or r
         self.owner = owner
         self.lease = lease
-        self._record = r.register_script(_RECORD)
+        # Commands waiting for the batch being gathered: (key, the record, its outcome).
+        self._batch: list[tuple[str, str, asyncio.Future[bool]]] = []
+        self._sending = asyncio.Lock()
 
     def _lease_key(self, key: str) -> str:
         return f"{P}command-lease:{key}"
@@ -50,11 +68,42 @@ class PendingCommands:
         """Keep the command before the ack; False when it was seen before (a Slack retry)."""
         kept = {k: str(body.get(k, ""))[:12_000] for k in KEPT}
         kept["at"] = str(time.time())
-        fresh = await self._record(
-            keys=[f"{P}seen:cmd:{key}", f"{P}commands", self._lease_key(key)],
-            args=[key, json.dumps(kept), self.owner, 3600, self.lease],
-        )
-        return bool(fresh)
+        fresh: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._batch.append((key, json.dumps(kept), fresh))
+        if len(self._batch) == 1:
+            await self._send_batch(fresh)  # the first command of a batch sends it for all
+        return await fresh
+
+    async def _send_batch(self, mine: asyncio.Future[bool]) -> None:
+        """Each command's outcome goes to its future; only a cancellation is raised here."""
+        batch: list[tuple[str, str, asyncio.Future[bool]]] = []
+        try:
+            # One batch in flight at a time, on one connection: the next one gathers meanwhile.
+            async with self._sending:
+                batch, self._batch = self._batch, []
+                pipe = self.records.pipeline(transaction=False)
+                for key, kept, _ in batch:
+                    keys = [f"{P}seen:cmd:{key}", f"{P}commands", self._lease_key(key)]
+                    pipe.eval(_RECORD, len(keys), *keys, key, kept, self.owner, 3600, self.lease)
+                results = await pipe.execute()
+        except asyncio.CancelledError:
+            if not batch:  # cancelled while the batch before it was in flight
+                batch, self._batch = self._batch, []
+            # The sender's ack ran out of time, and so did the batch: a timeout for the others.
+            for _, _, fresh in batch:
+                if fresh is mine:
+                    fresh.cancel()
+                elif not fresh.done():
+                    fresh.set_exception(TimeoutError("the command was not kept in time"))
+            raise
+        except Exception as exc:
+            for _, _, fresh in batch:
+                if not fresh.done():
+                    fresh.set_exception(exc)
+            return
+        for (_, _, fresh), result in zip(batch, results, strict=True):
+            if not fresh.done():
+                fresh.set_result(bool(result))
 
     @contextlib.asynccontextmanager
     async def working(self, key: str) -> AsyncIterator[None]:

@@ -1,0 +1,81 @@
+"""The commands an ack keeps in Redis (`handlers.pending`), kept in batches: a burst of acks
+shares round trips, and each command still gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.redis_conn import connect
+from handlers.pending import P, PendingCommands
+
+
+def body(i: int) -> dict[str, str]:
+    return {"text": f"myapp v1.4.{i} checkout returns 500", "user_id": f"U{i}",
+            "trigger_id": f"trigger-{i}", "response_url": f"https://hooks.example/{i}"}  # fmt: skip
+
+
+async def test_a_burst_of_commands_each_kept_once_under_its_own_key(redis_url: str) -> None:
+    r = connect(redis_url)
+    pending = PendingCommands(r, owner="web-1", records=connect(redis_url))
+    try:
+        keys = [f"k{i}" for i in range(30)] + ["k7"]  # the last one: a Slack retry of k7
+        fresh = await asyncio.gather(*(pending.record(k, body(int(k[1:]))) for k in keys))
+
+        assert fresh == [True] * 30 + [False]
+        kept = await r.hgetall(f"{P}commands")
+        assert sorted(kept) == sorted(keys[:30])
+        for key, value in kept.items():
+            assert json.loads(value)["trigger_id"] == f"trigger-{key[1:]}"
+            assert await r.get(f"{P}command-lease:{key}") == "web-1"
+        # The next command after the burst is kept as well (nothing left waiting).
+        assert await pending.record("after", body(99)) is True
+    finally:
+        await pending.records.aclose()
+        await r.aclose()
+
+
+@contextlib.asynccontextmanager
+async def silent_server() -> AsyncIterator[int]:
+    """A TCP server that takes connections and never answers: a Redis that hangs."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.timeout(30)
+async def test_acks_whose_store_hangs_each_hear_a_timeout(redis_url: str) -> None:
+    async with silent_server() as port:
+        hanging = aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=20)
+        pending = PendingCommands(connect(redis_url), owner="web-1", records=hanging)
+
+        async def ack(i: int, wait: float) -> bool:
+            async with asyncio.timeout(wait):  # as the ack's store check
+                return await pending.record(f"k{i}", body(i))
+
+        # The first batch in flight; the next one (led by the second ack) gathered behind it.
+        # When its leader gives up, the acks in its batch hear it at once, as a timeout: none
+        # waits for its own much later deadline, none is told it was cancelled.
+        waits = [0.2, 0.4, 60, 60, 60]
+        outcomes = await asyncio.gather(
+            *(ack(i, wait) for i, wait in enumerate(waits)), return_exceptions=True
+        )
+
+        assert [type(o) for o in outcomes] == [TimeoutError] * 5, outcomes
+        await pending.r.aclose()
+        await hanging.aclose(close_connection_pool=True)
