@@ -178,12 +178,15 @@ def _iso(epoch: float) -> str:
 # ---- reading the database's revision ------------------------------------------------------
 
 
-async def current_revision(ctx: StepContext, known: set[str]) -> str | None:
-    """`alembic current` on `run_on`; None for an empty database."""
+async def current_revision(
+    ctx: StepContext, known: set[str], read: CommandResult | None = None
+) -> str | None:
+    """`alembic current` on `run_on` (or what it said when already `read`); None for an empty
+    database."""
     db = _db(ctx)
     assert db is not None
     host = _run_on(ctx, db)
-    result = await ctx.run(host, current_command(ctx.app, db), stream=False)
+    result = read or await ctx.run(host, current_command(ctx.app, db), stream=False)
     if not result.ok:
         raise StepError(
             f"`alembic current` failed (exit {result.exit_status})",
@@ -217,12 +220,16 @@ def _summary(current: str | None, target: str | None, undo: list[Revision]) -> s
 
 
 async def assess_db(
-    ctx: StepContext, target_ref: str, deployed_ref: str | None = None
+    ctx: StepContext,
+    target_ref: str,
+    deployed_ref: str | None = None,
+    read: CommandResult | None = None,
 ) -> DbAssessment:
     """The revision the target expects, the one the database is at, and what lies between.
 
     Revision files come from both the target and the deployed commit (default: the
-    `deployed_sha` fact), so the database's newer revision is known too.
+    `deployed_sha` fact), so the database's newer revision is known too. `read`: what
+    `alembic current` said, when it was read already.
     """
     db = _db(ctx)
     if db is None:
@@ -237,7 +244,7 @@ async def assess_db(
             hint="Rewind downgrades to one revision only; roll the database back by hand.",
         )
     target = target_heads[0] if target_heads else None
-    current = await current_revision(ctx, set(revs))
+    current = await current_revision(ctx, set(revs), read)
     try:
         undo = alembic_static.to_undo(revs, current, target)
     except UnknownRevision as exc:
