@@ -26,7 +26,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.lab import PY, SECRET, bot_env, free_port, percentile, processes, wait_http
+from bench.lab import PY, SECRET, bot_env, percentile, processes, running
+from tests.processes import free_port, wait_http
 
 MIX = 8
 
@@ -179,7 +180,7 @@ async def measure(n: int = 200, concurrency: int = 50) -> Result:
             env = bot_env(slack.api_url, rurl, config, root / "ws", port)
             base = f"http://127.0.0.1:{port}"
             with processes([("serve", [PY, "-m", "bot", "serve"])], env, root / "logs") as procs:
-                await wait_http(f"{base}/healthz", procs=procs)
+                await wait_http(f"{base}/healthz", check=running(procs))
                 # The first thread message, on an idle bot.
                 async with aiohttp.ClientSession() as session:
                     sent = time.time()
@@ -200,7 +201,7 @@ async def measure(n: int = 200, concurrency: int = 50) -> Result:
             bport = free_port()
             bare_cmd = [PY, "-m", "bench.ack", "bare", str(bport)]
             with processes([("bare", bare_cmd)], env, root / "logs") as procs:
-                await wait_http(f"http://127.0.0.1:{bport}/healthz", procs=procs)
+                await wait_http(f"http://127.0.0.1:{bport}/healthz", check=running(procs))
                 theirs = await asyncio.to_thread(
                     run_client, f"http://127.0.0.1:{bport}/slack/events", n, concurrency,
                     slack.response_url("bare"),

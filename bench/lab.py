@@ -7,40 +7,30 @@ sample app checked out and serving), started here without pytest.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import platform
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import asyncssh
-
-from bot.sample.build import SampleRepo, build_sample_origin
-from bot.sample.hosts import provision_host_checkout
 from tests.fixtures_hosts import (
-    APP_NAME,
-    PG_ADMIN_URL,
-    WORKDIR_ROOT,
     SshEnv,
-    SshKeys,
     TestHost,
-    _start_sshd,
-    _stop_host,
-    free_port,
+    fresh_database,
+    on_every_host,
+    ssh_env_factory,
+    ssh_keys_in,
 )
+from tests.processes import end, free_port
+from tests.redis_servers import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-signing-secret"
@@ -88,28 +78,11 @@ def machine() -> dict[str, str]:
 def private_redis() -> Iterator[str]:
     """A redis-server of our own (own port, own dir): nothing else's commands in its stats."""
     tmp = Path(tempfile.mkdtemp(prefix="rewind-bench-redis-"))
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp),
-         "--save", "", "--appendonly", "yes", "--protected-mode", "yes"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    server = RedisServer(tmp)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server.start().url()
     finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-        if proc.poll() is None:
-            proc.kill()
+        server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -128,24 +101,12 @@ def redis_commands(url: str) -> int:
 # ---- SSH hosts --------------------------------------------------------------------------------
 
 
-def make_keys(tmp: Path) -> SshKeys:
-    d = tmp / "ssh_keys"
-    d.mkdir(mode=0o700)
-    key = asyncssh.generate_private_key("ssh-ed25519", comment="rewind-bench")
-    client_key = d / "id_ed25519"
-    client_key.write_bytes(key.export_private_key("openssh"))
-    client_key.chmod(0o600)
-    public = key.export_public_key("openssh").decode().strip()
-    return SshKeys(dir=d, client_key=client_key, client_public=public)
-
-
 @dataclass
 class Lab:
     """N sshd hosts with the sample app (v1.5.0, failing), and their origin."""
 
     tmp: Path
     env: SshEnv
-    roots: list[Path] = field(default_factory=list)
 
     @property
     def hosts(self) -> list[TestHost]:
@@ -163,100 +124,28 @@ class Lab:
     def reset(self, ref: str = "v1.5.0", *, db_head: bool = False) -> None:
         """Every host back on `ref` (the bad version, app restarted), untimed."""
         script = f"git checkout --quiet --force {shlex.quote(ref)} && ./run.sh restart >/dev/null"
-
-        def one(host: TestHost) -> None:
-            host.run(script, timeout=120)
-
-        with _threads(len(self.hosts)) as pool:
-            list(pool.map(one, self.hosts))
+        on_every_host(self.hosts, lambda host: host.run(script, timeout=120))
         if db_head:
             self.hosts[0].run("alembic -c alembic.ini upgrade head >/dev/null 2>&1", timeout=120)
 
 
 @contextlib.contextmanager
-def _threads(n: int) -> Iterator[Any]:
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=max(1, min(n, 16))) as pool:
-        yield pool
-
-
-@contextlib.contextmanager
-def lab(
-    count: int,
-    *,
-    db_url: str | None = None,
-    repo: SampleRepo | None = None,
-    tmp: Path | None = None,
-) -> Iterator[Lab]:
-    """`count` hosts, each a real sshd in its own mount namespace, the app started on each."""
-    own_tmp = tmp is None
-    base = tmp or Path(tempfile.mkdtemp(prefix="rewind-bench-"))
-    keys = make_keys(base) if not (base / "ssh_keys").exists() else _keys_in(base)
-    repo = repo or build_sample_origin(base / f"origin-{uuid.uuid4().hex[:6]}")
-    uid = uuid.uuid4().hex[:10]
-    root = WORKDIR_ROOT / uid
-    workdir = str(root / APP_NAME)
-    hdir = base / f"hosts-{uid}"
-    hdir.mkdir()
-    hosts: list[TestHost] = []
-    ports: set[int] = set()
-
-    def port() -> int:  # the apps start after every sshd: no port may be handed out twice
-        while (p := free_port()) in ports:
-            pass
-        ports.add(p)
-        return p
-
+def lab(count: int, *, db_url: str | None = None) -> Iterator[Lab]:
+    """`count` hosts, each a real sshd in its own mount namespace, the app started on each
+    (the test suite's hosts); with `db_url`, its database migrated to v1.5.0's head."""
+    base = Path(tempfile.mkdtemp(prefix="rewind-bench-"))
     try:
-        for i in range(count):
-            host = TestHost(
-                name=f"web{i + 1}", address="127.0.0.1", port=port(), workdir=workdir,
-                real_dir=hdir / f"web{i + 1}" / APP_NAME, app_port=port(),
-            )  # fmt: skip
-            provision_host_checkout(
-                repo.origin, host.real_dir, ref=repo.bad, app_port=host.app_port, db_url=db_url
-            )
-            hosts.append(host)
-            _start_sshd(host, keys, hdir)
-        known = hdir / "known_hosts"
-        known.write_text("".join(f"[{h.address}]:{h.port} {h.host_key_line}\n" for h in hosts))
-        env = SshEnv(hosts=hosts, known_hosts=known, client_key=keys.client_key,
-                     workdir=workdir, repo=repo, db_url=db_url)  # fmt: skip
-        if db_url:
-            hosts[0].run("alembic -c alembic.ini upgrade head", timeout=120)
-        with _threads(count) as pool:
-            list(pool.map(lambda h: h.run("./run.sh start", timeout=120), hosts))
-        yield Lab(base, env, [root])
+        with ssh_env_factory(ssh_keys_in(base / "ssh_keys"), base) as make:
+            yield Lab(base, make(count, db_url=db_url, migrate=db_url is not None))
     finally:
-        with _threads(len(hosts)) as pool:
-            list(pool.map(_stop_host, hosts))
-        shutil.rmtree(root, ignore_errors=True)
-        if own_tmp:
-            shutil.rmtree(base, ignore_errors=True)
-
-
-def _keys_in(base: Path) -> SshKeys:
-    d = base / "ssh_keys"
-    key = d / "id_ed25519"
-    public = asyncssh.read_private_key(str(key)).export_public_key("openssh").decode().strip()
-    return SshKeys(dir=d, client_key=key, client_public=public)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database (SQLAlchemy URL), dropped afterwards."""
-    import psycopg
-
-    name = f"rewind_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("rewind_bench") as url:
+        yield url
 
 
 # ---- the bot's processes ------------------------------------------------------------------------
@@ -298,15 +187,7 @@ def processes(
             procs.append(Proc(name, popen, log))
         yield procs
     finally:
-        for p in procs:
-            if p.popen.poll() is None:
-                p.popen.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.popen.wait(15)
-            except subprocess.TimeoutExpired:
-                p.popen.kill()
-                p.popen.wait(5)
+        end((p.popen for p in procs), 15)
 
 
 def bot_env(
@@ -325,20 +206,15 @@ def bot_env(
     }
 
 
-async def wait_http(url: str, timeout: float = 60, procs: Sequence[Proc] = ()) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while True:
-            with contextlib.suppress(aiohttp.ClientError, OSError):
-                async with session.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            for p in procs:
-                if p.popen.poll() is not None:
-                    raise RuntimeError(f"{p.name} exited: {p.log.read_text()[-2000:]}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} never answered")
-            await asyncio.sleep(0.1)
+def running(procs: Sequence[Proc]) -> Callable[[], None]:
+    """A `wait_http` check: raises, with its log, once one of `procs` has exited."""
+
+    def check() -> None:
+        for p in procs:
+            if p.popen.poll() is not None:
+                raise RuntimeError(f"{p.name} exited: {p.log.read_text()[-2000:]}")
+
+    return check
 
 
 PY = sys.executable

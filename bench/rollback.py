@@ -29,16 +29,16 @@ from bench.lab import (
     SECRET,
     Lab,
     bot_env,
-    free_port,
     lab,
     pg_database,
     private_redis,
     processes,
-    wait_http,
+    running,
 )
 from bot.store_redis import RedisStore, connect
 from tests.fakes import with_step_commands
 from tests.harness import write_apps
+from tests.processes import free_port, wait_http
 from tests.slack_fake import SlackFake, buttons, click, send_command
 
 SIZES = (1, 5, 20)
@@ -83,7 +83,7 @@ async def rewind_run(the_lab: Lab, slack: SlackFake, redis_url: str, tmp: Path) 
     commands = [("serve", [PY, "-m", "bot", "serve"]), ("worker", [PY, "-m", "bot", "worker"])]
     try:
         with processes(commands, env, tmp / "logs") as procs:
-            await wait_http(f"{base}/healthz", procs=procs)
+            await wait_http(f"{base}/healthz", check=running(procs))
             import aiohttp
 
             async with aiohttp.ClientSession() as session:

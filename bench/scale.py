@@ -25,18 +25,18 @@ from bench.lab import (
     SECRET,
     Lab,
     bot_env,
-    free_port,
     lab,
     percentile,
     private_redis,
     processes,
     redis_commands,
-    wait_http,
+    running,
 )
 from bench.rollback import click_ready_gates
 from bot.store_redis import RedisStore, connect
 from tests.fakes import with_step_commands
 from tests.harness import write_apps
+from tests.processes import free_port, wait_http
 from tests.slack_fake import SlackFake, send_command
 
 WORKERS = 2
@@ -146,7 +146,7 @@ async def measure(count: int = 20) -> Result:
             store = RedisStore(connect(redis_url))
             try:
                 with processes(commands, env, tmp / "logs") as procs:
-                    await wait_http(f"{base}/healthz", procs=procs)
+                    await wait_http(f"{base}/healthz", check=running(procs))
                     await asyncio.sleep(2)  # the workers up and waiting
                     for p in procs:
                         if p.popen.poll() is not None:

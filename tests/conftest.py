@@ -13,7 +13,9 @@ import redis
 from tests.harness import Bot, running_bot, settings_env, write_apps
 from tests.slack_fake import SlackFake
 
-pytest_plugins = ["tests.fixtures_hosts", "tests.redis_servers"]
+# tests.processes first: the other two import it, and pytest rewrites asserts only in a plugin
+# it imports itself.
+pytest_plugins = ["tests.processes", "tests.fixtures_hosts", "tests.redis_servers"]
 
 # Tests flush this database; another run beside them (a bench, a second checkout) picks its own.
 REDIS_URL = os.environ.get("REWIND_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")

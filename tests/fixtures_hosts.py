@@ -16,6 +16,9 @@ Fixtures:
     ssh_env              (function) SshEnv, no database
     ssh_env_db           (function) SshEnv whose checkouts have .db_url/.pg_url -> pg_database
     ssh_env_migrated     (function) as ssh_env_db with the DB at v1.5.0's head (d4e5f6a1b2c3)
+
+The same hosts without pytest (the benchmarks' lab, bench/lab.py): `ssh_keys_in`,
+`ssh_env_factory` and `fresh_database`.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,7 @@ import pytest
 
 from bot.sample.build import SampleRepo, build_sample_origin
 from bot.sample.hosts import libpq_url, provision_host_checkout
+from tests.processes import free_port
 
 SSHD = "/usr/sbin/sshd"
 WORKDIR_ROOT = Path("/srv/rewind-test")
@@ -49,13 +54,6 @@ APP_NAME = "myapp"
 
 # --------------------------------------------------------------------------------------------
 # helpers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 10) -> None:
@@ -72,6 +70,13 @@ def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: f
 
 
 SHIMS_DIR = Path(__file__).resolve().parent / "shims"
+
+
+def on_every_host(hosts: Sequence[TestHost], do: Callable[[TestHost], object]) -> None:
+    """`do(host)` for every host at once, in threads (a bench lab has dozens); the first error
+    is raised once all are done."""
+    with ThreadPoolExecutor(max_workers=max(1, min(len(hosts), 16))) as pool:
+        list(pool.map(do, hosts))
 
 
 def host_path_env() -> str:
@@ -340,17 +345,23 @@ def _stop_host(host: TestHost) -> None:
 # fixtures
 
 
+def ssh_keys_in(d: Path) -> SshKeys:
+    """The client key pair in directory `d` (mode 700), made there on first use."""
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    d.chmod(0o700)
+    client_key = d / "id_ed25519"
+    if not client_key.exists():
+        key = asyncssh.generate_private_key("ssh-ed25519", comment="rewind-test")
+        client_key.write_bytes(key.export_private_key("openssh"))
+        client_key.chmod(0o600)
+        (d / "id_ed25519.pub").write_text(key.export_public_key("openssh").decode().strip() + "\n")
+    public = (d / "id_ed25519.pub").read_text().strip()
+    return SshKeys(dir=d, client_key=client_key, client_public=public)
+
+
 @pytest.fixture(scope="session")
 def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> SshKeys:
-    d = tmp_path_factory.mktemp("ssh_keys")
-    d.chmod(0o700)
-    key = asyncssh.generate_private_key("ssh-ed25519", comment="rewind-test")
-    client_key = d / "id_ed25519"
-    client_key.write_bytes(key.export_private_key("openssh"))
-    client_key.chmod(0o600)
-    public = key.export_public_key("openssh").decode().strip()
-    (d / "id_ed25519.pub").write_text(public + "\n")
-    return SshKeys(dir=d, client_key=client_key, client_public=public)
+    return ssh_keys_in(tmp_path_factory.mktemp("ssh_keys"))
 
 
 @pytest.fixture
@@ -363,11 +374,12 @@ def sample_repo_irreversible(tmp_path: Path) -> SampleRepo:
     return build_sample_origin(tmp_path / "sample-irreversible", irreversible=True)
 
 
-@pytest.fixture
-def pg_database() -> Iterator[str]:
+@contextlib.contextmanager
+def fresh_database(prefix: str = "rewind_test") -> Iterator[str]:
+    """A new, empty PostgreSQL database (its SQLAlchemy URL), dropped afterwards."""
     import psycopg
 
-    name = f"rewind_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
@@ -376,6 +388,12 @@ def pg_database() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    with fresh_database() as url:
+        yield url
 
 
 MakeSshEnv = Callable[..., SshEnv]
@@ -387,6 +405,13 @@ def ssh_env_factory(ssh_keys: SshKeys, tmp_path: Path) -> Iterator[MakeSshEnv]:
     -> SshEnv, with every host torn down on exit (for fixtures of any scope)."""
     created: list[TestHost] = []
     roots: list[Path] = []
+    ports: set[int] = set()
+
+    def port() -> int:  # apps start after every sshd: a port not yet bound may come up twice
+        while (p := free_port()) in ports:
+            pass
+        ports.add(p)
+        return p
 
     def make(
         count: int = 2,
@@ -414,10 +439,10 @@ def ssh_env_factory(ssh_keys: SshKeys, tmp_path: Path) -> Iterator[MakeSshEnv]:
             host = TestHost(
                 name=name,
                 address="127.0.0.1",
-                port=free_port(),
+                port=port(),
                 workdir=workdir,
                 real_dir=real_dir,
-                app_port=free_port(),
+                app_port=port(),
             )
             provision_host_checkout(
                 repo.origin, real_dir, ref=ref, app_port=host.app_port, db_url=db_url
@@ -431,10 +456,9 @@ def ssh_env_factory(ssh_keys: SshKeys, tmp_path: Path) -> Iterator[MakeSshEnv]:
         if migrate:
             if not db_url:
                 raise ValueError("migrate=True needs db_url")
-            hosts[0].run("alembic -c alembic.ini upgrade head")
+            hosts[0].run("alembic -c alembic.ini upgrade head", timeout=120)
         if start:
-            for h in hosts:
-                h.run("./run.sh start")
+            on_every_host(hosts, lambda h: h.run("./run.sh start", timeout=120))
         return SshEnv(
             hosts=hosts,
             known_hosts=known_hosts,
@@ -447,8 +471,7 @@ def ssh_env_factory(ssh_keys: SshKeys, tmp_path: Path) -> Iterator[MakeSshEnv]:
     try:
         yield make
     finally:
-        for host in created:
-            _stop_host(host)
+        on_every_host(created, _stop_host)
         for root in roots:
             shutil.rmtree(root, ignore_errors=True)
 

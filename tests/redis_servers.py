@@ -6,9 +6,7 @@ Never the shared server on 6379: these are stopped, restarted and killed on purp
 from __future__ import annotations
 
 import contextlib
-import random
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,27 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-
-def free_port() -> int:
-    """A free port below the ephemeral range.
-
-    A server that a test stops must not sit on an ephemeral port: a client reconnecting in a
-    loop may be given that very port as its own source port and connect to itself (TCP
-    simultaneous open), reading its own PING back as an answer.
-    """
-    low = 20000
-    with contextlib.suppress(OSError, ValueError):
-        low = min(int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]),
-                  32768) - 8000  # fmt: skip
-    for _ in range(200):
-        port = random.randrange(max(low, 10000), max(low, 10000) + 8000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port below the ephemeral range")
+from tests.processes import restartable_port
 
 
 class RedisServer:
@@ -46,7 +24,7 @@ class RedisServer:
     def __init__(
         self, root: Path, *, appendonly: bool = True, args: tuple[str, ...] = (), name: str = ""
     ) -> None:
-        self.port = free_port()
+        self.port = restartable_port()
         self.dir = root / (name or f"redis-{self.port}")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.appendonly = appendonly
@@ -121,7 +99,7 @@ class SentinelSet:
         self._wait(lambda: self.replica.client().info("replication").get("master_link_status")
                    == "up", "the replica to sync")  # fmt: skip
         for n in range(3):
-            port = free_port()
+            port = restartable_port()
             conf = self.root / f"sentinel-{n}.conf"
             conf.write_text(
                 f"port {port}\nbind 127.0.0.1\ndir {self.root}\n"

@@ -15,8 +15,6 @@ import itertools
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,6 +29,7 @@ import yaml
 from bot.store_redis import RedisStore, connect
 from tests.fakes import with_step_commands
 from tests.fixtures_hosts import SshEnv
+from tests.processes import end, free_port, wait_http
 from tests.slack_fake import SlackFake, buttons, click, send_command
 from tests.socket_mode_fake import SocketModeFake
 from tests.test_workflow_e2e import db_revision, health
@@ -47,12 +46,6 @@ def readme_variables() -> set[str]:
     """The variables of the README's table: the only ones these processes get."""
     text = (ROOT / "README.md").read_text()
     return set(re.findall(r"^\| `([A-Z_]+)`", text, re.M))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -109,15 +102,7 @@ class Procfile:
         return self.logs[name].read_text(errors="replace")
 
     async def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                await asyncio.to_thread(proc.wait, 20)
-            except subprocess.TimeoutExpired:
-                proc.kill()  # never leave a process behind, even when the test fails
-                await asyncio.to_thread(proc.wait, 5)
+        await asyncio.to_thread(end, self.procs.values(), 20)
         for f in self._files:
             f.close()
 
@@ -126,21 +111,6 @@ class Procfile:
             assert proc.poll() is None, (
                 f"{name} exited {proc.returncode}:\n{self.log(name)[-3000:]}"
             )
-
-
-async def wait_http(url: str, procs: Procfile, timeout: float = 60) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    async with aiohttp.ClientSession() as session:
-        while True:
-            procs.assert_running()
-            try:
-                async with session.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            assert asyncio.get_running_loop().time() < deadline, f"{url} never answered"
-            await asyncio.sleep(0.3)
 
 
 @pytest.fixture
@@ -170,7 +140,7 @@ async def procfile(
         procs.start("worker1", "worker", METRICS_PORT=str(free_port()), LOG_FORMAT="json")
         procs.start("worker2", "worker", METRICS_PORT=str(free_port()), LOG_FORMAT="json")
         for name in ("web", "worker1", "worker2"):
-            await wait_http(procs.url(name, "/metrics"), procs)
+            await wait_http(procs.url(name, "/metrics"), check=procs.assert_running)
         return procs
 
     yield run

@@ -6,80 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import psycopg
-import pytest
 import redis
 
 from bot.sample.hosts import libpq_url
 from tests.fixtures_hosts import SshEnv
 from tests.harness import INCIDENT_CHANNEL, SECRET, settings_env, write_apps
+from tests.processes import Workers
 from tests.slack_fake import SlackFake, send_command
-from tests.test_processes import free_port, wait_http
+from tests.test_worker_crash import wait_step_running
 from tests.test_workflow_e2e import config, db_revision, start
 
 START = "myapp v1.4.2 checkout returns 500"
-
-
-class Serve:
-    """`python -m bot serve --with-worker` as a real process, restartable on one port."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.port = free_port()
-        self.env = {**os.environ, **env, "PORT": str(self.port)}
-        self.logs = logs
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.runs = 0
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self.runs += 1
-        log = (self.logs / f"serve-{self.runs}.log").open("wb")
-        argv = [sys.executable, "-m", "bot", "serve", "--with-worker"]
-        self.proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        await wait_http(f"{self.base}/healthz")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def log_text(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in sorted(self.logs.glob("serve-*")))
-
-
-@pytest.fixture
-def serve_factory(tmp_path: Path) -> Iterator[Any]:
-    made: list[Serve] = []
-
-    def make(env: dict[str, str]) -> Serve:
-        made.append(Serve(env, tmp_path))
-        return made[-1]
-
-    yield make
-    for serve in made:
-        serve.stop()
 
 
 async def test_web_killed_between_the_ack_and_the_work_loses_no_command(
@@ -88,14 +31,14 @@ async def test_web_killed_between_the_ack_and_the_work_loses_no_command(
     cfg = ssh_env.app_config()
     cfg["operators"] = ["S0ONCALL", "U0CAROL"]  # a group: the work after the ack asks Slack
     config = write_apps(tmp_path / "apps.yaml", {"myapp": cfg}, tmp_path / "incidents")
-    serve = serve_factory(settings_env(slack, redis_url, config, tmp_path / "ws"))
+    serve = serve_factory(settings_env(slack, redis_url, config, tmp_path / "ws"), "--with-worker")
     await serve.start()
     # The work after the ack hangs on Slack: the process is killed right there.
     slack.slow("usergroups.users.list", 120, times=1)
     async with aiohttp.ClientSession() as session:
         url = slack.response_url("start")
         resp = await send_command(
-            session, f"{serve.base}/slack/events", SECRET, text=START, response_url=url
+            session, f"{serve.url}/slack/events", SECRET, text=START, response_url=url
         )
         assert resp.status == 200 and "Checking" in resp.text
         await slack.wait_until(
@@ -209,8 +152,6 @@ async def test_a_database_that_refuses_the_downgrade_pauses_and_offers_a_restore
 async def test_two_workers_racing_for_a_step_after_a_partition_heals_fencing_lets_one_win(
     make_bot: Any, ssh_env: SshEnv, tmp_path: Path
 ) -> None:
-    from tests.test_worker_crash import Workers, wait_step_running
-
     cfg = config(ssh_env)
     cfg["monitor"] = {"duration": "8s", "interval": "0.5s", "summary_every": "2s"}
     async with make_bot({"myapp": cfg}, with_worker=False) as bot:

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from bot.store_redis import RedisStore
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Incident, Status
 from tests.harness import settings_env, write_apps
-from tests.redis_servers import RedisServer, free_port
+from tests.processes import Serve
+from tests.redis_servers import RedisServer
 from tests.slack_fake import SlackFake
 
 
@@ -89,27 +91,22 @@ async def test_persistence_settings_are_read_and_said(tmp_path: Path, slack: Sla
 
 
 async def test_serve_warns_at_start_up_when_redis_persists_nothing(
-    tmp_path: Path, slack: SlackFake
+    tmp_path: Path, slack: SlackFake, serve_factory: Callable[..., Serve]
 ) -> None:
     server = RedisServer(tmp_path, appendonly=False).start()
     config = write_apps(tmp_path / "apps.yaml", {"myapp": local_app(tmp_path)}, tmp_path / "inc")
-    port = free_port()
-    env = {**os.environ, **settings_env(slack, server.url(), config, tmp_path / "ws")}
-    env["PORT"] = str(port)
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT)  # fmt: skip
+    serve = serve_factory(settings_env(slack, server.url(), config, tmp_path / "ws"))
+    log_path = tmp_path / "serve-1.log"
     try:
+        await serve.start()
         await _wait_for_line(log_path, "persists nothing")
         async with (
             aiohttp.ClientSession() as session,
-            session.get(f"http://127.0.0.1:{port}/healthz") as resp,
+            session.get(f"{serve.url}/healthz") as resp,
         ):
             assert resp.status == 200  # a warning: serve still serves
     finally:
-        proc.terminate()
-        proc.wait(30)
+        serve.close()
         server.stop()
     warned = [line for line in log_path.read_text().splitlines() if "persists nothing" in line]
     assert len(warned) == 1 and "WARNING" in warned[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,10 @@ from bot.workflow.model import Incident, Status
 from handlers.listeners import STORE_AWAY
 from tests.fixtures_hosts import SshEnv
 from tests.harness import Bot, running_bot, settings_env, write_apps
+from tests.processes import Workers
 from tests.redis_servers import RedisServer, SentinelSet
 from tests.slack_fake import SlackFake
-from tests.test_worker_crash import Workers, counting_alembic, runs, wait_step_running
+from tests.test_worker_crash import counting_alembic, runs, wait_step_running
 from tests.test_workflow_e2e import START, config, db_revision, start
 
 AWAY_SAID = re.compile(r"could not reach its store \(Redis\) for (under a second|(\d+) s)")
@@ -38,14 +39,6 @@ def bot_on(
     cfg = write_apps(tmp_path / "apps.yaml", {"myapp": app}, tmp_path / "incidents")
     env = settings_env(slack, redis_url, cfg, tmp_path / "workspace")
     return running_bot(slack, env, with_worker=with_worker)
-
-
-@pytest.fixture
-def worker_procs() -> Iterator[list[Workers]]:
-    made: list[Workers] = []
-    yield made
-    for workers in made:
-        workers.stop_all()
 
 
 async def test_a_ten_second_outage_gets_plain_answers_and_the_incident_goes_on(
@@ -91,7 +84,7 @@ async def test_redis_restarted_at_three_steps_the_incident_completes_one_downgra
     slack: SlackFake,
     own_redis: RedisServer,
     tmp_path: Path,
-    worker_procs: list[Workers],
+    workers_factory: Callable[[Bot], Workers],
 ) -> None:
     env = ssh_env_migrated
     prefix, count = counting_alembic(tmp_path)
@@ -99,8 +92,7 @@ async def test_redis_restarted_at_three_steps_the_incident_completes_one_downgra
     cfg["database"]["alembic"] = prefix
     cfg["monitor"] = {"duration": "4s", "interval": "0.5s"}
     async with bot_on(slack, own_redis.url(), tmp_path, cfg, with_worker=False) as bot:
-        workers = Workers(bot, tmp_path)
-        worker_procs.append(workers)
+        workers = workers_factory(bot)
         workers.spawn("worker-A")
         workers.spawn("worker-B")
         await start(bot)

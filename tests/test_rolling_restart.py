@@ -8,11 +8,7 @@ Slack is the local fake, driven with signed requests as Slack sends them.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -24,21 +20,12 @@ from bot.redis_conn import connect
 from bot.store_redis import RedisStore
 from tests.fixtures_hosts import SshEnv
 from tests.harness import Bot, settings_env, write_apps
-from tests.redis_servers import free_port
+from tests.processes import Serve, Workers
 from tests.slack_fake import SlackFake
-from tests.test_processes import wait_http
-from tests.test_worker_crash import Workers, counting_alembic, runs, wait_step_running
+from tests.test_worker_crash import counting_alembic, runs, wait_step_running
 from tests.test_workflow_e2e import config, db_revision, start
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture
-def worker_procs() -> Iterator[list[Workers]]:
-    made: list[Workers] = []
-    yield made
-    for workers in made:
-        workers.stop_all()
 
 
 def db_app(
@@ -51,20 +38,16 @@ def db_app(
     return cfg, count
 
 
-def stop(proc: subprocess.Popen[bytes], timeout: float = 120) -> int:
-    """SIGTERM, as a process manager does on a deploy; the exit status it ended with."""
-    proc.send_signal(signal.SIGTERM)
-    return proc.wait(timeout)
-
-
 async def test_sigterm_hands_a_repeatable_step_to_another_worker(
-    make_bot: Any, ssh_env_migrated: SshEnv, tmp_path: Path, worker_procs: list[Workers]
+    make_bot: Any,
+    ssh_env_migrated: SshEnv,
+    tmp_path: Path,
+    workers_factory: Callable[[Bot], Workers],
 ) -> None:
     env = ssh_env_migrated
     cfg, count = db_app(env, tmp_path)
     async with make_bot({"myapp": cfg}, with_worker=False) as bot:
-        workers = Workers(bot, tmp_path)
-        worker_procs.append(workers)
+        workers = workers_factory(bot)
         workers.spawn("worker-A")
         await start(bot)
         await bot.click(await bot.gate("Roll back"), "Roll back", "U0CAROL")
@@ -73,7 +56,7 @@ async def test_sigterm_hands_a_repeatable_step_to_another_worker(
         )
         await wait_step_running(bot, "monitor")
         workers.spawn("worker-B")
-        exited = await asyncio.to_thread(stop, workers.procs["worker-A"])
+        exited = await asyncio.to_thread(workers.stop, "worker-A")
         assert exited == 0  # a clean stop, not a crash
 
         incident = await bot.wait_status("completed", timeout=120)
@@ -87,46 +70,19 @@ async def test_sigterm_hands_a_repeatable_step_to_another_worker(
         assert any(e["what"] == "handed over: Monitor" for e in timeline), timeline
 
 
-class Serve:
-    """`python -m bot serve` as a real process on a fixed port, restartable."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.port = free_port()
-        self.env = {**os.environ, **env, "PORT": str(self.port)}
-        self.logs = logs
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.started = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self.started += 1
-        log = (self.logs / f"serve-{self.started}.log").open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-        await wait_http(f"{self.url}/healthz", timeout=60)
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        return stop(self.proc, 60)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
 @pytest.fixture
 async def serve_bot(
-    slack: SlackFake, redis_url: str, ssh_env_migrated: SshEnv, tmp_path: Path
+    slack: SlackFake,
+    redis_url: str,
+    ssh_env_migrated: SshEnv,
+    tmp_path: Path,
+    serve_factory: Callable[..., Serve],
 ) -> AsyncIterator[tuple[Bot, Serve, Path]]:
     cfg, count = db_app(ssh_env_migrated, tmp_path, slow_downgrade=4)
     cfg["operators"] = ["U0CAROL", "S0ONCALL"]  # a click then asks Slack for the group
     path = write_apps(tmp_path / "apps.yaml", {"myapp": cfg}, tmp_path / "incidents")
     env = settings_env(slack, redis_url, path, tmp_path / "workspace")
-    serve = Serve(env, tmp_path)
+    serve = serve_factory(env)
     store = RedisStore(connect(redis_url))
     try:
         async with aiohttp.ClientSession() as session:
@@ -134,17 +90,15 @@ async def serve_bot(
             runtime = cast(Any, SimpleNamespace(store=store))
             yield Bot(slack, runtime, serve.url, session, path, env), serve, count
     finally:
-        serve.kill()
         await store.r.aclose()
 
 
 async def test_a_rolling_restart_of_every_process_loses_nothing(
-    serve_bot: tuple[Bot, Serve, Path], ssh_env_migrated: SshEnv, worker_procs: list[Workers],
-    tmp_path: Path,
+    serve_bot: tuple[Bot, Serve, Path], ssh_env_migrated: SshEnv, tmp_path: Path,
+    workers_factory: Callable[[Bot], Workers],
 ) -> None:  # fmt: skip
     bot, serve, count = serve_bot
-    workers = Workers(bot, tmp_path)
-    worker_procs.append(workers)
+    workers = workers_factory(bot)
     workers.spawn("worker-A")
     workers.spawn("worker-B")
     await start(bot)
@@ -168,12 +122,12 @@ async def test_a_rolling_restart_of_every_process_loses_nothing(
     await bot.slack.wait_until(lambda: runs(count) == 1, timeout=60, what="the downgrade")
     first = (await bot.incident()).step("db_rollback").worker
     other = "worker-B" if first == "worker-A" else "worker-A"
-    assert await asyncio.to_thread(stop, workers.procs[first]) == 0
+    assert await asyncio.to_thread(workers.stop, first) == 0
     assert (await bot.incident()).step("db_rollback").status.value == "succeeded"
     workers.spawn(f"{first}2")
     # The redeploy is one script per host now and may be over before this process looks.
     await wait_step_started(bot, "redeploy")
-    assert await asyncio.to_thread(stop, workers.procs[other]) == 0
+    assert await asyncio.to_thread(workers.stop, other) == 0
     workers.spawn(f"{other}2")
     await wait_step_running(bot, "monitor")
     assert await asyncio.to_thread(serve.stop) == 0

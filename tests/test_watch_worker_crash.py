@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from tests.harness import Bot
+from tests.processes import Workers
 from tests.slack_fake import SlackFake
-from tests.test_worker_crash import workers_factory  # noqa: F401  (the fixture)
 from tests.watching import Upstream, local_app, proposals, report, wait_watch, watch_bot
 
 
@@ -14,7 +15,7 @@ async def test_a_watch_survives_its_worker(
     slack: SlackFake,
     redis_url: str,
     tmp_path: Path,
-    workers_factory: Any,  # noqa: F811
+    workers_factory: Callable[[Bot], Workers],
 ) -> None:
     cfg = local_app(tmp_path, "", watch={"duration": "30s", "interval": "0.25s"})
     async with Upstream() as up:

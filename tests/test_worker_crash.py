@@ -3,60 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.fixtures_hosts import SshEnv
 from tests.harness import Bot
+from tests.processes import Workers
 from tests.test_workflow_e2e import config, db_revision, start
-
-
-class Workers:
-    def __init__(self, bot: Bot, logs: Path) -> None:
-        self.bot, self.logs = bot, logs
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def spawn(self, name: str) -> subprocess.Popen[bytes]:
-        # Each worker on this machine needs its own /metrics port: 0 picks a free one.
-        env = {**os.environ, **self.bot.env, "REWIND_WORKER_ID": name, "METRICS_PORT": "0"}
-        log = (self.logs / f"{name}.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT)  # fmt: skip
-        self.procs[name] = proc
-        return proc
-
-    def kill(self, name: str) -> None:
-        self.procs[name].send_signal(signal.SIGKILL)
-        self.procs[name].wait(10)
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-
-
-@pytest.fixture
-def workers_factory(tmp_path: Path) -> Iterator[Any]:
-    made: list[Workers] = []
-
-    def make(bot: Bot) -> Workers:
-        made.append(Workers(bot, tmp_path))
-        return made[-1]
-
-    yield make
-    for w in made:
-        w.stop_all()
 
 
 def counting_alembic(tmp_path: Path, *, slow_downgrade: float = 0) -> tuple[str, Path]:
@@ -95,7 +49,10 @@ async def approve_rollback(bot: Bot) -> None:
 
 
 async def test_killed_during_a_repeatable_step_another_worker_completes_it(
-    make_bot: Any, ssh_env_migrated: SshEnv, tmp_path: Path, workers_factory: Any
+    make_bot: Any,
+    ssh_env_migrated: SshEnv,
+    tmp_path: Path,
+    workers_factory: Callable[[Bot], Workers],
 ) -> None:
     env = ssh_env_migrated
     prefix, count = counting_alembic(tmp_path)
@@ -118,7 +75,10 @@ async def test_killed_during_a_repeatable_step_another_worker_completes_it(
 
 
 async def test_killed_during_the_downgrade_the_incident_pauses_for_a_person(
-    make_bot: Any, ssh_env_migrated: SshEnv, tmp_path: Path, workers_factory: Any
+    make_bot: Any,
+    ssh_env_migrated: SshEnv,
+    tmp_path: Path,
+    workers_factory: Callable[[Bot], Workers],
 ) -> None:
     env = ssh_env_migrated
     prefix, count = counting_alembic(tmp_path, slow_downgrade=4)
