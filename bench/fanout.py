@@ -82,7 +82,7 @@ async def rewind_run(the_lab: Lab, count: int, redis_url: str) -> tuple[float, R
     incident.lock_token = token
     await store.create(incident)
 
-    async def fence() -> None:  # what Engine._fence asks Redis before every command
+    async def fence() -> None:  # what StepRunner._fence asks Redis before every command
         assert await store.holds_lock("myapp", incident.id, token)
         assert await store.load(incident.id) is not None
 

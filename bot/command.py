@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.engine import check_words
 from bot.errors import UserFacingError
+from bot.input_checks import check_words
 
 SUBCOMMANDS = {"status", "list", "cancel", "unfreeze", "help", "release"}
 # A second word is taken as the version when it looks like one; otherwise it starts the reason.

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from bot.apps_file import parse_apps
 from bot.console import Console
 from bot.demo_view import CompactNotifier, LiveNotifier, fit
-from bot.engine import OpenRequest
+from bot.incidents import OpenRequest
 from bot.people import People
 from bot.sample.build import build_sample_origin
 from bot.sample.hosts import provision_host_checkout, start_app, stop_app

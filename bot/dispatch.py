@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.command import HELP, Command
-from bot.engine import Engine, OpenRequest, check_reason, policy_for
+from bot.engine import Engine
 from bot.errors import UserFacingError
+from bot.incidents import OpenRequest, policy_for
+from bot.input_checks import check_reason
 from bot.plan.build import PLAN_TTL, Planner
 from bot.plan.model import Plan
 from bot.ports import Store

@@ -1,121 +1,23 @@
-"""The engine: applies events to incidents through the store, and carries out the effects.
+"""The engine: the incident service and the step runner assembled as one object.
 
-The web process calls `open`, `answer` and `cancel`; workers call `run_step`. Every transition
-is written to the store before its effects run, so a click that lands a few milliseconds after a
-button appeared always finds the incident waiting for it, and any process may die in between.
+`bot.incidents.IncidentService` opens incidents and applies events through the store;
+`bot.step_runner.StepRunner` runs a step's body on a worker and applies its result through the
+service. Callers that need both (assembly, the fronts, the worker's queue) hold an `Engine`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import re
-import secrets
-import time
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
 
 from bot.apps_file import AppConfig, AppsFile
-from bot.errors import RewindError, StepError, UserFacingError
-from bot.logs import INCIDENT
-from bot.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED, STEP_SECONDS, STEPS
-from bot.plan.model import PlanBasis
-from bot.ports import Freeze, HostRunner, Notifier, Repos, StepQueue, Store
-from bot.steps.context import Outcome, StepBody, StepContext
-from bot.workflow.baseline import Baseline
-from bot.workflow.facts import Facts, StepFacts
-from bot.workflow.machine import (
-    Answer,
-    AskGate,
-    Begin,
-    Cancel,
-    Effect,
-    Event,
-    Finished,
-    Rejected,
-    RunStep,
-    Say,
-    StepFailed,
-    StepInterrupted,
-    StepStarted,
-    StepSucceeded,
-    new_steps,
-    transition,
-)
-from bot.workflow.model import (
-    VERSION_RE,
-    ErrorInfo,
-    HostResult,
-    Incident,
-    Status,
-    StepId,
-    StepStatus,
-)
-from bot.workflow.policy import Actor, Policy, Right
-from bot.workflow.quarantine import Quarantine
-from bot.workflow.steps import SPECS
-
-log = logging.getLogger(__name__)
-RunnerFactory = Callable[[AppConfig], HostRunner]
-REASON_MAX = 1000  # characters: a reason is a sentence or two, not a log paste
-WORD_MAX = 100  # characters: no tag, app name or word of a reason is longer
-RUNNER_IDLE = 600.0  # seconds an incident's SSH connections may stay open unused
-UNKNOWN_INCIDENT = "unknown"  # the audit trail of clicks that name no incident
-
-
-class HandOver(RewindError):
-    """This worker is stopping (SIGTERM): a repeatable step stops before its next command."""
-
-
-@dataclass(frozen=True)
-class OpenRequest:
-    app: str
-    version: str | None
-    reason: str
-    actor: Actor
-    source: str = "slack"  # or "terminal", "watch" (a click on a proposal), "auto"
-    major: bool = False
-    plan: PlanBasis | None = None  # `Run this plan`: what the plan depended on
-    incident_id: str | None = None  # a plan's id: its branch and backup names hold it
-
-
-class WatchHooks(Protocol):
-    """What incidents ask of the deploy watch (`bot.watch`), when there is one."""
-
-    async def baseline_for(self, app: str) -> Baseline | None: ...
-
-    async def quarantine(self, q: Quarantine) -> None: ...
-
-    async def release(self, app: str, version: str, by: str) -> Quarantine | None: ...
-
-
-EventKind = Literal[
-    "incident.opened", "incident.step_done", "incident.completed", "incident.aborted"
-]
-
-
-class IncidentEvents(Protocol):
-    """Told of an incident's milestones (outgoing webhooks); must never raise or block."""
-
-    async def incident_event(
-        self, incident: Incident, kind: EventKind, step: StepId | None = None, summary: str = ""
-    ) -> None: ...
-
-
-def policy_for(app: AppConfig) -> Policy:
-    return Policy(
-        app=app.name,
-        production=app.production,
-        operators=frozenset(app.operators),
-        approvers=frozenset(app.approvers),
-    )
-
-
-def new_incident_id() -> str:
-    return secrets.token_hex(3)
+from bot.incidents import IncidentEvents, IncidentService, OpenRequest, WatchHooks
+from bot.ports import Notifier, Repos, StepQueue, Store
+from bot.step_runner import RunnerFactory, StepRunner
+from bot.steps.context import StepBody
+from bot.workflow.machine import Answer, Event
+from bot.workflow.model import Incident, StepId
+from bot.workflow.policy import Actor
 
 
 class Engine:
@@ -134,330 +36,83 @@ class Engine:
         watch: WatchHooks | None = None,
         events: IncidentEvents | None = None,
     ) -> None:
-        self.apps = apps
-        self.watch = watch
-        self.events = events
-        self.store = store
-        self.notifier = notifier
-        self.queue = queue
-        self.workspace = workspace
-        self.runner_factory = runner_factory
-        self.repos = repos
-        # One runner (so one SSH connection per host) per incident in this process, reused by
-        # its steps; closed when the incident ends or has been idle a while.
-        self._runners: dict[str, tuple[HostRunner, float]] = {}
-        self._bodies = bodies
-        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:6]}"
-        # Set when this worker is told to stop: repeatable steps go to another worker at their
-        # next command; a step that is not safe to repeat runs to its end first.
-        self.draining = False
-        # The terminal front's Ctrl-C: asked at a fence, after the running command, never within.
-        self.pause_point: Callable[[Incident, StepId], Awaitable[None]] | None = None
+        self.incidents = IncidentService(
+            apps=apps,
+            store=store,
+            notifier=notifier,
+            queue=queue,
+            repos=repos,
+            watch=watch,
+            events=events,
+        )
+        self.steps = StepRunner(
+            self.incidents,
+            workspace=workspace,
+            runner_factory=runner_factory,
+            bodies=bodies,
+            worker_id=worker_id,
+        )
+        # An incident's end closes the SSH connections its steps kept open in this process.
+        self.incidents.ended = self.steps.close_runner
+        self.apps, self.store, self.notifier, self.queue = apps, store, notifier, queue
+        self.repos, self.watch, self.events = repos, watch, events
+        self.workspace, self.runner_factory = workspace, runner_factory
+        self.worker_id = self.steps.worker_id
+
+    @property
+    def draining(self) -> bool:
+        return self.steps.draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        self.steps.draining = value
+
+    @property
+    def pause_point(self) -> Callable[[Incident, StepId], Awaitable[None]] | None:
+        return self.steps.pause_point
+
+    @pause_point.setter
+    def pause_point(self, value: Callable[[Incident, StepId], Awaitable[None]] | None) -> None:
+        self.steps.pause_point = value
 
     @property
     def bodies(self) -> dict[StepId, StepBody]:
-        if self._bodies is None:
-            from bot.steps.registry import bodies
+        return self.steps.bodies
 
-            self._bodies = bodies()
-        return self._bodies
-
-    # ---- checks shared by every front ---------------------------------------------------
+    # ---- the incident service -----------------------------------------------------------
 
     def app(self, name: str) -> AppConfig:
-        app = self.apps.app(name)
-        if app is None:
-            known = ", ".join(f"`{n}`" for n in sorted(self.apps.apps)) or "none"
-            raise UserFacingError(f"I don't know an app called `{name}`. Known apps: {known}.")
-        return app
+        return self.incidents.app(name)
 
     @staticmethod
     def check_version(version: str | None) -> None:
-        if version is not None and not VERSION_RE.match(version):
-            raise UserFacingError(
-                f"`{version[:100]}` is not a version: use a tag or commit "
-                "(letters, digits, `.`, `_`, `/`, `-`; at most 100 characters)."
-            )
+        IncidentService.check_version(version)
 
     def check_request(self, req: OpenRequest) -> AppConfig:
-        """Everything that needs neither the repo nor Redis: answered within Slack's 3 s."""
-        app = self.app(req.app)
-        self.check_version(req.version)
-        if req.source == "auto":
-            return app  # auto_rollback: the apps file allowed it (never for production)
-        check_reason(req.reason)
-        if reason := policy_for(app).refuse(req.actor, Right.OPERATE):
-            raise UserFacingError(reason)
-        return app
-
-    # ---- opening ------------------------------------------------------------------------
-
-    async def open(self, req: OpenRequest) -> Incident:
-        app = self.check_request(req)
-        incident_id = req.incident_id or new_incident_id()
-        if req.incident_id and await self.store.load(incident_id) is not None:
-            raise UserFacingError(
-                f"This plan was already run: incident `{incident_id}`. "
-                f"`/rollback status {incident_id}` shows where it stands."
-            )
-        await self._refuse_if_busy(app.name)  # a Redis read spares the git work below
-        if req.version is not None:
-            await self.check_version_exists(app, req.version)
-        INCIDENT.set(incident_id)
-        token = await self._acquire(app.name, incident_id)
-        try:
-            incident = Incident(
-                id=incident_id,
-                app=app.name,
-                environment=app.environment,
-                requested_version=req.version,
-                reason=req.reason,
-                requested_by=req.actor.user,
-                steps=new_steps(),
-                lock_token=token,
-                major=req.major,
-                facts=_plan_facts(req.plan),
-                baseline=await self.watch.baseline_for(app.name) if self.watch else None,
-            )
-            await self.store.create(incident)
-        except BaseException:
-            await self.store.release_lock(app.name, incident_id)
-            raise
-        try:
-            await self.store.audit(
-                incident.id, req.actor.user, "opened", f"{req.app} {req.version or '(auto)'}"
-            )
-            incident.thread = await self.notifier.open_thread(incident)
-        except BaseException:
-            await self.apply(incident.id, Cancel(req.actor), who="rewind")
-            raise
-        if not incident.thread.ts:
-            # Without its thread nobody would see the incident: stop before anything runs.
-            await self.apply(incident.id, Cancel(req.actor), who="rewind")
-            raise UserFacingError(
-                f"I could not post in <#{app.incident_channel}>, the incident channel of "
-                f"`{app.name}`: invite me there (`/invite @Rewind`), then try again. "
-                "Nothing was started."
-            )
-        await self._save_thread(incident)
-        INCIDENTS_OPENED.labels(app=app.name).inc()
-        return await self.apply(incident.id, Begin(), who=req.actor.user)
-
-    async def _acquire(self, app: str, incident_id: str) -> int:
-        """The app's lock, taking it over from a holder that has ended (a crash mid-finish)."""
-        for _ in range(2):
-            token = await self.store.acquire_lock(app, incident_id)
-            if isinstance(token, int):
-                return token
-            holder = await self._lock_holder_incident(token)
-            if holder is not None and holder.status.open:
-                raise UserFacingError(await self._busy_message(app, token))
-            log.warning("app %s: lock of ended incident %s released", app, token)
-            await self.store.release_lock(app, token)
-        raise UserFacingError(f"`{app}` is busy; try again in a moment.")
-
-    async def _lock_holder_incident(self, incident_id: str) -> Incident | None:
-        """The incident holding a lock. One opened a moment ago takes the lock before it is
-        stored: it gets two seconds to appear before the lock counts as left by a crash."""
-        for _ in range(20):
-            holder = await self.store.load(incident_id)
-            if holder is not None:
-                return holder
-            await asyncio.sleep(0.1)
-        return None
-
-    async def _save_thread(self, incident: Incident) -> None:
-        def change(current: Incident) -> Incident:
-            current.thread = incident.thread
-            return current
-
-        await self.store.update(incident.id, change)
+        return self.incidents.check_request(req)
 
     async def check_version_exists(self, app: AppConfig, version: str) -> None:
-        if not await self.repos.has_version(app, version):
-            raise UserFacingError(
-                f"`{version}` is neither a tag nor a commit of `{app.name}`'s repo. "
-                "Check the version (`git tag -l` in the repo) and try again."
-            )
+        await self.incidents.check_version_exists(app, version)
 
-    async def _refuse_if_busy(self, app: str) -> None:
-        holder_id = await self.store.lock_holder(app)
-        holder = await self.store.load(holder_id) if holder_id else None
-        if holder is not None and holder.status.open:
-            raise UserFacingError(await self._busy_message(app, holder.id))
-
-    async def _busy_message(self, app: str, holder_id: str) -> str:
-        holder = await self.store.load(holder_id)
-        if holder is None:
-            return f"`{app}` already has an open incident `{holder_id}`."
-        link = holder.thread.permalink if holder.thread else ""
-        where = f" <{link}|thread>" if link else ""
-        return (
-            f"`{app}` already has an open incident `{holder.id}`, started by "
-            f"<@{holder.requested_by}> ({holder.status.value}).{where} "
-            f"Follow it there, or `/rollback cancel {holder.id}` first."
-        )
-
-    # ---- transitions --------------------------------------------------------------------
+    async def open(self, req: OpenRequest) -> Incident:
+        return await self.incidents.open(req)
 
     async def apply(self, incident_id: str, event: Event, *, who: str = "rewind") -> Incident:
-        """Load, transition, save (compare-and-set), then carry out the effects."""
-        INCIDENT.set(incident_id)
-        effects: list[Effect] = []
-        before = Status.RUNNING
-
-        def change(current: Incident) -> Incident:
-            nonlocal effects, before
-            before = current.status
-            try:
-                changed, effects = transition(current, event, policy_for(self.app(current.app)))
-            except Rejected as exc:
-                raise UserFacingError(str(exc)) from None
-            return changed
-
-        incident = await self.store.update(incident_id, change)
-        if incident is None:
-            raise UserFacingError(f"No incident `{incident_id}`.")
-        if before.open and not incident.status.open:
-            INCIDENTS_ENDED.labels(state=incident.status.value).inc()
-        await self.store.audit(incident.id, who, _describe(event), incident.status.value)
-        await self._tell_events(before, incident, event)
-        await self._effects(incident, effects)
-        await self.notifier.update_parent(incident)
-        return incident
-
-    async def _tell_events(self, before: Status, incident: Incident, event: Event) -> None:
-        if self.events is None:
-            return
-        if isinstance(event, Begin):
-            await self.events.incident_event(incident, "incident.opened")
-        if isinstance(event, StepSucceeded) and incident.step(event.step).status.done:
-            await self.events.incident_event(
-                incident, "incident.step_done", event.step, event.summary
-            )
-        if before.open and not incident.status.open:
-            kind: EventKind = (
-                "incident.completed"
-                if incident.status in {Status.COMPLETED, Status.FIXED_FORWARD}
-                else "incident.aborted"
-            )
-            await self.events.incident_event(incident, kind, summary=incident.outcome)
+        return await self.incidents.apply(incident_id, event, who=who)
 
     async def answer(self, incident_id: str, answer: Answer) -> Incident:
-        try:
-            incident = await self.apply(incident_id, answer, who=answer.actor.user)
-        except UserFacingError as exc:
-            await self.audit_refusal(incident_id, answer.actor.user, answer.choice, str(exc))
-            raise
-        said = incident.facts.answered.get(answer.token)
-        if said:
-            await self.notifier.resolve_gate(incident, answer.token, said)
-        return incident
-
-    async def audit_refusal(self, incident_id: str, user: str, choice: str, why: str) -> None:
-        """A refused click is part of the record: in the incident's trail, or under `unknown`
-        when the button names no incident (whatever it says is cut short, never a key)."""
-        user = user[:40]
-        if incident_id and await self.store.load(incident_id) is not None:
-            await self.store.audit(incident_id, user, f"refused {choice}", why)
-        else:
-            await self.store.audit(
-                UNKNOWN_INCIDENT, user, f"refused {choice} on {incident_id[:40]!r}", why
-            )
-        log.warning("refused %s by %s on incident %r: %s", choice, user, incident_id[:40], why)
+        return await self.incidents.answer(incident_id, answer)
 
     async def cancel(self, incident_id: str, actor: Actor) -> Incident:
-        return await self.apply(incident_id, Cancel(actor), who=actor.user)
+        return await self.incidents.cancel(incident_id, actor)
 
-    async def _effects(self, incident: Incident, effects: list[Effect]) -> None:
-        for effect in effects:
-            match effect:
-                case RunStep(step=step, attempt=attempt):
-                    await self.queue.enqueue_step(incident.id, step, attempt)
-                case AskGate(gate=gate):
-                    await self.notifier.ask(incident, gate)
-                case Say(text=text):
-                    await self.notifier.say(incident, text)
-                case Finished():
-                    await self._finished(incident)
+    async def audit_refusal(self, incident_id: str, user: str, choice: str, why: str) -> None:
+        await self.incidents.audit_refusal(incident_id, user, choice, why)
 
-    async def _finished(self, incident: Incident) -> None:
-        # The lock goes first: nothing below (Slack pacing, a Redis hiccup) may keep the app held.
-        await self.store.release_lock(incident.app, incident.id)
-        await self.notifier.flush(incident)
-        rolled_back = any(
-            incident.step(s).status is StepStatus.SUCCEEDED
-            for s in (StepId.REDEPLOY, StepId.DB_ROLLBACK)
-        )
-        if rolled_back:
-            link = incident.thread.permalink if incident.thread else ""
-            await self.store.freeze(
-                Freeze(
-                    app=incident.app,
-                    by=incident.requested_by,
-                    reason=f"rolled back to {incident.target} by incident {incident.id}: "
-                    f"{incident.reason or 'no reason given'}",
-                    incident=incident.id,
-                    link=link,
-                    at=(incident.finished_at or incident.updated_at).isoformat(),
-                )
-            )
-            await self.notifier.say(
-                incident,
-                f":snowflake: `{incident.app}` is now frozen for deploys. An approver lifts it "
-                f"with `/rollback unfreeze {incident.app}` once the fix is ready.",
-            )
-            await self._quarantine(incident, link)
-        await self.close_runner(incident.id)
-        opened = incident.thread is not None and bool(incident.thread.ts)
-        if incident.status in {Status.ABORTED, Status.CANCELLED} and opened:
-            await self._abort_report(incident)
-        if incident.facts.prerequisites.notified_start:  # those told of the start hear of the end
-            await self.notifier.stakeholders(incident, "end")
+    async def reconcile(self) -> int:
+        return await self.incidents.reconcile()
 
-    async def _quarantine(self, incident: Incident, link: str) -> None:
-        """The version rolled back from may not come back until an approver releases it."""
-        bad = incident.facts.assess.deployed
-        if self.watch is None or not bad or bad == incident.target:
-            return
-        await self.watch.quarantine(
-            Quarantine(
-                app=incident.app,
-                version=str(bad),
-                by=incident.requested_by,
-                reason=f"rolled back from by incident {incident.id}: "
-                f"{incident.reason or 'no reason given'}",
-                incident=incident.id,
-                link=link,
-                at=incident.finished_at or incident.updated_at,
-            )
-        )
-        await self.notifier.say(
-            incident,
-            f":no_entry: `{bad}` is quarantined: `GET /api/freeze/{incident.app}?version={bad}` "
-            f"answers 423 until an approver runs `/rollback release {incident.app} {bad}`.",
-        )
-
-    async def _abort_report(self, incident: Incident) -> None:
-        """The runbook's report is always written, an aborted rollback's most of all."""
-        from bot.steps import report
-
-        try:
-            published = await report.publish(
-                incident, self.apps, await self.store.timeline(incident.id), self.notifier
-            )
-        except Exception:
-            log.exception("incident %s: the report of the abort could not be written", incident.id)
-            await self.notifier.say(incident, ":warning: The incident report could not be written.")
-            return
-
-        def change(current: Incident) -> Incident:
-            current.facts.store(published.facts)
-            return current
-
-        await self.store.update(incident.id, change)
-
-    # ---- worker side --------------------------------------------------------------------
+    # ---- the step runner ----------------------------------------------------------------
 
     async def run_step(
         self,
@@ -466,261 +121,10 @@ class Engine:
         attempt: int,
         heartbeat: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        INCIDENT.set(incident_id)  # on every log line of this step's work
-        if self.draining:
-            await self.queue.hand_over(incident_id, step, attempt)
-            return
-        incident = await self.store.load(incident_id)
-        if incident is None or not incident.status.open:
-            return
-        rec = incident.step(step)
-        if rec.status is StepStatus.RUNNING:
-            if rec.attempts != attempt:
-                return  # an older job's duplicate; the current attempt owns the step
-            if not SPECS[step].repeatable:
-                await self.notifier.say(
-                    incident,
-                    f":recycle: Worker `{self.worker_id}` took over incident `{incident.id}` "
-                    f"after `{rec.worker}` stopped during “{SPECS[step].title}”.",
-                )
-                await self.apply(incident_id, StepInterrupted(step, rec.worker or "?"))
-                return
-            await self.notifier.say(
-                incident,
-                f":recycle: Worker `{self.worker_id}` resumed incident `{incident.id}` after "
-                f"`{rec.worker}` stopped; “{SPECS[step].title}” is safe to repeat, "
-                "running it again.",
-            )
-        elif rec.status is not StepStatus.PENDING or rec.attempts >= attempt:
-            return  # already done, waiting for a person, or a stale job
-        run_id = uuid.uuid4().hex
-        resumes = rec.run_id if rec.status is StepStatus.RUNNING else None
-        try:
-            incident = await self.apply(
-                incident_id,
-                StepStarted(step, run_id, self.worker_id, resumes=resumes),
-                who=self.worker_id,
-            )
-        except UserFacingError:
-            return
-        started = time.monotonic()
-        log.info("step %s (attempt %d) started on %s", step.value, attempt, self.worker_id)
-        event = await self._execute(incident, step, run_id, heartbeat)
-        if event is None:
-            await self._hand_over(incident, step, attempt)
-            return
-        took = time.monotonic() - started
-        STEP_SECONDS.labels(step=step.value).observe(took)
-        result = "succeeded" if isinstance(event, StepSucceeded) else "failed"
-        STEPS.labels(step=step.value, result=result).inc()
-        log.info("step %s %s in %.1f s", step.value, result, took)
-        try:
-            await self.apply(incident_id, event, who=self.worker_id)
-        except UserFacingError as exc:
-            log.info("step result for %s/%s dropped: %s", incident_id, step, exc)
-            await self._late_result(incident_id, event)
-
-    async def _hand_over(self, incident: Incident, step: StepId, attempt: int) -> None:
-        """Stopping: the step ends before its next command and another worker takes it on."""
-        await self.notifier.say(
-            incident,
-            f":arrows_counterclockwise: Worker `{self.worker_id}` is stopping (a restart of "
-            f"Rewind); “{SPECS[step].title}” stopped before its next command and goes to "
-            "another worker (it is safe to repeat).",
-        )
-        await self.store.audit(incident.id, self.worker_id, f"handed over: {SPECS[step].title}")
-        await self.queue.hand_over(incident.id, step, attempt)
-
-    async def _late_result(self, incident_id: str, event: StepSucceeded | StepFailed) -> None:
-        """A step finished after its incident ended (cancelled mid-step): say what it did."""
-        current = await self.store.load(incident_id)
-        if current is None or current.status.open:
-            return
-        title = SPECS[event.step].title
-        what = (
-            f"finished after all: {event.summary}"
-            if isinstance(event, StepSucceeded)
-            else f"failed after all: {event.error.plain()}"
-        )
-        await self.notifier.say(
-            current, f":warning: “{title}”, still running when the incident ended, {what}"
-        )
-
-    async def _execute(
-        self,
-        incident: Incident,
-        step: StepId,
-        run_id: str,
-        heartbeat: Callable[[], Awaitable[None]] | None,
-    ) -> StepSucceeded | StepFailed | None:
-        """The step's result, or None when it was handed over to another worker."""
-        app = self.app(incident.app)
-        runner = await self._runner(incident)
-        ctx = StepContext(
-            incident=incident,
-            step=step,
-            app=app,
-            apps=self.apps,
-            hosts=runner,
-            notifier=self.notifier,
-            workspace=self.workspace,
-            fence=lambda: self._fence(incident, step, run_id),
-            timeline=lambda: self.store.timeline(incident.id),
-        )
-        if heartbeat is not None:
-            ctx.heartbeat = heartbeat
-        try:
-            await self._fence(incident, step, run_id)
-            outcome: Outcome = await self.bodies[step](ctx)
-            return StepSucceeded(
-                step,
-                run_id,
-                outcome.summary,
-                hosts=outcome.hosts,
-                facts=outcome.facts,
-                criteria=outcome.criteria,
-                skip=outcome.skip,
-            )
-        except HandOver:
-            return None
-        except StepError as exc:
-            error = ErrorInfo(what=exc.what, host=exc.host, hint=exc.hint, detail=exc.detail)
-            return StepFailed(
-                step, run_id, error, hosts=_hosts(exc), facts=_facts(ctx), criteria=exc.criteria
-            )
-        except UserFacingError as exc:
-            error = ErrorInfo(what=str(exc), hint="Fix it, then Retry — or Abort.")
-            return StepFailed(step, run_id, error, facts=_facts(ctx))
-        except Exception:
-            error_id = uuid.uuid4().hex[:8]
-            log.exception(
-                "step %s of incident %s failed [error id %s]", step, incident.id, error_id
-            )
-            error = ErrorInfo(
-                what=f"“{SPECS[step].title}” hit an unexpected error (error id {error_id})",
-                hint="The bot's log has the details under that id. Retry, or Abort.",
-            )
-            return StepFailed(step, run_id, error, facts=_facts(ctx))
-        finally:
-            # No flush here: the thread's messages go out in order in the background, so the
-            # next step never waits for Slack's pacing.
-            self._runners[incident.id] = (runner, time.monotonic())
-
-    async def _runner(self, incident: Incident) -> HostRunner:
-        now = time.monotonic()
-        for incident_id, (idle, since) in list(self._runners.items()):
-            if incident_id != incident.id and now - since > RUNNER_IDLE:
-                del self._runners[incident_id]
-                await idle.close()
-        cached = self._runners.pop(incident.id, None)
-        if cached is not None:
-            return cached[0]
-        return self.runner_factory(self.app(incident.app))
+        await self.steps.run_step(incident_id, step, attempt, heartbeat)
 
     async def close_runner(self, incident_id: str) -> None:
-        cached = self._runners.pop(incident_id, None)
-        if cached is not None:
-            await cached[0].close()
+        await self.steps.close_runner(incident_id)
 
     async def aclose(self) -> None:
-        for incident_id in list(self._runners):
-            await self.close_runner(incident_id)
-
-    async def _fence(self, incident: Incident, step: StepId, run_id: str) -> None:
-        """Before every side effect: this incident still holds the app, this run the step.
-
-        Read from Redis each time, never cached: after a Redis restart or a failover the lock
-        or the step may have moved, and a step that lost either stops before doing anything.
-        """
-        if self.draining and SPECS[step].repeatable:
-            raise HandOver(f"worker {self.worker_id} is stopping")
-        if self.pause_point is not None:
-            await self.pause_point(incident, step)
-        if not await self.store.holds_lock(incident.app, incident.id, incident.lock_token):
-            raise StepError(
-                f"incident {incident.id} no longer holds the lock on {incident.app}",
-                hint="It was cancelled or finished elsewhere; nothing more is done.",
-            )
-        current = await self.store.load(incident.id)
-        rec = current.step(step) if current is not None else None
-        if rec is None or rec.run_id != run_id or rec.status is not StepStatus.RUNNING:
-            raise StepError(
-                f"another run took over “{SPECS[step].title}”",
-                hint="This run stops here so that the step never runs twice at once.",
-            )
-
-    # ---- recovery -----------------------------------------------------------------------
-
-    async def reconcile(self) -> int:
-        """Re-enqueue the step of every running incident (a restart lost no incident).
-
-        The queue's job keys make this safe to call at any time: a job still queued or active is
-        not enqueued twice, and `run_step` ignores a step that is not due.
-        """
-        count = 0
-        for incident in await self.store.open_incidents():
-            rec = incident.current_step()
-            opened = incident.thread is not None and bool(incident.thread.ts)
-            if incident.status is Status.RUNNING and rec is not None and opened:
-                attempt = rec.attempts if rec.status is StepStatus.RUNNING else rec.attempts + 1
-                await self.queue.enqueue_step(incident.id, rec.id, attempt)
-                count += 1
-        return count
-
-
-def _plan_facts(plan: PlanBasis | None) -> Facts:
-    if plan is None:
-        return Facts()
-    # Assess compares what it finds with the plan; the code step takes the plan's method.
-    method: Literal["revert", "tag"] = "revert" if plan.code_method == "revert" else "tag"
-    return Facts(plan=plan, code_method=method)
-
-
-def check_reason(reason: str) -> None:
-    """A reason is required (the runbook's "confirm the issue"), and reads as a sentence."""
-    reason = reason.strip()
-    if not reason:
-        raise UserFacingError(
-            "What broke? The runbook asks to confirm the issue first: add a reason, e.g. "
-            "`checkout returns 500`. Nothing was started."
-        )
-    if len(reason) > REASON_MAX:
-        raise UserFacingError(
-            f"The reason is {len(reason):,} characters; keep it to {REASON_MAX:,} (a sentence "
-            "or two: what users see). Link to logs instead of pasting them. Nothing was started."
-        )
-    check_words(reason)
-
-
-def check_words(text: str) -> None:
-    """No word over WORD_MAX characters: it is a paste or a typo, never a tag or a reason."""
-    for word in text.split():
-        if len(word) > WORD_MAX:
-            raise UserFacingError(
-                f"`{word[:40]}…` is {len(word):,} characters long; no word of a command may be "
-                f"longer than {WORD_MAX}. Check what was pasted. Nothing was started."
-            )
-
-
-def _hosts(exc: StepError) -> dict[str, HostResult]:
-    return dict(exc.hosts)
-
-
-def _facts(ctx: StepContext) -> StepFacts | None:
-    """Facts a failing step recorded on its way (e.g. which hosts are already redeployed)."""
-    return ctx.incident.facts.of_step(ctx.step.value)
-
-
-_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
-
-
-def _describe(event: Event) -> str:
-    name = _CAMEL.sub(" ", type(event).__name__).lower()
-    match event:
-        case StepStarted(step=s) | StepSucceeded(step=s) | StepFailed(step=s):
-            return f"{name}: {SPECS[s].title}"
-        case StepInterrupted(step=s):
-            return f"{name}: {SPECS[s].title}"
-        case Answer(choice=c):
-            return f"answered {c}"
-    return name
+        await self.steps.aclose()

@@ -3,7 +3,7 @@
 A job is one attempt of one step. Its key (`incident:step:attempt`) makes enqueueing the same
 attempt twice a no-op while it is queued or running. A worker beats its job's heartbeat while
 the step runs; when a worker dies, another worker's sweep finds the job stuck and runs it again,
-and `Engine.run_step` decides whether the step may be repeated.
+and `StepRunner.run_step` decides whether the step may be repeated.
 """
 
 from __future__ import annotations

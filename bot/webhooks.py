@@ -23,7 +23,7 @@ from saq import Queue
 
 from bot.apps_file import AppsFile
 from bot.deploys import sign
-from bot.engine import EventKind as Kind
+from bot.incidents import EventKind as Kind
 from bot.workflow.model import Incident, StepId, utcnow
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def event_for(incident: Incident, kind: Kind, step: StepId | None, summary: str)
 
 
 class WebhookOutbox:
-    """`bot.engine.IncidentEvents`: one queued delivery per webhook of the app."""
+    """`bot.incidents.IncidentEvents`: one queued delivery per webhook of the app."""
 
     def __init__(self, apps: AppsFile, queue: Queue) -> None:
         self.apps = apps

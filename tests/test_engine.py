@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.apps_file import parse_apps
-from bot.engine import Engine, OpenRequest
+from bot.engine import Engine
+from bot.incidents import OpenRequest
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.store_memory import MemoryStore
 from bot.workflow.model import Status, StepId, StepStatus

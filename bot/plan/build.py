@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Literal
 
 from bot.apps_file import AppConfig, DatabaseConfig
-from bot.engine import Engine, OpenRequest, new_incident_id
+from bot.engine import Engine
 from bot.errors import StepError, UserFacingError
+from bot.incidents import OpenRequest, new_incident_id
 from bot.messages import Message
 from bot.plan.model import (
     Migration,

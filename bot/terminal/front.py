@@ -18,8 +18,9 @@ from typing import TextIO
 
 from bot.apps_file import AppsFile
 from bot.console import Console, InputClosed, Interrupted
-from bot.engine import Engine, OpenRequest
+from bot.engine import Engine
 from bot.errors import StepError, UserFacingError
+from bot.incidents import OpenRequest
 from bot.people import People
 from bot.ports import Notifier, Store
 from bot.settings import Settings

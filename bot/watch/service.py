@@ -20,8 +20,9 @@ from typing import Protocol
 
 from bot.apps_file import AppConfig, AppsFile
 from bot.deploys import Deploy, DeployReport, check_report
-from bot.engine import Engine, OpenRequest, policy_for
+from bot.engine import Engine
 from bot.errors import UserFacingError
+from bot.incidents import OpenRequest, policy_for
 from bot.ports import HostRunner
 from bot.watch import judge, probe
 from bot.watch.model import Answer, Tick, Watch, WatchState
