@@ -6,7 +6,9 @@ line on its stdin: `go` runs the command, `skip` leaves it out, anything else (o
 stops the script. So the bot still decides, command by command, whether to go on (its fencing
 check, or a choice made from an earlier command's output) at the cost of one round trip on the
 open session, not a new session. A command that exits non-zero stops the script unless it is
-marked `check=False`.
+marked `check=False`. A `deferred` command's text comes after its `go`, on one line of its own
+(backslashes, newlines and carriage returns escaped as `printf %b` reads them), for a command
+that can only be written once an earlier one has answered.
 
 Markers start with the ASCII record separator and a random tag made for this run, so no output
 of a command can pass for one.
@@ -32,11 +34,12 @@ def build(commands: Sequence[ScriptCommand], tag: str) -> str:
     for i, cmd in enumerate(commands):
         stop = '[ "$rw_s" -eq 0 ] || exit 0\n' if cmd.check else ""
         # The command sits on lines of its own: a trailing comment cannot eat the `)`.
+        body = _DEFERRED if cmd.deferred else f"(\n{cmd.command}\n)"
         parts.append(
             f"printf '\\036%s ready {i}\\n' {tag}\n"
             "IFS= read -r rw_go || exit 0\n"
             'if [ "$rw_go" = go ]; then\n'
-            f"(\n{cmd.command}\n) </dev/null 2>&1\n"
+            f"{body} </dev/null 2>&1\n"
             "rw_s=$?\n"
             f"printf '\\n\\036%s end {i} %s\\n' {tag} \"$rw_s\"\n"
             f"{stop}"
@@ -44,6 +47,15 @@ def build(commands: Sequence[ScriptCommand], tag: str) -> str:
         )
     parts.append(f"printf '\\036%s done\\n' {tag}")
     return "\n".join(parts) + "\n"
+
+
+# Its text is the line after `go`, run as if it stood there (in a subshell, like the others).
+_DEFERRED = 'IFS= read -r rw_c || exit 0\n(\neval "$(printf \'%b\' "$rw_c")"\n)'
+
+
+def deferred_line(command: str) -> str:
+    """`command` as the one line a deferred command's script reads (see the module's doc)."""
+    return command.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def new_tag() -> str:
@@ -55,6 +67,7 @@ class _Running:
     index: int
     started: float
     lines: list[str]
+    command: str
 
 
 async def drive(
@@ -98,10 +111,9 @@ async def drive(
         held = None
         if note:
             await emit(note)
-        cmd = commands[running.index]
         output = "\n".join(running.lines)
         took = time.monotonic() - running.started
-        results[running.index] = CommandResult(host, cmd.command, status, output, took)
+        results[running.index] = CommandResult(host, running.command, status, output, took)
         running = None
 
     try:
@@ -120,11 +132,15 @@ async def drive(
                 if what == "ready":
                     i = int(number)
                     go = True if decide is None else await decide(i, list(results))
-                    if go:
-                        running = _Running(i, time.monotonic(), [])
-                        limit = timeout_of(i)
-                        deadline.reschedule(loop.time() + limit if limit is not None else None)
-                    await write("go\n" if go else "skip\n")
+                    if go is False:
+                        await write("skip\n")
+                        continue
+                    command = _text(commands[i], go)
+                    running = _Running(i, time.monotonic(), [], command)
+                    limit = timeout_of(i)
+                    deadline.reschedule(loop.time() + limit if limit is not None else None)
+                    deferred = commands[i].deferred
+                    await write(f"go\n{deferred_line(command)}\n" if deferred else "go\n")
                 elif what == "end" and running is not None:
                     await close_command(int(status))
                     deadline.reschedule(None)
@@ -145,3 +161,12 @@ async def drive(
     if running is not None:  # the stream ended inside a command: it was killed or cut
         await close_command(None)
     return results
+
+
+def _text(command: ScriptCommand, go: bool | str) -> str:
+    """What runs for a `go` (True: the command's own text; a text: that, if it is deferred)."""
+    if not isinstance(go, str):
+        return command.command
+    if not command.deferred:
+        raise ValueError(f"a text was given for a command not deferred: {command.command!r}")
+    return go

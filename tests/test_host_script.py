@@ -122,6 +122,45 @@ async def test_a_command_past_its_timeout_is_killed_and_the_rest_not_run(
     assert after is None and not (ssh_env.hosts[0].real_dir / "after-timeout").exists()
 
 
+async def test_a_deferred_command_is_written_from_the_output_before_it(ssh_env: SshEnv) -> None:
+    """Its text, given at its turn, may span lines and hold quotes and backslashes; it runs in
+    the same session, and its result says what ran."""
+    before = sessions(ssh_env)
+
+    async def decide(i: int, results: list[CommandResult | None]) -> bool | str:
+        if i != 1:
+            return True
+        previous = results[0]
+        assert previous is not None
+        seen = previous.output.strip()
+        return f"printf '%s %s\\n' 'after {seen}' \"\\t\\\\0101 %s\"\nprintf '%s\\n' second; exit 5"
+
+    results, seen = await run(
+        ssh_runner(ssh_env),
+        [C("echo first"), C("placeholder", deferred=True, check=False), C("echo kept")],
+        decide=decide,
+    )
+    first, deferred, last = results
+    assert first is not None and first.output == "first"
+    assert deferred is not None and deferred.exit_status == 5
+    assert deferred.command.startswith("printf '%s %s\\n' 'after first'")  # not the placeholder
+    assert deferred.output.splitlines() == ["after first \\t\\0101 %s", "second"]
+    assert last is not None and last.output == "kept"
+    assert seen[1:3] == ["web1: after first \\t\\0101 %s", "web1: second"]
+    assert sessions(ssh_env) - before == 1
+
+
+async def test_only_a_deferred_command_takes_a_text(tmp_path: Path) -> None:
+    async def decide(i: int, results: list[CommandResult | None]) -> bool | str:
+        return True if i == 0 else "echo swapped"
+
+    results, _ = await run(local_runner(tmp_path), [C("echo own", deferred=True)], decide=decide)
+    assert [r.output if r else None for r in results] == ["own"]  # True: its own text runs
+    with pytest.raises(ValueError, match="not deferred"):
+        await run(local_runner(tmp_path), [C("true"), C("touch never")], decide=decide)
+    assert not (tmp_path / "never").exists()
+
+
 async def test_the_local_runner_speaks_the_same_script(tmp_path: Path) -> None:
     results, seen = await run(
         local_runner(tmp_path),

@@ -137,7 +137,7 @@ def test_double_click_and_stale_buttons_change_nothing() -> None:
     assert inc.gate
     token = inc.gate.token
     inc = answer(inc, CAROL, "roll_back", pol)
-    with pytest.raises(Rejected, match="Already answered: Roll back by <@U0CAROL>"):
+    with pytest.raises(Rejected, match="Already answered: Roll back by @U0CAROL"):
         transition(inc, Answer(token, CAROL, "roll_back"), pol)
     with pytest.raises(Rejected, match="earlier stage"):
         transition(inc, Answer("nope", ALICE, "approve"), pol)

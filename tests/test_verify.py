@@ -4,7 +4,8 @@ smoke tests, and monitoring with live figures and alerts."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+import shlex
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from bot.errors import StepError
 from bot.steps import monitor, redeploy, verify
 from bot.steps.context import StepContext
+from bot.steps.monitor_logs import HostLogs
 from bot.workflow.model import Criterion, Incident, StepId
 from runners.ssh import SshRunner
 from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
@@ -181,6 +183,89 @@ async def test_monitor_alerts_on_a_failure_streak(ssh_env: SshEnv, steps_for: An
     assert mon.alerts == 2
 
 
+class AfterRound(RecordingNotifier):
+    """Runs `hooks[n]` right after round n (the parent is updated once per round)."""
+
+    def __init__(self, hooks: dict[int, Callable[[], None]]) -> None:
+        super().__init__()
+        self.hooks = hooks
+
+    async def update_parent(self, incident: Incident) -> None:
+        await super().update_parent(incident)
+        if hook := self.hooks.get(len(self.parents)):
+            hook()
+
+
+def sessions(host: TestHost) -> int:
+    return host.sshd_log.read_text().count("Starting session:")
+
+
+def log_error(host: TestHost, text: str, when: str = "now") -> str:
+    """Appends an ERROR line stamped `when` (host time, to the millisecond) to the app's log."""
+    stamp = host.run(f"date -d {when!r} '+%Y-%m-%d %H:%M:%S,%3N'").strip()
+    line = f"{stamp} ERROR myapp {text}"
+    host.run(f"echo {shlex.quote(line)} >> app.log")
+    return line
+
+
+async def test_monitor_reads_each_hosts_logs_over_one_session(
+    ssh_env: SshEnv, steps_for: Any
+) -> None:
+    """The window starts at the host's clock: an error written before it does not count, one
+    written during it does, and every round reads over the session the first one opened."""
+    web1 = ssh_env.hosts[0]
+    s = steps_for(ssh_env, monitor={"duration": "1s", "interval": "0.2s", "summary_every": "1m"})
+    await redeploy.run(s.ctx(StepId.REDEPLOY))
+    log_error(web1, "before monitoring", when="1 second ago")
+    new = ""
+
+    def during() -> None:
+        nonlocal new
+        new = log_error(web1, "during monitoring")
+
+    s.notifier = AfterRound({1: during})
+    before = {h.name: sessions(h) for h in ssh_env.hosts}
+
+    with pytest.raises(StepError) as failure:
+        await monitor.run(s.ctx(StepId.MONITOR))
+
+    assert "1 new error line(s) on web1" in failure.value.what
+    mon = s.incident.facts.monitor
+    assert mon.errors == {"web1": 1, "web2": 0} and mon.rounds >= 2
+    assert new in s.notifier.text and "before monitoring" not in s.notifier.text
+    assert {h.name: sessions(h) - before[h.name] for h in ssh_env.hosts} == {"web1": 1, "web2": 1}
+
+
+@pytest.mark.hosts(1)
+async def test_a_hosts_log_session_is_opened_again_when_it_ends(
+    ssh_env: SshEnv, steps_for: Any
+) -> None:
+    """All its reads used, or its connection dropped: a new session reads, and the window is
+    kept (the clock is not read again)."""
+    web1 = ssh_env.hosts[0]
+    s = steps_for(ssh_env)
+    ctx = s.ctx(StepId.MONITOR)
+    log_error(web1, "before monitoring", when="1 second ago")
+    before = sessions(web1)
+    reader = HostLogs(ctx, ctx.app.hosts[0], reads=2)
+    try:
+        first = await reader.read()
+        window = reader.window
+        line = log_error(web1, "during monitoring")
+        second = await reader.read()
+        third = await reader.read()  # the first script's two reads are used: a second session
+        await s.runner.close()  # the connection drops while the session waits for the round
+        dropped = await reader.read()
+        after = await reader.read()
+    finally:
+        await reader.close()
+    assert first.ok and first.error == ""
+    for scan in (second, third, dropped, after):
+        assert scan.error == "" and scan.matches == [line]
+    assert reader.window == window
+    assert sessions(web1) - before == 3
+
+
 def test_lines_since_restart() -> None:
     since = datetime(2024, 5, 2, 10, 0, 0, tzinfo=UTC)
     lines = [
@@ -227,7 +312,8 @@ async def test_waits_are_said_on_the_status_line_never_silent(
     ssh_env: SshEnv, steps_for: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot.steps import context
-    from handlers.text import waiting_lines
+    from bot.views import waiting_lines
+    from handlers.text import md
 
     web2 = ssh_env.hosts[1]
     s = steps_for(ssh_env, verify={"health_timeout": "8s", "health_interval": "1s"})
@@ -246,7 +332,7 @@ async def test_waits_are_said_on_the_status_line_never_silent(
     assert watcher.waits[-1] == {}  # the wait is over: the line is gone
     incident = make_incident()
     incident.facts.waiting = {"health": said[-1]}
-    assert waiting_lines(incident) == [f"      ⏳ {said[-1]}"]
+    assert [md(w) for w in waiting_lines(incident)] == [f"      ⏳ {said[-1]}"]
 
     # A long command (a backup, a slow restart) says so every SILENCE seconds.
     monkeypatch.setattr(context, "SILENCE", 0.3)

@@ -167,9 +167,11 @@ async def test_abort_at_each_pause_says_what_was_rolled_back(
             gate = await bot.gate("Roll back")
         await bot.click(gate, "Abort", "U0CAROL")
         incident = await bot.wait_status("aborted")
-        assert "Aborted by <@U0CAROL>" in incident.outcome
+        assert incident.ended_by == "U0CAROL"
         assert "Rolled back: nothing" in incident.outcome
-        await bot.slack.wait_until(lambda: "Aborted by" in bot.thread_text())
+        await bot.slack.wait_until(
+            lambda: "Aborted by <@U0CAROL>. Rolled back: nothing" in bot.thread_text()
+        )
         await bot.slack.wait_until(lambda: any(f.filename.endswith(".md") for f in bot.slack.files))
         for _ in range(50):  # the path is saved just after the upload
             if report := (await bot.incident()).facts.report.path:

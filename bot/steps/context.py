@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bot.apps_file import AppConfig, AppsFile, HostConfig
 from bot.errors import HostError
+from bot.messages import Block, Inline, message
 from bot.ports import AuditEntry, CommandResult, Decide, HostRunner, Notifier, ScriptCommand
 from bot.workflow.facts import Facts, StepFacts
 from bot.workflow.model import Criterion, HostResult, Incident, StepId
@@ -60,8 +61,9 @@ class StepContext:
     def facts(self) -> Facts:
         return self.incident.facts
 
-    async def say(self, text: str) -> None:
-        await self.notifier.say(self.incident, text)
+    async def say(self, *parts: Block | Inline) -> None:
+        """A reply in the thread: words, `Emphasis`, `Code`, `Mark`, a `CodeBlock`…"""
+        await self.notifier.say(self.incident, message(*parts))
 
     async def waiting(self, key: str, text: str | None) -> None:
         """What the step waits for, on the parent's status line (None: no longer waiting).
@@ -115,20 +117,28 @@ class StepContext:
         return result
 
     async def run_script(
-        self, host: HostConfig, commands: Sequence[ScriptCommand], *, decide: Decide | None = None
+        self,
+        host: HostConfig,
+        commands: Sequence[ScriptCommand],
+        *,
+        decide: Decide | None = None,
+        tick: bool = True,
     ) -> list[CommandResult | None]:
         """Run `commands` on one host as one script in one session, streaming into the thread.
 
         Each command is fenced like `run`'s: the script waits for the bot's go before each one,
         and the go is given only while this incident still holds the app and this run the step.
+        `tick=False` for a session kept open on purpose between commands (monitoring rounds):
+        its length says nothing of a command still running, so the status line is left alone.
         """
 
-        async def fenced(i: int, results: list[CommandResult | None]) -> bool:
+        async def fenced(i: int, results: list[CommandResult | None]) -> bool | str:
             await self.fence()
             return True if decide is None else await decide(i, results)
 
         limit = self.app.deploy.timeout
-        ticker = asyncio.create_task(self._tick(host.name, "the commands", limit))
+        ticking = self._tick(host.name, "the commands", limit) if tick else _idle()
+        ticker = asyncio.create_task(ticking)
         try:
             return await self.hosts.run_script(
                 host.name, commands, timeout=limit, decide=fenced, on_line=self.out
@@ -174,6 +184,10 @@ class StepContext:
 
         results = await asyncio.gather(*(one(h) for h in targets))
         return {h.name: r for h, r in zip(targets, results, strict=True)}
+
+
+async def _idle() -> None:
+    return None
 
 
 StepBody = Callable[[StepContext], Awaitable[Outcome]]

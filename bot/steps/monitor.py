@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from bot.apps_file import HostConfig
-from bot.errors import HostError, StepError
+from bot.errors import StepError
+from bot.messages import CodeBlock, Emphasis, Mark, Message, Status, message, words
 from bot.steps.context import Outcome, StepContext
-from bot.steps.redeploy import host_clock
-from bot.steps.verify import SHOWN_MATCHES, LogScan, scan_logs
+from bot.steps.monitor_logs import HostLogs, reads_for
+from bot.steps.verify import SHOWN_MATCHES
 from bot.workflow.baseline import compare
 from bot.workflow.facts import MonitorFacts, UrlFigures
 from bot.workflow.model import Criterion
@@ -72,7 +72,8 @@ class _Monitor:
         self.hosts = strategy(ctx.app.deploy.strategy).deploy_hosts(ctx.app)
         self.errors: dict[str, set[str]] = {h.name: set() for h in self.hosts}
         self.log_problems: dict[str, str] = {}
-        self.windows: dict[str, tuple[datetime, int]] = {}
+        reads = reads_for(self.cfg.duration, self.cfg.interval)
+        self.readers = [HostLogs(ctx, h, reads) for h in self.hosts]  # one session per host
         self.started = datetime.now(UTC)
         self.rounds = 0
         self.alerts = 0
@@ -103,14 +104,7 @@ class _Monitor:
         )
 
     async def read_logs(self) -> None:
-        async def one(host: HostConfig) -> LogScan:
-            start, offset = self.windows[host.name]
-            try:
-                return await scan_logs(self.ctx, host, start, offset)
-            except HostError as exc:  # one SSH hiccup must not end 15 minutes of monitoring
-                return LogScan(host=host.name, error=str(exc))
-
-        for scan in await asyncio.gather(*(one(h) for h in self.hosts)):
+        for scan in await asyncio.gather(*(r.read() for r in self.readers)):
             if scan.error:
                 self.log_problems[scan.host] = scan.error
                 continue
@@ -120,7 +114,9 @@ class _Monitor:
                 self.errors[scan.host].update(new)
                 shown = "\n".join(line[:300] for line in new[:SHOWN_MATCHES])
                 await self.ctx.say(
-                    f":warning: {len(new)} new error line(s) on {scan.host}:\n```\n{shown}\n```"
+                    Mark(Status.WARN),
+                    f" {len(new)} new error line(s) on {scan.host}:",
+                    CodeBlock(shown),
                 )
 
     async def probe(self, session: aiohttp.ClientSession) -> None:
@@ -133,22 +129,22 @@ class _Monitor:
             elif p.ok and key in self.alerted:
                 # Recovery is told once, on the first good probe after an alerted streak.
                 self.alerted.discard(key)
-                await self.ctx.say(f":white_check_mark: {_where(stats)} answers again.")
+                await self.ctx.say(Mark(Status.OK), f" {_where(stats)} answers again.")
 
     async def alert(self, stats: _UrlStats) -> None:
         self.alerts += 1
-        text = (
-            f":rotating_light: {self.ctx.app.name}: {_where(stats)} failed "
+        text = words(
+            f"{self.ctx.app.name}: {_where(stats)} failed "
             f"{stats.streak} probes in a row during monitoring after the rollback "
             f"({stats.last})."
         )
         # The port's `alert` posts in the thread and to every stakeholder channel at once.
         await self.ctx.notifier.alert(self.ctx.incident, text)
 
-    def summary(self) -> str:
+    def summary(self, *, done: bool = False) -> Message:
         f = self.figures()
         lines = [
-            f"*Monitoring* {_mmss(self.elapsed)} of {_mmss(self.cfg.duration)}: "
+            f" {_mmss(self.elapsed)} of {_mmss(self.cfg.duration)}: "
             f"availability {_pct(f.availability)}, {f.error_count} error line(s)"
         ]
         for u in f.urls:
@@ -157,13 +153,20 @@ class _Monitor:
             )
         if f.vs_baseline:
             lines.append(f"• {f.vs_baseline}")
-        return "\n".join(lines)
+        return message(Emphasis("Monitoring done" if done else "Monitoring"), "\n".join(lines))
 
     async def run(self) -> None:
-        clocks = await asyncio.gather(*(host_clock(self.ctx, h) for h in self.hosts))
-        self.windows = {h.name: c for h, c in zip(self.hosts, clocks, strict=True)}
+        try:
+            await self._rounds()
+        finally:
+            await asyncio.gather(*(r.close() for r in self.readers))
+        self.ctx.incident.facts.monitor = self.figures(done=True)
+
+    async def _rounds(self) -> None:
         start = time.monotonic()
+        end = start + self.cfg.duration
         next_summary = start + self.cfg.summary_every
+        last = False
         async with aiohttp.ClientSession() as session:
             while True:
                 began = time.monotonic()
@@ -173,15 +176,18 @@ class _Monitor:
                 self.ctx.incident.facts.monitor = self.figures()
                 await self.ctx.notifier.update_parent(self.ctx.incident)
                 await self.ctx.heartbeat()
-                if self.elapsed >= self.cfg.duration:
+                if last:
                     break
-                if time.monotonic() >= next_summary:
-                    await self.ctx.say(self.summary())
+                if self.elapsed < self.cfg.duration and time.monotonic() >= next_summary:
+                    await self.ctx.notifier.say(self.ctx.incident, self.summary())
                     next_summary += self.cfg.summary_every
-                left = start + self.cfg.duration - time.monotonic()
-                wait = min(self.cfg.interval - (time.monotonic() - began), left)
-                await asyncio.sleep(max(wait, 0.0))
-        self.ctx.incident.facts.monitor = self.figures(done=True)
+                now = time.monotonic()
+                wait = max(self.cfg.interval - (now - began), 0.0)
+                # The round that starts at the window's end is the last one, or the round right
+                # after this one if the window ended during it: the logs are read up to the
+                # window's end, and no round starts after it.
+                last = now + wait >= end
+                await asyncio.sleep(min(wait, max(end - now, 0.0)))
 
 
 def _where(stats: _UrlStats) -> str:
@@ -214,7 +220,7 @@ async def run(ctx: StepContext) -> Outcome:
     )
     await mon.run()
     figures = ctx.facts.monitor
-    await ctx.say(mon.summary().replace("*Monitoring*", "*Monitoring done*", 1))
+    await ctx.notifier.say(ctx.incident, mon.summary(done=True))
     failing = [s for s in mon.stats if s.streak >= ctx.app.monitor.failure_streak]
     problems = [f"{_where(s)} still failing ({s.last})" for s in failing]
     problems += [f"{n} new error line(s) on {h}" for h, n in figures.errors.items() if n]

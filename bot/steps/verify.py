@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 from bot.apps_file import AppConfig, HostConfig
 from bot.errors import StepError, UserFacingError
+from bot.messages import Block, CodeBlock, Emphasis, Inline
+from bot.ports import CommandResult
 from bot.steps.context import Outcome, StepContext
 from bot.workflow.baseline import compare
 from bot.workflow.model import Criterion, HostResult
@@ -101,20 +103,39 @@ class LogScan:
 async def scan_logs(
     ctx: StepContext, host: HostConfig, since: datetime, utc_offset: int
 ) -> LogScan:
+    cmd = logs_read(ctx.app, host, since, utc_offset)
+    if isinstance(cmd, LogScan):
+        return cmd
+    # Not streamed: the thread gets the matching lines, not the whole log.
+    result = await ctx.run(host, cmd, stream=False, timeout=logs_timeout(ctx.app))
+    return logs_scan(ctx.app, host, result, since, utc_offset)
+
+
+def logs_read(app: AppConfig, host: HostConfig, since: datetime, utc_offset: int) -> str | LogScan:
+    """The command that reads `host`'s logs since `since`, or the scan saying why there is none."""
     try:
-        cmd = logs_command(ctx.app, host, since, utc_offset)
+        cmd = logs_command(app, host, since, utc_offset)
     except UserFacingError as exc:
         return LogScan(host.name, error=str(exc))
     if cmd is None:
         return LogScan(host.name, error="no `logs` command configured (deploy.commands.logs)")
-    # Not streamed: the thread gets the matching lines, not the whole log.
-    result = await ctx.run(host, cmd, stream=False, timeout=min(ctx.app.deploy.timeout, 60))
+    return cmd
+
+
+def logs_timeout(app: AppConfig) -> float:
+    return min(app.deploy.timeout, 60)
+
+
+def logs_scan(
+    app: AppConfig, host: HostConfig, result: CommandResult, since: datetime, utc_offset: int
+) -> LogScan:
+    """What a logs read found: the error lines among those written since `since`."""
     if not result.ok:
         return LogScan(host.name, error=f"`logs` failed (exit {result.exit_status})")
     lines, stamped = lines_since(result.output.splitlines(), since, utc_offset)
-    pattern = re.compile(ctx.app.logs.error_pattern)
+    pattern = re.compile(app.logs.error_pattern)
     matches = [line for line in lines if pattern.search(line)]
-    windowed = stamped or "{since}" in templates.template(ctx.app, "logs")
+    windowed = stamped or "{since}" in templates.template(app, "logs")
     return LogScan(host.name, len(lines), matches, windowed)
 
 
@@ -186,7 +207,7 @@ async def _health(ctx: StepContext, found: _Findings) -> None:
     if vs := compare(ctx.incident.baseline, p95, availability):
         ctx.facts.verify.vs_baseline = vs
         lines.append(f"Compared with before the bad deploy: {vs}")
-    await ctx.say("*Health checks*\n" + "\n".join(lines))
+    await ctx.say(Emphasis("Health checks"), "\n" + "\n".join(lines))
 
 
 def _waiting_on(p: health.Probe) -> str:
@@ -208,19 +229,20 @@ async def _logs(ctx: StepContext, found: _Findings) -> None:
 
     hosts = strategy(ctx.app.deploy.strategy).deploy_hosts(ctx.app)
     found.logs = list(await asyncio.gather(*(one(h) for h in hosts)))
-    out: list[str] = []
+    out: list[Block | Inline] = [Emphasis("Logs since the restart")]
     for scan in found.logs:
         if scan.error:
-            out.append(f"❌ {scan.host}: {scan.error}")
+            out.append(f"\n❌ {scan.host}: {scan.error}")
         elif scan.matches:
-            out.append(f"❌ {scan.host}: {len(scan.matches)} error line(s) since the restart")
+            out.append(f"\n❌ {scan.host}: {len(scan.matches)} error line(s) since the restart")
             shown = "\n".join(line[:300] for line in scan.matches[:SHOWN_MATCHES])
+            out.append(CodeBlock(shown))
             more = len(scan.matches) - SHOWN_MATCHES
-            out.append(f"```\n{shown}\n```" + (f"\n…and {more} more" if more > 0 else ""))
+            out.append(f"…and {more} more" if more > 0 else "")
         else:
             note = "" if scan.windowed else " (no timestamps, no `{since}`: all lines checked)"
-            out.append(f"✅ {scan.host}: no errors in {scan.checked} line(s){note}")
-    await ctx.say("*Logs since the restart*\n" + "\n".join(out))
+            out.append(f"\n✅ {scan.host}: no errors in {scan.checked} line(s){note}")
+    await ctx.say(*out)
 
 
 def smoke_host(app: AppConfig) -> HostConfig:
@@ -258,7 +280,7 @@ async def _smoke(ctx: StepContext, found: _Findings) -> None:
         f"{'✅' if ok else '❌'} `{cmd}` on {host}" + (f": {why}" if why else "")
         for cmd, host, ok, why in found.smoke
     ]
-    await ctx.say("*Smoke tests*\n" + "\n".join(lines))
+    await ctx.say(Emphasis("Smoke tests"), "\n" + "\n".join(lines))
 
 
 def _per_host(ctx: StepContext, found: _Findings) -> dict[str, HostResult]:
