@@ -149,6 +149,10 @@ class TestHost:
     def api_health_url(self) -> str:
         return f"http://127.0.0.1:{self.app_port}/api/health"
 
+    def ssh_sessions(self) -> int:
+        """How many SSH sessions this host's sshd has opened so far (from its log)."""
+        return self.sshd_log.read_text().count("Starting session:")
+
     def health_status(self) -> int:
         """What the app's /healthz answers now: 200 healthy (v1.4.2), 500 failing (v1.5.0)."""
         try:
