@@ -19,7 +19,6 @@ from tests.fixtures_hosts import SshEnv
 from tests.harness import INCIDENT_CHANNEL, SECRET, settings_env, write_apps
 from tests.processes import Workers
 from tests.slack_fake import SlackFake, send_command
-from tests.test_worker_crash import wait_step_running
 from tests.test_workflow_e2e import config, db_revision, start
 
 START = "myapp v1.4.2 checkout returns 500"
@@ -160,7 +159,7 @@ async def test_two_workers_racing_for_a_step_after_a_partition_heals_fencing_let
             workers.spawn("worker-A")
             await start(bot)
             await bot.click(await bot.gate("Roll back"), "Roll back", "U0CAROL")
-            await wait_step_running(bot, "monitor")
+            await bot.wait_step("monitor")
             # A is cut off (frozen: no heartbeat, no writes); B takes the step over.
             workers.procs["worker-A"].send_signal(signal.SIGSTOP)
             workers.spawn("worker-B")
