@@ -72,10 +72,9 @@ def _plan_text(plan_id: str, changes: list[str]) -> tuple[Inline, ...]:
         )
     return (
         Mark(Status.WARN),
-        " ",
-        Emphasis(f"Changed since plan {plan_id} was made:"),
-        " " + "; ".join(changes) + ". Nothing has run yet: read the assessment below before "
-        "you decide.",
+        f" Changed since plan `{plan_id}` was made: "
+        + "; ".join(changes)
+        + ". Nothing has run yet: read the assessment below before you decide.",
     )
 
 
