@@ -28,6 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.api import add_routes
 from bot.apps_file import AppsFile
 from bot.engine import Engine
+from bot.messages import Message, words
 from bot.metrics import REGISTRY, refresh
 from bot.queue import RewindQueue, SaqStepQueue, make_queue, make_worker
 from bot.redaction import install_log_redaction
@@ -138,8 +139,11 @@ async def say_store_was_away(rt: Runtime, since: datetime, seconds: float) -> No
             )
             await rt.notifier.say(
                 incident,
-                f":electric_plug: Rewind could not reach its store (Redis) for {took}, from "
-                f"{since:%H:%M:%S} UTC. It reconnected and the incident goes on from where it was.",
+                words(
+                    f"🔌 Rewind could not reach its store (Redis) for {took}, from "
+                    f"{since:%H:%M:%S} UTC. It reconnected and the incident goes on from where "
+                    "it was."
+                ),
             )
     except Exception:
         log.exception("could not tell the open incidents that Redis was away")
@@ -368,7 +372,7 @@ def build_worker(rt: Runtime) -> Worker[Any]:
         if count:
             log.info("took over %d deploy watch(es) after start", count)
 
-    async def failed(incident_id: str, text: str) -> None:
+    async def failed(incident_id: str, text: Message) -> None:
         incident = await rt.store.load(incident_id)
         if incident is not None:
             await rt.notifier.say(incident, text)

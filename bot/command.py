@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bot.errors import UserFacingError
 from bot.input_checks import check_words
+from bot.messages import Emphasis, bullets, message, para
 
 SUBCOMMANDS = {"status", "list", "cancel", "unfreeze", "help", "release"}
 # A second word is taken as the version when it looks like one; otherwise it starts the reason.
@@ -60,18 +61,44 @@ def _start(words: list[str], kind: str, usage: str) -> Command:
     return Command(kind, app=app, version=version, reason=" ".join(rest), major=major)
 
 
-HELP = """*Rewind* rolls back a failed deployment and recovers the service, step by step \
-from the runbook, in one thread.
-• `/rollback APP VERSION reason…` — start: e.g. `/rollback myapp v1.4.2 checkout returns 500`
-• `/rollback APP reason…` — the same; Rewind proposes the version before the deployed one
-• add `--major` for a major outage: the report comes with a postmortem template
-• `/rollback plan APP [VERSION]` — the plan of the rollback (every command, the SQL), changing \
-nothing, with a *Run this plan* button
-• `/rollback status [APP|INCIDENT]` — where an incident stands
-• `/rollback list` — open and recent incidents
-• `/rollback cancel INCIDENT` — stop an incident (says what was and was not rolled back)
-• `/rollback unfreeze APP` — lift the deploy freeze after a rollback (approvers)
-• `/rollback release APP VERSION` — let a version rolled back from be deployed again (approvers)
-• `/rollback help` — this text
-Buttons in the thread: *Roll back* / *Fix forward*, *Approve*, *Retry*, *Abort*. In production, \
-someone other than the requester must approve."""
+HELP = message(
+    Emphasis("Rewind"),
+    " rolls back a failed deployment and recovers the service, step by step from the runbook, "
+    "in one thread.",
+    bullets(
+        [
+            "`/rollback APP VERSION reason…` — start: e.g. `/rollback myapp v1.4.2 checkout "
+            "returns 500`",
+            "`/rollback APP reason…` — the same; Rewind proposes the version before the deployed "
+            "one",
+            "add `--major` for a major outage: the report comes with a postmortem template",
+            para(
+                "`/rollback plan APP [VERSION]` — the plan of the rollback (every command, the "
+                "SQL), changing nothing, with a ",
+                Emphasis("Run this plan"),
+                " button",
+            ),
+            "`/rollback status [APP|INCIDENT]` — where an incident stands",
+            "`/rollback list` — open and recent incidents",
+            "`/rollback cancel INCIDENT` — stop an incident (says what was and was not rolled "
+            "back)",
+            "`/rollback unfreeze APP` — lift the deploy freeze after a rollback (approvers)",
+            "`/rollback release APP VERSION` — let a version rolled back from be deployed again "
+            "(approvers)",
+            "`/rollback help` — this text",
+        ]
+    ),
+    para(
+        "Buttons in the thread: ",
+        Emphasis("Roll back"),
+        " / ",
+        Emphasis("Fix forward"),
+        ", ",
+        Emphasis("Approve"),
+        ", ",
+        Emphasis("Retry"),
+        ", ",
+        Emphasis("Abort"),
+        ". In production, someone other than the requester must approve.",
+    ),
+)

@@ -16,10 +16,10 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
+from bot import views
 from bot.apps_file import AppsFile
 from bot.terminal.notifier import TerminalNotifier, numbered
 from bot.workflow.model import Gate, Incident, StepId, StepStatus
-from handlers import text as t
 
 WIDTH = 80
 
@@ -48,34 +48,34 @@ class CompactNotifier(TerminalNotifier):
         self.stream.flush()
 
     def _reply(self, text: str) -> None:
-        first = next((ln for ln in self.plain(text).splitlines() if ln.strip()), "")
+        first = next((ln for ln in text.splitlines() if ln.strip()), "")
         self._print(f"  ↳ {first}")
 
     async def update_parent(self, incident: Incident) -> None:
         if incident.id not in self._headed:
             self._headed.add(incident.id)
             self._print(
-                f"{t.title(incident)} ({incident.environment}), incident {incident.id}, "
+                f"{views.title(incident)} ({incident.environment}), incident {incident.id}, "
                 f"asked by {self.people.name(incident.requested_by)}"
             )
         for rec in incident.steps:
             if rec.status is StepStatus.PENDING:
                 continue
-            line = self.plain(t.step_line(rec))
+            line = self.show(views.step_line(incident, rec))
             if self._steps.get(rec.id) != line:
                 self._steps[rec.id] = line
                 self._print(f"  {line}")
         if not incident.status.open and incident.id not in self._ended:
             self._ended.add(incident.id)
-            if note := t.unmet_note(incident):
-                self._print(f"  {self.plain(note)}")
+            if note := views.unmet_note(incident):
+                self._print(f"  {note}")
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
         self.output_lines += 1  # the hosts' output is in the report; here it would drown all
 
     async def ask(self, incident: Incident, gate: Gate) -> None:
-        view = t.gate_view(incident, gate)
-        self._reply(view.question)
+        view = views.gate_view(incident, gate)
+        self._reply(self.show(view.question))
         choices = numbered(view.buttons)
         line = "    "
         for choice in choices:
@@ -95,7 +95,7 @@ class CompactNotifier(TerminalNotifier):
         app = self.apps.app(incident.app) if self.apps else None
         channels = list(app.notify) if app else []
         for channel in channels:
-            self._print(f"  #{channel} told: {self.plain(t.notice_text(incident, phase))}")
+            self._print(f"  #{channel} told: {self.show(views.notice(incident, phase))}")
         return channels
 
 
@@ -116,17 +116,17 @@ class LiveNotifier(TerminalNotifier):
         if inc is None:
             return Panel("")
         width = max(self.console.width - 4, 40)
-        lines = [f"{t.title(inc)} · {inc.environment} · incident {inc.id}"]
-        lines.append(fit(self.plain(f"Reason: {inc.reason}"), width))
-        lines.append(fit(self.plain(t.state_words(inc)), width))
+        lines = [f"{views.title(inc)} · {inc.environment} · incident {inc.id}"]
+        lines.append(fit(f"Reason: {inc.reason}", width))
+        lines.append(fit(views.state_words(inc), width))
         lines.append("")
-        lines += [fit(self.plain(t.step_line(rec)), width) for rec in inc.steps]
+        lines += [fit(self.show(views.step_line(inc, rec)), width) for rec in inc.steps]
         met = sum(1 for ok in inc.criteria.values() if ok)
-        lines += ["", f"Completion criteria met: {met} of {len(t.criteria_lines(inc))}"]
-        lines += [fit(self.plain(m), width) for m in t.monitor_lines(inc.facts.monitor)[:3]]
-        if outcome := t.outcome_line(inc):
-            lines += ["", fit(self.plain(outcome), width)]
-        return Panel(Text("\n".join(lines)), title=t.header_text(inc), title_align="left")
+        lines += ["", f"Completion criteria met: {met} of {len(views.criteria_lines(inc))}"]
+        lines += [fit(self.show(m), width) for m in views.monitor_lines(inc.facts.monitor)[:3]]
+        if outcome := views.outcome_line(inc):
+            lines += ["", fit(self.show(outcome), width)]
+        return Panel(Text("\n".join(lines)), title=views.header_text(inc), title_align="left")
 
     def _view(self) -> Group:
         panel = self._panel()

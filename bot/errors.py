@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.workflow.model import Criterion, HostResult
+from bot.messages import Message, words
+from bot.render_text import plain
+from bot.workflow.model import Criterion, ErrorInfo, HostResult
 
 
 class RewindError(Exception):
@@ -17,7 +19,14 @@ class RewindError(Exception):
 
 
 class UserFacingError(RewindError):
-    """A refusal or bad input: the message is shown as is, nothing has run."""
+    """A refusal or bad input, for the person who asked: nothing has run.
+
+    It carries a front-neutral `Message` (a person is a `Mention`, never Slack markup); each front
+    renders it. `str()` of it is the plain text with ids as they are, for logs and the audit."""
+
+    def __init__(self, message: str | Message) -> None:
+        self.message = message if isinstance(message, Message) else words(message)
+        super().__init__(plain(self.message))
 
 
 @dataclass(frozen=True)
@@ -62,8 +71,19 @@ class StepError(RewindError):
         self.what, self.host, self.hint, self.detail = what, host, hint, detail
         self.hosts: dict[str, HostResult] = {}  # per-host results to show beside the error
         self.criteria: dict[Criterion, bool] = {}  # what the failed check found, e.g. health
+        self.channels: list[str] = []  # channel ids it concerns (each front names them)
         where = f" on {host}" if host else ""
         super().__init__(f"{what}{where}" + (f": {hint}" if hint else ""))
+
+    def info(self) -> ErrorInfo:
+        """The failure as the incident keeps it (and the Retry/Abort question shows it)."""
+        return ErrorInfo(
+            what=self.what,
+            host=self.host,
+            hint=self.hint,
+            detail=self.detail,
+            channels=self.channels,
+        )
 
 
 class HostError(StepError):

@@ -57,7 +57,7 @@ async def deliver(r: Redis, store: Store, client: object) -> int:
         incident = await store.load(notice.incident)
         since = (
             f"Since then: {t.incident_line(incident)}"
-            + (f" — {incident.outcome}" if incident.outcome else "")
+            + (f" — {t.outcome_words(incident)}" if incident.outcome else "")
             if incident is not None
             else "The incident is no longer in Redis."
         )

@@ -21,9 +21,13 @@ from bot.apps_file import AppConfig, AppsFile
 from bot.errors import UserFacingError
 from bot.input_checks import check_reason
 from bot.logs import INCIDENT
+from bot.messages import ChannelRef, Inline, Link, Mark, Mention, Message, message, words
+from bot.messages import Status as MarkStatus
 from bot.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED
 from bot.plan.model import PlanBasis
 from bot.ports import Freeze, Notifier, Repos, StepQueue, Store
+from bot.render_text import plain
+from bot.workflow import said
 from bot.workflow.baseline import Baseline
 from bot.workflow.facts import Facts
 from bot.workflow.machine import (
@@ -196,9 +200,12 @@ class IncidentService:
             # Without its thread nobody would see the incident: stop before anything runs.
             await self.apply(incident.id, Cancel(req.actor), who="rewind")
             raise UserFacingError(
-                f"I could not post in <#{app.incident_channel}>, the incident channel of "
-                f"`{app.name}`: invite me there (`/invite @Rewind`), then try again. "
-                "Nothing was started."
+                message(
+                    "I could not post in ",
+                    ChannelRef(app.incident_channel),
+                    f", the incident channel of `{app.name}`: invite me there "
+                    "(`/invite @Rewind`), then try again. Nothing was started.",
+                )
             )
         await self._save_thread(incident)
         INCIDENTS_OPENED.labels(app=app.name).inc()
@@ -247,16 +254,18 @@ class IncidentService:
         if holder is not None and holder.status.open:
             raise UserFacingError(await self._busy_message(app, holder.id))
 
-    async def _busy_message(self, app: str, holder_id: str) -> str:
+    async def _busy_message(self, app: str, holder_id: str) -> Message:
         holder = await self.store.load(holder_id)
         if holder is None:
-            return f"`{app}` already has an open incident `{holder_id}`."
+            return words(f"`{app}` already has an open incident `{holder_id}`.")
         link = holder.thread.permalink if holder.thread else ""
-        where = f" <{link}|thread>" if link else ""
-        return (
-            f"`{app}` already has an open incident `{holder.id}`, started by "
-            f"<@{holder.requested_by}> ({holder.status.value}).{where} "
-            f"Follow it there, or `/rollback cancel {holder.id}` first."
+        where: tuple[Inline, ...] = (" ", Link(link, "thread")) if link else ()
+        return message(
+            f"`{app}` already has an open incident `{holder.id}`, started by ",
+            Mention(holder.requested_by),
+            f" ({holder.status.value}).",
+            *where,
+            f" Follow it there, or `/rollback cancel {holder.id}` first.",
         )
 
     # ---- transitions --------------------------------------------------------------------
@@ -273,7 +282,7 @@ class IncidentService:
             try:
                 changed, effects = transition(current, event, policy_for(self.app(current.app)))
             except Rejected as exc:
-                raise UserFacingError(str(exc)) from None
+                raise UserFacingError(exc.message) from None
             return changed
 
         incident = await self.store.update(incident_id, change)
@@ -302,7 +311,7 @@ class IncidentService:
                 if incident.status in {Status.COMPLETED, Status.FIXED_FORWARD}
                 else "incident.aborted"
             )
-            await self.events.incident_event(incident, kind, summary=incident.outcome)
+            await self.events.incident_event(incident, kind, summary=plain(said.outcome(incident)))
 
     async def answer(self, incident_id: str, answer: Answer) -> Incident:
         try:
@@ -337,8 +346,8 @@ class IncidentService:
                     await self.queue.enqueue_step(incident.id, step, attempt)
                 case AskGate(gate=gate):
                     await self.notifier.ask(incident, gate)
-                case Say(text=text):
-                    await self.notifier.say(incident, text)
+                case Say(message=said_):
+                    await self.notifier.say(incident, said_)
                 case Finished():
                     await self._finished(incident)
 
@@ -365,8 +374,10 @@ class IncidentService:
             )
             await self.notifier.say(
                 incident,
-                f":snowflake: `{incident.app}` is now frozen for deploys. An approver lifts it "
-                f"with `/rollback unfreeze {incident.app}` once the fix is ready.",
+                words(
+                    f"❄️ `{incident.app}` is now frozen for deploys. An approver lifts it "
+                    f"with `/rollback unfreeze {incident.app}` once the fix is ready."
+                ),
             )
             await self._quarantine(incident, link)
         if self.ended is not None:
@@ -396,8 +407,10 @@ class IncidentService:
         )
         await self.notifier.say(
             incident,
-            f":no_entry: `{bad}` is quarantined: `GET /api/freeze/{incident.app}?version={bad}` "
-            f"answers 423 until an approver runs `/rollback release {incident.app} {bad}`.",
+            words(
+                f"⛔ `{bad}` is quarantined: `GET /api/freeze/{incident.app}?version={bad}` "
+                f"answers 423 until an approver runs `/rollback release {incident.app} {bad}`."
+            ),
         )
 
     async def _abort_report(self, incident: Incident) -> None:
@@ -410,7 +423,10 @@ class IncidentService:
             )
         except Exception:
             log.exception("incident %s: the report of the abort could not be written", incident.id)
-            await self.notifier.say(incident, ":warning: The incident report could not be written.")
+            await self.notifier.say(
+                incident,
+                message(Mark(MarkStatus.WARN), " The incident report could not be written."),
+            )
             return
 
         def change(current: Incident) -> Incident:

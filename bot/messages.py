@@ -4,6 +4,10 @@ The core and the steps build a `Message` (lines of inline pieces, lists, code bl
 renders it in its own terms — Slack mrkdwn (`handlers/mrkdwn.py`), the terminal and Markdown
 reports (`bot/render_text.py`). A user is a `Mention(user_id)`: Slack pings them, the terminal
 and the report show their name.
+
+A `str` piece is words, shown literally by every front (Slack escapes `&`, `<`, `>` in it). Words
+may quote a command, a version or a path in backticks: Slack and Markdown show it as code, and a
+terminal shows the backticks, which read as quotes there.
 """
 
 from __future__ import annotations
@@ -96,6 +100,21 @@ def message(*blocks: Block | Inline) -> Message:
     if run:
         out.append(Paragraph(tuple(run)))
     return Message(tuple(out))
+
+
+def words(text: str) -> Message:
+    """Plain words as a message (a refusal, a note): no mention, no emphasis."""
+    return message(text)
+
+
+def joined(items: Sequence[Inline], sep: str = ", ") -> tuple[Inline, ...]:
+    """`a, b, c` as inline pieces (e.g. channel references), for `message(*joined(...))`."""
+    out: list[Inline] = []
+    for i, item in enumerate(items):
+        if i:
+            out.append(sep)
+        out.append(item)
+    return tuple(out)
 
 
 def bullets(items: Sequence[Paragraph | str]) -> Bullets:

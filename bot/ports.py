@@ -8,6 +8,7 @@ from typing import Any, Literal, Protocol
 
 from bot.apps_file import AppConfig
 from bot.messages import Message
+from bot.workflow.facts import AnswerFact
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 
 LineSink = Callable[[str, str], Awaitable[None]]  # (host, line)
@@ -86,8 +87,8 @@ class Notifier(Protocol):
 
     async def update_parent(self, incident: Incident) -> None: ...
 
-    async def say(self, incident: Incident, text: str | Message) -> None:
-        """A reply in the thread: a `Message` (front-neutral), or text in Slack mrkdwn."""
+    async def say(self, incident: Incident, message: Message) -> None:
+        """A reply in the thread, rendered by the front (mrkdwn in Slack, names at a terminal)."""
         ...
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
@@ -111,11 +112,11 @@ class Notifier(Protocol):
         self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
     ) -> None: ...
 
-    async def alert(self, incident: Incident, text: str) -> None:
+    async def alert(self, incident: Incident, message: Message) -> None:
         """Urgent: to the thread and every stakeholder channel at once."""
         ...
 
-    async def resolve_gate(self, incident: Incident, token: str, text: str) -> None:
+    async def resolve_gate(self, incident: Incident, token: str, answer: AnswerFact) -> None:
         """The gate was answered: replace its buttons with who answered what."""
         ...
 

@@ -17,8 +17,11 @@ from bot.apps_file import AppConfig
 from bot.errors import RewindError, StepError, UserFacingError
 from bot.incidents import IncidentService
 from bot.logs import INCIDENT
+from bot.messages import Mark, message, words
+from bot.messages import Status as MarkStatus
 from bot.metrics import STEP_SECONDS, STEPS
 from bot.ports import HostRunner
+from bot.render_text import plain
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.workflow.facts import StepFacts
 from bot.workflow.machine import StepFailed, StepInterrupted, StepStarted, StepSucceeded
@@ -91,16 +94,20 @@ class StepRunner:
             if not SPECS[step].repeatable:
                 await self.notifier.say(
                     incident,
-                    f":recycle: Worker `{self.worker_id}` took over incident `{incident.id}` "
-                    f"after `{rec.worker}` stopped during “{SPECS[step].title}”.",
+                    words(
+                        f"♻️ Worker `{self.worker_id}` took over incident `{incident.id}` "
+                        f"after `{rec.worker}` stopped during “{SPECS[step].title}”."
+                    ),
                 )
                 await self.incidents.apply(incident_id, StepInterrupted(step, rec.worker or "?"))
                 return
             await self.notifier.say(
                 incident,
-                f":recycle: Worker `{self.worker_id}` resumed incident `{incident.id}` after "
-                f"`{rec.worker}` stopped; “{SPECS[step].title}” is safe to repeat, "
-                "running it again.",
+                words(
+                    f"♻️ Worker `{self.worker_id}` resumed incident `{incident.id}` after "
+                    f"`{rec.worker}` stopped; “{SPECS[step].title}” is safe to repeat, "
+                    "running it again."
+                ),
             )
         elif rec.status is not StepStatus.PENDING or rec.attempts >= attempt:
             return  # already done, waiting for a person, or a stale job
@@ -135,9 +142,11 @@ class StepRunner:
         """Stopping: the step ends before its next command and another worker takes it on."""
         await self.notifier.say(
             incident,
-            f":arrows_counterclockwise: Worker `{self.worker_id}` is stopping (a restart of "
-            f"Rewind); “{SPECS[step].title}” stopped before its next command and goes to "
-            "another worker (it is safe to repeat).",
+            words(
+                f"🔄 Worker `{self.worker_id}` is stopping (a restart of "
+                f"Rewind); “{SPECS[step].title}” stopped before its next command and goes to "
+                "another worker (it is safe to repeat)."
+            ),
         )
         await self.store.audit(incident.id, self.worker_id, f"handed over: {SPECS[step].title}")
         await self.queue.hand_over(incident.id, step, attempt)
@@ -154,7 +163,10 @@ class StepRunner:
             else f"failed after all: {event.error.plain()}"
         )
         await self.notifier.say(
-            current, f":warning: “{title}”, still running when the incident ended, {what}"
+            current,
+            message(
+                Mark(MarkStatus.WARN), f" “{title}”, still running when the incident ended, {what}"
+            ),
         )
 
     async def _execute(
@@ -195,12 +207,16 @@ class StepRunner:
         except HandOver:
             return None
         except StepError as exc:
-            error = ErrorInfo(what=exc.what, host=exc.host, hint=exc.hint, detail=exc.detail)
             return StepFailed(
-                step, run_id, error, hosts=_hosts(exc), facts=_facts(ctx), criteria=exc.criteria
+                step,
+                run_id,
+                exc.info(),
+                hosts=_hosts(exc),
+                facts=_facts(ctx),
+                criteria=exc.criteria,
             )
         except UserFacingError as exc:
-            error = ErrorInfo(what=str(exc), hint="Fix it, then Retry — or Abort.")
+            error = ErrorInfo(what=plain(exc.message), hint="Fix it, then Retry — or Abort.")
             return StepFailed(step, run_id, error, facts=_facts(ctx))
         except Exception:
             error_id = uuid.uuid4().hex[:8]

@@ -24,6 +24,7 @@ from saq import Queue
 from bot.apps_file import AppsFile
 from bot.deploys import sign
 from bot.incidents import EventKind as Kind
+from bot.messages import Mark, Message, Status, message
 from bot.workflow.model import Incident, StepId, utcnow
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ async def post_once(
 def deliver_function(
     apps: AppsFile,
     backoff: float,
-    failed: Callable[[str, str], Awaitable[None]],
+    failed: Callable[[str, Message], Awaitable[None]],
 ) -> tuple[str, Callable[..., Awaitable[None]]]:
     """The worker's job: POST with retries; `failed(incident_id, text)` after the last try."""
 
@@ -160,8 +161,11 @@ def deliver_function(
                 log.warning("webhook %s (%s) attempt %d: %s", _host(hook.url), event, attempt, why)
         await failed(
             incident_id,
-            f":warning: Webhook to {_host(hook.url)} for `{event}` failed after {ATTEMPTS} "
-            f"tries ({why}). The incident goes on; check the receiver.",
+            message(
+                Mark(Status.WARN),
+                f" Webhook to {_host(hook.url)} for `{event}` failed after {ATTEMPTS} "
+                f"tries ({why}). The incident goes on; check the receiver.",
+            ),
         )
 
     return DELIVER, deliver_webhook

@@ -23,10 +23,12 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot import views
 from bot.workflow.model import Gate, Incident
 from bot.workflow.steps import SPECS
 from handlers import text as t
-from handlers.ids import Action, ButtonValue
+from handlers.ids import ACTION, Action, ButtonValue
+from handlers.text import md, mds
 
 MAX_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -83,7 +85,7 @@ def cap(blocks: list[Block], limit: int = MAX_BLOCKS) -> list[Block]:
     return [*kept, context(f"… {len(blocks) - len(kept)} more blocks not shown")]
 
 
-def button(incident: Incident, gate: Gate, spec: t.ButtonSpec) -> ButtonElement | None:
+def button(incident: Incident, gate: Gate, spec: views.ButtonSpec) -> ButtonElement | None:
     value = ButtonValue(i=incident.id, t=gate.token, o=spec.option).dump()
     if len(value) > VALUE_MAX:
         return None  # an option too long to carry: not offered rather than broken
@@ -98,7 +100,7 @@ def button(incident: Incident, gate: Gate, spec: t.ButtonSpec) -> ButtonElement 
         )
     return ButtonElement(
         text=PlainTextObject(text=t.truncate(spec.label, t.BUTTON_MAX)),
-        action_id=spec.action.value,
+        action_id=ACTION[spec.choice].value,
         value=value,
         style=spec.style,
         confirm=confirm,
@@ -155,30 +157,30 @@ def plan(plan_id: str, app: str, summary: str) -> tuple[str, Blocks]:
 
 def parent(incident: Incident) -> tuple[str, Blocks]:
     fields = [
-        MarkdownTextObject(text=t.truncate(f"*{name}:*\n{value}", FIELD_MAX))
-        for name, value in t.field_pairs(incident)
+        MarkdownTextObject(text=t.truncate(f"*{name}:*\n{md(value)}", FIELD_MAX))
+        for name, value in views.field_pairs(incident)
     ]
     blocks: list[Block] = [
         header(t.header_text(incident)),
         SectionBlock(fields=fields),
         DividerBlock(),
-        *sections(["*Runbook checklist*", *t.checklist_lines(incident)]),
+        *sections(["*Runbook checklist*", *mds(views.checklist_lines(incident))]),
         DividerBlock(),
     ]
     criteria = [
         "*Completion criteria* — do NOT mark complete until all are met",
-        *t.criteria_lines(incident),
+        *mds(views.criteria_lines(incident)),
     ]
-    if note := t.unmet_note(incident):
+    if note := views.unmet_note(incident):
         criteria.append(f"*{note}*")
     blocks.extend(sections(criteria))
-    if monitor := t.monitor_lines(incident.facts.monitor):
+    if monitor := mds(views.monitor_lines(incident.facts.monitor)):
         blocks.extend(sections(["*Monitor*", *monitor]))
-    if outcome := t.outcome_line(incident):
-        blocks.append(section(outcome))
+    if outcome := views.outcome_line(incident):
+        blocks.append(section(md(outcome)))
     blocks.append(
         context(
-            f"Incident `{incident.id}` · {t.state_words(incident)} · "
+            f"Incident `{incident.id}` · {views.state_words(incident)} · "
             f"updated {t.fmt_time(incident.updated_at)}"
         )
     )
@@ -188,21 +190,21 @@ def parent(incident: Incident) -> tuple[str, Blocks]:
 # ---- gates -----------------------------------------------------------------------------------
 
 
-def _gate_body(incident: Incident, gate: Gate, view: t.GateView, ping: str) -> list[Block]:
-    question = f"{ping}\n{view.question}" if ping else view.question
+def _gate_body(incident: Incident, gate: Gate, view: views.GateView, ping: str) -> list[Block]:
+    question = f"{ping}\n{md(view.question)}" if ping else md(view.question)
     blocks: list[Block] = [section(question)]
     if view.facts:
-        blocks.extend(sections(view.facts))
+        blocks.extend(sections(mds(view.facts)))
     if view.warning:
-        blocks.append(section(view.warning))
+        blocks.append(section(md(view.warning)))
     for label, code, keep in view.code:
-        blocks.append(code_section(label, code, keep))
+        blocks.append(code_section(md(label), code, keep))
     return blocks
 
 
 def gate(incident: Incident, gate: Gate, ping: str = "") -> tuple[str, Blocks]:
     """The question of `gate`, its facts, and its buttons (block ids `gate-<token>…`)."""
-    view = t.gate_view(incident, gate)
+    view = views.gate_view(incident, gate)
     body = _gate_body(incident, gate, view, ping)
     elements = [b for spec in view.buttons if (b := button(incident, gate, spec)) is not None]
     buttons = actions(elements, gate_block_id(gate.token))
@@ -213,18 +215,19 @@ def gate(incident: Incident, gate: Gate, ping: str = "") -> tuple[str, Blocks]:
 
 def gate_minimal(incident: Incident, gate: Gate, ping: str = "") -> tuple[str, Blocks]:
     """The question and the buttons only: the fallback when Slack refused the full gate."""
-    view = t.gate_view(incident, gate)
-    question = t.truncate(f"{ping} {view.question}" if ping else view.question, 1_000)
+    view = views.gate_view(incident, gate)
+    question = t.truncate(f"{ping} {md(view.question)}" if ping else md(view.question), 1_000)
     elements = [b for spec in view.buttons if (b := button(incident, gate, spec)) is not None]
     blocks = [section(question), *actions(elements, gate_block_id(gate.token))]
     return t.gate_fallback(incident, gate, ping), _dicts(blocks)
 
 
-def answered(incident: Incident, gate: Gate, text: str) -> Blocks:
-    """The gate message once answered: its question and facts, no buttons, who answered."""
-    view = t.gate_view(incident, gate)
+def answered(incident: Incident, gate: Gate, answer: str) -> Blocks:
+    """The gate message once answered: its question and facts, no buttons, who answered
+    (`answer`, in mrkdwn)."""
+    view = views.gate_view(incident, gate)
     body = _gate_body(incident, gate, view, "")[: MAX_BLOCKS - 1]
-    body.append(section(t.answer_text(text, incident.updated_at)))
+    body.append(section(answer))
     return _dicts(body)
 
 
@@ -255,14 +258,7 @@ def incident_list(incidents: Sequence[Incident]) -> str:
 
 def incident_status(incident: Incident) -> str:
     """Where one incident stands, as text (an ephemeral answer to `/rollback status`)."""
-    lines = [t.incident_line(incident), "", *t.checklist_lines(incident), ""]
-    lines.extend(t.criteria_lines(incident))
-    if note := t.unmet_note(incident):
-        lines.append(note)
-    lines.extend(t.monitor_lines(incident.facts.monitor))
-    if outcome := t.outcome_line(incident):
-        lines.append(outcome)
-    return t.truncate("\n".join(lines), 3_900)
+    return t.truncate("\n".join(mds(views.status_lines(incident))), 3_900)
 
 
 def status(incidents: Sequence[Incident]) -> Blocks:
@@ -283,7 +279,7 @@ def home(incidents: Sequence[Incident]) -> dict[str, Any]:
         blocks.append(section(t.incident_line(incident)))
         current = incident.current_step()
         if current is not None:
-            blocks.append(context(t.step_line(current)))
+            blocks.append(context(md(views.step_line(incident, current))))
     blocks.append(DividerBlock())
     blocks.append(section(t.help_text()))
     return {"type": "home", "blocks": _dicts(cap(blocks, MAX_VIEW_BLOCKS))}
@@ -301,12 +297,12 @@ def notice(
         blocks.append(
             context(
                 " ".join(
-                    f"{t.criterion_mark(incident.criteria.get(c))} {c.value}"
+                    f"{views.criterion_mark(incident.criteria.get(c))} {c.value}"
                     for c in incident.criteria
                 )
             )
         )
-    return t.truncate(t.to_terminal(body), 2_000), _dicts(blocks)
+    return t.truncate(t.plain_fallback(body), 2_000), _dicts(blocks)
 
 
 def alert(incident: Incident, text: str, mentions: Sequence[str] = ()) -> tuple[str, Blocks]:
@@ -315,7 +311,7 @@ def alert(incident: Incident, text: str, mentions: Sequence[str] = ()) -> tuple[
     body = f"{ping + ' ' if ping else ''}🚨 *{incident.app}* (incident `{incident.id}`): {text}"
     if link:
         body += f" <{link}|thread>"
-    return t.truncate(t.to_terminal(body), 2_000), _dicts([section(body)])
+    return t.truncate(t.plain_fallback(body), 2_000), _dicts([section(body)])
 
 
 # ---- step output -----------------------------------------------------------------------------

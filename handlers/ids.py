@@ -28,6 +28,9 @@ CHOICE: dict[Action, str] = {
 }
 
 
+ACTION: dict[str, Action] = {choice: action for action, choice in CHOICE.items()}
+
+
 class ButtonValue(BaseModel):
     """What a button says when clicked: which incident, which gate (token), what answer."""
 

@@ -36,11 +36,12 @@ from bot.dispatch import (
 )
 from bot.engine import Engine
 from bot.errors import UserFacingError
+from bot.messages import ChannelRef, message
 from bot.plan import render
 from bot.plan.model import Plan
 from bot.ports import Store
 from bot.workflow.machine import Answer
-from handlers import blocks
+from handlers import blocks, mrkdwn
 from handlers.groups import GroupResolver
 from handlers.ids import CHOICE, Action, ButtonValue
 from handlers.pending import PendingCommands
@@ -101,7 +102,7 @@ class SlackFront:
         try:
             cmd = parse(body.get("text", ""))
             if cmd.kind == "help":
-                await ack(text=HELP)
+                await ack(text=mrkdwn.render(HELP))
                 return
             if cmd.kind == "start":
                 check_start(self.engine, cmd)
@@ -123,7 +124,7 @@ class SlackFront:
                 return
             await ack()
         except UserFacingError as exc:
-            await ack(text=f":warning: {exc}")
+            await ack(text=f":warning: {mrkdwn.render(exc.message)}")
 
     async def _keep(self, body: dict[str, Any]) -> bool:
         """Before the ack: the command is kept in Redis, so that a process dying right after
@@ -182,7 +183,7 @@ class SlackFront:
                 return  # help was the ack
             text = await self._dispatch(cmd, body["user_id"])
         except UserFacingError as exc:
-            text = f":warning: {exc}"
+            text = f":warning: {mrkdwn.render(exc.message)}"
         except _STORE_ERRORS:
             log.warning("command %r: Redis unreachable", body.get("text", "")[:100])
             text = f":warning: {STORE_LOST}"
@@ -231,8 +232,12 @@ class SlackFront:
         )
         if link is None:
             raise UserFacingError(
-                f"I could not post in <#{channel}>, the incident channel of `{app.name}`: invite "
-                "me there (`/invite @Rewind`), then try again. Nothing was changed."
+                message(
+                    "I could not post in ",
+                    ChannelRef(channel),
+                    f", the incident channel of `{app.name}`: invite me there (`/invite @Rewind`), "
+                    "then try again. Nothing was changed.",
+                )
             )
         where = f"<{link}|in <#{channel}>>" if link else f"in <#{channel}>"
         return (
@@ -278,7 +283,7 @@ class SlackFront:
             actor = await self.groups.actor(user)
             await self.engine.answer(value.i, Answer(value.t, actor, choice, value.o))
         except UserFacingError as exc:
-            await _tell(respond, str(exc))
+            await _tell(respond, mrkdwn.render(exc.message))
         except _STORE_ERRORS:
             log.warning("button %s: Redis unreachable", action.get("action_id"))
             await _tell(respond, STORE_LOST)

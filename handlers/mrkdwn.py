@@ -49,16 +49,16 @@ def _inline(part: Inline) -> str:
             return EMOJI[status]
 
 
-def _paragraph(p: Paragraph) -> str:
+def paragraph(p: Paragraph) -> str:
     return "".join(_inline(part) for part in p.parts)
 
 
 def _block(block: Block) -> str:
     match block:
         case Paragraph():
-            return _paragraph(block)
+            return paragraph(block)
         case Bullets(items=items):
-            return "\n".join("• " + _paragraph(i) for i in items)
+            return "\n".join("• " + paragraph(i) for i in items)
         case CodeBlock(text=text):
             return "```\n" + escape(text).replace("```", "`\u200b``") + "\n```"
 

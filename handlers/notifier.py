@@ -36,6 +36,8 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from bot.apps_file import AppConfig, AppsFile
 from bot.logs import INCIDENT
 from bot.messages import Message
+from bot.workflow import said
+from bot.workflow.facts import AnswerFact
 from bot.workflow.model import Gate, GateKind, Incident, StepId, ThreadRef
 from bot.workflow.steps import SPECS
 from handlers import blocks as render
@@ -169,9 +171,8 @@ class SlackNotifier:
             state.pending_parent = incident
         self._kick_parent(state)
 
-    async def say(self, incident: Incident, text: str | Message) -> None:
-        if isinstance(text, Message):
-            text = mrkdwn.render(text)
+    async def say(self, incident: Incident, message: Message) -> None:
+        text = mrkdwn.render(message)
         state = self._state(incident)
         await self._queue(state, functools.partial(self._say_now, state, incident, text))
 
@@ -203,16 +204,16 @@ class SlackNotifier:
         await self._queue(state, functools.partial(self._ask_now, state, incident, gate))
 
     async def resolve_gate(
-        self, incident: Incident, token: str, text: str, *, ts: str | None = None
+        self, incident: Incident, token: str, answer: AnswerFact, *, ts: str | None = None
     ) -> None:
-        """Replace the gate's buttons with who answered (`text`, e.g. "approve by <@U1>").
+        """Replace the gate's buttons with who answered what (`✅ Approved by @carol at …`).
 
         Works in any process: the gate message is found in memory, by `ts` (the clicked
         message, from the button payload), or in the thread by its block id `gate-<token>`.
         Queued behind the gate's own message, should that still be on its way.
         """
         state = self._state(incident)
-        send = functools.partial(self._resolve_gate_now, state, incident, token, text, ts)
+        send = functools.partial(self._resolve_gate_now, state, incident, token, answer, ts)
         await self._queue(state, send)
 
     async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
@@ -236,7 +237,8 @@ class SlackNotifier:
         send = functools.partial(self._upload_now, state, filename, content, title, comment)
         await self._queue(state, send)
 
-    async def alert(self, incident: Incident, text: str) -> None:
+    async def alert(self, incident: Incident, message: Message) -> None:
+        text = mrkdwn.render(message)
         state = self._state(incident)
         await self._queue(state, functools.partial(self._alert_now, state, incident, text))
 
@@ -280,12 +282,12 @@ class SlackNotifier:
             self._gates[gate.token] = _GateMessage(channel, ts, gate)
 
     async def _resolve_gate_now(
-        self, state: _State, incident: Incident, token: str, text: str, ts: str | None
+        self, state: _State, incident: Incident, token: str, fact: AnswerFact, ts: str | None
     ) -> None:
-        answer = t.answer_text(text, incident.updated_at)
+        answer = mrkdwn.render(said.answered(fact, incident.updated_at))
         known = self._gates.pop(token, None)
         if known is not None:
-            new_blocks = render.answered(incident, known.gate, text)
+            new_blocks = render.answered(incident, known.gate, answer)
             await self._update(known.channel, known.ts, answer, new_blocks)
             return
         where = self._where(state)

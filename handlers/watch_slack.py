@@ -15,6 +15,7 @@ from bot.apps_file import AppConfig
 from bot.errors import UserFacingError
 from bot.watch.service import Proposal, WatchService
 from bot.workflow.model import ThreadRef
+from handlers import mrkdwn
 from handlers.groups import GroupResolver
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,7 @@ class WatchFront:
                 replace_original=False,
             )
         except UserFacingError as exc:
-            await _tell(respond, str(exc))
+            await _tell(respond, mrkdwn.render(exc.message))
         except Exception:
             error_id = uuid.uuid4().hex[:8]
             log.exception("proposal roll back failed [error id %s]", error_id)
@@ -231,7 +232,7 @@ class WatchFront:
                 view=dismiss_view(button, watch.app, watch.deploy.version),
             )
         except UserFacingError as exc:
-            await _tell(respond, str(exc))
+            await _tell(respond, mrkdwn.render(exc.message))
 
     async def ack_dismiss(self, ack: AsyncAck, view: dict[str, Any]) -> None:
         if not _why(view):
@@ -250,7 +251,7 @@ class WatchFront:
         except UserFacingError as exc:
             if button.c:
                 await client.chat_postEphemeral(
-                    channel=button.c, user=user, text=f":warning: {exc}"
+                    channel=button.c, user=user, text=f":warning: {mrkdwn.render(exc.message)}"
                 )
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from bot.apps_file import AppConfig, AppsFile, parse_apps
-from bot.messages import Message
+from bot.messages import Message, message
 from bot.ports import AuditEntry, HostRunner
 from bot.steps.context import StepContext
-from bot.workflow.facts import Facts
+from bot.workflow import said
+from bot.workflow.facts import AnswerFact, Facts
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 from handlers import mrkdwn
@@ -51,8 +52,8 @@ class RecordingNotifier:
     async def update_parent(self, incident: Incident) -> None:
         self.parents.append(incident.facts.model_copy(deep=True))
 
-    async def say(self, incident: Incident, text: str | Message) -> None:
-        self.said.append(mrkdwn.render(text) if isinstance(text, Message) else text)
+    async def say(self, incident: Incident, message: Message) -> None:
+        self.said.append(mrkdwn.render(message))
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
         self.lines.append((step, host, line))
@@ -75,11 +76,11 @@ class RecordingNotifier:
     ) -> None:
         self.uploads.append(Upload(filename, content, title, comment))
 
-    async def alert(self, incident: Incident, text: str) -> None:
-        self.alerts.append(text)
+    async def alert(self, incident: Incident, message: Message) -> None:
+        self.alerts.append(mrkdwn.render(message))
 
-    async def resolve_gate(self, incident: Incident, token: str, text: str) -> None:
-        self.resolved.append((token, text))
+    async def resolve_gate(self, incident: Incident, token: str, answer: AnswerFact) -> None:
+        self.resolved.append((token, mrkdwn.render(message(*said.answer(answer)))))
 
 
 def apps_file(name: str, config: dict[str, Any]) -> AppsFile:

@@ -84,6 +84,24 @@ async def wait_http(url: str, timeout: float = 60, check: Callable[[], None] = _
             await asyncio.sleep(0.1)
 
 
+async def run_bot(
+    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60
+) -> tuple[int, str]:
+    """`python -m bot ARGS` until it exits: its exit status and output (stdout and stderr).
+    One that outlives `timeout` is killed, and the test fails with its last output."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, env=env, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        out, _ = await proc.communicate()
+        raise AssertionError(f"`{' '.join(args)}` did not stop: {out.decode()[-2000:]}") from None
+    return int(proc.returncode or 0), out.decode(errors="replace")
+
+
 def end(procs: Iterable[Popen], timeout: float = 15) -> None:
     """SIGTERM to each process still running, then wait for them all; SIGKILL any that outlives
     `timeout`. Never leaves a process behind, even when a test fails."""

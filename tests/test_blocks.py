@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from bot.messages import Emphasis, message
 from bot.terminal.notifier import TerminalNotifier
-from bot.workflow.facts import Facts
+from bot.workflow import said
+from bot.workflow.facts import AnswerFact, Facts
 from bot.workflow.machine import new_steps
 from bot.workflow.model import (
     Criterion,
@@ -25,7 +27,7 @@ from bot.workflow.model import (
     StepStatus,
     ThreadRef,
 )
-from handlers import blocks
+from handlers import blocks, mrkdwn
 from handlers import text as t
 from handlers.ids import Action, ButtonValue
 from tests.slack_fake import all_text, buttons, validate_blocks
@@ -244,7 +246,7 @@ def test_parent_when_finished_names_unmet_criteria_and_outcome() -> None:
     inc = incident()
     inc.status = Status.ABORTED
     inc.finished_at = T0 + timedelta(minutes=7)
-    inc.outcome = "Aborted by <@U0BOB>. Rolled back: nothing."
+    inc.outcome, inc.ended_by = "Rolled back: nothing.", "U0BOB"
     inc.criteria[Criterion.DEPLOYED] = True
     _, msg = blocks.parent(inc)
     body = all_text({"blocks": msg})
@@ -254,7 +256,8 @@ def test_parent_when_finished_names_unmet_criteria_and_outcome() -> None:
 
 def test_answered_removes_buttons() -> None:
     inc = incident()
-    out = blocks.answered(inc, gate(GateKind.APPROVE_START), "approve by <@U0ALICE>")
+    answer = said.answered(AnswerFact(choice="approve", by="U0ALICE"), inc.updated_at)
+    out = blocks.answered(inc, gate(GateKind.APPROVE_START), mrkdwn.render(answer))
     check(out)
     assert buttons({"blocks": out}) == []
     assert "✅ Approved by <@U0ALICE> at 03:12 UTC" in all_text({"blocks": out})
@@ -310,9 +313,9 @@ async def test_terminal_notifier_prints_the_thread(tmp_path: Path) -> None:
     assert out.getvalue().count("Runbook checklist") == 1
     await term.output(inc, StepId.REDEPLOY, "web1", "restarting\n")
     await term.ask(inc, gate(GateKind.DECISION))
-    await term.say(inc, "*Roll back* chosen")
+    await term.say(inc, message(Emphasis("Roll back"), " chosen"))
     await term.upload(inc, "report.md", "a\nb\nc\n", "Report")
-    await term.resolve_gate(inc, "tok123", "Roll back by <@U0CAROL>")
+    await term.resolve_gate(inc, "tok123", AnswerFact(choice="Roll back", by="U0CAROL"))
     printed = out.getvalue()
     assert "  [web1] restarting" in printed
     assert "1) Roll back to v1.3.2  2) Fix forward  3) Abort" in printed

@@ -1,15 +1,96 @@
-"""The engine's modules stay pure: they reach SSH, git, Slack and Redis only through bot.ports."""
+"""The layout holds: the core speaks no Slack markup and imports no adapter.
+
+Slack's mrkdwn (`<@U…>`, `<#C…>`, `<!subteam…>`, `<url|label>`, `:emoji:`, `*bold*`) belongs to the
+Slack adapter (`handlers/`); everywhere else a person is a `Mention`, emphasis an `Emphasis`, a
+status a `Mark` (`bot.messages`), so that the terminal, a report or a new front never has to
+un-Slack a sentence.
+"""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
+# The engine reaches SSH, git, Slack and Redis only through `bot.ports`.
 FORBIDDEN = {"runners", "handlers", "slack_sdk", "slack_bolt", "asyncssh", "redis", "git"}
 PURE = ["bot/engine.py", "bot/incidents.py", "bot/step_runner.py", "bot/input_checks.py"]
+SLACK_MARKUP = re.compile(
+    r"<[@#!][A-Za-z{]"  # a mention, a channel, a user group
+    r"|<(?:https?://|\{)[^<>|]*\|"  # a link with a label
+    r"|(?<![\w/:]):[a-z][a-z0-9_+-]*:(?![\w/])"  # an emoji shortcode
+    r"|(?<![\w*`])\*[A-Za-z{][^*\n`]*\*(?![\w*])"  # *bold*
+)
+# The apps file holds Slack mentions by contract (`mention:`); these read or check them.
+SPEAKS_SLACK_BY_CONTRACT = {"bot/apps_file.py", "bot/people.py", "bot/demo.py"}
+# bot/watch is a service with its own Redis store, not part of the incident core.
+CORE = ("bot/workflow", "bot/steps", "bot/plan")
+ADAPTERS = ("handlers", "slack_bolt", "slack_sdk", "asyncssh", "redis", "aiohttp.web")
+
+
+def _sources(*folders: str) -> list[Path]:
+    files: list[Path] = []
+    for folder in folders:
+        path = ROOT / folder
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return files
+
+
+def _strings(tree: ast.AST) -> list[tuple[int, str]]:
+    """Every string literal, f-strings' literal parts included (docstrings left out)."""
+    docs = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+    ]
+
+
+def test_nothing_outside_the_slack_adapter_writes_slack_markup() -> None:
+    found = []
+    for path in _sources("bot", "runners"):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in SPEAKS_SLACK_BY_CONTRACT:
+            continue
+        for line, text in _strings(ast.parse(path.read_text())):
+            if m := SLACK_MARKUP.search(text):
+                found.append(f"{rel}:{line}: {m.group(0)!r} in {text[:60]!r}")
+    assert found == []
+
+
+def test_the_detector_finds_each_kind_of_markup() -> None:
+    for sample in ("<@U0CAROL> chose", "in <#C0INC>", "<!subteam^S1>", "<https://x|thread>",
+                   ":warning: careful", "*Assessment*", "f: <{link}|thread>"):  # fmt: skip
+        assert SLACK_MARKUP.search(sample), sample
+    for sample in ("http://127.0.0.1:8000/healthz", "10:30:00 UTC", "`*.sql`", "a * b * c"):
+        assert not SLACK_MARKUP.search(sample), sample
+
+
+def test_the_core_imports_no_adapter() -> None:
+    found = []
+    for path in _sources(*CORE, "bot/engine.py", "bot/messages.py", "bot/render_text.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            for name in names:
+                if name.startswith(ADAPTERS):
+                    found.append(f"{path.relative_to(ROOT)}: imports {name}")
+    assert found == []
 
 
 def imported(path: Path) -> set[str]:

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bot.workflow.facts import Facts
+from bot import views
+from bot.messages import message
+from bot.render_text import plain
+from bot.workflow import said
+from bot.workflow.facts import AnswerFact, Facts
+from bot.workflow.model import Status, StepId
 from bot.workflow.schema import CURRENT, load_incident, migrate
-from handlers import blocks, text
+from handlers import blocks
 from tests.slack_fake import all_text
 
 V1 = Path(__file__).parent / "data" / "incident_v1.json"
@@ -26,7 +31,7 @@ def test_a_v1_incident_loads_with_every_fact_in_its_step_model() -> None:
     assert f.db.backup is not None and f.db.backup.size == 2048 and f.db.backup.own
     assert f.db.restore_default == "/var/backups/myapp-a1b2c3.sql"
     assert f.db.recommended == "downgrade" and f.db.sql_preview == "DROP TABLE coupons;"
-    assert f.answered == {"tok000": "Roll back by <@U0CAROL>"}
+    assert f.answered == {"tok000": AnswerFact(choice="Roll back", by="U0CAROL")}
     assert inc.target == "v1.4.2"
 
 
@@ -38,7 +43,7 @@ def test_the_gate_it_waits_on_still_renders_its_facts() -> None:
     assert "myapp-a1b2c3.sql` · 2.0 KiB" in shown
     assert "d4e5 → c3d4: create table coupons" in shown
     assert "DROP TABLE coupons;" in shown
-    assert text.deployed(inc) == "v1.5.0"
+    assert views.deployed(inc) == "v1.5.0"
 
 
 def test_current_json_round_trips_and_migrating_twice_changes_nothing() -> None:
@@ -53,3 +58,33 @@ def test_an_empty_v1_incident_gets_empty_step_models() -> None:
     data = json.loads(V1.read_text())
     data["facts"] = {}
     assert load_incident(json.dumps(data)).facts == Facts()
+
+
+def _v2_aborted() -> str:
+    """An aborted incident as version 2 stored it: Slack mentions inside its words."""
+    data = migrate(json.loads(V1.read_text()))
+    data["schema_version"] = 2
+    for rec in data["steps"]:
+        if rec["id"] == "decide":
+            rec["summary"] = "Roll back, chosen by <@U0CAROL> (revert)"
+    data["facts"]["answered"] = {
+        "tok000": "Roll back by <@U0CAROL>",
+        "tok001": "abort by <@U0DAVE>",
+    }
+    data.update(status="aborted", gate=None, outcome="Aborted by <@U0DAVE>. Rolled back: nothing.")
+    return json.dumps(data)
+
+
+def test_a_v2_incident_keeps_who_did_what_apart_from_the_words() -> None:
+    inc = load_incident(_v2_aborted())
+    assert inc.schema_version == CURRENT == 3
+    assert inc.facts.answered["tok001"] == AnswerFact(choice="abort", by="U0DAVE")
+    decide = inc.step(StepId.DECIDE)
+    assert (decide.summary, decide.by) == ("Roll back (revert)", "U0CAROL")
+    assert (inc.outcome, inc.ended_by) == ("Rolled back: nothing.", "U0DAVE")
+    assert inc.status is Status.ABORTED
+    names = {"U0CAROL": "carol", "U0DAVE": "dave"}.__getitem__
+    assert plain(said.outcome(inc), names) == "Aborted by @dave. Rolled back: nothing."
+    shown = plain(message(*said.summary(inc, decide)), names)
+    assert shown == "Roll back (revert), chosen by @carol"
+    assert "<@" not in inc.model_dump_json()

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from bot.apps_file import AppsFile, parse_apps
+from bot.messages import words
+from bot.workflow.facts import AnswerFact
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Gate, GateKind, Incident, Status, StepId, StepStatus, utcnow
 from handlers.ids import Action, ButtonValue
@@ -134,7 +136,7 @@ async def test_huge_output_goes_up_as_a_file(slack: SlackFake, notifier: SlackNo
 async def test_429_with_retry_after_is_retried(slack: SlackFake, notifier: SlackNotifier) -> None:
     inc = await opened(notifier)
     slack.fail_next("chat.postMessage", status=429, retry_after=0)
-    await notifier.say(inc, "Health checks are green")
+    await notifier.say(inc, words("Health checks are green"))
     await notifier.flush(inc)
     statuses = [c.status for c in slack.calls_to("chat.postMessage")]
     assert statuses[-2:] == [429, 200]
@@ -145,7 +147,7 @@ async def test_429_with_retry_after_is_retried(slack: SlackFake, notifier: Slack
 async def test_ok_false_ratelimited_is_retried(slack: SlackFake, notifier: SlackNotifier) -> None:
     inc = await opened(notifier)
     slack.fail_next("chat.postMessage", ok_false="ratelimited", times=2)
-    await notifier.say(inc, "still here")
+    await notifier.say(inc, words("still here"))
     await notifier.flush(inc)
     errors = [c.error for c in slack.calls_to("chat.postMessage")][-3:]
     assert errors == ["ratelimited", "ratelimited", None]
@@ -157,7 +159,7 @@ async def test_refused_messages_fall_back(slack: SlackFake, notifier: SlackNotif
     inc = await opened(notifier)
     # A plain reply refused as too long: it lands in a simpler form.
     slack.fail_next("chat.postMessage", ok_false="msg_too_long")
-    await notifier.say(inc, "first try refused")
+    await notifier.say(inc, words("first try refused"))
     await notifier.flush(inc)
     assert "first try refused" in thread_text(slack, inc)
     # A gate refused as invalid blocks: the minimal form still has every button.
@@ -190,10 +192,10 @@ async def test_other_errors_are_counted_not_raised(
 ) -> None:
     inc = await opened(notifier)
     slack.fail_next("chat.postMessage", ok_false="channel_not_found")
-    await notifier.say(inc, "lost")
+    await notifier.say(inc, words("lost"))
     await notifier.flush(inc)
     slack.fail_next("chat.postMessage", status=500, times=5)
-    await notifier.say(inc, "server down")  # Slack down a while: said late, not lost
+    await notifier.say(inc, words("server down"))  # Slack down a while: said late, not lost
     await notifier.flush(inc)
     assert notifier.failures == 1
     assert notifier.failures_by_method["chat.postMessage"] == 1
@@ -250,7 +252,7 @@ async def test_gate_resolved_in_another_process(slack: SlackFake, notifier: Slac
     assert ButtonValue.parse(approve.value or "") == ButtonValue(i="abc123", t="tok9")
     # The web process answers: its notifier never saw the gate.
     other = SlackNotifier(make_client("xoxb-test", slack.api_url), apps(), min_interval=INTERVAL)
-    await other.resolve_gate(inc, "tok9", "approve by <@U0ALICE>")
+    await other.resolve_gate(inc, "tok9", AnswerFact(choice="approve", by="U0ALICE"))
     await other.aclose()
     after = slack.message(CHANNEL, msg["ts"])
     assert buttons(after) == []
@@ -262,13 +264,13 @@ async def test_gate_found_on_a_later_page_of_the_thread(
 ) -> None:
     inc = await opened(notifier)
     for i in range(5):
-        await notifier.say(inc, f"line {i}")
+        await notifier.say(inc, words(f"line {i}"))
     gate = Gate(kind=GateKind.APPROVE_START, step=StepId.CODE, token="tok7")
     await notifier.ask(inc, gate)
     await notifier.flush(inc)
     slack.replies_page = 2  # the gate is on the fourth page of the thread
     other = SlackNotifier(make_client("xoxb-test", slack.api_url), apps(), min_interval=INTERVAL)
-    await other.resolve_gate(inc, "tok7", "approve by <@U0ALICE>")
+    await other.resolve_gate(inc, "tok7", AnswerFact(choice="approve", by="U0ALICE"))
     await other.aclose()
     thread = slack.thread(CHANNEL, inc.thread.ts if inc.thread else "")
     (msg,) = [m for m in thread if "Approved by" in all_text(m)]
@@ -284,7 +286,7 @@ async def test_upload_alert_ephemeral_home(slack: SlackFake, notifier: SlackNoti
     await notifier.flush(inc)
     (f,) = slack.files
     assert f.filename == "report.md" and f.thread_ts == (inc.thread.ts if inc.thread else "")
-    await notifier.alert(inc, "Error rate is climbing again")
+    await notifier.alert(inc, words("Error rate is climbing again"))
     await notifier.flush(inc)
     assert "Error rate is climbing again" in thread_text(slack, inc)
     for channel in NOTIFY:
@@ -319,12 +321,12 @@ async def test_messages_are_queued_in_order_and_never_wait_for_slack(
     mark = slack.mark()
     slack.slow("chat.postMessage", 2.0, times=1)
     gate = Gate(kind=GateKind.RETRY, step=StepId.REDEPLOY, token="tok5", facts={"error": {}})
-    await notifier.say(inc, "first")
+    await notifier.say(inc, words("first"))
     await notifier.output(inc, StepId.REDEPLOY, "web1", "an output line")
-    await notifier.say(inc, "second")
+    await notifier.say(inc, words("second"))
     await notifier.ask(inc, gate)
-    await notifier.alert(inc, "third, an alert")
-    await notifier.resolve_gate(inc, "tok5", "retry by <@U0CAROL>")
+    await notifier.alert(inc, words("third, an alert"))
+    await notifier.resolve_gate(inc, "tok5", AnswerFact(choice="retry", by="U0CAROL"))
     # Everything above returned at once: nothing has reached Slack yet.
     assert posts_in_thread(slack, inc, mark) == []
     await notifier.flush(inc)

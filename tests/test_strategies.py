@@ -10,8 +10,6 @@ append each call to `.shim-calls` in the workdir, which is what these tests read
 from __future__ import annotations
 
 import shlex
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,14 +50,6 @@ LOGS_PREFIX = {
     "systemd": ["journalctl", "-u", SERVICE, "--no-pager", "-n", "200", "--since"],
     "docker-compose": ["docker", "compose", "-p", SERVICE, "logs", "--no-color", "--since"],
 }
-
-
-def hit(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def shim_calls(host: TestHost) -> list[str]:
@@ -161,7 +151,7 @@ def assert_on_target(env: SshEnv, host: TestHost) -> None:
     assert env.repo is not None
     assert host.run("git rev-parse HEAD").strip() == env.repo.tags[TARGET]
     assert host.run("cat VERSION").strip() == TARGET.removeprefix("v")
-    assert hit(host.health_url) == 200
+    assert host.health_status() == 200
 
 
 def assert_logs_window(s: Steps, strategy: str, host: TestHost, call: str) -> None:
@@ -180,7 +170,7 @@ async def test_default_templates_roll_back_and_verify(
 ) -> None:
     assert ssh_env.repo is not None
     for host in ssh_env.hosts:
-        assert hit(host.health_url) == 500  # v1.5.0 logs an ERROR: before the restart, ignored
+        assert host.health_status() == 500  # v1.5.0 logs an ERROR: before the restart, ignored
     s = steps_for(ssh_env, strategy_app(ssh_env, strategy))
     started = datetime.now(UTC) - timedelta(seconds=5)
 
@@ -267,7 +257,7 @@ async def test_changed_requirements_run_the_default_install(
     assert len(install) == 1  # the real pip, on a requirements file with nothing to install
     assert sent.index(install[0]) < next(i for i, c in enumerate(sent) if "systemctl restart" in c)
     assert shim_calls(host) == EXPECTED["systemd"]
-    assert hit(host.health_url) == 200
+    assert host.health_status() == 200
 
 
 async def test_failing_systemctl_restart_stops_the_rollout(
@@ -293,5 +283,5 @@ async def test_failing_systemctl_restart_stops_the_rollout(
     assert shim_calls(web1) == [f"systemctl restart {SERVICE}"]
     assert shim_calls(web2) == []
     assert web2.run("git describe --tags --always").strip() == "v1.5.0"
-    assert hit(web2.health_url) == 500
+    assert web2.health_status() == 500
     assert any(f"Job for {SERVICE}.service failed" in line for line in s.notifier.output_of("web1"))

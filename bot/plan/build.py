@@ -30,7 +30,7 @@ from bot.plan.model import (
 from bot.ports import AuditEntry, CommandResult, Decide, HostRunner, LineSink, ScriptCommand
 from bot.steps import assess, code, database, redeploy, verify
 from bot.steps.context import Planned, StepContext
-from bot.workflow.facts import AssessFacts
+from bot.workflow.facts import AnswerFact, AssessFacts
 from bot.workflow.machine import gate_for, new_steps
 from bot.workflow.model import Gate, GateKind, Incident, Status, StepId, ThreadRef
 from bot.workflow.policy import Actor
@@ -88,7 +88,7 @@ class Quiet:
     async def update_parent(self, incident: Incident) -> None:
         return None
 
-    async def say(self, incident: Incident, text: str | Message) -> None:
+    async def say(self, incident: Incident, message: Message) -> None:
         return None
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
@@ -111,10 +111,10 @@ class Quiet:
     ) -> None:
         return None
 
-    async def alert(self, incident: Incident, text: str) -> None:
+    async def alert(self, incident: Incident, message: Message) -> None:
         return None
 
-    async def resolve_gate(self, incident: Incident, token: str, text: str) -> None:
+    async def resolve_gate(self, incident: Incident, token: str, answer: AnswerFact) -> None:
         return None
 
 

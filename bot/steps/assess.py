@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from bot.errors import HostError, StepError
+from bot.messages import Emphasis, Inline, Mark, Status
 from bot.plan.model import changes_since
 from bot.steps import code, database
 from bot.steps.assess_reads import read_hosts
@@ -55,29 +56,31 @@ async def run(ctx: StepContext) -> Outcome:
         criteria[Criterion.DATABASE] = True
     if ctx.facts.plan is not None:
         facts.plan_changes = changes_since(ctx.facts.plan, facts)
-        await ctx.say(_plan_text(ctx.incident.id, facts.plan_changes))
-    await ctx.say(_summary_text(facts))
+        await ctx.say(*_plan_text(ctx.incident.id, facts.plan_changes))
+    await ctx.say(Emphasis("Assessment"), "\n" + _summary_text(facts))
     summary = f"{deployed} deployed; go back to {facts.target}; " + (
         f"{len(migrations)} migration(s) to undo" if migrations else "no migrations"
     )
     return Outcome(summary=summary, hosts=hosts, facts=facts, criteria=criteria, skip=skip)
 
 
-def _plan_text(plan_id: str, changes: list[str]) -> str:
+def _plan_text(plan_id: str, changes: list[str]) -> tuple[Inline, ...]:
     if not changes:
         return (
-            f":white_check_mark: Nothing plan `{plan_id}` depended on has changed (deployed "
-            "versions, the target's commit, the database revision)."
+            Mark(Status.OK),
+            f" Nothing plan `{plan_id}` depended on has changed (deployed "
+            "versions, the target's commit, the database revision).",
         )
     return (
-        f":warning: *Changed since plan `{plan_id}` was made:* "
+        Mark(Status.WARN),
+        f" Changed since plan `{plan_id}` was made: "
         + "; ".join(changes)
-        + ". Nothing has run yet: read the assessment below before you decide."
+        + ". Nothing has run yet: read the assessment below before you decide.",
     )
 
 
 def _summary_text(facts: AssessFacts) -> str:
-    lines = ["*Assessment*"]
+    lines: list[str] = []
     versions = facts.deployed_by_host
     mixed = len(set(versions.values())) > 1
     on = ", ".join(f"{h} on `{v}`" for h, v in sorted(versions.items()))
@@ -92,7 +95,7 @@ def _summary_text(facts: AssessFacts) -> str:
     if facts.migrations:
         lines.append(f"• Migrations: {len(facts.migrations)} to undo")
         for m in facts.migrations:
-            flag = " :warning: irreversible" if m.irreversible else ""
+            flag = " ⚠️ irreversible" if m.irreversible else ""
             lines.append(f"    `{m.revision}` → `{m.down_revision}`: {m.message}{flag}")
     else:
         lines.append("• Migrations: none")

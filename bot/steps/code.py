@@ -7,6 +7,7 @@ step fetches on the hosts. Nothing here touches a host.
 from __future__ import annotations
 
 from bot.errors import StepError
+from bot.messages import Block, CodeBlock, Emphasis, Inline, para
 from bot.steps.context import Outcome, StepContext
 from bot.workflow.facts import AssessFacts, CodeFacts, Facts
 from runners.git import AppRepo, CommitInfo, Method, clone_dir, hotfix_branch, redact
@@ -28,7 +29,7 @@ def oneline(commits: list[CommitInfo], limit: int = MAX_COMMITS) -> str:
 
 async def _sync(ctx: StepContext, repo: AppRepo) -> None:
     for note in await repo.sync():
-        await ctx.say(f":information_source: {note}")
+        await ctx.say(f"ℹ️ {note}")
 
 
 async def _not_found(repo: AppRepo, version: str, what: str) -> StepError:
@@ -139,12 +140,15 @@ async def run(ctx: StepContext) -> Outcome:
         if added
         else f"at `{target}` as it is"
     )
-    text = f"{verb} `{branch}` to origin at `{sha[:12]}` ({how})."
+    said: list[Block | Inline] = [f"{verb} `{branch}` to origin at `{sha[:12]}` ({how})."]
     if added:
-        text += f"\n*Revert commits:*\n```\n{oneline(added)}\n```"
+        said += [para(Emphasis("Revert commits:")), CodeBlock(oneline(added))]
     if undone:
-        text += f"\n*Undone* (`git log --oneline {target}..deployed`):\n```\n{oneline(undone)}\n```"
-    await ctx.say(text)
+        said += [
+            para(Emphasis("Undone"), f" (`git log --oneline {target}..deployed`):"),
+            CodeBlock(oneline(undone)),
+        ]
+    await ctx.say(*said)
     return Outcome(
         summary=f"{verb} `{branch}` at `{sha[:12]}` ({how})",
         facts=CodeFacts(hotfix_ref=branch, hotfix_sha=sha, method="revert" if added else "tag"),

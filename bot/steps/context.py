@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bot.apps_file import AppConfig, AppsFile, HostConfig
 from bot.errors import HostError
+from bot.messages import Block, Inline, message
 from bot.ports import AuditEntry, CommandResult, Decide, HostRunner, Notifier, ScriptCommand
 from bot.workflow.facts import Facts, StepFacts
 from bot.workflow.model import Criterion, HostResult, Incident, StepId
@@ -60,8 +61,9 @@ class StepContext:
     def facts(self) -> Facts:
         return self.incident.facts
 
-    async def say(self, text: str) -> None:
-        await self.notifier.say(self.incident, text)
+    async def say(self, *parts: Block | Inline) -> None:
+        """A reply in the thread: words, `Emphasis`, `Code`, `Mark`, a `CodeBlock`…"""
+        await self.notifier.say(self.incident, message(*parts))
 
     async def waiting(self, key: str, text: str | None) -> None:
         """What the step waits for, on the parent's status line (None: no longer waiting).

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from bot import units
 from bot.apps_file import AppConfig, DatabaseConfig, HostConfig
 from bot.errors import HostError, StepError, UserFacingError
+from bot.messages import CodeBlock, Mark, Status, para
 from bot.ports import CommandResult
 from bot.steps.code import app_repo
 from bot.steps.context import Outcome, Planned, StepContext
@@ -393,7 +394,8 @@ async def prepare(ctx: StepContext) -> Outcome:
             risk += f"Restore from backup `{default.name}` ({default.time}) instead."
     await ctx.say(
         f"Backup `{own.name}` taken on {host.name}: {units.size(own.size)} at {own.time}. "
-        f"{fresh.summary.capitalize()}." + (f"\n:warning: {risk}" if risk else "")
+        f"{fresh.summary.capitalize()}.",
+        *((para(Mark(Status.WARN), f" {risk}"),) if risk else ()),
     )
     return Outcome(
         summary=f"Backup {own.name} ({units.size(own.size)}); {fresh.summary}",
@@ -556,7 +558,7 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
                 hint="The app is still stopped. Check the database, then Retry or Abort.",
                 detail=check.tail(),
             )
-        await ctx.say(f"Verify after restore on {host.name}:\n```\n{verified}\n```")
+        await ctx.say(f"Verify after restore on {host.name}:", CodeBlock(verified))
     # The app stays stopped: started now it would be the new code on the old schema (and might
     # migrate it forward again). The redeploy step starts the old version on every host.
     for name in stopped:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import aiohttp
 
 from bot.errors import StepError
+from bot.messages import CodeBlock, Emphasis, Mark, Message, Status, message, words
 from bot.steps.context import Outcome, StepContext
 from bot.steps.monitor_logs import HostLogs, reads_for
 from bot.steps.verify import SHOWN_MATCHES
@@ -113,7 +114,9 @@ class _Monitor:
                 self.errors[scan.host].update(new)
                 shown = "\n".join(line[:300] for line in new[:SHOWN_MATCHES])
                 await self.ctx.say(
-                    f":warning: {len(new)} new error line(s) on {scan.host}:\n```\n{shown}\n```"
+                    Mark(Status.WARN),
+                    f" {len(new)} new error line(s) on {scan.host}:",
+                    CodeBlock(shown),
                 )
 
     async def probe(self, session: aiohttp.ClientSession) -> None:
@@ -126,22 +129,22 @@ class _Monitor:
             elif p.ok and key in self.alerted:
                 # Recovery is told once, on the first good probe after an alerted streak.
                 self.alerted.discard(key)
-                await self.ctx.say(f":white_check_mark: {_where(stats)} answers again.")
+                await self.ctx.say(Mark(Status.OK), f" {_where(stats)} answers again.")
 
     async def alert(self, stats: _UrlStats) -> None:
         self.alerts += 1
-        text = (
-            f":rotating_light: {self.ctx.app.name}: {_where(stats)} failed "
+        text = words(
+            f"{self.ctx.app.name}: {_where(stats)} failed "
             f"{stats.streak} probes in a row during monitoring after the rollback "
             f"({stats.last})."
         )
         # The port's `alert` posts in the thread and to every stakeholder channel at once.
         await self.ctx.notifier.alert(self.ctx.incident, text)
 
-    def summary(self) -> str:
+    def summary(self, *, done: bool = False) -> Message:
         f = self.figures()
         lines = [
-            f"*Monitoring* {_mmss(self.elapsed)} of {_mmss(self.cfg.duration)}: "
+            f" {_mmss(self.elapsed)} of {_mmss(self.cfg.duration)}: "
             f"availability {_pct(f.availability)}, {f.error_count} error line(s)"
         ]
         for u in f.urls:
@@ -150,7 +153,7 @@ class _Monitor:
             )
         if f.vs_baseline:
             lines.append(f"• {f.vs_baseline}")
-        return "\n".join(lines)
+        return message(Emphasis("Monitoring done" if done else "Monitoring"), "\n".join(lines))
 
     async def run(self) -> None:
         try:
@@ -176,7 +179,7 @@ class _Monitor:
                 if last:
                     break
                 if self.elapsed < self.cfg.duration and time.monotonic() >= next_summary:
-                    await self.ctx.say(self.summary())
+                    await self.ctx.notifier.say(self.ctx.incident, self.summary())
                     next_summary += self.cfg.summary_every
                 now = time.monotonic()
                 wait = max(self.cfg.interval - (now - began), 0.0)
@@ -217,7 +220,7 @@ async def run(ctx: StepContext) -> Outcome:
     )
     await mon.run()
     figures = ctx.facts.monitor
-    await ctx.say(mon.summary().replace("*Monitoring*", "*Monitoring done*", 1))
+    await ctx.notifier.say(ctx.incident, mon.summary(done=True))
     failing = [s for s in mon.stats if s.streak >= ctx.app.monitor.failure_streak]
     problems = [f"{_where(s)} still failing ({s.last})" for s in failing]
     problems += [f"{n} new error line(s) on {h}" for h, n in figures.errors.items() if n]

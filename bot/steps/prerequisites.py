@@ -22,27 +22,18 @@ async def run(ctx: StepContext) -> Outcome:
     facts = PrerequisitesFacts(notified_start=notified, notices_held=held)
     ctx.facts.prerequisites = facts  # kept on failure: a Retry does not tell them twice
     if missing:
-        raise StepError(
-            "stakeholders could not be notified in " + ", ".join(f"<#{c}>" for c in missing),
+        error = StepError(
+            f"stakeholders could not be notified in {len(missing)} channel(s)",
             hint="Invite the bot to those channels (or fix `notify`), then Retry.",
         )
+        error.channels = missing
+        raise error
     policy = (
         "production: an approver other than the requester must approve the start and any "
         "database change (four-eyes)"
         if inc.production
         else f"{inc.environment}: database changes need an approver"
     )
-    if notified or not held:
-        told = ", ".join(f"<#{c}>" for c in notified) or "no stakeholder channels configured"
-        told = f"Stakeholders told: {told}."
-    else:
-        told = ""
-    if held:
-        told += (
-            f"{' ' if told else ''}Stakeholders NOT told yet (Slack unreachable): "
-            + ", ".join(f"<#{c}>" for c in held)
-            + "; the notice is kept and posted when Slack answers."
-        )
-    summary = f"Issue: “{inc.reason}”. {told} Policy: {policy}."
+    # The channels are in the facts: each front names them its own way (`said.summary`).
     facts.policy = policy
-    return Outcome(summary=summary, facts=facts)
+    return Outcome(summary=f"Issue: “{inc.reason}”. Policy: {policy}.", facts=facts)

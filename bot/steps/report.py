@@ -10,6 +10,8 @@ from git.exc import GitCommandError
 
 from bot import report_md
 from bot.apps_file import AppsFile
+from bot.messages import Mark, Status
+from bot.messages import message as said
 from bot.ports import AuditEntry, Notifier
 from bot.steps.context import Outcome, StepContext
 from bot.workflow.facts import ReportFacts
@@ -83,8 +85,11 @@ async def publish(
     if committed.push_error:
         await notifier.say(
             inc,
-            f":warning: The report is committed but the push failed: {committed.push_error}. "
-            f"Push `{directory}` by hand.",
+            said(
+                Mark(Status.WARN),
+                f" The report is committed but the push failed: {committed.push_error}. "
+                f"Push `{directory}` by hand.",
+            ),
         )
     facts = ReportFacts(path=str(path), commit=committed.sha or "", pushed=committed.pushed)
     if inc.major:

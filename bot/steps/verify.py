@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from bot.apps_file import AppConfig, HostConfig
 from bot.errors import StepError, UserFacingError
+from bot.messages import Block, CodeBlock, Emphasis, Inline
 from bot.ports import CommandResult
 from bot.steps.context import Outcome, StepContext
 from bot.workflow.baseline import compare
@@ -206,7 +207,7 @@ async def _health(ctx: StepContext, found: _Findings) -> None:
     if vs := compare(ctx.incident.baseline, p95, availability):
         ctx.facts.verify.vs_baseline = vs
         lines.append(f"Compared with before the bad deploy: {vs}")
-    await ctx.say("*Health checks*\n" + "\n".join(lines))
+    await ctx.say(Emphasis("Health checks"), "\n" + "\n".join(lines))
 
 
 def _waiting_on(p: health.Probe) -> str:
@@ -228,19 +229,20 @@ async def _logs(ctx: StepContext, found: _Findings) -> None:
 
     hosts = strategy(ctx.app.deploy.strategy).deploy_hosts(ctx.app)
     found.logs = list(await asyncio.gather(*(one(h) for h in hosts)))
-    out: list[str] = []
+    out: list[Block | Inline] = [Emphasis("Logs since the restart")]
     for scan in found.logs:
         if scan.error:
-            out.append(f"❌ {scan.host}: {scan.error}")
+            out.append(f"\n❌ {scan.host}: {scan.error}")
         elif scan.matches:
-            out.append(f"❌ {scan.host}: {len(scan.matches)} error line(s) since the restart")
+            out.append(f"\n❌ {scan.host}: {len(scan.matches)} error line(s) since the restart")
             shown = "\n".join(line[:300] for line in scan.matches[:SHOWN_MATCHES])
+            out.append(CodeBlock(shown))
             more = len(scan.matches) - SHOWN_MATCHES
-            out.append(f"```\n{shown}\n```" + (f"\n…and {more} more" if more > 0 else ""))
+            out.append(f"…and {more} more" if more > 0 else "")
         else:
             note = "" if scan.windowed else " (no timestamps, no `{since}`: all lines checked)"
-            out.append(f"✅ {scan.host}: no errors in {scan.checked} line(s){note}")
-    await ctx.say("*Logs since the restart*\n" + "\n".join(out))
+            out.append(f"\n✅ {scan.host}: no errors in {scan.checked} line(s){note}")
+    await ctx.say(*out)
 
 
 def smoke_host(app: AppConfig) -> HostConfig:
@@ -278,7 +280,7 @@ async def _smoke(ctx: StepContext, found: _Findings) -> None:
         f"{'✅' if ok else '❌'} `{cmd}` on {host}" + (f": {why}" if why else "")
         for cmd, host, ok, why in found.smoke
     ]
-    await ctx.say("*Smoke tests*\n" + "\n".join(lines))
+    await ctx.say(Emphasis("Smoke tests"), "\n" + "\n".join(lines))
 
 
 def _per_host(ctx: StepContext, found: _Findings) -> dict[str, HostResult]:

@@ -16,20 +16,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from bot import views
 from bot.apps_file import AppsFile
 from bot.console import Console, InputClosed, Interrupted
 from bot.engine import Engine
 from bot.errors import StepError, UserFacingError
 from bot.incidents import OpenRequest
+from bot.messages import Message, Paragraph, para, words
 from bot.people import People
 from bot.ports import Notifier, Store
+from bot.render_text import plain
 from bot.settings import Settings
 from bot.terminal.notifier import numbered
+from bot.workflow import said
 from bot.workflow.machine import Answer
 from bot.workflow.model import Gate, GateKind, Incident, StepId
 from bot.workflow.policy import Actor
-from handlers import text as t
-from handlers.ids import CHOICE
 from runners.git import GitRepos
 from runners.local import runner_for
 
@@ -128,7 +130,7 @@ class Prompter:
             raise Paused from None
 
     async def _ask(self, incident: Incident, gate: Gate) -> Reply:
-        view = t.gate_view(incident, gate)
+        view = views.gate_view(incident, gate)
         buttons = view.buttons
         menu = "  ".join(numbered(buttons))
         accepted = f"a number from 1 to {len(buttons)}" if len(buttons) > 1 else "1"
@@ -143,7 +145,7 @@ class Prompter:
                 self.console.say(f"{what}: type {accepted}, or the choice's words. ({menu})")
                 continue
             button = buttons[picked]
-            choice = CHOICE[button.action]
+            choice = button.choice
             if choice == "abort" and not await self.console.confirm("Abort the incident?"):
                 self.console.say("Not aborted.")
                 continue
@@ -211,7 +213,9 @@ class Driver:
         choose: Chooser,
         out: TextIO,
         console: Console | None = None,
+        names: Callable[[str], str] = str,
     ) -> None:
+        self.names = names  # a user id -> the name people know (from the apps file's `people`)
         self.engine, self.queue, self.store = engine, queue, store
         self.choose, self.out, self.console = choose, out, console
         self.paused = False
@@ -277,7 +281,7 @@ class Driver:
                     current.id, Answer(gate.token, reply.actor, reply.choice, reply.option)
                 )
             except UserFacingError as exc:
-                print(f"✗ {t.to_terminal(str(exc))}", file=self.out)
+                print(f"✗ {plain(exc.message, self.names)}", file=self.out)
                 continue
             await self.store.audit(
                 current.id, reply.actor.user, f"answered {reply.choice} at the terminal",
@@ -372,7 +376,7 @@ def resume_hint(incident: Incident, durable: bool) -> str:
             f"Incident {incident.id} stopped with this process: Redis was unreachable, so it "
             "was never stored. The hosts are as the lines above say."
         )
-    waiting = t.GATE_WAITING[incident.gate.kind] if incident.gate else incident.status.value
+    waiting = views.GATE_WAITING[incident.gate.kind] if incident.gate else incident.status.value
     return (
         f"Incident {incident.id} is paused, not aborted ({waiting}).\n"
         f"  See where it stands:  python -m bot status {incident.id}\n"
@@ -423,7 +427,7 @@ async def _run(
         chooser: Chooser = auto_chooser(apps, requester)
     else:
         chooser = Prompter(console, apps, requester, people)
-    driver = Driver(engine, queue, store, chooser, out, console)
+    driver = Driver(engine, queue, store, chooser, out, console, people.bare)
     try:
         if resume:
             incident = await store.load(resume)
@@ -446,12 +450,16 @@ async def _run(
                               major=args.major)  # fmt: skip
             incident = await _open(driver, engine, store, req, args.break_glass)
     except UserFacingError as exc:
-        print(f"✗ {people.plain(t.to_terminal(str(exc)))}", file=out)
+        print(f"✗ {plain(exc.message, people.bare)}", file=out)
         return 1
     if driver.paused and incident.status.open:
         console.say("\n" + resume_hint(incident, durable))
         return EXIT_INTERRUPTED
-    print(f"\n{people.plain(incident.outcome or incident.status.value)}", file=out)
+    ended = incident.outcome or incident.ended_by
+    print(
+        f"\n{plain(said.outcome(incident), people.bare) if ended else incident.status.value}",
+        file=out,
+    )
     # Fix forward is a decision, not a failure; an abort or a cancel is not what was asked.
     return 0 if incident.status.value in {"completed", "fixed_forward"} else 1
 
@@ -483,23 +491,28 @@ async def show_status(settings: Settings, apps: AppsFile, target: str, out: Text
                   "incidents live there. Start Redis or set REDIS_URL.", file=out)  # fmt: skip
             return 1
         except UserFacingError as exc:
-            text = str(exc)
-            print(people.plain(t.to_terminal(text)).replace("`", ""), file=out)
+            print(plain(exc.message, people.bare).replace("`", ""), file=out)
             return 1
     finally:
         await store.r.aclose()
-    print(people.plain(t.to_terminal(text)).replace("`", ""), file=out)
+    print(plain(text, people.bare).replace("`", ""), file=out)
     return 0
 
 
-async def _status_text(store: Store, apps: AppsFile, target: str) -> str:
-    from handlers import blocks
-
+async def _status_text(store: Store, apps: AppsFile, target: str) -> Message:
+    """The same answers as `/rollback status` and `list` in Slack, as `bot.views` lines."""
     if target == "--list":
-        return blocks.incident_list(await store.recent_incidents(15))
+        recent = await store.recent_incidents(15)
+        return (
+            _lines([views.incident_line(i) for i in recent]) if recent else words("No incidents.")
+        )
     if not target:
         open_ = await store.open_incidents()
-        return blocks.incident_list(open_) if open_ else "No open incidents."
+        return (
+            _lines([views.incident_line(i) for i in open_])
+            if open_
+            else words("No open incidents.")
+        )
     incident = await store.load(target)
     if incident is None:
         app = apps.app(target)
@@ -514,16 +527,19 @@ async def _status_text(store: Store, apps: AppsFile, target: str) -> str:
         if incident is None:
             recent = [i for i in await store.recent_incidents(50) if i.app == app.name]
             if not recent:
-                return f"{app.name} has no incidents."
+                return words(f"{app.name} has no incidents.")
             incident = recent[0]
-    text = blocks.incident_status(incident)
+    lines = views.status_lines(incident)
     if incident.gate is not None:
-        view = t.gate_view(incident, incident.gate)
-        text += (
-            "\n\n" + view.question + "\nWaiting for: " + " / ".join(b.label for b in view.buttons)
-        )
-        text += f"\nAnswer it here: python -m bot resume {incident.id}"
-    return text
+        view = views.gate_view(incident, incident.gate)
+        labels = " / ".join(b.label for b in view.buttons)
+        lines += [para(), view.question, para(f"Waiting for: {labels}")]
+        lines.append(para(f"Answer it here: python -m bot resume {incident.id}"))
+    return _lines(lines)
+
+
+def _lines(lines: list[Paragraph]) -> Message:
+    return Message(tuple(lines))
 
 
 async def run_plan(
@@ -546,7 +562,7 @@ async def run_plan(
             reason=args.reason,
         )  # fmt: skip
     except UserFacingError as exc:
-        print(f"✗ {t.to_terminal(str(exc))}", file=out)
+        print(f"✗ {plain(exc.message)}", file=out)
         return 1
     finally:
         await engine.aclose()

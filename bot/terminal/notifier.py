@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
-from bot import render_text
+from bot import render_text, views
 from bot.apps_file import AppsFile
-from bot.messages import Message
+from bot.messages import Message, Paragraph
 from bot.people import People
+from bot.workflow import said
+from bot.workflow.facts import AnswerFact
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 from handlers import text as t
 
@@ -30,12 +32,12 @@ if TYPE_CHECKING:
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def numbered(buttons: Sequence[t.ButtonSpec]) -> list[str]:
+def numbered(buttons: Sequence[views.ButtonSpec]) -> list[str]:
     """`1) Roll back to v1.4.2 (revert merges) (recommended)`: the buttons' own words, and which
     of two ways of the same answer Slack would show as the primary one."""
     out = []
     for i, b in enumerate(buttons, 1):
-        twin = sum(1 for other in buttons if other.action == b.action) > 1
+        twin = sum(1 for other in buttons if other.choice == b.choice) > 1
         mark = " (recommended)" if twin and b.style == "primary" else ""
         out.append(f"{i}) {b.label}{mark}")
     return out
@@ -77,31 +79,37 @@ class TerminalNotifier:
         self.stream.write(text + "\n")
         self.stream.flush()
 
+    def show(self, piece: Paragraph | Message) -> str:
+        """`bot.views` or a message in terminal words: names, not ids; no markup."""
+        msg = piece if isinstance(piece, Message) else Message((piece,))
+        return render_text.plain(msg, self.people.bare).replace("`", "")
+
     def plain(self, text: str) -> str:
-        """mrkdwn -> terminal words: links, bold, people, channels and emoji."""
-        return self.people.plain(t.to_terminal(text)).replace("`", "")
+        """What was posted to Slack (a notice, with the apps file's mentions), in words."""
+        return self.people.plain(t.plain_fallback(text)).replace("`", "")
 
     def _reply(self, text: str) -> None:
-        lines = self.plain(text).splitlines() or [""]
+        lines = text.splitlines() or [""]
         self._print(f"  ↳ {lines[0]}")
         for line in lines[1:]:
             self._print(f"    {line}")
 
     def parent_text(self, incident: Incident) -> str:
         """The parent message as a box: header, facts, checklist, criteria, monitor, outcome."""
-        lines = [t.header_text(incident), ""]
-        lines.extend(f"{name}: {value}" for name, value in t.field_pairs(incident))
-        lines += ["", "Runbook checklist", *t.checklist_lines(incident), ""]
+        show = self.show
+        lines = [views.header_text(incident), ""]
+        lines.extend(f"{name}: {show(value)}" for name, value in views.field_pairs(incident))
+        lines += ["", "Runbook checklist", *map(show, views.checklist_lines(incident)), ""]
         lines.append("Completion criteria — do NOT mark complete until all are met")
-        lines.extend(t.criteria_lines(incident))
-        if note := t.unmet_note(incident):
+        lines.extend(map(show, views.criteria_lines(incident)))
+        if note := views.unmet_note(incident):
             lines.append(note)
-        if monitor := t.monitor_lines(incident.facts.monitor):
-            lines += ["", "Monitor", *monitor]
-        if outcome := t.outcome_line(incident):
-            lines += ["", outcome]
+        if monitor := views.monitor_lines(incident.facts.monitor):
+            lines += ["", "Monitor", *map(show, monitor)]
+        if outcome := views.outcome_line(incident):
+            lines += ["", show(outcome)]
         rule = "─" * self.width
-        body = [f"│ {self.plain(line)}" for line in lines]
+        body = [f"│ {line}" for line in lines]
         return "\n".join([f"┌{rule}", *body, f"└{rule}"])
 
     # ---- the Notifier port ---------------------------------------------------------------
@@ -120,10 +128,8 @@ class TerminalNotifier:
         self._print()
         self._print(text)
 
-    async def say(self, incident: Incident, text: str | Message) -> None:
-        if isinstance(text, Message):
-            text = render_text.plain(text, self.people.bare)
-        self._reply(text)
+    async def say(self, incident: Incident, message: Message) -> None:
+        self._reply(self.show(message))
 
     async def output(self, incident: Incident, step: StepId, host: str, line: str) -> None:
         if line.strip():
@@ -133,23 +139,25 @@ class TerminalNotifier:
         self.stream.flush()
 
     async def ask(self, incident: Incident, gate: Gate) -> None:
-        view = t.gate_view(incident, gate)
+        view = views.gate_view(incident, gate)
         self._gates[gate.token] = gate
-        self._reply(view.question)
+        self._reply(self.show(view.question))
         for line in view.facts:
-            self._print(f"    {self.plain(line)}")
+            self._print(f"    {self.show(line)}")
         if view.warning:
-            self._print(f"    {self.plain(view.warning)}")
+            self._print(f"    {self.show(view.warning)}")
         for label, code, keep in view.code:
-            self._print(f"    {self.plain(label)}")
-            body = t.truncate(code, 3_000) if keep == "head" else t.truncate_tail(code, 3_000)
-            for line in body.splitlines():
-                self._print(f"      {line}")
+            self._print(f"    {self.show(label)}")
+            body = (
+                views.truncate(code, 3_000) if keep == "head" else views.truncate_tail(code, 3_000)
+            )
+            for code_line in body.splitlines():
+                self._print(f"      {code_line}")
         self._print("    " + "  ".join(numbered(view.buttons)))
 
-    async def resolve_gate(self, incident: Incident, token: str, text: str) -> None:
+    async def resolve_gate(self, incident: Incident, token: str, answer: AnswerFact) -> None:
         self._gates.pop(token, None)
-        self._reply(t.answer_text(text, incident.updated_at))
+        self._reply(self.show(said.answered(answer, incident.updated_at)))
 
     async def held_notices(self, incident: Incident) -> list[str]:
         return list(self._held.get(incident.id, []))
@@ -215,7 +223,8 @@ class TerminalNotifier:
             where = f" → {path}"
         self._reply(f"📎 {filename} ({count} lines){where}" + (f" — {comment}" if comment else ""))
 
-    async def alert(self, incident: Incident, text: str) -> None:
+    async def alert(self, incident: Incident, message: Message) -> None:
+        text = self.show(message)
         self._reply(f"🚨 {text}")
         app = self.apps.app(incident.app) if self.apps else None
         for channel in app.notify if app else []:

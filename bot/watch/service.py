@@ -23,6 +23,7 @@ from bot.deploys import Deploy, DeployReport, check_report
 from bot.engine import Engine
 from bot.errors import UserFacingError
 from bot.incidents import OpenRequest, policy_for
+from bot.messages import Inline, Mention, message
 from bot.ports import HostRunner
 from bot.watch import judge, probe
 from bot.watch.model import Answer, Tick, Watch, WatchState
@@ -375,8 +376,12 @@ class WatchService:
             raise UserFacingError(f"`{watch.app}` is no longer in the apps file.")
         if watch.state is not WatchState.PROPOSED:
             done = watch.answer
-            who = f" by <@{done.user}>" if done and done.user != AUTO else ""
-            raise UserFacingError(f"That proposal was already answered ({watch.state.value}{who}).")
+            by: tuple[Inline, ...] = (
+                (" by ", Mention(done.user)) if done and done.user != AUTO else ()
+            )
+            raise UserFacingError(
+                message(f"That proposal was already answered ({watch.state.value}", *by, ").")
+            )
         return app, watch
 
     async def roll_back(self, watch_id: str, actor: Actor) -> str:

@@ -210,6 +210,14 @@ _STEP_SLOTS = {
 }
 
 
+class AnswerFact(BaseModel):
+    """Who answered a gate, and with what: the words and the person kept apart, so that each
+    front names the person its own way."""
+
+    choice: str  # the button's words: "Roll back", "approve", "retry", …
+    by: str = ""  # user id
+
+
 class Facts(_Facts):
     """Everything the steps found, one slot per step's model, plus what people chose."""
 
@@ -225,7 +233,7 @@ class Facts(_Facts):
     code_method: Literal["revert", "tag"] | None = None
     restore_backup: str = ""
     plan: PlanBasis | None = None
-    answered: dict[str, str] = Field(default_factory=dict)  # gate token -> "verb by <who>"
+    answered: dict[str, AnswerFact] = Field(default_factory=dict)  # gate token -> the answer
     waiting: dict[str, str] = Field(default_factory=dict)  # what a running step waits for
 
     @property

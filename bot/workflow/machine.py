@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.messages import Emphasis, Mark, Mention, Message, message
+from bot.messages import Emphasis, Mark, Mention, Message, message, words
 from bot.messages import Status as MarkStatus
-from bot.workflow.facts import StepFacts
+from bot.render_text import plain
+from bot.workflow import said
+from bot.workflow.facts import AnswerFact, StepFacts
 from bot.workflow.model import (
     Approval,
     Criterion,
@@ -36,6 +38,10 @@ from bot.workflow.steps import ORDER, ROLLBACK_STEPS, SPECS
 
 class Rejected(Exception):
     """The event does not apply (stale button, wrong person...). The message is for the user."""
+
+    def __init__(self, message: str | Message) -> None:
+        self.message = message if isinstance(message, Message) else words(message)
+        super().__init__(plain(self.message))
 
 
 # ---- events -------------------------------------------------------------------------------
@@ -116,7 +122,7 @@ class AskGate:
 
 @dataclass(frozen=True)
 class Say:
-    text: str | Message
+    message: Message
 
 
 @dataclass(frozen=True)
@@ -311,7 +317,9 @@ def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[E
     if gate is None or gate.token != ev.token:
         answered = inc.facts.answered.get(ev.token)
         if answered:
-            raise Rejected(f"Already answered: {answered}. Nothing changed.")
+            raise Rejected(
+                message("Already answered: ", *said.answer(answered), ". Nothing changed.")
+            )
         raise Rejected("That button belongs to an earlier stage of this incident; nothing changed.")
     if ev.choice not in _choices(gate):
         raise Rejected(f"“{ev.choice}” is not an answer to this question.")
@@ -322,7 +330,7 @@ def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[E
     if reason := policy.refuse(ev.actor, right, requested_by=inc.requested_by):
         raise Rejected(reason)
     verb = {"roll_back": "Roll back", "fix_forward": "Fix forward"}.get(ev.choice, ev.choice)
-    inc.facts.answered[gate.token] = f"{verb} by <@{ev.actor.user}>"
+    inc.facts.answered[gate.token] = AnswerFact(choice=verb, by=ev.actor.user)
     inc.gate = None
     if ev.choice == "abort":
         return inc, _abort(inc, ev.actor.user, Status.ABORTED)
@@ -340,8 +348,8 @@ def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[E
         if ev.option:
             inc.facts.restore_backup = ev.option
     what = "restore from backup" if ev.choice == "restore" else _gate_words(gate.kind)
-    said = message(Mark(MarkStatus.OK), " ", Mention(ev.actor.user), f" approved {what}.")
-    return inc, [Say(said), *_advance(inc)]
+    approved = message(Mark(MarkStatus.OK), " ", Mention(ev.actor.user), f" approved {what}.")
+    return inc, [Say(approved), *_advance(inc)]
 
 
 def _gate_words(kind: GateKind) -> str:
@@ -355,7 +363,8 @@ def _decide(inc: Incident, ev: Answer) -> list[Effect]:
     inc.step(StepId.DECIDE).status = StepStatus.SUCCEEDED
     if ev.choice == "fix_forward":
         inc.decision = Decision.FIX_FORWARD
-        inc.step(StepId.DECIDE).summary = f"Fix forward, chosen by <@{ev.actor.user}>"
+        inc.step(StepId.DECIDE).summary = "Fix forward"
+        inc.step(StepId.DECIDE).by = ev.actor.user
         for step in ROLLBACK_STEPS:
             inc.step(step).status = StepStatus.SKIPPED
         say = Say(
@@ -368,7 +377,8 @@ def _decide(inc: Incident, ev: Answer) -> list[Effect]:
         )
         return [say, *_advance(inc)]
     inc.decision = Decision.ROLL_BACK
-    inc.step(StepId.DECIDE).summary = f"Roll back, chosen by <@{ev.actor.user}>"
+    inc.step(StepId.DECIDE).summary = "Roll back"
+    inc.step(StepId.DECIDE).by = ev.actor.user
     if ev.option in {"revert", "tag"}:
         inc.facts.code_method = "revert" if ev.option == "revert" else "tag"
         inc.step(StepId.DECIDE).summary += f" ({ev.option})"
@@ -404,9 +414,8 @@ def _abort(inc: Incident, user: str, status: Status) -> list[Effect]:
             rec.status = StepStatus.FAILED if rec.status is StepStatus.RUNNING else rec.status
     inc.status = status
     inc.finished_at = inc.updated_at
-    verb = "aborted" if status is Status.ABORTED else "cancelled"
-    parts = [f"{verb.capitalize()} by <@{user}>."]
-    parts.append("Rolled back: " + (", ".join(rolled) if rolled else "nothing") + ".")
+    inc.ended_by = user
+    parts = ["Rolled back: " + (", ".join(rolled) if rolled else "nothing") + "."]
     if interrupted:
         parts.append("Stopped mid-way: " + ", ".join(interrupted) + ".")
     if not_done:
@@ -421,4 +430,4 @@ def _abort(inc: Incident, user: str, status: Status) -> list[Effect]:
     if undo:
         parts.append("To undo: " + "; ".join(undo) + ".")
     inc.outcome = " ".join(parts)
-    return [Say(inc.outcome), Finished(status)]
+    return [Say(said.outcome(inc)), Finished(status)]

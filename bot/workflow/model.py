@@ -101,6 +101,7 @@ class ErrorInfo(BaseModel):
     host: str | None = None
     hint: str = ""
     detail: str = ""
+    channels: list[str] = Field(default_factory=list)  # ids: each front names them
 
     def plain(self) -> str:
         where = f" on {self.host}" if self.host else ""
@@ -116,7 +117,8 @@ class StepRecord(BaseModel):
     worker: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    summary: str = ""
+    summary: str = ""  # plain words; `by` names who chose it, for a step a person decides
+    by: str = ""  # user id
     hosts: dict[str, HostResult] = Field(default_factory=dict)
     error: ErrorInfo | None = None
 
@@ -165,9 +167,10 @@ class Incident(BaseModel):
     thread: ThreadRef | None = None
     lock_token: int = 0
     version: int = 0  # bumped on every save; the store refuses stale writes
-    schema_version: int = 2  # of the stored JSON: `bot.workflow.schema` migrates older ones
+    schema_version: int = 3  # of the stored JSON: `bot.workflow.schema` migrates older ones
     major: bool = False
-    outcome: str = ""
+    outcome: str = ""  # plain words; `ended_by` is who aborted or cancelled it
+    ended_by: str = ""  # user id
     # How the app did before the deploy being rolled back (its watch measured it), if known.
     baseline: Baseline | None = None
 

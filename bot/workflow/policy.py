@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from bot.messages import Emphasis, Mention, Message, message
+
 
 class Right(StrEnum):
     OPERATE = "operate"  # start, decide, retry, abort, cancel
@@ -27,25 +29,33 @@ class Policy:
     operators: frozenset[str]
     approvers: frozenset[str]
 
-    def refuse(self, actor: Actor, right: Right, *, requested_by: str | None = None) -> str | None:
+    def refuse(
+        self, actor: Actor, right: Right, *, requested_by: str | None = None
+    ) -> Message | None:
         """The reason `actor` may not do it, in plain words, or None when allowed."""
         ids = actor.ids()
         is_approver = bool(ids & self.approvers)
         if right is Right.OPERATE:
             if is_approver or ids & self.operators:
                 return None
-            return (
-                f"<@{actor.user}> is not an operator or approver of *{self.app}*. "
-                "Ask someone listed in its `operators` or `approvers`."
+            return message(
+                Mention(actor.user),
+                " is not an operator or approver of ",
+                Emphasis(self.app),
+                ". Ask someone listed in its `operators` or `approvers`.",
             )
         if not is_approver:
-            return (
-                f"Only an approver of *{self.app}* may approve this; "
-                f"<@{actor.user}> is not one. Ask someone listed in its `approvers`."
+            return message(
+                "Only an approver of ",
+                Emphasis(self.app),
+                " may approve this; ",
+                Mention(actor.user),
+                " is not one. Ask someone listed in its `approvers`.",
             )
         if self.production and requested_by == actor.user:
-            return (
-                f"*{self.app}* is production: four-eyes applies, so the person who started the "
-                "rollback cannot approve it. Ask another approver."
+            return message(
+                Emphasis(self.app),
+                " is production: four-eyes applies, so the person who started the "
+                "rollback cannot approve it. Ask another approver.",
             )
         return None

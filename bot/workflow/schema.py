@@ -9,12 +9,13 @@ JSON the old code really wrote.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 from bot.workflow.model import Incident
 
-CURRENT = 2
+CURRENT = 3
 Json = dict[str, Any]
 
 # Version 1 kept every fact in one flat dict; version 2 keeps one model per step.
@@ -103,7 +104,32 @@ def _v1_to_v2(data: Json) -> Json:
     return {**data, "facts": facts}
 
 
-MIGRATIONS: dict[int, Callable[[Json], Json]] = {1: _v1_to_v2}
+# Version 2 kept Slack mentions in stored words ("approve by <@U1>", "Aborted by <@U1>. …");
+# version 3 keeps the words and the user id apart.
+_BY = re.compile(r"^(?P<words>.*?),? (?:chosen )?by <@(?P<user>[A-Z0-9]+)>(?P<rest>.*)$", re.S)
+_ENDED = re.compile(r"^(?:Aborted|Cancelled) by <@(?P<user>[A-Z0-9]+)>\.\s*(?P<rest>.*)$", re.S)
+
+
+def _v2_to_v3(data: Json) -> Json:
+    facts = dict(data.get("facts") or {})
+    answered: Json = {}
+    for token, said in (facts.get("answered") or {}).items():
+        m = _BY.match(said) if isinstance(said, str) else None
+        answered[token] = (
+            {"choice": m["words"], "by": m["user"]} if m else {"choice": str(said), "by": ""}
+        )
+    facts["answered"] = answered
+    steps = []
+    for rec in data.get("steps") or []:
+        m = _BY.match(rec.get("summary") or "") if rec.get("id") == "decide" else None
+        steps.append({**rec, "summary": m["words"] + m["rest"], "by": m["user"]} if m else rec)
+    out = {**data, "facts": facts, "steps": steps}
+    if m := _ENDED.match(data.get("outcome") or ""):
+        out.update(outcome=m["rest"], ended_by=m["user"])
+    return out
+
+
+MIGRATIONS: dict[int, Callable[[Json], Json]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(data: Json) -> Json:
