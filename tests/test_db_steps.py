@@ -18,7 +18,7 @@ from bot.workflow.facts import AssessFacts, MigrationFact
 from bot.workflow.model import Criterion, StepId
 from runners.ssh import SshRunner
 from tests.fakes import RecordingNotifier, apps_file, make_ctx, new_incident, with_step_commands
-from tests.fixtures_hosts import MakeSshEnv, SshEnv, TestHost
+from tests.fixtures_hosts import MakeSshEnv, SshEnv
 
 ALEMBIC = "alembic -c alembic.ini"
 V142, V150 = "b2c3d4e5f6a1", "d4e5f6a1b2c3"
@@ -131,7 +131,7 @@ async def test_assess_reads_the_database_revision_in_the_version_session(
     quietly (the version streams to the thread, the revision does not)."""
     env = ssh_env_migrated
     ctx = context(env, tmp_path)
-    before = {h.name: sessions(h) for h in env.hosts}
+    before = {h.name: h.ssh_sessions() for h in env.hosts}
     try:
         outcome = await assess.run(ctx)
     finally:
@@ -142,16 +142,12 @@ async def test_assess_reads_the_database_revision_in_the_version_session(
         "web1": "v1.5.0",
         "web2": "v1.5.0",
     }
-    assert {h.name: sessions(h) - before[h.name] for h in env.hosts} == {"web1": 1, "web2": 1}
+    assert {h.name: h.ssh_sessions() - before[h.name] for h in env.hosts} == {"web1": 1, "web2": 1}
     notifier = ctx.notifier
     assert isinstance(notifier, RecordingNotifier)
     for host in ("web1", "web2"):
         assert "v1.5.0" in notifier.output_of(host)
         assert not any(V150 in line for line in notifier.output_of(host))
-
-
-def sessions(host: TestHost) -> int:
-    return host.sshd_log.read_text().count("Starting session:")
 
 
 @pytest.mark.hosts(1)
