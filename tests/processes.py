@@ -20,7 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -207,8 +207,10 @@ class Workers:
         end(self.procs.values(), 10)
 
 
+# The teardowns wait for the processes in a thread: the Slack fake answers on this event loop,
+# and a worker finishing an incident would otherwise hang on it until it is killed (10 s).
 @pytest.fixture
-def serve_factory(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
+async def serve_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Serve]]:
     made: list[Serve] = []
 
     def make(env: dict[str, str], *args: str) -> Serve:
@@ -217,11 +219,11 @@ def serve_factory(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
 
     yield make
     for serve in made:
-        serve.close()
+        await asyncio.to_thread(serve.close)
 
 
 @pytest.fixture
-def workers_factory(tmp_path: Path) -> Iterator[Callable[[Bot], Workers]]:
+async def workers_factory(tmp_path: Path) -> AsyncIterator[Callable[[Bot], Workers]]:
     made: list[Workers] = []
 
     def make(bot: Bot) -> Workers:
@@ -230,4 +232,4 @@ def workers_factory(tmp_path: Path) -> Iterator[Callable[[Bot], Workers]]:
 
     yield make
     for workers in made:
-        workers.stop_all()
+        await asyncio.to_thread(workers.stop_all)

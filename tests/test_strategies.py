@@ -10,18 +10,18 @@ append each call to `.shim-calls` in the workdir, which is what these tests read
 from __future__ import annotations
 
 import shlex
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bot.errors import HostError
-from bot.ports import CommandResult, Decide, LineSink, ScriptCommand
 from bot.sample.build import git
 from bot.steps import redeploy, verify
 from bot.steps.context import StepContext
 from bot.workflow.model import Criterion, Incident, StepId
+from runners.recording import RecordingRunner
 from runners.ssh import SshRunner
 from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
 from tests.fixtures_hosts import MakeSshEnv, SshEnv, TestHost
@@ -54,46 +54,6 @@ LOGS_PREFIX = {
 
 def shim_calls(host: TestHost) -> list[str]:
     return host.run("cat .shim-calls 2>/dev/null || true").splitlines()
-
-
-class RecordingRunner:
-    """An SshRunner that also keeps every command line it was given, per host."""
-
-    def __init__(self, inner: SshRunner) -> None:
-        self.inner = inner
-        self.sent: list[tuple[str, str]] = []
-
-    async def run(
-        self,
-        host: str,
-        command: str,
-        *,
-        timeout: float | None = None,
-        on_line: LineSink | None = None,
-    ) -> CommandResult:
-        self.sent.append((host, command))
-        return await self.inner.run(host, command, timeout=timeout, on_line=on_line)
-
-    async def run_script(
-        self,
-        host: str,
-        commands: Sequence[ScriptCommand],
-        *,
-        timeout: float | None = None,
-        decide: Decide | None = None,
-        on_line: LineSink | None = None,
-    ) -> list[CommandResult | None]:
-        results = await self.inner.run_script(
-            host, commands, timeout=timeout, decide=decide, on_line=on_line
-        )
-        self.sent.extend((host, r.command) for r in results if r is not None)  # those that ran
-        return results
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    def commands(self, host: str) -> list[str]:
-        return [cmd for h, cmd in self.sent if h == host]
 
 
 def strategy_app(env: SshEnv, strategy: str, **commands: str) -> dict[str, Any]:
