@@ -108,9 +108,12 @@ async def test_error_in_log_and_failing_smoke_fail_verification(
     web1.run(
         "echo \"$(date '+%Y-%m-%d %H:%M:%S'),500 ERROR myapp payment provider refused\" >> app.log"
     )
+    sessions = web1.ssh_sessions()
 
     with pytest.raises(StepError) as failure:
         await verify.run(s.ctx(StepId.VERIFY))
+
+    assert web1.ssh_sessions() - sessions == 2  # its logs, then both smoke tests in one session
 
     err = failure.value
     assert "logs on web1: 1 error line(s)" in err.what
