@@ -17,8 +17,9 @@ import redis
 from bot.sample.hosts import libpq_url
 from tests.fixtures_hosts import SshEnv
 from tests.harness import INCIDENT_CHANNEL, SECRET, settings_env, write_apps
-from tests.processes import Workers
+from tests.processes import Serve, Workers
 from tests.slack_fake import SlackFake, send_command
+from tests.socket_mode_fake import SocketModeFake
 from tests.test_workflow_e2e import config, db_revision, start
 
 START = "myapp v1.4.2 checkout returns 500"
@@ -47,18 +48,50 @@ async def test_web_killed_between_the_ack_and_the_work_loses_no_command(
         assert not slack.calls_to("response_url") and not slack.messages(INCIDENT_CHANNEL)
 
         await serve.start()
-        call = await slack.wait_for(lambda c: c.method == "response_url", timeout=60)
-        text = str(call.args.get("text", ""))
-        assert "opened for `myapp`" in text and "restarted" in text, text
+        await carried_out_once(slack, serve, redis_url)
+
+
+async def test_socket_mode_web_killed_between_the_ack_and_the_work_loses_no_command(
+    slack: SlackFake, redis_url: str, ssh_env: SshEnv, tmp_path: Path, serve_factory: Any
+) -> None:
+    """The same over Socket Mode: the next `serve` carries the command out, once."""
+    cfg = ssh_env.app_config()
+    cfg["operators"] = ["S0ONCALL", "U0CAROL"]
+    config = write_apps(tmp_path / "apps.yaml", {"myapp": cfg}, tmp_path / "incidents")
+    env = settings_env(slack, redis_url, config, tmp_path / "ws")
+    del env["SLACK_SIGNING_SECRET"]  # Socket Mode needs none
+    env["SLACK_APP_TOKEN"] = "xapp-1-faults-0123456789"
+    async with SocketModeFake(slack) as sm:
+        serve = serve_factory(env, "--with-worker")
+        await serve.start()
+        slack.slow("usergroups.users.list", 120, times=1)
+        envelope = await sm.command(START, user_id="U0CAROL", response_url=slack.response_url("s"))
+        assert "Checking" in sm.ack_text(envelope)
         await slack.wait_until(
-            lambda: any(
-                "Roll back" in b.text
-                for m in slack.messages(INCIDENT_CHANNEL)
-                for b in slack.buttons(m)
-            ),
-            timeout=60,
-            what="the decision buttons",
+            lambda: slack.calls_to("usergroups.users.list"), timeout=30, what="the work started"
         )
+        serve.kill()
+        assert not slack.calls_to("response_url") and not slack.messages(INCIDENT_CHANNEL)
+
+        await serve.start()
+        await carried_out_once(slack, serve, redis_url)
+        assert not sm.stray
+
+
+async def carried_out_once(slack: SlackFake, serve: Serve, redis_url: str) -> None:
+    """The command the killed `serve` acked: answered once, by the next one, one incident."""
+    call = await slack.wait_for(lambda c: c.method == "response_url", timeout=60)
+    text = str(call.args.get("text", ""))
+    assert "opened for `myapp`" in text and "restarted" in text, text
+    await slack.wait_until(
+        lambda: any(
+            "Roll back" in b.text
+            for m in slack.messages(INCIDENT_CHANNEL)
+            for b in slack.buttons(m)
+        ),
+        timeout=60,
+        what="the decision buttons",
+    )
     assert len(slack.calls_to("response_url")) == 1  # carried out once, answered once
     assert len(slack.messages(INCIDENT_CHANNEL, top_level=True)) == 1
     assert "carrying out a command acked by a process that stopped" in serve.log_text()
