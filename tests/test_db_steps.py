@@ -157,9 +157,13 @@ async def test_backup_preview_and_downgrade(ssh_env_migrated: SshEnv, tmp_path: 
     later = backup_dir(env) / "myapp-after-deploy.sql"
     later.write_text("-- taken after the deploy\n")
     ctx = context(env, tmp_path)
+    db_host = env.hosts[0]
     try:
         await assessed(ctx)
+        sessions = db_host.ssh_sessions()
         prep = await step(ctx, StepId.DB_PREPARE, database.prepare)
+        # Its eight commands (a deferred one: the listed backups' stat) in one session.
+        assert db_host.ssh_sessions() - sessions == 1
         facts = prep.facts
         own = facts.backup
         assert own.own and own.name.startswith("myapp-INC-42-") and own.size > 1000
@@ -180,7 +184,9 @@ async def test_backup_preview_and_downgrade(ssh_env_migrated: SshEnv, tmp_path: 
         assert f"Backup `{own.name}` taken on web1" in notifier(ctx).text
 
         ctx.incident.db_method = "downgrade"
+        sessions = db_host.ssh_sessions()
         out = await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        assert db_host.ssh_sessions() - sessions == 1  # current, downgrade, current
         assert out.criteria == {Criterion.DATABASE: True}
         assert sql(env, "SELECT version_num FROM alembic_version") == V142
         assert sql(env, "SELECT to_regclass('public.coupons')") is None
@@ -211,7 +217,10 @@ async def test_restore_from_backup(ssh_env_migrated: SshEnv, tmp_path: Path) -> 
             await step(ctx, StepId.DB_ROLLBACK, database.rollback)
         ctx.incident.facts.restore_backup = ""
 
+        sessions = env.hosts[0].ssh_sessions()
         out = await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        # The backup's check, the stop; then the restore, verify and current in one session.
+        assert env.hosts[0].ssh_sessions() - sessions == 3
         assert out.criteria == {Criterion.DATABASE: True}
         assert sql(env, "SELECT version_num FROM alembic_version") == V142
         assert sql(env, "SELECT COUNT(*) FROM users") == 3  # dave came after the nightly
