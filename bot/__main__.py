@@ -99,12 +99,15 @@ async def _socket_mode(rt: object, sock: socket.socket, *, with_worker: bool) ->
     from aiohttp import web
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.assembly import Runtime, build_bolt, web_app
+    from bot.assembly import Runtime, build_slack, web_app
 
     assert isinstance(rt, Runtime) and rt.settings.slack_app_token is not None
-    handler = AsyncSocketModeHandler(build_bolt(rt), rt.settings.slack_app_token.get_secret_value())
-    runner = web.AppRunner(web_app(rt, with_worker=with_worker, slack_http=False))
-    await runner.setup()  # starts the worker, if any
+    bolt, front = build_slack(rt)
+    handler = AsyncSocketModeHandler(bolt, rt.settings.slack_app_token.get_secret_value())
+    # The web app's lifecycle recovers commands acked by a dead process and, at shutdown,
+    # finishes Bolt's lazy listeners, as over HTTP; it gets no /slack/events route.
+    runner = web.AppRunner(web_app(rt, with_worker=with_worker, socket_mode=(bolt, front)))
+    await runner.setup()  # starts the worker, if any, and the recovery of acked commands
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -194,10 +194,6 @@ def lazy_runner(bolt: AsyncApp) -> TrackedLazyRunner:
     return runner
 
 
-def build_bolt(rt: Runtime) -> AsyncApp:
-    return build_slack(rt)[0]
-
-
 def build_slack(rt: Runtime) -> tuple[AsyncApp, SlackFront]:
     secret = rt.settings.slack_signing_secret
     bolt = AsyncApp(
@@ -302,15 +298,25 @@ def metrics_app(rt: Runtime) -> web.Application:
     return app
 
 
-def web_app(rt: Runtime, *, with_worker: bool = False, slack_http: bool = True) -> web.Application:
-    """`/slack/events` (unless Slack comes over Socket Mode: then nothing unsigned may reach
-    Bolt), `/healthz`, `/metrics` and the API."""
+def web_app(
+    rt: Runtime,
+    *,
+    with_worker: bool = False,
+    socket_mode: tuple[AsyncApp, SlackFront] | None = None,
+) -> web.Application:
+    """`/slack/events`, `/healthz`, `/metrics` and the API.
+
+    `socket_mode`: the Bolt app (from `build_slack`) that a Socket Mode handler feeds. Then no
+    `/slack/events` (nothing unsigned may reach Bolt), but the same recovery of commands acked
+    by a dead process, and the same drain of Bolt's lazy listeners at shutdown.
+    """
     app = web.Application()
     app[RUNTIME] = rt
-    front: SlackFront | None = None
-    if slack_http:
+    if socket_mode is None:
         app[BOLT], front = build_slack(rt)
         app.router.add_post("/slack/events", slack_events)
+    else:
+        app[BOLT], front = socket_mode
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     add_routes(app, rt)
@@ -321,18 +327,17 @@ def web_app(rt: Runtime, *, with_worker: bool = False, slack_http: bool = True) 
         task = asyncio.create_task(worker.start()) if worker else None
         held = asyncio.create_task(deliver_held(rt)) if worker is None else None
         stopping = asyncio.Event()
-        recovering = asyncio.create_task(recover_commands(front, stopping)) if front else None
+        recovering = asyncio.create_task(recover_commands(front, stopping))
         yield
         stopping.set()
-        if recovering is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(recovering, 5)
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(recovering, 5)
         if held is not None and not held.done():
             held.cancel()
         # aiohttp has stopped taking requests and finished the ones in flight; their lazy
-        # halves (opening an incident, a click) finish here before anything is closed.
-        if BOLT in app:
-            await lazy_runner(app[BOLT]).drain(SERVE_DRAIN)
+        # halves (opening an incident, a click) finish here before anything is closed. (In
+        # Socket Mode the handler was closed first: no new envelope comes in meanwhile.)
+        await lazy_runner(app[BOLT]).drain(SERVE_DRAIN)
         if worker is not None and task is not None:
             await stop_worker(rt, worker, task)
         await rt.aclose()

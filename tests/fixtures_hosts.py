@@ -32,6 +32,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -146,6 +148,18 @@ class TestHost:
     @property
     def api_health_url(self) -> str:
         return f"http://127.0.0.1:{self.app_port}/api/health"
+
+    def ssh_sessions(self) -> int:
+        """How many SSH sessions this host's sshd has opened so far (from its log)."""
+        return self.sshd_log.read_text().count("Starting session:")
+
+    def health_status(self) -> int:
+        """What the app's /healthz answers now: 200 healthy (v1.4.2), 500 failing (v1.5.0)."""
+        try:
+            with urllib.request.urlopen(self.health_url, timeout=5) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
 
     def run(self, cmd: str, *, check: bool = True, timeout: float = 60) -> str:
         """Run `cmd` with sh in this host's mount namespace, in `workdir`; return stdout+stderr."""

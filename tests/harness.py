@@ -31,36 +31,11 @@ _RESPONSES = itertools.count(1)
 
 
 @dataclass
-class Bot:
+class SlackView:
+    """What people see of an incident in the Slack fake: replies, the parent, its thread, the
+    buttons in it."""
+
     slack: SlackFake
-    runtime: Runtime
-    url: str
-    session: aiohttp.ClientSession
-    config_path: Path
-    env: dict[str, str]
-    worker: asyncio.Task[None] | None = None
-    responses: itertools.count[int] = field(default_factory=lambda: _RESPONSES)
-
-    @property
-    def events_url(self) -> str:
-        return f"{self.url}/slack/events"
-
-    async def command(
-        self, text: str, user: str = "U0CAROL", **kw: Any
-    ) -> tuple[SentResponse, str]:
-        """Send `/rollback text`; returns the HTTP answer and the response_url it used."""
-        name = f"cmd{next(self.responses)}"
-        response_url = self.slack.response_url(name)
-        resp = await send_command(
-            self.session,
-            self.events_url,
-            SECRET,
-            text=text,
-            user_id=user,
-            response_url=response_url,
-            **kw,
-        )
-        return resp, name
 
     async def reply(self, name: str, timeout: float = 20) -> str:
         """What the bot told the user through a command's response_url."""
@@ -103,6 +78,38 @@ class Bot:
         assert found is not None
         return found
 
+
+@dataclass
+class Bot(SlackView):
+    runtime: Runtime
+    url: str
+    session: aiohttp.ClientSession
+    config_path: Path
+    env: dict[str, str]
+    worker: asyncio.Task[None] | None = None
+    responses: itertools.count[int] = field(default_factory=lambda: _RESPONSES)
+
+    @property
+    def events_url(self) -> str:
+        return f"{self.url}/slack/events"
+
+    async def command(
+        self, text: str, user: str = "U0CAROL", **kw: Any
+    ) -> tuple[SentResponse, str]:
+        """Send `/rollback text`; returns the HTTP answer and the response_url it used."""
+        name = f"cmd{next(self.responses)}"
+        response_url = self.slack.response_url(name)
+        resp = await send_command(
+            self.session,
+            self.events_url,
+            SECRET,
+            text=text,
+            user_id=user,
+            response_url=response_url,
+            **kw,
+        )
+        return resp, name
+
     async def click(
         self, message: dict[str, Any], label: str, user: str, **kw: Any
     ) -> tuple[SentResponse, str]:
@@ -136,6 +143,17 @@ class Bot:
             await asyncio.sleep(0.1)
         inc = await self.incident()
         raise AssertionError(f"incident never reached {statuses}: {inc and inc.status}")
+
+    async def wait_step(self, step: str, *statuses: str, timeout: float = 90) -> None:
+        """Until the incident's `step` is in one of `statuses` (by default: running)."""
+        wanted = statuses or ("running",)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            inc = await self.incident()
+            if inc is not None and inc.step(step).status.value in wanted:
+                return
+            assert asyncio.get_running_loop().time() < deadline, f"{step} never {wanted}"
+            await asyncio.sleep(0.1)
 
 
 def write_apps(path: Path, apps: dict[str, Any], incidents_dir: Path) -> Path:

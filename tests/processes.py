@@ -20,7 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,6 +82,24 @@ async def wait_http(url: str, timeout: float = 60, check: Callable[[], None] = _
             if loop.time() > deadline:
                 raise TimeoutError(f"{url} never answered 200 within {timeout:.0f} s")
             await asyncio.sleep(0.1)
+
+
+async def run_bot(
+    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60
+) -> tuple[int, str]:
+    """`python -m bot ARGS` until it exits: its exit status and output (stdout and stderr).
+    One that outlives `timeout` is killed, and the test fails with its last output."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, env=env, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        out, _ = await proc.communicate()
+        raise AssertionError(f"`{' '.join(args)}` did not stop: {out.decode()[-2000:]}") from None
+    return int(proc.returncode or 0), out.decode(errors="replace")
 
 
 def end(procs: Iterable[Popen], timeout: float = 15) -> None:
@@ -189,8 +207,10 @@ class Workers:
         end(self.procs.values(), 10)
 
 
+# The teardowns wait for the processes in a thread: the Slack fake answers on this event loop,
+# and a worker finishing an incident would otherwise hang on it until it is killed (10 s).
 @pytest.fixture
-def serve_factory(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
+async def serve_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Serve]]:
     made: list[Serve] = []
 
     def make(env: dict[str, str], *args: str) -> Serve:
@@ -199,11 +219,11 @@ def serve_factory(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
 
     yield make
     for serve in made:
-        serve.close()
+        await asyncio.to_thread(serve.close)
 
 
 @pytest.fixture
-def workers_factory(tmp_path: Path) -> Iterator[Callable[[Bot], Workers]]:
+async def workers_factory(tmp_path: Path) -> AsyncIterator[Callable[[Bot], Workers]]:
     made: list[Workers] = []
 
     def make(bot: Bot) -> Workers:
@@ -212,4 +232,4 @@ def workers_factory(tmp_path: Path) -> Iterator[Callable[[Bot], Workers]]:
 
     yield make
     for workers in made:
-        workers.stop_all()
+        await asyncio.to_thread(workers.stop_all)

@@ -12,7 +12,7 @@ import pytest
 
 from bot.errors import StepError
 from bot.sample.build import SampleRepo
-from bot.steps import code, database
+from bot.steps import assess, code, database
 from bot.steps.context import StepContext
 from bot.workflow.facts import AssessFacts, MigrationFact
 from bot.workflow.model import Criterion, StepId
@@ -124,6 +124,32 @@ async def test_assess_and_a_backup_that_is_not_there(
     await full.hosts.close()
 
 
+async def test_assess_reads_the_database_revision_in_the_version_session(
+    ssh_env_migrated: SshEnv, tmp_path: Path
+) -> None:
+    """`alembic current` runs on the database's host in the session that read its version,
+    quietly (the version streams to the thread, the revision does not)."""
+    env = ssh_env_migrated
+    ctx = context(env, tmp_path)
+    before = {h.name: h.ssh_sessions() for h in env.hosts}
+    try:
+        outcome = await assess.run(ctx)
+    finally:
+        await ctx.hosts.close()
+    facts = outcome.facts
+    assert isinstance(facts, AssessFacts)
+    assert facts.db_current_revision == V150 and facts.deployed_by_host == {
+        "web1": "v1.5.0",
+        "web2": "v1.5.0",
+    }
+    assert {h.name: h.ssh_sessions() - before[h.name] for h in env.hosts} == {"web1": 1, "web2": 1}
+    notifier = ctx.notifier
+    assert isinstance(notifier, RecordingNotifier)
+    for host in ("web1", "web2"):
+        assert "v1.5.0" in notifier.output_of(host)
+        assert not any(V150 in line for line in notifier.output_of(host))
+
+
 @pytest.mark.hosts(1)
 async def test_backup_preview_and_downgrade(ssh_env_migrated: SshEnv, tmp_path: Path) -> None:
     env = ssh_env_migrated
@@ -131,9 +157,13 @@ async def test_backup_preview_and_downgrade(ssh_env_migrated: SshEnv, tmp_path: 
     later = backup_dir(env) / "myapp-after-deploy.sql"
     later.write_text("-- taken after the deploy\n")
     ctx = context(env, tmp_path)
+    db_host = env.hosts[0]
     try:
         await assessed(ctx)
+        sessions = db_host.ssh_sessions()
         prep = await step(ctx, StepId.DB_PREPARE, database.prepare)
+        # Its eight commands (a deferred one: the listed backups' stat) in one session.
+        assert db_host.ssh_sessions() - sessions == 1
         facts = prep.facts
         own = facts.backup
         assert own.own and own.name.startswith("myapp-INC-42-") and own.size > 1000
@@ -154,7 +184,9 @@ async def test_backup_preview_and_downgrade(ssh_env_migrated: SshEnv, tmp_path: 
         assert f"Backup `{own.name}` taken on web1" in notifier(ctx).text
 
         ctx.incident.db_method = "downgrade"
+        sessions = db_host.ssh_sessions()
         out = await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        assert db_host.ssh_sessions() - sessions == 1  # current, downgrade, current
         assert out.criteria == {Criterion.DATABASE: True}
         assert sql(env, "SELECT version_num FROM alembic_version") == V142
         assert sql(env, "SELECT to_regclass('public.coupons')") is None
@@ -185,7 +217,10 @@ async def test_restore_from_backup(ssh_env_migrated: SshEnv, tmp_path: Path) -> 
             await step(ctx, StepId.DB_ROLLBACK, database.rollback)
         ctx.incident.facts.restore_backup = ""
 
+        sessions = env.hosts[0].ssh_sessions()
         out = await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        # The backup's check, the stop; then the restore, verify and current in one session.
+        assert env.hosts[0].ssh_sessions() - sessions == 3
         assert out.criteria == {Criterion.DATABASE: True}
         assert sql(env, "SELECT version_num FROM alembic_version") == V142
         assert sql(env, "SELECT COUNT(*) FROM users") == 3  # dave came after the nightly

@@ -29,10 +29,11 @@ import yaml
 from bot.store_redis import RedisStore, connect
 from tests.fakes import with_step_commands
 from tests.fixtures_hosts import SshEnv
-from tests.processes import end, free_port, wait_http
-from tests.slack_fake import SlackFake, buttons, click, send_command
+from tests.harness import SlackView
+from tests.processes import end, free_port, run_bot, wait_http
+from tests.slack_fake import SlackFake, click, send_command
 from tests.socket_mode_fake import SocketModeFake
-from tests.test_workflow_e2e import db_revision, health
+from tests.test_workflow_e2e import db_revision
 
 ROOT = Path(__file__).resolve().parents[1]
 CHANNEL = "C0INCIDENT"
@@ -149,10 +150,9 @@ async def procfile(
 
 
 @dataclass
-class Driver:
+class Driver(SlackView):
     """Whoever talks to the bot as Slack does: signed HTTP, or Socket Mode envelopes."""
 
-    slack: SlackFake
     command_fn: Callable[[str, str, str], Awaitable[str]]  # text, user, response_url -> ack
     click_fn: Callable[[dict[str, Any], str, str, str], Awaitable[None]]
     names: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -161,42 +161,12 @@ class Driver:
         name = f"deployed{next(self.names)}"
         ack = await self.command_fn(text, user, self.slack.response_url(name))
         assert "Checking `myapp` v1.4.2" in ack or not text.startswith("myapp"), ack
-        return await self.reply(name)
+        return await self.reply(name, timeout=60)
 
     async def click(self, message: dict[str, Any], label: str, user: str) -> str:
         name = f"deployed{next(self.names)}"
         await self.click_fn(message, label, user, self.slack.response_url(name))
         return name
-
-    async def reply(self, name: str, timeout: float = 60) -> str:
-        call = await self.slack.wait_for(
-            lambda c: c.method == "response_url" and c.args.get("name") == name, timeout=timeout
-        )
-        return str(call.args.get("text", ""))
-
-    def parent(self) -> dict[str, Any]:
-        return self.slack.messages(CHANNEL, top_level=True)[-1]
-
-    async def gate(self, label: str, timeout: float = 120) -> dict[str, Any]:
-        def find() -> dict[str, Any] | None:
-            if not self.slack.messages(CHANNEL, top_level=True):
-                return None
-            thread = self.slack.thread(CHANNEL, str(self.parent()["ts"]))
-            for msg in reversed(thread):
-                if any(label.lower() in b.text.lower() for b in buttons(msg)):
-                    return msg
-            return None
-
-        await self.slack.wait_until(lambda: find() is not None, timeout=timeout, what=label)
-        found = find()
-        assert found is not None
-        return found
-
-    async def parent_shows(self, text: str, timeout: float = 180) -> str:
-        await self.slack.wait_until(
-            lambda: text in self.slack.all_text(self.parent()), timeout=timeout, what=text
-        )
-        return str(self.slack.all_text(self.parent()))
 
 
 async def production_incident(
@@ -207,20 +177,20 @@ async def production_incident(
     opened = await drive.command(START, "U0ALICE")  # an approver asks…
     assert "opened for `myapp`" in opened, opened
 
-    decision = await drive.gate("Roll back")
+    decision = await drive.gate("Roll back", timeout=120)
     assert "migration" in drive.slack.all_text(decision).lower()
     await drive.click(decision, "Roll back", "U0ALICE")
 
-    start_approval = await drive.gate("Approve")
+    start_approval = await drive.gate("Approve", timeout=120)
     own = await drive.click(start_approval, "Approve", "U0ALICE")
-    assert "four-eyes" in await drive.reply(own)  # …and may not approve her own request
+    assert "four-eyes" in await drive.reply(own, timeout=60)  # …and may not approve her own request
     await drive.click(start_approval, "Approve", "U0BOB")
 
     downgrade = await drive.gate("Approve downgrade", timeout=180)
     assert "coupon" in drive.slack.all_text(downgrade).lower()  # the SQL preview
     await drive.click(downgrade, "Approve downgrade", "U0BOB")
 
-    parent = await drive.parent_shows("All completion criteria are met")
+    parent = await drive.parent_shows("All completion criteria are met", timeout=180)
     for step in ("Roll back code", "Roll back database", "Redeploy", "Verify", "Monitor"):
         assert step in parent, step
 
@@ -234,7 +204,7 @@ async def production_incident(
     for host in env.hosts:
         assert host.run("git rev-parse HEAD").strip() == incident.facts.code.hotfix_sha
         assert host.run("cat VERSION").strip() == "1.4.2"
-        assert health(host.health_url) == 200
+        assert host.health_status() == 200
     report = Path(incident.facts.report.path)
     assert report.parent == clone / "incidents"  # the default `incidents/`, from the clone
     assert "What failed" in report.read_text()
@@ -365,21 +335,11 @@ async def test_the_terminal_front_from_the_clone(
         "REDIS_URL": redis_url,
     }
     args = ["rollback", "myapp", "v1.4.2", "--reason", "checkout returns 500", "--yes"]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, cwd=clone, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        raw, _ = await asyncio.wait_for(proc.communicate(), 300)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    out = raw.decode(errors="replace")
-    assert proc.returncode == 0, out[-4000:]
+    code, out = await run_bot(args, env, clone, timeout=300)
+    assert code == 0, out[-4000:]
     assert "Traceback" not in out
     for host in ssh_env.hosts:
         assert host.run("cat VERSION").strip() == "1.4.2"
-        assert health(host.health_url) == 200
+        assert host.health_status() == 200
     assert (clone / "var" / "repos").is_dir() and not list((clone / "var").rglob("var"))
     assert any((clone / "incidents").glob("rollback-*-myapp-*.md"))

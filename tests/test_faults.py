@@ -17,9 +17,9 @@ import redis
 from bot.sample.hosts import libpq_url
 from tests.fixtures_hosts import SshEnv
 from tests.harness import INCIDENT_CHANNEL, SECRET, settings_env, write_apps
-from tests.processes import Workers
+from tests.processes import Serve, Workers
 from tests.slack_fake import SlackFake, send_command
-from tests.test_worker_crash import wait_step_running
+from tests.socket_mode_fake import SocketModeFake
 from tests.test_workflow_e2e import config, db_revision, start
 
 START = "myapp v1.4.2 checkout returns 500"
@@ -48,18 +48,50 @@ async def test_web_killed_between_the_ack_and_the_work_loses_no_command(
         assert not slack.calls_to("response_url") and not slack.messages(INCIDENT_CHANNEL)
 
         await serve.start()
-        call = await slack.wait_for(lambda c: c.method == "response_url", timeout=60)
-        text = str(call.args.get("text", ""))
-        assert "opened for `myapp`" in text and "restarted" in text, text
+        await carried_out_once(slack, serve, redis_url)
+
+
+async def test_socket_mode_web_killed_between_the_ack_and_the_work_loses_no_command(
+    slack: SlackFake, redis_url: str, ssh_env: SshEnv, tmp_path: Path, serve_factory: Any
+) -> None:
+    """The same over Socket Mode: the next `serve` carries the command out, once."""
+    cfg = ssh_env.app_config()
+    cfg["operators"] = ["S0ONCALL", "U0CAROL"]
+    config = write_apps(tmp_path / "apps.yaml", {"myapp": cfg}, tmp_path / "incidents")
+    env = settings_env(slack, redis_url, config, tmp_path / "ws")
+    del env["SLACK_SIGNING_SECRET"]  # Socket Mode needs none
+    env["SLACK_APP_TOKEN"] = "xapp-1-faults-0123456789"
+    async with SocketModeFake(slack) as sm:
+        serve = serve_factory(env, "--with-worker")
+        await serve.start()
+        slack.slow("usergroups.users.list", 120, times=1)
+        envelope = await sm.command(START, user_id="U0CAROL", response_url=slack.response_url("s"))
+        assert "Checking" in sm.ack_text(envelope)
         await slack.wait_until(
-            lambda: any(
-                "Roll back" in b.text
-                for m in slack.messages(INCIDENT_CHANNEL)
-                for b in slack.buttons(m)
-            ),
-            timeout=60,
-            what="the decision buttons",
+            lambda: slack.calls_to("usergroups.users.list"), timeout=30, what="the work started"
         )
+        serve.kill()
+        assert not slack.calls_to("response_url") and not slack.messages(INCIDENT_CHANNEL)
+
+        await serve.start()
+        await carried_out_once(slack, serve, redis_url)
+        assert not sm.stray
+
+
+async def carried_out_once(slack: SlackFake, serve: Serve, redis_url: str) -> None:
+    """The command the killed `serve` acked: answered once, by the next one, one incident."""
+    call = await slack.wait_for(lambda c: c.method == "response_url", timeout=60)
+    text = str(call.args.get("text", ""))
+    assert "opened for `myapp`" in text and "restarted" in text, text
+    await slack.wait_until(
+        lambda: any(
+            "Roll back" in b.text
+            for m in slack.messages(INCIDENT_CHANNEL)
+            for b in slack.buttons(m)
+        ),
+        timeout=60,
+        what="the decision buttons",
+    )
     assert len(slack.calls_to("response_url")) == 1  # carried out once, answered once
     assert len(slack.messages(INCIDENT_CHANNEL, top_level=True)) == 1
     assert "carrying out a command acked by a process that stopped" in serve.log_text()
@@ -71,7 +103,7 @@ async def test_web_killed_between_the_ack_and_the_work_loses_no_command(
         assert not r.hlen("rewind:commands")  # nothing left pending
 
 
-async def test_slack_down_then_rate_limiting_for_30_s_delays_messages_in_order_none_twice(
+async def test_slack_down_then_rate_limiting_delays_messages_in_order_none_twice(
     make_bot: Any, ssh_env: SshEnv
 ) -> None:
     async with make_bot({"myapp": ssh_env.app_config()}) as bot:
@@ -81,12 +113,14 @@ async def test_slack_down_then_rate_limiting_for_30_s_delays_messages_in_order_n
         await slack.wait_until(
             lambda: len(slack.messages(INCIDENT_CHANNEL)) >= 2, timeout=30, what="a reply"
         )
-        # 15 s of HTTP 500 on every Web API call, then 15 s of 429 (Retry-After: 2).
+        # 6 s of HTTP 500 on every Web API call, then 10 s of 429 (Retry-After: 2): twice the
+        # longest pause between two tries (the notifier's 5 s backoff), so that a message held
+        # up by the 500s meets the rate limiting too.
         slack.fail_next("*", status=500, times=1_000_000)
-        await asyncio.sleep(15)
+        await asyncio.sleep(6)
         slack.clear_faults()
         slack.fail_next("*", status=429, retry_after=2, times=1_000_000)
-        await asyncio.sleep(15)
+        await asyncio.sleep(10)
         failed = [c for c in slack.calls if c.status in (429, 500)]
         slack.clear_faults()
         assert "opened" in await bot.reply(name)
@@ -158,7 +192,7 @@ async def test_two_workers_racing_for_a_step_after_a_partition_heals_fencing_let
             workers.spawn("worker-A")
             await start(bot)
             await bot.click(await bot.gate("Roll back"), "Roll back", "U0CAROL")
-            await wait_step_running(bot, "monitor")
+            await bot.wait_step("monitor")
             # A is cut off (frozen: no heartbeat, no writes); B takes the step over.
             workers.procs["worker-A"].send_signal(signal.SIGSTOP)
             workers.spawn("worker-B")
@@ -176,7 +210,8 @@ async def test_two_workers_racing_for_a_step_after_a_partition_heals_fencing_let
             incident = await bot.wait_status("completed", timeout=120)
         finally:
             workers.procs["worker-A"].send_signal(signal.SIGCONT)
-            workers.stop_all()
+            # Off the event loop: a worker finishing the incident still talks to the Slack fake.
+            await asyncio.to_thread(workers.stop_all)
     assert incident.step("monitor").worker == "worker-B"
     timeline = [e["what"] for e in await bot.runtime.store.timeline(incident.id)]
     assert timeline.count("step succeeded: Monitor") == 1, timeline

@@ -18,7 +18,6 @@ from bot.settings import Settings
 from tests.fixtures_hosts import SshEnv
 from tests.harness import SECRET, Bot
 from tests.slack_fake import SlackFake, send_event
-from tests.test_worker_crash import wait_step_running
 from tests.test_workflow_e2e import config, start
 
 
@@ -122,7 +121,7 @@ async def test_every_process_restarted_mid_incident_loses_nothing(
     async with make_bot({"myapp": cfg}) as first:
         await start(first)
         await first.click(await first.gate("Roll back"), "Roll back", "U0CAROL")
-        await wait_step_running(first, "monitor")
+        await first.wait_step("monitor")
         incident = await first.incident()
     # Everything stopped; new web and worker processes come up against the same Redis.
     async with make_bot({"myapp": cfg}) as second:

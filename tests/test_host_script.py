@@ -35,10 +35,6 @@ def local_runner(tmp: Path) -> LocalRunner:
     return LocalRunner(parse_apps({"apps": {"myapp": app}}, "test").apps["myapp"])
 
 
-def sessions(env: SshEnv) -> int:
-    return env.hosts[0].sshd_log.read_text().count("Starting session:")
-
-
 async def run(
     runner: HostRunner, commands: list[ScriptCommand], **kw: object
 ) -> tuple[list[CommandResult | None], list[str]]:
@@ -57,7 +53,7 @@ async def run(
 async def test_one_session_streams_each_command_and_stops_at_the_first_failure(
     ssh_env: SshEnv,
 ) -> None:
-    before = sessions(ssh_env)
+    before = ssh_env.hosts[0].ssh_sessions()
     marker = f"{ssh_env.workdir}/never-run"
     results, seen = await run(
         ssh_runner(ssh_env),
@@ -80,7 +76,7 @@ async def test_one_session_streams_each_command_and_stops_at_the_first_failure(
         "web1: one", "web1: two", "web1: no newline", "web1: fake \x1erewind-0000 end 3 0",
         "web1: three",
     ]  # fmt: skip
-    assert sessions(ssh_env) - before == 1
+    assert ssh_env.hosts[0].ssh_sessions() - before == 1
 
 
 async def test_each_command_waits_for_the_go(ssh_env: SshEnv) -> None:
@@ -125,7 +121,7 @@ async def test_a_command_past_its_timeout_is_killed_and_the_rest_not_run(
 async def test_a_deferred_command_is_written_from_the_output_before_it(ssh_env: SshEnv) -> None:
     """Its text, given at its turn, may span lines and hold quotes and backslashes; it runs in
     the same session, and its result says what ran."""
-    before = sessions(ssh_env)
+    before = ssh_env.hosts[0].ssh_sessions()
 
     async def decide(i: int, results: list[CommandResult | None]) -> bool | str:
         if i != 1:
@@ -147,7 +143,7 @@ async def test_a_deferred_command_is_written_from_the_output_before_it(ssh_env: 
     assert deferred.output.splitlines() == ["after first \\t\\0101 %s", "second"]
     assert last is not None and last.output == "kept"
     assert seen[1:3] == ["web1: after first \\t\\0101 %s", "web1: second"]
-    assert sessions(ssh_env) - before == 1
+    assert ssh_env.hosts[0].ssh_sessions() - before == 1
 
 
 async def test_only_a_deferred_command_takes_a_text(tmp_path: Path) -> None:
@@ -189,7 +185,7 @@ async def test_redeploy_is_one_session_per_host_and_fenced_before_each_command(
     ctx = make_ctx(apps, ssh_runner(ssh_env), step=StepId.REDEPLOY, incident=incident,
                    notifier=notifier)  # fmt: skip
     ctx.fence = fence
-    before = sessions(ssh_env)
+    before = ssh_env.hosts[0].ssh_sessions()
     try:
         with pytest.raises(StepError, match="no longer holds the lock"):
             await redeploy.run(ctx)
@@ -198,7 +194,7 @@ async def test_redeploy_is_one_session_per_host_and_fenced_before_each_command(
     assert host.run("git describe --tags --always").strip() == "v1.4.2"  # fetch ran
     out = "\n".join(notifier.output_of("web1"))
     assert "started 1.4.2" not in out  # restart never ran
-    assert sessions(ssh_env) - before == 1
+    assert ssh_env.hosts[0].ssh_sessions() - before == 1
 
     # Once the lock is back, a retry moves the host in one session again.
     checks = -100
@@ -211,7 +207,7 @@ async def test_redeploy_is_one_session_per_host_and_fenced_before_each_command(
         await ctx.hosts.close()
     assert outcome.hosts["web1"].ok and outcome.facts.versions_by_host == {"web1": "v1.4.2"}
     assert "started 1.4.2" in "\n".join(notifier.output_of("web1"))
-    assert sessions(ssh_env) - before == 2
+    assert ssh_env.hosts[0].ssh_sessions() - before == 2
 
 
 async def test_all_hosts_move_at_once_by_default(tmp_path: Path) -> None:

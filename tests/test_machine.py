@@ -63,6 +63,15 @@ def answer(inc: Incident, actor: Actor, choice: str, pol: Policy) -> Incident:
     return inc
 
 
+def code_rolled_back(pol: Policy) -> Incident:
+    """A staging incident with no migrations, decided (roll back) and past the code step."""
+    inc, _ = transition(incident(False), Begin(), pol)
+    inc = run(inc, StepId.PREREQUISITES, pol)
+    inc = run(inc, StepId.ASSESS, pol, skip=(StepId.DB_PREPARE, StepId.DB_ROLLBACK))
+    inc = answer(inc, CAROL, "roll_back", pol)
+    return run(inc, StepId.CODE, pol)
+
+
 def test_happy_path_in_production_needs_decision_start_approval_and_db_approval() -> None:
     pol = policy()
     inc, effects = transition(incident(), Begin(), pol)
@@ -147,11 +156,7 @@ def test_unauthorized_click_is_refused() -> None:
 
 def test_failure_pauses_with_retry_and_abort_says_what_was_rolled_back() -> None:
     pol = policy(production=False)
-    inc, _ = transition(incident(False), Begin(), pol)
-    inc = run(inc, StepId.PREREQUISITES, pol)
-    inc = run(inc, StepId.ASSESS, pol, skip=(StepId.DB_PREPARE, StepId.DB_ROLLBACK))
-    inc = answer(inc, CAROL, "roll_back", pol)
-    inc = run(inc, StepId.CODE, pol)
+    inc = code_rolled_back(pol)
     inc, _ = transition(inc, StepStarted(StepId.REDEPLOY, "x", "w1"), pol)
     err = ErrorInfo(what="restart failed", host="web2", hint="see output")
     inc, effects = transition(inc, StepFailed(StepId.REDEPLOY, "x", err), pol)
@@ -229,10 +234,6 @@ def test_retrying_a_database_step_is_a_database_change() -> None:
 
 def test_abort_says_how_to_undo_what_was_done() -> None:
     pol = policy(production=False)
-    inc, _ = transition(incident(False), Begin(), pol)
-    inc = run(inc, StepId.PREREQUISITES, pol)
-    inc = run(inc, StepId.ASSESS, pol, skip=(StepId.DB_PREPARE, StepId.DB_ROLLBACK))
-    inc = answer(inc, CAROL, "roll_back", pol)
-    inc = run(inc, StepId.CODE, pol)
+    inc = code_rolled_back(pol)
     inc, _ = transition(inc, Cancel(CAROL), pol)
     assert "To undo: Roll back code: delete the hotfix branch on origin" in inc.outcome

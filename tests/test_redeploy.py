@@ -3,8 +3,6 @@ the rollout and Retry redoes only the hosts not on the target yet."""
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,14 +17,6 @@ from bot.workflow.model import Criterion, StepId
 from runners.ssh import SshRunner
 from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
 from tests.fixtures_hosts import MakeSshEnv, SshEnv, TestHost
-
-
-def status_of(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def describe(host: TestHost) -> str:
@@ -67,7 +57,7 @@ async def test_all_hosts_redeployed_at_once(ssh_env: SshEnv, runners: list[SshRu
     for host in ssh_env.hosts:
         assert describe(host) == "v1.4.2"
         assert host.run("cat VERSION").strip() == "1.4.2"
-        assert status_of(host.health_url) == 200
+        assert host.health_status() == 200
         at = datetime.fromisoformat(outcome.facts.restart_at[host.name])
         assert before < at < datetime.now(UTC) + timedelta(seconds=5)
         out = "\n".join(notifier.output_of(host.name))
@@ -105,8 +95,8 @@ async def test_rolling_stops_at_failing_batch_and_retry_redoes_the_rest(
     assert "web3" not in err.hosts
     assert any("Batch 2/3: web2" in s for s in notifier.said)
     assert not any("Batch 3/3" in s for s in notifier.said)
-    assert describe(web1) == "v1.4.2" and status_of(web1.health_url) == 200
-    assert describe(web3) == "v1.5.0" and status_of(web3.health_url) == 500  # not touched
+    assert describe(web1) == "v1.4.2" and web1.health_status() == 200
+    assert describe(web3) == "v1.5.0" and web3.health_status() == 500  # not touched
     assert incident.facts.redeploy.redeployed_hosts == ["web1"]  # kept for the Retry
 
     # Retry after the cause is fixed: only web2 and web3 are redeployed.
@@ -122,7 +112,7 @@ async def test_rolling_stops_at_failing_batch_and_retry_redoes_the_rest(
     assert any("Already on v1.4.2: web1" in s for s in notifier.said)
     for host in ssh_env.hosts:
         assert describe(host) == "v1.4.2"
-        assert status_of(host.health_url) == 200
+        assert host.health_status() == 200
 
 
 def _hotfix_branch(env: SshEnv, tmp: Any) -> str:
@@ -178,7 +168,7 @@ async def test_revert_hotfix_checked_by_sha(
     assert "installing dependencies" in notifier.output_of("web1")
     assert outcome.facts.versions_by_host["web1"].startswith("v1.4.2-1-g")
     assert env.hosts[0].run("git rev-parse HEAD").strip() == sha
-    assert status_of(env.hosts[0].health_url) == 200
+    assert env.hosts[0].health_status() == 200
 
 
 def test_parse_clock_and_batches() -> None:

@@ -27,7 +27,7 @@ from tests.harness import Bot, running_bot, settings_env, write_apps
 from tests.processes import Workers
 from tests.redis_servers import RedisServer, SentinelSet
 from tests.slack_fake import SlackFake
-from tests.test_worker_crash import counting_alembic, runs, wait_step_running
+from tests.test_worker_crash import approve_rollback, counting_app, runs
 from tests.test_workflow_e2e import START, config, db_revision, start
 
 AWAY_SAID = re.compile(r"could not reach its store \(Redis\) for (under a second|(\d+) s)")
@@ -87,16 +87,13 @@ async def test_redis_restarted_at_three_steps_the_incident_completes_one_downgra
     workers_factory: Callable[[Bot], Workers],
 ) -> None:
     env = ssh_env_migrated
-    prefix, count = counting_alembic(tmp_path)
-    cfg = config(env)
-    cfg["database"]["alembic"] = prefix
-    cfg["monitor"] = {"duration": "4s", "interval": "0.5s"}
+    cfg, count = counting_app(env, tmp_path, monitor="4s")
     async with bot_on(slack, own_redis.url(), tmp_path, cfg, with_worker=False) as bot:
         workers = workers_factory(bot)
         workers.spawn("worker-A")
         workers.spawn("worker-B")
         await start(bot)
-        await wait_step_running(bot, "assess")
+        await bot.wait_step("assess")
         await asyncio.to_thread(own_redis.restart)  # 1: while a step runs on a worker
 
         await bot.click(await bot.gate("Roll back", timeout=90), "Roll back", "U0CAROL")
@@ -104,7 +101,7 @@ async def test_redis_restarted_at_three_steps_the_incident_completes_one_downgra
         await asyncio.to_thread(own_redis.restart)  # 2: while the downgrade waits for its approval
         await bot.click(approval, "Approve downgrade", "U0ALICE")
 
-        await wait_step_running(bot, "monitor")
+        await bot.wait_step("monitor")
         await asyncio.to_thread(own_redis.restart)  # 3: while monitoring
 
         incident = await bot.wait_status("completed", timeout=180)
@@ -155,10 +152,7 @@ async def test_an_incident_that_ends_frees_its_app_in_the_same_write(
 async def sentinel_bot(
     sentinel_set: SentinelSet, ssh_env_migrated: SshEnv, slack: SlackFake, tmp_path: Path
 ) -> AsyncIterator[tuple[Bot, SentinelSet, Path]]:
-    prefix, count = counting_alembic(tmp_path)
-    cfg = config(ssh_env_migrated)
-    cfg["database"]["alembic"] = prefix
-    cfg["monitor"] = {"duration": "4s", "interval": "0.5s"}
+    cfg, count = counting_app(ssh_env_migrated, tmp_path, monitor="4s")
     async with bot_on(slack, sentinel_set.url(), tmp_path, cfg, with_worker=True) as bot:
         yield bot, sentinel_set, count
 
@@ -168,10 +162,8 @@ async def test_sentinel_failover_mid_incident_completes_on_the_promoted_replica(
     sentinel_bot: tuple[Bot, SentinelSet, Path], ssh_env_migrated: SshEnv
 ) -> None:
     bot, group, count = sentinel_bot
-    await start(bot)
-    await bot.click(await bot.gate("Roll back", timeout=90), "Roll back", "U0CAROL")
-    await bot.click(await bot.gate("Approve downgrade", timeout=90), "Approve downgrade", "U0ALICE")
-    await wait_step_running(bot, "redeploy")
+    await approve_rollback(bot, decision_timeout=90)
+    await bot.wait_step("redeploy")
     group.primary.stop(signal.SIGKILL)  # the primary dies mid-step
     await asyncio.to_thread(group.wait_failover)
 

@@ -22,20 +22,10 @@ from tests.fixtures_hosts import SshEnv
 from tests.harness import Bot, settings_env, write_apps
 from tests.processes import Serve, Workers
 from tests.slack_fake import SlackFake
-from tests.test_worker_crash import counting_alembic, runs, wait_step_running
-from tests.test_workflow_e2e import config, db_revision, start
+from tests.test_worker_crash import approve_rollback, counting_app, runs
+from tests.test_workflow_e2e import db_revision, start
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def db_app(
-    env: SshEnv, tmp_path: Path, *, slow_downgrade: float = 0
-) -> tuple[dict[str, Any], Path]:
-    prefix, count = counting_alembic(tmp_path, slow_downgrade=slow_downgrade)
-    cfg = config(env)
-    cfg["database"]["alembic"] = prefix
-    cfg["monitor"] = {"duration": "6s", "interval": "0.5s"}
-    return cfg, count
 
 
 async def test_sigterm_hands_a_repeatable_step_to_another_worker(
@@ -45,16 +35,12 @@ async def test_sigterm_hands_a_repeatable_step_to_another_worker(
     workers_factory: Callable[[Bot], Workers],
 ) -> None:
     env = ssh_env_migrated
-    cfg, count = db_app(env, tmp_path)
+    cfg, count = counting_app(env, tmp_path, monitor="6s")
     async with make_bot({"myapp": cfg}, with_worker=False) as bot:
         workers = workers_factory(bot)
         workers.spawn("worker-A")
-        await start(bot)
-        await bot.click(await bot.gate("Roll back"), "Roll back", "U0CAROL")
-        await bot.click(
-            await bot.gate("Approve downgrade", timeout=90), "Approve downgrade", "U0ALICE"
-        )
-        await wait_step_running(bot, "monitor")
+        await approve_rollback(bot)
+        await bot.wait_step("monitor")
         workers.spawn("worker-B")
         exited = await asyncio.to_thread(workers.stop, "worker-A")
         assert exited == 0  # a clean stop, not a crash
@@ -78,7 +64,7 @@ async def serve_bot(
     tmp_path: Path,
     serve_factory: Callable[..., Serve],
 ) -> AsyncIterator[tuple[Bot, Serve, Path]]:
-    cfg, count = db_app(ssh_env_migrated, tmp_path, slow_downgrade=4)
+    cfg, count = counting_app(ssh_env_migrated, tmp_path, slow_downgrade=4, monitor="6s")
     cfg["operators"] = ["U0CAROL", "S0ONCALL"]  # a click then asks Slack for the group
     path = write_apps(tmp_path / "apps.yaml", {"myapp": cfg}, tmp_path / "incidents")
     env = settings_env(slack, redis_url, path, tmp_path / "workspace")
@@ -126,10 +112,10 @@ async def test_a_rolling_restart_of_every_process_loses_nothing(
     assert (await bot.incident()).step("db_rollback").status.value == "succeeded"
     workers.spawn(f"{first}2")
     # The redeploy is one script per host now and may be over before this process looks.
-    await wait_step_started(bot, "redeploy")
+    await bot.wait_step("redeploy", "running", "succeeded")
     assert await asyncio.to_thread(workers.stop, other) == 0
     workers.spawn(f"{other}2")
-    await wait_step_running(bot, "monitor")
+    await bot.wait_step("monitor")
     assert await asyncio.to_thread(serve.stop) == 0
     await serve.start()
 
@@ -146,16 +132,3 @@ async def test_a_rolling_restart_of_every_process_loses_nothing(
     notices = [bot.slack.all_text(m) for m in bot.slack.messages("C0STAKEHOLDERS")]
     assert len(notices) == 2 and "Recovered" in notices[1]  # told of the start and the end
     bot.slack.assert_no_errors()
-
-
-async def wait_step_started(bot: Bot, step: str, timeout: float = 90) -> None:
-    """Until `step` runs or has run (a short step can end between two looks)."""
-
-    async def started() -> bool:
-        inc = await bot.incident()
-        return bool(inc and inc.step(step).status.value in {"running", "succeeded"})
-
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await started():
-        assert asyncio.get_running_loop().time() < deadline, f"{step} never started"
-        await asyncio.sleep(0.1)

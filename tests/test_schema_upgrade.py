@@ -14,8 +14,8 @@ from typing import Any
 
 from bot.workflow.schema import _V1_SLOTS, _V1_TOP, CURRENT
 from tests.fixtures_hosts import SshEnv
-from tests.test_worker_crash import counting_alembic, runs
-from tests.test_workflow_e2e import config, db_revision, start
+from tests.test_worker_crash import counting_app, runs
+from tests.test_workflow_e2e import db_revision, start
 
 V1_KEYS = set(json.loads((Path(__file__).parent / "data" / "incident_v1.json").read_text()))
 
@@ -42,9 +42,7 @@ async def test_an_incident_stored_by_the_previous_schema_completes_under_the_new
     make_bot: Any, ssh_env_migrated: SshEnv, tmp_path: Path
 ) -> None:
     env = ssh_env_migrated
-    prefix, count = counting_alembic(tmp_path)
-    cfg = config(env)
-    cfg["database"]["alembic"] = prefix
+    cfg, count = counting_app(env, tmp_path)
     async with make_bot({"myapp": cfg}) as bot:
         await start(bot)
         await bot.click(await bot.gate("Roll back"), "Roll back", "U0CAROL")

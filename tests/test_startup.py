@@ -3,16 +3,15 @@ traceback — `serve` and `worker` run as real processes, as a user starts them.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.processes import run_bot
 from tests.slack_fake import SlackFake
 
 APP = {
@@ -40,21 +39,6 @@ def base_env(slack: SlackFake, redis_url: str, **extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-async def start(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
-    """Run `python -m bot ARGS` until it exits (it must: these installations are broken)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, env=env, cwd=cwd,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    except TimeoutError:
-        proc.kill()
-        out, _ = await proc.communicate()
-        raise AssertionError(f"`{' '.join(args)}` did not stop: {out.decode()[-2000:]}") from None
-    return int(proc.returncode or 0), out.decode()
-
-
 @pytest.fixture
 def installed(tmp_path: Path) -> Path:
     """A directory laid out as the README says: config/apps.yaml in it."""
@@ -80,7 +64,7 @@ async def test_a_token_slack_refuses_stops_serve_and_worker(
     env = base_env(slack, redis_url, METRICS_PORT="0", PORT="0")
     for args in (["serve"], ["worker"]):
         slack.fail_next("auth.test", ok_false=error)
-        code, out = await start(args, env, installed)
+        code, out = await run_bot(args, env, installed)
         refused(code, out, "SLACK_BOT_TOKEN", error, "xoxb-")
         assert "xoxb-good" not in out
 
@@ -89,7 +73,7 @@ async def test_socket_mode_with_a_refused_app_token(
     slack: SlackFake, redis_url: str, installed: Path
 ) -> None:
     env = base_env(slack, redis_url, SLACK_APP_TOKEN="xapp-1-refused")
-    code, out = await start(["serve"], env, installed)
+    code, out = await run_bot(["serve"], env, installed)
     line = refused(code, out, "SLACK_APP_TOKEN", "invalid_auth", "xapp-")
     assert "xapp-1-refused" not in line
     assert slack.calls_to("apps.connections.open")  # asked once, not in a loop
@@ -102,10 +86,10 @@ async def test_a_port_in_use_names_its_setting(
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        code, out = await start(["serve"], base_env(slack, redis_url, PORT=port), installed)
+        code, out = await run_bot(["serve"], base_env(slack, redis_url, PORT=port), installed)
         refused(code, out, f"port {port} is already in use (PORT)", "set PORT")
         env = base_env(slack, redis_url, METRICS_PORT=port)
-        code, out = await start(["worker"], env, installed)
+        code, out = await run_bot(["worker"], env, installed)
         refused(code, out, f"port {port} is already in use (METRICS_PORT)")
 
 
@@ -113,7 +97,7 @@ async def test_a_missing_apps_file_points_at_the_example(
     slack: SlackFake, redis_url: str, tmp_path: Path
 ) -> None:
     for args in (["serve"], ["worker"]):
-        code, out = await start(args, base_env(slack, redis_url), tmp_path)
+        code, out = await run_bot(args, base_env(slack, redis_url), tmp_path)
         refused(code, out, str(tmp_path / "config" / "apps.yaml"), "config/apps.example.yaml")
     assert not slack.calls  # nothing was asked of Slack for a process that cannot work
 
@@ -130,7 +114,7 @@ async def test_settings_that_cannot_be_read_name_the_variable(
         env = base_env(slack, redis_url, **extra)
         if not extra.get("SLACK_SIGNING_SECRET", "x"):
             del env["SLACK_SIGNING_SECRET"]
-        code, out = await start(["serve"], env, installed)
+        code, out = await run_bot(["serve"], env, installed)
         refused(code, out, *words)
 
 

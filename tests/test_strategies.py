@@ -10,20 +10,18 @@ append each call to `.shim-calls` in the workdir, which is what these tests read
 from __future__ import annotations
 
 import shlex
-import urllib.error
-import urllib.request
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bot.errors import HostError
-from bot.ports import CommandResult, Decide, LineSink, ScriptCommand
 from bot.sample.build import git
 from bot.steps import redeploy, verify
 from bot.steps.context import StepContext
 from bot.workflow.model import Criterion, Incident, StepId
+from runners.recording import RecordingRunner
 from runners.ssh import SshRunner
 from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
 from tests.fixtures_hosts import MakeSshEnv, SshEnv, TestHost
@@ -54,56 +52,8 @@ LOGS_PREFIX = {
 }
 
 
-def hit(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 def shim_calls(host: TestHost) -> list[str]:
     return host.run("cat .shim-calls 2>/dev/null || true").splitlines()
-
-
-class RecordingRunner:
-    """An SshRunner that also keeps every command line it was given, per host."""
-
-    def __init__(self, inner: SshRunner) -> None:
-        self.inner = inner
-        self.sent: list[tuple[str, str]] = []
-
-    async def run(
-        self,
-        host: str,
-        command: str,
-        *,
-        timeout: float | None = None,
-        on_line: LineSink | None = None,
-    ) -> CommandResult:
-        self.sent.append((host, command))
-        return await self.inner.run(host, command, timeout=timeout, on_line=on_line)
-
-    async def run_script(
-        self,
-        host: str,
-        commands: Sequence[ScriptCommand],
-        *,
-        timeout: float | None = None,
-        decide: Decide | None = None,
-        on_line: LineSink | None = None,
-    ) -> list[CommandResult | None]:
-        results = await self.inner.run_script(
-            host, commands, timeout=timeout, decide=decide, on_line=on_line
-        )
-        self.sent.extend((host, r.command) for r in results if r is not None)  # those that ran
-        return results
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    def commands(self, host: str) -> list[str]:
-        return [cmd for h, cmd in self.sent if h == host]
 
 
 def strategy_app(env: SshEnv, strategy: str, **commands: str) -> dict[str, Any]:
@@ -161,7 +111,7 @@ def assert_on_target(env: SshEnv, host: TestHost) -> None:
     assert env.repo is not None
     assert host.run("git rev-parse HEAD").strip() == env.repo.tags[TARGET]
     assert host.run("cat VERSION").strip() == TARGET.removeprefix("v")
-    assert hit(host.health_url) == 200
+    assert host.health_status() == 200
 
 
 def assert_logs_window(s: Steps, strategy: str, host: TestHost, call: str) -> None:
@@ -180,7 +130,7 @@ async def test_default_templates_roll_back_and_verify(
 ) -> None:
     assert ssh_env.repo is not None
     for host in ssh_env.hosts:
-        assert hit(host.health_url) == 500  # v1.5.0 logs an ERROR: before the restart, ignored
+        assert host.health_status() == 500  # v1.5.0 logs an ERROR: before the restart, ignored
     s = steps_for(ssh_env, strategy_app(ssh_env, strategy))
     started = datetime.now(UTC) - timedelta(seconds=5)
 
@@ -267,7 +217,7 @@ async def test_changed_requirements_run_the_default_install(
     assert len(install) == 1  # the real pip, on a requirements file with nothing to install
     assert sent.index(install[0]) < next(i for i, c in enumerate(sent) if "systemctl restart" in c)
     assert shim_calls(host) == EXPECTED["systemd"]
-    assert hit(host.health_url) == 200
+    assert host.health_status() == 200
 
 
 async def test_failing_systemctl_restart_stops_the_rollout(
@@ -293,5 +243,5 @@ async def test_failing_systemctl_restart_stops_the_rollout(
     assert shim_calls(web1) == [f"systemctl restart {SERVICE}"]
     assert shim_calls(web2) == []
     assert web2.run("git describe --tags --always").strip() == "v1.5.0"
-    assert hit(web2.health_url) == 500
+    assert web2.health_status() == 500
     assert any(f"Job for {SERVICE}.service failed" in line for line in s.notifier.output_of("web1"))

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -21,14 +19,6 @@ from bot.workflow.model import Criterion, Incident, StepId
 from runners.ssh import SshRunner
 from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
 from tests.fixtures_hosts import SshEnv, TestHost
-
-
-def hit(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 class Steps:
@@ -67,7 +57,7 @@ async def test_rolled_back_hosts_pass_although_the_old_version_logged_errors(
     ssh_env: SshEnv, steps_for: Any
 ) -> None:
     for host in ssh_env.hosts:
-        assert hit(host.health_url) == 500  # v1.5.0 logs an ERROR for each of these
+        assert host.health_status() == 500  # v1.5.0 logs an ERROR for each of these
     s = steps_for(ssh_env)
     await redeploy.run(s.ctx(StepId.REDEPLOY))
 
@@ -118,9 +108,12 @@ async def test_error_in_log_and_failing_smoke_fail_verification(
     web1.run(
         "echo \"$(date '+%Y-%m-%d %H:%M:%S'),500 ERROR myapp payment provider refused\" >> app.log"
     )
+    sessions = web1.ssh_sessions()
 
     with pytest.raises(StepError) as failure:
         await verify.run(s.ctx(StepId.VERIFY))
+
+    assert web1.ssh_sessions() - sessions == 2  # its logs, then both smoke tests in one session
 
     err = failure.value
     assert "logs on web1: 1 error line(s)" in err.what
@@ -206,10 +199,6 @@ class AfterRound(RecordingNotifier):
             hook()
 
 
-def sessions(host: TestHost) -> int:
-    return host.sshd_log.read_text().count("Starting session:")
-
-
 def log_error(host: TestHost, text: str, when: str = "now") -> str:
     """Appends an ERROR line stamped `when` (host time, to the millisecond) to the app's log."""
     stamp = host.run(f"date -d {when!r} '+%Y-%m-%d %H:%M:%S,%3N'").strip()
@@ -234,7 +223,7 @@ async def test_monitor_reads_each_hosts_logs_over_one_session(
         new = log_error(web1, "during monitoring")
 
     s.notifier = AfterRound({1: during})
-    before = {h.name: sessions(h) for h in ssh_env.hosts}
+    before = {h.name: h.ssh_sessions() for h in ssh_env.hosts}
 
     with pytest.raises(StepError) as failure:
         await monitor.run(s.ctx(StepId.MONITOR))
@@ -243,7 +232,8 @@ async def test_monitor_reads_each_hosts_logs_over_one_session(
     mon = s.incident.facts.monitor
     assert mon.errors == {"web1": 1, "web2": 0} and mon.rounds >= 2
     assert new in s.notifier.text and "before monitoring" not in s.notifier.text
-    assert {h.name: sessions(h) - before[h.name] for h in ssh_env.hosts} == {"web1": 1, "web2": 1}
+    opened = {h.name: h.ssh_sessions() - before[h.name] for h in ssh_env.hosts}
+    assert opened == {"web1": 1, "web2": 1}
 
 
 @pytest.mark.hosts(1)
@@ -256,7 +246,7 @@ async def test_a_hosts_log_session_is_opened_again_when_it_ends(
     s = steps_for(ssh_env)
     ctx = s.ctx(StepId.MONITOR)
     log_error(web1, "before monitoring", when="1 second ago")
-    before = sessions(web1)
+    before = web1.ssh_sessions()
     reader = HostLogs(ctx, ctx.app.hosts[0], reads=2)
     try:
         first = await reader.read()
@@ -273,7 +263,7 @@ async def test_a_hosts_log_session_is_opened_again_when_it_ends(
     for scan in (second, third, dropped, after):
         assert scan.error == "" and scan.matches == [line]
     assert reader.window == window
-    assert sessions(web1) - before == 3
+    assert web1.ssh_sessions() - before == 3
 
 
 def test_lines_since_restart() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from tests.fixtures_hosts import SshEnv
 from tests.harness import Bot
 from tests.slack_fake import SlackFake, buttons
-from tests.test_workflow_e2e import config, health
+from tests.test_workflow_e2e import config
 from tests.watching import proposals, report, wait_watch, watch_bot
 
 
@@ -70,7 +70,7 @@ async def test_bad_deploy_proposed_rolled_back_and_quarantined(
         await bot.click(await bot.gate("Roll back"), "Roll back", "U0CAROL")
         done = await bot.wait_status("completed", timeout=120)
         for host in env.hosts:
-            assert health(host.health_url) == 200
+            assert host.health_status() == 200
         thread = bot.thread_text()
         assert "before the bad deploy" in thread and "(v1.4.2)" in thread
         assert "before the bad deploy" in done.step("monitor").summary

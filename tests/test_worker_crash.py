@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,11 @@ from tests.processes import Workers
 from tests.test_workflow_e2e import config, db_revision, start
 
 
-def counting_alembic(tmp_path: Path, *, slow_downgrade: float = 0) -> tuple[str, Path]:
-    """An alembic prefix that counts real (not --sql) downgrades on the host, in a file."""
+def counting_app(
+    env: SshEnv, tmp_path: Path, *, slow_downgrade: float = 0, monitor: str | None = None
+) -> tuple[dict[str, Any], Path]:
+    """The end-to-end tests' app whose alembic counts real (not --sql) downgrades on the host,
+    in the file returned (see `runs`); `monitor`: how long to monitor, every 0.5 s."""
     count = tmp_path / "downgrades.count"
     script = tmp_path / "alembic-counting.sh"
     script.write_text(
@@ -24,27 +26,21 @@ def counting_alembic(tmp_path: Path, *, slow_downgrade: float = 0) -> tuple[str,
         'exec alembic -c alembic.ini "$@"\n'
     )
     script.chmod(0o755)
-    return f"sh {script}", count
+    cfg = config(env)
+    cfg["database"]["alembic"] = f"sh {script}"
+    if monitor:
+        cfg["monitor"] = {"duration": monitor, "interval": "0.5s"}
+    return cfg, count
 
 
 def runs(count: Path) -> int:
     return len(count.read_text().splitlines()) if count.exists() else 0
 
 
-async def wait_step_running(bot: Bot, step: str, timeout: float = 90) -> None:
-    async def check() -> bool:
-        inc = await bot.incident()
-        return bool(inc and inc.step(step).status.value == "running")
-
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"{step} never ran"
-        await asyncio.sleep(0.1)
-
-
-async def approve_rollback(bot: Bot) -> None:
+async def approve_rollback(bot: Bot, decision_timeout: float = 60) -> None:
+    """Start the incident, decide to roll back, approve the database downgrade."""
     await start(bot)
-    await bot.click(await bot.gate("Roll back"), "Roll back", "U0CAROL")
+    await bot.click(await bot.gate("Roll back", decision_timeout), "Roll back", "U0CAROL")
     await bot.click(await bot.gate("Approve downgrade", timeout=90), "Approve downgrade", "U0ALICE")
 
 
@@ -55,15 +51,12 @@ async def test_killed_during_a_repeatable_step_another_worker_completes_it(
     workers_factory: Callable[[Bot], Workers],
 ) -> None:
     env = ssh_env_migrated
-    prefix, count = counting_alembic(tmp_path)
-    cfg = config(env)
-    cfg["database"]["alembic"] = prefix
-    cfg["monitor"] = {"duration": "6s", "interval": "0.5s"}
+    cfg, count = counting_app(env, tmp_path, monitor="6s")
     async with make_bot({"myapp": cfg}, with_worker=False) as bot:
         workers = workers_factory(bot)
         workers.spawn("worker-A")
         await approve_rollback(bot)
-        await wait_step_running(bot, "monitor")
+        await bot.wait_step("monitor")
         workers.kill("worker-A")
         workers.spawn("worker-B")
         incident = await bot.wait_status("completed", timeout=120)
@@ -81,9 +74,7 @@ async def test_killed_during_the_downgrade_the_incident_pauses_for_a_person(
     workers_factory: Callable[[Bot], Workers],
 ) -> None:
     env = ssh_env_migrated
-    prefix, count = counting_alembic(tmp_path, slow_downgrade=4)
-    cfg = config(env)
-    cfg["database"]["alembic"] = prefix
+    cfg, count = counting_app(env, tmp_path, slow_downgrade=4)
     async with make_bot({"myapp": cfg}, with_worker=False) as bot:
         workers = workers_factory(bot)
         workers.spawn("worker-A")

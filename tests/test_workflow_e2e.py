@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,6 @@ def config(env: SshEnv, **extra: Any) -> dict[str, Any]:
     cfg["verify"] = {"health_timeout": "20s", "health_interval": "0.3s"}
     cfg.update(extra)
     return cfg
-
-
-def health(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
 
 
 def db_revision(db_url: str) -> str:
@@ -81,7 +72,7 @@ async def test_full_rollback_with_database_approval(
         assert db_revision(env.db_url) == "b2c3d4e5f6a1"
         for host in env.hosts:
             assert host.run("git rev-parse HEAD").strip() == incident.facts.code.hotfix_sha
-            assert health(host.health_url) == 200
+            assert host.health_status() == 200
             assert host.run("cat VERSION").strip() == "1.4.2"
         for host in env.hosts:  # one SSH connection per host for the whole incident
             assert host.sshd_log.read_text().count("Accepted publickey") == 1, host.name

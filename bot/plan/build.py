@@ -8,7 +8,6 @@ import asyncio
 import shutil
 import statistics
 import tempfile
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -27,7 +26,7 @@ from bot.plan.model import (
     PlanCommand,
     PlanDatabase,
 )
-from bot.ports import AuditEntry, CommandResult, Decide, HostRunner, LineSink, ScriptCommand
+from bot.ports import AuditEntry
 from bot.steps import assess, code, database, redeploy, verify
 from bot.steps.context import Planned, StepContext
 from bot.workflow.facts import AnswerFact, AssessFacts
@@ -37,46 +36,10 @@ from bot.workflow.policy import Actor
 from bot.workflow.steps import ORDER
 from runners import alembic_output, backups, health, templates
 from runners.git import Method, push_args
+from runners.recording import RecordingRunner
 from runners.strategies import strategy
 
 PLAN_TTL = 24 * 3600  # how long `Run this plan` stays possible
-
-
-class ProbeRunner:
-    """The app's runner, recording what planning ran (every command is a read)."""
-
-    def __init__(self, inner: HostRunner) -> None:
-        self.inner = inner
-        self.ran: list[tuple[str, str]] = []
-
-    async def run(
-        self,
-        host: str,
-        command: str,
-        *,
-        timeout: float | None = None,
-        on_line: LineSink | None = None,
-    ) -> CommandResult:
-        self.ran.append((host, command))
-        return await self.inner.run(host, command, timeout=timeout, on_line=on_line)
-
-    async def run_script(
-        self,
-        host: str,
-        commands: Sequence[ScriptCommand],
-        *,
-        timeout: float | None = None,
-        decide: Decide | None = None,
-        on_line: LineSink | None = None,
-    ) -> list[CommandResult | None]:
-        results = await self.inner.run_script(
-            host, commands, timeout=timeout, decide=decide, on_line=on_line
-        )
-        self.ran.extend((host, r.command) for r in results if r is not None)
-        return results
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 class Quiet:
@@ -143,7 +106,7 @@ class Planner:
         root = self.engine.workspace / "plans"
         root.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f"{app.name}-{plan_id}-", dir=root))
-        runner = ProbeRunner(self.engine.runner_factory(app))
+        runner = RecordingRunner(self.engine.runner_factory(app))
         incident = Incident(
             id=plan_id,
             app=app.name,
@@ -186,7 +149,7 @@ class Planner:
 
 
 class _Making:
-    def __init__(self, ctx: StepContext, runner: ProbeRunner) -> None:
+    def __init__(self, ctx: StepContext, runner: RecordingRunner) -> None:
         self.ctx, self.runner, self.app = ctx, runner, ctx.app
         self.cmds: list[PlanCommand] = []
         self.restore: list[PlanCommand] = []

@@ -8,13 +8,14 @@ from bot.errors import HostError, StepError
 from bot.messages import Emphasis, Inline, Mark, Status
 from bot.plan.model import changes_since
 from bot.steps import code, database
+from bot.steps.assess_reads import read_hosts
 from bot.steps.context import Outcome, StepContext
 from bot.workflow.facts import AssessFacts
 from bot.workflow.model import Criterion, HostResult, StepId
 
 
 async def run(ctx: StepContext) -> Outcome:
-    results = await ctx.run_all("version")
+    results, current = await read_hosts(ctx)
     hosts: dict[str, HostResult] = {}
     versions: dict[str, str] = {}
     for name, res in results.items():
@@ -46,7 +47,7 @@ async def run(ctx: StepContext) -> Outcome:
     facts.deployed_by_host = versions
     ctx.incident.facts.assess = facts
     if ctx.app.database is not None:
-        facts = facts.with_db(await database.assess_db(ctx, facts.target))
+        facts = facts.with_db(await database.assess_db(ctx, facts.target, read=current))
     migrations = facts.migrations
     skip: tuple[StepId, ...] = ()
     criteria: dict[Criterion, bool] = {}
@@ -72,10 +73,9 @@ def _plan_text(plan_id: str, changes: list[str]) -> tuple[Inline, ...]:
         )
     return (
         Mark(Status.WARN),
-        " ",
-        Emphasis(f"Changed since plan {plan_id} was made:"),
-        " " + "; ".join(changes) + ". Nothing has run yet: read the assessment below before "
-        "you decide.",
+        f" Changed since plan `{plan_id}` was made: "
+        + "; ".join(changes)
+        + ". Nothing has run yet: read the assessment below before you decide.",
     )
 
 

@@ -97,7 +97,7 @@ class StepContext:
         """Run on one host; stream its output into the thread; `check` raises on non-zero."""
         await self.fence()
         limit = timeout or self.app.deploy.timeout
-        ticker = asyncio.create_task(self._tick(host.name, what, limit))
+        ticker = asyncio.create_task(self._tick(host.name, _Now(what, limit)))
         try:
             result = await self.hosts.run(
                 host.name, command, timeout=limit, on_line=self.out if stream else None
@@ -123,6 +123,7 @@ class StepContext:
         *,
         decide: Decide | None = None,
         tick: bool = True,
+        whats: Sequence[str] | None = None,
     ) -> list[CommandResult | None]:
         """Run `commands` on one host as one script in one session, streaming into the thread.
 
@@ -130,14 +131,21 @@ class StepContext:
         and the go is given only while this incident still holds the app and this run the step.
         `tick=False` for a session kept open on purpose between commands (monitoring rounds):
         its length says nothing of a command still running, so the status line is left alone.
+        `whats`: each command's name for the status line, which then tells of the command
+        running (its name, time and limit) as `run`'s does, not of the whole script.
         """
+        limit = self.app.deploy.timeout
+        now = _Now("the commands", limit)
 
         async def fenced(i: int, results: list[CommandResult | None]) -> bool | str:
             await self.fence()
-            return True if decide is None else await decide(i, results)
+            go = True if decide is None else await decide(i, results)
+            if whats is not None and go is not False:
+                await self.waiting(host.name, None)  # the last command's ticks are stale
+                now.begin(whats[i], commands[i].timeout or limit)
+            return go
 
-        limit = self.app.deploy.timeout
-        ticking = self._tick(host.name, "the commands", limit) if tick else _idle()
+        ticking = self._tick(host.name, now) if tick else _idle()
         ticker = asyncio.create_task(ticking)
         try:
             return await self.hosts.run_script(
@@ -149,15 +157,15 @@ class StepContext:
                 await ticker
             await self.waiting(host.name, None)
 
-    async def _tick(self, host: str, what: str, limit: float) -> None:
+    async def _tick(self, host: str, now: _Now) -> None:
         """A long command says so on the status line, every `SILENCE` seconds."""
-        started = time.monotonic()
-        label = "a command" if what == "command" else what
         while True:
             await asyncio.sleep(SILENCE)
-            so_far = time.monotonic() - started
+            so_far = time.monotonic() - now.started
+            label = "a command" if now.what == "command" else now.what
             await self.waiting(
-                host, f"{host}: {label} still running — {so_far:.0f} s so far (limit {limit:.0f} s)"
+                host,
+                f"{host}: {label} still running — {so_far:.0f} s so far (limit {now.limit:.0f} s)",
             )
 
     async def run_all(
@@ -184,6 +192,18 @@ class StepContext:
 
         results = await asyncio.gather(*(one(h) for h in targets))
         return {h.name: r for h, r in zip(targets, results, strict=True)}
+
+
+@dataclass
+class _Now:
+    """What runs on a host now, for its status line: a script's commands take turns."""
+
+    what: str
+    limit: float
+    started: float = field(default_factory=time.monotonic)
+
+    def begin(self, what: str, limit: float) -> None:
+        self.what, self.limit, self.started = what, limit, time.monotonic()
 
 
 async def _idle() -> None:

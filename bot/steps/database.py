@@ -18,7 +18,7 @@ from bot import units
 from bot.apps_file import AppConfig, DatabaseConfig, HostConfig
 from bot.errors import HostError, StepError, UserFacingError
 from bot.messages import CodeBlock, Mark, Status, para
-from bot.ports import CommandResult
+from bot.ports import CommandResult, ScriptCommand
 from bot.steps.code import app_repo
 from bot.steps.context import Outcome, Planned, StepContext
 from bot.workflow.facts import BackupFact, DbAssessment, DbFacts
@@ -26,7 +26,7 @@ from bot.workflow.model import Criterion, HostResult
 from runners import alembic_static, backups, templates
 from runners.alembic_output import parse_current, sql_text
 from runners.alembic_static import Revision, UnknownRevision
-from runners.backups import backup_location
+from runners.backups import backup_location, parse_stat
 
 PREVIEW_LINES = 30
 PREVIEW_CHARS = 2500
@@ -179,12 +179,15 @@ def _iso(epoch: float) -> str:
 # ---- reading the database's revision ------------------------------------------------------
 
 
-async def current_revision(ctx: StepContext, known: set[str]) -> str | None:
-    """`alembic current` on `run_on`; None for an empty database."""
+async def current_revision(
+    ctx: StepContext, known: set[str], read: CommandResult | None = None
+) -> str | None:
+    """`alembic current` on `run_on` (or what it said when already `read`); None for an empty
+    database."""
     db = _db(ctx)
     assert db is not None
     host = _run_on(ctx, db)
-    result = await ctx.run(host, current_command(ctx.app, db), stream=False)
+    result = read or await ctx.run(host, current_command(ctx.app, db), stream=False)
     if not result.ok:
         raise StepError(
             f"`alembic current` failed (exit {result.exit_status})",
@@ -218,12 +221,16 @@ def _summary(current: str | None, target: str | None, undo: list[Revision]) -> s
 
 
 async def assess_db(
-    ctx: StepContext, target_ref: str, deployed_ref: str | None = None
+    ctx: StepContext,
+    target_ref: str,
+    deployed_ref: str | None = None,
+    read: CommandResult | None = None,
 ) -> DbAssessment:
     """The revision the target expects, the one the database is at, and what lies between.
 
     Revision files come from both the target and the deployed commit (default: the
-    `deployed_sha` fact), so the database's newer revision is known too.
+    `deployed_sha` fact), so the database's newer revision is known too. `read`: what
+    `alembic current` said, when it was read already.
     """
     db = _db(ctx)
     if db is None:
@@ -238,7 +245,7 @@ async def assess_db(
             hint="Rewind downgrades to one revision only; roll the database back by hand.",
         )
     target = target_heads[0] if target_heads else None
-    current = await current_revision(ctx, set(revs))
+    current = await current_revision(ctx, set(revs), read)
     try:
         undo = alembic_static.to_undo(revs, current, target)
     except UnknownRevision as exc:
@@ -290,10 +297,12 @@ async def listed_backups(ctx: StepContext, host: HostConfig, listing: str | None
     return backups.parse_listing(result.output)[:MAX_BACKUPS]
 
 
-async def read_deployed_at(ctx: StepContext, host: HostConfig, cmd: str) -> float | None:
+async def read_deployed_at(
+    ctx: StepContext, host: HostConfig, cmd: str, read: CommandResult | None = None
+) -> float | None:
     """When the deployed version went live: the time the checkout on `run_on` last moved (its
-    HEAD reflog)."""
-    result = await ctx.run(host, cmd, stream=False)
+    HEAD reflog); `read`: what `cmd` said, when it ran already."""
+    result = read or await ctx.run(host, cmd, stream=False)
     match = re.search(r"@\{(\d+)\}", result.output)
     return float(match.group(1)) if match and result.ok else None
 
@@ -306,6 +315,122 @@ def _preview(sql: str) -> str:
     return text
 
 
+@dataclass
+class _Read:
+    """One command of a database step's script: what it is for the status line and how."""
+
+    what: str
+    command: ScriptCommand
+
+
+def _quiet(command: str, *, deferred: bool = False) -> ScriptCommand:
+    """A read: its output is parsed, not shown, and a failure is judged by the step."""
+    return ScriptCommand(command, stream=False, check=False, deferred=deferred)
+
+
+class _PrepareScript:
+    """`prepare`'s commands on `run_on` as one script (one SSH session, not one per command).
+
+    Each command's result is judged before the next one gets its go, as when each ran alone:
+    an error stops the script there with the same message. The downgrade SQL's revision comes
+    from `alembic current`, read by this script: it is sent as written from Assess's reading
+    and, when the database has moved since, as a deferred command written from the new one."""
+
+    def __init__(self, ctx: StepContext, db: DatabaseConfig, target_ref: str, path: str) -> None:
+        self.ctx, self.db, self.target_ref, self.path = ctx, db, target_ref, path
+        self.host = _run_on(ctx, db)
+        seen = ctx.facts.assess
+        self.expected = prepare_commands(
+            ctx.app, db, path, seen.db_current_revision, seen.db_target_revision
+        )
+        cmds = self.expected
+        reads = [
+            _Read("command", _quiet(current_command(ctx.app, db))),
+            _Read("mkdir", ScriptCommand(cmds.mkdir)),
+            _Read("backup", ScriptCommand(cmds.backup, timeout=db.timeout)),
+            _Read("check", _quiet(cmds.check)),
+            _Read("deployed at", _quiet(cmds.deployed_at)),
+        ]
+        if cmds.listing:
+            reads.append(_Read("listing", _quiet(cmds.listing)))
+        reads += [
+            _Read("stat", _quiet("# the listed backups' sizes", deferred=True)),
+            _Read("sql", _quiet(cmds.sql)),
+            _Read("sql again", _quiet("# the downgrade SQL, from the new reading", deferred=True)),
+        ]
+        self.names = [r.what for r in reads]
+        self.commands = [r.command for r in reads]
+        self.fresh: DbAssessment | None = None
+        self.cmds: PrepareCommands | None = None
+        self.stat: str | None = None
+
+    def result(self, results: list[CommandResult | None], what: str) -> CommandResult | None:
+        return results[self.names.index(what)] if what in self.names else None
+
+    async def run(self) -> list[CommandResult | None]:
+        whats = ["command" if n not in ("mkdir", "backup") else n for n in self.names]
+        return await self.ctx.run_script(self.host, self.commands, decide=self.decide, whats=whats)
+
+    async def decide(self, i: int, results: list[CommandResult | None]) -> bool | str:
+        what = self.names[i]
+        if what == "command":
+            return True
+        if self.fresh is None:
+            self.fresh = await assess_db(self.ctx, self.target_ref, read=results[0])
+        if not self.fresh.migrations:
+            return False  # nothing to prepare: the rest is left out
+        cmds = self.cmds = self.cmds or prepare_commands(
+            self.ctx.app,
+            self.db,
+            self.path,
+            self.fresh.current_revision,
+            self.fresh.target_revision,
+        )
+        if what in ("mkdir", "backup", "check"):
+            return True  # a failed mkdir or backup stops the script by itself (`check`)
+        if what == "deployed at":
+            own_backup(self.host, self.path, self.result(results, "check"))  # raises if bad
+            return True
+        if what == "listing":
+            return True
+        if what == "stat":
+            self.stat = cmds.stat(self.ctx.app, self.host, self.listed(results))
+            return self.stat or False
+        if what == "sql":
+            return cmds.sql == self.expected.sql
+        return cmds.sql if cmds.sql != self.expected.sql else False
+
+    def listed(self, results: list[CommandResult | None]) -> list[str]:
+        listing = self.result(results, "listing")
+        if listing is None:
+            return []
+        return [p for p in backups.parse_listing(listing.output)[:MAX_BACKUPS] if p != self.path]
+
+
+def own_backup(host: HostConfig, path: str, check: CommandResult | None) -> BackupFact:
+    """The backup just taken, from its check (`test -s` and its size and time)."""
+    size_mtime = check.output.split() if check is not None else []
+    if check is None or not check.ok or len(size_mtime) != 2:
+        raise StepError(
+            f"the backup `{path}` is missing or empty after the backup command",
+            host=host.name,
+            hint="Check the `database.backup` command and the disk, then Retry.",
+            detail=check.tail() if check is not None else "",
+        )
+    return _backup_fact(path, int(size_mtime[0]), float(size_mtime[1]), own=True, before=False)
+
+
+def _check_ran(host: HostConfig, what: str, result: CommandResult | None) -> None:
+    """As `StepContext.run(check=True)` says a command failed."""
+    if result is not None and not result.ok:
+        raise HostError(
+            f"{what} failed (exit {result.exit_status})",
+            host=host.name,
+            hint="Its last lines are above. Fix the cause, then Retry — or Abort.",
+            detail=result.tail(),
+        )
+
+
 async def prepare(ctx: StepContext) -> Outcome:
     """Back up, list what can be restored, and preview the downgrade SQL for the approval."""
     db = _db(ctx)
@@ -314,37 +439,51 @@ async def prepare(ctx: StepContext) -> Outcome:
     target_ref = ctx.facts.assess.target_sha or ctx.incident.target or ""
     if not target_ref:
         raise StepError("the target version is unknown", hint="Retry the incident from the start.")
-    fresh = await assess_db(ctx, target_ref)
-    if not fresh.migrations:
-        return Outcome(
-            summary="No migrations to undo: nothing to prepare", facts=DbFacts(assessed=fresh)
-        )
     if not db.backup:
+        fresh = await assess_db(ctx, target_ref)
+        if not fresh.migrations:
+            return Outcome(
+                summary="No migrations to undo: nothing to prepare", facts=DbFacts(assessed=fresh)
+            )
         raise StepError(
             "no `database.backup` command is configured",
             hint="Rewind does not touch a database without a backup: add one to the apps file.",
         )
     host = _run_on(ctx, db)
-    current, target = fresh.current_revision, fresh.target_revision
-
     path = backup_location(db, ctx.app.name, ctx.incident.id, datetime.now(UTC))
-    cmds = prepare_commands(ctx.app, db, path, current, target)
-    await ctx.run(host, cmds.mkdir, check=True, what="mkdir")
-    await ctx.run(host, cmds.backup, check=True, what="backup", timeout=db.timeout)
-    check = await ctx.run(host, cmds.check, stream=False)
-    size_mtime = check.output.split()
-    if not check.ok or len(size_mtime) != 2:
-        raise StepError(
-            f"the backup `{path}` is missing or empty after the backup command",
-            host=host.name,
-            hint="Check the `database.backup` command and the disk, then Retry.",
-            detail=check.tail(),
+    script = _PrepareScript(ctx, db, target_ref, path)
+    results = await script.run()
+    # What the script left unjudged (its end, or a command that stopped it) is judged here.
+    fresh = script.fresh or await assess_db(ctx, target_ref, read=results[0])
+    if not fresh.migrations:
+        return Outcome(
+            summary="No migrations to undo: nothing to prepare", facts=DbFacts(assessed=fresh)
         )
-    own = _backup_fact(path, int(size_mtime[0]), float(size_mtime[1]), own=True, before=False)
+    current, target = fresh.current_revision, fresh.target_revision
+    cmds = script.cmds or prepare_commands(ctx.app, db, path, current, target)
+    _check_ran(host, "mkdir", script.result(results, "mkdir"))
+    _check_ran(host, "backup", script.result(results, "backup"))
+    # A command the script did not reach (its session cut) runs alone, as it did before.
+    if script.result(results, "mkdir") is None:
+        await ctx.run(host, cmds.mkdir, check=True, what="mkdir")
+    if script.result(results, "backup") is None:
+        await ctx.run(host, cmds.backup, check=True, what="backup", timeout=db.timeout)
+    check = script.result(results, "check") or await ctx.run(host, cmds.check, stream=False)
+    own = own_backup(host, path, check)
 
-    deployed_at = await read_deployed_at(ctx, host, cmds.deployed_at)
-    listed = [p for p in await listed_backups(ctx, host, cmds.listing) if p != path]
-    stats = await stat_backups(ctx, host, cmds.stat(ctx.app, host, listed))
+    deployed_read = script.result(results, "deployed at")
+    deployed_at = await read_deployed_at(ctx, host, cmds.deployed_at, deployed_read)
+    if cmds.listing and script.result(results, "listing") is None:
+        listed = [p for p in await listed_backups(ctx, host, cmds.listing) if p != path]
+    else:
+        listed = script.listed(results)
+    stat_read = script.result(results, "stat")
+    stat = cmds.stat(ctx.app, host, listed)
+    stats = (
+        parse_stat(stat_read.output)
+        if stat_read is not None
+        else await stat_backups(ctx, host, stat)
+    )
     backups = [own]
     for p in listed:
         if p in stats:
@@ -356,7 +495,11 @@ async def prepare(ctx: StepContext) -> Outcome:
     default = older[0] if older else own
 
     revision = sql_revision(current, target)
-    result = await ctx.run(host, cmds.sql, stream=False)
+    result = (
+        script.result(results, "sql")
+        or script.result(results, "sql again")
+        or await ctx.run(host, cmds.sql, stream=False)
+    )
     sql = sql_text(result.output)
     irreversible = [m.revision for m in fresh.migrations if m.irreversible]
     if not result.ok:
@@ -432,7 +575,28 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
     target, before = state.target_revision, state.current_revision
     known = {m.revision for m in state.migrations}
     known |= {r for r in (target, before) if r}
-    now = await current_revision(ctx, known)
+    current = current_command(ctx.app, db)
+    downgrade = downgrade_command(ctx.app, db, target)
+    # One script, one session: alembic current, the downgrade, alembic current again.
+    script = [
+        _quiet(current),
+        ScriptCommand(downgrade, timeout=db.timeout),
+        _quiet(current),
+    ]
+    read: dict[str, str | None] = {}
+
+    async def decide(i: int, results: list[CommandResult | None]) -> bool:
+        if i == 0:
+            return True
+        if i == 1:
+            read["now"] = await current_revision(ctx, known, results[0])
+            return read["now"] != target  # already there: nothing more to run
+        # A failed downgrade stops the script by itself (`check`).
+        return read["now"] != target
+
+    whats = ["command"] * len(script)
+    results = await ctx.run_script(host, script, decide=decide, whats=whats)
+    now = read["now"] if "now" in read else await current_revision(ctx, known, results[0])
     if now == target:
         # Only a crash after alembic finished gets here: the work is done, do not redo it.
         return Outcome(
@@ -447,7 +611,7 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
         if backup
         else "Restore the database from a backup instead."
     )
-    result = await ctx.run(host, downgrade_command(ctx.app, db, target), timeout=db.timeout)
+    result = results[1] or await ctx.run(host, downgrade, timeout=db.timeout)
     if not result.ok:
         raise StepError(
             f"`alembic downgrade {revision}` failed (exit {result.exit_status}); the database "
@@ -456,7 +620,7 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
             hint=restore_hint,
             detail=result.tail(),
         )
-    after = await current_revision(ctx, known)
+    after = await current_revision(ctx, known, results[2])
     if after != target:
         raise StepError(
             f"after the downgrade the database is at `{after or 'base'}`, not the target "
@@ -531,18 +695,28 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
         f"App stopped on {len(stopped)} host(s). Restoring `{backup.name}` "
         f"({units.size(backup.size)}, {backup.time}) on {host.name}…"
     )
-    restored = await ctx.run(host, cmds.restore, timeout=db.timeout)
-    if not restored.ok:
-        raise StepError(
-            f"the restore of `{backup.name}` failed (exit {restored.exit_status})",
-            host=host.name,
-            hint="The app is stopped on every host and the database may be partly restored. "
-            "Fix the cause and Retry, or restore by hand.",
-            detail=restored.tail(),
-        )
-    verified = ""
+    current = current_command(ctx.app, db)
+    # One script, one session: the restore, the verify query, alembic current.
+    script = [ScriptCommand(cmds.restore, timeout=db.timeout)]
     if cmds.verify:
-        check = await ctx.run(host, cmds.verify)
+        script.append(ScriptCommand(cmds.verify))
+    script.append(_quiet(current))
+    told: list[str] = []
+
+    async def tell_verified(results: list[CommandResult | None]) -> str:
+        """Judge the restore and the verify query; say what the query answered (once)."""
+        restored = results[0] or await ctx.run(host, cmds.restore, timeout=db.timeout)
+        if not restored.ok:
+            raise StepError(
+                f"the restore of `{backup.name}` failed (exit {restored.exit_status})",
+                host=host.name,
+                hint="The app is stopped on every host and the database may be partly "
+                "restored. Fix the cause and Retry, or restore by hand.",
+                detail=restored.tail(),
+            )
+        if not cmds.verify or told:
+            return told[0] if told else ""
+        check = results[1] or await ctx.run(host, cmds.verify)
         verified = check.output.strip()
         if not check.ok:
             raise StepError(
@@ -552,6 +726,17 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
                 detail=check.tail(),
             )
         await ctx.say(f"Verify after restore on {host.name}:", CodeBlock(verified))
+        told.append(verified)
+        return verified
+
+    async def decide(i: int, results: list[CommandResult | None]) -> bool:
+        if i == len(script) - 1:
+            await tell_verified(results)
+        return True
+
+    whats = ["command"] * len(script)
+    results = await ctx.run_script(host, script, decide=decide, whats=whats)
+    verified = await tell_verified(results)
     # The app stays stopped: started now it would be the new code on the old schema (and might
     # migrate it forward again). The redeploy step starts the old version on every host.
     for name in stopped:
@@ -560,7 +745,7 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
     target = state.target_revision
     known = {m.revision for m in state.migrations}
     known |= {target} if target else set()
-    after = await current_revision(ctx, known)
+    after = await current_revision(ctx, known, results[-1])
     if after != target:
         error = StepError(
             f"restored `{backup.name}`, but the database is at `{after or 'base'}`, not the "

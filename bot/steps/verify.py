@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from bot.apps_file import AppConfig, HostConfig
 from bot.errors import StepError, UserFacingError
 from bot.messages import Block, CodeBlock, Emphasis, Inline
-from bot.ports import CommandResult
+from bot.ports import CommandResult, ScriptCommand
 from bot.steps.context import Outcome, StepContext
 from bot.workflow.baseline import compare
 from bot.workflow.model import Criterion, HostResult
@@ -267,13 +267,10 @@ async def _smoke(ctx: StepContext, found: _Findings) -> None:
         found.smoke_error = "no smoke tests configured (smoke:)"
         return
     host = smoke_host(ctx.app)
-    for template in ctx.app.smoke:
-        try:
-            cmd = smoke_command(ctx.app, host, template)
-        except (UserFacingError, ValueError, IndexError) as exc:
-            found.smoke.append((template, host.name, False, str(exc)))
+    for template, result in await _run_smoke(ctx, host):
+        if isinstance(result, Exception):
+            found.smoke.append((template, host.name, False, str(result)))
             continue
-        result = await ctx.run(host, cmd)
         why = "" if result.ok else f"exit {result.exit_status}"
         found.smoke.append((template, host.name, result.ok, why))
     lines = [
@@ -281,6 +278,31 @@ async def _smoke(ctx: StepContext, found: _Findings) -> None:
         for cmd, host, ok, why in found.smoke
     ]
     await ctx.say(Emphasis("Smoke tests"), "\n" + "\n".join(lines))
+
+
+async def _run_smoke(
+    ctx: StepContext, host: HostConfig
+) -> list[tuple[str, CommandResult | Exception]]:
+    """Each smoke test's result (or why it could not be written), run in turn as one script:
+    one SSH session for them all. Each runs whatever the one before it did, as before."""
+    written: list[tuple[str, str | Exception]] = []
+    for template in ctx.app.smoke:
+        try:
+            written.append((template, smoke_command(ctx.app, host, template)))
+        except (UserFacingError, ValueError, IndexError) as exc:
+            written.append((template, exc))
+    commands = [cmd for _, cmd in written if isinstance(cmd, str)]
+    script = [ScriptCommand(c, check=False) for c in commands]
+    ran = iter(await ctx.run_script(host, script) if script else [])
+    out: list[tuple[str, CommandResult | Exception]] = []
+    for template, cmd in written:
+        if not isinstance(cmd, str):
+            out.append((template, cmd))
+            continue
+        # None: not run, as one before it went past its timeout and the script was killed.
+        result = next(ran) or await ctx.run(host, cmd)
+        out.append((template, result))
+    return out
 
 
 def _per_host(ctx: StepContext, found: _Findings) -> dict[str, HostResult]:
