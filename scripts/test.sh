@@ -26,7 +26,10 @@ fi
 ruff check bot handlers runners tests
 ruff format --check bot handlers runners tests
 mypy
+# Two test processes (pytest-xdist): the tests mostly wait on real processes, so two at a time
+# halve the run; each gets its own Redis database (tests/conftest.py). pytest-benchmark, when a
+# machine has it, refuses to load beside xdist, and no test here uses it.
 # The process tests (failovers, rolling restarts, killed workers) share 2 cores with real sshd
 # hosts and Redis servers; a test that fails is run once more and reported as "R" (a rerun) in the
 # output, so a flaky test stays visible. A test that fails twice fails the run.
-exec python3 -m pytest -q -p no:cacheprovider --reruns 1 --reruns-delay 2 -rR "$@"
+exec python3 -m pytest -q -p no:cacheprovider -p no:benchmark -n 2 --reruns 1 --reruns-delay 2 -rR "$@"

@@ -17,8 +17,20 @@ from tests.slack_fake import SlackFake
 # it imports itself.
 pytest_plugins = ["tests.processes", "tests.fixtures_hosts", "tests.redis_servers"]
 
+
+def _own_database(url: str, worker: str) -> str:
+    """Tests flush their database: each pytest-xdist worker (gw0, gw1, …) gets the next one."""
+    if not worker.startswith("gw"):
+        return url
+    base, _, db = url.rpartition("/")
+    return f"{base}/{int(db or 0) + int(worker[2:])}"
+
+
 # Tests flush this database; another run beside them (a bench, a second checkout) picks its own.
-REDIS_URL = os.environ.get("REWIND_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+REDIS_URL = _own_database(
+    os.environ.get("REWIND_TEST_REDIS_URL", "redis://127.0.0.1:6379/9"),
+    os.environ.get("PYTEST_XDIST_WORKER", ""),
+)
 
 
 @pytest.fixture
