@@ -144,10 +144,6 @@ class SlackFront:
         return True
 
     async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
-        async with self._lazy:
-            await self._run_command(body, respond)
-
-    async def _run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         trigger = str(body.get("trigger_id") or _digest(body))
         if trigger in self._refused:
             self._refused.discard(trigger)
@@ -155,12 +151,15 @@ class SlackFront:
         key = _hash(trigger)
         if self.pending is not None and key in self._mine:
             self._mine.discard(key)
-            async with self.pending.working(key):
+            # The lease is kept while the command waits its turn too: one queued behind a burst
+            # for longer than a lease is never taken for a dead process's and run twice.
+            async with self.pending.working(key), self._lazy:
                 await self._carry_out(body, respond)
             return
         # Not kept at the ack (refused there, or a Slack retry): at most once, as ever.
         if await self._first_time("cmd", key):
-            await self._carry_out(body, respond)
+            async with self._lazy:
+                await self._carry_out(body, respond)
 
     async def recover(self) -> int:
         """Carry out the commands acked by a process that died before it could; how many."""

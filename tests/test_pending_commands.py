@@ -79,3 +79,41 @@ async def test_acks_whose_store_hangs_each_hear_a_timeout(redis_url: str) -> Non
         assert [type(o) for o in outcomes] == [TimeoutError] * 5, outcomes
         await pending.r.aclose()
         await hanging.aclose(close_connection_pool=True)
+
+
+async def test_a_command_waiting_its_turn_keeps_its_lease(redis_url: str) -> None:
+    """Behind a burst, a command may wait longer than a lease: it stays this process's, and
+    another web process never carries it out a second time."""
+    from typing import Any, cast
+
+    from handlers.listeners import SlackFront
+
+    here = PendingCommands(connect(redis_url), owner="web-1", lease=1)
+    other = PendingCommands(connect(redis_url), owner="web-2", lease=1)
+    front = SlackFront(cast(Any, None), cast(Any, None), cast(Any, None), pending=here,
+                       lazy_at_once=1)  # fmt: skip
+    release = asyncio.Event()
+    carried: list[str] = []
+
+    async def carry_out(body: dict[str, str], respond: Any, *, resumed: bool = False) -> None:
+        carried.append(body["trigger_id"])
+        await release.wait()
+
+    front._carry_out = carry_out  # type: ignore[method-assign]
+    try:
+        first, second = body(1), body(2)
+        assert await front._keep(first) and await front._keep(second)
+        running = [
+            asyncio.create_task(front.run_command(b, cast(Any, None))) for b in (first, second)
+        ]
+        await asyncio.sleep(2.5)  # the second waits behind the first for over two leases
+        assert carried == ["trigger-1"]
+        assert await other.orphans() == []  # web-2 finds nothing left by a dead process
+        release.set()
+        await asyncio.gather(*running)
+        assert carried == ["trigger-1", "trigger-2"]
+        assert await here.r.hgetall(f"{P}commands") == {}
+    finally:
+        release.set()
+        await here.r.aclose()
+        await other.r.aclose()
