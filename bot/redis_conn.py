@@ -220,7 +220,7 @@ def connect(
         pool = client.connection_pool
         pool.connection_class = _reporting(pool.connection_class)
         return client
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(
         list(target.sentinels),
         sentinel_kwargs={
             "socket_connect_timeout": CONNECT_TIMEOUT,

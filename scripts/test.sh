@@ -3,7 +3,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install -q -e ".[test]" 2>&1 | grep -v -e "^WARNING" -e "^\[notice\]" || true
+# Exact versions from the lock (refresh it: see the README's "Tests"), then Rewind itself on top.
+# pip's output is shown only when it fails, and then the run stops.
+pip_install() {
+  local log; log=$(mktemp)
+  python3 -m pip install -q --disable-pip-version-check "$@" >"$log" 2>&1 || { cat "$log"; rm -f "$log"; exit 1; }
+  rm -f "$log"
+}
+pip_install --require-hashes -r requirements.lock
+pip_install --no-deps -e .
 
 if ! command -v sshd >/dev/null && [ ! -x /usr/sbin/sshd ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
