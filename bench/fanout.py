@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.lab import Lab, lab, private_redis
-from bot.apps_file import parse_apps
+from bot.config.apps_file import parse_apps
 from bot.ports import CommandResult, Decide, LineSink, ScriptCommand
 from bot.steps import redeploy
-from bot.store_redis import RedisStore, connect
+from bot.store.redis_store import RedisStore, connect
 from bot.workflow.model import StepId
 from runners.ssh import SshRunner
 from tests.fakes import RecordingNotifier, make_ctx, make_incident

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bot.redis_conn import connect  # noqa: E402
-from bot.store_redis import RETENTION, RedisStore  # noqa: E402
+from bot.store.connection import connect  # noqa: E402
+from bot.store.redis_store import RETENTION, RedisStore  # noqa: E402
 from bot.workflow.facts import Facts  # noqa: E402
 from bot.workflow.machine import new_steps  # noqa: E402
 from bot.workflow.model import Incident, Status  # noqa: E402

@@ -35,7 +35,7 @@ from bench.lab import (
     processes,
     running,
 )
-from bot.store_redis import RedisStore, connect
+from bot.store.redis_store import RedisStore, connect
 from tests.fakes import with_step_commands
 from tests.harness import write_apps
 from tests.processes import free_port, wait_http

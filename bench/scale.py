@@ -33,7 +33,7 @@ from bench.lab import (
     running,
 )
 from bench.rollback import click_ready_gates
-from bot.store_redis import RedisStore, connect
+from bot.store.redis_store import RedisStore, connect
 from tests.fakes import with_step_commands
 from tests.harness import write_apps
 from tests.processes import free_port, wait_http

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.lab import percentile
-from bot.apps_file import AppsFile, parse_apps
+from bot.config.apps_file import AppsFile, parse_apps
+from bot.fronts.slack.notifier import SlackNotifier
+from bot.fronts.slack.slack_api import make_client
 from bot.ports import ScriptCommand
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Incident, StepId, StepStatus
-from handlers.notifier import SlackNotifier
-from handlers.slack_api import make_client
 from runners.local import LocalRunner
 from tests.slack_fake import SlackFake, _Fault
 

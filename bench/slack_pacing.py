@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bot.apps_file import AppsFile, parse_apps  # noqa: E402
+from bot.config.apps_file import AppsFile, parse_apps  # noqa: E402
+from bot.fronts.slack.notifier import SlackNotifier  # noqa: E402
+from bot.fronts.slack.slack_api import make_client  # noqa: E402
 from bot.workflow.machine import new_steps  # noqa: E402
 from bot.workflow.model import Incident, StepId, StepStatus  # noqa: E402
-from handlers.notifier import SlackNotifier  # noqa: E402
-from handlers.slack_api import make_client  # noqa: E402
 from tests.slack_fake import Call, SlackFake  # noqa: E402
 
 CHANNEL = "C0INCIDENT"

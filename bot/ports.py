@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from bot.apps_file import AppConfig
-from bot.messages import Message
+from bot.config.apps_file import AppConfig
 from bot.workflow.facts import AnswerFact
+from bot.workflow.messages import Message
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 
 LineSink = Callable[[str, str], Awaitable[None]]  # (host, line)

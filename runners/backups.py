@@ -8,8 +8,8 @@ import re
 import shlex
 from datetime import UTC, datetime
 
-from bot.apps_file import DatabaseConfig
-from bot.errors import UserFacingError
+from bot.config.apps_file import DatabaseConfig
+from bot.workflow.errors import UserFacingError
 from runners import templates
 
 

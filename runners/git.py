@@ -29,9 +29,9 @@ from git.exc import (
 from git.objects import Blob
 from git.repo import Repo
 
-from bot.apps_file import AppConfig
-from bot.errors import StepError, UserFacingError
-from bot.paths import absolute
+from bot.config.apps_file import AppConfig
+from bot.config.paths import absolute
+from bot.workflow.errors import StepError, UserFacingError
 from bot.workflow.facts import CommitFact
 from bot.workflow.model import VERSION_RE
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot.apps_file import AppConfig, HealthCheck, HostConfig
+from bot.config.apps_file import AppConfig, HealthCheck, HostConfig
 
 EXCERPT = 200
 

@@ -13,9 +13,9 @@ import signal
 import time
 from collections.abc import Sequence
 
-from bot.apps_file import AppConfig
-from bot.errors import HostError
+from bot.config.apps_file import AppConfig
 from bot.ports import CommandResult, Decide, HostRunner, LineSink, ScriptCommand
+from bot.workflow.errors import HostError
 from runners import script
 from runners.stream import collect
 

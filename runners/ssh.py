@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 import asyncssh
 
-from bot.apps_file import AppConfig, HostConfig
-from bot.errors import HostError
-from bot.metrics import SSH_FAILURES, SSH_SECONDS
+from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import CommandResult, Decide, LineSink, ScriptCommand
+from bot.telemetry.metrics import SSH_FAILURES, SSH_SECONDS
+from bot.workflow.errors import HostError
 from runners import script
 from runners.stream import collect
 

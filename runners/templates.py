@@ -12,8 +12,8 @@ import shlex
 import string
 from collections.abc import Mapping
 
-from bot.apps_file import AppConfig, HostConfig
-from bot.errors import UserFacingError
+from bot.config.apps_file import AppConfig, HostConfig
+from bot.workflow.errors import UserFacingError
 from bot.workflow.model import VERSION_RE
 from runners.strategies import strategy
 

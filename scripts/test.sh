@@ -31,8 +31,8 @@ if ! pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
   for _ in $(seq 100); do pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
-ruff check bot handlers runners tests
-ruff format --check bot handlers runners tests
+ruff check bot bot.fronts.slack runners tests
+ruff format --check bot bot.fronts.slack runners tests
 mypy
 # Two test processes (pytest-xdist): the tests mostly wait on real processes, so two at a time
 # halve the run; each gets its own Redis database (tests/conftest.py). pytest-benchmark, when a

@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from bot.apps_file import AppConfig, AppsFile, parse_apps
-from bot.messages import Message, message
+from bot.config.apps_file import AppConfig, AppsFile, parse_apps
+from bot.fronts.slack import mrkdwn
 from bot.ports import AuditEntry, HostRunner
 from bot.steps.context import StepContext
 from bot.workflow import said
 from bot.workflow.facts import AnswerFact, Facts
 from bot.workflow.machine import new_steps
+from bot.workflow.messages import Message, message
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
-from handlers import mrkdwn
 
 
 class Upload(NamedTuple):

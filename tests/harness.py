@@ -18,9 +18,9 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from bot.apps_file import load_apps
-from bot.assembly import Runtime, build_runtime, run_worker, web_app
-from bot.settings import Settings
+from bot.app.assembly import Runtime, build_runtime, run_worker, web_app
+from bot.config.apps_file import load_apps
+from bot.config.settings import Settings
 from tests.slack_fake import SentResponse, SlackFake, buttons, click, send_command
 
 SECRET = "test-signing-secret"

@@ -10,11 +10,14 @@ from typing import Any
 
 import pytest
 
-from bot.messages import Emphasis, message
-from bot.terminal.notifier import TerminalNotifier
+from bot.fronts.slack import blocks, mrkdwn
+from bot.fronts.slack import text as t
+from bot.fronts.slack.ids import Action, ButtonValue
+from bot.fronts.terminal.notifier import TerminalNotifier
 from bot.workflow import said
 from bot.workflow.facts import AnswerFact, Facts
 from bot.workflow.machine import new_steps
+from bot.workflow.messages import Emphasis, message
 from bot.workflow.model import (
     Criterion,
     ErrorInfo,
@@ -27,9 +30,6 @@ from bot.workflow.model import (
     StepStatus,
     ThreadRef,
 )
-from handlers import blocks, mrkdwn
-from handlers import text as t
-from handlers.ids import Action, ButtonValue
 from tests.slack_fake import all_text, buttons, validate_blocks
 
 T0 = datetime(2024, 11, 25, 3, 0, tzinfo=UTC)

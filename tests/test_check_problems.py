@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.apps_file import load_apps
-from bot.errors import ConfigError
+from bot.config.apps_file import load_apps
+from bot.workflow.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 
 from bot import __version__
-from bot.__main__ import parser
+from bot.cli.main import parser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +26,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_rewind_is_a_console_script_for_python_m_bot() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert pyproject["project"]["scripts"] == {"rewind": "bot.__main__:main"}
+    assert pyproject["project"]["scripts"] == {"rewind": "bot.cli.main:main"}
     installed = shutil.which("rewind")
     if os.environ.get("CI"):  # scripts/test.sh installs the package first
         assert installed

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from bot.errors import StepError
 from bot.sample.build import SampleRepo, git
 from bot.steps import code
 from bot.steps.context import StepContext
+from bot.workflow.errors import StepError
 from bot.workflow.facts import AssessFacts, CodeFacts
 from bot.workflow.model import StepId
 from runners.ssh import SshRunner

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.apps_file import DatabaseConfig
+from bot.config.apps_file import DatabaseConfig
 from runners.alembic_output import parse_current, sql_text
 from runners.backups import backup_location, parse_listing, parse_stat
 

@@ -10,10 +10,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from bot.errors import StepError
 from bot.sample.build import SampleRepo
 from bot.steps import assess, code, database
 from bot.steps.context import StepContext
+from bot.workflow.errors import StepError
 from bot.workflow.facts import AssessFacts, MigrationFact
 from bot.workflow.model import Criterion, StepId
 from runners.ssh import SshRunner

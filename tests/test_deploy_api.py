@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from bot.deploys import sign
+from bot.watch.deploys import sign
 from tests.harness import Bot, running_bot, settings_env, write_apps
 from tests.slack_fake import SlackFake
 

@@ -26,7 +26,7 @@ import aiohttp
 import pytest
 import yaml
 
-from bot.store_redis import RedisStore, connect
+from bot.store.redis_store import RedisStore, connect
 from tests.fakes import with_step_commands
 from tests.fixtures_hosts import SshEnv
 from tests.harness import SlackView

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.apps_file import parse_apps
-from bot.engine import Engine
-from bot.incidents import OpenRequest
+from bot.config.apps_file import parse_apps
+from bot.incidents.engine import Engine
+from bot.incidents.service import OpenRequest
 from bot.steps.context import Outcome, StepBody, StepContext
-from bot.store_memory import MemoryStore
+from bot.store.memory import MemoryStore
 from bot.workflow.model import Status, StepId, StepStatus
 from bot.workflow.policy import Actor
 from runners.git import GitRepos
@@ -109,7 +109,7 @@ async def test_a_lock_taken_a_moment_ago_by_an_incident_being_opened_is_respecte
     not take it over as if it were left by a crash."""
     import asyncio
 
-    from bot.errors import UserFacingError
+    from bot.workflow.errors import UserFacingError
     from bot.workflow.machine import new_steps
     from bot.workflow.model import Incident
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from bot.apps_file import load_apps
-from bot.check import run_check
-from bot.settings import Settings
+from bot.cli.check import run_check
+from bot.config.apps_file import load_apps
+from bot.config.settings import Settings
 from tests.fixtures_hosts import SshEnv
 from tests.harness import SECRET, Bot
 from tests.slack_fake import SlackFake, send_event

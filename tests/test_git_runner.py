@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import StepError, UserFacingError
 from bot.sample.build import SampleRepo, git
+from bot.workflow.errors import StepError, UserFacingError
 from runners.git import AppRepo, RevertConflict, commit_files, hotfix_branch, redact
 
 HOOK = """#!/bin/sh
@@ -245,8 +245,8 @@ async def test_a_relative_workspace_clones_once_where_it_says(
 def test_paths_in_settings_and_apps_file_are_absolute(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.apps_file import parse_apps
-    from bot.settings import Settings
+    from bot.config.apps_file import parse_apps
+    from bot.config.settings import Settings
 
     monkeypatch.chdir(tmp_path)
     settings = Settings.model_validate({"REWIND_WORKSPACE": "var", "REWIND_CONFIG": "c/a.yaml"})

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.apps_file import HealthCheck
-from bot.errors import ConfigError
+from bot.config.apps_file import HealthCheck
+from bot.workflow.errors import ConfigError
 from runners import health
 from tests.fakes import make_apps
 

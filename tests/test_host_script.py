@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.apps_file import parse_apps
-from bot.errors import StepError
+from bot.config.apps_file import parse_apps
 from bot.ports import CommandResult, HostRunner, ScriptCommand
 from bot.steps import redeploy
+from bot.workflow.errors import StepError
 from bot.workflow.model import StepId
 from runners.local import LocalRunner
 from runners.ssh import SshRunner

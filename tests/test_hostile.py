@@ -28,7 +28,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.command import parse
+from bot.fronts.command import parse
 from tests.conftest import REDIS_URL
 from tests.fixtures_hosts import PG_ADMIN_URL, SshEnv, SshKeys, ssh_env_factory
 from tests.harness import INCIDENT_CHANNEL, SECRET, Bot, running_bot, settings_env, write_apps

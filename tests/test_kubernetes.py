@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.errors import HostError
 from bot.steps import redeploy, verify
+from bot.workflow.errors import HostError
 from bot.workflow.facts import RedeployFacts
 from bot.workflow.model import Criterion, StepId
 from runners import templates

@@ -1,9 +1,10 @@
-"""The layout holds: the core speaks no Slack markup and imports no adapter.
+"""The layout holds: each package imports only what its docstring allows, and only the Slack
+adapter speaks Slack.
 
-Slack's mrkdwn (`<@U…>`, `<#C…>`, `<!subteam…>`, `<url|label>`, `:emoji:`, `*bold*`) belongs to the
-Slack adapter (`handlers/`); everywhere else a person is a `Mention`, emphasis an `Emphasis`, a
-status a `Mark` (`bot.messages`), so that the terminal, a report or a new front never has to
-un-Slack a sentence.
+Slack's mrkdwn (`<@U…>`, `<#C…>`, `<!subteam…>`, `<url|label>`, `:emoji:`, `*bold*`) belongs to
+the Slack adapter (`bot/fronts/slack/`); everywhere else a person is a `Mention`, emphasis an
+`Emphasis`, a status a `Mark` (`bot.workflow.messages`), so that the terminal, a report or a new
+front never has to un-Slack a sentence.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # The engine reaches SSH, git, Slack and Redis only through `bot.ports`.
-FORBIDDEN = {"runners", "handlers", "slack_sdk", "slack_bolt", "asyncssh", "redis", "git"}
-PURE = ["bot/engine.py", "bot/incidents.py", "bot/step_runner.py", "bot/input_checks.py"]
+FORBIDDEN = {"runners", "slack_sdk", "slack_bolt", "asyncssh", "redis", "saq", "git"}
+PURE = [
+    "bot/incidents/engine.py",
+    "bot/incidents/service.py",
+    "bot/incidents/step_runner.py",
+    "bot/workflow/input_checks.py",
+]
 SLACK_MARKUP = re.compile(
     r"<[@#!][A-Za-z{]"  # a mention, a channel, a user group
     r"|<(?:https?://|\{)[^<>|]*\|"  # a link with a label
@@ -25,10 +31,15 @@ SLACK_MARKUP = re.compile(
     r"|(?<![\w*`])\*[A-Za-z{][^*\n`]*\*(?![\w*])"  # *bold*
 )
 # The apps file holds Slack mentions by contract (`mention:`); these read or check them.
-SPEAKS_SLACK_BY_CONTRACT = {"bot/apps_file.py", "bot/people.py", "bot/demo.py"}
+SPEAKS_SLACK_BY_CONTRACT = {
+    "bot/config/apps_file.py",
+    "bot/fronts/terminal/people.py",
+    "bot/cli/demo.py",
+}
 # bot/watch is a service with its own Redis store, not part of the incident core.
 CORE = ("bot/workflow", "bot/steps", "bot/plan")
-ADAPTERS = ("handlers", "slack_bolt", "slack_sdk", "asyncssh", "redis", "aiohttp.web")
+ADAPTERS = ("bot.fronts", "bot.store", "bot.app", "slack_bolt", "slack_sdk", "asyncssh", "redis")
+ADAPTERS += ("aiohttp.web",)
 
 
 def _sources(*folders: str) -> list[Path]:
@@ -60,7 +71,7 @@ def test_nothing_outside_the_slack_adapter_writes_slack_markup() -> None:
     found = []
     for path in _sources("bot", "runners"):
         rel = path.relative_to(ROOT).as_posix()
-        if rel in SPEAKS_SLACK_BY_CONTRACT:
+        if rel in SPEAKS_SLACK_BY_CONTRACT or rel.startswith("bot/fronts/slack/"):
             continue
         for line, text in _strings(ast.parse(path.read_text())):
             if m := SLACK_MARKUP.search(text):
@@ -78,7 +89,9 @@ def test_the_detector_finds_each_kind_of_markup() -> None:
 
 def test_the_core_imports_no_adapter() -> None:
     found = []
-    for path in _sources(*CORE, "bot/engine.py", "bot/messages.py", "bot/render_text.py"):
+    for path in _sources(
+        *CORE, "bot/incidents/engine.py", "bot/workflow/messages.py", "bot/workflow/render_text.py"
+    ):
         for node in ast.walk(ast.parse(path.read_text())):
             names = (
                 [node.module or ""]
@@ -107,3 +120,78 @@ def imported(path: Path) -> set[str]:
 @pytest.mark.parametrize("module", PURE)
 def test_the_engine_imports_no_adapter(module: str) -> None:
     assert imported(ROOT / module) & FORBIDDEN == set(), f"{module} imports an adapter"
+
+
+# What each package may import of Rewind's (as its docstring says). A package is the folder under
+# `bot/` (`bot/fronts/slack` and `bot/fronts/terminal` count on their own); `runners` is one.
+BASE = {"workflow"}
+ALLOWED: dict[str, set[str]] = {
+    "workflow": set(),
+    "config": BASE,
+    "telemetry": BASE | {"bot"},  # bot.__version__
+    "ports": BASE | {"config"},
+    "views": BASE | {"config", "ports"},
+    "runners": BASE | {"config", "ports", "telemetry"},
+    "store": BASE | {"config", "ports", "telemetry"},
+    "checks": BASE | {"config", "ports", "telemetry"},
+    "steps": BASE | {"config", "ports", "views", "telemetry", "runners", "checks"},
+    "incidents": BASE | {"config", "ports", "views", "telemetry", "steps"},
+    "plan": BASE | {"config", "ports", "steps", "incidents", "runners", "checks"},
+    "watch": BASE | {"config", "ports", "telemetry", "steps", "incidents", "runners", "checks"},
+    "fronts": BASE | {"config", "ports", "views", "telemetry", "incidents", "plan", "watch"},
+}
+ALLOWED["fronts.slack"] = ALLOWED["fronts"] | {"fronts"}
+ALLOWED["fronts.terminal"] = ALLOWED["fronts"] | {"fronts"}
+EVERYTHING = set(ALLOWED) | {"store", "runners", "sample", "bot"}
+ALLOWED["app"] = EVERYTHING
+ALLOWED["cli"] = EVERYTHING | {"app"}
+
+
+def _package(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] == "runners":
+        return "runners"
+    if parts[0] != "bot":
+        return None
+    if len(parts) == 1 or parts[1].startswith("__"):
+        return "bot"
+    if parts[1] == "fronts" and len(parts) > 2 and parts[2] in {"slack", "terminal"}:
+        return f"fronts.{parts[2]}"
+    return parts[1]
+
+
+def _imports(path: Path) -> list[str]:
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    return found
+
+
+def test_each_package_imports_only_what_it_may() -> None:
+    found = []
+    for path in _sources("bot", "runners"):
+        rel = path.relative_to(ROOT)
+        here = _package(".".join(rel.with_suffix("").parts))
+        if here in (None, "bot", "sample"):
+            continue
+        allowed = ALLOWED[here] | {here}
+        for name in _imports(path):
+            there = _package(name)
+            if there is not None and there != "bot" and there not in allowed:
+                found.append(f"{rel.as_posix()} -> {there}")
+    assert sorted(set(found)) == sorted(DEBT)
+
+
+# Imports that the house issue is still taking out, each to be struck here once it is gone.
+DEBT = {
+    "bot/fronts/held_notices.py -> fronts.slack",
+    "bot/fronts/terminal/front.py -> store",
+    "bot/fronts/terminal/front.py -> runners",
+    "bot/fronts/terminal/notifier.py -> fronts.slack",
+    "bot/fronts/terminal/notifier.py -> store",
+    "bot/watch/cli.py -> store",
+    "bot/watch/jobs.py -> store",
+}

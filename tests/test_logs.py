@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot import logs
-from bot.settings import Settings
+from bot.config.settings import Settings
+from bot.telemetry import logs
 
 TOKEN = "xoxb-1234-secret-token"
 SIGNING = "signing-secret-value"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from bot import render_text
-from bot.messages import (
+from bot.fronts.slack import mrkdwn
+from bot.workflow import render_text
+from bot.workflow.messages import (
     ChannelRef,
     Code,
     CodeBlock,
@@ -16,7 +17,6 @@ from bot.messages import (
     message,
     para,
 )
-from handlers import mrkdwn
 
 MSG = message(
     Mark(Status.OK),

@@ -1,4 +1,4 @@
-"""The commands an ack keeps in Redis (`handlers.pending`), kept in batches: a burst of acks
+"""The commands an ack keeps in Redis (`bot.fronts.slack.pending`), kept in batches: a burst of acks
 shares round trips, and each command still gets its own answer."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from bot.redis_conn import connect
-from handlers.pending import P, PendingCommands
+from bot.fronts.slack.pending import P, PendingCommands
+from bot.store.connection import connect
 
 
 def body(i: int) -> dict[str, str]:
@@ -86,7 +86,7 @@ async def test_a_command_waiting_its_turn_keeps_its_lease(redis_url: str) -> Non
     another web process never carries it out a second time."""
     from typing import Any, cast
 
-    from handlers.listeners import SlackFront
+    from bot.fronts.slack.listeners import SlackFront
 
     here = PendingCommands(connect(redis_url), owner="web-1", lease=1)
     other = PendingCommands(connect(redis_url), owner="web-2", lease=1)

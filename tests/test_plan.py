@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.apps_file import parse_apps
-from bot.engine import Engine
-from bot.errors import UserFacingError
+from bot.config.apps_file import parse_apps
+from bot.incidents.engine import Engine
 from bot.plan.build import Planner, estimate
-from bot.plan.model import Plan
 from bot.plan.render import markdown
-from bot.store_redis import RedisStore, connect
+from bot.store.redis_store import RedisStore, connect
+from bot.workflow.errors import UserFacingError
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Incident, Status
+from bot.workflow.plan import Plan
 from bot.workflow.policy import Actor
 from runners.git import GitRepos
 from runners.local import runner_for

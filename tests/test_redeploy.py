@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from bot.apps_file import AppsFile
-from bot.errors import HostError
+from bot.config.apps_file import AppsFile
 from bot.sample.build import git
 from bot.steps import redeploy
+from bot.workflow.errors import HostError
 from bot.workflow.model import Criterion, StepId
 from runners.ssh import SshRunner
 from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident, step_app

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.store_redis import RedisStore, connect
+from bot.store.redis_store import RedisStore, connect
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Incident
 

@@ -19,10 +19,10 @@ import aiohttp
 import pytest
 import yaml
 
-from bot.check import run_check
-from bot.redis_conn import RedisUrlError, connect, parse_url, persistence_warning
-from bot.settings import Settings
-from bot.store_redis import RedisStore
+from bot.cli.check import run_check
+from bot.config.settings import Settings
+from bot.store.connection import RedisUrlError, connect, parse_url, persistence_warning
+from bot.store.redis_store import RedisStore
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Incident, Status
 from tests.harness import settings_env, write_apps

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from bot.redis_conn import connect
-from bot.store_memory import MemoryStore
-from bot.store_redis import RedisStore
+from bot.fronts.slack.listeners import STORE_AWAY
+from bot.store.connection import connect
+from bot.store.memory import MemoryStore
+from bot.store.redis_store import RedisStore
 from bot.workflow.machine import new_steps
 from bot.workflow.model import Incident, Status
-from handlers.listeners import STORE_AWAY
 from tests.fixtures_hosts import SshEnv
 from tests.harness import Bot, running_bot, settings_env, write_apps
 from tests.processes import Workers

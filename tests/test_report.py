@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from bot.ports import AuditEntry
-from bot.report_md import render_report
 from bot.steps import report
+from bot.views.report import render_report
 from bot.workflow.facts import Facts, MonitorFacts
 from bot.workflow.model import (
     Approval,

@@ -16,8 +16,8 @@ from typing import Any, cast
 import aiohttp
 import pytest
 
-from bot.redis_conn import connect
-from bot.store_redis import RedisStore
+from bot.store.connection import connect
+from bot.store.redis_store import RedisStore
 from tests.fixtures_hosts import SshEnv
 from tests.harness import Bot, settings_env, write_apps
 from tests.processes import Serve, Workers

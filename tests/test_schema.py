@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bot import views
-from bot.messages import message
-from bot.render_text import plain
+from bot.fronts.slack import blocks
+from bot.views import incident as views
 from bot.workflow import said
 from bot.workflow.facts import AnswerFact, Facts
+from bot.workflow.messages import message
 from bot.workflow.model import Status, StepId
+from bot.workflow.render_text import plain
 from bot.workflow.schema import CURRENT, load_incident, migrate
-from handlers import blocks
 from tests.slack_fake import all_text
 
 V1 = Path(__file__).parent / "data" / "incident_v1.json"

@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from slack_sdk.errors import SlackApiError
 
-from bot.apps_file import parse_apps
-from handlers.groups import GroupResolver
-from handlers.slack_api import make_client
+from bot.config.apps_file import parse_apps
+from bot.fronts.slack.groups import GroupResolver
+from bot.fronts.slack.slack_api import make_client
 from tests.fixtures_hosts import SshEnv
 from tests.test_rollback_command import START
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from bot.apps_file import AppsFile, parse_apps
-from bot.messages import words
+from bot.config.apps_file import AppsFile, parse_apps
+from bot.fronts.slack.ids import Action, ButtonValue
+from bot.fronts.slack.notifier import SlackNotifier
+from bot.fronts.slack.slack_api import make_client
 from bot.workflow.facts import AnswerFact
 from bot.workflow.machine import new_steps
+from bot.workflow.messages import words
 from bot.workflow.model import Gate, GateKind, Incident, Status, StepId, StepStatus, utcnow
-from handlers.ids import Action, ButtonValue
-from handlers.notifier import SlackNotifier
-from handlers.slack_api import make_client
 from tests.slack_fake import SlackFake, all_text, buttons
 
 CHANNEL = "C0INCIDENT"

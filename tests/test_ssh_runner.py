@@ -9,8 +9,8 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from bot.apps_file import parse_apps
-from bot.errors import HostError
+from bot.config.apps_file import parse_apps
+from bot.workflow.errors import HostError
 from runners.ssh import SshRunner
 from tests.fixtures_hosts import SshEnv
 

@@ -119,8 +119,8 @@ async def test_settings_that_cannot_be_read_name_the_variable(
 
 
 def test_workers_on_one_machine_take_the_next_metrics_port() -> None:
-    from bot.errors import StartupError
-    from bot.startup import bind_metrics
+    from bot.app.startup import bind_metrics
+    from bot.workflow.errors import StartupError
 
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))

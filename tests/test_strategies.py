@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from bot.errors import HostError
 from bot.sample.build import git
 from bot.steps import redeploy, verify
 from bot.steps.context import StepContext
+from bot.workflow.errors import HostError
 from bot.workflow.model import Criterion, Incident, StepId
 from runners.recording import RecordingRunner
 from runners.ssh import SshRunner

@@ -23,10 +23,10 @@ import pytest
 import redis
 import yaml
 
-from bot.demo import _prepare, demo_config
-from bot.held_notices import KEY, deliver
+from bot.cli.demo import _prepare, demo_config
+from bot.fronts.held_notices import KEY, deliver
 from bot.sample.hosts import stop_app
-from bot.store_redis import RedisStore, connect
+from bot.store.redis_store import RedisStore, connect
 from tests.slack_fake import SlackFake
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,7 +200,7 @@ def test_numbered_choices_all_the_way_with_slack_down(site: Site, redis_url: str
 
 
 def _client(slack: SlackFake) -> Any:
-    from handlers.slack_api import make_client
+    from bot.fronts.slack.slack_api import make_client
 
     return make_client("xoxb-test", slack.api_url)
 
@@ -292,7 +292,7 @@ async def test_with_slack_up_notices_are_posted_and_people_named_by_slack(
 async def test_a_worker_that_reaches_slack_posts_the_held_notices(
     make_bot: Any, redis_url: str
 ) -> None:
-    from bot.held_notices import HeldNotice, hold
+    from bot.fronts.held_notices import HeldNotice, hold
 
     r = connect(redis_url)
     try:

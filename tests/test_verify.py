@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from bot.errors import StepError
 from bot.steps import monitor, redeploy, verify
 from bot.steps.context import StepContext
 from bot.steps.monitor_logs import HostLogs
+from bot.workflow.errors import StepError
 from bot.workflow.model import Criterion, Incident, StepId
 from runners.ssh import SshRunner
 from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
@@ -311,9 +311,9 @@ class WaitWatcher(RecordingNotifier):
 async def test_waits_are_said_on_the_status_line_never_silent(
     ssh_env: SshEnv, steps_for: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from bot.fronts.slack.text import md
     from bot.steps import context
-    from bot.views import waiting_lines
-    from handlers.text import md
+    from bot.views.incident import waiting_lines
 
     web2 = ssh_env.hosts[1]
     s = steps_for(ssh_env, verify={"health_timeout": "8s", "health_interval": "1s"})

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.demo import _prepare, demo_config
+from bot.cli.demo import _prepare, demo_config
 from bot.sample.hosts import stop_app
 from tests.slack_fake import SlackFake
 from tests.watching import proposals, report, wait_watch, watch_bot

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.apps_file import WatchConfig
-from bot.deploys import Deploy
+from bot.config.apps_file import WatchConfig
+from bot.watch.deploys import Deploy
 from bot.watch.judge import figures, verdict
 from bot.watch.model import Sample, Tick, Watch
 from bot.workflow.baseline import Baseline

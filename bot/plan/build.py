@@ -12,12 +12,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from bot.apps_file import AppConfig, DatabaseConfig
-from bot.engine import Engine
-from bot.errors import StepError, UserFacingError
-from bot.incidents import OpenRequest, new_incident_id
-from bot.messages import Message
-from bot.plan.model import (
+from bot.config.apps_file import AppConfig, DatabaseConfig
+from bot.incidents.engine import Engine
+from bot.incidents.service import OpenRequest, new_incident_id
+from bot.ports import AuditEntry
+from bot.steps import assess, code, database, redeploy, verify
+from bot.steps.context import Planned, StepContext
+from bot.workflow.errors import StepError, UserFacingError
+from bot.workflow.facts import AnswerFact, AssessFacts
+from bot.workflow.machine import gate_for, new_steps
+from bot.workflow.messages import Message
+from bot.workflow.model import Gate, GateKind, Incident, Status, StepId, ThreadRef
+from bot.workflow.plan import (
     Migration,
     Plan,
     PlanApproval,
@@ -26,12 +32,6 @@ from bot.plan.model import (
     PlanCommand,
     PlanDatabase,
 )
-from bot.ports import AuditEntry
-from bot.steps import assess, code, database, redeploy, verify
-from bot.steps.context import Planned, StepContext
-from bot.workflow.facts import AnswerFact, AssessFacts
-from bot.workflow.machine import gate_for, new_steps
-from bot.workflow.model import Gate, GateKind, Incident, Status, StepId, ThreadRef
 from bot.workflow.policy import Actor
 from bot.workflow.steps import ORDER
 from runners import alembic_output, backups, health, templates

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from bot.plan.model import Plan, PlanCommand
 from bot.workflow.model import StepId
+from bot.workflow.plan import Plan, PlanCommand
 from bot.workflow.steps import SPECS
 
 

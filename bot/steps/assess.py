@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bot.errors import HostError, StepError
-from bot.messages import Emphasis, Inline, Mark, Status
-from bot.plan.model import changes_since
 from bot.steps import code, database
 from bot.steps.assess_reads import read_hosts
 from bot.steps.context import Outcome, StepContext
+from bot.workflow.errors import HostError, StepError
 from bot.workflow.facts import AssessFacts
+from bot.workflow.messages import Emphasis, Inline, Mark, Status
 from bot.workflow.model import Criterion, HostResult, StepId
+from bot.workflow.plan import changes_since
 
 
 async def run(ctx: StepContext) -> Outcome:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.apps_file import HostConfig
-from bot.errors import HostError, UserFacingError
+from bot.config.apps_file import HostConfig
 from bot.ports import CommandResult, ScriptCommand
 from bot.steps import database
 from bot.steps.context import StepContext
+from bot.workflow.errors import HostError, UserFacingError
 
 Versions = dict[str, CommandResult | HostError]
 

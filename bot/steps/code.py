@@ -6,10 +6,10 @@ step fetches on the hosts. Nothing here touches a host.
 
 from __future__ import annotations
 
-from bot.errors import StepError
-from bot.messages import Block, CodeBlock, Emphasis, Inline, para
 from bot.steps.context import Outcome, StepContext
+from bot.workflow.errors import StepError
 from bot.workflow.facts import AssessFacts, CodeFacts, Facts
+from bot.workflow.messages import Block, CodeBlock, Emphasis, Inline, para
 from runners.git import AppRepo, CommitInfo, Method, clone_dir, hotfix_branch, redact
 
 MAX_COMMITS = 50  # a thread is no place for a whole release history

@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.apps_file import AppConfig, AppsFile, HostConfig
-from bot.errors import HostError
-from bot.messages import Block, Inline, message
+from bot.config.apps_file import AppConfig, AppsFile, HostConfig
 from bot.ports import AuditEntry, CommandResult, Decide, HostRunner, Notifier, ScriptCommand
+from bot.workflow.errors import HostError
 from bot.workflow.facts import Facts, StepFacts
+from bot.workflow.messages import Block, Inline, message
 from bot.workflow.model import Criterion, HostResult, Incident, StepId
 from runners import templates
 

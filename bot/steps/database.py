@@ -14,14 +14,14 @@ import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot import units
-from bot.apps_file import AppConfig, DatabaseConfig, HostConfig
-from bot.errors import HostError, StepError, UserFacingError
-from bot.messages import CodeBlock, Mark, Status, para
+from bot.config.apps_file import AppConfig, DatabaseConfig, HostConfig
 from bot.ports import CommandResult, ScriptCommand
 from bot.steps.code import app_repo
 from bot.steps.context import Outcome, Planned, StepContext
+from bot.workflow import units
+from bot.workflow.errors import HostError, StepError, UserFacingError
 from bot.workflow.facts import BackupFact, DbAssessment, DbFacts
+from bot.workflow.messages import CodeBlock, Mark, Status, para
 from bot.workflow.model import Criterion, HostResult
 from runners import alembic_static, backups, templates
 from runners.alembic_output import parse_current, sql_text

@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from bot.errors import StepError
-from bot.messages import CodeBlock, Emphasis, Mark, Message, Status, message, words
 from bot.steps.context import Outcome, StepContext
 from bot.steps.monitor_logs import HostLogs, reads_for
 from bot.steps.verify import SHOWN_MATCHES
 from bot.workflow.baseline import compare
+from bot.workflow.errors import StepError
 from bot.workflow.facts import MonitorFacts, UrlFigures
+from bot.workflow.messages import CodeBlock, Emphasis, Mark, Message, Status, message, words
 from bot.workflow.model import Criterion
 from runners import health
 from runners.strategies import strategy

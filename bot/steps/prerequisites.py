@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.errors import StepError
 from bot.steps.context import Outcome, StepContext
+from bot.workflow.errors import StepError
 from bot.workflow.facts import PrerequisitesFacts
 
 

@@ -9,10 +9,10 @@ import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.apps_file import AppConfig, HostConfig
-from bot.errors import HostError, StepError, UserFacingError
+from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import CommandResult, ScriptCommand
 from bot.steps.context import Outcome, Planned, StepContext
+from bot.workflow.errors import HostError, StepError, UserFacingError
 from bot.workflow.facts import RedeployFacts
 from bot.workflow.model import Criterion, HostResult
 from runners import templates

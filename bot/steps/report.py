@@ -8,13 +8,13 @@ from pathlib import Path
 
 from git.exc import GitCommandError
 
-from bot import report_md
-from bot.apps_file import AppsFile
-from bot.messages import Mark, Status
-from bot.messages import message as said
+from bot.config.apps_file import AppsFile
 from bot.ports import AuditEntry, Notifier
 from bot.steps.context import Outcome, StepContext
+from bot.views import report as report_md
 from bot.workflow.facts import ReportFacts
+from bot.workflow.messages import Mark, Status
+from bot.workflow.messages import message as said
 from bot.workflow.model import Criterion, Incident
 from bot.workflow.steps import STEPS
 from runners.git import Committed, commit_files

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from bot.apps_file import AppConfig, HostConfig
-from bot.errors import StepError, UserFacingError
-from bot.messages import Block, CodeBlock, Emphasis, Inline
+from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import CommandResult, ScriptCommand
 from bot.steps.context import Outcome, StepContext
 from bot.workflow.baseline import compare
+from bot.workflow.errors import StepError, UserFacingError
+from bot.workflow.messages import Block, CodeBlock, Emphasis, Inline
 from bot.workflow.model import Criterion, HostResult
 from runners import health, templates
 from runners.strategies import strategy

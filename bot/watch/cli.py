@@ -11,11 +11,11 @@ import sys
 
 import aiohttp
 
-from bot.apps_file import AppConfig, AppsFile
-from bot.deploys import DeployReport, parse_report
-from bot.errors import UserFacingError
-from bot.settings import Settings
+from bot.config.apps_file import AppConfig, AppsFile
+from bot.config.settings import Settings
+from bot.watch.deploys import DeployReport, parse_report
 from bot.watch.service import Proposal
+from bot.workflow.errors import UserFacingError
 from bot.workflow.model import ThreadRef
 
 
@@ -63,8 +63,8 @@ async def _post(settings: Settings, report: DeployReport) -> int:
 
 
 async def _record(settings: Settings, apps: AppsFile, report: DeployReport) -> int:
-    from bot.queue import make_queue
-    from bot.store_redis import connect
+    from bot.store.queue import make_queue
+    from bot.store.redis_store import connect
     from bot.watch.jobs import SaqTickQueue
     from bot.watch.service import WatchService
     from bot.watch.store import WatchStore

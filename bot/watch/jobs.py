@@ -8,7 +8,7 @@ from typing import Any
 
 from saq import Job, Queue
 
-from bot.queue import beating
+from bot.store.queue import beating
 
 WATCH_TICK = "watch_tick"
 # saq moves scheduled jobs to the queue once a second: a tick is scheduled a little early and

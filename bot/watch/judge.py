@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bot.apps_file import WatchConfig
+from bot.config.apps_file import WatchConfig
 from bot.watch.model import Sample, Watch
 from runners.health import percentile
 

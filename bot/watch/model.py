@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from bot.deploys import Deploy
+from bot.watch.deploys import Deploy
 from bot.workflow.baseline import Baseline
 from bot.workflow.model import ThreadRef, utcnow
 

@@ -8,12 +8,12 @@ from datetime import datetime
 
 import aiohttp
 
-from bot.apps_file import AppConfig, HostConfig
-from bot.errors import HostError, UserFacingError
+from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import HostRunner
 from bot.steps.redeploy import CLOCK, parse_clock
 from bot.steps.verify import lines_since, since_value
 from bot.watch.model import Sample, Tick
+from bot.workflow.errors import HostError, UserFacingError
 from runners import health, templates
 
 

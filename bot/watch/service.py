@@ -18,17 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from bot.apps_file import AppConfig, AppsFile
-from bot.deploys import Deploy, DeployReport, check_report
-from bot.engine import Engine
-from bot.errors import UserFacingError
-from bot.incidents import OpenRequest, policy_for
-from bot.messages import Inline, Mention, message
+from bot.config.apps_file import AppConfig, AppsFile
+from bot.incidents.engine import Engine
+from bot.incidents.service import OpenRequest, policy_for
 from bot.ports import HostRunner
 from bot.watch import judge, probe
+from bot.watch.deploys import Deploy, DeployReport, check_report
 from bot.watch.model import Answer, Tick, Watch, WatchState
 from bot.watch.store import WatchStore
 from bot.workflow.baseline import Baseline
+from bot.workflow.errors import UserFacingError
+from bot.workflow.messages import Inline, Mention, message
 from bot.workflow.model import ThreadRef
 from bot.workflow.policy import Actor, Right
 from bot.workflow.quarantine import Quarantine
@@ -138,7 +138,7 @@ class WatchService:
         """No earlier deploy is known: the tag before the bad version in the app's repo."""
         if self.workspace is None:
             return None
-        from bot.errors import RewindError
+        from bot.workflow.errors import RewindError
         from runners.git import AppRepo
 
         repo = AppRepo(app.repo, self.workspace / "repos-watch" / app.name)

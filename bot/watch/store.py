@@ -6,7 +6,7 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from bot.deploys import Deploy
+from bot.watch.deploys import Deploy
 from bot.watch.model import Watch, WatchState
 from bot.workflow.baseline import Baseline
 from bot.workflow.quarantine import Quarantine

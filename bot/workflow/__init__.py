@@ -1,1 +1,5 @@
-"""The pure core: incident model, steps, policy and the state machine. No I/O here."""
+"""The pure core: the incident model, the runbook's steps, the policy, the state machine, and what
+to tell people (`messages`, rendered as plain text by `render_text`).
+
+No I/O. Imports nothing of Rewind's outside this package; never Slack, SSH, Redis or git.
+"""

@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.messages import Emphasis, Mark, Mention, Message, message, words
-from bot.messages import Status as MarkStatus
-from bot.render_text import plain
 from bot.workflow import said
 from bot.workflow.facts import AnswerFact, StepFacts
+from bot.workflow.messages import Emphasis, Mark, Mention, Message, message, words
+from bot.workflow.messages import Status as MarkStatus
 from bot.workflow.model import (
     Approval,
     Criterion,
@@ -33,6 +32,7 @@ from bot.workflow.model import (
     utcnow,
 )
 from bot.workflow.policy import Actor, Policy, Right
+from bot.workflow.render_text import plain
 from bot.workflow.steps import ORDER, ROLLBACK_STEPS, SPECS
 
 

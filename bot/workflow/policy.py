@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bot.messages import Emphasis, Mention, Message, message
+from bot.workflow.messages import Emphasis, Mention, Message, message
 
 
 class Right(StrEnum):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.messages import ChannelRef, Inline, Mention, Message, joined, message
 from bot.workflow.facts import AnswerFact
+from bot.workflow.messages import ChannelRef, Inline, Mention, Message, joined, message
 from bot.workflow.model import Incident, Status, StepId, StepRecord
 
 

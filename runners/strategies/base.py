@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from bot.apps_file import AppConfig, HostConfig
+from bot.config.apps_file import AppConfig, HostConfig
 
 
 class DeployStrategy(Protocol):

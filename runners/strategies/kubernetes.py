@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.apps_file import AppConfig, HostConfig
+from bot.config.apps_file import AppConfig, HostConfig
 from runners.strategies.base import rfc3339_utc
 
 _DEPLOYMENT = "deployment/{service}"

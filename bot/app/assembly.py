@@ -1,0 +1,463 @@
+"""Assembly: settings + apps file -> store, queue, notifier, engine; the web app and the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from saq import Queue, Worker
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.lazy_listener.async_internals import to_runnable_function
+from slack_bolt.lazy_listener.async_runner import AsyncLazyListenerRunner
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.app.api import add_routes
+from bot.app.webhooks import WebhookOutbox, deliver_function
+from bot.config.apps_file import AppsFile
+from bot.config.settings import Settings
+from bot.fronts.slack.groups import GroupResolver
+from bot.fronts.slack.listeners import SlackFront, register
+from bot.fronts.slack.notifier import SlackNotifier
+from bot.fronts.slack.pending import PendingCommands
+from bot.fronts.slack.slack_api import make_client
+from bot.fronts.slack.watch_slack import SlackProposer, WatchFront, register_watch
+from bot.incidents.engine import Engine
+from bot.store.connection import Outage, connect, parse_url, persistence_warning
+from bot.store.queue import RewindQueue, SaqStepQueue, make_queue, make_worker
+from bot.store.redis_store import RedisStore
+from bot.telemetry.metrics import REGISTRY, refresh
+from bot.telemetry.redaction import install_log_redaction
+from bot.watch.jobs import SaqTickQueue, tick_function
+from bot.watch.service import WatchService
+from bot.watch.store import WatchStore
+from bot.workflow.messages import Message, words
+from runners.git import GitRepos
+from runners.local import runner_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    apps: AppsFile
+    store: RedisStore
+    queue: Queue
+    client: AsyncWebClient
+    notifier: SlackNotifier
+    engine: Engine
+    watches: WatchService
+    outage: Outage = field(default_factory=Outage)
+    # Where the acks keep the commands they answered (bot.fronts.slack.pending): a client of its
+    # own.
+    ack_records: aioredis.Redis | None = None
+    _tasks: set[asyncio.Future[None]] = field(default_factory=set)
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Future[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.engine.aclose()
+        await self.watches.aclose()
+        await self.notifier.aclose()
+        with contextlib.suppress(Exception):
+            await self.queue.disconnect()
+        await self.store.r.aclose()
+        if self.ack_records is not None:
+            await self.ack_records.aclose()
+
+
+def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
+    install_log_redaction()
+    outage = Outage()  # one per process: every client of it reports here
+    store = RedisStore(
+        connect(settings.redis_url, outage=outage),
+        retention=settings.retention,
+        replicas=1 if parse_url(settings.redis_url).sentinel else 0,
+    )
+    queue = make_queue(
+        settings.redis_url, settings.queue_name, outage=outage, heartbeat=settings.heartbeat
+    )
+    client = make_client(settings.token(), settings.slack_api_url)
+    notifier = SlackNotifier(client, apps)
+    watches = WatchService(
+        apps=apps,
+        store=WatchStore(store.r),
+        queue=SaqTickQueue(queue, heartbeat=settings.heartbeat),
+        proposer=SlackProposer(client),
+        runner_factory=runner_for,
+        worker_id=settings.worker_id,
+        workspace=settings.workspace,
+    )
+    engine = Engine(
+        apps=apps,
+        store=store,
+        notifier=notifier,
+        queue=SaqStepQueue(queue, heartbeat=settings.heartbeat),
+        workspace=settings.workspace,
+        runner_factory=runner_for,
+        repos=GitRepos(settings.workspace),
+        worker_id=settings.worker_id,
+        watch=watches,
+        events=WebhookOutbox(apps, queue),
+    )
+    watches.engine = engine
+    # No connection until the first ack: a worker never opens one.
+    records = connect(settings.redis_url, outage=outage)
+    rt = Runtime(
+        settings, apps, store, queue, client, notifier, engine, watches, outage, ack_records=records
+    )
+    outage.listeners.append(lambda since, seconds: rt.spawn(say_store_was_away(rt, since, seconds)))
+    return rt
+
+
+async def say_store_was_away(rt: Runtime, since: datetime, seconds: float) -> None:
+    """In the thread of every open incident: Redis was away, from when, for how long.
+
+    Every process that saw the outage calls this; the first one per Redis server (its run id
+    changes on a restart or a failover) and incident says it.
+    """
+    try:
+        server = str((await rt.store.r.info("server")).get("run_id", ""))[:12]
+        for incident in await rt.store.open_incidents():
+            if incident.thread is None or not incident.thread.ts:
+                continue
+            if not await rt.store.first_time(f"away:{incident.id}:{server}", ttl=60):
+                continue
+            took = f"{seconds:.0f} s" if seconds >= 1 else "under a second"
+            await rt.store.audit(
+                incident.id, "rewind", "store unreachable", f"{took} from {since:%H:%M:%S} UTC"
+            )
+            await rt.notifier.say(
+                incident,
+                words(
+                    f"🔌 Rewind could not reach its store (Redis) for {took}, from "
+                    f"{since:%H:%M:%S} UTC. It reconnected and the incident goes on from where "
+                    "it was."
+                ),
+            )
+    except Exception:
+        log.exception("could not tell the open incidents that Redis was away")
+
+
+async def warn_persistence(rt: Runtime) -> None:
+    """At start-up, one line in the log when Redis would lose the incidents on a restart."""
+    try:
+        warning = await asyncio.wait_for(persistence_warning(rt.store.r), 5)
+    except Exception as exc:
+        warning = f"cannot read Redis's persistence settings ({exc or type(exc).__name__})"
+    if warning:
+        log.warning("%s", warning)
+
+
+class TrackedLazyRunner(AsyncLazyListenerRunner):
+    """Bolt's lazy listeners, kept track of so that `serve` can finish them before it exits."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self.tasks: set[asyncio.Future[None]] = set()
+
+    def start(self, function: Callable[..., Awaitable[None]], request: AsyncBoltRequest) -> None:
+        task = asyncio.ensure_future(
+            to_runnable_function(internal_func=function, logger=self.logger, request=request)
+        )
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self, timeout: float) -> None:
+        if self.tasks:
+            log.info("finishing %d request(s) in flight", len(self.tasks))
+            await asyncio.wait(list(self.tasks), timeout=timeout)
+
+
+def lazy_runner(bolt: AsyncApp) -> TrackedLazyRunner:
+    runner = bolt.listener_runner.lazy_listener_runner
+    assert isinstance(runner, TrackedLazyRunner)
+    return runner
+
+
+def build_slack(rt: Runtime) -> tuple[AsyncApp, SlackFront]:
+    secret = rt.settings.slack_signing_secret
+    bolt = AsyncApp(
+        client=rt.client,
+        logger=_bolt_logger(),
+        signing_secret=secret.get_secret_value() if secret else None,
+        request_verification_enabled=secret is not None,
+        # The ack listeners do no I/O; answering as soon as they return saves Bolt's 10 ms poll.
+        process_before_response=True,
+        name="rewind",
+    )
+    bolt.listener_runner.lazy_listener_runner = TrackedLazyRunner(log)
+    groups = GroupResolver(rt.client, rt.apps)
+    pending = PendingCommands(rt.store.r, owner=rt.settings.worker_id, records=rt.ack_records)
+    front = SlackFront(rt.engine, rt.store, groups, rt.notifier, pending)
+    register(bolt, front)
+    register_watch(bolt, WatchFront(rt.watches, groups))
+    return bolt, front
+
+
+class _NoTokenWarning(logging.Filter):
+    # Bolt reads SLACK_BOT_TOKEN from the environment itself and warns that the client's token
+    # wins; it is the same token, so the warning would only alarm whoever reads the log.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("slack_bolt.AsyncApp")
+    if not any(isinstance(f, _NoTokenWarning) for f in logger.filters):
+        logger.addFilter(_NoTokenWarning())
+    return logger
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+BOLT = web.AppKey("bolt", AsyncApp)
+
+
+async def slack_events(request: web.Request) -> web.Response:
+    bolt = request.app[BOLT]
+    stamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    if not (stamp.isascii() and stamp.isdigit()) and bolt_verifies(request):
+        # slack_sdk would raise on it (and Bolt answer 500): not a request Slack signed.
+        return web.Response(status=401, text="invalid request timestamp")
+    try:
+        bolt_request = await to_bolt_request(request)
+    except ValueError:
+        # Bolt parses the body before it checks the signature: a body that is not Slack's
+        # JSON gets a 401 when unsigned (as any forged request) and a 400 when signed.
+        return await not_a_slack_request(request)
+    response = await bolt.async_dispatch(bolt_request)
+    return await to_aiohttp_response(response)
+
+
+def bolt_verifies(request: web.Request) -> bool:
+    return request.app[RUNTIME].settings.slack_signing_secret is not None
+
+
+async def not_a_slack_request(request: web.Request) -> web.Response:
+    secret = request.app[RUNTIME].settings.slack_signing_secret
+    body = await request.read()
+    signed = secret is None or SignatureVerifier(secret.get_secret_value()).is_valid_request(
+        body, dict(request.headers)
+    )
+    if not signed:
+        return web.Response(status=401, text="invalid request signature")
+    log.warning("a signed request to /slack/events had a body that is not Slack's; refused")
+    return web.Response(status=400, text="not a Slack request")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        ok = await asyncio.wait_for(request.app[RUNTIME].store.ping(), 2)
+    except TimeoutError:
+        ok = False
+    return web.json_response({"redis": ok}, status=200 if ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+
+    async def states() -> list[str]:
+        return [i.status.value for i in await rt.store.open_incidents()]
+
+    async def queued() -> int:
+        return int(await rt.queue.count("queued"))
+
+    try:
+        await asyncio.wait_for(refresh(states, queued), 2)
+    except Exception as exc:  # Redis away: the figures kept in this process still go out
+        log.warning("metrics: cannot read Redis: %r", exc)
+    return web.Response(
+        body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+def metrics_app(rt: Runtime) -> web.Application:
+    """A worker's own `/metrics` (on `METRICS_PORT`)."""
+    app = web.Application()
+    app[RUNTIME] = rt
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+def web_app(
+    rt: Runtime,
+    *,
+    with_worker: bool = False,
+    socket_mode: tuple[AsyncApp, SlackFront] | None = None,
+) -> web.Application:
+    """`/slack/events`, `/healthz`, `/metrics` and the API.
+
+    `socket_mode`: the Bolt app (from `build_slack`) that a Socket Mode handler feeds. Then no
+    `/slack/events` (nothing unsigned may reach Bolt), but the same recovery of commands acked
+    by a dead process, and the same drain of Bolt's lazy listeners at shutdown.
+    """
+    app = web.Application()
+    app[RUNTIME] = rt
+    if socket_mode is None:
+        app[BOLT], front = build_slack(rt)
+        app.router.add_post("/slack/events", slack_events)
+    else:
+        app[BOLT], front = socket_mode
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    add_routes(app, rt)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        rt.spawn(warn_persistence(rt))
+        worker = build_worker(rt) if with_worker else None  # aiohttp owns SIGTERM here
+        task = asyncio.create_task(worker.start()) if worker else None
+        held = asyncio.create_task(deliver_held(rt)) if worker is None else None
+        stopping = asyncio.Event()
+        recovering = asyncio.create_task(recover_commands(front, stopping))
+        yield
+        stopping.set()
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(recovering, 5)
+        if held is not None and not held.done():
+            held.cancel()
+        # aiohttp has stopped taking requests and finished the ones in flight; their lazy
+        # halves (opening an incident, a click) finish here before anything is closed. (In
+        # Socket Mode the handler was closed first: no new envelope comes in meanwhile.)
+        await lazy_runner(app[BOLT]).drain(SERVE_DRAIN)
+        if worker is not None and task is not None:
+            await stop_worker(rt, worker, task)
+        await rt.aclose()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+async def recover_commands(front: SlackFront, stopping: asyncio.Event, every: float = 2.0) -> None:
+    """Commands acked by a web process that died before carrying them out: done here.
+
+    Stopped by `stopping`, not by cancelling: a cancellation that lands inside a Redis call
+    can be swallowed by the client, and the loop would never end.
+    """
+    while not stopping.is_set():
+        try:
+            await front.recover()
+        except Exception:
+            log.exception("pending commands: not recovered this time")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), every)
+
+
+async def deliver_held(rt: Runtime) -> None:
+    """Stakeholder notices the terminal front kept while Slack was down, posted now."""
+    from bot.fronts.held_notices import deliver
+
+    try:
+        await deliver(rt.store.r, rt.store, rt.client)
+    except Exception:
+        log.exception("held stakeholder notices: not delivered this time")
+
+
+SERVE_DRAIN = 30.0  # seconds `serve` gives requests in flight when told to stop
+
+
+def build_worker(rt: Runtime) -> Worker[Any]:
+    s = rt.settings
+
+    async def startup() -> None:
+        await deliver_held(rt)
+        count = await rt.engine.reconcile()
+        if count:
+            log.info("re-enqueued %d running incident(s) after start", count)
+        count = await rt.watches.reconcile()
+        if count:
+            log.info("took over %d deploy watch(es) after start", count)
+
+    async def failed(incident_id: str, text: Message) -> None:
+        incident = await rt.store.load(incident_id)
+        if incident is not None:
+            await rt.notifier.say(incident, text)
+
+    async def reconcile() -> int:
+        await rt.watches.close_idle()
+        return await rt.engine.reconcile() + await rt.watches.reconcile()
+
+    worker = make_worker(
+        rt.queue,
+        rt.engine.run_step,
+        heartbeat=s.heartbeat,
+        sweep=s.sweep,
+        concurrency=s.worker_concurrency,
+        worker_id=s.worker_id,
+        startup=startup,
+        reconcile=reconcile,
+        functions=[
+            tick_function(rt.watches.tick, s.heartbeat),
+            deliver_function(rt.apps, s.webhook_backoff, failed),
+        ],
+    )
+    worker.SIGNALS = []  # SIGTERM is ours: a drain (`stop_worker`), not saq's cancel
+    return worker
+
+
+async def stop_worker(rt: Runtime, worker: Worker[Any], task: asyncio.Task[None]) -> None:
+    """Stop taking jobs; hand repeatable steps over at their next command; let the others end.
+
+    A step that is not safe to repeat (the database downgrade) runs to its end, for up to
+    REWIND_DRAIN seconds; after that it is cut and another worker pauses it for a person.
+    """
+    rt.engine.draining = True
+    if isinstance(rt.queue, RewindQueue):
+        # No new job. (Not saq's stop event: saq would then cancel the running steps at once.)
+        rt.queue.paused = True
+    deadline = time.monotonic() + rt.settings.drain
+    if worker.job_task_contexts:
+        log.info("stopping: waiting for %d job(s) in flight", len(worker.job_task_contexts))
+    # saq has no event for "my jobs are finished"; its job contexts go when a job is recorded.
+    while worker.job_task_contexts and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    await worker.stop()
+    try:
+        await asyncio.wait_for(task, 5)
+    except (TimeoutError, asyncio.CancelledError):
+        log.warning("worker did not stop within 5 s")
+
+
+async def run_worker(rt: Runtime, *, metrics_sock: socket.socket | None = None) -> None:
+    """The worker until SIGTERM/SIGINT, then a drain (see `stop_worker`)."""
+    runner: web.AppRunner | None = None
+    if metrics_sock is not None:
+        runner = web.AppRunner(metrics_app(rt), access_log=None)
+        await runner.setup()
+        await web.SockSite(runner, metrics_sock).start()
+    await warn_persistence(rt)
+    worker = build_worker(rt)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    task = asyncio.create_task(worker.start())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await stop_worker(rt, worker, task)
+        if runner is not None:
+            await runner.cleanup()

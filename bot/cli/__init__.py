@@ -1,0 +1,5 @@
+"""`rewind` / `python -m bot`: the command line (serve, worker, rollback, status, list, check,
+demo, export, deployed).
+
+The top: may import anything.
+"""

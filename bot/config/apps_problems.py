@@ -1,0 +1,230 @@
+"""Every problem of an apps file in one list: the key, its line, what is wrong, what to do.
+
+Pydantic finds the structural ones (all of them, not just the first); this module adds the
+line of each key, names a close key for a typo ("did you mean `incident_channel`?"), and checks
+the `{placeholders}` of every command template and health URL, which need the whole app.
+"""
+
+from __future__ import annotations
+
+import difflib
+import string
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from bot.workflow.errors import Problem
+
+Loc = tuple[int | str, ...]
+
+# What every command template may use; a host's `vars` add their own names.
+COMMAND_PLACEHOLDERS = frozenset(
+    {
+        "ref",
+        "version",
+        "workdir",
+        "service",
+        "backup",
+        "revision",
+        "app",
+        "host",
+        "since",
+        "image",
+        "namespace",
+    }
+)
+URL_PLACEHOLDERS = frozenset({"app", "host", "address"})
+_DB_TEMPLATES = ("alembic", "backup", "restore", "verify", "backups")
+EXAMPLE = "config/apps.example.yaml"
+
+
+def dotted(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+# ---- lines --------------------------------------------------------------------------------------
+
+
+def key_lines(text: str) -> dict[Loc, int]:
+    """Every key path of the YAML document -> its 1-based line."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[Loc, int] = {}
+
+    def walk(node: yaml.Node, loc: Loc) -> None:
+        lines.setdefault(loc, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = (*loc, str(key.value))
+                lines[here] = key.start_mark.line + 1
+                walk(value, here)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*loc, i))
+
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def line_of(lines: Mapping[Loc, int], loc: Loc) -> int | None:
+    """The key's own line, else its closest parent's (a missing key: where it belongs)."""
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+# ---- the models' keys, for "did you mean" -------------------------------------------------------
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, list, dict, tuple):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def fields_at(root: type[BaseModel], loc: Loc) -> list[str]:
+    """The keys the model accepts at `loc` (the parent of a key)."""
+    model: type[BaseModel] | None = root
+    mapped = False  # inside a dict[str, Model]: the next part is a name, not a field
+    for part in loc:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        if mapped:
+            mapped = False
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        mapped = typing.get_origin(annotation) is dict
+        model = _model_in(annotation)
+    if model is None or mapped:
+        return []
+    return [f.alias or name for name, f in model.model_fields.items() if name not in {"path"}]
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else ""
+
+
+# ---- pydantic's errors, all of them -------------------------------------------------------------
+
+
+def from_validation(
+    exc: ValidationError, lines: Mapping[Loc, int], root: type[BaseModel]
+) -> list[Problem]:
+    errors = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
+        errors.append((loc, err["type"], str(err["msg"]).removeprefix("Value error, ")))
+    unknown = {loc for loc, kind, _ in errors if kind == "extra_forbidden"}
+    problems: list[Problem] = []
+    explained: set[Loc] = set()  # required keys whose typo'd spelling is reported instead
+    for loc in sorted(unknown, key=lambda lc: line_of(lines, lc) or 0):
+        parent, word = loc[:-1], str(loc[-1])
+        known = fields_at(root, parent)
+        hint = did_you_mean(word, known)
+        if hint:
+            guess = hint.split("`")[1]
+            explained.add((*parent, guess))
+        fix = hint or ("remove it; known keys here: " + ", ".join(known) if known else "remove it")
+        problems.append(Problem(dotted(loc), f"unknown key `{word}`", fix, line_of(lines, loc)))
+    for loc, kind, msg in errors:
+        if kind == "extra_forbidden" or loc in explained:
+            continue
+        if kind == "missing":
+            fix = f"add it (every key is described in {EXAMPLE})"
+            problems.append(Problem(dotted(loc), "required key is missing", fix,
+                                    line_of(lines, loc)))  # fmt: skip
+        else:
+            problems.append(Problem(dotted(loc), msg, "", line_of(lines, loc)))
+    return sorted(problems, key=lambda p: (p.line or 0, p.key))
+
+
+# ---- placeholders -------------------------------------------------------------------------------
+
+
+def _fields(template: str) -> list[str]:
+    return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+
+
+def _host_vars(app: Mapping[str, Any]) -> frozenset[str]:
+    """Names every host defines in `vars` (a name only some hosts have fails on the others)."""
+    hosts = [h for h in app.get("hosts") or [] if isinstance(h, Mapping)]
+    sets = [set((h.get("vars") or {}).keys()) for h in hosts if isinstance(h.get("vars"), Mapping)]
+    if not hosts or len(sets) < len(hosts):
+        return frozenset()
+    return frozenset(set.intersection(*sets))
+
+
+def _templates(app: Mapping[str, Any]) -> Iterator[tuple[Loc, str, frozenset[str]]]:
+    commands = COMMAND_PLACEHOLDERS | _host_vars(app)
+    urls = URL_PLACEHOLDERS | _host_vars(app)
+    deploy = app.get("deploy")
+    if isinstance(deploy, Mapping) and isinstance(deploy.get("commands"), Mapping):
+        for name, tpl in deploy["commands"].items():
+            yield ("deploy", "commands", str(name)), tpl, commands
+    database = app.get("database")
+    if isinstance(database, Mapping):
+        for name in _DB_TEMPLATES:
+            if name in database:
+                yield ("database", name), database[name], commands
+    for i, tpl in enumerate(app.get("smoke") or []):
+        yield ("smoke", i), tpl, commands
+    for i, check in enumerate(app.get("health") or []):
+        if isinstance(check, Mapping) and "url" in check:
+            yield ("health", i, "url"), check["url"], urls
+
+
+def placeholder_problems(data: Any, lines: Mapping[Loc, int]) -> list[Problem]:
+    problems: list[Problem] = []
+    apps = data.get("apps") if isinstance(data, Mapping) else None
+    if not isinstance(apps, Mapping):
+        return problems
+    for name, app in apps.items():
+        if not isinstance(app, Mapping):
+            continue
+        for sub, tpl, known in _templates(app):
+            loc: Loc = ("apps", str(name), *sub)
+            if not isinstance(tpl, str):
+                continue
+            try:
+                used = _fields(tpl)
+            except ValueError as exc:
+                problems.append(Problem(dotted(loc), f"bad braces in template: {exc}",
+                                        "write a literal brace as {{ or }}",
+                                        line_of(lines, loc)))  # fmt: skip
+                continue
+            for field in used:
+                if field in known:
+                    continue
+                what = f"unknown placeholder {{{field}}}" if field else "empty placeholder {}"
+                close = difflib.get_close_matches(field, sorted(known), n=1, cutoff=0.6)
+                hint = f"did you mean {{{close[0]}}}?" if close else ""
+                fix = (
+                    (f"{hint} " if hint else "")
+                    + "known: "
+                    + ", ".join(f"{{{k}}}" for k in sorted(known))
+                )
+                problems.append(Problem(dotted(loc), what, fix, line_of(lines, loc)))
+    return problems

@@ -1,0 +1,207 @@
+"""What each `/rollback …` command does, for every front (Slack, the terminal, …).
+
+A front parses the text (`bot.fronts.command.parse`), finds who is asking (an `Actor`), calls
+`Dispatcher.run`, and renders the `Reply` it gets back in its own words and markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.fronts.command import HELP, Command
+from bot.incidents.engine import Engine
+from bot.incidents.service import OpenRequest, policy_for
+from bot.plan.build import PLAN_TTL, Planner
+from bot.ports import Store
+from bot.workflow.errors import UserFacingError
+from bot.workflow.input_checks import check_reason
+from bot.workflow.model import Incident
+from bot.workflow.plan import Plan
+from bot.workflow.policy import Actor, Right
+
+
+@dataclass(frozen=True)
+class Opened:
+    incident: Incident
+    version: str | None
+
+
+@dataclass(frozen=True)
+class Listing:
+    incidents: Sequence[Incident]
+    empty: str  # what to say when there are none
+
+
+@dataclass(frozen=True)
+class StatusOf:
+    incident: Incident
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    incident_id: str
+
+
+@dataclass(frozen=True)
+class Unfrozen:
+    app: str
+    by: str  # user id
+    was_frozen: bool
+
+
+@dataclass(frozen=True)
+class NoIncidents:
+    app: str
+
+
+@dataclass(frozen=True)
+class Released:
+    app: str
+    version: str
+    by: str  # user id
+    incident_id: str  # the incident that quarantined it; "" when it was not quarantined
+
+
+@dataclass(frozen=True)
+class PlanMade:
+    """A plan, made and kept for `Run this plan`; the front shows it (Slack posts it)."""
+
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class OpenedFromPlan:
+    incident: Incident
+    plan: Plan
+
+
+Reply = (
+    Opened
+    | Listing
+    | StatusOf
+    | Cancelled
+    | Unfrozen
+    | NoIncidents
+    | Released
+    | PlanMade
+    | OpenedFromPlan
+)
+
+
+def check_start(engine: Engine, cmd: Command) -> None:
+    """Bad input is refused before anything runs; rights are checked once groups are known."""
+    engine.app(cmd.app)
+    engine.check_version(cmd.version)
+    if not cmd.reason.strip():
+        version = f" {cmd.version}" if cmd.version else ""
+        raise UserFacingError(
+            "What broke? The runbook asks to confirm the issue first: add a reason, e.g. "
+            f"`/rollback {cmd.app}{version} checkout returns 500`."
+        )
+    check_reason(cmd.reason)
+
+
+def check_plan(engine: Engine, cmd: Command) -> None:
+    """The fast checks of `/rollback plan`: a known app, a version that can be one."""
+    engine.app(cmd.app)
+    engine.check_version(cmd.version)
+
+
+class Dispatcher:
+    def __init__(self, engine: Engine, store: Store, source: str = "slack") -> None:
+        self.engine = engine
+        self.store = store
+        self.source = source
+
+    async def run(self, cmd: Command, actor: Actor) -> Reply:
+        match cmd.kind:
+            case "start":
+                check_start(self.engine, cmd)
+                request = OpenRequest(
+                    cmd.app, cmd.version, cmd.reason, actor, source=self.source, major=cmd.major
+                )
+                return Opened(await self.engine.open(request), cmd.version)
+            case "list":
+                return Listing(await self.store.recent_incidents(15), "No incidents.")
+            case "status":
+                return await self.status(cmd.target)
+            case "cancel":
+                found = await self.store.load(cmd.target)
+                if found is None:
+                    raise UserFacingError(
+                        f"No incident `{cmd.target}`. `/rollback list` shows them."
+                    )
+                await self.engine.cancel(found.id, actor)
+                return Cancelled(found.id)
+            case "unfreeze":
+                app = self.engine.app(cmd.target)
+                if reason := policy_for(app).refuse(actor, Right.APPROVE):
+                    raise UserFacingError(reason)
+                freeze = await self.store.unfreeze(app.name)
+                return Unfrozen(app.name, actor.user, was_frozen=freeze is not None)
+            case "release":
+                return await self.release(cmd, actor)
+            case "plan":
+                plan = await Planner(self.engine).plan(
+                    cmd.app, cmd.version, actor, reason=cmd.reason
+                )
+                return PlanMade(plan)
+        raise UserFacingError(HELP)
+
+    async def run_plan(self, plan_id: str, actor: Actor) -> OpenedFromPlan:
+        """`Run this plan`: the incident the plan describes, under the plan's id; its Assess
+        says what changed since the plan was made."""
+        raw = await self.store.load_plan(plan_id)
+        if raw is None:
+            raise UserFacingError(
+                f"Plan `{plan_id}` is no longer kept (plans last {PLAN_TTL // 3600} hours): make "
+                "a new one with `/rollback plan APP`."
+            )
+        plan = Plan.model_validate_json(raw)
+        request = OpenRequest(
+            plan.app,
+            plan.target,
+            plan.reason or f"rollback as planned in plan {plan.id}",
+            actor,
+            source=self.source,
+            plan=plan.basis,
+            incident_id=plan.id,
+        )
+        return OpenedFromPlan(await self.engine.open(request), plan)
+
+    async def release(self, cmd: Command, actor: Actor) -> Reply:
+        app = self.engine.app(cmd.app)
+        self.engine.check_version(cmd.version)
+        if reason := policy_for(app).refuse(actor, Right.APPROVE):
+            raise UserFacingError(reason)
+        if self.engine.watch is None or cmd.version is None:
+            raise UserFacingError("Quarantine is not available here.")
+        held = await self.engine.watch.release(app.name, cmd.version, actor.user)
+        if held is None:
+            return Released(app.name, cmd.version, actor.user, "")
+        await self.store.audit(held.incident, actor.user, f"released {cmd.version}", "quarantine")
+        return Released(app.name, cmd.version, actor.user, held.incident)
+
+    async def status(self, target: str) -> Reply:
+        if not target:
+            return Listing(await self.store.open_incidents(), "No open incidents.")
+        incident = await self.store.load(target)
+        if incident is None:
+            app = self.engine.app(target)
+            holder = await self.store.lock_holder(app.name)
+            incident = await self.store.load(holder) if holder else None
+            if incident is None:
+                recent = [i for i in await self.store.recent_incidents(50) if i.app == app.name]
+                if not recent:
+                    return NoIncidents(app.name)
+                incident = recent[0]
+        return StatusOf(incident)
+
+    async def gate_of(self, target: str) -> Incident | None:
+        """The incident `target` names (by id or app) when it waits for a click."""
+        incident = await self.store.load(target)
+        if incident is None:
+            holder = await self.store.lock_holder(target)
+            incident = await self.store.load(holder) if holder else None
+        return incident if incident is not None and incident.gate is not None else None

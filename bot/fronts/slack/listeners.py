@@ -1,0 +1,369 @@
+"""Bolt listeners: `/rollback`, the buttons, and the App Home tab.
+
+Ack first (well inside Slack's 3 seconds); anything that needs the repo, Redis or other Slack
+calls runs after the ack, as a lazy listener, and answers through the command's `response_url`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.context.respond.async_respond import AsyncRespond as Respond
+
+from bot.fronts.command import HELP, Command, parse
+from bot.fronts.dispatch import (
+    Cancelled,
+    Dispatcher,
+    Listing,
+    NoIncidents,
+    Opened,
+    OpenedFromPlan,
+    PlanMade,
+    Released,
+    Reply,
+    StatusOf,
+    Unfrozen,
+    check_plan,
+    check_start,
+)
+from bot.fronts.slack import blocks, mrkdwn
+from bot.fronts.slack.groups import GroupResolver
+from bot.fronts.slack.ids import CHOICE, Action, ButtonValue
+from bot.fronts.slack.pending import PendingCommands
+from bot.incidents.engine import Engine
+from bot.plan import render
+from bot.ports import Store
+from bot.workflow.errors import UserFacingError
+from bot.workflow.machine import Answer
+from bot.workflow.messages import ChannelRef, message
+from bot.workflow.plan import Plan
+
+log = logging.getLogger(__name__)
+STORE_AWAY = "Rewind cannot reach its store (Redis); nothing was changed. Try again in a minute."
+STORE_LOST = (
+    "Rewind lost its store (Redis) while doing this, so it may be half done: "
+    "`/rollback status` in a minute shows where things stand."
+)
+STORE_CHECK = 1.0  # seconds: a Redis that is away is said well within Slack's 3 s
+_STORE_ERRORS = (RedisConnectionError, RedisTimeoutError)
+
+
+class PlanPoster(Protocol):
+    async def post_plan(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], filename: str, content: str
+    ) -> str | None: ...
+
+
+class SlackFront:
+    """What the Slack listeners need: the engine, the store, and group membership."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        groups: GroupResolver,
+        poster: PlanPoster | None = None,
+        pending: PendingCommands | None = None,
+        *,
+        lazy_at_once: int = 8,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.groups = groups
+        self.dispatcher = Dispatcher(engine, store)
+        self.poster = poster
+        self.pending = pending
+        self._mine: set[str] = set()  # commands this process acked and has yet to carry out
+        # Commands whose ack already said the store is away: their lazy half does nothing.
+        self._refused: set[str] = set()
+        # Under a burst, the work after the ack waits its turn so that acks keep coming back
+        # within Slack's 3 s: every request is acked first, then answered in order.
+        self._lazy = asyncio.Semaphore(lazy_at_once)
+
+    async def store_up(self) -> bool:
+        try:
+            return await asyncio.wait_for(self.store.ping(), STORE_CHECK)
+        except TimeoutError:
+            return False
+
+    # ---- /rollback ----------------------------------------------------------------------
+
+    async def ack_command(self, body: dict[str, Any], ack: AsyncAck) -> None:
+        """Fast checks only: parse, known app, version shape, user listed directly."""
+        cmd: Command | None = None
+        try:
+            cmd = parse(body.get("text", ""))
+            if cmd.kind == "help":
+                await ack(text=mrkdwn.render(HELP))
+                return
+            if cmd.kind == "start":
+                check_start(self.engine, cmd)
+            if cmd.kind == "plan":
+                check_plan(self.engine, cmd)
+            if not await self._keep(body):
+                if len(self._refused) > 10_000:
+                    self._refused.clear()
+                self._refused.add(str(body.get("trigger_id") or _digest(body)))
+                await ack(text=f":warning: {STORE_AWAY}")
+                return
+            if cmd.kind == "start":
+                await ack(text=f"Checking `{cmd.app}` {cmd.version or '(previous version)'}…")
+                return
+            if cmd.kind == "plan":
+                await ack(
+                    text=f"Planning the rollback of `{cmd.app}` (read-only: nothing changes)…"
+                )
+                return
+            await ack()
+        except UserFacingError as exc:
+            await ack(text=f":warning: {mrkdwn.render(exc.message)}")
+
+    async def _keep(self, body: dict[str, Any]) -> bool:
+        """Before the ack: the command is kept in Redis, so that a process dying right after
+        the ack loses nothing (another web process carries it out, see `recover`). False when
+        the store is away (that round trip is the store check)."""
+        if self.pending is None:
+            return await self.store_up()
+        key = _command_key(body)
+        try:
+            # Not wait_for: its task of its own would cost the ack two more turns of the loop.
+            async with asyncio.timeout(STORE_CHECK):
+                fresh = await self.pending.record(key, body)
+        except (TimeoutError, *_STORE_ERRORS):
+            return False
+        if fresh:
+            self._mine.add(key)
+        return True
+
+    async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+        trigger = str(body.get("trigger_id") or _digest(body))
+        if trigger in self._refused:
+            self._refused.discard(trigger)
+            return  # the ack said the store is away; nothing is done
+        key = _hash(trigger)
+        if self.pending is not None and key in self._mine:
+            self._mine.discard(key)
+            # The lease is kept while the command waits its turn too: one queued behind a burst
+            # for longer than a lease is never taken for a dead process's and run twice.
+            async with self.pending.working(key), self._lazy:
+                await self._carry_out(body, respond)
+            return
+        # Not kept at the ack (refused there, or a Slack retry): at most once, as ever.
+        if await self._first_time("cmd", key):
+            async with self._lazy:
+                await self._carry_out(body, respond)
+
+    async def recover(self) -> int:
+        """Carry out the commands acked by a process that died before it could; how many."""
+        if self.pending is None:
+            return 0
+        count = 0
+        for key, body in await self.pending.orphans():
+            log.warning("carrying out a command acked by a process that stopped (%s)", key)
+            respond = Respond(response_url=body.get("response_url") or None)
+            async with self.pending.working(key):
+                await self._carry_out(body, respond, resumed=True)
+            count += 1
+        return count
+
+    async def _carry_out(
+        self, body: dict[str, Any], respond: AsyncRespond, *, resumed: bool = False
+    ) -> None:
+        cmd: Command | None = None
+        try:
+            cmd = parse(body.get("text", ""))
+            if cmd.kind == "help":
+                return  # help was the ack
+            text = await self._dispatch(cmd, body["user_id"])
+        except UserFacingError as exc:
+            text = f":warning: {mrkdwn.render(exc.message)}"
+        except _STORE_ERRORS:
+            log.warning("command %r: Redis unreachable", body.get("text", "")[:100])
+            text = f":warning: {STORE_LOST}"
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]
+            log.exception("command failed [error id %s]", error_id)
+            text = f":x: Something went wrong (error id `{error_id}`); nothing was started."
+        if text and resumed:
+            text += "\n_Rewind restarted while it handled this command; it is carried out now._"
+        if text:
+            await respond(
+                text=text,
+                blocks=await self._open_gate_blocks(cmd, text),
+                response_type="ephemeral",
+                replace_original=False,
+            )
+
+    async def _open_gate_blocks(self, cmd: Command | None, text: str) -> list[dict[str, Any]]:
+        """`status` of one incident that waits for a click: its buttons, right there.
+
+        If the gate's own message never made it to Slack, this is how the incident goes on.
+        """
+        if cmd is None or cmd.kind != "status" or not cmd.target:
+            return []
+        incident = await self.dispatcher.gate_of(cmd.target)
+        if incident is None or incident.gate is None:
+            return []
+        _, gate_blocks = blocks.gate(incident, incident.gate)
+        return [*blocks.text_blocks(text), *gate_blocks][:50]
+
+    async def _dispatch(self, cmd: Command, user: str) -> str:
+        actor = await self.groups.actor(user)
+        reply = await self.dispatcher.run(cmd, actor)
+        if isinstance(reply, PlanMade):
+            return await self._post_plan(reply.plan)
+        return reply_text(reply)
+
+    async def _post_plan(self, plan: Plan) -> str:
+        app = self.engine.app(plan.app)
+        channel = app.incident_channel
+        if self.poster is None:
+            raise UserFacingError("Plans cannot be posted from this process.")
+        text, plan_blocks = blocks.plan(plan.id, plan.app, render.summary(plan))
+        link = await self.poster.post_plan(
+            channel, text, plan_blocks, render.filename(plan), render.markdown(plan)
+        )
+        if link is None:
+            raise UserFacingError(
+                message(
+                    "I could not post in ",
+                    ChannelRef(channel),
+                    f", the incident channel of `{app.name}`: invite me there (`/invite @Rewind`), "
+                    "then try again. Nothing was changed.",
+                )
+            )
+        where = f"<{link}|in <#{channel}>>" if link else f"in <#{channel}>"
+        return (
+            f":clipboard: Plan `{plan.id}` for `{plan.app}` → `{plan.target}` is posted {where}, "
+            "with a *Run this plan* button. Nothing was changed to make it."
+        )
+
+    async def _run_plan(self, plan_id: str, user: str) -> str:
+        actor = await self.groups.actor(user)
+        return reply_text(await self.dispatcher.run_plan(plan_id, actor))
+
+    # ---- buttons ------------------------------------------------------------------------
+
+    async def run_action(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+        async with self._lazy:
+            await self._run_action(body, respond)
+
+    async def _run_action(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+        action = body["actions"][0]
+        user = body["user"]["id"]
+        value = ButtonValue.parse(action.get("value", ""))
+        try:
+            choice = CHOICE[Action(action["action_id"])]
+        except (KeyError, ValueError):
+            choice = ""
+        if not await self.store_up():
+            await _tell(respond, STORE_AWAY)
+            return
+        if value is None or not choice:
+            await self.engine.audit_refusal(
+                value.i if value else "", user, choice or "an unknown button", "not a Rewind button"
+            )
+            await _tell(respond, "That button is not one of mine; nothing changed.")
+            return
+        key = _hash(f"{value.i}:{value.t}:{choice}:{user}:{action.get('action_ts', '')}")
+        if not await self._first_time("act", key):
+            return  # a replayed payload
+        try:
+            if choice == "run_plan":
+                said = await self._run_plan(value.i, user)
+                await respond(text=said, response_type="ephemeral", replace_original=False)
+                return
+            actor = await self.groups.actor(user)
+            await self.engine.answer(value.i, Answer(value.t, actor, choice, value.o))
+        except UserFacingError as exc:
+            await _tell(respond, mrkdwn.render(exc.message))
+        except _STORE_ERRORS:
+            log.warning("button %s: Redis unreachable", action.get("action_id"))
+            await _tell(respond, STORE_LOST)
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]
+            log.exception("button failed [error id %s]", error_id)
+            await _tell(respond, f"Something went wrong (error id `{error_id}`); nothing changed.")
+
+    async def home(self, event: dict[str, Any], client: Any) -> None:
+        open_ = await self.store.open_incidents()
+        await client.views_publish(user_id=event["user"], view=blocks.home(open_))
+
+    async def _first_time(self, kind: str, key: str) -> bool:
+        return await self.store.first_time(f"{kind}:{key}", ttl=3600)
+
+
+def _command_key(body: dict[str, Any]) -> str:
+    return _hash(str(body.get("trigger_id") or _digest(body)))
+
+
+def reply_text(reply: Reply) -> str:
+    """A command's reply in Slack mrkdwn."""
+    match reply:
+        case Opened(incident=incident, version=version):
+            link = incident.thread.permalink if incident.thread else ""
+            return (
+                f":rewind: Incident `{incident.id}` opened for `{incident.app}`"
+                + (f" → `{version}`" if version else "")
+                + (f". Follow it in the <{link}|thread>." if link else ".")
+            )
+        case Listing(incidents=incidents, empty=empty):
+            return blocks.incident_list(incidents) if incidents else empty
+        case StatusOf(incident=incident):
+            return blocks.incident_status(incident)
+        case Cancelled(incident_id=incident_id):
+            return f"Incident `{incident_id}` cancelled. The thread says what was rolled back."
+        case Unfrozen(app=app, by=by, was_frozen=was_frozen):
+            if not was_frozen:
+                return f"`{app}` is not frozen."
+            return f":sunny: `{app}` unfrozen by <@{by}>; deploys may go ahead."
+        case NoIncidents(app=app):
+            return f"`{app}` has no incidents."
+        case Released(app=app, version=version, by=by, incident_id=incident_id):
+            if not incident_id:
+                return f"`{app}` `{version}` is not quarantined."
+            return (
+                f":unlock: `{app}` `{version}` released by <@{by}>: "
+                f"it may be deployed again (it was rolled back by incident `{incident_id}`)."
+            )
+        case OpenedFromPlan(incident=incident, plan=plan):
+            link = incident.thread.permalink if incident.thread else ""
+            return (
+                f":rewind: Incident `{incident.id}` opened from plan `{plan.id}` for `{plan.app}` "
+                f"→ `{plan.target}`" + (f". Follow it in the <{link}|thread>." if link else ".")
+            )
+        case PlanMade(plan=plan):
+            return f"Plan `{plan.id}` for `{plan.app}` → `{plan.target}` is made."
+
+
+def _hash(key: str) -> str:
+    """Idempotency keys from what a payload says: fixed size, whatever was sent."""
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def _digest(body: dict[str, Any]) -> str:
+    raw = "|".join(str(body.get(k, "")) for k in ("user_id", "channel_id", "text", "response_url"))
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+async def _tell(respond: AsyncRespond, text: str) -> None:
+    await respond(text=f":warning: {text}", response_type="ephemeral", replace_original=False)
+
+
+def register(bolt: AsyncApp, front: SlackFront) -> None:
+    async def ack_only(ack: AsyncAck) -> None:
+        await ack()
+
+    bolt.command("/rollback")(ack=front.ack_command, lazy=[front.run_command])
+    for action in Action:
+        bolt.action(action.value)(ack=ack_only, lazy=[front.run_action])
+    home: Callable[..., Awaitable[None]] = front.home
+    bolt.event("app_home_opened")(home)

@@ -1,0 +1,575 @@
+"""The terminal front: the same workflow when Slack itself is down. Approvals at the prompt.
+
+Safe for a person under stress: questions offer numbered choices in the buttons' own words;
+Enter or an unknown answer asks again (nothing is ever picked for you); Ctrl-C asks before
+aborting, and a second Ctrl-C leaves the incident paused, saying how to resume it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from bot.config.apps_file import AppsFile
+from bot.config.settings import Settings
+from bot.fronts.terminal.console import Console, InputClosed, Interrupted
+from bot.fronts.terminal.notifier import numbered
+from bot.fronts.terminal.people import People
+from bot.incidents.engine import Engine
+from bot.incidents.service import OpenRequest
+from bot.ports import Notifier, Store
+from bot.views import incident as views
+from bot.workflow import said
+from bot.workflow.errors import StepError, UserFacingError
+from bot.workflow.machine import Answer
+from bot.workflow.messages import Message, Paragraph, para, words
+from bot.workflow.model import Gate, GateKind, Incident, StepId
+from bot.workflow.policy import Actor
+from bot.workflow.render_text import plain
+from runners.git import GitRepos
+from runners.local import runner_for
+
+EXIT_INTERRUPTED = 130  # what shells expect after Ctrl-C
+
+
+@dataclass(frozen=True)
+class Reply:
+    choice: str  # roll_back | fix_forward | approve | restore | retry | abort
+    option: str
+    actor: Actor
+
+
+class Paused(Exception):
+    """The person asked to stop here; the incident stays as it is, waiting."""
+
+
+Chooser = Callable[[Incident, Gate], Awaitable[Reply]]
+
+
+class InlineQueue:
+    """`StepQueue` that runs steps in this process, in order, when drained."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, StepId, int]] = []
+        self.engine: Engine | None = None
+
+    async def enqueue_step(self, incident_id: str, step: StepId, attempt: int) -> None:
+        self.pending.append((incident_id, step, attempt))
+
+    async def hand_over(self, incident_id: str, step: StepId, attempt: int) -> None:
+        self.pending.append((incident_id, step, attempt))
+
+    async def drain(self) -> None:
+        assert self.engine is not None
+        while self.pending:
+            await self.engine.run_step(*self.pending.pop(0))
+
+
+def terminal_actor(apps: AppsFile, name: str) -> Actor:
+    """Whoever has a shell on the bot's machine may operate; approvals name an approver."""
+    everyone = {g for app in apps.apps.values() for g in (*app.operators, *app.approvers)}
+    return Actor(user=name, groups=frozenset(everyone))
+
+
+def where_am_i() -> str:
+    """`user@host` of this terminal, for the audit trail."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _approving(gate: Gate, choice: str) -> bool:
+    return choice in {"approve", "restore"} or (
+        choice == "retry" and gate.step is StepId.DB_ROLLBACK
+    )
+
+
+def auto_chooser(apps: AppsFile, requester: Actor) -> Chooser:
+    """`--yes` (never in production): roll back and approve; a failed step ends the run."""
+
+    async def choose(incident: Incident, gate: Gate) -> Reply:
+        if gate.kind is GateKind.DECISION:
+            return Reply("roll_back", "", requester)
+        if gate.kind is GateKind.RETRY:
+            return Reply("abort", "", requester)
+        if gate.kind is GateKind.APPROVE_DB and incident.facts.db.recommended == "restore":
+            return Reply("restore", incident.facts.db.restore_default, requester)
+        return Reply("approve", "", requester)
+
+    return choose
+
+
+class Prompter:
+    """Asks the gate's question with numbered choices and reads a valid answer."""
+
+    def __init__(self, console: Console, apps: AppsFile, requester: Actor, people: People) -> None:
+        self.console = console
+        self.apps = apps
+        self.requester = requester
+        self.people = people
+
+    async def __call__(self, incident: Incident, gate: Gate) -> Reply:
+        if self.console.interrupts >= 2:  # pressed twice while the last step ran
+            raise Paused
+        while True:
+            try:
+                return await self._ask(incident, gate)
+            except Interrupted:
+                if await self._confirm_abort():
+                    return Reply("abort", "", self.requester)
+
+    async def _confirm_abort(self) -> bool:
+        """Ctrl-C at a question. A second Ctrl-C (or end of input) pauses."""
+        try:
+            return await self.console.confirm("Abort the incident?")
+        except Interrupted:
+            raise Paused from None
+
+    async def _ask(self, incident: Incident, gate: Gate) -> Reply:
+        view = views.gate_view(incident, gate)
+        buttons = view.buttons
+        menu = "  ".join(numbered(buttons))
+        accepted = f"a number from 1 to {len(buttons)}" if len(buttons) > 1 else "1"
+        while True:
+            try:
+                typed = await self.console.read_line(f"Your choice [1-{len(buttons)}]: ")
+            except InputClosed:
+                raise Paused from None
+            picked = _pick(typed, [b.label for b in buttons])
+            if picked is None:
+                what = "Nothing typed" if not typed else f"“{typed[:40]}” is not a choice"
+                self.console.say(f"{what}: type {accepted}, or the choice's words. ({menu})")
+                continue
+            button = buttons[picked]
+            choice = button.choice
+            if choice == "abort" and not await self.console.confirm("Abort the incident?"):
+                self.console.say("Not aborted.")
+                continue
+            actor = self.requester
+            if _approving(gate, choice):
+                approver = await self._approver(incident)
+                if approver is None:
+                    continue
+                actor = approver
+            return Reply(choice, button.option, actor)
+
+    async def _approver(self, incident: Incident) -> Actor | None:
+        """Four-eyes at the prompt: an approver of the app, by name or id, not the requester."""
+        app = self.apps.app(incident.app)
+        listed = list(app.approvers) if app else []
+        persons = [a for a in listed if not a.startswith("S")]
+        names = ", ".join(self.people.name(a).removeprefix("@") for a in persons) or "nobody"
+        try:
+            typed = await self.console.read_line(f"Approver's name or user id ({names}): ")
+        except InputClosed:
+            raise Paused from None
+        uid = self.apps.person(typed)
+        if uid is not None and uid.startswith("S"):
+            self.console.say(
+                f"{self.people.name(uid)} is a user group; name the person who approves "
+                "(the terminal cannot ask Slack who is in a group)."
+            )
+            return None
+        if uid is None or uid not in listed:
+            who = f"“{typed[:40]}”" if typed else "Nobody"
+            self.console.say(f"{who} is not an approver of {incident.app}. Approvers: {names}.")
+            return None
+        if incident.production and uid == incident.requested_by:
+            self.console.say(
+                f"{self.people.name(uid)} started this rollback; {incident.app} is production, "
+                "so another approver must approve (four-eyes)."
+            )
+            return None
+        return Actor(user=uid)
+
+
+def _pick(typed: str, labels: list[str]) -> int | None:
+    """A number (1-based) or the unambiguous start of one label's words."""
+    text = typed.strip().lower()
+    if not text:
+        return None
+    if text.isdigit():
+        n = int(text)
+        return n - 1 if 1 <= n <= len(labels) else None
+    exact = [i for i, label in enumerate(labels) if label.lower() == text]
+    if exact:
+        return exact[0]
+    starts = [i for i, label in enumerate(labels) if label.lower().startswith(text)]
+    return starts[0] if len(starts) == 1 else None
+
+
+class Driver:
+    """Runs the steps in this process and answers the gates until the incident ends or pauses."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        queue: InlineQueue,
+        store: Store,
+        choose: Chooser,
+        out: TextIO,
+        console: Console | None = None,
+        names: Callable[[str], str] = str,
+    ) -> None:
+        self.names = names  # a user id -> the name people know (from the apps file's `people`)
+        self.engine, self.queue, self.store = engine, queue, store
+        self.choose, self.out, self.console = choose, out, console
+        self.paused = False
+        self.abort_after_step = False
+        if console is not None:
+            engine.pause_point = self._pause_point
+
+    async def _pause_point(self, incident: Incident, step: StepId) -> None:
+        """At a step's fence: act on a Ctrl-C pressed while the last command ran."""
+        console = self.console
+        if console is None or console.interrupts == 0:
+            return
+        if console.interrupts >= 2:
+            self.paused = True
+            raise StepError("stopped at the terminal (Ctrl-C twice)", hint="Retry, or Abort.")
+        console.interrupts = 0
+        try:
+            abort = await console.confirm("Abort the incident?")
+        except Interrupted:
+            self.paused = True
+            raise StepError(
+                "stopped at the terminal (Ctrl-C twice)", hint="Retry, or Abort."
+            ) from None
+        if console.interrupts:  # Ctrl-C while the question was out counts as the second
+            self.paused = True
+            raise StepError("stopped at the terminal (Ctrl-C twice)", hint="Retry, or Abort.")
+        if abort:
+            self.abort_after_step = True
+            raise StepError("aborted at the terminal (Ctrl-C)", hint="Aborting.")
+        console.say("Going on.")
+
+    async def open(self, req: OpenRequest) -> Incident:
+        incident = await self.engine.open(req)
+        return await self.run(incident.id, req.actor)
+
+    async def run(self, incident_id: str, actor: Actor) -> Incident:
+        try:
+            return await self._until_done(incident_id, actor)
+        finally:
+            await self.engine.aclose()
+
+    async def _until_done(self, incident_id: str, actor: Actor) -> Incident:
+        while True:
+            await self.queue.drain()
+            current = await self.store.load(incident_id)
+            assert current is not None
+            if not current.status.open or current.gate is None:
+                return current
+            gate = current.gate
+            if self.abort_after_step:
+                self.abort_after_step = False
+                reply = Reply("abort", "", actor)
+            elif self.paused:
+                return current
+            else:
+                try:
+                    reply = await self.choose(current, gate)
+                except Paused:
+                    self.paused = True
+                    return current
+            try:
+                await self.engine.answer(
+                    current.id, Answer(gate.token, reply.actor, reply.choice, reply.option)
+                )
+            except UserFacingError as exc:
+                print(f"✗ {plain(exc.message, self.names)}", file=self.out)
+                continue
+            await self.store.audit(
+                current.id, reply.actor.user, f"answered {reply.choice} at the terminal",
+                f"OS user {where_am_i()}",
+            )  # fmt: skip
+
+
+def build_terminal_engine(
+    apps: AppsFile, store: Store, notifier: Notifier, workspace: Path
+) -> tuple[Engine, InlineQueue]:
+    queue = InlineQueue()
+    engine = Engine(
+        apps=apps,
+        store=store,
+        notifier=notifier,
+        queue=queue,
+        workspace=workspace,
+        runner_factory=runner_for,
+        repos=GitRepos(workspace),
+        worker_id="terminal",
+    )
+    queue.engine = engine
+    return engine, queue
+
+
+async def _store_for(settings: Settings, out: TextIO) -> tuple[Store, bool]:
+    """The shared Redis when it answers (locks stay honest), else memory. (store, durable)"""
+    from bot.store.memory import MemoryStore
+    from bot.store.redis_store import RedisStore, connect
+
+    store = RedisStore(connect(settings.redis_url))
+    try:
+        if await asyncio.wait_for(store.ping(), 10):
+            return store, True
+    except (TimeoutError, OSError):
+        pass
+    print(
+        "⚠ Redis does not answer: this incident lives in this process only (no lock shared with "
+        "the bot, and it cannot be resumed after this process ends).",
+        file=out,
+    )
+    return MemoryStore(), False
+
+
+@dataclass(frozen=True)
+class RollbackArgs:
+    app: str
+    version: str | None
+    reason: str
+    yes: bool = False
+    major: bool = False
+    break_glass: bool = False
+    as_user: str = ""
+
+
+def refusal(apps: AppsFile, args: RollbackArgs) -> str | None:
+    """What stops this run before anything starts, in words, or None."""
+    app = apps.app(args.app)
+    if app is None:
+        known = ", ".join(sorted(apps.apps)) or "none"
+        return f"I don't know an app called {args.app!r}. Known apps: {known}."
+    if app.production and not args.break_glass:
+        return (
+            f"{args.app} is production. From the terminal that is break-glass: add "
+            "--break-glass (it is written to the audit trail with your OS user and host), "
+            "or use /rollback in Slack."
+        )
+    if app.production and args.yes:
+        return (
+            f"--yes cannot be used for {args.app}: it is production, and each approval must "
+            "name an approver other than you (four-eyes). Run without --yes."
+        )
+    if args.yes and not args.reason.strip():
+        return "--yes needs --reason TEXT: say what broke (the reason is required)."
+    if args.as_user and apps.person(args.as_user) is None:
+        return f"--as {args.as_user!r}: not a name in the apps file's people, nor a user id."
+    return None
+
+
+async def ask_reason(console: Console) -> str:
+    """The reason is required, as in Slack: asked until given."""
+    while True:
+        reason = await console.read_line("Why roll back? (what broke, required): ")
+        if reason:
+            return reason
+        console.say("A reason is required: say what broke, e.g. “checkout returns 500”.")
+
+
+def resume_hint(incident: Incident, durable: bool) -> str:
+    if not durable:
+        return (
+            f"Incident {incident.id} stopped with this process: Redis was unreachable, so it "
+            "was never stored. The hosts are as the lines above say."
+        )
+    waiting = views.GATE_WAITING[incident.gate.kind] if incident.gate else incident.status.value
+    return (
+        f"Incident {incident.id} is paused, not aborted ({waiting}).\n"
+        f"  See where it stands:  python -m bot status {incident.id}\n"
+        f"  Go on here:           python -m bot resume {incident.id}\n"
+        f"  Or in Slack:          /rollback status {incident.id} (it carries the buttons)"
+    )
+
+
+async def run_rollback(
+    settings: Settings,
+    apps: AppsFile,
+    args: RollbackArgs,
+    out: TextIO = sys.stdout,
+    stream_in: TextIO = sys.stdin,
+    resume: str = "",
+) -> int:
+    from bot.fronts.terminal.notifier import connect_terminal_notifier
+
+    if not resume and (why := refusal(apps, args)):
+        print(f"✗ {why}", file=out)
+        return 2
+    console = Console(stream_in, out)
+    console.install()
+    try:
+        return await _run(settings, apps, args, console, out, resume, connect_terminal_notifier)
+    except Paused:
+        return EXIT_INTERRUPTED
+    finally:
+        console.uninstall()
+
+
+async def _run(
+    settings: Settings,
+    apps: AppsFile,
+    args: RollbackArgs,
+    console: Console,
+    out: TextIO,
+    resume: str,
+    connect: Callable[..., Awaitable[tuple[Notifier, People]]],
+) -> int:
+    store, durable = await _store_for(settings, out)
+    notifier, people = await connect(settings, apps, store, out)
+    engine, queue = build_terminal_engine(apps, store, notifier, settings.workspace)
+    os_user = getpass.getuser()
+    uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
+    requester = terminal_actor(apps, uid or f"terminal:{os_user}")
+    if args.yes:
+        chooser: Chooser = auto_chooser(apps, requester)
+    else:
+        chooser = Prompter(console, apps, requester, people)
+    driver = Driver(engine, queue, store, chooser, out, console, people.bare)
+    try:
+        if resume:
+            incident = await store.load(resume)
+            if incident is None:
+                print(f"✗ No incident {resume!r} in Redis ({settings.redis_url}).", file=out)
+                return 2
+            await notifier.update_parent(incident)
+            if incident.gate is not None:
+                await notifier.ask(incident, incident.gate)
+            await store.audit(incident.id, requester.user, "resumed at the terminal",
+                              f"OS user {where_am_i()}")  # fmt: skip
+            incident = await driver.run(incident.id, requester)
+        else:
+            try:
+                reason = args.reason.strip() or await ask_reason(console)
+            except (Interrupted, InputClosed):
+                console.say("Nothing was started.")
+                return EXIT_INTERRUPTED
+            req = OpenRequest(args.app, args.version, reason, requester, source="terminal",
+                              major=args.major)  # fmt: skip
+            incident = await _open(driver, engine, store, req, args.break_glass)
+    except UserFacingError as exc:
+        print(f"✗ {plain(exc.message, people.bare)}", file=out)
+        return 1
+    if driver.paused and incident.status.open:
+        console.say("\n" + resume_hint(incident, durable))
+        return EXIT_INTERRUPTED
+    ended = incident.outcome or incident.ended_by
+    print(
+        f"\n{plain(said.outcome(incident), people.bare) if ended else incident.status.value}",
+        file=out,
+    )
+    # Fix forward is a decision, not a failure; an abort or a cancel is not what was asked.
+    return 0 if incident.status.value in {"completed", "fixed_forward"} else 1
+
+
+async def _open(
+    driver: Driver, engine: Engine, store: Store, req: OpenRequest, break_glass: bool
+) -> Incident:
+    incident = await engine.open(req)
+    if break_glass:
+        await store.audit(incident.id, req.actor.user, "break-glass: started at the terminal",
+                          f"OS user {where_am_i()}")  # fmt: skip
+    else:
+        await store.audit(incident.id, req.actor.user, "started at the terminal",
+                          f"OS user {where_am_i()}")  # fmt: skip
+    return await driver.run(incident.id, req.actor)
+
+
+async def show_status(settings: Settings, apps: AppsFile, target: str, out: TextIO) -> int:
+    """`python -m bot status [APP|INCIDENT]` and `list`: the same answers as in Slack."""
+    from bot.store.redis_store import RedisStore, connect
+
+    people = People.from_apps_file(apps.people)
+    store = RedisStore(connect(settings.redis_url))
+    try:
+        try:
+            text = await asyncio.wait_for(_status_text(store, apps, target), 15)
+        except (TimeoutError, OSError) as exc:
+            print(f"✗ Redis at {settings.redis_url} does not answer ({exc or 'timeout'}): "
+                  "incidents live there. Start Redis or set REDIS_URL.", file=out)  # fmt: skip
+            return 1
+        except UserFacingError as exc:
+            print(plain(exc.message, people.bare).replace("`", ""), file=out)
+            return 1
+    finally:
+        await store.r.aclose()
+    print(plain(text, people.bare).replace("`", ""), file=out)
+    return 0
+
+
+async def _status_text(store: Store, apps: AppsFile, target: str) -> Message:
+    """The same answers as `/rollback status` and `list` in Slack, as `bot.views.incident` lines."""
+    if target == "--list":
+        recent = await store.recent_incidents(15)
+        return (
+            _lines([views.incident_line(i) for i in recent]) if recent else words("No incidents.")
+        )
+    if not target:
+        open_ = await store.open_incidents()
+        return (
+            _lines([views.incident_line(i) for i in open_])
+            if open_
+            else words("No open incidents.")
+        )
+    incident = await store.load(target)
+    if incident is None:
+        app = apps.app(target)
+        if app is None:
+            known = ", ".join(sorted(apps.apps)) or "none"
+            raise UserFacingError(
+                f"{target!r} is neither an incident id nor an app. Apps: {known}. "
+                "`python -m bot list` shows the incidents."
+            )
+        holder = await store.lock_holder(app.name)
+        incident = await store.load(holder) if holder else None
+        if incident is None:
+            recent = [i for i in await store.recent_incidents(50) if i.app == app.name]
+            if not recent:
+                return words(f"{app.name} has no incidents.")
+            incident = recent[0]
+    lines = views.status_lines(incident)
+    if incident.gate is not None:
+        view = views.gate_view(incident, incident.gate)
+        labels = " / ".join(b.label for b in view.buttons)
+        lines += [para(), view.question, para(f"Waiting for: {labels}")]
+        lines.append(para(f"Answer it here: python -m bot resume {incident.id}"))
+    return _lines(lines)
+
+
+def _lines(lines: list[Paragraph]) -> Message:
+    return Message(tuple(lines))
+
+
+async def run_plan(
+    settings: Settings, apps: AppsFile, args: RollbackArgs, out: TextIO = sys.stdout
+) -> int:
+    """`rollback … --plan`: the plan, printed and saved as a file; nothing changed anywhere."""
+    from bot.plan import render
+    from bot.plan.build import Planner, Quiet
+
+    if why := refusal(apps, args):
+        print(f"✗ {why}", file=out)
+        return 2
+    store, _ = await _store_for(settings, out)
+    engine, _ = build_terminal_engine(apps, store, Quiet(), settings.workspace)
+    os_user = getpass.getuser()
+    uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
+    try:
+        plan = await Planner(engine).plan(
+            args.app, args.version, terminal_actor(apps, uid or f"terminal:{os_user}"),
+            reason=args.reason,
+        )  # fmt: skip
+    except UserFacingError as exc:
+        print(f"✗ {plain(exc.message)}", file=out)
+        return 1
+    finally:
+        await engine.aclose()
+    text = render.markdown(plan)
+    path = settings.workspace / "files" / render.filename(plan)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(text, file=out)
+    print(f"Plan saved as {path}. Nothing was changed to make it.", file=out)
+    return 0

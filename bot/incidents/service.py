@@ -1,0 +1,477 @@
+"""The incident service: opens incidents, applies events to them through the store, and carries
+out the effects.
+
+The web process calls `open`, `answer` and `cancel`; workers apply their steps' results through
+`apply` (`bot.incidents.step_runner`). Every transition is written to the store before its
+effects run, so a click that lands a few milliseconds after a button appeared always finds the
+incident waiting for it, and any process may die in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from bot.config.apps_file import AppConfig, AppsFile
+from bot.ports import Freeze, Notifier, Repos, StepQueue, Store
+from bot.telemetry.logs import INCIDENT
+from bot.telemetry.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED
+from bot.workflow import said
+from bot.workflow.baseline import Baseline
+from bot.workflow.errors import UserFacingError
+from bot.workflow.facts import Facts
+from bot.workflow.input_checks import check_reason
+from bot.workflow.machine import (
+    Answer,
+    AskGate,
+    Begin,
+    Cancel,
+    Effect,
+    Event,
+    Finished,
+    Rejected,
+    RunStep,
+    Say,
+    StepFailed,
+    StepInterrupted,
+    StepStarted,
+    StepSucceeded,
+    new_steps,
+    transition,
+)
+from bot.workflow.messages import ChannelRef, Inline, Link, Mark, Mention, Message, message, words
+from bot.workflow.messages import Status as MarkStatus
+from bot.workflow.model import VERSION_RE, Incident, Status, StepId, StepStatus
+from bot.workflow.plan import PlanBasis
+from bot.workflow.policy import Actor, Policy, Right
+from bot.workflow.quarantine import Quarantine
+from bot.workflow.render_text import plain
+from bot.workflow.steps import SPECS
+
+log = logging.getLogger(__name__)
+UNKNOWN_INCIDENT = "unknown"  # the audit trail of clicks that name no incident
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    app: str
+    version: str | None
+    reason: str
+    actor: Actor
+    source: str = "slack"  # or "terminal", "watch" (a click on a proposal), "auto"
+    major: bool = False
+    plan: PlanBasis | None = None  # `Run this plan`: what the plan depended on
+    incident_id: str | None = None  # a plan's id: its branch and backup names hold it
+
+
+class WatchHooks(Protocol):
+    """What incidents ask of the deploy watch (`bot.watch`), when there is one."""
+
+    async def baseline_for(self, app: str) -> Baseline | None: ...
+
+    async def quarantine(self, q: Quarantine) -> None: ...
+
+    async def release(self, app: str, version: str, by: str) -> Quarantine | None: ...
+
+
+EventKind = Literal[
+    "incident.opened", "incident.step_done", "incident.completed", "incident.aborted"
+]
+
+
+class IncidentEvents(Protocol):
+    """Told of an incident's milestones (outgoing webhooks); must never raise or block."""
+
+    async def incident_event(
+        self, incident: Incident, kind: EventKind, step: StepId | None = None, summary: str = ""
+    ) -> None: ...
+
+
+def policy_for(app: AppConfig) -> Policy:
+    return Policy(
+        app=app.name,
+        production=app.production,
+        operators=frozenset(app.operators),
+        approvers=frozenset(app.approvers),
+    )
+
+
+def new_incident_id() -> str:
+    return secrets.token_hex(3)
+
+
+class IncidentService:
+    def __init__(
+        self,
+        *,
+        apps: AppsFile,
+        store: Store,
+        notifier: Notifier,
+        queue: StepQueue,
+        repos: Repos,
+        watch: WatchHooks | None = None,
+        events: IncidentEvents | None = None,
+    ) -> None:
+        self.apps = apps
+        self.watch = watch
+        self.events = events
+        self.store = store
+        self.notifier = notifier
+        self.queue = queue
+        self.repos = repos
+        # Told when an incident ends, after its freeze: the step runner closes its SSH connections.
+        self.ended: Callable[[str], Awaitable[None]] | None = None
+
+    # ---- checks shared by every front ---------------------------------------------------
+
+    def app(self, name: str) -> AppConfig:
+        app = self.apps.app(name)
+        if app is None:
+            known = ", ".join(f"`{n}`" for n in sorted(self.apps.apps)) or "none"
+            raise UserFacingError(f"I don't know an app called `{name}`. Known apps: {known}.")
+        return app
+
+    @staticmethod
+    def check_version(version: str | None) -> None:
+        if version is not None and not VERSION_RE.match(version):
+            raise UserFacingError(
+                f"`{version[:100]}` is not a version: use a tag or commit "
+                "(letters, digits, `.`, `_`, `/`, `-`; at most 100 characters)."
+            )
+
+    def check_request(self, req: OpenRequest) -> AppConfig:
+        """Everything that needs neither the repo nor Redis: answered within Slack's 3 s."""
+        app = self.app(req.app)
+        self.check_version(req.version)
+        if req.source == "auto":
+            return app  # auto_rollback: the apps file allowed it (never for production)
+        check_reason(req.reason)
+        if reason := policy_for(app).refuse(req.actor, Right.OPERATE):
+            raise UserFacingError(reason)
+        return app
+
+    # ---- opening ------------------------------------------------------------------------
+
+    async def open(self, req: OpenRequest) -> Incident:
+        app = self.check_request(req)
+        incident_id = req.incident_id or new_incident_id()
+        if req.incident_id and await self.store.load(incident_id) is not None:
+            raise UserFacingError(
+                f"This plan was already run: incident `{incident_id}`. "
+                f"`/rollback status {incident_id}` shows where it stands."
+            )
+        await self._refuse_if_busy(app.name)  # a Redis read spares the git work below
+        if req.version is not None:
+            await self.check_version_exists(app, req.version)
+        INCIDENT.set(incident_id)
+        token = await self._acquire(app.name, incident_id)
+        try:
+            incident = Incident(
+                id=incident_id,
+                app=app.name,
+                environment=app.environment,
+                requested_version=req.version,
+                reason=req.reason,
+                requested_by=req.actor.user,
+                steps=new_steps(),
+                lock_token=token,
+                major=req.major,
+                facts=_plan_facts(req.plan),
+                baseline=await self.watch.baseline_for(app.name) if self.watch else None,
+            )
+            await self.store.create(incident)
+        except BaseException:
+            await self.store.release_lock(app.name, incident_id)
+            raise
+        try:
+            await self.store.audit(
+                incident.id, req.actor.user, "opened", f"{req.app} {req.version or '(auto)'}"
+            )
+            incident.thread = await self.notifier.open_thread(incident)
+        except BaseException:
+            await self.apply(incident.id, Cancel(req.actor), who="rewind")
+            raise
+        if not incident.thread.ts:
+            # Without its thread nobody would see the incident: stop before anything runs.
+            await self.apply(incident.id, Cancel(req.actor), who="rewind")
+            raise UserFacingError(
+                message(
+                    "I could not post in ",
+                    ChannelRef(app.incident_channel),
+                    f", the incident channel of `{app.name}`: invite me there "
+                    "(`/invite @Rewind`), then try again. Nothing was started.",
+                )
+            )
+        await self._save_thread(incident)
+        INCIDENTS_OPENED.labels(app=app.name).inc()
+        return await self.apply(incident.id, Begin(), who=req.actor.user)
+
+    async def _acquire(self, app: str, incident_id: str) -> int:
+        """The app's lock, taking it over from a holder that has ended (a crash mid-finish)."""
+        for _ in range(2):
+            token = await self.store.acquire_lock(app, incident_id)
+            if isinstance(token, int):
+                return token
+            holder = await self._lock_holder_incident(token)
+            if holder is not None and holder.status.open:
+                raise UserFacingError(await self._busy_message(app, token))
+            log.warning("app %s: lock of ended incident %s released", app, token)
+            await self.store.release_lock(app, token)
+        raise UserFacingError(f"`{app}` is busy; try again in a moment.")
+
+    async def _lock_holder_incident(self, incident_id: str) -> Incident | None:
+        """The incident holding a lock. One opened a moment ago takes the lock before it is
+        stored: it gets two seconds to appear before the lock counts as left by a crash."""
+        for _ in range(20):
+            holder = await self.store.load(incident_id)
+            if holder is not None:
+                return holder
+            await asyncio.sleep(0.1)
+        return None
+
+    async def _save_thread(self, incident: Incident) -> None:
+        def change(current: Incident) -> Incident:
+            current.thread = incident.thread
+            return current
+
+        await self.store.update(incident.id, change)
+
+    async def check_version_exists(self, app: AppConfig, version: str) -> None:
+        if not await self.repos.has_version(app, version):
+            raise UserFacingError(
+                f"`{version}` is neither a tag nor a commit of `{app.name}`'s repo. "
+                "Check the version (`git tag -l` in the repo) and try again."
+            )
+
+    async def _refuse_if_busy(self, app: str) -> None:
+        holder_id = await self.store.lock_holder(app)
+        holder = await self.store.load(holder_id) if holder_id else None
+        if holder is not None and holder.status.open:
+            raise UserFacingError(await self._busy_message(app, holder.id))
+
+    async def _busy_message(self, app: str, holder_id: str) -> Message:
+        holder = await self.store.load(holder_id)
+        if holder is None:
+            return words(f"`{app}` already has an open incident `{holder_id}`.")
+        link = holder.thread.permalink if holder.thread else ""
+        where: tuple[Inline, ...] = (" ", Link(link, "thread")) if link else ()
+        return message(
+            f"`{app}` already has an open incident `{holder.id}`, started by ",
+            Mention(holder.requested_by),
+            f" ({holder.status.value}).",
+            *where,
+            f" Follow it there, or `/rollback cancel {holder.id}` first.",
+        )
+
+    # ---- transitions --------------------------------------------------------------------
+
+    async def apply(self, incident_id: str, event: Event, *, who: str = "rewind") -> Incident:
+        """Load, transition, save (compare-and-set), then carry out the effects."""
+        INCIDENT.set(incident_id)
+        effects: list[Effect] = []
+        before = Status.RUNNING
+
+        def change(current: Incident) -> Incident:
+            nonlocal effects, before
+            before = current.status
+            try:
+                changed, effects = transition(current, event, policy_for(self.app(current.app)))
+            except Rejected as exc:
+                raise UserFacingError(exc.message) from None
+            return changed
+
+        incident = await self.store.update(incident_id, change)
+        if incident is None:
+            raise UserFacingError(f"No incident `{incident_id}`.")
+        if before.open and not incident.status.open:
+            INCIDENTS_ENDED.labels(state=incident.status.value).inc()
+        await self.store.audit(incident.id, who, _describe(event), incident.status.value)
+        await self._tell_events(before, incident, event)
+        await self._effects(incident, effects)
+        await self.notifier.update_parent(incident)
+        return incident
+
+    async def _tell_events(self, before: Status, incident: Incident, event: Event) -> None:
+        if self.events is None:
+            return
+        if isinstance(event, Begin):
+            await self.events.incident_event(incident, "incident.opened")
+        if isinstance(event, StepSucceeded) and incident.step(event.step).status.done:
+            await self.events.incident_event(
+                incident, "incident.step_done", event.step, event.summary
+            )
+        if before.open and not incident.status.open:
+            kind: EventKind = (
+                "incident.completed"
+                if incident.status in {Status.COMPLETED, Status.FIXED_FORWARD}
+                else "incident.aborted"
+            )
+            await self.events.incident_event(incident, kind, summary=plain(said.outcome(incident)))
+
+    async def answer(self, incident_id: str, answer: Answer) -> Incident:
+        try:
+            incident = await self.apply(incident_id, answer, who=answer.actor.user)
+        except UserFacingError as exc:
+            await self.audit_refusal(incident_id, answer.actor.user, answer.choice, str(exc))
+            raise
+        said = incident.facts.answered.get(answer.token)
+        if said:
+            await self.notifier.resolve_gate(incident, answer.token, said)
+        return incident
+
+    async def audit_refusal(self, incident_id: str, user: str, choice: str, why: str) -> None:
+        """A refused click is part of the record: in the incident's trail, or under `unknown`
+        when the button names no incident (whatever it says is cut short, never a key)."""
+        user = user[:40]
+        if incident_id and await self.store.load(incident_id) is not None:
+            await self.store.audit(incident_id, user, f"refused {choice}", why)
+        else:
+            await self.store.audit(
+                UNKNOWN_INCIDENT, user, f"refused {choice} on {incident_id[:40]!r}", why
+            )
+        log.warning("refused %s by %s on incident %r: %s", choice, user, incident_id[:40], why)
+
+    async def cancel(self, incident_id: str, actor: Actor) -> Incident:
+        return await self.apply(incident_id, Cancel(actor), who=actor.user)
+
+    async def _effects(self, incident: Incident, effects: list[Effect]) -> None:
+        for effect in effects:
+            match effect:
+                case RunStep(step=step, attempt=attempt):
+                    await self.queue.enqueue_step(incident.id, step, attempt)
+                case AskGate(gate=gate):
+                    await self.notifier.ask(incident, gate)
+                case Say(message=said_):
+                    await self.notifier.say(incident, said_)
+                case Finished():
+                    await self._finished(incident)
+
+    async def _finished(self, incident: Incident) -> None:
+        # The lock goes first: nothing below (Slack pacing, a Redis hiccup) may keep the app held.
+        await self.store.release_lock(incident.app, incident.id)
+        await self.notifier.flush(incident)
+        rolled_back = any(
+            incident.step(s).status is StepStatus.SUCCEEDED
+            for s in (StepId.REDEPLOY, StepId.DB_ROLLBACK)
+        )
+        if rolled_back:
+            link = incident.thread.permalink if incident.thread else ""
+            await self.store.freeze(
+                Freeze(
+                    app=incident.app,
+                    by=incident.requested_by,
+                    reason=f"rolled back to {incident.target} by incident {incident.id}: "
+                    f"{incident.reason or 'no reason given'}",
+                    incident=incident.id,
+                    link=link,
+                    at=(incident.finished_at or incident.updated_at).isoformat(),
+                )
+            )
+            await self.notifier.say(
+                incident,
+                words(
+                    f"❄️ `{incident.app}` is now frozen for deploys. An approver lifts it "
+                    f"with `/rollback unfreeze {incident.app}` once the fix is ready."
+                ),
+            )
+            await self._quarantine(incident, link)
+        if self.ended is not None:
+            await self.ended(incident.id)
+        opened = incident.thread is not None and bool(incident.thread.ts)
+        if incident.status in {Status.ABORTED, Status.CANCELLED} and opened:
+            await self._abort_report(incident)
+        if incident.facts.prerequisites.notified_start:  # those told of the start hear of the end
+            await self.notifier.stakeholders(incident, "end")
+
+    async def _quarantine(self, incident: Incident, link: str) -> None:
+        """The version rolled back from may not come back until an approver releases it."""
+        bad = incident.facts.assess.deployed
+        if self.watch is None or not bad or bad == incident.target:
+            return
+        await self.watch.quarantine(
+            Quarantine(
+                app=incident.app,
+                version=str(bad),
+                by=incident.requested_by,
+                reason=f"rolled back from by incident {incident.id}: "
+                f"{incident.reason or 'no reason given'}",
+                incident=incident.id,
+                link=link,
+                at=incident.finished_at or incident.updated_at,
+            )
+        )
+        await self.notifier.say(
+            incident,
+            words(
+                f"⛔ `{bad}` is quarantined: `GET /api/freeze/{incident.app}?version={bad}` "
+                f"answers 423 until an approver runs `/rollback release {incident.app} {bad}`."
+            ),
+        )
+
+    async def _abort_report(self, incident: Incident) -> None:
+        """The runbook's report is always written, an aborted rollback's most of all."""
+        from bot.steps import report
+
+        try:
+            published = await report.publish(
+                incident, self.apps, await self.store.timeline(incident.id), self.notifier
+            )
+        except Exception:
+            log.exception("incident %s: the report of the abort could not be written", incident.id)
+            await self.notifier.say(
+                incident,
+                message(Mark(MarkStatus.WARN), " The incident report could not be written."),
+            )
+            return
+
+        def change(current: Incident) -> Incident:
+            current.facts.store(published.facts)
+            return current
+
+        await self.store.update(incident.id, change)
+
+    # ---- recovery -----------------------------------------------------------------------
+
+    async def reconcile(self) -> int:
+        """Re-enqueue the step of every running incident (a restart lost no incident).
+
+        The queue's job keys make this safe to call at any time: a job still queued or active is
+        not enqueued twice, and `run_step` ignores a step that is not due.
+        """
+        count = 0
+        for incident in await self.store.open_incidents():
+            rec = incident.current_step()
+            opened = incident.thread is not None and bool(incident.thread.ts)
+            if incident.status is Status.RUNNING and rec is not None and opened:
+                attempt = rec.attempts if rec.status is StepStatus.RUNNING else rec.attempts + 1
+                await self.queue.enqueue_step(incident.id, rec.id, attempt)
+                count += 1
+        return count
+
+
+def _plan_facts(plan: PlanBasis | None) -> Facts:
+    if plan is None:
+        return Facts()
+    # Assess compares what it finds with the plan; the code step takes the plan's method.
+    method: Literal["revert", "tag"] = "revert" if plan.code_method == "revert" else "tag"
+    return Facts(plan=plan, code_method=method)
+
+
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def _describe(event: Event) -> str:
+    name = _CAMEL.sub(" ", type(event).__name__).lower()
+    match event:
+        case StepStarted(step=s) | StepSucceeded(step=s) | StepFailed(step=s):
+            return f"{name}: {SPECS[s].title}"
+        case StepInterrupted(step=s):
+            return f"{name}: {SPECS[s].title}"
+        case Answer(choice=c):
+            return f"answered {c}"
+    return name
