@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -14,9 +15,11 @@ from bot.workflow.model import Incident
 
 
 class Proxy:
-    """A TCP forwarder in front of the real Redis whose connections a test can cut."""
+    """A TCP forwarder in front of the real Redis (the session's own, on `upstream`) whose
+    connections a test can cut."""
 
-    def __init__(self) -> None:
+    def __init__(self, upstream: int) -> None:
+        self.upstream = upstream
         self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
         self.accepting = True
@@ -32,7 +35,7 @@ class Proxy:
         if not self.accepting:
             writer.close()
             return
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", 6379)
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
         self.writers += [writer, up_writer]
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
 
@@ -48,7 +51,9 @@ class Proxy:
 
 @pytest.fixture
 async def proxy(redis_url: str) -> AsyncIterator[tuple[Proxy, str]]:
-    p = Proxy()
+    upstream = urlsplit(redis_url).port
+    assert upstream is not None, redis_url
+    p = Proxy(upstream)
     port = await p.start()
     yield p, f"redis://127.0.0.1:{port}/{redis_url.rsplit('/', 1)[1]}"
     p.cut()
