@@ -435,7 +435,9 @@ def stop_session_pg() -> None:
         _pg.pop().stop()
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Here, not at unconfigure: a pytest-xdist worker reports itself finished after this hook,
+    # and may then be ended before a later hook could stop the server.
     stop_session_pg()
 
 

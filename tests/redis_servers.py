@@ -213,5 +213,7 @@ def _subprocesses_use_the_session_redis() -> Iterator[None]:
         os.environ["REDIS_URL"] = old
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Here, not at unconfigure: a pytest-xdist worker reports itself finished after this hook,
+    # and may then be ended before a later hook could stop the server.
     stop_session_redis()
