@@ -1,7 +1,7 @@
 """Time from a deploy's first failed health probe to Rewind's proposal in the incident channel.
 
 Starts the bot in this process as the tests do (`tests/harness.py`: the aiohttp endpoint on
-127.0.0.1, real Redis db 8, the Slack fake, one in-process worker), with apps on
+127.0.0.1, a real Redis of its own, the Slack fake, one in-process worker), with apps on
 `ssh.transport: local` whose health URL is a local server the bench controls. For each run: a
 deploy is reported through `POST /api/deploys`, the health URL starts answering 500 at a random
 moment within the first interval, and the bench records when the first 500 went out and when
@@ -11,7 +11,7 @@ the proposal's `chat.postMessage` reached Slack.
 
 The default thresholds need two failed probes in a row, so about one `watch.interval` of the
 figure is by design; the rest is Rewind's own work. Prints figures; asserts nothing. Traffic
-goes to 127.0.0.1 only. Flushes Redis db 8 before and after.
+goes to 127.0.0.1 only. Its Redis is one it starts (or `python -m bench`'s private one).
 """
 
 from __future__ import annotations
@@ -35,11 +35,20 @@ import redis  # noqa: E402
 from tests.slack_fake import SlackFake  # noqa: E402
 from tests.watching import Upstream, local_app, proposals, report, watch_bot  # noqa: E402
 
-REDIS_URL = "redis://127.0.0.1:6379/8"
+REDIS_URL = ""  # python -m bench sets its private Redis; else one of our own (never 6379's)
+
+
+def redis_url() -> str:
+    global REDIS_URL
+    if not REDIS_URL:
+        from tests.redis_servers import session_redis_url  # stopped when the process exits
+
+        REDIS_URL = session_redis_url(8)
+    return REDIS_URL
 
 
 def flush_redis() -> None:
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_url())
     try:
         client.flushdb()
     finally:
@@ -60,7 +69,7 @@ async def bench(runs: int, interval: float) -> list[float]:
                 f"app{i}": local_app(root / f"app{i}", up.url, watch=watch)
                 for i, up in enumerate(ups)
             }
-            async with SlackFake() as slack, watch_bot(slack, REDIS_URL, root, apps) as bot:
+            async with SlackFake() as slack, watch_bot(slack, redis_url(), root, apps) as bot:
                 for i, up in enumerate(ups):
                     await report(bot, f"app{i}", "v1.5.0")
                     await asyncio.sleep(random.uniform(0, interval))

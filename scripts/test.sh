@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: installs what it needs, starts what is missing.
+# Runs the whole test suite on a fresh machine: installs what it needs; the tests start their servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,30 +13,23 @@ pip_install() {
 pip_install --require-hashes -r requirements.lock
 pip_install --no-deps -e .
 
-if ! command -v sshd >/dev/null && [ ! -x /usr/sbin/sshd ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
-fi
-# redis-server itself is needed even when a Redis already answers: the Redis outage, restart
-# and Sentinel failover tests start their own servers (tests/redis_servers.py).
-command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
-if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
-  mkdir -p /var/lib/redis /var/log/redis
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
-    --dir /var/lib/redis --logfile /var/log/redis/ci.log
-  for _ in $(seq 50); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 0.1; done
-fi
-if ! pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
-  command -v pg_ctlcluster >/dev/null || { apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; }
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
-  for _ in $(seq 100); do pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1 && break; sleep 0.1; done
+# The tests start their own Redis and PostgreSQL (tests/redis_servers.py, tests/fixtures_hosts.py:
+# free ports, temp dirs, stopped at the end) and never use a server they did not start; they need
+# the programs: redis-server, PostgreSQL's initdb/pg_ctl, sshd.
+missing=()
+command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v redis-server >/dev/null || missing+=(redis-server)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 ruff check bot bot.fronts.slack runners tests
 ruff format --check bot bot.fronts.slack runners tests
 mypy
 # Two test processes (pytest-xdist): the tests mostly wait on real processes, so two at a time
-# halve the run; each gets its own Redis database (tests/conftest.py). pytest-benchmark, when a
-# machine has it, refuses to load beside xdist, and no test here uses it.
+# halve the run; each starts its own Redis and PostgreSQL. pytest-benchmark, when a machine has
+# it, refuses to load beside xdist, and no test here uses it.
 # The process tests (failovers, rolling restarts, killed workers) share 2 cores with real sshd
 # hosts and Redis servers; a test that fails is run once more and reported as "R" (a rerun) in the
 # output, so a flaky test stays visible. A test that fails twice fails the run.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,26 +17,20 @@ from tests.slack_fake import SlackFake
 pytest_plugins = ["tests.processes", "tests.fixtures_hosts", "tests.redis_servers"]
 
 
-def _own_database(url: str, worker: str) -> str:
-    """Tests flush their database: each pytest-xdist worker (gw0, gw1, …) gets the next one."""
-    if not worker.startswith("gw"):
-        return url
-    base, _, db = url.rpartition("/")
-    return f"{base}/{int(db or 0) + int(worker[2:])}"
+def own_redis_url() -> str:
+    """The session's own Redis (tests/redis_servers.py), db 9; never a server it did not start."""
+    # Imported here: pytest rewrites the asserts of a plugin only if it imports it first.
+    from tests.redis_servers import session_redis_url
 
-
-# Tests flush this database; another run beside them (a bench, a second checkout) picks its own.
-REDIS_URL = _own_database(
-    os.environ.get("REWIND_TEST_REDIS_URL", "redis://127.0.0.1:6379/9"),
-    os.environ.get("PYTEST_XDIST_WORKER", ""),
-)
+    return session_redis_url(9)
 
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL)
+    url = own_redis_url()
+    client = redis.Redis.from_url(url)
     client.flushdb()
-    yield REDIS_URL
+    yield url
     client.flushdb()
     client.close()
 

@@ -9,7 +9,8 @@ Fixtures:
     ssh_keys             (session)  SshKeys: client key + known host-key material dir
     sample_repo          (function) SampleRepo from bot.sample.build_sample_origin(tmp_path)
     sample_repo_irreversible (function) same, with v1.6.0 whose migration cannot be downgraded
-    pg_database          (function) SQLAlchemy URL of a fresh PostgreSQL database
+    pg_database          (function) SQLAlchemy URL of a fresh database in the session's own
+                                     PostgreSQL cluster (`pg_admin_url()`)
     make_ssh_env         (function) factory: make_ssh_env(count=2, *, ref="v1.5.0", db_url=None,
                                      migrate=False, start=True, repo=None) -> SshEnv
     ssh_hosts            (function) list[TestHost] (2, or `indirect` param / @pytest.mark.hosts(n))
@@ -23,7 +24,9 @@ The same hosts without pytest (the benchmarks' lab, bench/lab.py): `ssh_keys_in`
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import glob
 import os
 import shlex
 import shutil
@@ -31,6 +34,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -46,11 +50,10 @@ import pytest
 
 from bot.sample.build import SampleRepo, build_sample_origin
 from bot.sample.hosts import libpq_url, provision_host_checkout
-from tests.processes import free_port
+from tests.processes import free_port, restartable_port
 
 SSHD = "/usr/sbin/sshd"
 WORKDIR_ROOT = Path("/srv/rewind-test")
-PG_ADMIN_URL = os.environ.get("REWIND_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 APP_NAME = "myapp"
 
 
@@ -356,6 +359,89 @@ def _stop_host(host: TestHost) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# PostgreSQL: a cluster of the session's own
+
+
+class PgCluster:
+    """A PostgreSQL cluster in a temp dir (initdb, then pg_ctl start on a free port, its socket
+    in that dir, trust on 127.0.0.1), run as `postgres` when we are root (initdb refuses root)."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="rewind-test-pg-"))
+        self.data = self.dir / "data"
+        self.port = restartable_port()
+        self.as_owner: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            self.as_owner = ["runuser", "-u", "postgres", "--"]
+
+    @staticmethod
+    def bindir() -> Path:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
+        if not found:
+            raise RuntimeError("no /usr/lib/postgresql/*/bin: apt-get install postgresql")
+        return Path(found[-1])
+
+    def _run(self, *cmd: str) -> None:
+        done = subprocess.run([*self.as_owner, *cmd], capture_output=True, text=True, check=False,
+                              timeout=120, cwd=self.dir)  # fmt: skip
+        if done.returncode != 0:
+            out = done.stdout + done.stderr
+            raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {out}")
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> PgCluster:
+        bindir = self.bindir()
+        self._run(str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
+                  "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C")  # fmt: skip
+        # Throwaway data: no fsync. listen on 127.0.0.1 only, the socket in our own dir.
+        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
+                   "-c synchronous_commit=off -c full_page_writes=off")  # fmt: skip
+        self._run(str(bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "pg.log"),
+                  "-w", "-t", "60", "-o", options, "start")  # fmt: skip
+        return self
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            with contextlib.suppress(RuntimeError, subprocess.SubprocessError):
+                self._run(str(self.bindir() / "pg_ctl"), "-D", str(self.data), "-m", "fast",
+                          "-w", "-t", "30", "stop")  # fmt: skip
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_pg: list[PgCluster] = []
+
+
+def pg_admin_url() -> str:
+    """The admin URL of this test process's own PostgreSQL cluster, started on first use and
+    stopped at the end of the session (or of the process, outside pytest). No variable points
+    the tests at another server: one they did not start may hold someone's data."""
+    if not _pg:
+        cluster = PgCluster()
+        try:
+            _pg.append(cluster.start())
+        except BaseException:
+            cluster.stop()
+            raise
+        atexit.register(stop_session_pg)
+    return _pg[0].admin_url
+
+
+def stop_session_pg() -> None:
+    while _pg:
+        _pg.pop().stop()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Here, not at unconfigure: a pytest-xdist worker reports itself finished after this hook,
+    # and may then be ended before a later hook could stop the server.
+    stop_session_pg()
+
+
+# --------------------------------------------------------------------------------------------
 # fixtures
 
 
@@ -390,17 +476,19 @@ def sample_repo_irreversible(tmp_path: Path) -> SampleRepo:
 
 @contextlib.contextmanager
 def fresh_database(prefix: str = "rewind_test") -> Iterator[str]:
-    """A new, empty PostgreSQL database (its SQLAlchemy URL), dropped afterwards."""
+    """A new, empty PostgreSQL database (its SQLAlchemy URL) in the session's own cluster,
+    dropped afterwards."""
     import psycopg
 
+    admin = pg_admin_url()
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     try:
         yield f"{base}/{name}"
     finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

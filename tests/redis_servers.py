@@ -1,13 +1,20 @@
-"""Redis servers of a test's own: real `redis-server` processes on free ports, in temp dirs.
+"""Redis servers of the tests' own: real `redis-server` processes on free ports, in temp dirs.
 
-Never the shared server on 6379: these are stopped, restarted and killed on purpose.
+Tests touch only what they start: never a server on 6379 or any other the session did not start.
+`session_redis_url()` is the test session's own server (one per pytest-xdist worker, started on
+first use, stopped at the end of the session); the others are stopped, restarted and killed on
+purpose by the tests that start them.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +81,32 @@ class RedisServer:
     def log(self) -> str:
         path = self.dir / "redis.log"
         return path.read_text()[-3000:] if path.exists() else ""
+
+
+_session: list[RedisServer] = []
+
+
+def session_redis_url(db: int = 9) -> str:
+    """This test process's own Redis (started on first use, no persistence, in a temp dir).
+
+    The tests flush its databases freely: nobody else's data is in it. No environment variable
+    points the tests at another server (REWIND_TEST_REDIS_URL is ignored): a server they did not
+    start may hold someone's data.
+    """
+    if not _session:
+        root = Path(tempfile.mkdtemp(prefix="rewind-test-redis-"))
+        server = RedisServer(root, appendonly=False, name="session")
+        _session.append(server.start())
+        atexit.register(stop_session_redis)  # also when used outside pytest (bench/)
+    return _session[0].url(db)
+
+
+def stop_session_redis() -> None:
+    """Stops the session's Redis and removes its directory (nothing when it never started)."""
+    while _session:
+        server = _session.pop()
+        server.stop()
+        shutil.rmtree(server.dir.parent, ignore_errors=True)
 
 
 class SentinelSet:
@@ -165,3 +198,22 @@ def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
         yield group.start()
     finally:
         group.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _subprocesses_use_the_session_redis() -> Iterator[None]:
+    """A `python -m bot` started without REDIS_URL would use the default, localhost:6379 (maybe
+    someone's data): in the tests, it lands on the session's own Redis instead."""
+    old = os.environ.get("REDIS_URL")
+    os.environ["REDIS_URL"] = session_redis_url()
+    yield
+    if old is None:
+        os.environ.pop("REDIS_URL", None)
+    else:
+        os.environ["REDIS_URL"] = old
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Here, not at unconfigure: a pytest-xdist worker reports itself finished after this hook,
+    # and may then be ended before a later hook could stop the server.
+    stop_session_redis()

@@ -29,8 +29,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.fronts.command import parse
-from tests.conftest import REDIS_URL
-from tests.fixtures_hosts import PG_ADMIN_URL, SshEnv, SshKeys, ssh_env_factory
+from tests.conftest import own_redis_url
+from tests.fixtures_hosts import SshEnv, SshKeys, pg_admin_url, ssh_env_factory
 from tests.harness import INCIDENT_CHANNEL, SECRET, Bot, running_bot, settings_env, write_apps
 from tests.slack_fake import (
     SentResponse,
@@ -86,20 +86,25 @@ def hosts(ssh_keys: SshKeys, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
     name = f"rewind_hostile_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(pg_admin_url(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
         yield name
     finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        with psycopg.connect(pg_admin_url(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pg_host() -> str:
+    """host:port of the session's own PostgreSQL."""
+    return pg_admin_url().split("@", 1)[1].split("/", 1)[0]
 
 
 def app_configs(env: SshEnv, db: str) -> dict[str, Any]:
     # A database URL with a password (PostgreSQL here trusts 127.0.0.1, so any password works)
     # inside the apps file's commands: it must never reach Slack, a report or a log.
-    url = f"postgresql+psycopg://postgres:{DB_PASSWORD}@127.0.0.1:5432/{db}"
-    libpq = f"postgresql://postgres:{DB_PASSWORD}@127.0.0.1:5432/{db}"
+    url = f"postgresql+psycopg://postgres:{DB_PASSWORD}@{pg_host()}/{db}"
+    libpq = f"postgresql://postgres:{DB_PASSWORD}@{pg_host()}/{db}"
     myapp = env.app_config()
     myapp["environment"] = "production"
     myapp["operators"] = ["U0CAROL"]
@@ -122,10 +127,11 @@ def app_configs(env: SshEnv, db: str) -> dict[str, Any]:
 async def world(
     hosts: SshEnv, database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[World]:
-    url = f"postgresql+psycopg://postgres:{DB_PASSWORD}@127.0.0.1:5432/{database}"
+    url = f"postgresql+psycopg://postgres:{DB_PASSWORD}@{pg_host()}/{database}"
     hosts.hosts[0].run(f"env DATABASE_URL={url} alembic -c alembic.ini upgrade head")
     tmp = tmp_path_factory.mktemp("hostile-bot")
-    plain = redis.Redis.from_url(REDIS_URL)
+    store_url = own_redis_url()
+    plain = redis.Redis.from_url(store_url)
     plain.flushdb()
     logs: list[str] = []
     capture = _Capture(logs)
@@ -137,11 +143,11 @@ async def world(
     try:
         async with SlackFake() as slack:
             config = write_apps(tmp / "apps.yaml", app_configs(hosts, database), tmp / "incidents")
-            env = settings_env(slack, REDIS_URL, config, tmp / "workspace")
+            env = settings_env(slack, store_url, config, tmp / "workspace")
             # Real secrets' shapes: each must stay out of every log, message, report, metric.
             env["SLACK_BOT_TOKEN"] = BOT_TOKEN
             env["SLACK_APP_TOKEN"] = APP_TOKEN
-            env["REDIS_URL"] = REDIS_URL.replace("redis://", f"redis://default:{REDIS_PASSWORD}@")
+            env["REDIS_URL"] = store_url.replace("redis://", f"redis://default:{REDIS_PASSWORD}@")
             async with running_bot(slack, env) as bot:
                 _, name = await bot.command(f"myapp v1.4.2 {HOSTILE_REASON}", user="U0ALICE")
                 assert "opened" in await bot.reply(name, timeout=60)

@@ -8,7 +8,10 @@ import logging
 import signal
 import socket
 import sys
+import textwrap
 from importlib.metadata import PackageNotFoundError, version
+
+from pydantic import AliasChoices
 
 from bot.app.startup import StartupError, settings_from_env
 from bot.config.apps_file import AppsFile
@@ -18,24 +21,63 @@ from bot.telemetry.redaction import install_log_redaction
 
 log = logging.getLogger("rewind")
 
-ENVIRONMENT = """\
-environment:
-  SLACK_BOT_TOKEN        bot token (xoxb-…); required for serve and worker
-  SLACK_SIGNING_SECRET   verifies Slack's HTTP requests; required for serve in HTTP mode
-  SLACK_APP_TOKEN        app-level token (xapp-…); enables Socket Mode
-  SLACK_API_URL          Slack Web API base URL (default https://slack.com/api/)
-  REDIS_URL              incidents, locks, queue, audit (default redis://localhost:6379/0);
-                         Sentinel: redis+sentinel://host1:26379,host2:26379/mymaster/0
-  REWIND_CONFIG          the apps file (default config/apps.yaml)
-  PORT                   HTTP port of serve (default 3000)
-  METRICS_PORT           HTTP port of a worker's /metrics (default 9300, then the next free)
-  LOG_FORMAT             text or json (default text)
-  REWIND_API_TOKEN       bearer token of POST /api/deploys (unset: 401)
-  GITHUB_WEBHOOK_SECRET  verifies POST /api/github (unset: 401)
-  REWIND_WORKSPACE       where the bot keeps its clones and files (default var/)
-  REWIND_RETENTION       how long closed incidents stay in Redis (default 400d)
-  REWIND_DRAIN           on SIGTERM, how long a worker lets an unrepeatable step end (600)
-"""
+# What each variable is for. The names, and their order, come from Settings (bot.config.settings):
+# a setting added there shows in `rewind --help` even before it has a line here.
+VARIABLES = {
+    "SLACK_BOT_TOKEN": "bot token (xoxb-…); required for serve and worker",
+    "SLACK_SIGNING_SECRET": "verifies Slack's HTTP requests; required for serve in HTTP mode",
+    "SLACK_APP_TOKEN": "app-level token (xapp-…); enables Socket Mode",
+    "SLACK_API_URL": "Slack Web API base URL (default https://slack.com/api/)",
+    "REDIS_URL": "incidents, locks, queue, audit (default redis://localhost:6379/0); Sentinel: "
+    "redis+sentinel://host1:26379,host2:26379/mymaster/0",
+    "REWIND_CONFIG": "the apps file (default config/apps.yaml)",
+    "PORT": "HTTP port of serve (default 3000)",
+    "METRICS_PORT": "HTTP port of a worker's /metrics (default 9300, then the next free)",
+    "LOG_FORMAT": "text or json (default text)",
+    "LOG_LEVEL": "info or debug (default info; other libraries log at WARNING unless debug)",
+    "REWIND_API_TOKEN": "bearer token of POST /api/deploys (unset: 401)",
+    "GITHUB_WEBHOOK_SECRET": "verifies POST /api/github (unset: 401)",
+    "REWIND_URL": "where `rewind deployed` posts when run away from the bot, e.g. in CI "
+    "(unset: it writes to Redis itself)",
+    "REWIND_WORKSPACE": "where the bot keeps its clones and files (default var/)",
+    "REWIND_QUEUE": "name of the Redis queue of steps (default rewind)",
+    "REWIND_HEARTBEAT": "seconds without a heartbeat before a dead worker's step is taken over "
+    "(default 15)",
+    "REWIND_SWEEP": "how often workers look for a dead worker's step, in seconds (default 5)",
+    "REWIND_WEBHOOK_BACKOFF": "seconds before an outgoing webhook's first retry, then x4, 4 tries "
+    "(default 1)",
+    "REWIND_CONCURRENCY": "steps one worker runs at once (default 10)",
+    "REWIND_WORKER_ID": "a worker's name in logs and Slack (default HOST:PID)",
+    "REWIND_RETENTION": "how long closed incidents stay in Redis (default 400d)",
+    "REWIND_DRAIN": "on SIGTERM, how long a worker lets an unrepeatable step end (default 600s)",
+}
+
+
+def variable_names() -> list[str]:
+    """Every environment variable Settings reads, in its order."""
+    names: list[str] = []
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias or field.alias
+        if isinstance(alias, AliasChoices):
+            alias = alias.choices[0]
+        if alias is not None:
+            names.append(str(alias))
+    return names
+
+
+def environment_help(width: int = 100) -> str:
+    """The `environment:` section of `rewind --help`: every variable, once."""
+    names = variable_names()
+    column = max(len(n) for n in names) + 4
+    lines = ["environment (every variable rewind reads):"]
+    for name in names:
+        text = textwrap.wrap(VARIABLES.get(name, "(see the README)"), width - column)
+        lines.append(f"  {name:<{column - 2}}{text[0]}")
+        lines += [" " * column + more for more in text[1:]]
+    return "\n".join(lines) + "\n"
+
+
+SEE_TOP_HELP = "environment: every variable is listed once, in `rewind --help`.\n"
 
 EXAMPLES = """\
 examples:
@@ -214,7 +256,7 @@ def _sub(
         name,
         help=text,
         description=f"{text}\n\nexample:\n  {example}",
-        epilog=ENVIRONMENT,
+        epilog=SEE_TOP_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
@@ -224,7 +266,7 @@ def parser() -> argparse.ArgumentParser:
         prog="rewind",
         description="Rewind rolls a failed deployment back and recovers the service, following "
         "the runbook in one Slack thread (or this terminal). `rewind` is `python -m bot`.",
-        epilog=EXAMPLES + "\n" + ENVIRONMENT,
+        epilog=EXAMPLES + "\n" + environment_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     top.add_argument("--version", action="version", version=f"rewind {_version()}")

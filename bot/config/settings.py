@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, alias="PORT")
     metrics_port: int = Field(default=9300, alias="METRICS_PORT")
     log_format: Literal["text", "json"] = Field(default="text", alias="LOG_FORMAT")
+    log_level: Literal["info", "debug"] = Field(default="info", alias="LOG_LEVEL")
     api_token: SecretStr | None = Field(default=None, alias="REWIND_API_TOKEN")
     github_webhook_secret: SecretStr | None = Field(default=None, alias="GITHUB_WEBHOOK_SECRET")
     # Where `python -m bot deployed` sends the deploy when it runs away from the bot (CI).
