@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -51,7 +52,9 @@ async def get_json(
     except TimeoutError:
         return Answer(None, problem=f"{at} did not answer within {timeout:g} s")
     except aiohttp.ClientConnectorError as exc:
-        why = exc.os_error.strerror or str(exc.os_error)
+        err = exc.os_error
+        # asyncio's strerror is "Connect call failed (…)"; the errno says why in words.
+        why = os.strerror(err.errno) if err.errno else err.strerror or str(err)
         return Answer(None, problem=f"{at} could not be reached ({why.lower()})")
     except (aiohttp.ClientError, ValueError) as exc:  # also an invalid URL
         return Answer(None, problem=f"{at} failed: {type(exc).__name__}: {str(exc)[:EXCERPT]}")

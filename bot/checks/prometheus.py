@@ -19,6 +19,10 @@ from bot.checks.placeholders import Placeholders, check_template, render_query, 
 from bot.checks.result import CheckResult, from_series, inconclusive
 
 NAN_REASON = "NaN: nothing to divide by (no requests in the window?)"
+NO_SERIES = (
+    "no data: the query returned no series (an error rate with no errors at all has none: "
+    "write its numerator as `(sum(rate(…)) or vector(0))`)"
+)
 
 
 class PrometheusMetric(MetricBase):
@@ -96,7 +100,7 @@ class PrometheusCheck:
             params["time"] = f"{at.timestamp():.3f}"
         url = self.base_url.rstrip("/") + "/api/v1/query"
         answer = await get_json(url, who="Prometheus", timeout=self.env.timeout, params=params)
-        found = answer.problem or refused(answer) or series_of(answer.body)
+        found = answer.problem or refused(answer) or series_of(answer.body) or NO_SERIES
         if isinstance(found, str):
             return inconclusive(self.name, threshold, self.query, found, at=at, **meta)
         return from_series(self.name, threshold, self.query, found, at=at, **meta)
