@@ -16,6 +16,10 @@ pip_install --no-deps -e .
 if ! command -v sshd >/dev/null && [ ! -x /usr/sbin/sshd ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
 fi
+# A real Prometheus for the metric checks' tests (tests/prometheus_server.py).
+if ! command -v prometheus >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+fi
 # redis-server itself is needed even when a Redis already answers: the Redis outage, restart
 # and Sentinel failover tests start their own servers (tests/redis_servers.py).
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
