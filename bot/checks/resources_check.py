@@ -7,7 +7,14 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.checks.resources import ResourcesConfig, ResourceUsage, command, parse
-from bot.checks.result import CheckResult, SeriesResult, Threshold, Verdict, inconclusive, worst
+from bot.checks.result import (
+    CheckResult,
+    SeriesResult,
+    Threshold,
+    format_value,
+    inconclusive,
+    worst,
+)
 
 
 def _row(label: str, value: float | None, bound: float) -> SeriesResult:
@@ -23,12 +30,13 @@ def judge(host: str, usage: ResourceUsage, limits: ResourcesConfig, query: str) 
             (disk, usage.disk, limits.disk)]  # fmt: skip
     series = tuple(_row(label, value, bound) for label, value, bound in rows)
     head = worst(series)
-    reason = "" if head.verdict is Verdict.PASSED else head.labels
-    if head.reason:
-        reason += f": {head.reason}"
-    name = f"resources on {host}"
-    return CheckResult(name, head.verdict, head.value, head.threshold, query, "resources", "%",
-                       series=series, reason=reason, note=usage.service())  # fmt: skip
+    reason = head.labels + (f": {head.reason}" if head.reason else "")  # which one is shown
+    shown = ", ".join(
+        f"{s.labels} {'?' if s.value is None else format_value(s.value, '%')}" for s in series
+    )
+    return CheckResult(f"resources on {host}", head.verdict, head.value, head.threshold, query,
+                       "resources", "%", series=series, reason=reason,
+                       note=f"{shown}; {usage.service()}")  # fmt: skip
 
 
 class Ran(Protocol):

@@ -104,7 +104,7 @@ class CheckResult:
     unit: str = ""
     before: float | None = None  # the same query before the bad deploy, when known
     series: tuple[SeriesResult, ...] = ()
-    reason: str = ""  # in plain words: why inconclusive, or which series failed
+    reason: str = ""  # in plain words: why inconclusive, or which series is the headline
     note: str = ""  # more to show, not judged (e.g. the service's own CPU and memory)
     at: datetime | None = None  # the time read (None: now)
 
