@@ -7,6 +7,7 @@ no series). `JsonStandIn` answers any path with the JSON (or the status) set for
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -60,6 +61,8 @@ class JsonStandIn:
     _runner: web.AppRunner | None = None
 
     async def answer(self, request: web.Request) -> web.Response:
+        if request.path == "/slow":
+            await asyncio.sleep(6)  # past the checks' 5 s timeout in the tests
         status, body = self.answers.get(request.path, (404, '{"error": "not found"}'))
         return web.Response(status=status, text=body, content_type="application/json")
 

@@ -144,3 +144,15 @@ async def test_web_anything_but_a_number_is_inconclusive(web: JsonStandIn) -> No
     for result, words in cases:
         assert result.verdict is Verdict.INCONCLUSIVE and not result.passed, result
         assert words in result.reason, (words, result.reason)
+
+
+async def test_web_no_answer_in_time_or_no_such_host_is_inconclusive(web: JsonStandIn) -> None:
+    slow = await read_web(web, "x", "/slow")  # the checks' timeout here is 5 s
+    assert slow.reason == f"the metric URL at {web.url} did not answer within 5 s"
+    entry = {"name": "e", "provider": "web", "url": "http://no-such-host.invalid/x", "path": "x",
+             "max": 1}  # fmt: skip
+    check = build_check(parse_metrics([entry])[0], KEYS, Placeholders("myapp"))
+    gone = await check.measure()
+    assert gone.verdict is Verdict.INCONCLUSIVE
+    assert gone.reason.startswith("the metric URL at http://no-such-host.invalid could not be "
+                                  "reached ("), gone.reason  # fmt: skip

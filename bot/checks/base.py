@@ -60,12 +60,12 @@ class MetricBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, max_length=80, pattern=r"^[^\n\r`*_~<>]+$")
+    name: str = Field(min_length=1, max_length=80, pattern=r"^[^\x00-\x1f\x7f]+$")
     provider: str  # each provider's model narrows it to its own name
     url: str
     max: float | None = None
     min: float | None = None
-    unit: str = Field(default="", max_length=12, pattern=r"^[^\n\r`*_~<>]*$")
+    unit: str = Field(default="", max_length=12, pattern=r"^[^\x00-\x1f\x7f]*$")
 
     @field_validator("url")
     @classmethod

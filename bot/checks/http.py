@@ -11,14 +11,17 @@ from urllib.parse import urlsplit
 import aiohttp
 
 EXCERPT = 200
+MAX_BODY = 10 * 2**20  # a query that answers more is too broad to judge anyway
 
 
 def where(url: str) -> str:
     """`scheme://host:port` of `url`: no path, query or credentials (they may hold a token)."""
     parts = urlsplit(url)
-    host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or '?'}{port}"
 
 
 @dataclass(frozen=True)
@@ -47,19 +50,30 @@ async def get_json(
             aiohttp.ClientSession(timeout=limit) as session,
             session.get(url, params=params, headers=headers, allow_redirects=False) as resp,
         ):
-            raw = await resp.text(errors="replace")
-            status = resp.status
+            status, data = resp.status, bytearray()
+            async for chunk in resp.content.iter_chunked(2**16):
+                data += chunk
+                if len(data) > MAX_BODY:
+                    break
     except TimeoutError:
         return Answer(None, problem=f"{at} did not answer within {timeout:g} s")
     except aiohttp.ClientConnectorError as exc:
-        err = exc.os_error
-        # asyncio's strerror is "Connect call failed (…)"; the errno says why in words.
-        why = os.strerror(err.errno) if err.errno else err.strerror or str(err)
-        return Answer(None, problem=f"{at} could not be reached ({why.lower()})")
+        return Answer(None, problem=f"{at} could not be reached ({_why(exc.os_error)})")
     except (aiohttp.ClientError, ValueError) as exc:  # also an invalid URL
         return Answer(None, problem=f"{at} failed: {type(exc).__name__}: {str(exc)[:EXCERPT]}")
+    if len(data) > MAX_BODY:
+        return Answer(status, problem=f"{at} answered more than {MAX_BODY // 2**20} MB")
+    raw = data.decode("utf-8", errors="replace")
     try:
         body: object = json.loads(raw)
     except ValueError:
         body = None
     return Answer(status, body, raw[:EXCERPT].strip())
+
+
+def _why(err: OSError) -> str:
+    """In words: asyncio's own strerror is "Connect call failed (…)", its errno says why."""
+    why = err.strerror or ""
+    if err.errno and err.errno > 0 and (not why or why.startswith("Connect call failed")):
+        why = os.strerror(err.errno)
+    return (why or str(err)).lower()
