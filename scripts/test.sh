@@ -20,12 +20,14 @@ missing=()
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v redis-server >/dev/null || missing+=(redis-server)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+# A real Prometheus for the metric checks' tests (tests/prometheus_server.py).
+command -v prometheus >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-ruff check bot bot.fronts.slack runners tests
-ruff format --check bot bot.fronts.slack runners tests
+ruff check bot runners tests bench
+ruff format --check bot runners tests bench
 mypy
 # Two test processes (pytest-xdist): the tests mostly wait on real processes, so two at a time
 # halve the run; each starts its own Redis and PostgreSQL. pytest-benchmark, when a machine has

@@ -1,7 +1,9 @@
 """myapp: the sample service Rewind rolls back in its demo and tests.
 
-Stdlib only. Serves /healthz, /api/health and /version on 127.0.0.1. The port comes from
-$APP_PORT or the file `.port`, the version from the file `VERSION`.
+Stdlib only. Serves /healthz, /api/health and /version on 127.0.0.1, and its own request
+counter and latency histogram in Prometheus's text format on /metrics (scrapes are not counted:
+they are not traffic). The port comes from $APP_PORT or the file `.port`, the version from the
+file `VERSION`; the pid is written to `app.pid` (run.sh and Rewind's resource reading use it).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -41,8 +45,57 @@ def check_health() -> str | None:
     return None
 
 
+# Prometheus's default buckets, in seconds.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """Requests by handler and status code, and a latency histogram, as Prometheus text."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: dict[tuple[str, int], int] = {}
+        self._buckets = [0] * len(BUCKETS)
+        self._count = 0
+        self._sum = 0.0
+
+    def observe(self, handler: str, code: int, seconds: float) -> None:
+        with self._lock:
+            key = (handler, code)
+            self._requests[key] = self._requests.get(key, 0) + 1
+            self._count += 1
+            self._sum += seconds
+            for i, bound in enumerate(BUCKETS):
+                if seconds <= bound:
+                    self._buckets[i] += 1
+
+    def text(self) -> str:
+        with self._lock:
+            lines = [
+                "# HELP http_requests_total Requests answered, by handler and status code.",
+                "# TYPE http_requests_total counter",
+            ]
+            for (handler, code), n in sorted(self._requests.items()):
+                lines.append(f'http_requests_total{{handler="{handler}",code="{code}"}} {n}')
+            lines += [
+                "# HELP http_request_duration_seconds Time to answer a request.",
+                "# TYPE http_request_duration_seconds histogram",
+            ]
+            for bound, n in zip(BUCKETS, self._buckets, strict=True):
+                lines.append(f'http_request_duration_seconds_bucket{{le="{bound}"}} {n}')
+            lines.append(f'http_request_duration_seconds_bucket{{le="+Inf"}} {self._count}')
+            lines.append(f"http_request_duration_seconds_sum {self._sum}")
+            lines.append(f"http_request_duration_seconds_count {self._count}")
+            return "\n".join(lines) + "\n"
+
+
+METRICS = Metrics()
+KNOWN_PATHS = ("/healthz", "/api/health", "/version")
+
+
 class Handler(BaseHTTPRequestHandler):
     server_version = "myapp/" + VERSION
+    _status = 0  # the status code sent, for the request counter
 
     def _send(self, status: int, body: str, content_type: str = "text/plain") -> None:
         data = body.encode("utf-8")
@@ -54,6 +107,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._send(200, METRICS.text(), "text/plain; version=0.0.4")
+            return
+        start = time.perf_counter()
+        self._answer(path)
+        handler = path if path in KNOWN_PATHS else "other"  # unknown paths: bounded labels
+        METRICS.observe(handler, self._status, time.perf_counter() - start)
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._status = code
+        super().send_response(code, message)
+
+    def _answer(self, path: str) -> None:
         problem = check_health()
         if path == "/healthz":
             if problem is None:
