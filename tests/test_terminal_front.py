@@ -336,3 +336,44 @@ def test_ctrl_c_twice_while_a_step_runs_pauses_after_the_running_command(site: S
     shown = site.run("status", ident)
     assert "stopped at the terminal (Ctrl-C twice)" in shown.stdout, shown.stdout
     assert "Retry" in shown.stdout and "Abort" in shown.stdout
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_with_redis_down_nothing_starts_and_nobody_is_told(
+    site: Site, slack: SlackFake
+) -> None:
+    site.env["SLACK_API_URL"] = slack.api_url  # Slack answers: only Redis is missing
+    site.env["REDIS_URL"] = f"redis://:s3cret@127.0.0.1:{_closed_port()}/0"
+    args = ("rollback", "myapp", "v1.4.2", "--reason", "checkout returns 500", "--yes")
+    proc = await asyncio.to_thread(site.run, *args)
+    out = proc.stdout
+    assert proc.returncode == 1, out + proc.stderr
+    assert "REDIS_URL" in out and "does not answer" in out
+    assert "nothing was started and nobody was told" in out
+    assert "redis-server --daemonize yes" in out  # what to do
+    assert "s3cret" not in out + proc.stderr  # never the password
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert slack.calls_to("chat.postMessage") == []
+    for workdir in (site.root / "hosts").glob("*/myapp"):  # no host was touched
+        version = subprocess.run(["git", "describe", "--tags"], cwd=workdir, text=True,
+                                 capture_output=True, check=True)  # fmt: skip
+        assert version.stdout.strip() == "v1.5.0"
+
+
+def test_plan_needs_no_break_glass_in_production(site: Site, redis_url: str) -> None:
+    site.write(environment="production")
+    proc = site.run("rollback", "myapp", "v1.4.2", "--reason", "500s", "--plan")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "--break-glass" not in proc.stdout
+    assert "Nothing was changed to make it." in proc.stdout
+    assert redis.Redis.from_url(redis_url).keys("rewind:incident:*") == []
+    # Running it for real still asks for break-glass.
+    refused = site.run("rollback", "myapp", "v1.4.2", "--reason", "500s")
+    assert refused.returncode == 2 and "--break-glass" in refused.stdout

@@ -72,6 +72,7 @@ class TerminalNotifier:
         self.saved: list[Path] = []
         self._last_parent: dict[str, str] = {}
         self._gates: dict[str, Gate] = {}
+        self._told: dict[str, tuple[str, list[str]]] = {}  # incident -> (app, channels told)
 
     # ---- printing ------------------------------------------------------------------------
 
@@ -167,6 +168,7 @@ class TerminalNotifier:
         if app is None or not app.notify:
             return []
         text = t.notice_text(incident, phase, app.mention)
+        self._told[incident.id] = (incident.app, list(app.notify) if phase == "start" else [])
         if self.stand_in:
             for channel in app.notify:
                 self._print(f"#{channel}: {self.plain(text)}")
@@ -180,6 +182,21 @@ class TerminalNotifier:
         if missing:
             await self._hold(incident, missing, text)
         return told
+
+    async def stopped(self, why: str) -> None:
+        """The incident stopped without its end (its store went away): whoever heard of its
+        start hears that it stopped, and why. Redis is gone, so nothing can be kept for later."""
+        for incident_id, (app, channels) in self._told.items():
+            text = (
+                f"⏹ Rollback of {app} (incident {incident_id}) stopped before its end: {why}. "
+                "The person at the terminal is checking the hosts; no step runs meanwhile."
+            )
+            for channel in channels:
+                if await self._post(channel, text):
+                    self._print(f"📣 Told #{channel}: {text}")
+                else:
+                    self._print(f"⚠ #{channel} NOT told (Slack unreachable). Tell them: {text}")
+        self._told.clear()
 
     async def _post(self, channel: str, text: str) -> bool:
         if self.slack is None:
