@@ -22,6 +22,7 @@ import pexpect
 import pytest
 import redis
 import yaml
+from rich.cells import cell_len
 
 from bot.demo import _prepare, demo_config
 from bot.held_notices import KEY, deliver
@@ -302,7 +303,7 @@ async def test_a_worker_that_reaches_slack_posts_the_held_notices(
         await r.aclose()
     app = {
         "environment": "staging", "repo": "/tmp/none.git", "incident_channel": "C0INCIDENT",
-        "operators": ["U0CAROL"], "ssh": {"transport": "local"}, "hosts": [{"name": "web1"}],
+        "operators": ["U0CAROL"], "ssh": {"transport": "local"}, "hosts": [{"name": "web1", "address": "127.0.0.1"}],
         "deploy": {"strategy": "systemd", "workdir": "/srv/myapp", "service": "myapp"},
     }  # fmt: skip
     async with make_bot({"myapp": app}) as bot:
@@ -353,11 +354,11 @@ async def test_with_redis_down_nothing_starts_and_nobody_is_told(
     site.env["REDIS_URL"] = f"redis://:s3cret@127.0.0.1:{_closed_port()}/0"
     args = ("rollback", "myapp", "v1.4.2", "--reason", "checkout returns 500", "--yes")
     proc = await asyncio.to_thread(site.run, *args)
-    out = proc.stdout
+    out = " ".join(proc.stdout.split())  # wrapped at 80 columns: the words, not the breaks
     assert proc.returncode == 1, out + proc.stderr
-    assert "REDIS_URL" in out and "does not answer" in out
+    assert "REDIS_URL" in out and "does not answer" in out and "Connect call failed" in out
     assert "nothing was started and nobody was told" in out
-    assert "redis-server --daemonize yes" in out  # what to do
+    assert '$ redis-cli -u "${REDIS_URL:-redis://localhost:6379/0}" ping || redis-server' in out
     assert "s3cret" not in out + proc.stderr  # never the password
     assert "Traceback" not in proc.stderr, proc.stderr
     assert slack.calls_to("chat.postMessage") == []
@@ -377,3 +378,29 @@ def test_plan_needs_no_break_glass_in_production(site: Site, redis_url: str) -> 
     # Running it for real still asks for break-glass.
     refused = site.run("rollback", "myapp", "v1.4.2", "--reason", "500s")
     assert refused.returncode == 2 and "--break-glass" in refused.stdout
+
+
+def test_off_a_terminal_the_thread_is_a_compact_log_wrapped_not_cut(site: Site) -> None:
+    args = ("rollback", "myapp", "v1.4.2", "--reason", "checkout returns 500", "--yes")
+    proc = site.run(*args)  # stdout is a pipe
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
+    lines = out.splitlines()
+    assert len(lines) < 120, len(lines)  # the whole panel on every change was 436 lines
+    assert "Runbook checklist" not in out and "┌" not in out
+    steps = ["Prerequisites", "Assess the situation", "Decide: roll back or fix forward",
+             "Roll back code", "Back up database, preview downgrade", "Roll back database",
+             "Redeploy previous version", "Verify rollback", "Monitor",
+             "Incident report"]  # fmt: skip
+    for step in steps:
+        assert f"✅ {step}" in out, step
+        assert out.count(f"✅ {step} —") + out.count(f"✅ {step}\n") == 1, step  # once each
+    wide = [line for line in lines if cell_len(line) > 80]
+    assert all(max(map(cell_len, line.split())) > 50 for line in wide), wide  # a path, whole
+    assert "…" not in out  # wrapped, never cut
+    joined = " ".join(line.strip() for line in lines)
+    assert (
+        "Roll back if the issue is severe and a fix will take time; fix forward if it is "
+        "minor and the fix is quick." in joined
+    )
+    assert "Recovered: myapp is back on v1.4.2" in out

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 from redis.exceptions import RedisError
 
@@ -28,7 +28,7 @@ from bot.messages import Message, Paragraph, para, words
 from bot.people import People
 from bot.ports import Notifier, Store
 from bot.redaction import redact
-from bot.render_text import plain
+from bot.render_text import WrappedOut, plain
 from bot.settings import Settings
 from bot.terminal.notifier import TerminalNotifier, numbered
 from bot.workflow import said
@@ -368,9 +368,15 @@ def redis_down_text(settings: Settings, exc: BaseException) -> str:
         "  An incident is stored there before anyone is told of it, so nothing was started "
         "and nobody was told.\n"
         "  Start Redis, or set REDIS_URL to the Redis the bot uses, then run this again. "
-        "On this machine:\n"
-        '    redis-cli ping || redis-server --daemonize yes --save "" --appendonly no'
+        f"On this machine:\n    $ {START_REDIS}"
     )
+
+
+# Starts a throwaway local Redis unless the one REDIS_URL names answers.
+START_REDIS = (
+    'redis-cli -u "${REDIS_URL:-redis://localhost:6379/0}" ping || '
+    'redis-server --daemonize yes --save "" --appendonly no'
+)
 
 
 @dataclass(frozen=True)
@@ -436,11 +442,27 @@ async def run_rollback(
     stream_in: TextIO = sys.stdin,
     resume: str = "",
 ) -> int:
+    if not out.isatty():  # a pipe, CI: every line wrapped at 80 columns, never cut
+        out = cast(TextIO, WrappedOut(out))
+    try:
+        if not resume and (why := refusal(apps, args)):
+            print(f"✗ {why}", file=out)
+            return 2
+        return await _at_the_prompt(settings, apps, args, out, stream_in, resume)
+    finally:
+        out.flush()
+
+
+async def _at_the_prompt(
+    settings: Settings,
+    apps: AppsFile,
+    args: RollbackArgs,
+    out: TextIO,
+    stream_in: TextIO,
+    resume: str,
+) -> int:
     from bot.terminal.notifier import connect_terminal_notifier
 
-    if not resume and (why := refusal(apps, args)):
-        print(f"✗ {why}", file=out)
-        return 2
     console = Console(stream_in, out)
     console.install()
     try:

@@ -238,7 +238,10 @@ class TerminalNotifier:
             path.write_text(content)
             self.saved.append(path)
             where = f" → {path}"
-        self._reply(f"📎 {filename} ({count} lines){where}" + (f" — {comment}" if comment else ""))
+        self._reply(
+            f"📎 {filename} ({count} lines){where}"
+            + (f" — {comment.replace('`', '')}" if comment else "")
+        )
 
     async def alert(self, incident: Incident, message: Message) -> None:
         text = self.show(message)
@@ -279,6 +282,13 @@ async def connect_terminal_notifier(
         ids = {i for a in apps.apps.values() for i in (*a.operators, *a.approvers)}
         await people.learn(client, ids)
     redis = store.r if isinstance(store, RedisStore) else None
-    notifier = TerminalNotifier(out=out, apps=apps, files_dir=settings.workspace / "files",
-                                people=people, slack=client, hold_in=redis)  # fmt: skip
-    return notifier, people
+    files = settings.workspace / "files"
+    if out.isatty():
+        notifier = TerminalNotifier(out=out, apps=apps, files_dir=files, people=people,
+                                    slack=client, hold_in=redis)  # fmt: skip
+        return notifier, people
+    from bot.demo_view import CompactNotifier  # a pipe, CI: the panel once per change
+
+    compact = CompactNotifier(out, apps=apps, stand_in=False, people=people, slack=client,
+                              hold_in=redis, files_dir=files)  # fmt: skip
+    return compact, people
