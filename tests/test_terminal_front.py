@@ -405,3 +405,47 @@ def test_off_a_terminal_the_thread_is_a_compact_log_wrapped_not_cut(site: Site) 
         "minor and the fix is quick." in joined
     )
     assert "Recovered: myapp is back on v1.4.2" in out
+
+
+async def test_those_told_of_the_start_hear_that_it_stopped_and_why(
+    site: Site, slack: SlackFake, own_redis: Any
+) -> None:
+    """Aborted at the prompt, then the store lost mid-way: each time the stakeholders' channel,
+    told of the start, hears that the rollback stopped."""
+    site.env["SLACK_API_URL"] = slack.api_url
+    site.env["REDIS_URL"] = own_redis.url()
+
+    def notices() -> list[str]:
+        calls = slack.calls_to("chat.postMessage")
+        return [c.args["text"] for c in calls if c.args.get("channel") == "C0STAKEHOLDERS"]
+
+    def abort() -> tuple[str, int]:
+        child = site.spawn("rollback", "myapp", "v1.4.2", "--reason", "checkout returns 500")
+        child.expect_exact("Your choice [1-4]: ")
+        child.sendline("4")
+        child.expect_exact("Abort the incident? [y/N]")
+        child.sendline("y")
+        return finish(child)
+
+    out, status = await asyncio.to_thread(abort)
+    assert status == 1, out[-3000:]
+    told = notices()
+    assert len(told) == 2 and "started" in told[0], told
+    assert "myapp" in told[1] and "aborted" in told[1].lower(), told[1]
+
+    def store_lost() -> tuple[str, int]:
+        child = site.spawn("rollback", "myapp", "v1.4.2", "--reason", "checkout returns 500")
+        child.expect_exact("Your choice [1-4]: ")  # the start was told by now
+        own_redis.stop()
+        child.sendline("1")
+        child.expect(pexpect.EOF, timeout=240)  # the store's client rides out a restart first
+        child.close()
+        return child.before or "", child.exitstatus if child.exitstatus is not None else -1
+
+    out, status = await asyncio.to_thread(store_lost)
+    assert status == 1, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    told = notices()[2:]
+    assert len(told) == 2 and "started" in told[0], told
+    assert "stopped before its end" in told[1] and "stopped answering" in told[1], told[1]
+    assert "📣 Told #C0STAKEHOLDERS: ⏹ Rollback of myapp" in out
