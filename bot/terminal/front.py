@@ -623,10 +623,11 @@ async def run_plan(
     from bot.plan import render
     from bot.plan.build import Planner, Quiet
 
+    say = out if out.isatty() else cast(TextIO, WrappedOut(out))  # the plan itself stays as is
     if why := refusal(apps, args, plan=True):
-        print(f"✗ {why}", file=out)
+        print(f"✗ {why}", file=say)
         return 2
-    store = await _plan_store(settings, out)
+    store = await _plan_store(settings, say)
     engine, _ = build_terminal_engine(apps, store, Quiet(), settings.workspace)
     os_user = getpass.getuser()
     uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
@@ -636,7 +637,7 @@ async def run_plan(
             reason=args.reason,
         )  # fmt: skip
     except UserFacingError as exc:
-        print(f"✗ {plain(exc.message)}", file=out)
+        print(f"✗ {plain(exc.message)}", file=say)
         return 1
     finally:
         await engine.aclose()
@@ -645,5 +646,5 @@ async def run_plan(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     print(text, file=out)
-    print(f"Plan saved as {path}. Nothing was changed to make it.", file=out)
+    print(f"Plan saved as {path}.\nNothing was changed to make it.", file=say)
     return 0
