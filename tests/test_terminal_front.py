@@ -22,6 +22,7 @@ import pexpect
 import pytest
 import redis
 import yaml
+from rich.cells import cell_len
 
 from bot.cli.demo import _prepare, demo_config
 from bot.fronts.held_notices import KEY, deliver
@@ -302,7 +303,8 @@ async def test_a_worker_that_reaches_slack_posts_the_held_notices(
         await r.aclose()
     app = {
         "environment": "staging", "repo": "/tmp/none.git", "incident_channel": "C0INCIDENT",
-        "operators": ["U0CAROL"], "ssh": {"transport": "local"}, "hosts": [{"name": "web1"}],
+        "operators": ["U0CAROL"], "ssh": {"transport": "local"},
+        "hosts": [{"name": "web1", "address": "127.0.0.1"}],
         "deploy": {"strategy": "systemd", "workdir": "/srv/myapp", "service": "myapp"},
     }  # fmt: skip
     async with make_bot({"myapp": app}) as bot:
@@ -336,3 +338,114 @@ def test_ctrl_c_twice_while_a_step_runs_pauses_after_the_running_command(site: S
     shown = site.run("status", ident)
     assert "stopped at the terminal (Ctrl-C twice)" in shown.stdout, shown.stdout
     assert "Retry" in shown.stdout and "Abort" in shown.stdout
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_with_redis_down_nothing_starts_and_nobody_is_told(
+    site: Site, slack: SlackFake
+) -> None:
+    site.env["SLACK_API_URL"] = slack.api_url  # Slack answers: only Redis is missing
+    site.env["REDIS_URL"] = f"redis://:s3cret@127.0.0.1:{_closed_port()}/0"
+    args = ("rollback", "myapp", "v1.4.2", "--reason", "checkout returns 500", "--yes")
+    proc = await asyncio.to_thread(site.run, *args)
+    out = " ".join(proc.stdout.split())  # wrapped at 80 columns: the words, not the breaks
+    assert proc.returncode == 1, out + proc.stderr
+    assert "REDIS_URL" in out and "does not answer" in out and "Connect call failed" in out
+    assert "nothing was started and nobody was told" in out
+    assert '$ redis-cli -u "${REDIS_URL:-redis://localhost:6379/0}" ping || redis-server' in out
+    assert "s3cret" not in out + proc.stderr  # never the password
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert slack.calls_to("chat.postMessage") == []
+    for workdir in (site.root / "hosts").glob("*/myapp"):  # no host was touched
+        version = subprocess.run(["git", "describe", "--tags"], cwd=workdir, text=True,
+                                 capture_output=True, check=True)  # fmt: skip
+        assert version.stdout.strip() == "v1.5.0"
+
+
+def test_plan_needs_no_break_glass_in_production(site: Site, redis_url: str) -> None:
+    site.write(environment="production")
+    proc = site.run("rollback", "myapp", "v1.4.2", "--reason", "500s", "--plan")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "--break-glass" not in proc.stdout
+    assert "Nothing was changed to make it." in proc.stdout
+    assert redis.Redis.from_url(redis_url).keys("rewind:incident:*") == []
+    # Running it for real still asks for break-glass.
+    refused = site.run("rollback", "myapp", "v1.4.2", "--reason", "500s")
+    assert refused.returncode == 2 and "--break-glass" in refused.stdout
+
+
+def test_off_a_terminal_the_thread_is_a_compact_log_wrapped_not_cut(site: Site) -> None:
+    args = ("rollback", "myapp", "v1.4.2", "--reason", "checkout returns 500", "--yes")
+    proc = site.run(*args)  # stdout is a pipe
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
+    lines = out.splitlines()
+    assert len(lines) < 120, len(lines)  # the whole panel on every change was 436 lines
+    assert "Runbook checklist" not in out and "┌" not in out
+    steps = ["Prerequisites", "Assess the situation", "Decide: roll back or fix forward",
+             "Roll back code", "Back up database, preview downgrade", "Roll back database",
+             "Redeploy previous version", "Verify rollback", "Monitor",
+             "Incident report"]  # fmt: skip
+    for step in steps:
+        assert f"✅ {step}" in out, step
+        assert out.count(f"✅ {step} —") + out.count(f"✅ {step}\n") == 1, step  # once each
+    wide = [line for line in lines if cell_len(line) > 80]
+    assert all(max(map(cell_len, line.split())) > 50 for line in wide), wide  # a path, whole
+    assert "…" not in out  # wrapped, never cut
+    joined = " ".join(line.strip() for line in lines)
+    assert (
+        "Roll back if the issue is severe and a fix will take time; fix forward if it is "
+        "minor and the fix is quick." in joined
+    )
+    assert "Recovered: myapp is back on v1.4.2" in out
+
+
+async def test_those_told_of_the_start_hear_that_it_stopped_and_why(
+    site: Site, slack: SlackFake, own_redis: Any
+) -> None:
+    """Aborted at the prompt, then the store lost mid-way: each time the stakeholders' channel,
+    told of the start, hears that the rollback stopped."""
+    site.env["SLACK_API_URL"] = slack.api_url
+    site.env["REDIS_URL"] = own_redis.url()
+
+    def notices() -> list[str]:
+        calls = slack.calls_to("chat.postMessage")
+        return [c.args["text"] for c in calls if c.args.get("channel") == "C0STAKEHOLDERS"]
+
+    def abort() -> tuple[str, int]:
+        child = site.spawn("rollback", "myapp", "v1.4.2", "--reason", "checkout returns 500")
+        child.expect_exact("Your choice [1-4]: ")
+        child.sendline("4")
+        child.expect_exact("Abort the incident? [y/N]")
+        child.sendline("y")
+        return finish(child)
+
+    out, status = await asyncio.to_thread(abort)
+    assert status == 1, out[-3000:]
+    told = notices()
+    assert len(told) == 2 and "started" in told[0], told
+    assert "myapp" in told[1] and "aborted" in told[1].lower(), told[1]
+
+    def store_lost() -> tuple[str, int]:
+        child = site.spawn("rollback", "myapp", "v1.4.2", "--reason", "checkout returns 500")
+        child.expect_exact("Your choice [1-4]: ")  # the start was told by now
+        own_redis.stop()
+        child.sendline("1")
+        child.expect(pexpect.EOF, timeout=240)  # the store's client rides out a restart first
+        child.close()
+        return child.before or "", child.exitstatus if child.exitstatus is not None else -1
+
+    out, status = await asyncio.to_thread(store_lost)
+    assert status == 1, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    told = notices()[2:]
+    assert len(told) == 2 and "started" in told[0], told
+    assert "stopped before its end" in told[1] and "stopped answering" in told[1], told[1]
+    assert "📣 Told #C0STAKEHOLDERS: ⏹ Rollback of myapp" in out

@@ -20,10 +20,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.cli.demo_view import CompactNotifier, LiveNotifier, fit
+from bot.cli.demo_view import CompactNotifier, LiveNotifier
 from bot.config.apps_file import parse_apps
 from bot.fronts.terminal.console import Console
 from bot.fronts.terminal.front import (
+    START_REDIS,
     Chooser,
     Driver,
     Prompter,
@@ -40,6 +41,7 @@ from bot.sample.hosts import provision_host_checkout, start_app, stop_app
 from bot.store.memory import MemoryStore
 from bot.workflow.model import Gate, Incident
 from bot.workflow.policy import Actor
+from bot.workflow.render_text import wrapped
 
 
 def _free_port() -> int:
@@ -64,7 +66,12 @@ def demo_config(root: Path, hosts: dict[str, tuple[Path, int]], origin: Path) ->
         "approvers": ["U0ALICE"],
         "ssh": {"transport": "local"},
         "hosts": [
-            {"name": name, "workdir": str(path), "vars": {"app_port": str(port)}}
+            {
+                "name": name,
+                "address": "127.0.0.1",
+                "workdir": str(path),
+                "vars": {"app_port": str(port)},
+            }
             for name, (path, port) in hosts.items()
         ],
         "deploy": {
@@ -118,11 +125,10 @@ def _prepare(root: Path, out: TextIO) -> tuple[dict[str, tuple[Path, int]], Path
     (root / "incidents").mkdir(exist_ok=True)
     subprocess.run(["git", "init", "-q", str(root / "incidents")], check=True)
     ports = ", ".join(str(p) for _, p in hosts.values())
-    print(
-        fit(f"Demo: sample app myapp {repo.bad} (broken: /healthz answers 500) runs on"), file=out
-    )
-    print(fit(f"web1 and web2 (ports {ports}), its database migrated to {repo.bad}."), file=out)
-    print(fit(f"Files: {root}"), file=out)
+    print(wrapped(f"Demo: sample app myapp {repo.bad} (broken: /healthz answers 500) runs on "
+                  f"web1 and web2 (ports {ports}), its database migrated to {repo.bad}."),
+          file=out)  # fmt: skip
+    print(wrapped(f"Files: {root}"), file=out)
     return hosts, repo.origin
 
 
@@ -200,17 +206,17 @@ def run_demo(
     stopped = False
     try:
         incident = asyncio.run(_run(root, hosts, origin, yes, out))
-        print(fit(f"\nOutcome: {incident.outcome or incident.status.value}"), file=out)
+        print(wrapped(f"\nOutcome: {incident.outcome or incident.status.value}"), file=out)
         for name, now in _serving(hosts).items():
-            print(fit(f"  {name}: {now}"), file=out)
+            print(wrapped(f"  {name}: {now}"), file=out)
         if keep:
-            _kept(root, hosts, out)
+            _kept(root, hosts, origin, out)
         else:
             _stop(hosts)
             stopped = True
             shutil.rmtree(root, ignore_errors=True)
             print("The sample app is stopped (--keep leaves it running). Removed:", file=out)
-            print(fit(f"  {root}"), file=out)
+            print(wrapped(f"  {root}"), file=out)
         return 0 if incident.status.value == "completed" else 1
     finally:
         if not keep and not stopped:
@@ -224,11 +230,66 @@ def _stop(hosts: dict[str, tuple[Path, int]]) -> None:
             stop_app(workdir)
 
 
-def _kept(root: Path, hosts: dict[str, tuple[Path, int]], out: TextIO) -> None:
+def _kept(root: Path, hosts: dict[str, tuple[Path, int]], origin: Path, out: TextIO) -> None:
+    apps_file = write_kept_apps_file(root, hosts, origin)
     print("Still running (--keep):", file=out)
     for name, (_, port) in hosts.items():
-        print(fit(f"  {name}: http://127.0.0.1:{port}/healthz"), file=out)
+        print(wrapped(f"  {name}: http://127.0.0.1:{port}/healthz"), file=out)
+    print(wrapped(f"Its apps file (staging, so --yes may answer; local hosts, no SSH): "
+                  f"{apps_file}"), file=out)  # fmt: skip
+    print(wrapped("Go on with the real CLI, in one shell (Redis keeps the incidents: REDIS_URL, "
+                  "default redis://localhost:6379/0; the second line starts one if none "
+                  "answers):"), file=out)  # fmt: skip
+    for command in next_commands(root, apps_file):
+        print(f"  $ {command}", file=out)  # whole, to copy, whatever the width
     print("Stop it and remove its files with:", file=out)
     for workdir, _ in hosts.values():
         print(f"  {shlex.quote(str(workdir / 'run.sh'))} stop", file=out)
     print(f"  rm -rf {shlex.quote(str(root))}", file=out)
+
+
+def next_commands(root: Path, apps_file: Path) -> list[str]:
+    """The exact commands that go on from the kept sample, in one shell, as printed."""
+    reason = shlex.quote("checkout returns 500 after the v1.5.0 deploy")
+    rewind = _rewind()
+    return [
+        f"export REWIND_CONFIG={shlex.quote(str(apps_file))} "
+        f"REWIND_WORKSPACE={shlex.quote(str(root / 'workspace'))}",
+        START_REDIS,
+        f"{rewind} check",
+        f"{rewind} rollback myapp v1.4.2 --reason {reason} --yes",
+    ]
+
+
+def _rewind() -> str:
+    """`rewind` when it is this installation's; else this Python's `-m bot` (a checkout)."""
+    found = shutil.which("rewind")
+    if found and Path(found).parent == Path(sys.executable).parent:
+        return "rewind"
+    return f"{shlex.quote(sys.executable)} -m bot"
+
+
+def write_kept_apps_file(root: Path, hosts: dict[str, tuple[Path, int]], origin: Path) -> Path:
+    """The demo's app as an apps file the real CLI runs. Its hosts are directories on this
+    machine (`ssh.transport: local`, written here explicitly, never a default); it is staging,
+    so `--yes` may answer; it tells no channel (nobody is there to read it)."""
+    import yaml
+
+    app = demo_config(root, hosts, origin)
+    app["environment"] = "staging"
+    app["approvers"] = ["U0ALICE", "U0CAROL"]
+    for key in ("notify", "mention"):
+        app.pop(key)
+    data = {
+        "apps": {"myapp": app},
+        "incidents": {"dir": str(root / "incidents")},
+        "people": {"carol": "U0CAROL", "alice": "U0ALICE"},
+    }
+    path = root / "apps.yaml"
+    header = (
+        '# Written by `rewind demo --keep`: the sample app myapp, on two local "hosts"\n'
+        "# (directories on this machine: ssh.transport local, no SSH). To try break-glass and\n"
+        "# four-eyes, set environment: production (then --yes is refused).\n"
+    )
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False))
+    return path

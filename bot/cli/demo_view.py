@@ -8,7 +8,8 @@
 
 from __future__ import annotations
 
-from typing import Literal, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from rich.cells import cell_len, set_cell_size
 from rich.console import Console, Group
@@ -18,10 +19,14 @@ from rich.text import Text
 
 from bot.config.apps_file import AppsFile
 from bot.fronts.terminal.notifier import TerminalNotifier, numbered
+from bot.fronts.terminal.people import People
 from bot.views import incident as views
 from bot.workflow.model import Gate, Incident, StepId, StepStatus
+from bot.workflow.render_text import WIDTH, wrap, wrapped
 
-WIDTH = 80
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from slack_sdk.web.async_client import AsyncWebClient
 
 
 def fit(line: str, width: int = WIDTH) -> str:
@@ -33,18 +38,30 @@ def fit(line: str, width: int = WIDTH) -> str:
 
 
 class CompactNotifier(TerminalNotifier):
-    """One line per change: the log a pipe or CI shows."""
+    """One line per change: the log a pipe or CI shows. For the demo (`stand_in`) notices are
+    printed as Slack would show them; for `rollback` they are posted or kept, as on a terminal,
+    and the files are saved."""
 
-    def __init__(self, out: TextIO, *, apps: AppsFile, files_dir: object = None) -> None:
-        super().__init__(out, apps=apps, stand_in=True, width=WIDTH)
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        apps: AppsFile,
+        stand_in: bool = True,
+        people: People | None = None,
+        slack: AsyncWebClient | None = None,
+        hold_in: Redis | None = None,
+        files_dir: Path | None = None,
+    ) -> None:
+        super().__init__(out, apps=apps, stand_in=stand_in, width=WIDTH, people=people,
+                         slack=slack, hold_in=hold_in, files_dir=files_dir)  # fmt: skip
         self._steps: dict[StepId, str] = {}
         self._headed: set[str] = set()
         self._ended: set[str] = set()
         self.output_lines = 0
 
     def _print(self, text: str = "") -> None:
-        for line in text.splitlines() or [""]:
-            self.stream.write(fit(line) + "\n")
+        self.stream.write(wrapped(text, self.width) + "\n")
         self.stream.flush()
 
     def _reply(self, text: str) -> None:
@@ -88,10 +105,14 @@ class CompactNotifier(TerminalNotifier):
     async def upload(
         self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
     ) -> None:
-        self.files_dir = None  # the demo keeps nothing it would have to remove
-        self._reply(f"📎 {filename} ({len(content.splitlines())} lines)")
+        if not self.stand_in:
+            await super().upload(incident, filename, content, title, comment)
+            return
+        self._reply(f"📎 {filename} ({len(content.splitlines())} lines)")  # the demo keeps none
 
     async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
+        if not self.stand_in:
+            return await super().stakeholders(incident, phase)
         app = self.apps.app(incident.app) if self.apps else None
         channels = list(app.notify) if app else []
         for channel in channels:
@@ -117,22 +138,22 @@ class LiveNotifier(TerminalNotifier):
             return Panel("")
         width = max(self.console.width - 4, 40)
         lines = [f"{views.title(inc)} · {inc.environment} · incident {inc.id}"]
-        lines.append(fit(f"Reason: {inc.reason}", width))
-        lines.append(fit(views.state_words(inc), width))
+        lines += wrap(f"Reason: {inc.reason}", width)
+        lines += wrap(views.state_words(inc), width)
         lines.append("")
         lines += [fit(self.show(views.step_line(inc, rec)), width) for rec in inc.steps]
         met = sum(1 for ok in inc.criteria.values() if ok)
         lines += ["", f"Completion criteria met: {met} of {len(views.criteria_lines(inc))}"]
         lines += [fit(self.show(m), width) for m in views.monitor_lines(inc.facts.monitor)[:3]]
         if outcome := views.outcome_line(inc):
-            lines += ["", fit(self.show(outcome), width)]
+            lines += ["", *wrap(self.show(outcome), width)]
         return Panel(Text("\n".join(lines)), title=views.header_text(inc), title_align="left")
 
     def _view(self) -> Group:
         panel = self._panel()
         room = max(self.console.height - len(panel.renderable.plain.splitlines()) - 3, 3)  # type: ignore[union-attr]
         width = max(self.console.width - 1, 40)
-        tail = [fit(line, width) for line in self._thread[-room:]]
+        tail = [part for line in self._thread[-room:] for part in wrap(line, width)][-room:]
         return Group(panel, Text("\n".join(tail)))
 
     def _refresh(self) -> None:

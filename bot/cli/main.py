@@ -295,8 +295,8 @@ def parser() -> argparse.ArgumentParser:
                     help="answer every question with roll back / approve (never in "
                     "production): --yes")  # fmt: skip
     rb.add_argument("--break-glass", action="store_true",
-                    help="required for a production app; written to the audit trail with your "
-                    "OS user and host: --break-glass")  # fmt: skip
+                    help="required for a production app (not for --plan); written to the audit "
+                    "trail with your OS user and host: --break-glass")  # fmt: skip
     rb.add_argument("--as", dest="as_user", default="", metavar="NAME",
                     help="who you are in Slack (a name from the apps file's people, or a user "
                     "id), so four-eyes knows: --as carol")  # fmt: skip
@@ -331,7 +331,8 @@ def parser() -> argparse.ArgumentParser:
         help="answer every question with roll back / approve: rewind demo --yes",
     )
     demo.add_argument("--keep", action="store_true",
-                      help="leave the sample app running afterwards (says how to stop it): "
+                      help="leave the sample app running, with an apps file for it, and print "
+                      "the commands that go on with the real CLI (and how to stop it): "
                       "rewind demo --yes --keep")  # fmt: skip
     demo.set_defaults(fn=_demo)
     check = _sub(sub, "check", "validate the apps file; exit 1 with every problem listed",

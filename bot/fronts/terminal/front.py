@@ -14,16 +14,19 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
+
+from redis.exceptions import RedisError
 
 from bot.config.apps_file import AppsFile
 from bot.config.settings import Settings
 from bot.fronts.terminal.console import Console, InputClosed, Interrupted
-from bot.fronts.terminal.notifier import numbered
+from bot.fronts.terminal.notifier import TerminalNotifier, numbered
 from bot.fronts.terminal.people import People
 from bot.incidents.engine import Engine
 from bot.incidents.service import OpenRequest
 from bot.ports import Notifier, Store
+from bot.telemetry.redaction import redact
 from bot.views import incident as views
 from bot.workflow import said
 from bot.workflow.errors import StepError, UserFacingError
@@ -31,7 +34,7 @@ from bot.workflow.machine import Answer
 from bot.workflow.messages import Message, Paragraph, para, words
 from bot.workflow.model import Gate, GateKind, Incident, StepId
 from bot.workflow.policy import Actor
-from bot.workflow.render_text import plain
+from bot.workflow.render_text import WrappedOut, plain
 from runners.git import GitRepos
 from runners.local import runner_for
 
@@ -307,23 +310,73 @@ def build_terminal_engine(
     return engine, queue
 
 
-async def _store_for(settings: Settings, out: TextIO) -> tuple[Store, bool]:
-    """The shared Redis when it answers (locks stay honest), else memory. (store, durable)"""
-    from bot.store.memory import MemoryStore
+class StoreUnreachable(Exception):
+    """Redis does not answer: nothing may start, and nobody may be told of it."""
+
+
+async def _store_for(settings: Settings) -> Store:
+    """The shared Redis. An incident lives there before anyone hears of it, so without it the
+    terminal starts nothing (a rollback nobody can see, resume or lock would fail open)."""
+    from redis.exceptions import RedisError
+
     from bot.store.redis_store import RedisStore, connect
 
-    store = RedisStore(connect(settings.redis_url))
     try:
-        if await asyncio.wait_for(store.ping(), 10):
-            return store, True
-    except (TimeoutError, OSError):
-        pass
-    print(
-        "⚠ Redis does not answer: this incident lives in this process only (no lock shared with "
-        "the bot, and it cannot be resumed after this process ends).",
-        file=out,
+        await _ping_once(settings.redis_url)
+    except (TimeoutError, OSError, RedisError) as exc:
+        raise StoreUnreachable(redis_down_text(settings, exc)) from None
+    return RedisStore(connect(settings.redis_url))
+
+
+async def _ping_once(url: str) -> None:
+    """One PING without the store's retries: the real reason at once, not after a minute.
+    (A Sentinel URL goes through the store's own client: it has to find the primary.)"""
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    from bot.store.connection import connect, parse_url
+
+    if parse_url(url).sentinel:
+        client = connect(url)
+    else:
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3,
+                                         retry=Retry(NoBackoff(), 0))  # fmt: skip
+    try:
+        await asyncio.wait_for(client.ping(), 10)
+    finally:
+        await client.aclose()
+
+
+async def _plan_store(settings: Settings, out: TextIO) -> Store:
+    """A plan changes nothing and tells nobody: without Redis it is made from memory."""
+    from bot.store.memory import MemoryStore
+
+    try:
+        return await _store_for(settings)
+    except StoreUnreachable:
+        print(f"⚠ Redis at {redact(settings.redis_url)} does not answer: the plan cannot see "
+              "a running incident or a freeze of the app.", file=out)  # fmt: skip
+        return MemoryStore()
+
+
+def redis_down_text(settings: Settings, exc: BaseException) -> str:
+    reason = redact(str(exc).splitlines()[0].rstrip(".") if str(exc) else "")
+    reason = reason or "no answer within 10 s"
+    return (
+        f"✗ Redis at {redact(settings.redis_url)} (REDIS_URL) does not answer: {reason}.\n"
+        "  An incident is stored there before anyone is told of it, so nothing was started "
+        "and nobody was told.\n"
+        "  Start Redis, or set REDIS_URL to the Redis the bot uses, then run this again. "
+        f"On this machine:\n    $ {START_REDIS}"
     )
-    return MemoryStore(), False
+
+
+# Starts a throwaway local Redis unless the one REDIS_URL names answers.
+START_REDIS = (
+    'redis-cli -u "${REDIS_URL:-redis://localhost:6379/0}" ping || '
+    'redis-server --daemonize yes --save "" --appendonly no'
+)
 
 
 @dataclass(frozen=True)
@@ -337,13 +390,14 @@ class RollbackArgs:
     as_user: str = ""
 
 
-def refusal(apps: AppsFile, args: RollbackArgs) -> str | None:
-    """What stops this run before anything starts, in words, or None."""
+def refusal(apps: AppsFile, args: RollbackArgs, *, plan: bool = False) -> str | None:
+    """What stops this run before anything starts, in words, or None. A plan changes nothing,
+    so it needs no break-glass, in production too."""
     app = apps.app(args.app)
     if app is None:
         known = ", ".join(sorted(apps.apps)) or "none"
         return f"I don't know an app called {args.app!r}. Known apps: {known}."
-    if app.production and not args.break_glass:
+    if app.production and not args.break_glass and not plan:
         return (
             f"{args.app} is production. From the terminal that is break-glass: add "
             "--break-glass (it is written to the audit trail with your OS user and host), "
@@ -370,12 +424,7 @@ async def ask_reason(console: Console) -> str:
         console.say("A reason is required: say what broke, e.g. “checkout returns 500”.")
 
 
-def resume_hint(incident: Incident, durable: bool) -> str:
-    if not durable:
-        return (
-            f"Incident {incident.id} stopped with this process: Redis was unreachable, so it "
-            "was never stored. The hosts are as the lines above say."
-        )
+def resume_hint(incident: Incident) -> str:
     waiting = views.GATE_WAITING[incident.gate.kind] if incident.gate else incident.status.value
     return (
         f"Incident {incident.id} is paused, not aborted ({waiting}).\n"
@@ -393,15 +442,34 @@ async def run_rollback(
     stream_in: TextIO = sys.stdin,
     resume: str = "",
 ) -> int:
+    if not out.isatty():  # a pipe, CI: every line wrapped at 80 columns, never cut
+        out = cast(TextIO, WrappedOut(out))
+    try:
+        if not resume and (why := refusal(apps, args)):
+            print(f"✗ {why}", file=out)
+            return 2
+        return await _at_the_prompt(settings, apps, args, out, stream_in, resume)
+    finally:
+        out.flush()
+
+
+async def _at_the_prompt(
+    settings: Settings,
+    apps: AppsFile,
+    args: RollbackArgs,
+    out: TextIO,
+    stream_in: TextIO,
+    resume: str,
+) -> int:
     from bot.fronts.terminal.notifier import connect_terminal_notifier
 
-    if not resume and (why := refusal(apps, args)):
-        print(f"✗ {why}", file=out)
-        return 2
     console = Console(stream_in, out)
     console.install()
     try:
         return await _run(settings, apps, args, console, out, resume, connect_terminal_notifier)
+    except StoreUnreachable as exc:
+        print(exc, file=out)
+        return 1
     except Paused:
         return EXIT_INTERRUPTED
     finally:
@@ -415,9 +483,9 @@ async def _run(
     console: Console,
     out: TextIO,
     resume: str,
-    connect: Callable[..., Awaitable[tuple[Notifier, People]]],
+    connect: Callable[..., Awaitable[tuple[TerminalNotifier, People]]],
 ) -> int:
-    store, durable = await _store_for(settings, out)
+    store = await _store_for(settings)
     notifier, people = await connect(settings, apps, store, out)
     engine, queue = build_terminal_engine(apps, store, notifier, settings.workspace)
     os_user = getpass.getuser()
@@ -452,8 +520,14 @@ async def _run(
     except UserFacingError as exc:
         print(f"✗ {plain(exc.message, people.bare)}", file=out)
         return 1
+    except (OSError, RedisError) as exc:  # the store went away mid-way
+        why = f"Redis at {redact(settings.redis_url)} stopped answering ({redact(str(exc))})"
+        await notifier.stopped(why)
+        print(f"✗ Stopped: {why}. The hosts are as the lines above say; see them before "
+              "anything else runs.", file=out)  # fmt: skip
+        return 1
     if driver.paused and incident.status.open:
-        console.say("\n" + resume_hint(incident, durable))
+        console.say("\n" + resume_hint(incident))
         return EXIT_INTERRUPTED
     ended = incident.outcome or incident.ended_by
     print(
@@ -487,7 +561,7 @@ async def show_status(settings: Settings, apps: AppsFile, target: str, out: Text
         try:
             text = await asyncio.wait_for(_status_text(store, apps, target), 15)
         except (TimeoutError, OSError) as exc:
-            print(f"✗ Redis at {settings.redis_url} does not answer ({exc or 'timeout'}): "
+            print(f"✗ Redis at {redact(settings.redis_url)} does not answer ({exc or 'timeout'}): "
                   "incidents live there. Start Redis or set REDIS_URL.", file=out)  # fmt: skip
             return 1
         except UserFacingError as exc:
@@ -549,10 +623,11 @@ async def run_plan(
     from bot.plan import render
     from bot.plan.build import Planner, Quiet
 
-    if why := refusal(apps, args):
-        print(f"✗ {why}", file=out)
+    say = out if out.isatty() else cast(TextIO, WrappedOut(out))  # the plan itself stays as is
+    if why := refusal(apps, args, plan=True):
+        print(f"✗ {why}", file=say)
         return 2
-    store, _ = await _store_for(settings, out)
+    store = await _plan_store(settings, say)
     engine, _ = build_terminal_engine(apps, store, Quiet(), settings.workspace)
     os_user = getpass.getuser()
     uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
@@ -562,7 +637,7 @@ async def run_plan(
             reason=args.reason,
         )  # fmt: skip
     except UserFacingError as exc:
-        print(f"✗ {plain(exc.message)}", file=out)
+        print(f"✗ {plain(exc.message)}", file=say)
         return 1
     finally:
         await engine.aclose()
@@ -571,5 +646,5 @@ async def run_plan(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     print(text, file=out)
-    print(f"Plan saved as {path}. Nothing was changed to make it.", file=out)
+    print(f"Plan saved as {path}.\nNothing was changed to make it.", file=say)
     return 0

@@ -72,6 +72,7 @@ class TerminalNotifier:
         self.saved: list[Path] = []
         self._last_parent: dict[str, str] = {}
         self._gates: dict[str, Gate] = {}
+        self._told: dict[str, tuple[str, list[str]]] = {}  # incident -> (app, channels told)
 
     # ---- printing ------------------------------------------------------------------------
 
@@ -167,6 +168,7 @@ class TerminalNotifier:
         if app is None or not app.notify:
             return []
         text = t.notice_text(incident, phase, app.mention)
+        self._told[incident.id] = (incident.app, list(app.notify) if phase == "start" else [])
         if self.stand_in:
             for channel in app.notify:
                 self._print(f"#{channel}: {self.plain(text)}")
@@ -180,6 +182,21 @@ class TerminalNotifier:
         if missing:
             await self._hold(incident, missing, text)
         return told
+
+    async def stopped(self, why: str) -> None:
+        """The incident stopped without its end (its store went away): whoever heard of its
+        start hears that it stopped, and why. Redis is gone, so nothing can be kept for later."""
+        for incident_id, (app, channels) in self._told.items():
+            text = (
+                f"⏹ Rollback of {app} (incident {incident_id}) stopped before its end: {why}. "
+                "The person at the terminal is checking the hosts; no step runs meanwhile."
+            )
+            for channel in channels:
+                if await self._post(channel, text):
+                    self._print(f"📣 Told #{channel}: {text}")
+                else:
+                    self._print(f"⚠ #{channel} NOT told (Slack unreachable). Tell them: {text}")
+        self._told.clear()
 
     async def _post(self, channel: str, text: str) -> bool:
         if self.slack is None:
@@ -221,7 +238,10 @@ class TerminalNotifier:
             path.write_text(content)
             self.saved.append(path)
             where = f" → {path}"
-        self._reply(f"📎 {filename} ({count} lines){where}" + (f" — {comment}" if comment else ""))
+        self._reply(
+            f"📎 {filename} ({count} lines){where}"
+            + (f" — {comment.replace('`', '')}" if comment else "")
+        )
 
     async def alert(self, incident: Incident, message: Message) -> None:
         text = self.show(message)
@@ -262,6 +282,13 @@ async def connect_terminal_notifier(
         ids = {i for a in apps.apps.values() for i in (*a.operators, *a.approvers)}
         await people.learn(client, ids)
     redis = store.r if isinstance(store, RedisStore) else None
-    notifier = TerminalNotifier(out=out, apps=apps, files_dir=settings.workspace / "files",
-                                people=people, slack=client, hold_in=redis)  # fmt: skip
-    return notifier, people
+    files = settings.workspace / "files"
+    if out.isatty():
+        notifier = TerminalNotifier(out=out, apps=apps, files_dir=files, people=people,
+                                    slack=client, hold_in=redis)  # fmt: skip
+        return notifier, people
+    from bot.cli.demo_view import CompactNotifier  # a pipe, CI: the panel once per change
+
+    compact = CompactNotifier(out, apps=apps, stand_in=False, people=people, slack=client,
+                              hold_in=redis, files_dir=files)  # fmt: skip
+    return compact, people
