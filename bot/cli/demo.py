@@ -20,7 +20,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.cli.demo_view import CompactNotifier, LiveNotifier
 from bot.config.apps_file import parse_apps
 from bot.fronts.terminal.console import Console
 from bot.fronts.terminal.front import (
@@ -35,6 +34,7 @@ from bot.fronts.terminal.front import (
 )
 from bot.fronts.terminal.notifier import TerminalNotifier
 from bot.fronts.terminal.people import People
+from bot.fronts.terminal.views import CompactNotifier, LiveNotifier
 from bot.incidents.service import OpenRequest
 from bot.sample.build import build_sample_origin
 from bot.sample.hosts import provision_host_checkout, start_app, stop_app

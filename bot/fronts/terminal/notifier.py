@@ -287,7 +287,7 @@ async def connect_terminal_notifier(
         notifier = TerminalNotifier(out=out, apps=apps, files_dir=files, people=people,
                                     slack=client, hold_in=redis)  # fmt: skip
         return notifier, people
-    from bot.cli.demo_view import CompactNotifier  # a pipe, CI: the panel once per change
+    from bot.fronts.terminal.views import CompactNotifier  # a pipe, CI: the panel once per change
 
     compact = CompactNotifier(out, apps=apps, stand_in=False, people=people, slack=client,
                               hold_in=redis, files_dir=files)  # fmt: skip
