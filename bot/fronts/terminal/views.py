@@ -1,4 +1,4 @@
-"""How the demo shows the thread: a live view on a terminal, a compact log anywhere else.
+"""How the terminal shows the thread (the demo and `rewind rollback`): live, or a compact log.
 
 * On a terminal: the parent message is one panel redrawn in place (rich `Live`), with the
   thread's latest replies below it; a question stops the live view so the prompt stays put.
