@@ -84,6 +84,51 @@ def line_of(lines: Mapping[Loc, int], loc: Loc) -> int | None:
     return None
 
 
+# ---- YAML syntax -------------------------------------------------------------------------------
+
+_CLOSERS = {"flow sequence": ("[", "]"), "flow mapping": ("{", "}")}
+
+
+def syntax_problem(exc: yaml.YAMLError, text: str) -> Problem:
+    """A parser error as a compiler gives it: where it started, the line shown, and a hint.
+
+    An unclosed bracket is found only where the parser gives up, often lines later; the place
+    that needs the fix is where the bracket was opened (the error's context mark)."""
+    problem = str(getattr(exc, "problem", "") or exc)
+    context = str(getattr(exc, "context", "") or "")
+    at = getattr(exc, "problem_mark", None)
+    opened = getattr(exc, "context_mark", None)
+    what, hint = f"not valid YAML: {problem}", "check this line and the indentation above it"
+    pair = next((v for k, v in _CLOSERS.items() if k in context), None)
+    if pair and opened is not None and at is not None:
+        what = f"not valid YAML: unclosed `{pair[0]}` opened here"
+        hint = (
+            f"close it with `{pair[1]}` (the parser gave up at line {at.line + 1}, column "
+            f"{at.column + 1}); or write it in block style, one item per line"
+        )
+        at = opened
+    elif "quoted scalar" in context and opened is not None:
+        what, hint, at = "not valid YAML: unclosed quote opened here", "close the quote", opened
+    elif "mapping values are not allowed" in problem:
+        hint = ("a `: ` where a value was expected: indent this key like its siblings, or put "
+                "quotes around a value that holds `: `")  # fmt: skip
+    elif "'\\t'" in problem:
+        what, hint = "not valid YAML: a tab in the indentation", "indent with spaces only"
+    if at is None:
+        return Problem("(YAML syntax)", what, hint)
+    return Problem("(YAML syntax)", what, hint + _shown(text, at.line, at.column),
+                   at.line + 1, at.column + 1)  # fmt: skip
+
+
+def _shown(text: str, line: int, column: int) -> str:
+    """The offending line with a caret under the column, as compilers show it."""
+    rows = text.splitlines()
+    if line >= len(rows):
+        return ""
+    number = str(line + 1)
+    return f"\n      {number} | {rows[line]}\n      {' ' * len(number)} | {' ' * column}^"
+
+
 # ---- the models' keys, for "did you mean" -------------------------------------------------------
 
 
