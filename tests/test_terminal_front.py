@@ -302,7 +302,8 @@ async def test_a_worker_that_reaches_slack_posts_the_held_notices(
         await r.aclose()
     app = {
         "environment": "staging", "repo": "/tmp/none.git", "incident_channel": "C0INCIDENT",
-        "operators": ["U0CAROL"], "ssh": {"transport": "local"}, "hosts": [{"name": "web1"}],
+        "operators": ["U0CAROL"], "ssh": {"transport": "local"},
+        "hosts": [{"name": "web1", "address": "127.0.0.1"}],
         "deploy": {"strategy": "systemd", "workdir": "/srv/myapp", "service": "myapp"},
     }  # fmt: skip
     async with make_bot({"myapp": app}) as bot:

@@ -64,7 +64,12 @@ def demo_config(root: Path, hosts: dict[str, tuple[Path, int]], origin: Path) ->
         "approvers": ["U0ALICE"],
         "ssh": {"transport": "local"},
         "hosts": [
-            {"name": name, "workdir": str(path), "vars": {"app_port": str(port)}}
+            {
+                "name": name,
+                "address": "127.0.0.1",
+                "workdir": str(path),
+                "vars": {"app_port": str(port)},
+            }
             for name, (path, port) in hosts.items()
         ],
         "deploy": {
