@@ -195,9 +195,7 @@ def test_an_unclosed_bracket_is_reported_where_it_was_opened(tmp_path: Path) -> 
     line = line_of(text, "operators: [U0CAROL")
     column = text.splitlines()[line - 1].index("[") + 1
     out = result.stdout
-    assert (
-        f"apps.yaml:{line}:{column}: (YAML syntax): not valid YAML: unclosed `[` opened here" in out
-    )
+    assert f"apps.yaml:{line}:{column}: YAML syntax: unclosed `[` opened here" in out
     assert f"      {line} |     operators: [U0CAROL\n" in out  # the line shown, a caret under `[`
     assert f"\n      {' ' * len(str(line))} | {' ' * (column - 1)}^" in out, out
     assert "close it with `]`" in out
@@ -206,8 +204,18 @@ def test_an_unclosed_bracket_is_reported_where_it_was_opened(tmp_path: Path) -> 
 
 def test_a_tab_and_a_stray_indent_are_named_at_their_line(tmp_path: Path) -> None:
     tab = run(tmp_path, edited("    repo:", "\trepo:"))
-    assert "apps.yaml:4:1: (YAML syntax): not valid YAML: a tab in the indentation" in tab.stdout
+    assert "apps.yaml:4:1: YAML syntax: a tab in the indentation" in tab.stdout
     assert "indent with spaces only" in tab.stdout
     stray = run(tmp_path, edited("    repo:", "     repo:"))
     assert stray.returncode == 1
     assert "apps.yaml:4:" in stray.stdout and "indent this key like its siblings" in stray.stdout
+    colon = run(tmp_path, edited("    repo: /tmp/myapp.git", "    repo /tmp/myapp.git"))
+    assert "apps.yaml:4:5: YAML syntax: a key without `:`" in colon.stdout, colon.stdout
+
+
+def test_a_key_given_twice_is_an_error_not_the_last_one_winning(tmp_path: Path) -> None:
+    text = edited("    auto_rollback: false\n", "    auto_rollback: false\n    environment: dev\n")
+    result = run(tmp_path, text)
+    assert result.returncode == 1
+    wanted = f"apps.yaml:{line_of(text, 'environment: dev')}: apps.myapp.environment: "
+    assert wanted + "`environment` is given twice (first on line 3)" in result.stdout

@@ -428,7 +428,13 @@ class AppsFile(_Model):
 def parse_apps(data: Any, path: str, text: str = "") -> AppsFile:
     """The apps file as a model, or a `ConfigError` listing every problem (with lines when the
     YAML `text` is given)."""
-    from bot.config.apps_problems import from_validation, key_lines, line_of, placeholder_problems
+    from bot.config.apps_problems import (
+        duplicate_keys,
+        from_validation,
+        key_lines,
+        line_of,
+        placeholder_problems,
+    )
     from bot.config.apps_refs import reference_problems, resolve_people
 
     lines = key_lines(text) if text else {}
@@ -444,6 +450,7 @@ def parse_apps(data: Any, path: str, text: str = "") -> AppsFile:
             if isinstance(app, dict):
                 app.setdefault("name", name)
     problems += placeholder_problems(data, lines) + reference_problems(data, lines)
+    problems += duplicate_keys(text) if text else []
     try:
         model = AppsFile.model_validate({**resolve_people(data), "path": path})
     except ValidationError as exc:
