@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.apps_file import load_apps
+from bot.workflow.model import Incident
 from bot.workflow.policy import NON_PRODUCTION_ENVIRONMENTS, PRODUCTION_ENVIRONMENTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,3 +220,49 @@ def test_a_key_given_twice_is_an_error_not_the_last_one_winning(tmp_path: Path) 
     assert result.returncode == 1
     wanted = f"apps.yaml:{line_of(text, 'environment: dev')}: apps.myapp.environment: "
     assert wanted + "`environment` is given twice (first on line 3)" in result.stdout
+
+
+# ---- what the reading decides ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environments", "environment"),
+    [("", "LIVE"), ("environments: {production: [prd], non_production: [stg]}\n", "prd")],
+)
+def test_a_production_name_keeps_four_eyes_at_the_terminal(
+    tmp_path: Path, environments: str, environment: str
+) -> None:
+    """`live` (a default production name) and a name of the file's own list are production:
+    `rollback --yes` may not answer the approvals by itself."""
+    text = edited("environment: production", f"environment: {environment}")
+    text = text.replace("people:", environments + "people:")
+    assert run(tmp_path, text).returncode == 0
+    path = tmp_path / "apps.yaml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REWIND_"))}
+    env |= {
+        "REWIND_CONFIG": str(path),
+        "PYTHONPATH": str(ROOT),
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "rollback", "myapp", "v1", "--yes", "--break-glass",
+         "--reason", "checkout fails"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "--yes cannot be used for myapp: it is production" in result.stdout + result.stderr
+
+
+def test_an_incident_keeps_the_reading_it_was_opened_with() -> None:
+    def incident(environment: str, production_env: bool | None) -> Incident:
+        return Incident(
+            id="a1", app="myapp", environment=environment, requested_version=None,
+            requested_by="U0CAROL", steps=[], production_env=production_env,
+        )  # fmt: skip
+
+    assert incident("prd", True).production  # the file's own production name
+    assert not incident("stg", False).production
+    # A record stored before the reading was kept: production unless a known non-production name.
+    assert incident("live", None).production
+    assert incident("prodution", None).production
+    assert not incident("staging", None).production
