@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.apps_file import load_apps
+from bot.config.apps_file import load_apps
 from bot.workflow.model import Incident
 from bot.workflow.policy import NON_PRODUCTION_ENVIRONMENTS, PRODUCTION_ENVIRONMENTS
 
