@@ -157,7 +157,7 @@ def app_config(root: Path, origin: Path) -> dict[str, Any]:
         "operators": ["U0CAROL"],
         "approvers": ["U0ALICE"],
         "ssh": {"transport": "local"},
-        "hosts": [{"name": "web1", "workdir": str(root / "web1")}],
+        "hosts": [{"name": "web1", "address": "127.0.0.1", "workdir": str(root / "web1")}],
         "deploy": {"strategy": "systemd", "workdir": str(root / "web1"), "service": "myapp"},
     }
 

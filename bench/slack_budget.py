@@ -91,7 +91,9 @@ def apps(hosts: int, root: Path) -> AppsFile:
         "incident_channel": CHANNEL,
         "operators": ["U0CAROL"],
         "ssh": {"transport": "local"},
-        "hosts": [{"name": f"web{i}", "workdir": str(root)} for i in range(hosts)],
+        "hosts": [
+            {"name": f"web{i}", "address": "127.0.0.1", "workdir": str(root)} for i in range(hosts)
+        ],
         "deploy": {"strategy": "systemd", "workdir": str(root), "service": "myapp"},
     }
     return parse_apps({"apps": {"myapp": app}}, "bench")

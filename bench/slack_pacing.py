@@ -53,7 +53,7 @@ def apps() -> AppsFile:
                     "operators": ["U0CAROL"],
                     "approvers": ["U0ALICE"],
                     "ssh": {"transport": "local"},
-                    "hosts": [{"name": h} for h in HOSTS],
+                    "hosts": [{"name": h, "address": "127.0.0.1"} for h in HOSTS],
                     "deploy": {"strategy": "systemd", "workdir": "/srv/myapp", "service": "myapp"},
                 }
             }

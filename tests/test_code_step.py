@@ -33,7 +33,10 @@ def context(
 ) -> StepContext:
     apps = apps_file(
         "myapp",
-        config or app_config(str(origin), [{"name": "web1", "port": 2222}], "/srv/myapp"),
+        config
+        or app_config(
+            str(origin), [{"name": "web1", "address": "127.0.0.1", "port": 2222}], "/srv/myapp"
+        ),
     )
     incident = new_incident(apps.apps["myapp"], requested_version=requested)
     runner = SshRunner(apps.apps["myapp"])

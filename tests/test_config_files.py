@@ -18,6 +18,7 @@ from bot.config.apps_file import (
     AppsFile,
     DatabaseConfig,
     DeployConfig,
+    EnvironmentsConfig,
     HealthCheck,
     HostConfig,
     IncidentsConfig,
@@ -131,6 +132,7 @@ def test_the_example_shows_every_key_the_model_accepts() -> None:
     app = raw["apps"]["myapp"]
     assert set(raw) == _keys(AppsFile) - {"path"}
     assert set(raw["incidents"]) == _keys(IncidentsConfig)
+    assert set(raw["environments"]) == _keys(EnvironmentsConfig)
     assert set(app) == _keys(AppConfig) - {"name"}  # the name is the key under `apps:`
     assert set(app["ssh"]) == _keys(SshConfig)
     assert _union(app["hosts"]) == _keys(HostConfig)
@@ -209,7 +211,10 @@ def valid_app() -> dict[str, Any]:
         "incident_channel": "C0INCIDENT",
         "operators": ["U0CAROL"],
         "ssh": {"transport": "local"},
-        "hosts": [{"name": "web1"}, {"name": "web2"}],
+        "hosts": [
+            {"name": "web1", "address": "10.0.0.11"},
+            {"name": "web2", "address": "10.0.0.12"},
+        ],
         "deploy": {"strategy": "systemd", "workdir": "/srv/myapp", "service": "myapp"},
     }
 
@@ -316,8 +321,9 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "apps.yaml"
     path.write_text("apps:\n  myapp:\n    repo: /tmp/x\n    hosts: [web1\n    deploy: {}\n")
     err = load_error(path)
-    assert err.key.startswith("line ")
-    assert_names(err, path, "line 5", "not valid YAML")
+    # where the `[` was opened (line 4, column 12), not where the parser gave up (line 5)
+    assert_names(err, path, f"{path}:4:12: ", "unclosed `[` opened here", "line 5")
+    assert "    hosts: [web1\n" in str(err) and "           ^" in str(err)
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def app_config(**extra: Any) -> dict[str, Any]:
         "operators": ["U0CAROL"],
         "approvers": ["U0ALICE"],
         "ssh": {"known_hosts": "/dev/null"},
-        "hosts": [{"name": "web1"}],
+        "hosts": [{"name": "web1", "address": "127.0.0.1"}],
         "deploy": {"strategy": "systemd", "workdir": "/srv/myapp", "service": "myapp"},
         **extra,
     }

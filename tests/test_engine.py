@@ -31,7 +31,8 @@ def engine(tmp_path: Path, calls: list[StepId]) -> tuple[Engine, RecordingQueue,
     apps = parse_apps(
         {"apps": {"myapp": {
             "repo": str(tmp_path), "incident_channel": "C1", "operators": ["U0CAROL"],
-            "environment": "staging", "ssh": {"transport": "local"}, "hosts": [{"name": "w1"}],
+            "environment": "staging", "ssh": {"transport": "local"},
+            "hosts": [{"name": "w1", "address": "127.0.0.1"}],
             "deploy": {"strategy": "commands", "workdir": str(tmp_path), "commands": {
                 "fetch": "true", "install": "true", "restart": "true", "status": "true",
                 "version": "true"}}}}},

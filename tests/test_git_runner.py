@@ -256,7 +256,8 @@ def test_paths_in_settings_and_apps_file_are_absolute(
         "repo": "repos/myapp.git",
         "incident_channel": "C1",
         "ssh": {"known_hosts": "keys/known_hosts", "client_keys": ["keys/id"]},
-        "hosts": [{"name": "web1"}],
+        "approvers": ["U0ALICE", "U0BOB"],
+        "hosts": [{"name": "web1", "address": "127.0.0.1"}],
         "deploy": {"strategy": "systemd", "workdir": "/srv/myapp", "service": "myapp"},
     }
     remote = {**app, "repo": "git@github.com:acme/myapp.git"}

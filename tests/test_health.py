@@ -124,9 +124,10 @@ def test_targets_expand_host_vars_once_per_host() -> None:
         {
             "repo": "/srv/repo",
             "incident_channel": "C0",
+            "approvers": ["U0ALICE", "U0BOB"],
             "ssh": {"transport": "local"},
             "hosts": [
-                {"name": "web1", "vars": {"app_port": "8001"}},
+                {"name": "web1", "address": "127.0.0.1", "vars": {"app_port": "8001"}},
                 {"name": "web2", "address": "10.0.0.2", "vars": {"app_port": "8002"}},
             ],
             "deploy": {"strategy": "systemd", "workdir": "/srv/app", "service": "myapp"},
@@ -159,7 +160,8 @@ def test_bad_urls_refused_when_the_apps_file_loads(url: str, message: str) -> No
                 "repo": "/srv/repo",
                 "incident_channel": "C0",
                 "ssh": {"transport": "local"},
-                "hosts": [{"name": "web1"}],
+                "approvers": ["U0ALICE", "U0BOB"],
+                "hosts": [{"name": "web1", "address": "127.0.0.1"}],
                 "deploy": {"strategy": "systemd", "workdir": "/srv/app", "service": "myapp"},
                 "health": [{"url": url}],
             }

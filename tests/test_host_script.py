@@ -29,7 +29,8 @@ def local_runner(tmp: Path) -> LocalRunner:
         "repo": "/r",
         "incident_channel": "C0",
         "ssh": {"transport": "local"},
-        "hosts": [{"name": "web1", "workdir": str(tmp)}],
+        "approvers": ["U0ALICE", "U0BOB"],
+        "hosts": [{"name": "web1", "address": "127.0.0.1", "workdir": str(tmp)}],
         "deploy": {"strategy": "systemd", "workdir": str(tmp), "service": "myapp"},
     }
     return LocalRunner(parse_apps({"apps": {"myapp": app}}, "test").apps["myapp"])
@@ -225,7 +226,11 @@ async def test_all_hosts_move_at_once_by_default(tmp_path: Path) -> None:
         "repo": "/r",
         "incident_channel": "C0",
         "ssh": {"transport": "local"},
-        "hosts": [{"name": f"web{i}", "workdir": str(tmp_path)} for i in range(count)],
+        "approvers": ["U0ALICE", "U0BOB"],
+        "hosts": [
+            {"name": f"web{i}", "address": "127.0.0.1", "workdir": str(tmp_path)}
+            for i in range(count)
+        ],
         "deploy": {
             "strategy": "commands",
             "workdir": str(tmp_path),

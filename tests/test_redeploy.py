@@ -182,7 +182,8 @@ def test_parse_clock_and_batches() -> None:
             "repo": "/r",
             "incident_channel": "C0",
             "ssh": {"transport": "local"},
-            "hosts": [{"name": f"web{i}"} for i in range(1, 6)],
+            "approvers": ["U0ALICE", "U0BOB"],
+            "hosts": [{"name": f"web{i}", "address": "127.0.0.1"} for i in range(1, 6)],
             "deploy": {"strategy": "systemd", "workdir": "/srv/app", "service": "myapp"},
         }
     )

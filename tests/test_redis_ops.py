@@ -35,7 +35,8 @@ def local_app(tmp_path: Path) -> dict[str, Any]:
     """An app on this machine (no SSH): enough for `check` and the web process to start."""
     return {
         "repo": str(tmp_path), "incident_channel": "C0INCIDENT", "operators": ["U0CAROL"],
-        "environment": "staging", "ssh": {"transport": "local"}, "hosts": [{"name": "w1"}],
+        "environment": "staging", "ssh": {"transport": "local"},
+        "hosts": [{"name": "w1", "address": "127.0.0.1"}],
         "deploy": {"strategy": "commands", "workdir": str(tmp_path), "commands": {
             "fetch": "true", "install": "true", "restart": "true", "status": "true",
             "version": "true"}},

@@ -195,11 +195,12 @@ def test_a_bad_apps_file_stops_serve_with_file_key_and_reason(tmp_path: Path) ->
     assert str(bad) in proc.stderr
     assert "apps.myapp.hosts" in proc.stderr
     assert "Traceback" not in proc.stderr
-    # Every problem, one per line: the empty host list and the missing service.
+    # Every problem, one per line, in one pass: the production app's missing approvers and
+    # known_hosts, the empty host list and the missing service.
     lines = proc.stderr.splitlines()
-    assert lines[0] == "rewind: bad apps file: 2 problems:", lines
-    assert [line.startswith("  - ") for line in lines[1:]] == [True, True], lines
-    assert "apps.yaml:6: apps.myapp.deploy: strategy 'systemd' needs 'service'" in lines[2]
+    assert lines[0] == "rewind: bad apps file: 4 problems:", lines
+    assert [line.startswith("  - ") for line in lines[1:]] == [True] * 4, lines
+    assert "apps.yaml:6: apps.myapp.deploy.service: strategy 'systemd' needs 'service'" in lines[4]
 
 
 async def test_an_incident_channel_the_bot_cannot_post_in_starts_nothing(

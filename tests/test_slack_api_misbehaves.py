@@ -54,7 +54,8 @@ def resolver(url: str) -> GroupResolver:
         "incident_channel": "C1",
         "operators": ["S0ONCALL"],
         "ssh": {"transport": "local"},
-        "hosts": [{"name": "web1"}],
+        "approvers": ["U0ALICE"],
+        "hosts": [{"name": "web1", "address": "127.0.0.1"}],
         "deploy": {"strategy": "systemd", "workdir": "/srv/x", "service": "x"},
     }
     return GroupResolver(make_client("xoxb-x", url), parse_apps({"apps": {"x": app}}, "x"))

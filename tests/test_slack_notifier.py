@@ -37,7 +37,10 @@ def apps() -> AppsFile:
                     "operators": ["U0CAROL"],
                     "approvers": ["U0ALICE", "U0BOB", "U0CAROL"],
                     "ssh": {"transport": "local"},
-                    "hosts": [{"name": "web1"}, {"name": "web2"}],
+                    "hosts": [
+                        {"name": "web1", "address": "127.0.0.1"},
+                        {"name": "web2", "address": "127.0.0.1"},
+                    ],
                     "deploy": {"strategy": "systemd", "workdir": "/srv/myapp", "service": "myapp"},
                 }
             }

@@ -20,7 +20,7 @@ APP = {
     "incident_channel": "C0INCIDENT",
     "operators": ["U0CAROL"],
     "ssh": {"transport": "local"},
-    "hosts": [{"name": "web1"}],
+    "hosts": [{"name": "web1", "address": "127.0.0.1"}],
     "deploy": {"strategy": "systemd", "workdir": "/srv/myapp", "service": "myapp"},
 }
 

@@ -23,7 +23,7 @@ def app(repo: str) -> dict[str, Any]:
         "incident_channel": INCIDENT_CHANNEL,
         "operators": ["U0CAROL"],
         "ssh": {"transport": "local"},
-        "hosts": [{"name": "web1"}],
+        "hosts": [{"name": "web1", "address": "127.0.0.1"}],
         "deploy": {"strategy": "systemd", "workdir": "/srv/myapp", "service": "myapp"},
     }
 

@@ -65,7 +65,7 @@ def local_app(root: Path, url: str, **extra: Any) -> dict[str, Any]:
         "operators": ["U0CAROL"],
         "approvers": ["U0ALICE"],
         "ssh": {"transport": "local"},
-        "hosts": [{"name": "web1"}],
+        "hosts": [{"name": "web1", "address": "127.0.0.1"}],
         "deploy": {
             "strategy": "commands",
             "workdir": str(workdir),

@@ -15,7 +15,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -23,6 +25,7 @@ from pydantic import (
 
 from bot.config.paths import absolute, repo_location
 from bot.workflow.errors import ConfigError, Problem
+from bot.workflow.policy import NON_PRODUCTION_ENVIRONMENTS, PRODUCTION_ENVIRONMENTS, is_production
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -128,7 +131,7 @@ class SshConfig(_Model):
 
 class HostConfig(_Model):
     name: str
-    address: str = "127.0.0.1"
+    address: str  # required: a host is never assumed to be the bot's own machine
     port: int = Field(default=22, ge=1, le=65535)
     workdir: str | None = None  # per-host override of deploy.workdir
     vars: dict[str, str] = Field(default_factory=dict)  # extra placeholders, e.g. app_port
@@ -164,23 +167,6 @@ class DeployConfig(_Model):
     @classmethod
     def _timeout(cls, v: Any) -> float:
         return parse_duration(v)
-
-    @model_validator(mode="after")
-    def _commands_complete(self) -> DeployConfig:
-        known = {"fetch", "install", "restart", "stop", "start", "status", "logs", "version"}
-        known.add("undo")  # kubernetes: the command a person runs to put the last rollout back
-        unknown = set(self.commands) - known
-        if unknown:
-            raise ValueError(f"unknown command(s) {sorted(unknown)}; known: {sorted(known)}")
-        if self.strategy == "commands":
-            missing = {"fetch", "install", "restart", "status", "version"} - set(self.commands)
-            if missing:
-                raise ValueError(f"strategy 'commands' needs commands {sorted(missing)}")
-        elif not self.service:
-            raise ValueError(f"strategy '{self.strategy}' needs 'service'")
-        if self.strategy == "kubernetes" and not self.image:
-            raise ValueError("strategy 'kubernetes' needs 'image' (the repository, no tag)")
-        return self
 
 
 class DatabaseConfig(_Model):
@@ -312,7 +298,7 @@ class AppConfig(_Model):
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
     watch: WatchConfig | None = None  # None: deploys of this app are recorded, not watched
-    auto_rollback: bool = False
+    auto_rollback: StrictBool = False  # "yes" as a string is a typo, not a yes
     webhooks: list[WebhookConfig] = Field(default_factory=list)
 
     @field_validator("repo", mode="after")
@@ -346,9 +332,13 @@ class AppConfig(_Model):
                 )
         return v
 
+    # Set from the file's `environments:` once the whole file is read (AppsFile below).
+    _non_production: tuple[str, ...] = PrivateAttr(default=NON_PRODUCTION_ENVIRONMENTS)
+
     @property
     def production(self) -> bool:
-        return self.environment.lower() in {"production", "prod"}
+        """Four-eyes, no auto_rollback. An omitted environment reads as production."""
+        return is_production(self.environment, self._non_production)
 
     def host(self, name: str) -> HostConfig:
         for host in self.hosts:
@@ -359,25 +349,8 @@ class AppConfig(_Model):
     def workdir(self, host: HostConfig) -> str:
         return host.workdir or self.deploy.workdir
 
-    @model_validator(mode="after")
-    def _consistent(self) -> AppConfig:
-        names = [h.name for h in self.hosts]
-        if len(set(names)) != len(names):
-            raise ValueError("host names must be unique")
-        if self.database and self.database.run_on not in names:
-            raise ValueError(f"database.run_on {self.database.run_on!r} is not one of {names}")
-        if self.auto_rollback and self.production:
-            raise ValueError(
-                "auto_rollback is refused for production: a person decides there "
-                "(remove it, or set a non-production environment)"
-            )
-        if self.auto_rollback and self.watch is None:
-            raise ValueError(
-                "auto_rollback needs 'watch': only a watched deploy can be rolled back"
-            )
-        if self.ssh.transport == "ssh" and not self.ssh.known_hosts:
-            raise ValueError("ssh.known_hosts is required: host keys are always verified")
-        return self
+    # Cross-references (run_on, people, environment names, what a strategy needs) are checked
+    # on the raw data by `bot.config.apps_refs`, in the same pass as everything else.
 
 
 class IncidentsConfig(_Model):
@@ -398,8 +371,24 @@ def _each(values: list[str], check: Any) -> list[str]:
     return values
 
 
+class EnvironmentsConfig(_Model):
+    """The environment names that exist; any other is an error. Names are case-insensitive."""
+
+    production: list[str] = Field(default_factory=lambda: list(PRODUCTION_ENVIRONMENTS))
+    non_production: list[str] = Field(default_factory=lambda: list(NON_PRODUCTION_ENVIRONMENTS))
+
+    @field_validator("production", "non_production")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        for i, name in enumerate(v):
+            if not _ID.match(name):
+                raise ValueError(f"[{i}] {name[:60]!r}: letters, digits, . _ - only")
+        return v
+
+
 class AppsFile(_Model):
     apps: dict[str, AppConfig]
+    environments: EnvironmentsConfig = Field(default_factory=EnvironmentsConfig)
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     # name -> Slack user (or user-group) id: names typed at the terminal, shown on it.
     people: dict[str, str] = Field(default_factory=dict)
@@ -415,6 +404,12 @@ class AppsFile(_Model):
         return v
 
     path: str = ""
+
+    @model_validator(mode="after")
+    def _environments(self) -> AppsFile:
+        for app in self.apps.values():
+            app._non_production = tuple(self.environments.non_production)
+        return self
 
     def app(self, name: str) -> AppConfig | None:
         return self.apps.get(name)
@@ -433,7 +428,14 @@ class AppsFile(_Model):
 def parse_apps(data: Any, path: str, text: str = "") -> AppsFile:
     """The apps file as a model, or a `ConfigError` listing every problem (with lines when the
     YAML `text` is given)."""
-    from bot.config.apps_problems import from_validation, key_lines, line_of, placeholder_problems
+    from bot.config.apps_problems import (
+        duplicate_keys,
+        from_validation,
+        key_lines,
+        line_of,
+        placeholder_problems,
+    )
+    from bot.config.apps_refs import reference_problems, resolve_people
 
     lines = key_lines(text) if text else {}
     if not isinstance(data, dict) or "apps" not in data:
@@ -447,11 +449,12 @@ def parse_apps(data: Any, path: str, text: str = "") -> AppsFile:
                                         "rename the app", line_of(lines, loc)))  # fmt: skip
             if isinstance(app, dict):
                 app.setdefault("name", name)
-    problems += placeholder_problems(data, lines)
+    problems += placeholder_problems(data, lines) + reference_problems(data, lines)
+    problems += duplicate_keys(text) if text else []
     try:
-        model = AppsFile.model_validate({**data, "path": path})
+        model = AppsFile.model_validate({**resolve_people(data), "path": path})
     except ValidationError as exc:
-        problems = from_validation(exc, lines, AppsFile) + problems
+        problems = _one_per_key(from_validation(exc, lines, AppsFile), problems) + problems
         model = None
     if problems:
         problems.sort(key=lambda p: p.line or 0)
@@ -459,6 +462,12 @@ def parse_apps(data: Any, path: str, text: str = "") -> AppsFile:
         raise ConfigError(path, first.key, first.what, problems)
     assert model is not None
     return model
+
+
+def _one_per_key(found: list[Problem], ours: list[Problem]) -> list[Problem]:
+    """The model's problems, less those a cross-check already says better (same key or below)."""
+    keys = {p.key for p in ours}
+    return [p for p in found if not any(k == p.key or k.startswith(p.key + "[") for k in keys)]
 
 
 def load_apps(path: str | Path) -> AppsFile:
@@ -470,9 +479,8 @@ def load_apps(path: str | Path) -> AppsFile:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "(file)"
-        raise ConfigError(
-            str(p), where, f"not valid YAML: {getattr(exc, 'problem', exc)}"
-        ) from None
+        from bot.config.apps_problems import syntax_problem
+
+        problem = syntax_problem(exc, text)
+        raise ConfigError(str(p), problem.key, problem.what, [problem]) from None
     return parse_apps(data, str(p), text)

@@ -76,12 +76,106 @@ def key_lines(text: str) -> dict[Loc, int]:
     return lines
 
 
+def duplicate_keys(text: str) -> list[Problem]:
+    """YAML keeps the last of two equal keys without a word, so a second `environment:` lower
+    in the app would quietly win: each repeat is an error."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return []
+    problems: list[Problem] = []
+
+    def walk(node: yaml.Node, loc: Loc) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                name, line = str(key.value), key.start_mark.line + 1
+                if name in seen and name != "<<":
+                    problems.append(Problem(dotted((*loc, name)), f"`{name}` is given twice "
+                                            f"(first on line {seen[name]})", "keep one: YAML "
+                                            "would silently use the last", line))  # fmt: skip
+                seen.setdefault(name, line)
+                walk(value, (*loc, name))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*loc, i))
+
+    if root is not None:
+        walk(root, ())
+    return problems
+
+
 def line_of(lines: Mapping[Loc, int], loc: Loc) -> int | None:
     """The key's own line, else its closest parent's (a missing key: where it belongs)."""
     for n in range(len(loc), -1, -1):
         if loc[:n] in lines:
             return lines[loc[:n]]
     return None
+
+
+# ---- YAML syntax -------------------------------------------------------------------------------
+
+_CLOSERS = {"flow sequence": ("[", "]"), "flow mapping": ("{", "}")}
+_MISALIGNED = (
+    "this line does not line up with the block above",
+    "indent it like the keys (or `- ` items) it belongs with, with spaces only",
+)
+# The parser's problem (a substring) -> what is wrong and what to do, in plain words.
+_SAID = {
+    "mapping values are not allowed": (
+        "a `: ` where a value was expected",
+        "indent this key like its siblings, or put quotes around a value that holds `: `",
+    ),
+    "'\\t'": ("a tab in the indentation", "indent with spaces only"),
+    "but found ']'": ("a `]` that closes nothing", "remove it, or open its `[`"),
+    "but found '}'": ("a `}` that closes nothing", "remove it, or open its `{`"),
+    "expected <block end>": _MISALIGNED,
+    "did not find expected": _MISALIGNED,
+    "that cannot start any token": (
+        "a value cannot start with this character",
+        'put the value in quotes (e.g. "@alice")',
+    ),
+}
+
+
+def syntax_problem(exc: yaml.YAMLError, text: str) -> Problem:
+    """A parser error as a compiler gives it: where the fix goes, the line shown, and a hint.
+
+    An unclosed bracket is found only where the parser gives up, often lines later; the place
+    to fix is where the bracket was opened (the error's context mark)."""
+    problem = str(getattr(exc, "problem", "") or exc)
+    context = str(getattr(exc, "context", "") or "")
+    at, opened = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+    pair = next((v for k, v in _CLOSERS.items() if k in context), None)
+    what, hint = next(
+        (said for key, said in _SAID.items() if key in problem),
+        (problem, "check this line and the indentation above it"),
+    )
+    if pair and opened is not None and at is not None and "expected ','" in problem:
+        what = f"unclosed `{pair[0]}` opened here"
+        hint = (
+            f"close it with `{pair[1]}` (the parser gave up at line {at.line + 1}, column "
+            f"{at.column + 1}); or write it in block style, one item per line"
+        )
+        at = opened
+    elif opened is not None and "quoted scalar" in context:
+        what, hint, at = "unclosed quote opened here", "close the quote", opened
+    elif opened is not None and "simple key" in context:
+        what, at = "a key without `:`", opened
+        hint = "write `key: value`; a value that runs on to the next line needs quotes"
+    if at is None:
+        return Problem("YAML syntax", what, hint)
+    return Problem("YAML syntax", what, hint + _shown(text, at.line, at.column),
+                   at.line + 1, at.column + 1)  # fmt: skip
+
+
+def _shown(text: str, line: int, column: int) -> str:
+    """The offending line with a caret under the column, as compilers show it."""
+    rows = text.splitlines()
+    if line >= len(rows):
+        return ""
+    number = str(line + 1)
+    return f"\n      {number} | {rows[line]}\n      {' ' * len(number)} | {' ' * column}^"
 
 
 # ---- the models' keys, for "did you mean" -------------------------------------------------------

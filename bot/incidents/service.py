@@ -175,6 +175,7 @@ class IncidentService:
                 id=incident_id,
                 app=app.name,
                 environment=app.environment,
+                production_env=app.production,
                 requested_version=req.version,
                 reason=req.reason,
                 requested_by=req.actor.user,

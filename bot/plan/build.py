@@ -111,6 +111,7 @@ class Planner:
             id=plan_id,
             app=app.name,
             environment=app.environment,
+            production_env=app.production,
             requested_version=version,
             reason="plan",
             requested_by=actor.user,

@@ -37,9 +37,11 @@ class Problem:
     what: str
     fix: str = ""
     line: int | None = None
+    column: int | None = None  # 1-based, where the parser can tell (YAML syntax errors)
 
     def text(self, path: str) -> str:
         where = f"{path}:{self.line}" if self.line else path
+        where += f":{self.column}" if self.line and self.column else ""
         return f"{where}: {self.key}: {self.what}" + (f" — {self.fix}" if self.fix else "")
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from bot.workflow.baseline import Baseline
 from bot.workflow.facts import Facts
+from bot.workflow.policy import is_production
 
 # What a version (tag, commit, branch) may look like wherever it is named: it ends up in git and
 # shell commands, so anything else is refused up front.
@@ -174,9 +175,15 @@ class Incident(BaseModel):
     # How the app did before the deploy being rolled back (its watch measured it), if known.
     baseline: Baseline | None = None
 
+    # Decided from the apps file's `environments` when the incident is opened; None in records
+    # stored before, then read from the name (production unless a known non-production one).
+    production_env: bool | None = None
+
     @property
     def production(self) -> bool:
-        return self.environment.lower() in {"production", "prod"}
+        if self.production_env is not None:
+            return self.production_env
+        return is_production(self.environment)
 
     @property
     def target(self) -> str | None:

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from bot.workflow.messages import Emphasis, Mention, Message, message
+
+# The environment names that exist when the apps file has no `environments:` key, listed once:
+# the apps file checks every app's `environment` against them (or against that key), and the
+# production ones get four-eyes and refuse `auto_rollback`.
+PRODUCTION_ENVIRONMENTS = ("production", "prod", "live")
+NON_PRODUCTION_ENVIRONMENTS = (
+    "staging", "stage", "development", "dev", "test", "qa", "uat", "sandbox",
+)  # fmt: skip
+
+
+def is_production(
+    environment: str, non_production: Iterable[str] = NON_PRODUCTION_ENVIRONMENTS
+) -> bool:
+    """Production unless the name is a known non-production one: a name nobody declared (an
+    incident stored before `environments:` existed, a typo) keeps every protection."""
+    return environment.strip().lower() not in {n.lower() for n in non_production}
 
 
 class Right(StrEnum):
