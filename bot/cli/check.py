@@ -124,20 +124,22 @@ async def check_connect(
 
 async def check_redis(settings: Settings, warnings: list[str] | None = None) -> list[str]:
     """Redis answers; a warning when it would lose the open incidents on a restart."""
-    from bot.store.connection import RedisUrlError, connect, parse_url, persistence_warning
+    from bot.errors import StartupError
+    from bot.store.connection import connect, parse_url, persistence_warning, probe, unreachable
 
     try:
         where = parse_url(settings.redis_url).redacted()
+        # The real reason (refused, wrong password, no TLS) at once, not after a minute of retries.
+        await probe(settings.redis_url)
         client = connect(settings.redis_url)
-    except RedisUrlError as exc:
+    except StartupError as exc:  # a bad REDIS_URL, or a Redis that does not answer
         return [str(exc)]
     try:
-        await asyncio.wait_for(client.ping(), 10)
         warning = await asyncio.wait_for(persistence_warning(client), 10)
         if warning and warnings is not None:
             warnings.append(f"Redis at {where}: {warning}")
     except (TimeoutError, OSError, RedisError) as exc:
-        return [f"Redis at {where}: {exc or 'no answer'} — is it running? (REDIS_URL)"]
+        return [unreachable(settings.redis_url, exc)]
     finally:
         await client.aclose()
     return []

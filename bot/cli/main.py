@@ -104,6 +104,14 @@ def _load(settings: Settings) -> AppsFile:
     return load(settings)
 
 
+def _reach_redis(settings: Settings) -> None:
+    """A Redis that cannot be reached at start is a refusal (exit 1, one line), not a process
+    that retries forever and answers nobody."""
+    from bot.store.connection import probe
+
+    asyncio.run(probe(settings.redis_url))
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
@@ -119,6 +127,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             "SLACK_SIGNING_SECRET is not set: HTTP mode verifies every request with it (the "
             "app's Basic Information page), or set SLACK_APP_TOKEN for Socket Mode."
         )
+    _reach_redis(settings)
     rt = build_runtime(settings, apps)
     who = asyncio.run(check_bot_token(rt.client))
     if socket_mode:
@@ -169,6 +178,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app.startup import bind_metrics, check_bot_token, paths_line
 
     apps = _load(settings)
+    _reach_redis(settings)
     rt = build_runtime(settings, apps)
     who = asyncio.run(check_bot_token(rt.client))
     pinned = "metrics_port" in settings.model_fields_set

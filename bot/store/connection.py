@@ -8,6 +8,8 @@ sentinels where the primary of SERVICE is, and asks again after a failover.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,9 +21,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.workflow.errors import StartupError
@@ -112,13 +114,16 @@ class Outage:
     def __deepcopy__(self, memo: dict[int, Any]) -> Outage:
         return self  # redis-py deep-copies each connection's Retry: the outage stays one
 
-    def failed(self) -> None:
+    def failed(self, error: BaseException | None = None) -> None:
         # Right after Redis is back, the pool's older connections fail once each: the same outage.
         if self.last_back and time.monotonic() - self.last_back < STALE:
             return
         if self.since is None:
             self.since = datetime.now(UTC)
             self._started = time.monotonic()
+            # Once per outage, not per attempt: a minute of retries would be hundreds of lines.
+            why = reason(error) if error is not None else "no answer"
+            log.warning("Redis connection lost (%s); retrying with backoff", why)
 
     def succeeded(self) -> None:
         if self.since is None:
@@ -126,7 +131,7 @@ class Outage:
         since, seconds = self.since, time.monotonic() - self._started
         self.since = None
         self.last_back = time.monotonic()
-        log.warning("Redis answers again after %.1f s away", seconds)
+        log.info("Redis answers again after %.1f s away", seconds)
         for listener in self.listeners:
             listener(since, seconds)
 
@@ -146,8 +151,8 @@ class ReportingRetry(Retry):
         with_failure_count: bool = False,
     ) -> T:
         async def reported(error: Exception, *count: int) -> None:
-            log.warning("Redis connection lost (%s); retrying with backoff", error)
-            self.outage.failed()
+            log.debug("Redis call failed (%s); retrying with backoff", error)
+            self.outage.failed(error)
             await fail(error, *count)
 
         return await super().call_with_retry(do, reported, is_retryable, with_failure_count)
@@ -235,6 +240,83 @@ def connect(
     pool = client.connection_pool
     pool.connection_class = _reporting(pool.connection_class)
     return client
+
+
+PROBE_TIMEOUT = 3.0
+
+
+def reason(exc: BaseException) -> str:
+    """Why Redis could not be used, in plain words (never the URL: it may hold a password)."""
+    if isinstance(exc, AuthenticationError) or (
+        isinstance(exc, ResponseError) and str(exc).startswith(("WRONGPASS", "NOAUTH", "NOPERM"))
+    ):
+        text = _first_line(exc)
+        if text.startswith(("NOAUTH", "HELLO must be called")):
+            text = "this Redis requires a password"
+        return f"authentication failed ({text})"
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, ConnectionRefusedError) or "Connection refused" in str(exc):
+        return "connection refused"
+    if isinstance(cause, OSError) and "Name or service not known" in str(cause):
+        return "host not found"
+    if isinstance(exc, (RedisTimeoutError, TimeoutError)):
+        return "no answer in time"
+    return _first_line(exc) or type(exc).__name__
+
+
+def hint(url: str, exc: BaseException) -> str:
+    """What to do about `reason(exc)`."""
+    if isinstance(exc, (AuthenticationError, ResponseError)):
+        return "fix the password (or user) in REDIS_URL"
+    if _tls_silent(url, exc):
+        return "use redis:// if that Redis does not speak TLS, or fix REDIS_URL"
+    return "start Redis or fix REDIS_URL"
+
+
+def unreachable(url: str, exc: BaseException) -> str:
+    """One line for an operator: where, why, what to do; no password."""
+    where = parse_url(url).redacted()
+    why = "no answer to the TLS handshake" if _tls_silent(url, exc) else reason(exc)
+    return f"cannot reach Redis at {where} (REDIS_URL): {why} — {hint(url, exc)}"
+
+
+def _tls_silent(url: str, exc: BaseException) -> bool:
+    # A plain Redis given a TLS hello waits for more bytes: the handshake times out.
+    timeout = isinstance(exc, (RedisTimeoutError, TimeoutError))
+    return urlsplit(url).scheme == "rediss" and timeout
+
+
+async def probe(url: str, timeout: float = PROBE_TIMEOUT) -> None:
+    """One PING, no retry: at start-up an unreachable Redis is refused at once (StartupError),
+    where the process's own clients would retry for a minute and then crash."""
+    target = parse_url(url)
+    options: dict[str, Any] = {
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if target.sentinel:
+        sentinel = Sentinel(
+            list(target.sentinels),
+            sentinel_kwargs={**options, "password": target.sentinel_password},
+            password=target.password,
+            username=target.username,
+            db=target.db,
+        )
+        client: aioredis.Redis = sentinel.master_for(target.service, **options)
+    else:
+        client = aioredis.Redis.from_url(url, **options)
+    try:
+        await asyncio.wait_for(client.ping(), timeout + 1)
+    except (TimeoutError, OSError, RedisError) as exc:
+        raise StartupError(unreachable(url, exc)) from None
+    finally:
+        with contextlib.suppress(Exception):
+            await client.aclose()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [""])[0][:200]
 
 
 class ReplicaAck:
