@@ -6,12 +6,16 @@ every call is refused (401), so an install that never set them exposes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
+from bot.store.connection import reason
 from bot.watch.deploys import DeployReport, bearer_ok, github_report, parse_report, signature_ok
 from bot.workflow.errors import UserFacingError
 
@@ -23,6 +27,53 @@ log = logging.getLogger(__name__)
 
 def _error(status: int, text: str) -> web.Response:
     return web.json_response({"error": text}, status=status)
+
+
+# A read of the store answers within this, or the caller hears the store is away: a CI gate
+# must learn "do not deploy" in a second, not after a minute of reconnects.
+STORE_WAIT = 0.8
+
+
+def store_away(why: str) -> web.Response:
+    """503 with a reason: anything but 200 from the gate means "do not deploy"."""
+    return web.json_response(
+        {
+            "error": "store_unavailable",
+            "reason": f"Rewind cannot reach its store (Redis): {why}; do not deploy until "
+            "/healthz answers 200",
+        },
+        status=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+def away_now(rt: Runtime) -> web.Response | None:
+    """The 503 while this process knows Redis is away (an outage is open), else None."""
+    since = rt.outage.since
+    return None if since is None else store_away(f"away since {since:%H:%M:%S} UTC")
+
+
+async def bounded_read(rt: Runtime, read: Callable[[], Awaitable[web.Response]]) -> web.Response:
+    """A read-only answer from the store, or a 503 within STORE_WAIT; never a 500."""
+    if (away := away_now(rt)) is not None:
+        return away
+    try:
+        return await asyncio.wait_for(read(), STORE_WAIT)
+    except TimeoutError:
+        return store_away(f"no answer within {STORE_WAIT:.1f} s")
+    except (RedisError, OSError) as exc:
+        return store_away(reason(exc))
+
+
+async def guarded_write(rt: Runtime, write: Callable[[], Awaitable[web.Response]]) -> web.Response:
+    """A write is refused at once while the store is known to be away, and a store error is a
+    503, never a 500. It is not cut short by a timer: a deploy half recorded would be worse."""
+    if (away := away_now(rt)) is not None:
+        return away
+    try:
+        return await write()
+    except (RedisError, OSError) as exc:
+        return store_away(reason(exc))
 
 
 def _unauthorized(what: str) -> web.Response:
@@ -49,9 +100,9 @@ def add_routes(app: web.Application, rt: Runtime) -> None:
             return _unauthorized(what)
         try:
             report = parse_report(await _json(request))
-            return await _record(rt, report, "api")
         except UserFacingError as exc:
             return _error(422, str(exc))
+        return await guarded_write(rt, lambda: _recorded(rt, report, "api"))
 
     async def github(request: web.Request) -> web.Response:
         secret = rt.settings.github_webhook_secret
@@ -73,17 +124,21 @@ def add_routes(app: web.Application, rt: Runtime) -> None:
             return _error(422, str(exc))
         if report is None:
             return web.json_response({"ignored": "not a successful deployment"}, status=202)
-        try:
-            return await _record(rt, report, "github")
-        except UserFacingError as exc:
-            return _error(422, str(exc))
+        return await guarded_write(rt, lambda: _recorded(rt, report, "github"))
 
     async def freeze(request: web.Request) -> web.Response:
-        return await freeze_status(rt, request)
+        return await bounded_read(rt, lambda: freeze_status(rt, request))
 
     app.router.add_post("/api/deploys", deploys)
     app.router.add_post("/api/github", github)
     app.router.add_get("/api/freeze/{app}", freeze)
+
+
+async def _recorded(rt: Runtime, report: DeployReport, source: str) -> web.Response:
+    try:
+        return await _record(rt, report, source)
+    except UserFacingError as exc:
+        return _error(422, str(exc))
 
 
 async def _record(rt: Runtime, report: DeployReport, source: str) -> web.Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import socket
@@ -26,7 +27,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app.api import add_routes
+from bot.app.api import STORE_WAIT, add_routes, bounded_read, store_away
 from bot.app.webhooks import WebhookOutbox, deliver_function
 from bot.config.apps_file import AppsFile
 from bot.config.settings import Settings
@@ -79,11 +80,22 @@ class Runtime:
         await self.engine.aclose()
         await self.watches.aclose()
         await self.notifier.aclose()
-        with contextlib.suppress(Exception):
-            await self.queue.disconnect()
-        await self.store.r.aclose()
-        if self.ack_records is not None:
-            await self.ack_records.aclose()
+        # A client still reconnecting to a Redis that is away holds its pool's lock for up to a
+        # minute: its disconnect would wait that long, and SIGTERM must end an idle process.
+        clients = [c for c in (self.queue, self.store.r, self.ack_records) if c is not None]
+        closing = asyncio.gather(*map(_close, clients), return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closing, CLOSE_WAIT)
+
+
+CLOSE_WAIT = 1.0  # seconds to close the Redis clients; nothing is left to flush in them
+
+
+async def _close(client: Queue | aioredis.Redis) -> None:
+    if isinstance(client, Queue):
+        await client.disconnect()
+    else:
+        await client.aclose()
 
 
 def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
@@ -266,11 +278,20 @@ async def not_a_slack_request(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    try:
-        ok = await asyncio.wait_for(request.app[RUNTIME].store.ping(), 2)
-    except TimeoutError:
-        ok = False
-    return web.json_response({"redis": ok}, status=200 if ok else 503)
+    """200 when Redis answers; 503 with a reason within a second when it does not."""
+    rt = request.app[RUNTIME]
+
+    async def ping() -> web.Response:
+        if not await rt.store.ping():
+            return store_away("no answer to PING")
+        return web.json_response({"redis": True})
+
+    answer = await bounded_read(rt, ping)
+    if answer.status != 200:
+        answer = web.json_response(
+            {"redis": False, **json.loads(answer.text or "{}")}, status=answer.status
+        )
+    return answer
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -282,10 +303,11 @@ async def metrics(request: web.Request) -> web.Response:
     async def queued() -> int:
         return int(await rt.queue.count("queued"))
 
-    try:
-        await asyncio.wait_for(refresh(states, queued), 2)
-    except Exception as exc:  # Redis away: the figures kept in this process still go out
-        log.warning("metrics: cannot read Redis: %r", exc)
+    if rt.outage.since is None:  # Redis away: the figures kept in this process still go out
+        try:
+            await asyncio.wait_for(refresh(states, queued), STORE_WAIT)
+        except Exception as exc:
+            log.warning("metrics: cannot read Redis: %r", exc)
     return web.Response(
         body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
@@ -331,8 +353,10 @@ def web_app(
         recovering = asyncio.create_task(recover_commands(front, stopping))
         yield
         stopping.set()
+        # While Redis is away the recovery is only reconnecting: nothing to finish, no wait.
+        wait = RECOVERY_WAIT if rt.outage.since is None else 0.5
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(recovering, 5)
+            await asyncio.wait_for(recovering, wait)
         if held is not None and not held.done():
             held.cancel()
         # aiohttp has stopped taking requests and finished the ones in flight; their lazy
@@ -373,6 +397,7 @@ async def deliver_held(rt: Runtime) -> None:
 
 
 SERVE_DRAIN = 30.0  # seconds `serve` gives requests in flight when told to stop
+RECOVERY_WAIT = 5.0  # seconds `serve` lets a recovery of acked commands under way end
 
 
 def build_worker(rt: Runtime) -> Worker[Any]:

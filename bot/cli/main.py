@@ -16,6 +16,7 @@ from pydantic import AliasChoices
 from bot.app.startup import StartupError, settings_from_env
 from bot.config.apps_file import AppsFile
 from bot.config.settings import Settings
+from bot.telemetry.logs import level_of
 from bot.telemetry.logs import setup as setup_logging
 from bot.telemetry.redaction import install_log_redaction
 
@@ -384,10 +385,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         settings = settings_from_env()
-        setup_logging(settings.log_format, secrets=settings.secret_values())
+        level = level_of(settings.log_level)
+        if args.cmd not in {"serve", "worker"} and level > logging.DEBUG:
+            level = logging.WARNING  # the terminal speaks for itself
+        setup_logging(settings.log_format, secrets=settings.secret_values(), level=level)
         install_log_redaction()
-        if args.cmd not in {"serve", "worker"}:
-            logging.getLogger().setLevel(logging.WARNING)  # the terminal speaks for itself
         result: int = args.fn(args, settings)
     except StartupError as exc:
         print(f"rewind: {exc}", file=sys.stderr)

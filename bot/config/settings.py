@@ -65,6 +65,11 @@ class Settings(BaseSettings):
 
         return parse_duration(v)
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.strip().lower() if isinstance(v, str) else v
+
     @field_validator("config_path", "workspace", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

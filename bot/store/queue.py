@@ -115,6 +115,32 @@ async def beating(job: Job, every: float) -> AsyncIterator[Callable[[], Awaitabl
             await task
 
 
+STOP_GRACE = 2  # seconds saq's stop waits for its job slots (each waits 1 s at most when idle)
+
+
+class RewindWorker(Worker[Any]):
+    """saq's worker, whose clean stop is quiet.
+
+    saq's stop waits its grace period (none by default) for every task of its own, then warns
+    that "some tasks did not finish" and cancels them. Its upkeep loops (sweep, schedule, worker
+    info) sleep up to 10 s between rounds, so every stop warned. They only poll: they are
+    cancelled at once, once the stop event is set (they end quietly then); the job slots get a
+    grace period of their own, unless Redis is away: then they are only reconnecting, and no
+    job can be taken.
+    """
+
+    async def stop(self) -> None:
+        self.event.set()
+        away = isinstance(self.queue, RewindQueue) and self.queue.outage.since is not None
+        upkeep = [t for t in self.tasks if away or t.get_name() != "process"]
+        for task in upkeep:
+            task.cancel()
+        if upkeep:
+            await asyncio.wait(upkeep, timeout=STOP_GRACE)
+        self.tasks.difference_update(t for t in upkeep if t.done())
+        await super().stop()
+
+
 def make_worker(
     queue: Queue,
     run: Callable[[str, StepId, int, Callable[[], Awaitable[None]]], Awaitable[None]],
@@ -148,7 +174,7 @@ def make_worker(
     # Once a minute, any worker re-enqueues the step of every running incident that has no
     # job (a process died between saving a transition and enqueueing its step).
     cron = [CronJob(reconcile_running, cron="* * * * *", timeout=60)] if reconcile else []
-    return Worker(
+    return RewindWorker(
         queue,
         functions=[(RUN_STEP, run_step), *(functions or [])],
         cron_jobs=cron,
@@ -161,4 +187,5 @@ def make_worker(
         # frozen or cut off and will never run it; bounded waits leave such a worker no claim on
         # a swept job for more than a second (each of its `concurrency` slots held one before).
         dequeue_timeout=DEQUEUE_WAIT,
+        shutdown_grace_period_s=STOP_GRACE,
     )

@@ -65,6 +65,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+# Rewind's own loggers; every other one (saq, asyncssh, aiohttp, slack_bolt, redis, urllib3…)
+# is a third party's, kept at WARNING unless LOG_LEVEL=debug: saq alone says at INFO how it
+# reaches Redis, and aiohttp logs every request.
+OURS = ("bot", "handlers", "runners", "rewind")
+
+
 def setup(
     fmt: str = "text",
     *,
@@ -72,6 +78,7 @@ def setup(
     level: int = logging.INFO,
     stream: TextIO | None = None,
 ) -> None:
+    """`level` is Rewind's own; third parties log at WARNING, or DEBUG with `level` DEBUG."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(_Context(secrets))
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(_TEXT))
@@ -79,4 +86,11 @@ def setup(
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level)
+    root.setLevel(logging.DEBUG if level <= logging.DEBUG else max(level, logging.WARNING))
+    for name in OURS:
+        logging.getLogger(name).setLevel(level)
+
+
+def level_of(name: str) -> int:
+    """`LOG_LEVEL`'s value as a logging level."""
+    return logging.DEBUG if name == "debug" else logging.INFO
