@@ -124,8 +124,9 @@ async def test_during_an_outage_every_endpoint_answers_within_a_second(
                 answers = [
                     await get(session, "GET", f"{serve.url}/api/freeze/myapp"),
                     await get(session, "GET", f"{serve.url}/healthz"),
-                    await get(session, "POST", f"{serve.url}/api/deploys", json=deploy,
-                              headers=auth),  # fmt: skip
+                    await get(
+                        session, "POST", f"{serve.url}/api/deploys", json=deploy, headers=auth
+                    ),
                 ]
                 for status, body, took in answers:
                     assert status == 503, body
