@@ -32,6 +32,7 @@ def _error(status: int, text: str) -> web.Response:
 # A read of the store answers within this, or the caller hears the store is away: a CI gate
 # must learn "do not deploy" in a second, not after a minute of reconnects.
 STORE_WAIT = 0.8
+OUTAGE_POLL = 0.05
 
 
 def store_away(why: str) -> web.Response:
@@ -57,10 +58,19 @@ async def bounded_read(rt: Runtime, read: Callable[[], Awaitable[web.Response]])
     """A read-only answer from the store, or a 503 within STORE_WAIT; never a 500."""
     if (away := away_now(rt)) is not None:
         return away
+    task = asyncio.ensure_future(read())
+    deadline = asyncio.get_running_loop().time() + STORE_WAIT
+    # The read's client retries for a minute; the first failed try opens the outage: say so then.
+    while not task.done() and rt.outage.since is None:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            break
+        await asyncio.wait([task], timeout=min(left, OUTAGE_POLL))
+    if not task.done():
+        task.cancel()
+        return away_now(rt) or store_away(f"no answer within {STORE_WAIT:.1f} s")
     try:
-        return await asyncio.wait_for(read(), STORE_WAIT)
-    except TimeoutError:
-        return store_away(f"no answer within {STORE_WAIT:.1f} s")
+        return task.result()
     except (RedisError, OSError) as exc:
         return store_away(reason(exc))
 
