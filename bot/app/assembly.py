@@ -38,7 +38,7 @@ from bot.fronts.slack.pending import PendingCommands
 from bot.fronts.slack.slack_api import make_client
 from bot.fronts.slack.watch_slack import SlackProposer, WatchFront, register_watch
 from bot.incidents.engine import Engine
-from bot.store.connection import Outage, connect, parse_url, persistence_warning
+from bot.store.connection import Outage, connect, lost, parse_url, persistence_warning
 from bot.store.queue import RewindQueue, SaqStepQueue, make_queue, make_worker
 from bot.store.redis_store import RedisStore
 from bot.telemetry.metrics import REGISTRY, refresh
@@ -380,8 +380,11 @@ async def recover_commands(front: SlackFront, stopping: asyncio.Event, every: fl
     while not stopping.is_set():
         try:
             await front.recover()
-        except Exception:
-            log.exception("pending commands: not recovered this time")
+        except Exception as exc:
+            if lost(exc):  # Redis is away: its outage has been said once
+                log.debug("pending commands: not recovered this time (%s)", exc)
+            else:
+                log.exception("pending commands: not recovered this time")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), every)
 

@@ -124,8 +124,8 @@ async def check_connect(
 
 async def check_redis(settings: Settings, warnings: list[str] | None = None) -> list[str]:
     """Redis answers; a warning when it would lose the open incidents on a restart."""
-    from bot.workflow.errors import StartupError
     from bot.store.connection import connect, parse_url, persistence_warning, probe, unreachable
+    from bot.workflow.errors import StartupError
 
     try:
         where = parse_url(settings.redis_url).redacted()

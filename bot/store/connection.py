@@ -245,6 +245,20 @@ def connect(
 PROBE_TIMEOUT = 3.0
 
 
+def lost(exc: BaseException) -> bool:
+    """An error that only says Redis is away: the outage's one warning has said it already."""
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError))
+
+
+class OutageSaid(logging.Filter):
+    """Drops a library's traceback for a Redis that is away (saq's upkeep, once its client's
+    retries run out): one warning per outage, not a traceback a minute."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return error is None or not lost(error)
+
+
 def reason(exc: BaseException) -> str:
     """Why Redis could not be used, in plain words (never the URL: it may hold a password)."""
     if isinstance(exc, AuthenticationError) or (

@@ -19,7 +19,7 @@ from typing import Any
 from saq import CronJob, Job, Queue, Worker
 from saq.queue.redis import RedisQueue
 
-from bot.store.connection import Outage, connect
+from bot.store.connection import Outage, OutageSaid, connect
 from bot.telemetry.logs import INCIDENT
 from bot.workflow.model import StepId
 
@@ -90,6 +90,9 @@ def make_queue(
 ) -> Queue:
     """saq on the same Redis (or Sentinel service) as the store; saq wants bytes, no timeout."""
     client = connect(redis_url, outage=outage, decode=False, command_timeout=None)
+    saq_log = logging.getLogger("saq")
+    if not any(isinstance(f, OutageSaid) for f in saq_log.filters):
+        saq_log.addFilter(OutageSaid())
     return RewindQueue(client, name=name, outage=outage or Outage(), heartbeat=heartbeat)
 
 
