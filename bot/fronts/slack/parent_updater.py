@@ -1,0 +1,69 @@
+"""The thread's parent message (the runbook checklist): latest state wins, at most one
+chat.update per `min_interval`. A pending update is replaced, never queued."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from bot.fronts.slack import blocks as render
+from bot.fronts.slack.slack_calls import SlackCalls
+from bot.fronts.slack.thread_state import IncidentState, Lifecycle, context_of
+from bot.workflow.model import Incident
+
+log = logging.getLogger(__name__)
+
+
+class ParentUpdater:
+    """Keeps each incident's parent message at its latest state, from a background task."""
+
+    def __init__(self, calls: SlackCalls, life: Lifecycle, min_interval: float) -> None:
+        self.calls = calls
+        self.life = life
+        self.min_interval = min_interval
+
+    def opened(self, state: IncidentState, incident: Incident) -> None:
+        """The parent was just posted showing `incident`: the next update waits its turn."""
+        state.sent_version = incident.version
+        state.parent_next = time.monotonic() + self.min_interval
+
+    def update(self, state: IncidentState, incident: Incident) -> None:
+        if incident.version < state.sent_version:
+            return  # an older state than the one on screen
+        pending = state.pending_parent
+        if pending is None or incident.version >= pending.version:
+            state.pending_parent = incident
+        self.kick(state)
+
+    def kick(self, state: IncidentState) -> None:
+        if self.life.closed or (state.parent_sender is not None and not state.parent_sender.done()):
+            return
+        if state.pending_parent is None:
+            return
+        state.parent_sender = asyncio.get_running_loop().create_task(
+            self.send_all(state), context=context_of(state)
+        )
+
+    async def send_all(self, state: IncidentState) -> None:
+        while state.pending_parent is not None:
+            try:
+                await self.send(state)
+            except Exception:
+                log.exception("Slack notifier: parent update of %s failed", state.incident.id)
+                await asyncio.sleep(self.min_interval)
+
+    async def send(self, state: IncidentState) -> None:
+        wait = state.parent_next - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        incident, state.pending_parent = state.pending_parent, None
+        if incident is None or incident.version < state.sent_version:
+            return
+        state.parent_next = time.monotonic() + self.min_interval
+        thread = state.thread
+        if thread is None or not thread.ts:
+            return
+        text, blocks = render.parent(incident)
+        if await self.calls.update(thread.channel, thread.ts, text, blocks):
+            state.sent_version = max(state.sent_version, incident.version)
