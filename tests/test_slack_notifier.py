@@ -268,6 +268,7 @@ async def test_gate_found_on_a_later_page_of_the_thread(
     inc = await opened(notifier)
     for i in range(5):
         await notifier.say(inc, words(f"line {i}"))
+    await notifier.flush(inc)  # a question goes ahead of what is queued: these are posted first
     gate = Gate(kind=GateKind.APPROVE_START, step=StepId.CODE, token="tok7")
     await notifier.ask(inc, gate)
     await notifier.flush(inc)
@@ -319,7 +320,8 @@ async def test_messages_are_queued_in_order_and_never_wait_for_slack(
     slack: SlackFake, notifier: SlackNotifier
 ) -> None:
     """The work never waits for Slack: a slow Slack and the pacing sit in the background, and
-    the thread still shows everything in the order it was said."""
+    the thread still shows everything in the order it was said — but the question, which goes
+    ahead of what is still waiting for its turn (test_question_first.py)."""
     inc = await opened(notifier)
     mark = slack.mark()
     slack.slow("chat.postMessage", 2.0, times=1)
@@ -334,7 +336,7 @@ async def test_messages_are_queued_in_order_and_never_wait_for_slack(
     assert posts_in_thread(slack, inc, mark) == []
     await notifier.flush(inc)
     texts = [all_text(m) for m in slack.thread(CHANNEL, inc.thread.ts if inc.thread else "")]
-    order = ["first", "an output line", "second", "Retry", "third, an alert"]
+    order = ["Retry", "first", "an output line", "second", "third, an alert"]
     found = [next(i for i, text in enumerate(texts) if word in text) for word in order]
     assert found == sorted(found), texts
     # The answer waited for the gate's own message, then took its buttons away.

@@ -48,7 +48,11 @@ class GateMessages:
         known = self._gates.get(token)
         return (known.channel, known.ts) if known else None
 
-    async def ask_now(self, state: IncidentState, incident: Incident, gate: Gate) -> None:
+    async def ask_now(
+        self, state: IncidentState, incident: Incident, gate: Gate, *, urgent: bool = False
+    ) -> None:
+        """Post the gate's question and buttons; `urgent`: in the channel's next free slot,
+        ahead of whatever else waits for one."""
         where = self.threads.where(state)
         if where is None:
             return
@@ -56,7 +60,7 @@ class GateMessages:
         ping = self.ping(incident, gate)
         text, blocks = render.gate(incident, gate, ping)
         _, minimal = render.gate_minimal(incident, gate, ping)
-        await self.pacer.slot(channel)
+        await self.pacer.slot(channel, urgent=urgent)
         ts = await self.calls.post(channel, text, blocks, thread_ts, fallback_blocks=minimal)
         if ts:
             self._gates[gate.token] = _GateMessage(channel, ts, gate)

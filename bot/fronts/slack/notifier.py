@@ -4,6 +4,9 @@
   queue their message and return; each incident's messages go out in the order they were queued
   from a background task per incident, which is where the pacing waits (`send_queue.py`).
   `flush` (and `aclose`) wait until everything queued is sent.
+* A question first: a gate (its buttons wait for a person) is posted ahead of the incident's
+  queued output and messages, in its channel's next free slot, and the checklist update
+  follows it; what was already on its way to Slack stays before it.
 * Pacing: at most one new message per channel every `min_interval` seconds (`pacing.py`), and at
   most one `chat.update` of a parent per `min_interval`. Parent updates are "latest state wins":
   a pending update is replaced, never queued (`parent_updater.py`).
@@ -58,8 +61,11 @@ class SlackNotifier:
         outage_for: float = 300.0,
         max_output_blocks: int = 20,
         on_failure: Callable[[str, str], None] | None = None,
+        questions_first: bool = True,
     ) -> None:
         self.apps = apps
+        self.questions_first = questions_first
+        """False: a question waits behind the queued output, as before (the bench's baseline)."""
         self.min_interval = min_interval
         self.calls = SlackCalls(
             client, retry_pause=retry_pause, outage_for=outage_for, on_failure=on_failure
@@ -68,9 +74,11 @@ class SlackNotifier:
         self._life = Lifecycle()
         self._threads = Threads(apps)
         self._pacer = ChannelPacer(min_interval)
-        self._parents = ParentUpdater(self.calls, self._life, min_interval)
         output = OutputPoster(self.calls, self._threads, max_output_blocks)
         self._queue = SendQueue(self._threads, self._pacer, output, self._life)
+        self._parents = ParentUpdater(
+            self.calls, self._life, min_interval, self._queue.questions_sent
+        )
         self._gates = GateMessages(self.calls, self._threads, self._pacer, apps)
 
     @property
@@ -122,6 +130,7 @@ class SlackNotifier:
         if state is None:
             return
         if self._life.closed:  # no background task any more: send it from here
+            await self._queue.questions_sent(state)
             await self._queue.send_all(state)
             if state.pending_parent is not None:
                 await self._parents.send(state)
@@ -129,15 +138,18 @@ class SlackNotifier:
         while state.busy:
             self._queue.kick(state)
             self._parents.kick(state)
-            for task in (state.sender, state.parent_sender):
-                if task is not None and not task.done():
-                    await asyncio.shield(task)
+            for task in state.tasks:
+                await asyncio.shield(task)
 
     async def ask(self, incident: Incident, gate: Gate) -> None:
         state = self._threads.of(incident)
-        await self._queue.queue(
-            state, functools.partial(self._gates.ask_now, state, incident, gate)
-        )
+        if not self.questions_first:
+            await self._queue.queue(
+                state, functools.partial(self._gates.ask_now, state, incident, gate)
+            )
+            return
+        send = functools.partial(self._gates.ask_now, state, incident, gate, urgent=True)
+        await self._queue.ask_first(state, send)
 
     async def resolve_gate(
         self, incident: Incident, token: str, answer: AnswerFact, *, ts: str | None = None
@@ -146,10 +158,14 @@ class SlackNotifier:
 
         Works in any process: the gate message is found in memory, by `ts` (the clicked
         message, from the button payload), or in the thread by its block id `gate-<token>`.
-        Queued behind the gate's own message, should that still be on its way.
+        Queued, and sent once the gate's own message is posted, should that still be on its way.
         """
         state = self._threads.of(incident)
-        send = functools.partial(self._gates.resolve_now, state, incident, token, answer, ts)
+
+        async def send() -> None:
+            await self._queue.questions_sent(state)
+            await self._gates.resolve_now(state, incident, token, answer, ts)
+
         await self._queue.queue(state, send)
 
     async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
@@ -260,8 +276,7 @@ class SlackNotifier:
                 await self.flush(state.incident)
         self._life.closed = True
         for state in self._threads.all():
-            for task in (state.sender, state.parent_sender):
-                if task is not None and not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            for task in state.tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

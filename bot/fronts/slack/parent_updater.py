@@ -1,11 +1,13 @@
 """The thread's parent message (the runbook checklist): latest state wins, at most one
-chat.update per `min_interval`. A pending update is replaced, never queued."""
+chat.update per `min_interval`. A pending update is replaced, never queued. A question queued
+for the thread goes first: the checklist that shows it waiting follows the question."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from bot.fronts.slack import blocks as render
 from bot.fronts.slack.slack_calls import SlackCalls
@@ -18,10 +20,17 @@ log = logging.getLogger(__name__)
 class ParentUpdater:
     """Keeps each incident's parent message at its latest state, from a background task."""
 
-    def __init__(self, calls: SlackCalls, life: Lifecycle, min_interval: float) -> None:
+    def __init__(
+        self,
+        calls: SlackCalls,
+        life: Lifecycle,
+        min_interval: float,
+        questions_sent: Callable[[IncidentState], Awaitable[None]],
+    ) -> None:
         self.calls = calls
         self.life = life
         self.min_interval = min_interval
+        self.questions_sent = questions_sent
 
     def opened(self, state: IncidentState, incident: Incident) -> None:
         """The parent was just posted showing `incident`: the next update waits its turn."""
@@ -57,6 +66,7 @@ class ParentUpdater:
         wait = state.parent_next - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
+        await self.questions_sent(state)
         incident, state.pending_parent = state.pending_parent, None
         if incident is None or incident.version < state.sent_version:
             return

@@ -1,6 +1,10 @@
 """Each incident's ordered send queue: its messages go out in the order they were queued, from a
 background task per incident, which is where the pacing waits; its step output follows the
-messages queued before it."""
+messages queued before it.
+
+A question (a gate: its buttons wait for a person) goes first: it has its own lane and task, and
+takes its channel's next free slot ahead of whatever is queued, output and messages alike. What
+is already on its way to Slack stays before it; what it jumps keeps its own order after it."""
 
 from __future__ import annotations
 
@@ -51,7 +55,42 @@ class SendQueue:
         state.outbox.append(send)
         self.kick(state)
 
+    async def ask_first(self, state: IncidentState, send: Send) -> None:
+        """Queue a question ahead of everything queued for the incident, and return."""
+        if self.life.closed:  # no background task any more: send it now
+            await send()
+            return
+        state.questions.append(send)
+        self._kick_questions(state)
+
+    async def questions_sent(self, state: IncidentState) -> None:
+        """Return once every question queued so far is posted (or has failed for good): what
+        refers to a question (its answer, the checklist that shows it) comes after it."""
+        while state.questions or (state.asker is not None and not state.asker.done()):
+            if self.life.closed:
+                await self._send_questions(state)
+                return
+            self._kick_questions(state)
+            if state.asker is not None:
+                await asyncio.shield(state.asker)
+
+    def _kick_questions(self, state: IncidentState) -> None:
+        if self.life.closed or (state.asker is not None and not state.asker.done()):
+            return
+        if state.questions:
+            state.asker = asyncio.get_running_loop().create_task(
+                self._send_questions(state), context=context_of(state)
+            )
+
+    async def _send_questions(self, state: IncidentState) -> None:
+        while state.questions:
+            try:
+                await state.questions.popleft()()
+            except Exception:
+                log.exception("Slack notifier: a question of incident %s failed", state.incident.id)
+
     def kick(self, state: IncidentState) -> None:
+        self._kick_questions(state)
         if self.life.closed or (state.sender is not None and not state.sender.done()):
             return
         state.sender = asyncio.get_running_loop().create_task(

@@ -33,15 +33,23 @@ class IncidentState:
     parent_next: float = 0.0  # monotonic time the next chat.update may go
     lines: Lines = field(default_factory=dict)
     outbox: deque[Send] = field(default_factory=deque)
+    questions: deque[Send] = field(default_factory=deque)  # ahead of the outbox and the lines
     files: int = 0
     active: float = field(default_factory=time.monotonic)
     sender: asyncio.Task[None] | None = None  # sends the outbox, then the lines
     parent_sender: asyncio.Task[None] | None = None
+    asker: asyncio.Task[None] | None = None  # sends the questions
+
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The background tasks still sending for this incident."""
+        tasks = (self.asker, self.sender, self.parent_sender)
+        return [t for t in tasks if t is not None and not t.done()]
 
     @property
     def busy(self) -> bool:
-        running = any(t is not None and not t.done() for t in (self.sender, self.parent_sender))
-        return running or bool(self.lines or self.outbox) or self.pending_parent is not None
+        queued = self.lines or self.outbox or self.questions
+        return bool(self.tasks or queued) or self.pending_parent is not None
 
 
 class Threads:
