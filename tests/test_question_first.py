@@ -133,6 +133,9 @@ async def test_question_goes_ahead_of_queued_output_then_the_checklist(
     with_buttons = [m for m in thread if buttons(m)]
     assert len(with_buttons) == 1 and "Retry" in [b.text for b in buttons(with_buttons[0])]
     assert n.failures == 0
+    # The pacing kept within the limit: the interval counts from Slack's answer, so no message
+    # reached Slack too soon after the one before (test_question_rate_limited… covers a 429).
+    assert [c.method for c in limited.calls if c.status == 429] == []
 
 
 async def test_without_question_first_the_question_waits_behind_the_output(

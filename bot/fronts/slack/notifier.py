@@ -67,13 +67,17 @@ class SlackNotifier:
         self.questions_first = questions_first
         """False: a question waits behind the queued output, as before (the bench's baseline)."""
         self.min_interval = min_interval
+        self._pacer = ChannelPacer(min_interval)
         self.calls = SlackCalls(
-            client, retry_pause=retry_pause, outage_for=outage_for, on_failure=on_failure
+            client,
+            retry_pause=retry_pause,
+            outage_for=outage_for,
+            on_failure=on_failure,
+            on_sent=self._pacer.sent,
         )
         self.client = self.calls.client
         self._life = Lifecycle()
         self._threads = Threads(apps)
-        self._pacer = ChannelPacer(min_interval)
         output = OutputPoster(self.calls, self._threads, max_output_blocks)
         self._queue = SendQueue(self._threads, self._pacer, output, self._life)
         self._parents = ParentUpdater(

@@ -4,7 +4,12 @@ one a second per channel and answers 429 beyond it).
 A slot is not reserved ahead of time: whoever waits for one is in line, and the next free slot
 goes to the first in line — a question (`urgent`) before anything else, then in call order.
 So a question asked while a thread's output waits for its turn takes the very next slot,
-without ever making two messages closer than `min_interval`."""
+without ever making two messages closer than `min_interval`.
+
+The interval also counts from Slack's answer to the previous message (`sent`): Slack counts
+from when it received a message, which is before its answer; counting from the slot alone let
+a faster second request arrive less than `min_interval` after the first — a 429, and the
+Retry-After second lost, often by the question that was meant to go at once."""
 
 from __future__ import annotations
 
@@ -34,6 +39,11 @@ class ChannelPacer:
         self.min_interval = min_interval
         self._channels: dict[str, _Channel] = {}
         self._order = itertools.count()
+
+    def sent(self, channel: str) -> None:
+        """Slack has answered a message posted into `channel`: the next one waits from now."""
+        ch = self._channels.setdefault(channel, _Channel())
+        ch.next_free = max(ch.next_free, time.monotonic() + self.min_interval)
 
     async def slot(self, channel: str, *, urgent: bool = False) -> None:
         """Wait for this channel's next message slot: questions first, then in call order."""

@@ -73,8 +73,11 @@ class SlackCalls:
         retry_pause: float = 1.0,
         outage_for: float = 300.0,
         on_failure: Callable[[str, str], None] | None = None,
+        on_sent: Callable[[str], None] | None = None,
     ) -> None:
         self.client = install_retry_handlers(client, pause=retry_pause)
+        self.on_sent = on_sent
+        """Told the channel once Slack has answered a message posted into it (the pacing)."""
         self.retry_pause = retry_pause
         self.outage_for = outage_for
         """Seconds Slack may keep failing (5xx, 429, no connection) before a call gives up."""
@@ -97,7 +100,11 @@ class SlackCalls:
             return await self._retrying(method, call)
         lock = self._channel_locks.setdefault(channel, asyncio.Lock())
         async with lock:
-            return await self._retrying(method, call)
+            try:
+                return await self._retrying(method, call)
+            finally:
+                if self.on_sent is not None:
+                    self.on_sent(channel)
 
     async def _retrying(self, method: str, call: Call) -> AsyncSlackResponse:
         """`call()`, again while Slack is down or rate limiting (beyond what the client's retry
