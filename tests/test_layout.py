@@ -127,13 +127,13 @@ def test_the_engine_imports_no_adapter(module: str) -> None:
 BASE = {"workflow"}
 ALLOWED: dict[str, set[str]] = {
     "workflow": set(),
-    "config": BASE,
+    "config": BASE | {"checks"},  # the `metrics:` and `resources:` models are the checks'
     "telemetry": BASE | {"bot"},  # bot.__version__
     "ports": BASE | {"config"},
     "views": BASE | {"config", "ports"},
     "runners": BASE | {"config", "ports", "telemetry"},
     "store": BASE | {"config", "ports", "telemetry"},
-    "checks": BASE | {"config", "ports", "telemetry"},
+    "checks": BASE | {"ports", "telemetry"},  # the apps file imports it, not the reverse
     "steps": BASE | {"config", "ports", "views", "telemetry", "runners", "checks"},
     "incidents": BASE | {"config", "ports", "views", "telemetry", "steps"},
     "plan": BASE | {"config", "ports", "steps", "incidents", "runners", "checks"},

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot.checks.metrics_config import MetricConfig, ResourcesConfig
 from bot.config.paths import absolute, repo_location
 from bot.workflow.errors import ConfigError, Problem
 from bot.workflow.policy import NON_PRODUCTION_ENVIRONMENTS, PRODUCTION_ENVIRONMENTS, is_production
@@ -295,6 +296,8 @@ class AppConfig(_Model):
     health: list[HealthCheck] = Field(default_factory=list)
     logs: LogsConfig = Field(default_factory=LogsConfig)
     smoke: list[str] = Field(default_factory=list)
+    metrics: list[MetricConfig] = Field(default_factory=list)  # the team's own signals
+    resources: ResourcesConfig | None = None  # None: resource usage is not read
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
     watch: WatchConfig | None = None  # None: deploys of this app are recorded, not watched
@@ -433,6 +436,7 @@ def parse_apps(data: Any, path: str, text: str = "") -> AppsFile:
         from_validation,
         key_lines,
         line_of,
+        metric_problems,
         placeholder_problems,
     )
     from bot.config.apps_refs import reference_problems, resolve_people
@@ -450,6 +454,7 @@ def parse_apps(data: Any, path: str, text: str = "") -> AppsFile:
             if isinstance(app, dict):
                 app.setdefault("name", name)
     problems += placeholder_problems(data, lines) + reference_problems(data, lines)
+    problems += metric_problems(data, lines)  # two metrics of one name
     problems += duplicate_keys(text) if text else []
     try:
         model = AppsFile.model_validate({**resolve_people(data), "path": path})

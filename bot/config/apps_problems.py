@@ -322,3 +322,31 @@ def placeholder_problems(data: Any, lines: Mapping[Loc, int]) -> list[Problem]:
                 )
                 problems.append(Problem(dotted(loc), what, fix, line_of(lines, loc)))
     return problems
+
+
+# ---- metrics ------------------------------------------------------------------------------------
+
+
+def metric_problems(data: Any, lines: Mapping[Loc, int]) -> list[Problem]:
+    """What the `metrics:` models cannot see one entry at a time (two of one name), also when
+    other keys are wrong: each entry that is valid on its own is compared."""
+    from pydantic import ValidationError
+
+    from bot.checks import metrics_problems, parse_metrics
+
+    problems: list[Problem] = []
+    apps = data.get("apps") if isinstance(data, Mapping) else None
+    for name, app in (apps or {}).items() if isinstance(apps, Mapping) else ():
+        entries = app.get("metrics") if isinstance(app, Mapping) else None
+        valid = []  # (index in the file, the model)
+        for i, entry in enumerate(entries if isinstance(entries, list) else []):
+            try:
+                valid.append((i, parse_metrics([entry])[0]))
+            except ValidationError:
+                continue  # pydantic reports it
+        for said in metrics_problems([model for _, model in valid]):
+            where, _, what = said.partition(": ")
+            index = valid[int(where.removeprefix("metrics[").removesuffix("]"))][0]
+            loc: Loc = ("apps", str(name), "metrics", index)
+            problems.append(Problem(dotted(loc), what, "", line_of(lines, (*loc, "name"))))
+    return problems

@@ -7,6 +7,7 @@ from collections import Counter
 from bot.steps import code, database
 from bot.steps.assess_reads import read_hosts
 from bot.steps.context import Outcome, StepContext
+from bot.steps.signal_reads import before_rollback
 from bot.workflow.errors import HostError, StepError
 from bot.workflow.facts import AssessFacts
 from bot.workflow.messages import Emphasis, Inline, Mark, Status
@@ -58,6 +59,7 @@ async def run(ctx: StepContext) -> Outcome:
         facts.plan_changes = changes_since(ctx.facts.plan, facts)
         await ctx.say(*_plan_text(ctx.incident.id, facts.plan_changes))
     await ctx.say(Emphasis("Assessment"), "\n" + _summary_text(facts))
+    facts.resources = await before_rollback(ctx)
     summary = f"{deployed} deployed; go back to {facts.target}; " + (
         f"{len(migrations)} migration(s) to undo" if migrations else "no migrations"
     )

@@ -16,6 +16,8 @@ import aiohttp
 
 from bot.steps.context import Outcome, StepContext
 from bot.steps.monitor_logs import HostLogs, reads_for
+from bot.steps.signal_reads import MonitorSignals
+from bot.steps.signals import fact, is_resources, resource_fact
 from bot.steps.verify import SHOWN_MATCHES
 from bot.workflow.baseline import compare
 from bot.workflow.errors import StepError
@@ -79,6 +81,7 @@ class _Monitor:
         self.alerts = 0
         self.alerted: set[tuple[str, str | None]] = set()
         self.elapsed = 0.0
+        self.signals = MonitorSignals(ctx)
 
     def figures(self, done: bool = False) -> MonitorFacts:
         probes = sum(s.probes for s in self.stats)
@@ -101,6 +104,10 @@ class _Monitor:
             errors={h: len(v) for h, v in self.errors.items()},
             alerts=self.alerts,
             urls=[s.figures() for s in self.stats],
+            signals=[fact(r) for r in self.signals.results if not is_resources(r)],
+            resources=[resource_fact(r) for r in self.signals.results if is_resources(r)],
+            signal_streak=self.signals.streak,
+            signal_rounds_failed=self.signals.failed_rounds,
         )
 
     async def read_logs(self) -> None:
@@ -153,6 +160,7 @@ class _Monitor:
             )
         if f.vs_baseline:
             lines.append(f"• {f.vs_baseline}")
+        lines += self.signals.summary_lines()
         return message(Emphasis("Monitoring done" if done else "Monitoring"), "\n".join(lines))
 
     async def run(self) -> None:
@@ -170,7 +178,7 @@ class _Monitor:
         async with aiohttp.ClientSession() as session:
             while True:
                 began = time.monotonic()
-                await asyncio.gather(self.probe(session), self.read_logs())
+                await asyncio.gather(self.probe(session), self.read_logs(), self.signals.round())
                 self.rounds += 1
                 self.elapsed = time.monotonic() - start
                 self.ctx.incident.facts.monitor = self.figures()
@@ -225,6 +233,7 @@ async def run(ctx: StepContext) -> Outcome:
     problems = [f"{_where(s)} still failing ({s.last})" for s in failing]
     problems += [f"{n} new error line(s) on {h}" for h, n in figures.errors.items() if n]
     problems += [f"logs on {h}: {why}" for h, why in mon.log_problems.items()]
+    problems += mon.signals.problems()
     if problems:
         raise StepError(
             "Monitoring found problems: " + "; ".join(problems[:6]),

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import CommandResult, ScriptCommand
 from bot.steps.context import Outcome, StepContext
+from bot.steps.signal_reads import verify_signals
 from bot.workflow.baseline import compare
 from bot.workflow.errors import StepError, UserFacingError
 from bot.workflow.messages import Block, CodeBlock, Emphasis, Inline
@@ -349,6 +350,7 @@ async def run(ctx: StepContext) -> Outcome:
     await ctx.heartbeat()
     await _logs(ctx, found)
     await _smoke(ctx, found)
+    signals_failing = await verify_signals(ctx)  # the team's metrics and resources, judged
     criteria = {
         Criterion.HEALTH: found.health_ok(),
         Criterion.LOGS: found.logs_ok(),
@@ -356,7 +358,7 @@ async def run(ctx: StepContext) -> Outcome:
     }
     hosts = _per_host(ctx, found)
     ctx.facts.verify.checks = {c.name.lower(): ok for c, ok in criteria.items()}
-    failures = _failures(found)
+    failures = signals_failing + _failures(found)  # the team's own signals first
     if failures:
         detail = "\n".join(m for s in found.logs for m in s.matches[:5])
         err = StepError(

@@ -86,9 +86,25 @@ def verdict(watch: Watch, cfg: WatchConfig) -> Verdict | None:
         reasons.append(
             f"{f.error_lines} error line(s) in the logs, {f.errors_per_minute:g} a minute"
         )
+    reasons += failing_metrics(watch, cfg)
     if not reasons:
         return None
     return Verdict(reasons=reasons, evidence=evidence(watch))
+
+
+def failing_metrics(watch: Watch, cfg: WatchConfig) -> list[str]:
+    """Each metric failed in the last `cfg.failures` ticks, as its latest reading says it:
+    `checkout error rate 1 (before the bad deploy 0; max 0.01)`. Inconclusive is not bad news
+    here: no data proposes nothing, and breaks the streak of failures."""
+    recent = watch.ticks[-cfg.failures :]
+    if len(recent) < cfg.failures:
+        return []
+    out: list[str] = []
+    for latest in recent[-1].signals:
+        readings = [s for t in recent for s in t.signals if s.name == latest.name]
+        if len(readings) == len(recent) and all(s.verdict == "failed" for s in readings):
+            out.append(latest.said)
+    return out
 
 
 def evidence(watch: Watch) -> list[str]:

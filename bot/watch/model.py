@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from bot.watch.deploys import Deploy
 from bot.workflow.baseline import Baseline
+from bot.workflow.facts import SignalFact
 from bot.workflow.model import ThreadRef, utcnow
 
 
@@ -48,6 +49,8 @@ class Tick(BaseModel):
     # error lines since the deploy, per host, as the logs showed them at this tick
     errors: dict[str, int] = Field(default_factory=dict)
     log_problems: dict[str, str] = Field(default_factory=dict)
+    # the app's `metrics:` as read at this tick, each with its value before the deploy
+    signals: list[SignalFact] = Field(default_factory=list)
 
 
 class Answer(BaseModel):

@@ -10,6 +10,7 @@ import aiohttp
 
 from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import HostRunner
+from bot.steps import signals
 from bot.steps.redeploy import CLOCK, parse_clock
 from bot.steps.verify import lines_since, since_value
 from bot.watch.model import Sample, Tick
@@ -73,15 +74,18 @@ async def one_round(
     since: datetime,
     offsets: dict[str, int],
     at: datetime,
+    version: str | None = None,
 ) -> Tick:
     async with aiohttp.ClientSession() as session:
-        samples, counts = await asyncio.gather(
+        samples, counts, metrics = await asyncio.gather(
             probe_urls(session, app),
             asyncio.gather(
                 *(error_lines(runner, app, h, since, offsets.get(h.name, 0)) for h in app.hosts)
             ),
+            signals.read(signals.metric_checks(app, version), since),
         )
     tick = Tick(n=n, at=at, worker=worker, samples=samples)
+    tick.signals = [signals.fact(r) for r in metrics]
     for host, count in zip(app.hosts, counts, strict=True):
         if isinstance(count, int):
             tick.errors[host.name] = count

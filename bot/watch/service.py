@@ -209,6 +209,7 @@ class WatchService:
                     watch.deploy.at,
                     watch.utc_offsets,
                     datetime.now(UTC),
+                    watch.deploy.version,
                 ),
                 fallback or _none(),
             )
@@ -444,7 +445,12 @@ class WatchService:
     async def baseline_for(self, app: str) -> Baseline | None:
         """How the app did before its latest deploy: what a rollback is judged against."""
         latest = await self.store.latest(app)
-        return latest.baseline if latest is not None else None
+        if latest is None:
+            return None
+        # The deploy's time too: the team's metrics are read then, for "before the bad deploy".
+        at = latest.deploy.at
+        known = latest.baseline or Baseline(version=latest.last_good or "", measured_at=at)
+        return known.model_copy(update={"deployed_at": at})
 
     async def quarantine(self, q: Quarantine) -> None:
         await self.store.quarantine(q)

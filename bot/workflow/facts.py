@@ -90,6 +90,8 @@ class AssessFacts(_Facts):
     irreversible: bool = False
     db_summary: str = ""
     plan_changes: list[str] = Field(default_factory=list)
+    # Each host's resource usage with the bad version running: the "before" of the rollback.
+    resources: list[ResourceFact] = Field(default_factory=list)
 
     def with_db(self, db: DbAssessment) -> AssessFacts:
         return self.model_copy(
@@ -134,9 +136,45 @@ class RedeployFacts(_Facts):
     dependency_fingerprint: dict[str, str] = Field(default_factory=dict)
 
 
+class SignalFact(_Facts):
+    """One reading of one of the team's signals (a `metrics:` entry), as judged."""
+
+    name: str
+    provider: str = ""
+    verdict: Literal["passed", "failed", "inconclusive"] = "inconclusive"
+    value: float | None = None
+    before: float | None = None  # the same query before the bad deploy, when known
+    unit: str = ""
+    threshold: str = ""  # in words: `max 0.01`, `min 1, max 5`
+    query: str = ""  # as sent, placeholders filled; never a secret
+    said: str = ""  # the whole sentence: `checkout error rate 0.2 (before …; max 1): why`
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "passed"
+
+
+class ResourceFact(_Facts):
+    """One host's resource usage at one reading, in percent, as judged."""
+
+    host: str
+    verdict: Literal["passed", "failed", "inconclusive"] = "inconclusive"
+    cpu: float | None = None
+    memory: float | None = None
+    disk: float | None = None
+    service: str = ""  # the service's own CPU and RSS, in words
+    said: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "passed"
+
+
 class VerifyFacts(_Facts):
     checks: dict[str, bool] = Field(default_factory=dict)  # health / logs / smoke -> passed
     vs_baseline: str = ""
+    signals: list[SignalFact] = Field(default_factory=list)
+    resources: list[ResourceFact] = Field(default_factory=list)
 
 
 class UrlFigures(_Facts):
@@ -167,6 +205,10 @@ class MonitorFacts(_Facts):
     errors: dict[str, int] = Field(default_factory=dict)  # error lines per host
     alerts: int = 0
     urls: list[UrlFigures] = Field(default_factory=list)
+    signals: list[SignalFact] = Field(default_factory=list)  # the last round's readings
+    resources: list[ResourceFact] = Field(default_factory=list)  # the last round's, per host
+    signal_streak: int = 0  # rounds in a row with a failed or inconclusive signal, now
+    signal_rounds_failed: int = 0
 
 
 class ReportFacts(_Facts):

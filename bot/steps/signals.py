@@ -1,0 +1,113 @@
+"""The team's own signals, read for a step: the `metrics:` queries and each host's resources.
+
+One seam for Verify, the monitor, the deploy watch and the plan: `metric_checks` builds the
+app's metric checks (placeholders `{app}` and `{version}`), `resource_checks` one resources
+check per deploy host over the runner the step already has (its SSH sessions), and `read`
+measures them all at once, each metric also at the bad deploy's time when a deploy was recorded
+(`Baseline.deployed_at`). A result becomes a typed fact (`fact`, `resource_fact`) and a line of
+words (`line`); `trouble` is what a step fails on: failed or inconclusive, never counted a pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from bot.checks import (
+    Check,
+    CheckEnv,
+    CheckResult,
+    Placeholders,
+    ResourcesCheck,
+    Verdict,
+    build_check,
+    measure_with_before,
+)
+from bot.config.apps_file import AppConfig
+from bot.ports import HostRunner
+from bot.workflow.baseline import Baseline
+from bot.workflow.facts import ResourceFact, SignalFact
+from runners.strategies import strategy
+
+MARKS = {Verdict.PASSED: "✅", Verdict.FAILED: "❌", Verdict.INCONCLUSIVE: "❔"}
+
+
+def check_env(environ: Mapping[str, str] | None = None) -> CheckEnv:
+    """The providers' keys (`DD_API_KEY`, `DD_APP_KEY`), read when a step runs, not at import."""
+    return CheckEnv.from_environ(os.environ if environ is None else environ)
+
+
+def metric_checks(app: AppConfig, version: str | None, env: CheckEnv | None = None) -> list[Check]:
+    """One check per `metrics:` entry; a refused placeholder value is an inconclusive check."""
+    given = Placeholders(app.name, version=version)
+    return [build_check(metric, env or check_env(), given) for metric in app.metrics]
+
+
+def resource_checks(app: AppConfig, runner: HostRunner) -> list[Check]:
+    """One per deploy host when `resources:` is set, read over `runner` (no agent)."""
+    if app.resources is None:
+        return []
+    hosts = strategy(app.deploy.strategy).deploy_hosts(app)
+    return [ResourcesCheck(runner, h.name, app.workdir(h), app.resources) for h in hosts]
+
+
+def deploy_time(baseline: Baseline | None) -> datetime | None:
+    """When the bad deploy was made, if Rewind was told of it (its watch's record)."""
+    return baseline.deployed_at if baseline is not None else None
+
+
+async def read(checks: Sequence[Check], deployed_at: datetime | None) -> list[CheckResult]:
+    """Every check at once; a metric also before the bad deploy when its time is known."""
+    return list(await asyncio.gather(*(measure_with_before(c, deployed_at) for c in checks)))
+
+
+def trouble(results: Sequence[CheckResult]) -> list[CheckResult]:
+    """The results a step fails on: failed, or inconclusive (no data is not a pass)."""
+    return [r for r in results if not r.passed]
+
+
+def line(result: CheckResult) -> str:
+    """`❌ failed: checkout error rate 0.2 (before the bad deploy 0; max 0.01)`."""
+    return f"{MARKS[result.verdict]} {result.summary()}"
+
+
+def fact(result: CheckResult) -> SignalFact:
+    return SignalFact(
+        name=result.name,
+        provider=result.provider,
+        verdict=result.verdict.value,
+        value=result.value,
+        before=result.before,
+        unit=result.unit,
+        threshold=result.threshold.describe(result.unit),
+        query=result.query,
+        said=result.describe(),
+    )
+
+
+def resource_fact(result: CheckResult) -> ResourceFact:
+    by = {s.labels.split(" ")[0]: s.value for s in result.series}
+    return ResourceFact(
+        host=result.name.removeprefix("resources on "),
+        verdict=result.verdict.value,
+        cpu=by.get("CPU"),
+        memory=by.get("memory"),
+        disk=by.get("disk"),
+        service=result.note.rpartition("; ")[2] if result.note else "",
+        said=result.describe(),
+    )
+
+
+def is_resources(result: CheckResult) -> bool:
+    return result.provider == "resources"
+
+
+def usage_line(fact: ResourceFact) -> str:
+    """`web1: CPU 12 %, memory 40 %, disk 61 %`."""
+
+    def pct(value: float | None) -> str:
+        return "?" if value is None else f"{value:.3g} %"
+
+    return f"{fact.host}: CPU {pct(fact.cpu)}, memory {pct(fact.memory)}, disk {pct(fact.disk)}"
