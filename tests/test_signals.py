@@ -233,3 +233,21 @@ def test_hostile_values_are_refused_before_any_query() -> None:
     assert result.verdict.value == "inconclusive" and not result.passed
     assert "is not a valid version: refusing to put it in a query" in result.reason
     assert check.query == "(not sent: a placeholder's value was refused)"
+
+
+def test_a_metric_with_host_is_read_once_per_deploy_host() -> None:
+    query = 'rate(http_requests_total{job="{app}",instance=~"{host}:.*",code="500"}[1m])'
+    app = make_apps({
+        "environment": "staging", "repo": "/tmp/myapp.git", "incident_channel": "C0INCIDENT",
+        "ssh": {"transport": "local"}, "hosts": [{"name": "web1"}, {"name": "web2"}],
+        "deploy": {"strategy": "systemd", "workdir": "/srv/myapp", "service": "myapp"},
+        "metrics": [{"name": "errors", "provider": "prometheus", "url": "http://prom:9090",
+                     "query": query, "max": 1}],
+    }).apps["myapp"]  # fmt: skip
+    checks = signals.metric_checks(app, "v1.4.2")
+    assert [(c.name, c.query) for c in checks] == [
+        ("errors (web1)", query.replace("{app}", "myapp").replace("{host}", "web1")),
+        ("errors (web2)", query.replace("{app}", "myapp").replace("{host}", "web2")),
+    ]
+    gone = asyncio.run(checks[1].measure())  # no Prometheus at prom:9090
+    assert gone.name == "errors (web2)" and gone.verdict.value == "inconclusive"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.checks import (
@@ -25,6 +26,7 @@ from bot.checks import (
     build_check,
     measure_with_before,
 )
+from bot.checks.placeholders import fields
 from bot.config.apps_file import AppConfig
 from bot.ports import HostRunner
 from bot.workflow.baseline import Baseline
@@ -40,9 +42,42 @@ def check_env(environ: Mapping[str, str] | None = None) -> CheckEnv:
 
 
 def metric_checks(app: AppConfig, version: str | None, env: CheckEnv | None = None) -> list[Check]:
-    """One check per `metrics:` entry; a refused placeholder value is an inconclusive check."""
-    given = Placeholders(app.name, version=version)
-    return [build_check(metric, env or check_env(), given) for metric in app.metrics]
+    """One check per `metrics:` entry, or per deploy host for one that uses `{host}`; a
+    refused placeholder value gives an inconclusive check (never a pass)."""
+    env = env or check_env()
+    hosts = strategy(app.deploy.strategy).deploy_hosts(app)
+    out: list[Check] = []
+    for metric in app.metrics:
+        if "host" not in fields(metric.url) | fields(getattr(metric, "query", "")):
+            out.append(build_check(metric, env, Placeholders(app.name, version=version)))
+            continue
+        for host in hosts:
+            given = Placeholders(app.name, host.name, version)
+            out.append(OnHost(build_check(metric, env, given), host.name))
+    return out
+
+
+@dataclass(frozen=True)
+class OnHost:
+    """A per-host metric's check: its results named for the host, e.g. `error rate (web1)`."""
+
+    check: Check
+    host: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.check.name} ({self.host})"
+
+    @property
+    def query(self) -> str:
+        return self.check.query
+
+    @property
+    def reads_the_past(self) -> bool:
+        return self.check.reads_the_past
+
+    async def measure(self, at: datetime | None = None) -> CheckResult:
+        return replace(await self.check.measure(at), name=self.name)
 
 
 def resource_checks(app: AppConfig, runner: HostRunner) -> list[Check]:
