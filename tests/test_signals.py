@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +24,7 @@ import pytest
 from bot.steps import monitor, redeploy, signals, verify
 from bot.steps.context import StepContext
 from bot.steps.signal_reads import before_rollback
+from bot.views.report_signals import signals_section
 from bot.workflow.baseline import Baseline
 from bot.workflow.errors import StepError
 from bot.workflow.model import Incident, StepId
@@ -215,6 +217,10 @@ async def test_prometheus_stopped_mid_monitor_is_inconclusive_and_counts_as_fail
     assert "web1: CPU " in s.notifier.text and "(before the rollback: web1: CPU " in (
         s.notifier.text
     )
+    # The report's Signals section from these very facts.
+    report = "\n".join(signals_section(s.incident))
+    assert f"| n/a | max 0.01 | ❔ inconclusive: {gone} |" in report
+    assert re.search(r"\| web2 \| CPU [\d.]+ %, memory [\d.]+ %, disk [\d.]+ % \| CPU ", report)
 
 
 def test_hostile_values_are_refused_before_any_query() -> None:

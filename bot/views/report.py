@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from bot.ports import AuditEntry
+from bot.views.report_signals import signals_section
 from bot.workflow.facts import MonitorFacts
 from bot.workflow.model import Criterion, Incident, StepId, StepStatus
 from bot.workflow.steps import StepSpec
@@ -316,6 +317,7 @@ def render_report(
             *_what_failed(incident),
             *_why(incident),
             *_impact(incident),
+            *signals_section(incident),
             *_timeline(timeline),
             *_steps(incident, by_id),
             *_completion(incident),
