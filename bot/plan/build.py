@@ -16,7 +16,7 @@ from bot.config.apps_file import AppConfig, DatabaseConfig
 from bot.incidents.engine import Engine
 from bot.incidents.service import OpenRequest, new_incident_id
 from bot.ports import AuditEntry
-from bot.steps import assess, code, database, redeploy, verify
+from bot.steps import assess, code, database, redeploy, signals, verify
 from bot.steps.context import Planned, StepContext
 from bot.workflow.errors import StepError, UserFacingError
 from bot.workflow.facts import AnswerFact, AssessFacts
@@ -340,6 +340,7 @@ class _Making:
             monitor_duration=app.monitor.duration,
             monitor_interval=app.monitor.interval,
             failure_streak=app.monitor.failure_streak,
+            signals=signals.planned(app, self.ctx.incident.target),
         )
 
 

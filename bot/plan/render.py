@@ -183,6 +183,7 @@ def markdown(plan: Plan) -> str:
     lines += [f"- Logs since the restart, error pattern `{ch.error_pattern}`:"]
     lines += [f"  - {entry}" for entry in ch.logs]
     lines += [f"- Smoke: {entry}" for entry in ch.smoke] or ["- Smoke: none configured"]
+    lines += [f"- Signal: {entry}" for entry in ch.signals]  # metrics and resources judged
     lines.append(
         f"- Monitor for {ch.monitor_duration:g}s, every {ch.monitor_interval:g}s; "
         f"{ch.failure_streak} failed probes in a row alert the thread and the stakeholders."

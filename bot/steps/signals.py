@@ -20,6 +20,7 @@ from bot.checks import (
     Check,
     CheckEnv,
     CheckResult,
+    MetricBase,
     Placeholders,
     ResourcesCheck,
     Verdict,
@@ -27,6 +28,7 @@ from bot.checks import (
     measure_with_before,
 )
 from bot.checks.placeholders import fields
+from bot.checks.resources_check import Ran, Runs
 from bot.config.apps_file import AppConfig
 from bot.ports import HostRunner
 from bot.workflow.baseline import Baseline
@@ -45,16 +47,41 @@ def metric_checks(app: AppConfig, version: str | None, env: CheckEnv | None = No
     """One check per `metrics:` entry, or per deploy host for one that uses `{host}`; a
     refused placeholder value gives an inconclusive check (never a pass)."""
     env = env or check_env()
+    return [c for metric in app.metrics for c in _checks_of(app, metric, version, env)]
+
+
+def _checks_of(
+    app: AppConfig, metric: MetricBase, version: str | None, env: CheckEnv
+) -> list[Check]:
+    if "host" not in fields(metric.url) | fields(getattr(metric, "query", "")):
+        return [build_check(metric, env, Placeholders(app.name, version=version))]
     hosts = strategy(app.deploy.strategy).deploy_hosts(app)
-    out: list[Check] = []
-    for metric in app.metrics:
-        if "host" not in fields(metric.url) | fields(getattr(metric, "query", "")):
-            out.append(build_check(metric, env, Placeholders(app.name, version=version)))
-            continue
-        for host in hosts:
-            given = Placeholders(app.name, host.name, version)
-            out.append(OnHost(build_check(metric, env, given), host.name))
+    return [
+        OnHost(build_check(metric, env, Placeholders(app.name, h.name, version)), h.name)
+        for h in hosts
+    ]
+
+
+def planned(app: AppConfig, version: str | None) -> list[str]:
+    """Every query a rollback to `version` will judge, with its provider and threshold."""
+    env = CheckEnv()  # no keys needed to write a query down
+    out = [
+        f"{c.name} ({metric.provider}, {metric.threshold.describe(metric.unit)}): `{c.query}`"
+        for metric in app.metrics
+        for c in _checks_of(app, metric, version, env)
+    ]
+    if app.resources is not None:
+        r = app.resources
+        limits = f"max CPU {r.cpu:g} %, memory {r.memory:g} %, disk {r.disk:g} %"
+        out += [f"{c.name} ({limits}): {c.query}" for c in resource_checks(app, _NoRunner())]
     return out
+
+
+class _NoRunner:
+    """For a plan: resource checks are listed, never run."""
+
+    async def run(self, host: str, command: str, *, timeout: float | None = None) -> Ran:
+        raise RuntimeError("a plan runs nothing")
 
 
 @dataclass(frozen=True)
@@ -80,7 +107,7 @@ class OnHost:
         return replace(await self.check.measure(at), name=self.name)
 
 
-def resource_checks(app: AppConfig, runner: HostRunner) -> list[Check]:
+def resource_checks(app: AppConfig, runner: HostRunner | Runs) -> list[Check]:
     """One per deploy host when `resources:` is set, read over `runner` (no agent)."""
     if app.resources is None:
         return []

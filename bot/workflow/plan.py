@@ -58,6 +58,7 @@ class PlanChecks(BaseModel):
     monitor_duration: float
     monitor_interval: float
     failure_streak: int
+    signals: list[str] = Field(default_factory=list)  # every query judged, with its threshold
 
 
 class Plan(BaseModel):
