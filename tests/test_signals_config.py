@@ -3,9 +3,18 @@ listed by `python -m bot check` with its key and line."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
 from pathlib import Path
 
-from tests.test_check_problems import check, good, line_of
+import yaml
+
+from tests.fixtures_hosts import SshEnv
+from tests.metric_standins import API_KEY, APP_KEY, DatadogStandIn, JsonStandIn
+from tests.slack_fake import SlackFake
+from tests.test_check_problems import ROOT, check, good, line_of
 
 SIGNALS = """\
     metrics:
@@ -44,3 +53,49 @@ def test_each_problem_of_the_signals_is_listed_with_its_line(tmp_path: Path) -> 
     assert "unknown key `maximum`" in out
     assert "unknown placeholder {service}: use {app}, {host} or {version}" in out
     assert "✓ all well" not in out
+
+
+async def test_check_connect_runs_each_query_once_and_shows_its_value(
+    ssh_env: SshEnv, slack: SlackFake, redis_url: str, tmp_path: Path
+) -> None:
+    datadog, web = DatadogStandIn(), JsonStandIn()
+    await datadog.start()
+    await web.start()
+    datadog.series["p99:checkout.latency{service:myapp}"] = [
+        {"scope": "host:web1", "pointlist": [[1, 0.2], [2, 0.3]]}
+    ]
+    web.answers["/stats"] = (200, json.dumps({"data": {"queue": 1500}}))
+    cfg = ssh_env.app_config()
+    cfg["metrics"] = [
+        {"name": "p99 latency", "provider": "datadog", "url": datadog.url,
+         "query": "p99:checkout.latency{service:{app}}", "max": 0.5, "unit": "s"},
+        {"name": "queue depth", "provider": "web", "url": f"{web.url}/stats",
+         "path": "data.queue", "max": 1000},
+        {"name": "version errors", "provider": "web", "url": f"{web.url}/v/{{version}}",
+         "path": "errors", "max": 1},
+        {"name": "gone", "provider": "web", "url": f"{web.url}/nothing", "path": "x", "max": 1},
+    ]  # fmt: skip
+    path = tmp_path / "apps.yaml"
+    path.write_text(yaml.safe_dump({"apps": {"myapp": cfg}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REWIND_", "DD_"))}
+    env |= {"REWIND_CONFIG": str(path), "REDIS_URL": redis_url, "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_API_URL": slack.api_url, "DD_API_KEY": API_KEY, "DD_APP_KEY": APP_KEY,
+            "PYTHONPATH": str(ROOT)}  # fmt: skip
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "check", "--connect", cwd=tmp_path, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        said = (await asyncio.wait_for(proc.communicate(), 120))[0].decode()
+    finally:
+        await datadog.stop()
+        await web.stop()
+    assert proc.returncode == 1, said
+    assert "✅ passed: p99 latency 0.3 s (max 0.5 s) — p99:checkout.latency{service:myapp}" in said
+    assert "❌ failed: queue depth 1,500 (max 1,000)" in said  # shown; the config is sound
+    assert "– myapp: version errors: uses {version}, read during a rollback only" in said
+    problems = said.split("problem(s):", 1)[1]
+    assert "myapp: metric inconclusive: gone no value (max 1)" in problems
+    assert "queue depth" not in problems and "p99" not in problems
+    assert [s.path for s in datadog.seen] == ["/api/v1/query"]  # once
+    assert API_KEY not in said and APP_KEY not in said

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from redis.exceptions import RedisError
 
+from bot.cli.check_signals import check_signals
 from bot.config.apps_file import AppConfig, AppsFile, load_apps
 from bot.config.settings import Settings
 from bot.workflow.errors import ConfigError, HostError, Problem, UserFacingError
@@ -179,6 +180,7 @@ async def run_check(settings: Settings, *, connect: bool, out: TextIO = sys.stdo
     warnings: list[str] = []
     if connect and not problems:
         problems.extend(await check_connect(settings, apps, warnings))
+        problems.extend(await check_signals(apps, out))  # each metric's query, once
     for name, app in apps.apps.items():
         print(f"• {name}: {app.environment}, {len(app.hosts)} host(s), {app.deploy.strategy}"
               + (", database" if app.database else ""), file=out)  # fmt: skip

@@ -47,10 +47,10 @@ def metric_checks(app: AppConfig, version: str | None, env: CheckEnv | None = No
     """One check per `metrics:` entry, or per deploy host for one that uses `{host}`; a
     refused placeholder value gives an inconclusive check (never a pass)."""
     env = env or check_env()
-    return [c for metric in app.metrics for c in _checks_of(app, metric, version, env)]
+    return [c for metric in app.metrics for c in checks_of(app, metric, version, env)]
 
 
-def _checks_of(
+def checks_of(
     app: AppConfig, metric: MetricBase, version: str | None, env: CheckEnv
 ) -> list[Check]:
     if "host" not in fields(metric.url) | fields(getattr(metric, "query", "")):
@@ -68,7 +68,7 @@ def planned(app: AppConfig, version: str | None) -> list[str]:
     out = [
         f"{c.name} ({metric.provider}, {metric.threshold.describe(metric.unit)}): `{c.query}`"
         for metric in app.metrics
-        for c in _checks_of(app, metric, version, env)
+        for c in checks_of(app, metric, version, env)
     ]
     if app.resources is not None:
         r = app.resources
