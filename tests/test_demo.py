@@ -55,6 +55,8 @@ def test_demo_off_a_terminal_is_a_short_log_with_true_last_lines(
         # Each change of the checklist once: the finished steps appear one time each.
         assert out.count("✅ Redeploy previous version") == 1
         assert "Recovered: myapp is back on v1.4.2" in out
+        if Path("/proc/stat").exists():  # each host's resource usage, read from /proc and df
+            assert re.search(r"Resource usage before the rollback: web1: CPU [\d.]+ %", out), out
         urls = re.findall(r"(web\d): (http://127\.0\.0\.1:\d+)/healthz", out)
         assert [host for host, _ in urls] == ["web1", "web2"]
         for host, base in urls:

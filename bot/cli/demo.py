@@ -104,7 +104,13 @@ def demo_config(root: Path, hosts: dict[str, tuple[Path, int]], origin: Path) ->
         "smoke": ["./smoke.sh login", "./smoke.sh checkout"],
         "monitor": {"duration": "6s", "interval": "2s", "summary_every": "4s"},
         "verify": {"health_timeout": "20s", "health_interval": "0.5s"},
+        # Each host's resource usage, shown before and after (from /proc: Linux only). The
+        # limits are the most there is: the demo shows the figures, a busy laptop fails nothing.
+        **({"resources": {"cpu": 100, "memory": 100, "disk": 100}} if _PROC.exists() else {}),
     }
+
+
+_PROC = Path("/proc/stat")
 
 
 def _prepare(root: Path, out: TextIO) -> tuple[dict[str, tuple[Path, int]], Path]:

@@ -27,8 +27,9 @@ async def before_rollback(ctx: StepContext) -> list[ResourceFact]:
     if not checks:
         return []
     found = [signals.resource_fact(r) for r in await signals.read(checks, None)]
-    await ctx.say(Emphasis("Resource usage before the rollback"),
-                  "\n" + "\n".join(f"• {signals.usage_line(f)}" for f in found))  # fmt: skip
+    # One line: where a short view shows only the first one, the figures are in it.
+    await ctx.say(Emphasis("Resource usage before the rollback:"),
+                  " " + "; ".join(signals.usage_line(f) for f in found))  # fmt: skip
     return found
 
 
