@@ -211,6 +211,7 @@ async def test_prometheus_stopped_mid_monitor_is_inconclusive_and_counts_as_fail
     figures = s.incident.facts.monitor
     assert figures.signals[0].verdict == "inconclusive" and figures.signal_streak >= 2
     assert 2 <= figures.signal_rounds_failed < figures.rounds
+    assert figures.alerts == 1  # the signals' streak, told once
     assert f"❔ inconclusive: checkout error rate no value (max 0.01): {gone}" in s.notifier.text
     # Each host's usage now, beside the reading before the rollback.
     assert [r.host for r in figures.resources] == ["web1", "web2"]

@@ -102,7 +102,7 @@ class _Monitor:
             vs_baseline=compare(self.ctx.incident.baseline, p95, availability),
             error_count=sum(len(v) for v in self.errors.values()),
             errors={h: len(v) for h, v in self.errors.items()},
-            alerts=self.alerts,
+            alerts=self.alerts + self.signals.alerts,
             urls=[s.figures() for s in self.stats],
             signals=[fact(r) for r in self.signals.results if not is_resources(r)],
             resources=[resource_fact(r) for r in self.signals.results if is_resources(r)],
@@ -242,7 +242,7 @@ async def run(ctx: StepContext) -> Outcome:
     return Outcome(
         summary=(
             f"{_mmss(mon.elapsed)} monitored: availability {_pct(figures.availability)}, "
-            f"{figures.error_count} error line(s), {mon.alerts} alert(s)"
+            f"{figures.error_count} error line(s), {figures.alerts} alert(s)"
             + (f"; {figures.vs_baseline}" if figures.vs_baseline else "")
         ),
         facts=figures,

@@ -57,6 +57,7 @@ class MonitorSignals:
         self.streak = 0  # failing rounds in a row, now
         self.failed_rounds = 0
         self.alerted = False
+        self.alerts = 0
 
     async def round(self) -> None:
         if not self.checks:
@@ -67,6 +68,7 @@ class MonitorSignals:
         self.failed_rounds += bool(bad)
         if bad and self.streak == self.ctx.app.monitor.failure_streak:
             self.alerted = True
+            self.alerts += 1
             said = "; ".join(r.summary() for r in bad[:4])
             text = words(
                 f"{self.ctx.app.name}: signals failing {self.streak} rounds in a row during "
