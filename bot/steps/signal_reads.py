@@ -1,12 +1,16 @@
 """The signals as Assess, Verify and the monitor read them (the seam is `bot.steps.signals`).
 
 Assess reads each host's resource usage with the bad version running (the "before" of the
-rollback; never fatal). Verify judges every signal once after health, logs and smoke: a failed
-or inconclusive one fails it. The monitor reads them every round: a round with a failed or
-inconclusive signal is a failing round, and `failure_streak` of them in a row alert, as probes do.
+rollback; never fatal). Verify judges every signal after health, logs and smoke, re-reading
+what does not pass for up to `verify.health_timeout`: a failed or inconclusive one then fails
+it. The monitor reads them every round: a round with a failed or inconclusive signal is a
+failing round, and `failure_streak` of them in a row alert, as probes do.
 """
 
 from __future__ import annotations
+
+import asyncio
+import time
 
 from bot.checks import Check, CheckResult
 from bot.steps import signals
@@ -38,12 +42,32 @@ async def verify_signals(ctx: StepContext) -> list[str]:
     checks = _checks(ctx)
     if not checks:
         return []
-    results = await signals.read(checks, signals.deploy_time(ctx.incident.baseline))
+    results = await _until_passing(ctx, checks)
     found = ctx.facts.verify
     found.signals = [signals.fact(r) for r in results if not signals.is_resources(r)]
     found.resources = [signals.resource_fact(r) for r in results if signals.is_resources(r)]
     await ctx.say(Emphasis("Signals"), "\n" + "\n".join(signals.line(r) for r in results))
     return [f"signal {r.summary()}" for r in signals.trouble(results)]
+
+
+async def _until_passing(ctx: StepContext, checks: list[Check]) -> list[CheckResult]:
+    """Read, and re-read what does not pass every `health_interval` for up to `health_timeout`:
+    right after the restart a rate's window still holds the bad version's errors. What still
+    does not pass then is the answer."""
+    cfg, deployed_at = ctx.app.verify, signals.deploy_time(ctx.incident.baseline)
+    started = time.monotonic()
+    results = await signals.read(checks, deployed_at)
+    try:
+        while signals.trouble(results) and time.monotonic() - started < cfg.health_timeout:
+            so_far = int((time.monotonic() - started) // 5 * 5)
+            names = ", ".join(r.name for r in signals.trouble(results)[:3])
+            await ctx.waiting("signals", f"{names} not passing yet — re-reading, "
+                                         f"{so_far} s of {cfg.health_timeout:.0f} s")  # fmt: skip
+            await asyncio.sleep(cfg.health_interval)
+            results = await signals.read(checks, deployed_at)
+    finally:
+        await ctx.waiting("signals", None)
+    return results
 
 
 class MonitorSignals:
