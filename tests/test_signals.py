@@ -31,6 +31,7 @@ from bot.workflow.model import Incident, StepId
 from runners.ssh import SshRunner
 from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
 from tests.fixtures_hosts import MakeSshEnv, SshEnv, TestHost
+from tests.metric_standins import API_KEY, APP_KEY, DatadogStandIn
 from tests.prometheus_server import PROMETHEUS, PrometheusServer
 
 pytestmark = pytest.mark.skipif(
@@ -264,3 +265,37 @@ def test_a_metric_with_host_is_read_once_per_deploy_host() -> None:
     ]
     gone = asyncio.run(checks[1].measure())  # no Prometheus at prom:9090
     assert gone.name == "errors (web2)" and gone.verdict.value == "inconclusive"
+
+
+async def test_verify_reads_datadog_with_the_keys_and_shows_them_nowhere(
+    make_ssh_env: MakeSshEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = make_ssh_env(ref="v1.4.2")
+    datadog = DatadogStandIn()
+    await datadog.start()
+    datadog.series["avg:checkout.errors{service:myapp}"] = [
+        {"scope": "host:web1", "pointlist": [[1, 0.002], [2, 0.001]]}
+    ]
+    metric = {"name": "checkout errors", "provider": "datadog", "url": datadog.url,
+              "query": "avg:checkout.errors{service:{app}}", "max": 0.01}  # fmt: skip
+    apps = make_apps(step_app(env, metrics=[metric]))
+    runner = SshRunner(apps.apps["myapp"])
+    notifier, incident = RecordingNotifier(), make_incident()
+    try:
+        monkeypatch.setenv("DD_API_KEY", API_KEY)
+        monkeypatch.setenv("DD_APP_KEY", APP_KEY)
+        ctx = make_ctx(apps, runner, step=StepId.VERIFY, incident=incident, notifier=notifier)
+        await verify.run(ctx)
+        assert "✅ passed: checkout errors 0.001 (max 0.01)" in notifier.text
+        monkeypatch.setenv("DD_APP_KEY", "dd-app-wrong")
+        with pytest.raises(StepError) as failure:
+            await verify.run(ctx)
+    finally:
+        await datadog.stop()
+        await runner.close()
+    assert failure.value.what.startswith(
+        "Verification failed: signal inconclusive: checkout errors no value (max 0.01): "
+    )
+    assert "403" in failure.value.what
+    shown = notifier.text + failure.value.what + incident.model_dump_json()
+    assert API_KEY not in shown and APP_KEY not in shown and "dd-app-wrong" not in shown
