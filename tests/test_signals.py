@@ -235,7 +235,7 @@ def test_hostile_values_are_refused_before_any_query() -> None:
     query = 'sum(rate(http_requests_total{job="{app}",version="{version}"}[1m]))'
     app = make_apps({
         "environment": "staging", "repo": "/tmp/myapp.git", "incident_channel": "C0INCIDENT",
-        "ssh": {"transport": "local"}, "hosts": [{"name": "web1"}],
+        "ssh": {"transport": "local"}, "hosts": [{"name": "web1", "address": "10.0.0.11"}],
         "deploy": {"strategy": "systemd", "workdir": "/srv/myapp", "service": "myapp"},
         "metrics": [{"name": "errors", "provider": "prometheus", "url": "http://prom:9090",
                      "query": query, "max": 1}],
@@ -253,7 +253,8 @@ def test_a_metric_with_host_is_read_once_per_deploy_host() -> None:
     query = 'rate(http_requests_total{job="{app}",instance=~"{host}:.*",code="500"}[1m])'
     app = make_apps({
         "environment": "staging", "repo": "/tmp/myapp.git", "incident_channel": "C0INCIDENT",
-        "ssh": {"transport": "local"}, "hosts": [{"name": "web1"}, {"name": "web2"}],
+        "ssh": {"transport": "local"}, "hosts": [{"name": "web1", "address": "10.0.0.11"},
+                  {"name": "web2", "address": "10.0.0.12"}],
         "deploy": {"strategy": "systemd", "workdir": "/srv/myapp", "service": "myapp"},
         "metrics": [{"name": "errors", "provider": "prometheus", "url": "http://prom:9090",
                      "query": query, "max": 1}],
