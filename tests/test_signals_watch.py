@@ -59,10 +59,14 @@ async def test_a_failing_metric_gets_a_proposal_while_every_probe_passes(
                 sent = await report(bot, "myapp", "v1.5.0", by="ci")
                 watch = await wait_watch(bot, sent["watch"], lambda w: w.message is not None)
                 [proposal] = proposals(slack)
+                # What a rollback from this proposal is given: no quiet watch measured the
+                # version before, yet the bad deploy's time is known, for "before" readings.
+                known = await bot.runtime.watches.baseline_for("myapp")
     finally:
         prom.stop()
         sample.run_sh("stop")
     assert watch.state.value == "proposed"
+    assert known is not None and known.deployed_at == watch.deploy.at and known.probes == 0
     assert all(s.ok for t in watch.ticks for s in t.samples) and up.count >= len(watch.ticks)
     [last] = watch.ticks[-1].signals
     assert (last.name, last.verdict, last.before) == ("checkout error rate", "failed", 0.0)
