@@ -18,7 +18,7 @@ from bot.steps.database.commands import (
     prepare_commands,
 )
 from bot.steps.database.revision import assess_db
-from bot.workflow.errors import HostError, StepError
+from bot.workflow.errors import StepError
 from bot.workflow.facts import BackupFact, DbAssessment
 from runners import backups
 
@@ -167,14 +167,3 @@ def own_backup(host: HostConfig, path: str, check: CommandResult | None) -> Back
             detail=check.tail() if check is not None else "",
         )
     return _backup_fact(path, int(size_mtime[0]), float(size_mtime[1]), own=True, before=False)
-
-
-def _check_ran(host: HostConfig, what: str, result: CommandResult | None) -> None:
-    """As `StepContext.run(check=True)` says a command failed."""
-    if result is not None and not result.ok:
-        raise HostError(
-            f"{what} failed (exit {result.exit_status})",
-            host=host.name,
-            hint="Its last lines are above. Fix the cause, then Retry — or Abort.",
-            detail=result.tail(),
-        )

@@ -72,14 +72,9 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
         else "Restore the database from a backup instead."
     )
     result = results[1] or await ctx.run(host, downgrade, timeout=db.timeout)
-    if not result.ok:
-        raise StepError(
-            f"`alembic downgrade {revision}` failed (exit {result.exit_status}); the database "
-            f"was at `{now}`",
-            host=host.name,
-            hint=restore_hint,
-            detail=result.tail(),
-        )
+    result.check(
+        f"`alembic downgrade {revision}`", hint=f"The database was at `{now}`. {restore_hint}"
+    )
     after = await current_revision(ctx, known, results[2])
     if after != target:
         raise StepError(

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from bot.steps.context import Outcome, StepContext
 from bot.steps.database.backup import (
     _backup_fact,
-    _check_ran,
     _PrepareScript,
     listed_backups,
     own_backup,
@@ -65,8 +64,10 @@ async def prepare(ctx: StepContext) -> Outcome:
         )
     current, target = fresh.current_revision, fresh.target_revision
     cmds = script.cmds or prepare_commands(ctx.app, db, path, current, target)
-    _check_ran(host, "mkdir", script.result(results, "mkdir"))
-    _check_ran(host, "backup", script.result(results, "backup"))
+    for what in ("mkdir", "backup"):  # as `StepContext.run(check=True)` says they failed
+        ran = script.result(results, what)
+        if ran is not None:
+            ran.check(what)
     # A command the script did not reach (its session cut) runs alone, as it did before.
     if script.result(results, "mkdir") is None:
         await ctx.run(host, cmds.mkdir, check=True, what="mkdir")

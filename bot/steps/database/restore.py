@@ -35,7 +35,7 @@ def _failed_hosts(results: dict[str, CommandResult | HostError]) -> dict[str, st
         if isinstance(res, HostError):
             failed[name] = res.what
         elif not res.ok:
-            failed[name] = f"exit {res.exit_status}: {res.tail(3)}"
+            failed[name] = f"{res.status}: {res.tail(3)}"
     return failed
 
 
@@ -85,25 +85,19 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
     async def tell_verified(results: list[CommandResult | None]) -> str:
         """Judge the restore and the verify query; say what the query answered (once)."""
         restored = results[0] or await ctx.run(host, cmds.restore, timeout=db.timeout)
-        if not restored.ok:
-            raise StepError(
-                f"the restore of `{backup.name}` failed (exit {restored.exit_status})",
-                host=host.name,
-                hint="The app is stopped on every host and the database may be partly "
-                "restored. Fix the cause and Retry, or restore by hand.",
-                detail=restored.tail(),
-            )
+        restored.check(
+            f"the restore of `{backup.name}`",
+            hint="The app is stopped on every host and the database may be partly "
+            "restored. Fix the cause and Retry, or restore by hand.",
+        )
         if not cmds.verify or told:
             return told[0] if told else ""
         check = results[1] or await ctx.run(host, cmds.verify)
         verified = check.output.strip()
-        if not check.ok:
-            raise StepError(
-                f"the verify query failed after the restore (exit {check.exit_status})",
-                host=host.name,
-                hint="The app is still stopped. Check the database, then Retry or Abort.",
-                detail=check.tail(),
-            )
+        check.check(
+            "the verify query after the restore",
+            hint="The app is still stopped. Check the database, then Retry or Abort.",
+        )
         await ctx.say(f"Verify after restore on {host.name}:", CodeBlock(verified))
         told.append(verified)
         return verified

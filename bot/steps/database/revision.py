@@ -23,13 +23,10 @@ async def current_revision(
     assert db is not None
     host = _run_on(ctx, db)
     result = read or await ctx.run(host, current_command(ctx.app, db), stream=False)
-    if not result.ok:
-        raise StepError(
-            f"`alembic current` failed (exit {result.exit_status})",
-            host=host.name,
-            hint="Is the database up and the checkout's alembic configured? Fix it, then Retry.",
-            detail=result.tail(),
-        )
+    result.check(
+        "`alembic current`",
+        hint="Is the database up and the checkout's alembic configured? Fix it, then Retry.",
+    )
     revs = parse_current(result.output, known)
     if len(revs) > 1:
         raise StepError(
