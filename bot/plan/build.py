@@ -190,8 +190,7 @@ class _Making:
         deploy_hosts = strategy(app.deploy.strategy).deploy_hosts(app)
         for number, batch in enumerate(redeploy.batches(deploy_hosts, app.deploy.rolling), 1):
             for host in batch:
-                cmds = redeploy.host_commands(app, host, ref, target)
-                for planned in cmds.sequence():
+                for planned in redeploy.host_script(app, host, ref, target).planned():
                     self.add(StepId.REDEPLOY, host.name, planned, batch=number)
         checks = self._checks()
         probes = [
