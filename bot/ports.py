@@ -11,6 +11,7 @@ from bot.workflow.errors import HostError
 from bot.workflow.facts import AnswerFact
 from bot.workflow.messages import Message
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
+from bot.workflow.version import Version
 
 LineSink = Callable[[str, str], Awaitable[None]]  # (host, line)
 
@@ -146,7 +147,7 @@ class Notifier(Protocol):
 class Repos(Protocol):
     """The bot's clones of the apps' repositories (git)."""
 
-    async def has_version(self, app: AppConfig, version: str) -> bool:
+    async def has_version(self, app: AppConfig, version: Version) -> bool:
         """`version` is a tag or a commit of `app`'s repository (origin fetched first).
 
         Raises `UserFacingError` when the repository cannot be reached, saying why."""
