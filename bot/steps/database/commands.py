@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from bot.config.apps_file import AppConfig, DatabaseConfig, HostConfig
 from bot.steps.context import Planned, StepContext
+from bot.steps.script import HostScript, Line, read
 from bot.workflow.errors import UserFacingError
 from runners import templates
 
@@ -97,14 +98,19 @@ def prepare_commands(
     )
 
 
-def rollback_sequence(app: AppConfig, db: DatabaseConfig, target: str | None) -> list[Planned]:
-    """What `_downgrade` runs, in order."""
+def downgrade_script(app: AppConfig, db: DatabaseConfig, target: str | None) -> HostScript:
+    """What the downgrade runs on `run_on`, in order, as one script: for the run and the plan."""
     current = current_command(app, db)
-    return [
-        Planned("alembic current", current, changes=False),
-        Planned("downgrade", downgrade_command(app, db, target)),
-        Planned("alembic current", current, changes=False, note="must be the target revision"),
-    ]
+    return HostScript.of(
+        read("current", current, label="alembic current"),
+        Line("downgrade", downgrade_command(app, db, target), timeout=db.timeout),
+        read("after", current, label="alembic current", note="must be the target revision"),
+    )
+
+
+def rollback_sequence(app: AppConfig, db: DatabaseConfig, target: str | None) -> list[Planned]:
+    """What the downgrade runs, in order."""
+    return downgrade_script(app, db, target).planned()
 
 
 def downgrade_command(app: AppConfig, db: DatabaseConfig, target: str | None) -> str:
@@ -120,18 +126,26 @@ class RestoreCommands:
     restore: str
     verify: str | None
 
+    def script(self, current: str, timeout: float | None) -> HostScript:
+        """What runs on `run_on` once the app is stopped, as one script: for the run and the
+        plan (`current`: the `alembic current` command)."""
+        return HostScript.of(
+            Line("restore", self.restore, timeout=timeout),
+            Line("verify", self.verify, changes=False) if self.verify else None,
+            read("current", current, label="alembic current"),
+        )
+
     def sequence(self, app: AppConfig, current: str) -> list[tuple[str, Planned]]:
         """(host, command) in the order `_restore` runs them."""
-        run_on = app.database.run_on if app.database else app.hosts[0].name
+        db = app.database
+        run_on = db.run_on if db else app.hosts[0].name
         out = [(run_on, Planned("backup check", self.exists, changes=False))]
         for host in app.hosts:
             stop = templates.build(app, host, "stop")
             if stop:
                 out.append((host.name, Planned("stop", stop, note="until the redeploy")))
-        out.append((run_on, Planned("restore", self.restore)))
-        if self.verify:
-            out.append((run_on, Planned("verify", self.verify, changes=False)))
-        out.append((run_on, Planned("alembic current", current, changes=False)))
+        script = self.script(current, db.timeout if db else None)
+        out += [(run_on, planned) for planned in script.planned()]
         return out
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from bot.config.apps_file import DatabaseConfig
-from bot.ports import CommandResult, ScriptCommand
+from bot.ports import CommandResult
 from bot.steps.context import Outcome, StepContext
-from bot.steps.database.backup import _quiet
-from bot.steps.database.commands import _db, _run_on, current_command, downgrade_command, short
+from bot.steps.database.commands import _db, _run_on, downgrade_script, short
 from bot.steps.database.restore import _restore
 from bot.steps.database.revision import current_revision
 from bot.workflow.errors import StepError
@@ -35,14 +34,9 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
     target, before = state.target_revision, state.current_revision
     known = {m.revision for m in state.migrations}
     known |= {r for r in (target, before) if r}
-    current = current_command(ctx.app, db)
-    downgrade = downgrade_command(ctx.app, db, target)
     # One script, one session: alembic current, the downgrade, alembic current again.
-    script = [
-        _quiet(current),
-        ScriptCommand(downgrade, timeout=db.timeout),
-        _quiet(current),
-    ]
+    script = downgrade_script(ctx.app, db, target)
+    downgrade = script.lines[1].command
     read: dict[str, str | None] = {}
 
     async def decide(i: int, results: list[CommandResult | None]) -> bool:
@@ -54,8 +48,8 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
         # A failed downgrade stops the script by itself (`check`).
         return read["now"] != target
 
-    whats = ["command"] * len(script)
-    results = await ctx.run_script(host, script, decide=decide, whats=whats)
+    whats = ["command"] * len(script.lines)
+    results = await ctx.run_script(host, script.sent(), decide=decide, whats=whats)
     now = read["now"] if "now" in read else await current_revision(ctx, known, results[0])
     if now == target:
         # Only a crash after alembic finished gets here: the work is done, do not redo it.

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from bot.config.apps_file import DatabaseConfig
-from bot.ports import CommandResult, ScriptCommand
+from bot.ports import CommandResult
 from bot.steps.context import Outcome, StepContext
-from bot.steps.database.backup import _quiet
 from bot.steps.database.commands import _run_on, current_command, restore_commands
 from bot.steps.database.revision import current_revision
 from bot.workflow import units
@@ -74,17 +73,15 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
         f"App stopped on {len(stopped)} host(s). Restoring `{backup.name}` "
         f"({units.size(backup.size)}, {backup.time}) on {host.name}…"
     )
-    current = current_command(ctx.app, db)
     # One script, one session: the restore, the verify query, alembic current.
-    script = [ScriptCommand(cmds.restore, timeout=db.timeout)]
-    if cmds.verify:
-        script.append(ScriptCommand(cmds.verify))
-    script.append(_quiet(current))
+    script = cmds.script(current_command(ctx.app, db), db.timeout)
     told: list[str] = []
 
     async def tell_verified(results: list[CommandResult | None]) -> str:
         """Judge the restore and the verify query; say what the query answered (once)."""
-        restored = results[0] or await ctx.run(host, cmds.restore, timeout=db.timeout)
+        restored = script.result(results, "restore") or await ctx.run(
+            host, cmds.restore, timeout=db.timeout
+        )
         restored.check(
             f"the restore of `{backup.name}`",
             hint="The app is stopped on every host and the database may be partly "
@@ -92,7 +89,7 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
         )
         if not cmds.verify or told:
             return told[0] if told else ""
-        check = results[1] or await ctx.run(host, cmds.verify)
+        check = script.result(results, "verify") or await ctx.run(host, cmds.verify)
         verified = check.output.strip()
         check.check(
             "the verify query after the restore",
@@ -103,12 +100,12 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
         return verified
 
     async def decide(i: int, results: list[CommandResult | None]) -> bool:
-        if i == len(script) - 1:
+        if i == len(script.lines) - 1:
             await tell_verified(results)
         return True
 
-    whats = ["command"] * len(script)
-    results = await ctx.run_script(host, script, decide=decide, whats=whats)
+    whats = ["command"] * len(script.lines)
+    results = await ctx.run_script(host, script.sent(), decide=decide, whats=whats)
     verified = await tell_verified(results)
     # The app stays stopped: started now it would be the new code on the old schema (and might
     # migrate it forward again). The redeploy step starts the old version on every host.
@@ -118,7 +115,7 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
     target = state.target_revision
     known = {m.revision for m in state.migrations}
     known |= {target} if target else set()
-    after = await current_revision(ctx, known, results[-1])
+    after = await current_revision(ctx, known, script.result(results, "current"))
     if after != target:
         error = StepError(
             f"restored `{backup.name}`, but the database is at `{after or 'base'}`, not the "
