@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
 
 from bot.config.apps_file import DatabaseConfig, HostConfig
-from bot.ports import CommandResult, ScriptCommand
+from bot.ports import CommandResult
 from bot.steps.context import StepContext
 from bot.steps.database.commands import (
     PrepareCommands,
@@ -64,19 +63,6 @@ async def read_deployed_at(
     return float(match.group(1)) if match and result.ok else None
 
 
-@dataclass
-class _Read:
-    """One command of a database step's script: what it is for the status line and how."""
-
-    what: str
-    command: ScriptCommand
-
-
-def _quiet(command: str, *, deferred: bool = False) -> ScriptCommand:
-    """A read: its output is parsed, not shown, and a failure is judged by the step."""
-    return ScriptCommand(command, stream=False, check=False, deferred=deferred)
-
-
 class _PrepareScript:
     """`prepare`'s commands on `run_on` as one script (one SSH session, not one per command).
 
@@ -92,33 +78,20 @@ class _PrepareScript:
         self.expected = prepare_commands(
             ctx.app, db, path, seen.db_current_revision, seen.db_target_revision
         )
-        cmds = self.expected
-        reads = [
-            _Read("command", _quiet(current_command(ctx.app, db))),
-            _Read("mkdir", ScriptCommand(cmds.mkdir)),
-            _Read("backup", ScriptCommand(cmds.backup, timeout=db.timeout)),
-            _Read("check", _quiet(cmds.check)),
-            _Read("deployed at", _quiet(cmds.deployed_at)),
-        ]
-        if cmds.listing:
-            reads.append(_Read("listing", _quiet(cmds.listing)))
-        reads += [
-            _Read("stat", _quiet("# the listed backups' sizes", deferred=True)),
-            _Read("sql", _quiet(cmds.sql)),
-            _Read("sql again", _quiet("# the downgrade SQL, from the new reading", deferred=True)),
-        ]
-        self.names = [r.what for r in reads]
-        self.commands = [r.command for r in reads]
+        self.script = self.expected.script(current_command(ctx.app, db), db.timeout)
+        self.names = self.script.names
         self.fresh: DbAssessment | None = None
         self.cmds: PrepareCommands | None = None
         self.stat: str | None = None
 
     def result(self, results: list[CommandResult | None], what: str) -> CommandResult | None:
-        return results[self.names.index(what)] if what in self.names else None
+        return self.script.result(results, what)
 
     async def run(self) -> list[CommandResult | None]:
         whats = ["command" if n not in ("mkdir", "backup") else n for n in self.names]
-        return await self.ctx.run_script(self.host, self.commands, decide=self.decide, whats=whats)
+        return await self.ctx.run_script(
+            self.host, self.script.sent(), decide=self.decide, whats=whats
+        )
 
     async def decide(self, i: int, results: list[CommandResult | None]) -> bool | str:
         what = self.names[i]

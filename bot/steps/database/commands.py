@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from bot.config.apps_file import AppConfig, DatabaseConfig, HostConfig
@@ -55,21 +55,34 @@ class PrepareCommands:
     listing: str | None
     sql: str
 
+    def script(self, current: str, timeout: float | None = None) -> HostScript:
+        """`prepare`'s commands on `run_on` in order, as one script (`current`: the `alembic
+        current` command, run by Assess too). Two are written when their turn comes: the
+        listed backups' sizes, and the downgrade SQL again when the database moved since."""
+        return HostScript.of(
+            read("command", current, label="alembic current"),
+            Line("mkdir", self.mkdir, note="the backup's directory"),
+            Line("backup", self.backup, timeout=timeout),
+            read("check", self.check, label="backup check", note="exists and is not empty"),
+            read("deployed at", self.deployed_at),
+            read("listing", self.listing, label="backups", note="restorable ones")
+            if self.listing
+            else None,
+            read("stat", "# the listed backups' sizes", label="backup sizes", deferred=True),
+            read("sql", self.sql, label="downgrade SQL", note="offline: no database"),
+            read("sql again", "# the downgrade SQL, from the new reading", deferred=True),
+        )
+
     def sequence(self, current: str, stat: str | None) -> list[Planned]:
-        """In the order `prepare` runs them (`current`: `alembic current`, run by Assess too)."""
-        steps = [
-            Planned("alembic current", current, changes=False),
-            Planned("mkdir", self.mkdir, note="the backup's directory"),
-            Planned("backup", self.backup),
-            Planned("backup check", self.check, changes=False, note="exists and is not empty"),
-            Planned("deployed at", self.deployed_at, changes=False),
-        ]
-        if self.listing:
-            steps.append(Planned("backups", self.listing, changes=False, note="restorable ones"))
-        if stat:
-            steps.append(Planned("backup sizes", stat, changes=False))
-        steps.append(Planned("downgrade SQL", self.sql, changes=False, note="offline: no database"))
-        return steps
+        """The script as the plan shows it: the sizes' command as written from the listing
+        (`stat`, None: no backup listed), the SQL once."""
+        planned = []
+        for line in self.script(current):
+            if line.name == "stat" and stat:
+                planned.append(replace(line, command=stat).planned())
+            elif not line.deferred:
+                planned.append(line.planned())
+        return planned
 
     def stat(self, app: AppConfig, host: HostConfig, paths: list[str]) -> str | None:
         if not paths:
