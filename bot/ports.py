@@ -7,11 +7,17 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from bot.config.apps_file import AppConfig
+from bot.workflow.errors import HostError
 from bot.workflow.facts import AnswerFact
 from bot.workflow.messages import Message
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
+from bot.workflow.version import Version
 
 LineSink = Callable[[str, str], Awaitable[None]]  # (host, line)
+
+# What to do about a failed command when nothing more specific is known: its output is in the
+# thread (commands stream as they run), and the person picks Retry or Abort.
+FAILED_HINT = "Its last lines are above. Fix the cause, then Retry — or Abort."
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,23 @@ class CommandResult:
 
     def tail(self, lines: int = 15) -> str:
         return "\n".join(self.output.rstrip("\n").splitlines()[-lines:])
+
+    @property
+    def status(self) -> str:
+        """How it ended, in words: `exit 3`, or that it had no exit status."""
+        if self.exit_status is None:
+            return "no exit status: timed out or cut off"
+        return f"exit {self.exit_status}"
+
+    def check(self, what: str, hint: str = FAILED_HINT) -> CommandResult:
+        """Itself if it succeeded; else the error a person reads, the one way a failed command
+        becomes one: `what` failed, on which host, how it ended, the tail of its output (the
+        error's detail), and `hint`, what to do."""
+        if self.ok:
+            return self
+        raise HostError(
+            f"{what} failed ({self.status})", host=self.host, hint=hint, detail=self.tail()
+        )
 
 
 @dataclass(frozen=True)
@@ -124,7 +147,7 @@ class Notifier(Protocol):
 class Repos(Protocol):
     """The bot's clones of the apps' repositories (git)."""
 
-    async def has_version(self, app: AppConfig, version: str) -> bool:
+    async def has_version(self, app: AppConfig, version: Version) -> bool:
         """`version` is a tag or a commit of `app`'s repository (origin fetched first).
 
         Raises `UserFacingError` when the repository cannot be reached, saying why."""

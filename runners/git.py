@@ -33,7 +33,7 @@ from bot.config.apps_file import AppConfig
 from bot.config.paths import absolute
 from bot.workflow.errors import StepError, UserFacingError
 from bot.workflow.facts import CommitFact
-from bot.workflow.model import VERSION_RE
+from bot.workflow.version import Version, is_version
 
 Method = Literal["revert", "tag"]
 
@@ -330,13 +330,14 @@ class AppRepo:
 
     # ---- reading ----------------------------------------------------------------------------
 
-    async def resolve(self, version: str) -> str | None:
+    async def resolve(self, version: str | Version) -> str | None:
         """The commit of a tag, a branch on origin, or a commit id; None when none matches."""
         return await self._thread(self._resolve, version)
 
-    def _resolve(self, version: str) -> str | None:
-        version = version.strip().removesuffix("-dirty")
-        if not VERSION_RE.match(version) or version.startswith(("-", "/")):
+    def _resolve(self, asked: str | Version) -> str | None:
+        version = str(asked).strip().removesuffix("-dirty")
+        # A `Version` was checked where it came in; a text was read on a host, not yet.
+        if not isinstance(asked, Version) and not is_version(version):
             raise UserFacingError(f"`{version[:60]}` is not a version, tag, branch or commit id")
         candidates = [f"refs/tags/{version}", f"refs/remotes/origin/{version}"]
         if _HEX.match(version) or _DESCRIBE.match(version):
@@ -542,7 +543,7 @@ class GitRepos:
     def __init__(self, workspace: Path) -> None:
         self.workspace = workspace
 
-    async def has_version(self, app: AppConfig, version: str) -> bool:
+    async def has_version(self, app: AppConfig, version: Version) -> bool:
         repo = AppRepo(app.repo, clone_dir(self.workspace, "repos-check", app.name, app.repo))
         if (repo.path / ".git").exists() and await repo.resolve(version) is not None:
             return True  # known already: no fetch (the assess step fetches for itself anyway)

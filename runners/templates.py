@@ -14,12 +14,12 @@ from collections.abc import Mapping
 
 from bot.config.apps_file import AppConfig, HostConfig
 from bot.workflow.errors import UserFacingError
-from bot.workflow.model import VERSION_RE
+from bot.workflow.version import SHAPE
 from runners.strategies import strategy
 
 _SAFE: dict[str, re.Pattern[str]] = {
-    "ref": VERSION_RE,
-    "version": VERSION_RE,
+    "ref": SHAPE,  # the values come from the facts (git's, a host's words): checked here too
+    "version": SHAPE,
     "revision": re.compile(r"^[A-Za-z0-9_:+-]{1,64}$"),
     "backup": re.compile(r"^[A-Za-z0-9._/@:+-]{1,255}$"),
     "since": re.compile(r"^[0-9: TZ.+-]{1,40}$"),

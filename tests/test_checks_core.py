@@ -21,7 +21,7 @@ from bot.checks import (
 from bot.checks.placeholders import NAME_RE, VERSION_RE, fields, render_query, render_url
 from bot.checks.result import from_series
 from bot.config.apps_file import _ID
-from bot.workflow.model import VERSION_RE as ROLLBACK_VERSION_RE
+from bot.workflow.version import SHAPE as ROLLBACK_VERSION_RE
 
 
 def prom(**over: object) -> dict[str, object]:

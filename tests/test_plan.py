@@ -24,6 +24,7 @@ from bot.workflow.machine import new_steps
 from bot.workflow.model import Incident, Status
 from bot.workflow.plan import Plan
 from bot.workflow.policy import Actor
+from bot.workflow.version import Version
 from runners.git import GitRepos
 from runners.local import runner_for
 from tests.fakes import RecordingNotifier, with_step_commands
@@ -98,7 +99,7 @@ async def test_a_plan_reads_only_and_changes_nothing(
     assert env.db_url
     before = (origin_refs(env), db_revision(env.db_url), [checkout(h) for h in env.hosts])
     engine = engine_for(env, store, tmp_path)
-    plan = await Planner(engine).plan("myapp", "v1.4.2", CAROL)
+    plan = await Planner(engine).plan("myapp", Version("v1.4.2"), CAROL)
 
     reads = [(h.name, c) for h in env.hosts for c in sent(h)]
     assert reads, "planning read nothing from the hosts"
@@ -124,11 +125,11 @@ async def test_a_plan_is_refused_as_rollback_refuses_it(
     engine = engine_for(ssh_env, store, tmp_path)
     planner = Planner(engine)
     with pytest.raises(UserFacingError, match="neither a tag nor a commit"):
-        await planner.plan("myapp", "v9.9.9", CAROL)
+        await planner.plan("myapp", Version("v9.9.9"), CAROL)
     with pytest.raises(UserFacingError, match="don't know an app called `nope`"):
         await planner.plan("nope", None, CAROL)
     with pytest.raises(UserFacingError, match="not an operator or approver"):
-        await planner.plan("myapp", "v1.4.2", Actor("U0MALLORY"))
+        await planner.plan("myapp", Version("v1.4.2"), Actor("U0MALLORY"))
     assert [c for h in ssh_env.hosts for c in h.commands()] == []
 
 
@@ -311,7 +312,7 @@ async def test_irreversible_migrations_are_marked_and_production_asks_four_eyes(
     repo = sample_repo_irreversible
     env = make_ssh_env(2, repo=repo, ref="v1.6.0", db_url=pg_database, migrate=True)
     engine = engine_for(env, store, tmp_path, environment="production")
-    plan = await Planner(engine).plan("myapp", "v1.4.2", Actor("U0ALICE"))
+    plan = await Planner(engine).plan("myapp", Version("v1.4.2"), Actor("U0ALICE"))
     text = markdown(plan)
     assert plan.database is not None and plan.database.recommended == "restore"
     assert [m.revision for m in plan.database.migrations if m.irreversible]

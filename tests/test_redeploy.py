@@ -13,7 +13,9 @@ from bot.config.apps_file import AppsFile
 from bot.sample.build import git
 from bot.steps import redeploy
 from bot.workflow.errors import HostError
+from bot.workflow.facts import RedeployFacts
 from bot.workflow.model import Criterion, StepId
+from runners.recording import RecordingRunner
 from runners.ssh import SshRunner
 from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
 from tests.fixtures_hosts import MakeSshEnv, SshEnv, TestHost
@@ -192,3 +194,47 @@ def test_parse_clock_and_batches() -> None:
         ["web1", "web2"], ["web3", "web4"], ["web5"],
     ]  # fmt: skip
     assert [len(b) for b in redeploy.batches(hosts, None)] == [5]
+
+
+@pytest.mark.hosts(1)
+async def test_the_plan_shows_the_commands_the_run_sends(
+    make_ssh_env: MakeSshEnv, sample_repo: Any, runners: list[SshRunner], tmp_path: Any
+) -> None:
+    """The plan (`/rollback plan`) and the run read one declaration, `redeploy.host_script`:
+    what the plan lists for a host is, in order, what the host was sent."""
+    env = make_ssh_env(1, repo=sample_repo)
+    sha = _hotfix_branch(env, tmp_path)  # requirements.txt changes: install runs too
+    branch = "hotfix/rollback-myapp-v1.4.2-ab12"
+    apps = make_apps(step_app(env))
+    incident = make_incident(
+        facts={"assess": {"target": "v1.4.2"}, "code": {"hotfix_ref": branch, "hotfix_sha": sha}}
+    )
+    sent = RecordingRunner(runner_for(apps, runners))
+    ctx = make_ctx(apps, sent, step=StepId.REDEPLOY, incident=incident)
+
+    await redeploy.run(ctx)
+
+    app, host = apps.apps["myapp"], apps.apps["myapp"].hosts[0]
+    planned = redeploy.host_script(app, host, branch, "v1.4.2").planned()
+    names = [p.name for p in planned]
+    assert names == [
+        "dependencies",
+        "fetch",
+        "dependencies",
+        "install",
+        "clock",
+        "restart",
+        "status",
+        "version",
+        "head",
+    ]
+    assert sent.commands("web1") == [p.command for p in planned]
+    install = next(p for p in planned if p.name == "install")
+    assert install.note == "only if requirements.txt changed"  # the strategy's dependency file
+
+    # Again, from a fresh start on the new checkout: the dependency file is unchanged, and the
+    # same commands are sent but `install`.
+    sent.ran.clear()
+    incident.facts.redeploy = RedeployFacts()
+    await redeploy.run(make_ctx(apps, sent, step=StepId.REDEPLOY, incident=incident))
+    assert sent.commands("web1") == [p.command for p in planned if p.name != "install"]

@@ -19,9 +19,9 @@ from urllib.parse import quote, urlsplit
 PLACEHOLDERS = frozenset({"app", "host", "version"})
 _FIELD = re.compile(r"\{\{([A-Za-z_]\w*)\}\}|\{([A-Za-z_]\w*)\}")
 # The same rules as the apps file's names (bot/config/apps_file.py `_ID`) and the rollback command's
-# versions (bot/workflow/model.py `VERSION_RE`); tests/test_checks_placeholders.py holds them equal.
+# versions (bot/workflow/version.py `SHAPE`); tests/test_checks_core.py holds them equal.
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
-VERSION_RE = re.compile(r"^[A-Za-z0-9._/-]{1,100}$")
+VERSION_RE = re.compile(r"^(?![-/])[A-Za-z0-9._/-]{1,100}$")
 _RULES = {"app": NAME_RE, "host": NAME_RE, "version": VERSION_RE}
 
 

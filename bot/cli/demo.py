@@ -42,6 +42,7 @@ from bot.store.memory import MemoryStore
 from bot.workflow.model import Gate, Incident
 from bot.workflow.policy import Actor
 from bot.workflow.render_text import wrapped
+from bot.workflow.version import Version
 
 
 def _free_port() -> int:
@@ -174,7 +175,7 @@ async def _run(
     engine, queue = build_terminal_engine(apps, store, notifier, root / "workspace")
     reason = "checkout returns 500 after the v1.5.0 deploy"
     carol = terminal_actor(apps, "U0CAROL")
-    request = OpenRequest("myapp", "v1.4.2", reason, carol)
+    request = OpenRequest("myapp", Version("v1.4.2"), reason, carol)
     console = Console(out=out)
     console.install()
     try:

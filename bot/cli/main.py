@@ -19,6 +19,8 @@ from bot.config.settings import Settings
 from bot.telemetry.logs import level_of
 from bot.telemetry.logs import setup as setup_logging
 from bot.telemetry.redaction import install_log_redaction
+from bot.workflow.errors import NotAVersion
+from bot.workflow.version import Version
 
 log = logging.getLogger("rewind")
 
@@ -203,9 +205,14 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
     from bot.fronts.terminal.front import RollbackArgs, run_plan, run_rollback
 
+    try:
+        version = Version.parse(args.version) if args.version else None
+    except NotAVersion as exc:
+        print(f"✗ {exc}")
+        return 1
     rb = RollbackArgs(
         app=args.app,
-        version=args.version,
+        version=version,
         reason=args.reason,
         yes=args.yes,
         major=args.major,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bot.workflow.errors import UserFacingError
 from bot.workflow.input_checks import check_words
 from bot.workflow.messages import Emphasis, bullets, message, para
+from bot.workflow.version import Version
 
 SUBCOMMANDS = {"status", "list", "cancel", "unfreeze", "help", "release"}
 # A second word is taken as the version when it looks like one; otherwise it starts the reason.
@@ -22,7 +23,7 @@ _LOOKS_LIKE_VERSION = re.compile(
 class Command:
     kind: str  # start | plan | status | list | cancel | unfreeze | help
     app: str = ""
-    version: str | None = None
+    version: Version | None = None
     reason: str = ""
     target: str = ""  # APP or INCIDENT for status / cancel / unfreeze
     major: bool = False  # a major outage: the report comes with a postmortem template
@@ -37,7 +38,7 @@ def parse(text: str) -> Command:
     if head == "release":
         if len(words) != 3:
             raise UserFacingError("Usage: `/rollback release APP VERSION`")
-        return Command(head, app=words[1], version=words[2], target=words[1])
+        return Command(head, app=words[1], version=Version.parse(words[2]), target=words[1])
     if head in SUBCOMMANDS:
         arg = words[1] if len(words) > 1 else ""
         if head in {"cancel", "unfreeze"} and not arg:
@@ -55,9 +56,9 @@ def _start(words: list[str], kind: str, usage: str) -> Command:
     if not words:
         raise UserFacingError(usage)
     app, rest = words[0], words[1:]
-    version: str | None = None
+    version: Version | None = None
     if rest and _LOOKS_LIKE_VERSION.search(rest[0]):
-        version, rest = rest[0], rest[1:]
+        version, rest = Version.parse(rest[0]), rest[1:]
     return Command(kind, app=app, version=version, reason=" ".join(rest), major=major)
 
 

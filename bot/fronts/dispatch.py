@@ -19,12 +19,13 @@ from bot.workflow.input_checks import check_reason
 from bot.workflow.model import Incident
 from bot.workflow.plan import Plan
 from bot.workflow.policy import Actor, Right
+from bot.workflow.version import Version
 
 
 @dataclass(frozen=True)
 class Opened:
     incident: Incident
-    version: str | None
+    version: Version | None
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class NoIncidents:
 @dataclass(frozen=True)
 class Released:
     app: str
-    version: str
+    version: Version
     by: str  # user id
     incident_id: str  # the incident that quarantined it; "" when it was not quarantined
 
@@ -92,7 +93,6 @@ Reply = (
 def check_start(engine: Engine, cmd: Command) -> None:
     """Bad input is refused before anything runs; rights are checked once groups are known."""
     engine.app(cmd.app)
-    engine.check_version(cmd.version)
     if not cmd.reason.strip():
         version = f" {cmd.version}" if cmd.version else ""
         raise UserFacingError(
@@ -103,9 +103,8 @@ def check_start(engine: Engine, cmd: Command) -> None:
 
 
 def check_plan(engine: Engine, cmd: Command) -> None:
-    """The fast checks of `/rollback plan`: a known app, a version that can be one."""
+    """The fast checks of `/rollback plan`: a known app (the version was parsed with it)."""
     engine.app(cmd.app)
-    engine.check_version(cmd.version)
 
 
 class Dispatcher:
@@ -161,7 +160,7 @@ class Dispatcher:
         plan = Plan.model_validate_json(raw)
         request = OpenRequest(
             plan.app,
-            plan.target,
+            Version.parse(plan.target),  # stored text: parsed as a typed one is
             plan.reason or f"rollback as planned in plan {plan.id}",
             actor,
             source=self.source,
@@ -172,12 +171,11 @@ class Dispatcher:
 
     async def release(self, cmd: Command, actor: Actor) -> Reply:
         app = self.engine.app(cmd.app)
-        self.engine.check_version(cmd.version)
         if reason := policy_for(app).refuse(actor, Right.APPROVE):
             raise UserFacingError(reason)
         if self.engine.watch is None or cmd.version is None:
             raise UserFacingError("Quarantine is not available here.")
-        held = await self.engine.watch.release(app.name, cmd.version, actor.user)
+        held = await self.engine.watch.release(app.name, str(cmd.version), actor.user)
         if held is None:
             return Released(app.name, cmd.version, actor.user, "")
         await self.store.audit(held.incident, actor.user, f"released {cmd.version}", "quarantine")

@@ -18,6 +18,7 @@ from bot.steps.context import StepBody
 from bot.workflow.machine import Answer, Event
 from bot.workflow.model import Incident, StepId
 from bot.workflow.policy import Actor
+from bot.workflow.version import Version
 
 
 class Engine:
@@ -84,14 +85,10 @@ class Engine:
     def app(self, name: str) -> AppConfig:
         return self.incidents.app(name)
 
-    @staticmethod
-    def check_version(version: str | None) -> None:
-        IncidentService.check_version(version)
-
     def check_request(self, req: OpenRequest) -> AppConfig:
         return self.incidents.check_request(req)
 
-    async def check_version_exists(self, app: AppConfig, version: str) -> None:
+    async def check_version_exists(self, app: AppConfig, version: Version) -> None:
         await self.incidents.check_version_exists(app, version)
 
     async def open(self, req: OpenRequest) -> Incident:

@@ -46,12 +46,13 @@ from bot.workflow.machine import (
 )
 from bot.workflow.messages import ChannelRef, Inline, Link, Mark, Mention, Message, message, words
 from bot.workflow.messages import Status as MarkStatus
-from bot.workflow.model import VERSION_RE, Incident, Status, StepId, StepStatus
+from bot.workflow.model import Incident, Status, StepId, StepStatus
 from bot.workflow.plan import PlanBasis
 from bot.workflow.policy import Actor, Policy, Right
 from bot.workflow.quarantine import Quarantine
 from bot.workflow.render_text import plain
 from bot.workflow.steps import SPECS
+from bot.workflow.version import Version
 
 log = logging.getLogger(__name__)
 UNKNOWN_INCIDENT = "unknown"  # the audit trail of clicks that name no incident
@@ -60,7 +61,7 @@ UNKNOWN_INCIDENT = "unknown"  # the audit trail of clicks that name no incident
 @dataclass(frozen=True)
 class OpenRequest:
     app: str
-    version: str | None
+    version: Version | None  # parsed by the front
     reason: str
     actor: Actor
     source: str = "slack"  # or "terminal", "watch" (a click on a proposal), "auto"
@@ -136,18 +137,9 @@ class IncidentService:
             raise UserFacingError(f"I don't know an app called `{name}`. Known apps: {known}.")
         return app
 
-    @staticmethod
-    def check_version(version: str | None) -> None:
-        if version is not None and not VERSION_RE.match(version):
-            raise UserFacingError(
-                f"`{version[:100]}` is not a version: use a tag or commit "
-                "(letters, digits, `.`, `_`, `/`, `-`; at most 100 characters)."
-            )
-
     def check_request(self, req: OpenRequest) -> AppConfig:
         """Everything that needs neither the repo nor Redis: answered within Slack's 3 s."""
         app = self.app(req.app)
-        self.check_version(req.version)
         if req.source == "auto":
             return app  # auto_rollback: the apps file allowed it (never for production)
         check_reason(req.reason)
@@ -176,7 +168,7 @@ class IncidentService:
                 app=app.name,
                 environment=app.environment,
                 production_env=app.production,
-                requested_version=req.version,
+                requested_version=str(req.version) if req.version else None,
                 reason=req.reason,
                 requested_by=req.actor.user,
                 steps=new_steps(),
@@ -242,7 +234,7 @@ class IncidentService:
 
         await self.store.update(incident.id, change)
 
-    async def check_version_exists(self, app: AppConfig, version: str) -> None:
+    async def check_version_exists(self, app: AppConfig, version: Version) -> None:
         if not await self.repos.has_version(app, version):
             raise UserFacingError(
                 f"`{version}` is neither a tag nor a commit of `{app.name}`'s repo. "

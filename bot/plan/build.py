@@ -34,6 +34,7 @@ from bot.workflow.plan import (
 )
 from bot.workflow.policy import Actor
 from bot.workflow.steps import ORDER
+from bot.workflow.version import Version
 from runners import alembic_output, backups, health, templates
 from runners.git import Method, push_args
 from runners.recording import RecordingRunner
@@ -94,7 +95,7 @@ class Planner:
         self.engine = engine
 
     async def plan(
-        self, app_name: str, version: str | None, actor: Actor, *, reason: str = ""
+        self, app_name: str, version: Version | None, actor: Actor, *, reason: str = ""
     ) -> Plan:
         """Refused exactly as `/rollback` refuses (unknown app or version, no rights)."""
         # The reason is optional in a plan; one given is checked as `/rollback` checks it.
@@ -112,7 +113,7 @@ class Planner:
             app=app.name,
             environment=app.environment,
             production_env=app.production,
-            requested_version=version,
+            requested_version=str(version) if version else None,
             reason="plan",
             requested_by=actor.user,
             steps=new_steps(),
@@ -190,8 +191,7 @@ class _Making:
         deploy_hosts = strategy(app.deploy.strategy).deploy_hosts(app)
         for number, batch in enumerate(redeploy.batches(deploy_hosts, app.deploy.rolling), 1):
             for host in batch:
-                cmds = redeploy.host_commands(app, host, ref, target)
-                for planned in cmds.sequence():
+                for planned in redeploy.host_script(app, host, ref, target).planned():
                     self.add(StepId.REDEPLOY, host.name, planned, batch=number)
         checks = self._checks()
         probes = [

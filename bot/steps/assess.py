@@ -26,7 +26,7 @@ async def run(ctx: StepContext) -> Outcome:
             hosts[name] = HostResult(
                 host=name,
                 ok=False,
-                summary=f"version command failed ({res.exit_status})",
+                summary=f"version command failed ({res.status})",
                 detail=res.tail(),
             )
         else:

@@ -107,14 +107,7 @@ class StepContext:
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
         await self.waiting(host.name, None)
-        if check and not result.ok:
-            raise HostError(
-                f"{what} failed (exit {result.exit_status})",
-                host=host.name,
-                hint="Its last lines are above. Fix the cause, then Retry — or Abort.",
-                detail=result.tail(),
-            )
-        return result
+        return result.check(what) if check else result
 
     async def run_script(
         self,

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
 import shlex
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.config.apps_file import AppConfig, HostConfig
-from bot.ports import CommandResult, ScriptCommand
-from bot.steps.context import Outcome, Planned, StepContext
+from bot.ports import CommandResult
+from bot.steps.context import Outcome, StepContext
+from bot.steps.script import HostScript, Line, read
 from bot.workflow.errors import HostError, StepError, UserFacingError
 from bot.workflow.facts import RedeployFacts
 from bot.workflow.model import Criterion, HostResult
@@ -64,67 +63,33 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-@dataclass(frozen=True)
-class HostCommands:
-    """Every command the redeploy runs on one host, values filled in: built once, here, for the
-    real run and for the plan (`/rollback plan`), so the two cannot drift apart."""
+def host_script(app: AppConfig, host: HostConfig, ref: str, target: str) -> HostScript:
+    """Every command the redeploy runs on one host, values filled in, in the order it runs
+    them: declared once, here, for the real run and for the plan (`/rollback plan`).
 
-    dependencies: str | None  # the dependency file's blob id, read before and after the fetch
-    fetch: str | None
-    install: str | None
-    clock: str
-    restart: str | None
-    status: str | None
-    version: str | None
-    head: str | None  # what says the exact revision the host runs (None: `version` does)
+    Raises UserFacingError when a value may not go into a command."""
 
-    def sequence(self) -> list[Planned]:
-        """The commands in the order `_Host.run` runs them."""
-        dep = (
-            Planned("dependencies", self.dependencies, changes=False) if self.dependencies else None
-        )
-        steps: list[Planned | None] = [
-            dep,
-            _planned("fetch", self.fetch),
-            dep,
-            _planned(
-                "install",
-                self.install,
-                note="only if the dependency file changed" if self.dependencies else "",
-            ),
-            Planned("clock", self.clock, changes=False, note="the restart time, for the logs"),
-            _planned("restart", self.restart),
-            _planned("status", self.status, changes=False),
-            _planned("version", self.version, changes=False),
-            _planned("head", self.head, changes=False, note="must be the rollback commit"),
-        ]
-        return [s for s in steps if s is not None]
-
-
-def _planned(
-    name: str, command: str | None, *, changes: bool = True, note: str = ""
-) -> Planned | None:
-    return Planned(name, command, changes=changes, note=note) if command else None
-
-
-def host_commands(app: AppConfig, host: HostConfig, ref: str, target: str) -> HostCommands:
-    """Raises UserFacingError when a value may not go into a command."""
-
-    def cmd(name: str) -> str | None:
-        return templates.build(app, host, name, ref=ref, version=target)
+    def step(name: str, *, changes: bool = True, note: str = "") -> Line | None:
+        command = templates.build(app, host, name, ref=ref, version=target)
+        return Line(name, command, changes=changes, note=note) if command else None
 
     how = strategy(app.deploy.strategy)
     dep = how.dependency_file
+    # The dependency file's blob id, read before and after the fetch: `install` runs only when
+    # it changed. The reads are quiet and may fail (no such file yet).
     probe = f"git rev-parse {shlex.quote('HEAD:' + dep)} 2>/dev/null || true" if dep else None
-    return HostCommands(
-        dependencies=templates.in_workdir(app, host, probe) if probe else None,
-        fetch=cmd("fetch"),
-        install=cmd("install"),
-        clock=CLOCK,
-        restart=cmd("restart"),
-        status=cmd("status"),
-        version=cmd("version"),
-        head=templates.in_workdir(app, host, how.head_command) if how.head_command else None,
+    deps = templates.in_workdir(app, host, probe) if probe else None
+    head = templates.in_workdir(app, host, how.head_command) if how.head_command else None
+    return HostScript.of(
+        read("deps_before", deps, label="dependencies", timeout=60) if deps else None,
+        step("fetch"),
+        read("deps_after", deps, label="dependencies", timeout=60) if deps else None,
+        step("install", note=f"only if {dep} changed" if dep else ""),
+        read("clock", CLOCK, timeout=30, note="the restart time, for the logs"),
+        step("restart"),
+        step("status", changes=False),
+        step("version", changes=False),
+        read("head", head, timeout=60, note="must be the rollback commit") if head else None,
     )
 
 
@@ -133,24 +98,7 @@ class _Host:
 
     def __init__(self, ctx: StepContext, host: HostConfig, ref: str, target: str) -> None:
         self.ctx, self.host, self.ref, self.target = ctx, host, ref, target
-        self.cmds = host_commands(ctx.app, host, ref, target)
-
-    def plan(self) -> dict[str, ScriptCommand]:
-        """The script's commands by name, in order; the probes are quiet and may fail."""
-        cmds = self.cmds
-        quiet = functools.partial(ScriptCommand, stream=False, check=False, timeout=60)
-        named: list[tuple[str, ScriptCommand | None]] = [
-            ("deps_before", quiet(cmds.dependencies) if cmds.dependencies else None),
-            ("fetch", ScriptCommand(cmds.fetch) if cmds.fetch else None),
-            ("deps_after", quiet(cmds.dependencies) if cmds.dependencies else None),
-            ("install", ScriptCommand(cmds.install) if cmds.install else None),
-            ("clock", quiet(cmds.clock, timeout=30)),
-            ("restart", ScriptCommand(cmds.restart) if cmds.restart else None),
-            ("status", ScriptCommand(cmds.status) if cmds.status else None),
-            ("version", ScriptCommand(cmds.version) if cmds.version else None),
-            ("head", quiet(cmds.head) if cmds.head else None),
-        ]
-        return {name: cmd for name, cmd in named if cmd is not None}
+        self.script = host_script(ctx.app, host, ref, target)
 
     async def run(self) -> HostResult:
         ctx, name = self.ctx, self.host.name
@@ -158,34 +106,34 @@ class _Host:
         # Kept from the first attempt: after a failed install, a retry finds the new checkout
         # already in place and would otherwise think nothing changed.
         fingerprints = facts.dependency_fingerprint
-        plan = self.plan()
-        names = list(plan)
+        plan = self.script
+        dep = strategy(ctx.app.deploy.strategy).dependency_file
 
         def output(results: list[CommandResult | None], what: str) -> str | None:
-            result = results[names.index(what)] if what in plan else None
+            result = plan.result(results, what)
             return result.output.strip() if result is not None and result.ok else None
 
         async def decide(i: int, results: list[CommandResult | None]) -> bool:
-            what = names[i]
+            what = plan.names[i]
             if what == "deps_before":
                 return name not in fingerprints
             if what == "fetch" and "deps_before" in plan:
                 fingerprints.setdefault(name, output(results, "deps_before") or "")
             unchanged = fingerprints.get(name, "") == (output(results, "deps_after") or "")
             if what == "install" and "deps_after" in plan and unchanged:
-                await ctx.out(name, "requirements.txt unchanged: install skipped")
+                await ctx.out(name, f"{dep} unchanged: install skipped")
                 return False
             if what == "head":
                 return bool(_expected_sha(ctx))
             return True
 
-        results = await ctx.run_script(self.host, list(plan.values()), decide=decide)
+        results = await ctx.run_script(self.host, plan.sent(), decide=decide)
         clock = output(results, "clock")
         now, offset = (parse_clock(clock) if clock else None) or (datetime.now(UTC), 0)
-        if results[names.index("clock")] is not None:
+        if plan.result(results, "clock") is not None:
             facts.restart_at[name] = now.isoformat()
             facts.host_utc_offset[name] = offset
-        self.check(plan, results)
+        self.check(results)
         reported = _last_line(output(results, "version") or "")
         facts.versions_by_host[name] = reported
         head = _last_line(output(results, "head") or "")
@@ -199,26 +147,21 @@ class _Host:
             )
         return HostResult(host=name, ok=True, summary=f"on {self.target} ({reported})")
 
-    def check(self, plan: dict[str, ScriptCommand], results: list[CommandResult | None]) -> None:
+    def check(self, results: list[CommandResult | None]) -> None:
         """The first command that failed, as a HostError; also a script cut short."""
-        for (what, cmd), result in zip(plan.items(), results, strict=True):
-            if not cmd.check:
+        for line, result in zip(self.script, results, strict=True):
+            what = line.name
+            if not line.check:
                 continue
             if result is None:
-                if what == "install":  # skipped: requirements unchanged
+                if what == "install":  # skipped: the dependency file unchanged
                     continue
                 raise HostError(
                     f"the commands stopped before `{what}`",
                     host=self.host.name,
                     hint="The connection may have dropped. Retry, or Abort.",
                 )
-            if not result.ok:
-                raise HostError(
-                    f"`{what}` failed (exit {result.exit_status})",
-                    host=self.host.name,
-                    hint="Its last lines are above. Fix the cause, then Retry — or Abort.",
-                    detail=result.tail(),
-                )
+            result.check(f"`{what}`")
 
 
 def batches(hosts: list[HostConfig], size: int | None) -> list[list[HostConfig]]:

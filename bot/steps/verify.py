@@ -132,7 +132,7 @@ def logs_scan(
 ) -> LogScan:
     """What a logs read found: the error lines among those written since `since`."""
     if not result.ok:
-        return LogScan(host.name, error=f"`logs` failed (exit {result.exit_status})")
+        return LogScan(host.name, error=f"`logs` failed ({result.status})")
     lines, stamped = lines_since(result.output.splitlines(), since, utc_offset)
     pattern = re.compile(app.logs.error_pattern)
     matches = [line for line in lines if pattern.search(line)]
@@ -272,7 +272,7 @@ async def _smoke(ctx: StepContext, found: _Findings) -> None:
         if isinstance(result, Exception):
             found.smoke.append((template, host.name, False, str(result)))
             continue
-        why = "" if result.ok else f"exit {result.exit_status}"
+        why = "" if result.ok else result.status
         found.smoke.append((template, host.name, result.ok, why))
     lines = [
         f"{'✅' if ok else '❌'} `{cmd}` on {host}" + (f": {why}" if why else "")

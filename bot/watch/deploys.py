@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bot.config.apps_file import AppConfig, AppsFile
 from bot.workflow.errors import UserFacingError
-from bot.workflow.model import VERSION_RE, utcnow
+from bot.workflow.model import utcnow
+from bot.workflow.version import is_version
 
 _URL = re.compile(r"^https?://[^\s]{1,2000}$")
 _WHO = re.compile(r"^[^\x00-\x1f<>`*]{1,100}$")
@@ -80,7 +81,7 @@ def check_report(apps: AppsFile, report: DeployReport, source: str) -> tuple[App
     if app is None:
         known = ", ".join(sorted(apps.apps)) or "none"
         raise UserFacingError(f"unknown app {report.app[:100]!r}; known apps: {known}")
-    if not VERSION_RE.match(report.version):
+    if not is_version(report.version):
         raise UserFacingError(
             f"{report.version[:100]!r} is not a version: use a tag or commit "
             "(letters, digits, '.', '_', '/', '-'; at most 100 characters)"

@@ -60,7 +60,7 @@ async def error_lines(
     except HostError as exc:
         return str(exc)
     if not result.ok:
-        return f"`logs` failed (exit {result.exit_status})"
+        return f"`logs` failed ({result.status})"
     lines, _ = lines_since(result.output.splitlines(), since, offset)
     pattern = re.compile(app.logs.error_pattern)
     return sum(1 for line in lines if pattern.search(line))

@@ -32,6 +32,7 @@ from bot.workflow.messages import Inline, Mention, message
 from bot.workflow.model import ThreadRef
 from bot.workflow.policy import Actor, Right
 from bot.workflow.quarantine import Quarantine
+from bot.workflow.version import Version
 
 log = logging.getLogger(__name__)
 RUNNER_IDLE = 300.0  # seconds a watch's SSH connections stay open between ticks
@@ -343,7 +344,11 @@ class WatchService:
         )
         incident = await self.engine.open(
             OpenRequest(
-                app.name, watch.last_good, reason, actor, source="watch" if not auto else "auto"
+                app.name,
+                Version.parse(watch.last_good),
+                reason,
+                actor,
+                source="watch" if not auto else "auto",
             )
         )
         return incident.id

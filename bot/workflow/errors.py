@@ -60,6 +60,11 @@ class ConfigError(RewindError):
             super().__init__(f"{len(self.problems)} problems:\n{listed}")
 
 
+class NotAVersion(UserFacingError, ValueError):
+    """A text that cannot be a version (`bot.workflow.version`); a ValueError too, so that
+    pydantic reports it as an invalid value."""
+
+
 class StartupError(RewindError):
     """The installation cannot work as set up: one line that names the setting to fix."""
 

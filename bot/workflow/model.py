@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -12,10 +11,6 @@ from pydantic import BaseModel, Field
 from bot.workflow.baseline import Baseline
 from bot.workflow.facts import Facts
 from bot.workflow.policy import is_production
-
-# What a version (tag, commit, branch) may look like wherever it is named: it ends up in git and
-# shell commands, so anything else is refused up front.
-VERSION_RE = re.compile(r"^[A-Za-z0-9._/-]{1,100}$")
 
 
 def utcnow() -> datetime:

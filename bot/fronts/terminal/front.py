@@ -35,6 +35,7 @@ from bot.workflow.messages import Message, Paragraph, para, words
 from bot.workflow.model import Gate, GateKind, Incident, StepId
 from bot.workflow.policy import Actor
 from bot.workflow.render_text import WrappedOut, plain
+from bot.workflow.version import Version
 from runners.git import GitRepos
 from runners.local import runner_for
 
@@ -382,7 +383,7 @@ START_REDIS = (
 @dataclass(frozen=True)
 class RollbackArgs:
     app: str
-    version: str | None
+    version: Version | None  # parsed from the arguments
     reason: str
     yes: bool = False
     major: bool = False

@@ -1,0 +1,48 @@
+"""Step 3 — Roll back the database with alembic, or restore it from a backup.
+
+Alembic only ever runs on the `run_on` host, in its checkout. That checkout still holds the
+deployed (newer) version while this step runs: the older code does not know the newer
+revisions, so the downgrade must happen before the redeploy moves the hosts back.
+Revision files are read from the bot's clone as text (`runners.alembic_static`), never imported.
+
+`commands` builds what runs (for the run and the plan), `revision` reads the database's revision,
+`backup` and `prepare` are the prepare step, `downgrade` and `restore` the rollback step.
+"""
+
+from __future__ import annotations
+
+from bot.steps.database.backup import listed_backups, own_backup, read_deployed_at, stat_backups
+from bot.steps.database.commands import (
+    PrepareCommands,
+    RestoreCommands,
+    current_command,
+    downgrade_command,
+    prepare_commands,
+    restore_commands,
+    rollback_sequence,
+    short,
+    sql_revision,
+)
+from bot.steps.database.downgrade import rollback
+from bot.steps.database.prepare import prepare
+from bot.steps.database.revision import assess_db, current_revision
+
+__all__ = [
+    "PrepareCommands",
+    "RestoreCommands",
+    "assess_db",
+    "current_command",
+    "current_revision",
+    "downgrade_command",
+    "listed_backups",
+    "own_backup",
+    "prepare",
+    "prepare_commands",
+    "read_deployed_at",
+    "restore_commands",
+    "rollback",
+    "rollback_sequence",
+    "short",
+    "sql_revision",
+    "stat_backups",
+]

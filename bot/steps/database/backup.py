@@ -1,0 +1,142 @@
+"""The backups: the one `prepare` takes, the ones listed on the host, and `prepare`'s commands
+as one script."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from bot.config.apps_file import DatabaseConfig, HostConfig
+from bot.ports import CommandResult
+from bot.steps.context import StepContext
+from bot.steps.database.commands import (
+    PrepareCommands,
+    _iso,
+    _run_on,
+    current_command,
+    prepare_commands,
+)
+from bot.steps.database.revision import assess_db
+from bot.workflow.errors import StepError
+from bot.workflow.facts import BackupFact, DbAssessment
+from runners import backups
+
+MAX_BACKUPS = 20
+
+
+def _backup_fact(path: str, size: int, mtime: float, *, own: bool, before: bool) -> BackupFact:
+    return BackupFact(
+        path=path,
+        name=posixpath.basename(path),
+        size=size,
+        time=_iso(mtime),
+        mtime=mtime,
+        own=own,
+        before_deploy=before,
+    )
+
+
+async def stat_backups(
+    ctx: StepContext, host: HostConfig, stat: str | None
+) -> dict[str, tuple[int, float]]:
+    cmd = stat
+    if cmd is None:
+        return {}
+    result = await ctx.run(host, cmd, stream=False)
+    return backups.parse_stat(result.output)
+
+
+async def listed_backups(ctx: StepContext, host: HostConfig, listing: str | None) -> list[str]:
+    if not listing:
+        return []
+    result = await ctx.run(host, listing, stream=False)
+    return backups.parse_listing(result.output)[:MAX_BACKUPS]
+
+
+async def read_deployed_at(
+    ctx: StepContext, host: HostConfig, cmd: str, read: CommandResult | None = None
+) -> float | None:
+    """When the deployed version went live: the time the checkout on `run_on` last moved (its
+    HEAD reflog); `read`: what `cmd` said, when it ran already."""
+    result = read or await ctx.run(host, cmd, stream=False)
+    match = re.search(r"@\{(\d+)\}", result.output)
+    return float(match.group(1)) if match and result.ok else None
+
+
+class _PrepareScript:
+    """`prepare`'s commands on `run_on` as one script (one SSH session, not one per command).
+
+    Each command's result is judged before the next one gets its go, as when each ran alone:
+    an error stops the script there with the same message. The downgrade SQL's revision comes
+    from `alembic current`, read by this script: it is sent as written from Assess's reading
+    and, when the database has moved since, as a deferred command written from the new one."""
+
+    def __init__(self, ctx: StepContext, db: DatabaseConfig, target_ref: str, path: str) -> None:
+        self.ctx, self.db, self.target_ref, self.path = ctx, db, target_ref, path
+        self.host = _run_on(ctx, db)
+        seen = ctx.facts.assess
+        self.expected = prepare_commands(
+            ctx.app, db, path, seen.db_current_revision, seen.db_target_revision
+        )
+        self.script = self.expected.script(current_command(ctx.app, db), db.timeout)
+        self.names = self.script.names
+        self.fresh: DbAssessment | None = None
+        self.cmds: PrepareCommands | None = None
+        self.stat: str | None = None
+
+    def result(self, results: list[CommandResult | None], what: str) -> CommandResult | None:
+        return self.script.result(results, what)
+
+    async def run(self) -> list[CommandResult | None]:
+        whats = ["command" if n not in ("mkdir", "backup") else n for n in self.names]
+        return await self.ctx.run_script(
+            self.host, self.script.sent(), decide=self.decide, whats=whats
+        )
+
+    async def decide(self, i: int, results: list[CommandResult | None]) -> bool | str:
+        what = self.names[i]
+        if what == "command":
+            return True
+        if self.fresh is None:
+            self.fresh = await assess_db(self.ctx, self.target_ref, read=results[0])
+        if not self.fresh.migrations:
+            return False  # nothing to prepare: the rest is left out
+        cmds = self.cmds = self.cmds or prepare_commands(
+            self.ctx.app,
+            self.db,
+            self.path,
+            self.fresh.current_revision,
+            self.fresh.target_revision,
+        )
+        if what in ("mkdir", "backup", "check"):
+            return True  # a failed mkdir or backup stops the script by itself (`check`)
+        if what == "deployed at":
+            own_backup(self.host, self.path, self.result(results, "check"))  # raises if bad
+            return True
+        if what == "listing":
+            return True
+        if what == "stat":
+            self.stat = cmds.stat(self.ctx.app, self.host, self.listed(results))
+            return self.stat or False
+        if what == "sql":
+            return cmds.sql == self.expected.sql
+        return cmds.sql if cmds.sql != self.expected.sql else False
+
+    def listed(self, results: list[CommandResult | None]) -> list[str]:
+        listing = self.result(results, "listing")
+        if listing is None:
+            return []
+        return [p for p in backups.parse_listing(listing.output)[:MAX_BACKUPS] if p != self.path]
+
+
+def own_backup(host: HostConfig, path: str, check: CommandResult | None) -> BackupFact:
+    """The backup just taken, from its check (`test -s` and its size and time)."""
+    size_mtime = check.output.split() if check is not None else []
+    if check is None or not check.ok or len(size_mtime) != 2:
+        raise StepError(
+            f"the backup `{path}` is missing or empty after the backup command",
+            host=host.name,
+            hint="Check the `database.backup` command and the disk, then Retry.",
+            detail=check.tail() if check is not None else "",
+        )
+    return _backup_fact(path, int(size_mtime[0]), float(size_mtime[1]), own=True, before=False)

@@ -1,0 +1,182 @@
+"""The database steps' commands, values filled in: built here for the real run and for the
+plan, so the two send the same text."""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from bot.config.apps_file import AppConfig, DatabaseConfig, HostConfig
+from bot.steps.context import Planned, StepContext
+from bot.steps.script import HostScript, Line, read
+from bot.workflow.errors import UserFacingError
+from runners import templates
+
+DEPLOYED_AT = "git reflog -1 --date=unix --format=%gd HEAD"  # when the checkout last moved
+
+
+def _db(ctx: StepContext) -> DatabaseConfig | None:
+    return ctx.app.database
+
+
+def _run_on(ctx: StepContext, db: DatabaseConfig) -> HostConfig:
+    return ctx.app.host(db.run_on)
+
+
+def _cmd(app: AppConfig, host: HostConfig, template: str, **values: str) -> str:
+    """A database command, filled like the deploy commands and run in the host's workdir."""
+    rendered = templates.render(template, templates.host_values(app, host, **values))
+    return templates.in_workdir(app, host, rendered)
+
+
+def _alembic(app: AppConfig, db: DatabaseConfig, host: HostConfig, args: str, **v: str) -> str:
+    return _cmd(app, host, f"{db.alembic} {args}", **v)
+
+
+def current_command(app: AppConfig, db: DatabaseConfig) -> str:
+    host = app.host(db.run_on)
+    return _alembic(app, db, host, "current")
+
+
+def sql_revision(current: str | None, target: str | None) -> str:
+    return f"{current}:{target or 'base'}"
+
+
+@dataclass(frozen=True)
+class PrepareCommands:
+    """What `prepare` runs on `run_on`, in order (the stat of listed backups only when any)."""
+
+    mkdir: str
+    backup: str
+    check: str
+    deployed_at: str
+    listing: str | None
+    sql: str
+
+    def script(self, current: str, timeout: float | None = None) -> HostScript:
+        """`prepare`'s commands on `run_on` in order, as one script (`current`: the `alembic
+        current` command, run by Assess too). Two are written when their turn comes: the
+        listed backups' sizes, and the downgrade SQL again when the database moved since."""
+        return HostScript.of(
+            read("command", current, label="alembic current"),
+            Line("mkdir", self.mkdir, note="the backup's directory"),
+            Line("backup", self.backup, timeout=timeout),
+            read("check", self.check, label="backup check", note="exists and is not empty"),
+            read("deployed at", self.deployed_at),
+            read("listing", self.listing, label="backups", note="restorable ones")
+            if self.listing
+            else None,
+            read("stat", "# the listed backups' sizes", label="backup sizes", deferred=True),
+            read("sql", self.sql, label="downgrade SQL", note="offline: no database"),
+            read("sql again", "# the downgrade SQL, from the new reading", deferred=True),
+        )
+
+    def sequence(self, current: str, stat: str | None) -> list[Planned]:
+        """The script as the plan shows it: the sizes' command as written from the listing
+        (`stat`, None: no backup listed), the SQL once."""
+        planned = []
+        for line in self.script(current):
+            if line.name == "stat" and stat:
+                planned.append(replace(line, command=stat).planned())
+            elif not line.deferred:
+                planned.append(line.planned())
+        return planned
+
+    def stat(self, app: AppConfig, host: HostConfig, paths: list[str]) -> str | None:
+        if not paths:
+            return None
+        quoted = " ".join(shlex.quote(templates.check_value("backup", p)) for p in paths)
+        return templates.in_workdir(app, host, f"stat -c '%s %Y %n' -- {quoted}")
+
+
+def prepare_commands(
+    app: AppConfig, db: DatabaseConfig, path: str, current: str | None, target: str | None
+) -> PrepareCommands:
+    host = app.host(db.run_on)
+    q = shlex.quote(path)
+    mkdir = f"mkdir -p -- {shlex.quote(posixpath.dirname(path) or '.')}"
+    if not db.backup:
+        raise UserFacingError("no `database.backup` command is configured")
+    return PrepareCommands(
+        mkdir=templates.in_workdir(app, host, mkdir),
+        backup=_cmd(app, host, db.backup, backup=path),
+        check=templates.in_workdir(app, host, f"test -s {q} && stat -c '%s %Y' -- {q}"),
+        deployed_at=templates.in_workdir(app, host, DEPLOYED_AT),
+        listing=_cmd(app, host, db.backups) if db.backups else None,
+        sql=_alembic(
+            app, db, host, "downgrade --sql {revision}", revision=sql_revision(current, target)
+        ),
+    )
+
+
+def downgrade_script(app: AppConfig, db: DatabaseConfig, target: str | None) -> HostScript:
+    """What the downgrade runs on `run_on`, in order, as one script: for the run and the plan."""
+    current = current_command(app, db)
+    return HostScript.of(
+        read("current", current, label="alembic current"),
+        Line("downgrade", downgrade_command(app, db, target), timeout=db.timeout),
+        read("after", current, label="alembic current", note="must be the target revision"),
+    )
+
+
+def rollback_sequence(app: AppConfig, db: DatabaseConfig, target: str | None) -> list[Planned]:
+    """What the downgrade runs, in order."""
+    return downgrade_script(app, db, target).planned()
+
+
+def downgrade_command(app: AppConfig, db: DatabaseConfig, target: str | None) -> str:
+    host = app.host(db.run_on)
+    return _alembic(app, db, host, "downgrade {revision}", revision=target or "base")
+
+
+@dataclass(frozen=True)
+class RestoreCommands:
+    """What a restore runs: on `run_on` but `stop`, which runs on every host."""
+
+    exists: str
+    restore: str
+    verify: str | None
+
+    def script(self, current: str, timeout: float | None) -> HostScript:
+        """What runs on `run_on` once the app is stopped, as one script: for the run and the
+        plan (`current`: the `alembic current` command)."""
+        return HostScript.of(
+            Line("restore", self.restore, timeout=timeout),
+            Line("verify", self.verify, changes=False) if self.verify else None,
+            read("current", current, label="alembic current"),
+        )
+
+    def sequence(self, app: AppConfig, current: str) -> list[tuple[str, Planned]]:
+        """(host, command) in the order `_restore` runs them."""
+        db = app.database
+        run_on = db.run_on if db else app.hosts[0].name
+        out = [(run_on, Planned("backup check", self.exists, changes=False))]
+        for host in app.hosts:
+            stop = templates.build(app, host, "stop")
+            if stop:
+                out.append((host.name, Planned("stop", stop, note="until the redeploy")))
+        script = self.script(current, db.timeout if db else None)
+        out += [(run_on, planned) for planned in script.planned()]
+        return out
+
+
+def restore_commands(app: AppConfig, db: DatabaseConfig, path: str) -> RestoreCommands:
+    host = app.host(db.run_on)
+    if not db.restore:
+        raise UserFacingError("no `database.restore` command is configured")
+    q = shlex.quote(templates.check_value("backup", path))
+    return RestoreCommands(
+        exists=templates.in_workdir(app, host, f"test -s {q}"),
+        restore=_cmd(app, host, db.restore, backup=path),
+        verify=_cmd(app, host, db.verify) if db.verify else None,
+    )
+
+
+def short(rev: str | None) -> str:
+    return rev[:4] if rev else "base"
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

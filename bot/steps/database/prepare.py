@@ -1,0 +1,155 @@
+"""Step 3a, prepare: back up, list what can be restored, and preview the downgrade SQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.steps.context import Outcome, StepContext
+from bot.steps.database.backup import (
+    _backup_fact,
+    _PrepareScript,
+    listed_backups,
+    own_backup,
+    read_deployed_at,
+    stat_backups,
+)
+from bot.steps.database.commands import _db, _run_on, prepare_commands, short, sql_revision
+from bot.steps.database.revision import assess_db
+from bot.workflow import units
+from bot.workflow.errors import StepError
+from bot.workflow.facts import DbFacts
+from bot.workflow.messages import Mark, Status, para
+from runners.alembic_output import sql_text
+from runners.backups import backup_location, parse_stat
+
+PREVIEW_LINES = 30
+PREVIEW_CHARS = 2500
+
+
+def _preview(sql: str) -> str:
+    lines = sql.splitlines()
+    text = "\n".join(lines[:PREVIEW_LINES])[:PREVIEW_CHARS]
+    if len(text) < len(sql.rstrip()):
+        text += f"\n-- … trimmed: {len(lines)} lines in all, full text in the attached file"
+    return text
+
+
+async def prepare(ctx: StepContext) -> Outcome:
+    """Back up, list what can be restored, and preview the downgrade SQL for the approval."""
+    db = _db(ctx)
+    if db is None:
+        return Outcome(summary="No database configured: nothing to prepare")
+    target_ref = ctx.facts.assess.target_sha or ctx.incident.target or ""
+    if not target_ref:
+        raise StepError("the target version is unknown", hint="Retry the incident from the start.")
+    if not db.backup:
+        fresh = await assess_db(ctx, target_ref)
+        if not fresh.migrations:
+            return Outcome(
+                summary="No migrations to undo: nothing to prepare", facts=DbFacts(assessed=fresh)
+            )
+        raise StepError(
+            "no `database.backup` command is configured",
+            hint="Rewind does not touch a database without a backup: add one to the apps file.",
+        )
+    host = _run_on(ctx, db)
+    path = backup_location(db, ctx.app.name, ctx.incident.id, datetime.now(UTC))
+    script = _PrepareScript(ctx, db, target_ref, path)
+    results = await script.run()
+    # What the script left unjudged (its end, or a command that stopped it) is judged here.
+    fresh = script.fresh or await assess_db(ctx, target_ref, read=results[0])
+    if not fresh.migrations:
+        return Outcome(
+            summary="No migrations to undo: nothing to prepare", facts=DbFacts(assessed=fresh)
+        )
+    current, target = fresh.current_revision, fresh.target_revision
+    cmds = script.cmds or prepare_commands(ctx.app, db, path, current, target)
+    for what in ("mkdir", "backup"):  # as `StepContext.run(check=True)` says they failed
+        ran = script.result(results, what)
+        if ran is not None:
+            ran.check(what)
+    # A command the script did not reach (its session cut) runs alone, as it did before.
+    if script.result(results, "mkdir") is None:
+        await ctx.run(host, cmds.mkdir, check=True, what="mkdir")
+    if script.result(results, "backup") is None:
+        await ctx.run(host, cmds.backup, check=True, what="backup", timeout=db.timeout)
+    check = script.result(results, "check") or await ctx.run(host, cmds.check, stream=False)
+    own = own_backup(host, path, check)
+
+    deployed_read = script.result(results, "deployed at")
+    deployed_at = await read_deployed_at(ctx, host, cmds.deployed_at, deployed_read)
+    if cmds.listing and script.result(results, "listing") is None:
+        listed = [p for p in await listed_backups(ctx, host, cmds.listing) if p != path]
+    else:
+        listed = script.listed(results)
+    stat_read = script.result(results, "stat")
+    stat = cmds.stat(ctx.app, host, listed)
+    stats = (
+        parse_stat(stat_read.output)
+        if stat_read is not None
+        else await stat_backups(ctx, host, stat)
+    )
+    backups = [own]
+    for p in listed:
+        if p in stats:
+            size, mtime = stats[p]
+            before = deployed_at is not None and mtime < deployed_at
+            backups.append(_backup_fact(p, size, mtime, own=False, before=before))
+    backups.sort(key=lambda b: b.mtime, reverse=True)
+    older = [b for b in backups if b.before_deploy and not b.own]
+    default = older[0] if older else own
+
+    revision = sql_revision(current, target)
+    result = (
+        script.result(results, "sql")
+        or script.result(results, "sql again")
+        or await ctx.run(host, cmds.sql, stream=False)
+    )
+    sql = sql_text(result.output)
+    irreversible = [m.revision for m in fresh.migrations if m.irreversible]
+    if not result.ok:
+        if "NotImplementedError" in result.output and not irreversible:
+            irreversible = [str(current)]
+        preview = f"-- the downgrade SQL could not be generated:\n{result.tail()}"
+    else:
+        preview = _preview(sql)
+        await ctx.notifier.upload(
+            ctx.incident,
+            f"downgrade-{ctx.app.name}-{short(current)}-to-{short(target)}.sql",
+            sql + "\n",
+            title=f"alembic downgrade --sql {revision}",
+        )
+
+    risk = ""
+    if irreversible:
+        risk = (
+            f"Migration(s) {', '.join(irreversible)} cannot be undone by alembic (their "
+            "downgrade() raises or does nothing): a downgrade would fail or lose data. "
+        )
+        if default.own:
+            risk += (
+                "No backup from before the deployed version went live was found, and the one "
+                "just taken holds the new schema: roll the database back by hand."
+            )
+        else:
+            risk += f"Restore from backup `{default.name}` ({default.time}) instead."
+    await ctx.say(
+        f"Backup `{own.name}` taken on {host.name}: {units.size(own.size)} at {own.time}. "
+        f"{fresh.summary.capitalize()}.",
+        *((para(Mark(Status.WARN), f" {risk}"),) if risk else ()),
+    )
+    return Outcome(
+        summary=f"Backup {own.name} ({units.size(own.size)}); {fresh.summary}",
+        facts=DbFacts(
+            assessed=fresh,
+            backup=own,
+            backups=backups,
+            restore_default=default.path,
+            sql_preview=preview,
+            sql_lines=len(sql.splitlines()) if result.ok else 0,
+            irreversible=bool(irreversible),
+            irreversible_revisions=irreversible,
+            risk=risk,
+            recommended="restore" if irreversible else "downgrade",
+        ),
+    )
