@@ -8,7 +8,6 @@ app, this run the step); a worker that is stopping hands a repeatable step over 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -263,11 +262,10 @@ class StepRunner:
             for incident_id, kept in list(self._runners.items()):
                 try:
                     done = await self._done_with(incident_id, kept[1])
-                except Exception:  # the store away: keep it, look again next round
+                    if done and self._runners.get(incident_id) is kept:  # no step took it since
+                        await self.close_runner(incident_id)
+                except Exception:  # the store away: kept, looked at again next round
                     log.debug("runner of %s kept: its incident cannot be read", incident_id)
-                    continue
-                if done and self._runners.get(incident_id) is kept:  # not taken by a step since
-                    await self.close_runner(incident_id)
 
     async def _done_with(self, incident_id: str, since: float) -> bool:
         if time.monotonic() - since > RUNNER_IDLE:
@@ -283,8 +281,7 @@ class StepRunner:
     async def aclose(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+            await asyncio.gather(self._reaper, return_exceptions=True)
         for incident_id in list(self._runners):
             await self.close_runner(incident_id)
 
