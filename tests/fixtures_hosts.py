@@ -77,6 +77,15 @@ def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: f
 SHIMS_DIR = Path(__file__).resolve().parent / "shims"
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children first), from /proc."""
+    try:
+        children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return children + [d for c in children for d in _descendants(c)]
+
+
 def on_every_host(hosts: Sequence[TestHost], do: Callable[[TestHost], object]) -> None:
     """`do(host)` for every host at once, in threads (a bench lab has dozens); the first error
     is raised once all are done."""
@@ -155,6 +164,33 @@ class TestHost:
     def ssh_sessions(self) -> int:
         """How many SSH sessions this host's sshd has opened so far (from its log)."""
         return self.sshd_log.read_text().count("Starting session:")
+
+    def ssh_connections(self) -> int:
+        """How many SSH connections (logins) this host's sshd has accepted so far (its log)."""
+        return self.sshd_log.read_text().count("Accepted publickey")
+
+    def _connection_pids(self) -> list[int]:
+        """sshd's child per connection it holds open now (OpenSSH forks one per connection)."""
+        children = Path(f"/proc/{self.sshd_pid}/task/{self.sshd_pid}/children")
+        try:
+            return [int(p) for p in children.read_text().split()]
+        except OSError:
+            return []
+
+    def open_connections(self) -> int:
+        """How many SSH connections this host's sshd holds open now: what sshd sees closed is
+        gone from here."""
+        return len(self._connection_pids())
+
+    def drop_connections(self) -> int:
+        """Cut every SSH connection to this host as a crash of the host's side would (SIGKILL
+        to sshd's per-connection processes and whatever they run); sshd goes on listening.
+        How many connections were cut."""
+        pids = self._connection_pids()
+        for pid in [d for p in pids for d in _descendants(p)] + pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return len(pids)
 
     def health_status(self) -> int:
         """What the app's /healthz answers now: 200 healthy (v1.4.2), 500 failing (v1.5.0)."""
