@@ -116,6 +116,7 @@ class IncidentService:
         repos: Repos,
         watch: WatchHooks | None = None,
         events: IncidentEvents | None = None,
+        ended: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.apps = apps
         self.watch = watch
@@ -124,8 +125,9 @@ class IncidentService:
         self.notifier = notifier
         self.queue = queue
         self.repos = repos
-        # Told when an incident ends, after its freeze: the step runner closes its SSH connections.
-        self.ended: Callable[[str], Awaitable[None]] | None = None
+        # Told when an incident ends, after its freeze: its SSH connections are closed
+        # (`HostRunners.close`).
+        self.ended = ended
 
     # ---- checks shared by every front ---------------------------------------------------
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.config.apps_file import AppConfig, AppsFile
-from bot.incidents.engine import Engine
 from bot.incidents.service import OpenRequest, policy_for
 from bot.ports import HostRunner
 from bot.watch import judge, probe
@@ -29,9 +28,8 @@ from bot.watch.store import WatchStore
 from bot.workflow.baseline import Baseline
 from bot.workflow.errors import UserFacingError
 from bot.workflow.messages import Inline, Mention, message
-from bot.workflow.model import ThreadRef
+from bot.workflow.model import Incident, ThreadRef
 from bot.workflow.policy import Actor, Right
-from bot.workflow.quarantine import Quarantine
 
 log = logging.getLogger(__name__)
 RUNNER_IDLE = 300.0  # seconds a watch's SSH connections stay open between ticks
@@ -64,6 +62,12 @@ class Proposer(Protocol):
         ...
 
 
+class IncidentOpener(Protocol):
+    """Where a proposal's `Roll back` opens the incident (`bot.incidents.service`)."""
+
+    async def open(self, req: OpenRequest) -> Incident: ...
+
+
 class TickQueue(Protocol):
     async def enqueue_tick(self, watch_id: str, n: int, due: float) -> None: ...
 
@@ -79,6 +83,7 @@ class WatchService:
         runner_factory: Callable[[AppConfig], HostRunner],
         worker_id: str = "",
         workspace: Path | None = None,
+        incidents: IncidentOpener | None = None,
     ) -> None:
         self.workspace = workspace
         self.apps = apps
@@ -87,7 +92,7 @@ class WatchService:
         self.proposer = proposer
         self.runner_factory = runner_factory
         self.worker_id = worker_id
-        self.engine: Engine | None = None  # set once both exist (the engine asks us back)
+        self.incidents = incidents  # None where nothing is proposed (`rewind deploy`)
         self._runners: dict[str, tuple[HostRunner, float]] = {}
 
     # ---- web side: a deploy is reported -------------------------------------------------
@@ -328,8 +333,8 @@ class WatchService:
         await self.proposer.settle(app, ref, self.proposal(settled or watch, auto=True))
 
     async def _open_incident(self, app: AppConfig, watch: Watch, actor: Actor, auto: bool) -> str:
-        if self.engine is None:
-            raise RuntimeError("the watch service has no engine")
+        if self.incidents is None:
+            raise RuntimeError("this watch service opens no incident")
         if not watch.last_good:
             raise UserFacingError(
                 f"I know no good version of `{app.name}` to go back to: "
@@ -340,7 +345,7 @@ class WatchService:
             f"{watch.deploy.version} looks bad since its deploy {since} min ago: "
             f"{watch.evidence}" + (" — rolled back automatically (auto_rollback)" if auto else "")
         )
-        incident = await self.engine.open(
+        incident = await self.incidents.open(
             OpenRequest(
                 app.name, watch.last_good, reason, actor, source="watch" if not auto else "auto"
             )
@@ -438,22 +443,6 @@ class WatchService:
                     await self.queue.enqueue_tick(watch.id, n, time.time())
                     count += 1
         return count
-
-    # ---- what an incident asks of the watch ----------------------------------------------
-
-    async def baseline_for(self, app: str) -> Baseline | None:
-        """How the app did before its latest deploy: what a rollback is judged against."""
-        latest = await self.store.latest(app)
-        return latest.baseline if latest is not None else None
-
-    async def quarantine(self, q: Quarantine) -> None:
-        await self.store.quarantine(q)
-
-    async def release(self, app: str, version: str, by: str) -> Quarantine | None:
-        held = await self.store.release(app, version)
-        if held is not None:
-            log.info("%s %s released from quarantine by %s", app, version, by)
-        return held
 
 
 async def _none() -> None:

@@ -23,8 +23,9 @@ from bot.config.settings import Settings
 from bot.fronts.terminal.console import Console, InputClosed, Interrupted
 from bot.fronts.terminal.notifier import TerminalNotifier, numbered
 from bot.fronts.terminal.people import People
-from bot.incidents.engine import Engine
-from bot.incidents.service import OpenRequest
+from bot.incidents.host_runners import HostRunners
+from bot.incidents.service import IncidentService, OpenRequest
+from bot.incidents.step_runner import StepRunner
 from bot.ports import Notifier, Store
 from bot.telemetry.redaction import redact
 from bot.views import incident as views
@@ -60,7 +61,6 @@ class InlineQueue:
 
     def __init__(self) -> None:
         self.pending: list[tuple[str, StepId, int]] = []
-        self.engine: Engine | None = None
 
     async def enqueue_step(self, incident_id: str, step: StepId, attempt: int) -> None:
         self.pending.append((incident_id, step, attempt))
@@ -68,10 +68,9 @@ class InlineQueue:
     async def hand_over(self, incident_id: str, step: StepId, attempt: int) -> None:
         self.pending.append((incident_id, step, attempt))
 
-    async def drain(self) -> None:
-        assert self.engine is not None
+    async def drain(self, steps: StepRunner) -> None:
         while self.pending:
-            await self.engine.run_step(*self.pending.pop(0))
+            await steps.run_step(*self.pending.pop(0))
 
 
 def terminal_actor(apps: AppsFile, name: str) -> Actor:
@@ -210,7 +209,7 @@ class Driver:
 
     def __init__(
         self,
-        engine: Engine,
+        steps: StepRunner,
         queue: InlineQueue,
         store: Store,
         choose: Chooser,
@@ -219,12 +218,12 @@ class Driver:
         names: Callable[[str], str] = str,
     ) -> None:
         self.names = names  # a user id -> the name people know (from the apps file's `people`)
-        self.engine, self.queue, self.store = engine, queue, store
+        self.steps, self.queue, self.store = steps, queue, store
         self.choose, self.out, self.console = choose, out, console
         self.paused = False
         self.abort_after_step = False
         if console is not None:
-            engine.pause_point = self._pause_point
+            steps.pause_point = self._pause_point
 
     async def _pause_point(self, incident: Incident, step: StepId) -> None:
         """At a step's fence: act on a Ctrl-C pressed while the last command ran."""
@@ -251,18 +250,18 @@ class Driver:
         console.say("Going on.")
 
     async def open(self, req: OpenRequest) -> Incident:
-        incident = await self.engine.open(req)
+        incident = await self.steps.incidents.open(req)
         return await self.run(incident.id, req.actor)
 
     async def run(self, incident_id: str, actor: Actor) -> Incident:
         try:
             return await self._until_done(incident_id, actor)
         finally:
-            await self.engine.aclose()
+            await self.steps.aclose()
 
     async def _until_done(self, incident_id: str, actor: Actor) -> Incident:
         while True:
-            await self.queue.drain()
+            await self.queue.drain(self.steps)
             current = await self.store.load(incident_id)
             assert current is not None
             if not current.status.open or current.gate is None:
@@ -280,7 +279,7 @@ class Driver:
                     self.paused = True
                     return current
             try:
-                await self.engine.answer(
+                await self.steps.incidents.answer(
                     current.id, Answer(gate.token, reply.actor, reply.choice, reply.option)
                 )
             except UserFacingError as exc:
@@ -292,22 +291,23 @@ class Driver:
             )  # fmt: skip
 
 
-def build_terminal_engine(
+def build_terminal_runner(
     apps: AppsFile, store: Store, notifier: Notifier, workspace: Path
-) -> tuple[Engine, InlineQueue]:
+) -> tuple[StepRunner, InlineQueue]:
+    """The step runner of this process, its incident service (`.incidents`), and the queue it
+    drains in order."""
     queue = InlineQueue()
-    engine = Engine(
+    runners = HostRunners(runner_for)
+    incidents = IncidentService(
         apps=apps,
         store=store,
         notifier=notifier,
         queue=queue,
-        workspace=workspace,
-        runner_factory=runner_for,
         repos=GitRepos(workspace),
-        worker_id="terminal",
+        ended=runners.close,
     )
-    queue.engine = engine
-    return engine, queue
+    steps = StepRunner(incidents, runners=runners, workspace=workspace, worker_id="terminal")
+    return steps, queue
 
 
 class StoreUnreachable(Exception):
@@ -487,7 +487,7 @@ async def _run(
 ) -> int:
     store = await _store_for(settings)
     notifier, people = await connect(settings, apps, store, out)
-    engine, queue = build_terminal_engine(apps, store, notifier, settings.workspace)
+    steps, queue = build_terminal_runner(apps, store, notifier, settings.workspace)
     os_user = getpass.getuser()
     uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
     requester = terminal_actor(apps, uid or f"terminal:{os_user}")
@@ -495,7 +495,7 @@ async def _run(
         chooser: Chooser = auto_chooser(apps, requester)
     else:
         chooser = Prompter(console, apps, requester, people)
-    driver = Driver(engine, queue, store, chooser, out, console, people.bare)
+    driver = Driver(steps, queue, store, chooser, out, console, people.bare)
     try:
         if resume:
             incident = await store.load(resume)
@@ -516,7 +516,7 @@ async def _run(
                 return EXIT_INTERRUPTED
             req = OpenRequest(args.app, args.version, reason, requester, source="terminal",
                               major=args.major)  # fmt: skip
-            incident = await _open(driver, engine, store, req, args.break_glass)
+            incident = await _open(driver, steps.incidents, store, req, args.break_glass)
     except UserFacingError as exc:
         print(f"✗ {plain(exc.message, people.bare)}", file=out)
         return 1
@@ -539,9 +539,9 @@ async def _run(
 
 
 async def _open(
-    driver: Driver, engine: Engine, store: Store, req: OpenRequest, break_glass: bool
+    driver: Driver, incidents: IncidentService, store: Store, req: OpenRequest, break_glass: bool
 ) -> Incident:
-    incident = await engine.open(req)
+    incident = await incidents.open(req)
     if break_glass:
         await store.audit(incident.id, req.actor.user, "break-glass: started at the terminal",
                           f"OS user {where_am_i()}")  # fmt: skip
@@ -628,11 +628,11 @@ async def run_plan(
         print(f"✗ {why}", file=say)
         return 2
     store = await _plan_store(settings, say)
-    engine, _ = build_terminal_engine(apps, store, Quiet(), settings.workspace)
+    steps, _ = build_terminal_runner(apps, store, Quiet(), settings.workspace)
     os_user = getpass.getuser()
     uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
     try:
-        plan = await Planner(engine).plan(
+        plan = await Planner(steps.incidents, runner_for, settings.workspace).plan(
             args.app, args.version, terminal_actor(apps, uid or f"terminal:{os_user}"),
             reason=args.reason,
         )  # fmt: skip
@@ -640,7 +640,7 @@ async def run_plan(
         print(f"✗ {plain(exc.message)}", file=say)
         return 1
     finally:
-        await engine.aclose()
+        await steps.aclose()
     text = render.markdown(plan)
     path = settings.workspace / "files" / render.filename(plan)
     path.parent.mkdir(parents=True, exist_ok=True)
