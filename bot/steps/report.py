@@ -17,7 +17,7 @@ from bot.workflow.messages import Mark, Status
 from bot.workflow.messages import message as said
 from bot.workflow.model import Criterion, Incident
 from bot.workflow.steps import STEPS
-from runners.git import Committed, commit_files
+from runners.git_commit import Committed, commit_files
 
 # Two workers finishing incidents at once would race for the index lock.
 _LOCKS: dict[Path, asyncio.Lock] = {}
