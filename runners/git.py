@@ -21,12 +21,14 @@ from git.exc import (
 from git.objects import Blob
 
 from bot.config.apps_file import AppConfig
+from bot.ports import Committed
 from bot.workflow.errors import StepError, UserFacingError
 from bot.workflow.facts import CommitFact
 from bot.workflow.model import VERSION_RE
 from runners.git_clone import GitClone, git_said
 from runners.git_clone import clone_dir as clone_dir  # the steps read these from here
 from runners.git_clone import redact as redact
+from runners.git_commit import commit_report
 
 Method = Literal["revert", "tag"]
 
@@ -302,6 +304,9 @@ class GitRepos:
 
     def __init__(self, workspace: Path) -> None:
         self.workspace = workspace
+
+    async def commit_report(self, paths: list[Path], message: str) -> Committed:
+        return await commit_report(paths, message)
 
     async def has_version(self, app: AppConfig, version: str) -> bool:
         repo = AppRepo(app.repo, clone_dir(self.workspace, "repos-check", app.name, app.repo))

@@ -3,23 +3,16 @@ when there is a remote."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
 from pathlib import Path
 
 from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 from git.repo import Repo
 
+from bot.ports import Committed
 from runners.git_clone import IDENTITY, _batch_env
 
 PUSH_TIMEOUT = 60
-
-
-@dataclass(frozen=True)
-class Committed:
-    sha: str | None  # None: not a git checkout, or nothing changed
-    pushed: bool = False
-    push_error: str = ""
-    note: str = ""
 
 
 def _repo_for(directory: Path) -> Repo | None:
@@ -82,3 +75,19 @@ def _push(repo: Repo, sha: str) -> Committed:
         why = (exc.stderr or str(exc)).strip().splitlines()
         return Committed(sha, push_error=why[-1] if why else "push failed")
     return Committed(sha, pushed=True)
+
+
+# Two workers finishing incidents at once would race for the index lock.
+_DIRECTORY_LOCKS: dict[Path, asyncio.Lock] = {}
+
+
+async def commit_report(paths: list[Path], message: str) -> Committed:
+    """`commit_files` in a thread, one commit at a time per directory; git's failure to commit
+    is said in the result (the report is written either way)."""
+    lock = _DIRECTORY_LOCKS.setdefault(paths[0].parent, asyncio.Lock())
+    async with lock:
+        try:
+            return await asyncio.to_thread(commit_files, paths, message)
+        except GitCommandError as exc:
+            why = (exc.stderr or str(exc)).strip().splitlines()
+            return Committed(None, note="commit failed: " + (why[-1] if why else "?"))

@@ -122,6 +122,16 @@ def test_the_engine_imports_no_adapter(module: str) -> None:
     assert imported(ROOT / module) & FORBIDDEN == set(), f"{module} imports an adapter"
 
 
+def test_git_is_reached_only_through_runners() -> None:
+    """GitPython is an adapter's business: the report's commit goes through the `Repos` port."""
+    found = [
+        path.relative_to(ROOT).as_posix()
+        for path in _sources("bot")
+        if "git" in imported(path) and not path.is_relative_to(ROOT / "bot" / "sample")
+    ]
+    assert found == []
+
+
 # What each package may import of Rewind's (as its docstring says). A package is the folder under
 # `bot/` (`bot/fronts/slack` and `bot/fronts/terminal` count on their own); `runners` is one.
 BASE = {"workflow"}

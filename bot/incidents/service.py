@@ -422,7 +422,11 @@ class IncidentService:
 
         try:
             published = await report.publish(
-                incident, self.apps, await self.store.timeline(incident.id), self.notifier
+                incident,
+                self.apps,
+                await self.store.timeline(incident.id),
+                self.notifier,
+                self.repos,
             )
         except Exception:
             log.exception("incident %s: the report of the abort could not be written", incident.id)

@@ -181,6 +181,7 @@ class StepRunner:
             apps=self.apps,
             hosts=runner,
             notifier=self.notifier,
+            repos=self.incidents.repos,
             workspace=self.workspace,
             fence=lambda: self._fence(incident, step, run_id),
             timeline=lambda: self.store.timeline(incident.id),

@@ -128,6 +128,7 @@ class Planner:
             apps=self.incidents.apps,
             hosts=runner,
             notifier=Quiet(),
+            repos=self.incidents.repos,
             workspace=scratch,  # the steps' clone goes here: a scratch clone, deleted below
             fence=_no_fence,
             timeline=_no_timeline,

@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config.apps_file import AppConfig, AppsFile, HostConfig
-from bot.ports import AuditEntry, CommandResult, Decide, HostRunner, Notifier, ScriptCommand
+from bot.ports import (
+    AuditEntry,
+    CommandResult,
+    Decide,
+    HostRunner,
+    Notifier,
+    Repos,
+    ScriptCommand,
+)
 from bot.workflow.errors import HostError
 from bot.workflow.facts import Facts, StepFacts
 from bot.workflow.messages import Block, Inline, message
@@ -52,6 +60,7 @@ class StepContext:
     apps: AppsFile
     hosts: HostRunner
     notifier: Notifier
+    repos: Repos  # git: the apps' repositories and the reports' checkout
     workspace: Path  # where the bot keeps its clones and scratch files
     fence: Callable[[], Awaitable[None]]  # raises if this incident lost its app lock
     timeline: Callable[[], Awaitable[list[AuditEntry]]]

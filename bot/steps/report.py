@@ -6,10 +6,8 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from git.exc import GitCommandError
-
 from bot.config.apps_file import AppsFile
-from bot.ports import AuditEntry, Notifier
+from bot.ports import AuditEntry, Notifier, Repos
 from bot.steps.context import Outcome, StepContext
 from bot.views import report as report_md
 from bot.workflow.facts import ReportFacts
@@ -17,10 +15,6 @@ from bot.workflow.messages import Mark, Status
 from bot.workflow.messages import message as said
 from bot.workflow.model import Criterion, Incident
 from bot.workflow.steps import STEPS
-from runners.git_commit import Committed, commit_files
-
-# Two workers finishing incidents at once would race for the index lock.
-_LOCKS: dict[Path, asyncio.Lock] = {}
 
 
 def incidents_dir(configured: str) -> Path:
@@ -34,7 +28,7 @@ class Published:
 
 
 async def publish(
-    inc: Incident, apps: AppsFile, timeline: list[AuditEntry], notifier: Notifier
+    inc: Incident, apps: AppsFile, timeline: list[AuditEntry], notifier: Notifier, repos: Repos
 ) -> Published:
     """Write the report (and the postmortem when major), commit it, post it in the thread."""
     directory = incidents_dir(apps.incidents.dir)
@@ -57,13 +51,7 @@ async def publish(
     await asyncio.to_thread(write)
     what = f"rolled back to {inc.target}" if inc.status.open else f"{inc.status.value}"
     message = f"Incident report: {inc.app} {what} ({inc.id})"
-    lock = _LOCKS.setdefault(directory, asyncio.Lock())
-    async with lock:
-        try:
-            committed = await asyncio.to_thread(commit_files, list(files), message)
-        except GitCommandError as exc:
-            why = (exc.stderr or str(exc)).strip().splitlines()
-            committed = Committed(None, note="commit failed: " + (why[-1] if why else "?"))
+    committed = await repos.commit_report(list(files), message)
     where = f"`{path}`"
     if committed.sha:
         where += f", commit `{committed.sha[:10]}`"
@@ -98,7 +86,7 @@ async def publish(
 
 
 async def run(ctx: StepContext) -> Outcome:
-    published = await publish(ctx.incident, ctx.apps, await ctx.timeline(), ctx.notifier)
+    published = await publish(ctx.incident, ctx.apps, await ctx.timeline(), ctx.notifier, ctx.repos)
     ctx.facts.report = published.facts
     return Outcome(
         summary=f"Report written: {published.where}",
