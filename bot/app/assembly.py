@@ -245,7 +245,7 @@ def build_slack(rt: Runtime) -> tuple[AsyncApp, SlackFront]:
     planner = Planner(rt.incidents, runner_for, rt.settings.workspace)
     front = SlackFront(rt.incidents, planner, rt.store, groups, rt.notifier, pending)
     register(bolt, front)
-    register_watch(bolt, WatchFront(rt.watches, groups))
+    register_watch(bolt, WatchFront(rt.watches.proposals, groups))
     return bolt, front
 
 
