@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -145,6 +145,16 @@ class Repos(Protocol):
         """Commit exactly `paths` where they were written, then push when there is a remote.
 
         Never raises for git's own failures: what went wrong is in the `Committed`."""
+        ...
+
+
+class Directory(Protocol):
+    """Who people are, by id (Slack's `users.info`): for words read outside the chat, such as
+    the committed report."""
+
+    async def names(self, user_ids: Collection[str]) -> dict[str, str]:
+        """The names people know for the ids it can name; the others are left out. Never raises
+        (an unreachable directory names nobody)."""
         ...
 
 

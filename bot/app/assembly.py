@@ -32,6 +32,7 @@ from bot.app.api import STORE_WAIT, add_routes, bounded_read, store_away
 from bot.app.webhooks import WebhookOutbox, deliver_function
 from bot.config.apps_file import AppsFile
 from bot.config.settings import Settings
+from bot.fronts.slack.directory import SlackDirectory
 from bot.fronts.slack.groups import GroupResolver
 from bot.fronts.slack.listeners import SlackFront, register
 from bot.fronts.slack.notifier import SlackNotifier
@@ -130,6 +131,7 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         watch=IncidentHooks(watch_store),
         events=WebhookOutbox(apps, queue),
         ended=runners.close,
+        people=SlackDirectory(client),
     )
     steps = StepRunner(
         incidents, runners=runners, workspace=settings.workspace, worker_id=settings.worker_id

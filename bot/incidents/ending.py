@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from bot.config.apps_file import AppsFile
-from bot.ports import Freeze, Notifier, Repos, Store
+from bot.ports import Directory, Freeze, Notifier, Repos, Store
 from bot.workflow.messages import Mark, message, words
 from bot.workflow.messages import Status as MarkStatus
 from bot.workflow.model import Incident, Status, StepId, StepStatus
@@ -34,9 +34,11 @@ class Ending:
         repos: Repos,
         watch: Quarantines | None,
         ended: Callable[[str], Awaitable[None]] | None,
+        people: Directory | None = None,
     ) -> None:
         self.apps, self.store, self.notifier, self.repos = apps, store, notifier, repos
         self.watch = watch
+        self.people = people
         # Told when an incident ends, after its freeze: its SSH connections are closed
         # (`HostRunners.close`).
         self.ended = ended
@@ -114,6 +116,7 @@ class Ending:
                 await self.store.timeline(incident.id),
                 self.notifier,
                 self.repos,
+                self.people,
             )
         except Exception:
             log.exception("incident %s: the report of the abort could not be written", incident.id)

@@ -19,7 +19,7 @@ from typing import Literal, Protocol
 from bot.config.apps_file import AppConfig, AppsFile
 from bot.incidents.app_locks import AppLocks
 from bot.incidents.ending import Ending
-from bot.ports import Notifier, Repos, StepQueue, Store
+from bot.ports import Directory, Notifier, Repos, StepQueue, Store
 from bot.telemetry.logs import INCIDENT
 from bot.telemetry.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED
 from bot.workflow import said
@@ -117,6 +117,7 @@ class IncidentService:
         watch: WatchHooks | None = None,
         events: IncidentEvents | None = None,
         ended: Callable[[str], Awaitable[None]] | None = None,
+        people: Directory | None = None,
     ) -> None:
         self.apps = apps
         self.watch = watch
@@ -125,9 +126,16 @@ class IncidentService:
         self.notifier = notifier
         self.queue = queue
         self.repos = repos
+        self.people = people  # who the report names, beyond the apps file's `people:`
         self.locks = AppLocks(store)
         self.ending = Ending(
-            apps=apps, store=store, notifier=notifier, repos=repos, watch=watch, ended=ended
+            apps=apps,
+            store=store,
+            notifier=notifier,
+            repos=repos,
+            watch=watch,
+            ended=ended,
+            people=people,
         )
 
     # ---- checks shared by every front ---------------------------------------------------

@@ -182,6 +182,7 @@ class StepRunner:
             hosts=runner,
             notifier=self.notifier,
             repos=self.incidents.repos,
+            people=self.incidents.people,
             workspace=self.workspace,
             fence=lambda: self._fence(incident, step, run_id),
             timeline=lambda: self.store.timeline(incident.id),

@@ -14,6 +14,7 @@ from bot.ports import (
     AuditEntry,
     CommandResult,
     Decide,
+    Directory,
     HostRunner,
     Notifier,
     Repos,
@@ -65,6 +66,7 @@ class StepContext:
     fence: Callable[[], Awaitable[None]]  # raises if this incident lost its app lock
     timeline: Callable[[], Awaitable[list[AuditEntry]]]
     heartbeat: Callable[[], Awaitable[None]] = field(default=lambda: asyncio.sleep(0))
+    people: Directory | None = None  # names for words read outside the chat (the report)
 
     @property
     def facts(self) -> Facts:

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.config.apps_file import AppsFile
-from bot.ports import AuditEntry, Notifier, Repos
+from bot.ports import AuditEntry, Directory, Notifier, Repos
 from bot.steps.context import Outcome, StepContext
 from bot.views import report as report_md
 from bot.workflow.facts import ReportFacts
 from bot.workflow.messages import Mark, Status
 from bot.workflow.messages import message as said
 from bot.workflow.model import Criterion, Incident
+from bot.workflow.render_text import Names
 from bot.workflow.steps import STEPS
 
 
@@ -27,12 +28,32 @@ class Published:
     where: str
 
 
+async def names_for(
+    inc: Incident, apps: AppsFile, timeline: list[AuditEntry], people: Directory | None
+) -> Names:
+    """Everyone the report names, by the name people know: the apps file's `people:` first, then
+    the directory (Slack's users.info); an id neither knows stays the id."""
+    ids = {inc.requested_by, inc.ended_by, *(a.user for a in inc.approvals)}
+    ids |= {rec.by for rec in inc.steps} | {str(e.get("who", "")) for e in timeline}
+    known = {uid: name for name, uid in apps.people.items()}
+    wanted = sorted(i for i in ids if report_md.is_person(i) and i not in known)
+    if wanted and people is not None:
+        known |= await people.names(wanted)
+    return lambda uid: known.get(uid, uid)
+
+
 async def publish(
-    inc: Incident, apps: AppsFile, timeline: list[AuditEntry], notifier: Notifier, repos: Repos
+    inc: Incident,
+    apps: AppsFile,
+    timeline: list[AuditEntry],
+    notifier: Notifier,
+    repos: Repos,
+    people: Directory | None = None,
 ) -> Published:
     """Write the report (and the postmortem when major), commit it, post it in the thread."""
     directory = incidents_dir(apps.incidents.dir)
-    content = report_md.render_report(inc, timeline, STEPS)
+    names = await names_for(inc, apps, timeline, people)
+    content = report_md.render_report(inc, timeline, STEPS, names)
     name = report_md.report_filename(inc)
     path = directory / name
     files = {path: content}
@@ -86,7 +107,9 @@ async def publish(
 
 
 async def run(ctx: StepContext) -> Outcome:
-    published = await publish(ctx.incident, ctx.apps, await ctx.timeline(), ctx.notifier, ctx.repos)
+    published = await publish(
+        ctx.incident, ctx.apps, await ctx.timeline(), ctx.notifier, ctx.repos, ctx.people
+    )
     ctx.facts.report = published.facts
     return Outcome(
         summary=f"Report written: {published.where}",
