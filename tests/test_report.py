@@ -279,22 +279,12 @@ async def test_the_committed_report_names_people_from_the_apps_file_then_slack(
 ) -> None:
     """The apps file's `people:` names carol; Slack's users.info names alice (its display name);
     an id neither knows is written as the id, without Slack's markup."""
-    apps = make_apps(
-        {
-            "repo": "/srv/repo",
-            "incident_channel": "C0INCIDENT",
-            "ssh": {"transport": "local"},
-            "hosts": [{"name": "web1"}],
-            "deploy": {"strategy": "systemd", "workdir": "/srv/app", "service": "myapp"},
-        },
-        str(tmp_path / "incidents"),
-    )
-    apps.people["carol"] = "U0CAROL"
     slack.users["U0ALICE"] = {"profile": {"display_name": "Alice W", "real_name": "Alice"}}
     slack.fail_next("users.info", ok_false="user_not_found")  # U0ABSENT, asked first
     inc = recovered_incident()
     inc.approvals.append(Approval(kind=GateKind.APPROVE_START, user="U0ABSENT", choice="approve"))
-    ctx = make_ctx(apps, _NoHosts(), step=StepId.REPORT, incident=inc, timeline=TIMELINE)
+    ctx = _ctx(tmp_path, str(tmp_path / "incidents"), inc, RecordingNotifier())
+    ctx.apps.people["carol"] = "U0CAROL"
     ctx.people = SlackDirectory(AsyncWebClient(token="xoxb-test", base_url=slack.api_url))
 
     outcome = await report.run(ctx)
@@ -307,11 +297,3 @@ async def test_the_committed_report_names_people_from_the_apps_file_then_slack(
     assert "<@" not in text
     asked = sorted(c.args["user"] for c in slack.calls_to("users.info"))
     assert asked == ["U0ABSENT", "U0ALICE"]  # carol is in the apps file: Slack is not asked
-
-
-class _NoHosts:
-    async def run(self, *a: Any, **k: Any) -> Any:
-        raise AssertionError("the report step runs nothing on the hosts")
-
-    async def close(self) -> None:
-        return None
