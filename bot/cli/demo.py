@@ -25,6 +25,7 @@ from bot.fronts.terminal.console import Console
 from bot.fronts.terminal.front import (
     START_REDIS,
     Chooser,
+    CtrlC,
     Driver,
     Prompter,
     Reply,
@@ -165,11 +166,12 @@ async def _run(
     store = MemoryStore()
     live = LiveNotifier(out, apps=apps, interactive=not yes) if out.isatty() else None
     notifier: TerminalNotifier = live or CompactNotifier(out, apps=apps)
-    steps, queue = build_terminal_runner(apps, store, notifier, root / "workspace")
     reason = "checkout returns 500 after the v1.5.0 deploy"
     carol = terminal_actor(apps, "U0CAROL")
     request = OpenRequest("myapp", "v1.4.2", reason, carol)
     console = Console(out=out)
+    ctrl_c = CtrlC(console)
+    steps, queue = build_terminal_runner(apps, store, notifier, root / "workspace", ctrl_c)
     console.install()
     try:
         if yes:
@@ -178,7 +180,7 @@ async def _run(
             chooser: Chooser = _as_approver(auto_chooser(apps, carol), alice)
         else:
             chooser = Prompter(console, apps, carol, People.from_apps_file(people))
-        driver = Driver(steps, queue, store, chooser, out, console)
+        driver = Driver(steps, queue, store, chooser, out, ctrl_c)
         incident = await driver.open(request)
     finally:
         console.uninstall()

@@ -43,6 +43,7 @@ class StepRunner:
         workspace: Path,
         bodies: dict[StepId, StepBody] | None = None,
         worker_id: str = "",
+        pause_point: Callable[[Incident, StepId], Awaitable[None]] | None = None,
     ) -> None:
         self.incidents = incidents
         self.apps = incidents.apps
@@ -58,7 +59,7 @@ class StepRunner:
         # next command; a step that is not safe to repeat runs to its end first.
         self.draining = False
         # The terminal front's Ctrl-C: asked at a fence, after the running command, never within.
-        self.pause_point: Callable[[Incident, StepId], Awaitable[None]] | None = None
+        self.pause_point = pause_point
 
     @property
     def bodies(self) -> dict[StepId, StepBody]:

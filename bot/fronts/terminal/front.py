@@ -204,28 +204,16 @@ def _pick(typed: str, labels: list[str]) -> int | None:
     return starts[0] if len(starts) == 1 else None
 
 
-class Driver:
-    """Runs the steps in this process and answers the gates until the incident ends or pauses."""
+class CtrlC:
+    """Ctrl-C while a step runs, acted on at its next fence (the step runner's pause point, given
+    to it when it is built): once asks whether to abort, twice leaves the incident paused."""
 
-    def __init__(
-        self,
-        steps: StepRunner,
-        queue: InlineQueue,
-        store: Store,
-        choose: Chooser,
-        out: TextIO,
-        console: Console | None = None,
-        names: Callable[[str], str] = str,
-    ) -> None:
-        self.names = names  # a user id -> the name people know (from the apps file's `people`)
-        self.steps, self.queue, self.store = steps, queue, store
-        self.choose, self.out, self.console = choose, out, console
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console
         self.paused = False
         self.abort_after_step = False
-        if console is not None:
-            steps.pause_point = self._pause_point
 
-    async def _pause_point(self, incident: Incident, step: StepId) -> None:
+    async def at_fence(self, incident: Incident, step: StepId) -> None:
         """At a step's fence: act on a Ctrl-C pressed while the last command ran."""
         console = self.console
         if console is None or console.interrupts == 0:
@@ -249,6 +237,29 @@ class Driver:
             raise StepError("aborted at the terminal (Ctrl-C)", hint="Aborting.")
         console.say("Going on.")
 
+
+class Driver:
+    """Runs the steps in this process and answers the gates until the incident ends or pauses."""
+
+    def __init__(
+        self,
+        steps: StepRunner,
+        queue: InlineQueue,
+        store: Store,
+        choose: Chooser,
+        out: TextIO,
+        ctrl_c: CtrlC | None = None,  # the one `steps` was built with, if any
+        names: Callable[[str], str] = str,
+    ) -> None:
+        self.names = names  # a user id -> the name people know (from the apps file's `people`)
+        self.steps, self.queue, self.store = steps, queue, store
+        self.choose, self.out = choose, out
+        self.ctrl_c = ctrl_c or CtrlC()
+
+    @property
+    def paused(self) -> bool:
+        return self.ctrl_c.paused
+
     async def open(self, req: OpenRequest) -> Incident:
         incident = await self.steps.incidents.open(req)
         return await self.run(incident.id, req.actor)
@@ -267,16 +278,16 @@ class Driver:
             if not current.status.open or current.gate is None:
                 return current
             gate = current.gate
-            if self.abort_after_step:
-                self.abort_after_step = False
+            if self.ctrl_c.abort_after_step:
+                self.ctrl_c.abort_after_step = False
                 reply = Reply("abort", "", actor)
-            elif self.paused:
+            elif self.ctrl_c.paused:
                 return current
             else:
                 try:
                     reply = await self.choose(current, gate)
                 except Paused:
-                    self.paused = True
+                    self.ctrl_c.paused = True
                     return current
             try:
                 await self.steps.incidents.answer(
@@ -292,10 +303,14 @@ class Driver:
 
 
 def build_terminal_runner(
-    apps: AppsFile, store: Store, notifier: Notifier, workspace: Path
+    apps: AppsFile,
+    store: Store,
+    notifier: Notifier,
+    workspace: Path,
+    ctrl_c: CtrlC | None = None,
 ) -> tuple[StepRunner, InlineQueue]:
     """The step runner of this process, its incident service (`.incidents`), and the queue it
-    drains in order."""
+    drains in order; `ctrl_c` is asked at every fence."""
     queue = InlineQueue()
     runners = HostRunners(runner_for)
     incidents = IncidentService(
@@ -306,7 +321,13 @@ def build_terminal_runner(
         repos=GitRepos(workspace),
         ended=runners.close,
     )
-    steps = StepRunner(incidents, runners=runners, workspace=workspace, worker_id="terminal")
+    steps = StepRunner(
+        incidents,
+        runners=runners,
+        workspace=workspace,
+        worker_id="terminal",
+        pause_point=ctrl_c.at_fence if ctrl_c is not None else None,
+    )
     return steps, queue
 
 
@@ -487,7 +508,8 @@ async def _run(
 ) -> int:
     store = await _store_for(settings)
     notifier, people = await connect(settings, apps, store, out)
-    steps, queue = build_terminal_runner(apps, store, notifier, settings.workspace)
+    ctrl_c = CtrlC(console)
+    steps, queue = build_terminal_runner(apps, store, notifier, settings.workspace, ctrl_c)
     os_user = getpass.getuser()
     uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
     requester = terminal_actor(apps, uid or f"terminal:{os_user}")
@@ -495,7 +517,7 @@ async def _run(
         chooser: Chooser = auto_chooser(apps, requester)
     else:
         chooser = Prompter(console, apps, requester, people)
-    driver = Driver(steps, queue, store, chooser, out, console, people.bare)
+    driver = Driver(steps, queue, store, chooser, out, ctrl_c, people.bare)
     try:
         if resume:
             incident = await store.load(resume)
