@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from bot.config.apps_file import AppConfig
@@ -144,13 +145,39 @@ class Notifier(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Committed:
+    """What became of a commit of the incident report."""
+
+    sha: str | None  # None: not a git checkout, or nothing changed
+    pushed: bool = False
+    push_error: str = ""
+    note: str = ""
+
+
 class Repos(Protocol):
-    """The bot's clones of the apps' repositories (git)."""
+    """The bot's clones of the apps' repositories, and the checkout the reports go to (git)."""
 
     async def has_version(self, app: AppConfig, version: Version) -> bool:
         """`version` is a tag or a commit of `app`'s repository (origin fetched first).
 
         Raises `UserFacingError` when the repository cannot be reached, saying why."""
+        ...
+
+    async def commit_report(self, paths: list[Path], message: str) -> Committed:
+        """Commit exactly `paths` where they were written, then push when there is a remote.
+
+        Never raises for git's own failures: what went wrong is in the `Committed`."""
+        ...
+
+
+class Directory(Protocol):
+    """Who people are, by id (Slack's `users.info`): for words read outside the chat, such as
+    the committed report."""
+
+    async def names(self, user_ids: Collection[str]) -> dict[str, str]:
+        """The names people know for the ids it can name; the others are left out. Never raises
+        (an unreachable directory names nobody)."""
         ...
 
 

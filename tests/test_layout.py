@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The engine reaches SSH, git, Slack and Redis only through `bot.ports`.
 FORBIDDEN = {"runners", "slack_sdk", "slack_bolt", "asyncssh", "redis", "saq", "git"}
 PURE = [
-    "bot/incidents/engine.py",
+    "bot/incidents/host_runners.py",
     "bot/incidents/service.py",
     "bot/incidents/step_runner.py",
     "bot/workflow/input_checks.py",
@@ -90,7 +90,7 @@ def test_the_detector_finds_each_kind_of_markup() -> None:
 def test_the_core_imports_no_adapter() -> None:
     found = []
     for path in _sources(
-        *CORE, "bot/incidents/engine.py", "bot/workflow/messages.py", "bot/workflow/render_text.py"
+        *CORE, "bot/incidents", "bot/workflow/messages.py", "bot/workflow/render_text.py"
     ):
         for node in ast.walk(ast.parse(path.read_text())):
             names = (
@@ -120,6 +120,16 @@ def imported(path: Path) -> set[str]:
 @pytest.mark.parametrize("module", PURE)
 def test_the_engine_imports_no_adapter(module: str) -> None:
     assert imported(ROOT / module) & FORBIDDEN == set(), f"{module} imports an adapter"
+
+
+def test_git_is_reached_only_through_runners() -> None:
+    """GitPython is an adapter's business: the report's commit goes through the `Repos` port."""
+    found = [
+        path.relative_to(ROOT).as_posix()
+        for path in _sources("bot")
+        if "git" in imported(path) and not path.is_relative_to(ROOT / "bot" / "sample")
+    ]
+    assert found == []
 
 
 # What each package may import of Rewind's (as its docstring says). A package is the folder under
@@ -195,3 +205,42 @@ DEBT = {
     "bot/watch/cli.py -> store",
     "bot/watch/jobs.py -> store",
 }
+
+
+def test_no_class_is_over_300_lines() -> None:
+    found = {
+        f"{path.relative_to(ROOT).as_posix()}: {node.name}"
+        for path in _sources("bot", "runners")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef) and (node.end_lineno or 0) - node.lineno + 1 > 300
+    }
+    assert found == set()
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+# Circles still to break, each to be struck here once it is: the terminal's `connect` (notifier.py)
+# builds views.CompactNotifier, a subclass of the notifier it lives beside.
+CIRCLES = {"bot.fronts.terminal.notifier", "bot.fronts.terminal.views"}
+
+
+def test_no_module_imports_itself_back_through_others() -> None:
+    """No import circle among Rewind's modules, lazy imports and `TYPE_CHECKING` ones included."""
+    paths = {_module(p): p for p in _sources("bot", "runners")}
+    graph = {m: {n for n in _imports(p) if n in paths and n != m} for m, p in paths.items()}
+    circles = []
+    for start in graph:
+        seen: set[str] = set()
+        todo = list(graph[start])
+        while todo:
+            here = todo.pop()
+            if here == start:
+                circles.append(start)
+                break
+            if here not in seen:
+                seen.add(here)
+                todo += graph[here]
+    assert set(circles) == CIRCLES

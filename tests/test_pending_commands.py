@@ -90,8 +90,8 @@ async def test_a_command_waiting_its_turn_keeps_its_lease(redis_url: str) -> Non
 
     here = PendingCommands(connect(redis_url), owner="web-1", lease=1)
     other = PendingCommands(connect(redis_url), owner="web-2", lease=1)
-    front = SlackFront(cast(Any, None), cast(Any, None), cast(Any, None), pending=here,
-                       lazy_at_once=1)  # fmt: skip
+    nothing = cast(Any, None)
+    front = SlackFront(nothing, nothing, nothing, nothing, pending=here, lazy_at_once=1)
     release = asyncio.Event()
     carried: list[str] = []
 

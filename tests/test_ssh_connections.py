@@ -141,16 +141,16 @@ async def test_the_kept_connection_outlives_a_wait_and_is_closed_once_idle_too_l
     """The cache looks at its runners often (here every 0.1 s): an incident still open keeps its
     connection while people decide; one left idle past `RUNNER_IDLE` loses it, and its next step
     connects again."""
-    from bot.incidents import step_runner
+    from bot.incidents import host_runners
 
     env = ssh_env
-    monkeypatch.setattr(step_runner, "RUNNER_REAP", 0.1)
+    monkeypatch.setattr(host_runners, "RUNNER_REAP", 0.1)
     async with make_bot({"myapp": config(env)}) as bot:
         await start(bot)
         decision = await bot.gate("Roll back")
         await asyncio.sleep(1)  # ten looks of the cache's reaper
         assert [h.open_connections() for h in env.hosts] == [1, 1]
-        monkeypatch.setattr(step_runner, "RUNNER_IDLE", 0.5)
+        monkeypatch.setattr(host_runners, "RUNNER_IDLE", 0.5)
         await all_closed(bot, env.hosts, "the idle connections closed")
         await bot.click(decision, "Roll back", "U0CAROL")
         await bot.wait_status("completed", timeout=120)

@@ -10,19 +10,40 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from bot.store.connection import reason
+from bot.config.apps_file import AppsFile
+from bot.config.settings import Settings
+from bot.ports import Store
+from bot.store.connection import Outage, reason
 from bot.watch.deploys import DeployReport, bearer_ok, github_report, parse_report, signature_ok
+from bot.watch.service import WatchService
 from bot.workflow.errors import UserFacingError
 
-if TYPE_CHECKING:
-    from bot.app.assembly import Runtime
-
 log = logging.getLogger(__name__)
+
+
+class Runtime(Protocol):
+    """What the API reads of the running process (`bot.app.assembly.Runtime` is one): declared
+    here so that the API needs nothing from the module that builds it."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def apps(self) -> AppsFile: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def watches(self) -> WatchService: ...
+
+    @property
+    def outage(self) -> Outage: ...
 
 
 def _error(status: int, text: str) -> web.Response:

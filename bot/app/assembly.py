@@ -1,4 +1,5 @@
-"""Assembly: settings + apps file -> store, queue, notifier, engine; the web app and the worker."""
+"""Assembly: settings + apps file -> store, queue, notifier, incident service, step runner, watch;
+the web app and the worker."""
 
 from __future__ import annotations
 
@@ -31,18 +32,23 @@ from bot.app.api import STORE_WAIT, add_routes, bounded_read, store_away
 from bot.app.webhooks import WebhookOutbox, deliver_function
 from bot.config.apps_file import AppsFile
 from bot.config.settings import Settings
+from bot.fronts.slack.directory import SlackDirectory
 from bot.fronts.slack.groups import GroupResolver
 from bot.fronts.slack.listeners import SlackFront, register
 from bot.fronts.slack.notifier import SlackNotifier
 from bot.fronts.slack.pending import PendingCommands
 from bot.fronts.slack.slack_api import make_client
 from bot.fronts.slack.watch_slack import SlackProposer, WatchFront, register_watch
-from bot.incidents.engine import Engine
+from bot.incidents.host_runners import HostRunners, open_in
+from bot.incidents.service import IncidentService
+from bot.incidents.step_runner import StepRunner
+from bot.plan.build import Planner
 from bot.store.connection import Outage, connect, lost, parse_url, persistence_warning
 from bot.store.queue import RewindQueue, SaqStepQueue, make_queue, make_worker
 from bot.store.redis_store import RedisStore
 from bot.telemetry.metrics import REGISTRY, refresh
 from bot.telemetry.redaction import install_log_redaction
+from bot.watch.hooks import IncidentHooks
 from bot.watch.jobs import SaqTickQueue, tick_function
 from bot.watch.service import WatchService
 from bot.watch.store import WatchStore
@@ -61,7 +67,8 @@ class Runtime:
     queue: Queue
     client: AsyncWebClient
     notifier: SlackNotifier
-    engine: Engine
+    incidents: IncidentService
+    steps: StepRunner
     watches: WatchService
     outage: Outage = field(default_factory=Outage)
     # Where the acks keep the commands they answered (bot.fronts.slack.pending): a client of its
@@ -77,7 +84,7 @@ class Runtime:
     async def aclose(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        await self.engine.aclose()
+        await self.steps.aclose()
         await self.watches.aclose()
         await self.notifier.aclose()
         # A client still reconnecting to a Redis that is away holds its pool's lock for up to a
@@ -111,32 +118,48 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
     )
     client = make_client(settings.token(), settings.slack_api_url)
     notifier = SlackNotifier(client, apps)
+    # Built in the order they need each other: the incidents ask the watch's store (hooks), the
+    # watch opens incidents, and the step runner closes an ended incident's connections.
+    watch_store = WatchStore(store.r)
+    runners = HostRunners(runner_for, still_open=open_in(store))
+    incidents = IncidentService(
+        apps=apps,
+        store=store,
+        notifier=notifier,
+        queue=SaqStepQueue(queue, heartbeat=settings.heartbeat),
+        repos=GitRepos(settings.workspace),
+        watch=IncidentHooks(watch_store),
+        events=WebhookOutbox(apps, queue),
+        ended=runners.close,
+        people=SlackDirectory(client),
+    )
+    steps = StepRunner(
+        incidents, runners=runners, workspace=settings.workspace, worker_id=settings.worker_id
+    )
     watches = WatchService(
         apps=apps,
-        store=WatchStore(store.r),
+        store=watch_store,
         queue=SaqTickQueue(queue, heartbeat=settings.heartbeat),
         proposer=SlackProposer(client),
         runner_factory=runner_for,
         worker_id=settings.worker_id,
         workspace=settings.workspace,
+        incidents=incidents,
     )
-    engine = Engine(
-        apps=apps,
-        store=store,
-        notifier=notifier,
-        queue=SaqStepQueue(queue, heartbeat=settings.heartbeat),
-        workspace=settings.workspace,
-        runner_factory=runner_for,
-        repos=GitRepos(settings.workspace),
-        worker_id=settings.worker_id,
-        watch=watches,
-        events=WebhookOutbox(apps, queue),
-    )
-    watches.engine = engine
     # No connection until the first ack: a worker never opens one.
     records = connect(settings.redis_url, outage=outage)
     rt = Runtime(
-        settings, apps, store, queue, client, notifier, engine, watches, outage, ack_records=records
+        settings,
+        apps,
+        store,
+        queue,
+        client,
+        notifier,
+        incidents,
+        steps,
+        watches,
+        outage,
+        ack_records=records,
     )
     outage.listeners.append(lambda since, seconds: rt.spawn(say_store_was_away(rt, since, seconds)))
     return rt
@@ -221,9 +244,10 @@ def build_slack(rt: Runtime) -> tuple[AsyncApp, SlackFront]:
     bolt.listener_runner.lazy_listener_runner = TrackedLazyRunner(log)
     groups = GroupResolver(rt.client, rt.apps)
     pending = PendingCommands(rt.store.r, owner=rt.settings.worker_id, records=rt.ack_records)
-    front = SlackFront(rt.engine, rt.store, groups, rt.notifier, pending)
+    planner = Planner(rt.incidents, runner_for, rt.settings.workspace)
+    front = SlackFront(rt.incidents, planner, rt.store, groups, rt.notifier, pending)
     register(bolt, front)
-    register_watch(bolt, WatchFront(rt.watches, groups))
+    register_watch(bolt, WatchFront(rt.watches.proposals, groups))
     return bolt, front
 
 
@@ -408,7 +432,7 @@ def build_worker(rt: Runtime) -> Worker[Any]:
 
     async def startup() -> None:
         await deliver_held(rt)
-        count = await rt.engine.reconcile()
+        count = await rt.incidents.reconcile()
         if count:
             log.info("re-enqueued %d running incident(s) after start", count)
         count = await rt.watches.reconcile()
@@ -422,11 +446,11 @@ def build_worker(rt: Runtime) -> Worker[Any]:
 
     async def reconcile() -> int:
         await rt.watches.close_idle()
-        return await rt.engine.reconcile() + await rt.watches.reconcile()
+        return await rt.incidents.reconcile() + await rt.watches.reconcile()
 
     worker = make_worker(
         rt.queue,
-        rt.engine.run_step,
+        rt.steps.run_step,
         heartbeat=s.heartbeat,
         sweep=s.sweep,
         concurrency=s.worker_concurrency,
@@ -448,7 +472,7 @@ async def stop_worker(rt: Runtime, worker: Worker[Any], task: asyncio.Task[None]
     A step that is not safe to repeat (the database downgrade) runs to its end, for up to
     REWIND_DRAIN seconds; after that it is cut and another worker pauses it for a person.
     """
-    rt.engine.draining = True
+    rt.steps.draining = True
     if isinstance(rt.queue, RewindQueue):
         # No new job. (Not saq's stop event: saq would then cancel the running steps at once.)
         rt.queue.paused = True

@@ -25,11 +25,12 @@ from bot.fronts.terminal.console import Console
 from bot.fronts.terminal.front import (
     START_REDIS,
     Chooser,
+    CtrlC,
     Driver,
     Prompter,
     Reply,
     auto_chooser,
-    build_terminal_engine,
+    build_terminal_runner,
     terminal_actor,
 )
 from bot.fronts.terminal.notifier import TerminalNotifier
@@ -172,11 +173,12 @@ async def _run(
     store = MemoryStore()
     live = LiveNotifier(out, apps=apps, interactive=not yes) if out.isatty() else None
     notifier: TerminalNotifier = live or CompactNotifier(out, apps=apps)
-    engine, queue = build_terminal_engine(apps, store, notifier, root / "workspace")
     reason = "checkout returns 500 after the v1.5.0 deploy"
     carol = terminal_actor(apps, "U0CAROL")
     request = OpenRequest("myapp", Version("v1.4.2"), reason, carol)
     console = Console(out=out)
+    ctrl_c = CtrlC(console)
+    steps, queue = build_terminal_runner(apps, store, notifier, root / "workspace", ctrl_c)
     console.install()
     try:
         if yes:
@@ -185,7 +187,7 @@ async def _run(
             chooser: Chooser = _as_approver(auto_chooser(apps, carol), alice)
         else:
             chooser = Prompter(console, apps, carol, People.from_apps_file(people))
-        driver = Driver(engine, queue, store, chooser, out, console)
+        driver = Driver(steps, queue, store, chooser, out, ctrl_c)
         incident = await driver.open(request)
     finally:
         console.uninstall()

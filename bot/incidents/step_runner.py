@@ -7,16 +7,14 @@ app, this run the step); a worker that is stopping hands a repeatable step over 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bot.config.apps_file import AppConfig
+from bot.incidents.host_runners import HostRunners
 from bot.incidents.service import IncidentService
-from bot.ports import HostRunner
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.telemetry.logs import INCIDENT
 from bot.telemetry.metrics import STEP_SECONDS, STEPS
@@ -30,11 +28,6 @@ from bot.workflow.render_text import plain
 from bot.workflow.steps import SPECS
 
 log = logging.getLogger(__name__)
-RunnerFactory = Callable[[AppConfig], HostRunner]
-RUNNER_IDLE = 600.0  # seconds an incident's SSH connections may stay open unused
-# Seconds between looks at the kept runners: an incident may end in another process (an Abort
-# taken by the web process), and only the store tells this worker so.
-RUNNER_REAP = 5.0
 
 
 class HandOver(RewindError):
@@ -46,10 +39,11 @@ class StepRunner:
         self,
         incidents: IncidentService,
         *,
+        runners: HostRunners,
         workspace: Path,
-        runner_factory: RunnerFactory,
         bodies: dict[StepId, StepBody] | None = None,
         worker_id: str = "",
+        pause_point: Callable[[Incident, StepId], Awaitable[None]] | None = None,
     ) -> None:
         self.incidents = incidents
         self.apps = incidents.apps
@@ -57,19 +51,15 @@ class StepRunner:
         self.notifier = incidents.notifier
         self.queue = incidents.queue
         self.workspace = workspace
-        self.runner_factory = runner_factory
-        # One runner (so one SSH connection per host) per incident in this process, reused by
-        # its steps; closed when the incident ends (here or elsewhere) or has been idle a while.
-        # A runner in use by a step is out of this dict, so nothing closes it under the step.
-        self._runners: dict[str, tuple[HostRunner, float]] = {}
-        self._reaper: asyncio.Task[None] | None = None
+        # The same pool the incident service closes an incident's connections in when it ends.
+        self.runners = runners
         self._bodies = bodies
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:6]}"
         # Set when this worker is told to stop: repeatable steps go to another worker at their
         # next command; a step that is not safe to repeat runs to its end first.
         self.draining = False
         # The terminal front's Ctrl-C: asked at a fence, after the running command, never within.
-        self.pause_point: Callable[[Incident, StepId], Awaitable[None]] | None = None
+        self.pause_point = pause_point
 
     @property
     def bodies(self) -> dict[StepId, StepBody]:
@@ -184,7 +174,7 @@ class StepRunner:
     ) -> StepSucceeded | StepFailed | None:
         """The step's result, or None when it was handed over to another worker."""
         app = self.incidents.app(incident.app)
-        runner = await self._runner(incident)
+        runner = await self.runners.take(incident.id, app)
         ctx = StepContext(
             incident=incident,
             step=step,
@@ -192,6 +182,8 @@ class StepRunner:
             apps=self.apps,
             hosts=runner,
             notifier=self.notifier,
+            repos=self.incidents.repos,
+            people=self.incidents.people,
             workspace=self.workspace,
             fence=lambda: self._fence(incident, step, run_id),
             timeline=lambda: self.store.timeline(incident.id),
@@ -237,53 +229,10 @@ class StepRunner:
         finally:
             # No flush here: the thread's messages go out in order in the background, so the
             # next step never waits for Slack's pacing.
-            await self._keep(incident.id, runner)
-
-    async def _runner(self, incident: Incident) -> HostRunner:
-        cached = self._runners.pop(incident.id, None)
-        if cached is not None:
-            return cached[0]
-        return self.runner_factory(self.incidents.app(incident.app))
-
-    async def _keep(self, incident_id: str, runner: HostRunner) -> None:
-        """Kept for the incident's next step, which then needs no new connection."""
-        kept = self._runners.pop(incident_id, None)
-        if kept is not None and kept[0] is not runner:
-            await kept[0].close()  # two runs of one incident at once here: one runner is enough
-        self._runners[incident_id] = (runner, time.monotonic())
-        if self._reaper is None or self._reaper.done():
-            self._reaper = asyncio.create_task(self._reap())
-
-    async def _reap(self) -> None:
-        """While runners are kept: close those whose incident has ended, wherever it ended, and
-        those idle for `RUNNER_IDLE` (their next step, if any, connects again)."""
-        while self._runners:
-            await asyncio.sleep(RUNNER_REAP)
-            for incident_id, kept in list(self._runners.items()):
-                try:
-                    done = await self._done_with(incident_id, kept[1])
-                    if done and self._runners.get(incident_id) is kept:  # no step took it since
-                        await self.close_runner(incident_id)
-                except Exception:  # the store away: kept, looked at again next round
-                    log.debug("runner of %s kept: its incident cannot be read", incident_id)
-
-    async def _done_with(self, incident_id: str, since: float) -> bool:
-        if time.monotonic() - since > RUNNER_IDLE:
-            return True
-        incident = await self.store.load(incident_id)
-        return incident is None or not incident.status.open
-
-    async def close_runner(self, incident_id: str) -> None:
-        cached = self._runners.pop(incident_id, None)
-        if cached is not None:
-            await cached[0].close()
+            await self.runners.give_back(incident.id, runner)
 
     async def aclose(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-            await asyncio.gather(self._reaper, return_exceptions=True)
-        for incident_id in list(self._runners):
-            await self.close_runner(incident_id)
+        await self.runners.aclose()
 
     async def _fence(self, incident: Incident, step: StepId, run_id: str) -> None:
         """Before every side effect: this incident still holds the app, this run the step.

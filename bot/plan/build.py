@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Literal
 
 from bot.config.apps_file import AppConfig, DatabaseConfig
-from bot.incidents.engine import Engine
-from bot.incidents.service import OpenRequest, new_incident_id
+from bot.incidents.host_runners import RunnerFactory
+from bot.incidents.service import IncidentService, OpenRequest, new_incident_id
 from bot.ports import AuditEntry
 from bot.steps import assess, code, database, redeploy, signals, verify
 from bot.steps.context import Planned, StepContext
@@ -91,8 +91,12 @@ async def _no_timeline() -> list[AuditEntry]:
 
 
 class Planner:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(
+        self, incidents: IncidentService, runner_factory: RunnerFactory, workspace: Path
+    ) -> None:
+        self.incidents = incidents
+        self.runner_factory = runner_factory
+        self.workspace = workspace
 
     async def plan(
         self, app_name: str, version: Version | None, actor: Actor, *, reason: str = ""
@@ -100,14 +104,14 @@ class Planner:
         """Refused exactly as `/rollback` refuses (unknown app or version, no rights)."""
         # The reason is optional in a plan; one given is checked as `/rollback` checks it.
         request = OpenRequest(app_name, version, reason or "a plan", actor)
-        app = self.engine.check_request(request)
+        app = self.incidents.check_request(request)
         if version is not None:
-            await self.engine.check_version_exists(app, version)
+            await self.incidents.check_version_exists(app, version)
         plan_id = new_incident_id()
-        root = self.engine.workspace / "plans"
+        root = self.workspace / "plans"
         root.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f"{app.name}-{plan_id}-", dir=root))
-        runner = RecordingRunner(self.engine.runner_factory(app))
+        runner = RecordingRunner(self.runner_factory(app))
         incident = Incident(
             id=plan_id,
             app=app.name,
@@ -122,9 +126,10 @@ class Planner:
             incident=incident,
             step=StepId.ASSESS,
             app=app,
-            apps=self.engine.apps,
+            apps=self.incidents.apps,
             hosts=runner,
             notifier=Quiet(),
+            repos=self.incidents.repos,
             workspace=scratch,  # the steps' clone goes here: a scratch clone, deleted below
             fence=_no_fence,
             timeline=_no_timeline,
@@ -141,12 +146,12 @@ class Planner:
             await asyncio.to_thread(shutil.rmtree, scratch, True)
         plan.reason = reason
         plan.estimate = estimate(
-            [i for i in await self.engine.store.recent_incidents(100) if i.app == app.name]
+            [i for i in await self.incidents.store.recent_incidents(100) if i.app == app.name]
         )
-        holder = await self.engine.store.lock_holder(app.name)
+        holder = await self.incidents.store.lock_holder(app.name)
         if holder:
             plan.busy = holder
-        await self.engine.store.save_plan(plan.id, plan.model_dump_json(), PLAN_TTL)
+        await self.incidents.store.save_plan(plan.id, plan.model_dump_json(), PLAN_TTL)
         return plan
 
 

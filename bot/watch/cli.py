@@ -14,7 +14,7 @@ import aiohttp
 from bot.config.apps_file import AppConfig, AppsFile
 from bot.config.settings import Settings
 from bot.watch.deploys import DeployReport, parse_report
-from bot.watch.service import Proposal
+from bot.watch.proposals import Proposal
 from bot.workflow.errors import UserFacingError
 from bot.workflow.model import ThreadRef
 

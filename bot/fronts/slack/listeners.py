@@ -38,8 +38,9 @@ from bot.fronts.slack import blocks, mrkdwn
 from bot.fronts.slack.groups import GroupResolver
 from bot.fronts.slack.ids import CHOICE, Action, ButtonValue
 from bot.fronts.slack.pending import PendingCommands
-from bot.incidents.engine import Engine
+from bot.incidents.service import IncidentService
 from bot.plan import render
+from bot.plan.build import Planner
 from bot.ports import Store
 from bot.workflow.errors import UserFacingError
 from bot.workflow.machine import Answer
@@ -63,11 +64,13 @@ class PlanPoster(Protocol):
 
 
 class SlackFront:
-    """What the Slack listeners need: the engine, the store, and group membership."""
+    """What the Slack listeners need: the incident service, the planner, the store, and group
+    membership."""
 
     def __init__(
         self,
-        engine: Engine,
+        incidents: IncidentService,
+        planner: Planner,
         store: Store,
         groups: GroupResolver,
         poster: PlanPoster | None = None,
@@ -75,10 +78,10 @@ class SlackFront:
         *,
         lazy_at_once: int = 8,
     ) -> None:
-        self.engine = engine
+        self.incidents = incidents
         self.store = store
         self.groups = groups
-        self.dispatcher = Dispatcher(engine, store)
+        self.dispatcher = Dispatcher(incidents, store, planner)
         self.poster = poster
         self.pending = pending
         self._mine: set[str] = set()  # commands this process acked and has yet to carry out
@@ -105,9 +108,9 @@ class SlackFront:
                 await ack(text=mrkdwn.render(HELP))
                 return
             if cmd.kind == "start":
-                check_start(self.engine, cmd)
+                check_start(self.incidents, cmd)
             if cmd.kind == "plan":
-                check_plan(self.engine, cmd)
+                check_plan(self.incidents, cmd)
             if not await self._keep(body):
                 if len(self._refused) > 10_000:
                     self._refused.clear()
@@ -223,7 +226,7 @@ class SlackFront:
         return reply_text(reply)
 
     async def _post_plan(self, plan: Plan) -> str:
-        app = self.engine.app(plan.app)
+        app = self.incidents.app(plan.app)
         channel = app.incident_channel
         if self.poster is None:
             raise UserFacingError("Plans cannot be posted from this process.")
@@ -268,7 +271,7 @@ class SlackFront:
             await _tell(respond, STORE_AWAY)
             return
         if value is None or not choice:
-            await self.engine.audit_refusal(
+            await self.incidents.audit_refusal(
                 value.i if value else "", user, choice or "an unknown button", "not a Rewind button"
             )
             await _tell(respond, "That button is not one of mine; nothing changed.")
@@ -282,7 +285,7 @@ class SlackFront:
                 await respond(text=said, response_type="ephemeral", replace_original=False)
                 return
             actor = await self.groups.actor(user)
-            await self.engine.answer(value.i, Answer(value.t, actor, choice, value.o))
+            await self.incidents.answer(value.i, Answer(value.t, actor, choice, value.o))
         except UserFacingError as exc:
             await _tell(respond, mrkdwn.render(exc.message))
         except _STORE_ERRORS:
