@@ -62,12 +62,13 @@ async def runners() -> AsyncIterator[list[SshRunner]]:
 
 
 async def rollout(
-    apps: AppsFile, made: list[SshRunner], target: str, sha: str
+    apps: AppsFile, made: list[SshRunner], target: str, sha: str, hotfix_sha: str = ""
 ) -> tuple[RecordingRunner, RecordingNotifier]:
     runner = SshRunner(apps.apps["myapp"])
     made.append(runner)
     sent, notifier = RecordingRunner(runner), RecordingNotifier()
-    incident = make_incident(facts={"assess": {"target": target, "target_sha": sha}})
+    facts = {"assess": {"target": target, "target_sha": sha}, "code": {"hotfix_sha": hotfix_sha}}
+    incident = make_incident(facts=facts)
     incident.facts.redeploy = RedeployFacts()
     ctx = make_ctx(apps, sent, step=StepId.REDEPLOY, incident=incident, notifier=notifier)
     await redeploy.run(ctx)
@@ -144,6 +145,12 @@ async def test_pruning_keeps_the_last_n_and_never_current(
     await rollout(apps, runners, versions[-2], tags[versions[-2]])
     assert ran(host) == [] and kept(host) == sorted(versions[-2:])
     assert current(host) == f"releases/{versions[-2]}"
+    # A revert hotfix is a new commit holding exactly the target's files: the kept release of
+    # the target serves for it, and the host is checked against the kept commit.
+    await rollout(apps, runners, versions[-1], tags[versions[-1]])
+    revert = "0123456789abcdef0123456789abcdef01234567"
+    await rollout(apps, runners, versions[-2], tags[versions[-2]], hotfix_sha=revert)
+    assert ran(host) == [] and current(host) == f"releases/{versions[-2]}"
 
 
 @pytest.mark.hosts(1)

@@ -178,7 +178,7 @@ class _Host:
                 await ctx.out(name, f"{dep} unchanged: install skipped")
                 return False
             if what == "head":
-                return bool(_expected_sha(ctx))
+                return bool(self.kept or _expected_sha(ctx))
             return True
 
         async def warm(results: list[CommandResult | None], *, first: bool) -> bool:
