@@ -97,9 +97,12 @@ async def test_a_kept_release_is_switched_to_and_the_others_take_the_full_path(
     reads = RecordingRunner(runner)
     incident = make_incident(requested_version="v1.4.2")
     before = [h.ssh_sessions() for h in env.hosts]
+    told = RecordingNotifier()
     outcome = await assess.run(
-        make_ctx(apps, reads, step=StepId.ASSESS, incident=incident, notifier=RecordingNotifier())
+        make_ctx(apps, reads, step=StepId.ASSESS, incident=incident, notifier=told)
     )
+    said = "\n".join(told.said)
+    assert "Kept warm on: web1, web2 (switch and restart); full deploy on: web3" in said
     facts = outcome.facts
     assert facts is not None and facts.target == "v1.4.2"  # type: ignore[attr-defined]
     assert facts.warm_hosts == ["web1", "web2"]  # type: ignore[attr-defined]
