@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.config.apps_file import AppsFile
+from bot.config.apps_file import AppsFile, ConfigError, parse_apps
 from bot.plan.build import Planner
 from bot.plan.render import markdown
 from bot.steps import assess, redeploy
@@ -212,3 +212,25 @@ async def test_the_plan_names_the_warm_hosts(
     for host in env.hosts:
         assert current(host) == "releases/v1.5.0" and host.health_status() == 500
     assert kept(web1) == ["v1.4.2", "v1.5.0"] and kept(web2) == ["v1.5.0"]
+
+
+def test_releases_are_refused_where_hosts_keep_no_checkout() -> None:
+    app = {
+        "environment": "staging",
+        "repo": "https://example.com/acme/myapp.git",
+        "incident_channel": "C0INCIDENT",
+        "hosts": [{"name": "kube", "address": "127.0.0.1"}],
+        "deploy": {
+            "strategy": "kubernetes",
+            "workdir": "/srv/myapp",
+            "service": "myapp",
+            "image": "registry.example.com/acme/myapp",
+            "releases": 3,
+        },
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_apps({"apps": {"myapp": app}}, "apps.yaml")
+    assert "strategy 'kubernetes' keeps no releases on hosts" in str(info.value)
+    app["deploy"] = {"strategy": "commands", "workdir": "/srv/myapp", "releases": 0}
+    with pytest.raises(ConfigError):
+        parse_apps({"apps": {"myapp": app}}, "apps.yaml")
