@@ -111,7 +111,15 @@ async def test_a_kept_release_is_switched_to_and_the_others_take_the_full_path(
     web2.run("rm -rf releases/v1.4.2")  # deleted by hand after Assess read it
     for host in env.hosts:
         host.run("rm -f shared/ran")
+        host.clear_commands()
     sent, notifier = await rollout(apps, runners, "v1.4.2", tags["v1.4.2"])
+
+    # Each host was sent one script, which reads the kept release on the host itself; the
+    # commands it then ran are those the runner recorded (the bot says go or skip to each).
+    marker = f"cat {env.workdir}/releases/v1.4.2/.rewind-release"
+    for host in env.hosts:
+        (script,) = host.commands()
+        assert marker in script
 
     for host in env.hosts:
         assert current(host) == "releases/v1.4.2"
