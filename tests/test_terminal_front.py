@@ -26,7 +26,7 @@ from rich.cells import cell_len
 
 from bot.cli.demo import _prepare, demo_config
 from bot.fronts.held_notices import KEY, deliver
-from bot.sample.hosts import stop_app
+from bot.sample.hosts import app_dir, stop_app
 from bot.store.redis_store import RedisStore, connect
 from tests.slack_fake import SlackFake
 
@@ -364,7 +364,7 @@ async def test_with_redis_down_nothing_starts_and_nobody_is_told(
     assert "Traceback" not in proc.stderr, proc.stderr
     assert slack.calls_to("chat.postMessage") == []
     for workdir in (site.root / "hosts").glob("*/myapp"):  # no host was touched
-        version = subprocess.run(["git", "describe", "--tags"], cwd=workdir, text=True,
+        version = subprocess.run(["git", "describe", "--tags"], cwd=app_dir(workdir), text=True,
                                  capture_output=True, check=True)  # fmt: skip
         assert version.stdout.strip() == "v1.5.0"
 

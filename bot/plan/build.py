@@ -35,7 +35,7 @@ from bot.workflow.plan import (
 from bot.workflow.policy import Actor
 from bot.workflow.steps import ORDER
 from bot.workflow.version import Version
-from runners import alembic_output, backups, health, templates
+from runners import alembic_output, backups, health, releases, templates
 from runners.git import Method, push_args
 from runners.recording import RecordingRunner
 from runners.strategies import strategy
@@ -155,6 +155,17 @@ class Planner:
         return plan
 
 
+def _warm(found: AssessFacts, target: str, sha: str) -> list[str]:
+    """The hosts whose kept release of `target` holds the hotfix branch's commit or the
+    target's own (a revert branch holds exactly the target's files)."""
+    try:
+        name = releases.release_name(target)
+    except UserFacingError:
+        return []
+    kept = found.kept_releases
+    return [h for h in kept if releases.holds(kept[h].get(name, ""), sha, found.target_sha)]
+
+
 class _Making:
     def __init__(self, ctx: StepContext, runner: RecordingRunner) -> None:
         self.ctx, self.runner, self.app = ctx, runner, ctx.app
@@ -194,9 +205,12 @@ class _Making:
         db = await self._database(app.database, found) if found.migrations else None
         ref = branch
         deploy_hosts = strategy(app.deploy.strategy).deploy_hosts(app)
+        # The run reads each host again before it switches; this is what Assess read now.
+        warm = _warm(found, target, sha) if app.deploy.releases else None
         for number, batch in enumerate(redeploy.batches(deploy_hosts, app.deploy.rolling), 1):
             for host in batch:
-                for planned in redeploy.host_script(app, host, ref, target).planned():
+                kept = None if warm is None else host.name in warm
+                for planned in redeploy.host_script(app, host, ref, target, warm=kept).planned():
                     self.add(StepId.REDEPLOY, host.name, planned, batch=number)
         checks = self._checks()
         probes = [
@@ -233,6 +247,7 @@ class _Making:
             checks=checks,
             approvals=approvals(app, ctx.incident, bool(found.migrations)),
             probes=probes,
+            warm_hosts=warm,
         )
 
     async def _branch(self, facts: AssessFacts, branch: str, method: str) -> tuple[list[str], str]:
