@@ -34,18 +34,18 @@ from bot.config.settings import Settings
 from bot.fronts.slack.groups import GroupResolver
 from bot.fronts.slack.listeners import SlackFront, register
 from bot.fronts.slack.notifier import SlackNotifier
-from bot.fronts.slack.pending import PendingCommands
 from bot.fronts.slack.slack_api import make_client
 from bot.fronts.slack.watch_slack import SlackProposer, WatchFront, register_watch
 from bot.incidents.engine import Engine
 from bot.store.connection import Outage, connect, lost, parse_url, persistence_warning
+from bot.store.pending import PendingCommands
 from bot.store.queue import RewindQueue, SaqStepQueue, make_queue, make_worker
 from bot.store.redis_store import RedisStore
+from bot.store.ticks import SaqTickQueue, tick_function
+from bot.store.watches import WatchStore
 from bot.telemetry.metrics import REGISTRY, refresh
 from bot.telemetry.redaction import install_log_redaction
-from bot.watch.jobs import SaqTickQueue, tick_function
 from bot.watch.service import WatchService
-from bot.watch.store import WatchStore
 from bot.workflow.messages import Message, words
 from runners.git import GitRepos
 from runners.local import runner_for
@@ -64,7 +64,7 @@ class Runtime:
     engine: Engine
     watches: WatchService
     outage: Outage = field(default_factory=Outage)
-    # Where the acks keep the commands they answered (bot.fronts.slack.pending): a client of its
+    # Where the acks keep the commands they answered (bot.store.pending): a client of its
     # own.
     ack_records: aioredis.Redis | None = None
     _tasks: set[asyncio.Future[None]] = field(default_factory=set)

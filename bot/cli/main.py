@@ -250,7 +250,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _deployed(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.watch.cli import run_deployed
+    from bot.cli.deployed import run_deployed
 
     return asyncio.run(run_deployed(settings, _load, args.app, args.version, args.by, args.url))
 

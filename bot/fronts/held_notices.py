@@ -8,33 +8,16 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
 from bot.fronts.slack import text as t
 from bot.ports import Store
+from bot.store.held import KEY, HeldNotice, hold, pending
 
 log = logging.getLogger(__name__)
-KEY = "rewind:held_notices"
-
-
-@dataclass(frozen=True)
-class HeldNotice:
-    incident: str
-    channel: str
-    text: str
-    at: str  # ISO time it was written
-
-
-async def hold(r: Redis, notice: HeldNotice) -> None:
-    await r.rpush(KEY, json.dumps(asdict(notice)))
-
-
-async def pending(r: Redis) -> list[HeldNotice]:
-    raw = await r.lrange(KEY, 0, -1)
-    return [HeldNotice(**json.loads(item)) for item in raw]
+__all__ = ["KEY", "HeldNotice", "deliver", "hold", "late_text", "pending"]
 
 
 def late_text(notice: HeldNotice, since: str) -> str:

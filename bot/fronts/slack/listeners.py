@@ -37,10 +37,10 @@ from bot.fronts.dispatch import (
 from bot.fronts.slack import blocks, mrkdwn
 from bot.fronts.slack.groups import GroupResolver
 from bot.fronts.slack.ids import CHOICE, Action, ButtonValue
-from bot.fronts.slack.pending import PendingCommands
 from bot.incidents.engine import Engine
 from bot.plan import render
 from bot.ports import Store
+from bot.store.pending import PendingCommands
 from bot.workflow.errors import UserFacingError
 from bot.workflow.machine import Answer
 from bot.workflow.messages import ChannelRef, message

@@ -65,9 +65,9 @@ async def _post(settings: Settings, report: DeployReport) -> int:
 async def _record(settings: Settings, apps: AppsFile, report: DeployReport) -> int:
     from bot.store.queue import make_queue
     from bot.store.redis_store import connect
-    from bot.watch.jobs import SaqTickQueue
+    from bot.store.ticks import SaqTickQueue
+    from bot.store.watches import WatchStore
     from bot.watch.service import WatchService
-    from bot.watch.store import WatchStore
     from runners.local import runner_for
 
     client = connect(settings.redis_url)
