@@ -12,7 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.store.connection import connect
-from bot.store.pending import P, PendingCommands
+from bot.store.keys import PREFIX as P
+from bot.store.pending import PendingCommands
 
 
 def body(i: int) -> dict[str, str]:

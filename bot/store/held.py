@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass
 
 from redis.asyncio import Redis
 
-KEY = "rewind:held_notices"
+from bot.store import keys as k
+
+KEY = k.HELD_NOTICES
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 from saq import CronJob, Job, Queue, Worker
 from saq.queue.redis import RedisQueue
 
+from bot.store import keys
 from bot.store.connection import Outage, OutageSaid, connect
 from bot.telemetry.logs import INCIDENT
 from bot.workflow.model import StepId
@@ -36,11 +37,13 @@ class SaqStepQueue:
         self.heartbeat = heartbeat
 
     async def enqueue_step(self, incident_id: str, step: StepId, attempt: int) -> None:
-        await self._enqueue(incident_id, step, attempt, f"{incident_id}:{step.value}:{attempt}")
+        await self._enqueue(
+            incident_id, step, attempt, keys.step_job(incident_id, step.value, attempt)
+        )
 
     async def hand_over(self, incident_id: str, step: StepId, attempt: int) -> None:
         """The same attempt for another worker, while this worker's job is still winding down."""
-        key = f"{incident_id}:{step.value}:{attempt}:handover-{uuid.uuid4().hex[:8]}"
+        key = f"{keys.step_job(incident_id, step.value, attempt)}:handover-{uuid.uuid4().hex[:8]}"
         await self._enqueue(incident_id, step, attempt, key)
 
     async def _enqueue(self, incident_id: str, step: StepId, attempt: int, key: str) -> None:
