@@ -13,11 +13,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from bot.store.connection import reason
 from bot.watch.deploys import DeployReport, bearer_ok, github_report, parse_report, signature_ok
-from bot.workflow.errors import UserFacingError
+from bot.workflow.errors import StoreError, UserFacingError
 
 if TYPE_CHECKING:
     from bot.app.assembly import Runtime
@@ -71,7 +70,7 @@ async def bounded_read(rt: Runtime, read: Callable[[], Awaitable[web.Response]])
         return away_now(rt) or store_away(f"no answer within {STORE_WAIT:.1f} s")
     try:
         return task.result()
-    except (RedisError, OSError) as exc:
+    except (StoreError, OSError) as exc:
         return store_away(reason(exc))
 
 
@@ -82,7 +81,7 @@ async def guarded_write(rt: Runtime, write: Callable[[], Awaitable[web.Response]
         return away
     try:
         return await write()
-    except (RedisError, OSError) as exc:
+    except (StoreError, OSError) as exc:
         return store_away(reason(exc))
 
 

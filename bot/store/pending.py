@@ -26,6 +26,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 
 from bot.store import keys
+from bot.store.errors import translating
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,10 @@ TOO_OLD = 25 * 60  # Slack's response_url lives 30 minutes: older commands are o
 KEPT = ("text", "user_id", "channel_id", "response_url", "trigger_id", "command", "team_id")
 
 
+@translating
 class PendingCommands:
+    """`bot.ports.PendingCommands` on Redis."""
+
     def __init__(
         self,
         r: aioredis.Redis,

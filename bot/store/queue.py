@@ -21,6 +21,7 @@ from saq.queue.redis import RedisQueue
 
 from bot.store import keys
 from bot.store.connection import Outage, OutageSaid, connect
+from bot.store.errors import translating
 from bot.telemetry.logs import INCIDENT
 from bot.workflow.model import StepId
 
@@ -29,6 +30,7 @@ RUN_STEP = "run_step"
 DEQUEUE_WAIT = 1.0  # seconds a worker's slot blocks on the queue before asking again
 
 
+@translating
 class SaqStepQueue:
     """`bot.ports.StepQueue` on saq."""
 
@@ -58,6 +60,19 @@ class SaqStepQueue:
             retries=5,
             retry_delay=0.5,
         )
+
+
+@translating
+class SaqJobs:
+    """Any other job on the same queue (the outgoing webhooks): enqueued once per key."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+
+    async def enqueue(
+        self, function: str, *, key: str, timeout: int, retries: int, **kwargs: str | int
+    ) -> None:
+        await self.queue.enqueue(function, key=key, timeout=timeout, retries=retries, **kwargs)
 
 
 class RewindQueue(RedisQueue):
@@ -90,7 +105,7 @@ class RewindQueue(RedisQueue):
 
 def make_queue(
     redis_url: str, name: str, *, outage: Outage | None = None, heartbeat: float = 15
-) -> Queue:
+) -> RewindQueue:
     """saq on the same Redis (or Sentinel service) as the store; saq wants bytes, no timeout."""
     client = connect(redis_url, outage=outage, decode=False, command_timeout=None)
     saq_log = logging.getLogger("saq")
@@ -158,7 +173,7 @@ def make_worker(
     startup: Callable[[], Awaitable[None]] | None = None,
     reconcile: Callable[[], Awaitable[int]] | None = None,
     functions: list[tuple[str, Callable[..., Awaitable[Any]]]] | None = None,
-) -> Worker[Any]:
+) -> RewindWorker:
     async def run_step(ctx: dict[str, Any], *, incident_id: str, step: str, attempt: int) -> None:
         job: Job = ctx["job"]
         async with beating(job, max(heartbeat / 3, 0.5)) as beat:

@@ -20,6 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bot.ports import AuditEntry, CompareAndSet, Freeze
 from bot.store import keys as k
 from bot.store.connection import ReplicaAck, ReportingRetry, connect
+from bot.store.errors import translating
 from bot.workflow.model import Incident
 from bot.workflow.schema import load_incident
 
@@ -28,6 +29,7 @@ RETENTION = 400 * 86400  # seconds a closed incident stays; its report stays in 
 __all__ = ["RETENTION", "RedisStore", "ReportingRetry", "connect"]
 
 
+@translating
 class RedisStore(CompareAndSet):
     """`bot.ports.Store` on Redis."""
 

@@ -9,6 +9,7 @@ from typing import Any
 from saq import Job, Queue
 
 from bot.store import keys
+from bot.store.errors import translating
 from bot.store.queue import beating
 
 WATCH_TICK = "watch_tick"
@@ -17,6 +18,7 @@ WATCH_TICK = "watch_tick"
 EARLY = 1.5
 
 
+@translating
 class SaqTickQueue:
     """`bot.watch.service.TickQueue` on saq."""
 

@@ -7,6 +7,7 @@ from typing import cast
 import redis.asyncio as aioredis
 
 from bot.store import keys as k
+from bot.store.errors import translating
 from bot.watch.deploys import Deploy
 from bot.watch.model import Watch, WatchState
 from bot.workflow.baseline import Baseline
@@ -15,7 +16,10 @@ from bot.workflow.quarantine import Quarantine
 HISTORY = 100  # deploys kept per app
 
 
+@translating
 class WatchStore:
+    """`bot.watch.ports.WatchStore` on Redis."""
+
     def __init__(self, client: aioredis.Redis) -> None:
         self.r = client
         self._save = client.register_script(k.SAVE_WATCH)

@@ -22,10 +22,10 @@ from bot.config.apps_file import AppConfig, AppsFile
 from bot.incidents.engine import Engine
 from bot.incidents.service import OpenRequest, policy_for
 from bot.ports import HostRunner
-from bot.store.watches import WatchStore
 from bot.watch import judge, probe
 from bot.watch.deploys import Deploy, DeployReport, check_report
 from bot.watch.model import Answer, Tick, Watch, WatchState
+from bot.watch.ports import WatchStore
 from bot.workflow.baseline import Baseline
 from bot.workflow.errors import UserFacingError
 from bot.workflow.messages import Inline, Mention, message
