@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -205,7 +206,29 @@ class Freeze:
 Change = Callable[[Incident], Incident]
 
 
-class Store(Protocol):
+class Locks(Protocol):
+    """The per-app lock, fenced: one incident at a time per app."""
+
+    async def acquire_lock(self, app: str, incident_id: str) -> int | str:
+        """The fencing token (int) if taken, else the id of the incident holding the app."""
+        ...
+
+    async def release_lock(self, app: str, incident_id: str) -> None: ...
+
+    async def holds_lock(self, app: str, incident_id: str, token: int) -> bool: ...
+
+    async def lock_holder(self, app: str) -> str | None: ...
+
+
+class AuditTrail(Protocol):
+    """Who did what to an incident, in order; kept as long as the incident."""
+
+    async def audit(self, incident_id: str, who: str, what: str, result: str = "") -> None: ...
+
+    async def timeline(self, incident_id: str) -> list[AuditEntry]: ...
+
+
+class Store(Locks, AuditTrail, Protocol):
     """Where incidents, the per-app lock, the audit trail and freezes live."""
 
     async def create(self, incident: Incident) -> None: ...
@@ -225,23 +248,9 @@ class Store(Protocol):
         The one compare-and-set loop; `change` may raise to give up. None: no such incident."""
         ...
 
-    async def acquire_lock(self, app: str, incident_id: str) -> int | str:
-        """The fencing token (int) if taken, else the id of the incident holding the app."""
-        ...
-
-    async def release_lock(self, app: str, incident_id: str) -> None: ...
-
-    async def holds_lock(self, app: str, incident_id: str, token: int) -> bool: ...
-
-    async def lock_holder(self, app: str) -> str | None: ...
-
     async def open_incidents(self) -> list[Incident]: ...
 
     async def recent_incidents(self, limit: int = 20) -> list[Incident]: ...
-
-    async def audit(self, incident_id: str, who: str, what: str, result: str = "") -> None: ...
-
-    async def timeline(self, incident_id: str) -> list[AuditEntry]: ...
 
     async def first_time(self, key: str, ttl: int = 3600) -> bool:
         """True the first time `key` is seen (idempotency of Slack retries and replays)."""
@@ -260,6 +269,79 @@ class Store(Protocol):
     async def load_plan(self, plan_id: str) -> str | None: ...
 
     async def ping(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class HeldNotice:
+    """A stakeholder notice that could not be posted (Slack unreachable), kept to post later."""
+
+    incident: str
+    channel: str
+    text: str
+    at: str  # ISO time it was written
+
+
+class HeldNotices(Protocol):
+    """Notices the terminal front kept while Slack was down; the next process that reaches
+    Slack posts them."""
+
+    async def hold(self, notice: HeldNotice) -> None: ...
+
+    async def held(self) -> list[HeldNotice]: ...
+
+    async def count(self) -> int: ...
+
+    async def take(self) -> HeldNotice | None:
+        """The oldest notice, taken (no other process gets it); None when there is none."""
+        ...
+
+    async def put_back(self, notice: HeldNotice) -> None: ...
+
+
+class PendingCommands(Protocol):
+    """Commands acknowledged but not yet carried out, kept so that a process dying in between
+    loses none."""
+
+    async def record(self, key: str, body: dict[str, Any]) -> bool:
+        """Keep the command before the ack; False when it was seen before (a Slack retry)."""
+        ...
+
+    def working(self, key: str) -> AbstractAsyncContextManager[None]:
+        """While the command is carried out: it stays this process's; afterwards, forgotten."""
+        ...
+
+    async def orphans(self) -> list[tuple[str, dict[str, str]]]:
+        """Commands whose process died, each now this process's."""
+        ...
+
+
+class Stores(Protocol):
+    """The store a front is handed: the incidents (with their lock and audit trail) and the
+    held notices. Built by `bot.store`; the front never knows it is Redis."""
+
+    @property
+    def incidents(self) -> Store: ...
+
+    @property
+    def held(self) -> HeldNotices | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class StoreOpener(Protocol):
+    """How the terminal front gets its store (given by the CLI, which builds it from settings)."""
+
+    def open(self) -> Stores:
+        """The shared store; its calls ride out a short outage."""
+        ...
+
+    async def reach(self) -> Stores:
+        """The shared store, after one quick ping: raises `StoreUnavailable` at once."""
+        ...
+
+    def memory(self) -> Stores:
+        """A store in this process only (a plan without Redis)."""
+        ...
 
 
 class CompareAndSet:

@@ -1,4 +1,4 @@
-"""The commands an ack keeps in Redis (`bot.fronts.slack.pending`), kept in batches: a burst of acks
+"""The commands an ack keeps in Redis (`bot.store.pending`), kept in batches: a burst of acks
 shares round trips, and each command still gets its own answer."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from bot.fronts.slack.pending import P, PendingCommands
 from bot.store.connection import connect
+from bot.store.keys import PREFIX as P
+from bot.store.pending import PendingCommands
 
 
 def body(i: int) -> dict[str, str]:

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from bot.config.apps_file import AppsFile
 from bot.config.settings import Settings
@@ -21,7 +20,7 @@ from bot.ports import Store
 from bot.store.connection import Outage, reason
 from bot.watch.deploys import DeployReport, bearer_ok, github_report, parse_report, signature_ok
 from bot.watch.service import WatchService
-from bot.workflow.errors import UserFacingError
+from bot.workflow.errors import StoreError, UserFacingError
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +91,7 @@ async def bounded_read(rt: Runtime, read: Callable[[], Awaitable[web.Response]])
         return away_now(rt) or store_away(f"no answer within {STORE_WAIT:.1f} s")
     try:
         return task.result()
-    except (RedisError, OSError) as exc:
+    except (StoreError, OSError) as exc:
         return store_away(reason(exc))
 
 
@@ -103,7 +102,7 @@ async def guarded_write(rt: Runtime, write: Callable[[], Awaitable[web.Response]
         return away
     try:
         return await write()
-    except (RedisError, OSError) as exc:
+    except (StoreError, OSError) as exc:
         return store_away(reason(exc))
 
 

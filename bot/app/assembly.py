@@ -13,12 +13,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from saq import Queue, Worker
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.lazy_listener.async_internals import to_runnable_function
@@ -36,22 +33,28 @@ from bot.fronts.slack.directory import SlackDirectory
 from bot.fronts.slack.groups import GroupResolver
 from bot.fronts.slack.listeners import SlackFront, register
 from bot.fronts.slack.notifier import SlackNotifier
-from bot.fronts.slack.pending import PendingCommands
 from bot.fronts.slack.slack_api import make_client
 from bot.fronts.slack.watch_slack import SlackProposer, WatchFront, register_watch
 from bot.incidents.host_runners import HostRunners, open_in
 from bot.incidents.service import IncidentService
 from bot.incidents.step_runner import StepRunner
 from bot.plan.build import Planner
-from bot.store.connection import Outage, connect, lost, parse_url, persistence_warning
-from bot.store.queue import RewindQueue, SaqStepQueue, make_queue, make_worker
-from bot.store.redis_store import RedisStore
+from bot.ports import Store
+from bot.store.connection import Outage, lost
+from bot.store.queue import (
+    RewindQueue,
+    RewindWorker,
+    SaqJobs,
+    SaqStepQueue,
+    make_queue,
+    make_worker,
+)
+from bot.store.stores import RedisStores, open_store
+from bot.store.ticks import SaqTickQueue, tick_function
 from bot.telemetry.metrics import REGISTRY, refresh
 from bot.telemetry.redaction import install_log_redaction
 from bot.watch.hooks import IncidentHooks
-from bot.watch.jobs import SaqTickQueue, tick_function
 from bot.watch.service import WatchService
-from bot.watch.store import WatchStore
 from bot.workflow.messages import Message, words
 from runners.git import GitRepos
 from runners.local import runner_for
@@ -63,17 +66,15 @@ log = logging.getLogger(__name__)
 class Runtime:
     settings: Settings
     apps: AppsFile
-    store: RedisStore
-    queue: Queue
+    store: Store  # the incidents (stores.incidents)
+    queue: RewindQueue
     client: AsyncWebClient
     notifier: SlackNotifier
     incidents: IncidentService
     steps: StepRunner
     watches: WatchService
+    stores: RedisStores
     outage: Outage = field(default_factory=Outage)
-    # Where the acks keep the commands they answered (bot.fronts.slack.pending): a client of its
-    # own.
-    ack_records: aioredis.Redis | None = None
     _tasks: set[asyncio.Future[None]] = field(default_factory=set)
 
     def spawn(self, coro: Awaitable[None]) -> None:
@@ -89,8 +90,9 @@ class Runtime:
         await self.notifier.aclose()
         # A client still reconnecting to a Redis that is away holds its pool's lock for up to a
         # minute: its disconnect would wait that long, and SIGTERM must end an idle process.
-        clients = [c for c in (self.queue, self.store.r, self.ack_records) if c is not None]
-        closing = asyncio.gather(*map(_close, clients), return_exceptions=True)
+        closing = asyncio.gather(
+            self.queue.disconnect(), self.stores.aclose(), return_exceptions=True
+        )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(closing, CLOSE_WAIT)
 
@@ -98,21 +100,13 @@ class Runtime:
 CLOSE_WAIT = 1.0  # seconds to close the Redis clients; nothing is left to flush in them
 
 
-async def _close(client: Queue | aioredis.Redis) -> None:
-    if isinstance(client, Queue):
-        await client.disconnect()
-    else:
-        await client.aclose()
-
-
 def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
     install_log_redaction()
     outage = Outage()  # one per process: every client of it reports here
-    store = RedisStore(
-        connect(settings.redis_url, outage=outage),
-        retention=settings.retention,
-        replicas=1 if parse_url(settings.redis_url).sentinel else 0,
+    stores = open_store(
+        settings.redis_url, outage=outage, retention=settings.retention, owner=settings.worker_id
     )
+    store = stores.incidents
     queue = make_queue(
         settings.redis_url, settings.queue_name, outage=outage, heartbeat=settings.heartbeat
     )
@@ -120,7 +114,6 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
     notifier = SlackNotifier(client, apps)
     # Built in the order they need each other: the incidents ask the watch's store (hooks), the
     # watch opens incidents, and the step runner closes an ended incident's connections.
-    watch_store = WatchStore(store.r)
     runners = HostRunners(runner_for, still_open=open_in(store))
     incidents = IncidentService(
         apps=apps,
@@ -128,8 +121,8 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         notifier=notifier,
         queue=SaqStepQueue(queue, heartbeat=settings.heartbeat),
         repos=GitRepos(settings.workspace),
-        watch=IncidentHooks(watch_store),
-        events=WebhookOutbox(apps, queue),
+        watch=IncidentHooks(stores.watches),
+        events=WebhookOutbox(apps, SaqJobs(queue)),
         ended=runners.close,
         people=SlackDirectory(client),
     )
@@ -138,7 +131,7 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
     )
     watches = WatchService(
         apps=apps,
-        store=watch_store,
+        store=stores.watches,
         queue=SaqTickQueue(queue, heartbeat=settings.heartbeat),
         proposer=SlackProposer(client),
         runner_factory=runner_for,
@@ -146,8 +139,6 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         workspace=settings.workspace,
         incidents=incidents,
     )
-    # No connection until the first ack: a worker never opens one.
-    records = connect(settings.redis_url, outage=outage)
     rt = Runtime(
         settings,
         apps,
@@ -158,8 +149,8 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         incidents,
         steps,
         watches,
+        stores,
         outage,
-        ack_records=records,
     )
     outage.listeners.append(lambda since, seconds: rt.spawn(say_store_was_away(rt, since, seconds)))
     return rt
@@ -172,7 +163,7 @@ async def say_store_was_away(rt: Runtime, since: datetime, seconds: float) -> No
     changes on a restart or a failover) and incident says it.
     """
     try:
-        server = str((await rt.store.r.info("server")).get("run_id", ""))[:12]
+        server = await rt.stores.server_id()
         for incident in await rt.store.open_incidents():
             if incident.thread is None or not incident.thread.ts:
                 continue
@@ -197,7 +188,7 @@ async def say_store_was_away(rt: Runtime, since: datetime, seconds: float) -> No
 async def warn_persistence(rt: Runtime) -> None:
     """At start-up, one line in the log when Redis would lose the incidents on a restart."""
     try:
-        warning = await asyncio.wait_for(persistence_warning(rt.store.r), 5)
+        warning = await asyncio.wait_for(rt.stores.persistence_warning(), 5)
     except Exception as exc:
         warning = f"cannot read Redis's persistence settings ({exc or type(exc).__name__})"
     if warning:
@@ -243,9 +234,8 @@ def build_slack(rt: Runtime) -> tuple[AsyncApp, SlackFront]:
     )
     bolt.listener_runner.lazy_listener_runner = TrackedLazyRunner(log)
     groups = GroupResolver(rt.client, rt.apps)
-    pending = PendingCommands(rt.store.r, owner=rt.settings.worker_id, records=rt.ack_records)
     planner = Planner(rt.incidents, runner_for, rt.settings.workspace)
-    front = SlackFront(rt.incidents, planner, rt.store, groups, rt.notifier, pending)
+    front = SlackFront(rt.incidents, planner, rt.store, groups, rt.notifier, rt.stores.commands)
     register(bolt, front)
     register_watch(bolt, WatchFront(rt.watches.proposals, groups))
     return bolt, front
@@ -418,7 +408,7 @@ async def deliver_held(rt: Runtime) -> None:
     from bot.fronts.held_notices import deliver
 
     try:
-        await deliver(rt.store.r, rt.store, rt.client)
+        await deliver(rt.stores.held, rt.store, rt.client)
     except Exception:
         log.exception("held stakeholder notices: not delivered this time")
 
@@ -427,7 +417,7 @@ SERVE_DRAIN = 30.0  # seconds `serve` gives requests in flight when told to stop
 RECOVERY_WAIT = 5.0  # seconds `serve` lets a recovery of acked commands under way end
 
 
-def build_worker(rt: Runtime) -> Worker[Any]:
+def build_worker(rt: Runtime) -> RewindWorker:
     s = rt.settings
 
     async def startup() -> None:
@@ -466,7 +456,7 @@ def build_worker(rt: Runtime) -> Worker[Any]:
     return worker
 
 
-async def stop_worker(rt: Runtime, worker: Worker[Any], task: asyncio.Task[None]) -> None:
+async def stop_worker(rt: Runtime, worker: RewindWorker, task: asyncio.Task[None]) -> None:
     """Stop taking jobs; hand repeatable steps over at their next command; let the others end.
 
     A step that is not safe to repeat (the database downgrade) runs to its end, for up to

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.watch.store import WatchStore
+from bot.watch.ports import WatchStore
 from bot.workflow.baseline import Baseline
 from bot.workflow.quarantine import Quarantine
 

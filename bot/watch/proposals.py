@@ -15,7 +15,7 @@ from typing import Protocol
 from bot.config.apps_file import AppConfig, AppsFile
 from bot.incidents.service import OpenRequest, policy_for
 from bot.watch.model import Answer, Watch, WatchState
-from bot.watch.store import WatchStore
+from bot.watch.ports import WatchStore
 from bot.workflow.errors import UserFacingError
 from bot.workflow.messages import Inline, Mention, message
 from bot.workflow.model import Incident, ThreadRef

@@ -22,8 +22,8 @@ from bot.ports import HostRunner
 from bot.watch import judge, probe
 from bot.watch.deploys import Deploy, DeployReport, check_report
 from bot.watch.model import Answer, Tick, Watch, WatchState
+from bot.watch.ports import WatchStore
 from bot.watch.proposals import AUTO, IncidentOpener, Proposals, Proposer
-from bot.watch.store import WatchStore
 from bot.workflow.baseline import Baseline
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_bolt.context.respond.async_respond import AsyncRespond as Respond
 
@@ -37,12 +35,11 @@ from bot.fronts.dispatch import (
 from bot.fronts.slack import blocks, mrkdwn
 from bot.fronts.slack.groups import GroupResolver
 from bot.fronts.slack.ids import CHOICE, Action, ButtonValue
-from bot.fronts.slack.pending import PendingCommands
 from bot.incidents.service import IncidentService
 from bot.plan import render
 from bot.plan.build import Planner
-from bot.ports import Store
-from bot.workflow.errors import UserFacingError
+from bot.ports import PendingCommands, Store
+from bot.workflow.errors import StoreUnavailable, UserFacingError
 from bot.workflow.machine import Answer
 from bot.workflow.messages import ChannelRef, message
 from bot.workflow.plan import Plan
@@ -54,7 +51,6 @@ STORE_LOST = (
     "`/rollback status` in a minute shows where things stand."
 )
 STORE_CHECK = 1.0  # seconds: a Redis that is away is said well within Slack's 3 s
-_STORE_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
 
 class PlanPoster(Protocol):
@@ -140,7 +136,7 @@ class SlackFront:
             # Not wait_for: its task of its own would cost the ack two more turns of the loop.
             async with asyncio.timeout(STORE_CHECK):
                 fresh = await self.pending.record(key, body)
-        except (TimeoutError, *_STORE_ERRORS):
+        except (TimeoutError, StoreUnavailable):
             return False
         if fresh:
             self._mine.add(key)
@@ -188,7 +184,7 @@ class SlackFront:
             text = await self._dispatch(cmd, body["user_id"])
         except UserFacingError as exc:
             text = f":warning: {mrkdwn.render(exc.message)}"
-        except _STORE_ERRORS:
+        except StoreUnavailable:
             log.warning("command %r: Redis unreachable", body.get("text", "")[:100])
             text = f":warning: {STORE_LOST}"
         except Exception:
@@ -288,7 +284,7 @@ class SlackFront:
             await self.incidents.answer(value.i, Answer(value.t, actor, choice, value.o))
         except UserFacingError as exc:
             await _tell(respond, mrkdwn.render(exc.message))
-        except _STORE_ERRORS:
+        except StoreUnavailable:
             log.warning("button %s: Redis unreachable", action.get("action_id"))
             await _tell(respond, STORE_LOST)
         except Exception:

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, cast
 
-from redis.exceptions import RedisError
-
 from bot.config.apps_file import AppsFile
 from bot.config.settings import Settings
 from bot.fronts.terminal.console import Console, InputClosed, Interrupted
@@ -26,11 +24,11 @@ from bot.fronts.terminal.people import People
 from bot.incidents.host_runners import HostRunners, open_in
 from bot.incidents.service import IncidentService, OpenRequest
 from bot.incidents.step_runner import StepRunner
-from bot.ports import Notifier, Store
+from bot.ports import Notifier, Store, StoreOpener, Stores
 from bot.telemetry.redaction import redact
 from bot.views import incident as views
 from bot.workflow import said
-from bot.workflow.errors import StepError, UserFacingError
+from bot.workflow.errors import StepError, StoreError, StoreUnavailable, UserFacingError
 from bot.workflow.machine import Answer
 from bot.workflow.messages import Message, Paragraph, para, words
 from bot.workflow.model import Gate, GateKind, Incident, StepId
@@ -336,50 +334,23 @@ class StoreUnreachable(Exception):
     """Redis does not answer: nothing may start, and nobody may be told of it."""
 
 
-async def _store_for(settings: Settings) -> Store:
-    """The shared Redis. An incident lives there before anyone hears of it, so without it the
+async def _store_for(settings: Settings, stores: StoreOpener) -> Stores:
+    """The shared store. An incident lives there before anyone hears of it, so without it the
     terminal starts nothing (a rollback nobody can see, resume or lock would fail open)."""
-    from redis.exceptions import RedisError
-
-    from bot.store.redis_store import RedisStore, connect
-
     try:
-        await _ping_once(settings.redis_url)
-    except (TimeoutError, OSError, RedisError) as exc:
+        return await stores.reach()
+    except StoreUnavailable as exc:
         raise StoreUnreachable(redis_down_text(settings, exc)) from None
-    return RedisStore(connect(settings.redis_url))
 
 
-async def _ping_once(url: str) -> None:
-    """One PING without the store's retries: the real reason at once, not after a minute.
-    (A Sentinel URL goes through the store's own client: it has to find the primary.)"""
-    import redis.asyncio as aioredis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
-    from bot.store.connection import connect, parse_url
-
-    if parse_url(url).sentinel:
-        client = connect(url)
-    else:
-        client = aioredis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3,
-                                         retry=Retry(NoBackoff(), 0))  # fmt: skip
-    try:
-        await asyncio.wait_for(client.ping(), 10)
-    finally:
-        await client.aclose()
-
-
-async def _plan_store(settings: Settings, out: TextIO) -> Store:
+async def _plan_store(settings: Settings, out: TextIO, stores: StoreOpener) -> Store:
     """A plan changes nothing and tells nobody: without Redis it is made from memory."""
-    from bot.store.memory import MemoryStore
-
     try:
-        return await _store_for(settings)
+        return (await _store_for(settings, stores)).incidents
     except StoreUnreachable:
         print(f"⚠ Redis at {redact(settings.redis_url)} does not answer: the plan cannot see "
               "a running incident or a freeze of the app.", file=out)  # fmt: skip
-        return MemoryStore()
+        return stores.memory().incidents
 
 
 def redis_down_text(settings: Settings, exc: BaseException) -> str:
@@ -463,6 +434,8 @@ async def run_rollback(
     out: TextIO = sys.stdout,
     stream_in: TextIO = sys.stdin,
     resume: str = "",
+    *,
+    stores: StoreOpener,
 ) -> int:
     if not out.isatty():  # a pipe, CI: every line wrapped at 80 columns, never cut
         out = cast(TextIO, WrappedOut(out))
@@ -470,7 +443,7 @@ async def run_rollback(
         if not resume and (why := refusal(apps, args)):
             print(f"✗ {why}", file=out)
             return 2
-        return await _at_the_prompt(settings, apps, args, out, stream_in, resume)
+        return await _at_the_prompt(settings, apps, args, out, stream_in, resume, stores)
     finally:
         out.flush()
 
@@ -482,13 +455,15 @@ async def _at_the_prompt(
     out: TextIO,
     stream_in: TextIO,
     resume: str,
+    stores: StoreOpener,
 ) -> int:
     from bot.fronts.terminal.notifier import connect_terminal_notifier
 
     console = Console(stream_in, out)
     console.install()
     try:
-        return await _run(settings, apps, args, console, out, resume, connect_terminal_notifier)
+        connect = connect_terminal_notifier
+        return await _run(settings, apps, args, console, out, resume, connect, stores)
     except StoreUnreachable as exc:
         print(exc, file=out)
         return 1
@@ -506,9 +481,11 @@ async def _run(
     out: TextIO,
     resume: str,
     connect: Callable[..., Awaitable[tuple[TerminalNotifier, People]]],
+    stores: StoreOpener,
 ) -> int:
-    store = await _store_for(settings)
-    notifier, people = await connect(settings, apps, store, out)
+    shared = await _store_for(settings, stores)
+    store = shared.incidents
+    notifier, people = await connect(settings, apps, store, out, shared.held)
     ctrl_c = CtrlC(console)
     steps, queue = build_terminal_runner(apps, store, notifier, settings.workspace, ctrl_c)
     os_user = getpass.getuser()
@@ -543,7 +520,7 @@ async def _run(
     except UserFacingError as exc:
         print(f"✗ {plain(exc.message, people.bare)}", file=out)
         return 1
-    except (OSError, RedisError) as exc:  # the store went away mid-way
+    except (OSError, StoreError) as exc:  # the store went away mid-way
         why = f"Redis at {redact(settings.redis_url)} stopped answering ({redact(str(exc))})"
         await notifier.stopped(why)
         print(f"✗ Stopped: {why}. The hosts are as the lines above say; see them before "
@@ -574,16 +551,16 @@ async def _open(
     return await driver.run(incident.id, req.actor)
 
 
-async def show_status(settings: Settings, apps: AppsFile, target: str, out: TextIO) -> int:
+async def show_status(
+    settings: Settings, apps: AppsFile, target: str, out: TextIO, *, stores: StoreOpener
+) -> int:
     """`python -m bot status [APP|INCIDENT]` and `list`: the same answers as in Slack."""
-    from bot.store.redis_store import RedisStore, connect
-
     people = People.from_apps_file(apps.people)
-    store = RedisStore(connect(settings.redis_url))
+    shared = stores.open()
     try:
         try:
-            text = await asyncio.wait_for(_status_text(store, apps, target), 15)
-        except (TimeoutError, OSError) as exc:
+            text = await asyncio.wait_for(_status_text(shared.incidents, apps, target), 15)
+        except (TimeoutError, OSError, StoreUnavailable) as exc:
             print(f"✗ Redis at {redact(settings.redis_url)} does not answer ({exc or 'timeout'}): "
                   "incidents live there. Start Redis or set REDIS_URL.", file=out)  # fmt: skip
             return 1
@@ -591,7 +568,7 @@ async def show_status(settings: Settings, apps: AppsFile, target: str, out: Text
             print(plain(exc.message, people.bare).replace("`", ""), file=out)
             return 1
     finally:
-        await store.r.aclose()
+        await shared.aclose()
     print(plain(text, people.bare).replace("`", ""), file=out)
     return 0
 
@@ -640,7 +617,12 @@ def _lines(lines: list[Paragraph]) -> Message:
 
 
 async def run_plan(
-    settings: Settings, apps: AppsFile, args: RollbackArgs, out: TextIO = sys.stdout
+    settings: Settings,
+    apps: AppsFile,
+    args: RollbackArgs,
+    out: TextIO = sys.stdout,
+    *,
+    stores: StoreOpener,
 ) -> int:
     """`rollback … --plan`: the plan, printed and saved as a file; nothing changed anywhere."""
     from bot.plan import render
@@ -650,7 +632,7 @@ async def run_plan(
     if why := refusal(apps, args, plan=True):
         print(f"✗ {why}", file=say)
         return 2
-    store = await _plan_store(settings, say)
+    store = await _plan_store(settings, say, stores)
     steps, _ = build_terminal_runner(apps, store, Quiet(), settings.workspace)
     os_user = getpass.getuser()
     uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
