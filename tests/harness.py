@@ -62,6 +62,14 @@ class SlackView:
     def thread_text(self) -> str:
         return "\n".join(self.slack.all_text(m) for m in self.thread())
 
+    async def said(self, *texts: str, timeout: float = 30) -> str:
+        """The thread once it holds every one of `texts`. A question goes ahead of the output
+        still queued, so a step's lines may land after the buttons that follow it."""
+        await self.slack.wait_until(
+            lambda: all(t in self.thread_text() for t in texts), timeout=timeout, what=str(texts)
+        )
+        return self.thread_text()
+
     async def gate(self, label: str, timeout: float = 60) -> dict[str, Any]:
         """Wait for the newest thread message that has a button containing `label`."""
 

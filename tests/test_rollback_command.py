@@ -52,12 +52,13 @@ async def test_rollback_opens_incident_and_assesses_every_host(
     ):
         assert expected in parent, expected
 
-    thread = bot.thread_text()
     # each host's output of the version command, under its name and the step's
-    assert "`web1` · Assess the situation" in thread
-    assert "`web2` · Assess the situation" in thread
-    assert "Deployed now: `v1.5.0`" in thread
-    assert "Last good version: `v1.4.2`" in thread
+    await bot.said(
+        "`web1` · Assess the situation",
+        "`web2` · Assess the situation",
+        "Deployed now: `v1.5.0`",
+        "Last good version: `v1.4.2`",
+    )
     labels = [b.text for b in bot.slack.buttons(decision)]
     assert any("Roll back" in label for label in labels)
     assert any("Fix forward" in label for label in labels)
