@@ -119,7 +119,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
     from bot.app.assembly import build_runtime, web_app
-    from bot.app.startup import bind, check_app_token, check_bot_token, paths_line
+    from bot.app.startup import bind, paths_line
+    from bot.fronts.slack.chat import check_app_token, check_bot_token
 
     apps = _load(settings)
     socket_mode = bool(args.socket_mode or settings.slack_app_token)
@@ -151,16 +152,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 async def _socket_mode(rt: object, sock: socket.socket, *, with_worker: bool) -> int:
     """Slack over Socket Mode; /healthz, /metrics and the API still on PORT."""
     from aiohttp import web
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     from bot.app.assembly import Runtime, build_slack, web_app
 
     assert isinstance(rt, Runtime) and rt.settings.slack_app_token is not None
-    bolt, front = build_slack(rt)
-    handler = AsyncSocketModeHandler(bolt, rt.settings.slack_app_token.get_secret_value())
+    slack = build_slack(rt)
+    handler = slack.socket_mode(rt.settings.slack_app_token.get_secret_value())
     # The web app's lifecycle recovers commands acked by a dead process and, at shutdown,
     # finishes Bolt's lazy listeners, as over HTTP; it gets no /slack/events route.
-    runner = web.AppRunner(web_app(rt, with_worker=with_worker, socket_mode=(bolt, front)))
+    runner = web.AppRunner(web_app(rt, with_worker=with_worker, socket_mode=slack))
     await runner.setup()  # starts the worker, if any, and the recovery of acked commands
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -168,17 +168,18 @@ async def _socket_mode(rt: object, sock: socket.socket, *, with_worker: bool) ->
         loop.add_signal_handler(sig, stop.set)
     try:
         await web.SockSite(runner, sock).start()
-        await handler.connect_async()  # type: ignore[no-untyped-call]
+        await handler.connect()
         await stop.wait()
     finally:
-        await handler.close_async()  # type: ignore[no-untyped-call]
+        await handler.close()
         await runner.cleanup()  # stops the worker and closes the runtime
     return 0
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app.assembly import build_runtime, run_worker
-    from bot.app.startup import bind_metrics, check_bot_token, paths_line
+    from bot.app.startup import bind_metrics, paths_line
+    from bot.fronts.slack.chat import check_bot_token
 
     apps = _load(settings)
     _reach_redis(settings)
