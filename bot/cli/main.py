@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import signal
 import socket
@@ -204,6 +205,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.chat import chat_for
     from bot.fronts.terminal.front import RollbackArgs, run_plan, run_rollback
 
     try:
@@ -222,14 +224,17 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
     )
     if args.plan:
         return asyncio.run(run_plan(settings, _load(settings), rb))
-    return asyncio.run(run_rollback(settings, _load(settings), rb))
+    chat = functools.partial(chat_for, settings)
+    return asyncio.run(run_rollback(settings, _load(settings), rb, chat=chat))
 
 
 def _resume(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.chat import chat_for
     from bot.fronts.terminal.front import RollbackArgs, run_rollback
 
     rb = RollbackArgs(app="", version=None, reason="", as_user=args.as_user)
-    return asyncio.run(run_rollback(settings, _load(settings), rb, resume=args.incident))
+    chat = functools.partial(chat_for, settings)
+    return asyncio.run(run_rollback(settings, _load(settings), rb, resume=args.incident, chat=chat))
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:

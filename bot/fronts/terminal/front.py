@@ -20,9 +20,13 @@ from redis.exceptions import RedisError
 
 from bot.config.apps_file import AppsFile
 from bot.config.settings import Settings
+from bot.fronts.command import Command
+from bot.fronts.dispatch import Dispatcher, Opened
+from bot.fronts.port import Chat, NoChat
 from bot.fronts.terminal.console import Console, InputClosed, Interrupted
 from bot.fronts.terminal.notifier import TerminalNotifier, numbered
 from bot.fronts.terminal.people import People
+from bot.fronts.terminal.replies import reply_message
 from bot.incidents.engine import Engine
 from bot.incidents.service import OpenRequest
 from bot.ports import Notifier, Store
@@ -31,7 +35,6 @@ from bot.views import incident as views
 from bot.workflow import said
 from bot.workflow.errors import StepError, UserFacingError
 from bot.workflow.machine import Answer
-from bot.workflow.messages import Message, Paragraph, para, words
 from bot.workflow.model import Gate, GateKind, Incident, StepId
 from bot.workflow.policy import Actor
 from bot.workflow.render_text import WrappedOut, plain
@@ -442,14 +445,16 @@ async def run_rollback(
     out: TextIO = sys.stdout,
     stream_in: TextIO = sys.stdin,
     resume: str = "",
+    chat: Callable[[], Awaitable[Chat]] | None = None,
 ) -> int:
+    """`chat`: how to reach the chat service (Slack) for notices and names; none: no chat."""
     if not out.isatty():  # a pipe, CI: every line wrapped at 80 columns, never cut
         out = cast(TextIO, WrappedOut(out))
     try:
         if not resume and (why := refusal(apps, args)):
             print(f"✗ {why}", file=out)
             return 2
-        return await _at_the_prompt(settings, apps, args, out, stream_in, resume)
+        return await _at_the_prompt(settings, apps, args, out, stream_in, resume, chat)
     finally:
         out.flush()
 
@@ -461,13 +466,21 @@ async def _at_the_prompt(
     out: TextIO,
     stream_in: TextIO,
     resume: str,
+    chat: Callable[[], Awaitable[Chat]] | None,
 ) -> int:
     from bot.fronts.terminal.notifier import connect_terminal_notifier
 
     console = Console(stream_in, out)
     console.install()
+
+    async def connect(
+        settings: Settings, apps: AppsFile, store: Store, out: TextIO
+    ) -> tuple[TerminalNotifier, People]:
+        reached = await chat() if chat is not None else NoChat()
+        return await connect_terminal_notifier(settings, apps, store, out, reached)
+
     try:
-        return await _run(settings, apps, args, console, out, resume, connect_terminal_notifier)
+        return await _run(settings, apps, args, console, out, resume, connect)
     except StoreUnreachable as exc:
         print(exc, file=out)
         return 1
@@ -515,9 +528,9 @@ async def _run(
             except (Interrupted, InputClosed):
                 console.say("Nothing was started.")
                 return EXIT_INTERRUPTED
-            req = OpenRequest(args.app, args.version, reason, requester, source="terminal",
-                              major=args.major)  # fmt: skip
-            incident = await _open(driver, engine, store, req, args.break_glass)
+            cmd = Command("start", args.app, args.version, reason, major=args.major)
+            dispatcher = Dispatcher(engine, store, source="terminal")
+            incident = await _open(driver, dispatcher, store, cmd, requester, args.break_glass)
     except UserFacingError as exc:
         print(f"✗ {plain(exc.message, people.bare)}", file=out)
         return 1
@@ -540,27 +553,37 @@ async def _run(
 
 
 async def _open(
-    driver: Driver, engine: Engine, store: Store, req: OpenRequest, break_glass: bool
+    driver: Driver,
+    dispatcher: Dispatcher,
+    store: Store,
+    cmd: Command,
+    actor: Actor,
+    break_glass: bool,
 ) -> Incident:
-    incident = await engine.open(req)
-    if break_glass:
-        await store.audit(incident.id, req.actor.user, "break-glass: started at the terminal",
-                          f"OS user {where_am_i()}")  # fmt: skip
-    else:
-        await store.audit(incident.id, req.actor.user, "started at the terminal",
-                          f"OS user {where_am_i()}")  # fmt: skip
-    return await driver.run(incident.id, req.actor)
+    """`rollback APP …` is `/rollback APP …`: the same checks (`Dispatcher`), then run here."""
+    opened = await dispatcher.run(cmd, actor)
+    assert isinstance(opened, Opened)
+    incident = opened.incident
+    what = "break-glass: started at the terminal" if break_glass else "started at the terminal"
+    await store.audit(incident.id, actor.user, what, f"OS user {where_am_i()}")
+    return await driver.run(incident.id, actor)
 
 
 async def show_status(settings: Settings, apps: AppsFile, target: str, out: TextIO) -> int:
-    """`python -m bot status [APP|INCIDENT]` and `list`: the same answers as in Slack."""
+    """`python -m bot status [APP|INCIDENT]` and `list`: `/rollback status` and `list` through
+    the same `Dispatcher`, in the terminal's words."""
+    from bot.plan.build import Quiet
     from bot.store.redis_store import RedisStore, connect
 
     people = People.from_apps_file(apps.people)
     store = RedisStore(connect(settings.redis_url))
+    engine, _ = build_terminal_engine(apps, store, Quiet(), settings.workspace)
+    dispatcher = Dispatcher(engine, store, source="terminal")
+    cmd = Command("list") if target == "--list" else Command("status", target=target)
+    actor = terminal_actor(apps, f"terminal:{getpass.getuser()}")
     try:
         try:
-            text = await asyncio.wait_for(_status_text(store, apps, target), 15)
+            reply = await asyncio.wait_for(dispatcher.run(cmd, actor), 15)
         except (TimeoutError, OSError) as exc:
             print(f"✗ Redis at {redact(settings.redis_url)} does not answer ({exc or 'timeout'}): "
                   "incidents live there. Start Redis or set REDIS_URL.", file=out)  # fmt: skip
@@ -569,52 +592,10 @@ async def show_status(settings: Settings, apps: AppsFile, target: str, out: Text
             print(plain(exc.message, people.bare).replace("`", ""), file=out)
             return 1
     finally:
+        await engine.aclose()
         await store.r.aclose()
-    print(plain(text, people.bare).replace("`", ""), file=out)
+    print(plain(reply_message(reply), people.bare).replace("`", ""), file=out)
     return 0
-
-
-async def _status_text(store: Store, apps: AppsFile, target: str) -> Message:
-    """The same answers as `/rollback status` and `list` in Slack, as `bot.views.incident` lines."""
-    if target == "--list":
-        recent = await store.recent_incidents(15)
-        return (
-            _lines([views.incident_line(i) for i in recent]) if recent else words("No incidents.")
-        )
-    if not target:
-        open_ = await store.open_incidents()
-        return (
-            _lines([views.incident_line(i) for i in open_])
-            if open_
-            else words("No open incidents.")
-        )
-    incident = await store.load(target)
-    if incident is None:
-        app = apps.app(target)
-        if app is None:
-            known = ", ".join(sorted(apps.apps)) or "none"
-            raise UserFacingError(
-                f"{target!r} is neither an incident id nor an app. Apps: {known}. "
-                "`python -m bot list` shows the incidents."
-            )
-        holder = await store.lock_holder(app.name)
-        incident = await store.load(holder) if holder else None
-        if incident is None:
-            recent = [i for i in await store.recent_incidents(50) if i.app == app.name]
-            if not recent:
-                return words(f"{app.name} has no incidents.")
-            incident = recent[0]
-    lines = views.status_lines(incident)
-    if incident.gate is not None:
-        view = views.gate_view(incident, incident.gate)
-        labels = " / ".join(b.label for b in view.buttons)
-        lines += [para(), view.question, para(f"Waiting for: {labels}")]
-        lines.append(para(f"Answer it here: python -m bot resume {incident.id}"))
-    return _lines(lines)
-
-
-def _lines(lines: list[Paragraph]) -> Message:
-    return Message(tuple(lines))
 
 
 async def run_plan(

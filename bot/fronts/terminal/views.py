@@ -26,7 +26,8 @@ from bot.workflow.render_text import WIDTH, wrap, wrapped
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.fronts.port import Chat
 
 
 def fit(line: str, width: int = WIDTH) -> str:
@@ -49,12 +50,12 @@ class CompactNotifier(TerminalNotifier):
         apps: AppsFile,
         stand_in: bool = True,
         people: People | None = None,
-        slack: AsyncWebClient | None = None,
+        chat: Chat | None = None,
         hold_in: Redis | None = None,
         files_dir: Path | None = None,
     ) -> None:
         super().__init__(out, apps=apps, stand_in=stand_in, width=WIDTH, people=people,
-                         slack=slack, hold_in=hold_in, files_dir=files_dir)  # fmt: skip
+                         chat=chat, hold_in=hold_in, files_dir=files_dir)  # fmt: skip
         self._steps: dict[StepId, str] = {}
         self._headed: set[str] = set()
         self._ended: set[str] = set()
