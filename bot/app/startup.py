@@ -1,5 +1,6 @@
 """What `serve` and `worker` check before they start: a broken installation is refused at once,
-with one line that names the setting and says what to do (exit 1, no traceback).
+with one line that names the setting and says what to do (exit 1, no traceback). Slack's tokens
+are checked by the Slack adapter (`bot.fronts.slack.chat`).
 """
 
 from __future__ import annotations

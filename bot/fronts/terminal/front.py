@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from bot.config.apps_file import AppsFile
 from bot.config.settings import Settings
 from bot.fronts.command import Command
-from bot.fronts.dispatch import Dispatcher, Opened
+from bot.fronts.dispatch import Dispatcher, Opened, PlanMade
 from bot.fronts.port import Chat, NoChat
 from bot.fronts.terminal.console import Console, InputClosed, Interrupted
 from bot.fronts.terminal.notifier import TerminalNotifier, numbered
@@ -603,7 +603,7 @@ async def run_plan(
 ) -> int:
     """`rollback … --plan`: the plan, printed and saved as a file; nothing changed anywhere."""
     from bot.plan import render
-    from bot.plan.build import Planner, Quiet
+    from bot.plan.build import Quiet
 
     say = out if out.isatty() else cast(TextIO, WrappedOut(out))  # the plan itself stays as is
     if why := refusal(apps, args, plan=True):
@@ -613,16 +613,18 @@ async def run_plan(
     engine, _ = build_terminal_engine(apps, store, Quiet(), settings.workspace)
     os_user = getpass.getuser()
     uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
+    cmd = Command("plan", args.app, args.version, args.reason)
     try:
-        plan = await Planner(engine).plan(
-            args.app, args.version, terminal_actor(apps, uid or f"terminal:{os_user}"),
-            reason=args.reason,
-        )  # fmt: skip
+        made = await Dispatcher(engine, store, source="terminal").run(
+            cmd, terminal_actor(apps, uid or f"terminal:{os_user}")
+        )
     except UserFacingError as exc:
         print(f"✗ {plain(exc.message)}", file=say)
         return 1
     finally:
         await engine.aclose()
+    assert isinstance(made, PlanMade)
+    plan = made.plan
     text = render.markdown(plan)
     path = settings.workspace / "files" / render.filename(plan)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from bot.fronts.dispatch import (
     Unfrozen,
 )
 from bot.views import incident as views
-from bot.workflow.messages import Message, Paragraph, para, words
+from bot.workflow.messages import Mention, Message, Paragraph, para, words
 from bot.workflow.model import Incident
 
 Show = Callable[[Message], str]
@@ -37,17 +37,31 @@ def reply_message(reply: Reply) -> Message:
             return status_message(incident)
         case NoIncidents(app=app):
             return words(f"{app} has no incidents.")
-        case Opened(incident=incident) | OpenedFromPlan(incident=incident):
-            return words(f"Incident {incident.id} opened for {incident.app}.")
+        case Opened(incident=incident, version=version):
+            to = f" → `{version}`" if version else ""
+            return words(f"⏪ Incident `{incident.id}` opened for `{incident.app}`{to}.")
+        case OpenedFromPlan(incident=incident, plan=plan):
+            return words(
+                f"⏪ Incident `{incident.id}` opened from plan `{plan.id}` for `{plan.app}` "
+                f"→ `{plan.target}`."
+            )
         case Cancelled(incident_id=incident_id):
-            return words(f"Incident {incident_id} cancelled.")
-        case Unfrozen(app=app, was_frozen=was_frozen):
-            return words(f"{app} unfrozen." if was_frozen else f"{app} is not frozen.")
-        case Released(app=app, version=version, incident_id=incident_id):
-            done = "released" if incident_id else "is not quarantined"
-            return words(f"{app} {version} {done}.")
+            return words(
+                f"Incident `{incident_id}` cancelled. The thread says what was rolled back."
+            )
+        case Unfrozen(app=app, by=by, was_frozen=was_frozen):
+            if not was_frozen:
+                return words(f"`{app}` is not frozen.")
+            return _lines([para(f"☀ `{app}` unfrozen by ", Mention(by), "; deploys may go ahead.")])
+        case Released(app=app, version=version, by=by, incident_id=incident_id):
+            if not incident_id:
+                return words(f"`{app}` `{version}` is not quarantined.")
+            return _lines([
+                para(f"🔓 `{app}` `{version}` released by ", Mention(by), ": it may be deployed "
+                     f"again (it was rolled back by incident `{incident_id}`)."),
+            ])  # fmt: skip
         case PlanMade(plan=plan):
-            return words(f"Plan {plan.id} for {plan.app} → {plan.target} is made.")
+            return words(f"Plan `{plan.id}` for `{plan.app}` → `{plan.target}` is made.")
 
 
 def status_message(incident: Incident) -> Message:
