@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import logging
 import signal
 import socket
@@ -205,7 +204,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app.chat import chat_for
+    from bot.app.terminal import terminal_wiring
     from bot.fronts.terminal.front import RollbackArgs, run_plan, run_rollback
 
     try:
@@ -222,31 +221,39 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
         break_glass=args.break_glass,
         as_user=args.as_user,
     )
+    wiring = terminal_wiring(settings)
     if args.plan:
-        return asyncio.run(run_plan(settings, _load(settings), rb))
-    chat = functools.partial(chat_for, settings)
-    return asyncio.run(run_rollback(settings, _load(settings), rb, chat=chat))
+        return asyncio.run(run_plan(settings, _load(settings), rb, wiring=wiring))
+    return asyncio.run(run_rollback(settings, _load(settings), rb, wiring=wiring))
 
 
 def _resume(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app.chat import chat_for
+    from bot.app.terminal import terminal_wiring
     from bot.fronts.terminal.front import RollbackArgs, run_rollback
 
     rb = RollbackArgs(app="", version=None, reason="", as_user=args.as_user)
-    chat = functools.partial(chat_for, settings)
-    return asyncio.run(run_rollback(settings, _load(settings), rb, resume=args.incident, chat=chat))
+    wiring = terminal_wiring(settings)
+    return asyncio.run(
+        run_rollback(settings, _load(settings), rb, resume=args.incident, wiring=wiring)
+    )
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.terminal import terminal_wiring
     from bot.fronts.terminal.front import show_status
 
-    return asyncio.run(show_status(settings, _load(settings), args.target, sys.stdout))
+    wiring = terminal_wiring(settings)
+    return asyncio.run(
+        show_status(settings, _load(settings), args.target, sys.stdout, wiring=wiring)
+    )
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.terminal import terminal_wiring
     from bot.fronts.terminal.front import show_status
 
-    return asyncio.run(show_status(settings, _load(settings), "--list", sys.stdout))
+    wiring = terminal_wiring(settings)
+    return asyncio.run(show_status(settings, _load(settings), "--list", sys.stdout, wiring=wiring))
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -39,8 +39,6 @@ from bot.workflow.model import Gate, GateKind, Incident, StepId
 from bot.workflow.policy import Actor
 from bot.workflow.render_text import WrappedOut, plain
 from bot.workflow.version import Version
-from runners.git import GitRepos
-from runners.local import runner_for
 
 EXIT_INTERRUPTED = 130  # what shells expect after Ctrl-C
 
@@ -296,22 +294,17 @@ class Driver:
             )  # fmt: skip
 
 
-def build_terminal_engine(
-    apps: AppsFile, store: Store, notifier: Notifier, workspace: Path
-) -> tuple[Engine, InlineQueue]:
-    queue = InlineQueue()
-    engine = Engine(
-        apps=apps,
-        store=store,
-        notifier=notifier,
-        queue=queue,
-        workspace=workspace,
-        runner_factory=runner_for,
-        repos=GitRepos(workspace),
-        worker_id="terminal",
-    )
-    queue.engine = engine
-    return engine, queue
+EngineFactory = Callable[[AppsFile, Store, Notifier, Path], tuple[Engine, InlineQueue]]
+ChatFactory = Callable[[], Awaitable[Chat]]
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What the composition root (`bot.app.terminal`) hands the terminal front: how to build
+    an engine that runs the steps here (SSH, git), and how to reach the chat (Slack), if any."""
+
+    engine: EngineFactory
+    chat: ChatFactory | None = None
 
 
 class StoreUnreachable(Exception):
@@ -445,16 +438,16 @@ async def run_rollback(
     out: TextIO = sys.stdout,
     stream_in: TextIO = sys.stdin,
     resume: str = "",
-    chat: Callable[[], Awaitable[Chat]] | None = None,
+    *,
+    wiring: Wiring,
 ) -> int:
-    """`chat`: how to reach the chat service (Slack) for notices and names; none: no chat."""
     if not out.isatty():  # a pipe, CI: every line wrapped at 80 columns, never cut
         out = cast(TextIO, WrappedOut(out))
     try:
         if not resume and (why := refusal(apps, args)):
             print(f"✗ {why}", file=out)
             return 2
-        return await _at_the_prompt(settings, apps, args, out, stream_in, resume, chat)
+        return await _at_the_prompt(settings, apps, args, out, stream_in, resume, wiring)
     finally:
         out.flush()
 
@@ -466,7 +459,7 @@ async def _at_the_prompt(
     out: TextIO,
     stream_in: TextIO,
     resume: str,
-    chat: Callable[[], Awaitable[Chat]] | None,
+    wiring: Wiring,
 ) -> int:
     from bot.fronts.terminal.notifier import connect_terminal_notifier
 
@@ -476,11 +469,11 @@ async def _at_the_prompt(
     async def connect(
         settings: Settings, apps: AppsFile, store: Store, out: TextIO
     ) -> tuple[TerminalNotifier, People]:
-        reached = await chat() if chat is not None else NoChat()
+        reached = await wiring.chat() if wiring.chat is not None else NoChat()
         return await connect_terminal_notifier(settings, apps, store, out, reached)
 
     try:
-        return await _run(settings, apps, args, console, out, resume, connect)
+        return await _run(settings, apps, args, console, out, resume, connect, wiring.engine)
     except StoreUnreachable as exc:
         print(exc, file=out)
         return 1
@@ -498,10 +491,11 @@ async def _run(
     out: TextIO,
     resume: str,
     connect: Callable[..., Awaitable[tuple[TerminalNotifier, People]]],
+    build: EngineFactory,
 ) -> int:
     store = await _store_for(settings)
     notifier, people = await connect(settings, apps, store, out)
-    engine, queue = build_terminal_engine(apps, store, notifier, settings.workspace)
+    engine, queue = build(apps, store, notifier, settings.workspace)
     os_user = getpass.getuser()
     uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
     requester = terminal_actor(apps, uid or f"terminal:{os_user}")
@@ -569,7 +563,9 @@ async def _open(
     return await driver.run(incident.id, actor)
 
 
-async def show_status(settings: Settings, apps: AppsFile, target: str, out: TextIO) -> int:
+async def show_status(
+    settings: Settings, apps: AppsFile, target: str, out: TextIO, *, wiring: Wiring
+) -> int:
     """`python -m bot status [APP|INCIDENT]` and `list`: `/rollback status` and `list` through
     the same `Dispatcher`, in the terminal's words."""
     from bot.plan.build import Quiet
@@ -577,7 +573,7 @@ async def show_status(settings: Settings, apps: AppsFile, target: str, out: Text
 
     people = People.from_apps_file(apps.people)
     store = RedisStore(connect(settings.redis_url))
-    engine, _ = build_terminal_engine(apps, store, Quiet(), settings.workspace)
+    engine, _ = wiring.engine(apps, store, Quiet(), settings.workspace)
     dispatcher = Dispatcher(engine, store, source="terminal")
     cmd = Command("list") if target == "--list" else Command("status", target=target)
     actor = terminal_actor(apps, f"terminal:{getpass.getuser()}")
@@ -599,7 +595,12 @@ async def show_status(settings: Settings, apps: AppsFile, target: str, out: Text
 
 
 async def run_plan(
-    settings: Settings, apps: AppsFile, args: RollbackArgs, out: TextIO = sys.stdout
+    settings: Settings,
+    apps: AppsFile,
+    args: RollbackArgs,
+    out: TextIO = sys.stdout,
+    *,
+    wiring: Wiring,
 ) -> int:
     """`rollback … --plan`: the plan, printed and saved as a file; nothing changed anywhere."""
     from bot.plan import render
@@ -610,7 +611,7 @@ async def run_plan(
         print(f"✗ {why}", file=say)
         return 2
     store = await _plan_store(settings, say)
-    engine, _ = build_terminal_engine(apps, store, Quiet(), settings.workspace)
+    engine, _ = wiring.engine(apps, store, Quiet(), settings.workspace)
     os_user = getpass.getuser()
     uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
     cmd = Command("plan", args.app, args.version, args.reason)
