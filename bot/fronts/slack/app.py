@@ -61,7 +61,7 @@ class SlackApp:
     bolt: AsyncApp
     front: SlackFront
     in_flight: InFlight
-    signing_secret: str | None
+    signing_secret: str | None = field(repr=False)  # never in a log line
 
     async def events(self, request: web.Request) -> web.Response:
         """`/slack/events`: a request Slack signed, handed to Bolt; anything else refused."""
