@@ -202,9 +202,11 @@ def test_numbered_choices_all_the_way_with_slack_down(site: Site, redis_url: str
 
 
 def _client(slack: SlackFake) -> Any:
+    """Slack as `serve` reaches it for the held notices: the `Chat` port."""
+    from bot.fronts.slack.chat import SlackChat
     from bot.fronts.slack.slack_api import make_client
 
-    return make_client("xoxb-test", slack.api_url)
+    return SlackChat(make_client("xoxb-test", slack.api_url))
 
 
 def test_production_needs_break_glass_refuses_yes_and_self_approval(

@@ -10,31 +10,25 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.async_app import AsyncApp
-from slack_bolt.lazy_listener.async_internals import to_runnable_function
-from slack_bolt.lazy_listener.async_runner import AsyncLazyListenerRunner
-from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
-from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_sdk.signature import SignatureVerifier
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app.api import STORE_WAIT, add_routes, bounded_read, store_away
 from bot.app.webhooks import WebhookOutbox, deliver_function
 from bot.config.apps_file import AppsFile
 from bot.config.settings import Settings
+from bot.fronts.slack.app import SlackApp, slack_app
+from bot.fronts.slack.chat import SlackChat
 from bot.fronts.slack.directory import SlackDirectory
 from bot.fronts.slack.groups import GroupResolver
-from bot.fronts.slack.listeners import SlackFront, register
+from bot.fronts.slack.listeners import SlackFront
 from bot.fronts.slack.notifier import SlackNotifier
-from bot.fronts.slack.slack_api import make_client
-from bot.fronts.slack.watch_slack import SlackProposer, WatchFront, register_watch
+from bot.fronts.slack.slack_api import RewindWebClient, make_client
+from bot.fronts.slack.watch_slack import SlackProposer, WatchFront
 from bot.incidents.host_runners import HostRunners, open_in
 from bot.incidents.service import IncidentService
 from bot.incidents.step_runner import StepRunner
@@ -68,7 +62,7 @@ class Runtime:
     apps: AppsFile
     store: Store  # the incidents (stores.incidents)
     queue: RewindQueue
-    client: AsyncWebClient
+    client: RewindWebClient
     notifier: SlackNotifier
     incidents: IncidentService
     steps: StepRunner
@@ -195,100 +189,18 @@ async def warn_persistence(rt: Runtime) -> None:
         log.warning("%s", warning)
 
 
-class TrackedLazyRunner(AsyncLazyListenerRunner):
-    """Bolt's lazy listeners, kept track of so that `serve` can finish them before it exits."""
-
-    def __init__(self, logger: logging.Logger) -> None:
-        self.logger = logger
-        self.tasks: set[asyncio.Future[None]] = set()
-
-    def start(self, function: Callable[..., Awaitable[None]], request: AsyncBoltRequest) -> None:
-        task = asyncio.ensure_future(
-            to_runnable_function(internal_func=function, logger=self.logger, request=request)
-        )
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def drain(self, timeout: float) -> None:
-        if self.tasks:
-            log.info("finishing %d request(s) in flight", len(self.tasks))
-            await asyncio.wait(list(self.tasks), timeout=timeout)
-
-
-def lazy_runner(bolt: AsyncApp) -> TrackedLazyRunner:
-    runner = bolt.listener_runner.lazy_listener_runner
-    assert isinstance(runner, TrackedLazyRunner)
-    return runner
-
-
-def build_slack(rt: Runtime) -> tuple[AsyncApp, SlackFront]:
+def build_slack(rt: Runtime) -> SlackApp:
+    """The Slack front: Bolt with Rewind's listeners (`bot.fronts.slack.app`)."""
     secret = rt.settings.slack_signing_secret
-    bolt = AsyncApp(
-        client=rt.client,
-        logger=_bolt_logger(),
-        signing_secret=secret.get_secret_value() if secret else None,
-        request_verification_enabled=secret is not None,
-        # The ack listeners do no I/O; answering as soon as they return saves Bolt's 10 ms poll.
-        process_before_response=True,
-        name="rewind",
-    )
-    bolt.listener_runner.lazy_listener_runner = TrackedLazyRunner(log)
     groups = GroupResolver(rt.client, rt.apps)
     planner = Planner(rt.incidents, runner_for, rt.settings.workspace)
     front = SlackFront(rt.incidents, planner, rt.store, groups, rt.notifier, rt.stores.commands)
-    register(bolt, front)
-    register_watch(bolt, WatchFront(rt.watches.proposals, groups))
-    return bolt, front
-
-
-class _NoTokenWarning(logging.Filter):
-    # Bolt reads SLACK_BOT_TOKEN from the environment itself and warns that the client's token
-    # wins; it is the same token, so the warning would only alarm whoever reads the log.
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != warning_client_prioritized_and_token_skipped()
-
-
-def _bolt_logger() -> logging.Logger:
-    logger = logging.getLogger("slack_bolt.AsyncApp")
-    if not any(isinstance(f, _NoTokenWarning) for f in logger.filters):
-        logger.addFilter(_NoTokenWarning())
-    return logger
+    watch = WatchFront(rt.watches.proposals, groups)
+    return slack_app(rt.client, secret.get_secret_value() if secret else None, front, watch)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
-BOLT = web.AppKey("bolt", AsyncApp)
-
-
-async def slack_events(request: web.Request) -> web.Response:
-    bolt = request.app[BOLT]
-    stamp = request.headers.get("X-Slack-Request-Timestamp", "")
-    if not (stamp.isascii() and stamp.isdigit()) and bolt_verifies(request):
-        # slack_sdk would raise on it (and Bolt answer 500): not a request Slack signed.
-        return web.Response(status=401, text="invalid request timestamp")
-    try:
-        bolt_request = await to_bolt_request(request)
-    except ValueError:
-        # Bolt parses the body before it checks the signature: a body that is not Slack's
-        # JSON gets a 401 when unsigned (as any forged request) and a 400 when signed.
-        return await not_a_slack_request(request)
-    response = await bolt.async_dispatch(bolt_request)
-    return await to_aiohttp_response(response)
-
-
-def bolt_verifies(request: web.Request) -> bool:
-    return request.app[RUNTIME].settings.slack_signing_secret is not None
-
-
-async def not_a_slack_request(request: web.Request) -> web.Response:
-    secret = request.app[RUNTIME].settings.slack_signing_secret
-    body = await request.read()
-    signed = secret is None or SignatureVerifier(secret.get_secret_value()).is_valid_request(
-        body, dict(request.headers)
-    )
-    if not signed:
-        return web.Response(status=401, text="invalid request signature")
-    log.warning("a signed request to /slack/events had a body that is not Slack's; refused")
-    return web.Response(status=400, text="not a Slack request")
+SLACK = web.AppKey("slack", SlackApp)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -339,7 +251,7 @@ def web_app(
     rt: Runtime,
     *,
     with_worker: bool = False,
-    socket_mode: tuple[AsyncApp, SlackFront] | None = None,
+    socket_mode: SlackApp | None = None,
 ) -> web.Application:
     """`/slack/events`, `/healthz`, `/metrics` and the API.
 
@@ -349,11 +261,10 @@ def web_app(
     """
     app = web.Application()
     app[RUNTIME] = rt
+    slack = socket_mode if socket_mode is not None else build_slack(rt)
+    app[SLACK] = slack
     if socket_mode is None:
-        app[BOLT], front = build_slack(rt)
-        app.router.add_post("/slack/events", slack_events)
-    else:
-        app[BOLT], front = socket_mode
+        app.router.add_post("/slack/events", slack.events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     add_routes(app, rt)
@@ -364,7 +275,7 @@ def web_app(
         task = asyncio.create_task(worker.start()) if worker else None
         held = asyncio.create_task(deliver_held(rt)) if worker is None else None
         stopping = asyncio.Event()
-        recovering = asyncio.create_task(recover_commands(front, stopping))
+        recovering = asyncio.create_task(recover_commands(slack.front, stopping))
         yield
         stopping.set()
         # While Redis is away the recovery is only reconnecting: nothing to finish, no wait.
@@ -376,7 +287,7 @@ def web_app(
         # aiohttp has stopped taking requests and finished the ones in flight; their lazy
         # halves (opening an incident, a click) finish here before anything is closed. (In
         # Socket Mode the handler was closed first: no new envelope comes in meanwhile.)
-        await lazy_runner(app[BOLT]).drain(SERVE_DRAIN)
+        await slack.in_flight.drain(SERVE_DRAIN)
         if worker is not None and task is not None:
             await stop_worker(rt, worker, task)
         await rt.aclose()
@@ -408,7 +319,7 @@ async def deliver_held(rt: Runtime) -> None:
     from bot.fronts.held_notices import deliver
 
     try:
-        await deliver(rt.stores.held, rt.store, rt.client)
+        await deliver(rt.stores.held, rt.store, SlackChat(rt.client))
     except Exception:
         log.exception("held stakeholder notices: not delivered this time")
 

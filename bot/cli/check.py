@@ -148,18 +148,9 @@ async def check_redis(settings: Settings, warnings: list[str] | None = None) -> 
 async def _check_slack(settings: Settings) -> list[str]:
     if settings.slack_bot_token is None:
         return ["Slack: SLACK_BOT_TOKEN is not set — the bot token (xoxb-…) of the Slack app"]
-    from slack_sdk.errors import SlackApiError
+    from bot.fronts.slack.chat import connect_problems
 
-    from bot.fronts.slack.slack_api import make_client
-
-    client = make_client(settings.token(), settings.slack_api_url)
-    try:
-        await client.auth_test()
-    except SlackApiError as exc:
-        return [f"Slack auth.test: {exc.response.get('error')} — check SLACK_BOT_TOKEN"]
-    except Exception as exc:
-        return [f"Slack auth.test at {settings.slack_api_url}: {exc} — network or SLACK_API_URL"]
-    return []
+    return await connect_problems(settings.token(), settings.slack_api_url)
 
 
 async def run_check(settings: Settings, *, connect: bool, out: TextIO = sys.stdout) -> int:

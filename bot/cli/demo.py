@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot.app.terminal import build_terminal_runner
 from bot.config.apps_file import parse_apps
 from bot.fronts.terminal.console import Console
 from bot.fronts.terminal.front import (
@@ -30,7 +31,6 @@ from bot.fronts.terminal.front import (
     Prompter,
     Reply,
     auto_chooser,
-    build_terminal_runner,
     terminal_actor,
 )
 from bot.fronts.terminal.notifier import TerminalNotifier

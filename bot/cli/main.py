@@ -24,7 +24,7 @@ from bot.workflow.errors import NotAVersion
 from bot.workflow.version import Version
 
 if TYPE_CHECKING:
-    from bot.store.stores import StoreOpener
+    pass
 
 log = logging.getLogger("rewind")
 
@@ -123,7 +123,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
     from bot.app.assembly import build_runtime, web_app
-    from bot.app.startup import bind, check_app_token, check_bot_token, paths_line
+    from bot.app.startup import bind, paths_line
+    from bot.fronts.slack.chat import check_app_token, check_bot_token
 
     apps = _load(settings)
     socket_mode = bool(args.socket_mode or settings.slack_app_token)
@@ -155,16 +156,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 async def _socket_mode(rt: object, sock: socket.socket, *, with_worker: bool) -> int:
     """Slack over Socket Mode; /healthz, /metrics and the API still on PORT."""
     from aiohttp import web
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     from bot.app.assembly import Runtime, build_slack, web_app
 
     assert isinstance(rt, Runtime) and rt.settings.slack_app_token is not None
-    bolt, front = build_slack(rt)
-    handler = AsyncSocketModeHandler(bolt, rt.settings.slack_app_token.get_secret_value())
+    slack = build_slack(rt)
+    handler = slack.socket_mode(rt.settings.slack_app_token.get_secret_value())
     # The web app's lifecycle recovers commands acked by a dead process and, at shutdown,
     # finishes Bolt's lazy listeners, as over HTTP; it gets no /slack/events route.
-    runner = web.AppRunner(web_app(rt, with_worker=with_worker, socket_mode=(bolt, front)))
+    runner = web.AppRunner(web_app(rt, with_worker=with_worker, socket_mode=slack))
     await runner.setup()  # starts the worker, if any, and the recovery of acked commands
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -172,17 +172,18 @@ async def _socket_mode(rt: object, sock: socket.socket, *, with_worker: bool) ->
         loop.add_signal_handler(sig, stop.set)
     try:
         await web.SockSite(runner, sock).start()
-        await handler.connect_async()  # type: ignore[no-untyped-call]
+        await handler.connect()
         await stop.wait()
     finally:
-        await handler.close_async()  # type: ignore[no-untyped-call]
+        await handler.close()
         await runner.cleanup()  # stops the worker and closes the runtime
     return 0
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app.assembly import build_runtime, run_worker
-    from bot.app.startup import bind_metrics, check_bot_token, paths_line
+    from bot.app.startup import bind_metrics, paths_line
+    from bot.fronts.slack.chat import check_bot_token
 
     apps = _load(settings)
     _reach_redis(settings)
@@ -207,6 +208,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.terminal import terminal_wiring
     from bot.fronts.terminal.front import RollbackArgs, run_plan, run_rollback
 
     try:
@@ -223,42 +225,39 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
         break_glass=args.break_glass,
         as_user=args.as_user,
     )
+    wiring = terminal_wiring(settings)
     if args.plan:
-        return asyncio.run(run_plan(settings, _load(settings), rb, stores=_stores(settings)))
-    return asyncio.run(run_rollback(settings, _load(settings), rb, stores=_stores(settings)))
+        return asyncio.run(run_plan(settings, _load(settings), rb, wiring=wiring))
+    return asyncio.run(run_rollback(settings, _load(settings), rb, wiring=wiring))
 
 
 def _resume(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.terminal import terminal_wiring
     from bot.fronts.terminal.front import RollbackArgs, run_rollback
 
     rb = RollbackArgs(app="", version=None, reason="", as_user=args.as_user)
-    stores = _stores(settings)
+    wiring = terminal_wiring(settings)
     return asyncio.run(
-        run_rollback(settings, _load(settings), rb, resume=args.incident, stores=stores)
+        run_rollback(settings, _load(settings), rb, resume=args.incident, wiring=wiring)
     )
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.terminal import terminal_wiring
     from bot.fronts.terminal.front import show_status
 
+    wiring = terminal_wiring(settings)
     return asyncio.run(
-        show_status(settings, _load(settings), args.target, sys.stdout, stores=_stores(settings))
+        show_status(settings, _load(settings), args.target, sys.stdout, wiring=wiring)
     )
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.terminal import terminal_wiring
     from bot.fronts.terminal.front import show_status
 
-    return asyncio.run(
-        show_status(settings, _load(settings), "--list", sys.stdout, stores=_stores(settings))
-    )
-
-
-def _stores(settings: Settings) -> StoreOpener:
-    """The terminal's store, from REDIS_URL."""
-    from bot.store.stores import StoreOpener
-
-    return StoreOpener(settings.redis_url)
+    wiring = terminal_wiring(settings)
+    return asyncio.run(show_status(settings, _load(settings), "--list", sys.stdout, wiring=wiring))
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:

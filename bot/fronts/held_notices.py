@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from bot.fronts.slack import text as t
+from bot.fronts.port import Chat, ChatUnavailable
 from bot.ports import HeldNotice, HeldNotices, Store
+from bot.views import incident as views
+from bot.workflow.messages import Message, Paragraph
+from bot.workflow.model import Incident
 
 log = logging.getLogger(__name__)
 
@@ -20,27 +23,28 @@ def late_text(notice: HeldNotice, since: str) -> str:
     return f"(Held since {when}: Slack could not be reached.) {notice.text}\n{since}"
 
 
-async def deliver(held: HeldNotices, store: Store, client: object) -> int:
-    """Post every held notice (each taken atomically, so two processes never post one twice);
-    one Slack refuses goes back to be tried later. Returns how many were posted."""
-    from slack_sdk.web.async_client import AsyncWebClient
+def since(incident: Incident | None) -> Message:
+    """What happened to the incident since its notice was kept."""
+    if incident is None:
+        return Message((Paragraph(("The incident is no longer in Redis.",)),))
+    parts = ("Since then: ", *views.incident_line(incident).parts)
+    if incident.outcome:
+        parts += (" — ", *views.outcome_parts(incident))
+    return Message((Paragraph(parts),))
 
-    assert isinstance(client, AsyncWebClient)
+
+async def deliver(held: HeldNotices, store: Store, chat: Chat) -> int:
+    """Post every held notice (each taken atomically, so two processes never post one twice);
+    one the chat refuses goes back to be tried later. Returns how many were posted."""
     posted = 0
     for _ in range(await held.count()):
         notice = await held.take()
         if notice is None:
             break
-        incident = await store.load(notice.incident)
-        since = (
-            f"Since then: {t.incident_line(incident)}"
-            + (f" — {t.outcome_words(incident)}" if incident.outcome else "")
-            if incident is not None
-            else "The incident is no longer in Redis."
-        )
+        said_since = chat.render(since(await store.load(notice.incident)))
         try:
-            await client.chat_postMessage(channel=notice.channel, text=late_text(notice, since))
-        except Exception as exc:
+            await chat.post(notice.channel, late_text(notice, said_since))
+        except ChatUnavailable as exc:
             log.warning("held notice for %s in %s still not posted: %s",
                         notice.incident, notice.channel, exc)  # fmt: skip
             await held.put_back(notice)

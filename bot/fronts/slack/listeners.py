@@ -18,23 +18,15 @@ from slack_bolt.context.respond.async_respond import AsyncRespond as Respond
 
 from bot.fronts.command import HELP, Command, parse
 from bot.fronts.dispatch import (
-    Cancelled,
     Dispatcher,
-    Listing,
-    NoIncidents,
-    Opened,
-    OpenedFromPlan,
     PlanMade,
-    Released,
-    Reply,
-    StatusOf,
-    Unfrozen,
     check_plan,
     check_start,
 )
 from bot.fronts.slack import blocks, mrkdwn
 from bot.fronts.slack.groups import GroupResolver
 from bot.fronts.slack.ids import CHOICE, Action, ButtonValue
+from bot.fronts.slack.replies import reply_text
 from bot.incidents.service import IncidentService
 from bot.plan import render
 from bot.plan.build import Planner
@@ -304,45 +296,6 @@ def _command_key(body: dict[str, Any]) -> str:
     return _hash(str(body.get("trigger_id") or _digest(body)))
 
 
-def reply_text(reply: Reply) -> str:
-    """A command's reply in Slack mrkdwn."""
-    match reply:
-        case Opened(incident=incident, version=version):
-            link = incident.thread.permalink if incident.thread else ""
-            return (
-                f":rewind: Incident `{incident.id}` opened for `{incident.app}`"
-                + (f" → `{version}`" if version else "")
-                + (f". Follow it in the <{link}|thread>." if link else ".")
-            )
-        case Listing(incidents=incidents, empty=empty):
-            return blocks.incident_list(incidents) if incidents else empty
-        case StatusOf(incident=incident):
-            return blocks.incident_status(incident)
-        case Cancelled(incident_id=incident_id):
-            return f"Incident `{incident_id}` cancelled. The thread says what was rolled back."
-        case Unfrozen(app=app, by=by, was_frozen=was_frozen):
-            if not was_frozen:
-                return f"`{app}` is not frozen."
-            return f":sunny: `{app}` unfrozen by <@{by}>; deploys may go ahead."
-        case NoIncidents(app=app):
-            return f"`{app}` has no incidents."
-        case Released(app=app, version=version, by=by, incident_id=incident_id):
-            if not incident_id:
-                return f"`{app}` `{version}` is not quarantined."
-            return (
-                f":unlock: `{app}` `{version}` released by <@{by}>: "
-                f"it may be deployed again (it was rolled back by incident `{incident_id}`)."
-            )
-        case OpenedFromPlan(incident=incident, plan=plan):
-            link = incident.thread.permalink if incident.thread else ""
-            return (
-                f":rewind: Incident `{incident.id}` opened from plan `{plan.id}` for `{plan.app}` "
-                f"→ `{plan.target}`" + (f". Follow it in the <{link}|thread>." if link else ".")
-            )
-        case PlanMade(plan=plan):
-            return f"Plan `{plan.id}` for `{plan.app}` → `{plan.target}` is made."
-
-
 def _hash(key: str) -> str:
     """Idempotency keys from what a payload says: fixed size, whatever was sent."""
     return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
@@ -357,12 +310,21 @@ async def _tell(respond: AsyncRespond, text: str) -> None:
     await respond(text=f":warning: {text}", response_type="ephemeral", replace_original=False)
 
 
-def register(bolt: AsyncApp, front: SlackFront) -> None:
+Track = Callable[[Callable[..., Awaitable[None]]], Callable[..., Awaitable[None]]]
+
+
+def as_is(listener: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    return listener
+
+
+def register(bolt: AsyncApp, front: SlackFront, track: Track = as_is) -> None:
+    """`track` wraps each lazy listener (`bot.fronts.slack.app.InFlight`)."""
+
     async def ack_only(ack: AsyncAck) -> None:
         await ack()
 
-    bolt.command("/rollback")(ack=front.ack_command, lazy=[front.run_command])
+    bolt.command("/rollback")(ack=front.ack_command, lazy=[track(front.run_command)])
     for action in Action:
-        bolt.action(action.value)(ack=ack_only, lazy=[front.run_action])
+        bolt.action(action.value)(ack=ack_only, lazy=[track(front.run_action)])
     home: Callable[..., Awaitable[None]] = front.home
     bolt.event("app_home_opened")(home)

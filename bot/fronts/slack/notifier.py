@@ -31,6 +31,7 @@ from typing import Any, Literal
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config.apps_file import AppsFile
+from bot.fronts.dispatch import Reply
 from bot.fronts.slack import blocks as render
 from bot.fronts.slack import mrkdwn
 from bot.fronts.slack import text as t
@@ -38,6 +39,7 @@ from bot.fronts.slack.gate_messages import GateMessages
 from bot.fronts.slack.output_poster import OutputPoster
 from bot.fronts.slack.pacing import ChannelPacer
 from bot.fronts.slack.parent_updater import ParentUpdater
+from bot.fronts.slack.replies import reply_text
 from bot.fronts.slack.send_queue import SendQueue
 from bot.fronts.slack.slack_calls import TEXT_MAX, SlackCalls
 from bot.fronts.slack.thread_state import IncidentState, Lifecycle, Threads
@@ -100,6 +102,14 @@ class SlackNotifier:
         return self.calls.fallbacks
 
     # ---- the Notifier port -------------------------------------------------------------------
+
+    # ---- the rest of the Front port (bot.fronts.port) -----------------------------------
+
+    def person(self, user: str) -> str:
+        return t.mention(user)
+
+    def render(self, reply: Reply) -> str:
+        return reply_text(reply)
 
     async def open_thread(self, incident: Incident) -> ThreadRef:
         app = self.apps.app(incident.app)

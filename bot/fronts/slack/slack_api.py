@@ -132,12 +132,14 @@ def install_retry_handlers(
     return client
 
 
-def make_client(token: str, base_url: str | None = None, *, timeout: int = 30) -> AsyncWebClient:
+def make_client(token: str, base_url: str | None = None, *, timeout: int = 30) -> RewindWebClient:
     """The Web API client Rewind uses: `base_url` from `SLACK_API_URL`, with retry handlers."""
     url = base_url or DEFAULT_API_URL
     if not url.endswith("/"):
         url += "/"
-    return install_retry_handlers(RewindWebClient(token=token, base_url=url, timeout=timeout))
+    client = RewindWebClient(token=token, base_url=url, timeout=timeout)
+    install_retry_handlers(client)
+    return client
 
 
 def error(exc: SlackApiError) -> str:

@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config.apps_file import AppConfig
 from bot.fronts.slack import mrkdwn
 from bot.fronts.slack.groups import GroupResolver
+from bot.fronts.slack.listeners import Track, as_is
 from bot.watch.proposals import Proposal, Proposals
 from bot.workflow.errors import UserFacingError
 from bot.workflow.model import ThreadRef
@@ -269,10 +270,12 @@ async def _tell(respond: AsyncRespond, text: str) -> None:
     await respond(text=f":warning: {text}", response_type="ephemeral", replace_original=False)
 
 
-def register_watch(bolt: AsyncApp, front: WatchFront) -> None:
+def register_watch(bolt: AsyncApp, front: WatchFront, track: Track = as_is) -> None:
+    """`track` wraps each lazy listener (`bot.fronts.slack.app.InFlight`)."""
+
     async def ack_only(ack: AsyncAck) -> None:
         await ack()
 
-    bolt.action(ROLL_BACK)(ack=ack_only, lazy=[front.roll_back])
-    bolt.action(DISMISS)(ack=ack_only, lazy=[front.open_dismiss])
-    bolt.view(DISMISS_VIEW)(ack=front.ack_dismiss, lazy=[front.dismiss])
+    bolt.action(ROLL_BACK)(ack=ack_only, lazy=[track(front.roll_back)])
+    bolt.action(DISMISS)(ack=ack_only, lazy=[track(front.open_dismiss)])
+    bolt.view(DISMISS_VIEW)(ack=front.ack_dismiss, lazy=[track(front.dismiss)])

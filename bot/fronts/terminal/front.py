@@ -18,25 +18,26 @@ from typing import TextIO, cast
 
 from bot.config.apps_file import AppsFile
 from bot.config.settings import Settings
+from bot.fronts.command import Command
+from bot.fronts.dispatch import Dispatcher, Opened, PlanMade
+from bot.fronts.port import Chat, NoChat
 from bot.fronts.terminal.console import Console, InputClosed, Interrupted
 from bot.fronts.terminal.notifier import TerminalNotifier, numbered
 from bot.fronts.terminal.people import People
-from bot.incidents.host_runners import HostRunners, open_in
+from bot.fronts.terminal.replies import reply_message
 from bot.incidents.service import IncidentService, OpenRequest
 from bot.incidents.step_runner import StepRunner
-from bot.ports import Notifier, Store, StoreOpener, Stores
+from bot.plan.build import Planner
+from bot.ports import HeldNotices, Store, StoreOpener, Stores
 from bot.telemetry.redaction import redact
 from bot.views import incident as views
 from bot.workflow import said
 from bot.workflow.errors import StepError, StoreError, StoreUnavailable, UserFacingError
 from bot.workflow.machine import Answer
-from bot.workflow.messages import Message, Paragraph, para, words
 from bot.workflow.model import Gate, GateKind, Incident, StepId
 from bot.workflow.policy import Actor
 from bot.workflow.render_text import WrappedOut, plain
 from bot.workflow.version import Version
-from runners.git import GitRepos
-from runners.local import runner_for
 
 EXIT_INTERRUPTED = 130  # what shells expect after Ctrl-C
 
@@ -301,33 +302,21 @@ class Driver:
             )  # fmt: skip
 
 
-def build_terminal_runner(
-    apps: AppsFile,
-    store: Store,
-    notifier: Notifier,
-    workspace: Path,
-    ctrl_c: CtrlC | None = None,
-) -> tuple[StepRunner, InlineQueue]:
-    """The step runner of this process, its incident service (`.incidents`), and the queue it
-    drains in order; `ctrl_c` is asked at every fence."""
-    queue = InlineQueue()
-    runners = HostRunners(runner_for, still_open=open_in(store))
-    incidents = IncidentService(
-        apps=apps,
-        store=store,
-        notifier=notifier,
-        queue=queue,
-        repos=GitRepos(workspace),
-        ended=runners.close,
-    )
-    steps = StepRunner(
-        incidents,
-        runners=runners,
-        workspace=workspace,
-        worker_id="terminal",
-        pause_point=ctrl_c.at_fence if ctrl_c is not None else None,
-    )
-    return steps, queue
+RunnerBuilder = Callable[..., tuple[StepRunner, "InlineQueue"]]
+PlannerBuilder = Callable[[IncidentService, Path], Planner]
+ChatFactory = Callable[[], Awaitable[Chat]]
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What the composition root (`bot.app.terminal`) hands the terminal front: how to build the
+    step runner that runs the steps here (SSH or local hosts, git) and the planner, where the
+    store is, and how to reach the chat (Slack), if any."""
+
+    runner: RunnerBuilder
+    planner: PlannerBuilder
+    stores: StoreOpener
+    chat: ChatFactory | None = None
 
 
 class StoreUnreachable(Exception):
@@ -435,7 +424,7 @@ async def run_rollback(
     stream_in: TextIO = sys.stdin,
     resume: str = "",
     *,
-    stores: StoreOpener,
+    wiring: Wiring,
 ) -> int:
     if not out.isatty():  # a pipe, CI: every line wrapped at 80 columns, never cut
         out = cast(TextIO, WrappedOut(out))
@@ -443,7 +432,7 @@ async def run_rollback(
         if not resume and (why := refusal(apps, args)):
             print(f"✗ {why}", file=out)
             return 2
-        return await _at_the_prompt(settings, apps, args, out, stream_in, resume, stores)
+        return await _at_the_prompt(settings, apps, args, out, stream_in, resume, wiring)
     finally:
         out.flush()
 
@@ -455,15 +444,21 @@ async def _at_the_prompt(
     out: TextIO,
     stream_in: TextIO,
     resume: str,
-    stores: StoreOpener,
+    wiring: Wiring,
 ) -> int:
     from bot.fronts.terminal.notifier import connect_terminal_notifier
 
     console = Console(stream_in, out)
     console.install()
+
+    async def connect(
+        settings: Settings, apps: AppsFile, store: Store, out: TextIO, held: HeldNotices
+    ) -> tuple[TerminalNotifier, People]:
+        reached = await wiring.chat() if wiring.chat is not None else NoChat()
+        return await connect_terminal_notifier(settings, apps, store, out, reached, held)
+
     try:
-        connect = connect_terminal_notifier
-        return await _run(settings, apps, args, console, out, resume, connect, stores)
+        return await _run(settings, apps, args, console, out, resume, connect, wiring)
     except StoreUnreachable as exc:
         print(exc, file=out)
         return 1
@@ -481,13 +476,13 @@ async def _run(
     out: TextIO,
     resume: str,
     connect: Callable[..., Awaitable[tuple[TerminalNotifier, People]]],
-    stores: StoreOpener,
+    wiring: Wiring,
 ) -> int:
-    shared = await _store_for(settings, stores)
+    shared = await _store_for(settings, wiring.stores)
     store = shared.incidents
     notifier, people = await connect(settings, apps, store, out, shared.held)
     ctrl_c = CtrlC(console)
-    steps, queue = build_terminal_runner(apps, store, notifier, settings.workspace, ctrl_c)
+    steps, queue = wiring.runner(apps, store, notifier, settings.workspace, ctrl_c)
     os_user = getpass.getuser()
     uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
     requester = terminal_actor(apps, uid or f"terminal:{os_user}")
@@ -514,9 +509,10 @@ async def _run(
             except (Interrupted, InputClosed):
                 console.say("Nothing was started.")
                 return EXIT_INTERRUPTED
-            req = OpenRequest(args.app, args.version, reason, requester, source="terminal",
-                              major=args.major)  # fmt: skip
-            incident = await _open(driver, steps.incidents, store, req, args.break_glass)
+            cmd = Command("start", args.app, args.version, reason, major=args.major)
+            planner = wiring.planner(steps.incidents, settings.workspace)
+            dispatcher = Dispatcher(steps.incidents, store, planner, source="terminal")
+            incident = await _open(driver, dispatcher, store, cmd, requester, args.break_glass)
     except UserFacingError as exc:
         print(f"✗ {plain(exc.message, people.bare)}", file=out)
         return 1
@@ -539,27 +535,40 @@ async def _run(
 
 
 async def _open(
-    driver: Driver, incidents: IncidentService, store: Store, req: OpenRequest, break_glass: bool
+    driver: Driver,
+    dispatcher: Dispatcher,
+    store: Store,
+    cmd: Command,
+    actor: Actor,
+    break_glass: bool,
 ) -> Incident:
-    incident = await incidents.open(req)
-    if break_glass:
-        await store.audit(incident.id, req.actor.user, "break-glass: started at the terminal",
-                          f"OS user {where_am_i()}")  # fmt: skip
-    else:
-        await store.audit(incident.id, req.actor.user, "started at the terminal",
-                          f"OS user {where_am_i()}")  # fmt: skip
-    return await driver.run(incident.id, req.actor)
+    """`rollback APP …` is `/rollback APP …`: the same checks (`Dispatcher`), then run here."""
+    opened = await dispatcher.run(cmd, actor)
+    assert isinstance(opened, Opened)
+    incident = opened.incident
+    what = "break-glass: started at the terminal" if break_glass else "started at the terminal"
+    await store.audit(incident.id, actor.user, what, f"OS user {where_am_i()}")
+    return await driver.run(incident.id, actor)
 
 
 async def show_status(
-    settings: Settings, apps: AppsFile, target: str, out: TextIO, *, stores: StoreOpener
+    settings: Settings, apps: AppsFile, target: str, out: TextIO, *, wiring: Wiring
 ) -> int:
-    """`python -m bot status [APP|INCIDENT]` and `list`: the same answers as in Slack."""
+    """`python -m bot status [APP|INCIDENT]` and `list`: `/rollback status` and `list` through
+    the same `Dispatcher`, in the terminal's words."""
+    from bot.plan.build import Quiet
+
     people = People.from_apps_file(apps.people)
-    shared = stores.open()
+    shared = wiring.stores.open()
+    store = shared.incidents
+    steps, _ = wiring.runner(apps, store, Quiet(), settings.workspace)
+    planner = wiring.planner(steps.incidents, settings.workspace)
+    dispatcher = Dispatcher(steps.incidents, store, planner, source="terminal")
+    cmd = Command("list") if target == "--list" else Command("status", target=target)
+    actor = terminal_actor(apps, f"terminal:{getpass.getuser()}")
     try:
         try:
-            text = await asyncio.wait_for(_status_text(shared.incidents, apps, target), 15)
+            reply = await asyncio.wait_for(dispatcher.run(cmd, actor), 15)
         except (TimeoutError, OSError, StoreUnavailable) as exc:
             print(f"✗ Redis at {redact(settings.redis_url)} does not answer ({exc or 'timeout'}): "
                   "incidents live there. Start Redis or set REDIS_URL.", file=out)  # fmt: skip
@@ -568,52 +577,10 @@ async def show_status(
             print(plain(exc.message, people.bare).replace("`", ""), file=out)
             return 1
     finally:
+        await steps.aclose()
         await shared.aclose()
-    print(plain(text, people.bare).replace("`", ""), file=out)
+    print(plain(reply_message(reply), people.bare).replace("`", ""), file=out)
     return 0
-
-
-async def _status_text(store: Store, apps: AppsFile, target: str) -> Message:
-    """The same answers as `/rollback status` and `list` in Slack, as `bot.views.incident` lines."""
-    if target == "--list":
-        recent = await store.recent_incidents(15)
-        return (
-            _lines([views.incident_line(i) for i in recent]) if recent else words("No incidents.")
-        )
-    if not target:
-        open_ = await store.open_incidents()
-        return (
-            _lines([views.incident_line(i) for i in open_])
-            if open_
-            else words("No open incidents.")
-        )
-    incident = await store.load(target)
-    if incident is None:
-        app = apps.app(target)
-        if app is None:
-            known = ", ".join(sorted(apps.apps)) or "none"
-            raise UserFacingError(
-                f"{target!r} is neither an incident id nor an app. Apps: {known}. "
-                "`python -m bot list` shows the incidents."
-            )
-        holder = await store.lock_holder(app.name)
-        incident = await store.load(holder) if holder else None
-        if incident is None:
-            recent = [i for i in await store.recent_incidents(50) if i.app == app.name]
-            if not recent:
-                return words(f"{app.name} has no incidents.")
-            incident = recent[0]
-    lines = views.status_lines(incident)
-    if incident.gate is not None:
-        view = views.gate_view(incident, incident.gate)
-        labels = " / ".join(b.label for b in view.buttons)
-        lines += [para(), view.question, para(f"Waiting for: {labels}")]
-        lines.append(para(f"Answer it here: python -m bot resume {incident.id}"))
-    return _lines(lines)
-
-
-def _lines(lines: list[Paragraph]) -> Message:
-    return Message(tuple(lines))
 
 
 async def run_plan(
@@ -622,30 +589,33 @@ async def run_plan(
     args: RollbackArgs,
     out: TextIO = sys.stdout,
     *,
-    stores: StoreOpener,
+    wiring: Wiring,
 ) -> int:
     """`rollback … --plan`: the plan, printed and saved as a file; nothing changed anywhere."""
     from bot.plan import render
-    from bot.plan.build import Planner, Quiet
+    from bot.plan.build import Quiet
 
     say = out if out.isatty() else cast(TextIO, WrappedOut(out))  # the plan itself stays as is
     if why := refusal(apps, args, plan=True):
         print(f"✗ {why}", file=say)
         return 2
-    store = await _plan_store(settings, say, stores)
-    steps, _ = build_terminal_runner(apps, store, Quiet(), settings.workspace)
+    store = await _plan_store(settings, say, wiring.stores)
+    steps, _ = wiring.runner(apps, store, Quiet(), settings.workspace)
     os_user = getpass.getuser()
     uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
+    cmd = Command("plan", args.app, args.version, args.reason)
     try:
-        plan = await Planner(steps.incidents, runner_for, settings.workspace).plan(
-            args.app, args.version, terminal_actor(apps, uid or f"terminal:{os_user}"),
-            reason=args.reason,
-        )  # fmt: skip
+        planner = wiring.planner(steps.incidents, settings.workspace)
+        made = await Dispatcher(steps.incidents, store, planner, source="terminal").run(
+            cmd, terminal_actor(apps, uid or f"terminal:{os_user}")
+        )
     except UserFacingError as exc:
         print(f"✗ {plain(exc.message)}", file=say)
         return 1
     finally:
         await steps.aclose()
+    assert isinstance(made, PlanMade)
+    plan = made.plan
     text = render.markdown(plan)
     path = settings.workspace / "files" / render.filename(plan)
     path.parent.mkdir(parents=True, exist_ok=True)

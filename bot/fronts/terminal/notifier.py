@@ -1,7 +1,8 @@
 """The `Notifier` port on a terminal: prints what the Slack thread would show.
 
-Used by `python -m bot rollback` (Slack is down) and `python -m bot demo`. It renders from the
-same helpers as the Slack blocks (`bot.fronts.slack.text`), so both fronts say the same things.
+Used by `python -m bot rollback` (Slack is down) and `python -m bot demo`. It renders the same
+front-neutral views as the Slack blocks (`bot.views.incident`), so both fronts say the same
+things; stakeholder notices reach Slack through the `Chat` port (`bot.fronts.port`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
 from bot.config.apps_file import AppsFile
-from bot.fronts.slack import text as t
+from bot.fronts.dispatch import Reply
+from bot.fronts.port import Chat, ChatUnavailable
 from bot.fronts.terminal.people import People
 from bot.views import incident as views
 from bot.workflow import render_text, said
@@ -23,8 +25,6 @@ from bot.workflow.messages import Message, Paragraph
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 
 if TYPE_CHECKING:
-    from slack_sdk.web.async_client import AsyncWebClient
-
     from bot.config.settings import Settings
     from bot.ports import HeldNotices, Store
 
@@ -53,16 +53,16 @@ class TerminalNotifier:
         files_dir: Path | None = None,
         width: int = 88,
         people: People | None = None,
-        slack: AsyncWebClient | None = None,
+        chat: Chat | None = None,
         hold_in: HeldNotices | None = None,
         stand_in: bool = False,
     ) -> None:
         self.stream = out if out is not None else sys.stdout
         self.apps = apps
         self.people = people or People.from_apps_file(apps.people if apps else {})
-        # Stakeholder notices: posted with `slack` when it answers, else kept in `hold_in`
-        # (Redis); `stand_in` (the demo) prints them as Slack would show them.
-        self.slack = slack
+        # Stakeholder notices: posted through `chat` (Slack) when it answers, else kept in
+        # `hold_in` (Redis); `stand_in` (the demo) prints them instead.
+        self.chat = chat
         self.hold_in = hold_in
         self.stand_in = stand_in
         self._held: dict[str, list[str]] = {}
@@ -85,8 +85,22 @@ class TerminalNotifier:
         return render_text.plain(msg, self.people.bare).replace("`", "")
 
     def plain(self, text: str) -> str:
-        """What was posted to Slack (a notice, with the apps file's mentions), in words."""
-        return self.people.plain(t.plain_fallback(text)).replace("`", "")
+        """Words with the apps file's mentions (`mention:`), by name."""
+        return self.people.plain(text).replace("`", "")
+
+    def notice_words(self, notice: Message, ping: Sequence[str]) -> str:
+        """A stakeholder notice as the terminal shows it: names, no markup."""
+        return " ".join([*(self.plain(p) for p in ping if p), self.show(notice)])
+
+    # ---- the rest of the Front port (bot.fronts.port) -----------------------------------
+
+    def person(self, user: str) -> str:
+        return self.people.name(user)
+
+    def render(self, reply: Reply) -> str:
+        from bot.fronts.terminal.replies import reply_words
+
+        return reply_words(reply, self.show)
 
     def _reply(self, text: str) -> None:
         lines = text.splitlines() or [""]
@@ -166,20 +180,23 @@ class TerminalNotifier:
         app = self.apps.app(incident.app) if self.apps else None
         if app is None or not app.notify:
             return []
-        text = t.notice_text(incident, phase, app.mention)
+        notice = Message((views.notice(incident, phase),))
+        words = self.notice_words(notice, app.mention)
         self._told[incident.id] = (incident.app, list(app.notify) if phase == "start" else [])
         if self.stand_in:
             for channel in app.notify:
-                self._print(f"#{channel}: {self.plain(text)}")
+                self._print(f"#{channel}: {words}")
             return list(app.notify)
+        # What Slack is sent (or keeps for later): the chat's own markup, pings first.
+        text = self.chat.render(notice, app.mention) if self.chat else words
         told: list[str] = []
         for channel in app.notify:
             if await self._post(channel, text):
                 told.append(channel)
-                self._print(f"📣 Told #{channel}: {self.plain(text)}")
+                self._print(f"📣 Told #{channel}: {words}")
         missing = [c for c in app.notify if c not in told]
         if missing:
-            await self._hold(incident, missing, text)
+            await self._hold(incident, missing, text, words)
         return told
 
     async def stopped(self, why: str) -> None:
@@ -198,21 +215,21 @@ class TerminalNotifier:
         self._told.clear()
 
     async def _post(self, channel: str, text: str) -> bool:
-        if self.slack is None:
+        if self.chat is None or not self.chat.reachable:
             return False
         try:
-            await self.slack.chat_postMessage(channel=channel, text=text)
-        except Exception as exc:
+            await self.chat.post(channel, text)
+        except ChatUnavailable as exc:
             self._print(f"⚠ Slack refused the notice to #{channel}: {exc}")
             return False
         return True
 
-    async def _hold(self, incident: Incident, channels: list[str], text: str) -> None:
+    async def _hold(self, incident: Incident, channels: list[str], text: str, words: str) -> None:
         where = ", ".join(f"#{c}" for c in channels)
         if self.hold_in is None:
             self._print(
                 f"⚠ Slack unreachable and Redis too: {where} NOT told, and the notice cannot be "
-                f"kept. Tell them yourself: {self.plain(text)}"
+                f"kept. Tell them yourself: {words}"
             )
             return
         from bot.ports import HeldNotice
@@ -255,36 +272,30 @@ class TerminalNotifier:
 
 
 async def connect_terminal_notifier(
-    settings: Settings, apps: AppsFile, store: Store, out: TextIO, held: HeldNotices | None = None
+    settings: Settings,
+    apps: AppsFile,
+    store: Store,
+    out: TextIO,
+    chat: Chat,
+    held: HeldNotices | None = None,
 ) -> tuple[TerminalNotifier, People]:
-    """The terminal's notifier: Slack for notices and names when it answers, else Redis."""
-    import asyncio
+    """The terminal's notifier: `chat` (Slack) for notices and names when it answers, else
+    notices kept in the store and names from the apps file."""
 
     people = People.from_apps_file(apps.people)
-    client = None
-    if settings.slack_bot_token is not None:
-        from bot.fronts.slack.slack_api import make_client
-
-        candidate = make_client(settings.token(), settings.slack_api_url, timeout=5)
-        candidate.retry_handlers.clear()  # one quick try: Slack is probably why we are here
-        try:
-            await asyncio.wait_for(candidate.auth_test(), 8)
-            client = candidate
-        except Exception:
-            client = None
-    if client is None:
+    if not chat.reachable:
         print("⚠ Slack does not answer: stakeholder notices will be kept, names from the apps "
               "file.", file=out)  # fmt: skip
     else:
         ids = {i for a in apps.apps.values() for i in (*a.operators, *a.approvers)}
-        await people.learn(client, ids)
+        people.learn(await chat.names(i for i in ids if i not in people.names))
     files = settings.workspace / "files"
     if out.isatty():
         notifier = TerminalNotifier(out=out, apps=apps, files_dir=files, people=people,
-                                    slack=client, hold_in=held)  # fmt: skip
+                                    chat=chat, hold_in=held)  # fmt: skip
         return notifier, people
     from bot.fronts.terminal.views import CompactNotifier  # a pipe, CI: the panel once per change
 
-    compact = CompactNotifier(out, apps=apps, stand_in=False, people=people, slack=client,
+    compact = CompactNotifier(out, apps=apps, stand_in=False, people=people, chat=chat,
                               hold_in=held, files_dir=files)  # fmt: skip
     return compact, people

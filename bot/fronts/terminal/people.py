@@ -2,17 +2,13 @@
 
 `<@U0CAROL>` -> `@carol`, `<!subteam^S0ONCALL>` -> `@oncall`, `<#C0INC|incidents>` ->
 `#incidents`, `:white_check_mark:` -> ✅. Names come from the apps file's `people` map and, when
-Slack answers, from `users.info`; an id nobody named stays an id.
+Slack answers, from it (`Chat.names`); an id nobody named stays an id.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import re
-from collections.abc import Iterable, Mapping
-
-log = logging.getLogger(__name__)
+from collections.abc import Mapping
 
 _USER = re.compile(r"<@([A-Za-z0-9_.:-]+)(?:\|([^<>]+))?>")
 _GROUP = re.compile(r"<!subteam\^([A-Za-z0-9]+)(?:\|@?([^<>]+))?>")
@@ -79,21 +75,7 @@ class People:
         text = _CHANNEL.sub(lambda m: f"#{m.group(2) or m.group(1)}", text)
         return _EMOJI.sub(lambda m: EMOJI.get(m.group(1), ""), text)
 
-    async def learn(self, client: object, ids: Iterable[str], timeout: float = 5.0) -> None:
-        """Ask Slack (`users.info`, `usergroups.list`) for the names it knows; silent if down."""
-        from slack_sdk.web.async_client import AsyncWebClient
-
-        assert isinstance(client, AsyncWebClient)
-        for uid in sorted(set(ids)):
-            if uid in self.names or not uid.startswith(("U", "W")):
-                continue
-            try:
-                resp = await asyncio.wait_for(client.users_info(user=uid), timeout)
-            except Exception as exc:  # Slack down, unknown user: the id stays
-                log.debug("users.info %s: %s", uid, exc)
-                continue
-            user = resp.get("user") or {}
-            profile = user.get("profile") or {}
-            name = profile.get("display_name") or user.get("name") or profile.get("real_name")
-            if name:
-                self.names[uid] = str(name)
+    def learn(self, names: Mapping[str, str]) -> None:
+        """Names the chat knows (`Chat.names`); the apps file's own names stay first."""
+        for uid, name in names.items():
+            self.names.setdefault(uid, name)

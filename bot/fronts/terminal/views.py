@@ -25,8 +25,7 @@ from bot.workflow.model import Gate, Incident, StepId, StepStatus
 from bot.workflow.render_text import WIDTH, wrap, wrapped
 
 if TYPE_CHECKING:
-    from slack_sdk.web.async_client import AsyncWebClient
-
+    from bot.fronts.port import Chat
     from bot.ports import HeldNotices
 
 
@@ -50,12 +49,12 @@ class CompactNotifier(TerminalNotifier):
         apps: AppsFile,
         stand_in: bool = True,
         people: People | None = None,
-        slack: AsyncWebClient | None = None,
+        chat: Chat | None = None,
         hold_in: HeldNotices | None = None,
         files_dir: Path | None = None,
     ) -> None:
         super().__init__(out, apps=apps, stand_in=stand_in, width=WIDTH, people=people,
-                         slack=slack, hold_in=hold_in, files_dir=files_dir)  # fmt: skip
+                         chat=chat, hold_in=hold_in, files_dir=files_dir)  # fmt: skip
         self._steps: dict[StepId, str] = {}
         self._headed: set[str] = set()
         self._ended: set[str] = set()
