@@ -446,7 +446,7 @@ async def _at_the_prompt(
     resume: str,
     wiring: Wiring,
 ) -> int:
-    from bot.fronts.terminal.notifier import connect_terminal_notifier
+    from bot.fronts.terminal.connect import connect_terminal_notifier
 
     console = Console(stream_in, out)
     console.install()

@@ -25,8 +25,7 @@ from bot.workflow.messages import Message, Paragraph
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 
 if TYPE_CHECKING:
-    from bot.config.settings import Settings
-    from bot.ports import HeldNotices, Store
+    from bot.ports import HeldNotices
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -269,33 +268,3 @@ class TerminalNotifier:
                 self._print(f"#{channel}: {self.plain(body)}")
             elif not await self._post(channel, body):
                 self._print(f"⚠ Not sent to #{channel}: Slack unreachable.")
-
-
-async def connect_terminal_notifier(
-    settings: Settings,
-    apps: AppsFile,
-    store: Store,
-    out: TextIO,
-    chat: Chat,
-    held: HeldNotices | None = None,
-) -> tuple[TerminalNotifier, People]:
-    """The terminal's notifier: `chat` (Slack) for notices and names when it answers, else
-    notices kept in the store and names from the apps file."""
-
-    people = People.from_apps_file(apps.people)
-    if not chat.reachable:
-        print("⚠ Slack does not answer: stakeholder notices will be kept, names from the apps "
-              "file.", file=out)  # fmt: skip
-    else:
-        ids = {i for a in apps.apps.values() for i in (*a.operators, *a.approvers)}
-        people.learn(await chat.names(i for i in ids if i not in people.names))
-    files = settings.workspace / "files"
-    if out.isatty():
-        notifier = TerminalNotifier(out=out, apps=apps, files_dir=files, people=people,
-                                    chat=chat, hold_in=held)  # fmt: skip
-        return notifier, people
-    from bot.fronts.terminal.views import CompactNotifier  # a pipe, CI: the panel once per change
-
-    compact = CompactNotifier(out, apps=apps, stand_in=False, people=people, chat=chat,
-                              hold_in=held, files_dir=files)  # fmt: skip
-    return compact, people
