@@ -74,3 +74,6 @@ async def test_a_failing_metric_gets_a_proposal_while_every_probe_passes(
     said = re.compile(r"checkout error rate [\d.]+ \(before the bad deploy 0; max 0\.01\)")
     assert said.fullmatch(watch.evidence), watch.evidence
     assert said.search(proposal["text"]), proposal["text"]
+    # The watch's first failure is the metric's (no probe failed): the bench measures from it.
+    first = next(t for t in watch.ticks if any(s.verdict == "failed" for s in t.signals))
+    assert watch.first_failure_at == first.at

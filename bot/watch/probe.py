@@ -1,4 +1,5 @@
-"""One round of a watch: every health URL once, and the error lines in each host's logs."""
+"""One round of a watch: every health URL once, the error lines in each host's logs, and the
+team's signals: the `metrics:` queries, and each host's `resources:` over the same runner."""
 
 from __future__ import annotations
 
@@ -82,7 +83,9 @@ async def one_round(
             asyncio.gather(
                 *(error_lines(runner, app, h, since, offsets.get(h.name, 0)) for h in app.hosts)
             ),
-            signals.read(signals.metric_checks(app, version), since),
+            signals.read(
+                signals.metric_checks(app, version) + signals.resource_checks(app, runner), since
+            ),
         )
     tick = Tick(n=n, at=at, worker=worker, samples=samples)
     tick.signals = [signals.fact(r) for r in metrics]
