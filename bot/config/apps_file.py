@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot.checks.health import HealthCheck
 from bot.checks.metrics_config import MetricConfig, ResourcesConfig
 from bot.config.paths import absolute, repo_location
 from bot.workflow.errors import ConfigError, Problem
@@ -73,24 +74,6 @@ def check_person(value: str) -> str:
         raise ValueError(
             f"{value[:60]!r} is not a user or user-group id: use the id (U…, from the profile's "
             "⋮ → Copy member ID; or S… for a user group), not a name"
-        )
-    return value
-
-
-def check_url(value: str) -> str:
-    """http(s)://host… ; `{placeholders}` are filled per host, so they stand for a host here."""
-    from urllib.parse import urlsplit
-
-    probe = re.sub(r":\{[A-Za-z_][A-Za-z0-9_]*\}", ":1", value)  # a port from the host's vars
-    probe = re.sub(r"\{[A-Za-z_][A-Za-z0-9_]*\}", "x", probe)
-    try:
-        parts = urlsplit(probe)
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError as exc:
-        raise ValueError(f"{value[:80]!r} is not a URL: {exc}") from None
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValueError(
-            f"{value[:80]!r} is not an http(s) URL with a host (e.g. https://myapp.com/healthz)"
         )
     return value
 
@@ -186,20 +169,6 @@ class DatabaseConfig(_Model):
     @classmethod
     def _timeout(cls, v: Any) -> float:
         return parse_duration(v)
-
-
-class HealthCheck(_Model):
-    url: str
-    status: int | None = None
-    json_: dict[str, Any] | None = Field(default=None, alias="json")
-    timeout: float = 5.0
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        return check_url(v)
 
 
 class LogsConfig(_Model):

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from bot.checks import health
 from bot.config.apps_file import AppConfig, DatabaseConfig
 from bot.incidents.engine import Engine
 from bot.incidents.service import OpenRequest, new_incident_id
@@ -35,7 +36,7 @@ from bot.workflow.plan import (
 from bot.workflow.policy import Actor
 from bot.workflow.steps import ORDER
 from bot.workflow.version import Version
-from runners import alembic_output, backups, health, templates
+from runners import alembic_output, backups, templates
 from runners.git import Method, push_args
 from runners.recording import RecordingRunner
 from runners.strategies import strategy

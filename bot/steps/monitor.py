@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 
+from bot.checks import health
 from bot.steps.context import Outcome, StepContext
 from bot.steps.monitor_logs import HostLogs, reads_for
 from bot.steps.signal_reads import MonitorSignals
@@ -24,7 +25,6 @@ from bot.workflow.errors import StepError
 from bot.workflow.facts import MonitorFacts, UrlFigures
 from bot.workflow.messages import CodeBlock, Emphasis, Mark, Message, Status, message, words
 from bot.workflow.model import Criterion
-from runners import health
 from runners.strategies import strategy
 
 

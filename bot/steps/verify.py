@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+from bot.checks import health
 from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import CommandResult, ScriptCommand
 from bot.steps.context import Outcome, StepContext
@@ -25,7 +26,7 @@ from bot.workflow.baseline import compare
 from bot.workflow.errors import StepError, UserFacingError
 from bot.workflow.messages import Block, CodeBlock, Emphasis, Inline
 from bot.workflow.model import Criterion, HostResult
-from runners import health, templates
+from runners import templates
 from runners.strategies import strategy
 
 SHOWN_MATCHES = 20

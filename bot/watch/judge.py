@@ -6,9 +6,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from bot.checks.health import percentile
 from bot.config.apps_file import WatchConfig
 from bot.watch.model import Sample, Tick, Watch
-from runners.health import percentile
 
 
 @dataclass(frozen=True)

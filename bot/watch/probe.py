@@ -9,6 +9,7 @@ from datetime import datetime
 
 import aiohttp
 
+from bot.checks import health
 from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import HostRunner
 from bot.steps import signals
@@ -16,7 +17,7 @@ from bot.steps.redeploy import CLOCK, parse_clock
 from bot.steps.verify import lines_since, since_value
 from bot.watch.model import Sample, Tick
 from bot.workflow.errors import HostError, UserFacingError
-from runners import health, templates
+from runners import templates
 
 
 async def probe_urls(session: aiohttp.ClientSession, app: AppConfig) -> list[Sample]:
