@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from bot.checks.health import HealthCheck
+from bot.checks.logs import LogsConfig
 from bot.checks.metrics_config import MetricConfig, ResourcesConfig
 from bot.config.paths import absolute, repo_location
 from bot.workflow.errors import ConfigError, Problem
@@ -169,19 +170,6 @@ class DatabaseConfig(_Model):
     @classmethod
     def _timeout(cls, v: Any) -> float:
         return parse_duration(v)
-
-
-class LogsConfig(_Model):
-    error_pattern: str = r"(?i)\b(error|critical|traceback)\b"
-
-    @field_validator("error_pattern")
-    @classmethod
-    def _regex(cls, v: str) -> str:
-        try:
-            re.compile(v)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from exc
-        return v
 
 
 class MonitorConfig(_Model):

@@ -10,11 +10,12 @@ from datetime import datetime
 import aiohttp
 
 from bot.checks import health
+from bot.checks.logs import lines_since
 from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import HostRunner
 from bot.steps import signals
 from bot.steps.redeploy import CLOCK, parse_clock
-from bot.steps.verify import lines_since, since_value
+from bot.steps.verify import since_value
 from bot.watch.model import Sample, Tick
 from bot.workflow.errors import HostError, UserFacingError
 from runners import templates
