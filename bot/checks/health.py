@@ -1,6 +1,7 @@
 """Health probes over HTTP(S): one GET per check, judged by status code and/or a JSON subset.
 
-The apps file's `health:` entries (`HealthCheck`) and the probes that judge them.
+The apps file's `health:` entries (`HealthCheck`), the probes that judge them, and a probe as a
+check behind the `Check` protocol (`HealthProbe`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import string
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bot.checks.result import CheckResult, Threshold, Verdict, inconclusive
 
 EXCERPT = 200
 
@@ -186,6 +190,43 @@ async def probe(
         return Probe(url, False, None, elapsed(), f"no answer within {check.timeout:g}s", "", host)
     except aiohttp.ClientError as exc:
         return Probe(url, False, None, elapsed(), str(exc) or type(exc).__name__, "", host)
+
+
+@dataclass(frozen=True)
+class HealthProbe:
+    """A health URL as a check (`bot.checks.Check`): one GET now, passed or failed. No answer
+    is a failure, as it is for a probe; the value is the latency in ms."""
+
+    target: Target
+    session: aiohttp.ClientSession | None = None  # None: one of its own for the one GET
+    reads_the_past: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.target.label
+
+    @property
+    def query(self) -> str:
+        return self.target.url
+
+    async def measure(self, at: datetime | None = None) -> CheckResult:
+        if at is not None:
+            why = "a health URL is read now only: it has no answer for a past time"
+            return inconclusive(self.name, Threshold(), self.query, why, provider="health")
+        t = self.target
+        if self.session is not None:
+            return probe_result(await probe(self.session, t.check, t.url, t.host))
+        async with aiohttp.ClientSession() as own:
+            return probe_result(await probe(own, t.check, t.url, t.host))
+
+
+def probe_result(p: Probe) -> CheckResult:
+    """A probe as the checks' typed result: `reason` is what it said, as the thread says it."""
+    verdict = Verdict.PASSED if p.ok else Verdict.FAILED
+    latency = round(p.latency_ms, 2) if p.status is not None else None
+    label = f"{p.url} ({p.host})" if p.host else p.url
+    return CheckResult(label, verdict, latency, Threshold(), p.url, "health", "ms",
+                       reason=p.describe(), host=p.host, status=p.status)  # fmt: skip
 
 
 async def probe_all(session: aiohttp.ClientSession, todo: Sequence[Target]) -> list[Probe]:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, field_validator
+
+from bot.checks.resources_check import Ran, Runs
+from bot.checks.result import CheckResult, Threshold, Verdict, inconclusive
 
 _STAMP = re.compile(
     r"^\[?(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?\s?(Z|[+-]\d{2}:?\d{2})?"
@@ -92,3 +95,68 @@ class LogScan:
     @property
     def ok(self) -> bool:
         return not self.error and not self.matches
+
+
+def scan(host: str, ran: Ran, since: datetime, offset: int, pattern: str,
+         windowed: bool = False) -> LogScan:  # fmt: skip
+    """What a logs read found: the error lines among those written since `since`. `windowed`:
+    the command itself reads only since then (its `{since}`)."""
+    if ran.exit_status != 0:
+        status = "no exit status: timed out or cut off" if ran.exit_status is None else (
+            f"exit {ran.exit_status}")  # fmt: skip
+        return LogScan(host, error=f"`logs` failed ({status})")
+    lines, stamped = lines_since(ran.output.splitlines(), since, offset)
+    matches = [line for line in lines if re.search(pattern, line)]
+    return LogScan(host, len(lines), matches, stamped or windowed)
+
+
+NO_ERRORS = Threshold(max=0)
+
+
+def scan_result(found: LogScan, command: str) -> CheckResult:
+    """A scan as the checks' typed result: the count of error lines (max 0), the lines, or
+    inconclusive with why the logs could not be read (never a pass)."""
+    name = f"logs on {found.host}"
+    if found.error:
+        why = inconclusive(name, NO_ERRORS, command, found.error, provider="logs")
+        return replace(why, host=found.host)
+    verdict = Verdict.FAILED if found.matches else Verdict.PASSED
+    note = "" if found.windowed else "no timestamps, no `{since}`: all lines checked"
+    return CheckResult(name, verdict, float(len(found.matches)), NO_ERRORS, command, "logs",
+                       "error line(s)", note=note, host=found.host,
+                       lines=tuple(found.matches))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LogsCheck:
+    """A host's logs as a check (`bot.checks.Check`): the error lines since `since`, read over
+    the host runner (one command, not streamed)."""
+
+    runner: Runs  # `bot.ports.HostRunner` (the apps file, which ports imports, imports this)
+    host: str
+    command: str  # the `logs` command, `{since}` filled in and quoted
+    since: datetime
+    offset: int  # the host's UTC offset, for its lines' local timestamps
+    pattern: str  # `logs.error_pattern`
+    timeout: float = 60.0
+    windowed: bool = False  # the command reads only since `since` (its `{since}`)
+    reads_the_past: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"logs on {self.host}"
+
+    @property
+    def query(self) -> str:
+        return self.command
+
+    async def measure(self, at: datetime | None = None) -> CheckResult:
+        if at is not None:
+            why = "logs are read since the restart only"
+            return inconclusive(self.name, NO_ERRORS, self.query, why, provider="logs")
+        try:
+            ran = await self.runner.run(self.host, self.command, timeout=self.timeout)
+        except Exception as exc:  # an unreachable host: not a pass, and the caller goes on
+            return scan_result(LogScan(self.host, error=str(exc)), self.command)
+        found = scan(self.host, ran, self.since, self.offset, self.pattern, self.windowed)
+        return scan_result(found, self.command)

@@ -11,13 +11,12 @@ covers a `logs` command without `{since}`, such as `tail -n 200 app.log` (`bot.c
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from bot.checks import health
-from bot.checks.logs import LogScan, lines_since
+from bot.checks import health, logs
+from bot.checks.logs import LogScan
 from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import CommandResult, ScriptCommand
 from bot.steps.context import Outcome, StepContext
@@ -70,13 +69,8 @@ def logs_scan(
     app: AppConfig, host: HostConfig, result: CommandResult, since: datetime, utc_offset: int
 ) -> LogScan:
     """What a logs read found: the error lines among those written since `since`."""
-    if not result.ok:
-        return LogScan(host.name, error=f"`logs` failed ({result.status})")
-    lines, stamped = lines_since(result.output.splitlines(), since, utc_offset)
-    pattern = re.compile(app.logs.error_pattern)
-    matches = [line for line in lines if pattern.search(line)]
-    windowed = stamped or "{since}" in templates.template(app, "logs")
-    return LogScan(host.name, len(lines), matches, windowed)
+    windowed = "{since}" in templates.template(app, "logs")
+    return logs.scan(host.name, result, since, utc_offset, app.logs.error_pattern, windowed)
 
 
 def _restart_time(ctx: StepContext, host: str) -> tuple[datetime, int] | None:
