@@ -1,4 +1,5 @@
-"""An app's checks, built from its apps file entry: health URLs, logs, metrics, resources.
+"""An app's checks, built from its apps file entry: health URLs, logs, smoke tests, metrics and
+resources.
 
 `KINDS` is the registry: each kind of check (its model and its `Check` in `bot.checks`) has one
 builder here, from the app and a `Reading` (the runner, the version, since when logs count), and
@@ -36,6 +37,7 @@ from bot.checks.logs import NO_ERRORS, LogsCheck
 from bot.checks.placeholders import fields
 from bot.checks.resources_check import Ran, Runs
 from bot.checks.result import inconclusive
+from bot.checks.smoke import SmokeCheck
 from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import HostRunner
 from bot.workflow.baseline import Baseline
@@ -209,7 +211,8 @@ def health_checks(app: AppConfig, r: Reading) -> list[Check]:
 def logs_checks(app: AppConfig, r: Reading) -> list[Check]:
     """Each host's error lines since `r.since`; a host whose command cannot be written is
     inconclusive (never a pass) and says why."""
-    return [logs_check(app, host, r) for host in app.hosts]
+    hosts = strategy(app.deploy.strategy).deploy_hosts(app)  # where the app runs and logs
+    return [logs_check(app, host, r) for host in hosts]
 
 
 def logs_check(app: AppConfig, host: HostConfig, r: Reading) -> Check:
@@ -226,6 +229,36 @@ def logs_check(app: AppConfig, host: HostConfig, r: Reading) -> Check:
                      timeout=min(app.deploy.timeout, 60), windowed=windowed)  # fmt: skip
 
 
+def smoke_checks(app: AppConfig, r: Reading) -> list[Check]:
+    """Each smoke test on the smoke host; one that cannot be filled in says why (not a pass)."""
+    if not app.smoke:
+        return []
+    host = smoke_host(app)
+    out: list[Check] = []
+    for template in app.smoke:
+        name = f"smoke `{template}` on {host.name}"
+        try:
+            cmd = smoke_command(app, host, template)
+        except (UserFacingError, ValueError, IndexError) as exc:
+            why = f"`{template}` cannot be filled in: {exc}"
+            out.append(Unreadable(name, host.name, why, "smoke"))
+            continue
+        out.append(SmokeCheck(r.runner, host.name, template, cmd))
+    return out
+
+
+def smoke_host(app: AppConfig) -> HostConfig:
+    db = app.database
+    return app.host(db.run_on) if db else app.hosts[0]
+
+
+def smoke_command(app: AppConfig, host: HostConfig, template: str) -> str:
+    """Raises UserFacingError, ValueError or IndexError for a template that cannot be filled."""
+    return templates.in_workdir(
+        app, host, templates.render(template, templates.host_values(app, host))
+    )
+
+
 @dataclass(frozen=True)
 class Unreadable:
     """A check that cannot be made (no command, a value refused): inconclusive, with why."""
@@ -233,17 +266,19 @@ class Unreadable:
     name: str
     host: str
     reason: str
+    provider: str = "logs"
     query: str = "(not run)"
     reads_the_past: bool = False
 
     async def measure(self, at: datetime | None = None) -> CheckResult:
-        found = inconclusive(self.name, NO_ERRORS, self.query, self.reason, provider="logs")
+        found = inconclusive(self.name, NO_ERRORS, self.query, self.reason, provider=self.provider)
         return replace(found, host=self.host)
 
 
 KINDS: dict[str, Callable[[AppConfig, Reading], list[Check]]] = {
     "health": health_checks,
     "logs": logs_checks,
+    "smoke": smoke_checks,
     "metrics": lambda app, r: metric_checks(app, r.version),
     "resources": lambda app, r: resource_checks(app, r.runner),
 }

@@ -21,6 +21,7 @@ from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import CommandResult, ScriptCommand
 from bot.steps.context import Outcome, StepContext
 from bot.steps.signal_reads import verify_signals
+from bot.steps.signals import smoke_command, smoke_host
 from bot.workflow.baseline import compare
 from bot.workflow.errors import StepError, UserFacingError
 from bot.workflow.messages import Block, CodeBlock, Emphasis, Inline
@@ -177,18 +178,6 @@ async def _logs(ctx: StepContext, found: _Findings) -> None:
             note = "" if scan.windowed else " (no timestamps, no `{since}`: all lines checked)"
             out.append(f"\n✅ {scan.host}: no errors in {scan.checked} line(s){note}")
     await ctx.say(*out)
-
-
-def smoke_host(app: AppConfig) -> HostConfig:
-    db = app.database
-    return app.host(db.run_on) if db else app.hosts[0]
-
-
-def smoke_command(app: AppConfig, host: HostConfig, template: str) -> str:
-    """Raises UserFacingError, ValueError or IndexError for a template that cannot be filled."""
-    return templates.in_workdir(
-        app, host, templates.render(template, templates.host_values(app, host))
-    )
 
 
 def logs_command(app: AppConfig, host: HostConfig, since: datetime, utc_offset: int) -> str | None:

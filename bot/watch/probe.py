@@ -45,6 +45,8 @@ def _signal(tick: Tick, r: CheckResult) -> None:
     tick.signals.append(signals.fact(r))
 
 
+# What a watch reads each tick: every kind but the smoke tests, which act on the app.
+WATCHED = ("health", "logs", "metrics", "resources")
 # Where each kind's result goes in the tick (what `judge` reads); any other is a signal.
 INTO_TICK: dict[str, Callable[[Tick, CheckResult], None]] = {"health": _sample, "logs": _logs}
 
@@ -61,7 +63,7 @@ async def one_round(
 ) -> Tick:
     async with aiohttp.ClientSession() as session:
         reading = signals.Reading(runner, since, version, offsets, session)
-        results = await signals.read(signals.app_checks(app, reading), since)
+        results = await signals.read(signals.app_checks(app, reading, WATCHED), since)
     tick = Tick(n=n, at=at, worker=worker)
     for r in results:
         INTO_TICK.get(r.provider, _signal)(tick, r)
