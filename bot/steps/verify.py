@@ -11,12 +11,14 @@ covers a `logs` command without `{since}`, such as `tail -n 200 app.log` (`bot.c
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from bot.checks import health, logs
+from bot.checks import CheckResult, health, logs, smoke
 from bot.checks.logs import LogScan
+from bot.checks.result import inconclusive
 from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import CommandResult, ScriptCommand
 from bot.steps.context import Outcome, StepContext
@@ -95,20 +97,24 @@ def _window_start(ctx: StepContext, host: HostConfig) -> tuple[datetime, int]:
 
 @dataclass
 class _Findings:
-    health: list[health.Probe] = field(default_factory=list)
+    """What Verify read, each check's reading as the checks' typed result (`bot.checks`)."""
+
+    results: list[CheckResult] = field(default_factory=list)  # health, logs, smoke
     health_error: str = ""
-    logs: list[LogScan] = field(default_factory=list)
-    smoke: list[tuple[str, str, bool, str]] = field(default_factory=list)  # cmd, host, ok, why
     smoke_error: str = ""
+    matches: list[str] = field(default_factory=list)  # the error lines, for the error's detail
+
+    def of(self, kind: str) -> list[CheckResult]:
+        return [r for r in self.results if r.provider == kind]
 
     def health_ok(self) -> bool:
-        return not self.health_error and all(p.ok for p in self.health)
+        return not self.health_error and all(r.passed for r in self.of("health"))
 
     def logs_ok(self) -> bool:
-        return bool(self.logs) and all(s.ok for s in self.logs)
+        return bool(self.of("logs")) and all(r.passed for r in self.of("logs"))
 
     def smoke_ok(self) -> bool:
-        return not self.smoke_error and all(ok for _, _, ok, _ in self.smoke)
+        return not self.smoke_error and all(r.passed for r in self.of("smoke"))
 
 
 async def _health(ctx: StepContext, found: _Findings) -> None:
@@ -130,15 +136,16 @@ async def _health(ctx: StepContext, found: _Findings) -> None:
         await ctx.waiting("health", f"{said}{more} — retrying, {so_far}")
 
     try:
-        found.health = await health.wait_healthy(
+        probes = await health.wait_healthy(
             todo, within=cfg.health_timeout, every=cfg.health_interval, on_retry=retrying
         )
     finally:
         await ctx.waiting("health", None)
-    lines = [f"{'✅' if p.ok else '❌'} {_label(p)}: {p.describe()}" for p in found.health]
-    ok = [p.latency_ms for p in found.health if p.ok]
+    found.results += [health.probe_result(p) for p in probes]
+    lines = [f"{'✅' if p.ok else '❌'} {_label(p)}: {p.describe()}" for p in probes]
+    ok = [p.latency_ms for p in probes if p.ok]
     p95 = health.percentile(ok, 95)
-    availability = round(100 * len(ok) / len(found.health), 2) if found.health else None
+    availability = round(100 * len(ok) / len(probes), 2) if probes else None
     if vs := compare(ctx.incident.baseline, p95, availability):
         ctx.facts.verify.vs_baseline = vs
         lines.append(f"Compared with before the bad deploy: {vs}")
@@ -163,9 +170,11 @@ async def _logs(ctx: StepContext, found: _Findings) -> None:
         return await scan_logs(ctx, host, start, offset)
 
     hosts = strategy(ctx.app.deploy.strategy).deploy_hosts(ctx.app)
-    found.logs = list(await asyncio.gather(*(one(h) for h in hosts)))
+    scans = list(await asyncio.gather(*(one(h) for h in hosts)))
+    found.results += [logs.scan_result(scan, "logs") for scan in scans]
+    found.matches = [m for scan in scans for m in scan.matches[:5]]
     out: list[Block | Inline] = [Emphasis("Logs since the restart")]
-    for scan in found.logs:
+    for scan in scans:
         if scan.error:
             out.append(f"\n❌ {scan.host}: {scan.error}")
         elif scan.matches:
@@ -192,15 +201,23 @@ async def _smoke(ctx: StepContext, found: _Findings) -> None:
     host = smoke_host(ctx.app)
     for template, result in await _run_smoke(ctx, host):
         if isinstance(result, Exception):
-            found.smoke.append((template, host.name, False, str(result)))
+            why = inconclusive(f"smoke `{template}` on {host.name}", smoke.EXIT_ZERO, template,
+                               str(result), provider="smoke")  # fmt: skip
+            found.results.append(replace(why, host=host.name))
             continue
-        why = "" if result.ok else result.status
-        found.smoke.append((template, host.name, result.ok, why))
+        found.results.append(smoke.smoke_result(template, host.name, result.command,
+                                                result.exit_status))  # fmt: skip
     lines = [
-        f"{'✅' if ok else '❌'} `{cmd}` on {host}" + (f": {why}" if why else "")
-        for cmd, host, ok, why in found.smoke
+        f"{'✅' if r.passed else '❌'} `{_template(r)}` on {r.host}"
+        + (f": {r.reason}" if r.reason else "")
+        for r in found.of("smoke")
     ]
     await ctx.say(Emphasis("Smoke tests"), "\n" + "\n".join(lines))
+
+
+def _template(r: CheckResult) -> str:
+    """The smoke test as the apps file has it: `smoke `pytest -q` on web1` -> pytest -q."""
+    return r.name.removeprefix("smoke `").rpartition("` on ")[0]
 
 
 async def _run_smoke(
@@ -228,41 +245,52 @@ async def _run_smoke(
     return out
 
 
+def _logs_said(r: CheckResult) -> str:
+    """`3 error line(s)`, or why the logs could not be read."""
+    return r.reason if r.value is None else f"{int(r.value)} error line(s)"
+
+
+# Each kind's words, from its typed result: (on its host's line when it fails, in Verify's
+# error when it fails, on its host's line when all of its kind pass there).
+_BAD: dict[str, Callable[[CheckResult], str]] = {
+    "health": lambda r: f"{r.query}: {r.reason}",
+    "logs": lambda r: r.reason if r.value is None else f"{int(r.value)} error line(s) in logs",
+    "smoke": lambda r: f"smoke `{_template(r)}` {r.reason}",
+}
+_FAILURE: dict[str, Callable[[CheckResult], str]] = {
+    "health": lambda r: f"health: {r.name} {r.reason}",
+    "logs": lambda r: f"{r.name}: {_logs_said(r)}",
+    "smoke": lambda r: f"smoke: `{_template(r)}` on {r.host} {r.reason}",
+}
+_GOOD: dict[str, Callable[[int], str]] = {
+    "health": lambda n: f"health {n}/{n}",
+    "logs": lambda n: "logs clean",
+    "smoke": lambda n: f"smoke {n}/{n}",
+}
+
+
 def _per_host(ctx: StepContext, found: _Findings) -> dict[str, HostResult]:
     out: dict[str, HostResult] = {}
     for host in ctx.app.hosts:
-        probes = [p for p in found.health if p.host == host.name]
-        scans = [s for s in found.logs if s.host == host.name]
-        smoke = [s for s in found.smoke if s[1] == host.name]
-        bad = [f"{p.url}: {p.describe()}" for p in probes if not p.ok]
-        bad += [s.error or f"{len(s.matches)} error line(s) in logs" for s in scans if not s.ok]
-        bad += [f"smoke `{cmd}` {why}" for cmd, _, ok, why in smoke if not ok]
-        good: list[str] = []
-        if probes:
-            good.append(f"health {len(probes)}/{len(probes)}")
-        if scans:
-            good.append("logs clean")
-        if smoke:
-            good.append(f"smoke {len(smoke)}/{len(smoke)}")
+        here = [r for r in found.results if r.host == host.name]
+        bad = [_BAD[r.provider](r) for r in here if not r.passed]
+        good = [
+            _GOOD[kind](n) for kind in _GOOD if (n := len([r for r in here if r.provider == kind]))
+        ]
         summary = "; ".join(bad) if bad else ", ".join(good) or "nothing to check here"
         out[host.name] = HostResult(host=host.name, ok=not bad, summary=summary)
     return out
-
-
-def bad_logs(found: _Findings) -> list[LogScan]:
-    return [s for s in found.logs if not s.ok]
 
 
 def _failures(found: _Findings) -> list[str]:
     out: list[str] = []
     if found.health_error:
         out.append(f"health: {found.health_error}")
-    out += [f"health: {_label(p)} {p.describe()}" for p in found.health if not p.ok]
-    for scan in bad_logs(found):
-        out.append(f"logs on {scan.host}: {scan.error or f'{len(scan.matches)} error line(s)'}")
+    out += [_FAILURE[r.provider](r) for r in found.of("health") if not r.passed]
+    out += [_FAILURE[r.provider](r) for r in found.of("logs") if not r.passed]
     if found.smoke_error:
         out.append(f"smoke: {found.smoke_error}")
-    out += [f"smoke: `{cmd}` on {host} {why}" for cmd, host, ok, why in found.smoke if not ok]
+    out += [_FAILURE[r.provider](r) for r in found.of("smoke") if not r.passed]
     return out
 
 
@@ -282,7 +310,7 @@ async def run(ctx: StepContext) -> Outcome:
     ctx.facts.verify.checks = {c.name.lower(): ok for c, ok in criteria.items()}
     failures = signals_failing + _failures(found)  # the team's own signals first
     if failures:
-        detail = "\n".join(m for s in found.logs for m in s.matches[:5])
+        detail = "\n".join(found.matches)
         err = StepError(
             "Verification failed: " + "; ".join(failures[:6]),
             hint="Details are above. Fix the cause, then Retry (it re-checks everything) — "
@@ -292,8 +320,8 @@ async def run(ctx: StepContext) -> Outcome:
         err.hosts = hosts
         err.criteria = dict(criteria)
         raise err
-    probes = len(found.health)
-    smokes = len(found.smoke)
+    probes = len(found.of("health"))
+    smokes = len(found.of("smoke"))
     return Outcome(
         summary=f"{probes} health check(s) passing, no errors in logs, {smokes} smoke test(s) ok",
         hosts=hosts,
