@@ -22,13 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import ack, fanout, question_first, rollback, scale, slack_budget
+from bench import ack, fanout, question_first, rollback, scale, slack_budget, warm
 from bench.lab import machine, private_redis
 
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
 SECTIONS = (
-    "ack", "fanout", "rollback", "budget", "scale", "watch", "metric", "growth", "question",
+    "ack", "fanout", "warm", "rollback", "budget", "scale", "watch", "metric", "growth", "question",
 )  # fmt: skip
 START, END = "<!-- bench:figures:start -->", "<!-- bench:figures:end -->"
 
@@ -74,6 +74,17 @@ def run_fanout(rep: Report, quick: bool) -> None:
         if r.ratio > 1.2:
             rep.missed.append(f"fanout {r.hosts}")
     return_lines(rep, "2. Fan-out", fanout.table(rows))
+
+
+def run_warm(rep: Report, quick: bool) -> None:
+    rows = warm.main(quick)
+    for r in rows:
+        rep.row(f"rollback to a warm release, {r.hosts} sshd host(s)", f"{r.rewind:.2f} s",
+                f"{r.baseline:.2f} s (symlink script)", f"{r.ratio:.2f}×", "≤ 1.2×",
+                r.ratio <= 1.2)  # fmt: skip
+        if r.ratio > 1.2:
+            rep.missed.append(f"warm {r.hosts}")
+    return_lines(rep, "2b. Warm release", warm.table(rows))
 
 
 def run_rollback(rep: Report, quick: bool) -> None:
@@ -189,6 +200,7 @@ _started = [0.0]
 RUNNERS: dict[str, Callable[[Report, bool], None]] = {
     "ack": run_ack,
     "fanout": run_fanout,
+    "warm": run_warm,
     "rollback": run_rollback,
     "budget": run_budget,
     "scale": run_scale,

@@ -1,7 +1,7 @@
 """Fan-out: the redeploy commands on N sshd hosts, Rewind's runner against plain OpenSSH.
 
 Rewind: the redeploy step body (`bot/steps/redeploy.py`) on the SSH runner, one script per host,
-each command fenced against a real Redis (the lock and the incident, as the engine does).
+each command fenced against a real Redis (the lock and the incident, as the step runner does).
 Baseline: `ssh host 'the same commands' &` for every host, then `wait` (ControlMaster off, host
 keys checked), as an engineer would type it. Both start from every host on v1.5.0 and end with
 every host on v1.4.2, restarted; both pay their SSH handshakes.

@@ -130,13 +130,17 @@ class Lab:
 
 
 @contextlib.contextmanager
-def lab(count: int, *, db_url: str | None = None) -> Iterator[Lab]:
+def lab(
+    count: int, *, db_url: str | None = None, ref: str | None = None, releases: int | None = None
+) -> Iterator[Lab]:
     """`count` hosts, each a real sshd in its own mount namespace, the app started on each
-    (the test suite's hosts); with `db_url`, its database migrated to v1.5.0's head."""
+    (the test suite's hosts); with `db_url`, its database migrated to v1.5.0's head; with
+    `releases`, in the releases layout (`ref` kept and current)."""
     base = Path(tempfile.mkdtemp(prefix="rewind-bench-"))
     try:
         with ssh_env_factory(ssh_keys_in(base / "ssh_keys"), base) as make:
-            yield Lab(base, make(count, db_url=db_url, migrate=db_url is not None))
+            env = make(count, db_url=db_url, migrate=db_url is not None, ref=ref, releases=releases)
+            yield Lab(base, env)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

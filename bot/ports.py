@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from bot.config.apps_file import AppConfig
@@ -144,13 +146,39 @@ class Notifier(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Committed:
+    """What became of a commit of the incident report."""
+
+    sha: str | None  # None: not a git checkout, or nothing changed
+    pushed: bool = False
+    push_error: str = ""
+    note: str = ""
+
+
 class Repos(Protocol):
-    """The bot's clones of the apps' repositories (git)."""
+    """The bot's clones of the apps' repositories, and the checkout the reports go to (git)."""
 
     async def has_version(self, app: AppConfig, version: Version) -> bool:
         """`version` is a tag or a commit of `app`'s repository (origin fetched first).
 
         Raises `UserFacingError` when the repository cannot be reached, saying why."""
+        ...
+
+    async def commit_report(self, paths: list[Path], message: str) -> Committed:
+        """Commit exactly `paths` where they were written, then push when there is a remote.
+
+        Never raises for git's own failures: what went wrong is in the `Committed`."""
+        ...
+
+
+class Directory(Protocol):
+    """Who people are, by id (Slack's `users.info`): for words read outside the chat, such as
+    the committed report."""
+
+    async def names(self, user_ids: Collection[str]) -> dict[str, str]:
+        """The names people know for the ids it can name; the others are left out. Never raises
+        (an unreachable directory names nobody)."""
         ...
 
 
@@ -178,7 +206,29 @@ class Freeze:
 Change = Callable[[Incident], Incident]
 
 
-class Store(Protocol):
+class Locks(Protocol):
+    """The per-app lock, fenced: one incident at a time per app."""
+
+    async def acquire_lock(self, app: str, incident_id: str) -> int | str:
+        """The fencing token (int) if taken, else the id of the incident holding the app."""
+        ...
+
+    async def release_lock(self, app: str, incident_id: str) -> None: ...
+
+    async def holds_lock(self, app: str, incident_id: str, token: int) -> bool: ...
+
+    async def lock_holder(self, app: str) -> str | None: ...
+
+
+class AuditTrail(Protocol):
+    """Who did what to an incident, in order; kept as long as the incident."""
+
+    async def audit(self, incident_id: str, who: str, what: str, result: str = "") -> None: ...
+
+    async def timeline(self, incident_id: str) -> list[AuditEntry]: ...
+
+
+class Store(Locks, AuditTrail, Protocol):
     """Where incidents, the per-app lock, the audit trail and freezes live."""
 
     async def create(self, incident: Incident) -> None: ...
@@ -198,23 +248,9 @@ class Store(Protocol):
         The one compare-and-set loop; `change` may raise to give up. None: no such incident."""
         ...
 
-    async def acquire_lock(self, app: str, incident_id: str) -> int | str:
-        """The fencing token (int) if taken, else the id of the incident holding the app."""
-        ...
-
-    async def release_lock(self, app: str, incident_id: str) -> None: ...
-
-    async def holds_lock(self, app: str, incident_id: str, token: int) -> bool: ...
-
-    async def lock_holder(self, app: str) -> str | None: ...
-
     async def open_incidents(self) -> list[Incident]: ...
 
     async def recent_incidents(self, limit: int = 20) -> list[Incident]: ...
-
-    async def audit(self, incident_id: str, who: str, what: str, result: str = "") -> None: ...
-
-    async def timeline(self, incident_id: str) -> list[AuditEntry]: ...
 
     async def first_time(self, key: str, ttl: int = 3600) -> bool:
         """True the first time `key` is seen (idempotency of Slack retries and replays)."""
@@ -233,6 +269,79 @@ class Store(Protocol):
     async def load_plan(self, plan_id: str) -> str | None: ...
 
     async def ping(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class HeldNotice:
+    """A stakeholder notice that could not be posted (Slack unreachable), kept to post later."""
+
+    incident: str
+    channel: str
+    text: str
+    at: str  # ISO time it was written
+
+
+class HeldNotices(Protocol):
+    """Notices the terminal front kept while Slack was down; the next process that reaches
+    Slack posts them."""
+
+    async def hold(self, notice: HeldNotice) -> None: ...
+
+    async def held(self) -> list[HeldNotice]: ...
+
+    async def count(self) -> int: ...
+
+    async def take(self) -> HeldNotice | None:
+        """The oldest notice, taken (no other process gets it); None when there is none."""
+        ...
+
+    async def put_back(self, notice: HeldNotice) -> None: ...
+
+
+class PendingCommands(Protocol):
+    """Commands acknowledged but not yet carried out, kept so that a process dying in between
+    loses none."""
+
+    async def record(self, key: str, body: dict[str, Any]) -> bool:
+        """Keep the command before the ack; False when it was seen before (a Slack retry)."""
+        ...
+
+    def working(self, key: str) -> AbstractAsyncContextManager[None]:
+        """While the command is carried out: it stays this process's; afterwards, forgotten."""
+        ...
+
+    async def orphans(self) -> list[tuple[str, dict[str, str]]]:
+        """Commands whose process died, each now this process's."""
+        ...
+
+
+class Stores(Protocol):
+    """The store a front is handed: the incidents (with their lock and audit trail) and the
+    held notices. Built by `bot.store`; the front never knows it is Redis."""
+
+    @property
+    def incidents(self) -> Store: ...
+
+    @property
+    def held(self) -> HeldNotices | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class StoreOpener(Protocol):
+    """How the terminal front gets its store (given by the CLI, which builds it from settings)."""
+
+    def open(self) -> Stores:
+        """The shared store; its calls ride out a short outage."""
+        ...
+
+    async def reach(self) -> Stores:
+        """The shared store, after one quick ping: raises `StoreUnavailable` at once."""
+        ...
+
+    def memory(self) -> Stores:
+        """A store in this process only (a plan without Redis)."""
+        ...
 
 
 class CompareAndSet:

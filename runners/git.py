@@ -1,5 +1,6 @@
 """The bot's own clone of an app's repository (GitPython): find versions, build the hotfix
-branch that undoes a release, push it.
+branch that undoes a release, push it. The clone itself and running git in it are
+`runners.git_clone`; the incident report's commit is `runners.git_commit`.
 
 GitPython blocks, so every public method runs it in a thread. The clone is the bot's alone:
 local changes in it are discarded, and nothing is ever taken from a local branch — versions
@@ -8,119 +9,31 @@ come from origin's tags and branches, or from a commit id.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import os
 import re
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, ParamSpec, TypeVar
+from typing import Literal
 
-from git.cmd import Git
 from git.exc import (
     BadName,
-    GitCommandError,
     GitError,
-    InvalidGitRepositoryError,
-    NoSuchPathError,
 )
 from git.objects import Blob
-from git.repo import Repo
 
 from bot.config.apps_file import AppConfig
-from bot.config.paths import absolute
+from bot.ports import Committed
 from bot.workflow.errors import StepError, UserFacingError
 from bot.workflow.facts import CommitFact
 from bot.workflow.version import Version, is_version
+from runners.git_clone import GitClone, git_said
+from runners.git_clone import clone_dir as clone_dir  # the steps read these from here
+from runners.git_clone import redact as redact
+from runners.git_commit import commit_report
 
 Method = Literal["revert", "tag"]
 
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
-
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "Rewind",
-    "GIT_AUTHOR_EMAIL": "rewind@localhost",
-    "GIT_COMMITTER_NAME": "Rewind",
-    "GIT_COMMITTER_EMAIL": "rewind@localhost",
-}
-
-
-def _batch_env() -> dict[str, str]:
-    # Never wait for a password or a host-key answer: nobody is at the bot's terminal. An
-    # operator's own GIT_SSH_COMMAND (e.g. with a deploy key) wins.
-    ssh = os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
-    return {"GIT_TERMINAL_PROMPT": "0", "GIT_SSH_COMMAND": ssh}
-
-
-def _quiet_env() -> dict[str, str]:
-    return {**_batch_env(), **IDENTITY}
-
-
-_CONFIG = ["-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"]
 _HEX = re.compile(r"^[0-9a-f]{4,40}$")
 _DESCRIBE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*-[0-9]+-g[0-9a-f]{4,40}$")
-# user:password@ in any URL, and a bare token@ in an http(s) URL (https://ghp_x@github.com).
-_CREDENTIALS = re.compile(r"://[^/@\s:]*:[^/@\s]+@|(?<=https://)[^/@\s]+@|(?<=http://)[^/@\s]+@")
-
-_AUTH = (
-    "permission denied",
-    "authentication failed",
-    "could not read username",
-    "could not read password",
-    "terminal prompts disabled",
-    "host key verification failed",
-    "returned error: 401",
-    "returned error: 403",
-    "invalid username or password",
-)
-_UNREACHABLE = (
-    "does not appear to be a git repository",
-    "does not exist",
-    "couldn't connect",
-    "could not resolve host",
-    "connection refused",
-    "connection timed out",
-    "unable to access",
-    "repository not found",
-    "could not read from remote repository",
-    "no such file or directory",
-    "network is unreachable",
-)
-_REFUSED = (
-    "protected branch",
-    "gh006",
-    "hook declined",
-    "remote rejected",
-    "pre-receive",
-)
-
-
-def redact(text: str) -> str:
-    """Hide a password or token written into a repository URL."""
-    return _CREDENTIALS.sub(lambda m: "://***@" if m.group().startswith("://") else "***@", text)
-
-
-def clone_dir(workspace: Path, kind: str, app: str, url: str) -> Path:
-    """Where the bot keeps its `kind` clone of `app` from `url`: one per app and URL, so a repo
-    that moves to another host is simply cloned afresh."""
-    digest = hashlib.sha256(url.encode()).hexdigest()[:12]
-    return workspace / kind / f"{app}-{digest}"
-
-
-def git_said(output: str, limit: int = 400) -> str:
-    """git's own words (redacted), the lines that say what went wrong, for a person to read."""
-    lines = [line.strip() for line in redact(output).splitlines() if line.strip()]
-    telling = [
-        line
-        for line in lines
-        if line.lower().startswith(("fatal:", "error:", "remote:", "ssh:", "!", "hint:"))
-        and not line.lower().startswith("hint:")
-    ]
-    text = " ".join(telling or lines[-3:])
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def hotfix_branch(app: str, target: str, incident: str) -> str:
@@ -173,11 +86,6 @@ class RollbackPlan:
     merges: list[CommitInfo] = field(default_factory=list)
 
 
-# One lock per clone, shared by every AppRepo on it: steps make their own AppRepo objects.
-_LOCKS: dict[Path, threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
 class RevertConflict(Exception):
     def __init__(self, commit: CommitInfo, files: list[str]) -> None:
         self.commit, self.files = commit, files
@@ -187,146 +95,8 @@ class RevertConflict(Exception):
         )
 
 
-class AppRepo:
+class AppRepo(GitClone):
     """The bot's clone of `url` at `path`. Call `sync()` before anything else."""
-
-    def __init__(self, url: str, path: Path) -> None:
-        self.url = url
-        # Absolute: the clone is made from another working directory than the bot's.
-        self.path = absolute(path)
-        with _LOCKS_GUARD:
-            self._lock = _LOCKS.setdefault(self.path.resolve(), threading.Lock())
-        self._repo: Repo | None = None
-
-    # ---- plumbing ---------------------------------------------------------------------------
-
-    async def _thread(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        def locked() -> _T:
-            with self._lock:
-                return fn(*args, **kwargs)
-
-        return await asyncio.to_thread(locked)
-
-    @property
-    def repo(self) -> Repo:
-        if self._repo is None:
-            try:
-                self._repo = Repo(self.path)
-            except (InvalidGitRepositoryError, NoSuchPathError):
-                raise StepError(
-                    f"the bot's clone at {self.path} is missing",
-                    hint="Retry: the clone is made again on the next run.",
-                ) from None
-        return self._repo
-
-    def _exec(self, args: list[str], cwd: Path | None = None) -> tuple[int, str, str]:
-        git = Git(str(cwd or self.path))
-        status, out, err = git.execute(
-            ["git", *_CONFIG, *args],
-            with_extended_output=True,
-            with_exceptions=False,
-            env=_quiet_env(),
-        )
-        return int(status), str(out or ""), str(err or "")
-
-    def _git(self, *args: str, what: str = "", cwd: Path | None = None) -> str:
-        status, out, err = self._exec(list(args), cwd)
-        if status != 0:
-            raise self._explain(what or f"git {args[0]} failed", out + "\n" + err)
-        return out
-
-    def _ok(self, *args: str) -> str | None:
-        status, out, _ = self._exec(list(args))
-        return out.strip() if status == 0 else None
-
-    def _explain(self, what: str, output: str) -> StepError:
-        text = redact(output.strip())
-        low = text.lower()
-        where = redact(self.url)
-        if any(p in low for p in _REFUSED):
-            return StepError(
-                f"{what}: origin refused it (protected branch or a server hook)",
-                hint=f"Let the bot push `hotfix/*` branches to {where}, or push the branch by "
-                "hand, then Retry. The server said: " + _remote_lines(text),
-                detail=text,
-            )
-        if any(p in low for p in _AUTH):
-            return StepError(
-                f"{what}: {where} did not accept the bot's credentials",
-                hint="Give the bot's SSH key or token access to the repository, then Retry.",
-                detail=text,
-            )
-        if any(p in low for p in _UNREACHABLE):
-            return StepError(
-                f"{what}: {where} cannot be reached",
-                hint="Check the `repo` URL in the apps file and the network, then Retry.",
-                detail=text,
-            )
-        if "non-fast-forward" in low or "[rejected]" in low or "fetch first" in low:
-            return StepError(
-                f"{what}: the branch already exists on origin with other commits",
-                hint="Delete that branch on origin if it is a leftover, then Retry.",
-                detail=text,
-            )
-        return StepError(what, hint="The git output is attached.", detail=text)
-
-    # ---- sync -------------------------------------------------------------------------------
-
-    async def sync(self) -> list[str]:
-        """Clone on first use, else fetch; returns notes worth telling (e.g. changes dropped)."""
-        return await self._thread(self._sync)
-
-    def _sync(self) -> list[str]:
-        notes: list[str] = []
-        if not (self.path / ".git").exists():
-            if self.path.exists() and any(self.path.iterdir()):
-                raise StepError(
-                    f"{self.path} exists but is not a git clone",
-                    hint="It is where the bot keeps its clone of the app: move it away, then "
-                    "Retry.",
-                )
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._git(
-                "clone",
-                "--quiet",
-                "--",
-                self.url,
-                str(self.path),
-                what=f"cloning {redact(self.url)} failed",
-                cwd=self.path.parent,
-            )
-            self._repo = None
-            return notes
-        origin = self._ok("remote", "get-url", "origin")
-        if origin != self.url:
-            raise StepError(
-                f"the bot's clone at {self.path} comes from {redact(origin or 'nowhere')}, "
-                f"not {redact(self.url)}",
-                hint="The `repo` of the app changed: delete that directory, then Retry.",
-            )
-        # A step that died mid-revert leaves the sequencer behind; it would block the next one.
-        self._exec(["revert", "--quit"])
-        dirty = self._ok("status", "--porcelain", "--untracked-files=all")
-        if dirty:
-            files = [line.split(maxsplit=1)[-1] for line in dirty.splitlines()][:5]
-            notes.append(
-                "The bot's clone had local changes (" + ", ".join(files) + "); they were "
-                "discarded — it is the bot's own clone and holds nothing of value."
-            )
-            self._git("reset", "--quiet", "--hard")
-            self._git("clean", "-ffdxq")
-        self._git(
-            "fetch",
-            "--quiet",
-            "--prune",
-            "--no-tags",
-            "origin",
-            # Tags are origin's, like everything else here: moved ones follow, deleted ones go.
-            "+refs/heads/*:refs/remotes/origin/*",
-            "+refs/tags/*:refs/tags/*",
-            what=f"fetching {redact(self.url)} failed",
-        )
-        return notes
 
     # ---- reading ----------------------------------------------------------------------------
 
@@ -523,13 +293,6 @@ class AppRepo:
         self._git(*push_args(branch)[1:], what=f"pushing {branch} failed")
 
 
-def _remote_lines(text: str) -> str:
-    lines = [line.removeprefix("remote:").strip() for line in text.splitlines()]
-    said = [line for line in lines if line and not line.startswith(("To ", "!", "error:"))]
-    said = [line for line in said if not line.startswith(("Done", "hint:"))]
-    return " ".join(said[:3]) or "(nothing)"
-
-
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
@@ -542,6 +305,9 @@ class GitRepos:
 
     def __init__(self, workspace: Path) -> None:
         self.workspace = workspace
+
+    async def commit_report(self, paths: list[Path], message: str) -> Committed:
+        return await commit_report(paths, message)
 
     async def has_version(self, app: AppConfig, version: Version) -> bool:
         repo = AppRepo(app.repo, clone_dir(self.workspace, "repos-check", app.name, app.repo))
@@ -556,78 +322,3 @@ class GitRepos:
                 + " Nothing was started."
             ) from None
         return await repo.resolve(version) is not None
-
-
-# ---- the incident report's commit ----------------------------------------------------------
-
-PUSH_TIMEOUT = 60
-
-
-@dataclass(frozen=True)
-class Committed:
-    sha: str | None  # None: not a git checkout, or nothing changed
-    pushed: bool = False
-    push_error: str = ""
-    note: str = ""
-
-
-def _repo_for(directory: Path) -> Repo | None:
-    try:
-        repo = Repo(directory, search_parent_directories=True)
-    except (InvalidGitRepositoryError, NoSuchPathError):
-        return None
-    if repo.bare or repo.working_tree_dir is None:
-        return None
-    return repo
-
-
-def _identity(repo: Repo) -> dict[str, str]:
-    """Rewind's identity, used only when the incidents repository has none of its own."""
-    reader = repo.config_reader()
-    configured = reader.get_value("user", "name", "") and reader.get_value("user", "email", "")
-    return {} if configured else IDENTITY
-
-
-def commit_files(paths: list[Path], message: str) -> Committed:
-    """Commit exactly `paths` (absolute; nothing else staged), then push when there is a remote.
-
-    Blocking (GitPython); call it in a thread."""
-    repo = _repo_for(paths[0].parent)
-    if repo is None:
-        return Committed(None, note="not a git checkout: written, not committed")
-    with repo:
-        root = Path(str(repo.working_tree_dir)).resolve()
-        rel = [str(p.resolve().relative_to(root)) for p in paths]
-        git = repo.git
-        git.update_environment(**_batch_env(), **_identity(repo))
-        ignored = git.check_ignore("--", *rel, with_exceptions=False).strip()
-        if ignored:
-            return Committed(None, note="ignored by git there: written, not committed")
-        git.add("--", *rel)
-        if not git.status("--porcelain", "--", *rel).strip():
-            last = git.log("-n", "1", "--format=%H", "--", *rel).strip()
-            return Committed(last or None, note="unchanged since the last commit")
-        # `--only` leaves whatever a person had staged out of the bot's commit.
-        git.commit("--no-verify", "--only", "-m", message, "--", *rel)
-        sha = repo.head.commit.hexsha
-        if not repo.remotes:
-            return Committed(sha, note="no remote: committed, not pushed")
-        return _push(repo, sha)
-
-
-def _push(repo: Repo, sha: str) -> Committed:
-    if repo.head.is_detached:
-        return Committed(sha, push_error="HEAD is detached: no branch to push")
-    branch = repo.active_branch
-    tracking = branch.tracking_branch()
-    if tracking is not None:
-        remote, dest = tracking.remote_name, tracking.remote_head
-    else:
-        names = [r.name for r in repo.remotes]
-        remote, dest = ("origin" if "origin" in names else names[0]), branch.name
-    try:
-        repo.git.push(remote, f"HEAD:refs/heads/{dest}", kill_after_timeout=PUSH_TIMEOUT)
-    except GitCommandError as exc:
-        why = (exc.stderr or str(exc)).strip().splitlines()
-        return Committed(sha, push_error=why[-1] if why else "push failed")
-    return Committed(sha, pushed=True)

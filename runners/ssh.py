@@ -1,7 +1,8 @@
 """Run commands on the app's hosts over SSH (asyncssh), streaming output line by line.
 
-One connection per host, opened on first use and reused for the whole incident. Host keys are
-always checked against the app's `known_hosts`; there is no switch to turn that off.
+One connection per host, opened on first use and reused for the whole incident, a session
+(channel) per command or script. A connection found lost is opened again by the next command.
+Host keys are always checked against the app's `known_hosts`; there is no switch to turn that off.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import socket
 import time
 from collections.abc import Sequence
+from typing import cast
 
 import asyncssh
 
@@ -178,13 +180,8 @@ class SshRunner:
         self, host: str, command: str, *, timeout: float | None, on_line: LineSink | None
     ) -> CommandResult:
         cfg = self.app.host(host)
-        conn = await self._connect(cfg)
         started = time.monotonic()
-        try:
-            process = await conn.create_process(command, stderr=asyncssh.STDOUT)
-        except (OSError, asyncssh.Error) as exc:
-            self._conns.pop(host, None)
-            raise explain(exc, cfg, self.app.ssh.user, self.app.ssh.connect_timeout) from exc
+        conn, process = await self._session(cfg, command)
 
         async def wait() -> int | None:
             await process.wait()
@@ -198,7 +195,7 @@ class SshRunner:
                 host, process.stdout, wait, kill, timeout=timeout, on_line=on_line
             )
         except (asyncssh.Error, OSError) as exc:
-            self._conns.pop(host, None)
+            self._forget(host, conn)
             raise explain(exc, cfg, self.app.ssh.user, self.app.ssh.connect_timeout) from exc
         finally:
             process.close()
@@ -214,13 +211,8 @@ class SshRunner:
         on_line: LineSink | None = None,
     ) -> list[CommandResult | None]:
         cfg = self.app.host(host)
-        conn = await self._connect(cfg)
         tag = script.new_tag()
-        try:
-            process = await conn.create_process(script.build(commands, tag), stderr=asyncssh.STDOUT)
-        except (OSError, asyncssh.Error) as exc:
-            self._conns.pop(host, None)
-            raise explain(exc, cfg, self.app.ssh.user, self.app.ssh.connect_timeout) from exc
+        conn, process = await self._session(cfg, script.build(commands, tag))
 
         async def write(text: str) -> None:
             process.stdin.write(text)
@@ -240,10 +232,53 @@ class SshRunner:
                 decide=decide, on_line=on_line, default_timeout=timeout,
             )  # fmt: skip
         except (asyncssh.Error, OSError) as exc:
-            self._conns.pop(host, None)
+            self._forget(host, conn)
             raise explain(exc, cfg, self.app.ssh.user, self.app.ssh.connect_timeout) from exc
         finally:
             process.close()
+
+    async def _session(
+        self, cfg: HostConfig, command: str
+    ) -> tuple[asyncssh.SSHClientConnection, asyncssh.SSHClientProcess[str]]:
+        """A session running `command` on the host's connection, stderr into stdout.
+
+        A kept connection may have died since its last command (the host restarted, its sshd
+        was killed) without this process having seen it yet. If it turns out lost before the
+        session was even open, the command cannot have been sent: it is opened once more on a
+        new connection. Once the session is open the command may have started, so a loss from
+        then on is an error for the step to handle (it never runs a command twice)."""
+        for last in (False, True):
+            conn = await self._connect(cfg)
+            opened = False
+
+            def process() -> asyncssh.SSHClientProcess[str]:
+                nonlocal opened
+                opened = True  # called once the channel is open, before the command is sent
+                return asyncssh.SSHClientProcess()
+
+            try:
+                _, session = await conn.create_session(process, command)
+                proc = cast("asyncssh.SSHClientProcess[str]", session)
+                await proc.redirect(stderr=asyncssh.STDOUT)
+            except (OSError, asyncssh.Error) as exc:
+                self._forget(cfg.name, conn)
+                if last or opened or not conn.is_closed():
+                    raise explain(
+                        exc, cfg, self.app.ssh.user, self.app.ssh.connect_timeout
+                    ) from exc
+                log.info(
+                    "SSH connection to %s was lost since its last use: connecting again", cfg.name
+                )
+                continue
+            return conn, proc
+        raise AssertionError("unreachable")
+
+    def _forget(self, host: str, conn: asyncssh.SSHClientConnection) -> None:
+        """A lost connection is dropped, so the next command connects again. Only that one:
+        another command on this host may already have replaced it, and a channel's own error
+        leaves the connection (and the other sessions on it) as they are."""
+        if conn.is_closed() and self._conns.get(host) is conn:
+            del self._conns[host]
 
     async def close(self) -> None:
         conns, self._conns = list(self._conns.values()), {}

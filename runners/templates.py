@@ -55,7 +55,7 @@ def host_values(app: AppConfig, host: HostConfig, **extra: str) -> dict[str, str
     values = {
         "app": app.name,
         "host": host.name,
-        "workdir": app.workdir(host),
+        "workdir": app.run_dir(host),  # with releases, `<workdir>/current`
         "service": app.deploy.service or app.name,
         "image": app.deploy.image or "",
         "namespace": app.deploy.namespace,
@@ -66,13 +66,22 @@ def host_values(app: AppConfig, host: HostConfig, **extra: str) -> dict[str, str
 
 
 def in_workdir(app: AppConfig, host: HostConfig, command: str) -> str:
-    """Wrap a rendered command so it runs in the host's workdir."""
-    return f"cd {shlex.quote(app.workdir(host))} && {command}"
+    """Wrap a rendered command so it runs in the host's workdir (with releases, in
+    `<workdir>/current`: see `AppConfig.run_dir`)."""
+    return in_dir(app.run_dir(host), command)
 
 
-def build(app: AppConfig, host: HostConfig, name: str, **extra: str) -> str | None:
-    """The full command line for command `name` on `host`, or None if the app has none."""
+def in_dir(directory: str, command: str) -> str:
+    return f"cd {shlex.quote(directory)} && {command}"
+
+
+def build(
+    app: AppConfig, host: HostConfig, name: str, *, cwd: str | None = None, **extra: str
+) -> str | None:
+    """The full command line for command `name` on `host`, or None if the app has none.
+    `cwd`: run it there instead of the workdir (a new release's directory)."""
     tpl = template(app, name)
     if not tpl:
         return None
-    return in_workdir(app, host, render(tpl, host_values(app, host, **extra)))
+    command = render(tpl, host_values(app, host, **extra))
+    return in_dir(cwd, command) if cwd is not None else in_workdir(app, host, command)

@@ -16,6 +16,7 @@ from bot.workflow.facts import AnswerFact, Facts
 from bot.workflow.machine import new_steps
 from bot.workflow.messages import Message, message
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
+from runners.git import GitRepos
 
 
 class Upload(NamedTuple):
@@ -183,6 +184,7 @@ def make_ctx(
         apps=apps,
         hosts=hosts,
         notifier=notifier or RecordingNotifier(),
+        repos=GitRepos(workspace),
         workspace=workspace,
         fence=fence,
         timeline=trail,

@@ -49,7 +49,7 @@ import asyncssh
 import pytest
 
 from bot.sample.build import SampleRepo, build_sample_origin
-from bot.sample.hosts import libpq_url, provision_host_checkout
+from bot.sample.hosts import libpq_url, provision_host_checkout, provision_host_releases
 from tests.processes import free_port, restartable_port
 
 SSHD = "/usr/sbin/sshd"
@@ -75,6 +75,15 @@ def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: f
 
 
 SHIMS_DIR = Path(__file__).resolve().parent / "shims"
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children first), from /proc."""
+    try:
+        children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return children + [d for c in children for d in _descendants(c)]
 
 
 def on_every_host(hosts: Sequence[TestHost], do: Callable[[TestHost], object]) -> None:
@@ -132,6 +141,12 @@ class TestHost:
     host_key_line: str = ""  # "ssh-ed25519 AAAA..."
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     command_log: Path = field(default_factory=Path)  # every command run over SSH, as sent
+    releases: bool = False  # the releases layout: the app runs in `workdir`/current
+
+    @property
+    def app_dir(self) -> str:
+        """Where the app's files are, relative to `workdir` (for `run`)."""
+        return "current" if self.releases else "."
 
     def commands(self) -> list[str]:
         """Every command this host was sent over SSH, in order (see `COMMAND_LOGGER`)."""
@@ -155,6 +170,33 @@ class TestHost:
     def ssh_sessions(self) -> int:
         """How many SSH sessions this host's sshd has opened so far (from its log)."""
         return self.sshd_log.read_text().count("Starting session:")
+
+    def ssh_connections(self) -> int:
+        """How many SSH connections (logins) this host's sshd has accepted so far (its log)."""
+        return self.sshd_log.read_text().count("Accepted publickey")
+
+    def _connection_pids(self) -> list[int]:
+        """sshd's child per connection it holds open now (OpenSSH forks one per connection)."""
+        children = Path(f"/proc/{self.sshd_pid}/task/{self.sshd_pid}/children")
+        try:
+            return [int(p) for p in children.read_text().split()]
+        except OSError:
+            return []
+
+    def open_connections(self) -> int:
+        """How many SSH connections this host's sshd holds open now: what sshd sees closed is
+        gone from here."""
+        return len(self._connection_pids())
+
+    def drop_connections(self) -> int:
+        """Cut every SSH connection to this host as a crash of the host's side would (SIGKILL
+        to sshd's per-connection processes and whatever they run); sshd goes on listening.
+        How many connections were cut."""
+        pids = self._connection_pids()
+        for pid in [d for p in pids for d in _descendants(p)] + pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return len(pids)
 
     def health_status(self) -> int:
         """What the app's /healthz answers now: 200 healthy (v1.4.2), 500 failing (v1.5.0)."""
@@ -187,6 +229,7 @@ class SshEnv:
     workdir: str = ""
     repo: SampleRepo | None = None
     db_url: str | None = None  # SQLAlchemy URL (postgresql+psycopg://...)
+    releases: int | None = None  # deploy.releases: the hosts keep releases/<version> + current
 
     @property
     def pg_url(self) -> str | None:
@@ -221,6 +264,7 @@ class SshEnv:
             "deploy": {
                 "strategy": "commands",
                 "workdir": self.workdir,
+                **({"releases": self.releases} if self.releases else {}),
                 "commands": {
                     "fetch": "git fetch --tags origin && git checkout --force {ref}",
                     "install": "pip install -q -r requirements.txt",
@@ -344,8 +388,8 @@ def _start_sshd(host: TestHost, keys: SshKeys, tmp: Path) -> None:
 def _stop_host(host: TestHost) -> None:
     if host.proc is not None and host.proc.poll() is None:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            host.run("./run.sh stop", check=False, timeout=15)
-    pid_file = host.real_dir / "app.pid"
+            host.run(f"{host.app_dir}/run.sh stop", check=False, timeout=15)
+    pid_file = host.real_dir / ("shared" if host.releases else ".") / "app.pid"
     if pid_file.exists():  # an app left over, whatever started it
         with contextlib.suppress(ValueError, OSError):
             os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
@@ -523,6 +567,7 @@ def ssh_env_factory(ssh_keys: SshKeys, tmp_path: Path) -> Iterator[MakeSshEnv]:
         migrate: bool = False,
         start: bool = True,
         repo: SampleRepo | None = None,
+        releases: int | None = None,
     ) -> SshEnv:
         if repo is None:
             repo = build_sample_origin(tmp_path / f"origin-{uuid.uuid4().hex[:6]}")
@@ -545,10 +590,10 @@ def ssh_env_factory(ssh_keys: SshKeys, tmp_path: Path) -> Iterator[MakeSshEnv]:
                 workdir=workdir,
                 real_dir=real_dir,
                 app_port=port(),
+                releases=releases is not None,
             )
-            provision_host_checkout(
-                repo.origin, real_dir, ref=ref, app_port=host.app_port, db_url=db_url
-            )
+            provision = provision_host_releases if releases else provision_host_checkout
+            provision(repo.origin, real_dir, ref=ref, app_port=host.app_port, db_url=db_url)
             created.append(host)
             _start_sshd(host, ssh_keys, tmp)
             hosts.append(host)
@@ -558,9 +603,11 @@ def ssh_env_factory(ssh_keys: SshKeys, tmp_path: Path) -> Iterator[MakeSshEnv]:
         if migrate:
             if not db_url:
                 raise ValueError("migrate=True needs db_url")
-            hosts[0].run("alembic -c alembic.ini upgrade head", timeout=120)
+            hosts[0].run(
+                f"cd {hosts[0].app_dir} && alembic -c alembic.ini upgrade head", timeout=120
+            )
         if start:
-            on_every_host(hosts, lambda h: h.run("./run.sh start", timeout=120))
+            on_every_host(hosts, lambda h: h.run(f"{h.app_dir}/run.sh start", timeout=120))
         return SshEnv(
             hosts=hosts,
             known_hosts=known_hosts,
@@ -568,6 +615,7 @@ def ssh_env_factory(ssh_keys: SshKeys, tmp_path: Path) -> Iterator[MakeSshEnv]:
             workdir=workdir,
             repo=repo,
             db_url=db_url,
+            releases=releases,
         )
 
     try:

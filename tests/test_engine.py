@@ -1,12 +1,15 @@
-"""The engine with an in-memory store: exactly-once steps, stale jobs, reconciliation."""
+"""The incident service and the step runner with an in-memory store: exactly-once steps, stale
+jobs, reconciliation, an ended incident's connections closed."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bot.config.apps_file import parse_apps
-from bot.incidents.engine import Engine
-from bot.incidents.service import OpenRequest
+from bot.config.apps_file import AppConfig, parse_apps
+from bot.incidents.host_runners import HostRunners
+from bot.incidents.service import IncidentService, OpenRequest
+from bot.incidents.step_runner import StepRunner
+from bot.ports import HostRunner
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.store.memory import MemoryStore
 from bot.workflow.model import Status, StepId, StepStatus
@@ -27,7 +30,9 @@ class RecordingQueue:
         self.jobs.append((incident_id, step, attempt))
 
 
-def engine(tmp_path: Path, calls: list[StepId]) -> tuple[Engine, RecordingQueue, MemoryStore]:
+def engine(
+    tmp_path: Path, calls: list[StepId], runners: HostRunners | None = None
+) -> tuple[StepRunner, RecordingQueue, MemoryStore]:
     apps = parse_apps(
         {"apps": {"myapp": {
             "repo": str(tmp_path), "incident_channel": "C1", "operators": ["U0CAROL"],
@@ -47,16 +52,20 @@ def engine(tmp_path: Path, calls: list[StepId]) -> tuple[Engine, RecordingQueue,
         return run
 
     queue, store = RecordingQueue(), MemoryStore()
-    eng = Engine(
-        apps=apps, store=store, notifier=RecordingNotifier(), queue=queue, workspace=tmp_path,
-        runner_factory=LocalRunner, repos=GitRepos(tmp_path), bodies={s: body(s) for s in StepId},
+    runners = runners or HostRunners(LocalRunner)
+    incidents = IncidentService(
+        apps=apps, store=store, notifier=RecordingNotifier(), queue=queue,
+        repos=GitRepos(tmp_path), ended=runners.close,
     )  # fmt: skip
+    eng = StepRunner(
+        incidents, runners=runners, workspace=tmp_path, bodies={s: body(s) for s in StepId}
+    )
     return eng, queue, store
 
 
-async def open_incident(eng: Engine) -> str:
+async def open_incident(eng: StepRunner) -> str:
     req = OpenRequest("myapp", None, "checkout 500", Actor("U0CAROL"))
-    return (await eng.open(req)).id
+    return (await eng.incidents.open(req)).id
 
 
 async def test_a_step_that_succeeded_never_runs_again(tmp_path: Path) -> None:
@@ -79,14 +88,14 @@ async def test_reconcile_enqueues_running_incidents_only(tmp_path: Path) -> None
     eng, queue, store = engine(tmp_path, calls)
     incident_id = await open_incident(eng)
     queue.jobs.clear()  # as if the process died before the job reached the queue
-    assert await eng.reconcile() == 1
+    assert await eng.incidents.reconcile() == 1
     assert queue.jobs == [(incident_id, StepId.PREREQUISITES, 1)]
     await eng.run_step(incident_id, StepId.PREREQUISITES, 1)
     await eng.run_step(incident_id, StepId.ASSESS, 1)
     incident = await store.load(incident_id)
     assert incident is not None and incident.status is Status.WAITING  # the decision
     queue.jobs.clear()
-    assert await eng.reconcile() == 0 and queue.jobs == []
+    assert await eng.incidents.reconcile() == 0 and queue.jobs == []
 
 
 async def test_a_lost_lock_stops_the_step_before_its_side_effects(tmp_path: Path) -> None:
@@ -136,3 +145,30 @@ async def test_a_lock_taken_a_moment_ago_by_an_incident_being_opened_is_respecte
     await store.release_lock("myapp", "opening")
     assert isinstance(await store.acquire_lock("myapp", "crashed"), int)
     assert await open_incident(eng)
+
+
+async def test_an_ended_incident_closes_the_connections_its_steps_kept(tmp_path: Path) -> None:
+    """The incident service is built told where an incident's end goes: the runner its steps
+    reused is closed when it ends, not left open until the worker stops."""
+    made: list[ClosingRunner] = []
+
+    def factory(app: AppConfig) -> HostRunner:
+        made.append(ClosingRunner(app))
+        return made[-1]
+
+    eng, _, store = engine(tmp_path, [], HostRunners(factory))
+    incident_id = await open_incident(eng)
+    await eng.run_step(incident_id, StepId.PREREQUISITES, 1)
+    assert len(made) == 1 and not made[0].closed  # kept for the incident's next step
+    await eng.incidents.cancel(incident_id, Actor("U0CAROL"))
+    incident = await store.load(incident_id)
+    assert incident is not None and incident.status is Status.CANCELLED
+    assert made[0].closed
+
+
+class ClosingRunner(LocalRunner):
+    closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+        await super().close()

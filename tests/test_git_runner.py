@@ -9,7 +9,8 @@ import pytest
 
 from bot.sample.build import SampleRepo, git
 from bot.workflow.errors import StepError, UserFacingError
-from runners.git import AppRepo, RevertConflict, commit_files, hotfix_branch, redact
+from runners.git import AppRepo, RevertConflict, hotfix_branch, redact
+from runners.git_commit import commit_files
 
 HOOK = """#!/bin/sh
 while read old new ref; do

@@ -113,7 +113,8 @@ def test_never_complete_while_a_criterion_is_unmet() -> None:
     for step in (StepId.CODE, StepId.REDEPLOY, StepId.VERIFY, StepId.MONITOR, StepId.REPORT):
         inc = run(inc, step, pol)
     assert inc.status is Status.PAUSED
-    assert inc.gate and "Completion criteria not met" in inc.gate.facts["error"]["what"]
+    error = inc.gate.facts.error if inc.gate else None
+    assert error and "Completion criteria not met" in error.what
 
 
 def test_fix_forward_skips_the_rollback_and_keeps_the_report() -> None:
@@ -186,7 +187,8 @@ def test_interrupted_unrepeatable_step_pauses_for_a_person() -> None:
     inc, _ = transition(inc, StepStarted(StepId.DB_ROLLBACK, "r", "w1"), pol)
     inc, _ = transition(inc, StepInterrupted(StepId.DB_ROLLBACK, "w1"), pol)
     assert inc.status is Status.PAUSED
-    assert inc.gate and "not safe to repeat" in inc.gate.facts["error"]["hint"]
+    error = inc.gate.facts.error if inc.gate else None
+    assert error and "not safe to repeat" in error.hint
 
 
 def test_cancel_needs_an_operator_and_ends_the_incident() -> None:

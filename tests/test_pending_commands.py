@@ -1,4 +1,4 @@
-"""The commands an ack keeps in Redis (`bot.fronts.slack.pending`), kept in batches: a burst of acks
+"""The commands an ack keeps in Redis (`bot.store.pending`), kept in batches: a burst of acks
 shares round trips, and each command still gets its own answer."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from bot.fronts.slack.pending import P, PendingCommands
 from bot.store.connection import connect
+from bot.store.keys import PREFIX as P
+from bot.store.pending import PendingCommands
 
 
 def body(i: int) -> dict[str, str]:
@@ -90,8 +91,8 @@ async def test_a_command_waiting_its_turn_keeps_its_lease(redis_url: str) -> Non
 
     here = PendingCommands(connect(redis_url), owner="web-1", lease=1)
     other = PendingCommands(connect(redis_url), owner="web-2", lease=1)
-    front = SlackFront(cast(Any, None), cast(Any, None), cast(Any, None), pending=here,
-                       lazy_at_once=1)  # fmt: skip
+    nothing = cast(Any, None)
+    front = SlackFront(nothing, nothing, nothing, nothing, pending=here, lazy_at_once=1)
     release = asyncio.Event()
     carried: list[str] = []
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from bot.config.apps_file import parse_apps
-from bot.incidents.engine import Engine
+from bot.incidents.service import IncidentService
 from bot.plan.build import Planner, estimate
 from bot.plan.render import markdown
 from bot.store.redis_store import RedisStore, connect
@@ -62,19 +62,18 @@ async def store(redis_url: str) -> AsyncIterator[RedisStore]:
     await s.r.aclose()
 
 
-def engine_for(env: SshEnv, store: RedisStore, tmp_path: Path, **extra: Any) -> Engine:
+def planner_for(env: SshEnv, store: RedisStore, tmp_path: Path, **extra: Any) -> Planner:
     cfg = with_step_commands(env.app_config())
     cfg.update(extra)
     apps = parse_apps({"apps": {"myapp": cfg}}, "test")
-    return Engine(
+    incidents = IncidentService(
         apps=apps,
         store=store,
         notifier=RecordingNotifier(),
         queue=_Queue(),
-        workspace=tmp_path / "workspace",
-        runner_factory=runner_for,
         repos=GitRepos(tmp_path / "workspace"),
     )
+    return Planner(incidents, runner_for, tmp_path / "workspace")
 
 
 def origin_refs(env: SshEnv) -> str:
@@ -98,8 +97,7 @@ async def test_a_plan_reads_only_and_changes_nothing(
     env = ssh_env_migrated
     assert env.db_url
     before = (origin_refs(env), db_revision(env.db_url), [checkout(h) for h in env.hosts])
-    engine = engine_for(env, store, tmp_path)
-    plan = await Planner(engine).plan("myapp", Version("v1.4.2"), CAROL)
+    plan = await planner_for(env, store, tmp_path).plan("myapp", Version("v1.4.2"), CAROL)
 
     reads = [(h.name, c) for h in env.hosts for c in sent(h)]
     assert reads, "planning read nothing from the hosts"
@@ -122,8 +120,7 @@ async def test_a_plan_reads_only_and_changes_nothing(
 async def test_a_plan_is_refused_as_rollback_refuses_it(
     ssh_env: SshEnv, store: RedisStore, tmp_path: Path
 ) -> None:
-    engine = engine_for(ssh_env, store, tmp_path)
-    planner = Planner(engine)
+    planner = planner_for(ssh_env, store, tmp_path)
     with pytest.raises(UserFacingError, match="neither a tag nor a commit"):
         await planner.plan("myapp", Version("v9.9.9"), CAROL)
     with pytest.raises(UserFacingError, match="don't know an app called `nope`"):
@@ -311,8 +308,8 @@ async def test_irreversible_migrations_are_marked_and_production_asks_four_eyes(
 ) -> None:
     repo = sample_repo_irreversible
     env = make_ssh_env(2, repo=repo, ref="v1.6.0", db_url=pg_database, migrate=True)
-    engine = engine_for(env, store, tmp_path, environment="production")
-    plan = await Planner(engine).plan("myapp", Version("v1.4.2"), Actor("U0ALICE"))
+    planner = planner_for(env, store, tmp_path, environment="production")
+    plan = await planner.plan("myapp", Version("v1.4.2"), Actor("U0ALICE"))
     text = markdown(plan)
     assert plan.database is not None and plan.database.recommended == "restore"
     assert [m.revision for m in plan.database.migrations if m.irreversible]

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.fronts.slack.directory import SlackDirectory
 from bot.ports import AuditEntry
 from bot.steps import report
 from bot.views.report import render_report
@@ -25,6 +27,7 @@ from bot.workflow.model import (
 )
 from bot.workflow.steps import STEPS
 from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident
+from tests.slack_fake import SlackFake
 
 OPENED = datetime(2024, 5, 2, 10, 0, 0, tzinfo=UTC)
 
@@ -89,7 +92,8 @@ def recovered_incident(**kw: Any) -> Incident:
         rec.status = StepStatus.SUCCEEDED
         rec.finished_at = OPENED + timedelta(minutes=minute)
         rec.summary = f"{rec.id.value} done"
-    inc.step(StepId.DECIDE).summary = "Roll back, chosen by <@U0CAROL>"
+    inc.step(StepId.DECIDE).summary = "Roll back (revert)"
+    inc.step(StepId.DECIDE).by = "U0CAROL"
     inc.step(StepId.REDEPLOY).hosts["web1"] = HostResult(host="web1", ok=True, summary="ok")
     for c in Criterion:
         inc.criteria[c] = c is not Criterion.REPORT
@@ -108,7 +112,8 @@ def test_report_content() -> None:
     inc = recovered_incident(major=True)
     inc.step(StepId.REPORT).status = StepStatus.RUNNING  # the report is written by its own step
     inc.approvals.insert(0, Approval(kind=GateKind.APPROVE_START, user="U0BOB", choice="approve"))
-    text = render_report(inc, TIMELINE, STEPS)
+    names = {"U0CAROL": "carol", "U0ALICE": "alice", "U0BOB": "bob"}
+    text = render_report(inc, TIMELINE, STEPS, lambda uid: names.get(uid, uid))
 
     assert text.startswith("# Incident report: rollback of myapp from v1.5.0 to v1.4.2")
     sections = [line for line in text.splitlines() if line.startswith("## ")]
@@ -124,9 +129,12 @@ def test_report_content() -> None:
     assert "checkout returns 500 since the 1.5.0 deploy" in text
     assert "- On the hosts: web1 `v1.5.0`, web2 `v1.5.0`" in text
     assert "`c3d4e5f6a1b2`" in text
-    assert "- Decision: Roll back, chosen by <@U0CAROL>" in text
-    assert "- <@U0ALICE> approved the database rollback at 2024-05-02 10:05:00 UTC" in text
-    assert "- <@U0BOB> approved the start of the production rollback at" in text
+    assert "- Decision: Roll back (revert), chosen by @carol" in text
+    assert "- @alice approved the database rollback at 2024-05-02 10:05:00 UTC" in text
+    assert "- @bob approved the start of the production rollback at" in text
+    assert "| Opened | 2024-05-02 10:00:00 UTC by @carol |" in text
+    assert "| 2024-05-02 10:05:00 UTC | @alice | approve db | ok |" in text
+    assert "<@" not in text  # read in git, not in Slack
     assert "availability 99.5%" in text and "1 alert(s)" in text
     assert "| http://10.0.0.11:8000/healthz | web1 | 30 | 99% | 12 ms | 48 ms |" in text
     # redeploy finished 14 min after opening (7th step), verify at 16 min
@@ -264,3 +272,28 @@ async def test_plain_directory_and_failing_push(
     assert outcome.facts.pushed is False
     assert any("the push failed" in s for s in notifier.said)
     assert outcome.criteria == {Criterion.REPORT: True}  # not fatal
+
+
+async def test_the_committed_report_names_people_from_the_apps_file_then_slack(
+    tmp_path: Path, slack: SlackFake
+) -> None:
+    """The apps file's `people:` names carol; Slack's users.info names alice (its display name);
+    an id neither knows is written as the id, without Slack's markup."""
+    slack.users["U0ALICE"] = {"profile": {"display_name": "Alice W", "real_name": "Alice"}}
+    slack.fail_next("users.info", ok_false="user_not_found")  # U0ABSENT, asked first
+    inc = recovered_incident()
+    inc.approvals.append(Approval(kind=GateKind.APPROVE_START, user="U0ABSENT", choice="approve"))
+    ctx = _ctx(tmp_path, str(tmp_path / "incidents"), inc, RecordingNotifier())
+    ctx.apps.people["carol"] = "U0CAROL"
+    ctx.people = SlackDirectory(AsyncWebClient(token="xoxb-test", base_url=slack.api_url))
+
+    outcome = await report.run(ctx)
+
+    text = Path(outcome.facts.path).read_text()
+    assert "| Opened | 2024-05-02 10:00:00 UTC by @carol |" in text
+    assert "- Decision: Roll back (revert), chosen by @carol" in text
+    assert "- @Alice W approved the database rollback at" in text
+    assert "- @U0ABSENT approved the start of the production rollback at" in text
+    assert "<@" not in text
+    asked = sorted(c.args["user"] for c in slack.calls_to("users.info"))
+    assert asked == ["U0ABSENT", "U0ALICE"]  # carol is in the apps file: Slack is not asked

@@ -88,3 +88,30 @@ def test_a_v2_incident_keeps_who_did_what_apart_from_the_words() -> None:
     shown = plain(message(*said.summary(inc, decide)), names)
     assert shown == "Roll back (revert), chosen by @carol"
     assert "<@" not in inc.model_dump_json()
+
+
+def test_a_stored_gate_error_loads_typed_whatever_shape_it_was_written_in() -> None:
+    """`Gate.facts` was a free dict: an error as stored then (full, partial, bare words, none)
+    loads as the same `ErrorInfo`, and a Retry gate's error round-trips."""
+    from bot.views.incident import error_of
+
+    data = migrate(json.loads(V1.read_text()))
+    shapes = {
+        "full": {"error": {"what": "redeploy failed", "host": "web1", "hint": "Retry."}},
+        "partial": {"error": {"hint": "Look at the log."}},
+        "words": {"error": "redeploy failed"},
+        "none": {},
+    }
+    seen = {}
+    for name, facts in shapes.items():
+        data["gate"] = {**data["gate"], "kind": "retry", "facts": facts}
+        inc = load_incident(json.dumps(data))
+        assert inc.gate is not None
+        seen[name] = error_of(inc.gate).plain()
+        assert load_incident(inc.model_dump_json()) == inc
+    assert seen == {
+        "full": "redeploy failed on web1. Retry.",
+        "partial": "A step failed. Look at the log.",
+        "words": "redeploy failed.",
+        "none": "A step failed.",
+    }

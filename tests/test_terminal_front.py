@@ -25,9 +25,10 @@ import yaml
 from rich.cells import cell_len
 
 from bot.cli.demo import _prepare, demo_config
-from bot.fronts.held_notices import KEY, deliver
-from bot.sample.hosts import stop_app
-from bot.store.redis_store import RedisStore, connect
+from bot.fronts.held_notices import deliver
+from bot.sample.hosts import app_dir, stop_app
+from bot.store.keys import HELD_NOTICES as KEY
+from bot.store.stores import open_store
 from tests.slack_fake import SlackFake
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,11 +186,11 @@ def test_numbered_choices_all_the_way_with_slack_down(site: Site, redis_url: str
 
     async def later_slack_answers() -> SlackFake:
         async with SlackFake() as slack:
-            store = RedisStore(connect(redis_url))
+            stores = open_store(redis_url)
             try:
-                assert await deliver(store.r, store, _client(slack)) == 1
+                assert await deliver(stores.held, stores.incidents, _client(slack)) == 1
             finally:
-                await store.r.aclose()
+                await stores.aclose()
             return slack
 
     slack = asyncio.run(later_slack_answers())
@@ -249,13 +250,13 @@ def test_production_needs_break_glass_refuses_yes_and_self_approval(
     assert "Traceback" not in out
 
     async def timeline() -> list[dict[str, Any]]:
-        store = RedisStore(connect(redis_url))
+        stores = open_store(redis_url)
         try:
-            [incident] = await store.recent_incidents()
+            [incident] = await stores.incidents.recent_incidents()
             assert incident.requested_by == "U0CAROL"
-            return await store.timeline(incident.id)
+            return await stores.audit.timeline(incident.id)
         finally:
-            await store.r.aclose()
+            await stores.aclose()
 
     entries = asyncio.run(timeline())
     text = "\n".join(str(e) for e in entries)
@@ -293,14 +294,15 @@ async def test_with_slack_up_notices_are_posted_and_people_named_by_slack(
 async def test_a_worker_that_reaches_slack_posts_the_held_notices(
     make_bot: Any, redis_url: str
 ) -> None:
-    from bot.fronts.held_notices import HeldNotice, hold
+    from bot.ports import HeldNotice
 
-    r = connect(redis_url)
+    stores = open_store(redis_url)
     try:
-        await hold(r, HeldNotice("abc123", "C0STAKEHOLDERS", "⏪ Rollback of myapp started",
-                                 "2026-01-01T03:00:00+00:00"))  # fmt: skip
+        notice = HeldNotice("abc123", "C0STAKEHOLDERS", "⏪ Rollback of myapp started",
+                            "2026-01-01T03:00:00+00:00")  # fmt: skip
+        await stores.held.hold(notice)
     finally:
-        await r.aclose()
+        await stores.aclose()
     app = {
         "environment": "staging", "repo": "/tmp/none.git", "incident_channel": "C0INCIDENT",
         "operators": ["U0CAROL"], "ssh": {"transport": "local"},
@@ -364,7 +366,7 @@ async def test_with_redis_down_nothing_starts_and_nobody_is_told(
     assert "Traceback" not in proc.stderr, proc.stderr
     assert slack.calls_to("chat.postMessage") == []
     for workdir in (site.root / "hosts").glob("*/myapp"):  # no host was touched
-        version = subprocess.run(["git", "describe", "--tags"], cwd=workdir, text=True,
+        version = subprocess.run(["git", "describe", "--tags"], cwd=app_dir(workdir), text=True,
                                  capture_output=True, check=True)  # fmt: skip
         assert version.stdout.strip() == "v1.5.0"
 

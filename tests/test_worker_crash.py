@@ -9,6 +9,7 @@ from typing import Any
 from tests.fixtures_hosts import SshEnv
 from tests.harness import Bot
 from tests.processes import Workers
+from tests.test_ssh_connections import until
 from tests.test_workflow_e2e import config, db_revision, start
 
 
@@ -58,6 +59,7 @@ async def test_killed_during_a_repeatable_step_another_worker_completes_it(
         await approve_rollback(bot)
         await bot.wait_step("monitor")
         workers.kill("worker-A")
+        assert [h.ssh_connections() for h in env.hosts] == [1, 1]  # worker-A's, Assess on
         workers.spawn("worker-B")
         incident = await bot.wait_status("completed", timeout=120)
         assert incident.step("monitor").worker == "worker-B"
@@ -65,6 +67,9 @@ async def test_killed_during_a_repeatable_step_another_worker_completes_it(
         assert "worker-B" in thread and "resumed" in thread and "safe to repeat" in thread
         assert runs(count) == 1  # the database downgrade ran exactly once
         assert env.db_url and db_revision(env.db_url) == "b2c3d4e5f6a1"
+        # worker-B opened its own connection per host for the step it resumed
+        assert [h.ssh_connections() for h in env.hosts] == [2, 2]
+        await until(lambda: all(h.open_connections() == 0 for h in env.hosts), "all closed")
 
 
 async def test_killed_during_the_downgrade_the_incident_pauses_for_a_person(

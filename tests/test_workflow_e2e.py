@@ -85,6 +85,9 @@ async def test_full_rollback_with_database_approval(
         assert len(notices) == 2 and "Recovered" in notices[1]
         report = Path(incident.facts.report.path)
         assert report.exists() and "What failed" in report.read_text()
+        # Read in git, not in Slack: people by the names Slack gives them (users.info).
+        assert "chosen by @u0carol" in report.read_text() and "<@" not in report.read_text()
+        assert "- @u0alice approved the database downgrade" in report.read_text()
         assert any(f.filename.endswith(".md") for f in bot.slack.files)
         timeline = await bot.runtime.store.timeline(incident.id)
         assert any(e["who"] == "U0ALICE" and "approve" in e["what"] for e in timeline)

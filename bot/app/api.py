@@ -10,19 +10,39 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
-from bot.store.connection import reason
+from bot.config.apps_file import AppsFile
+from bot.config.settings import Settings
+from bot.ports import Store
+from bot.store.connection import Outage, reason
 from bot.watch.deploys import DeployReport, bearer_ok, github_report, parse_report, signature_ok
-from bot.workflow.errors import UserFacingError
-
-if TYPE_CHECKING:
-    from bot.app.assembly import Runtime
+from bot.watch.service import WatchService
+from bot.workflow.errors import StoreError, UserFacingError
 
 log = logging.getLogger(__name__)
+
+
+class Runtime(Protocol):
+    """What the API reads of the running process (`bot.app.assembly.Runtime` is one): declared
+    here so that the API needs nothing from the module that builds it."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def apps(self) -> AppsFile: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def watches(self) -> WatchService: ...
+
+    @property
+    def outage(self) -> Outage: ...
 
 
 def _error(status: int, text: str) -> web.Response:
@@ -71,7 +91,7 @@ async def bounded_read(rt: Runtime, read: Callable[[], Awaitable[web.Response]])
         return away_now(rt) or store_away(f"no answer within {STORE_WAIT:.1f} s")
     try:
         return task.result()
-    except (RedisError, OSError) as exc:
+    except (StoreError, OSError) as exc:
         return store_away(reason(exc))
 
 
@@ -82,7 +102,7 @@ async def guarded_write(rt: Runtime, write: Callable[[], Awaitable[web.Response]
         return away
     try:
         return await write()
-    except (RedisError, OSError) as exc:
+    except (StoreError, OSError) as exc:
         return store_away(reason(exc))
 
 

@@ -1,4 +1,5 @@
-"""Assembly: settings + apps file -> store, queue, notifier, engine; the web app and the worker."""
+"""Assembly: settings + apps file -> store, queue, notifier, incident service, step runner, watch;
+the web app and the worker."""
 
 from __future__ import annotations
 
@@ -12,12 +13,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from saq import Queue, Worker
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.lazy_listener.async_internals import to_runnable_function
@@ -31,21 +29,32 @@ from bot.app.api import STORE_WAIT, add_routes, bounded_read, store_away
 from bot.app.webhooks import WebhookOutbox, deliver_function
 from bot.config.apps_file import AppsFile
 from bot.config.settings import Settings
+from bot.fronts.slack.directory import SlackDirectory
 from bot.fronts.slack.groups import GroupResolver
 from bot.fronts.slack.listeners import SlackFront, register
 from bot.fronts.slack.notifier import SlackNotifier
-from bot.fronts.slack.pending import PendingCommands
 from bot.fronts.slack.slack_api import make_client
 from bot.fronts.slack.watch_slack import SlackProposer, WatchFront, register_watch
-from bot.incidents.engine import Engine
-from bot.store.connection import Outage, connect, lost, parse_url, persistence_warning
-from bot.store.queue import RewindQueue, SaqStepQueue, make_queue, make_worker
-from bot.store.redis_store import RedisStore
+from bot.incidents.host_runners import HostRunners, open_in
+from bot.incidents.service import IncidentService
+from bot.incidents.step_runner import StepRunner
+from bot.plan.build import Planner
+from bot.ports import Store
+from bot.store.connection import Outage, lost
+from bot.store.queue import (
+    RewindQueue,
+    RewindWorker,
+    SaqJobs,
+    SaqStepQueue,
+    make_queue,
+    make_worker,
+)
+from bot.store.stores import RedisStores, open_store
+from bot.store.ticks import SaqTickQueue, tick_function
 from bot.telemetry.metrics import REGISTRY, refresh
 from bot.telemetry.redaction import install_log_redaction
-from bot.watch.jobs import SaqTickQueue, tick_function
+from bot.watch.hooks import IncidentHooks
 from bot.watch.service import WatchService
-from bot.watch.store import WatchStore
 from bot.workflow.messages import Message, words
 from runners.git import GitRepos
 from runners.local import runner_for
@@ -57,16 +66,15 @@ log = logging.getLogger(__name__)
 class Runtime:
     settings: Settings
     apps: AppsFile
-    store: RedisStore
-    queue: Queue
+    store: Store  # the incidents (stores.incidents)
+    queue: RewindQueue
     client: AsyncWebClient
     notifier: SlackNotifier
-    engine: Engine
+    incidents: IncidentService
+    steps: StepRunner
     watches: WatchService
+    stores: RedisStores
     outage: Outage = field(default_factory=Outage)
-    # Where the acks keep the commands they answered (bot.fronts.slack.pending): a client of its
-    # own.
-    ack_records: aioredis.Redis | None = None
     _tasks: set[asyncio.Future[None]] = field(default_factory=set)
 
     def spawn(self, coro: Awaitable[None]) -> None:
@@ -77,13 +85,14 @@ class Runtime:
     async def aclose(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        await self.engine.aclose()
+        await self.steps.aclose()
         await self.watches.aclose()
         await self.notifier.aclose()
         # A client still reconnecting to a Redis that is away holds its pool's lock for up to a
         # minute: its disconnect would wait that long, and SIGTERM must end an idle process.
-        clients = [c for c in (self.queue, self.store.r, self.ack_records) if c is not None]
-        closing = asyncio.gather(*map(_close, clients), return_exceptions=True)
+        closing = asyncio.gather(
+            self.queue.disconnect(), self.stores.aclose(), return_exceptions=True
+        )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(closing, CLOSE_WAIT)
 
@@ -91,52 +100,57 @@ class Runtime:
 CLOSE_WAIT = 1.0  # seconds to close the Redis clients; nothing is left to flush in them
 
 
-async def _close(client: Queue | aioredis.Redis) -> None:
-    if isinstance(client, Queue):
-        await client.disconnect()
-    else:
-        await client.aclose()
-
-
 def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
     install_log_redaction()
     outage = Outage()  # one per process: every client of it reports here
-    store = RedisStore(
-        connect(settings.redis_url, outage=outage),
-        retention=settings.retention,
-        replicas=1 if parse_url(settings.redis_url).sentinel else 0,
+    stores = open_store(
+        settings.redis_url, outage=outage, retention=settings.retention, owner=settings.worker_id
     )
+    store = stores.incidents
     queue = make_queue(
         settings.redis_url, settings.queue_name, outage=outage, heartbeat=settings.heartbeat
     )
     client = make_client(settings.token(), settings.slack_api_url)
     notifier = SlackNotifier(client, apps)
+    # Built in the order they need each other: the incidents ask the watch's store (hooks), the
+    # watch opens incidents, and the step runner closes an ended incident's connections.
+    runners = HostRunners(runner_for, still_open=open_in(store))
+    incidents = IncidentService(
+        apps=apps,
+        store=store,
+        notifier=notifier,
+        queue=SaqStepQueue(queue, heartbeat=settings.heartbeat),
+        repos=GitRepos(settings.workspace),
+        watch=IncidentHooks(stores.watches),
+        events=WebhookOutbox(apps, SaqJobs(queue)),
+        ended=runners.close,
+        people=SlackDirectory(client),
+    )
+    steps = StepRunner(
+        incidents, runners=runners, workspace=settings.workspace, worker_id=settings.worker_id
+    )
     watches = WatchService(
         apps=apps,
-        store=WatchStore(store.r),
+        store=stores.watches,
         queue=SaqTickQueue(queue, heartbeat=settings.heartbeat),
         proposer=SlackProposer(client),
         runner_factory=runner_for,
         worker_id=settings.worker_id,
         workspace=settings.workspace,
+        incidents=incidents,
     )
-    engine = Engine(
-        apps=apps,
-        store=store,
-        notifier=notifier,
-        queue=SaqStepQueue(queue, heartbeat=settings.heartbeat),
-        workspace=settings.workspace,
-        runner_factory=runner_for,
-        repos=GitRepos(settings.workspace),
-        worker_id=settings.worker_id,
-        watch=watches,
-        events=WebhookOutbox(apps, queue),
-    )
-    watches.engine = engine
-    # No connection until the first ack: a worker never opens one.
-    records = connect(settings.redis_url, outage=outage)
     rt = Runtime(
-        settings, apps, store, queue, client, notifier, engine, watches, outage, ack_records=records
+        settings,
+        apps,
+        store,
+        queue,
+        client,
+        notifier,
+        incidents,
+        steps,
+        watches,
+        stores,
+        outage,
     )
     outage.listeners.append(lambda since, seconds: rt.spawn(say_store_was_away(rt, since, seconds)))
     return rt
@@ -149,7 +163,7 @@ async def say_store_was_away(rt: Runtime, since: datetime, seconds: float) -> No
     changes on a restart or a failover) and incident says it.
     """
     try:
-        server = str((await rt.store.r.info("server")).get("run_id", ""))[:12]
+        server = await rt.stores.server_id()
         for incident in await rt.store.open_incidents():
             if incident.thread is None or not incident.thread.ts:
                 continue
@@ -174,7 +188,7 @@ async def say_store_was_away(rt: Runtime, since: datetime, seconds: float) -> No
 async def warn_persistence(rt: Runtime) -> None:
     """At start-up, one line in the log when Redis would lose the incidents on a restart."""
     try:
-        warning = await asyncio.wait_for(persistence_warning(rt.store.r), 5)
+        warning = await asyncio.wait_for(rt.stores.persistence_warning(), 5)
     except Exception as exc:
         warning = f"cannot read Redis's persistence settings ({exc or type(exc).__name__})"
     if warning:
@@ -220,10 +234,10 @@ def build_slack(rt: Runtime) -> tuple[AsyncApp, SlackFront]:
     )
     bolt.listener_runner.lazy_listener_runner = TrackedLazyRunner(log)
     groups = GroupResolver(rt.client, rt.apps)
-    pending = PendingCommands(rt.store.r, owner=rt.settings.worker_id, records=rt.ack_records)
-    front = SlackFront(rt.engine, rt.store, groups, rt.notifier, pending)
+    planner = Planner(rt.incidents, runner_for, rt.settings.workspace)
+    front = SlackFront(rt.incidents, planner, rt.store, groups, rt.notifier, rt.stores.commands)
     register(bolt, front)
-    register_watch(bolt, WatchFront(rt.watches, groups))
+    register_watch(bolt, WatchFront(rt.watches.proposals, groups))
     return bolt, front
 
 
@@ -394,7 +408,7 @@ async def deliver_held(rt: Runtime) -> None:
     from bot.fronts.held_notices import deliver
 
     try:
-        await deliver(rt.store.r, rt.store, rt.client)
+        await deliver(rt.stores.held, rt.store, rt.client)
     except Exception:
         log.exception("held stakeholder notices: not delivered this time")
 
@@ -403,12 +417,12 @@ SERVE_DRAIN = 30.0  # seconds `serve` gives requests in flight when told to stop
 RECOVERY_WAIT = 5.0  # seconds `serve` lets a recovery of acked commands under way end
 
 
-def build_worker(rt: Runtime) -> Worker[Any]:
+def build_worker(rt: Runtime) -> RewindWorker:
     s = rt.settings
 
     async def startup() -> None:
         await deliver_held(rt)
-        count = await rt.engine.reconcile()
+        count = await rt.incidents.reconcile()
         if count:
             log.info("re-enqueued %d running incident(s) after start", count)
         count = await rt.watches.reconcile()
@@ -422,11 +436,11 @@ def build_worker(rt: Runtime) -> Worker[Any]:
 
     async def reconcile() -> int:
         await rt.watches.close_idle()
-        return await rt.engine.reconcile() + await rt.watches.reconcile()
+        return await rt.incidents.reconcile() + await rt.watches.reconcile()
 
     worker = make_worker(
         rt.queue,
-        rt.engine.run_step,
+        rt.steps.run_step,
         heartbeat=s.heartbeat,
         sweep=s.sweep,
         concurrency=s.worker_concurrency,
@@ -442,13 +456,13 @@ def build_worker(rt: Runtime) -> Worker[Any]:
     return worker
 
 
-async def stop_worker(rt: Runtime, worker: Worker[Any], task: asyncio.Task[None]) -> None:
+async def stop_worker(rt: Runtime, worker: RewindWorker, task: asyncio.Task[None]) -> None:
     """Stop taking jobs; hand repeatable steps over at their next command; let the others end.
 
     A step that is not safe to repeat (the database downgrade) runs to its end, for up to
     REWIND_DRAIN seconds; after that it is cut and another worker pauses it for a person.
     """
-    rt.engine.draining = True
+    rt.steps.draining = True
     if isinstance(rt.queue, RewindQueue):
         # No new job. (Not saq's stop event: saq would then cancel the running steps at once.)
         rt.queue.paused = True

@@ -14,15 +14,15 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import BaseModel, Field
-from saq import Queue
 
 from bot.config.apps_file import AppsFile
 from bot.incidents.service import EventKind as Kind
+from bot.store.keys import webhook_job
 from bot.watch.deploys import sign
 from bot.workflow.messages import Mark, Message, Status, message
 from bot.workflow.model import Incident, StepId, utcnow
@@ -70,10 +70,18 @@ def event_for(incident: Incident, kind: Kind, step: StepId | None, summary: str)
     )
 
 
+class Jobs(Protocol):
+    """The step queue's other jobs (`bot.store.queue.SaqJobs`)."""
+
+    async def enqueue(
+        self, function: str, *, key: str, timeout: int, retries: int, **kwargs: str | int
+    ) -> None: ...
+
+
 class WebhookOutbox:
     """`bot.incidents.service.IncidentEvents`: one queued delivery per webhook of the app."""
 
-    def __init__(self, apps: AppsFile, queue: Queue) -> None:
+    def __init__(self, apps: AppsFile, queue: Jobs) -> None:
         self.apps = apps
         self.queue = queue
 
@@ -89,7 +97,7 @@ class WebhookOutbox:
             try:
                 await self.queue.enqueue(
                     DELIVER,
-                    key=f"hook:{event.delivery}:{index}",
+                    key=webhook_job(event.delivery, index),
                     app=incident.app,
                     index=index,
                     incident_id=incident.id,

@@ -13,12 +13,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from redis.exceptions import RedisError
-
 from bot.cli.check_signals import check_signals
 from bot.config.apps_file import AppConfig, AppsFile, load_apps
 from bot.config.settings import Settings
-from bot.workflow.errors import ConfigError, HostError, Problem, UserFacingError
+from bot.workflow.errors import ConfigError, HostError, Problem, StoreError, UserFacingError
 from runners import templates
 from runners.local import runner_for
 
@@ -125,24 +123,25 @@ async def check_connect(
 
 async def check_redis(settings: Settings, warnings: list[str] | None = None) -> list[str]:
     """Redis answers; a warning when it would lose the open incidents on a restart."""
-    from bot.store.connection import connect, parse_url, persistence_warning, probe, unreachable
+    from bot.store.connection import parse_url, probe, unreachable
+    from bot.store.stores import open_store
     from bot.workflow.errors import StartupError
 
     try:
         where = parse_url(settings.redis_url).redacted()
         # The real reason (refused, wrong password, no TLS) at once, not after a minute of retries.
         await probe(settings.redis_url)
-        client = connect(settings.redis_url)
+        stores = open_store(settings.redis_url)
     except StartupError as exc:  # a bad REDIS_URL, or a Redis that does not answer
         return [str(exc)]
     try:
-        warning = await asyncio.wait_for(persistence_warning(client), 10)
+        warning = await asyncio.wait_for(stores.persistence_warning(), 10)
         if warning and warnings is not None:
             warnings.append(f"Redis at {where}: {warning}")
-    except (TimeoutError, OSError, RedisError) as exc:
+    except (TimeoutError, OSError, StoreError) as exc:
         return [unreachable(settings.redis_url, exc)]
     finally:
-        await client.aclose()
+        await stores.aclose()
     return []
 
 

@@ -25,11 +25,12 @@ from bot.fronts.terminal.console import Console
 from bot.fronts.terminal.front import (
     START_REDIS,
     Chooser,
+    CtrlC,
     Driver,
     Prompter,
     Reply,
     auto_chooser,
-    build_terminal_engine,
+    build_terminal_runner,
     terminal_actor,
 )
 from bot.fronts.terminal.notifier import TerminalNotifier
@@ -37,7 +38,7 @@ from bot.fronts.terminal.people import People
 from bot.fronts.terminal.views import CompactNotifier, LiveNotifier
 from bot.incidents.service import OpenRequest
 from bot.sample.build import build_sample_origin
-from bot.sample.hosts import provision_host_checkout, start_app, stop_app
+from bot.sample.hosts import app_dir, provision_host_releases, start_app, stop_app
 from bot.store.memory import MemoryStore
 from bot.workflow.model import Gate, Incident
 from bot.workflow.policy import Actor
@@ -78,6 +79,7 @@ def demo_config(root: Path, hosts: dict[str, tuple[Path, int]], origin: Path) ->
         "deploy": {
             "strategy": "commands",
             "workdir": "/srv/myapp",
+            "releases": 3,  # each host keeps v1.4.2: the redeploy switches back, no fetch
             "commands": {
                 "fetch": "git fetch --tags --force origin {ref} && git checkout --force FETCH_HEAD",
                 "install": "true",
@@ -122,11 +124,14 @@ def _prepare(root: Path, out: TextIO) -> tuple[dict[str, tuple[Path, int]], Path
     for name in ("web1", "web2"):
         workdir = root / "hosts" / name / "myapp"
         port = _free_port()
-        provision_host_checkout(repo.origin, workdir, ref=repo.bad, app_port=port, db_url=db_url)
+        # v1.4.2 deployed before v1.5.0, and kept: the rollback switches back to it.
+        provision_host_releases(
+            repo.origin, workdir, ref=repo.bad, app_port=port, db_url=db_url, kept=[repo.good]
+        )
         hosts[name] = (workdir, port)
     first = next(iter(hosts.values()))[0]
     migrate = [sys.executable, "-m", "alembic", "-c", "alembic.ini", "upgrade", "head"]
-    subprocess.run(migrate, cwd=first, check=True, capture_output=True)
+    subprocess.run(migrate, cwd=app_dir(first), check=True, capture_output=True)
     for workdir, _ in hosts.values():
         start_app(workdir)
     (root / "incidents").mkdir(exist_ok=True)
@@ -172,11 +177,12 @@ async def _run(
     store = MemoryStore()
     live = LiveNotifier(out, apps=apps, interactive=not yes) if out.isatty() else None
     notifier: TerminalNotifier = live or CompactNotifier(out, apps=apps)
-    engine, queue = build_terminal_engine(apps, store, notifier, root / "workspace")
     reason = "checkout returns 500 after the v1.5.0 deploy"
     carol = terminal_actor(apps, "U0CAROL")
     request = OpenRequest("myapp", Version("v1.4.2"), reason, carol)
     console = Console(out=out)
+    ctrl_c = CtrlC(console)
+    steps, queue = build_terminal_runner(apps, store, notifier, root / "workspace", ctrl_c)
     console.install()
     try:
         if yes:
@@ -185,7 +191,7 @@ async def _run(
             chooser: Chooser = _as_approver(auto_chooser(apps, carol), alice)
         else:
             chooser = Prompter(console, apps, carol, People.from_apps_file(people))
-        driver = Driver(engine, queue, store, chooser, out, console)
+        driver = Driver(steps, queue, store, chooser, out, ctrl_c)
         incident = await driver.open(request)
     finally:
         console.uninstall()
@@ -251,7 +257,7 @@ def _kept(root: Path, hosts: dict[str, tuple[Path, int]], origin: Path, out: Tex
         print(f"  $ {command}", file=out)  # whole, to copy, whatever the width
     print("Stop it and remove its files with:", file=out)
     for workdir, _ in hosts.values():
-        print(f"  {shlex.quote(str(workdir / 'run.sh'))} stop", file=out)
+        print(f"  {shlex.quote(str(app_dir(workdir) / 'run.sh'))} stop", file=out)
     print(f"  rm -rf {shlex.quote(str(root))}", file=out)
 
 

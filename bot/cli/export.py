@@ -11,16 +11,15 @@ import json
 import sys
 from typing import Any, TextIO
 
-from redis.exceptions import RedisError
-
 from bot.config.settings import Settings
+from bot.workflow.errors import StoreError
 
 
 async def export(settings: Settings, incident_id: str) -> dict[str, Any] | None:
-    from bot.store.connection import connect
-    from bot.store.redis_store import RedisStore
+    from bot.store.stores import open_store
 
-    store = RedisStore(connect(settings.redis_url), retention=settings.retention)
+    stores = open_store(settings.redis_url, retention=settings.retention)
+    store = stores.incidents
     try:
         incident = await store.load(incident_id)
         if incident is None:
@@ -31,13 +30,13 @@ async def export(settings: Settings, incident_id: str) -> dict[str, Any] | None:
             "expires_in_seconds": await store.expires_in(incident_id),
         }
     finally:
-        await store.r.aclose()
+        await stores.aclose()
 
 
 async def run_export(settings: Settings, incident_id: str, out: TextIO = sys.stdout) -> int:
     try:
         record = await asyncio.wait_for(export(settings, incident_id), 30)
-    except (TimeoutError, OSError, RedisError) as exc:
+    except (TimeoutError, OSError, StoreError) as exc:
         reason = exc or "timeout"
         print(f"rewind: Redis did not answer ({reason}); nothing exported", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ import socket
 import sys
 import textwrap
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from pydantic import AliasChoices
 
@@ -21,6 +22,9 @@ from bot.telemetry.logs import setup as setup_logging
 from bot.telemetry.redaction import install_log_redaction
 from bot.workflow.errors import NotAVersion
 from bot.workflow.version import Version
+
+if TYPE_CHECKING:
+    from bot.store.stores import StoreOpener
 
 log = logging.getLogger("rewind")
 
@@ -220,27 +224,41 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
         as_user=args.as_user,
     )
     if args.plan:
-        return asyncio.run(run_plan(settings, _load(settings), rb))
-    return asyncio.run(run_rollback(settings, _load(settings), rb))
+        return asyncio.run(run_plan(settings, _load(settings), rb, stores=_stores(settings)))
+    return asyncio.run(run_rollback(settings, _load(settings), rb, stores=_stores(settings)))
 
 
 def _resume(args: argparse.Namespace, settings: Settings) -> int:
     from bot.fronts.terminal.front import RollbackArgs, run_rollback
 
     rb = RollbackArgs(app="", version=None, reason="", as_user=args.as_user)
-    return asyncio.run(run_rollback(settings, _load(settings), rb, resume=args.incident))
+    stores = _stores(settings)
+    return asyncio.run(
+        run_rollback(settings, _load(settings), rb, resume=args.incident, stores=stores)
+    )
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
     from bot.fronts.terminal.front import show_status
 
-    return asyncio.run(show_status(settings, _load(settings), args.target, sys.stdout))
+    return asyncio.run(
+        show_status(settings, _load(settings), args.target, sys.stdout, stores=_stores(settings))
+    )
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
     from bot.fronts.terminal.front import show_status
 
-    return asyncio.run(show_status(settings, _load(settings), "--list", sys.stdout))
+    return asyncio.run(
+        show_status(settings, _load(settings), "--list", sys.stdout, stores=_stores(settings))
+    )
+
+
+def _stores(settings: Settings) -> StoreOpener:
+    """The terminal's store, from REDIS_URL."""
+    from bot.store.stores import StoreOpener
+
+    return StoreOpener(settings.redis_url)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -250,7 +268,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _deployed(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.watch.cli import run_deployed
+    from bot.cli.deployed import run_deployed
 
     return asyncio.run(run_deployed(settings, _load, args.app, args.version, args.by, args.url))
 

@@ -148,6 +148,9 @@ class DeployConfig(_Model):
     concurrency: int = Field(default=100, ge=1)
     rolling: int | None = Field(default=None, ge=1)  # hosts per batch; None = all at once
     timeout: float = 300.0  # per command, seconds
+    # Keep the last N releases on each host (`<workdir>/releases/<version>` and a `current`
+    # symlink); None: `workdir` is the checkout itself, as before.
+    releases: int | None = Field(default=None, ge=1, le=100)
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -308,7 +311,15 @@ class AppConfig(_Model):
         raise KeyError(name)
 
     def workdir(self, host: HostConfig) -> str:
+        """The configured `workdir`: with `deploy.releases`, the directory that holds
+        `releases/` and `current`; without, the app's checkout itself."""
         return host.workdir or self.deploy.workdir
+
+    def run_dir(self, host: HostConfig) -> str:
+        """Where the app's commands run (status, logs, version, restart, alembic…):
+        `<workdir>/current` with `deploy.releases`, else `workdir`."""
+        base = self.workdir(host)
+        return base.rstrip("/") + "/current" if self.deploy.releases else base
 
     # Cross-references (run_on, people, environment names, what a strategy needs) are checked
     # on the raw data by `bot.config.apps_refs`, in the same pass as everything else.

@@ -298,3 +298,9 @@ def _deploy(at: Loc, app: Mapping[str, Any]) -> Found:
             "strategy 'kubernetes' needs 'image'",
             ("the image repository, without a tag"),
         )
+    if strategy == "kubernetes" and deploy.get("releases") is not None:
+        yield (
+            (*at, "deploy", "releases"),
+            "strategy 'kubernetes' keeps no releases on hosts",
+            "remove `releases` (the cluster keeps the images and the rollout history)",
+        )

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.fronts.command import HELP, Command
-from bot.incidents.engine import Engine
-from bot.incidents.service import OpenRequest, policy_for
+from bot.incidents.service import IncidentService, OpenRequest, policy_for
 from bot.plan.build import PLAN_TTL, Planner
 from bot.ports import Store
 from bot.workflow.errors import UserFacingError
@@ -90,9 +89,9 @@ Reply = (
 )
 
 
-def check_start(engine: Engine, cmd: Command) -> None:
+def check_start(incidents: IncidentService, cmd: Command) -> None:
     """Bad input is refused before anything runs; rights are checked once groups are known."""
-    engine.app(cmd.app)
+    incidents.app(cmd.app)
     if not cmd.reason.strip():
         version = f" {cmd.version}" if cmd.version else ""
         raise UserFacingError(
@@ -102,25 +101,28 @@ def check_start(engine: Engine, cmd: Command) -> None:
     check_reason(cmd.reason)
 
 
-def check_plan(engine: Engine, cmd: Command) -> None:
+def check_plan(incidents: IncidentService, cmd: Command) -> None:
     """The fast checks of `/rollback plan`: a known app (the version was parsed with it)."""
-    engine.app(cmd.app)
+    incidents.app(cmd.app)
 
 
 class Dispatcher:
-    def __init__(self, engine: Engine, store: Store, source: str = "slack") -> None:
-        self.engine = engine
+    def __init__(
+        self, incidents: IncidentService, store: Store, planner: Planner, source: str = "slack"
+    ) -> None:
+        self.incidents = incidents
+        self.planner = planner
         self.store = store
         self.source = source
 
     async def run(self, cmd: Command, actor: Actor) -> Reply:
         match cmd.kind:
             case "start":
-                check_start(self.engine, cmd)
+                check_start(self.incidents, cmd)
                 request = OpenRequest(
                     cmd.app, cmd.version, cmd.reason, actor, source=self.source, major=cmd.major
                 )
-                return Opened(await self.engine.open(request), cmd.version)
+                return Opened(await self.incidents.open(request), cmd.version)
             case "list":
                 return Listing(await self.store.recent_incidents(15), "No incidents.")
             case "status":
@@ -131,10 +133,10 @@ class Dispatcher:
                     raise UserFacingError(
                         f"No incident `{cmd.target}`. `/rollback list` shows them."
                     )
-                await self.engine.cancel(found.id, actor)
+                await self.incidents.cancel(found.id, actor)
                 return Cancelled(found.id)
             case "unfreeze":
-                app = self.engine.app(cmd.target)
+                app = self.incidents.app(cmd.target)
                 if reason := policy_for(app).refuse(actor, Right.APPROVE):
                     raise UserFacingError(reason)
                 freeze = await self.store.unfreeze(app.name)
@@ -142,9 +144,7 @@ class Dispatcher:
             case "release":
                 return await self.release(cmd, actor)
             case "plan":
-                plan = await Planner(self.engine).plan(
-                    cmd.app, cmd.version, actor, reason=cmd.reason
-                )
+                plan = await self.planner.plan(cmd.app, cmd.version, actor, reason=cmd.reason)
                 return PlanMade(plan)
         raise UserFacingError(HELP)
 
@@ -167,15 +167,15 @@ class Dispatcher:
             plan=plan.basis,
             incident_id=plan.id,
         )
-        return OpenedFromPlan(await self.engine.open(request), plan)
+        return OpenedFromPlan(await self.incidents.open(request), plan)
 
     async def release(self, cmd: Command, actor: Actor) -> Reply:
-        app = self.engine.app(cmd.app)
+        app = self.incidents.app(cmd.app)
         if reason := policy_for(app).refuse(actor, Right.APPROVE):
             raise UserFacingError(reason)
-        if self.engine.watch is None or cmd.version is None:
+        if self.incidents.watch is None or cmd.version is None:
             raise UserFacingError("Quarantine is not available here.")
-        held = await self.engine.watch.release(app.name, str(cmd.version), actor.user)
+        held = await self.incidents.watch.release(app.name, str(cmd.version), actor.user)
         if held is None:
             return Released(app.name, cmd.version, actor.user, "")
         await self.store.audit(held.incident, actor.user, f"released {cmd.version}", "quarantine")
@@ -186,7 +186,7 @@ class Dispatcher:
             return Listing(await self.store.open_incidents(), "No open incidents.")
         incident = await self.store.load(target)
         if incident is None:
-            app = self.engine.app(target)
+            app = self.incidents.app(target)
             holder = await self.store.lock_holder(app.name)
             incident = await self.store.load(holder) if holder else None
             if incident is None:

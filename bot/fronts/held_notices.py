@@ -1,4 +1,4 @@
-"""Stakeholder notices that could not be posted (Slack unreachable), kept in Redis.
+"""Stakeholder notices that could not be posted (Slack unreachable), kept in the store.
 
 The terminal front holds them; the next `serve` or `worker` that reaches Slack posts each one,
 marked late, with what happened to the incident since.
@@ -6,35 +6,13 @@ marked late, with what happened to the incident since.
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from redis.asyncio import Redis
-
 from bot.fronts.slack import text as t
-from bot.ports import Store
+from bot.ports import HeldNotice, HeldNotices, Store
 
 log = logging.getLogger(__name__)
-KEY = "rewind:held_notices"
-
-
-@dataclass(frozen=True)
-class HeldNotice:
-    incident: str
-    channel: str
-    text: str
-    at: str  # ISO time it was written
-
-
-async def hold(r: Redis, notice: HeldNotice) -> None:
-    await r.rpush(KEY, json.dumps(asdict(notice)))
-
-
-async def pending(r: Redis) -> list[HeldNotice]:
-    raw = await r.lrange(KEY, 0, -1)
-    return [HeldNotice(**json.loads(item)) for item in raw]
 
 
 def late_text(notice: HeldNotice, since: str) -> str:
@@ -42,18 +20,17 @@ def late_text(notice: HeldNotice, since: str) -> str:
     return f"(Held since {when}: Slack could not be reached.) {notice.text}\n{since}"
 
 
-async def deliver(r: Redis, store: Store, client: object) -> int:
+async def deliver(held: HeldNotices, store: Store, client: object) -> int:
     """Post every held notice (each taken atomically, so two processes never post one twice);
     one Slack refuses goes back to be tried later. Returns how many were posted."""
     from slack_sdk.web.async_client import AsyncWebClient
 
     assert isinstance(client, AsyncWebClient)
     posted = 0
-    for _ in range(await r.llen(KEY)):
-        raw = await r.lpop(KEY)
-        if not isinstance(raw, str | bytes):
+    for _ in range(await held.count()):
+        notice = await held.take()
+        if notice is None:
             break
-        notice = HeldNotice(**json.loads(raw))
         incident = await store.load(notice.incident)
         since = (
             f"Since then: {t.incident_line(incident)}"
@@ -66,7 +43,7 @@ async def deliver(r: Redis, store: Store, client: object) -> int:
         except Exception as exc:
             log.warning("held notice for %s in %s still not posted: %s",
                         notice.incident, notice.channel, exc)  # fmt: skip
-            await r.rpush(KEY, raw)
+            await held.put_back(notice)
             continue
         posted += 1
     if posted:

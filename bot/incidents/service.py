@@ -9,7 +9,6 @@ incident waiting for it, and any process may die in between.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import secrets
@@ -18,7 +17,9 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from bot.config.apps_file import AppConfig, AppsFile
-from bot.ports import Freeze, Notifier, Repos, StepQueue, Store
+from bot.incidents.app_locks import AppLocks
+from bot.incidents.ending import Ending
+from bot.ports import Directory, Notifier, Repos, StepQueue, Store
 from bot.telemetry.logs import INCIDENT
 from bot.telemetry.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED
 from bot.workflow import said
@@ -44,8 +45,7 @@ from bot.workflow.machine import (
     new_steps,
     transition,
 )
-from bot.workflow.messages import ChannelRef, Inline, Link, Mark, Mention, Message, message, words
-from bot.workflow.messages import Status as MarkStatus
+from bot.workflow.messages import ChannelRef, message
 from bot.workflow.model import Incident, Status, StepId, StepStatus
 from bot.workflow.plan import PlanBasis
 from bot.workflow.policy import Actor, Policy, Right
@@ -117,6 +117,8 @@ class IncidentService:
         repos: Repos,
         watch: WatchHooks | None = None,
         events: IncidentEvents | None = None,
+        ended: Callable[[str], Awaitable[None]] | None = None,
+        people: Directory | None = None,
     ) -> None:
         self.apps = apps
         self.watch = watch
@@ -125,8 +127,17 @@ class IncidentService:
         self.notifier = notifier
         self.queue = queue
         self.repos = repos
-        # Told when an incident ends, after its freeze: the step runner closes its SSH connections.
-        self.ended: Callable[[str], Awaitable[None]] | None = None
+        self.people = people  # who the report names, beyond the apps file's `people:`
+        self.locks = AppLocks(store)
+        self.ending = Ending(
+            apps=apps,
+            store=store,
+            notifier=notifier,
+            repos=repos,
+            watch=watch,
+            ended=ended,
+            people=people,
+        )
 
     # ---- checks shared by every front ---------------------------------------------------
 
@@ -157,11 +168,11 @@ class IncidentService:
                 f"This plan was already run: incident `{incident_id}`. "
                 f"`/rollback status {incident_id}` shows where it stands."
             )
-        await self._refuse_if_busy(app.name)  # a Redis read spares the git work below
+        await self.locks.refuse_if_busy(app.name)  # a Redis read spares the git work below
         if req.version is not None:
             await self.check_version_exists(app, req.version)
         INCIDENT.set(incident_id)
-        token = await self._acquire(app.name, incident_id)
+        token = await self.locks.acquire(app.name, incident_id)
         try:
             incident = Incident(
                 id=incident_id,
@@ -204,29 +215,6 @@ class IncidentService:
         INCIDENTS_OPENED.labels(app=app.name).inc()
         return await self.apply(incident.id, Begin(), who=req.actor.user)
 
-    async def _acquire(self, app: str, incident_id: str) -> int:
-        """The app's lock, taking it over from a holder that has ended (a crash mid-finish)."""
-        for _ in range(2):
-            token = await self.store.acquire_lock(app, incident_id)
-            if isinstance(token, int):
-                return token
-            holder = await self._lock_holder_incident(token)
-            if holder is not None and holder.status.open:
-                raise UserFacingError(await self._busy_message(app, token))
-            log.warning("app %s: lock of ended incident %s released", app, token)
-            await self.store.release_lock(app, token)
-        raise UserFacingError(f"`{app}` is busy; try again in a moment.")
-
-    async def _lock_holder_incident(self, incident_id: str) -> Incident | None:
-        """The incident holding a lock. One opened a moment ago takes the lock before it is
-        stored: it gets two seconds to appear before the lock counts as left by a crash."""
-        for _ in range(20):
-            holder = await self.store.load(incident_id)
-            if holder is not None:
-                return holder
-            await asyncio.sleep(0.1)
-        return None
-
     async def _save_thread(self, incident: Incident) -> None:
         def change(current: Incident) -> Incident:
             current.thread = incident.thread
@@ -240,26 +228,6 @@ class IncidentService:
                 f"`{version}` is neither a tag nor a commit of `{app.name}`'s repo. "
                 "Check the version (`git tag -l` in the repo) and try again."
             )
-
-    async def _refuse_if_busy(self, app: str) -> None:
-        holder_id = await self.store.lock_holder(app)
-        holder = await self.store.load(holder_id) if holder_id else None
-        if holder is not None and holder.status.open:
-            raise UserFacingError(await self._busy_message(app, holder.id))
-
-    async def _busy_message(self, app: str, holder_id: str) -> Message:
-        holder = await self.store.load(holder_id)
-        if holder is None:
-            return words(f"`{app}` already has an open incident `{holder_id}`.")
-        link = holder.thread.permalink if holder.thread else ""
-        where: tuple[Inline, ...] = (" ", Link(link, "thread")) if link else ()
-        return message(
-            f"`{app}` already has an open incident `{holder.id}`, started by ",
-            Mention(holder.requested_by),
-            f" ({holder.status.value}).",
-            *where,
-            f" Follow it there, or `/rollback cancel {holder.id}` first.",
-        )
 
     # ---- transitions --------------------------------------------------------------------
 
@@ -342,91 +310,7 @@ class IncidentService:
                 case Say(message=said_):
                     await self.notifier.say(incident, said_)
                 case Finished():
-                    await self._finished(incident)
-
-    async def _finished(self, incident: Incident) -> None:
-        # The lock goes first: nothing below (Slack pacing, a Redis hiccup) may keep the app held.
-        await self.store.release_lock(incident.app, incident.id)
-        await self.notifier.flush(incident)
-        rolled_back = any(
-            incident.step(s).status is StepStatus.SUCCEEDED
-            for s in (StepId.REDEPLOY, StepId.DB_ROLLBACK)
-        )
-        if rolled_back:
-            link = incident.thread.permalink if incident.thread else ""
-            await self.store.freeze(
-                Freeze(
-                    app=incident.app,
-                    by=incident.requested_by,
-                    reason=f"rolled back to {incident.target} by incident {incident.id}: "
-                    f"{incident.reason or 'no reason given'}",
-                    incident=incident.id,
-                    link=link,
-                    at=(incident.finished_at or incident.updated_at).isoformat(),
-                )
-            )
-            await self.notifier.say(
-                incident,
-                words(
-                    f"❄️ `{incident.app}` is now frozen for deploys. An approver lifts it "
-                    f"with `/rollback unfreeze {incident.app}` once the fix is ready."
-                ),
-            )
-            await self._quarantine(incident, link)
-        if self.ended is not None:
-            await self.ended(incident.id)
-        opened = incident.thread is not None and bool(incident.thread.ts)
-        if incident.status in {Status.ABORTED, Status.CANCELLED} and opened:
-            await self._abort_report(incident)
-        if incident.facts.prerequisites.notified_start:  # those told of the start hear of the end
-            await self.notifier.stakeholders(incident, "end")
-
-    async def _quarantine(self, incident: Incident, link: str) -> None:
-        """The version rolled back from may not come back until an approver releases it."""
-        bad = incident.facts.assess.deployed
-        if self.watch is None or not bad or bad == incident.target:
-            return
-        await self.watch.quarantine(
-            Quarantine(
-                app=incident.app,
-                version=str(bad),
-                by=incident.requested_by,
-                reason=f"rolled back from by incident {incident.id}: "
-                f"{incident.reason or 'no reason given'}",
-                incident=incident.id,
-                link=link,
-                at=incident.finished_at or incident.updated_at,
-            )
-        )
-        await self.notifier.say(
-            incident,
-            words(
-                f"⛔ `{bad}` is quarantined: `GET /api/freeze/{incident.app}?version={bad}` "
-                f"answers 423 until an approver runs `/rollback release {incident.app} {bad}`."
-            ),
-        )
-
-    async def _abort_report(self, incident: Incident) -> None:
-        """The runbook's report is always written, an aborted rollback's most of all."""
-        from bot.steps import report
-
-        try:
-            published = await report.publish(
-                incident, self.apps, await self.store.timeline(incident.id), self.notifier
-            )
-        except Exception:
-            log.exception("incident %s: the report of the abort could not be written", incident.id)
-            await self.notifier.say(
-                incident,
-                message(Mark(MarkStatus.WARN), " The incident report could not be written."),
-            )
-            return
-
-        def change(current: Incident) -> Incident:
-            current.facts.store(published.facts)
-            return current
-
-        await self.store.update(incident.id, change)
+                    await self.ending.finished(incident)
 
     # ---- recovery -----------------------------------------------------------------------
 

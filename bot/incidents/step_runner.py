@@ -13,9 +13,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bot.config.apps_file import AppConfig
+from bot.incidents.host_runners import HostRunners
 from bot.incidents.service import IncidentService
-from bot.ports import HostRunner
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.telemetry.logs import INCIDENT
 from bot.telemetry.metrics import STEP_SECONDS, STEPS
@@ -29,8 +28,6 @@ from bot.workflow.render_text import plain
 from bot.workflow.steps import SPECS
 
 log = logging.getLogger(__name__)
-RunnerFactory = Callable[[AppConfig], HostRunner]
-RUNNER_IDLE = 600.0  # seconds an incident's SSH connections may stay open unused
 
 
 class HandOver(RewindError):
@@ -42,10 +39,11 @@ class StepRunner:
         self,
         incidents: IncidentService,
         *,
+        runners: HostRunners,
         workspace: Path,
-        runner_factory: RunnerFactory,
         bodies: dict[StepId, StepBody] | None = None,
         worker_id: str = "",
+        pause_point: Callable[[Incident, StepId], Awaitable[None]] | None = None,
     ) -> None:
         self.incidents = incidents
         self.apps = incidents.apps
@@ -53,17 +51,15 @@ class StepRunner:
         self.notifier = incidents.notifier
         self.queue = incidents.queue
         self.workspace = workspace
-        self.runner_factory = runner_factory
-        # One runner (so one SSH connection per host) per incident in this process, reused by
-        # its steps; closed when the incident ends or has been idle a while.
-        self._runners: dict[str, tuple[HostRunner, float]] = {}
+        # The same pool the incident service closes an incident's connections in when it ends.
+        self.runners = runners
         self._bodies = bodies
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:6]}"
         # Set when this worker is told to stop: repeatable steps go to another worker at their
         # next command; a step that is not safe to repeat runs to its end first.
         self.draining = False
         # The terminal front's Ctrl-C: asked at a fence, after the running command, never within.
-        self.pause_point: Callable[[Incident, StepId], Awaitable[None]] | None = None
+        self.pause_point = pause_point
 
     @property
     def bodies(self) -> dict[StepId, StepBody]:
@@ -178,7 +174,7 @@ class StepRunner:
     ) -> StepSucceeded | StepFailed | None:
         """The step's result, or None when it was handed over to another worker."""
         app = self.incidents.app(incident.app)
-        runner = await self._runner(incident)
+        runner = await self.runners.take(incident.id, app)
         ctx = StepContext(
             incident=incident,
             step=step,
@@ -186,6 +182,8 @@ class StepRunner:
             apps=self.apps,
             hosts=runner,
             notifier=self.notifier,
+            repos=self.incidents.repos,
+            people=self.incidents.people,
             workspace=self.workspace,
             fence=lambda: self._fence(incident, step, run_id),
             timeline=lambda: self.store.timeline(incident.id),
@@ -231,27 +229,10 @@ class StepRunner:
         finally:
             # No flush here: the thread's messages go out in order in the background, so the
             # next step never waits for Slack's pacing.
-            self._runners[incident.id] = (runner, time.monotonic())
-
-    async def _runner(self, incident: Incident) -> HostRunner:
-        now = time.monotonic()
-        for incident_id, (idle, since) in list(self._runners.items()):
-            if incident_id != incident.id and now - since > RUNNER_IDLE:
-                del self._runners[incident_id]
-                await idle.close()
-        cached = self._runners.pop(incident.id, None)
-        if cached is not None:
-            return cached[0]
-        return self.runner_factory(self.incidents.app(incident.app))
-
-    async def close_runner(self, incident_id: str) -> None:
-        cached = self._runners.pop(incident_id, None)
-        if cached is not None:
-            await cached[0].close()
+            await self.runners.give_back(incident.id, runner)
 
     async def aclose(self) -> None:
-        for incident_id in list(self._runners):
-            await self.close_runner(incident_id)
+        await self.runners.aclose()
 
     async def _fence(self, incident: Incident, step: StepId, run_id: str) -> None:
         """Before every side effect: this incident still holds the app, this run the step.

@@ -14,8 +14,8 @@ from typing import Literal
 
 from bot.checks import Check
 from bot.config.apps_file import AppConfig, DatabaseConfig
-from bot.incidents.engine import Engine
-from bot.incidents.service import OpenRequest, new_incident_id
+from bot.incidents.host_runners import RunnerFactory
+from bot.incidents.service import IncidentService, OpenRequest, new_incident_id
 from bot.ports import AuditEntry
 from bot.steps import assess, code, database, redeploy, signals, verify
 from bot.steps.context import Planned, StepContext
@@ -36,7 +36,7 @@ from bot.workflow.plan import (
 from bot.workflow.policy import Actor
 from bot.workflow.steps import ORDER
 from bot.workflow.version import Version
-from runners import alembic_output, backups, templates
+from runners import alembic_output, backups, releases, templates
 from runners.git import Method, push_args
 from runners.recording import RecordingRunner
 from runners.strategies import strategy
@@ -92,8 +92,12 @@ async def _no_timeline() -> list[AuditEntry]:
 
 
 class Planner:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(
+        self, incidents: IncidentService, runner_factory: RunnerFactory, workspace: Path
+    ) -> None:
+        self.incidents = incidents
+        self.runner_factory = runner_factory
+        self.workspace = workspace
 
     async def plan(
         self, app_name: str, version: Version | None, actor: Actor, *, reason: str = ""
@@ -101,14 +105,14 @@ class Planner:
         """Refused exactly as `/rollback` refuses (unknown app or version, no rights)."""
         # The reason is optional in a plan; one given is checked as `/rollback` checks it.
         request = OpenRequest(app_name, version, reason or "a plan", actor)
-        app = self.engine.check_request(request)
+        app = self.incidents.check_request(request)
         if version is not None:
-            await self.engine.check_version_exists(app, version)
+            await self.incidents.check_version_exists(app, version)
         plan_id = new_incident_id()
-        root = self.engine.workspace / "plans"
+        root = self.workspace / "plans"
         root.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f"{app.name}-{plan_id}-", dir=root))
-        runner = RecordingRunner(self.engine.runner_factory(app))
+        runner = RecordingRunner(self.runner_factory(app))
         incident = Incident(
             id=plan_id,
             app=app.name,
@@ -123,9 +127,10 @@ class Planner:
             incident=incident,
             step=StepId.ASSESS,
             app=app,
-            apps=self.engine.apps,
+            apps=self.incidents.apps,
             hosts=runner,
             notifier=Quiet(),
+            repos=self.incidents.repos,
             workspace=scratch,  # the steps' clone goes here: a scratch clone, deleted below
             fence=_no_fence,
             timeline=_no_timeline,
@@ -142,13 +147,24 @@ class Planner:
             await asyncio.to_thread(shutil.rmtree, scratch, True)
         plan.reason = reason
         plan.estimate = estimate(
-            [i for i in await self.engine.store.recent_incidents(100) if i.app == app.name]
+            [i for i in await self.incidents.store.recent_incidents(100) if i.app == app.name]
         )
-        holder = await self.engine.store.lock_holder(app.name)
+        holder = await self.incidents.store.lock_holder(app.name)
         if holder:
             plan.busy = holder
-        await self.engine.store.save_plan(plan.id, plan.model_dump_json(), PLAN_TTL)
+        await self.incidents.store.save_plan(plan.id, plan.model_dump_json(), PLAN_TTL)
         return plan
+
+
+def _warm(found: AssessFacts, target: str, sha: str) -> list[str]:
+    """The hosts whose kept release of `target` holds the hotfix branch's commit or the
+    target's own (a revert branch holds exactly the target's files)."""
+    try:
+        name = releases.release_name(target)
+    except UserFacingError:
+        return []
+    kept = found.kept_releases
+    return [h for h in kept if releases.holds(kept[h].get(name, ""), sha, found.target_sha)]
 
 
 class _Making:
@@ -190,9 +206,12 @@ class _Making:
         db = await self._database(app.database, found) if found.migrations else None
         ref = branch
         deploy_hosts = strategy(app.deploy.strategy).deploy_hosts(app)
+        # The run reads each host again before it switches; this is what Assess read now.
+        warm = _warm(found, target, sha) if app.deploy.releases else None
         for number, batch in enumerate(redeploy.batches(deploy_hosts, app.deploy.rolling), 1):
             for host in batch:
-                for planned in redeploy.host_script(app, host, ref, target).planned():
+                kept = None if warm is None else host.name in warm
+                for planned in redeploy.host_script(app, host, ref, target, warm=kept).planned():
                     self.add(StepId.REDEPLOY, host.name, planned, batch=number)
         checks = self._checks()
         probes = [
@@ -229,6 +248,7 @@ class _Making:
             checks=checks,
             approvals=approvals(app, ctx.incident, bool(found.migrations)),
             probes=probes,
+            warm_hosts=warm,
         )
 
     async def _branch(self, facts: AssessFacts, branch: str, method: str) -> tuple[list[str], str]:

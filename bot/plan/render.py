@@ -99,6 +99,18 @@ def markdown(plan: Plan) -> str:
         f"- Go back to: `{b.target}` ({b.target_sha[:12]})"
         + ("" if plan.requested_version else " — the tag before the deployed one"),
     ]
+    if plan.warm_hosts is not None:
+        hosts = sorted(b.deployed_by_host)
+        cold = [h for h in hosts if h not in plan.warm_hosts]
+        lines.append(
+            "- Kept warm (switch `current` and restart, no fetch, no install): "
+            + (", ".join(f"`{h}`" for h in plan.warm_hosts) or "no host")
+            + (
+                "; full deploy into a new release: " + ", ".join(f"`{h}`" for h in cold)
+                if cold
+                else ""
+            )
+        )
     if plan.database:
         lines.append(f"- Database revision: `{b.db_revision or 'base'}`")
     lines += ["", f"{plan.commit_count} commit(s) undone (`git log {b.target}..deployed`):", ""]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from bot.sample.build import git
 
 EXCLUDES = [
+    ".rewind-release",
     ".port",
     ".db_url",
     ".pg_url",
@@ -48,10 +50,60 @@ def provision_host_checkout(
             (workdir / ".pg_url").write_text(libpq_url(db_url) + "\n", encoding="utf-8")
 
 
+# The host's own files in a releases layout: kept once in `shared/`, linked into each release.
+SHARED = [".port", ".db_url", ".pg_url", "app.log", "app.pid"]
+MARKER = ".rewind-release"  # runners.releases.MARKER: the release is complete
+
+
+def provision_host_releases(
+    origin: Path,
+    base: Path,
+    *,
+    ref: str,
+    app_port: int,
+    db_url: str | None,
+    kept: Sequence[str] = (),
+) -> Path:
+    """The releases layout (`deploy.releases`) in `base`: `releases/<ref>` checked out and
+    marked complete, `current` -> it, and `shared/` holding the host-local files, which each
+    release links to (a new release is copied from `current`, links and all). `kept`: older
+    releases made first, as earlier deploys would have left them. Returns `ref`'s directory."""
+    base = Path(base)
+    for older in kept:
+        _release(origin, base, ref=older, app_port=app_port, db_url=db_url)
+    release = _release(origin, base, ref=ref, app_port=app_port, db_url=db_url)
+    current = base / "current"
+    current.unlink(missing_ok=True)
+    current.symlink_to(Path("releases", release.name))
+    return release
+
+
+def app_dir(workdir: Path) -> Path:
+    """Where the app's files are: `workdir/current` in a releases layout, else `workdir`."""
+    current = Path(workdir) / "current"
+    return current if current.is_dir() else Path(workdir)
+
+
+def _release(origin: Path, base: Path, *, ref: str, app_port: int, db_url: str | None) -> Path:
+    shared = base / "shared"
+    shared.mkdir(parents=True, exist_ok=True)
+    release = base / "releases" / ref.replace("/", "+")
+    provision_host_checkout(origin, release, ref=ref, app_port=app_port, db_url=db_url)
+    for name in SHARED:
+        own = release / name
+        if own.exists() and not own.is_symlink():
+            own.replace(shared / name)
+        own.unlink(missing_ok=True)
+        own.symlink_to(Path("..", "..", "shared", name))
+    head = git(["rev-parse", "HEAD"], release)
+    (release / MARKER).write_text(head.strip() + "\n", encoding="utf-8")
+    return release
+
+
 def _run_sh(workdir: Path, action: str) -> str:
     proc = subprocess.run(
         ["./run.sh", action],
-        cwd=workdir,
+        cwd=app_dir(workdir),
         capture_output=True,
         text=True,
         check=False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from bot.steps import code, database
-from bot.steps.assess_reads import read_hosts
+from bot.steps.assess_reads import read_hosts, warm_hosts
 from bot.steps.context import Outcome, StepContext
 from bot.steps.signal_reads import before_rollback
 from bot.workflow.errors import HostError, StepError
@@ -16,7 +16,7 @@ from bot.workflow.plan import changes_since
 
 
 async def run(ctx: StepContext) -> Outcome:
-    results, current = await read_hosts(ctx)
+    results, current, kept = await read_hosts(ctx)
     hosts: dict[str, HostResult] = {}
     versions: dict[str, str] = {}
     for name, res in results.items():
@@ -46,6 +46,9 @@ async def run(ctx: StepContext) -> Outcome:
     deployed, _ = Counter(versions.values()).most_common(1)[0]
     facts = await code.assess_code(ctx, deployed)
     facts.deployed_by_host = versions
+    if ctx.app.deploy.releases:
+        facts.kept_releases = kept
+        facts.warm_hosts = warm_hosts(kept, facts.target, facts.target_sha)
     ctx.incident.facts.assess = facts
     if ctx.app.database is not None:
         facts = facts.with_db(await database.assess_db(ctx, facts.target, read=current))
@@ -88,6 +91,13 @@ def _summary_text(facts: AssessFacts) -> str:
     on = ", ".join(f"{h} on `{v}`" for h, v in sorted(versions.items()))
     lines.append(f"• Deployed now: `{facts.deployed}`" + (f" (mixed: {on})" if mixed else ""))
     lines.append(f"• Last good version: `{facts.target}`")
+    if facts.kept_releases:
+        warm = ", ".join(facts.warm_hosts) or "none"
+        cold = [h for h in sorted(facts.kept_releases) if h not in facts.warm_hosts]
+        lines.append(
+            f"• Kept warm on: {warm} (switch and restart)"
+            + (f"; full deploy on: {', '.join(cold)}" if cold else "")
+        )
     count = facts.commit_count
     lines.append(f"• {count} commit(s) between them:")
     shown = [f"`{c.short}` {c.subject}" for c in facts.commits[:15]]

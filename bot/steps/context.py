@@ -10,7 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config.apps_file import AppConfig, AppsFile, HostConfig
-from bot.ports import AuditEntry, CommandResult, Decide, HostRunner, Notifier, ScriptCommand
+from bot.ports import (
+    AuditEntry,
+    CommandResult,
+    Decide,
+    Directory,
+    HostRunner,
+    Notifier,
+    Repos,
+    ScriptCommand,
+)
 from bot.workflow.errors import HostError
 from bot.workflow.facts import Facts, StepFacts
 from bot.workflow.messages import Block, Inline, message
@@ -52,10 +61,12 @@ class StepContext:
     apps: AppsFile
     hosts: HostRunner
     notifier: Notifier
+    repos: Repos  # git: the apps' repositories and the reports' checkout
     workspace: Path  # where the bot keeps its clones and scratch files
     fence: Callable[[], Awaitable[None]]  # raises if this incident lost its app lock
     timeline: Callable[[], Awaitable[list[AuditEntry]]]
     heartbeat: Callable[[], Awaitable[None]] = field(default=lambda: asyncio.sleep(0))
+    people: Directory | None = None  # names for words read outside the chat (the report)
 
     @property
     def facts(self) -> Facts:

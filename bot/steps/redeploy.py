@@ -14,7 +14,7 @@ from bot.steps.script import HostScript, Line, read
 from bot.workflow.errors import HostError, StepError, UserFacingError
 from bot.workflow.facts import RedeployFacts
 from bot.workflow.model import Criterion, HostResult
-from runners import templates
+from runners import releases, templates
 from runners.strategies import strategy
 
 # The host's own clock, not ours: log timestamps are written by the host, in its timezone.
@@ -63,11 +63,17 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def host_script(app: AppConfig, host: HostConfig, ref: str, target: str) -> HostScript:
+def host_script(
+    app: AppConfig, host: HostConfig, ref: str, target: str, *, warm: bool | None = None
+) -> HostScript:
     """Every command the redeploy runs on one host, values filled in, in the order it runs
     them: declared once, here, for the real run and for the plan (`/rollback plan`).
+    `warm` (the plan's reading of the host's kept releases) only words the plan's notes: the
+    run reads the host itself.
 
     Raises UserFacingError when a value may not go into a command."""
+    if app.deploy.releases:
+        return _releases_script(app, host, ref, target, warm)
 
     def step(name: str, *, changes: bool = True, note: str = "") -> Line | None:
         command = templates.build(app, host, name, ref=ref, version=target)
@@ -79,17 +85,62 @@ def host_script(app: AppConfig, host: HostConfig, ref: str, target: str) -> Host
     # it changed. The reads are quiet and may fail (no such file yet).
     probe = f"git rev-parse {shlex.quote('HEAD:' + dep)} 2>/dev/null || true" if dep else None
     deps = templates.in_workdir(app, host, probe) if probe else None
-    head = templates.in_workdir(app, host, how.head_command) if how.head_command else None
     return HostScript.of(
         read("deps_before", deps, label="dependencies", timeout=60) if deps else None,
         step("fetch"),
         read("deps_after", deps, label="dependencies", timeout=60) if deps else None,
         step("install", note=f"only if {dep} changed" if dep else ""),
+        *_restart_lines(app, host, ref, target),
+    )
+
+
+def _restart_lines(
+    app: AppConfig, host: HostConfig, ref: str, target: str
+) -> tuple[Line | None, ...]:
+    def step(name: str) -> Line | None:
+        command = templates.build(app, host, name, ref=ref, version=target)
+        return Line(name, command, changes=name == "restart") if command else None
+
+    how = strategy(app.deploy.strategy)
+    head = templates.in_workdir(app, host, how.head_command) if how.head_command else None
+    return (
         read("clock", CLOCK, timeout=30, note="the restart time, for the logs"),
         step("restart"),
-        step("status", changes=False),
-        step("version", changes=False),
+        step("status"),
+        step("version"),
         read("head", head, timeout=60, note="must be the rollback commit") if head else None,
+    )
+
+
+# The commands a host with the target kept does not run.
+FULL_PATH = ("prepare", "fetch", "install", "mark")
+
+
+def _releases_script(
+    app: AppConfig, host: HostConfig, ref: str, target: str, warm: bool | None
+) -> HostScript:
+    """The releases layout: the kept release is read on the host first; the full path (a new
+    `releases/<target>`, fetch, install, mark) runs only when it is not there, complete, at
+    the expected commit. Then the switch, the restart, the checks, and the pruning."""
+    base, keep = app.workdir(host), app.deploy.releases or 1
+    where = releases.release_dir(base, target)
+    cold = {None: "only if the target is not kept", True: "skipped: the target is kept here"}
+    note = cold.get(warm, "the target is not kept here")
+    how = strategy(app.deploy.strategy)
+
+    def step(name: str) -> Line | None:
+        command = templates.build(app, host, name, cwd=where, ref=ref, version=target)
+        return Line(name, command, note=note) if command else None
+
+    return HostScript.of(
+        read("kept", releases.kept(base, target), label="kept release", timeout=30),
+        Line("prepare", releases.prepare(base, target), note=note),
+        step("fetch"),
+        step("install"),
+        Line("mark", releases.mark(base, target, how.head_command), note=note),
+        Line("switch", releases.switch(base, target), note="`current` -> the release, atomically"),
+        *_restart_lines(app, host, ref, target),
+        Line("prune", releases.prune(base, keep), check=False, note=f"keeps the last {keep}"),
     )
 
 
@@ -99,6 +150,7 @@ class _Host:
     def __init__(self, ctx: StepContext, host: HostConfig, ref: str, target: str) -> None:
         self.ctx, self.host, self.ref, self.target = ctx, host, ref, target
         self.script = host_script(ctx.app, host, ref, target)
+        self.kept = ""  # the commit of the kept release switched to ('': none)
 
     async def run(self) -> HostResult:
         ctx, name = self.ctx, self.host.name
@@ -115,6 +167,8 @@ class _Host:
 
         async def decide(i: int, results: list[CommandResult | None]) -> bool:
             what = plan.names[i]
+            if what in FULL_PATH and "kept" in plan:
+                return not await warm(results, first=what == "prepare")
             if what == "deps_before":
                 return name not in fingerprints
             if what == "fetch" and "deps_before" in plan:
@@ -124,8 +178,25 @@ class _Host:
                 await ctx.out(name, f"{dep} unchanged: install skipped")
                 return False
             if what == "head":
-                return bool(_expected_sha(ctx))
+                return bool(self.kept or _expected_sha(ctx))
             return True
+
+        async def warm(results: list[CommandResult | None], *, first: bool) -> bool:
+            # Read on the host just now, not at plan time: a release deleted by hand since, or
+            # one whose install failed (no marker), takes the full path.
+            marker = output(results, "kept") or ""
+            hit = releases.holds(marker, _expected_sha(ctx), ctx.facts.assess.target_sha)
+            # The kept release holds the target's own commit when the hotfix is a revert (the
+            # same files): that commit is what the host then runs.
+            self.kept = marker.strip() if hit else ""
+            if first:
+                said = (
+                    f"{self.target} is kept here: switching to it"
+                    if hit
+                    else (f"{self.target} is not kept here: full deploy into a new release")
+                )
+                await ctx.out(name, said)
+            return hit
 
         results = await ctx.run_script(self.host, plan.sent(), decide=decide)
         clock = output(results, "clock")
@@ -138,7 +209,7 @@ class _Host:
         facts.versions_by_host[name] = reported
         head = _last_line(output(results, "head") or "")
         how = strategy(ctx.app.deploy.strategy)
-        problem = how.off_target(reported, head, _expected_sha(ctx), self.target)
+        problem = how.off_target(reported, head, self.kept or _expected_sha(ctx), self.target)
         if problem:
             raise HostError(
                 problem,
@@ -154,7 +225,7 @@ class _Host:
             if not line.check:
                 continue
             if result is None:
-                if what == "install":  # skipped: the dependency file unchanged
+                if what == "install" or what in FULL_PATH:  # skipped: unchanged, or kept
                     continue
                 raise HostError(
                     f"the commands stopped before `{what}`",

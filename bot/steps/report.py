@@ -6,21 +6,16 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from git.exc import GitCommandError
-
 from bot.config.apps_file import AppsFile
-from bot.ports import AuditEntry, Notifier
+from bot.ports import AuditEntry, Directory, Notifier, Repos
 from bot.steps.context import Outcome, StepContext
 from bot.views import report as report_md
 from bot.workflow.facts import ReportFacts
 from bot.workflow.messages import Mark, Status
 from bot.workflow.messages import message as said
 from bot.workflow.model import Criterion, Incident
+from bot.workflow.render_text import Names
 from bot.workflow.steps import STEPS
-from runners.git import Committed, commit_files
-
-# Two workers finishing incidents at once would race for the index lock.
-_LOCKS: dict[Path, asyncio.Lock] = {}
 
 
 def incidents_dir(configured: str) -> Path:
@@ -33,12 +28,32 @@ class Published:
     where: str
 
 
+async def names_for(
+    inc: Incident, apps: AppsFile, timeline: list[AuditEntry], people: Directory | None
+) -> Names:
+    """Everyone the report names, by the name people know: the apps file's `people:` first, then
+    the directory (Slack's users.info); an id neither knows stays the id."""
+    ids = {inc.requested_by, inc.ended_by, *(a.user for a in inc.approvals)}
+    ids |= {rec.by for rec in inc.steps} | {str(e.get("who", "")) for e in timeline}
+    known = {uid: name for name, uid in apps.people.items()}
+    wanted = sorted(i for i in ids if report_md.is_person(i) and i not in known)
+    if wanted and people is not None:
+        known |= await people.names(wanted)
+    return lambda uid: known.get(uid, uid)
+
+
 async def publish(
-    inc: Incident, apps: AppsFile, timeline: list[AuditEntry], notifier: Notifier
+    inc: Incident,
+    apps: AppsFile,
+    timeline: list[AuditEntry],
+    notifier: Notifier,
+    repos: Repos,
+    people: Directory | None = None,
 ) -> Published:
     """Write the report (and the postmortem when major), commit it, post it in the thread."""
     directory = incidents_dir(apps.incidents.dir)
-    content = report_md.render_report(inc, timeline, STEPS)
+    names = await names_for(inc, apps, timeline, people)
+    content = report_md.render_report(inc, timeline, STEPS, names)
     name = report_md.report_filename(inc)
     path = directory / name
     files = {path: content}
@@ -57,13 +72,7 @@ async def publish(
     await asyncio.to_thread(write)
     what = f"rolled back to {inc.target}" if inc.status.open else f"{inc.status.value}"
     message = f"Incident report: {inc.app} {what} ({inc.id})"
-    lock = _LOCKS.setdefault(directory, asyncio.Lock())
-    async with lock:
-        try:
-            committed = await asyncio.to_thread(commit_files, list(files), message)
-        except GitCommandError as exc:
-            why = (exc.stderr or str(exc)).strip().splitlines()
-            committed = Committed(None, note="commit failed: " + (why[-1] if why else "?"))
+    committed = await repos.commit_report(list(files), message)
     where = f"`{path}`"
     if committed.sha:
         where += f", commit `{committed.sha[:10]}`"
@@ -98,7 +107,9 @@ async def publish(
 
 
 async def run(ctx: StepContext) -> Outcome:
-    published = await publish(ctx.incident, ctx.apps, await ctx.timeline(), ctx.notifier)
+    published = await publish(
+        ctx.incident, ctx.apps, await ctx.timeline(), ctx.notifier, ctx.repos, ctx.people
+    )
     ctx.facts.report = published.facts
     return Outcome(
         summary=f"Report written: {published.where}",

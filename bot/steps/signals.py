@@ -126,7 +126,7 @@ def resource_checks(app: AppConfig, runner: HostRunner | Runs) -> list[Check]:
     if app.resources is None:
         return []
     hosts = strategy(app.deploy.strategy).deploy_hosts(app)
-    return [ResourcesCheck(runner, h.name, app.workdir(h), app.resources) for h in hosts]
+    return [ResourcesCheck(runner, h.name, app.run_dir(h), app.resources) for h in hosts]
 
 
 def deploy_time(baseline: Baseline | None) -> datetime | None:

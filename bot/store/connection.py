@@ -26,7 +26,7 @@ from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.workflow.errors import StartupError
+from bot.workflow.errors import StartupError, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -247,7 +247,12 @@ PROBE_TIMEOUT = 3.0
 
 def lost(exc: BaseException) -> bool:
     """An error that only says Redis is away: the outage's one warning has said it already."""
-    return isinstance(exc, (RedisConnectionError, RedisTimeoutError))
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError, StoreUnavailable))
+
+
+def _redis_error(exc: BaseException) -> BaseException:
+    """The redis exception behind a `StoreError` (its words and kind say why)."""
+    return exc.__cause__ if isinstance(exc, StoreError) and exc.__cause__ is not None else exc
 
 
 class OutageSaid(logging.Filter):
@@ -261,6 +266,7 @@ class OutageSaid(logging.Filter):
 
 def reason(exc: BaseException) -> str:
     """Why Redis could not be used, in plain words (never the URL: it may hold a password)."""
+    exc = _redis_error(exc)
     if isinstance(exc, AuthenticationError) or (
         isinstance(exc, ResponseError) and str(exc).startswith(("WRONGPASS", "NOAUTH", "NOPERM"))
     ):
@@ -280,6 +286,7 @@ def reason(exc: BaseException) -> str:
 
 def hint(url: str, exc: BaseException) -> str:
     """What to do about `reason(exc)`."""
+    exc = _redis_error(exc)
     if isinstance(exc, (AuthenticationError, ResponseError)):
         return "fix the password (or user) in REDIS_URL"
     if _tls_silent(url, exc):
@@ -296,6 +303,7 @@ def unreachable(url: str, exc: BaseException) -> str:
 
 def _tls_silent(url: str, exc: BaseException) -> bool:
     # A plain Redis given a TLS hello waits for more bytes: the handshake times out.
+    exc = _redis_error(exc)
     timeout = isinstance(exc, (RedisTimeoutError, TimeoutError))
     return urlsplit(url).scheme == "rediss" and timeout
 

@@ -19,7 +19,9 @@ from typing import Any
 from saq import CronJob, Job, Queue, Worker
 from saq.queue.redis import RedisQueue
 
+from bot.store import keys
 from bot.store.connection import Outage, OutageSaid, connect
+from bot.store.errors import translating
 from bot.telemetry.logs import INCIDENT
 from bot.workflow.model import StepId
 
@@ -28,6 +30,7 @@ RUN_STEP = "run_step"
 DEQUEUE_WAIT = 1.0  # seconds a worker's slot blocks on the queue before asking again
 
 
+@translating
 class SaqStepQueue:
     """`bot.ports.StepQueue` on saq."""
 
@@ -36,11 +39,13 @@ class SaqStepQueue:
         self.heartbeat = heartbeat
 
     async def enqueue_step(self, incident_id: str, step: StepId, attempt: int) -> None:
-        await self._enqueue(incident_id, step, attempt, f"{incident_id}:{step.value}:{attempt}")
+        await self._enqueue(
+            incident_id, step, attempt, keys.step_job(incident_id, step.value, attempt)
+        )
 
     async def hand_over(self, incident_id: str, step: StepId, attempt: int) -> None:
         """The same attempt for another worker, while this worker's job is still winding down."""
-        key = f"{incident_id}:{step.value}:{attempt}:handover-{uuid.uuid4().hex[:8]}"
+        key = f"{keys.step_job(incident_id, step.value, attempt)}:handover-{uuid.uuid4().hex[:8]}"
         await self._enqueue(incident_id, step, attempt, key)
 
     async def _enqueue(self, incident_id: str, step: StepId, attempt: int, key: str) -> None:
@@ -55,6 +60,19 @@ class SaqStepQueue:
             retries=5,
             retry_delay=0.5,
         )
+
+
+@translating
+class SaqJobs:
+    """Any other job on the same queue (the outgoing webhooks): enqueued once per key."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+
+    async def enqueue(
+        self, function: str, *, key: str, timeout: int, retries: int, **kwargs: str | int
+    ) -> None:
+        await self.queue.enqueue(function, key=key, timeout=timeout, retries=retries, **kwargs)
 
 
 class RewindQueue(RedisQueue):
@@ -87,7 +105,7 @@ class RewindQueue(RedisQueue):
 
 def make_queue(
     redis_url: str, name: str, *, outage: Outage | None = None, heartbeat: float = 15
-) -> Queue:
+) -> RewindQueue:
     """saq on the same Redis (or Sentinel service) as the store; saq wants bytes, no timeout."""
     client = connect(redis_url, outage=outage, decode=False, command_timeout=None)
     saq_log = logging.getLogger("saq")
@@ -155,7 +173,7 @@ def make_worker(
     startup: Callable[[], Awaitable[None]] | None = None,
     reconcile: Callable[[], Awaitable[int]] | None = None,
     functions: list[tuple[str, Callable[..., Awaitable[Any]]]] | None = None,
-) -> Worker[Any]:
+) -> RewindWorker:
     async def run_step(ctx: dict[str, Any], *, incident_id: str, step: str, attempt: int) -> None:
         job: Job = ctx["job"]
         async with beating(job, max(heartbeat / 3, 0.5)) as beat:

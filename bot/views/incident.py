@@ -8,7 +8,7 @@ Pure: reads an `Incident` (its typed facts) and returns `bot.workflow.messages` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -606,10 +606,7 @@ def approve_db_view(incident: Incident) -> GateView:
 
 
 def error_of(gate: Gate) -> ErrorInfo:
-    error = gate.facts.get("error")
-    if isinstance(error, Mapping):
-        return ErrorInfo.model_validate({"what": "A step failed", **error})
-    return ErrorInfo(what=str(error or "A step failed"))
+    return gate.facts.error or ErrorInfo(what="A step failed")
 
 
 def retry_view(incident: Incident, gate: Gate) -> GateView:

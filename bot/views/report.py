@@ -11,8 +11,11 @@ from datetime import UTC, datetime
 
 from bot.ports import AuditEntry
 from bot.views.report_signals import signals_section
+from bot.workflow import said
 from bot.workflow.facts import MonitorFacts
-from bot.workflow.model import Criterion, Incident, StepId, StepStatus
+from bot.workflow.messages import message
+from bot.workflow.model import Criterion, Incident, StepId, StepRecord, StepStatus
+from bot.workflow.render_text import Names, markdown
 from bot.workflow.steps import StepSpec
 
 PLAN_THE_FIX = (
@@ -70,8 +73,18 @@ def duration(seconds: float) -> str:
     return f"{secs} s"
 
 
-def _who(user: str) -> str:
-    return f"<@{user}>" if user and user[0] in "UWS" and user[1:].isalnum() else user
+def is_person(who: str) -> bool:
+    """A chat user or group id (`U0CAROL`), not a process (`rewind`, `worker-1`)."""
+    return bool(who) and who[0] in "UWS" and who[1:].isalnum()
+
+
+def _who(user: str, names: Names) -> str:
+    return f"@{names(user)}" if is_person(user) else user
+
+
+def _summary(incident: Incident, rec: StepRecord, names: Names) -> str:
+    """A step's summary with the person who chose it, by name."""
+    return markdown(message(*said.summary(incident, rec)), names) if rec.summary else ""
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
@@ -126,9 +139,9 @@ _APPROVED: dict[tuple[str, str], str] = {
 }
 
 
-def _why(incident: Incident) -> list[str]:
+def _why(incident: Incident, names: Names) -> list[str]:
     out = ["## Why we rolled back", ""]
-    decided = incident.step(StepId.DECIDE).summary
+    decided = _summary(incident, incident.step(StepId.DECIDE), names)
     if decided:
         out.append(f"- Decision: {decided}")
     elif incident.decision is not None:
@@ -138,14 +151,14 @@ def _why(incident: Incident) -> list[str]:
         "fix forward when it is minor and quick."
     )
     if incident.reason:
-        out.append(f"- Reported by {_who(incident.requested_by)}: {incident.reason}")
+        out.append(f"- Reported by {_who(incident.requested_by, names)}: {incident.reason}")
     for approval in incident.approvals:
         what = _APPROVED.get((approval.kind.value, approval.choice)) or _APPROVED.get(
             (approval.kind.value, "")
         )
         if what is None:  # a kind added later: still said in words
             what = f"{approval.kind.value.replace('_', ' ')} ({approval.choice or 'approved'})"
-        out.append(f"- {_who(approval.user)} approved {what} at {when(approval.at)}")
+        out.append(f"- {_who(approval.user, names)} approved {what} at {when(approval.at)}")
     if incident.db_method:
         out.append(f"- Database: {incident.db_method}")
     out.append("")
@@ -217,24 +230,29 @@ def _ms(value: object) -> str:
     return "n/a" if value is None else f"{float(str(value)):.0f} ms"
 
 
-def _timeline(timeline: Sequence[AuditEntry]) -> list[str]:
+def _timeline(timeline: Sequence[AuditEntry], names: Names) -> list[str]:
     out = ["## Timeline", ""]
     if not timeline:
         return [*out, "_The audit trail is empty._", ""]
     rows = [
-        (when(e.get("at")), _who(str(e.get("who", ""))), e.get("what", ""), e.get("result", ""))
+        (
+            when(e.get("at")),
+            _who(str(e.get("who", "")), names),
+            e.get("what", ""),
+            e.get("result", ""),
+        )
         for e in timeline
     ]
     return [*out, *_table(("Time", "Who", "What", "Result"), rows), ""]
 
 
-def _steps(incident: Incident, specs: Mapping[StepId, StepSpec]) -> list[str]:
+def _steps(incident: Incident, specs: Mapping[StepId, StepSpec], names: Names) -> list[str]:
     rows = []
     for rec in incident.steps:
         spec = specs.get(rec.id)
         title = spec.title if spec else str(rec.id)
         runbook = spec.runbook if spec else ""
-        summary = rec.summary or (rec.error.plain() if rec.error else "")
+        summary = _summary(incident, rec, names) or (rec.error.plain() if rec.error else "")
         status = _STATUS_MARK.get(rec.status, str(rec.status))
         if rec.id is StepId.REPORT and rec.status is StepStatus.RUNNING:
             status, summary = "✅ done", summary or "this report"  # written as the step ends
@@ -284,8 +302,13 @@ def _status(incident: Incident) -> str:
 
 
 def render_report(
-    incident: Incident, timeline: Sequence[AuditEntry], specs: Iterable[StepSpec]
+    incident: Incident,
+    timeline: Sequence[AuditEntry],
+    specs: Iterable[StepSpec],
+    names: Names = str,
 ) -> str:
+    """`names`: a person's id -> the name people know (read in git, not in Slack: never
+    `<@U…>`); an id nobody named is written as the id."""
     by_id = {s.id: s for s in specs}
     deployed = incident.facts.assess.deployed or "?"
     target = incident.target or "?"
@@ -298,8 +321,8 @@ def render_report(
                 ("Incident", f"`{incident.id}`"),
                 ("App", f"{incident.app} ({incident.environment})"),
                 ("Status", _status(incident)),
-                *([("Outcome", incident.outcome)] if incident.outcome else []),
-                ("Opened", f"{when(incident.created_at)} by {_who(incident.requested_by)}"),
+                *([("Outcome", _outcome(incident, names))] if incident.outcome else []),
+                ("Opened", f"{when(incident.created_at)} by {_who(incident.requested_by, names)}"),
                 (
                     ("Closed", when(incident.finished_at))
                     if incident.finished_at
@@ -315,15 +338,19 @@ def render_report(
         [
             *header,
             *_what_failed(incident),
-            *_why(incident),
+            *_why(incident, names),
             *_impact(incident),
             *signals_section(incident),
-            *_timeline(timeline),
-            *_steps(incident, by_id),
+            *_timeline(timeline, names),
+            *_steps(incident, by_id, names),
             *_completion(incident),
             *_next_steps(incident),
         ]
     )
+
+
+def _outcome(incident: Incident, names: Names) -> str:
+    return markdown(said.outcome(incident), names)
 
 
 def render_postmortem(incident: Incident, report_name: str) -> str:

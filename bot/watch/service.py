@@ -1,6 +1,6 @@
-"""Recording a deploy, ticking its watch, and answering the proposal.
+"""Recording a deploy and ticking its watch; the proposal it leads to is `bot.watch.proposals`.
 
-The web process records deploys and answers clicks; workers run the ticks. A tick is a queue
+The web process records deploys; workers run the ticks. A tick is a queue
 job that reads the watch from Redis, probes once, appends what it saw, judges, and enqueues the
 next tick: any worker may run any tick, and a worker killed mid-watch leaves the rest to others.
 """
@@ -13,56 +13,21 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from bot.config.apps_file import AppConfig, AppsFile
-from bot.incidents.engine import Engine
-from bot.incidents.service import OpenRequest, policy_for
 from bot.ports import HostRunner
 from bot.watch import judge, probe
 from bot.watch.deploys import Deploy, DeployReport, check_report
 from bot.watch.model import Answer, Tick, Watch, WatchState
-from bot.watch.store import WatchStore
+from bot.watch.ports import WatchStore
+from bot.watch.proposals import AUTO, IncidentOpener, Proposals, Proposer
 from bot.workflow.baseline import Baseline
-from bot.workflow.errors import UserFacingError
-from bot.workflow.messages import Inline, Mention, message
-from bot.workflow.model import ThreadRef
-from bot.workflow.policy import Actor, Right
-from bot.workflow.quarantine import Quarantine
-from bot.workflow.version import Version
 
 log = logging.getLogger(__name__)
 RUNNER_IDLE = 300.0  # seconds a watch's SSH connections stay open between ticks
-AUTO = "rewind"  # who an automatic rollback is requested by
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """What the proposal message says, for any front to render."""
-
-    watch_id: str
-    app: str
-    version: str
-    minutes_since: int
-    evidence: str
-    last_good: str | None
-    deploy_by: str = ""
-    deploy_url: str = ""
-    answer: Answer | None = None
-    auto: bool = False
-
-
-class Proposer(Protocol):
-    """Where proposals appear (the app's incident channel) and are settled."""
-
-    async def propose(self, app: AppConfig, proposal: Proposal) -> ThreadRef: ...
-
-    async def settle(self, app: AppConfig, ref: ThreadRef, proposal: Proposal) -> None:
-        """Replace the buttons with what became of the proposal."""
-        ...
 
 
 class TickQueue(Protocol):
@@ -80,6 +45,7 @@ class WatchService:
         runner_factory: Callable[[AppConfig], HostRunner],
         worker_id: str = "",
         workspace: Path | None = None,
+        incidents: IncidentOpener | None = None,
     ) -> None:
         self.workspace = workspace
         self.apps = apps
@@ -88,7 +54,7 @@ class WatchService:
         self.proposer = proposer
         self.runner_factory = runner_factory
         self.worker_id = worker_id
-        self.engine: Engine | None = None  # set once both exist (the engine asks us back)
+        self.proposals = Proposals(apps=apps, store=store, proposer=proposer, incidents=incidents)
         self._runners: dict[str, tuple[HostRunner, float]] = {}
 
     # ---- web side: a deploy is reported -------------------------------------------------
@@ -170,7 +136,7 @@ class WatchService:
             return  # a lost race only means the old watch ticks once more
         app = self.apps.app(old.app)
         if proposed and old.message is not None and app is not None:
-            await self.proposer.settle(app, old.message, self.proposal(old))
+            await self.proposer.settle(app, old.message, self.proposals.proposal(old))
 
     # ---- worker side: one tick ----------------------------------------------------------
 
@@ -246,7 +212,7 @@ class WatchService:
             watch.evidence = verdict.text()
             if await self.store.save(watch):  # one proposal, whoever judged first
                 await self.store.mark_bad(app.name, watch.deploy.version)
-                await self._propose(app, watch)
+                await self.proposals.propose(app, watch)
             return
         n = len(watch.ticks)
         if n >= watch.ticks_planned:
@@ -291,140 +257,6 @@ class WatchService:
     async def aclose(self) -> None:
         await self.close_idle(idle=-1)
 
-    # ---- the proposal -------------------------------------------------------------------
-
-    def proposal(self, watch: Watch, *, auto: bool = False) -> Proposal:
-        since = (watch.proposed_at or datetime.now(UTC)) - watch.deploy.at
-        return Proposal(
-            watch_id=watch.id,
-            app=watch.app,
-            version=watch.deploy.version,
-            minutes_since=max(int(since.total_seconds() // 60), 0),
-            evidence=watch.evidence,
-            last_good=watch.last_good,
-            deploy_by=watch.deploy.by,
-            deploy_url=watch.deploy.url,
-            answer=watch.answer,
-            auto=auto,
-        )
-
-    async def _propose(self, app: AppConfig, watch: Watch) -> None:
-        if not await self.store.first_time(f"post:{watch.id}", ttl=60):
-            return  # another worker is posting it right now
-        auto = app.auto_rollback and watch.last_good is not None
-        ref = await self.proposer.propose(app, self.proposal(watch, auto=auto))
-        watch = await self._update(watch.id, lambda w: setattr(w, "message", ref)) or watch
-        if auto:
-            await self._auto_rollback(app, watch, ref)
-
-    async def _auto_rollback(self, app: AppConfig, watch: Watch, ref: ThreadRef) -> None:
-        try:
-            incident_id = await self._open_incident(app, watch, Actor(AUTO), auto=True)
-        except UserFacingError as exc:
-            # The proposal stays: a person can still click once the cause is cleared.
-            watch.answer = Answer(choice="auto", user=AUTO, why=f"not started: {exc}")
-            await self.proposer.settle(app, ref, self.proposal(watch, auto=False))
-            return
-        answer = Answer(choice="auto", user=AUTO, incident=incident_id)
-        settled = await self._answer(watch.id, WatchState.ROLLING_BACK, answer)
-        await self.proposer.settle(app, ref, self.proposal(settled or watch, auto=True))
-
-    async def _open_incident(self, app: AppConfig, watch: Watch, actor: Actor, auto: bool) -> str:
-        if self.engine is None:
-            raise RuntimeError("the watch service has no engine")
-        if not watch.last_good:
-            raise UserFacingError(
-                f"I know no good version of `{app.name}` to go back to: "
-                f"`/rollback {app.name} VERSION {watch.deploy.version} looks bad` names one."
-            )
-        since = self.proposal(watch).minutes_since
-        reason = (
-            f"{watch.deploy.version} looks bad since its deploy {since} min ago: "
-            f"{watch.evidence}" + (" — rolled back automatically (auto_rollback)" if auto else "")
-        )
-        incident = await self.engine.open(
-            OpenRequest(
-                app.name,
-                Version.parse(watch.last_good),
-                reason,
-                actor,
-                source="watch" if not auto else "auto",
-            )
-        )
-        return incident.id
-
-    async def _update(self, watch_id: str, change: Callable[[Watch], object]) -> Watch | None:
-        for _ in range(20):
-            watch = await self.store.load(watch_id)
-            if watch is None:
-                return None
-            change(watch)
-            if await self.store.save(watch):
-                return watch
-        return None
-
-    async def _answer(self, watch_id: str, state: WatchState, answer: Answer) -> Watch | None:
-        def change(w: Watch) -> None:
-            if w.state is not WatchState.PROPOSED:
-                raise UserFacingError(f"That proposal was already answered ({w.state.value}).")
-            w.state, w.answer = state, answer
-
-        return await self._update(watch_id, change)
-
-    # ---- web side: the buttons ----------------------------------------------------------
-
-    async def _proposed(self, watch_id: str) -> tuple[AppConfig, Watch]:
-        watch = await self.store.load(watch_id)
-        if watch is None:
-            raise UserFacingError("That proposal is gone (older than a week); nothing changed.")
-        app = self.apps.app(watch.app)
-        if app is None:
-            raise UserFacingError(f"`{watch.app}` is no longer in the apps file.")
-        if watch.state is not WatchState.PROPOSED:
-            done = watch.answer
-            by: tuple[Inline, ...] = (
-                (" by ", Mention(done.user)) if done and done.user != AUTO else ()
-            )
-            raise UserFacingError(
-                message(f"That proposal was already answered ({watch.state.value}", *by, ").")
-            )
-        return app, watch
-
-    async def roll_back(self, watch_id: str, actor: Actor) -> str:
-        """`Roll back to VERSION`: the normal incident, with the clicker as requester."""
-        app, watch = await self._proposed(watch_id)
-        incident_id = await self._open_incident(app, watch, actor, auto=False)
-        answer = Answer(choice="roll_back", user=actor.user, incident=incident_id)
-        settled = await self._answer(watch.id, WatchState.ROLLING_BACK, answer)
-        if watch.message is not None and settled is not None:
-            await self.proposer.settle(app, watch.message, self.proposal(settled))
-        return incident_id
-
-    def check_dismiss(self, app: AppConfig, actor: Actor) -> None:
-        if reason := policy_for(app).refuse(actor, Right.OPERATE):
-            raise UserFacingError(reason)
-
-    async def can_dismiss(self, watch_id: str, actor: Actor) -> None:
-        app, _ = await self._proposed(watch_id)
-        self.check_dismiss(app, actor)
-
-    async def dismiss(self, watch_id: str, actor: Actor, why: str) -> Watch:
-        app, watch = await self._proposed(watch_id)
-        self.check_dismiss(app, actor)
-        why = " ".join(why.split())[:500]
-        if not why:
-            raise UserFacingError("Say why the deploy is fine, so the next person knows.")
-        settled = await self._answer(
-            watch.id, WatchState.DISMISSED, Answer(choice="dismiss", user=actor.user, why=why)
-        )
-        if settled is None:
-            raise RuntimeError(f"watch {watch.id}: too many concurrent writers")
-        log.info("watch %s of %s dismissed by %s: %s", watch.id, app.name, actor.user, why)
-        await self.store.mark_bad(app.name, watch.deploy.version, bad=False)
-        if settled.message is not None:
-            await self.proposer.settle(app, settled.message, self.proposal(settled))
-        return settled
-
     # ---- recovery -----------------------------------------------------------------------
 
     async def reconcile(self) -> int:
@@ -435,7 +267,7 @@ class WatchService:
             if app is None:
                 continue
             if watch.state is WatchState.PROPOSED and watch.message is None:
-                await self._propose(app, watch)
+                await self.proposals.propose(app, watch)
                 count += 1
             elif watch.state.ticking:
                 n = len(watch.ticks)
@@ -444,27 +276,6 @@ class WatchService:
                     await self.queue.enqueue_tick(watch.id, n, time.time())
                     count += 1
         return count
-
-    # ---- what an incident asks of the watch ----------------------------------------------
-
-    async def baseline_for(self, app: str) -> Baseline | None:
-        """How the app did before its latest deploy: what a rollback is judged against."""
-        latest = await self.store.latest(app)
-        if latest is None:
-            return None
-        # The deploy's time too: the team's metrics are read then, for "before the bad deploy".
-        at = latest.deploy.at
-        known = latest.baseline or Baseline(version=latest.last_good or "", measured_at=at)
-        return known.model_copy(update={"deployed_at": at})
-
-    async def quarantine(self, q: Quarantine) -> None:
-        await self.store.quarantine(q)
-
-    async def release(self, app: str, version: str, by: str) -> Quarantine | None:
-        held = await self.store.release(app, version)
-        if held is not None:
-            log.info("%s %s released from quarantine by %s", app, version, by)
-        return held
 
 
 async def _none() -> None:

@@ -69,6 +69,17 @@ class StartupError(RewindError):
     """The installation cannot work as set up: one line that names the setting to fix."""
 
 
+class StoreError(RewindError):
+    """The store (Redis) failed a command. Its message is the store's own words, for the log and
+    the person; the store's exception is its `__cause__`. Raised by `bot.store` only: no front
+    ever sees a redis exception."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached (refused, no answer in time, connection lost), after its
+    client's retries: nothing was read or written by the call that raised it."""
+
+
 class StepError(RewindError):
     """A step failed in a way the user can act on (Retry / Abort)."""
 

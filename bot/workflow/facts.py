@@ -92,6 +92,10 @@ class AssessFacts(_Facts):
     plan_changes: list[str] = Field(default_factory=list)
     # Each host's resource usage with the bad version running: the "before" of the rollback.
     resources: list[ResourceFact] = Field(default_factory=list)
+    # deploy.releases: each host's kept releases {name: commit}, and the hosts that keep the
+    # target (read by Assess; the redeploy reads each host again before it switches).
+    kept_releases: dict[str, dict[str, str]] = Field(default_factory=dict)
+    warm_hosts: list[str] = Field(default_factory=list)
 
     def with_db(self, db: DbAssessment) -> AssessFacts:
         return self.model_copy(

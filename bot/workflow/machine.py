@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from bot.workflow import said
 from bot.workflow.facts import AnswerFact, StepFacts
@@ -22,6 +21,7 @@ from bot.workflow.model import (
     Decision,
     ErrorInfo,
     Gate,
+    GateFacts,
     GateKind,
     HostResult,
     Incident,
@@ -215,8 +215,10 @@ def _advance(inc: Incident) -> list[Effect]:
     return [RunStep(rec.id, rec.attempts + 1)]
 
 
-def _open_gate(inc: Incident, kind: GateKind, step: StepId, **facts: Any) -> list[Effect]:
-    gate = Gate(kind=kind, step=step, token=uuid.uuid4().hex[:12], facts=facts)
+def _open_gate(
+    inc: Incident, kind: GateKind, step: StepId, error: ErrorInfo | None = None
+) -> list[Effect]:
+    gate = Gate(kind=kind, step=step, token=uuid.uuid4().hex[:12], facts=GateFacts(error=error))
     inc.gate = gate
     inc.status = Status.PAUSED if kind is GateKind.RETRY else Status.WAITING
     inc.step(step).status = StepStatus.FAILED if kind is GateKind.RETRY else StepStatus.WAITING
@@ -239,7 +241,7 @@ def _finish(inc: Incident) -> list[Effect]:
             error=ErrorInfo(
                 what=f"Completion criteria not met: {names}",
                 hint="Retry re-checks them; Abort ends the incident as not recovered.",
-            ).model_dump(),
+            ),
         )
     else:
         inc.status = Status.COMPLETED
@@ -295,7 +297,7 @@ def _failed(inc: Incident, ev: StepFailed) -> tuple[Incident, list[Effect]]:
     rec = inc.step(ev.step)
     rec.error = ev.error
     rec.summary = ev.error.plain()
-    return inc, _open_gate(inc, GateKind.RETRY, ev.step, error=ev.error.model_dump())
+    return inc, _open_gate(inc, GateKind.RETRY, ev.step, error=ev.error)
 
 
 def _interrupted(inc: Incident, ev: StepInterrupted) -> tuple[Incident, list[Effect]]:
@@ -309,7 +311,7 @@ def _interrupted(inc: Incident, ev: StepInterrupted) -> tuple[Incident, list[Eff
     )
     rec.error = error
     rec.summary = error.plain()
-    return inc, _open_gate(inc, GateKind.RETRY, ev.step, error=error.model_dump())
+    return inc, _open_gate(inc, GateKind.RETRY, ev.step, error=error)
 
 
 def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[Effect]]:

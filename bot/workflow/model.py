@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from bot.workflow.baseline import Baseline
 from bot.workflow.facts import Facts
@@ -119,6 +119,23 @@ class StepRecord(BaseModel):
     error: ErrorInfo | None = None
 
 
+class GateFacts(BaseModel):
+    """What a gate shows beside its question: the failed step's error (a Retry gate); the
+    other gates show the incident's own facts."""
+
+    error: ErrorInfo | None = None
+
+    @field_validator("error", mode="before")
+    @classmethod
+    def _stored_error(cls, value: Any) -> Any:
+        """An error stored without `what`, or as bare words, still reads as a failure."""
+        if isinstance(value, str):
+            return {"what": value or "A step failed"}
+        if isinstance(value, dict):
+            return {"what": "A step failed", **value}
+        return value
+
+
 class Gate(BaseModel):
     """A pause where a person must click. `token` makes every answer single-use."""
 
@@ -126,7 +143,7 @@ class Gate(BaseModel):
     step: StepId
     token: str
     opened_at: datetime = Field(default_factory=utcnow)
-    facts: dict[str, Any] = Field(default_factory=dict)
+    facts: GateFacts = Field(default_factory=GateFacts)
 
 
 class Approval(BaseModel):

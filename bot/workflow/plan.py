@@ -87,6 +87,9 @@ class Plan(BaseModel):
     estimate: str = "no history"
     probes: list[PlanCommand] = Field(default_factory=list)  # run while planning, read-only
     busy: str = ""  # an open incident holds the app
+    # deploy.releases: the hosts that keep the target at the rollback commit (switch and
+    # restart only); None: the app keeps no releases.
+    warm_hosts: list[str] | None = None
 
     @property
     def target(self) -> str:

@@ -13,8 +13,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_bolt.context.respond.async_respond import AsyncRespond as Respond
 
@@ -37,11 +35,11 @@ from bot.fronts.dispatch import (
 from bot.fronts.slack import blocks, mrkdwn
 from bot.fronts.slack.groups import GroupResolver
 from bot.fronts.slack.ids import CHOICE, Action, ButtonValue
-from bot.fronts.slack.pending import PendingCommands
-from bot.incidents.engine import Engine
+from bot.incidents.service import IncidentService
 from bot.plan import render
-from bot.ports import Store
-from bot.workflow.errors import UserFacingError
+from bot.plan.build import Planner
+from bot.ports import PendingCommands, Store
+from bot.workflow.errors import StoreUnavailable, UserFacingError
 from bot.workflow.machine import Answer
 from bot.workflow.messages import ChannelRef, message
 from bot.workflow.plan import Plan
@@ -53,7 +51,6 @@ STORE_LOST = (
     "`/rollback status` in a minute shows where things stand."
 )
 STORE_CHECK = 1.0  # seconds: a Redis that is away is said well within Slack's 3 s
-_STORE_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
 
 class PlanPoster(Protocol):
@@ -63,11 +60,13 @@ class PlanPoster(Protocol):
 
 
 class SlackFront:
-    """What the Slack listeners need: the engine, the store, and group membership."""
+    """What the Slack listeners need: the incident service, the planner, the store, and group
+    membership."""
 
     def __init__(
         self,
-        engine: Engine,
+        incidents: IncidentService,
+        planner: Planner,
         store: Store,
         groups: GroupResolver,
         poster: PlanPoster | None = None,
@@ -75,10 +74,10 @@ class SlackFront:
         *,
         lazy_at_once: int = 8,
     ) -> None:
-        self.engine = engine
+        self.incidents = incidents
         self.store = store
         self.groups = groups
-        self.dispatcher = Dispatcher(engine, store)
+        self.dispatcher = Dispatcher(incidents, store, planner)
         self.poster = poster
         self.pending = pending
         self._mine: set[str] = set()  # commands this process acked and has yet to carry out
@@ -105,9 +104,9 @@ class SlackFront:
                 await ack(text=mrkdwn.render(HELP))
                 return
             if cmd.kind == "start":
-                check_start(self.engine, cmd)
+                check_start(self.incidents, cmd)
             if cmd.kind == "plan":
-                check_plan(self.engine, cmd)
+                check_plan(self.incidents, cmd)
             if not await self._keep(body):
                 if len(self._refused) > 10_000:
                     self._refused.clear()
@@ -137,7 +136,7 @@ class SlackFront:
             # Not wait_for: its task of its own would cost the ack two more turns of the loop.
             async with asyncio.timeout(STORE_CHECK):
                 fresh = await self.pending.record(key, body)
-        except (TimeoutError, *_STORE_ERRORS):
+        except (TimeoutError, StoreUnavailable):
             return False
         if fresh:
             self._mine.add(key)
@@ -185,7 +184,7 @@ class SlackFront:
             text = await self._dispatch(cmd, body["user_id"])
         except UserFacingError as exc:
             text = f":warning: {mrkdwn.render(exc.message)}"
-        except _STORE_ERRORS:
+        except StoreUnavailable:
             log.warning("command %r: Redis unreachable", body.get("text", "")[:100])
             text = f":warning: {STORE_LOST}"
         except Exception:
@@ -223,7 +222,7 @@ class SlackFront:
         return reply_text(reply)
 
     async def _post_plan(self, plan: Plan) -> str:
-        app = self.engine.app(plan.app)
+        app = self.incidents.app(plan.app)
         channel = app.incident_channel
         if self.poster is None:
             raise UserFacingError("Plans cannot be posted from this process.")
@@ -268,7 +267,7 @@ class SlackFront:
             await _tell(respond, STORE_AWAY)
             return
         if value is None or not choice:
-            await self.engine.audit_refusal(
+            await self.incidents.audit_refusal(
                 value.i if value else "", user, choice or "an unknown button", "not a Rewind button"
             )
             await _tell(respond, "That button is not one of mine; nothing changed.")
@@ -282,10 +281,10 @@ class SlackFront:
                 await respond(text=said, response_type="ephemeral", replace_original=False)
                 return
             actor = await self.groups.actor(user)
-            await self.engine.answer(value.i, Answer(value.t, actor, choice, value.o))
+            await self.incidents.answer(value.i, Answer(value.t, actor, choice, value.o))
         except UserFacingError as exc:
             await _tell(respond, mrkdwn.render(exc.message))
-        except _STORE_ERRORS:
+        except StoreUnavailable:
             log.warning("button %s: Redis unreachable", action.get("action_id"))
             await _tell(respond, STORE_LOST)
         except Exception:

@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config.apps_file import AppConfig
 from bot.fronts.slack import mrkdwn
 from bot.fronts.slack.groups import GroupResolver
-from bot.watch.service import Proposal, WatchService
+from bot.watch.proposals import Proposal, Proposals
 from bot.workflow.errors import UserFacingError
 from bot.workflow.model import ThreadRef
 
@@ -148,7 +148,7 @@ def dismiss_view(button: WatchButton, p_app: str, version: str) -> dict[str, Any
 
 
 class SlackProposer:
-    """`bot.watch.service.Proposer`: the proposal in the app's incident channel."""
+    """`bot.watch.proposals.Proposer`: the proposal in the app's incident channel."""
 
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
@@ -190,7 +190,7 @@ class SlackProposer:
 
 
 class WatchFront:
-    def __init__(self, service: WatchService, groups: GroupResolver) -> None:
+    def __init__(self, service: Proposals, groups: GroupResolver) -> None:
         self.service = service
         self.groups = groups
 

@@ -16,20 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, cast
 
-from redis.exceptions import RedisError
-
 from bot.config.apps_file import AppsFile
 from bot.config.settings import Settings
 from bot.fronts.terminal.console import Console, InputClosed, Interrupted
 from bot.fronts.terminal.notifier import TerminalNotifier, numbered
 from bot.fronts.terminal.people import People
-from bot.incidents.engine import Engine
-from bot.incidents.service import OpenRequest
-from bot.ports import Notifier, Store
+from bot.incidents.host_runners import HostRunners, open_in
+from bot.incidents.service import IncidentService, OpenRequest
+from bot.incidents.step_runner import StepRunner
+from bot.ports import Notifier, Store, StoreOpener, Stores
 from bot.telemetry.redaction import redact
 from bot.views import incident as views
 from bot.workflow import said
-from bot.workflow.errors import StepError, UserFacingError
+from bot.workflow.errors import StepError, StoreError, StoreUnavailable, UserFacingError
 from bot.workflow.machine import Answer
 from bot.workflow.messages import Message, Paragraph, para, words
 from bot.workflow.model import Gate, GateKind, Incident, StepId
@@ -61,7 +60,6 @@ class InlineQueue:
 
     def __init__(self) -> None:
         self.pending: list[tuple[str, StepId, int]] = []
-        self.engine: Engine | None = None
 
     async def enqueue_step(self, incident_id: str, step: StepId, attempt: int) -> None:
         self.pending.append((incident_id, step, attempt))
@@ -69,10 +67,9 @@ class InlineQueue:
     async def hand_over(self, incident_id: str, step: StepId, attempt: int) -> None:
         self.pending.append((incident_id, step, attempt))
 
-    async def drain(self) -> None:
-        assert self.engine is not None
+    async def drain(self, steps: StepRunner) -> None:
         while self.pending:
-            await self.engine.run_step(*self.pending.pop(0))
+            await steps.run_step(*self.pending.pop(0))
 
 
 def terminal_actor(apps: AppsFile, name: str) -> Actor:
@@ -206,28 +203,16 @@ def _pick(typed: str, labels: list[str]) -> int | None:
     return starts[0] if len(starts) == 1 else None
 
 
-class Driver:
-    """Runs the steps in this process and answers the gates until the incident ends or pauses."""
+class CtrlC:
+    """Ctrl-C while a step runs, acted on at its next fence (the step runner's pause point, given
+    to it when it is built): once asks whether to abort, twice leaves the incident paused."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        queue: InlineQueue,
-        store: Store,
-        choose: Chooser,
-        out: TextIO,
-        console: Console | None = None,
-        names: Callable[[str], str] = str,
-    ) -> None:
-        self.names = names  # a user id -> the name people know (from the apps file's `people`)
-        self.engine, self.queue, self.store = engine, queue, store
-        self.choose, self.out, self.console = choose, out, console
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console
         self.paused = False
         self.abort_after_step = False
-        if console is not None:
-            engine.pause_point = self._pause_point
 
-    async def _pause_point(self, incident: Incident, step: StepId) -> None:
+    async def at_fence(self, incident: Incident, step: StepId) -> None:
         """At a step's fence: act on a Ctrl-C pressed while the last command ran."""
         console = self.console
         if console is None or console.interrupts == 0:
@@ -251,37 +236,60 @@ class Driver:
             raise StepError("aborted at the terminal (Ctrl-C)", hint="Aborting.")
         console.say("Going on.")
 
+
+class Driver:
+    """Runs the steps in this process and answers the gates until the incident ends or pauses."""
+
+    def __init__(
+        self,
+        steps: StepRunner,
+        queue: InlineQueue,
+        store: Store,
+        choose: Chooser,
+        out: TextIO,
+        ctrl_c: CtrlC | None = None,  # the one `steps` was built with, if any
+        names: Callable[[str], str] = str,
+    ) -> None:
+        self.names = names  # a user id -> the name people know (from the apps file's `people`)
+        self.steps, self.queue, self.store = steps, queue, store
+        self.choose, self.out = choose, out
+        self.ctrl_c = ctrl_c or CtrlC()
+
+    @property
+    def paused(self) -> bool:
+        return self.ctrl_c.paused
+
     async def open(self, req: OpenRequest) -> Incident:
-        incident = await self.engine.open(req)
+        incident = await self.steps.incidents.open(req)
         return await self.run(incident.id, req.actor)
 
     async def run(self, incident_id: str, actor: Actor) -> Incident:
         try:
             return await self._until_done(incident_id, actor)
         finally:
-            await self.engine.aclose()
+            await self.steps.aclose()
 
     async def _until_done(self, incident_id: str, actor: Actor) -> Incident:
         while True:
-            await self.queue.drain()
+            await self.queue.drain(self.steps)
             current = await self.store.load(incident_id)
             assert current is not None
             if not current.status.open or current.gate is None:
                 return current
             gate = current.gate
-            if self.abort_after_step:
-                self.abort_after_step = False
+            if self.ctrl_c.abort_after_step:
+                self.ctrl_c.abort_after_step = False
                 reply = Reply("abort", "", actor)
-            elif self.paused:
+            elif self.ctrl_c.paused:
                 return current
             else:
                 try:
                     reply = await self.choose(current, gate)
                 except Paused:
-                    self.paused = True
+                    self.ctrl_c.paused = True
                     return current
             try:
-                await self.engine.answer(
+                await self.steps.incidents.answer(
                     current.id, Answer(gate.token, reply.actor, reply.choice, reply.option)
                 )
             except UserFacingError as exc:
@@ -293,72 +301,56 @@ class Driver:
             )  # fmt: skip
 
 
-def build_terminal_engine(
-    apps: AppsFile, store: Store, notifier: Notifier, workspace: Path
-) -> tuple[Engine, InlineQueue]:
+def build_terminal_runner(
+    apps: AppsFile,
+    store: Store,
+    notifier: Notifier,
+    workspace: Path,
+    ctrl_c: CtrlC | None = None,
+) -> tuple[StepRunner, InlineQueue]:
+    """The step runner of this process, its incident service (`.incidents`), and the queue it
+    drains in order; `ctrl_c` is asked at every fence."""
     queue = InlineQueue()
-    engine = Engine(
+    runners = HostRunners(runner_for, still_open=open_in(store))
+    incidents = IncidentService(
         apps=apps,
         store=store,
         notifier=notifier,
         queue=queue,
-        workspace=workspace,
-        runner_factory=runner_for,
         repos=GitRepos(workspace),
-        worker_id="terminal",
+        ended=runners.close,
     )
-    queue.engine = engine
-    return engine, queue
+    steps = StepRunner(
+        incidents,
+        runners=runners,
+        workspace=workspace,
+        worker_id="terminal",
+        pause_point=ctrl_c.at_fence if ctrl_c is not None else None,
+    )
+    return steps, queue
 
 
 class StoreUnreachable(Exception):
     """Redis does not answer: nothing may start, and nobody may be told of it."""
 
 
-async def _store_for(settings: Settings) -> Store:
-    """The shared Redis. An incident lives there before anyone hears of it, so without it the
+async def _store_for(settings: Settings, stores: StoreOpener) -> Stores:
+    """The shared store. An incident lives there before anyone hears of it, so without it the
     terminal starts nothing (a rollback nobody can see, resume or lock would fail open)."""
-    from redis.exceptions import RedisError
-
-    from bot.store.redis_store import RedisStore, connect
-
     try:
-        await _ping_once(settings.redis_url)
-    except (TimeoutError, OSError, RedisError) as exc:
+        return await stores.reach()
+    except StoreUnavailable as exc:
         raise StoreUnreachable(redis_down_text(settings, exc)) from None
-    return RedisStore(connect(settings.redis_url))
 
 
-async def _ping_once(url: str) -> None:
-    """One PING without the store's retries: the real reason at once, not after a minute.
-    (A Sentinel URL goes through the store's own client: it has to find the primary.)"""
-    import redis.asyncio as aioredis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
-    from bot.store.connection import connect, parse_url
-
-    if parse_url(url).sentinel:
-        client = connect(url)
-    else:
-        client = aioredis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3,
-                                         retry=Retry(NoBackoff(), 0))  # fmt: skip
-    try:
-        await asyncio.wait_for(client.ping(), 10)
-    finally:
-        await client.aclose()
-
-
-async def _plan_store(settings: Settings, out: TextIO) -> Store:
+async def _plan_store(settings: Settings, out: TextIO, stores: StoreOpener) -> Store:
     """A plan changes nothing and tells nobody: without Redis it is made from memory."""
-    from bot.store.memory import MemoryStore
-
     try:
-        return await _store_for(settings)
+        return (await _store_for(settings, stores)).incidents
     except StoreUnreachable:
         print(f"⚠ Redis at {redact(settings.redis_url)} does not answer: the plan cannot see "
               "a running incident or a freeze of the app.", file=out)  # fmt: skip
-        return MemoryStore()
+        return stores.memory().incidents
 
 
 def redis_down_text(settings: Settings, exc: BaseException) -> str:
@@ -442,6 +434,8 @@ async def run_rollback(
     out: TextIO = sys.stdout,
     stream_in: TextIO = sys.stdin,
     resume: str = "",
+    *,
+    stores: StoreOpener,
 ) -> int:
     if not out.isatty():  # a pipe, CI: every line wrapped at 80 columns, never cut
         out = cast(TextIO, WrappedOut(out))
@@ -449,7 +443,7 @@ async def run_rollback(
         if not resume and (why := refusal(apps, args)):
             print(f"✗ {why}", file=out)
             return 2
-        return await _at_the_prompt(settings, apps, args, out, stream_in, resume)
+        return await _at_the_prompt(settings, apps, args, out, stream_in, resume, stores)
     finally:
         out.flush()
 
@@ -461,13 +455,15 @@ async def _at_the_prompt(
     out: TextIO,
     stream_in: TextIO,
     resume: str,
+    stores: StoreOpener,
 ) -> int:
     from bot.fronts.terminal.notifier import connect_terminal_notifier
 
     console = Console(stream_in, out)
     console.install()
     try:
-        return await _run(settings, apps, args, console, out, resume, connect_terminal_notifier)
+        connect = connect_terminal_notifier
+        return await _run(settings, apps, args, console, out, resume, connect, stores)
     except StoreUnreachable as exc:
         print(exc, file=out)
         return 1
@@ -485,10 +481,13 @@ async def _run(
     out: TextIO,
     resume: str,
     connect: Callable[..., Awaitable[tuple[TerminalNotifier, People]]],
+    stores: StoreOpener,
 ) -> int:
-    store = await _store_for(settings)
-    notifier, people = await connect(settings, apps, store, out)
-    engine, queue = build_terminal_engine(apps, store, notifier, settings.workspace)
+    shared = await _store_for(settings, stores)
+    store = shared.incidents
+    notifier, people = await connect(settings, apps, store, out, shared.held)
+    ctrl_c = CtrlC(console)
+    steps, queue = build_terminal_runner(apps, store, notifier, settings.workspace, ctrl_c)
     os_user = getpass.getuser()
     uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
     requester = terminal_actor(apps, uid or f"terminal:{os_user}")
@@ -496,7 +495,7 @@ async def _run(
         chooser: Chooser = auto_chooser(apps, requester)
     else:
         chooser = Prompter(console, apps, requester, people)
-    driver = Driver(engine, queue, store, chooser, out, console, people.bare)
+    driver = Driver(steps, queue, store, chooser, out, ctrl_c, people.bare)
     try:
         if resume:
             incident = await store.load(resume)
@@ -517,11 +516,11 @@ async def _run(
                 return EXIT_INTERRUPTED
             req = OpenRequest(args.app, args.version, reason, requester, source="terminal",
                               major=args.major)  # fmt: skip
-            incident = await _open(driver, engine, store, req, args.break_glass)
+            incident = await _open(driver, steps.incidents, store, req, args.break_glass)
     except UserFacingError as exc:
         print(f"✗ {plain(exc.message, people.bare)}", file=out)
         return 1
-    except (OSError, RedisError) as exc:  # the store went away mid-way
+    except (OSError, StoreError) as exc:  # the store went away mid-way
         why = f"Redis at {redact(settings.redis_url)} stopped answering ({redact(str(exc))})"
         await notifier.stopped(why)
         print(f"✗ Stopped: {why}. The hosts are as the lines above say; see them before "
@@ -540,9 +539,9 @@ async def _run(
 
 
 async def _open(
-    driver: Driver, engine: Engine, store: Store, req: OpenRequest, break_glass: bool
+    driver: Driver, incidents: IncidentService, store: Store, req: OpenRequest, break_glass: bool
 ) -> Incident:
-    incident = await engine.open(req)
+    incident = await incidents.open(req)
     if break_glass:
         await store.audit(incident.id, req.actor.user, "break-glass: started at the terminal",
                           f"OS user {where_am_i()}")  # fmt: skip
@@ -552,16 +551,16 @@ async def _open(
     return await driver.run(incident.id, req.actor)
 
 
-async def show_status(settings: Settings, apps: AppsFile, target: str, out: TextIO) -> int:
+async def show_status(
+    settings: Settings, apps: AppsFile, target: str, out: TextIO, *, stores: StoreOpener
+) -> int:
     """`python -m bot status [APP|INCIDENT]` and `list`: the same answers as in Slack."""
-    from bot.store.redis_store import RedisStore, connect
-
     people = People.from_apps_file(apps.people)
-    store = RedisStore(connect(settings.redis_url))
+    shared = stores.open()
     try:
         try:
-            text = await asyncio.wait_for(_status_text(store, apps, target), 15)
-        except (TimeoutError, OSError) as exc:
+            text = await asyncio.wait_for(_status_text(shared.incidents, apps, target), 15)
+        except (TimeoutError, OSError, StoreUnavailable) as exc:
             print(f"✗ Redis at {redact(settings.redis_url)} does not answer ({exc or 'timeout'}): "
                   "incidents live there. Start Redis or set REDIS_URL.", file=out)  # fmt: skip
             return 1
@@ -569,7 +568,7 @@ async def show_status(settings: Settings, apps: AppsFile, target: str, out: Text
             print(plain(exc.message, people.bare).replace("`", ""), file=out)
             return 1
     finally:
-        await store.r.aclose()
+        await shared.aclose()
     print(plain(text, people.bare).replace("`", ""), file=out)
     return 0
 
@@ -618,7 +617,12 @@ def _lines(lines: list[Paragraph]) -> Message:
 
 
 async def run_plan(
-    settings: Settings, apps: AppsFile, args: RollbackArgs, out: TextIO = sys.stdout
+    settings: Settings,
+    apps: AppsFile,
+    args: RollbackArgs,
+    out: TextIO = sys.stdout,
+    *,
+    stores: StoreOpener,
 ) -> int:
     """`rollback … --plan`: the plan, printed and saved as a file; nothing changed anywhere."""
     from bot.plan import render
@@ -628,12 +632,12 @@ async def run_plan(
     if why := refusal(apps, args, plan=True):
         print(f"✗ {why}", file=say)
         return 2
-    store = await _plan_store(settings, say)
-    engine, _ = build_terminal_engine(apps, store, Quiet(), settings.workspace)
+    store = await _plan_store(settings, say, stores)
+    steps, _ = build_terminal_runner(apps, store, Quiet(), settings.workspace)
     os_user = getpass.getuser()
     uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
     try:
-        plan = await Planner(engine).plan(
+        plan = await Planner(steps.incidents, runner_for, settings.workspace).plan(
             args.app, args.version, terminal_actor(apps, uid or f"terminal:{os_user}"),
             reason=args.reason,
         )  # fmt: skip
@@ -641,7 +645,7 @@ async def run_plan(
         print(f"✗ {plain(exc.message)}", file=say)
         return 1
     finally:
-        await engine.aclose()
+        await steps.aclose()
     text = render.markdown(plan)
     path = settings.workspace / "files" / render.filename(plan)
     path.parent.mkdir(parents=True, exist_ok=True)

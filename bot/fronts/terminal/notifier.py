@@ -23,11 +23,10 @@ from bot.workflow.messages import Message, Paragraph
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.config.settings import Settings
-    from bot.ports import Store
+    from bot.ports import HeldNotices, Store
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -55,7 +54,7 @@ class TerminalNotifier:
         width: int = 88,
         people: People | None = None,
         slack: AsyncWebClient | None = None,
-        hold_in: Redis | None = None,
+        hold_in: HeldNotices | None = None,
         stand_in: bool = False,
     ) -> None:
         self.stream = out if out is not None else sys.stdout
@@ -216,11 +215,11 @@ class TerminalNotifier:
                 f"kept. Tell them yourself: {self.plain(text)}"
             )
             return
-        from bot.fronts.held_notices import HeldNotice, hold
+        from bot.ports import HeldNotice
 
         at = datetime.now(UTC).isoformat()
         for channel in channels:
-            await hold(self.hold_in, HeldNotice(incident.id, channel, text, at))
+            await self.hold_in.hold(HeldNotice(incident.id, channel, text, at))
         self._held.setdefault(incident.id, []).extend(channels)
         self._print(
             f"⚠ Slack unreachable: {where} NOT told yet. The notice is kept in Redis; the next "
@@ -256,12 +255,10 @@ class TerminalNotifier:
 
 
 async def connect_terminal_notifier(
-    settings: Settings, apps: AppsFile, store: Store, out: TextIO
+    settings: Settings, apps: AppsFile, store: Store, out: TextIO, held: HeldNotices | None = None
 ) -> tuple[TerminalNotifier, People]:
     """The terminal's notifier: Slack for notices and names when it answers, else Redis."""
     import asyncio
-
-    from bot.store.redis_store import RedisStore
 
     people = People.from_apps_file(apps.people)
     client = None
@@ -281,14 +278,13 @@ async def connect_terminal_notifier(
     else:
         ids = {i for a in apps.apps.values() for i in (*a.operators, *a.approvers)}
         await people.learn(client, ids)
-    redis = store.r if isinstance(store, RedisStore) else None
     files = settings.workspace / "files"
     if out.isatty():
         notifier = TerminalNotifier(out=out, apps=apps, files_dir=files, people=people,
-                                    slack=client, hold_in=redis)  # fmt: skip
+                                    slack=client, hold_in=held)  # fmt: skip
         return notifier, people
     from bot.fronts.terminal.views import CompactNotifier  # a pipe, CI: the panel once per change
 
     compact = CompactNotifier(out, apps=apps, stand_in=False, people=people, slack=client,
-                              hold_in=redis, files_dir=files)  # fmt: skip
+                              hold_in=held, files_dir=files)  # fmt: skip
     return compact, people

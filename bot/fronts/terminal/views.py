@@ -25,8 +25,9 @@ from bot.workflow.model import Gate, Incident, StepId, StepStatus
 from bot.workflow.render_text import WIDTH, wrap, wrapped
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
     from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.ports import HeldNotices
 
 
 def fit(line: str, width: int = WIDTH) -> str:
@@ -50,7 +51,7 @@ class CompactNotifier(TerminalNotifier):
         stand_in: bool = True,
         people: People | None = None,
         slack: AsyncWebClient | None = None,
-        hold_in: Redis | None = None,
+        hold_in: HeldNotices | None = None,
         files_dir: Path | None = None,
     ) -> None:
         super().__init__(out, apps=apps, stand_in=stand_in, width=WIDTH, people=people,

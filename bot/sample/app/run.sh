@@ -14,8 +14,14 @@ alive() {
     [ "$state" != Z ] && [ "$state" != X ]
 }
 
+# In a releases layout (<workdir>/releases/<version>, `current`), app.pid is a symlink into the
+# host's shared/ directory, the same for every release: cleared, never removed.
+clear_pid() {
+    if [ -L app.pid ]; then : > app.pid; else rm -f app.pid; fi
+}
+
 is_running() {
-    [ -f app.pid ] && alive "$(cat app.pid)"
+    [ -s app.pid ] && alive "$(cat app.pid)"
 }
 
 port_answers() {
@@ -31,28 +37,30 @@ start() {
         return 0
     fi
     nohup setsid "$PY" app.py >> app.log 2>&1 < /dev/null &
-    echo "$!" > app.pid
+    # The pid as started, not as re-read: app.py rewrites app.pid, which is empty for a moment.
+    pid=$!
+    echo "$pid" > app.pid
     i=0
     while [ "$i" -lt 100 ]; do
-        if ! is_running; then
+        if ! alive "$pid"; then
             echo "failed to start $(version), see app.log" >&2
-            rm -f app.pid
+            clear_pid
             return 1
         fi
         if port_answers; then
-            echo "started $(version) pid $(cat app.pid) port $PORT"
+            echo "started $(version) pid $pid port $PORT"
             return 0
         fi
         i=$((i + 1))
         sleep 0.1
     done
-    echo "started $(version) pid $(cat app.pid) but port $PORT does not answer" >&2
+    echo "started $(version) pid $pid but port $PORT does not answer" >&2
     return 1
 }
 
 stop() {
     if ! is_running; then
-        rm -f app.pid
+        clear_pid
         echo "not running"
         return 0
     fi
@@ -66,7 +74,7 @@ stop() {
         fi
         sleep 0.1
     done
-    rm -f app.pid
+    clear_pid
     echo "stopped pid $pid"
 }
 

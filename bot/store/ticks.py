@@ -8,6 +8,8 @@ from typing import Any
 
 from saq import Job, Queue
 
+from bot.store import keys
+from bot.store.errors import translating
 from bot.store.queue import beating
 
 WATCH_TICK = "watch_tick"
@@ -16,6 +18,7 @@ WATCH_TICK = "watch_tick"
 EARLY = 1.5
 
 
+@translating
 class SaqTickQueue:
     """`bot.watch.service.TickQueue` on saq."""
 
@@ -27,7 +30,7 @@ class SaqTickQueue:
         scheduled = due - EARLY
         await self.queue.enqueue(
             WATCH_TICK,
-            key=f"watch:{watch_id}:{n}",
+            key=keys.tick_job(watch_id, n),
             watch_id=watch_id,
             n=n,
             scheduled=int(scheduled) if scheduled > time.time() else 0,

@@ -14,7 +14,7 @@ import aiohttp
 from bot.config.apps_file import AppConfig, AppsFile
 from bot.config.settings import Settings
 from bot.watch.deploys import DeployReport, parse_report
-from bot.watch.service import Proposal
+from bot.watch.proposals import Proposal
 from bot.workflow.errors import UserFacingError
 from bot.workflow.model import ThreadRef
 
@@ -64,17 +64,16 @@ async def _post(settings: Settings, report: DeployReport) -> int:
 
 async def _record(settings: Settings, apps: AppsFile, report: DeployReport) -> int:
     from bot.store.queue import make_queue
-    from bot.store.redis_store import connect
-    from bot.watch.jobs import SaqTickQueue
+    from bot.store.stores import open_store
+    from bot.store.ticks import SaqTickQueue
     from bot.watch.service import WatchService
-    from bot.watch.store import WatchStore
     from runners.local import runner_for
 
-    client = connect(settings.redis_url)
+    stores = open_store(settings.redis_url)
     queue = make_queue(settings.redis_url, settings.queue_name)
     service = WatchService(
         apps=apps,
-        store=WatchStore(client),
+        store=stores.watches,
         queue=SaqTickQueue(queue, heartbeat=settings.heartbeat),
         proposer=_NoProposer(),
         runner_factory=runner_for,
@@ -86,7 +85,7 @@ async def _record(settings: Settings, apps: AppsFile, report: DeployReport) -> i
         return 2
     finally:
         await queue.disconnect()
-        await client.aclose()
+        await stores.aclose()
     _say(
         {
             "deploy": deploy.id,

@@ -1,4 +1,4 @@
-"""Deploys, watches, baselines and quarantined versions in Redis (keys under `rewind:`)."""
+"""Deploys, watches, baselines and quarantined versions in Redis (keys in `bot.store.keys`)."""
 
 from __future__ import annotations
 
@@ -6,36 +6,28 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
+from bot.store import keys as k
+from bot.store.errors import translating
 from bot.watch.deploys import Deploy
 from bot.watch.model import Watch, WatchState
 from bot.workflow.baseline import Baseline
 from bot.workflow.quarantine import Quarantine
 
-P = "rewind:"
 HISTORY = 100  # deploys kept per app
 
-_SAVE = """
-local cur = redis.call('GET', KEYS[1])
-local expected = tonumber(ARGV[2])
-if cur then
-  if cjson.decode(cur)['version'] ~= expected then return 0 end
-elseif expected ~= 0 then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', 604800)
-if ARGV[3] == '1' then redis.call('SADD', KEYS[2], ARGV[4])
-else redis.call('SREM', KEYS[2], ARGV[4]) end
-return 1
-"""
 
-
+@translating
 class WatchStore:
+    """`bot.watch.ports.WatchStore` on Redis."""
+
     def __init__(self, client: aioredis.Redis) -> None:
         self.r = client
-        self._save = client.register_script(_SAVE)
+        self._save = client.register_script(k.SAVE_WATCH)
 
     # ---- deploys ---------------------------------------------------------------------------
 
     async def record_deploy(self, deploy: Deploy) -> None:
-        key = f"{P}deploys:{deploy.app}"
+        key = k.deploys(deploy.app)
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.lpush(key, deploy.model_dump_json())
             pipe.ltrim(key, 0, HISTORY - 1)
@@ -43,7 +35,7 @@ class WatchStore:
 
     async def deploys(self, app: str, limit: int = HISTORY) -> list[Deploy]:
         """Newest first."""
-        raws = cast(list[str], await self.r.lrange(f"{P}deploys:{app}", 0, limit - 1))
+        raws = cast(list[str], await self.r.lrange(k.deploys(app), 0, limit - 1))
         return [Deploy.model_validate_json(raw) for raw in raws]
 
     # ---- watches ---------------------------------------------------------------------------
@@ -53,7 +45,7 @@ class WatchStore:
         expected = watch.version
         watch.version = expected + 1
         ok = await self._save(
-            keys=[f"{P}watch:{watch.id}", f"{P}watches"],
+            keys=[k.watch(watch.id), k.WATCHES],
             args=[
                 watch.model_dump_json(),
                 expected,
@@ -66,61 +58,61 @@ class WatchStore:
         return bool(ok)
 
     async def load(self, watch_id: str) -> Watch | None:
-        raw = await self.r.get(f"{P}watch:{watch_id}")
+        raw = await self.r.get(k.watch(watch_id))
         return Watch.model_validate_json(raw) if raw else None
 
     async def active(self) -> list[Watch]:
-        ids = sorted(cast(set[str], await self.r.smembers(f"{P}watches")))
+        ids = sorted(cast(set[str], await self.r.smembers(k.WATCHES)))
         if not ids:
             return []
-        raws = await self.r.mget([f"{P}watch:{i}" for i in ids])
+        raws = await self.r.mget([k.watch(i) for i in ids])
         return [Watch.model_validate_json(raw) for raw in raws if raw]
 
     async def set_latest(self, app: str, watch_id: str) -> str | None:
         """Make `watch_id` the app's current watch; returns the one it replaces."""
-        old = await self.r.getset(f"{P}watch-latest:{app}", watch_id)
+        old = await self.r.getset(k.watch_latest(app), watch_id)
         return str(old) if old else None
 
     async def latest(self, app: str) -> Watch | None:
-        watch_id = await self.r.get(f"{P}watch-latest:{app}")
+        watch_id = await self.r.get(k.watch_latest(app))
         return await self.load(str(watch_id)) if watch_id else None
 
     async def first_time(self, key: str, ttl: int = 86400) -> bool:
-        return bool(await self.r.set(f"{P}seen:watch:{key}", "1", nx=True, ex=ttl))
+        return bool(await self.r.set(k.seen_watch(key), "1", nx=True, ex=ttl))
 
     # ---- versions a watch found bad (not good to go back to) ---------------------------------
 
     async def mark_bad(self, app: str, version: str, bad: bool = True) -> None:
-        key = f"{P}looked-bad:{app}"
+        key = k.looked_bad(app)
         await (self.r.sadd(key, version) if bad else self.r.srem(key, version))
 
     async def looked_bad(self, app: str, version: str) -> bool:
-        return bool(await self.r.sismember(f"{P}looked-bad:{app}", version))
+        return bool(await self.r.sismember(k.looked_bad(app), version))
 
     # ---- baselines -------------------------------------------------------------------------
 
     async def set_baseline(self, app: str, baseline: Baseline) -> None:
-        await self.r.set(f"{P}baseline:{app}", baseline.model_dump_json())
+        await self.r.set(k.baseline(app), baseline.model_dump_json())
 
     async def baseline(self, app: str) -> Baseline | None:
-        raw = await self.r.get(f"{P}baseline:{app}")
+        raw = await self.r.get(k.baseline(app))
         return Baseline.model_validate_json(raw) if raw else None
 
     # ---- quarantine ------------------------------------------------------------------------
 
     async def quarantine(self, q: Quarantine) -> None:
-        await self.r.hset(f"{P}quarantine:{q.app}", q.version, q.model_dump_json())
+        await self.r.hset(k.quarantine(q.app), q.version, q.model_dump_json())
 
     async def quarantined(self, app: str, version: str) -> Quarantine | None:
-        raw = await self.r.hget(f"{P}quarantine:{app}", version)
+        raw = await self.r.hget(k.quarantine(app), version)
         return Quarantine.model_validate_json(raw) if raw else None
 
     async def quarantined_versions(self, app: str) -> list[Quarantine]:
-        raws = cast(dict[str, str], await self.r.hgetall(f"{P}quarantine:{app}"))
+        raws = cast(dict[str, str], await self.r.hgetall(k.quarantine(app)))
         return [Quarantine.model_validate_json(raw) for raw in raws.values()]
 
     async def release(self, app: str, version: str) -> Quarantine | None:
-        key = f"{P}quarantine:{app}"
+        key = k.quarantine(app)
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.hget(key, version)
             pipe.hdel(key, version)

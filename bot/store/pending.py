@@ -25,24 +25,20 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
+from bot.store import keys
+from bot.store.errors import translating
+
 log = logging.getLogger(__name__)
 
-P = "rewind:"
 LEASE = 10  # seconds a command stays with its process without a renewal
 TOO_OLD = 25 * 60  # Slack's response_url lives 30 minutes: older commands are only dropped
 KEPT = ("text", "user_id", "channel_id", "response_url", "trigger_id", "command", "team_id")
 
-# Seen-before check, record and lease in one round trip: a Slack retry of a command (same
-# trigger) is not recorded again.
-_RECORD = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) == false then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[5])
-return 1
-"""
 
-
+@translating
 class PendingCommands:
+    """`bot.ports.PendingCommands` on Redis."""
+
     def __init__(
         self,
         r: aioredis.Redis,
@@ -62,7 +58,7 @@ class PendingCommands:
         self._sending = asyncio.Lock()
 
     def _lease_key(self, key: str) -> str:
-        return f"{P}command-lease:{key}"
+        return keys.command_lease(key)
 
     async def record(self, key: str, body: dict[str, Any]) -> bool:
         """Keep the command before the ack; False when it was seen before (a Slack retry)."""
@@ -83,8 +79,9 @@ class PendingCommands:
                 batch, self._batch = self._batch, []
                 pipe = self.records.pipeline(transaction=False)
                 for key, kept, _ in batch:
-                    keys = [f"{P}seen:cmd:{key}", f"{P}commands", self._lease_key(key)]
-                    pipe.eval(_RECORD, len(keys), *keys, key, kept, self.owner, 3600, self.lease)
+                    names = [keys.seen_command(key), keys.COMMANDS, self._lease_key(key)]
+                    args = (key, kept, self.owner, 3600, self.lease)
+                    pipe.eval(keys.RECORD_COMMAND, len(names), *names, *args)
                 results = await pipe.execute()
         except asyncio.CancelledError:
             if not batch:  # cancelled while the batch before it was in flight
@@ -123,12 +120,12 @@ class PendingCommands:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             with contextlib.suppress(Exception):
-                await self.r.hdel(f"{P}commands", key)
+                await self.r.hdel(keys.COMMANDS, key)
                 await self.r.delete(self._lease_key(key))
 
     async def orphans(self) -> list[tuple[str, dict[str, str]]]:
         """Commands whose process died, each now leased to this process; too old ones dropped."""
-        raw = cast(dict[str, str], await self.r.hgetall(f"{P}commands"))
+        raw = cast(dict[str, str], await self.r.hgetall(keys.COMMANDS))
         taken: list[tuple[str, dict[str, str]]] = []
         for key, value in raw.items():
             if await self.r.exists(self._lease_key(key)):
@@ -141,7 +138,7 @@ class PendingCommands:
                 body = {}
             if not isinstance(body, dict) or time.time() - float(body.get("at", 0)) > TOO_OLD:
                 log.warning("dropped a pending command too old to answer (%s)", key)
-                await self.r.hdel(f"{P}commands", key)
+                await self.r.hdel(keys.COMMANDS, key)
                 continue
             taken.append((key, {k: str(v) for k, v in body.items()}))
         return taken
