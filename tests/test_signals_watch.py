@@ -61,7 +61,7 @@ async def test_a_failing_metric_gets_a_proposal_while_every_probe_passes(
                 [proposal] = proposals(slack)
                 # What a rollback from this proposal is given: no quiet watch measured the
                 # version before, yet the bad deploy's time is known, for "before" readings.
-                known = await bot.runtime.watches.baseline_for("myapp")
+                known = await bot.runtime.incidents.watch.baseline_for("myapp")
     finally:
         prom.stop()
         sample.run_sh("stop")
