@@ -27,7 +27,9 @@ from bench.lab import machine, private_redis
 
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
-SECTIONS = ("ack", "fanout", "warm", "rollback", "budget", "scale", "watch", "growth", "question")
+SECTIONS = (
+    "ack", "fanout", "warm", "rollback", "budget", "scale", "watch", "metric", "growth", "question",
+)  # fmt: skip
 START, END = "<!-- bench:figures:start -->", "<!-- bench:figures:end -->"
 
 
@@ -144,6 +146,22 @@ def run_watch(rep: Report, quick: bool) -> None:
     return_lines(rep, "6. Watch: a bad deploy proposed for rollback", ["```", *lines, "```"])
 
 
+def run_metric(rep: Report, quick: bool) -> None:
+    """The metric twin of `watch`: a real Prometheus scrapes the sample app; probes all pass."""
+    from bench import watch_metric_proposal, watch_proposal
+
+    out = io.StringIO()
+    with private_redis() as url:
+        watch_proposal.REDIS_URL = url  # the metric bench flushes this one, never a shared one
+        with contextlib.redirect_stdout(out):
+            watch_metric_proposal.main(["--runs", "2" if quick else "3"])
+    lines = out.getvalue().strip().splitlines()
+    figure = next((ln.strip() for ln in lines if "median" in ln), lines[-1] if lines else "")
+    rep.row("deploy's first failing error-rate scrape (Prometheus) → rollback proposal in Slack",
+            figure, "the probe-based watch (6.)", "", "", None)  # fmt: skip
+    return_lines(rep, "6b. Watch: a bad deploy found by its metric", ["```", *lines, "```"])
+
+
 def run_growth(rep: Report, quick: bool) -> None:
     from bench import redis_growth  # starts its own redis-server
 
@@ -187,6 +205,7 @@ RUNNERS: dict[str, Callable[[Report, bool], None]] = {
     "budget": run_budget,
     "scale": run_scale,
     "watch": run_watch,
+    "metric": run_metric,
     "growth": run_growth,
     "question": run_question,
 }

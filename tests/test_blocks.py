@@ -237,9 +237,44 @@ def test_monitor_step_shape_and_real_commit_facts() -> None:
     assert "Overall (5 min 00 s of 15 min 00 s, so far): availability 99.5% · errors 2" in body
     assert "`https://myapp.com/healthz` — availability 100% · p50 12.5 ms · p95 40 ms" in body
     assert "(web2) — availability 80%" in body and "failing ×2: 503" in body
+    assert "✅ passed" not in body and "CPU" not in body  # no signals set: none shown
     decision = all_text({"blocks": blocks.gate(inc, gate(GateKind.DECISION))[1]})
     assert "Commits undone:* 42" in decision and "`fffffff` Break checkout" in decision
     assert "… and 41 more" in decision
+
+
+SIGNALS = {
+    "rounds": 3, "elapsed": 30.0, "duration": 60.0, "signal_streak": 2,
+    "signals": [
+        {"name": "checkout error rate", "provider": "prometheus", "verdict": "failed",
+         "value": 0.2, "before": 0.001, "threshold": "max 0.01",
+         "said": "checkout error rate 0.2 (before the bad deploy 0.001; max 0.01)"},
+        {"name": "p95 latency", "provider": "datadog", "verdict": "inconclusive",
+         "said": "p95 latency no value (max 300 ms): no data: the query returned no series"},
+    ],
+    "resources": [{"host": "web1", "verdict": "passed", "cpu": 12.0, "memory": 40.25,
+                   "disk": 61.0, "said": "resources on web1 61 % (max 95 %): disk"}],
+}  # fmt: skip
+SHOWN = [
+    "Overall (30 s of 1 min 00 s, so far): errors 0 · ❌ signals failing ×2",
+    "• ❌ failed: checkout error rate 0.2 (before the bad deploy 0.001; max 0.01)",
+    "• ❔ inconclusive: p95 latency no value (max 300 ms): no data: the query returned no series",
+    "• ✅ web1: CPU 12 %, memory 40.2 %, disk 61 %",
+]
+
+
+async def test_parent_live_figures_show_each_signal_in_slack_and_at_the_terminal(
+    tmp_path: Path,
+) -> None:
+    inc = incident(monitor=SIGNALS)
+    body = all_text({"blocks": blocks.parent(inc)[1]})
+    for line in SHOWN:
+        assert line in body, body
+    out = io.StringIO()
+    await TerminalNotifier(out, files_dir=tmp_path).update_parent(inc)
+    printed = out.getvalue()
+    for line in SHOWN:
+        assert f"│ {line}" in printed, printed
 
 
 def test_parent_when_finished_names_unmet_criteria_and_outcome() -> None:

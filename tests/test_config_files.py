@@ -13,13 +13,13 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
+from bot.checks.health import HealthCheck
 from bot.config.apps_file import (
     AppConfig,
     AppsFile,
     DatabaseConfig,
     DeployConfig,
     EnvironmentsConfig,
-    HealthCheck,
     HostConfig,
     IncidentsConfig,
     LogsConfig,
@@ -104,7 +104,7 @@ def test_example_apps_file_loads_with_every_documented_key() -> None:
 
 
 def test_example_health_urls_expand_per_host() -> None:
-    from runners.health import targets
+    from bot.checks.health import targets
 
     urls = [t.url for t in targets(load_apps(EXAMPLE).apps["myapp"])]
     assert "http://10.0.0.11:8000/healthz" in urls

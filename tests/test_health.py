@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.config.apps_file import HealthCheck
+from bot.checks import health
+from bot.checks.health import HealthCheck
 from bot.workflow.errors import ConfigError
-from runners import health
 from tests.fakes import make_apps
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.plan.build import Planner
 from bot.plan.render import markdown
 from bot.store.redis_store import RedisStore
+from bot.workflow.version import Version
 from tests.fixtures_hosts import SshEnv
-from tests.test_plan import CAROL, engine_for, store  # noqa: F401 - the fixture
+from tests.test_plan import CAROL, planner_for, store  # noqa: F401 - the fixture
 
 QUERY = 'sum(rate(http_requests_total{job="{app}",version="{version}",code=~"5.."}[1m]))'
 
@@ -25,8 +25,8 @@ async def test_the_plan_lists_every_query_it_will_judge(
         {"name": "queue depth", "provider": "web", "url": "http://127.0.0.1:1/stats?app={app}",
          "path": "queue.depth", "min": 0, "max": 100},
     ]  # fmt: skip
-    engine = engine_for(ssh_env, store, tmp_path, metrics=metrics, resources={"cpu": 80})
-    plan = await Planner(engine).plan("myapp", "v1.4.2", CAROL)
+    planner = planner_for(ssh_env, store, tmp_path, metrics=metrics, resources={"cpu": 80})
+    plan = await planner.plan("myapp", Version("v1.4.2"), CAROL)
 
     text = markdown(plan)
     filled = QUERY.replace("{app}", "myapp").replace("{version}", "v1.4.2")

@@ -61,7 +61,7 @@ async def test_a_failing_metric_gets_a_proposal_while_every_probe_passes(
                 [proposal] = proposals(slack)
                 # What a rollback from this proposal is given: no quiet watch measured the
                 # version before, yet the bad deploy's time is known, for "before" readings.
-                known = await bot.runtime.watches.baseline_for("myapp")
+                known = await bot.runtime.incidents.watch.baseline_for("myapp")
     finally:
         prom.stop()
         sample.run_sh("stop")
@@ -74,3 +74,6 @@ async def test_a_failing_metric_gets_a_proposal_while_every_probe_passes(
     said = re.compile(r"checkout error rate [\d.]+ \(before the bad deploy 0; max 0\.01\)")
     assert said.fullmatch(watch.evidence), watch.evidence
     assert said.search(proposal["text"]), proposal["text"]
+    # The watch's first failure is the metric's (no probe failed): the bench measures from it.
+    first = next(t for t in watch.ticks if any(s.verdict == "failed" for s in t.signals))
+    assert watch.first_failure_at == first.at

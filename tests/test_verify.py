@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bot.checks import logs
 from bot.steps import monitor, redeploy, verify
 from bot.steps.context import StepContext
 from bot.steps.monitor_logs import HostLogs
@@ -276,14 +277,14 @@ def test_lines_since_restart() -> None:
         "2024-05-02T10:00:01Z ERROR explicit zone, after",
         "  continued",
     ]
-    kept, stamped = verify.lines_since(lines, since, 7200)
+    kept, stamped = logs.lines_since(lines, since, 7200)
     assert stamped
     assert kept == lines[3:]
-    kept, _ = verify.lines_since(lines, since, 0)  # a host on UTC wrote them all after 10:00
+    kept, _ = logs.lines_since(lines, since, 0)  # a host on UTC wrote them all after 10:00
     assert kept == lines
-    assert verify.lines_since(["no stamp", "ERROR"], since, 0) == (["no stamp", "ERROR"], False)
+    assert logs.lines_since(["no stamp", "ERROR"], since, 0) == (["no stamp", "ERROR"], False)
     # an unstamped head is kept when the first stamp is already after the restart
-    kept, _ = verify.lines_since(["orphan", "2024-05-02 10:00:05 INFO ok"], since, 0)
+    kept, _ = logs.lines_since(["orphan", "2024-05-02 10:00:05 INFO ok"], since, 0)
     assert kept == ["orphan", "2024-05-02 10:00:05 INFO ok"]
 
 
@@ -291,10 +292,10 @@ def test_since_value_per_strategy() -> None:
     at = datetime(2024, 5, 2, 10, 0, 1, 250000, tzinfo=UTC)
     assert verify.since_value("systemd", at, 7200) == "2024-05-02 12:00:01"
     assert verify.since_value("docker-compose", at, 7200) == "2024-05-02T10:00:01.250000Z"
-    assert verify.line_time("2024-05-02T12:00:01+02:00 x", 0) == datetime(
+    assert logs.line_time("2024-05-02T12:00:01+02:00 x", 0) == datetime(
         2024, 5, 2, 10, 0, 1, tzinfo=UTC
     )
-    assert verify.line_time("May 02 12:00:01 web1 myapp[1]: x", 0) is None
+    assert logs.line_time("May 02 12:00:01 web1 myapp[1]: x", 0) is None
 
 
 class WaitWatcher(RecordingNotifier):

@@ -4,7 +4,9 @@ A check (`base.Check`) reads one signal now or, where the provider can, at a pas
 value before the bad deploy) and judges it: passed, failed or inconclusive (no data, no answer,
 an error; never a pass). A metric provider is one module with its own config model, registered
 in `PROVIDERS` (Prometheus, Datadog, web); a host's resource usage is read over the host runner
-the monitor already has (`resources_check`).
+the monitor already has (`resources_check`). Health URLs (`health.HealthProbe`), a host's logs
+since a time (`logs.LogsCheck`) and smoke tests (`smoke.SmokeCheck`) are checks too, each module
+with its apps-file model; `bot.steps.signals.KINDS` builds every kind of an app's checks.
 
 May import: pydantic, aiohttp (the HTTP providers). Never Slack, Redis, SSH
 libraries or the apps file module (which will import this package): a runner comes in through

@@ -107,6 +107,9 @@ class CheckResult:
     reason: str = ""  # in plain words: why inconclusive, or which series is the headline
     note: str = ""  # more to show, not judged (e.g. the service's own CPU and memory)
     at: datetime | None = None  # the time read (None: now)
+    host: str | None = None  # the host it was read for, when it is one host's
+    status: int | None = None  # the answer's code: an HTTP status, a command's exit status
+    lines: tuple[str, ...] = ()  # what it found, to show: e.g. the log lines that matched
 
     @property
     def passed(self) -> bool:

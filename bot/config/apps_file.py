@@ -23,7 +23,10 @@ from pydantic import (
     model_validator,
 )
 
+from bot.checks.health import HealthCheck
+from bot.checks.logs import LogsConfig
 from bot.checks.metrics_config import MetricConfig, ResourcesConfig
+from bot.checks.smoke import SmokeTests
 from bot.config.paths import absolute, repo_location
 from bot.workflow.errors import ConfigError, Problem
 from bot.workflow.policy import NON_PRODUCTION_ENVIRONMENTS, PRODUCTION_ENVIRONMENTS, is_production
@@ -73,24 +76,6 @@ def check_person(value: str) -> str:
         raise ValueError(
             f"{value[:60]!r} is not a user or user-group id: use the id (U…, from the profile's "
             "⋮ → Copy member ID; or S… for a user group), not a name"
-        )
-    return value
-
-
-def check_url(value: str) -> str:
-    """http(s)://host… ; `{placeholders}` are filled per host, so they stand for a host here."""
-    from urllib.parse import urlsplit
-
-    probe = re.sub(r":\{[A-Za-z_][A-Za-z0-9_]*\}", ":1", value)  # a port from the host's vars
-    probe = re.sub(r"\{[A-Za-z_][A-Za-z0-9_]*\}", "x", probe)
-    try:
-        parts = urlsplit(probe)
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError as exc:
-        raise ValueError(f"{value[:80]!r} is not a URL: {exc}") from None
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValueError(
-            f"{value[:80]!r} is not an http(s) URL with a host (e.g. https://myapp.com/healthz)"
         )
     return value
 
@@ -191,33 +176,6 @@ class DatabaseConfig(_Model):
         return parse_duration(v)
 
 
-class HealthCheck(_Model):
-    url: str
-    status: int | None = None
-    json_: dict[str, Any] | None = Field(default=None, alias="json")
-    timeout: float = 5.0
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        return check_url(v)
-
-
-class LogsConfig(_Model):
-    error_pattern: str = r"(?i)\b(error|critical|traceback)\b"
-
-    @field_validator("error_pattern")
-    @classmethod
-    def _regex(cls, v: str) -> str:
-        try:
-            re.compile(v)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from exc
-        return v
-
-
 class MonitorConfig(_Model):
     duration: float = 900.0
     interval: float = 30.0
@@ -298,7 +256,7 @@ class AppConfig(_Model):
     database: DatabaseConfig | None = None
     health: list[HealthCheck] = Field(default_factory=list)
     logs: LogsConfig = Field(default_factory=LogsConfig)
-    smoke: list[str] = Field(default_factory=list)
+    smoke: SmokeTests = Field(default_factory=list)
     metrics: list[MetricConfig] = Field(default_factory=list)  # the team's own signals
     resources: ResourcesConfig | None = None  # None: resource usage is not read
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)

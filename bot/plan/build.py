@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from bot.checks import Check
 from bot.config.apps_file import AppConfig, DatabaseConfig
 from bot.incidents.host_runners import RunnerFactory
 from bot.incidents.service import IncidentService, OpenRequest, new_incident_id
@@ -35,7 +36,7 @@ from bot.workflow.plan import (
 from bot.workflow.policy import Actor
 from bot.workflow.steps import ORDER
 from bot.workflow.version import Version
-from runners import alembic_output, backups, health, releases, templates
+from runners import alembic_output, backups, releases, templates
 from runners.git import Method, push_args
 from runners.recording import RecordingRunner
 from runners.strategies import strategy
@@ -319,32 +320,38 @@ class _Making:
             recommended="restore" if irreversible else "downgrade",
         )
 
+    @property
+    def reading(self) -> signals.Reading:
+        """What the checks are built with for the plan: they are listed, never read."""
+        return signals.Reading(self.runner, datetime.now(UTC), self.ctx.incident.target)
+
+    def _verify_check(self, check: Check, out: list[str], name: str, note: str) -> None:
+        """A logs or smoke check in the plan: its command on its host, or why there is none."""
+        host = str(getattr(check, "host", ""))  # each of these kinds is one host's
+        if isinstance(check, signals.Unreadable):
+            out.append(f"{host}: {check.reason}")
+            return
+        out.append(f"{host}: {check.query}")
+        changes = name == "smoke"  # a smoke test may act on the app; reading logs does not
+        self.add(StepId.VERIFY, host, Planned(name, check.query, changes=changes, note=note))
+
     def _checks(self) -> PlanChecks:
         app = self.app
+        # The checks Verify will judge, from the checks' one registry, each as it will be read.
         try:
-            urls = [t.label for t in health.targets(app)]
+            urls = [c.name for c in signals.app_checks(app, self.reading, ("health",))]
         except ValueError as exc:
             urls = [f"(refused: {exc})"]
-        now = datetime.now(UTC)
-        hosts = strategy(app.deploy.strategy).deploy_hosts(app)  # where verify and monitor read
         logs: list[str] = []
-        for host in hosts:
-            cmd = verify.logs_command(app, host, now, 0)
-            logs.append(f"{host.name}: {cmd or '(no logs command configured)'}")
-            if cmd:
-                since = "{since}" in templates.template(app, "logs")
-                note = "since the restart" if since else "lines since the restart are checked"
-                self.add(StepId.VERIFY, host.name, Planned("logs", cmd, changes=False, note=note))
-        smoke_host = verify.smoke_host(app)
+        note = "since the restart" if "{since}" in templates.template(app, "logs") else (
+            "lines since the restart are checked")  # fmt: skip
+        for c in signals.app_checks(app, self.reading, ("logs",)):
+            self._verify_check(c, logs, "logs", note)
         smoke: list[str] = []
-        for template in app.smoke:
-            try:
-                cmd = verify.smoke_command(app, smoke_host, template)
-            except (UserFacingError, ValueError, IndexError) as exc:
-                smoke.append(f"{smoke_host.name}: `{template}` cannot be filled in: {exc}")
-                continue
-            smoke.append(f"{smoke_host.name}: {cmd}")
-            self.add(StepId.VERIFY, smoke_host.name, Planned("smoke", cmd, note="must exit 0"))
+        for c in signals.app_checks(app, self.reading, ("smoke",)):
+            self._verify_check(c, smoke, "smoke", "must exit 0")
+        hosts = strategy(app.deploy.strategy).deploy_hosts(app)  # where the monitor reads
+        now = datetime.now(UTC)
         every = f"every {app.monitor.interval:g}s for {app.monitor.duration:g}s"
         for host in hosts:
             self.add(StepId.MONITOR, host.name, Planned("clock", redeploy.CLOCK, changes=False))

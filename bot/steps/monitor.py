@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 
 import aiohttp
 
+from bot.checks import CheckResult, health
+from bot.steps import signals
 from bot.steps.context import Outcome, StepContext
 from bot.steps.monitor_logs import HostLogs, reads_for
 from bot.steps.signal_reads import MonitorSignals
@@ -24,7 +26,6 @@ from bot.workflow.errors import StepError
 from bot.workflow.facts import MonitorFacts, UrlFigures
 from bot.workflow.messages import CodeBlock, Emphasis, Mark, Message, Status, message, words
 from bot.workflow.model import Criterion
-from runners import health
 from runners.strategies import strategy
 
 
@@ -39,14 +40,15 @@ class _UrlStats:
     latencies: list[float] = field(default_factory=list)
     last: str = ""
 
-    def add(self, p: health.Probe) -> None:
+    def add(self, r: CheckResult) -> None:
+        """One probe's reading, as the health check's typed result (`health.probe_result`)."""
         self.probes += 1
-        self.ok += p.ok
-        self.streak = 0 if p.ok else self.streak + 1
+        self.ok += r.passed
+        self.streak = 0 if r.passed else self.streak + 1
         self.worst_streak = max(self.worst_streak, self.streak)
-        if p.status is not None:
-            self.latencies.append(p.latency_ms)
-        self.last = p.describe()
+        if r.status is not None and r.value is not None:
+            self.latencies.append(r.value)
+        self.last = r.reason
 
     def figures(self) -> UrlFigures:
         p50 = health.percentile(self.latencies, 50)
@@ -127,13 +129,14 @@ class _Monitor:
                 )
 
     async def probe(self, session: aiohttp.ClientSession) -> None:
-        for stats, p in zip(self.stats, await health.probe_all(session, self.todo), strict=True):
-            stats.add(p)
+        checks = [health.HealthProbe(t, session) for t in self.todo]
+        for stats, r in zip(self.stats, await signals.read(checks, None), strict=True):
+            stats.add(r)
             key = (stats.url, stats.host)
             if stats.streak == self.cfg.failure_streak:
                 self.alerted.add(key)
                 await self.alert(stats)
-            elif p.ok and key in self.alerted:
+            elif r.passed and key in self.alerted:
                 # Recovery is told once, on the first good probe after an alerted streak.
                 self.alerted.discard(key)
                 await self.ctx.say(Mark(Status.OK), f" {_where(stats)} answers again.")

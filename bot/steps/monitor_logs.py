@@ -16,11 +16,12 @@ import functools
 import math
 from datetime import UTC, datetime
 
+from bot.checks.logs import LogScan
 from bot.config.apps_file import HostConfig
 from bot.ports import CommandResult, ScriptCommand
 from bot.steps.context import StepContext
 from bot.steps.redeploy import CLOCK, parse_clock
-from bot.steps.verify import LogScan, logs_read, logs_scan, logs_timeout
+from bot.steps.verify import logs_read, logs_scan, logs_timeout
 from bot.workflow.errors import HostError
 
 MAX_READS = 100  # reads per script: each adds ~250 bytes to the script's text

@@ -5,100 +5,41 @@ version that replaced it. The `{since}` placeholder of the `logs` command is the
 as the host's own clock gave it: host-local `YYYY-MM-DD HH:MM:SS` for systemd (what
 `journalctl --since` reads everywhere), RFC 3339 in UTC for the rest (`docker compose logs
 --since`). On top of that, lines that start with an ISO 8601 timestamp are filtered by it, which
-covers a `logs` command without `{since}`, such as `tail -n 200 app.log`.
+covers a `logs` command without `{since}`, such as `tail -n 200 app.log` (`bot.checks.logs`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from bot.checks import CheckResult, health, logs, smoke
+from bot.checks.logs import LogScan
+from bot.checks.result import inconclusive
 from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import CommandResult, ScriptCommand
 from bot.steps.context import Outcome, StepContext
 from bot.steps.signal_reads import verify_signals
+from bot.steps.signals import smoke_command, smoke_host
 from bot.workflow.baseline import compare
 from bot.workflow.errors import StepError, UserFacingError
 from bot.workflow.messages import Block, CodeBlock, Emphasis, Inline
 from bot.workflow.model import Criterion, HostResult
-from runners import health, templates
+from runners import templates
 from runners.strategies import strategy
 
 SHOWN_MATCHES = 20
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-_STAMP = re.compile(
-    r"^\[?(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?\s?(Z|[+-]\d{2}:?\d{2})?"
-)
-
-
 # ---- logs -----------------------------------------------------------------------------------
-
-
-def line_time(line: str, utc_offset: int) -> datetime | None:
-    """The timestamp a log line starts with, in UTC; a naive one is in the host's local time."""
-    match = _STAMP.match(line)
-    if not match:
-        return None
-    day, clock, frac, zone = match.groups()
-    try:
-        stamp = datetime.fromisoformat(f"{day}T{clock}")
-    except ValueError:
-        return None
-    stamp = stamp.replace(microsecond=int((frac or "0")[:6].ljust(6, "0")))
-    if zone in (None, ""):
-        offset = timedelta(seconds=utc_offset)
-    elif zone == "Z":
-        offset = timedelta(0)
-    else:
-        sign = 1 if zone[0] == "+" else -1
-        digits = zone[1:].replace(":", "")
-        offset = sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    return (stamp - offset).replace(tzinfo=UTC)
-
-
-def lines_since(lines: Sequence[str], since: datetime, utc_offset: int) -> tuple[list[str], bool]:
-    """The lines written at or after `since`, and whether any line carried a timestamp.
-
-    A line without a timestamp (a traceback's continuation) belongs to the record above it.
-    Lines above the first timestamp belong to an older record: they are dropped when that first
-    timestamp is already before `since`, else kept, since nothing proves they are old. With no
-    timestamp at all nothing can be told apart, so every line is kept: a false alarm can be
-    retried, a missed error would call a broken service recovered."""
-    stamps = [line_time(line, utc_offset) for line in lines]
-    first = next((s for s in stamps if s is not None), None)
-    if first is None:
-        return list(lines), False
-    keep = first >= since
-    kept: list[str] = []
-    for line, stamp in zip(lines, stamps, strict=True):
-        if stamp is not None:
-            keep = stamp >= since
-        if keep:
-            kept.append(line)
-    return kept, True
 
 
 def since_value(name: str, at: datetime, utc_offset: int) -> str:
     """`{since}` for the logs command of strategy `name` (see the module's doc)."""
     return strategy(name).since(at, utc_offset)
-
-
-@dataclass
-class LogScan:
-    host: str
-    checked: int = 0
-    matches: list[str] = field(default_factory=list)
-    windowed: bool = True  # False: neither `{since}` nor timestamps told old lines apart
-    error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.error and not self.matches
 
 
 async def scan_logs(
@@ -131,13 +72,8 @@ def logs_scan(
     app: AppConfig, host: HostConfig, result: CommandResult, since: datetime, utc_offset: int
 ) -> LogScan:
     """What a logs read found: the error lines among those written since `since`."""
-    if not result.ok:
-        return LogScan(host.name, error=f"`logs` failed ({result.status})")
-    lines, stamped = lines_since(result.output.splitlines(), since, utc_offset)
-    pattern = re.compile(app.logs.error_pattern)
-    matches = [line for line in lines if pattern.search(line)]
-    windowed = stamped or "{since}" in templates.template(app, "logs")
-    return LogScan(host.name, len(lines), matches, windowed)
+    windowed = "{since}" in templates.template(app, "logs")
+    return logs.scan(host.name, result, since, utc_offset, app.logs.error_pattern, windowed)
 
 
 def _restart_time(ctx: StepContext, host: str) -> tuple[datetime, int] | None:
@@ -161,20 +97,24 @@ def _window_start(ctx: StepContext, host: HostConfig) -> tuple[datetime, int]:
 
 @dataclass
 class _Findings:
-    health: list[health.Probe] = field(default_factory=list)
+    """What Verify read, each check's reading as the checks' typed result (`bot.checks`)."""
+
+    results: list[CheckResult] = field(default_factory=list)  # health, logs, smoke
     health_error: str = ""
-    logs: list[LogScan] = field(default_factory=list)
-    smoke: list[tuple[str, str, bool, str]] = field(default_factory=list)  # cmd, host, ok, why
     smoke_error: str = ""
+    matches: list[str] = field(default_factory=list)  # the error lines, for the error's detail
+
+    def of(self, kind: str) -> list[CheckResult]:
+        return [r for r in self.results if r.provider == kind]
 
     def health_ok(self) -> bool:
-        return not self.health_error and all(p.ok for p in self.health)
+        return not self.health_error and all(r.passed for r in self.of("health"))
 
     def logs_ok(self) -> bool:
-        return bool(self.logs) and all(s.ok for s in self.logs)
+        return bool(self.of("logs")) and all(r.passed for r in self.of("logs"))
 
     def smoke_ok(self) -> bool:
-        return not self.smoke_error and all(ok for _, _, ok, _ in self.smoke)
+        return not self.smoke_error and all(r.passed for r in self.of("smoke"))
 
 
 async def _health(ctx: StepContext, found: _Findings) -> None:
@@ -196,15 +136,16 @@ async def _health(ctx: StepContext, found: _Findings) -> None:
         await ctx.waiting("health", f"{said}{more} — retrying, {so_far}")
 
     try:
-        found.health = await health.wait_healthy(
+        probes = await health.wait_healthy(
             todo, within=cfg.health_timeout, every=cfg.health_interval, on_retry=retrying
         )
     finally:
         await ctx.waiting("health", None)
-    lines = [f"{'✅' if p.ok else '❌'} {_label(p)}: {p.describe()}" for p in found.health]
-    ok = [p.latency_ms for p in found.health if p.ok]
+    found.results += [health.probe_result(p) for p in probes]
+    lines = [f"{'✅' if p.ok else '❌'} {_label(p)}: {p.describe()}" for p in probes]
+    ok = [p.latency_ms for p in probes if p.ok]
     p95 = health.percentile(ok, 95)
-    availability = round(100 * len(ok) / len(found.health), 2) if found.health else None
+    availability = round(100 * len(ok) / len(probes), 2) if probes else None
     if vs := compare(ctx.incident.baseline, p95, availability):
         ctx.facts.verify.vs_baseline = vs
         lines.append(f"Compared with before the bad deploy: {vs}")
@@ -229,9 +170,11 @@ async def _logs(ctx: StepContext, found: _Findings) -> None:
         return await scan_logs(ctx, host, start, offset)
 
     hosts = strategy(ctx.app.deploy.strategy).deploy_hosts(ctx.app)
-    found.logs = list(await asyncio.gather(*(one(h) for h in hosts)))
+    scans = list(await asyncio.gather(*(one(h) for h in hosts)))
+    found.results += [logs.scan_result(scan, "logs") for scan in scans]
+    found.matches = [m for scan in scans for m in scan.matches[:5]]
     out: list[Block | Inline] = [Emphasis("Logs since the restart")]
-    for scan in found.logs:
+    for scan in scans:
         if scan.error:
             out.append(f"\n❌ {scan.host}: {scan.error}")
         elif scan.matches:
@@ -246,18 +189,6 @@ async def _logs(ctx: StepContext, found: _Findings) -> None:
     await ctx.say(*out)
 
 
-def smoke_host(app: AppConfig) -> HostConfig:
-    db = app.database
-    return app.host(db.run_on) if db else app.hosts[0]
-
-
-def smoke_command(app: AppConfig, host: HostConfig, template: str) -> str:
-    """Raises UserFacingError, ValueError or IndexError for a template that cannot be filled."""
-    return templates.in_workdir(
-        app, host, templates.render(template, templates.host_values(app, host))
-    )
-
-
 def logs_command(app: AppConfig, host: HostConfig, since: datetime, utc_offset: int) -> str | None:
     since_text = since_value(app.deploy.strategy, since, utc_offset)
     return templates.build(app, host, "logs", since=since_text)
@@ -270,15 +201,23 @@ async def _smoke(ctx: StepContext, found: _Findings) -> None:
     host = smoke_host(ctx.app)
     for template, result in await _run_smoke(ctx, host):
         if isinstance(result, Exception):
-            found.smoke.append((template, host.name, False, str(result)))
+            why = inconclusive(f"smoke `{template}` on {host.name}", smoke.EXIT_ZERO, template,
+                               str(result), provider="smoke")  # fmt: skip
+            found.results.append(replace(why, host=host.name))
             continue
-        why = "" if result.ok else result.status
-        found.smoke.append((template, host.name, result.ok, why))
+        found.results.append(smoke.smoke_result(template, host.name, result.command,
+                                                result.exit_status))  # fmt: skip
     lines = [
-        f"{'✅' if ok else '❌'} `{cmd}` on {host}" + (f": {why}" if why else "")
-        for cmd, host, ok, why in found.smoke
+        f"{'✅' if r.passed else '❌'} `{_template(r)}` on {r.host}"
+        + (f": {r.reason}" if r.reason else "")
+        for r in found.of("smoke")
     ]
     await ctx.say(Emphasis("Smoke tests"), "\n" + "\n".join(lines))
+
+
+def _template(r: CheckResult) -> str:
+    """The smoke test as the apps file has it: `smoke `pytest -q` on web1` -> pytest -q."""
+    return r.name.removeprefix("smoke `").rpartition("` on ")[0]
 
 
 async def _run_smoke(
@@ -306,41 +245,52 @@ async def _run_smoke(
     return out
 
 
+def _logs_said(r: CheckResult) -> str:
+    """`3 error line(s)`, or why the logs could not be read."""
+    return r.reason if r.value is None else f"{int(r.value)} error line(s)"
+
+
+# Each kind's words, from its typed result: (on its host's line when it fails, in Verify's
+# error when it fails, on its host's line when all of its kind pass there).
+_BAD: dict[str, Callable[[CheckResult], str]] = {
+    "health": lambda r: f"{r.query}: {r.reason}",
+    "logs": lambda r: r.reason if r.value is None else f"{int(r.value)} error line(s) in logs",
+    "smoke": lambda r: f"smoke `{_template(r)}` {r.reason}",
+}
+_FAILURE: dict[str, Callable[[CheckResult], str]] = {
+    "health": lambda r: f"health: {r.name} {r.reason}",
+    "logs": lambda r: f"{r.name}: {_logs_said(r)}",
+    "smoke": lambda r: f"smoke: `{_template(r)}` on {r.host} {r.reason}",
+}
+_GOOD: dict[str, Callable[[int], str]] = {
+    "health": lambda n: f"health {n}/{n}",
+    "logs": lambda n: "logs clean",
+    "smoke": lambda n: f"smoke {n}/{n}",
+}
+
+
 def _per_host(ctx: StepContext, found: _Findings) -> dict[str, HostResult]:
     out: dict[str, HostResult] = {}
     for host in ctx.app.hosts:
-        probes = [p for p in found.health if p.host == host.name]
-        scans = [s for s in found.logs if s.host == host.name]
-        smoke = [s for s in found.smoke if s[1] == host.name]
-        bad = [f"{p.url}: {p.describe()}" for p in probes if not p.ok]
-        bad += [s.error or f"{len(s.matches)} error line(s) in logs" for s in scans if not s.ok]
-        bad += [f"smoke `{cmd}` {why}" for cmd, _, ok, why in smoke if not ok]
-        good: list[str] = []
-        if probes:
-            good.append(f"health {len(probes)}/{len(probes)}")
-        if scans:
-            good.append("logs clean")
-        if smoke:
-            good.append(f"smoke {len(smoke)}/{len(smoke)}")
+        here = [r for r in found.results if r.host == host.name]
+        bad = [_BAD[r.provider](r) for r in here if not r.passed]
+        good = [
+            _GOOD[kind](n) for kind in _GOOD if (n := len([r for r in here if r.provider == kind]))
+        ]
         summary = "; ".join(bad) if bad else ", ".join(good) or "nothing to check here"
         out[host.name] = HostResult(host=host.name, ok=not bad, summary=summary)
     return out
-
-
-def bad_logs(found: _Findings) -> list[LogScan]:
-    return [s for s in found.logs if not s.ok]
 
 
 def _failures(found: _Findings) -> list[str]:
     out: list[str] = []
     if found.health_error:
         out.append(f"health: {found.health_error}")
-    out += [f"health: {_label(p)} {p.describe()}" for p in found.health if not p.ok]
-    for scan in bad_logs(found):
-        out.append(f"logs on {scan.host}: {scan.error or f'{len(scan.matches)} error line(s)'}")
+    out += [_FAILURE[r.provider](r) for r in found.of("health") if not r.passed]
+    out += [_FAILURE[r.provider](r) for r in found.of("logs") if not r.passed]
     if found.smoke_error:
         out.append(f"smoke: {found.smoke_error}")
-    out += [f"smoke: `{cmd}` on {host} {why}" for cmd, host, ok, why in found.smoke if not ok]
+    out += [_FAILURE[r.provider](r) for r in found.of("smoke") if not r.passed]
     return out
 
 
@@ -360,7 +310,7 @@ async def run(ctx: StepContext) -> Outcome:
     ctx.facts.verify.checks = {c.name.lower(): ok for c, ok in criteria.items()}
     failures = signals_failing + _failures(found)  # the team's own signals first
     if failures:
-        detail = "\n".join(m for s in found.logs for m in s.matches[:5])
+        detail = "\n".join(found.matches)
         err = StepError(
             "Verification failed: " + "; ".join(failures[:6]),
             hint="Details are above. Fix the cause, then Retry (it re-checks everything) — "
@@ -370,8 +320,8 @@ async def run(ctx: StepContext) -> Outcome:
         err.hosts = hosts
         err.criteria = dict(criteria)
         raise err
-    probes = len(found.health)
-    smokes = len(found.smoke)
+    probes = len(found.of("health"))
+    smokes = len(found.of("smoke"))
     return Outcome(
         summary=f"{probes} health check(s) passing, no errors in logs, {smokes} smoke test(s) ok",
         hosts=hosts,

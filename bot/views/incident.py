@@ -16,7 +16,15 @@ from typing import Any, Literal
 
 from bot.views.report import duration as fmt_duration
 from bot.workflow import said, units
-from bot.workflow.facts import CommitFact, Facts, MigrationFact, MonitorFacts, UrlFigures
+from bot.workflow.facts import (
+    CommitFact,
+    Facts,
+    MigrationFact,
+    MonitorFacts,
+    ResourceFact,
+    SignalFact,
+    UrlFigures,
+)
 from bot.workflow.messages import Emphasis, Inline, Link, Mention, Paragraph, para
 from bot.workflow.model import (
     Criterion,
@@ -262,14 +270,38 @@ def _url_line(figures: UrlFigures) -> Paragraph:
     return para(truncate(f"• {where} — {shown}{tail}", 500))
 
 
+VERDICT_MARK = {"passed": "✅", "failed": "❌", "inconclusive": "❔"}
+
+
+def _signal_line(fact: SignalFact) -> Paragraph:
+    """`• ❌ failed: checkout error rate 0.2 (before the bad deploy 0.1; max 0.01)`."""
+    said = fact.said or fact.name
+    return para(truncate(f"• {VERDICT_MARK[fact.verdict]} {fact.verdict}: {said}", 500))
+
+
+def _usage_line(fact: ResourceFact) -> Paragraph:
+    """`• ✅ web1: CPU 12 %, memory 40 %, disk 61 %`."""
+
+    def pct(value: float | None) -> str:
+        return "?" if value is None else f"{fmt_number(value)} %"
+
+    usage = f"CPU {pct(fact.cpu)}, memory {pct(fact.memory)}, disk {pct(fact.disk)}"
+    return para(truncate(f"• {VERDICT_MARK[fact.verdict]} {fact.host}: {usage}", 500))
+
+
 def monitor_lines(mon: MonitorFacts) -> list[Paragraph]:
-    """Live figures of the monitor step: the totals, then one line per URL."""
+    """Live figures of the monitor step: the totals, the team's signals (each with its value and
+    verdict) and each host's resource usage at the last round, then one line per URL."""
     if not mon.rounds and not mon.urls:
         return []
     state = "done" if mon.done else "so far"
     progress = f" ({fmt_duration(mon.elapsed)} of {fmt_duration(mon.duration)}, {state})"
     totals = _figures(mon.availability, mon.error_count, None, mon.p95_ms)
+    if mon.signal_streak:
+        totals += f" · ❌ signals failing ×{mon.signal_streak}"
     lines = [para(truncate(f"Overall{progress}: {totals}", 500))]
+    lines.extend(_signal_line(s) for s in mon.signals[:10])
+    lines.extend(_usage_line(r) for r in mon.resources[:10])
     lines.extend(_url_line(u) for u in mon.urls[:10])
     return lines
 

@@ -6,9 +6,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from bot.checks.health import percentile
 from bot.config.apps_file import WatchConfig
-from bot.watch.model import Sample, Watch
-from runners.health import percentile
+from bot.watch.model import Sample, Tick, Watch
 
 
 @dataclass(frozen=True)
@@ -139,3 +139,9 @@ def _and(items: list[str]) -> str:
 
 def samples_failed(samples: list[Sample]) -> bool:
     return any(not s.ok for s in samples)
+
+
+def tick_failed(tick: Tick) -> bool:
+    """A failed probe or a failed signal (a metric, a host's resources): the watch's first
+    sign of trouble. Inconclusive is no sign either way, as in `failing_metrics`."""
+    return samples_failed(tick.samples) or any(s.verdict == "failed" for s in tick.signals)

@@ -49,7 +49,8 @@ class Tick(BaseModel):
     # error lines since the deploy, per host, as the logs showed them at this tick
     errors: dict[str, int] = Field(default_factory=dict)
     log_problems: dict[str, str] = Field(default_factory=dict)
-    # the app's `metrics:` as read at this tick, each with its value before the deploy
+    # the app's `metrics:` as read at this tick, each with its value before the deploy, and
+    # each host's `resources:` (read over the runner the logs use), when set
     signals: list[SignalFact] = Field(default_factory=list)
 
 
@@ -74,7 +75,7 @@ class Watch(BaseModel):
     state: WatchState = WatchState.WATCHING
     ticks: list[Tick] = Field(default_factory=list)
     utc_offsets: dict[str, int] = Field(default_factory=dict)  # per host, for log timestamps
-    first_failure_at: datetime | None = None  # the first failed probe (bench: to the proposal)
+    first_failure_at: datetime | None = None  # first failed probe or signal (bench: to proposal)
     proposed_at: datetime | None = None
     evidence: str = ""  # the reason the proposal gives, in plain words
     message: ThreadRef | None = None  # the proposal in the incident channel

@@ -1,36 +1,21 @@
-"""One round of a watch: every health URL once, and the error lines in each host's logs."""
+"""One round of a watch: every check of the app once, through the checks' one registry
+(`bot.steps.signals.KINDS`): health URLs, each host's logs since the deploy, the `metrics:`
+queries (each also read at the deploy's time) and each host's `resources:` over the runner."""
 
 from __future__ import annotations
 
-import asyncio
-import re
+from collections.abc import Callable
 from datetime import datetime
 
 import aiohttp
 
+from bot.checks import CheckResult
 from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import HostRunner
 from bot.steps import signals
 from bot.steps.redeploy import CLOCK, parse_clock
-from bot.steps.verify import lines_since, since_value
 from bot.watch.model import Sample, Tick
-from bot.workflow.errors import HostError, UserFacingError
-from runners import health, templates
-
-
-async def probe_urls(session: aiohttp.ClientSession, app: AppConfig) -> list[Sample]:
-    todo = health.targets(app)
-    return [
-        Sample(
-            url=p.url,
-            host=p.host,
-            ok=p.ok,
-            status=p.status,
-            latency_ms=round(p.latency_ms, 2) if p.status is not None else None,
-            detail=p.describe(),
-        )
-        for p in await health.probe_all(session, todo)
-    ]
+from bot.workflow.errors import HostError
 
 
 async def host_offset(runner: HostRunner, host: HostConfig) -> int:
@@ -43,27 +28,27 @@ async def host_offset(runner: HostRunner, host: HostConfig) -> int:
     return parsed[1] if parsed else 0
 
 
-async def error_lines(
-    runner: HostRunner, app: AppConfig, host: HostConfig, since: datetime, offset: int
-) -> int | str:
-    """Lines matching `logs.error_pattern` written since `since`; a string says what failed."""
-    try:
-        cmd = templates.build(
-            app, host, "logs", since=since_value(app.deploy.strategy, since, offset)
-        )
-    except UserFacingError as exc:
-        return str(exc)
-    if cmd is None:
-        return "no `logs` command configured"
-    try:
-        result = await runner.run(host.name, cmd, timeout=min(app.deploy.timeout, 60))
-    except HostError as exc:
-        return str(exc)
-    if not result.ok:
-        return f"`logs` failed ({result.status})"
-    lines, _ = lines_since(result.output.splitlines(), since, offset)
-    pattern = re.compile(app.logs.error_pattern)
-    return sum(1 for line in lines if pattern.search(line))
+def _sample(tick: Tick, r: CheckResult) -> None:
+    tick.samples.append(Sample(url=r.query, host=r.host, ok=r.passed, status=r.status,
+                               latency_ms=r.value, detail=r.reason))  # fmt: skip
+
+
+def _logs(tick: Tick, r: CheckResult) -> None:
+    host = r.host or r.name
+    if r.value is None:  # the logs could not be read: said, and not counted as no errors
+        tick.log_problems[host] = r.reason
+    else:
+        tick.errors[host] = int(r.value)
+
+
+def _signal(tick: Tick, r: CheckResult) -> None:
+    tick.signals.append(signals.fact(r))
+
+
+# What a watch reads each tick: every kind but the smoke tests, which act on the app.
+WATCHED = ("health", "logs", "metrics", "resources")
+# Where each kind's result goes in the tick (what `judge` reads); any other is a signal.
+INTO_TICK: dict[str, Callable[[Tick, CheckResult], None]] = {"health": _sample, "logs": _logs}
 
 
 async def one_round(
@@ -77,18 +62,9 @@ async def one_round(
     version: str | None = None,
 ) -> Tick:
     async with aiohttp.ClientSession() as session:
-        samples, counts, metrics = await asyncio.gather(
-            probe_urls(session, app),
-            asyncio.gather(
-                *(error_lines(runner, app, h, since, offsets.get(h.name, 0)) for h in app.hosts)
-            ),
-            signals.read(signals.metric_checks(app, version), since),
-        )
-    tick = Tick(n=n, at=at, worker=worker, samples=samples)
-    tick.signals = [signals.fact(r) for r in metrics]
-    for host, count in zip(app.hosts, counts, strict=True):
-        if isinstance(count, int):
-            tick.errors[host.name] = count
-        else:
-            tick.log_problems[host.name] = count
+        reading = signals.Reading(runner, since, version, offsets, session)
+        results = await signals.read(signals.app_checks(app, reading, WATCHED), since)
+    tick = Tick(n=n, at=at, worker=worker)
+    for r in results:
+        INTO_TICK.get(r.provider, _signal)(tick, r)
     return tick

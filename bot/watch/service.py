@@ -197,7 +197,7 @@ class WatchService:
             watch.ticks.append(seen)
             watch.utc_offsets = watch.utc_offsets or offsets
             watch.last_good = watch.last_good or last_good
-            if watch.first_failure_at is None and judge.samples_failed(seen.samples):
+            if watch.first_failure_at is None and judge.tick_failed(seen):
                 watch.first_failure_at = seen.at
             if await self.store.save(watch):
                 return watch

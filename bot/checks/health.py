@@ -1,22 +1,83 @@
-"""Health probes over HTTP(S): one GET per check, judged by status code and/or a JSON subset."""
+"""Health probes over HTTP(S): one GET per check, judged by status code and/or a JSON subset.
+
+The apps file's `health:` entries (`HealthCheck`), the probes that judge them, and a probe as a
+check behind the `Check` protocol (`HealthProbe`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import math
+import re
 import string
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bot.config.apps_file import AppConfig, HealthCheck, HostConfig
+from bot.checks.result import CheckResult, Threshold, Verdict, inconclusive
 
 EXCERPT = 200
+
+
+def check_url(value: str) -> str:
+    """http(s)://host… ; `{placeholders}` are filled per host, so they stand for a host here."""
+    probe = re.sub(r":\{[A-Za-z_][A-Za-z0-9_]*\}", ":1", value)  # a port from the host's vars
+    probe = re.sub(r"\{[A-Za-z_][A-Za-z0-9_]*\}", "x", probe)
+    try:
+        parts = urlsplit(probe)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"{value[:80]!r} is not a URL: {exc}") from None
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(
+            f"{value[:80]!r} is not an http(s) URL with a host (e.g. https://myapp.com/healthz)"
+        )
+    return value
+
+
+class HealthCheck(BaseModel):
+    """One entry of the apps file's `health:`: a URL, and what its answer must be."""
+
+    url: str
+    status: int | None = None
+    json_: dict[str, Any] | None = Field(default=None, alias="json")
+    timeout: float = 5.0
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return check_url(v)
+
+
+class Host(Protocol):
+    """What `expand` reads of an apps file's host (`bot.config.apps_file.HostConfig`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def vars(self) -> Mapping[str, str]: ...
+
+
+class App(Protocol):
+    """What `targets` reads of an apps file's app (`bot.config.apps_file.AppConfig`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def health(self) -> Sequence[HealthCheck]: ...
+    @property
+    def hosts(self) -> Sequence[Host]: ...
 
 
 @dataclass(frozen=True)
@@ -61,7 +122,7 @@ def _check_url(url: str, where: str) -> str:
     return url
 
 
-def targets(app: AppConfig) -> list[Target]:
+def targets(app: App) -> list[Target]:
     """Every URL to probe: a URL with placeholders once per host, expanded with its vars."""
     out: list[Target] = []
     for check in app.health:
@@ -74,7 +135,7 @@ def targets(app: AppConfig) -> list[Target]:
     return out
 
 
-def expand(url: str, app: AppConfig, host: HostConfig) -> str:
+def expand(url: str, app: App, host: Host) -> str:
     values = {"app": app.name, "host": host.name, "address": host.address, **host.vars}
     missing = _fields(url) - set(values)
     if missing:
@@ -129,6 +190,43 @@ async def probe(
         return Probe(url, False, None, elapsed(), f"no answer within {check.timeout:g}s", "", host)
     except aiohttp.ClientError as exc:
         return Probe(url, False, None, elapsed(), str(exc) or type(exc).__name__, "", host)
+
+
+@dataclass(frozen=True)
+class HealthProbe:
+    """A health URL as a check (`bot.checks.Check`): one GET now, passed or failed. No answer
+    is a failure, as it is for a probe; the value is the latency in ms."""
+
+    target: Target
+    session: aiohttp.ClientSession | None = None  # None: one of its own for the one GET
+    reads_the_past: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.target.label
+
+    @property
+    def query(self) -> str:
+        return self.target.url
+
+    async def measure(self, at: datetime | None = None) -> CheckResult:
+        if at is not None:
+            why = "a health URL is read now only: it has no answer for a past time"
+            return inconclusive(self.name, Threshold(), self.query, why, provider="health")
+        t = self.target
+        if self.session is not None:
+            return probe_result(await probe(self.session, t.check, t.url, t.host))
+        async with aiohttp.ClientSession() as own:
+            return probe_result(await probe(own, t.check, t.url, t.host))
+
+
+def probe_result(p: Probe) -> CheckResult:
+    """A probe as the checks' typed result: `reason` is what it said, as the thread says it."""
+    verdict = Verdict.PASSED if p.ok else Verdict.FAILED
+    latency = round(p.latency_ms, 2) if p.status is not None else None
+    label = f"{p.url} ({p.host})" if p.host else p.url
+    return CheckResult(label, verdict, latency, Threshold(), p.url, "health", "ms",
+                       reason=p.describe(), host=p.host, status=p.status)  # fmt: skip
 
 
 async def probe_all(session: aiohttp.ClientSession, todo: Sequence[Target]) -> list[Probe]:

@@ -1,0 +1,64 @@
+"""Smoke tests as checks: each command, run on the smoke host, must exit 0.
+
+The apps file's `smoke:` is a list of shell command templates (`SmokeTests`), filled in and
+quoted per host by the runner's templates before a `SmokeCheck` is made of each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.checks.resources_check import Runs
+from bot.checks.result import CheckResult, Threshold, Verdict, inconclusive
+
+SmokeTests = list[str]  # the apps file's `smoke:`: shell command templates
+EXIT_ZERO = Threshold(min=0, max=0)
+
+
+def exit_words(exit_status: int | None) -> str:
+    """How a command ended, in words, as `bot.ports.CommandResult.status` says it."""
+    if exit_status is None:
+        return "no exit status: timed out or cut off"
+    return f"exit {exit_status}"
+
+
+def smoke_result(template: str, host: str, command: str, exit_status: int | None) -> CheckResult:
+    """One smoke test's run as the checks' typed result: passed on exit 0 only."""
+    name = f"smoke `{template}` on {host}"
+    verdict = Verdict.PASSED if exit_status == 0 else Verdict.FAILED
+    value = float(exit_status) if exit_status is not None else None
+    why = "" if exit_status == 0 else exit_words(exit_status)
+    return CheckResult(name, verdict, value, EXIT_ZERO, command, "smoke", reason=why,
+                       host=host, status=exit_status)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SmokeCheck:
+    """One smoke test as a check (`bot.checks.Check`), run now over the host runner."""
+
+    runner: Runs  # `bot.ports.HostRunner`
+    host: str
+    template: str  # as the apps file has it, for the thread
+    command: str  # filled in and quoted, in the workdir
+    timeout: float | None = None
+    reads_the_past: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"smoke `{self.template}` on {self.host}"
+
+    @property
+    def query(self) -> str:
+        return self.command
+
+    async def measure(self, at: datetime | None = None) -> CheckResult:
+        if at is not None:
+            why = "a smoke test runs now only"
+            return inconclusive(self.name, EXIT_ZERO, self.query, why, provider="smoke")
+        try:
+            ran = await self.runner.run(self.host, self.command, timeout=self.timeout)
+        except Exception as exc:  # an unreachable host: not a pass
+            found = inconclusive(self.name, EXIT_ZERO, self.query, str(exc), provider="smoke")
+            return found
+        return smoke_result(self.template, self.host, self.command, ran.exit_status)
