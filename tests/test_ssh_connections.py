@@ -177,9 +177,9 @@ async def test_a_connection_lost_unseen_is_opened_again_by_the_next_command(
     web1 = ssh_env.hosts[0]
     r = ssh_runner(ssh_env)
     try:
-        assert (await r.run("web1", "echo one")).output == "one"
+        assert (await r.run("web1", "echo one")).output.strip() == "one"
         cut(web1)
-        assert (await r.run("web1", "echo two")).output == "two"
+        assert (await r.run("web1", "echo two")).output.strip() == "two"
         cut(web1)
         [result] = await r.run_script("web1", [ScriptCommand("echo three")])
         assert result is not None and result.output == "three"
@@ -204,7 +204,7 @@ async def test_a_connection_lost_mid_command_is_an_error_and_never_runs_it_again
         with pytest.raises(HostError, match=r"network: SSH connection to .* dropped"):
             await running
         assert marker.read_text() == "x\n"  # run once, not again behind the step's back
-        assert (await r.run("web1", "echo after")).output == "after"
+        assert (await r.run("web1", "echo after")).output.strip() == "after"
         assert web1.ssh_connections() == 2
     finally:
         await r.close()
