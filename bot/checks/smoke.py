@@ -1,19 +1,48 @@
 """Smoke tests as checks: each command, run on the smoke host, must exit 0.
 
-The apps file's `smoke:` is a list of shell command templates (`SmokeTests`), filled in and
-quoted per host by the runner's templates before a `SmokeCheck` is made of each.
+The apps file's `smoke:` is a list of shell command templates; its model is `SmokeConfig` (the
+list itself, so the file's shape is unchanged). Each is filled in and quoted per host by the
+runner's templates before a `SmokeCheck` is made of it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+
+from pydantic import ConfigDict, Field, RootModel, field_validator
 
 from bot.checks.resources_check import Runs
 from bot.checks.result import CheckResult, Threshold, Verdict, inconclusive
 
-SmokeTests = list[str]  # the apps file's `smoke:`: shell command templates
 EXIT_ZERO = Threshold(min=0, max=0)
+
+
+class SmokeConfig(RootModel[list[str]]):
+    """The apps file's `smoke:`: shell command templates, each run on the smoke host after a
+    rollback and passed on exit 0 only. It reads as the list it holds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    root: list[str] = Field(default_factory=list)
+
+    @field_validator("root")
+    @classmethod
+    def _not_blank(cls, v: list[str]) -> list[str]:
+        for i, template in enumerate(v):
+            if not template.strip():  # a blank command exits 0: it would read as a pass
+                raise ValueError(f"smoke[{i}] is blank: give the command to run, or remove it")
+        return v
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]  # the tests, not fields
+        return iter(self.root)
+
+    def __len__(self) -> int:
+        return len(self.root)
+
+    def __bool__(self) -> bool:
+        return bool(self.root)
 
 
 def exit_words(exit_status: int | None) -> str:
