@@ -13,6 +13,8 @@ from datetime import datetime
 
 from pydantic import ConfigDict, Field, RootModel, field_validator
 
+from bot.checks.base import Check
+from bot.checks.kinds import Site, Unreadable, kind
 from bot.checks.resources_check import Runs
 from bot.checks.result import CheckResult, Threshold, Verdict, inconclusive
 
@@ -91,3 +93,19 @@ class SmokeCheck:
             found = inconclusive(self.name, EXIT_ZERO, self.query, str(exc), provider="smoke")
             return found
         return smoke_result(self.template, self.host, self.command, ran.exit_status)
+
+
+@kind("smoke", order=30)
+def smoke_checks(site: Site) -> list[Check]:
+    """Each smoke test on the smoke host; one that cannot be filled in says why (not a pass)."""
+    host = site.smoke_host
+    out: list[Check] = []
+    for template in site.app.smoke:
+        try:
+            cmd = site.fill(host, template, {})
+        except ValueError as exc:
+            why = f"`{template}` cannot be filled in: {exc}"
+            out.append(Unreadable(f"smoke `{template}` on {host}", host, why, "smoke"))
+            continue
+        out.append(SmokeCheck(site.runner, host, template, cmd))
+    return out
