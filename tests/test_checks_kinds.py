@@ -55,3 +55,18 @@ async def test_a_logs_command_that_cannot_be_written_is_inconclusive_never_a_pas
         (Verdict.INCONCLUSIVE, "no `logs` command configured")
     }
     assert not any(r.passed for r in results)
+
+
+def test_each_kind_registers_itself_from_its_own_module() -> None:
+    """A kind is one module: its builder sits beside its check and registers itself there."""
+    from bot.checks.kinds import registry
+
+    found = {k.name: k.build.__module__ for k in registry().values()}
+    assert list(found) == ["health", "logs", "smoke", "metrics", "resources"]
+    assert found == {
+        "health": "bot.checks.health",
+        "logs": "bot.checks.logs",
+        "smoke": "bot.checks.smoke",
+        "metrics": "bot.checks.metrics_config",
+        "resources": "bot.checks.resources_check",
+    }

@@ -90,7 +90,7 @@ def test_example_apps_file_loads_with_every_documented_key() -> None:
     assert app.health[1].json_ == {"status": "ok"}
     assert app.health[2].timeout == 3.0
     assert app.logs.error_pattern == r"(?i)\b(error|critical|traceback)\b"
-    assert app.smoke == ["./smoke.sh login", "./smoke.sh checkout"]
+    assert list(app.smoke) == ["./smoke.sh login", "./smoke.sh checkout"]
     assert (app.verify.health_timeout, app.verify.health_interval) == (60.0, 2.0)
     m = app.monitor
     assert (m.duration, m.interval, m.summary_every, m.failure_streak) == (900.0, 30.0, 300.0, 3)
@@ -263,6 +263,14 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
     err = load_error(path)
     assert err.key == "apps.myapp.deploy.stratgy"
     assert_names(err, path, "apps.myapp.deploy.stratgy", "unknown key", "did you mean `strategy`?")
+
+
+def test_a_blank_smoke_test_is_refused(tmp_path: Path) -> None:
+    """A blank command exits 0: it would read as a passed smoke test."""
+    app = valid_app()
+    app["smoke"] = ["./smoke.sh login", "  "]
+    path = write(tmp_path / "apps.yaml", {"apps": {"myapp": app}})
+    assert_names(load_error(path), path, "smoke", "smoke[1] is blank")
 
 
 @pytest.mark.parametrize(

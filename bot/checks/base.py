@@ -88,6 +88,19 @@ class MetricBase(BaseModel):
         return Threshold(min=self.min, max=self.max)
 
 
+class Ran(Protocol):
+    @property
+    def exit_status(self) -> int | None: ...
+    @property
+    def output(self) -> str: ...
+
+
+class Runs(Protocol):
+    """What this needs of `bot.ports.HostRunner` (the SSH runner, or the local one)."""
+
+    async def run(self, host: str, command: str, *, timeout: float | None = None) -> Ran: ...
+
+
 class Provider(Protocol):
     """A metric provider: its name (the `provider:` key), its config model, its checks."""
 

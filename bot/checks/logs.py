@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from bot.checks.base import Check
+from bot.checks.kinds import Site, Spot, Unreadable, kind
 from bot.checks.resources_check import Ran, Runs
 from bot.checks.result import CheckResult, Threshold, Verdict, inconclusive
 
@@ -160,3 +162,25 @@ class LogsCheck:
             return scan_result(LogScan(self.host, error=str(exc)), self.command)
         found = scan(self.host, ran, self.since, self.offset, self.pattern, self.windowed)
         return scan_result(found, self.command)
+
+
+@kind("logs", order=20)
+def logs_checks(site: Site) -> list[Check]:
+    """Each deploy host's error lines since `site.since`; a host whose command cannot be written
+    is inconclusive (never a pass) and says why."""
+    return [logs_check(site, spot) for spot in site.deploy_hosts]
+
+
+def logs_check(site: Site, spot: Spot) -> Check:
+    name = f"logs on {spot.name}"
+    template = site.template("logs")
+    if not template:
+        return Unreadable(name, spot.name, "no `logs` command configured")
+    since = site.since_text(site.since, spot.utc_offset)
+    try:
+        cmd = site.fill(spot.name, template, {"since": since})
+    except ValueError as exc:
+        return Unreadable(name, spot.name, str(exc))
+    return LogsCheck(site.runner, spot.name, cmd, site.since, spot.utc_offset,
+                     site.app.logs.error_pattern, timeout=min(site.command_timeout, 60),
+                     windowed="{since}" in template)  # fmt: skip

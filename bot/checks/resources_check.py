@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
+from bot.checks.base import Check
+from bot.checks.base import Ran as Ran
+from bot.checks.base import Runs as Runs
+from bot.checks.kinds import Site, kind
 from bot.checks.resources import ResourcesConfig, ResourceUsage, command, parse
 from bot.checks.result import (
     CheckResult,
@@ -37,19 +40,6 @@ def judge(host: str, usage: ResourceUsage, limits: ResourcesConfig, query: str) 
     return CheckResult(f"resources on {host}", head.verdict, head.value, head.threshold, query,
                        "resources", "%", series=series, reason=reason,
                        note=f"{shown}; {usage.service()}")  # fmt: skip
-
-
-class Ran(Protocol):
-    @property
-    def exit_status(self) -> int | None: ...
-    @property
-    def output(self) -> str: ...
-
-
-class Runs(Protocol):
-    """What this needs of `bot.ports.HostRunner` (the SSH runner, or the local one)."""
-
-    async def run(self, host: str, command: str, *, timeout: float | None = None) -> Ran: ...
 
 
 @dataclass(frozen=True)
@@ -89,3 +79,12 @@ class ResourcesCheck:
             )
             return inconclusive(self.name, limits, self.query, why, provider="resources")
         return judge(self.host, usage, self.limits, self.query)
+
+
+@kind("resources", order=50)
+def resource_checks(site: Site) -> list[Check]:
+    """One per deploy host when `resources:` is set, read over the site's runner (no agent)."""
+    limits = site.app.resources
+    if limits is None:
+        return []
+    return [ResourcesCheck(site.runner, s.name, s.workdir, limits) for s in site.deploy_hosts]

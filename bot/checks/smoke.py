@@ -1,19 +1,50 @@
 """Smoke tests as checks: each command, run on the smoke host, must exit 0.
 
-The apps file's `smoke:` is a list of shell command templates (`SmokeTests`), filled in and
-quoted per host by the runner's templates before a `SmokeCheck` is made of each.
+The apps file's `smoke:` is a list of shell command templates; its model is `SmokeConfig` (the
+list itself, so the file's shape is unchanged). Each is filled in and quoted per host by the
+runner's templates before a `SmokeCheck` is made of it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import ConfigDict, Field, RootModel, field_validator
+
+from bot.checks.base import Check
+from bot.checks.kinds import Site, Unreadable, kind
 from bot.checks.resources_check import Runs
 from bot.checks.result import CheckResult, Threshold, Verdict, inconclusive
 
-SmokeTests = list[str]  # the apps file's `smoke:`: shell command templates
 EXIT_ZERO = Threshold(min=0, max=0)
+
+
+class SmokeConfig(RootModel[list[str]]):
+    """The apps file's `smoke:`: shell command templates, each run on the smoke host after a
+    rollback and passed on exit 0 only. It reads as the list it holds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    root: list[str] = Field(default_factory=list)
+
+    @field_validator("root")
+    @classmethod
+    def _not_blank(cls, v: list[str]) -> list[str]:
+        for i, template in enumerate(v):
+            if not template.strip():  # a blank command exits 0: it would read as a pass
+                raise ValueError(f"smoke[{i}] is blank: give the command to run, or remove it")
+        return v
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]  # the tests, not fields
+        return iter(self.root)
+
+    def __len__(self) -> int:
+        return len(self.root)
+
+    def __bool__(self) -> bool:
+        return bool(self.root)
 
 
 def exit_words(exit_status: int | None) -> str:
@@ -62,3 +93,19 @@ class SmokeCheck:
             found = inconclusive(self.name, EXIT_ZERO, self.query, str(exc), provider="smoke")
             return found
         return smoke_result(self.template, self.host, self.command, ran.exit_status)
+
+
+@kind("smoke", order=30)
+def smoke_checks(site: Site) -> list[Check]:
+    """Each smoke test on the smoke host; one that cannot be filled in says why (not a pass)."""
+    host = site.smoke_host
+    out: list[Check] = []
+    for template in site.app.smoke:
+        try:
+            cmd = site.fill(host, template, {})
+        except ValueError as exc:
+            why = f"`{template}` cannot be filled in: {exc}"
+            out.append(Unreadable(f"smoke `{template}` on {host}", host, why, "smoke"))
+            continue
+        out.append(SmokeCheck(site.runner, host, template, cmd))
+    return out

@@ -26,7 +26,7 @@ from pydantic import (
 from bot.checks.health import HealthCheck
 from bot.checks.logs import LogsConfig
 from bot.checks.metrics_config import MetricConfig, ResourcesConfig
-from bot.checks.smoke import SmokeTests
+from bot.checks.smoke import SmokeConfig
 from bot.config.paths import absolute, repo_location
 from bot.workflow.errors import ConfigError, Problem
 from bot.workflow.policy import NON_PRODUCTION_ENVIRONMENTS, PRODUCTION_ENVIRONMENTS, is_production
@@ -256,7 +256,7 @@ class AppConfig(_Model):
     database: DatabaseConfig | None = None
     health: list[HealthCheck] = Field(default_factory=list)
     logs: LogsConfig = Field(default_factory=LogsConfig)
-    smoke: SmokeTests = Field(default_factory=list)
+    smoke: SmokeConfig = Field(default_factory=SmokeConfig)
     metrics: list[MetricConfig] = Field(default_factory=list)  # the team's own signals
     resources: ResourcesConfig | None = None  # None: resource usage is not read
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)

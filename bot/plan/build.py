@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from bot.checks import Check
+from bot.checks.kinds import Unreadable
 from bot.config.apps_file import AppConfig, DatabaseConfig
 from bot.incidents.host_runners import RunnerFactory
 from bot.incidents.service import IncidentService, OpenRequest, new_incident_id
@@ -328,7 +329,7 @@ class _Making:
     def _verify_check(self, check: Check, out: list[str], name: str, note: str) -> None:
         """A logs or smoke check in the plan: its command on its host, or why there is none."""
         host = str(getattr(check, "host", ""))  # each of these kinds is one host's
-        if isinstance(check, signals.Unreadable):
+        if isinstance(check, Unreadable):
             out.append(f"{host}: {check.reason}")
             return
         out.append(f"{host}: {check.query}")

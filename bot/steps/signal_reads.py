@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 from bot.checks import Check, CheckResult
 from bot.steps import signals
@@ -19,15 +20,15 @@ from bot.workflow.facts import ResourceFact
 from bot.workflow.messages import Emphasis, Mark, Status, words
 
 
-def _checks(ctx: StepContext) -> list[Check]:
-    return signals.metric_checks(ctx.app, ctx.incident.target) + signals.resource_checks(
-        ctx.app, ctx.hosts
-    )
+def _checks(ctx: StepContext, kinds: tuple[str, ...] = ("metrics", "resources")) -> list[Check]:
+    """The app's checks of these kinds from the registry, read over the step's SSH sessions."""
+    reading = signals.Reading(ctx.hosts, datetime.now(UTC), ctx.incident.target)
+    return signals.app_checks(ctx.app, reading, kinds)
 
 
 async def before_rollback(ctx: StepContext) -> list[ResourceFact]:
     """Each host's resource usage now, before anything changes (empty without `resources:`)."""
-    checks = signals.resource_checks(ctx.app, ctx.hosts)
+    checks = _checks(ctx, ("resources",))
     if not checks:
         return []
     found = [signals.resource_fact(r) for r in await signals.read(checks, None)]

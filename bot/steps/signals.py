@@ -1,9 +1,10 @@
 """An app's checks, built from its apps file entry: health URLs, logs, smoke tests, metrics and
 resources.
 
-`KINDS` is the registry: each kind of check (its model and its `Check` in `bot.checks`) has one
-builder here, from the app and a `Reading` (the runner, the version, since when logs count), and
-`app_checks` builds every kind asked for; the deploy watch reads the app through it. For the
+`KINDS` is the registry (`bot.checks.kinds`): each kind of check registers its own builder in its
+module, next to its model and its `Check`. `site` gives a builder what it needs of the app and of
+a `Reading` (the runner, the version, since when logs count), and `app_checks` builds every kind
+asked for; the deploy watch reads the app through it. For the
 team's own signals: `metric_checks` builds the app's metric checks (placeholders `{app}` and
 `{version}`), `resource_checks` one resources check per deploy host over the runner the step
 already has (its SSH sessions), and `read` measures them all at once, each metric also at the
@@ -16,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bot.checks import (
@@ -26,18 +27,12 @@ from bot.checks import (
     CheckEnv,
     CheckResult,
     MetricBase,
-    Placeholders,
-    ResourcesCheck,
     Verdict,
-    build_check,
-    health,
     measure_with_before,
+    metrics_config,
 )
-from bot.checks.logs import NO_ERRORS, LogsCheck
-from bot.checks.placeholders import fields
+from bot.checks.kinds import Site, Spot, registry
 from bot.checks.resources_check import Ran, Runs
-from bot.checks.result import inconclusive
-from bot.checks.smoke import SmokeCheck
 from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import HostRunner
 from bot.workflow.baseline import Baseline
@@ -60,20 +55,13 @@ def check_env(environ: Mapping[str, str] | None = None) -> CheckEnv:
 def metric_checks(app: AppConfig, version: str | None, env: CheckEnv | None = None) -> list[Check]:
     """One check per `metrics:` entry, or per deploy host for one that uses `{host}`; a
     refused placeholder value gives an inconclusive check (never a pass)."""
-    env = env or check_env()
-    return [c for metric in app.metrics for c in checks_of(app, metric, version, env)]
+    return KINDS["metrics"].build(site(app, Reading(_NoRunner(), _NOW), version, env))
 
 
 def checks_of(
     app: AppConfig, metric: MetricBase, version: str | None, env: CheckEnv
 ) -> list[Check]:
-    if "host" not in fields(metric.url) | fields(getattr(metric, "query", "")):
-        return [build_check(metric, env, Placeholders(app.name, version=version))]
-    hosts = strategy(app.deploy.strategy).deploy_hosts(app)
-    return [
-        OnHost(build_check(metric, env, Placeholders(app.name, h.name, version)), h.name)
-        for h in hosts
-    ]
+    return metrics_config.checks_of(metric, site(app, Reading(_NoRunner(), _NOW), version, env))
 
 
 def planned(app: AppConfig, version: str | None) -> list[str]:
@@ -98,35 +86,9 @@ class _NoRunner:
         raise RuntimeError("a plan runs nothing")
 
 
-@dataclass(frozen=True)
-class OnHost:
-    """A per-host metric's check: its results named for the host, e.g. `error rate (web1)`."""
-
-    check: Check
-    host: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.check.name} ({self.host})"
-
-    @property
-    def query(self) -> str:
-        return self.check.query
-
-    @property
-    def reads_the_past(self) -> bool:
-        return self.check.reads_the_past
-
-    async def measure(self, at: datetime | None = None) -> CheckResult:
-        return replace(await self.check.measure(at), name=self.name)
-
-
 def resource_checks(app: AppConfig, runner: HostRunner | Runs) -> list[Check]:
     """One per deploy host when `resources:` is set, read over `runner` (no agent)."""
-    if app.resources is None:
-        return []
-    hosts = strategy(app.deploy.strategy).deploy_hosts(app)
-    return [ResourcesCheck(runner, h.name, app.run_dir(h), app.resources) for h in hosts]
+    return KINDS["resources"].build(site(app, Reading(runner, _NOW)))
 
 
 def deploy_time(baseline: Baseline | None) -> datetime | None:
@@ -203,48 +165,30 @@ class Reading:
     session: aiohttp.ClientSession | None = None  # the health probes' own, when shared
 
 
-def health_checks(app: AppConfig, r: Reading) -> list[Check]:
-    """One probe per health URL, per host for a URL with placeholders."""
-    return [health.HealthProbe(t, r.session) for t in health.targets(app)]
+_NOW = datetime(1970, 1, 1, tzinfo=UTC)  # for a kind that reads no logs: never used
 
 
-def logs_checks(app: AppConfig, r: Reading) -> list[Check]:
-    """Each host's error lines since `r.since`; a host whose command cannot be written is
-    inconclusive (never a pass) and says why."""
-    hosts = strategy(app.deploy.strategy).deploy_hosts(app)  # where the app runs and logs
-    return [logs_check(app, host, r) for host in hosts]
+def site(
+    app: AppConfig, r: Reading, version: str | None = None, env: CheckEnv | None = None
+) -> Site:
+    """What a kind's builder needs of `app` and of this read (`bot.checks.kinds.Site`)."""
+    plan = strategy(app.deploy.strategy)
+    spots = tuple(
+        Spot(h.name, app.run_dir(h), r.offsets.get(h.name, 0)) for h in plan.deploy_hosts(app)
+    )
 
-
-def logs_check(app: AppConfig, host: HostConfig, r: Reading) -> Check:
-    offset = r.offsets.get(host.name, 0)
-    since = strategy(app.deploy.strategy).since(r.since, offset)
-    try:
-        cmd = templates.build(app, host, "logs", since=since)
-    except UserFacingError as exc:
-        return Unreadable(f"logs on {host.name}", host.name, str(exc))
-    if cmd is None:
-        return Unreadable(f"logs on {host.name}", host.name, "no `logs` command configured")
-    windowed = "{since}" in templates.template(app, "logs")
-    return LogsCheck(r.runner, host.name, cmd, r.since, offset, app.logs.error_pattern,
-                     timeout=min(app.deploy.timeout, 60), windowed=windowed)  # fmt: skip
-
-
-def smoke_checks(app: AppConfig, r: Reading) -> list[Check]:
-    """Each smoke test on the smoke host; one that cannot be filled in says why (not a pass)."""
-    if not app.smoke:
-        return []
-    host = smoke_host(app)
-    out: list[Check] = []
-    for template in app.smoke:
-        name = f"smoke `{template}` on {host.name}"
+    def fill(host: str, template: str, extra: Mapping[str, str]) -> str:
+        h = app.host(host)
         try:
-            cmd = smoke_command(app, host, template)
-        except (UserFacingError, ValueError, IndexError) as exc:
-            why = f"`{template}` cannot be filled in: {exc}"
-            out.append(Unreadable(name, host.name, why, "smoke"))
-            continue
-        out.append(SmokeCheck(r.runner, host.name, template, cmd))
-    return out
+            values = templates.host_values(app, h, **extra)
+            return templates.in_workdir(app, h, templates.render(template, values))
+        except (UserFacingError, IndexError) as exc:
+            raise ValueError(str(exc)) from exc
+
+    return Site(app, spots, smoke_host(app).name, r.runner, r.since, fill,
+                      lambda name: templates.template(app, name), plan.since,
+                      command_timeout=app.deploy.timeout, version=version or r.version,
+                      env=env or check_env(), session=r.session)  # fmt: skip
 
 
 def smoke_host(app: AppConfig) -> HostConfig:
@@ -259,31 +203,11 @@ def smoke_command(app: AppConfig, host: HostConfig, template: str) -> str:
     )
 
 
-@dataclass(frozen=True)
-class Unreadable:
-    """A check that cannot be made (no command, a value refused): inconclusive, with why."""
-
-    name: str
-    host: str
-    reason: str
-    provider: str = "logs"
-    query: str = "(not run)"
-    reads_the_past: bool = False
-
-    async def measure(self, at: datetime | None = None) -> CheckResult:
-        found = inconclusive(self.name, NO_ERRORS, self.query, self.reason, provider=self.provider)
-        return replace(found, host=self.host)
-
-
-KINDS: dict[str, Callable[[AppConfig, Reading], list[Check]]] = {
-    "health": health_checks,
-    "logs": logs_checks,
-    "smoke": smoke_checks,
-    "metrics": lambda app, r: metric_checks(app, r.version),
-    "resources": lambda app, r: resource_checks(app, r.runner),
-}
+KINDS = registry()
+OnHost = metrics_config.OnHost
 
 
 def app_checks(app: AppConfig, r: Reading, kinds: Sequence[str] = tuple(KINDS)) -> list[Check]:
     """Every check of `app` of these kinds, in the registry's order."""
-    return [c for kind in kinds for c in KINDS[kind](app, r)]
+    where = site(app, r)
+    return [c for kind in kinds for c in KINDS[kind].build(where)]

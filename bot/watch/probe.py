@@ -1,6 +1,7 @@
 """One round of a watch: every check of the app once, through the checks' one registry
-(`bot.steps.signals.KINDS`): health URLs, each host's logs since the deploy, the `metrics:`
-queries (each also read at the deploy's time) and each host's `resources:` over the runner."""
+(`bot.steps.signals.KINDS`, each kind registered by its own module in `bot.checks.kinds`):
+health URLs, each host's logs since the deploy, the `metrics:` queries (each also read at the
+deploy's time) and each host's `resources:` over the runner."""
 
 from __future__ import annotations
 
