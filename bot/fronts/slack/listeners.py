@@ -147,9 +147,13 @@ class SlackFront:
             async with self.pending.working(key), self._lazy:
                 await self._carry_out(body, respond)
             return
-        # Not kept at the ack (refused there, or a Slack retry): at most once, as ever.
-        if await self._first_time("cmd", key):
-            async with self._lazy:
+        if _is_help(body):
+            return  # help was the ack: nothing to do, not even a Redis call amid a burst of acks
+        # Not kept at the ack (refused there, or a Slack retry): at most once, as ever. Checked
+        # in turn: a burst of these at once would each open a Redis connection on the loop
+        # that the acks share.
+        async with self._lazy:
+            if await self._first_time("cmd", key):
                 await self._carry_out(body, respond)
 
     async def recover(self) -> int:
@@ -290,6 +294,13 @@ class SlackFront:
 
     async def _first_time(self, kind: str, key: str) -> bool:
         return await self.store.first_time(f"{kind}:{key}", ttl=3600)
+
+
+def _is_help(body: dict[str, Any]) -> bool:
+    try:
+        return parse(body.get("text", "")).kind == "help"
+    except UserFacingError:
+        return False
 
 
 def _command_key(body: dict[str, Any]) -> str:
