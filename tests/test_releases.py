@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from bot.config.apps_file import AppsFile, ConfigError, parse_apps
-from bot.plan.build import Planner
 from bot.plan.render import markdown
 from bot.steps import assess, redeploy
 from bot.store.redis_store import RedisStore, connect
@@ -24,7 +23,7 @@ from runners.recording import RecordingRunner
 from runners.ssh import SshRunner
 from tests.fakes import RecordingNotifier, make_apps, make_ctx, make_incident, step_app
 from tests.fixtures_hosts import MakeSshEnv, SshEnv, TestHost
-from tests.test_plan import CAROL, engine_for
+from tests.test_plan import CAROL, planner_for
 
 # What the full path's commands leave on the host, in its shared/ directory.
 FETCH = "git fetch --tags --force origin {ref} && git checkout --force FETCH_HEAD"
@@ -203,9 +202,7 @@ async def test_the_plan_names_the_warm_hosts(
         host.clear_commands()
     store = RedisStore(connect(redis_url))
     try:
-        plan = await Planner(engine_for(env, store, tmp_path)).plan(
-            "myapp", Version("v1.4.2"), CAROL
-        )
+        plan = await planner_for(env, store, tmp_path).plan("myapp", Version("v1.4.2"), CAROL)
     finally:
         await store.r.aclose()
 

@@ -71,8 +71,7 @@ async def test_bad_deploy_proposed_rolled_back_and_quarantined(
         done = await bot.wait_status("completed", timeout=120)
         for host in env.hosts:
             assert host.health_status() == 200
-        thread = bot.thread_text()
-        assert "before the bad deploy" in thread and "(v1.4.2)" in thread
+        await bot.said("before the bad deploy", "(v1.4.2)")
         assert "before the bad deploy" in done.step("monitor").summary
         report_md = Path(done.facts.report.path).read_text()
         assert "Compared with before the bad deploy: p95" in report_md
