@@ -292,7 +292,7 @@ async def run(ctx: StepContext) -> Outcome:
             raise unexpected[0]
         if failed:
             later = [h.name for b in plan[number:] for h in b]
-            # `redeployed_hosts` stays in the facts, which the engine keeps on failure.
+            # `redeployed_hosts` stays in the facts, which the step runner keeps on failure.
             raise _rollout_error(failed, done, later, results)
     summary = f"{len(hosts)} host(s) on {target} (ref {ref})"
     return Outcome(

@@ -102,7 +102,7 @@ class Outage:
     """When this process last lost Redis and for how long; shared by all its clients.
 
     The first failed call opens an outage, the next successful call closes it and tells the
-    listeners (the engine says it in the threads of open incidents).
+    listeners (the web process says it in the threads of open incidents).
     """
 
     def __init__(self) -> None:

@@ -128,7 +128,7 @@ else
   -- Closed: the incident and its audit trail go after the retention (the report is in git).
   redis.call('SREM', KEYS[2], ARGV[4])
   -- Its app's lock goes in the same write, so that nobody sees it ended yet holding the app
-  -- (the engine's own release comes after a WAIT, Slack, events) and a failover keeps both.
+  -- (the service's own release comes after a WAIT, Slack, events) and a failover keeps both.
   local holder = redis.call('GET', KEYS[5])
   if holder and string.match(holder, '^(.*):') == ARGV[4] then redis.call('DEL', KEYS[5]) end
   redis.call('EXPIRE', KEYS[1], ARGV[6])

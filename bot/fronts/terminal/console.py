@@ -1,7 +1,7 @@
 """Lines typed at the terminal, read without blocking the event loop, and Ctrl-C as a value.
 
 At a question, Ctrl-C wakes the reader (`Interrupted`); while a step runs it is counted, said
-at once, and looked at by the engine's pause point at the next command's fence.
+at once, and looked at by the step runner's pause point at the next command's fence.
 """
 
 from __future__ import annotations
