@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from bot.checks.placeholders import Placeholders, check_url
+from bot.checks.placeholders import (
+    Placeholders,
+    check_template,
+    check_url,
+    render_query,
+    render_url,
+)
 from bot.checks.result import CheckResult, Threshold
 
 
@@ -123,3 +129,31 @@ async def measure_with_before(check: Check, deploy_at: datetime | None) -> Check
     if deploy_at is None or not check.reads_the_past:
         return now
     return now.with_before(await check.measure(deploy_at))
+
+
+class QueryMetric(MetricBase):
+    """A metric read with a query sent to its provider's URL (Prometheus, Datadog)."""
+
+    query: str = Field(min_length=1, max_length=4000)
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, v: str) -> str:
+        return check_template(v)
+
+
+Q = TypeVar("Q", bound=QueryMetric)
+
+
+@dataclass(frozen=True)
+class QueryProvider(Generic[Q]):
+    """A provider of `QueryMetric`s: the URL and the query filled in, then its own check."""
+
+    name: str
+    config: type[Q]
+    check: Callable[[Q, str, str, CheckEnv], Check]
+
+    def build(self, metric: MetricBase, env: CheckEnv, values: Placeholders) -> Check:
+        assert isinstance(metric, self.config)
+        url, query = render_url(metric.url, values), render_query(metric.query, values)
+        return self.check(metric, url, query, env)

@@ -11,24 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, field_validator
-
-from bot.checks.base import Check, CheckEnv, MetricBase
+from bot.checks.base import CheckEnv, QueryMetric, QueryProvider
 from bot.checks.http import Answer, get_json
-from bot.checks.placeholders import Placeholders, check_template, render_query, render_url
 from bot.checks.result import CheckResult, from_series, inconclusive
 
 WINDOW = 300  # seconds of points asked for; the last one in it is the value
 
 
-class DatadogMetric(MetricBase):
+class DatadogMetric(QueryMetric):
     provider: Literal["datadog"]
-    query: str = Field(min_length=1, max_length=4000)
-
-    @field_validator("query")
-    @classmethod
-    def _query(cls, v: str) -> str:
-        return check_template(v)
 
 
 def _last_point(pointlist: object) -> float | None:
@@ -105,15 +96,4 @@ class DatadogCheck:
         return from_series(self.name, threshold, self.query, found, at=at, **meta)
 
 
-@dataclass(frozen=True)
-class _Datadog:
-    name: str = "datadog"
-    config: type[MetricBase] = DatadogMetric
-
-    def build(self, metric: MetricBase, env: CheckEnv, values: Placeholders) -> Check:
-        assert isinstance(metric, DatadogMetric)
-        url, query = render_url(metric.url, values), render_query(metric.query, values)
-        return DatadogCheck(metric, url, query, env)
-
-
-DATADOG = _Datadog()
+DATADOG = QueryProvider("datadog", DatadogMetric, DatadogCheck)

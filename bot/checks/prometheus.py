@@ -11,11 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, field_validator
-
-from bot.checks.base import Check, CheckEnv, MetricBase
+from bot.checks.base import CheckEnv, QueryMetric, QueryProvider
 from bot.checks.http import Answer, get_json
-from bot.checks.placeholders import Placeholders, check_template, render_query, render_url
 from bot.checks.result import CheckResult, from_series, inconclusive
 
 NAN_REASON = "NaN: nothing to divide by (no requests in the window?)"
@@ -25,14 +22,8 @@ NO_SERIES = (
 )
 
 
-class PrometheusMetric(MetricBase):
+class PrometheusMetric(QueryMetric):
     provider: Literal["prometheus"]
-    query: str = Field(min_length=1, max_length=4000)
-
-    @field_validator("query")
-    @classmethod
-    def _query(cls, v: str) -> str:
-        return check_template(v)
 
 
 def _labels(metric: object) -> str:
@@ -106,15 +97,4 @@ class PrometheusCheck:
         return from_series(self.name, threshold, self.query, found, at=at, **meta)
 
 
-@dataclass(frozen=True)
-class _Prometheus:
-    name: str = "prometheus"
-    config: type[MetricBase] = PrometheusMetric
-
-    def build(self, metric: MetricBase, env: CheckEnv, values: Placeholders) -> Check:
-        assert isinstance(metric, PrometheusMetric)
-        url, query = render_url(metric.url, values), render_query(metric.query, values)
-        return PrometheusCheck(metric, url, query, env)
-
-
-PROMETHEUS = _Prometheus()
+PROMETHEUS = QueryProvider("prometheus", PrometheusMetric, PrometheusCheck)
