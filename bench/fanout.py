@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.lab import Lab, lab, private_redis
-from bot.config.apps_file import parse_apps
-from bot.ports import CommandResult, Decide, LineSink, ScriptCommand
+from bot.config.apps_file import AppsFile, parse_apps
+from bot.ports import CommandResult, Decide, HostRunner, LineSink, ScriptCommand
 from bot.steps import redeploy
 from bot.store.redis_store import RedisStore, connect
-from bot.workflow.model import StepId
+from bot.workflow.model import Incident, StepId
 from runners.ssh import SshRunner
 from tests.fakes import RecordingNotifier, make_ctx, make_incident
 
@@ -75,8 +75,18 @@ def app_config(the_lab: Lab, count: int) -> dict[str, Any]:
 
 async def rewind_run(the_lab: Lab, count: int, redis_url: str) -> tuple[float, Recording]:
     apps = parse_apps({"apps": {"myapp": app_config(the_lab, count)}}, "bench")
+    runner = Recording(apps.apps["myapp"])
+    runner.ran = {}
+    took = await timed_redeploy(apps, runner, redis_url, make_incident(id=uuid.uuid4().hex[:6]))
+    return took, runner
+
+
+async def timed_redeploy(
+    apps: AppsFile, runner: HostRunner, redis_url: str, incident: Incident
+) -> float:
+    """The redeploy step alone, fenced through Redis before every command as a worker fences
+    it; how long it took. Every host must end on the target."""
     store = RedisStore(connect(redis_url))
-    incident = make_incident(id=uuid.uuid4().hex[:6])
     token = await store.acquire_lock("myapp", incident.id)
     assert isinstance(token, int)
     incident.lock_token = token
@@ -86,8 +96,6 @@ async def rewind_run(the_lab: Lab, count: int, redis_url: str) -> tuple[float, R
         assert await store.holds_lock("myapp", incident.id, token)
         assert await store.load(incident.id) is not None
 
-    runner = Recording(apps.apps["myapp"])
-    runner.ran = {}
     ctx = make_ctx(apps, runner, step=StepId.REDEPLOY, incident=incident,
                    notifier=RecordingNotifier())  # fmt: skip
     ctx.fence = fence
@@ -99,8 +107,9 @@ async def rewind_run(the_lab: Lab, count: int, redis_url: str) -> tuple[float, R
     took = time.perf_counter() - began
     await store.release_lock("myapp", incident.id)
     await store.r.aclose()
+    count = len(apps.apps["myapp"].hosts)
     assert len(outcome.hosts) == count and all(h.ok for h in outcome.hosts.values())
-    return took, runner
+    return took
 
 
 def baseline_run(the_lab: Lab, ran: dict[str, list[str]]) -> float:

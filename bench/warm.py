@@ -20,13 +20,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bench.fanout import timed_redeploy
 from bench.lab import Lab, lab, private_redis
 from bot.config.apps_file import parse_apps
-from bot.steps import redeploy
-from bot.store.redis_store import RedisStore, connect
-from bot.workflow.model import StepId
 from runners.ssh import SshRunner
-from tests.fakes import RecordingNotifier, make_ctx, make_incident
+from tests.fakes import make_incident
 from tests.fixtures_hosts import on_every_host
 
 SIZES = (1, 5, 20)
@@ -49,35 +47,12 @@ async def rewind_run(the_lab: Lab, count: int, redis_url: str, target: str) -> f
     cfg["hosts"] = cfg["hosts"][:count]
     cfg.pop("health", None)
     apps = parse_apps({"apps": {"myapp": cfg}}, "bench")
-    store = RedisStore(connect(redis_url))
     assert the_lab.env.repo is not None
     sha = the_lab.env.repo.tags[target]
     incident = make_incident(
         id=uuid.uuid4().hex[:6], facts={"assess": {"target": target, "target_sha": sha}}
     )
-    token = await store.acquire_lock("myapp", incident.id)
-    assert isinstance(token, int)
-    incident.lock_token = token
-    await store.create(incident)
-
-    async def fence() -> None:  # what StepRunner._fence asks Redis before every command
-        assert await store.holds_lock("myapp", incident.id, token)
-        assert await store.load(incident.id) is not None
-
-    runner = SshRunner(apps.apps["myapp"])
-    ctx = make_ctx(apps, runner, step=StepId.REDEPLOY, incident=incident,
-                   notifier=RecordingNotifier())  # fmt: skip
-    ctx.fence = fence
-    began = time.perf_counter()
-    try:
-        outcome = await redeploy.run(ctx)
-    finally:
-        await runner.close()
-    took = time.perf_counter() - began
-    await store.release_lock("myapp", incident.id)
-    await store.r.aclose()
-    assert len(outcome.hosts) == count and all(h.ok for h in outcome.hosts.values())
-    return took
+    return await timed_redeploy(apps, SshRunner(apps.apps["myapp"]), redis_url, incident)
 
 
 def switch_script(workdir: str, version: str) -> str:
