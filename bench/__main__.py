@@ -90,10 +90,13 @@ def run_warm(rep: Report, quick: bool) -> None:
 def run_rollback(rep: Report, quick: bool) -> None:
     rows = rollback.main(quick)
     for r in rows:
-        rep.row(f"whole rollback through Slack, {r.hosts} host(s), DB downgrade + backup",
-                f"{r.rewind:.1f} s", f"{r.baseline:.1f} s (plain script)", f"{r.ratio:.2f}×",
-                "≤ 1.5×", r.ratio <= 1.5)  # fmt: skip
-        if r.ratio > 1.5:
+        goal = r.goal
+        rep.row(f"whole rollback through Slack, {r.hosts} sshd host(s), DB downgrade + backup "
+                f"(median of {len(r.runs)})", f"{r.rewind:.1f} s",
+                f"{r.baseline:.1f} s (plain parallel OpenSSH script, same runbook)",
+                f"{r.ratio:.2f}×", f"≤ {goal}×" if goal else "",
+                None if goal is None else r.ratio <= goal)  # fmt: skip
+        if goal is not None and r.ratio > goal:
             rep.missed.append(f"rollback {r.hosts}")
     return_lines(rep, "3. Whole rollback", rollback.table(rows))
 

@@ -112,14 +112,26 @@ class Lab:
     def hosts(self) -> list[TestHost]:
         return self.env.hosts
 
-    def ssh_argv(self, host: TestHost) -> list[str]:
-        """Plain OpenSSH to `host`: host key checked, no connection sharing."""
+    def ssh_argv(self, host: TestHost, master: Path | None = None) -> list[str]:
+        """Plain OpenSSH to `host`, host key checked: no connection sharing, or with `master`
+        (a directory) one connection per host shared by every ssh to it (ControlMaster auto,
+        kept 120 s at most; `end_masters` closes them)."""
+        sharing = ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
+        if master is not None:
+            sharing = ["-o", "ControlMaster=auto", "-o", f"ControlPath={master}/%C",
+                       "-o", "ControlPersist=120"]  # fmt: skip
         return [
             "ssh", "-p", str(host.port), "-i", str(self.env.client_key),
             "-o", f"UserKnownHostsFile={self.env.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-            "-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none",
+            "-o", "BatchMode=yes", *sharing,
             "-o", "LogLevel=ERROR", f"{self.env.user}@{host.address}",
         ]  # fmt: skip
+
+    def end_masters(self, master: Path) -> None:
+        """Close the shared connections `ssh_argv(..., master)` left open (`ssh -O exit`)."""
+        for host in self.hosts:
+            argv = self.ssh_argv(host, master)
+            subprocess.run([*argv[:-1], "-O", "exit", argv[-1]], capture_output=True, timeout=30)
 
     def reset(self, ref: str = "v1.5.0", *, db_head: bool = False) -> None:
         """Every host back on `ref` (the bad version, app restarted), untimed."""

@@ -1,33 +1,58 @@
-"""The whole rollback through Slack, against a plain script doing the runbook's commands.
+"""The whole rollback through Slack, against a plain parallel OpenSSH script doing the same runbook.
 
 Rewind: `python -m bot serve` and one `python -m bot worker` (the Procfile), real Redis, real
 sshd hosts, a real PostgreSQL database at v1.5.0's head; the bench sends a signed
 `/rollback myapp v1.4.2 …` and clicks each button (Roll back, Approve downgrade) as soon as it
 shows, as signed block_actions. Monitoring lasts 1 s. Rewind's time runs from the command to the
-incident completed (report written), minus the time its buttons waited for the bench's clicks
-and minus the monitor window.
+incident completed (report written), minus only the time its buttons were on screen before the
+bench clicked them (a person's time, not Rewind's); the time before they showed is Rewind's.
 
-Baseline: a bash script with plain OpenSSH (ControlMaster off): read every host's version,
-back up the database, `alembic downgrade`, then fetch + checkout + restart on every host at
-once, and poll every health URL until it answers 200.
+Baseline: the same runbook as one bash script with plain OpenSSH, every host at once (`&` +
+`wait`), host keys checked against the same known_hosts, one shared connection per host
+(ControlMaster, as Rewind keeps one connection per host for the incident):
+
+1. assess: every host's version (`git describe`), `alembic current` on the database's host in
+   the same session; the operator's clone fetched, `git log` target..deployed;
+2. code: the hotfix branch at the target, pushed to origin;
+3. database: `pg_dump` to a backup file (checked non-empty), `alembic downgrade`, `alembic
+   current`;
+4. redeploy, every host: `git fetch` of the hotfix branch + checkout, install (`pip install -r
+   requirements.txt`) if requirements.txt changed (the runbook's "if needed", Rewind's rule too),
+   restart, status, version;
+5. verify: every health URL until it answers (200 / `"status": "ok"`), each host's last log
+   lines read and grepped for errors, the smoke tests;
+6. monitor: each host's log followed, and its health read, for the same window as Rewind's;
+7. report: a file written.
+
+Both start from every host on v1.5.0 (the database at its head) and must end on v1.4.2 with the
+database at v1.4.2's head (checked after each run, untimed). Each size runs `reps` times,
+alternating which of the two goes first; the medians are reported.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import shlex
+import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from bench.lab import (
     PY,
     SECRET,
     Lab,
+    Proc,
     bot_env,
     lab,
     pg_database,
@@ -41,81 +66,168 @@ from tests.harness import write_apps
 from tests.processes import free_port, wait_http
 from tests.slack_fake import SlackFake, buttons, click, send_command
 
-SIZES = (1, 5, 20)
+SIZES = (1, 5, 20, 50)
+REPS = 3
 MONITOR = 1.0
+TARGET, BAD = "v1.4.2", "v1.5.0"
 TARGET_REVISION = "b2c3d4e5f6a1"  # v1.4.2's alembic head in the sample app
 GATES = (("Roll back", "U0CAROL"), ("Approve downgrade", "U0ALICE"))
+# A real install: pip resolving the app's requirements (offline: the bench reaches no index).
+INSTALL = "pip install -q --no-index --disable-pip-version-check -r requirements.txt"
+ERRORS = "error|critical|traceback"
+GOALS = {20: 1.3, 50: 1.2}
+
+
+@dataclass
+class Run:
+    """One rollback by Rewind."""
+
+    total: float  # command -> completed
+    waited: float  # buttons on screen until the bench's click (subtracted)
+    before_buttons: float  # gate steps' end -> their buttons on screen (Rewind's time)
+    steps: list[tuple[str, float]] = field(default_factory=list)
+    gaps: float = 0.0  # between steps: queue, transitions, the buttons' wait
+    connections: float = 0.0  # SSH connections per host, at the hosts' sshd
+    sessions: float = 0.0  # SSH sessions per host
+
+    @property
+    def net(self) -> float:
+        return self.total - self.waited
+
+
+@dataclass
+class ScriptRun:
+    """One run of the plain script: its wall time and each phase's."""
+
+    took: float
+    phases: list[tuple[str, float]] = field(default_factory=list)
 
 
 @dataclass
 class Row:
     hosts: int
-    total: float  # command -> completed
-    waited: float  # buttons waiting for the bench's clicks
-    baseline: float
-    steps: list[tuple[str, float]] = field(default_factory=list)
-    gaps: float = 0.0  # between steps: queue, transitions
-    thread_behind: float = 0.0  # last thread message after completion
+    runs: list[Run] = field(default_factory=list)
+    scripts: list[ScriptRun] = field(default_factory=list)
 
     @property
     def rewind(self) -> float:
-        return self.total - self.waited - MONITOR
+        return statistics.median(r.net for r in self.runs)
+
+    @property
+    def baseline(self) -> float:
+        return statistics.median(s.took for s in self.scripts)
 
     @property
     def ratio(self) -> float:
         return self.rewind / self.baseline
 
+    @property
+    def goal(self) -> float | None:
+        return GOALS.get(self.hosts)
+
+    @property
+    def median_run(self) -> Run:
+        return sorted(self.runs, key=lambda r: r.net)[len(self.runs) // 2]
+
+    @property
+    def median_script(self) -> ScriptRun:
+        return sorted(self.scripts, key=lambda s: s.took)[len(self.scripts) // 2]
+
 
 def config(the_lab: Lab) -> dict[str, Any]:
     cfg = with_step_commands(the_lab.env.app_config())
+    cfg["deploy"]["commands"]["install"] = INSTALL
     cfg["monitor"] = {"duration": f"{MONITOR:g}s", "interval": f"{MONITOR:g}s"}
     cfg["verify"] = {"health_timeout": "60s", "health_interval": "0.2s"}
     return cfg
 
 
-async def rewind_run(the_lab: Lab, slack: SlackFake, redis_url: str, tmp: Path) -> Row:
+# ---- Rewind -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Bot:
+    """`serve` + one `worker`, up for every run of a size (as a bot in service is)."""
+
+    the_lab: Lab
+    slack: SlackFake
+    store: RedisStore
+    events: str
+    procs: list[Proc]
+    seen: set[str] = field(default_factory=set)  # incidents of earlier runs
+    clicked: set[str] = field(default_factory=set)  # gate messages already clicked
+
+    async def rollback(self) -> Run:
+        await self.store.unfreeze("myapp")  # the last run's rollback froze deploys
+        conns = {h.name: h.ssh_connections() for h in self.the_lab.hosts}
+        sessions = {h.name: h.ssh_sessions() for h in self.the_lab.hosts}
+        gates: list[tuple[float, float]] = []  # (buttons on screen, clicked)
+        async with aiohttp.ClientSession() as session:
+            began = time.time()
+            text = f"myapp {TARGET} checkout returns 500"
+            url = self.slack.response_url(f"start-{time.time_ns()}")
+            await send_command(session, self.events, SECRET, text=text, response_url=url)
+            incident = None
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                running(self.procs)()
+                recent = await self.store.recent_incidents(1)
+                incident = recent[0] if recent and recent[0].id not in self.seen else None
+                if incident is not None and not incident.status.open:
+                    break
+                await click_ready_gates(self.slack, session, self.events, self.clicked, gates)
+                await asyncio.sleep(0.02)
+        if incident is None or incident.status.value != "completed":
+            why = incident and [s.error for s in incident.steps if s.error]
+            raise RuntimeError(f"Rewind's rollback did not complete: {incident and incident.status}"
+                               f" {why}")  # fmt: skip
+        self.seen.add(incident.id)
+        run = breakdown(await self.store.timeline(incident.id), began, gates)
+        count = len(self.the_lab.hosts)
+        run.connections = sum(h.ssh_connections() - conns[h.name] for h in self.the_lab.hosts)
+        run.sessions = sum(h.ssh_sessions() - sessions[h.name] for h in self.the_lab.hosts)
+        run.connections, run.sessions = run.connections / count, run.sessions / count
+        return run
+
+
+@asynccontextmanager
+async def bot(the_lab: Lab, redis_url: str, tmp: Path) -> Any:
     apps_file = write_apps(tmp / "apps.yaml", {"myapp": config(the_lab)}, tmp / "incidents")
     port = free_port()
-    env = bot_env(slack.api_url, redis_url, apps_file, tmp / "ws", port)
-    base = f"http://127.0.0.1:{port}"
-    events = f"{base}/slack/events"
-    store = RedisStore(connect(redis_url))
-    commands = [("serve", [PY, "-m", "bot", "serve"]), ("worker", [PY, "-m", "bot", "worker"])]
-    try:
-        with processes(commands, env, tmp / "logs") as procs:
-            await wait_http(f"{base}/healthz", check=running(procs))
-            import aiohttp
+    async with SlackFake() as slack:
+        env = bot_env(slack.api_url, redis_url, apps_file, tmp / "ws", port)
+        base = f"http://127.0.0.1:{port}"
+        store = RedisStore(connect(redis_url))
+        commands = [("serve", [PY, "-m", "bot", "serve"]), ("worker", [PY, "-m", "bot", "worker"])]
+        try:
+            with processes(commands, env, tmp / "logs") as procs:
+                await wait_http(f"{base}/healthz", check=running(procs))
+                yield Bot(the_lab, slack, store, f"{base}/slack/events", procs)
+        finally:
+            await store.r.aclose()
 
-            async with aiohttp.ClientSession() as session:
-                began = time.time()
-                text = "myapp v1.4.2 checkout returns 500"
-                url = slack.response_url("start")
-                await send_command(session, events, SECRET, text=text, response_url=url)
-                clicked: set[str] = set()
-                incident = None
-                deadline = time.monotonic() + 300
-                while time.monotonic() < deadline:
-                    incident = (await store.recent_incidents(1) or [None])[0]
-                    if incident is not None and not incident.status.open:
-                        break
-                    await click_ready_gates(slack, session, events, clicked)
-                    await asyncio.sleep(0.02)
-                done = time.time()
-            assert incident is not None and incident.status.value == "completed", incident
-            timeline = await store.timeline(incident.id)
-            await asyncio.sleep(0)
-            last_post = max(
-                (c.at for c in slack.calls if c.method == "chat.postMessage"), default=done
-            )
-    finally:
-        await store.r.aclose()
-    return breakdown(the_lab, timeline, began, done, last_post)
+
+def shown_at(slack: SlackFake, ts: str, label: str) -> float:
+    """When the Slack stand-in received the message `ts` carrying the button `label`."""
+    for call in slack.calls:
+        if call.method not in ("chat.postMessage", "chat.update"):
+            continue
+        said = call.response if isinstance(call.response, dict) else {}
+        if str(said.get("ts")) == ts and label.lower() in json.dumps(call.args).lower():
+            return call.at
+    return time.time()
 
 
 async def click_ready_gates(
-    slack: SlackFake, session: Any, events: str, clicked: set[str], channel: str = "C0INCIDENT"
+    slack: SlackFake,
+    session: Any,
+    events: str,
+    clicked: set[str],
+    gates: list[tuple[float, float]] | None = None,
+    channel: str = "C0INCIDENT",
 ) -> None:
-    """Click each new gate's button as soon as it shows."""
+    """Click each new gate's button as soon as it shows; in `gates`, when each showed and when
+    it was clicked."""
     for msg in slack.messages(channel):
         ts = str(msg.get("ts"))
         if ts in clicked:
@@ -124,6 +236,8 @@ async def click_ready_gates(
         for label, user in GATES:
             if any(label.lower() in text for text in labels):
                 clicked.add(ts)
+                if gates is not None:
+                    gates.append((shown_at(slack, ts, label), time.time()))
                 await click(session, events, SECRET, message=msg, label=label, user_id=user,
                             channel_id=channel,
                             response_url=slack.response_url(f"click-{ts}"))  # fmt: skip
@@ -134,12 +248,12 @@ def _at(entry: dict[str, Any]) -> float:
     return datetime.fromisoformat(str(entry["at"])).timestamp()
 
 
-def breakdown(the_lab: Lab, timeline: list[dict[str, Any]], began: float, done: float,
-              last_post: float) -> Row:  # fmt: skip
+def breakdown(
+    timeline: list[dict[str, Any]], began: float, gates: list[tuple[float, float]]
+) -> Run:
     steps: list[tuple[str, float]] = []
     started: dict[str, float] = {}
-    waited = 0.0
-    waiting_since: float | None = None
+    asked: list[float] = []  # gate steps' ends
     busy = 0.0
     for entry in timeline:
         what, at = str(entry["what"]), _at(entry)
@@ -151,66 +265,150 @@ def breakdown(the_lab: Lab, timeline: list[dict[str, Any]], began: float, done: 
             steps.append((title, took))
             busy += took
             if entry.get("result") == "waiting":
-                waiting_since = at
-        elif what.startswith("answered") and waiting_since is not None:
-            waited += at - waiting_since
-            waiting_since = None
-    end = max((_at(e) for e in timeline), default=done)
-    total = end - began
-    row = Row(len(the_lab.hosts), total, waited, 0.0, steps)
-    row.gaps = total - waited - busy
-    row.thread_behind = max(0.0, last_post - end)
-    return row
+                asked.append(at)
+    end = max((_at(e) for e in timeline), default=began)
+    waited = sum(max(0.0, clicked - shown) for shown, clicked in gates)
+    before = sum(max(0.0, shown - at) for at, (shown, _) in zip(asked, gates, strict=False))
+    run = Run(end - began, waited, before, steps)
+    run.gaps = run.total - waited - busy
+    return run
 
 
-def baseline_script(the_lab: Lab, backup: Path) -> str:
-    """The runbook's commands, as an engineer would run them with plain OpenSSH."""
+# ---- the plain script -------------------------------------------------------------------------
+
+
+def baseline_script(the_lab: Lab, work: Path, master: Path, hotfix: str) -> str:
+    """The runbook as an engineer would script it with plain OpenSSH, every host at once."""
     env = the_lab.env
+    assert env.repo is not None
     wd = shlex.quote(env.workdir)
+    q = shlex.quote
+    db = env.hosts[0]
+    backup = q(str(db.real_dir.parent / "backups" / f"script-{time.time_ns()}.sql"))
+    clone = q(str(work / "clone"))
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
 
     def ssh(host: Any, remote: str) -> str:
-        return " ".join(shlex.quote(a) for a in [*the_lab.ssh_argv(host), remote])
+        return " ".join(q(a) for a in [*the_lab.ssh_argv(host, master), f"cd {wd} && {remote}"])
 
-    db = env.hosts[0]
-    lines = ["set -eu", "fail=0", "# 1. what runs where"]
-    lines += [f"{ssh(h, f'cd {wd} && git describe --tags --always')} > /dev/null &"
-              for h in env.hosts]  # fmt: skip
-    lines += ['for j in $(jobs -p); do wait "$j" || fail=1; done', '[ "$fail" = 0 ]']
-    lines.append(
-        "# 2. back up the database, then downgrade it with the code that has the migrations"
-    )
-    dump = f'cd {wd} && pg_dump --clean --if-exists "$(cat .pg_url)" > {shlex.quote(str(backup))}'
-    lines.append(f"{ssh(db, dump)}")
-    lines.append(f"test -s {shlex.quote(str(backup))}")
-    down = f"cd {wd} && alembic -c alembic.ini downgrade {TARGET_REVISION}"
-    lines.append(f"{ssh(db, down)} > /dev/null 2>&1")
-    lines.append("# 3. every host to the previous version, restarted")
-    deploy = (
-        f"cd {wd} && git fetch --tags --quiet origin && git checkout --quiet --force v1.4.2"
-        " && ./run.sh restart"
-    )
-    lines += [f"{ssh(h, deploy)} > /dev/null &" for h in env.hosts]
-    lines += ['for j in $(jobs -p); do wait "$j" || fail=1; done', '[ "$fail" = 0 ]']
-    lines.append("# 4. health until 200 everywhere")
+    def out(host: Any, what: str) -> str:
+        return q(str(logs / f"{what}-{host.name}.log"))
+
+    alembic = "alembic -c alembic.ini"
+    lines = [
+        "set -eu",
+        'm() { printf \'@@ %s %s\\n\' "$1" "$(date +%s.%N)"; }',
+        'all() { f=0; for j in $(jobs -p); do wait "$j" || f=1; done; [ "$f" = 0 ]; }',
+        "m assess",
+    ]
     for h in env.hosts:
-        lines.append(
-            f"i=0; until [ \"$(curl -s -o /dev/null -w '%{{http_code}}' {h.health_url})\" = 200 ]; "
-            "do i=$((i+1)); [ $i -lt 300 ]; sleep 0.2; done"
+        read = "git describe --tags --always" + (f" && {alembic} current" if h is db else "")
+        lines.append(f"{ssh(h, read)} > {out(h, 'assess')} 2>&1 &")
+    lines.append(
+        f"( [ -d {clone}/.git ] || git clone -q {q(str(env.repo.origin))} {clone}; "
+        f"git -C {clone} fetch -q --tags origin; "
+        f"git -C {clone} log --oneline {TARGET}..{BAD} ) > {q(str(logs / 'git-log.log'))} 2>&1 &"
+    )
+    lines += ["all", "m code"]
+    # As Rewind does (it recommends the reverts here): the deployed version's main line
+    # reverted, newest first, on a branch pushed to origin.
+    git = f"git -C {clone} -c user.name=oncall -c user.email=oncall@example.com"
+    lines += [
+        f"{git} checkout -q --force -B {q(hotfix)} {BAD}",
+        f"for c in $({git} rev-list --first-parent {TARGET}..{BAD}); do",
+        f'  if [ "$({git} rev-list --parents -n 1 "$c" | wc -w)" -gt 2 ]; then m1="-m 1"; '
+        'else m1=""; fi',
+        f'  {git} revert --no-edit $m1 "$c" > /dev/null',
+        "done",
+        f"{git} diff --quiet {TARGET} HEAD --",
+        f"{git} push -q origin {q(hotfix)}",
+    ]
+    lines.append("m db_backup")
+    bdir = q(str(db.real_dir.parent / "backups"))
+    dump = f'mkdir -p {bdir} && pg_dump --clean --if-exists "$(cat .pg_url)" > {backup}'
+    lines.append(f"{ssh(db, f'{dump} && test -s {backup}')} > {out(db, 'backup')} 2>&1")
+    lines.append("m db_downgrade")
+    down = f"{alembic} downgrade {TARGET_REVISION} && {alembic} current"
+    lines.append(f"{ssh(db, down)} > {out(db, 'downgrade')} 2>&1")
+    lines.append("m redeploy")
+    # Install "if needed", as the runbook says and Rewind does: when requirements.txt changed.
+    deps = "git rev-parse HEAD:requirements.txt 2>/dev/null || true"
+    deploy = (
+        f"before=$({deps}) && git fetch --tags --force origin {q(hotfix)}"
+        " && git checkout --force FETCH_HEAD"
+        f' && if [ "$({deps})" != "$before" ]; then {INSTALL}; fi'
+        " && ./run.sh restart && ./run.sh status && git describe --tags --always"
+    )
+    lines += [f"{ssh(h, deploy)} > {out(h, 'redeploy')} 2>&1 &" for h in env.hosts]
+    lines += ["all", "m verify"]
+    for h in env.hosts:
+        health = (
+            f"i=0; until [ \"$(curl -s -o /dev/null -w '%{{http_code}}' {h.health_url})\" = 200 ]"
+            "; do i=$((i+1)); [ $i -lt 300 ]; sleep 0.2; done; "
+            f'i=0; until curl -s {h.api_health_url} | grep -q \'"status": *"ok"\''
+            "; do i=$((i+1)); [ $i -lt 300 ]; sleep 0.2; done"
         )
+        tail = ssh(h, "tail -n 50 app.log")
+        lines.append(f"( {health}; {tail} | grep -ciE {q(ERRORS)} || true ) "
+                     f"> {out(h, 'verify')} 2>&1 &")  # fmt: skip
+    smoke = ssh(db, "./smoke.sh login && ./smoke.sh checkout")
+    lines += [f"{smoke} > {out(db, 'smoke')} 2>&1 &", "all", "m monitor"]
+    for h in env.hosts:
+        follow = ssh(h, f"(timeout {MONITOR:g} tail -n 0 -f app.log || true)")
+        check = f"[ \"$(curl -s -o /dev/null -w '%{{http_code}}' {h.health_url})\" = 200 ]"
+        lines.append(f"( {follow} | grep -ciE {q(ERRORS)} || true; {check} ) "
+                     f"> {out(h, 'monitor')} 2>&1 &")  # fmt: skip
+    lines += ["all", "m report"]
+    lines.append(f"printf '# rollback to {TARGET}\\n\\n%s\\n' \"$(cat {q(str(logs))}/*.log)\""
+                 f" > {q(str(work / 'report.md'))}")  # fmt: skip
+    lines.append("m end")
     return "\n".join(lines)
 
 
-def baseline_run(the_lab: Lab, tmp: Path) -> float:
-    script = baseline_script(the_lab, tmp / f"backup-{time.time_ns()}.sql")
-    began = time.perf_counter()
-    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=600)
-    took = time.perf_counter() - began
+def baseline_run(the_lab: Lab, work: Path, n: int) -> ScriptRun:
+    master = Path(tempfile.mkdtemp(prefix="rw-cm-"))  # short: a socket path has 108 bytes
+    script = baseline_script(the_lab, work, master, f"hotfix/rollback-myapp-{TARGET}-script{n}")
+    try:
+        began = time.perf_counter()
+        proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=600)
+        took = time.perf_counter() - began
+    finally:
+        the_lab.end_masters(master)
+        subprocess.run(["rm", "-rf", str(master)], check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"baseline script failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return took
+    return ScriptRun(took, phases(proc.stdout))
 
 
-async def measure(sizes: tuple[int, ...] = SIZES) -> list[Row]:
+def phases(stdout: str) -> list[tuple[str, float]]:
+    marks = [ln.split()[1:] for ln in stdout.splitlines() if ln.startswith("@@ ")]
+    return [(a[0], float(b[1]) - float(a[1])) for a, b in itertools.pairwise(marks)]
+
+
+# ---- both -------------------------------------------------------------------------------------
+
+
+def check_rolled_back(the_lab: Lab, who: str) -> None:
+    """Every host on the target and healthy, the database at the target's head."""
+    for host in the_lab.hosts:
+        got = "v" + host.run("cat VERSION").strip()
+        if got != TARGET or host.health_status() != 200:
+            raise RuntimeError(f"after {who}: {host.name} is on {got}, not {TARGET}, or unhealthy")
+    current = the_lab.hosts[0].run("alembic -c alembic.ini current 2>/dev/null")
+    if TARGET_REVISION not in current:
+        raise RuntimeError(f"after {who}: the database is at {current.strip()!r}")
+
+
+def order(reps: int) -> Iterator[tuple[int, str]]:
+    """Rewind first, then the script; then the other way round; and so on."""
+    for rep in range(reps):
+        pair = ("rewind", "script") if rep % 2 == 0 else ("script", "rewind")
+        for who in pair:
+            yield rep, who
+
+
+async def measure(sizes: Sequence[int] = SIZES, reps: int = REPS) -> list[Row]:
     rows: list[Row] = []
     for count in sizes:
         with (
@@ -220,44 +418,77 @@ async def measure(sizes: tuple[int, ...] = SIZES) -> list[Row]:
             lab(count, db_url=db_url) as the_lab,
         ):
             tmp = Path(tmpdir)
-            async with SlackFake() as slack:
-                row = await rewind_run(the_lab, slack, redis_url, tmp)
-            the_lab.reset(db_head=True)
-            row.baseline = baseline_run(the_lab, tmp)
+            row = Row(count)
+            async with bot(the_lab, redis_url, tmp) as rewind:
+                for rep, who in order(reps):
+                    the_lab.reset(db_head=True)
+                    if who == "rewind":
+                        row.runs.append(await rewind.rollback())
+                    else:
+                        row.scripts.append(baseline_run(the_lab, tmp / "script", rep))
+                    check_rolled_back(the_lab, who)
             rows.append(row)
+            print(f"  rollback {count} host(s): Rewind {[round(r.net, 1) for r in row.runs]} s, "
+                  f"script {[round(s.took, 1) for s in row.scripts]} s", flush=True)  # fmt: skip
     return rows
 
 
-def table(rows: list[Row]) -> list[str]:
+def table(rows: Sequence[Row]) -> list[str]:
     out = [
-        "| hosts | Rewind, all | buttons waited | monitor window | **Rewind, net** "
-        "| plain script | ratio | goal ≤ 1.5× |",
-        "|---:|---:|---:|---:|---:|---:|---:|:---:|",
+        "| hosts | Rewind | script | ratio | goal | runs (Rewind / script) "
+        "| SSH connections per host (Rewind) |",
+        "|---:|---:|---:|---:|:---:|---|---:|",
     ]
     for r in rows:
-        ok = "met" if r.ratio <= 1.5 else "**missed**"
-        out.append(
-            f"| {r.hosts} | {r.total:.1f} s | {r.waited:.1f} s | {MONITOR:.1f} s "
-            f"| **{r.rewind:.1f} s** | {r.baseline:.1f} s | {r.ratio:.2f}× | {ok} |"
-        )
-    if rows:
-        biggest = rows[-1]
-        out += ["", f"Where Rewind's time goes ({biggest.hosts} hosts; the steps run one after "
-                    "another, so this is the critical path):", "",
-                "| step | took |", "|---|---:|"]  # fmt: skip
-        for title, took in biggest.steps:
-            out.append(f"| {title} | {took:.2f} s |")
-        out.append(f"| between steps (queue, transitions, Redis) | {biggest.gaps:.2f} s |")
-        out.append(f"| buttons waiting for the clicks (subtracted) | {biggest.waited:.2f} s |")
-        out.append(
-            f"| (after completion: the thread's last message was posted "
-            f"{biggest.thread_behind:.2f} s later) | |"
-        )
+        goal = "" if r.goal is None else f"≤ {r.goal}×: " + ("met" if r.ratio <= r.goal
+                                                            else "**missed**")  # fmt: skip
+        each = (", ".join(f"{x.net:.1f}" for x in r.runs) + " / "
+                + ", ".join(f"{s.took:.1f}" for s in r.scripts))  # fmt: skip
+        conns = statistics.median(x.connections for x in r.runs)
+        out.append(f"| {r.hosts} | {r.rewind:.1f} s | {r.baseline:.1f} s | {r.ratio:.2f}× "
+                   f"| {goal} | {each} | {conns:g} |")  # fmt: skip
+    at = next((r for r in rows if r.hosts == 20), rows[-1] if rows else None)
+    if at is not None:
+        out += ["", *steps_table(at)]
+    return out
+
+
+SCRIPT_PHASE = {
+    "Assess the situation": "assess",
+    "Roll back code": "code",
+    "Back up database, preview downgrade": "db_backup",
+    "Roll back database": "db_downgrade",
+    "Redeploy previous version": "redeploy",
+    "Verify rollback": "verify",
+    "Monitor": "monitor",
+    "Incident report": "report",
+}
+
+
+def steps_table(row: Row) -> list[str]:
+    run, script = row.median_run, row.median_script
+    theirs = dict(script.phases)
+    out = [
+        f"Where the time goes at {row.hosts} hosts (the median run of each; the steps run one "
+        "after another, so this is the critical path):",
+        "",
+        "| step | Rewind | script |",
+        "|---|---:|---:|",
+    ]
+    for title, took in run.steps:
+        phase = SCRIPT_PHASE.get(title)
+        other = f"{theirs[phase]:.2f} s" if phase in theirs else "—"
+        out.append(f"| {title} | {took:.2f} s | {other} |")
+    between = run.gaps - run.before_buttons
+    out.append(f"| between steps (queue, transitions, Redis) | {between:.2f} s | — |")
+    out.append(f"| gate steps' end → their buttons on screen | {run.before_buttons:.2f} s | — |")
+    out.append(f"| **total** | **{run.net:.2f} s** | **{script.took:.2f} s** |")
+    out.append(f"| buttons on screen until clicked (subtracted) | {run.waited:.2f} s | — |")
     return out
 
 
 def main(quick: bool = False) -> list[Row]:
-    return asyncio.run(measure((1,) if quick else SIZES))
+    return asyncio.run(measure((1,) if quick else SIZES, 1 if quick else REPS))
 
 
 if __name__ == "__main__":

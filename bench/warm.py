@@ -99,7 +99,7 @@ def check_on_target(the_lab: Lab, count: int) -> None:
             raise RuntimeError(f"{host.name} is on {got} after the run, not {TARGET}")
 
 
-async def measure(sizes: Sequence[int] = SIZES, reps: int = 2) -> list[Row]:
+async def measure(sizes: Sequence[int] = SIZES, reps: int = 3) -> list[Row]:
     rows: list[Row] = []
     with private_redis() as redis_url, lab(max(sizes), ref=TARGET, releases=3) as the_lab:
         # v1.5.0 deployed once through the full path: both releases kept, v1.5.0 current.
@@ -107,13 +107,14 @@ async def measure(sizes: Sequence[int] = SIZES, reps: int = 2) -> list[Row]:
         for count in sizes:
             ours: list[float] = []
             theirs: list[float] = []
-            for _ in range(reps):
-                back_to_bad(the_lab)
-                ours.append(await rewind_run(the_lab, count, redis_url, TARGET))
-                check_on_target(the_lab, count)
-                back_to_bad(the_lab)
-                theirs.append(baseline_run(the_lab, count))
-                check_on_target(the_lab, count)
+            for rep in range(reps):  # Rewind first, then the script; then the other way round
+                for who in ("rewind", "script") if rep % 2 == 0 else ("script", "rewind"):
+                    back_to_bad(the_lab)
+                    if who == "rewind":
+                        ours.append(await rewind_run(the_lab, count, redis_url, TARGET))
+                    else:
+                        theirs.append(baseline_run(the_lab, count))
+                    check_on_target(the_lab, count)
             rows.append(Row(count, statistics.median(ours), statistics.median(theirs)))
     return rows
 
@@ -131,7 +132,7 @@ def table(rows: Sequence[Row]) -> list[str]:
 
 
 def main(quick: bool = False) -> list[Row]:
-    return asyncio.run(measure((1, 5) if quick else SIZES, 1 if quick else 2))
+    return asyncio.run(measure((1,) if quick else SIZES, 1 if quick else 3))
 
 
 if __name__ == "__main__":
