@@ -34,6 +34,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+import resource
 import shlex
 import statistics
 import subprocess
@@ -61,6 +63,8 @@ from bench.lab import (
     running,
 )
 from bot.store.redis_store import RedisStore, connect
+from bot.workflow.model import StepStatus
+from bot.workflow.steps import STEPS
 from tests.fakes import with_step_commands
 from tests.harness import write_apps
 from tests.processes import free_port, wait_http
@@ -76,6 +80,7 @@ GATES = (("Roll back", "U0CAROL"), ("Approve downgrade", "U0ALICE"))
 INSTALL = "pip install -q --no-index --disable-pip-version-check -r requirements.txt"
 ERRORS = "error|critical|traceback"
 GOALS = {20: 1.3, 50: 1.2}
+TITLES = {spec.id: spec.title for spec in STEPS}
 
 
 @dataclass
@@ -89,6 +94,9 @@ class Run:
     gaps: float = 0.0  # between steps: queue, transitions, the buttons' wait
     connections: float = 0.0  # SSH connections per host, at the hosts' sshd
     sessions: float = 0.0  # SSH sessions per host
+    cpu: dict[str, float] = field(default_factory=dict)  # the worker's CPU seconds, by step
+    serve_cpu: float = 0.0
+    busy: float = 0.0  # the machine's CPUs busy during the run, 0..1 (everyone's work)
 
     @property
     def net(self) -> float:
@@ -101,6 +109,8 @@ class ScriptRun:
 
     took: float
     phases: list[tuple[str, float]] = field(default_factory=list)
+    cpu: float = 0.0  # the script's own processes (bash, ssh, curl, git): CPU seconds
+    busy: float = 0.0  # the machine's CPUs busy during the run, 0..1
 
 
 @dataclass
@@ -162,6 +172,10 @@ class Bot:
         conns = {h.name: h.ssh_connections() for h in self.the_lab.hosts}
         sessions = {h.name: h.ssh_sessions() for h in self.the_lab.hosts}
         gates: list[tuple[float, float]] = []  # (buttons on screen, clicked)
+        worker, serve = (next(p.popen.pid for p in self.procs if p.name == n)
+                         for n in ("worker", "serve"))  # fmt: skip
+        cpu: dict[str, float] = {}
+        last, serve_before, machine_before = cpu_seconds(worker), cpu_seconds(serve), busy_now()
         async with aiohttp.ClientSession() as session:
             began = time.time()
             text = f"myapp {TARGET} checkout returns 500"
@@ -173,6 +187,13 @@ class Bot:
                 running(self.procs)()
                 recent = await self.store.recent_incidents(1)
                 incident = recent[0] if recent and recent[0].id not in self.seen else None
+                now = cpu_seconds(worker)
+                step = "between steps" if incident is None else next(
+                    (TITLES[s.id] for s in incident.steps if s.status == StepStatus.RUNNING),
+                    "between steps",
+                )  # fmt: skip
+                cpu[step] = cpu.get(step, 0.0) + now - last
+                last = now
                 if incident is not None and not incident.status.open:
                     break
                 await click_ready_gates(self.slack, session, self.events, self.clicked, gates)
@@ -187,7 +208,30 @@ class Bot:
         run.connections = sum(h.ssh_connections() - conns[h.name] for h in self.the_lab.hosts)
         run.sessions = sum(h.ssh_sessions() - sessions[h.name] for h in self.the_lab.hosts)
         run.connections, run.sessions = run.connections / count, run.sessions / count
+        run.cpu, run.serve_cpu = cpu, cpu_seconds(serve) - serve_before
+        run.busy = busy_share(machine_before, busy_now())
         return run
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of process `pid` and of its children it waited for (git, …), in seconds."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(v) for v in stat[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def busy_now() -> tuple[float, float]:
+    """The machine's (busy, total) CPU time so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return float(sum(values) - idle), float(sum(values))
+
+
+def busy_share(before: tuple[float, float], after: tuple[float, float]) -> float:
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else 0.0
 
 
 @asynccontextmanager
@@ -370,15 +414,34 @@ def baseline_run(the_lab: Lab, work: Path, n: int) -> ScriptRun:
     master = Path(tempfile.mkdtemp(prefix="rw-cm-"))  # short: a socket path has 108 bytes
     script = baseline_script(the_lab, work, master, f"hotfix/rollback-myapp-{TARGET}-script{n}")
     try:
+        machine_before, used = busy_now(), resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.perf_counter()
         proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=600)
         took = time.perf_counter() - began
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime
+        busy = busy_share(machine_before, busy_now())
+        cpu += masters_cpu(master)  # daemons: not among the children waited for
     finally:
         the_lab.end_masters(master)
         subprocess.run(["rm", "-rf", str(master)], check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"baseline script failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return ScriptRun(took, phases(proc.stdout))
+    return ScriptRun(took, phases(proc.stdout), cpu, busy)
+
+
+def masters_cpu(master: Path) -> float:
+    """CPU seconds of the ssh processes still holding connections under `master`."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(master).encode() in cmdline:
+                total += cpu_seconds(int(proc.name))
+    return total
 
 
 def phases(stdout: str) -> list[tuple[str, float]]:
@@ -470,20 +533,32 @@ def steps_table(row: Row) -> list[str]:
     theirs = dict(script.phases)
     out = [
         f"Where the time goes at {row.hosts} hosts (the median run of each; the steps run one "
-        "after another, so this is the critical path):",
+        "after another, so this is the critical path). *Worker CPU* is the CPU time Rewind's "
+        "worker process (and the git it ran) used during the step:",
         "",
-        "| step | Rewind | script |",
-        "|---|---:|---:|",
+        "| step | Rewind | worker CPU | script |",
+        "|---|---:|---:|---:|",
     ]
     for title, took in run.steps:
         phase = SCRIPT_PHASE.get(title)
         other = f"{theirs[phase]:.2f} s" if phase in theirs else "—"
-        out.append(f"| {title} | {took:.2f} s | {other} |")
+        out.append(f"| {title} | {took:.2f} s | {run.cpu.get(title, 0.0):.2f} s | {other} |")
     between = run.gaps - run.before_buttons
-    out.append(f"| between steps (queue, transitions, Redis) | {between:.2f} s | — |")
-    out.append(f"| gate steps' end → their buttons on screen | {run.before_buttons:.2f} s | — |")
-    out.append(f"| **total** | **{run.net:.2f} s** | **{script.took:.2f} s** |")
-    out.append(f"| buttons on screen until clicked (subtracted) | {run.waited:.2f} s | — |")
+    out.append(f"| between steps (queue, transitions, Redis) | {between:.2f} s "
+               f"| {run.cpu.get('between steps', 0.0):.2f} s | — |")  # fmt: skip
+    out.append(f"| gate steps' end → their buttons on screen | {run.before_buttons:.2f} s | | — |")
+    out.append(f"| **total** | **{run.net:.2f} s** | **{sum(run.cpu.values()):.2f} s** "
+               f"| **{script.took:.2f} s** |")  # fmt: skip
+    out.append(f"| buttons on screen until clicked (subtracted) | {run.waited:.2f} s | | — |")
+    out += [
+        "",
+        f"CPU of the orchestration itself: Rewind's worker {sum(run.cpu.values()):.1f} s and "
+        f"`serve` {run.serve_cpu:.1f} s; the script's bash, ssh (their shared connections "
+        f"included), curl and git {script.cpu:.1f} s. The machine's 2 cores were "
+        f"{run.busy:.0%} busy during Rewind's run and {script.busy:.0%} during the script's "
+        "(everything on the machine: the hosts' sshd and commands, the apps, PostgreSQL, "
+        "Redis, and other users' work).",
+    ]
     return out
 
 
