@@ -91,6 +91,9 @@ def run_rollback(rep: Report, quick: bool) -> None:
     rows = rollback.main(quick)
     for r in rows:
         goal = r.goal
+        if r.error or not r.runs or not r.scripts:
+            rep.missed.append(f"rollback {r.hosts} (not measured)")
+            continue
         rep.row(f"whole rollback through Slack, {r.hosts} sshd host(s), DB downgrade + backup "
                 f"(median of {len(r.runs)})", f"{r.rewind:.1f} s",
                 f"{r.baseline:.1f} s (plain parallel OpenSSH script, same runbook)",

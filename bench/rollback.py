@@ -41,6 +41,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -118,6 +119,7 @@ class Row:
     hosts: int
     runs: list[Run] = field(default_factory=list)
     scripts: list[ScriptRun] = field(default_factory=list)
+    error: str = ""  # why this size was not measured (the other sizes still are)
 
     @property
     def rewind(self) -> float:
@@ -413,10 +415,12 @@ def baseline_script(the_lab: Lab, work: Path, master: Path, hotfix: str) -> str:
 def baseline_run(the_lab: Lab, work: Path, n: int) -> ScriptRun:
     master = Path(tempfile.mkdtemp(prefix="rw-cm-"))  # short: a socket path has 108 bytes
     script = baseline_script(the_lab, work, master, f"hotfix/rollback-myapp-{TARGET}-script{n}")
+    path = work / f"rollback-{n}.sh"  # a file: at 50 hosts it is longer than one argument may be
+    path.write_text(script + "\n")
     try:
         machine_before, used = busy_now(), resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.perf_counter()
-        proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(["bash", str(path)], capture_output=True, text=True, timeout=600)
         took = time.perf_counter() - began
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime
@@ -482,15 +486,20 @@ async def measure(sizes: Sequence[int] = SIZES, reps: int = REPS) -> list[Row]:
         ):
             tmp = Path(tmpdir)
             row = Row(count)
-            async with bot(the_lab, redis_url, tmp) as rewind:
-                for rep, who in order(reps):
-                    the_lab.reset(db_head=True)
-                    if who == "rewind":
-                        row.runs.append(await rewind.rollback())
-                    else:
-                        row.scripts.append(baseline_run(the_lab, tmp / "script", rep))
-                    check_rolled_back(the_lab, who)
             rows.append(row)
+            try:
+                async with bot(the_lab, redis_url, tmp) as rewind:
+                    for rep, who in order(reps):
+                        the_lab.reset(db_head=True)
+                        if who == "rewind":
+                            row.runs.append(await rewind.rollback())
+                        else:
+                            row.scripts.append(baseline_run(the_lab, tmp / "script", rep))
+                        check_rolled_back(the_lab, who)
+            except Exception as exc:  # said in the table; the other sizes are still measured
+                traceback.print_exc()
+                row.error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                continue
             print(f"  rollback {count} host(s): Rewind {[round(r.net, 1) for r in row.runs]} s, "
                   f"script {[round(s.took, 1) for s in row.scripts]} s", flush=True)  # fmt: skip
     return rows
@@ -503,6 +512,9 @@ def table(rows: Sequence[Row]) -> list[str]:
         "|---:|---:|---:|---:|:---:|---|---:|",
     ]
     for r in rows:
+        if r.error or not r.runs or not r.scripts:
+            out.append(f"| {r.hosts} | **not measured** | | | | {r.error or 'no run'} | |")
+            continue
         goal = "" if r.goal is None else f"≤ {r.goal}×: " + ("met" if r.ratio <= r.goal
                                                             else "**missed**")  # fmt: skip
         each = (", ".join(f"{x.net:.1f}" for x in r.runs) + " / "
@@ -510,7 +522,8 @@ def table(rows: Sequence[Row]) -> list[str]:
         conns = statistics.median(x.connections for x in r.runs)
         out.append(f"| {r.hosts} | {r.rewind:.1f} s | {r.baseline:.1f} s | {r.ratio:.2f}× "
                    f"| {goal} | {each} | {conns:g} |")  # fmt: skip
-    at = next((r for r in rows if r.hosts == 20), rows[-1] if rows else None)
+    done = [r for r in rows if r.runs and r.scripts and not r.error]
+    at = next((r for r in done if r.hosts == 20), done[-1] if done else None)
     if at is not None:
         out += ["", *steps_table(at)]
     return out
