@@ -34,6 +34,9 @@ from tests.redis_servers import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-signing-secret"
+# The apps' install: pip resolving the app's requirements, offline (no index, no version check),
+# so that the benches reach nothing beyond 127.0.0.1.
+INSTALL = "pip install -q --no-index --disable-pip-version-check -r requirements.txt"
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -52,6 +52,7 @@ from typing import Any
 import aiohttp
 
 from bench.lab import (
+    INSTALL,
     PY,
     SECRET,
     Lab,
@@ -77,8 +78,6 @@ MONITOR = 1.0
 TARGET, BAD = "v1.4.2", "v1.5.0"
 TARGET_REVISION = "b2c3d4e5f6a1"  # v1.4.2's alembic head in the sample app
 GATES = (("Roll back", "U0CAROL"), ("Approve downgrade", "U0ALICE"))
-# A real install: pip resolving the app's requirements (offline: the bench reaches no index).
-INSTALL = "pip install -q --no-index --disable-pip-version-check -r requirements.txt"
 ERRORS = "error|critical|traceback"
 GOALS = {20: 1.3, 50: 1.2}
 TITLES = {spec.id: spec.title for spec in STEPS}

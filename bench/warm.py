@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.fanout import timed_redeploy
-from bench.lab import Lab, lab, private_redis
+from bench.lab import INSTALL, Lab, lab, private_redis
 from bot.config.apps_file import parse_apps
 from runners.ssh import SshRunner
 from tests.fakes import make_incident
@@ -45,6 +45,7 @@ class Row:
 
 async def rewind_run(the_lab: Lab, count: int, redis_url: str, target: str) -> float:
     cfg = the_lab.env.app_config()
+    cfg["deploy"]["commands"]["install"] = INSTALL
     cfg["hosts"] = cfg["hosts"][:count]
     cfg.pop("health", None)
     apps = parse_apps({"apps": {"myapp": cfg}}, "bench")
