@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bot.config.apps_file import AppsFile
 from bot.steps import redeploy, verify
+from bot.steps.host_checks import REUSE_FOR
 from bot.workflow.errors import HostError, StepError
 from bot.workflow.model import Criterion, Incident, StepId
 from runners.ssh import SshRunner
@@ -189,6 +191,14 @@ async def test_each_host_is_probed_as_its_own_restart_ends_and_verify_reuses_it(
     assert "✅ web1: no errors in" in thread
     assert "4 health check(s) passing" in outcome.summary
     assert outcome.hosts["web2"].ok and outcome.hosts["web2"].summary == "health 2/2, logs clean"
+
+    # Checks read long ago (a Verify that runs much later) are read again.
+    for kept in run.incident.facts.redeploy.verified.values():
+        kept.at = (datetime.now(UTC) - timedelta(seconds=REUSE_FOR + 60)).isoformat()
+    run.notifier.said.clear()
+    await verify.run(run.ctx(StepId.VERIFY))
+    assert "Checked as each host came back" not in run.notifier.text
+    assert len(logs_reads(web2)) == 2
 
 
 @pytest.mark.hosts(2)

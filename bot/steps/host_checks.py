@@ -3,9 +3,10 @@
 Redeploy checks each host as soon as that host is redeployed (`host_verify`): its health URLs
 (those with a host placeholder) and its logs since its restart. The results are kept in the
 incident's facts (`RedeployFacts.verified`), so they survive a worker's death. Verify then reads
-them here (`reused`): a host whose checks passed after the same restart, to the same ref, is not
-checked again; its lines are shown once more, marked as read as the host came back. A host that
-failed, or was not checked, is checked by Verify as before; a Retry of Verify checks every host.
+them here (`reused`): a host whose checks passed after the same restart, to the same ref, at
+most `REUSE_FOR` ago, is not checked again; its lines are shown once more, marked as read as
+the host came back. A host that failed, or was not checked, is checked by Verify as before; a
+Retry of Verify checks every host.
 
 This module does not import `verify` (which imports it); `host_verify` does.
 """
@@ -26,6 +27,7 @@ from bot.workflow.model import StepId
 from runners.strategies import strategy
 
 KEPT_LINES = 20  # error lines kept in the facts per host
+REUSE_FOR = 600.0  # seconds: a host's checks older than this are read again by Verify
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,11 @@ def passing(ctx: StepContext, host: str) -> HostCheckFacts | None:
         return None
     if kept.ref != facts.ref or kept.restart_at != facts.restart_at.get(host, ""):
         return None
-    return kept
+    try:
+        age = (datetime.now(UTC) - datetime.fromisoformat(kept.at)).total_seconds()
+    except ValueError:
+        return None
+    return kept if age <= REUSE_FOR else None  # long ago (a Retry much later): read again
 
 
 async def reused(ctx: StepContext) -> Early:

@@ -1,4 +1,6 @@
-"""Step 4: redeploy the previous version on every host, batch by batch."""
+"""Step 4: redeploy the previous version on every host, batch by batch; each host's own checks
+(`host_verify`) start as soon as its redeploy ends, and a rolling batch is done only when its
+hosts pass them."""
 
 from __future__ import annotations
 
