@@ -124,9 +124,8 @@ async def _health(ctx: StepContext, found: _Findings, early: Early) -> None:
     except ValueError as exc:
         found.health_error = str(exc)
         return
-    if not todo:
-        if not early.of("health"):
-            found.health_error = "no health checks configured (health:)"
+    if not todo and not early.of("health"):
+        found.health_error = "no health checks configured (health:)"
         return
     cfg = ctx.app.verify
 
@@ -152,7 +151,8 @@ async def _health(ctx: StepContext, found: _Findings, early: Early) -> None:
     if vs := compare(ctx.incident.baseline, p95, availability):
         ctx.facts.verify.vs_baseline = vs
         lines.append(f"Compared with before the bad deploy: {vs}")
-    await ctx.say(Emphasis("Health checks"), "\n" + "\n".join(lines))
+    if lines:  # none: every URL is a host's own, read as it came back
+        await ctx.say(Emphasis("Health checks"), "\n" + "\n".join(lines))
 
 
 def _waiting_on(p: health.Probe) -> str:
