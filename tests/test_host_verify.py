@@ -115,6 +115,7 @@ async def test_a_host_failing_its_checks_stops_the_rollout_before_the_next_batch
     assert "Already on the target: web1." in err.hint
     assert "Not started: web3." in err.hint
     assert "On v1.4.2 but failing its checks: web2" in err.hint
+    assert "Retry redeploys and checks it again" in err.hint
     assert err.hosts["web1"].ok and not err.hosts["web2"].ok and "web3" not in err.hosts
     assert not any("Batch 3/3" in s for s in run.notifier.said)
     assert web2.health_status() == 200  # the redeploy itself went through...

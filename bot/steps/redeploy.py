@@ -361,9 +361,11 @@ def _rollout_error(
     if hosts:
         parts.append(
             f"On {target} but failing its checks: {', '.join(hosts)}; the next batches wait "
-            "for it. Retry redeploys and checks it again."
+            "for it. Retry redeploys and checks it again, then the hosts not on the target; "
+            "Abort stops here."
         )
-    parts.append("Retry redeploys only the hosts not on the target; Abort stops here.")
+    else:
+        parts.append("Retry redeploys only the hosts not on the target; Abort stops here.")
     err = HostError(first.what, host=first.host, hint=" ".join(parts), detail=first.detail)
     err.hosts = dict(results)
     return err
