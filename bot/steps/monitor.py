@@ -174,6 +174,9 @@ class _Monitor:
         self.ctx.incident.facts.monitor = self.figures(done=True)
 
     async def _rounds(self) -> None:
+        # The window starts here, when Monitor runs: after Verify ended, so after the last host
+        # was verified (each host is checked as it comes back, and Redeploy ends only once every
+        # host's checks have ended; Verify then checks what is left).
         start = time.monotonic()
         end = start + self.cfg.duration
         next_summary = start + self.cfg.summary_every

@@ -22,6 +22,7 @@ from bot.checks.result import inconclusive
 from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import CommandResult, ScriptCommand
 from bot.steps.context import Outcome, StepContext
+from bot.steps.host_checks import Early, reused
 from bot.steps.signal_reads import verify_signals
 from bot.steps.signals import smoke_command, smoke_host
 from bot.workflow.baseline import compare
@@ -117,13 +118,13 @@ class _Findings:
         return not self.smoke_error and all(r.passed for r in self.of("smoke"))
 
 
-async def _health(ctx: StepContext, found: _Findings) -> None:
+async def _health(ctx: StepContext, found: _Findings, early: Early) -> None:
     try:
-        todo = health.targets(ctx.app)
+        todo = [t for t in health.targets(ctx.app) if early.fresh(t.host)]
     except ValueError as exc:
         found.health_error = str(exc)
         return
-    if not todo:
+    if not todo and not early.of("health"):
         found.health_error = "no health checks configured (health:)"
         return
     cfg = ctx.app.verify
@@ -143,13 +144,15 @@ async def _health(ctx: StepContext, found: _Findings) -> None:
         await ctx.waiting("health", None)
     found.results += [health.probe_result(p) for p in probes]
     lines = [f"{'✅' if p.ok else '❌'} {_label(p)}: {p.describe()}" for p in probes]
-    ok = [p.latency_ms for p in probes if p.ok]
+    every = found.of("health")  # with those read as each host came back
+    ok = [r.value for r in every if r.passed and r.value is not None]
     p95 = health.percentile(ok, 95)
-    availability = round(100 * len(ok) / len(probes), 2) if probes else None
+    availability = round(100 * len(ok) / len(every), 2) if every else None
     if vs := compare(ctx.incident.baseline, p95, availability):
         ctx.facts.verify.vs_baseline = vs
         lines.append(f"Compared with before the bad deploy: {vs}")
-    await ctx.say(Emphasis("Health checks"), "\n" + "\n".join(lines))
+    if lines:  # none: every URL is a host's own, read as it came back
+        await ctx.say(Emphasis("Health checks"), "\n" + "\n".join(lines))
 
 
 def _waiting_on(p: health.Probe) -> str:
@@ -164,12 +167,14 @@ def _label(p: health.Probe) -> str:
     return f"{p.url} ({p.host})" if p.host else p.url
 
 
-async def _logs(ctx: StepContext, found: _Findings) -> None:
+async def _logs(ctx: StepContext, found: _Findings, early: Early) -> None:
     async def one(host: HostConfig) -> LogScan:
         start, offset = _window_start(ctx, host)
         return await scan_logs(ctx, host, start, offset)
 
-    hosts = strategy(ctx.app.deploy.strategy).deploy_hosts(ctx.app)
+    every = strategy(ctx.app.deploy.strategy).deploy_hosts(ctx.app)
+    if not (hosts := [h for h in every if early.fresh(h.name)]):
+        return
     scans = list(await asyncio.gather(*(one(h) for h in hosts)))
     found.results += [logs.scan_result(scan, "logs") for scan in scans]
     found.matches = [m for scan in scans for m in scan.matches[:5]]
@@ -295,10 +300,13 @@ def _failures(found: _Findings) -> list[str]:
 
 
 async def run(ctx: StepContext) -> Outcome:
-    found = _Findings()
-    await _health(ctx, found)
+    # Each host's own health URLs and logs were checked as it came back (Redeploy,
+    # `host_verify`): passing ones are reused, and only the rest is checked here.
+    early = await reused(ctx)
+    found = _Findings(results=list(early.results))
+    await _health(ctx, found, early)
     await ctx.heartbeat()
-    await _logs(ctx, found)
+    await _logs(ctx, found, early)
     await _smoke(ctx, found)
     signals_failing = await verify_signals(ctx)  # the team's metrics and resources, judged
     criteria = {
