@@ -113,6 +113,10 @@ class HealthProbe:
     def query(self) -> str:
         return self.target.url
 
+    @property
+    def host(self) -> str | None:
+        return self.target.host
+
     async def measure(self, at: datetime | None = None) -> CheckResult:
         if at is not None:
             why = "a health URL is read now only: it has no answer for a past time"
@@ -180,7 +184,8 @@ def percentile(values: Sequence[float], pct: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-@kind("health", order=10)
+@kind("health", order=10, missing="no health checks configured (health:)")
 def health_checks(site: Site) -> list[Check]:
-    """One probe per health URL, per host for a URL with placeholders."""
+    """One probe per health URL, per host for a URL with placeholders; Verify asks again what
+    fails while the app starts (`settle`). Raises ValueError for a URL that cannot be filled."""
     return [HealthProbe(t, site.session) for t in targets(site.app)]
