@@ -85,37 +85,28 @@ async def _settle(ctx: StepContext, found: list[Group]) -> list[Judged]:
     what it waits for. What still does not pass then is the answer."""
     cfg, deployed_at = ctx.app.verify, signals.deploy_time(ctx.incident.baseline)
     started = time.monotonic()
-    deadline = started + cfg.health_timeout
     results = await signals.read_groups(found, deployed_at)
-    said: set[str] = set()
+    said: set[str] = set()  # the status lines shown
     try:
         while True:
             todo = [[i for i, r in enumerate(rs) if not r.passed] for rs in results]
-            if not any(todo) or time.monotonic() + cfg.health_interval > deadline:
+            elapsed = time.monotonic() - started
+            if not any(todo) or elapsed + cfg.health_interval > cfg.health_timeout:
                 break
             # Whole multiples of 5 s: the line changes (and is redrawn) at most every 5 s.
-            so_far = f"{int((time.monotonic() - started) // 5 * 5)} s of {cfg.health_timeout:.0f} s"
-            lines = _waiting([(g.name, [rs[i] for i in idx])
-                              for g, rs, idx in zip(found, results, todo, strict=True)],
-                             so_far)  # fmt: skip
-            for key in said - set(lines):
-                await ctx.waiting(key, None)
-            for key, text in lines.items():
-                await ctx.waiting(key, text)
-            said = set(lines)
+            so_far = f"{int(elapsed // 5 * 5)} s of {cfg.health_timeout:.0f} s"
+            pairs = list(zip(found, todo, strict=True))
+            failing = [(g.name, [results[k][i] for i in idx]) for k, (g, idx) in enumerate(pairs)]
+            said = await _say_waiting(ctx, _waiting(failing, so_far), said)
             await ctx.heartbeat()
             await asyncio.sleep(cfg.health_interval)
-            again = [
-                Group(g.kind, [g.checks[i] for i in idx])
-                for g, idx in zip(found, todo, strict=True)
-            ]
-            for rs, idx, new in zip(results, todo, await signals.read_groups(again, deployed_at),
-                                    strict=True):  # fmt: skip
+            again = [Group(g.kind, [g.checks[i] for i in idx]) for g, idx in pairs]
+            fresh = await signals.read_groups(again, deployed_at)
+            for rs, idx, new in zip(results, todo, fresh, strict=True):
                 for i, r in zip(idx, new, strict=True):
                     rs[i] = r
     finally:
-        for key in said:
-            await ctx.waiting(key, None)
+        await _say_waiting(ctx, {}, said)
     return [Judged(g, rs) for g, rs in zip(found, results, strict=True)]
 
 
@@ -127,6 +118,15 @@ def _waiting(failing: list[tuple[str, list[CheckResult]]], so_far: str) -> dict[
         said, _ = by.setdefault(w.status, ([], kind))
         said += [w.waiting(r) for r in results]
     return {key: words(kind).wait_line(said, so_far) for key, (said, kind) in by.items() if said}
+
+
+async def _say_waiting(ctx: StepContext, lines: dict[str, str], shown: set[str]) -> set[str]:
+    """Shows `lines` on the status line, and takes off those shown before that are not."""
+    for key in shown - set(lines):
+        await ctx.waiting(key, None)
+    for key, text in lines.items():
+        await ctx.waiting(key, text)
+    return set(lines)
 
 
 async def _show(ctx: StepContext, judged: list[Judged], tails: dict[str, list[str]]) -> None:
@@ -161,15 +161,15 @@ def _vs_baseline(ctx: StepContext, judged: list[Judged]) -> dict[str, list[str]]
 
 
 async def _judge(ctx: StepContext, found: list[Group]) -> list[Judged]:
-    """One pass over every kind: those that settle first, then those read once, each kind by
-    its own reader; each section said as soon as its kind is read."""
+    """One pass over every kind: those that settle first, then those read once (logs since the
+    restart, the smoke tests once the app has settled), each kind by its own reader; the
+    sections of each are said as soon as they are read."""
     first = await _settle(ctx, [g for g in found if g.kind.settle])
     await _show(ctx, first, _vs_baseline(ctx, first))
     await ctx.heartbeat()
     later = [g for g in found if not g.kind.settle]
-    deployed_at = signals.deploy_time(ctx.incident.baseline)
-    rest = [Judged(g, rs) for g, rs in
-            zip(later, await signals.read_groups(later, deployed_at), strict=True)]  # fmt: skip
+    read = await signals.read_groups(later, signals.deploy_time(ctx.incident.baseline))
+    rest = [Judged(g, rs) for g, rs in zip(later, read, strict=True)]
     await _show(ctx, rest, {})
     order = {g.name: i for i, g in enumerate(found)}
     return sorted(first + rest, key=lambda j: order[j.kind])
@@ -218,8 +218,8 @@ async def run(ctx: StepContext) -> Outcome:
     facts.resources = [signals.resource_fact(r) for r in theirs if signals.is_resources(r)]
     hosts = _per_host(ctx, judged)
     if failures := _failures(judged):
-        matches = [line for r in by_kind["logs"].results for line in r.lines[:5]] if (
-            "logs" in by_kind) else []  # fmt: skip
+        # What the checks found to show (the error lines), for the error's detail.
+        matches = [line for j in judged for r in j.results for line in r.lines[:5]]
         err = StepError(
             "Verification failed: " + "; ".join(failures[:6]),
             hint="Details are above. Fix the cause, then Retry (it re-checks everything) — "
