@@ -13,9 +13,10 @@ import pytest
 
 from bot.checks import Check, CheckResult, Threshold
 from bot.checks.kinds import Site, kind, registry, unregister
-from bot.steps import monitor, redeploy, verify
+from bot.steps import monitor, redeploy, signals, verify
 from bot.workflow.errors import StepError
 from bot.workflow.model import StepId
+from tests.fakes import make_apps
 from tests.fixtures_hosts import SshEnv
 from tests.test_verify import Steps
 
@@ -154,3 +155,18 @@ async def test_the_monitor_counts_a_new_kinds_failing_rounds_and_alerts(
     assert [(f.name, f.verdict) for f in mon.signals] == [("canary on web1", "failed")]
     assert "• ❌ failed: canary on web1 3 (max 1)" in s.notifier.text  # the last summary
     assert mon.availability == 100 and mon.error_count == 0  # health and logs as before
+
+
+def test_the_plan_lists_a_new_kinds_checks(canary_kind: None) -> None:
+    VALUES["web2"] = [0]
+    app = make_apps({
+        "environment": "staging", "repo": "/tmp/myapp.git", "incident_channel": "C0INCIDENT",
+        "ssh": {"transport": "local"}, "hosts": [{"name": "web1", "address": "10.0.0.11"},
+                  {"name": "web2", "address": "10.0.0.12"}],
+        "deploy": {"strategy": "systemd", "workdir": "/srv/myapp", "service": "myapp"},
+    }).apps["myapp"]  # fmt: skip
+    assert signals.planned(app, "v1.4.2") == [
+        "canary on web2: `canary(web2)`",
+        "canary on web1: `canary(web1)`",  # the one-off kind's
+    ]
+    assert [c.reads for c in BUILT + ONE_OFF] == [[], []]  # listed, never read

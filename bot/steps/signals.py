@@ -78,7 +78,15 @@ def planned(app: AppConfig, version: str | None) -> list[str]:
         r = app.resources
         limits = f"max CPU {r.cpu:g} %, memory {r.memory:g} %, disk {r.disk:g} %"
         out += [f"{c.name} ({limits}): {c.query}" for c in resource_checks(app, _NoRunner())]
+    # Any other kind's checks, as they will be read (the plan lists the runbook's own apart).
+    where = site(app, Reading(_NoRunner(), _NOW), version, env)
+    for name, each in registry().items():
+        if name not in (*LISTED_APART, "metrics", "resources"):
+            out += [f"{c.name}: `{c.query}`" for c in each.build(where)]
     return out
+
+
+LISTED_APART = ("health", "logs", "smoke")  # the plan lists them with Verify's commands
 
 
 class _NoRunner:
