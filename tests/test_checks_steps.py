@@ -170,3 +170,20 @@ def test_the_plan_lists_a_new_kinds_checks(canary_kind: None) -> None:
         "canary on web1: `canary(web1)`",  # the one-off kind's
     ]
     assert [c.reads for c in BUILT + ONE_OFF] == [[], []]  # listed, never read
+
+
+async def test_a_lost_lock_stops_verify_it_is_never_an_inconclusive_reading(steps: Any) -> None:
+    """The checks read over the step's fenced runner: the fence's error ends the step as it
+    is, it is not taken for a host that did not answer."""
+    s = steps()
+    await redeploy.run(s.ctx(StepId.REDEPLOY))
+    ctx = s.ctx(StepId.VERIFY)
+
+    async def lost() -> None:
+        raise StepError("incident abc no longer holds the lock on myapp")
+
+    ctx.fence = lost
+    with pytest.raises(StepError) as failure:
+        await verify.run(ctx)
+    assert failure.value.what == "incident abc no longer holds the lock on myapp"
+    assert "Smoke tests" not in s.notifier.text  # nothing more was run
