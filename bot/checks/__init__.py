@@ -23,9 +23,9 @@ A new kind of check:
 - its key in the apps file: a field of `AppConfig` (`bot/config/apps_file.py`, whose models
   refuse keys they do not know), and the same property on `kinds.AppView` for its builder to
   read it typed. A kind that needs no configuration of its own needs neither.
-- only if it should look different from a signal: its words in Verify
-  (`bot/steps/verify_words.OWN`) or figures of its own in the monitor's facts
-  (`bot/steps/monitor._Monitor.INTO`).
+- only if it should look different from a signal: its words in Verify, in its own module
+  (`@kind(..., words=Words(...))`, as health, logs and smoke tests have), or figures of its
+  own in the monitor's facts (`bot/steps/monitor._Monitor.INTO` and `MonitorFacts`).
 - the deploy watch reads the kinds named in `bot/watch/probe.WATCHED`; the plan lists the new
   kind's queries with the signals (`bot.steps.signals.planned`).
 

@@ -19,6 +19,8 @@ monitor read every kind through it, with no list of kinds of their own:
   smoke tests are, one script per host over the step's `Shell`.
 - `missing`: what Verify says when the app has none of this kind (health URLs and smoke tests
   are required; no metric is fine).
+- `words`: how Verify says its results, when not as every signal is said (its verdict, value
+  and threshold): the runbook's own checks have words people know (`Words`).
 A read that repeats every round can go over a session the caller keeps open (`Site.kept`, the
 monitor's `Kept`): the logs kind does.
 """
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from bot.checks.base import Check, CheckEnv, Ran, Runs, measure_with_before
 from bot.checks.result import CheckResult, Threshold, inconclusive
+from bot.workflow.messages import Block, Inline
 
 if TYPE_CHECKING:
     import aiohttp
@@ -148,6 +151,26 @@ async def read_each(checks: Sequence[Check], deployed_at: datetime | None) -> li
     return list(await asyncio.gather(*(measure_with_before(c, deployed_at) for c in checks)))
 
 
+Parts = list[Block | Inline]
+
+
+@dataclass(frozen=True)
+class Words:
+    """How Verify says a kind's results, from its typed results (`bot.steps.verify_words` has
+    the words every other kind is said with)."""
+
+    title: str  # the section's heading in the thread; kinds of one title share a section
+    line: Callable[[CheckResult], Parts]  # one result in its section, each part after a newline
+    bad: Callable[[CheckResult], str]  # on its host's line, when it does not pass
+    failure: Callable[[CheckResult], str]  # in Verify's error, when it does not pass
+    good: Callable[[int], str] | None = None  # on its host's line when all n there pass
+    status: str = "signals"  # the status line it is waited on (the parent's `waiting` key)
+    waiting: Callable[[CheckResult], str] = lambda r: r.name  # while it is read again
+    wait_line: Callable[[list[str], str], str] = lambda said, so_far: (
+        f"{', '.join(said[:3])} not passing yet — re-reading, {so_far}"
+    )
+
+
 @dataclass(frozen=True)
 class Kind:
     """A kind of check: its builder and how its checks are read (see the module's doc)."""
@@ -159,6 +182,7 @@ class Kind:
     settle: bool = True  # Verify re-reads what does not pass while the app settles
     rounds: bool = True  # the monitor and the watch read it every round
     missing: str = ""  # what Verify says when the app has none ('': none is fine)
+    words: Words | None = None  # how Verify says it (None: as every signal is said)
 
 
 _KINDS: dict[str, Kind] = {}
@@ -172,13 +196,14 @@ def kind(
     settle: bool = True,
     rounds: bool = True,
     missing: str = "",
+    words: Words | None = None,
 ) -> Callable[[Builder], Builder]:
     """Register the decorated builder as kind `name`; a second of one name is a bug."""
 
     def register(build: Builder) -> Builder:
         if name in _KINDS and _KINDS[name].build is not build:
             raise RuntimeError(f"two kinds of checks are named {name!r}")
-        _KINDS[name] = Kind(name, order, build, read, settle, rounds, missing)
+        _KINDS[name] = Kind(name, order, build, read, settle, rounds, missing, words)
         return build
 
     return register

@@ -20,10 +20,11 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from bot.checks.base import Check
-from bot.checks.kinds import Kept, NotRead, Site, Spot, Unreadable, kind
+from bot.checks.kinds import Kept, NotRead, Parts, Site, Spot, Unreadable, Words, kind
 from bot.checks.resources_check import Ran, Runs
 from bot.checks.result import CheckResult, Threshold, Verdict, inconclusive
 from bot.workflow.errors import HostError
+from bot.workflow.messages import CodeBlock
 
 _STAMP = re.compile(
     r"^\[?(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?\s?(Z|[+-]\d{2}:?\d{2})?"
@@ -204,9 +205,36 @@ class KeptLogsCheck:
 
 
 NO_COMMAND = "no `logs` command configured (deploy.commands.logs)"
+SHOWN_MATCHES = 20  # error lines shown in the thread per host
 
 
-@kind("logs", order=20, settle=False)
+def _line(r: CheckResult) -> Parts:
+    if r.value is None:
+        return [f"\n❌ {r.host}: {r.reason}"]
+    if r.lines:
+        shown = "\n".join(line[:300] for line in r.lines[:SHOWN_MATCHES])
+        more = len(r.lines) - SHOWN_MATCHES
+        return [f"\n❌ {r.host}: {len(r.lines)} error line(s) since the restart",
+                CodeBlock(shown), f"…and {more} more" if more > 0 else ""]  # fmt: skip
+    note = f" ({r.note})" if r.note else ""
+    return [f"\n✅ {r.host}: no errors in {r.checked or 0} line(s){note}"]
+
+
+def _said(r: CheckResult) -> str:
+    """`3 error line(s)`, or why the logs could not be read."""
+    return r.reason if r.value is None else f"{int(r.value)} error line(s)"
+
+
+WORDS = Words(
+    title="Logs since the restart",
+    line=_line,
+    bad=lambda r: r.reason if r.value is None else f"{int(r.value)} error line(s) in logs",
+    failure=lambda r: f"{r.name}: {_said(r)}",
+    good=lambda n: "logs clean",
+)
+
+
+@kind("logs", order=20, settle=False, words=WORDS)
 def logs_checks(site: Site) -> list[Check]:
     """Each deploy host's error lines since its restart (or `site.since`), over the caller's
     kept sessions when it has them; a host whose command cannot be written is inconclusive

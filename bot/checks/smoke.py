@@ -18,10 +18,11 @@ from datetime import datetime
 from pydantic import ConfigDict, Field, RootModel, field_validator
 
 from bot.checks.base import Check
-from bot.checks.kinds import Shell, Site, Unreadable, kind, read_each
+from bot.checks.kinds import Shell, Site, Unreadable, Words, kind, read_each
 from bot.checks.resources_check import Runs
 from bot.checks.result import CheckResult, Threshold, Verdict, inconclusive
 from bot.workflow.errors import HostError
+from bot.workflow.messages import Block, Inline
 
 EXIT_ZERO = Threshold(min=0, max=0)
 
@@ -121,8 +122,27 @@ async def read_smoke(checks: Sequence[Check], deployed_at: datetime | None) -> l
     return [out[i] for i in range(len(checks))]
 
 
+def template_of(r: CheckResult) -> str:
+    """The smoke test as the apps file has it: `smoke `pytest -q` on web1` -> pytest -q."""
+    return r.name.removeprefix("smoke `").rpartition("` on ")[0]
+
+
+def _line(r: CheckResult) -> list[Block | Inline]:
+    why = f": {r.reason}" if r.reason else ""
+    return [f"\n{'✅' if r.passed else '❌'} `{template_of(r)}` on {r.host}{why}"]
+
+
+WORDS = Words(
+    title="Smoke tests",
+    line=_line,
+    bad=lambda r: f"smoke `{template_of(r)}` {r.reason}",
+    failure=lambda r: f"smoke: `{template_of(r)}` on {r.host} {r.reason}",
+    good=lambda n: f"smoke {n}/{n}",
+)
+
+
 @kind("smoke", order=30, read=read_smoke, settle=False, rounds=False,
-      missing="no smoke tests configured (smoke:)")  # fmt: skip
+      missing="no smoke tests configured (smoke:)", words=WORDS)  # fmt: skip
 def smoke_checks(site: Site) -> list[Check]:
     """Each smoke test on the smoke host; one that cannot be filled in says why (not a pass)."""
     host = site.smoke_host

@@ -22,12 +22,12 @@ from typing import ClassVar
 import aiohttp
 
 from bot.checks import CheckResult, health
+from bot.checks.logs import SHOWN_MATCHES
 from bot.steps import signals
 from bot.steps.context import Outcome, StepContext
 from bot.steps.monitor_logs import KeptSessions, reads_for
 from bot.steps.signal_reads import MonitorSignals, reading
 from bot.steps.signals import Group, fact, is_resources, resource_fact
-from bot.steps.verify_words import SHOWN_MATCHES
 from bot.workflow.baseline import compare
 from bot.workflow.errors import StepError
 from bot.workflow.facts import MonitorFacts, UrlFigures

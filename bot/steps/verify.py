@@ -4,7 +4,7 @@ read again while they do not pass, for up to `verify.health_timeout` (the app st
 window still holding the bad version's errors); then the logs since the restart are read once
 and the smoke tests run once, as one script on their host. A failed or inconclusive check fails
 Verify (Retry/Abort), saying which and why. What each kind's results look like in the thread is
-in `verify_words`.
+with its kind (`bot.checks.kinds.Words`), or in `verify_words` for a kind with none.
 
 Only log lines written since the restart count, so the broken version's errors do not fail the
 version that replaced it. The `{since}` placeholder of the `logs` command is the restart time
