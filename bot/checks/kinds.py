@@ -13,8 +13,7 @@ monitor read every kind through it, with no list of kinds of their own:
   `verify.health_timeout`, while the app settles after its restart (health URLs while it starts;
   a metric's rate while its window still holds the bad version's errors). The other kinds are
   read once, after the settling ones (logs since the restart, the smoke tests).
-- `rounds`: the monitor (and the watch) read it every round; not the smoke tests, which act on
-  the app.
+- `rounds`: the monitor reads it every round; not the smoke tests, which act on the app.
 - `read`: how a batch of its checks is read: each at once (`read_each`, the default), or as the
   smoke tests are, one script per host over the step's `Shell`.
 - `missing`: what Verify says when the app has none of this kind (health URLs and smoke tests
@@ -180,7 +179,7 @@ class Kind:
     build: Builder
     read: Reader = read_each
     settle: bool = True  # Verify re-reads what does not pass while the app settles
-    rounds: bool = True  # the monitor and the watch read it every round
+    rounds: bool = True  # the monitor reads it every round
     missing: str = ""  # what Verify says when the app has none ('': none is fine)
     words: Words | None = None  # how Verify says it (None: as every signal is said)
 
