@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from bot.checks import logs
-from bot.steps import monitor, redeploy, verify
+from bot.steps import monitor, redeploy, signals, verify
 from bot.steps.context import StepContext
-from bot.steps.monitor_logs import HostLogs
+from bot.steps.monitor_logs import KeptSessions
+from bot.steps.signal_reads import reading
 from bot.workflow.errors import StepError
 from bot.workflow.model import Criterion, Incident, StepId
 from runners.ssh import SshRunner
@@ -249,28 +250,30 @@ async def test_a_hosts_log_session_is_opened_again_when_it_ends(
     ssh_env: SshEnv, steps_for: Any
 ) -> None:
     """All its reads used, or its connection dropped: a new session reads, and the window is
-    kept (the clock is not read again)."""
+    kept (the clock is not read again). The monitor's logs check, from the registry, reads over
+    the kept sessions."""
     web1 = ssh_env.hosts[0]
     s = steps_for(ssh_env)
     ctx = s.ctx(StepId.MONITOR)
     log_error(web1, "before monitoring", when="1 second ago")
     before = web1.ssh_sessions()
-    reader = HostLogs(ctx, ctx.app.hosts[0], reads=2)
+    kept = KeptSessions(ctx, reads=2)
+    [check] = signals.app_checks(ctx.app, reading(ctx, kept=kept), ("logs",))
     try:
-        first = await reader.read()
-        window = reader.window
+        first = await check.measure()
+        window = kept.hosts["web1"].window
         line = log_error(web1, "during monitoring")
-        second = await reader.read()
-        third = await reader.read()  # the first script's two reads are used: a second session
+        second = await check.measure()
+        third = await check.measure()  # the first script's two reads are used: a second session
         await s.runner.close()  # the connection drops while the session waits for the round
-        dropped = await reader.read()
-        after = await reader.read()
+        dropped = await check.measure()
+        after = await check.measure()
     finally:
-        await reader.close()
-    assert first.ok and first.error == ""
-    for scan in (second, third, dropped, after):
-        assert scan.error == "" and scan.matches == [line]
-    assert reader.window == window
+        await kept.close()
+    assert first.passed and first.reason == "" and first.name == "logs on web1"
+    for found in (second, third, dropped, after):
+        assert not found.passed and found.lines == (line,) and found.value == 1
+    assert kept.hosts["web1"].window == window
     assert web1.ssh_sessions() - before == 3
 
 

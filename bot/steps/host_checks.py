@@ -21,11 +21,13 @@ from typing import Literal
 from bot.checks import CheckResult, Threshold, Verdict
 from bot.checks.logs import NO_ERRORS
 from bot.steps.context import StepContext
+from bot.steps.signals import Group
 from bot.workflow.facts import HostCheckFact, HostCheckFacts
 from bot.workflow.messages import Emphasis
 from bot.workflow.model import StepId
 from runners.strategies import strategy
 
+HOST_KINDS = ("health", "logs")  # the kinds a host is checked by as it comes back
 KEPT_LINES = 20  # error lines kept in the facts per host
 REUSE_FOR = 600.0  # seconds: a host's checks older than this are read again by Verify
 
@@ -86,6 +88,14 @@ class Early:
 
     def of(self, kind: str) -> list[CheckResult]:
         return [r for r in self.results if r.provider == kind]
+
+    def without(self, group: Group) -> Group:
+        """`group` without the checks of the hosts not checked again (a host's own kinds only:
+        its health URLs and its logs; an app-wide URL has no host and is always read)."""
+        if group.name not in HOST_KINDS or not self.hosts:
+            return group
+        keep = [c for c in group.checks if self.fresh(getattr(c, "host", None))]
+        return Group(group.kind, keep, group.refused)
 
 
 def passing(ctx: StepContext, host: str) -> HostCheckFacts | None:

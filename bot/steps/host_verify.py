@@ -1,73 +1,80 @@
 """Verify's host-scoped part for ONE host, run by Redeploy as soon as that host is redeployed.
 
-The host's own health URLs (those with a host placeholder: `health.targets` of that host; an
-app-wide URL, such as a load balancer's, is Verify's) are waited for with Verify's retry policy
-(`verify.health_timeout`, `verify.health_interval`), and its logs since its restart are scanned
-with Verify's own helpers. The result is typed (`host_checks.HostCheck`: `CheckResult`s and a
-verdict); Redeploy keeps it in the facts and Verify reuses it (`host_checks.reused`).
+The host's own checks of the kinds a host is checked by (`host_checks.HOST_KINDS`: its health
+URLs, those with a host placeholder, and its logs since its restart), from the same registry and
+with the same policy as Verify (`verify.settle`: health read again while the app starts, up to
+`verify.health_timeout`; the logs read once). An app-wide URL, such as a load balancer's, is
+Verify's. The result is typed (`host_checks.HostCheck`: `CheckResult`s and a verdict); Redeploy
+keeps it in the facts and Verify reuses it (`host_checks.reused`).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.checks import CheckResult, Threshold, health, logs
+import aiohttp
+
+from bot.checks import CheckResult, Threshold
+from bot.checks.kinds import Kind
 from bot.checks.result import inconclusive
 from bot.config.apps_file import HostConfig
+from bot.steps import signals
 from bot.steps.context import StepContext
-from bot.steps.host_checks import HostCheck
-from bot.steps.verify import _FAILURE, _label, _waiting_on, _window_start, scan_logs
+from bot.steps.host_checks import HOST_KINDS, HostCheck
+from bot.steps.signal_reads import reading
+from bot.steps.signals import Group
+from bot.steps.verify import settle
+from bot.steps.verify_words import words
 
 
 async def check_host(ctx: StepContext, host: HostConfig) -> HostCheck:
     """The host's health URLs, waited for until healthy or the timeout, then its logs."""
-    results, said = await _health(ctx, host)
-    start, offset = _window_start(ctx, host)
-    scan = await scan_logs(ctx, host, start, offset)
-    results.append(logs.scan_result(scan, "logs"))
-    said.append(_logs_line(scan))
-    return HostCheck(host.name, tuple(results), tuple(said))
+    async with aiohttp.ClientSession() as session:
+        found = signals.groups(ctx.app, reading(ctx, session=session), _of_a_host)
+        mine = [_mine(g, host.name) for g in found]
+        results = _refused(mine, host.name)
+        judged = await settle(ctx, [g for g in mine if g.kind.settle and g.checks])
+        results += [r for j in judged for r in j.results]
+        once = [g for g in mine if not g.kind.settle and g.checks]
+        read = await signals.read_groups(once, signals.deploy_time(ctx.incident.baseline))
+        results += [r for rs in read for r in rs]
+    return HostCheck(host.name, tuple(results), tuple(_line(r) for r in results))
 
 
-async def _health(ctx: StepContext, host: HostConfig) -> tuple[list[CheckResult], list[str]]:
-    try:
-        todo = [t for t in health.targets(ctx.app) if t.host == host.name]
-    except ValueError as exc:  # a URL this host has no vars for
-        why = inconclusive(f"health of {host.name}", Threshold(), "", str(exc), provider="health")
-        return [replace(why, host=host.name)], [f"❌ {host.name}: {exc}"]
-    if not todo:
-        return [], []  # no URL of its own: Verify probes the app-wide ones
-    cfg = ctx.app.verify
-    key = f"health {host.name}"
-
-    async def retrying(failing: list[health.Probe], elapsed: float) -> None:
-        so_far = f"{int(elapsed // 5 * 5)} s of {cfg.health_timeout:.0f} s"
-        said = "; ".join(_waiting_on(p) for p in failing[:3])
-        await ctx.waiting(key, f"{said} — retrying, {so_far}")
-
-    try:
-        probes = await health.wait_healthy(
-            todo, within=cfg.health_timeout, every=cfg.health_interval, on_retry=retrying
-        )
-    finally:
-        await ctx.waiting(key, None)
-    lines = [f"{'✅' if p.ok else '❌'} {_label(p)}: {p.describe()}" for p in probes]
-    return [health.probe_result(p) for p in probes], lines
+def _of_a_host(kind: Kind) -> bool:
+    return kind.name in HOST_KINDS
 
 
-def _logs_line(scan: logs.LogScan) -> str:
-    """The host's line under Verify's "Logs since the restart"."""
-    if scan.error:
-        return f"❌ {scan.host}: {scan.error}"
-    if scan.matches:
-        return f"❌ {scan.host}: {len(scan.matches)} error line(s) since the restart"
-    note = "" if scan.windowed else " (no timestamps, no `{since}`: all lines checked)"
-    return f"✅ {scan.host}: no errors in {scan.checked} line(s){note}"
+def _mine(group: Group, host: str) -> Group:
+    keep = [c for c in group.checks if getattr(c, "host", None) == host]
+    return Group(group.kind, keep, group.refused)
+
+
+def _refused(mine: list[Group], host: str) -> list[CheckResult]:
+    """A kind whose checks could not be built (a URL this host has no values for): not a pass."""
+    out: list[CheckResult] = []
+    for g in mine:
+        if g.refused:
+            why = inconclusive(f"{g.name} of {host}", Threshold(), "", g.refused, provider=g.name)
+            out.append(replace(why, host=host))
+    return out
+
+
+def _line(r: CheckResult) -> str:
+    """The result's line, as Verify says it under its kind's heading."""
+    if r.provider == "logs":
+        if r.value is None:
+            return f"❌ {r.host}: {r.reason}"
+        if not r.passed:
+            return f"❌ {r.host}: {int(r.value)} error line(s) since the restart"
+        note = f" ({r.note})" if r.note else ""
+        return f"✅ {r.host}: no errors in {r.checked} line(s){note}"
+    return f"{'✅' if r.passed else '❌'} {r.name}: {r.reason or r.verdict.value}"
 
 
 def failures(checked: HostCheck) -> list[str]:
     """What failed, in Verify's words: `health: http://…/healthz (web2) HTTP 500: expected 200`."""
-    return [_FAILURE[r.provider](r) for r in checked.results if not r.passed]
+    return [words(r.provider).failure(r) for r in checked.results if not r.passed]
 
 
 def error_lines(checked: HostCheck) -> list[str]:
