@@ -11,7 +11,7 @@ import pytest
 
 from bot.config.apps_file import AppsFile
 from bot.sample.build import git
-from bot.steps import redeploy, verify
+from bot.steps import redeploy, signal_reads, verify
 from bot.workflow.errors import HostError
 from bot.workflow.facts import RedeployFacts
 from bot.workflow.model import Criterion, StepId
@@ -229,7 +229,7 @@ async def test_the_plan_shows_the_commands_the_run_sends(
         "head",
     ]
     # Then the host's own checks as it came back: its logs (health is read over HTTP).
-    logs_read = verify.logs_command(app, host, verify.EPOCH, 0)
+    logs_read = verify.logs_command(app, host, signal_reads.EPOCH, 0)
     assert sent.commands("web1") == [p.command for p in planned] + [logs_read]
     install = next(p for p in planned if p.name == "install")
     assert install.note == "only if requirements.txt changed"  # the strategy's dependency file
