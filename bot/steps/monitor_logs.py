@@ -98,7 +98,7 @@ class HostSession:
             clock = results[0]
             parsed = parse_clock(clock.output) if clock is not None and clock.ok else None
             # Without the host's clock ours is the best guess; skew only blurs the log window.
-            self.window = parsed or (datetime.now(UTC), 0)
+            self.window = self._since_checked(parsed or (datetime.now(UTC), 0))
         self._answer(results)
         while True:
             asked = await self._asks.get()  # the next round
@@ -110,6 +110,17 @@ class HostSession:
         self._reading = (i, asked)
         await self.ctx.fence()  # the bot's go comes now, after waiting for the round
         return command
+
+    def _since_checked(self, clock: tuple[datetime, int]) -> tuple[datetime, int]:
+        """The window's start: the host's restart when Redeploy checked the host as it came
+        back and Verify reused that check (nobody has read its logs since then), else now."""
+        if self.host.name not in self.ctx.facts.redeploy.verified:
+            return clock
+        try:
+            restart = datetime.fromisoformat(self.ctx.facts.redeploy.restart_at[self.host.name])
+            return (min(restart, clock[0]), clock[1])
+        except (KeyError, ValueError, TypeError):  # unknown, or a time without its zone
+            return clock
 
     def _answer(self, results: list[CommandResult | None]) -> None:
         if self._reading is None or self.window is None:
