@@ -284,10 +284,11 @@ def web_app(
             await asyncio.wait_for(recovering, wait)
         if held is not None and not held.done():
             held.cancel()
-        # aiohttp has stopped taking requests and finished the ones in flight; their lazy
-        # halves (opening an incident, a click) finish here before anything is closed. (In
+        # aiohttp has stopped taking requests and finished the ones in flight; the work after
+        # their acks (opening an incident, a click) ends here before anything is closed. (In
         # Socket Mode the handler was closed first: no new envelope comes in meanwhile.)
-        await slack.in_flight.drain(SERVE_DRAIN)
+        await slack.drain(SERVE_DRAIN)
+        await slack.aclose()
         if worker is not None and task is not None:
             await stop_worker(rt, worker, task)
         await rt.aclose()

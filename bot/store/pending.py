@@ -5,6 +5,8 @@ the same process. A web process killed in between would leave the user with "Che
 nothing else. So the ack first records the command (one round trip) with a short lease; the
 process that works on it keeps the lease alive and drops the record when done. A record whose
 lease ran out belongs to a dead process: any web process takes it over and carries it out.
+The leases of every command a process holds are renewed together, one round trip each time,
+and taking over a dead process's commands is one round trip too, however many there are.
 
 The records go to Redis in batches, one batch in flight at a time on one connection: the
 commands acked while a batch is out go together in the next one. One command at a time, a burst
@@ -56,6 +58,8 @@ class PendingCommands:
         # Commands waiting for the batch being gathered: (key, the record, its outcome).
         self._batch: list[tuple[str, str, asyncio.Future[bool]]] = []
         self._sending = asyncio.Lock()
+        self._held: set[str] = set()  # the commands this process works on (or waits to)
+        self._renewing: asyncio.Task[None] | None = None
 
     def _lease_key(self, key: str) -> str:
         return keys.command_lease(key)
@@ -105,40 +109,58 @@ class PendingCommands:
     @contextlib.asynccontextmanager
     async def working(self, key: str) -> AsyncIterator[None]:
         """While the command is carried out: keep its lease; afterwards, forget it."""
-
-        async def renew() -> None:
-            while True:
-                await asyncio.sleep(self.lease / 3)
-                with contextlib.suppress(Exception):
-                    await self.r.set(self._lease_key(key), self.owner, ex=self.lease)
-
-        task = asyncio.create_task(renew())
+        self._held.add(key)
+        if self._renewing is None or self._renewing.done():
+            self._renewing = asyncio.create_task(self._renew())
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._held.discard(key)
             with contextlib.suppress(Exception):
-                await self.r.hdel(keys.COMMANDS, key)
-                await self.r.delete(self._lease_key(key))
+                pipe = self.r.pipeline(transaction=False)
+                pipe.hdel(keys.COMMANDS, key)
+                pipe.delete(self._lease_key(key))
+                await pipe.execute()
+
+    async def _renew(self) -> None:
+        """Every held command's lease, renewed in one round trip, until none is held."""
+        while self._held:
+            await asyncio.sleep(self.lease / 3)
+            held = list(self._held)
+            if not held:
+                return
+            with contextlib.suppress(Exception):
+                pipe = self.r.pipeline(transaction=False)
+                for key in held:
+                    pipe.set(self._lease_key(key), self.owner, ex=self.lease)
+                await pipe.execute()
 
     async def orphans(self) -> list[tuple[str, dict[str, str]]]:
         """Commands whose process died, each now leased to this process; too old ones dropped."""
         raw = cast(dict[str, str], await self.r.hgetall(keys.COMMANDS))
+        others = [key for key in raw if key not in self._held]
+        if not others:
+            return []
+        # A lease taken only where none is left: a live process (or another web process that
+        # took it just now) keeps its own.
+        pipe = self.r.pipeline(transaction=False)
+        for key in others:
+            pipe.set(self._lease_key(key), self.owner, nx=True, ex=self.lease)
+        got = await pipe.execute()
         taken: list[tuple[str, dict[str, str]]] = []
-        for key, value in raw.items():
-            if await self.r.exists(self._lease_key(key)):
-                continue  # a live process has it
-            if not await self.r.set(self._lease_key(key), self.owner, nx=True, ex=self.lease):
-                continue  # another web process took it just now
+        stale: list[str] = []
+        for key, mine in zip(others, got, strict=True):
+            if not mine:
+                continue
             try:
-                body = json.loads(value)
+                body = json.loads(raw[key])
             except ValueError:
                 body = {}
             if not isinstance(body, dict) or time.time() - float(body.get("at", 0)) > TOO_OLD:
                 log.warning("dropped a pending command too old to answer (%s)", key)
-                await self.r.hdel(keys.COMMANDS, key)
+                stale.append(key)
                 continue
             taken.append((key, {k: str(v) for k, v in body.items()}))
+        if stale:
+            await self.r.hdel(keys.COMMANDS, *stale)
         return taken

@@ -1,0 +1,72 @@
+"""The work that follows an ack (carrying a command out, a click), on the loop the acks share.
+
+Each piece of work is a task of its own, started as soon as the ack is written; it takes its
+turn once no request to `/slack/events` is being answered (or after `MOST` seconds at the
+latest, so a steady stream of requests never starves it), `at_once` at a time. A burst of
+requests is therefore acked first and answered after: no ack waits behind the work of the ones
+before it, and a command recorded before its ack (`bot.store.pending`) keeps its lease while it
+waits its turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MOST = 1.0  # seconds the work waits for the acks being answered, at most
+
+
+class AfterAck:
+    def __init__(self, at_once: int = 8, most: float = MOST) -> None:
+        self.answering = 0  # requests being answered now
+        self.most = most
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._slots = asyncio.Semaphore(at_once)
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    @contextlib.contextmanager
+    def answering_one(self) -> Iterator[None]:
+        """Around the answer to one request: the work waits while any is under way."""
+        self.answering += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self.answering -= 1
+            if not self.answering:
+                self._quiet.set()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as a task of its own (it takes its turn with `turn`); kept for `drain`."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("work after an ack failed", exc_info=exc)
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Once the acks under way are out (or `most` seconds have passed), and a slot is free."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.most
+        while self.answering and (left := deadline - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._quiet.wait()
+        async with self._slots:
+            yield
+
+    async def drain(self, timeout: float) -> None:
+        await asyncio.sleep(0)  # work spawned just now starts first
+        if self.tasks:
+            log.info("finishing %d request(s) in flight", len(self.tasks))
+            await asyncio.wait(list(self.tasks), timeout=timeout)
