@@ -136,9 +136,12 @@ class PendingCommands:
                 await pipe.execute()
 
     async def orphans(self) -> list[tuple[str, dict[str, str]]]:
-        """Commands whose process died, each now leased to this process; too old ones dropped."""
-        raw = cast(dict[str, str], await self.r.hgetall(keys.COMMANDS))
-        others = [key for key in raw if key not in self._held]
+        """Commands whose process died, each now leased to this process; too old ones dropped.
+
+        Cheap when there are none, however many commands live processes hold: their keys only,
+        then one round trip for the leases; the records themselves only for the ones taken."""
+        names = cast(list[str], await self.r.hkeys(keys.COMMANDS))
+        others = [key for key in names if key not in self._held]
         if not others:
             return []
         # A lease taken only where none is left: a live process (or another web process that
@@ -147,13 +150,17 @@ class PendingCommands:
         for key in others:
             pipe.set(self._lease_key(key), self.owner, nx=True, ex=self.lease)
         got = await pipe.execute()
+        mine = [key for key, ok in zip(others, got, strict=True) if ok]
+        if not mine:
+            return []
+        values = cast(list[str | None], await self.r.hmget(keys.COMMANDS, mine))
         taken: list[tuple[str, dict[str, str]]] = []
         stale: list[str] = []
-        for key, mine in zip(others, got, strict=True):
-            if not mine:
+        for key, value in zip(mine, values, strict=True):
+            if value is None:  # carried out and forgotten meanwhile
                 continue
             try:
-                body = json.loads(raw[key])
+                body = json.loads(value)
             except ValueError:
                 body = {}
             if not isinstance(body, dict) or time.time() - float(body.get("at", 0)) > TOO_OLD:
