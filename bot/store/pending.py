@@ -8,8 +8,9 @@ lease ran out belongs to a dead process: any web process takes it over and carri
 The leases of every command a process holds are renewed together, one round trip each time,
 and taking over a dead process's commands is one round trip too, however many there are.
 
-The records go to Redis in batches, one batch in flight at a time on one connection: the
-commands acked while a batch is out go together in the next one. One command at a time, a burst
+The records go to Redis in batches, one batch in flight at a time on one connection, each batch
+one script call (`keys.RECORD_COMMANDS`): the commands acked while a batch is out go together in
+the next one. One command at a time, a burst
 of acks took a connection of the pool each, and opening the new ones (a handshake of several
 round trips, each waiting its turn on a loop busy with the burst) is where the slowest acks
 spent most of their time.
@@ -22,7 +23,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -72,7 +73,17 @@ class PendingCommands:
         self._batch.append((key, json.dumps(kept), fresh))
         if len(self._batch) == 1:
             await self._send_batch(fresh)  # the first command of a batch sends it for all
-        return await fresh
+        if await fresh:
+            # This process's from now on: its lease is kept alive while the command waits its
+            # turn after the ack, until `working` forgets it.
+            self._hold(key)
+            return True
+        return False
+
+    def _hold(self, key: str) -> None:
+        self._held.add(key)
+        if self._renewing is None or self._renewing.done():
+            self._renewing = asyncio.get_running_loop().create_task(self._renew())
 
     async def _send_batch(self, mine: asyncio.Future[bool]) -> None:
         """Each command's outcome goes to its future; only a cancellation is raised here."""
@@ -81,12 +92,16 @@ class PendingCommands:
             # One batch in flight at a time, on one connection: the next one gathers meanwhile.
             async with self._sending:
                 batch, self._batch = self._batch, []
-                pipe = self.records.pipeline(transaction=False)
+                names = [keys.COMMANDS]
+                args: list[str | int] = [self.owner, 3600, self.lease]
                 for key, kept, _ in batch:
-                    names = [keys.seen_command(key), keys.COMMANDS, self._lease_key(key)]
-                    args = (key, kept, self.owner, 3600, self.lease)
-                    pipe.eval(keys.RECORD_COMMAND, len(names), *names, *args)
-                results = await pipe.execute()
+                    names += (keys.seen_command(key), self._lease_key(key))
+                    args += (key, kept)
+                # One script for the whole batch: one command to send, one answer to read.
+                results = await cast(
+                    Awaitable[list[int]],
+                    self.records.eval(keys.RECORD_COMMANDS, len(names), *names, *args),
+                )
         except asyncio.CancelledError:
             if not batch:  # cancelled while the batch before it was in flight
                 batch, self._batch = self._batch, []
@@ -109,9 +124,7 @@ class PendingCommands:
     @contextlib.asynccontextmanager
     async def working(self, key: str) -> AsyncIterator[None]:
         """While the command is carried out: keep its lease; afterwards, forget it."""
-        self._held.add(key)
-        if self._renewing is None or self._renewing.done():
-            self._renewing = asyncio.create_task(self._renew())
+        self._hold(key)
         try:
             yield
         finally:
@@ -136,7 +149,8 @@ class PendingCommands:
                 await pipe.execute()
 
     async def orphans(self) -> list[tuple[str, dict[str, str]]]:
-        """Commands whose process died, each now leased to this process; too old ones dropped.
+        """Commands whose process died, each now leased to this process (and kept so until
+        `working` forgets it); too old ones dropped.
 
         Cheap when there are none, however many commands live processes hold: their keys only,
         then one round trip for the leases; the records themselves only for the ones taken."""
@@ -168,6 +182,7 @@ class PendingCommands:
                 stale.append(key)
                 continue
             taken.append((key, {k: str(v) for k, v in body.items()}))
+            self._hold(key)  # this process's now, until `working` forgets it
         if stale:
             await self.r.hdel(keys.COMMANDS, *stale)
         return taken

@@ -119,7 +119,7 @@ class SlackFront:
             await ack(text=f":warning: {mrkdwn.render(exc.message)}")
             return  # refused at once: nothing more is said or done
         if kept:
-            self.after.spawn(self._follow(key, body, self.responses.to(body.get("response_url"))))
+            self.after.later(functools.partial(self._follow, key, body))
 
     async def _keep(self, key: str, body: dict[str, Any]) -> bool | None:
         """Before the ack: the command is kept in Redis, so that a process dying right after
@@ -135,16 +135,15 @@ class SlackFront:
         except (TimeoutError, StoreUnavailable):
             return None
 
-    async def _follow(
-        self, key: str, body: dict[str, Any], respond: Respond, *, resumed: bool = False
-    ) -> None:
-        """After the ack: the command, carried out in its turn. Its record keeps its lease
-        while it waits, so that another web process never takes it for a dead one's."""
+    async def _follow(self, key: str, body: dict[str, Any], *, resumed: bool = False) -> None:
+        """After the ack: the command, carried out in its turn. A recorded command is this
+        process's from its record on (its lease kept alive meanwhile), so that another web
+        process never takes it for a dead one's; forgotten once carried out."""
+        respond = self.responses.to(body.get("response_url"))
         if self.pending is None:
-            async with self.after.turn():
-                await self._carry_out(body, respond, resumed=resumed)
+            await self._carry_out(body, respond, resumed=resumed)
             return
-        async with self.pending.working(key), self.after.turn():
+        async with self.pending.working(key):
             await self._carry_out(body, respond, resumed=resumed)
 
     async def recover(self) -> int:
@@ -154,8 +153,7 @@ class SlackFront:
         count = 0
         for key, body in await self.pending.orphans():
             log.warning("carrying out a command acked by a process that stopped (%s)", key)
-            respond = self.responses.to(body.get("response_url"))
-            self.after.spawn(self._follow(key, body, respond, resumed=True))
+            self.after.later(functools.partial(self._follow, key, body, resumed=True))
             count += 1
         return count
 
@@ -239,11 +237,10 @@ class SlackFront:
 
     async def ack_action(self, body: dict[str, Any], ack: AsyncAck) -> None:
         await ack()
-        self.after.spawn(self.run_action(body, self.responses.to(body.get("response_url"))))
+        self.after.later(functools.partial(self.run_action, body))
 
-    async def run_action(self, body: dict[str, Any], respond: Respond) -> None:
-        async with self.after.turn():
-            await self._run_action(body, respond)
+    async def run_action(self, body: dict[str, Any]) -> None:
+        await self._run_action(body, self.responses.to(body.get("response_url")))
 
     async def _run_action(self, body: dict[str, Any], respond: Respond) -> None:
         action = body["actions"][0]
