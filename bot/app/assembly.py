@@ -258,7 +258,7 @@ def web_app(
 
     `socket_mode`: the Bolt app (from `build_slack`) that a Socket Mode handler feeds. Then no
     `/slack/events` (nothing unsigned may reach Bolt), but the same recovery of commands acked
-    by a dead process, and the same drain of Bolt's lazy listeners at shutdown.
+    by a dead process, and the same drain of the work after the acks at shutdown.
     """
     app = web.Application()
     app[RUNTIME] = rt

@@ -12,10 +12,9 @@ little for the loop (and its garbage collector) to look after as it can.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
@@ -27,28 +26,21 @@ Work = Callable[[], Awaitable[None]]
 
 class AfterAck:
     def __init__(self, at_once: int = 8, most: float = MOST, quiet: float = QUIET) -> None:
-        self.answering = 0  # requests being answered now
+        self.busy = 0  # requests being answered now
         self.at_once = at_once
         self.most = most
         self.quiet = quiet
         self._last = 0.0  # the loop's time when the last answer went out
-        self._quiet = asyncio.Event()
-        self._quiet.set()
         self._queue: deque[tuple[float, Work]] = deque()  # (queued at, the work)
         self.workers: set[asyncio.Task[None]] = set()
 
-    @contextlib.contextmanager
-    def answering_one(self) -> Iterator[None]:
-        """Around the answer to one request: the work waits while any is under way."""
-        self.answering += 1
-        self._quiet.clear()
-        try:
-            yield
-        finally:
-            self.answering -= 1
-            self._last = asyncio.get_running_loop().time()
-            if not self.answering:
-                self._quiet.set()
+    def answering(self) -> None:
+        """An answer to a request is under way: the work waits meanwhile (see `answered`)."""
+        self.busy += 1
+
+    def answered(self) -> None:
+        self.busy -= 1
+        self._last = asyncio.get_running_loop().time()
 
     def later(self, work: Work) -> None:
         """Carry out `work` after the acks under way, in order."""
@@ -75,18 +67,14 @@ class AfterAck:
                 log.exception("work after an ack failed")
 
     async def _calm(self, deadline: float) -> None:
-        """Until no answer has gone out for `quiet` seconds, or `deadline`."""
+        """Until no answer has gone out for `quiet` seconds, or `deadline`. Checked every so
+        often, not woken by each answer: a burst of acks wakes none of the waiting workers."""
         loop = asyncio.get_running_loop()
         while (left := deadline - loop.time()) > 0:
-            if self.answering:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(left):
-                        await self._quiet.wait()
-                continue
             calm = loop.time() - self._last
-            if calm >= self.quiet:
+            if not self.busy and calm >= self.quiet:
                 return
-            await asyncio.sleep(min(self.quiet - calm, left))
+            await asyncio.sleep(min(self.quiet - calm if not self.busy else self.quiet, left))
 
     async def drain(self, timeout: float) -> None:
         """The work queued and under way, finished (up to `timeout` seconds)."""

@@ -77,9 +77,12 @@ class SlackApp:
             # Bolt parses the body before it checks the signature: a body that is not Slack's
             # JSON gets a 401 when unsigned (as any forged request) and a 400 when signed.
             return await self._not_a_slack_request(request)
-        with self.front.after.answering_one():  # the work after the acks waits meanwhile
+        self.front.after.answering()  # the work after the acks waits meanwhile
+        try:
             response = await self.bolt.async_dispatch(bolt_request)
             return await to_aiohttp_response(response)
+        finally:
+            self.front.after.answered()
 
     async def _not_a_slack_request(self, request: web.Request) -> web.Response:
         body = await request.read()

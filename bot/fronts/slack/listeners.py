@@ -318,8 +318,8 @@ def as_is(listener: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[N
 
 
 def register(bolt: AsyncApp, front: SlackFront) -> None:
-    """No lazy listeners: each ack starts its own work (`AfterAck`), without Bolt's deep copy of
-    the request for a lazy listener."""
+    """No lazy listeners: each ack queues its own work (`AfterAck`), without Bolt's deep copy
+    of the request for a lazy listener."""
     bolt.command("/rollback")(front.ack_command)
     for action in Action:
         bolt.action(action.value)(front.ack_action)
