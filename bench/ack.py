@@ -34,7 +34,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,13 @@ class Side:
     statuses: dict[str, int]
     wall: float  # seconds, summed over the rounds
     answered: list[float]  # ms from each run's first request to its last answer on response_url
+    cpu: float = 0.0  # seconds of the server's CPU while the requests were measured
+    runs: list[list[float]] = field(default_factory=list)  # each run's latencies
+
+    @property
+    def cpu_per_request(self) -> float:
+        """ms of the server's CPU per request (its work after the acks mostly comes later)."""
+        return self.cpu * 1000 / len(self.latencies)
 
     @property
     def p50(self) -> float:
@@ -80,6 +87,17 @@ class Load:
     @property
     def ratios(self) -> tuple[float, float]:
         return self.serve.p50 / self.bare.p50, self.serve.p99 / self.bare.p99
+
+    @property
+    def paired(self) -> tuple[float, float]:
+        """The median over the rounds of each round's p50 and p99 ratio (`serve`'s run against
+        bare Bolt's run next to it): a round that the rest of the machine slowed down on one
+        side only moves it little."""
+        pairs = list(zip(self.serve.runs, self.bare.runs, strict=True))
+        return (
+            statistics.median(percentile(s, 50) / percentile(b, 50) for s, b in pairs),
+            statistics.median(percentile(s, 99) / percentile(b, 99) for s, b in pairs),
+        )
 
 
 @dataclass
@@ -136,8 +154,14 @@ def answers_expected(load: str, n: int) -> int:
     return sum(request_for(load, i)[0] in RECORDED for i in range(n))
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def client(
-    url: str, load: str, n: int, concurrency: int, warm_url: str, response_url: str
+    url: str, load: str, n: int, concurrency: int, warm_url: str, response_url: str, pid: int
 ) -> dict[str, Any]:
     from tests.slack_fake import send_command
 
@@ -165,15 +189,22 @@ async def client(
         await asyncio.gather(*(one(i + 1, False) for i in range(1, 2 * MIX)))  # warm-up
         await asyncio.sleep(SETTLE)
         at = time.time()
+        cpu = cpu_seconds(pid)
         began = time.perf_counter()
         await asyncio.gather(*(one(i, True) for i in range(n)))
         wall = time.perf_counter() - began
-    return {"latencies": latencies, "statuses": dict(statuses), "wall": wall, "at": at}
+        cpu = cpu_seconds(pid) - cpu
+    return {
+        "latencies": latencies, "statuses": dict(statuses), "wall": wall, "at": at, "cpu": cpu,
+    }  # fmt: skip
 
 
-def run_client(url: str, load: str, n: int, concurrency: int, warm: str, answer: str) -> Any:
+def run_client(
+    url: str, load: str, n: int, concurrency: int, warm: str, answer: str, pid: int
+) -> Any:
     proc = subprocess.run(
-        [PY, "-m", "bench.ack", "client", url, load, str(n), str(concurrency), warm, answer],
+        [PY, "-m", "bench.ack", "client", url, load, str(n), str(concurrency), warm, answer,
+         str(pid)],
         capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1],
     )  # fmt: skip
     if proc.returncode != 0:
@@ -184,6 +215,8 @@ def run_client(url: str, load: str, n: int, concurrency: int, warm: str, answer:
 def add_run(side: Side, data: dict[str, Any]) -> None:
     side.latencies += data["latencies"]
     side.wall += data["wall"]
+    side.cpu += data["cpu"]
+    side.runs.append(data["latencies"])
     for key, count in data["statuses"].items():
         side.statuses[key] = side.statuses.get(key, 0) + count
 
@@ -277,7 +310,8 @@ async def measure(n: int = 200, concurrency: int = 50, rounds: int = 5) -> Resul
                     await wait_http(f"{base}/healthz", check=running(procs))
                     await wait_http(f"{bbase}/healthz", check=running(procs))
                     first = await first_message(slack, base, send_command)
-                    loads = await rounds_of(slack, base, bbase, n, concurrency, rounds)
+                    pids = {p.name: p.popen.pid for p in procs}
+                    loads = await rounds_of(slack, base, bbase, pids, n, concurrency, rounds)
     finally:
         os.sched_setaffinity(0, before)
     how = (
@@ -305,7 +339,13 @@ async def first_message(slack: Any, base: str, send_command: Any) -> float:
 
 
 async def rounds_of(
-    slack: Any, base: str, bbase: str, n: int, concurrency: int, rounds: int
+    slack: Any,
+    base: str,
+    bbase: str,
+    pids: dict[str, int],
+    n: int,
+    concurrency: int,
+    rounds: int,
 ) -> list[Load]:
     """Each load, `rounds` times against each server, the order alternating by round."""
     sides = {(load, who): Side([], {}, 0.0, []) for load in LOADS for who in ("serve", "bare")}
@@ -319,7 +359,9 @@ async def rounds_of(
                 # The client adds "-<i>" to each: unbound names on the stand-in, no use limit.
                 warm, answer = slack.response_url(f"{name}-warm"), slack.response_url(name)
                 url = f"{base if who == 'serve' else bbase}/slack/events"
-                data = await asyncio.to_thread(run_client, url, load, n, concurrency, warm, answer)
+                data = await asyncio.to_thread(
+                    run_client, url, load, n, concurrency, warm, answer, pids[who]
+                )
                 side = sides[(load, who)]
                 add_run(side, data)
                 expected = answers_expected(load, n) if who == "serve" else 0
@@ -355,16 +397,17 @@ def table(r: Result) -> list[str]:
         f"goes first ({r.rounds * r.n} requests per figure); {r.pinned}.",
         "",
         "| load | `serve` p50 | bare p50 | ratio | `serve` p99 | bare p99 | ratio "
-        "| `serve` requests/s | bare requests/s |",
+        "| ratio by round, median: p50, p99 | CPU per request: `serve`, bare |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for load in r.loads:
         p50, p99 = load.ratios
+        m50, m99 = load.paired
         out.append(
             f"| `{load.name}` | {load.serve.p50:.1f} ms | {load.bare.p50:.1f} ms | {p50:.2f}× "
             f"| {load.serve.p99:.1f} ms | {load.bare.p99:.1f} ms | {p99:.2f}× "
-            f"| {len(load.serve.latencies) / load.serve.wall:.0f} "
-            f"| {len(load.bare.latencies) / load.bare.wall:.0f} |"
+            f"| {m50:.2f}×, {m99:.2f}× "
+            f"| {load.serve.cpu_per_request:.2f} ms, {load.bare.cpu_per_request:.2f} ms |"
         )
     out += [
         "",
@@ -398,8 +441,8 @@ if __name__ == "__main__":
     parser.add_argument("args", nargs="*")
     ns = parser.parse_args()
     if ns.mode == "client":
-        url, load, n, conc, warm, answer = ns.args
-        print(json.dumps(asyncio.run(client(url, load, int(n), int(conc), warm, answer))))
+        url, load, n, conc, warm, answer, pid = ns.args
+        print(json.dumps(asyncio.run(client(url, load, int(n), int(conc), warm, answer, int(pid)))))
     elif ns.mode == "bare":
         bare(int(ns.args[0]))
     else:
