@@ -46,7 +46,9 @@ class AfterAck:
         """Carry out `work` after the acks under way, in order."""
         loop = asyncio.get_running_loop()
         self._queue.append((loop.time(), work))
-        if len(self.workers) < min(self.at_once, len(self._queue)):
+        # A worker of its own while there are fewer than `at_once`: one busy with a long piece
+        # of work (a cancel that waits for its step) never holds up the next.
+        if len(self.workers) < self.at_once:
             task = loop.create_task(self._work())
             self.workers.add(task)
             task.add_done_callback(self.workers.discard)
