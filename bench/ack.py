@@ -16,8 +16,9 @@ alternate which goes first. The loads:
 
 After each `serve` run the bench waits for every answer on the `response_url`s (the work after
 the acks) before the next run starts, and reports when the last one came. Where the machine has
-two cores or more, both servers share one core and the client, Redis and the Slack stand-in get
-the others, so that the figure measures the servers rather than their contention with the load.
+two cores or more, both servers and Redis share one core and the client and the Slack stand-in
+get the others, so that the figure measures the servers rather than their contention with the
+load (Redis runs only while `serve` waits for it).
 
 Also measured: from a `/rollback myapp …` to the incident's first message in the channel.
 """
@@ -32,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -59,6 +61,7 @@ class Side:
     answered: list[float]  # ms from each run's first request to its last answer on response_url
     cpu: float = 0.0  # seconds of the server's CPU while the requests were measured
     runs: list[list[float]] = field(default_factory=list)  # each run's latencies
+    by_kind: dict[str, list[float]] = field(default_factory=dict)  # latencies by request kind
 
     @property
     def cpu_per_request(self) -> float:
@@ -168,6 +171,7 @@ async def client(
     limit = asyncio.Semaphore(concurrency)
     run = uuid.uuid4().hex  # every trigger_id unique, as Slack's: none is taken for a retry
     latencies: list[float] = []
+    kinds: list[str] = []
     statuses: Counter[str] = Counter()
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -184,6 +188,7 @@ async def client(
                 took = time.perf_counter() - began
             if record:
                 latencies.append(took * 1000)
+                kinds.append(what)
                 statuses[f"{what} {resp.status}"] += 1
 
         await asyncio.gather(*(one(i + 1, False) for i in range(1, 2 * MIX)))  # warm-up
@@ -195,7 +200,8 @@ async def client(
         wall = time.perf_counter() - began
         cpu = cpu_seconds(pid) - cpu
     return {
-        "latencies": latencies, "statuses": dict(statuses), "wall": wall, "at": at, "cpu": cpu,
+        "latencies": latencies, "kinds": kinds, "statuses": dict(statuses), "wall": wall,
+        "at": at, "cpu": cpu,
     }  # fmt: skip
 
 
@@ -214,6 +220,8 @@ def run_client(
 
 def add_run(side: Side, data: dict[str, Any]) -> None:
     side.latencies += data["latencies"]
+    for took, kind in zip(data["latencies"], data["kinds"], strict=True):
+        side.by_kind.setdefault(kind, []).append(took)
     side.wall += data["wall"]
     side.cpu += data["cpu"]
     side.runs.append(data["latencies"])
@@ -270,6 +278,21 @@ def app_config(root: Path, origin: Path) -> dict[str, Any]:
     }
 
 
+def redis_pid(url: str) -> int | None:
+    """The pid of the redis-server this bench started for `url` (its port in the command)."""
+    port = str(urllib.parse.urlsplit(url).port).encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmd.startswith(b"redis-server") and port in cmd:
+            return int(proc.name)
+    return None
+
+
 def cores() -> tuple[set[int], set[int]] | None:
     """(the servers' core, the others' cores), or None where there is one core only."""
     mine = sorted(os.sched_getaffinity(0))
@@ -305,8 +328,12 @@ async def measure(n: int = 200, concurrency: int = 50, rounds: int = 5) -> Resul
                 ]
                 with processes(commands, env, root / "logs") as procs:
                     if placed is not None:
-                        for proc in procs:
-                            os.sched_setaffinity(proc.popen.pid, placed[0])
+                        # Redis beside the servers: it runs only while `serve` waits for it (bare
+                        # Bolt never asks it anything), as a Redis of its own would; beside the
+                        # client, whose core the load keeps busy, every record waited its turn.
+                        pids = [p.popen.pid for p in procs] + [redis_pid(rurl) or 0]
+                        for pid in filter(None, pids):
+                            os.sched_setaffinity(pid, placed[0])
                     await wait_http(f"{base}/healthz", check=running(procs))
                     await wait_http(f"{bbase}/healthz", check=running(procs))
                     first = await first_message(slack, base, send_command)
@@ -315,7 +342,7 @@ async def measure(n: int = 200, concurrency: int = 50, rounds: int = 5) -> Resul
     finally:
         os.sched_setaffinity(0, before)
     how = (
-        f"`serve` and bare Bolt on core {min(placed[0])}, the client, Redis and the Slack "
+        f"`serve`, bare Bolt and Redis on core {min(placed[0])}, the client and the Slack "
         f"stand-in on core(s) {', '.join(map(str, sorted(placed[1])))}"
         if placed is not None
         else "one core for everything"
@@ -419,6 +446,15 @@ def table(r: Result) -> list[str]:
             f"`{load.name}` {statistics.median(load.serve.answered):.0f} ms"
             for load in r.loads
             if load.serve.answered
+        )
+        + ".",
+        "",
+        "`mix` by kind, p50 / p99 (`serve`; bare Bolt): "
+        + ", ".join(
+            f"{kind} {percentile(took, 50):.0f} / {percentile(took, 99):.0f} ms "
+            f"({percentile(r.loads[-1].bare.by_kind.get(kind, []), 50):.0f} / "
+            f"{percentile(r.loads[-1].bare.by_kind.get(kind, []), 99):.0f})"
+            for kind, took in sorted(r.loads[-1].serve.by_kind.items())
         )
         + ".",
         "",
