@@ -6,11 +6,12 @@ import re
 from dataclasses import dataclass
 
 from bot.workflow.errors import UserFacingError
+from bot.workflow.group import COMMAND_WORDS
 from bot.workflow.input_checks import check_words
 from bot.workflow.messages import Emphasis, bullets, message, para
 from bot.workflow.version import Version
 
-SUBCOMMANDS = {"status", "list", "cancel", "unfreeze", "help", "release"}
+SUBCOMMANDS = set(COMMAND_WORDS) - {"plan"}
 # A second word is taken as the version when it looks like one; otherwise it starts the reason.
 # v1, v1.4.2, 1.4, a commit sha, release/1.4 — or anything with shell characters, so that it
 # is refused as a version instead of slipping into the reason. "500s on checkout" is a reason.
