@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.config.apps_file import load_apps
-from bot.workflow.group import Member, downgrade_due, downgrades
+from bot.workflow.group import Member, downgrade_due, downgrades, shared_with, unnamed_not_last
 from tests.test_config_strict import line_of, run
 
 APP = """\
@@ -43,8 +43,8 @@ def test_a_group_is_read_in_its_order_with_its_shared_database(tmp_path: Path) -
     assert [a.name for a in group] == ["storefront", "api", "worker"]
     assert apps.group("storefront") is None
     (down,) = downgrades(apps.group_members("shop"))
-    assert (down.database, down.owner) == ("shopdb", "storefront")
-    assert down.after == ("storefront", "api", "worker")
+    assert (down.database, down.owner) == ("shopdb", "worker")
+    assert down.after == ("storefront", "api")
 
 
 BAD = [
@@ -89,12 +89,23 @@ def test_serve_and_worker_refuse_a_bad_group(tmp_path: Path, command: str) -> No
 
 def test_each_database_waits_for_every_app_that_uses_it() -> None:
     named = [Member("web", True, "shop"), Member("api", True, "shop"),
-             Member("jobs", True, "jobs"), Member("cdn")]  # fmt: skip
-    shop, jobs = downgrades(named)
-    assert (shop.owner, shop.after) == ("web", ("web", "api"))
-    assert (jobs.owner, jobs.after) == ("jobs", ("jobs",))
-    assert not downgrade_due(shop, ["web"])
-    assert downgrade_due(shop, ["web", "api"])
-    # A database without a name: the strict reading, every member is redeployed first.
-    (strict, jobs2) = downgrades([Member("web", True), Member("jobs", True, "jobs"), Member("x")])
-    assert strict.after == ("web", "jobs", "x") and jobs2.after == ("web", "jobs", "x")
+             Member("jobs", True, "jobs"), Member("cdn"), Member("last", True)]  # fmt: skip
+    shop, jobs, last = downgrades(named)
+    # The last user owns it: downgraded once, after every other user is redeployed.
+    assert (shop.owner, shop.after) == ("api", ("web",))
+    assert (jobs.owner, jobs.after) == ("jobs", ())
+    assert not downgrade_due(shop, []) and downgrade_due(shop, ["web"])
+    assert shared_with(named, "web") == "api" and shared_with(named, "api") is None
+    # A database without a name: the strict reading, every other member is redeployed first.
+    assert last.after == ("web", "api", "jobs", "cdn")
+    assert unnamed_not_last(named) == []
+    assert unnamed_not_last([Member("a", True), Member("b")]) == ["a"]
+
+
+def test_an_unnamed_database_that_is_not_last_is_an_error(tmp_path: Path) -> None:
+    text = GOOD.replace("database: {run_on: web1, name: shopdb}", "database: {run_on: web1}")
+    result = run(tmp_path, text)
+    assert result.returncode == 1
+    row = next(r for r in result.stdout.splitlines() if "groups.shop[0]" in r)
+    assert "`storefront` has a database without a name and is not last" in row
+    assert "give it `database.name`" in row

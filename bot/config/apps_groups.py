@@ -21,10 +21,32 @@ def group_problems(data: Mapping[str, Any], lines: Mapping[Loc, int]) -> list[Pr
         return []  # absent, or a wrong type the model reports
     apps = data.get("apps")
     app_names = [str(n) for n in apps] if isinstance(apps, Mapping) else []
-    return [
-        Problem(dotted(loc), what, fix, line_of(lines, loc))
-        for loc, what, fix in _found(groups, app_names)
-    ]
+    found = list(_found(groups, app_names)) + list(_databases(groups, apps))
+    return [Problem(dotted(loc), what, fix, line_of(lines, loc)) for loc, what, fix in found]
+
+
+def _databases(groups: Mapping[Any, Any], apps: Any) -> Iterator[tuple[Loc, str, str]]:
+    """A database without `name` is the strict reading: its app comes last in its group."""
+    if not isinstance(apps, Mapping):
+        return
+    for raw_name, members in groups.items():
+        if not isinstance(members, list):
+            continue
+        for i, member in enumerate(members[:-1]):
+            app = apps.get(member) if isinstance(member, str) else None
+            db = app.get("database") if isinstance(app, Mapping) else None
+            if isinstance(db, Mapping) and not db.get("name"):
+                yield (
+                    ("groups", str(raw_name), i),
+                    (
+                        f"`{member}` has a database without a name and is not last in the group: "
+                        "Rewind cannot tell whether the apps after it use that database"
+                    ),
+                    (
+                        f"give it `database.name` (apps whose databases have the same name share "
+                        f"one), or put `{member}` last"
+                    ),
+                )
 
 
 def _found(groups: Mapping[Any, Any], apps: list[str]) -> Iterator[tuple[Loc, str, str]]:
