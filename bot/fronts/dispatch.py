@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.fronts.command import HELP, Command
+from bot.incidents.groups import GroupRequest
 from bot.incidents.service import IncidentService, OpenRequest, policy_for
 from bot.plan.build import PLAN_TTL, Planner
 from bot.ports import Store
@@ -89,9 +90,25 @@ Reply = (
 )
 
 
+def group_request(cmd: Command, actor: Actor, source: str) -> GroupRequest:
+    return GroupRequest(cmd.app, cmd.reason, actor, cmd.pins, source=source, major=cmd.major)
+
+
 def check_start(incidents: IncidentService, cmd: Command) -> None:
     """Bad input is refused before anything runs; rights are checked once groups are known."""
+    if incidents.apps.group(cmd.app) is not None:
+        if cmd.version is not None:
+            raise UserFacingError(
+                f"`{cmd.app}` is a group: pick versions per app, e.g. "
+                f"`/rollback {cmd.app} APP={cmd.version} reason…`."
+            )
+        incidents.groups.members(cmd.app)
+        return
     incidents.app(cmd.app)
+    if cmd.pins:
+        raise UserFacingError(
+            f"`{cmd.app}` is an app, not a group: `/rollback {cmd.app} VERSION reason…`."
+        )
     if not cmd.reason.strip():
         version = f" {cmd.version}" if cmd.version else ""
         raise UserFacingError(
@@ -117,6 +134,10 @@ class Dispatcher:
 
     async def run(self, cmd: Command, actor: Actor) -> Reply:
         match cmd.kind:
+            case "start" if self.incidents.apps.group(cmd.app) is not None:
+                check_start(self.incidents, cmd)
+                group = group_request(cmd, actor, self.source)
+                return Opened(await self.incidents.groups.open(group), None)
             case "start":
                 check_start(self.incidents, cmd)
                 request = OpenRequest(

@@ -46,9 +46,9 @@ from bot.workflow.machine import (
     transition,
 )
 from bot.workflow.messages import ChannelRef, message
-from bot.workflow.model import Incident, Status, StepId, StepStatus
+from bot.workflow.model import GateKind, Incident, Status, StepId, StepStatus
 from bot.workflow.plan import PlanBasis
-from bot.workflow.policy import Actor, Policy, Right
+from bot.workflow.policy import Actor, Policy, Right, Rules
 from bot.workflow.quarantine import Quarantine
 from bot.workflow.render_text import plain
 from bot.workflow.steps import SPECS
@@ -129,6 +129,9 @@ class IncidentService:
         self.repos = repos
         self.people = people  # who the report names, beyond the apps file's `people:`
         self.locks = AppLocks(store)
+        from bot.incidents.groups import Groups
+
+        self.groups = Groups(self)  # `/rollback GROUP`: its members kept in step after each change
         self.ending = Ending(
             apps=apps,
             store=store,
@@ -241,7 +244,7 @@ class IncidentService:
             nonlocal effects, before
             before = current.status
             try:
-                changed, effects = transition(current, event, policy_for(self.app(current.app)))
+                changed, effects = transition(current, event, self.rules_for(current))
             except Rejected as exc:
                 raise UserFacingError(exc.message) from None
             return changed
@@ -254,8 +257,17 @@ class IncidentService:
         await self.store.audit(incident.id, who, _describe(event), incident.status.value)
         await self._tell_events(before, incident, event)
         await self._effects(incident, effects)
-        await self.notifier.update_parent(incident)
+        if incident.group is None:
+            await self.notifier.update_parent(incident)
+        else:  # the lead's parent shows every member; the coordinator keeps them in step
+            await self.groups.sync(incident)
         return incident
+
+    def rules_for(self, incident: Incident) -> Rules:
+        """Who may answer: the app's policy, or its group's (rights on every member)."""
+        if incident.group is not None:
+            return self.groups.policy(incident.group.name)
+        return policy_for(self.app(incident.app))
 
     async def _tell_events(self, before: Status, incident: Incident, event: Event) -> None:
         if self.events is None:
@@ -305,7 +317,7 @@ class IncidentService:
             match effect:
                 case RunStep(step=step, attempt=attempt):
                     await self.queue.enqueue_step(incident.id, step, attempt)
-                case AskGate(gate=gate):
+                case AskGate(gate=gate) if gate.kind is not GateKind.GROUP:
                     await self.notifier.ask(incident, gate)
                 case Say(message=said_):
                     await self.notifier.say(incident, said_)
