@@ -17,7 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.workflow.machine import Event, GroupAbort, GroupGo
-from bot.workflow.model import GateKind, Incident, MemberRow, Status, StepId, StepRecord
+from bot.workflow.model import (
+    Criterion,
+    GateKind,
+    Incident,
+    MemberRow,
+    Status,
+    StepId,
+    StepRecord,
+    StepStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,14 @@ def _go(members: Sequence[Incident], i: int, step: StepId, lead: Incident) -> Gr
     if step is StepId.MONITOR:
         return GroupGo(step) if all(_done(m, StepId.VERIFY) for m in members) else None
     if step is StepId.REPORT:
-        return GroupGo(step) if all(_done(m, StepId.MONITOR) for m in members) else None
+        if not all(_done(m, StepId.MONITOR) for m in members):
+            return None
+        # A member whose shared database another member downgraded: met once that one's is.
+        shared = member.step(StepId.DB_ROLLBACK).status is StepStatus.SKIPPED and any(
+            m.criteria.get(Criterion.DATABASE) is True and m.step(StepId.DB_ROLLBACK).status
+            is StepStatus.SUCCEEDED for m in members
+        )  # fmt: skip
+        return GroupGo(step, criteria={Criterion.DATABASE: True} if shared else {})
     return None
 
 

@@ -113,6 +113,8 @@ class GroupGo:
     decision: Decision | None = None
     by: str = ""
     option: str = ""
+    # Met for this member by another: its shared database, downgraded by the member that owns it.
+    criteria: dict[Criterion, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,7 @@ def _group_go(inc: Incident, ev: GroupGo) -> tuple[Incident, list[Effect]]:
     if group is None or gate is None or gate.kind is not GateKind.GROUP or gate.step != ev.step:
         raise Rejected(f"{inc.app} does not wait for its group at {ev.step}")
     group.released.append(ev.step)
+    inc.criteria.update(ev.criteria)
     inc.gate = None
     inc.step(ev.step).status = StepStatus.PENDING
     if ev.step is StepId.DECIDE and ev.decision is not None:

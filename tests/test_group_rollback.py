@@ -1,0 +1,110 @@
+"""`/rollback GROUP` end to end (issue 22): two apps, each with its own repo and sshd host,
+sharing one PostgreSQL database, deployed together as a bad release (v1.5.0), driven by signed
+Slack requests: one thread, one decision, each app in the group's order, the shared database
+downgraded once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.workflow.model import Incident, Status, StepId
+from tests.fixtures_hosts import MakeSshEnv, SshEnv
+from tests.harness import Bot, running_bot, settings_env
+from tests.slack_fake import SlackFake
+from tests.test_workflow_e2e import config, db_revision
+
+V142, V150 = "b2c3d4e5f6a1", "d4e5f6a1b2c3"
+START = "shop release 42 broke checkout"
+DOWNGRADE = f"alembic -c alembic.ini downgrade {V142}"
+
+
+@pytest.fixture
+def release(make_ssh_env: MakeSshEnv, pg_database: str) -> tuple[SshEnv, SshEnv]:
+    """storefront and api, each its own repo and host, one database at v1.5.0's head."""
+    storefront = make_ssh_env(1, db_url=pg_database, migrate=True)
+    api = make_ssh_env(1, db_url=pg_database)
+    return storefront, api
+
+
+def group_config(storefront: SshEnv, api: SshEnv) -> dict[str, Any]:
+    apps = {}
+    for name, env in (("storefront", storefront), ("api", api)):
+        cfg = config(env)
+        cfg["database"] = {**cfg["database"], "name": "shopdb"}
+        apps[name] = cfg
+    return {"apps": apps, "groups": {"shop": ["storefront", "api"]}}
+
+
+@contextlib.asynccontextmanager
+async def group_bot(
+    slack: SlackFake, redis_url: str, tmp_path: Path, data: dict[str, Any]
+) -> AsyncIterator[Bot]:
+    path = tmp_path / "apps.yaml"
+    path.write_text(yaml.safe_dump({**data, "incidents": {"dir": str(tmp_path / "incidents")}}))
+    async with running_bot(slack, settings_env(slack, redis_url, path, tmp_path / "ws")) as bot:
+        yield bot
+
+
+async def members(bot: Bot) -> list[Incident]:
+    """The group's member incidents, in the group's order."""
+    found = [i for i in await bot.runtime.store.recent_incidents(10) if i.group is not None]
+    leads = [i for i in found if i.group is not None and i.group.lead == i.id]
+    if not leads or leads[0].group is None:
+        return []
+    loaded = [await bot.runtime.store.load(i) for i in leads[0].group.members]
+    return [m for m in loaded if m is not None]
+
+
+async def wait_members(bot: Bot, *statuses: Status, timeout: float = 240) -> list[Incident]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = await members(bot)
+        if found and all(m.status in statuses for m in found):
+            return found
+        assert asyncio.get_running_loop().time() < deadline, [(m.app, m.status) for m in found]
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.timeout(400)
+async def test_a_group_rolls_back_both_apps_and_downgrades_the_shared_database_once(
+    slack: SlackFake, redis_url: str, tmp_path: Path, release: tuple[SshEnv, SshEnv]
+) -> None:
+    storefront, api = release
+    assert storefront.db_url and db_revision(storefront.db_url) == V150
+    async with group_bot(slack, redis_url, tmp_path, group_config(storefront, api)) as bot:
+        _, name = await bot.command(START)
+        assert "opened" in await bot.reply(name)
+        decision = await bot.gate("Roll back")
+        await bot.click(decision, "Roll back", "U0CAROL")
+        approval = await bot.gate("Approve downgrade", timeout=120)
+        assert "coupon" in bot.slack.all_text(approval).lower()  # its own SQL preview
+        await bot.click(approval, "Approve downgrade", "U0ALICE")
+        web, back = await wait_members(bot, Status.COMPLETED)
+
+        # Both apps on their previous version, the database downgraded once, by api's steps,
+        # after storefront was redeployed.
+        for env in release:
+            assert env.hosts[0].run("cat VERSION").strip() == "1.4.2"
+            assert env.hosts[0].health_status() == 200
+        assert db_revision(storefront.db_url) == V142
+        assert [c for c in storefront.hosts[0].commands() if DOWNGRADE in c] == []
+        assert len([c for c in api.hosts[0].commands() if DOWNGRADE in c]) == 1
+        sf_redeployed = web.step(StepId.REDEPLOY).finished_at
+        downgraded = back.step(StepId.DB_ROLLBACK).started_at
+        assert sf_redeployed and downgraded and sf_redeployed < downgraded
+        assert "downgraded once, by `api`" in web.step(StepId.DB_ROLLBACK).summary
+
+        # One thread: every question in it; its parent has a row per app under each step.
+        assert web.thread == back.thread
+        assert len(bot.slack.messages("C0INCIDENT", top_level=True)) == 1
+        parent = await bot.parent_shows("`storefront`", "`api`")
+        assert parent.index("Redeploy previous version") < parent.index("`api`", parent.index(
+            "Redeploy previous version"))  # fmt: skip
+        bot.slack.assert_no_errors()
