@@ -44,11 +44,12 @@ def group_config(storefront: SshEnv, api: SshEnv) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def group_bot(
-    slack: SlackFake, redis_url: str, tmp_path: Path, data: dict[str, Any]
+    slack: SlackFake, redis_url: str, tmp_path: Path, data: dict[str, Any], *, worker: bool = True
 ) -> AsyncIterator[Bot]:
     path = tmp_path / "apps.yaml"
     path.write_text(yaml.safe_dump({**data, "incidents": {"dir": str(tmp_path / "incidents")}}))
-    async with running_bot(slack, settings_env(slack, redis_url, path, tmp_path / "ws")) as bot:
+    env = settings_env(slack, redis_url, path, tmp_path / "ws")
+    async with running_bot(slack, env, with_worker=worker) as bot:
         yield bot
 
 
@@ -108,3 +109,61 @@ async def test_a_group_rolls_back_both_apps_and_downgrades_the_shared_database_o
         assert parent.index("Redeploy previous version") < parent.index("`api`", parent.index(
             "Redeploy previous version"))  # fmt: skip
         bot.slack.assert_no_errors()
+
+
+async def roll_back(bot: Bot) -> None:
+    _, name = await bot.command(START)
+    assert "opened" in await bot.reply(name)
+    await bot.click(await bot.gate("Roll back"), "Roll back", "U0CAROL")
+
+
+async def member(bot: Bot, app: str) -> Incident:
+    return next(m for m in await members(bot) if m.app == app)
+
+
+@pytest.mark.timeout(400)
+async def test_a_member_whose_host_fails_pauses_the_group_and_abort_says_per_app(
+    slack: SlackFake, redis_url: str, tmp_path: Path, release: tuple[SshEnv, SshEnv]
+) -> None:
+    storefront, api = release
+    data = group_config(storefront, api)
+    fetch = "echo 'web1: connection refused by the deploy agent' >&2; exit 1"
+    data["apps"]["storefront"]["deploy"]["commands"]["fetch"] = fetch
+    async with group_bot(slack, redis_url, tmp_path, data) as bot:
+        await roll_back(bot)
+        retry = await bot.gate("Retry", timeout=120)
+        web, back = await members(bot)
+        assert web.status is Status.PAUSED and web.step(StepId.REDEPLOY).status.value == "failed"
+        assert back.status is Status.WAITING and back.gate is not None  # held: the group waits
+        assert back.step(StepId.CODE).status.value == "waiting"
+        await bot.click(retry, "Abort", "U0CAROL")
+        web, back = await wait_members(bot, Status.ABORTED)
+        # Per app, what was and was not rolled back; api was never touched.
+        assert "Rolled back: Roll back code." in web.outcome
+        assert "Stopped mid-way: Redeploy previous version" in web.outcome
+        assert back.outcome.startswith("Stopped with its group (`storefront` was aborted).")
+        assert "Rolled back: nothing." in back.outcome
+        thread = await bot.said("Rolled back: nothing.")
+        assert "Stopped mid-way: Redeploy previous version" in thread
+        for env in release:  # neither app moved: both still on the bad release
+            assert env.hosts[0].run("cat VERSION").strip() == "1.5.0"
+        assert storefront.db_url and db_revision(storefront.db_url) == V150
+        assert [c for c in api.hosts[0].commands() if "git checkout" in c] == []
+        # Every lock released: each app may be rolled back again.
+        for app in ("storefront", "api"):
+            assert await bot.runtime.store.lock_holder(app) is None
+
+
+async def test_a_member_already_in_an_incident_refuses_the_group(
+    slack: SlackFake, redis_url: str, tmp_path: Path, release: tuple[SshEnv, SshEnv]
+) -> None:
+    async with group_bot(slack, redis_url, tmp_path, group_config(*release)) as bot:
+        _, first = await bot.command("api v1.4.2 its own trouble")
+        assert "opened" in await bot.reply(first)
+        busy = await bot.incident()
+        _, name = await bot.command(START, user="U0ALICE")
+        refusal = await bot.reply(name)
+        assert "Nothing was started" in refusal and "`api` is busy" in refusal, refusal
+        assert f"`api` already has an open incident `{busy.id}`" in refusal
+        assert await bot.runtime.store.lock_holder("storefront") is None  # no partial lock
+        assert [i.app for i in await bot.runtime.store.open_incidents()] == ["api"]
