@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,9 @@ import yaml
 from bot.workflow.model import Incident, Status, StepId
 from tests.fixtures_hosts import MakeSshEnv, SshEnv
 from tests.harness import Bot, running_bot, settings_env
+from tests.processes import Workers
 from tests.slack_fake import SlackFake
+from tests.test_worker_crash import counting_app, runs
 from tests.test_workflow_e2e import config, db_revision
 
 V142, V150 = "b2c3d4e5f6a1", "d4e5f6a1b2c3"
@@ -167,3 +169,43 @@ async def test_a_member_already_in_an_incident_refuses_the_group(
         assert f"`api` already has an open incident `{busy.id}`" in refusal
         assert await bot.runtime.store.lock_holder("storefront") is None  # no partial lock
         assert [i.app for i in await bot.runtime.store.open_incidents()] == ["api"]
+
+
+async def wait_step(bot: Bot, app: str, step: StepId, *statuses: str) -> Incident:
+    deadline = asyncio.get_running_loop().time() + 180
+    while True:
+        found = [m for m in await members(bot) if m.app == app]
+        if found and found[0].step(step).status.value in statuses:
+            return found[0]
+        assert asyncio.get_running_loop().time() < deadline, f"{app} {step} never {statuses}"
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.timeout(400)
+async def test_a_worker_killed_mid_group_another_resumes_each_member(
+    slack: SlackFake,
+    redis_url: str,
+    tmp_path: Path,
+    release: tuple[SshEnv, SshEnv],
+    workers_factory: Callable[[Bot], Workers],
+) -> None:
+    storefront, api = release
+    data = group_config(storefront, api)
+    cfg, count = counting_app(api, tmp_path)
+    data["apps"]["api"]["database"]["alembic"] = cfg["database"]["alembic"]
+    async with group_bot(slack, redis_url, tmp_path, data, worker=False) as bot:
+        workers = workers_factory(bot)
+        workers.spawn("worker-A")
+        await roll_back(bot)
+        await bot.click(await bot.gate("Approve downgrade", 120), "Approve downgrade", "U0ALICE")
+        await wait_step(bot, "api", StepId.REDEPLOY, "running")
+        workers.kill("worker-A")
+        workers.spawn("worker-B")
+        web, back = await wait_members(bot, Status.COMPLETED)
+        assert back.step(StepId.REDEPLOY).worker == "worker-B"
+        assert web.step(StepId.REDEPLOY).worker == "worker-A"  # done before: never run again
+        assert "worker-B" in bot.thread_text() and "resumed" in bot.thread_text()
+        assert runs(count) == 1  # the shared database was downgraded exactly once
+        assert storefront.db_url and db_revision(storefront.db_url) == V142
+        for env in release:
+            assert env.hosts[0].run("cat VERSION").strip() == "1.4.2"
