@@ -13,11 +13,12 @@ from bot.fronts.command import HELP, Command
 from bot.incidents.groups import GroupRequest
 from bot.incidents.service import IncidentService, OpenRequest, policy_for
 from bot.plan.build import PLAN_TTL, Planner
+from bot.plan.group import plan_group
 from bot.ports import Store
 from bot.workflow.errors import UserFacingError
 from bot.workflow.input_checks import check_reason
 from bot.workflow.model import Incident
-from bot.workflow.plan import Plan
+from bot.workflow.plan import GroupPlan, Plan
 from bot.workflow.policy import Actor, Right
 from bot.workflow.version import Version
 
@@ -72,6 +73,13 @@ class PlanMade:
 
 
 @dataclass(frozen=True)
+class GroupPlanMade:
+    """The plan of a release group: each member's plan and the order they run in."""
+
+    group: GroupPlan
+
+
+@dataclass(frozen=True)
 class OpenedFromPlan:
     incident: Incident
     plan: Plan
@@ -86,6 +94,7 @@ Reply = (
     | NoIncidents
     | Released
     | PlanMade
+    | GroupPlanMade
     | OpenedFromPlan
 )
 
@@ -119,7 +128,10 @@ def check_start(incidents: IncidentService, cmd: Command) -> None:
 
 
 def check_plan(incidents: IncidentService, cmd: Command) -> None:
-    """The fast checks of `/rollback plan`: a known app (the version was parsed with it)."""
+    """The fast checks of `/rollback plan`: a known app or group (the version was parsed)."""
+    if incidents.apps.group(cmd.app) is not None:
+        incidents.groups.members(cmd.app)
+        return
     incidents.app(cmd.app)
 
 
@@ -164,6 +176,9 @@ class Dispatcher:
                 return Unfrozen(app.name, actor.user, was_frozen=freeze is not None)
             case "release":
                 return await self.release(cmd, actor)
+            case "plan" if self.incidents.apps.group(cmd.app) is not None:
+                made = await plan_group(self.planner, cmd.app, cmd.pins, actor, cmd.reason)
+                return GroupPlanMade(made)
             case "plan":
                 plan = await self.planner.plan(cmd.app, cmd.version, actor, reason=cmd.reason)
                 return PlanMade(plan)
