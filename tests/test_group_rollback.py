@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -15,16 +16,19 @@ import pytest
 import yaml
 
 from bot.workflow.model import Incident, Status, StepId
+from bot.workflow.plan import Plan
 from tests.fixtures_hosts import MakeSshEnv, SshEnv
 from tests.harness import Bot, running_bot, settings_env
 from tests.processes import Workers
 from tests.slack_fake import SlackFake
+from tests.test_plan import READ_ONLY, _norm, sent
 from tests.test_worker_crash import counting_app, runs
 from tests.test_workflow_e2e import config, db_revision
 
 V142, V150 = "b2c3d4e5f6a1", "d4e5f6a1b2c3"
 START = "shop release 42 broke checkout"
 DOWNGRADE = f"alembic -c alembic.ini downgrade {V142}"
+PLAN_ID = re.compile(r"Plan ([0-9a-f]+): roll ([a-z]+) ")
 
 
 @pytest.fixture
@@ -209,3 +213,48 @@ async def test_a_worker_killed_mid_group_another_resumes_each_member(
         assert storefront.db_url and db_revision(storefront.db_url) == V142
         for env in release:
             assert env.hosts[0].run("cat VERSION").strip() == "1.4.2"
+
+
+@pytest.mark.timeout(400)
+async def test_the_plan_of_a_group_names_every_command_it_then_runs(
+    slack: SlackFake, redis_url: str, tmp_path: Path, release: tuple[SshEnv, SshEnv]
+) -> None:
+    async with group_bot(slack, redis_url, tmp_path, group_config(*release)) as bot:
+        _, name = await bot.command("plan shop")
+        said = await bot.reply(name, timeout=120)
+        # The order, in the plan: storefront first; the shared database once, by api, after it.
+        assert (
+            "1. `storefront` → `v1.4.2`: roll back code, (its database is downgraded by "
+            "`api`), redeploy, verify." in said
+        ), said
+        assert (
+            "2. `api` → `v1.4.2`: roll back code, back up and downgrade the database "
+            "`shopdb` once (its own approval; after `storefront` is redeployed)" in said
+        )
+        ids = dict((app, plan_id) for plan_id, app in PLAN_ID.findall(said))
+        plans = {}
+        for app, plan_id in ids.items():
+            raw = await bot.runtime.store.load_plan(plan_id)
+            assert raw is not None
+            plans[app] = Plan.model_validate_json(raw)
+        assert set(plans) == {"storefront", "api"}
+        assert plans["storefront"].database is None and plans["api"].database is not None
+        # Planning changed nothing: read-only commands only, no lock, no incident.
+        for env in release:
+            assert [c for c in sent(env.hosts[0]) if not READ_ONLY.match(c)] == []
+            env.hosts[0].clear_commands()
+        assert await bot.runtime.store.recent_incidents(5) == []
+
+        await roll_back(bot)
+        await bot.click(await bot.gate("Approve downgrade", 120), "Approve downgrade", "U0ALICE")
+        done = await wait_members(bot, Status.COMPLETED)
+
+    for incident, env in zip(done, release, strict=True):
+        plan = plans[incident.app]
+        host = env.hosts[0]
+        # The incident's own id stands where the plan's id stood (branch and backup names).
+        ran = [_norm(c.replace(incident.id, plan.id)) for c in sent(host)]
+        planned = {_norm(c.command) for c in plan.commands}
+        assert ran and [r for r in ran if r not in planned] == [], incident.app
+        must = {_norm(c.command) for c in plan.commands if c.name not in {"install"}}
+        assert sorted(must - set(ran)) == [], incident.app
