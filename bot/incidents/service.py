@@ -19,6 +19,7 @@ from typing import Literal, Protocol
 from bot.config.apps_file import AppConfig, AppsFile
 from bot.incidents.app_locks import AppLocks
 from bot.incidents.ending import Ending
+from bot.incidents.groups import GroupRequest, Groups
 from bot.ports import Directory, Notifier, Repos, StepQueue, Store
 from bot.telemetry.logs import INCIDENT
 from bot.telemetry.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED
@@ -129,8 +130,6 @@ class IncidentService:
         self.repos = repos
         self.people = people  # who the report names, beyond the apps file's `people:`
         self.locks = AppLocks(store)
-        from bot.incidents.groups import Groups
-
         self.groups = Groups(self)  # `/rollback GROUP`: its members kept in step after each change
         self.ending = Ending(
             apps=apps,
@@ -217,6 +216,10 @@ class IncidentService:
         await self._save_thread(incident)
         INCIDENTS_OPENED.labels(app=app.name).inc()
         return await self.apply(incident.id, Begin(), who=req.actor.user)
+
+    async def open_group(self, req: GroupRequest) -> Incident:
+        """`/rollback GROUP`: every app of the group in one incident (`bot.incidents.groups`)."""
+        return await self.groups.open(req)
 
     async def _save_thread(self, incident: Incident) -> None:
         def change(current: Incident) -> Incident:
