@@ -124,8 +124,14 @@ class Notifier(Protocol):
 
     async def ask(self, incident: Incident, gate: Gate) -> None: ...
 
-    async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
-        """Tell the `notify` channels; returns the channels really told."""
+    async def stakeholders(
+        self,
+        incident: Incident,
+        phase: Literal["start", "end"],
+        channels: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Tell the app's `notify` channels (or `channels`: a group's, each once); returns the
+        channels really told."""
         ...
 
     async def held_notices(self, incident: Incident) -> list[str]:

@@ -44,6 +44,8 @@ def group_config(storefront: SshEnv, api: SshEnv) -> dict[str, Any]:
     for name, env in (("storefront", storefront), ("api", api)):
         cfg = config(env)
         cfg["database"] = {**cfg["database"], "name": "shopdb"}
+        if name == "api":  # its own stakeholders, and the storefront's too
+            cfg["notify"] = ["C0APISTAKE", "C0STAKEHOLDERS"]
         apps[name] = cfg
     return {"apps": apps, "groups": {"shop": ["storefront", "api"]}}
 
@@ -108,6 +110,27 @@ async def test_a_group_rolls_back_both_apps_and_downgrades_the_shared_database_o
         assert sf_redeployed and downgraded and sf_redeployed < downgraded
         assert "downgraded once, by `api`" in web.step(StepId.DB_ROLLBACK).summary
 
+        # One report for the group: each app's versions and timeline, one impact section.
+        assert web.facts.report.path and not back.facts.report.path
+        text = Path(web.facts.report.path).read_text()
+        assert text.count("## Impact") == 1 and "## Versions" in text
+        assert "| storefront | staging |" in text and "| api | staging |" in text
+        assert "## `storefront`" in text and "## `api`" in text and text.count("### Timeline") == 2
+        # Every member frozen, every bad version quarantined (once each has ended).
+        await bot.said(
+            *(f"`{a}` is now frozen" for a in ("storefront", "api")),
+            *(f"/api/freeze/{a}?version=v1.5.0" for a in ("storefront", "api")),
+        )
+        for app in ("storefront", "api"):
+            async with bot.session.get(f"{bot.url}/api/freeze/{app}?version=v1.5.0") as resp:
+                assert resp.status == 423, app
+                assert (await resp.json())["quarantined"], app
+
+        # The stakeholders of every app told once at the start and once at the end.
+        for channel in ("C0STAKEHOLDERS", "C0APISTAKE"):
+            notices = bot.slack.messages(channel)
+            assert len(notices) == 2, (channel, [bot.slack.all_text(n) for n in notices])
+
         # One thread: every question in it; its parent has a row per app under each step.
         assert web.thread == back.thread
         assert len(bot.slack.messages("C0INCIDENT", top_level=True)) == 1
@@ -149,7 +172,7 @@ async def test_a_member_whose_host_fails_pauses_the_group_and_abort_says_per_app
         assert "Stopped mid-way: Redeploy previous version" in web.outcome
         assert back.outcome.startswith("Stopped with its group (`storefront` was aborted).")
         assert "Rolled back: nothing." in back.outcome
-        thread = await bot.said("Rolled back: nothing.")
+        thread = await bot.said("`api`: Aborted by", "Rolled back: nothing.")
         assert "Stopped mid-way: Redeploy previous version" in thread
         for env in release:  # neither app moved: both still on the bad release
             assert env.hosts[0].run("cat VERSION").strip() == "1.5.0"

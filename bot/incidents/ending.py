@@ -77,8 +77,11 @@ class Ending:
         opened = incident.thread is not None and bool(incident.thread.ts)
         if incident.status in {Status.ABORTED, Status.CANCELLED} and opened:
             await self._abort_report(incident)
-        if incident.facts.prerequisites.notified_start:  # those told of the start hear of the end
-            await self.notifier.stakeholders(incident, "end")
+        told = incident.facts.prerequisites.notified_start
+        if told:  # those told of the start hear of the end
+            # A group's lead told every member's channels at the start: the same hear the end.
+            channels = told if incident.group is not None else None
+            await self.notifier.stakeholders(incident, "end", channels)
 
     async def _quarantine(self, incident: Incident, link: str) -> None:
         """The version rolled back from may not come back until an approver releases it."""

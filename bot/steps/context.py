@@ -67,6 +67,8 @@ class StepContext:
     timeline: Callable[[], Awaitable[list[AuditEntry]]]
     heartbeat: Callable[[], Awaitable[None]] = field(default=lambda: asyncio.sleep(0))
     people: Directory | None = None  # names for words read outside the chat (the report)
+    # A group's lead: every member (the lead first) with its timeline, for the group's report.
+    members: Callable[[], Awaitable[list[tuple[Incident, list[AuditEntry]]]]] | None = None
 
     @property
     def facts(self) -> Facts:

@@ -7,7 +7,8 @@ holds it at `GROUP_HOLDS` (a `GROUP` gate, no button) until the group lets it go
 - each app's code, (database,) redeploy and verify run in the group's order: a member starts
   its code once the one before it is verified (so the one four-eyes approval, the lead's,
   comes first);
-- the monitor once every member is verified, the report once every member is monitored;
+- the monitor once every member is verified; each member's report step once every member is
+  monitored, the lead's last: it writes the group's one report;
 - a member aborted or cancelled stops every other member (each says what was rolled back).
 """
 
@@ -82,6 +83,10 @@ def _go(members: Sequence[Incident], i: int, step: StepId, lead: Incident) -> Gr
         return GroupGo(step) if all(_done(m, StepId.VERIFY) for m in members) else None
     if step is StepId.REPORT:
         if not all(_done(m, StepId.MONITOR) for m in members):
+            return None
+        # The lead writes the group's one report, once every other member is done.
+        others = [m for m in members if m.id != lead.id]
+        if member.id == lead.id and not all(_done(m, StepId.REPORT) for m in others):
             return None
         # A member whose shared database another member downgraded: met once that one's is.
         shared = member.step(StepId.DB_ROLLBACK).status is StepStatus.SKIPPED and any(
