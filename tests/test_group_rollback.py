@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -281,3 +284,41 @@ async def test_the_plan_of_a_group_names_every_command_it_then_runs(
         assert ran and [r for r in ran if r not in planned] == [], incident.app
         must = {_norm(c.command) for c in plan.commands if c.name not in {"install"}}
         assert sorted(must - set(ran)) == [], incident.app
+
+
+@pytest.mark.timeout(400)
+def test_rewind_rollback_group_at_the_terminal(
+    redis_url: str, tmp_path: Path, release: tuple[SshEnv, SshEnv]
+) -> None:
+    """`rewind rollback GROUP` (Slack down): the plan, then the group, in one run each."""
+    storefront, api = release
+    path = tmp_path / "apps.yaml"
+    data = group_config(storefront, api)
+    path.write_text(yaml.safe_dump({**data, "incidents": {"dir": str(tmp_path / "inc")}}))
+    env = {
+        **os.environ,
+        "REWIND_CONFIG": str(path),
+        "REDIS_URL": redis_url,
+        "REWIND_WORKSPACE": str(tmp_path / "ws"),
+    }
+
+    def rewind(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", "rollback", "shop", *args],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+
+    planned = rewind("--plan")
+    assert planned.returncode == 0, planned.stdout[-3000:] + planned.stderr[-3000:]
+    assert "# Rollback plan of the group `shop`" in planned.stdout
+    assert "2. `api` → `v1.4.2`: roll back code, back up and downgrade" in planned.stdout
+    assert "Nothing was changed" in planned.stdout
+    bad = rewind("nope=v1.4.2", "--plan")
+    assert bad.returncode == 1 and "`nope` is not an app of the group `shop`" in bad.stdout
+
+    done = rewind("--reason", "release 42 broke checkout", "--yes")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    for env_ in release:
+        assert env_.hosts[0].run("cat VERSION").strip() == "1.4.2"
+    assert storefront.db_url and db_revision(storefront.db_url) == V142
+    assert len([c for c in api.hosts[0].commands() if DOWNGRADE in c]) == 1
