@@ -190,3 +190,38 @@ async def test_the_group_needs_rights_on_every_member(tmp_path: Path) -> None:
     pins = (("solo", Version("v1")),)
     with pytest.raises(UserFacingError, match="`solo` is not an app of the group"):
         g.service.groups.check_request(GroupRequest("shop", "broke", Actor("U0CAROL"), pins))
+
+
+async def test_a_move_lost_with_a_dead_process_is_made_when_a_worker_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    g = Group(tmp_path)
+    web, api = await g.open()
+
+    async def lost(incident: Incident) -> None:  # the process died before the group's move
+        return None
+
+    with monkeypatch.context() as m:
+        m.setattr(g.service.groups, "sync", lost)
+        inc = await g.load(web.id)
+        assert inc.gate is not None
+        await g.service.answer(web.id, Answer(inc.gate.token, Actor("U0CAROL"), "roll_back"))
+    api = await g.load(api.id)
+    assert api.decision is None and api.gate is not None and api.gate.kind is GateKind.GROUP
+    await g.service.reconcile()  # what a worker does when it starts
+    api = await g.load(api.id)
+    assert api.decision is not None and api.decision.value == "roll_back"
+
+
+async def test_status_of_a_group_lists_each_apps_incident(tmp_path: Path) -> None:
+    from bot.fronts.command import parse
+    from bot.fronts.dispatch import Dispatcher, Listing
+
+    g = Group(tmp_path)
+    none = await Dispatcher(g.service, g.store, None).run(parse("status shop"), Actor("U0CAROL"))  # type: ignore[arg-type]
+    assert isinstance(none, Listing) and none.empty == "The group `shop` has no incidents."
+    web, api = await g.open()
+    dispatcher = Dispatcher(g.service, g.store, None)  # type: ignore[arg-type]
+    found = await dispatcher.run(parse("status shop"), Actor("U0CAROL"))
+    assert isinstance(found, Listing)
+    assert [(i.app, i.id) for i in found.incidents] == [("web", web.id), ("api", api.id)]

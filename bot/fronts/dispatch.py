@@ -221,6 +221,14 @@ class Dispatcher:
         if not target:
             return Listing(await self.store.open_incidents(), "No open incidents.")
         incident = await self.store.load(target)
+        if incident is None and self.incidents.apps.group(target) is not None:
+            recent = await self.store.recent_incidents(50)
+            members = [i for i in recent if i.group is not None and i.group.name == target]
+            newest = members[0].group if members else None
+            if newest is not None:  # the group's latest incident: each app's member, in order
+                latest = {i.id: i for i in members if i.group and i.group.lead == newest.lead}
+                return Listing([latest[i] for i in newest.members if i in latest], "")
+            return Listing([], f"The group `{target}` has no incidents.")
         if incident is None:
             app = self.incidents.app(target)
             holder = await self.store.lock_holder(app.name)

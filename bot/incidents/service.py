@@ -336,7 +336,13 @@ class IncidentService:
         not enqueued twice, and `run_step` ignores a step that is not due.
         """
         count = 0
+        synced: set[str] = set()
         for incident in await self.store.open_incidents():
+            if incident.group is not None and incident.group.lead not in synced:
+                # A process that died between a member's change and the group's next move
+                # left the others waiting: the coordinator makes that move now.
+                synced.add(incident.group.lead)
+                await self.groups.sync(incident)
             rec = incident.current_step()
             opened = incident.thread is not None and bool(incident.thread.ts)
             if incident.status is Status.RUNNING and rec is not None and opened:
