@@ -275,7 +275,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 def _deployed(args: argparse.Namespace, settings: Settings) -> int:
     from bot.cli.deployed import run_deployed
 
-    return asyncio.run(run_deployed(settings, _load, args.app, args.version, args.by, args.url))
+    return asyncio.run(
+        run_deployed(settings, _load, args.app, args.version, args.by, args.url, args.release)
+    )
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
@@ -395,6 +397,10 @@ def parser() -> argparse.ArgumentParser:
     deployed.add_argument(
         "--url", default="", metavar="URL", help="link to the pipeline run: --url https://ci/42"
     )
+    deployed.add_argument(
+        "--release", default="", metavar="ID",
+        help="the release it is part of (apps of a group released together): --release r42",
+    )  # fmt: skip
     deployed.set_defaults(fn=_deployed)
     export = _sub(
         sub,

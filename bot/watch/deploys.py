@@ -164,5 +164,6 @@ def github_report(payload: Any, apps: AppsFile) -> DeployReport | None:
             "environment": deployment.get("environment") or None,
             "by": by,
             "url": url if _URL.match(url) else "",
+            "release": str(extra.get("release") or ""),  # apps of a group released together
         }
     )
