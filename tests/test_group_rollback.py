@@ -137,7 +137,7 @@ async def test_a_group_rolls_back_both_apps_and_downgrades_the_shared_database_o
         # One thread: every question in it; its parent has a row per app under each step.
         assert web.thread == back.thread
         assert len(bot.slack.messages("C0INCIDENT", top_level=True)) == 1
-        parent = await bot.parent_shows("`storefront`", "`api`")
+        parent = await bot.parent_shows("Rollback of the group shop: storefront, api", "`api`")
         assert parent.index("Redeploy previous version") < parent.index("`api`", parent.index(
             "Redeploy previous version"))  # fmt: skip
         bot.slack.assert_no_errors()

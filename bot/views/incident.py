@@ -149,6 +149,9 @@ def first_line_of(parts: Sequence[Inline], limit: int = 500) -> tuple[Inline, ..
 
 
 def title(incident: Incident) -> str:
+    group = incident.group
+    if group is not None and group.rows:  # the lead's parent: the whole group
+        return f"Rollback of the group {group.name}: " + ", ".join(group.apps)
     return f"Rollback {incident.app} → {incident.target or 'previous version'}"
 
 
