@@ -181,6 +181,16 @@ async def test_a_member_whose_host_fails_pauses_the_group_and_abort_says_per_app
             assert env.hosts[0].run("cat VERSION").strip() == "1.5.0"
         assert storefront.db_url and db_revision(storefront.db_url) == V150
         assert [c for c in api.hosts[0].commands() if "git checkout" in c] == []
+        # One report for the aborted group, written once every app has ended.
+        await bot.slack.wait_until(
+            lambda: any("group-shop" in f.filename for f in bot.slack.files), what="report"
+        )
+        reports = sorted((tmp_path / "incidents").glob("*.md"))
+        assert [r.name for r in reports] == [f.filename for f in bot.slack.files]
+        assert len(reports) == 1 and "group-shop" in reports[0].name
+        text = reports[0].read_text()
+        assert "## `storefront`" in text and "## `api`" in text and text.count("## Impact") == 1
+        assert "| storefront | staging |" in text and "aborted" in text
         # Every lock released: each app may be rolled back again.
         for app in ("storefront", "api"):
             assert await bot.runtime.store.lock_holder(app) is None

@@ -133,10 +133,32 @@ async def _group_report(
     """One report for the whole group: each app's versions and timeline, one impact section."""
     lead = ctx.incident
     incidents = [lead if m.id == lead.id else m for m, _ in members]
-    timelines = [t for _, t in members]
-    directory = incidents_dir(ctx.apps.incidents.dir)
-    names = await names_for(lead, ctx.apps, [e for t in timelines for e in t], ctx.people)
-    content = render_group_report(incidents, timelines, STEPS, names)
+    published = await publish_group(
+        lead, incidents, [t for _, t in members], ctx.apps, ctx.notifier, ctx.repos, ctx.people
+    )
+    ctx.facts.report = published.facts
+    return Outcome(
+        summary=f"Report of the group written: {published.where}",
+        facts=published.facts,
+        criteria={Criterion.REPORT: True},
+    )
+
+
+async def publish_group(
+    inc: Incident,
+    members: list[Incident],
+    timelines: list[list[AuditEntry]],
+    apps: AppsFile,
+    notifier: Notifier,
+    repos: Repos,
+    people: Directory | None = None,
+) -> Published:
+    """A group's one report (written by its lead's step, or by the last member to end when the
+    group was aborted), committed and posted in the group's thread by `inc`."""
+    lead = members[0]
+    directory = incidents_dir(apps.incidents.dir)
+    names = await names_for(lead, apps, [e for t in timelines for e in t], people)
+    content = render_group_report(members, timelines, STEPS, names)
     name = group_report_filename(lead)
     path = directory / name
 
@@ -146,16 +168,11 @@ async def _group_report(
 
     await asyncio.to_thread(write)
     group = lead.group.name if lead.group else lead.app
-    committed = await ctx.repos.commit_report([path], f"Incident report: group {group} ({lead.id})")
+    committed = await repos.commit_report([path], f"Incident report: group {group} ({lead.id})")
     where = f"`{path}`" + (f", commit `{committed.sha[:10]}`" if committed.sha else "")
-    await ctx.notifier.upload(
-        lead, name, content, title=f"Incident report {lead.id} (group {group})",
+    await notifier.upload(
+        inc, name, content, title=f"Incident report {lead.id} (group {group})",
         comment=f"Incident report of the group: {where}",
     )  # fmt: skip
     facts = ReportFacts(path=str(path), commit=committed.sha or "", pushed=committed.pushed)
-    ctx.facts.report = facts
-    return Outcome(
-        summary=f"Report of the group written: {where}",
-        facts=facts,
-        criteria={Criterion.REPORT: True},
-    )
+    return Published(facts, where)
