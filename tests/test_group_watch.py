@@ -52,6 +52,8 @@ async def test_a_failed_release_proposes_rolling_back_its_group(
             ("storefront", "v1.4.2"),  # the version its deploy events recorded before r42
             ("api", "v1.4.2"),
         ]
+        # Each app compared with how it did before the release (its quiet watch measured it).
+        assert [m.baseline.version if m.baseline else None for m in found] == ["v1.4.2"] * 2
         thread = found[0].thread
         assert thread is not None and found[1].thread == thread
 

@@ -19,6 +19,8 @@ from typing import Protocol
 from bot.config.apps_file import AppConfig, AppsFile
 from bot.incidents.app_locks import AppLocks
 from bot.ports import Notifier, Store
+from bot.telemetry.metrics import INCIDENTS_OPENED
+from bot.workflow.baseline import Baseline
 from bot.workflow.errors import UserFacingError
 from bot.workflow.group import GroupPolicy, shared_with
 from bot.workflow.group_flow import moves, rows
@@ -31,6 +33,12 @@ from bot.workflow.steps import DB_STEPS
 from bot.workflow.version import Version
 
 
+class Baselines(Protocol):
+    """How an app did before the deploy being rolled back (the deploy watch), if known."""
+
+    async def baseline_for(self, app: str) -> Baseline | None: ...
+
+
 class Service(Protocol):
     """The part of the incident service (`bot.incidents.service`) a group uses."""
 
@@ -38,6 +46,9 @@ class Service(Protocol):
     store: Store
     notifier: Notifier
     locks: AppLocks
+
+    @property
+    def watch(self) -> Baselines | None: ...
 
     async def apply(self, incident_id: str, event: Event, *, who: str = "rewind") -> Incident: ...
 
@@ -112,7 +123,10 @@ class Groups:
         try:
             members = self._members(req, apps, ids, tokens)
             for member in members:
+                if self.service.watch is not None:
+                    member.baseline = await self.service.watch.baseline_for(member.app)
                 await self.store.create(member)
+                INCIDENTS_OPENED.labels(app=member.app).inc()
         except BaseException:
             for app, incident_id in zip(apps, ids, strict=True):
                 await self.store.release_lock(app.name, incident_id)
