@@ -159,6 +159,23 @@ redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token)
 return {token, ARGV[1]}
 """
 
+# A group's locks, all or none. KEYS: lock1, fence1, lock2, fence2, … ARGV: the incident id of
+# each lock, in the same order. Returns {1, token1, token2, …}, or {0, app index, holder}.
+ACQUIRE_LOCKS = """
+local n = #ARGV
+for i = 1, n do
+  local holder = redis.call('GET', KEYS[2 * i - 1])
+  if holder then return {0, i, holder} end
+end
+local out = {1}
+for i = 1, n do
+  local token = redis.call('INCR', KEYS[2 * i])
+  redis.call('SET', KEYS[2 * i - 1], ARGV[i] .. ':' .. token)
+  out[i + 1] = token
+end
+return out
+"""
+
 # KEYS: lock. ARGV: incident id. Only the holder's release frees the app.
 RELEASE_LOCK = """
 local holder = redis.call('GET', KEYS[1])
