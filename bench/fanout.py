@@ -4,7 +4,9 @@ Rewind: the redeploy step body (`bot/steps/redeploy.py`) on the SSH runner, one 
 each command fenced against a real Redis (the lock and the incident, as the step runner does).
 Baseline: `ssh host 'the same commands' &` for every host, then `wait` (ControlMaster off, host
 keys checked), as an engineer would type it. Both start from every host on v1.5.0 and end with
-every host on v1.4.2, restarted; both pay their SSH handshakes.
+every host on v1.4.2, restarted; both pay their SSH handshakes. The redeploy step checks each
+host as it comes back (here its logs read: the lab has no health URLs), in a session of its own
+after the script; the baseline runs that read too, at the end of the same `ssh`.
 """
 
 from __future__ import annotations
@@ -64,6 +66,19 @@ class Recording(SshRunner):
         )
         self.ran.setdefault(host, []).extend(r.command for r in results if r is not None)
         return results
+
+    async def run(
+        self,
+        host: str,
+        command: str,
+        *,
+        timeout: float | None = None,
+        on_line: LineSink | None = None,
+    ) -> CommandResult:
+        # The host's own checks after its script (its logs read): the baseline runs them too.
+        result = await super().run(host, command, timeout=timeout, on_line=on_line)
+        self.ran.setdefault(host, []).append(command)
+        return result
 
 
 def app_config(the_lab: Lab, count: int) -> dict[str, Any]:

@@ -124,8 +124,14 @@ class Notifier(Protocol):
 
     async def ask(self, incident: Incident, gate: Gate) -> None: ...
 
-    async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
-        """Tell the `notify` channels; returns the channels really told."""
+    async def stakeholders(
+        self,
+        incident: Incident,
+        phase: Literal["start", "end"],
+        channels: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Tell the app's `notify` channels (or `channels`: a group's, each once); returns the
+        channels really told."""
         ...
 
     async def held_notices(self, incident: Incident) -> list[str]:
@@ -211,6 +217,11 @@ class Locks(Protocol):
 
     async def acquire_lock(self, app: str, incident_id: str) -> int | str:
         """The fencing token (int) if taken, else the id of the incident holding the app."""
+        ...
+
+    async def acquire_locks(self, holders: list[tuple[str, str]]) -> list[int] | tuple[str, str]:
+        """A group's locks (app, incident id), all in one write or none: the fencing tokens in
+        order, else the first app already held and the incident holding it."""
         ...
 
     async def release_lock(self, app: str, incident_id: str) -> None: ...

@@ -35,4 +35,22 @@ mypy
 # The process tests (failovers, rolling restarts, killed workers) share 2 cores with real sshd
 # hosts and Redis servers; a test that fails is run once more and reported as "R" (a rerun) in the
 # output, so a flaky test stays visible. A test that fails twice fails the run.
-exec python3 -m pytest -q -p no:cacheprovider -p no:benchmark -n 2 --reruns 1 --reruns-delay 2 -rR "$@"
+#
+# A run that hangs must still end, and end the servers it started: the whole pytest run has a
+# deadline (REWIND_TEST_DEADLINE seconds; each test also has pytest-timeout's 120 s), and every
+# process still carrying this run's mark in its environment is stopped afterwards, so none is
+# left holding the terminal (or CI's pipe) open, whatever became of the test that started it.
+export REWIND_TEST_RUN="rewind-test-$$-$RANDOM"
+status=0
+timeout --foreground -k 30 "${REWIND_TEST_DEADLINE:-1080}" \
+  python3 -m pytest -q -p no:cacheprovider -p no:benchmark -n 2 --reruns 1 --reruns-delay 2 -rR --durations=10 "$@" ||
+  status=$?
+[ "$status" -eq 124 ] && echo "The tests did not end within ${REWIND_TEST_DEADLINE:-1080} s: stopped." >&2
+for environ in /proc/[0-9]*/environ; do
+  pid=${environ#/proc/}; pid=${pid%/environ}
+  [ "$pid" = "$$" ] && continue
+  if grep -qxzF "REWIND_TEST_RUN=$REWIND_TEST_RUN" "$environ" 2>/dev/null; then
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+done
+exit "$status"

@@ -12,9 +12,14 @@ import redis
 from tests.harness import Bot, running_bot, settings_env, write_apps
 from tests.slack_fake import SlackFake
 
-# tests.processes first: the other two import it, and pytest rewrites asserts only in a plugin
-# it imports itself.
-pytest_plugins = ["tests.processes", "tests.fixtures_hosts", "tests.redis_servers"]
+# tests.ast_guard before anything draws a failure (see its doc); tests.processes before the other
+# two: they import it, and pytest rewrites asserts only in a plugin it imports itself.
+pytest_plugins = [
+    "tests.ast_guard",
+    "tests.processes",
+    "tests.fixtures_hosts",
+    "tests.redis_servers",
+]
 
 
 def own_redis_url() -> str:

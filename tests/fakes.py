@@ -68,7 +68,12 @@ class RecordingNotifier:
     async def held_notices(self, incident: Incident) -> list[str]:
         return []
 
-    async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
+    async def stakeholders(
+        self,
+        incident: Incident,
+        phase: Literal["start", "end"],
+        channels: Sequence[str] | None = None,
+    ) -> list[str]:
         self.told.append((incident.id, phase))
         return []
 

@@ -52,7 +52,7 @@ async def test_a_logs_command_that_cannot_be_written_is_inconclusive_never_a_pas
     reading = signals.Reading(SshRunner(app), datetime.now(UTC))
     results = await signals.read(signals.app_checks(app, reading, ("logs",)), None)
     assert {(r.verdict, r.reason) for r in results} == {
-        (Verdict.INCONCLUSIVE, "no `logs` command configured")
+        (Verdict.INCONCLUSIVE, "no `logs` command configured (deploy.commands.logs)")
     }
     assert not any(r.passed for r in results)
 

@@ -69,14 +69,18 @@ async def test_redeploy_sets_the_image_on_the_named_host_only(tmp_path: Path) ->
     outcome = await redeploy.run(ctx)
 
     assert outcome.criteria == {Criterion.DEPLOYED: True}
+    assert isinstance(outcome.facts, RedeployFacts)
     assert list(outcome.hosts) == ["kube1"]  # kubectl runs on run_on, not on every host
-    assert calls(kube) == [
+    *rollout, logs_read = calls(kube)
+    assert rollout == [
         f"{KUBECTL} set image deployment/myapp myapp=registry.example/acme/myapp:v1.4.2",
         f"{KUBECTL} rollout status deployment/myapp --timeout=300s",
         f"{KUBECTL} get deployment/myapp -o 'jsonpath={{.spec.template.spec.containers[0].image}}'",
     ]
+    # Then its logs since the restart, read as it came back (the app-wide health URL is Verify's).
+    assert logs_read.startswith(f"{KUBECTL} logs deployment/myapp --all-containers --since-time=")
+    assert [c.kind for c in outcome.facts.verified["kube1"].checks] == ["logs"]
     assert calls(tmp_path / "web1") == []
-    assert isinstance(outcome.facts, RedeployFacts)
     assert outcome.facts.versions_by_host == {"kube1": "registry.example/acme/myapp:v1.4.2"}
     assert 'deployment "myapp" successfully rolled out' in notifier.output_of("kube1")
 

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The engine reaches SSH, git, Slack and Redis only through `bot.ports`.
 FORBIDDEN = {"runners", "slack_sdk", "slack_bolt", "asyncssh", "redis", "saq", "git"}
 PURE = [
+    "bot/incidents/groups.py",
     "bot/incidents/host_runners.py",
     "bot/incidents/service.py",
     "bot/incidents/step_runner.py",

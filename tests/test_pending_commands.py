@@ -36,6 +36,7 @@ async def test_a_burst_of_commands_each_kept_once_under_its_own_key(redis_url: s
             assert await r.get(f"{P}command-lease:{key}") == "web-1"
         # The next command after the burst is kept as well (nothing left waiting).
         assert await pending.record("after", body(99)) is True
+        pending._held.clear()  # none is carried out here: no lease to keep alive
     finally:
         await pending.records.aclose()
         await r.aclose()
@@ -92,29 +93,71 @@ async def test_a_command_waiting_its_turn_keeps_its_lease(redis_url: str) -> Non
     here = PendingCommands(connect(redis_url), owner="web-1", lease=1)
     other = PendingCommands(connect(redis_url), owner="web-2", lease=1)
     nothing = cast(Any, None)
-    front = SlackFront(nothing, nothing, nothing, nothing, pending=here, lazy_at_once=1)
+    front = SlackFront(nothing, nothing, nothing, nothing, pending=here, at_once=1)
     release = asyncio.Event()
     carried: list[str] = []
+    acked: list[str | None] = []
 
     async def carry_out(body: dict[str, str], respond: Any, *, resumed: bool = False) -> None:
         carried.append(body["trigger_id"])
         await release.wait()
 
+    async def ack(text: str | None = None, **_: Any) -> None:
+        acked.append(text)
+
     front._carry_out = carry_out  # type: ignore[method-assign]
     try:
-        first, second = body(1), body(2)
-        assert await front._keep(first) and await front._keep(second)
-        running = [
-            asyncio.create_task(front.run_command(b, cast(Any, None))) for b in (first, second)
-        ]
+        first, second = ({**body(i), "text": "list"} for i in (1, 2))
+        for command in (first, second):  # each recorded, acked, its work started after
+            await front.ack_command(command, cast(Any, ack))
+        assert acked == [None, None]
+        assert len(await here.r.hkeys(f"{P}commands")) == 2  # both kept before their acks
         await asyncio.sleep(2.5)  # the second waits behind the first for over two leases
         assert carried == ["trigger-1"]
         assert await other.orphans() == []  # web-2 finds nothing left by a dead process
         release.set()
-        await asyncio.gather(*running)
+        await front.after.drain(10)
         assert carried == ["trigger-1", "trigger-2"]
         assert await here.r.hgetall(f"{P}commands") == {}
+        # A Slack retry of a command already kept: acked the same, nothing carried out again.
+        await front.ack_command(first, cast(Any, ack))
+        await front.after.drain(10)
+        assert carried == ["trigger-1", "trigger-2"]
     finally:
         release.set()
+        await front.responses.aclose()
         await here.r.aclose()
         await other.r.aclose()
+
+
+async def test_a_dead_process_commands_are_taken_over_once_each(redis_url: str) -> None:
+    """Another process takes every command whose lease ran out, each leased to it, in one go;
+    a command too old to answer is dropped; the next look finds nothing left to take."""
+    dead = PendingCommands(connect(redis_url), owner="web-1", lease=1)
+    alive = PendingCommands(connect(redis_url), owner="web-2", lease=5)
+    try:
+        for i in (1, 2, 3):
+            assert await dead.record(f"k{i}", body(i))
+        dead._held.clear()  # web-1 is killed: nothing renews its leases any more
+        old = json.loads(await dead.r.hget(f"{P}commands", "k3"))
+        await dead.r.hset(f"{P}commands", "k3", json.dumps({**old, "at": "0"}))
+        assert await alive.orphans() == []  # web-1's leases still run
+        await asyncio.sleep(1.5)
+
+        taken = await alive.orphans()
+
+        assert sorted((k, b["trigger_id"]) for k, b in taken) == [
+            ("k1", "trigger-1"),
+            ("k2", "trigger-2"),
+        ]
+        for key in ("k1", "k2"):
+            assert await alive.r.get(f"{P}command-lease:{key}") == "web-2"
+        assert sorted(await alive.r.hkeys(f"{P}commands")) == ["k1", "k2"]  # k3: dropped
+        assert await alive.orphans() == []
+        for key, _ in taken:
+            async with alive.working(key):
+                pass
+        assert await alive.r.hgetall(f"{P}commands") == {}
+    finally:
+        await dead.r.aclose()
+        await alive.r.aclose()

@@ -114,6 +114,7 @@ async def test_a_plan_reads_only_and_changes_nothing(
     assert "DROP TABLE coupons" in plan.database.sql if plan.database else False
     assert f"hotfix/rollback-myapp-v1.4.2-{plan.id}" in text
     assert "no history" in text
+    assert "its logs are checked as soon as that host is redeployed" in text
     print(text)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from bot.config.apps_file import AppsFile
 from bot.sample.build import git
-from bot.steps import redeploy
+from bot.steps import redeploy, signal_reads, verify
 from bot.workflow.errors import HostError
 from bot.workflow.facts import RedeployFacts
 from bot.workflow.model import Criterion, StepId
@@ -228,7 +228,9 @@ async def test_the_plan_shows_the_commands_the_run_sends(
         "version",
         "head",
     ]
-    assert sent.commands("web1") == [p.command for p in planned]
+    # Then the host's own checks as it came back: its logs (health is read over HTTP).
+    logs_read = verify.logs_command(app, host, signal_reads.EPOCH, 0)
+    assert sent.commands("web1") == [p.command for p in planned] + [logs_read]
     install = next(p for p in planned if p.name == "install")
     assert install.note == "only if requirements.txt changed"  # the strategy's dependency file
 
@@ -237,4 +239,5 @@ async def test_the_plan_shows_the_commands_the_run_sends(
     sent.ran.clear()
     incident.facts.redeploy = RedeployFacts()
     await redeploy.run(make_ctx(apps, sent, step=StepId.REDEPLOY, incident=incident))
-    assert sent.commands("web1") == [p.command for p in planned if p.name != "install"]
+    again = [p.command for p in planned if p.name != "install"]
+    assert sent.commands("web1") == [*again, logs_read]

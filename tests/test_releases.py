@@ -115,10 +115,12 @@ async def test_a_kept_release_is_switched_to_and_the_others_take_the_full_path(
 
     # Each host was sent one script, which reads the kept release on the host itself; the
     # commands it then ran are those the runner recorded (the bot says go or skip to each).
+    # Then the host's own checks as it came back: its logs since the restart.
     marker = f"cat {env.workdir}/releases/v1.4.2/.rewind-release"
     for host in env.hosts:
-        (script,) = host.commands()
+        script, *checks = host.commands()
         assert marker in script
+        assert len(checks) == 1 and "tail -n 200 app.log" in checks[0]
 
     for host in env.hosts:
         assert current(host) == "releases/v1.4.2"

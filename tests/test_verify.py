@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from bot.checks import logs
-from bot.steps import monitor, redeploy, verify
+from bot.steps import monitor, redeploy, signals, verify
 from bot.steps.context import StepContext
-from bot.steps.monitor_logs import HostLogs
+from bot.steps.monitor_logs import KeptSessions
+from bot.steps.signal_reads import reading
 from bot.workflow.errors import StepError
 from bot.workflow.model import Criterion, Incident, StepId
 from runners.ssh import SshRunner
@@ -54,6 +55,11 @@ def back_to_broken(host: TestHost) -> None:
     host.run("git checkout --quiet --force v1.5.0 && ./run.sh restart")
 
 
+def unchecked(s: Steps) -> None:
+    """As if no host was checked as it came back (Redeploy's own checks): Verify checks all."""
+    s.incident.facts.redeploy.verified.clear()
+
+
 async def test_rolled_back_hosts_pass_although_the_old_version_logged_errors(
     ssh_env: SshEnv, steps_for: Any
 ) -> None:
@@ -86,6 +92,7 @@ async def test_broken_host_keeps_failing_its_probe(ssh_env: SshEnv, steps_for: A
     s = steps_for(ssh_env, verify={"health_timeout": "1s", "health_interval": "0.2s"})
     await redeploy.run(s.ctx(StepId.REDEPLOY))
     back_to_broken(web2)
+    unchecked(s)
 
     with pytest.raises(StepError) as failure:
         await verify.run(s.ctx(StepId.VERIFY))
@@ -110,6 +117,7 @@ async def test_error_in_log_and_failing_smoke_fail_verification(
         "echo \"$(date '+%Y-%m-%d %H:%M:%S'),500 ERROR myapp payment provider refused\" >> app.log"
     )
     sessions = web1.ssh_sessions()
+    s.incident.step(StepId.VERIFY).attempts = 2  # a Retry checks every host again
 
     with pytest.raises(StepError) as failure:
         await verify.run(s.ctx(StepId.VERIFY))
@@ -242,28 +250,30 @@ async def test_a_hosts_log_session_is_opened_again_when_it_ends(
     ssh_env: SshEnv, steps_for: Any
 ) -> None:
     """All its reads used, or its connection dropped: a new session reads, and the window is
-    kept (the clock is not read again)."""
+    kept (the clock is not read again). The monitor's logs check, from the registry, reads over
+    the kept sessions."""
     web1 = ssh_env.hosts[0]
     s = steps_for(ssh_env)
     ctx = s.ctx(StepId.MONITOR)
     log_error(web1, "before monitoring", when="1 second ago")
     before = web1.ssh_sessions()
-    reader = HostLogs(ctx, ctx.app.hosts[0], reads=2)
+    kept = KeptSessions(ctx, reads=2)
+    [check] = signals.app_checks(ctx.app, reading(ctx, kept=kept), ("logs",))
     try:
-        first = await reader.read()
-        window = reader.window
+        first = await check.measure()
+        window = kept.hosts["web1"].window
         line = log_error(web1, "during monitoring")
-        second = await reader.read()
-        third = await reader.read()  # the first script's two reads are used: a second session
+        second = await check.measure()
+        third = await check.measure()  # the first script's two reads are used: a second session
         await s.runner.close()  # the connection drops while the session waits for the round
-        dropped = await reader.read()
-        after = await reader.read()
+        dropped = await check.measure()
+        after = await check.measure()
     finally:
-        await reader.close()
-    assert first.ok and first.error == ""
-    for scan in (second, third, dropped, after):
-        assert scan.error == "" and scan.matches == [line]
-    assert reader.window == window
+        await kept.close()
+    assert first.passed and first.reason == "" and first.name == "logs on web1"
+    for found in (second, third, dropped, after):
+        assert not found.passed and found.lines == (line,) and found.value == 1
+    assert kept.hosts["web1"].window == window
     assert web1.ssh_sessions() - before == 3
 
 
@@ -321,6 +331,8 @@ async def test_waits_are_said_on_the_status_line_never_silent(
     s.notifier = watcher = WaitWatcher()
     await redeploy.run(s.ctx(StepId.REDEPLOY))
     back_to_broken(web2)
+    unchecked(s)
+    watcher.waits.clear()
 
     with pytest.raises(StepError):
         await verify.run(s.ctx(StepId.VERIFY))

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -25,7 +26,7 @@ from bot.checks.health_config import Target as Target
 from bot.checks.health_config import check_url as check_url
 from bot.checks.health_config import expand as expand
 from bot.checks.health_config import targets as targets
-from bot.checks.kinds import Site, kind
+from bot.checks.kinds import Site, Words, kind
 from bot.checks.result import CheckResult, Threshold, Verdict, inconclusive
 
 EXCERPT = 200
@@ -113,6 +114,10 @@ class HealthProbe:
     def query(self) -> str:
         return self.target.url
 
+    @property
+    def host(self) -> str | None:
+        return self.target.host
+
     async def measure(self, at: datetime | None = None) -> CheckResult:
         if at is not None:
             why = "a health URL is read now only: it has no answer for a past time"
@@ -180,7 +185,33 @@ def percentile(values: Sequence[float], pct: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-@kind("health", order=10)
+def _waiting(r: CheckResult) -> str:
+    """`web2: /healthz answers 500`: the host, the path, and what it said."""
+    parts = urlsplit(r.query)
+    path = parts.path or "/"
+    got = f"answers {r.status}" if r.status is not None else "does not answer"
+    return f"{r.host}: {path} {got}" if r.host else f"{parts.netloc}{path} {got}"
+
+
+def _wait_line(said: list[str], so_far: str) -> str:
+    more = f" (+{len(said) - 3} more)" if len(said) > 3 else ""
+    return f"{'; '.join(said[:3])}{more} — retrying, {so_far}"
+
+
+WORDS = Words(
+    title="Health checks",
+    line=lambda r: [f"\n{'✅' if r.passed else '❌'} {r.name}: {r.reason}"],
+    bad=lambda r: f"{r.query}: {r.reason}",
+    failure=lambda r: f"health: {r.name} {r.reason}",
+    good=lambda n: f"health {n}/{n}",
+    status="health",
+    waiting=_waiting,
+    wait_line=_wait_line,
+)
+
+
+@kind("health", order=10, missing="no health checks configured (health:)", words=WORDS)
 def health_checks(site: Site) -> list[Check]:
-    """One probe per health URL, per host for a URL with placeholders."""
+    """One probe per health URL, per host for a URL with placeholders; Verify asks again what
+    fails while the app starts (`settle`). Raises ValueError for a URL that cannot be filled."""
     return [HealthProbe(t, site.session) for t in targets(site.app)]

@@ -4,21 +4,27 @@ Only lines written since the restart (Verify, the monitor) or the deploy (the wa
 the broken version's errors do not fail the version that replaced it: lines that start with an
 ISO 8601 timestamp are filtered by it, which covers a `logs` command without `{since}`, such as
 `tail -n 200 app.log`.
+
+The `logs` kind reads each deploy host's logs once (`LogsCheck`: since the host's restart when
+the site knows it) or, when the caller keeps a session open on each host across its rounds
+(the monitor), over that session, since its host's clock when it opened (`KeptLogsCheck`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from bot.checks.base import Check
-from bot.checks.kinds import Site, Spot, Unreadable, kind
+from bot.checks.kinds import Kept, NotRead, Parts, Site, Spot, Unreadable, Words, kind
 from bot.checks.resources_check import Ran, Runs
 from bot.checks.result import CheckResult, Threshold, Verdict, inconclusive
+from bot.workflow.errors import HostError
+from bot.workflow.messages import CodeBlock
 
 _STAMP = re.compile(
     r"^\[?(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?\s?(Z|[+-]\d{2}:?\d{2})?"
@@ -126,7 +132,7 @@ def scan_result(found: LogScan, command: str) -> CheckResult:
     note = "" if found.windowed else "no timestamps, no `{since}`: all lines checked"
     return CheckResult(name, verdict, float(len(found.matches)), NO_ERRORS, command, "logs",
                        "error line(s)", note=note, host=found.host,
-                       lines=tuple(found.matches))  # fmt: skip
+                       lines=tuple(found.matches), checked=found.checked)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -158,16 +164,81 @@ class LogsCheck:
             return inconclusive(self.name, NO_ERRORS, self.query, why, provider="logs")
         try:
             ran = await self.runner.run(self.host, self.command, timeout=self.timeout)
-        except Exception as exc:  # an unreachable host: not a pass, and the caller goes on
+        except HostError as exc:  # an unreachable host: not a pass, and the caller goes on
             return scan_result(LogScan(self.host, error=str(exc)), self.command)
         found = scan(self.host, ran, self.since, self.offset, self.pattern, self.windowed)
         return scan_result(found, self.command)
 
 
-@kind("logs", order=20)
+@dataclass(frozen=True)
+class KeptLogsCheck:
+    """A host's logs read over the session its caller keeps open across rounds (`Kept`): the
+    error lines since the session's window began, at the host's clock."""
+
+    kept: Kept
+    host: str
+    write: Callable[[datetime, int], str]  # the command for a window (start, UTC offset)
+    shown: str  # the command as listed before the window is known
+    pattern: str
+    timeout: float = 60.0
+    windowed: bool = False
+    reads_the_past: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"logs on {self.host}"
+
+    @property
+    def query(self) -> str:
+        return self.shown
+
+    async def measure(self, at: datetime | None = None) -> CheckResult:
+        if at is not None:
+            why = "logs are read since the restart only"
+            return inconclusive(self.name, NO_ERRORS, self.query, why, provider="logs")
+        try:
+            ran, since, offset = await self.kept.read(self.host, self.write, self.timeout)
+        except NotRead as exc:  # this round's read only: the next round tries again
+            return scan_result(LogScan(self.host, error=str(exc)), self.query)
+        found = scan(self.host, ran, since, offset, self.pattern, self.windowed)
+        return scan_result(found, self.write(since, offset))
+
+
+NO_COMMAND = "no `logs` command configured (deploy.commands.logs)"
+SHOWN_MATCHES = 20  # error lines shown in the thread per host
+
+
+def _line(r: CheckResult) -> Parts:
+    if r.value is None:
+        return [f"\n❌ {r.host}: {r.reason}"]
+    if r.lines:
+        shown = "\n".join(line[:300] for line in r.lines[:SHOWN_MATCHES])
+        more = len(r.lines) - SHOWN_MATCHES
+        return [f"\n❌ {r.host}: {len(r.lines)} error line(s) since the restart",
+                CodeBlock(shown), f"…and {more} more" if more > 0 else ""]  # fmt: skip
+    note = f" ({r.note})" if r.note else ""
+    return [f"\n✅ {r.host}: no errors in {r.checked or 0} line(s){note}"]
+
+
+def _said(r: CheckResult) -> str:
+    """`3 error line(s)`, or why the logs could not be read."""
+    return r.reason if r.value is None else f"{int(r.value)} error line(s)"
+
+
+WORDS = Words(
+    title="Logs since the restart",
+    line=_line,
+    bad=lambda r: r.reason if r.value is None else f"{int(r.value)} error line(s) in logs",
+    failure=lambda r: f"{r.name}: {_said(r)}",
+    good=lambda n: "logs clean",
+)
+
+
+@kind("logs", order=20, settle=False, words=WORDS)
 def logs_checks(site: Site) -> list[Check]:
-    """Each deploy host's error lines since `site.since`; a host whose command cannot be written
-    is inconclusive (never a pass) and says why."""
+    """Each deploy host's error lines since its restart (or `site.since`), over the caller's
+    kept sessions when it has them; a host whose command cannot be written is inconclusive
+    (never a pass) and says why."""
     return [logs_check(site, spot) for spot in site.deploy_hosts]
 
 
@@ -175,12 +246,19 @@ def logs_check(site: Site, spot: Spot) -> Check:
     name = f"logs on {spot.name}"
     template = site.template("logs")
     if not template:
-        return Unreadable(name, spot.name, "no `logs` command configured")
-    since = site.since_text(site.since, spot.utc_offset)
+        return Unreadable(name, spot.name, NO_COMMAND)
+
+    def write(since: datetime, offset: int) -> str:
+        return site.fill(spot.name, template, {"since": site.since_text(since, offset)})
+
+    since = site.since_on(spot)
     try:
-        cmd = site.fill(spot.name, template, {"since": since})
+        cmd = write(since, spot.utc_offset)
     except ValueError as exc:
         return Unreadable(name, spot.name, str(exc))
-    return LogsCheck(site.runner, spot.name, cmd, site.since, spot.utc_offset,
-                     site.app.logs.error_pattern, timeout=min(site.command_timeout, 60),
-                     windowed="{since}" in template)  # fmt: skip
+    timeout, pattern = min(site.command_timeout, 60), site.app.logs.error_pattern
+    windowed = "{since}" in template
+    if site.kept is not None:
+        return KeptLogsCheck(site.kept, spot.name, write, cmd, pattern, timeout, windowed)
+    return LogsCheck(site.runner, spot.name, cmd, since, spot.utc_offset, pattern,
+                     timeout=timeout, windowed=windowed)  # fmt: skip

@@ -18,6 +18,7 @@ from bot.checks.result import (
     inconclusive,
     worst,
 )
+from bot.workflow.errors import HostError
 
 
 def _row(label: str, value: float | None, bound: float) -> SeriesResult:
@@ -68,7 +69,7 @@ class ResourcesCheck:
         try:
             ran = await self.runner.run(self.host, command(self.workdir, self.pidfile),
                                         timeout=self.timeout)  # fmt: skip
-        except Exception as exc:  # unreachable host: not a pass, and the monitor goes on
+        except HostError as exc:  # unreachable host: not a pass, and the monitor goes on
             why = f"could not read {self.host}'s resource usage: {exc}"
             return inconclusive(self.name, limits, self.query, why, provider="resources")
         usage = parse(ran.output)

@@ -110,6 +110,7 @@ class CheckResult:
     host: str | None = None  # the host it was read for, when it is one host's
     status: int | None = None  # the answer's code: an HTTP status, a command's exit status
     lines: tuple[str, ...] = ()  # what it found, to show: e.g. the log lines that matched
+    checked: int | None = None  # how many items it looked at, when it counts them (log lines)
 
     @property
     def passed(self) -> bool:

@@ -3,20 +3,26 @@
 The apps file's `smoke:` is a list of shell command templates; its model is `SmokeConfig` (the
 list itself, so the file's shape is unchanged). Each is filled in and quoted per host by the
 runner's templates before a `SmokeCheck` is made of it.
+
+The `smoke` kind runs once, after the checks that settle, and never in a monitoring round (it
+acts on the app). Given the step's `Shell`, a host's smoke tests run as one script in one
+session, their output shown in the thread (`read_smoke`); without one, each runs on its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import ConfigDict, Field, RootModel, field_validator
 
 from bot.checks.base import Check
-from bot.checks.kinds import Site, Unreadable, kind
+from bot.checks.kinds import Shell, Site, Unreadable, Words, kind, read_each
 from bot.checks.resources_check import Runs
 from bot.checks.result import CheckResult, Threshold, Verdict, inconclusive
+from bot.workflow.errors import HostError
+from bot.workflow.messages import Block, Inline
 
 EXIT_ZERO = Threshold(min=0, max=0)
 
@@ -73,6 +79,7 @@ class SmokeCheck:
     template: str  # as the apps file has it, for the thread
     command: str  # filled in and quoted, in the workdir
     timeout: float | None = None
+    shell: Shell | None = None  # the step's: shown in the thread, one script per host
     reads_the_past: bool = False
 
     @property
@@ -89,13 +96,53 @@ class SmokeCheck:
             return inconclusive(self.name, EXIT_ZERO, self.query, why, provider="smoke")
         try:
             ran = await self.runner.run(self.host, self.command, timeout=self.timeout)
-        except Exception as exc:  # an unreachable host: not a pass
+        except HostError as exc:  # an unreachable host: not a pass
             found = inconclusive(self.name, EXIT_ZERO, self.query, str(exc), provider="smoke")
             return found
         return smoke_result(self.template, self.host, self.command, ran.exit_status)
 
 
-@kind("smoke", order=30)
+async def read_smoke(checks: Sequence[Check], deployed_at: datetime | None) -> list[CheckResult]:
+    """The smoke tests given the step's shell run as one script per host (each runs whatever
+    the one before it did, as before); the others each on their own. In the checks' order."""
+    out: dict[int, CheckResult] = {}
+    scripts: dict[tuple[int, str], list[tuple[int, SmokeCheck]]] = {}
+    for i, check in enumerate(checks):
+        if isinstance(check, SmokeCheck) and check.shell is not None:
+            scripts.setdefault((id(check.shell), check.host), []).append((i, check))
+    for together in scripts.values():
+        shell, host = together[0][1].shell, together[0][1].host
+        assert shell is not None
+        ran = await shell.script(host, [c.command for _, c in together])
+        for (i, c), one in zip(together, ran, strict=True):
+            out[i] = smoke_result(c.template, c.host, c.command, one.exit_status)
+    alone = [(i, c) for i, c in enumerate(checks) if i not in out]
+    for (i, _), found in zip(alone, await read_each([c for _, c in alone], None), strict=True):
+        out[i] = found
+    return [out[i] for i in range(len(checks))]
+
+
+def template_of(r: CheckResult) -> str:
+    """The smoke test as the apps file has it: `smoke `pytest -q` on web1` -> pytest -q."""
+    return r.name.removeprefix("smoke `").rpartition("` on ")[0]
+
+
+def _line(r: CheckResult) -> list[Block | Inline]:
+    why = f": {r.reason}" if r.reason else ""
+    return [f"\n{'✅' if r.passed else '❌'} `{template_of(r)}` on {r.host}{why}"]
+
+
+WORDS = Words(
+    title="Smoke tests",
+    line=_line,
+    bad=lambda r: f"smoke `{template_of(r)}` {r.reason}",
+    failure=lambda r: f"smoke: `{template_of(r)}` on {r.host} {r.reason}",
+    good=lambda n: f"smoke {n}/{n}",
+)
+
+
+@kind("smoke", order=30, read=read_smoke, settle=False, rounds=False,
+      missing="no smoke tests configured (smoke:)", words=WORDS)  # fmt: skip
 def smoke_checks(site: Site) -> list[Check]:
     """Each smoke test on the smoke host; one that cannot be filled in says why (not a pass)."""
     host = site.smoke_host
@@ -107,5 +154,5 @@ def smoke_checks(site: Site) -> list[Check]:
             why = f"`{template}` cannot be filled in: {exc}"
             out.append(Unreadable(f"smoke `{template}` on {host}", host, why, "smoke"))
             continue
-        out.append(SmokeCheck(site.runner, host, template, cmd))
+        out.append(SmokeCheck(site.runner, host, template, cmd, shell=site.shell))
     return out

@@ -1,4 +1,5 @@
-"""`python -m bot deployed APP VERSION [--by WHO] [--url URL]`: tell Rewind of a deploy.
+"""`python -m bot deployed APP VERSION [--by WHO] [--url URL] [--release ID]`: tell Rewind of a
+deploy.
 
 With `REWIND_URL` set (a pipeline away from the bot) it posts to `$REWIND_URL/api/deploys`
 with `REWIND_API_TOKEN`; without, it records the deploy in Redis itself, as the API would.
@@ -20,10 +21,11 @@ from bot.workflow.model import ThreadRef
 
 
 async def run_deployed(
-    settings: Settings, load: object, app: str, version: str, by: str, url: str
+    settings: Settings, load: object, app: str, version: str, by: str, url: str, release: str = ""
 ) -> int:
     try:
-        report = parse_report({"app": app, "version": version, "by": by, "url": url})
+        fields = {"app": app, "version": version, "by": by, "url": url, "release": release}
+        report = parse_report(fields)
     except UserFacingError as exc:
         print(f"rewind: {exc}", file=sys.stderr)
         return 2

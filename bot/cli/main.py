@@ -211,8 +211,13 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app.terminal import terminal_wiring
     from bot.fronts.terminal.front import RollbackArgs, run_plan, run_rollback
 
+    pins: tuple[tuple[str, Version], ...] = ()
     try:
-        version = Version.parse(args.version) if args.version else None
+        if args.version and "=" in args.version:  # a group's APP=VERSION
+            member, _, picked = args.version.partition("=")
+            pins, version = ((member, Version.parse(picked)),), None
+        else:
+            version = Version.parse(args.version) if args.version else None
     except NotAVersion as exc:
         print(f"✗ {exc}")
         return 1
@@ -224,6 +229,7 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
         major=args.major,
         break_glass=args.break_glass,
         as_user=args.as_user,
+        pins=pins,
     )
     wiring = terminal_wiring(settings)
     if args.plan:
@@ -269,7 +275,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 def _deployed(args: argparse.Namespace, settings: Settings) -> int:
     from bot.cli.deployed import run_deployed
 
-    return asyncio.run(run_deployed(settings, _load, args.app, args.version, args.by, args.url))
+    return asyncio.run(
+        run_deployed(settings, _load, args.app, args.version, args.by, args.url, args.release)
+    )
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
@@ -319,7 +327,8 @@ def parser() -> argparse.ArgumentParser:
          "rewind worker").set_defaults(fn=_worker)  # fmt: skip
     rb = _sub(sub, "rollback", "the same workflow from this terminal, for when Slack is down",
               'rewind rollback myapp v1.4.2 --reason "checkout returns 500"')  # fmt: skip
-    rb.add_argument("app", metavar="APP", help="the app, as named in the apps file: myapp")
+    rb.add_argument("app", metavar="APP", help="the app, as named in the apps file: myapp; or a "
+                    "group of its `groups:` (all its apps in one incident): shop")  # fmt: skip
     rb.add_argument("version", metavar="VERSION", nargs="?",
                     help="tag or commit to go back to: v1.4.2 (default: the version before "
                     "the one deployed)")  # fmt: skip
@@ -388,6 +397,10 @@ def parser() -> argparse.ArgumentParser:
     deployed.add_argument(
         "--url", default="", metavar="URL", help="link to the pipeline run: --url https://ci/42"
     )
+    deployed.add_argument(
+        "--release", default="", metavar="ID",
+        help="the release it is part of (apps of a group released together): --release r42",
+    )  # fmt: skip
     deployed.set_defaults(fn=_deployed)
     export = _sub(
         sub,

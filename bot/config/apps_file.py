@@ -29,6 +29,7 @@ from bot.checks.metrics_config import MetricConfig, ResourcesConfig
 from bot.checks.smoke import SmokeConfig
 from bot.config.paths import absolute, repo_location
 from bot.workflow.errors import ConfigError, Problem
+from bot.workflow.group import Member
 from bot.workflow.policy import NON_PRODUCTION_ENVIRONMENTS, PRODUCTION_ENVIRONMENTS, is_production
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -160,6 +161,9 @@ class DeployConfig(_Model):
 
 class DatabaseConfig(_Model):
     run_on: str
+    # The database's name: apps of a group whose databases have the same name share one, which
+    # is backed up and downgraded once, after every one of them is redeployed (`groups:`).
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
     alembic: str = "alembic"
     backup: str | None = None
     restore: str | None = None
@@ -364,6 +368,8 @@ class AppsFile(_Model):
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     # name -> Slack user (or user-group) id: names typed at the terminal, shown on it.
     people: dict[str, str] = Field(default_factory=dict)
+    # name -> apps released together, in rollback order (`bot.config.apps_groups` checks them).
+    groups: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("people")
     @classmethod
@@ -386,6 +392,18 @@ class AppsFile(_Model):
     def app(self, name: str) -> AppConfig | None:
         return self.apps.get(name)
 
+    def group(self, name: str) -> list[AppConfig] | None:
+        """A group's apps in rollback order, or None when `name` is not a group."""
+        members = self.groups.get(name)
+        return None if members is None else [self.apps[m] for m in members]
+
+    def group_members(self, name: str) -> list[Member]:
+        """A group's apps as the pure core sees them: the order and who shares a database."""
+        return [
+            Member(app.name, app.database is not None, app.database.name if app.database else None)
+            for app in self.group(name) or []
+        ]
+
     def person(self, typed: str) -> str | None:
         """A name from `people` or an id as typed (`@alice`, `alice`, `U0ALICE`) -> the id."""
         bare = typed.strip().removeprefix("@")
@@ -400,6 +418,7 @@ class AppsFile(_Model):
 def parse_apps(data: Any, path: str, text: str = "") -> AppsFile:
     """The apps file as a model, or a `ConfigError` listing every problem (with lines when the
     YAML `text` is given)."""
+    from bot.config.apps_groups import group_problems
     from bot.config.apps_problems import (
         duplicate_keys,
         from_validation,
@@ -424,6 +443,7 @@ def parse_apps(data: Any, path: str, text: str = "") -> AppsFile:
                 app.setdefault("name", name)
     problems += placeholder_problems(data, lines) + reference_problems(data, lines)
     problems += metric_problems(data, lines)  # two metrics of one name
+    problems += group_problems(data, lines)
     problems += duplicate_keys(text) if text else []
     try:
         model = AppsFile.model_validate({**resolve_people(data), "path": path})

@@ -6,17 +6,21 @@ import re
 from dataclasses import dataclass
 
 from bot.workflow.errors import UserFacingError
+from bot.workflow.group import COMMAND_WORDS
 from bot.workflow.input_checks import check_words
 from bot.workflow.messages import Emphasis, bullets, message, para
 from bot.workflow.version import Version
 
-SUBCOMMANDS = {"status", "list", "cancel", "unfreeze", "help", "release"}
+SUBCOMMANDS = set(COMMAND_WORDS) - {"plan"}
 # A second word is taken as the version when it looks like one; otherwise it starts the reason.
 # v1, v1.4.2, 1.4, a commit sha, release/1.4 — or anything with shell characters, so that it
 # is refused as a version instead of slipping into the reason. "500s on checkout" is a reason.
 _LOOKS_LIKE_VERSION = re.compile(
     r"^(v\d|\d+(\.\d+)+|[0-9a-f]{7,40}$|[^\s]*/[^\s]*$)|[;&|$`<>(){}\\'\"]", re.I
 )
+
+# `/rollback GROUP app=VERSION …`: a member of the group and the version it goes back to.
+_PIN = re.compile(r"^([A-Za-z0-9_.-]+)=(\S+)$")
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,8 @@ class Command:
     reason: str = ""
     target: str = ""  # APP or INCIDENT for status / cancel / unfreeze
     major: bool = False  # a major outage: the report comes with a postmortem template
+    # `/rollback GROUP app=VERSION …`: the versions picked for members of a group.
+    pins: tuple[tuple[str, Version], ...] = ()
 
 
 def parse(text: str) -> Command:
@@ -56,10 +62,18 @@ def _start(words: list[str], kind: str, usage: str) -> Command:
     if not words:
         raise UserFacingError(usage)
     app, rest = words[0], words[1:]
+    pins: list[tuple[str, Version]] = []
+    while rest and (pin := _PIN.match(rest[0])):
+        if any(name == pin.group(1) for name, _ in pins):
+            raise UserFacingError(f"`{pin.group(1)}` is given two versions: pick one.")
+        pins.append((pin.group(1), Version.parse(pin.group(2))))
+        rest = rest[1:]
     version: Version | None = None
-    if rest and _LOOKS_LIKE_VERSION.search(rest[0]):
+    if not pins and rest and _LOOKS_LIKE_VERSION.search(rest[0]):
         version, rest = Version.parse(rest[0]), rest[1:]
-    return Command(kind, app=app, version=version, reason=" ".join(rest), major=major)
+    return Command(
+        kind, app=app, version=version, reason=" ".join(rest), major=major, pins=tuple(pins)
+    )
 
 
 HELP = message(
@@ -72,10 +86,12 @@ HELP = message(
             "returns 500`",
             "`/rollback APP reason…` — the same; Rewind proposes the version before the deployed "
             "one",
+            "`/rollback GROUP [APP=VERSION …] reason…` — every app of a group (the apps file's "
+            "`groups:`) in one incident, in the group's order",
             "add `--major` for a major outage: the report comes with a postmortem template",
             para(
-                "`/rollback plan APP [VERSION]` — the plan of the rollback (every command, the "
-                "SQL), changing nothing, with a ",
+                "`/rollback plan APP|GROUP [VERSION]` — the plan of the rollback (every command, "
+                "the SQL), changing nothing, with a ",
                 Emphasis("Run this plan"),
                 " button",
             ),

@@ -10,13 +10,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.fronts.command import HELP, Command
+from bot.incidents.groups import GroupRequest
 from bot.incidents.service import IncidentService, OpenRequest, policy_for
 from bot.plan.build import PLAN_TTL, Planner
+from bot.plan.group import plan_group
 from bot.ports import Store
 from bot.workflow.errors import UserFacingError
 from bot.workflow.input_checks import check_reason
 from bot.workflow.model import Incident
-from bot.workflow.plan import Plan
+from bot.workflow.plan import GroupPlan, Plan
 from bot.workflow.policy import Actor, Right
 from bot.workflow.version import Version
 
@@ -71,6 +73,13 @@ class PlanMade:
 
 
 @dataclass(frozen=True)
+class GroupPlanMade:
+    """The plan of a release group: each member's plan and the order they run in."""
+
+    group: GroupPlan
+
+
+@dataclass(frozen=True)
 class OpenedFromPlan:
     incident: Incident
     plan: Plan
@@ -85,13 +94,30 @@ Reply = (
     | NoIncidents
     | Released
     | PlanMade
+    | GroupPlanMade
     | OpenedFromPlan
 )
 
 
+def group_request(cmd: Command, actor: Actor, source: str) -> GroupRequest:
+    return GroupRequest(cmd.app, cmd.reason, actor, cmd.pins, source=source, major=cmd.major)
+
+
 def check_start(incidents: IncidentService, cmd: Command) -> None:
     """Bad input is refused before anything runs; rights are checked once groups are known."""
+    if incidents.apps.group(cmd.app) is not None:
+        if cmd.version is not None:
+            raise UserFacingError(
+                f"`{cmd.app}` is a group: pick versions per app, e.g. "
+                f"`/rollback {cmd.app} APP={cmd.version} reason…`."
+            )
+        incidents.groups.members(cmd.app)
+        return
     incidents.app(cmd.app)
+    if cmd.pins:
+        raise UserFacingError(
+            f"`{cmd.app}` is an app, not a group: `/rollback {cmd.app} VERSION reason…`."
+        )
     if not cmd.reason.strip():
         version = f" {cmd.version}" if cmd.version else ""
         raise UserFacingError(
@@ -102,7 +128,10 @@ def check_start(incidents: IncidentService, cmd: Command) -> None:
 
 
 def check_plan(incidents: IncidentService, cmd: Command) -> None:
-    """The fast checks of `/rollback plan`: a known app (the version was parsed with it)."""
+    """The fast checks of `/rollback plan`: a known app or group (the version was parsed)."""
+    if incidents.apps.group(cmd.app) is not None:
+        incidents.groups.members(cmd.app)
+        return
     incidents.app(cmd.app)
 
 
@@ -117,6 +146,10 @@ class Dispatcher:
 
     async def run(self, cmd: Command, actor: Actor) -> Reply:
         match cmd.kind:
+            case "start" if self.incidents.apps.group(cmd.app) is not None:
+                check_start(self.incidents, cmd)
+                group = group_request(cmd, actor, self.source)
+                return Opened(await self.incidents.groups.open(group), None)
             case "start":
                 check_start(self.incidents, cmd)
                 request = OpenRequest(
@@ -143,6 +176,9 @@ class Dispatcher:
                 return Unfrozen(app.name, actor.user, was_frozen=freeze is not None)
             case "release":
                 return await self.release(cmd, actor)
+            case "plan" if self.incidents.apps.group(cmd.app) is not None:
+                made = await plan_group(self.planner, cmd.app, cmd.pins, actor, cmd.reason)
+                return GroupPlanMade(made)
             case "plan":
                 plan = await self.planner.plan(cmd.app, cmd.version, actor, reason=cmd.reason)
                 return PlanMade(plan)
@@ -185,6 +221,14 @@ class Dispatcher:
         if not target:
             return Listing(await self.store.open_incidents(), "No open incidents.")
         incident = await self.store.load(target)
+        if incident is None and self.incidents.apps.group(target) is not None:
+            recent = await self.store.recent_incidents(50)
+            members = [i for i in recent if i.group is not None and i.group.name == target]
+            newest = members[0].group if members else None
+            if newest is not None:  # the group's latest incident: each app's member, in order
+                latest = {i.id: i for i in members if i.group and i.group.lead == newest.lead}
+                return Listing([latest[i] for i in newest.members if i in latest], "")
+            return Listing([], f"The group `{target}` has no incidents.")
         if incident is None:
             app = self.incidents.app(target)
             holder = await self.store.lock_holder(app.name)

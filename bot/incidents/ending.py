@@ -77,8 +77,11 @@ class Ending:
         opened = incident.thread is not None and bool(incident.thread.ts)
         if incident.status in {Status.ABORTED, Status.CANCELLED} and opened:
             await self._abort_report(incident)
-        if incident.facts.prerequisites.notified_start:  # those told of the start hear of the end
-            await self.notifier.stakeholders(incident, "end")
+        told = incident.facts.prerequisites.notified_start
+        if told:  # those told of the start hear of the end
+            # A group's lead told every member's channels at the start: the same hear the end.
+            channels = told if incident.group is not None else None
+            await self.notifier.stakeholders(incident, "end", channels)
 
     async def _quarantine(self, incident: Incident, link: str) -> None:
         """The version rolled back from may not come back until an approver releases it."""
@@ -106,18 +109,31 @@ class Ending:
         )
 
     async def _abort_report(self, incident: Incident) -> None:
-        """The runbook's report is always written, an aborted rollback's most of all."""
+        """The runbook's report is always written, an aborted rollback's most of all; a group's
+        once, by the last of its members to end, for every app."""
         from bot.steps import report
 
         try:
-            published = await report.publish(
-                incident,
-                self.apps,
-                await self.store.timeline(incident.id),
-                self.notifier,
-                self.repos,
-                self.people,
-            )
+            if incident.group is not None:
+                members = [await self.store.load(i) for i in incident.group.members]
+                ended = [m for m in members if m is not None and not m.status.open]
+                if len(ended) < len(members):
+                    return  # the last member to end writes the group's one report
+                if not await self.store.first_time(f"group-report:{incident.group.lead}"):
+                    return
+                timelines = [await self.store.timeline(m.id) for m in ended]
+                published = await report.publish_group(
+                    incident, ended, timelines, self.apps, self.notifier, self.repos, self.people
+                )
+            else:
+                published = await report.publish(
+                    incident,
+                    self.apps,
+                    await self.store.timeline(incident.id),
+                    self.notifier,
+                    self.repos,
+                    self.people,
+                )
         except Exception:
             log.exception("incident %s: the report of the abort could not be written", incident.id)
             await self.notifier.say(

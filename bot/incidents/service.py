@@ -19,6 +19,7 @@ from typing import Literal, Protocol
 from bot.config.apps_file import AppConfig, AppsFile
 from bot.incidents.app_locks import AppLocks
 from bot.incidents.ending import Ending
+from bot.incidents.groups import GroupRequest, Groups
 from bot.ports import Directory, Notifier, Repos, StepQueue, Store
 from bot.telemetry.logs import INCIDENT
 from bot.telemetry.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED
@@ -46,9 +47,9 @@ from bot.workflow.machine import (
     transition,
 )
 from bot.workflow.messages import ChannelRef, message
-from bot.workflow.model import Incident, Status, StepId, StepStatus
+from bot.workflow.model import GateKind, Incident, Status, StepId, StepStatus
 from bot.workflow.plan import PlanBasis
-from bot.workflow.policy import Actor, Policy, Right
+from bot.workflow.policy import Actor, Policy, Right, Rules
 from bot.workflow.quarantine import Quarantine
 from bot.workflow.render_text import plain
 from bot.workflow.steps import SPECS
@@ -129,6 +130,7 @@ class IncidentService:
         self.repos = repos
         self.people = people  # who the report names, beyond the apps file's `people:`
         self.locks = AppLocks(store)
+        self.groups = Groups(self)  # `/rollback GROUP`: its members kept in step after each change
         self.ending = Ending(
             apps=apps,
             store=store,
@@ -215,6 +217,10 @@ class IncidentService:
         INCIDENTS_OPENED.labels(app=app.name).inc()
         return await self.apply(incident.id, Begin(), who=req.actor.user)
 
+    async def open_group(self, req: GroupRequest) -> Incident:
+        """`/rollback GROUP`: every app of the group in one incident (`bot.incidents.groups`)."""
+        return await self.groups.open(req)
+
     async def _save_thread(self, incident: Incident) -> None:
         def change(current: Incident) -> Incident:
             current.thread = incident.thread
@@ -241,7 +247,7 @@ class IncidentService:
             nonlocal effects, before
             before = current.status
             try:
-                changed, effects = transition(current, event, policy_for(self.app(current.app)))
+                changed, effects = transition(current, event, self.rules_for(current))
             except Rejected as exc:
                 raise UserFacingError(exc.message) from None
             return changed
@@ -254,8 +260,17 @@ class IncidentService:
         await self.store.audit(incident.id, who, _describe(event), incident.status.value)
         await self._tell_events(before, incident, event)
         await self._effects(incident, effects)
-        await self.notifier.update_parent(incident)
+        if incident.group is None:
+            await self.notifier.update_parent(incident)
+        else:  # the lead's parent shows every member; the coordinator keeps them in step
+            await self.groups.sync(incident)
         return incident
+
+    def rules_for(self, incident: Incident) -> Rules:
+        """Who may answer: the app's policy, or its group's (rights on every member)."""
+        if incident.group is not None:
+            return self.groups.policy(incident.group.name)
+        return policy_for(self.app(incident.app))
 
     async def _tell_events(self, before: Status, incident: Incident, event: Event) -> None:
         if self.events is None:
@@ -305,7 +320,7 @@ class IncidentService:
             match effect:
                 case RunStep(step=step, attempt=attempt):
                     await self.queue.enqueue_step(incident.id, step, attempt)
-                case AskGate(gate=gate):
+                case AskGate(gate=gate) if gate.kind is not GateKind.GROUP:
                     await self.notifier.ask(incident, gate)
                 case Say(message=said_):
                     await self.notifier.say(incident, said_)
@@ -321,7 +336,13 @@ class IncidentService:
         not enqueued twice, and `run_step` ignores a step that is not due.
         """
         count = 0
+        synced: set[str] = set()
         for incident in await self.store.open_incidents():
+            if incident.group is not None and incident.group.lead not in synced:
+                # A process that died between a member's change and the group's next move
+                # left the others waiting: the coordinator makes that move now.
+                synced.add(incident.group.lead)
+                await self.groups.sync(incident)
             rec = incident.current_step()
             opened = incident.thread is not None and bool(incident.thread.ts)
             if incident.status is Status.RUNNING and rec is not None and opened:

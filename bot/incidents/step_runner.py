@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bot.incidents.host_runners import HostRunners
 from bot.incidents.service import IncidentService
+from bot.ports import AuditEntry
 from bot.steps.context import Outcome, StepBody, StepContext
 from bot.telemetry.logs import INCIDENT
 from bot.telemetry.metrics import STEP_SECONDS, STEPS
@@ -190,6 +191,8 @@ class StepRunner:
         )
         if heartbeat is not None:
             ctx.heartbeat = heartbeat
+        if incident.group is not None:
+            ctx.members = lambda: self._members(incident)
         try:
             await self._fence(incident, step, run_id)
             outcome: Outcome = await self.bodies[step](ctx)
@@ -230,6 +233,16 @@ class StepRunner:
             # No flush here: the thread's messages go out in order in the background, so the
             # next step never waits for Slack's pacing.
             await self.runners.give_back(incident.id, runner)
+
+    async def _members(self, incident: Incident) -> list[tuple[Incident, list[AuditEntry]]]:
+        """A group's members, in its order, each with its timeline (the group's one report)."""
+        assert incident.group is not None
+        out: list[tuple[Incident, list[AuditEntry]]] = []
+        for member_id in incident.group.members:
+            member = await self.store.load(member_id)
+            if member is not None:
+                out.append((member, await self.store.timeline(member_id)))
+        return out
 
     async def aclose(self) -> None:
         await self.runners.aclose()

@@ -8,6 +8,7 @@ import asyncio
 import shutil
 import statistics
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -66,7 +67,12 @@ class Quiet:
     async def ask(self, incident: Incident, gate: Gate) -> None:
         return None
 
-    async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
+    async def stakeholders(
+        self,
+        incident: Incident,
+        phase: Literal["start", "end"],
+        channels: Sequence[str] | None = None,
+    ) -> list[str]:
         return []
 
     async def held_notices(self, incident: Incident) -> list[str]:

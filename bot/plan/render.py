@@ -195,6 +195,11 @@ def markdown(plan: Plan) -> str:
     lines += [f"- Logs since the restart, error pattern `{ch.error_pattern}`:"]
     lines += [f"  - {entry}" for entry in ch.logs]
     lines += [f"- Smoke: {entry}" for entry in ch.smoke] or ["- Smoke: none configured"]
+    lines.append(
+        "- Each host's own health URLs (those with a host placeholder) and its logs are checked "
+        "as soon as that host is redeployed; rolling, the next batch waits for them. Verify "
+        "reuses what passed and checks the rest."
+    )
     lines += [f"- Signal: {entry}" for entry in ch.signals]  # metrics and resources judged
     lines.append(
         f"- Monitor for {ch.monitor_duration:g}s, every {ch.monitor_interval:g}s; "

@@ -67,13 +67,18 @@ class StepContext:
     timeline: Callable[[], Awaitable[list[AuditEntry]]]
     heartbeat: Callable[[], Awaitable[None]] = field(default=lambda: asyncio.sleep(0))
     people: Directory | None = None  # names for words read outside the chat (the report)
+    # A group's lead: every member (the lead first) with its timeline, for the group's report.
+    members: Callable[[], Awaitable[list[tuple[Incident, list[AuditEntry]]]]] | None = None
 
     @property
     def facts(self) -> Facts:
         return self.incident.facts
 
     async def say(self, *parts: Block | Inline) -> None:
-        """A reply in the thread: words, `Emphasis`, `Code`, `Mark`, a `CodeBlock`…"""
+        """A reply in the thread: words, `Emphasis`, `Code`, `Mark`, a `CodeBlock`…; in a
+        group's one thread, it starts with the app's name."""
+        if self.incident.group is not None:
+            parts = (f"`{self.app.name}` · ", *parts)
         await self.notifier.say(self.incident, message(*parts))
 
     async def waiting(self, key: str, text: str | None) -> None:
@@ -90,7 +95,9 @@ class StepContext:
         await self.notifier.update_parent(self.incident)
 
     async def out(self, host: str, line: str) -> None:
-        await self.notifier.output(self.incident, self.step, host, line)
+        # In a group's one thread, a host's lines say which app's host it is.
+        where = f"{self.app.name}/{host}" if self.incident.group is not None else host
+        await self.notifier.output(self.incident, self.step, where, line)
 
     def command(self, name: str, host: HostConfig, **values: str) -> str | None:
         return templates.build(self.app, host, name, **values)

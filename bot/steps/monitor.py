@@ -1,7 +1,12 @@
-"""Step 6 of the runbook, Monitor: probe the health URLs and read the logs for the set time.
+"""Step 6 of the runbook, Monitor: every round, every check the registry reads in rounds
+(`Kind.rounds`: health URLs, each host's logs, the team's metrics, resource usage; not the smoke
+tests), for the set time.
 
-Availability, error lines and latency p50/p95 per URL are kept in the incident's facts (the
-parent message shows them live); the thread gets one summary per `summary_every`, and a failing
+Each kind is read by its own reader, the logs over one session per host kept for the whole
+window (`monitor_logs`). The results go where the monitor's facts keep them: a health URL's
+availability and latency p50/p95 (`_UrlStats`), a host's new error lines, and every other kind
+as a signal (`MonitorSignals`: a failed or inconclusive one is a failing round). The parent
+message shows the figures live; the thread gets one summary per `summary_every`, and a failing
 streak alerts the thread and the stakeholders at once.
 """
 
@@ -9,18 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import ClassVar
 
 import aiohttp
 
 from bot.checks import CheckResult, health
+from bot.checks.logs import SHOWN_MATCHES
 from bot.steps import signals
 from bot.steps.context import Outcome, StepContext
-from bot.steps.monitor_logs import HostLogs, reads_for
-from bot.steps.signal_reads import MonitorSignals
-from bot.steps.signals import fact, is_resources, resource_fact
-from bot.steps.verify import SHOWN_MATCHES
+from bot.steps.monitor_logs import KeptSessions, reads_for
+from bot.steps.signal_reads import MonitorSignals, reading
+from bot.steps.signals import Group, fact, is_resources, resource_fact
 from bot.workflow.baseline import compare
 from bot.workflow.errors import StepError
 from bot.workflow.facts import MonitorFacts, UrlFigures
@@ -68,16 +75,16 @@ class _UrlStats:
 
 
 class _Monitor:
-    def __init__(self, ctx: StepContext, todo: list[health.Target]) -> None:
+    def __init__(self, ctx: StepContext, found: list[Group]) -> None:
         self.ctx = ctx
         self.cfg = ctx.app.monitor
-        self.todo = todo
-        self.stats = [_UrlStats(t.url, t.host) for t in todo]
+        self.groups = found
+        probes = [c for g in found if g.name == "health" for c in g.checks]
+        self.stats = [_UrlStats(c.query, getattr(c, "host", None)) for c in probes]
         self.hosts = strategy(ctx.app.deploy.strategy).deploy_hosts(ctx.app)
         self.errors: dict[str, set[str]] = {h.name: set() for h in self.hosts}
         self.log_problems: dict[str, str] = {}
-        reads = reads_for(self.cfg.duration, self.cfg.interval)
-        self.readers = [HostLogs(ctx, h, reads) for h in self.hosts]  # one session per host
+        self.deployed_at = signals.deploy_time(ctx.incident.baseline)
         self.started = datetime.now(UTC)
         self.rounds = 0
         self.alerts = 0
@@ -112,25 +119,39 @@ class _Monitor:
             signal_rounds_failed=self.signals.failed_rounds,
         )
 
-    async def read_logs(self) -> None:
-        for scan in await asyncio.gather(*(r.read() for r in self.readers)):
-            if scan.error:
-                self.log_problems[scan.host] = scan.error
+    async def round(self) -> None:
+        """Every kind read at once, each by its own reader; each result where it is kept."""
+        found = await signals.read_groups(self.groups, self.deployed_at)
+        theirs: list[CheckResult] = []
+        for group, results in zip(self.groups, found, strict=True):
+            if into := self.INTO.get(group.name):
+                await into(self, results)
+            else:
+                theirs += results
+        await self.signals.round(theirs)
+
+    async def logs(self, results: list[CheckResult]) -> None:
+        """Each host's error lines since the window began: the new ones are said."""
+        for r in results:
+            host = r.host or r.name
+            if r.value is None:  # not read: said, never counted as no errors
+                self.log_problems[host] = r.reason
                 continue
-            self.log_problems.pop(scan.host, None)
-            new = [m for m in scan.matches if m not in self.errors[scan.host]]
+            self.log_problems.pop(host, None)
+            seen = self.errors.setdefault(host, set())
+            new = [m for m in r.lines if m not in seen]
             if new:
-                self.errors[scan.host].update(new)
+                seen.update(new)
                 shown = "\n".join(line[:300] for line in new[:SHOWN_MATCHES])
                 await self.ctx.say(
                     Mark(Status.WARN),
-                    f" {len(new)} new error line(s) on {scan.host}:",
+                    f" {len(new)} new error line(s) on {host}:",
                     CodeBlock(shown),
                 )
 
-    async def probe(self, session: aiohttp.ClientSession) -> None:
-        checks = [health.HealthProbe(t, session) for t in self.todo]
-        for stats, r in zip(self.stats, await signals.read(checks, None), strict=True):
+    async def probe(self, results: list[CheckResult]) -> None:
+        """Each health URL's reading, its streak alerted once, its recovery said once."""
+        for stats, r in zip(self.stats, results, strict=True):
             stats.add(r)
             key = (stats.url, stats.host)
             if stats.streak == self.cfg.failure_streak:
@@ -166,39 +187,41 @@ class _Monitor:
         lines += self.signals.summary_lines()
         return message(Emphasis("Monitoring done" if done else "Monitoring"), "\n".join(lines))
 
-    async def run(self) -> None:
-        try:
-            await self._rounds()
-        finally:
-            await asyncio.gather(*(r.close() for r in self.readers))
-        self.ctx.incident.facts.monitor = self.figures(done=True)
+    # Where a kind's results go, for the kinds with figures of their own in the monitor's facts;
+    # every other kind is a signal.
+    INTO: ClassVar[dict[str, Callable[[_Monitor, list[CheckResult]], Awaitable[None]]]] = {
+        "health": probe,
+        "logs": logs,
+    }
 
-    async def _rounds(self) -> None:
+    async def run(self) -> None:
+        # The window starts here, when Monitor runs: after Verify ended, so after the last host
+        # was verified (each host is checked as it comes back, and Redeploy ends only once every
+        # host's checks have ended; Verify then checks what is left).
         start = time.monotonic()
         end = start + self.cfg.duration
         next_summary = start + self.cfg.summary_every
         last = False
-        async with aiohttp.ClientSession() as session:
-            while True:
-                began = time.monotonic()
-                await asyncio.gather(self.probe(session), self.read_logs(), self.signals.round())
-                self.rounds += 1
-                self.elapsed = time.monotonic() - start
-                self.ctx.incident.facts.monitor = self.figures()
-                await self.ctx.notifier.update_parent(self.ctx.incident)
-                await self.ctx.heartbeat()
-                if last:
-                    break
-                if self.elapsed < self.cfg.duration and time.monotonic() >= next_summary:
-                    await self.ctx.notifier.say(self.ctx.incident, self.summary())
-                    next_summary += self.cfg.summary_every
-                now = time.monotonic()
-                wait = max(self.cfg.interval - (now - began), 0.0)
-                # The round that starts at the window's end is the last one, or the round right
-                # after this one if the window ended during it: the logs are read up to the
-                # window's end, and no round starts after it.
-                last = now + wait >= end
-                await asyncio.sleep(min(wait, max(end - now, 0.0)))
+        while True:
+            began = time.monotonic()
+            await self.round()
+            self.rounds += 1
+            self.elapsed = time.monotonic() - start
+            self.ctx.incident.facts.monitor = self.figures()
+            await self.ctx.notifier.update_parent(self.ctx.incident)
+            await self.ctx.heartbeat()
+            if last:
+                break
+            if self.elapsed < self.cfg.duration and time.monotonic() >= next_summary:
+                await self.ctx.notifier.say(self.ctx.incident, self.summary())
+                next_summary += self.cfg.summary_every
+            now = time.monotonic()
+            wait = max(self.cfg.interval - (now - began), 0.0)
+            # The round that starts at the window's end is the last one, or the round right
+            # after this one if the window ended during it: the logs are read up to the
+            # window's end, and no round starts after it.
+            last = now + wait >= end
+            await asyncio.sleep(min(wait, max(end - now, 0.0)))
 
 
 def _where(stats: _UrlStats) -> str:
@@ -219,17 +242,26 @@ def _mmss(seconds: float) -> str:
 
 
 async def run(ctx: StepContext) -> Outcome:
+    cfg = ctx.app.monitor
+    kept = KeptSessions(ctx, reads_for(cfg.duration, cfg.interval))  # one session per host
     try:
-        todo = health.targets(ctx.app)
-    except ValueError as exc:
-        raise StepError(str(exc), hint="Fix the health URLs in the apps file.") from None
-    mon = _Monitor(ctx, todo)
-    await ctx.say(
-        f"Monitoring for {_mmss(ctx.app.monitor.duration)}: "
-        f"{len(todo)} URL(s) every {ctx.app.monitor.interval:g}s, logs of "
-        f"{len(ctx.app.hosts)} host(s)."
-    )
-    await mon.run()
+        async with aiohttp.ClientSession() as session:
+            found = signals.groups(
+                ctx.app, reading(ctx, session=session, kept=kept), lambda k: k.rounds
+            )
+            for g in found:
+                if g.refused:
+                    raise StepError(g.refused, hint=f"Fix `{g.name}:` in the apps file.")
+            mon = _Monitor(ctx, found)
+            await ctx.say(
+                f"Monitoring for {_mmss(cfg.duration)}: "
+                f"{len(mon.stats)} URL(s) every {cfg.interval:g}s, logs of "
+                f"{len(ctx.app.hosts)} host(s)."
+            )
+            await mon.run()
+    finally:
+        await kept.close()
+    ctx.incident.facts.monitor = mon.figures(done=True)
     figures = ctx.facts.monitor
     await ctx.notifier.say(ctx.incident, mon.summary(done=True))
     failing = [s for s in mon.stats if s.streak >= ctx.app.monitor.failure_streak]

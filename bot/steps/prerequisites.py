@@ -14,11 +14,12 @@ async def run(ctx: StepContext) -> Outcome:
             "the issue is not confirmed: no reason was given",
             hint="Say what broke (cancel and start again with a reason).",
         )
+    channels = _stakeholders(ctx)
     notified = list(ctx.facts.prerequisites.notified_start)
-    if not notified and ctx.app.notify:
-        notified = await ctx.notifier.stakeholders(inc, "start")
+    if not notified and channels:
+        notified = await ctx.notifier.stakeholders(inc, "start", channels)
     held = [c for c in await ctx.notifier.held_notices(inc) if c not in notified]
-    missing = sorted(set(ctx.app.notify) - set(notified) - set(held))
+    missing = sorted(set(channels) - set(notified) - set(held))
     facts = PrerequisitesFacts(notified_start=notified, notices_held=held)
     ctx.facts.prerequisites = facts  # kept on failure: a Retry does not tell them twice
     if missing:
@@ -37,3 +38,18 @@ async def run(ctx: StepContext) -> Outcome:
     # The channels are in the facts: each front names them its own way (`said.summary`).
     facts.policy = policy
     return Outcome(summary=f"Issue: “{inc.reason}”. Policy: {policy}.", facts=facts)
+
+
+def _stakeholders(ctx: StepContext) -> list[str]:
+    """The app's `notify` channels; in a group, the lead tells every member's, each once, and
+    the other members tell nobody."""
+    group = ctx.incident.group
+    if group is None:
+        return list(ctx.app.notify)
+    if not group.is_lead(ctx.incident.id):
+        return []
+    channels: list[str] = []
+    for name in group.apps:
+        app = ctx.apps.app(name)
+        channels += [c for c in (app.notify if app else []) if c not in channels]
+    return channels

@@ -1,4 +1,6 @@
-"""Step 4: redeploy the previous version on every host, batch by batch."""
+"""Step 4: redeploy the previous version on every host, batch by batch; each host's own checks
+(`host_verify`) start as soon as its redeploy ends, and a rolling batch is done only when its
+hosts pass them."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import CommandResult
+from bot.steps import host_verify
 from bot.steps.context import Outcome, StepContext
+from bot.steps.host_checks import HostCheck
 from bot.steps.script import HostScript, Line, read
 from bot.workflow.errors import HostError, StepError, UserFacingError
 from bot.workflow.facts import RedeployFacts
@@ -254,18 +258,24 @@ async def run(ctx: StepContext) -> Outcome:
             f"Already on {target}: {', '.join(done)}. Redeploying "
             f"{', '.join(h.name for h in todo) or 'no other host'}."
         )
+    rolling = ctx.app.deploy.rolling is not None
     plan = batches(todo, ctx.app.deploy.rolling)
     limit = asyncio.Semaphore(ctx.app.deploy.concurrency)
     results: dict[str, HostResult] = {}
 
-    async def one(host: HostConfig) -> HostResult | HostError:
+    async def one(host: HostConfig) -> tuple[HostResult, HostCheck] | HostError:
         async with limit:
             try:
-                return await _Host(ctx, host, ref, target).run()
+                result = await _Host(ctx, host, ref, target).run()
             except HostError as exc:
                 return exc
             except UserFacingError as exc:  # a value refused by the command templates
                 return HostError(str(exc), host=host.name, hint="Fix the apps file or the ref.")
+            # Verify's part for this host starts as soon as it is back, in its slot; kept in
+            # the facts for Verify, which then checks only what is not this host's own.
+            checked = await host_verify.check_host(ctx, host)
+            facts.verified[host.name] = checked.facts(ref, facts.restart_at.get(host.name, ""))
+            return result, checked
 
     for number, batch in enumerate(plan, 1):
         if len(plan) > 1:
@@ -276,15 +286,24 @@ async def run(ctx: StepContext) -> Outcome:
         # mid-restart by an error elsewhere would be worse than either version.
         outcomes = await asyncio.gather(*(one(h) for h in batch), return_exceptions=True)
         failed: list[HostError] = []
+        unhealthy: list[str] = []  # redeployed, but their own checks failed
         unexpected: list[BaseException] = []
-        for host, res in zip(batch, outcomes, strict=True):
+        for host, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, BaseException) and not isinstance(outcome, HostError):
+                unexpected.append(outcome)
+                continue
+            res: HostResult | HostError
+            if isinstance(outcome, HostError):
+                res = outcome
+            else:
+                res = await _checked(ctx, *outcome, stop=rolling)
+                if isinstance(res, HostError):
+                    unhealthy.append(host.name)
             if isinstance(res, HostError):
                 failed.append(res)
                 results[host.name] = HostResult(
                     host=host.name, ok=False, summary=res.what, detail=res.detail
                 )
-            elif isinstance(res, BaseException):
-                unexpected.append(res)
             else:
                 results[host.name] = res
                 done.append(host.name)
@@ -293,7 +312,7 @@ async def run(ctx: StepContext) -> Outcome:
         if failed:
             later = [h.name for b in plan[number:] for h in b]
             # `redeployed_hosts` stays in the facts, which the step runner keeps on failure.
-            raise _rollout_error(failed, done, later, results)
+            raise _rollout_error(failed, done, later, results, (target, unhealthy))
     summary = f"{len(hosts)} host(s) on {target} (ref {ref})"
     return Outcome(
         summary=summary,
@@ -303,11 +322,33 @@ async def run(ctx: StepContext) -> Outcome:
     )
 
 
+async def _checked(
+    ctx: StepContext, result: HostResult, checked: HostCheck, *, stop: bool
+) -> HostResult | HostError:
+    """A redeployed host with its own checks' verdict. Rolling (`stop`), a host whose checks
+    failed stops the rollout: it is not counted as done, so a Retry redeploys it again. Else
+    the other hosts go on, and Verify checks it again."""
+    name = result.host
+    if checked.passed:
+        said = f"{result.summary}; checked as it came back: {checked.summary()}"
+        return result.model_copy(update={"summary": said})
+    why = "; ".join(host_verify.failures(checked)[:3])
+    if stop:
+        return HostError(
+            f"{name} failed its checks after its redeploy: {why}",
+            host=name,
+            detail="\n".join(host_verify.error_lines(checked)),
+        )
+    await ctx.say(f"⚠️ {name} is redeployed, but its checks failed: {why}. Verify checks it again.")
+    return result.model_copy(update={"summary": f"{result.summary}; checks failed: {why}"})
+
+
 def _rollout_error(
     failed: list[HostError],
     done: list[str],
     later: list[str],
     results: dict[str, HostResult],
+    unhealthy: tuple[str, list[str]],
 ) -> StepError:
     first = failed[0]
     others = [f"{e.host}: {e.what}" for e in failed[1:]]
@@ -316,7 +357,15 @@ def _rollout_error(
         parts.append(f"Not started: {', '.join(later)}.")
     if others:
         parts.append("Also failed: " + "; ".join(others) + ".")
-    parts.append("Retry redeploys only the hosts not on the target; Abort stops here.")
+    target, hosts = unhealthy
+    if hosts:
+        parts.append(
+            f"On {target} but failing its checks: {', '.join(hosts)}; the next batches wait "
+            "for it. Retry redeploys and checks it again, then the hosts not on the target; "
+            "Abort stops here."
+        )
+    else:
+        parts.append("Retry redeploys only the hosts not on the target; Abort stops here.")
     err = HostError(first.what, host=first.host, hint=" ".join(parts), detail=first.detail)
     err.hosts = dict(results)
     return err

@@ -10,6 +10,7 @@ from bot.config.apps_file import AppsFile
 from bot.ports import AuditEntry, Directory, Notifier, Repos
 from bot.steps.context import Outcome, StepContext
 from bot.views import report as report_md
+from bot.views.group_report import group_report_filename, render_group_report
 from bot.workflow.facts import ReportFacts
 from bot.workflow.messages import Mark, Status
 from bot.workflow.messages import message as said
@@ -107,6 +108,14 @@ async def publish(
 
 
 async def run(ctx: StepContext) -> Outcome:
+    group = ctx.incident.group
+    if group is not None and not group.is_lead(ctx.incident.id):
+        return Outcome(
+            summary=f"In the group's one report (`{group.apps[0]}`'s step writes it).",
+            criteria={Criterion.REPORT: True},
+        )
+    if group is not None and ctx.members is not None:
+        return await _group_report(ctx, await ctx.members())
     published = await publish(
         ctx.incident, ctx.apps, await ctx.timeline(), ctx.notifier, ctx.repos, ctx.people
     )
@@ -116,3 +125,54 @@ async def run(ctx: StepContext) -> Outcome:
         facts=published.facts,
         criteria={Criterion.REPORT: True},
     )
+
+
+async def _group_report(
+    ctx: StepContext, members: list[tuple[Incident, list[AuditEntry]]]
+) -> Outcome:
+    """One report for the whole group: each app's versions and timeline, one impact section."""
+    lead = ctx.incident
+    incidents = [lead if m.id == lead.id else m for m, _ in members]
+    published = await publish_group(
+        lead, incidents, [t for _, t in members], ctx.apps, ctx.notifier, ctx.repos, ctx.people
+    )
+    ctx.facts.report = published.facts
+    return Outcome(
+        summary=f"Report of the group written: {published.where}",
+        facts=published.facts,
+        criteria={Criterion.REPORT: True},
+    )
+
+
+async def publish_group(
+    inc: Incident,
+    members: list[Incident],
+    timelines: list[list[AuditEntry]],
+    apps: AppsFile,
+    notifier: Notifier,
+    repos: Repos,
+    people: Directory | None = None,
+) -> Published:
+    """A group's one report (written by its lead's step, or by the last member to end when the
+    group was aborted), committed and posted in the group's thread by `inc`."""
+    lead = members[0]
+    directory = incidents_dir(apps.incidents.dir)
+    names = await names_for(lead, apps, [e for t in timelines for e in t], people)
+    content = render_group_report(members, timelines, STEPS, names)
+    name = group_report_filename(lead)
+    path = directory / name
+
+    def write() -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+
+    await asyncio.to_thread(write)
+    group = lead.group.name if lead.group else lead.app
+    committed = await repos.commit_report([path], f"Incident report: group {group} ({lead.id})")
+    where = f"`{path}`" + (f", commit `{committed.sha[:10]}`" if committed.sha else "")
+    await notifier.upload(
+        inc, name, content, title=f"Incident report {lead.id} (group {group})",
+        comment=f"Incident report of the group: {where}",
+    )  # fmt: skip
+    facts = ReportFacts(path=str(path), commit=committed.sha or "", pushed=committed.pushed)
+    return Published(facts, where)

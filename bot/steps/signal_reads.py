@@ -1,34 +1,82 @@
-"""The signals as Assess, Verify and the monitor read them (the seam is `bot.steps.signals`).
+"""How the steps read the app's checks (the registry is `bot.steps.signals`, its kinds in
+`bot.checks`): over the step's own runner, fenced before each command and quiet (`StepRuns`:
+logs, resource usage), and its shell, fenced and shown in the thread (`StepShell`: the smoke
+tests, one script per host).
 
 Assess reads each host's resource usage with the bad version running (the "before" of the
-rollback; never fatal). Verify judges every signal after health, logs and smoke, re-reading
-what does not pass for up to `verify.health_timeout`: a failed or inconclusive one then fails
-it. The monitor reads them every round: a round with a failed or inconclusive signal is a
-failing round, and `failure_streak` of them in a row alert, as probes do.
+rollback; never fatal). Verify and the monitor read every kind the registry gives (see
+`bot.steps.verify` and `bot.steps.monitor`); in the monitor a round with a failed or
+inconclusive signal is a failing round, and `failure_streak` of them in a row alert, as probes
+do (`MonitorSignals`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.checks import Check, CheckResult
+import aiohttp
+
+from bot.checks import CheckResult
+from bot.checks.kinds import Kept
+from bot.ports import CommandResult, ScriptCommand
 from bot.steps import signals
 from bot.steps.context import StepContext
 from bot.workflow.facts import ResourceFact
 from bot.workflow.messages import Emphasis, Mark, Status, words
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-def _checks(ctx: StepContext, kinds: tuple[str, ...] = ("metrics", "resources")) -> list[Check]:
-    """The app's checks of these kinds from the registry, read over the step's SSH sessions."""
-    reading = signals.Reading(ctx.hosts, datetime.now(UTC), ctx.incident.target)
-    return signals.app_checks(ctx.app, reading, kinds)
+
+@dataclass(frozen=True)
+class StepRuns:
+    """The step's runner for reads (logs, resource usage): fenced before each command, its
+    output not streamed (the thread gets what the check found, not the whole log)."""
+
+    ctx: StepContext
+
+    async def run(self, host: str, command: str, *, timeout: float | None = None) -> CommandResult:
+        where = self.ctx.app.host(host)
+        return await self.ctx.run(where, command, timeout=timeout, stream=False)
+
+
+@dataclass(frozen=True)
+class StepShell:
+    """The step's shell for commands that act on the app (`bot.checks.kinds.Shell`): fenced
+    before each, shown in the thread, a host's commands as one script in one session."""
+
+    ctx: StepContext
+
+    async def script(self, host: str, commands: Sequence[str]) -> list[CommandResult]:
+        where = self.ctx.app.host(host)
+        ran = await self.ctx.run_script(where, [ScriptCommand(c, check=False) for c in commands])
+        out: list[CommandResult] = []
+        for result, command in zip(ran, commands, strict=True):
+            # None: not run, as one before it went past its timeout and the script was killed.
+            out.append(result or await self.ctx.run(where, command))
+        return out
+
+
+def reading(
+    ctx: StepContext,
+    *,
+    session: aiohttp.ClientSession | None = None,
+    kept: Kept | None = None,
+) -> signals.Reading:
+    """What the step's checks are built with: its runner and shell, the rollback's version,
+    and since when each host's logs count: its restart when Redeploy recorded one, else every
+    line the logs command returns (nothing tells the old version's lines from the new one's)."""
+    redeploy = ctx.facts.redeploy
+    since = {h: datetime.fromisoformat(at) for h, at in redeploy.restart_at.items() if at}
+    return signals.Reading(StepRuns(ctx), EPOCH, ctx.incident.target,
+                           dict(redeploy.host_utc_offset), session, since, StepShell(ctx),
+                           kept)  # fmt: skip
 
 
 async def before_rollback(ctx: StepContext) -> list[ResourceFact]:
     """Each host's resource usage now, before anything changes (empty without `resources:`)."""
-    checks = _checks(ctx, ("resources",))
+    checks = signals.app_checks(ctx.app, reading(ctx), ("resources",))
     if not checks:
         return []
     found = [signals.resource_fact(r) for r in await signals.read(checks, None)]
@@ -38,57 +86,24 @@ async def before_rollback(ctx: StepContext) -> list[ResourceFact]:
     return found
 
 
-async def verify_signals(ctx: StepContext) -> list[str]:
-    """Judge every signal once; what fails Verify, in words (empty: all passed, or none set)."""
-    checks = _checks(ctx)
-    if not checks:
-        return []
-    results = await _until_passing(ctx, checks)
-    found = ctx.facts.verify
-    found.signals = [signals.fact(r) for r in results if not signals.is_resources(r)]
-    found.resources = [signals.resource_fact(r) for r in results if signals.is_resources(r)]
-    await ctx.say(Emphasis("Signals"), "\n" + "\n".join(signals.line(r) for r in results))
-    return [f"signal {r.summary()}" for r in signals.trouble(results)]
-
-
-async def _until_passing(ctx: StepContext, checks: list[Check]) -> list[CheckResult]:
-    """Read, and re-read what does not pass every `health_interval` for up to `health_timeout`:
-    right after the restart a rate's window still holds the bad version's errors. What still
-    does not pass then is the answer."""
-    cfg, deployed_at = ctx.app.verify, signals.deploy_time(ctx.incident.baseline)
-    started = time.monotonic()
-    results = await signals.read(checks, deployed_at)
-    try:
-        while signals.trouble(results) and time.monotonic() - started < cfg.health_timeout:
-            so_far = int((time.monotonic() - started) // 5 * 5)
-            names = ", ".join(r.name for r in signals.trouble(results)[:3])
-            await ctx.waiting("signals", f"{names} not passing yet — re-reading, "
-                                         f"{so_far} s of {cfg.health_timeout:.0f} s")  # fmt: skip
-            await asyncio.sleep(cfg.health_interval)
-            results = await signals.read(checks, deployed_at)
-    finally:
-        await ctx.waiting("signals", None)
-    return results
-
-
 class MonitorSignals:
-    """The signals over the monitoring rounds: the last readings and the failing streak."""
+    """The signals over the monitoring rounds (every kind without a figure of its own in the
+    monitor's facts): the last readings and the failing streak."""
 
     def __init__(self, ctx: StepContext) -> None:
         self.ctx = ctx
-        self.checks = _checks(ctx)
-        self.deployed_at = signals.deploy_time(ctx.incident.baseline)
         self.results: list[CheckResult] = []
         self.streak = 0  # failing rounds in a row, now
         self.failed_rounds = 0
         self.alerted = False
         self.alerts = 0
 
-    async def round(self) -> None:
-        if not self.checks:
+    async def round(self, results: list[CheckResult]) -> None:
+        """One round's readings: a failed or inconclusive one makes it a failing round."""
+        self.results = results
+        if not results:
             return
-        self.results = await signals.read(self.checks, self.deployed_at)
-        bad = signals.trouble(self.results)
+        bad = signals.trouble(results)
         self.streak = self.streak + 1 if bad else 0
         self.failed_rounds += bool(bad)
         if bad and self.streak == self.ctx.app.monitor.failure_streak:

@@ -1,10 +1,12 @@
 """An app's checks, built from its apps file entry: health URLs, logs, smoke tests, metrics and
 resources.
 
-`KINDS` is the registry (`bot.checks.kinds`): each kind of check registers its own builder in its
-module, next to its model and its `Check`. `site` gives a builder what it needs of the app and of
-a `Reading` (the runner, the version, since when logs count), and `app_checks` builds every kind
-asked for; the deploy watch reads the app through it. For the
+The registry is `bot.checks.kinds`: each kind of check registers its own builder in its module,
+next to its model, its `Check` and how it is read. `site` gives a builder what it needs of the
+app and of a `Reading` (the runner, the version, since when logs count, the step's shell and
+kept sessions), `app_checks` builds every kind asked for (the deploy watch and the plan read the
+app through it) and `groups` every kind a step judges, each with its `Kind` (its policy), which
+Verify and the monitor read through `read_groups`. For the
 team's own signals: `metric_checks` builds the app's metric checks (placeholders `{app}` and
 `{version}`), `resource_checks` one resources check per deploy host over the runner the step
 already has (its SSH sessions), and `read` measures them all at once, each metric also at the
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -31,7 +33,7 @@ from bot.checks import (
     measure_with_before,
     metrics_config,
 )
-from bot.checks.kinds import Site, Spot, registry
+from bot.checks.kinds import Kept, Kind, Shell, Site, Spot, registry
 from bot.checks.resources_check import Ran, Runs
 from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import HostRunner
@@ -76,7 +78,15 @@ def planned(app: AppConfig, version: str | None) -> list[str]:
         r = app.resources
         limits = f"max CPU {r.cpu:g} %, memory {r.memory:g} %, disk {r.disk:g} %"
         out += [f"{c.name} ({limits}): {c.query}" for c in resource_checks(app, _NoRunner())]
+    # Any other kind's checks, as they will be read (the plan lists the runbook's own apart).
+    where = site(app, Reading(_NoRunner(), _NOW), version, env)
+    for name, each in registry().items():
+        if name not in (*LISTED_APART, "metrics", "resources"):
+            out += [f"{c.name}: `{c.query}`" for c in each.build(where)]
     return out
+
+
+LISTED_APART = ("health", "logs", "smoke")  # the plan lists them with Verify's commands
 
 
 class _NoRunner:
@@ -163,6 +173,9 @@ class Reading:
     version: str | None = None  # for the metrics' `{version}`
     offsets: Mapping[str, int] = field(default_factory=dict)  # each host's UTC offset
     session: aiohttp.ClientSession | None = None  # the health probes' own, when shared
+    since_by: Mapping[str, datetime] = field(default_factory=dict)  # a host's own restart
+    shell: Shell | None = None  # the step's, for the smoke tests (fenced, shown, one script)
+    kept: Kept | None = None  # the monitor's sessions, kept open across its rounds
 
 
 _NOW = datetime(1970, 1, 1, tzinfo=UTC)  # for a kind that reads no logs: never used
@@ -174,7 +187,8 @@ def site(
     """What a kind's builder needs of `app` and of this read (`bot.checks.kinds.Site`)."""
     plan = strategy(app.deploy.strategy)
     spots = tuple(
-        Spot(h.name, app.run_dir(h), r.offsets.get(h.name, 0)) for h in plan.deploy_hosts(app)
+        Spot(h.name, app.run_dir(h), r.offsets.get(h.name, 0), r.since_by.get(h.name))
+        for h in plan.deploy_hosts(app)
     )
 
     def fill(host: str, template: str, extra: Mapping[str, str]) -> str:
@@ -188,7 +202,8 @@ def site(
     return Site(app, spots, smoke_host(app).name, r.runner, r.since, fill,
                       lambda name: templates.template(app, name), plan.since,
                       command_timeout=app.deploy.timeout, version=version or r.version,
-                      env=env or check_env(), session=r.session)  # fmt: skip
+                      env=env or check_env(), session=r.session, shell=r.shell,
+                      kept=r.kept)  # fmt: skip
 
 
 def smoke_host(app: AppConfig) -> HostConfig:
@@ -203,11 +218,50 @@ def smoke_command(app: AppConfig, host: HostConfig, template: str) -> str:
     )
 
 
-KINDS = registry()
+KINDS = registry()  # the kinds Rewind ships; `registry()` also has any registered since
 OnHost = metrics_config.OnHost
 
 
-def app_checks(app: AppConfig, r: Reading, kinds: Sequence[str] = tuple(KINDS)) -> list[Check]:
-    """Every check of `app` of these kinds, in the registry's order."""
+def app_checks(app: AppConfig, r: Reading, kinds: Sequence[str] | None = None) -> list[Check]:
+    """Every check of `app` of these kinds (default: every kind), in the registry's order."""
+    found, where = registry(), site(app, r)
+    return [c for name in (kinds or tuple(found)) for c in found[name].build(where)]
+
+
+@dataclass
+class Group:
+    """One kind's checks for an app, with the kind (its policy and its name)."""
+
+    kind: Kind
+    checks: list[Check]
+    refused: str = ""  # the kind's builder refused the apps file entry, saying why
+
+    @property
+    def name(self) -> str:
+        return self.kind.name
+
+
+def groups(
+    app: AppConfig, r: Reading, keep: Callable[[Kind], bool] = lambda k: True
+) -> list[Group]:
+    """Each kind of the registry that `keep` keeps, in order, with its checks for `app`. A
+    builder that refuses a value (ValueError, e.g. a health URL that cannot be filled in) gives
+    a group with no checks and the reason: never a pass."""
     where = site(app, r)
-    return [c for kind in kinds for c in KINDS[kind].build(where)]
+    out: list[Group] = []
+    for each in registry().values():
+        if not keep(each):
+            continue
+        try:
+            out.append(Group(each, each.build(where)))
+        except ValueError as exc:
+            out.append(Group(each, [], str(exc)))
+    return out
+
+
+async def read_groups(
+    found: Sequence[Group], deployed_at: datetime | None
+) -> list[list[CheckResult]]:
+    """Each group's checks read by its kind's own reader, every kind at once."""
+    reads = (g.kind.read(g.checks, deployed_at) for g in found)
+    return list(await asyncio.gather(*reads))

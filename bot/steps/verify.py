@@ -1,4 +1,10 @@
-"""Step 5 of the runbook, Verify: health URLs, logs since the restart, smoke tests.
+"""Step 5 of the runbook, Verify: every check the registry gives for the app, each kind read
+by its own policy (`bot.checks.kinds`): health URLs, the team's metrics and resource usage are
+read again while they do not pass, for up to `verify.health_timeout` (the app starting, a rate's
+window still holding the bad version's errors); then the logs since the restart are read once
+and the smoke tests run once, as one script on their host. A failed or inconclusive check fails
+Verify (Retry/Abort), saying which and why. What each kind's results look like in the thread is
+with its kind (`bot.checks.kinds.Words`), or in `verify_words` for a kind with none.
 
 Only log lines written since the restart count, so the broken version's errors do not fail the
 version that replaced it. The `{since}` placeholder of the `logs` command is the restart time
@@ -11,28 +17,29 @@ covers a `logs` command without `{since}`, such as `tail -n 200 app.log` (`bot.c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from datetime import datetime
 
-from bot.checks import CheckResult, health, logs, smoke
-from bot.checks.logs import LogScan
-from bot.checks.result import inconclusive
+import aiohttp
+
+from bot.checks import CheckResult, health
 from bot.config.apps_file import AppConfig, HostConfig
-from bot.ports import CommandResult, ScriptCommand
+from bot.steps import signals
 from bot.steps.context import Outcome, StepContext
-from bot.steps.signal_reads import verify_signals
-from bot.steps.signals import smoke_command, smoke_host
+from bot.steps.host_checks import Early, reused
+from bot.steps.signal_reads import reading
+from bot.steps.signals import Group
+from bot.steps.verify_words import words
 from bot.workflow.baseline import compare
-from bot.workflow.errors import StepError, UserFacingError
-from bot.workflow.messages import Block, CodeBlock, Emphasis, Inline
+from bot.workflow.errors import StepError
+from bot.workflow.messages import Block, Emphasis, Inline
 from bot.workflow.model import Criterion, HostResult
 from runners import templates
 from runners.strategies import strategy
 
-SHOWN_MATCHES = 20
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The runbook's criteria Verify decides, each by the kind of check of the same name.
+CRITERIA = (Criterion.HEALTH, Criterion.LOGS, Criterion.SMOKE)
 
 # ---- logs -----------------------------------------------------------------------------------
 
@@ -42,289 +49,207 @@ def since_value(name: str, at: datetime, utc_offset: int) -> str:
     return strategy(name).since(at, utc_offset)
 
 
-async def scan_logs(
-    ctx: StepContext, host: HostConfig, since: datetime, utc_offset: int
-) -> LogScan:
-    cmd = logs_read(ctx.app, host, since, utc_offset)
-    if isinstance(cmd, LogScan):
-        return cmd
-    # Not streamed: the thread gets the matching lines, not the whole log.
-    result = await ctx.run(host, cmd, stream=False, timeout=logs_timeout(ctx.app))
-    return logs_scan(ctx.app, host, result, since, utc_offset)
-
-
-def logs_read(app: AppConfig, host: HostConfig, since: datetime, utc_offset: int) -> str | LogScan:
-    """The command that reads `host`'s logs since `since`, or the scan saying why there is none."""
-    try:
-        cmd = logs_command(app, host, since, utc_offset)
-    except UserFacingError as exc:
-        return LogScan(host.name, error=str(exc))
-    if cmd is None:
-        return LogScan(host.name, error="no `logs` command configured (deploy.commands.logs)")
-    return cmd
-
-
-def logs_timeout(app: AppConfig) -> float:
-    return min(app.deploy.timeout, 60)
-
-
-def logs_scan(
-    app: AppConfig, host: HostConfig, result: CommandResult, since: datetime, utc_offset: int
-) -> LogScan:
-    """What a logs read found: the error lines among those written since `since`."""
-    windowed = "{since}" in templates.template(app, "logs")
-    return logs.scan(host.name, result, since, utc_offset, app.logs.error_pattern, windowed)
-
-
-def _restart_time(ctx: StepContext, host: str) -> tuple[datetime, int] | None:
-    at = ctx.facts.redeploy.restart_at.get(host)
-    if not at:
-        return None
-    return datetime.fromisoformat(at), ctx.facts.redeploy.host_utc_offset.get(host, 0)
-
-
-def _window_start(ctx: StepContext, host: HostConfig) -> tuple[datetime, int]:
-    known = _restart_time(ctx, host.name)
-    if known is not None:
-        return known
-    # No restart recorded (the version was put there by other means): every line the logs
-    # command returns counts, as nothing tells the old version's lines from the new one's.
-    return EPOCH, 0
+def logs_command(app: AppConfig, host: HostConfig, since: datetime, utc_offset: int) -> str | None:
+    """The `logs` command for `host` since `since`, as the plan lists the monitor's reads."""
+    since_text = since_value(app.deploy.strategy, since, utc_offset)
+    return templates.build(app, host, "logs", since=since_text)
 
 
 # ---- verify ---------------------------------------------------------------------------------
 
 
 @dataclass
-class _Findings:
-    """What Verify read, each check's reading as the checks' typed result (`bot.checks`)."""
+class Judged:
+    """One kind's checks as Verify read them."""
 
-    results: list[CheckResult] = field(default_factory=list)  # health, logs, smoke
-    health_error: str = ""
-    smoke_error: str = ""
-    matches: list[str] = field(default_factory=list)  # the error lines, for the error's detail
+    group: Group
+    results: list[CheckResult]  # read now
+    reused: list[CheckResult] = field(default_factory=list)  # read as each host came back
 
-    def of(self, kind: str) -> list[CheckResult]:
-        return [r for r in self.results if r.provider == kind]
+    @property
+    def every(self) -> list[CheckResult]:
+        return self.reused + self.results
 
-    def health_ok(self) -> bool:
-        return not self.health_error and all(r.passed for r in self.of("health"))
+    @property
+    def kind(self) -> str:
+        return self.group.name
 
-    def logs_ok(self) -> bool:
-        return bool(self.of("logs")) and all(r.passed for r in self.of("logs"))
+    @property
+    def problem(self) -> str:
+        """Why the kind could not be judged at all: refused, or none configured where some are
+        required (`Kind.missing`)."""
+        missing = self.group.kind.missing if not self.group.checks and not self.reused else ""
+        return self.group.refused or missing
 
-    def smoke_ok(self) -> bool:
-        return not self.smoke_error and all(r.passed for r in self.of("smoke"))
+    def passes(self) -> bool:
+        return not self.problem and bool(self.every) and all(r.passed for r in self.every)
 
 
-async def _health(ctx: StepContext, found: _Findings) -> None:
+async def settle(ctx: StepContext, found: list[Group]) -> list[Judged]:
+    """Read every check of these kinds; re-read what does not pass every `health_interval` for
+    up to `health_timeout` (one that passed is not asked again), saying on the status line
+    what it waits for. What still does not pass then is the answer."""
+    cfg, deployed_at = ctx.app.verify, signals.deploy_time(ctx.incident.baseline)
+    started = time.monotonic()
+    results = await signals.read_groups(found, deployed_at)
+    said: set[str] = set()  # the status lines shown
     try:
-        todo = health.targets(ctx.app)
-    except ValueError as exc:
-        found.health_error = str(exc)
-        return
-    if not todo:
-        found.health_error = "no health checks configured (health:)"
-        return
-    cfg = ctx.app.verify
-
-    async def retrying(failing: list[health.Probe], elapsed: float) -> None:
-        # Whole multiples of 5 s: the line changes (and is redrawn) at most every 5 s.
-        so_far = f"{int(elapsed // 5 * 5)} s of {cfg.health_timeout:.0f} s"
-        said = "; ".join(_waiting_on(p) for p in failing[:3])
-        more = f" (+{len(failing) - 3} more)" if len(failing) > 3 else ""
-        await ctx.waiting("health", f"{said}{more} — retrying, {so_far}")
-
-    try:
-        probes = await health.wait_healthy(
-            todo, within=cfg.health_timeout, every=cfg.health_interval, on_retry=retrying
-        )
+        while True:
+            todo = [[i for i, r in enumerate(rs) if not r.passed] for rs in results]
+            elapsed = time.monotonic() - started
+            if not any(todo) or elapsed + cfg.health_interval > cfg.health_timeout:
+                break
+            # Whole multiples of 5 s: the line changes (and is redrawn) at most every 5 s.
+            so_far = f"{int(elapsed // 5 * 5)} s of {cfg.health_timeout:.0f} s"
+            pairs = list(zip(found, todo, strict=True))
+            failing = [(g.name, [results[k][i] for i in idx]) for k, (g, idx) in enumerate(pairs)]
+            said = await _say_waiting(ctx, _waiting(failing, so_far), said)
+            await ctx.heartbeat()
+            await asyncio.sleep(cfg.health_interval)
+            again = [Group(g.kind, [g.checks[i] for i in idx]) for g, idx in pairs]
+            fresh = await signals.read_groups(again, deployed_at)
+            for rs, idx, new in zip(results, todo, fresh, strict=True):
+                for i, r in zip(idx, new, strict=True):
+                    rs[i] = r
     finally:
-        await ctx.waiting("health", None)
-    found.results += [health.probe_result(p) for p in probes]
-    lines = [f"{'✅' if p.ok else '❌'} {_label(p)}: {p.describe()}" for p in probes]
-    ok = [p.latency_ms for p in probes if p.ok]
+        await _say_waiting(ctx, {}, said)
+    return [Judged(g, rs) for g, rs in zip(found, results, strict=True)]
+
+
+def _waiting(failing: list[tuple[str, list[CheckResult]]], so_far: str) -> dict[str, str]:
+    """The status lines while checks are read again: one per `Words.status`."""
+    by: dict[str, tuple[list[str], str]] = {}
+    for kind, results in failing:
+        w = words(kind)
+        said, _ = by.setdefault(w.status, ([], kind))
+        said += [w.waiting(r) for r in results]
+    return {key: words(kind).wait_line(said, so_far) for key, (said, kind) in by.items() if said}
+
+
+async def _say_waiting(ctx: StepContext, lines: dict[str, str], shown: set[str]) -> set[str]:
+    """Shows `lines` on the status line, and takes off those shown before that are not."""
+    for key in shown - set(lines):
+        await ctx.waiting(key, None)
+    for key, text in lines.items():
+        await ctx.waiting(key, text)
+    return set(lines)
+
+
+async def _show(ctx: StepContext, judged: list[Judged], tails: dict[str, list[str]]) -> None:
+    """Each kind's section (kinds of one title share one), in the registry's order."""
+    sections: dict[str, list[Block | Inline]] = {}
+    for j in judged:
+        w = words(j.kind)
+        if not j.results and not j.problem:
+            continue  # none of this kind, and none needed
+        parts = sections.setdefault(w.title, [])
+        if j.problem:
+            parts.append(f"\n❌ {j.problem}")
+        for r in j.results:
+            parts += w.line(r)
+    for title, parts in sections.items():
+        tail = [f"\n{line}" for line in tails.get(title, [])]
+        await ctx.say(Emphasis(title), *parts, *tail)
+
+
+def _vs_baseline(ctx: StepContext, judged: list[Judged]) -> dict[str, list[str]]:
+    """The health URLs' p95 latency and availability against the version before the bad
+    deploy, when a watch measured it: kept in the facts and said under the health checks."""
+    probes = [r for j in judged if j.kind == "health" for r in j.every]
+    ok = [r.value for r in probes if r.passed and r.value is not None]
     p95 = health.percentile(ok, 95)
     availability = round(100 * len(ok) / len(probes), 2) if probes else None
-    if vs := compare(ctx.incident.baseline, p95, availability):
-        ctx.facts.verify.vs_baseline = vs
-        lines.append(f"Compared with before the bad deploy: {vs}")
-    await ctx.say(Emphasis("Health checks"), "\n" + "\n".join(lines))
+    vs = compare(ctx.incident.baseline, p95, availability)
+    if not vs:
+        return {}
+    ctx.facts.verify.vs_baseline = vs
+    return {words("health").title: [f"Compared with before the bad deploy: {vs}"]}
 
 
-def _waiting_on(p: health.Probe) -> str:
-    """`web2: /healthz answers 500`: the host, the path, and what it said."""
-    parts = urlsplit(p.url)
-    path = parts.path or "/"
-    got = f"answers {p.status}" if p.status is not None else "does not answer"
-    return f"{p.host}: {path} {got}" if p.host else f"{parts.netloc}{path} {got}"
+def _early(early: Early, j: Judged) -> Judged:
+    """`j` with what its kind's checks found as each host came back."""
+    found = early.of(j.kind)
+    return replace(j, reused=found) if found else j
 
 
-def _label(p: health.Probe) -> str:
-    return f"{p.url} ({p.host})" if p.host else p.url
+async def _judge(ctx: StepContext, found: list[Group], early: Early) -> list[Judged]:
+    """One pass over every kind: those that settle first, then those read once (logs since the
+    restart, the smoke tests once the app has settled), each kind by its own reader; the
+    sections of each are said as soon as they are read. What `early` holds (each host's own
+    checks as it came back) is not read again, only counted."""
+    first = [_early(early, j) for j in await settle(ctx, [g for g in found if g.kind.settle])]
+    await _show(ctx, first, _vs_baseline(ctx, first))
+    await ctx.heartbeat()
+    later = [g for g in found if not g.kind.settle]
+    read = await signals.read_groups(later, signals.deploy_time(ctx.incident.baseline))
+    rest = [_early(early, Judged(g, rs)) for g, rs in zip(later, read, strict=True)]
+    await _show(ctx, rest, {})
+    order = {g.name: i for i, g in enumerate(found)}
+    return sorted(first + rest, key=lambda j: order[j.kind])
 
 
-async def _logs(ctx: StepContext, found: _Findings) -> None:
-    async def one(host: HostConfig) -> LogScan:
-        start, offset = _window_start(ctx, host)
-        return await scan_logs(ctx, host, start, offset)
-
-    hosts = strategy(ctx.app.deploy.strategy).deploy_hosts(ctx.app)
-    scans = list(await asyncio.gather(*(one(h) for h in hosts)))
-    found.results += [logs.scan_result(scan, "logs") for scan in scans]
-    found.matches = [m for scan in scans for m in scan.matches[:5]]
-    out: list[Block | Inline] = [Emphasis("Logs since the restart")]
-    for scan in scans:
-        if scan.error:
-            out.append(f"\n❌ {scan.host}: {scan.error}")
-        elif scan.matches:
-            out.append(f"\n❌ {scan.host}: {len(scan.matches)} error line(s) since the restart")
-            shown = "\n".join(line[:300] for line in scan.matches[:SHOWN_MATCHES])
-            out.append(CodeBlock(shown))
-            more = len(scan.matches) - SHOWN_MATCHES
-            out.append(f"…and {more} more" if more > 0 else "")
-        else:
-            note = "" if scan.windowed else " (no timestamps, no `{since}`: all lines checked)"
-            out.append(f"\n✅ {scan.host}: no errors in {scan.checked} line(s){note}")
-    await ctx.say(*out)
-
-
-def logs_command(app: AppConfig, host: HostConfig, since: datetime, utc_offset: int) -> str | None:
-    since_text = since_value(app.deploy.strategy, since, utc_offset)
-    return templates.build(app, host, "logs", since=since_text)
-
-
-async def _smoke(ctx: StepContext, found: _Findings) -> None:
-    if not ctx.app.smoke:
-        found.smoke_error = "no smoke tests configured (smoke:)"
-        return
-    host = smoke_host(ctx.app)
-    for template, result in await _run_smoke(ctx, host):
-        if isinstance(result, Exception):
-            why = inconclusive(f"smoke `{template}` on {host.name}", smoke.EXIT_ZERO, template,
-                               str(result), provider="smoke")  # fmt: skip
-            found.results.append(replace(why, host=host.name))
-            continue
-        found.results.append(smoke.smoke_result(template, host.name, result.command,
-                                                result.exit_status))  # fmt: skip
-    lines = [
-        f"{'✅' if r.passed else '❌'} `{_template(r)}` on {r.host}"
-        + (f": {r.reason}" if r.reason else "")
-        for r in found.of("smoke")
-    ]
-    await ctx.say(Emphasis("Smoke tests"), "\n" + "\n".join(lines))
-
-
-def _template(r: CheckResult) -> str:
-    """The smoke test as the apps file has it: `smoke `pytest -q` on web1` -> pytest -q."""
-    return r.name.removeprefix("smoke `").rpartition("` on ")[0]
-
-
-async def _run_smoke(
-    ctx: StepContext, host: HostConfig
-) -> list[tuple[str, CommandResult | Exception]]:
-    """Each smoke test's result (or why it could not be written), run in turn as one script:
-    one SSH session for them all. Each runs whatever the one before it did, as before."""
-    written: list[tuple[str, str | Exception]] = []
-    for template in ctx.app.smoke:
-        try:
-            written.append((template, smoke_command(ctx.app, host, template)))
-        except (UserFacingError, ValueError, IndexError) as exc:
-            written.append((template, exc))
-    commands = [cmd for _, cmd in written if isinstance(cmd, str)]
-    script = [ScriptCommand(c, check=False) for c in commands]
-    ran = iter(await ctx.run_script(host, script) if script else [])
-    out: list[tuple[str, CommandResult | Exception]] = []
-    for template, cmd in written:
-        if not isinstance(cmd, str):
-            out.append((template, cmd))
-            continue
-        # None: not run, as one before it went past its timeout and the script was killed.
-        result = next(ran) or await ctx.run(host, cmd)
-        out.append((template, result))
-    return out
-
-
-def _logs_said(r: CheckResult) -> str:
-    """`3 error line(s)`, or why the logs could not be read."""
-    return r.reason if r.value is None else f"{int(r.value)} error line(s)"
-
-
-# Each kind's words, from its typed result: (on its host's line when it fails, in Verify's
-# error when it fails, on its host's line when all of its kind pass there).
-_BAD: dict[str, Callable[[CheckResult], str]] = {
-    "health": lambda r: f"{r.query}: {r.reason}",
-    "logs": lambda r: r.reason if r.value is None else f"{int(r.value)} error line(s) in logs",
-    "smoke": lambda r: f"smoke `{_template(r)}` {r.reason}",
-}
-_FAILURE: dict[str, Callable[[CheckResult], str]] = {
-    "health": lambda r: f"health: {r.name} {r.reason}",
-    "logs": lambda r: f"{r.name}: {_logs_said(r)}",
-    "smoke": lambda r: f"smoke: `{_template(r)}` on {r.host} {r.reason}",
-}
-_GOOD: dict[str, Callable[[int], str]] = {
-    "health": lambda n: f"health {n}/{n}",
-    "logs": lambda n: "logs clean",
-    "smoke": lambda n: f"smoke {n}/{n}",
-}
-
-
-def _per_host(ctx: StepContext, found: _Findings) -> dict[str, HostResult]:
+def _per_host(ctx: StepContext, judged: list[Judged]) -> dict[str, HostResult]:
     out: dict[str, HostResult] = {}
     for host in ctx.app.hosts:
-        here = [r for r in found.results if r.host == host.name]
-        bad = [_BAD[r.provider](r) for r in here if not r.passed]
-        good = [
-            _GOOD[kind](n) for kind in _GOOD if (n := len([r for r in here if r.provider == kind]))
-        ]
+        bad: list[str] = []
+        good: list[str] = []
+        for j in judged:
+            w = words(j.kind)
+            here = [r for r in j.every if r.host == host.name]
+            bad += [w.bad(r) for r in here if not r.passed]
+            if here and w.good is not None:
+                good.append(w.good(len(here)))
         summary = "; ".join(bad) if bad else ", ".join(good) or "nothing to check here"
         out[host.name] = HostResult(host=host.name, ok=not bad, summary=summary)
     return out
 
 
-def _failures(found: _Findings) -> list[str]:
+def _failures(judged: list[Judged]) -> list[str]:
+    """What fails Verify, in words: the team's own signals first, then the runbook's checks."""
     out: list[str] = []
-    if found.health_error:
-        out.append(f"health: {found.health_error}")
-    out += [_FAILURE[r.provider](r) for r in found.of("health") if not r.passed]
-    out += [_FAILURE[r.provider](r) for r in found.of("logs") if not r.passed]
-    if found.smoke_error:
-        out.append(f"smoke: {found.smoke_error}")
-    out += [_FAILURE[r.provider](r) for r in found.of("smoke") if not r.passed]
+    for j in sorted(judged, key=lambda j: j.kind in _CRITERIA_KINDS):
+        w = words(j.kind)
+        if j.problem:
+            out.append(f"{j.kind}: {j.problem}")
+        out += [w.failure(r) for r in j.every if not r.passed]
     return out
 
 
+_CRITERIA_KINDS = {c.name.lower() for c in CRITERIA}
+
+
 async def run(ctx: StepContext) -> Outcome:
-    found = _Findings()
-    await _health(ctx, found)
-    await ctx.heartbeat()
-    await _logs(ctx, found)
-    await _smoke(ctx, found)
-    signals_failing = await verify_signals(ctx)  # the team's metrics and resources, judged
-    criteria = {
-        Criterion.HEALTH: found.health_ok(),
-        Criterion.LOGS: found.logs_ok(),
-        Criterion.SMOKE: found.smoke_ok(),
-    }
-    hosts = _per_host(ctx, found)
-    ctx.facts.verify.checks = {c.name.lower(): ok for c, ok in criteria.items()}
-    failures = signals_failing + _failures(found)  # the team's own signals first
-    if failures:
-        detail = "\n".join(found.matches)
+    # Each host's own health URLs and logs were checked as it came back (Redeploy,
+    # `host_verify`): passing ones are reused, and only the rest is read here.
+    early = await reused(ctx)
+    async with aiohttp.ClientSession() as session:
+        found = [early.without(g) for g in signals.groups(ctx.app, reading(ctx, session=session))]
+        judged = await _judge(ctx, found, early)
+    by_kind = {j.kind: j for j in judged}
+    criteria = {c: c.name.lower() in by_kind and by_kind[c.name.lower()].passes() for c in CRITERIA}
+    facts = ctx.facts.verify
+    facts.checks = {c.name.lower(): ok for c, ok in criteria.items()}
+    theirs = [r for j in judged if j.kind not in _CRITERIA_KINDS for r in j.every]
+    facts.signals = [signals.fact(r) for r in theirs if not signals.is_resources(r)]
+    facts.resources = [signals.resource_fact(r) for r in theirs if signals.is_resources(r)]
+    hosts = _per_host(ctx, judged)
+    if failures := _failures(judged):
+        # What the checks found to show (the error lines), for the error's detail.
+        matches = [line for j in judged for r in j.every for line in r.lines[:5]]
         err = StepError(
             "Verification failed: " + "; ".join(failures[:6]),
             hint="Details are above. Fix the cause, then Retry (it re-checks everything) — "
             "or Abort.",
-            detail=detail,
+            detail="\n".join(matches),
         )
         err.hosts = hosts
         err.criteria = dict(criteria)
         raise err
-    probes = len(found.of("health"))
-    smokes = len(found.of("smoke"))
+    count = {j.kind: len(j.every) for j in judged}
     return Outcome(
-        summary=f"{probes} health check(s) passing, no errors in logs, {smokes} smoke test(s) ok",
+        summary=f"{count.get('health', 0)} health check(s) passing, no errors in logs, "
+        f"{count.get('smoke', 0)} smoke test(s) ok",
         hosts=hosts,
-        facts=ctx.facts.verify,
+        facts=facts,
         criteria=criteria,
     )

@@ -159,6 +159,23 @@ redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token)
 return {token, ARGV[1]}
 """
 
+# A group's locks, all or none. KEYS: lock1, fence1, lock2, fence2, … ARGV: the incident id of
+# each lock, in the same order. Returns {1, token1, token2, …}, or {0, app index, holder}.
+ACQUIRE_LOCKS = """
+local n = #ARGV
+for i = 1, n do
+  local holder = redis.call('GET', KEYS[2 * i - 1])
+  if holder then return {0, i, holder} end
+end
+local out = {1}
+for i = 1, n do
+  local token = redis.call('INCR', KEYS[2 * i])
+  redis.call('SET', KEYS[2 * i - 1], ARGV[i] .. ':' .. token)
+  out[i + 1] = token
+end
+return out
+"""
+
 # KEYS: lock. ARGV: incident id. Only the holder's release frees the app.
 RELEASE_LOCK = """
 local holder = redis.call('GET', KEYS[1])
@@ -174,12 +191,20 @@ if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1
 """
 
-# KEYS: seen_command, COMMANDS, command_lease. ARGV: key, the command, owner, seen ttl, lease.
-# Seen-before check, record and lease in one round trip: a Slack retry of a command (same
-# trigger) is not recorded again.
-RECORD_COMMAND = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) == false then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[5])
-return 1
+# KEYS: COMMANDS, then each command's seen_command and command_lease. ARGV: owner, seen ttl,
+# lease, then each command's key and record. For each command, in order: the seen-before check,
+# the record and its lease; 1 if recorded, 0 if seen before (a Slack retry of the same trigger,
+# also within the batch). A batch of acks, however many, is one command and one answer.
+RECORD_COMMANDS = """
+local out = {}
+for i = 1, (#KEYS - 1) / 2 do
+  if redis.call('SET', KEYS[2 * i], '1', 'NX', 'EX', ARGV[2]) == false then
+    out[i] = 0
+  else
+    redis.call('HSET', KEYS[1], ARGV[2 * i + 2], ARGV[2 * i + 3])
+    redis.call('SET', KEYS[2 * i + 1], ARGV[1], 'EX', ARGV[3])
+    out[i] = 1
+  end
+end
+return out
 """

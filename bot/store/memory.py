@@ -47,6 +47,12 @@ class MemoryStore(CompareAndSet):
         self.locks[app] = f"{incident_id}:{token}"
         return token
 
+    async def acquire_locks(self, holders: list[tuple[str, str]]) -> list[int] | tuple[str, str]:
+        for app, _ in holders:
+            if app in self.locks:
+                return app, self.locks[app].rsplit(":", 1)[0]
+        return [int(await self.acquire_lock(app, incident)) for app, incident in holders]
+
     async def release_lock(self, app: str, incident_id: str) -> None:
         if self.locks.get(app, "").rsplit(":", 1)[0] == incident_id:
             del self.locks[app]

@@ -5,9 +5,12 @@ the same process. A web process killed in between would leave the user with "Che
 nothing else. So the ack first records the command (one round trip) with a short lease; the
 process that works on it keeps the lease alive and drops the record when done. A record whose
 lease ran out belongs to a dead process: any web process takes it over and carries it out.
+The leases of every command a process holds are renewed together, one round trip each time,
+and taking over a dead process's commands is one round trip too, however many there are.
 
-The records go to Redis in batches, one batch in flight at a time on one connection: the
-commands acked while a batch is out go together in the next one. One command at a time, a burst
+The records go to Redis in batches, one batch in flight at a time on one connection, each batch
+one script call (`keys.RECORD_COMMANDS`): the commands acked while a batch is out go together in
+the next one. One command at a time, a burst
 of acks took a connection of the pool each, and opening the new ones (a handshake of several
 round trips, each waiting its turn on a loop busy with the burst) is where the slowest acks
 spent most of their time.
@@ -20,7 +23,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -56,6 +59,8 @@ class PendingCommands:
         # Commands waiting for the batch being gathered: (key, the record, its outcome).
         self._batch: list[tuple[str, str, asyncio.Future[bool]]] = []
         self._sending = asyncio.Lock()
+        self._held: set[str] = set()  # the commands this process works on (or waits to)
+        self._renewing: asyncio.Task[None] | None = None
 
     def _lease_key(self, key: str) -> str:
         return keys.command_lease(key)
@@ -68,7 +73,17 @@ class PendingCommands:
         self._batch.append((key, json.dumps(kept), fresh))
         if len(self._batch) == 1:
             await self._send_batch(fresh)  # the first command of a batch sends it for all
-        return await fresh
+        if await fresh:
+            # This process's from now on: its lease is kept alive while the command waits its
+            # turn after the ack, until `working` forgets it.
+            self._hold(key)
+            return True
+        return False
+
+    def _hold(self, key: str) -> None:
+        self._held.add(key)
+        if self._renewing is None or self._renewing.done():
+            self._renewing = asyncio.get_running_loop().create_task(self._renew())
 
     async def _send_batch(self, mine: asyncio.Future[bool]) -> None:
         """Each command's outcome goes to its future; only a cancellation is raised here."""
@@ -77,12 +92,16 @@ class PendingCommands:
             # One batch in flight at a time, on one connection: the next one gathers meanwhile.
             async with self._sending:
                 batch, self._batch = self._batch, []
-                pipe = self.records.pipeline(transaction=False)
+                names = [keys.COMMANDS]
+                args: list[str | int] = [self.owner, 3600, self.lease]
                 for key, kept, _ in batch:
-                    names = [keys.seen_command(key), keys.COMMANDS, self._lease_key(key)]
-                    args = (key, kept, self.owner, 3600, self.lease)
-                    pipe.eval(keys.RECORD_COMMAND, len(names), *names, *args)
-                results = await pipe.execute()
+                    names += (keys.seen_command(key), self._lease_key(key))
+                    args += (key, kept)
+                # One script for the whole batch: one command to send, one answer to read.
+                results = await cast(
+                    Awaitable[list[int]],
+                    self.records.eval(keys.RECORD_COMMANDS, len(names), *names, *args),
+                )
         except asyncio.CancelledError:
             if not batch:  # cancelled while the batch before it was in flight
                 batch, self._batch = self._batch, []
@@ -105,40 +124,65 @@ class PendingCommands:
     @contextlib.asynccontextmanager
     async def working(self, key: str) -> AsyncIterator[None]:
         """While the command is carried out: keep its lease; afterwards, forget it."""
-
-        async def renew() -> None:
-            while True:
-                await asyncio.sleep(self.lease / 3)
-                with contextlib.suppress(Exception):
-                    await self.r.set(self._lease_key(key), self.owner, ex=self.lease)
-
-        task = asyncio.create_task(renew())
+        self._hold(key)
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._held.discard(key)
             with contextlib.suppress(Exception):
-                await self.r.hdel(keys.COMMANDS, key)
-                await self.r.delete(self._lease_key(key))
+                pipe = self.r.pipeline(transaction=False)
+                pipe.hdel(keys.COMMANDS, key)
+                pipe.delete(self._lease_key(key))
+                await pipe.execute()
+
+    async def _renew(self) -> None:
+        """Every held command's lease, renewed in one round trip, until none is held."""
+        while self._held:
+            await asyncio.sleep(self.lease / 3)
+            held = list(self._held)
+            if not held:
+                return
+            with contextlib.suppress(Exception):
+                pipe = self.r.pipeline(transaction=False)
+                for key in held:
+                    pipe.set(self._lease_key(key), self.owner, ex=self.lease)
+                await pipe.execute()
 
     async def orphans(self) -> list[tuple[str, dict[str, str]]]:
-        """Commands whose process died, each now leased to this process; too old ones dropped."""
-        raw = cast(dict[str, str], await self.r.hgetall(keys.COMMANDS))
+        """Commands whose process died, each now leased to this process (and kept so until
+        `working` forgets it); too old ones dropped.
+
+        Cheap when there are none, however many commands live processes hold: their keys only,
+        then one round trip for the leases; the records themselves only for the ones taken."""
+        names = cast(list[str], await self.r.hkeys(keys.COMMANDS))
+        others = [key for key in names if key not in self._held]
+        if not others:
+            return []
+        # A lease taken only where none is left: a live process (or another web process that
+        # took it just now) keeps its own.
+        pipe = self.r.pipeline(transaction=False)
+        for key in others:
+            pipe.set(self._lease_key(key), self.owner, nx=True, ex=self.lease)
+        got = await pipe.execute()
+        mine = [key for key, ok in zip(others, got, strict=True) if ok]
+        if not mine:
+            return []
+        values = cast(list[str | None], await self.r.hmget(keys.COMMANDS, mine))
         taken: list[tuple[str, dict[str, str]]] = []
-        for key, value in raw.items():
-            if await self.r.exists(self._lease_key(key)):
-                continue  # a live process has it
-            if not await self.r.set(self._lease_key(key), self.owner, nx=True, ex=self.lease):
-                continue  # another web process took it just now
+        stale: list[str] = []
+        for key, value in zip(mine, values, strict=True):
+            if value is None:  # carried out and forgotten meanwhile
+                continue
             try:
                 body = json.loads(value)
             except ValueError:
                 body = {}
             if not isinstance(body, dict) or time.time() - float(body.get("at", 0)) > TOO_OLD:
                 log.warning("dropped a pending command too old to answer (%s)", key)
-                await self.r.hdel(keys.COMMANDS, key)
+                stale.append(key)
                 continue
             taken.append((key, {k: str(v) for k, v in body.items()}))
+            self._hold(key)  # this process's now, until `working` forgets it
+        if stale:
+            await self.r.hdel(keys.COMMANDS, *stale)
         return taken

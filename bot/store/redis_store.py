@@ -44,6 +44,7 @@ class RedisStore(CompareAndSet):
         self._audit = client.register_script(k.AUDIT)
         self._acquire = client.register_script(k.ACQUIRE_LOCK)
         self._release = client.register_script(k.RELEASE_LOCK)
+        self._acquire_all = client.register_script(k.ACQUIRE_LOCKS)
 
     async def create(self, incident: Incident) -> None:
         if not await self.save(incident):
@@ -86,6 +87,14 @@ class RedisStore(CompareAndSet):
             return str(holder).rsplit(":", 1)[0]
         await self.replicated(self.r)
         return int(token)
+
+    async def acquire_locks(self, holders: list[tuple[str, str]]) -> list[int] | tuple[str, str]:
+        keys = [key for app, _ in holders for key in (k.lock(app), k.fence(app))]
+        out = await self._acquire_all(keys=keys, args=[incident for _, incident in holders])
+        if int(out[0]) == 0:
+            return holders[int(out[1]) - 1][0], str(out[2]).rsplit(":", 1)[0]
+        await self.replicated(self.r)
+        return [int(token) for token in out[1:]]
 
     async def release_lock(self, app: str, incident_id: str) -> None:
         await self._release(keys=[k.lock(app)], args=[incident_id])

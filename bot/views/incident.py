@@ -37,7 +37,7 @@ from bot.workflow.model import (
     StepRecord,
     StepStatus,
 )
-from bot.workflow.steps import SPECS
+from bot.workflow.steps import SPECS, STEPS
 
 ELLIPSIS = "…"
 BUTTON_MAX = 75
@@ -76,6 +76,7 @@ GATE_WAITING: dict[GateKind, str] = {
     GateKind.APPROVE_START: "waiting for an approver to start",
     GateKind.APPROVE_DB: "waiting for approval of the database rollback",
     GateKind.RETRY: "paused: Retry or Abort",
+    GateKind.GROUP: "waiting for the other apps of its group",
 }
 
 
@@ -148,6 +149,9 @@ def first_line_of(parts: Sequence[Inline], limit: int = 500) -> tuple[Inline, ..
 
 
 def title(incident: Incident) -> str:
+    group = incident.group
+    if group is not None and group.rows:  # the lead's parent: the whole group
+        return f"Rollback of the group {group.name}: " + ", ".join(group.apps)
     return f"Rollback {incident.app} → {incident.target or 'previous version'}"
 
 
@@ -211,12 +215,32 @@ def host_lines(rec: StepRecord) -> list[Paragraph]:
 
 
 def checklist_lines(incident: Incident) -> list[Paragraph]:
+    if incident.group is not None and incident.group.rows:
+        return group_checklist_lines(incident)
     lines: list[Paragraph] = []
     for rec in incident.steps:
         lines.append(step_line(incident, rec))
         lines.extend(host_lines(rec))
         if rec.status is StepStatus.RUNNING:
             lines.extend(waiting_lines(incident))
+    return lines
+
+
+def group_checklist_lines(lead: Incident) -> list[Paragraph]:
+    """A group's checklist: each runbook step, with a row per app under it, in the group's
+    order."""
+    assert lead.group is not None
+    lines: list[Paragraph] = []
+    for spec in STEPS:
+        lines.append(para(Emphasis(spec.title)))
+        for row in lead.group.rows:
+            rec = next((r for r in row.steps if r.id is spec.id), None)
+            if rec is None:
+                continue
+            parts: list[Inline] = [f"      {STEP_MARK.get(rec.status, '⬜')} `{row.app}`"]
+            if rec.summary:
+                parts += [" — ", truncate(first_line(rec.summary), 200)]
+            lines.append(Paragraph(tuple(parts)))
     return lines
 
 
@@ -643,6 +667,10 @@ def gate_view(incident: Incident, gate: Gate) -> GateView:
             return approve_db_view(incident)
         case GateKind.RETRY:
             return retry_view(incident, gate)
+        case GateKind.GROUP:
+            group = incident.group.name if incident.group else "its group"
+            waits = para(f"`{incident.app}` waits for the other apps of `{group}`.")
+            return GateView(question=waits, buttons=[_abort_button(incident)])
     raise ValueError(gate.kind)  # pragma: no cover
 
 

@@ -25,7 +25,7 @@ _WHO = re.compile(r"^[^\x00-\x1f<>`*]{1,100}$")
 
 
 class DeployReport(BaseModel):
-    """`POST /api/deploys`: `{"app", "version", "environment"?, "by"?, "url"?}`."""
+    """`POST /api/deploys`: `{"app", "version", "environment"?, "by"?, "url"?, "release"?}`."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -34,6 +34,8 @@ class DeployReport(BaseModel):
     environment: str | None = Field(default=None, max_length=50)
     by: str = Field(default="", max_length=100)
     url: str = Field(default="", max_length=2000)
+    # Deploys that carry the same release id were released together (the apps file's `groups:`).
+    release: str = Field(default="", max_length=100, pattern=r"^[A-Za-z0-9._/:-]*$")
 
     @field_validator("by")
     @classmethod
@@ -59,6 +61,7 @@ class Deploy(BaseModel):
     environment: str
     by: str = ""
     url: str = ""
+    release: str = ""  # the release id it was part of, if CI gave one
     source: str = "api"  # api | github | cli
     at: datetime = Field(default_factory=utcnow)
 
@@ -98,6 +101,7 @@ def check_report(apps: AppsFile, report: DeployReport, source: str) -> tuple[App
         environment=app.environment,
         by=report.by,
         url=report.url,
+        release=report.release,
         source=source,
     )
     return app, deploy
@@ -160,5 +164,6 @@ def github_report(payload: Any, apps: AppsFile) -> DeployReport | None:
             "environment": deployment.get("environment") or None,
             "by": by,
             "url": url if _URL.match(url) else "",
+            "release": str(extra.get("release") or ""),  # apps of a group released together
         }
     )

@@ -80,6 +80,11 @@ class Watch(BaseModel):
     evidence: str = ""  # the reason the proposal gives, in plain words
     message: ThreadRef | None = None  # the proposal in the incident channel
     answer: Answer | None = None
+    # Its deploy was part of a release (same `release` id) of apps of this group: the proposal
+    # rolls the group back; `release_apps` are the group's apps that release deployed.
+    group: str = ""
+    release_apps: list[str] = Field(default_factory=list)
+    pins: dict[str, str] = Field(default_factory=dict)  # app -> the version before the release
     version: int = 0  # bumped on every save; a stale write is refused
 
     @property

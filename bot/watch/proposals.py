@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from bot.config.apps_file import AppConfig, AppsFile
+from bot.incidents.groups import GroupRequest
 from bot.incidents.service import OpenRequest, policy_for
 from bot.watch.model import Answer, Watch, WatchState
 from bot.watch.ports import WatchStore
@@ -58,6 +59,8 @@ class IncidentOpener(Protocol):
 
     async def open(self, req: OpenRequest) -> Incident: ...
 
+    async def open_group(self, req: GroupRequest) -> Incident: ...
+
 
 class Proposals:
     def __init__(
@@ -77,12 +80,19 @@ class Proposals:
 
     def proposal(self, watch: Watch, *, auto: bool = False) -> Proposal:
         since = (watch.proposed_at or datetime.now(UTC)) - watch.deploy.at
+        evidence = watch.evidence
+        if watch.group:
+            released = ", ".join(f"`{a}`" for a in watch.release_apps)
+            evidence += (
+                f". It is part of release `{watch.deploy.release}` ({released}): Roll back "
+                f"rolls back the group `{watch.group}`, every app in one incident"
+            )
         return Proposal(
             watch_id=watch.id,
             app=watch.app,
             version=watch.deploy.version,
             minutes_since=max(int(since.total_seconds() // 60), 0),
-            evidence=watch.evidence,
+            evidence=evidence,
             last_good=watch.last_good,
             deploy_by=watch.deploy.by,
             deploy_url=watch.deploy.url,
@@ -94,10 +104,38 @@ class Proposals:
         if not await self.store.first_time(f"post:{watch.id}", ttl=60):
             return  # another worker is posting it right now
         auto = app.auto_rollback and watch.last_good is not None
+        if watch.deploy.release and not watch.group:
+            watch = await self._release_group(watch)
+            auto = auto and not watch.group  # a group is rolled back on a person's click
         ref = await self.proposer.propose(app, self.proposal(watch, auto=auto))
         watch = await self._update(watch.id, lambda w: setattr(w, "message", ref)) or watch
         if auto:
             await self._auto_rollback(app, watch, ref)
+
+    async def _release_group(self, watch: Watch) -> Watch:
+        """The group of the app whose deploys carry this release id: the release failed."""
+        release = watch.deploy.release
+        group = next((g for g, apps in self.apps.groups.items() if watch.app in apps), "")
+        if not group:
+            return watch
+        released: list[str] = []
+        pins: dict[str, str] = {}
+        for member in self.apps.groups[group]:
+            deploys = await self.store.deploys(member, 20)
+            at = next((i for i, d in enumerate(deploys) if d.release == release), None)
+            if at is None:
+                continue
+            released.append(member)
+            before = deploys[at + 1].version if at + 1 < len(deploys) else None
+            if member == watch.app and watch.last_good:
+                before = watch.last_good
+            if before:
+                pins[member] = before
+
+        def change(w: Watch) -> None:
+            w.group, w.release_apps, w.pins = group, released, pins
+
+        return await self._update(watch.id, change) or watch
 
     async def _auto_rollback(self, app: AppConfig, watch: Watch, ref: ThreadRef) -> None:
         try:
@@ -124,6 +162,10 @@ class Proposals:
             f"{watch.deploy.version} looks bad since its deploy {since} min ago: "
             f"{watch.evidence}" + (" — rolled back automatically (auto_rollback)" if auto else "")
         )
+        if watch.group:
+            pins = tuple((a, Version.parse(v)) for a, v in watch.pins.items())
+            request = GroupRequest(watch.group, reason, actor, pins, source="watch")
+            return (await self.incidents.open_group(request)).id
         incident = await self.incidents.open(
             OpenRequest(
                 app.name,

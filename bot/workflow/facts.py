@@ -131,6 +131,37 @@ class DbFacts(_Facts):
     verify: str = ""
 
 
+class HostCheckFact(_Facts):
+    """One check of one host read as it came back (a health URL of its own, its logs)."""
+
+    kind: Literal["health", "logs"]
+    name: str  # `http://…/healthz (web1)`, `logs on web1`
+    verdict: Literal["passed", "failed", "inconclusive"] = "inconclusive"
+    value: float | None = None  # the latency in ms; the count of error lines
+    query: str = ""  # the URL; the logs command
+    reason: str = ""  # what it said: `200 in 3 ms`, why the logs could not be read
+    status: int | None = None  # the HTTP status
+    lines: list[str] = Field(default_factory=list)  # the error lines found (at most 20)
+    said: str = ""  # its line in the thread, as Verify shows it
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "passed"
+
+
+class HostCheckFacts(_Facts):
+    """A host's own checks, read by Redeploy as soon as that host was redeployed."""
+
+    ref: str  # the rollback ref it was redeployed to
+    restart_at: str = ""  # the restart these checks followed (ISO 8601 UTC; '' unknown)
+    at: str = ""  # when the checks ended (ISO 8601 UTC)
+    checks: list[HostCheckFact] = Field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+
 class RedeployFacts(_Facts):
     ref: str = ""
     redeployed_hosts: list[str] = Field(default_factory=list)
@@ -138,6 +169,7 @@ class RedeployFacts(_Facts):
     host_utc_offset: dict[str, int] = Field(default_factory=dict)  # host -> seconds
     versions_by_host: dict[str, str] = Field(default_factory=dict)  # what `version` reported
     dependency_fingerprint: dict[str, str] = Field(default_factory=dict)
+    verified: dict[str, HostCheckFacts] = Field(default_factory=dict)  # host -> as it came back
 
 
 class SignalFact(_Facts):

@@ -31,7 +31,7 @@ from bot.workflow.model import (
     StepStatus,
     utcnow,
 )
-from bot.workflow.policy import Actor, Policy, Right
+from bot.workflow.policy import Actor, Right, Rules
 from bot.workflow.render_text import plain
 from bot.workflow.steps import ORDER, ROLLBACK_STEPS, SPECS
 
@@ -104,7 +104,31 @@ class Cancel:
     actor: Actor
 
 
-Event = Begin | StepStarted | StepSucceeded | StepFailed | StepInterrupted | Answer | Cancel
+@dataclass(frozen=True)
+class GroupGo:
+    """The group's coordinator lets a member past its hold on `step` (`group_flow`); the
+    decision of the group comes with the DECIDE hold of every member but the lead."""
+
+    step: StepId
+    decision: Decision | None = None
+    by: str = ""
+    option: str = ""
+    # Met for this member by another: its shared database, downgraded by the member that owns it.
+    criteria: dict[Criterion, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GroupAbort:
+    """Another member of the group was aborted or cancelled: this one stops too."""
+
+    by: str
+    app: str  # the member whose abort it follows
+
+
+Event = (
+    Begin | StepStarted | StepSucceeded | StepFailed | StepInterrupted | Answer | Cancel
+    | GroupGo | GroupAbort
+)  # fmt: skip
 
 # ---- effects ------------------------------------------------------------------------------
 
@@ -137,7 +161,12 @@ CHOICES: dict[GateKind, frozenset[str]] = {
     GateKind.APPROVE_START: frozenset({"approve", "abort"}),
     GateKind.APPROVE_DB: frozenset({"approve", "restore", "abort"}),
     GateKind.RETRY: frozenset({"retry", "abort"}),
+    GateKind.GROUP: frozenset({"abort"}),
 }
+# Where a member of a group waits for the others: one decision for all, then each app's code,
+# redeploy and verify in the group's order, the monitor once every app is verified, the
+# report once every app is monitored.
+GROUP_HOLDS = (StepId.DECIDE, StepId.CODE, StepId.MONITOR, StepId.REPORT)
 
 
 def _choices(gate: Gate) -> frozenset[str]:
@@ -151,7 +180,7 @@ def new_steps() -> list[StepRecord]:
 
 
 def transition(
-    incident: Incident, event: Event, policy: Policy, now: datetime | None = None
+    incident: Incident, event: Event, policy: Rules, now: datetime | None = None
 ) -> tuple[Incident, list[Effect]]:
     inc = incident.model_copy(deep=True)
     inc.updated_at = now or utcnow()
@@ -172,6 +201,13 @@ def transition(
             return _answer(inc, event, policy)
         case Cancel():
             return _cancel(inc, event, policy)
+        case GroupGo():
+            return _group_go(inc, event)
+        case GroupAbort():
+            inc.gate = None
+            effects = _abort(inc, event.by, Status.ABORTED)
+            inc.outcome = f"Stopped with its group (`{event.app}` was aborted). {inc.outcome}"
+            return inc, effects
     raise TypeError(event)  # pragma: no cover
 
 
@@ -185,9 +221,32 @@ def _status_words(status: Status) -> str:
 
 
 def gate_for(inc: Incident, step: StepId) -> GateKind | None:
-    if step is StepId.CODE and inc.production:
+    group = inc.group
+    if group is not None and not group.is_lead(inc.id) and step in {StepId.DECIDE, StepId.CODE}:
+        return None  # the lead asks the group's decision and approval
+    production = group.production if group is not None else inc.production
+    if step is StepId.CODE and production:
         return GateKind.APPROVE_START
     return SPECS[step].gate
+
+
+def _held(inc: Incident, step: StepId) -> bool:
+    group = inc.group
+    return group is not None and step in GROUP_HOLDS and step not in group.released
+
+
+def _group_go(inc: Incident, ev: GroupGo) -> tuple[Incident, list[Effect]]:
+    group, gate = inc.group, inc.gate
+    if group is None or gate is None or gate.kind is not GateKind.GROUP or gate.step != ev.step:
+        raise Rejected(f"{inc.app} does not wait for its group at {ev.step}")
+    group.released.append(ev.step)
+    inc.criteria.update(ev.criteria)
+    inc.gate = None
+    inc.step(ev.step).status = StepStatus.PENDING
+    if ev.step is StepId.DECIDE and ev.decision is not None:
+        answer = Answer("", Actor(ev.by or "rewind"), ev.decision.value, ev.option)
+        return inc, [e for e in _decide(inc, answer) if not isinstance(e, Say)]
+    return inc, _advance(inc)
 
 
 def _gate_passed(inc: Incident, step: StepId) -> bool:
@@ -203,6 +262,8 @@ def _advance(inc: Incident) -> list[Effect]:
     rec = inc.current_step()
     if rec is None:
         return _finish(inc)
+    if _held(inc, rec.id):
+        return _open_gate(inc, GateKind.GROUP, rec.id)
     if not _gate_passed(inc, rec.id):
         kind = gate_for(inc, rec.id)
         assert kind is not None
@@ -314,7 +375,7 @@ def _interrupted(inc: Incident, ev: StepInterrupted) -> tuple[Incident, list[Eff
     return inc, _open_gate(inc, GateKind.RETRY, ev.step, error=error)
 
 
-def _answer(inc: Incident, ev: Answer, policy: Policy) -> tuple[Incident, list[Effect]]:
+def _answer(inc: Incident, ev: Answer, policy: Rules) -> tuple[Incident, list[Effect]]:
     gate = inc.gate
     if gate is None or gate.token != ev.token:
         answered = inc.facts.answered.get(ev.token)
@@ -390,7 +451,7 @@ def _decide(inc: Incident, ev: Answer) -> list[Effect]:
     ]
 
 
-def _cancel(inc: Incident, ev: Cancel, policy: Policy) -> tuple[Incident, list[Effect]]:
+def _cancel(inc: Incident, ev: Cancel, policy: Rules) -> tuple[Incident, list[Effect]]:
     if reason := policy.refuse(ev.actor, Right.OPERATE):
         raise Rejected(reason)
     inc.gate = None

@@ -62,6 +62,7 @@ class GateKind(StrEnum):
     APPROVE_START = "approve_start"  # production: an approver lets the rollback start
     APPROVE_DB = "approve_db"  # downgrade (or restore) the database
     RETRY = "retry"  # a step failed: Retry / Abort
+    GROUP = "group"  # a member of a group waits for the other apps (no button; `group_flow`)
 
 
 class Criterion(StrEnum):
@@ -153,6 +154,32 @@ class Approval(BaseModel):
     choice: str = ""
 
 
+class MemberRow(BaseModel):
+    """One app of a group as the lead's parent message shows it (kept up to date by the
+    group's coordinator)."""
+
+    app: str
+    incident: str
+    status: Status = Status.RUNNING
+    steps: list[StepRecord] = Field(default_factory=list)  # id, status and summary only
+
+
+class GroupRef(BaseModel):
+    """This incident is one app of a release group rolled back as one incident: its `lead`
+    (the first app) asks the group's questions and owns the thread; every member posts there."""
+
+    name: str
+    lead: str  # the lead member's incident id, which is also the group incident's id
+    members: list[str]  # incident ids, in the group's order
+    apps: list[str]
+    production: bool = True  # four-eyes when any member is production
+    released: list[StepId] = Field(default_factory=list)  # holds the group has let go
+    rows: list[MemberRow] = Field(default_factory=list)  # the lead's: every member's steps
+
+    def is_lead(self, incident_id: str) -> bool:
+        return incident_id == self.lead
+
+
 class ThreadRef(BaseModel):
     channel: str
     ts: str
@@ -186,6 +213,8 @@ class Incident(BaseModel):
     ended_by: str = ""  # user id
     # How the app did before the deploy being rolled back (its watch measured it), if known.
     baseline: Baseline | None = None
+    # One app of a release group (`/rollback GROUP`); None for a single app's rollback.
+    group: GroupRef | None = None
 
     # Decided from the apps file's `environments` when the incident is opened; None in records
     # stored before, then read from the name (production unless a known non-production one).

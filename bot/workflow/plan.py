@@ -96,6 +96,19 @@ class Plan(BaseModel):
         return self.basis.target
 
 
+class GroupPlan(BaseModel):
+    """The plan of a release group (`/rollback plan GROUP`): each member's plan, in the group's
+    order, and what runs when across them."""
+
+    group: str
+    plans: list[Plan]
+    order: list[str]  # plain lines, one per stage
+
+    @property
+    def id(self) -> str:
+        return self.plans[0].id if self.plans else ""
+
+
 def changes_since(basis: PlanBasis, facts: AssessFacts) -> list[str]:
     """What differs between the plan's basis and a fresh assessment, in plain words."""
     out: list[str] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from bot.workflow.messages import Emphasis, Mention, Message, message
 
@@ -37,6 +38,18 @@ class Actor:
 
     def ids(self) -> frozenset[str]:
         return self.groups | {self.user}
+
+
+class Rules(Protocol):
+    """Who may answer an incident's questions: one app's `Policy`, or a group's
+    (`bot.workflow.group.GroupPolicy`)."""
+
+    @property
+    def production(self) -> bool: ...
+
+    def refuse(
+        self, actor: Actor, right: Right, *, requested_by: str | None = None
+    ) -> Message | None: ...
 
 
 @dataclass(frozen=True)

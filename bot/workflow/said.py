@@ -24,11 +24,13 @@ def outcome(incident: Incident) -> Message:
 
 
 def outcome_parts(incident: Incident) -> tuple[Inline, ...]:
+    # In a group's one thread, each app's outcome says which app it is.
+    app: tuple[Inline, ...] = (f"`{incident.app}`: ",) if incident.group is not None else ()
     if not incident.ended_by:
-        return (incident.outcome,)
+        return (*app, incident.outcome)
     verb = "Cancelled" if incident.status is Status.CANCELLED else "Aborted"
     rest = f" {incident.outcome}" if incident.outcome else ""
-    return (f"{verb} by ", Mention(incident.ended_by), f".{rest}")
+    return (*app, f"{verb} by ", Mention(incident.ended_by), f".{rest}")
 
 
 def summary(incident: Incident, rec: StepRecord) -> tuple[Inline, ...]:

@@ -1,8 +1,10 @@
 """The Bolt app, built by one factory (as bolt-python's examples do), and how requests reach it:
 `/slack/events` over HTTP (aiohttp), or a Socket Mode connection.
 
-Only Bolt's public API: listeners are registered with `ack=`/`lazy=[...]`, and the lazy halves
-are wrapped (`InFlight.track`) so that `serve` can let the ones under way finish before it exits.
+Only Bolt's public API. `/rollback` and the incident's buttons are plain listeners that ack and
+start their own work after it (`bot.fronts.slack.after_ack`); the watch's are registered with
+`ack=`/`lazy=[...]`, their lazy halves wrapped (`InFlight.track`). `serve` lets both kinds under
+way finish before it exits.
 """
 
 from __future__ import annotations
@@ -75,8 +77,12 @@ class SlackApp:
             # Bolt parses the body before it checks the signature: a body that is not Slack's
             # JSON gets a 401 when unsigned (as any forged request) and a 400 when signed.
             return await self._not_a_slack_request(request)
-        response = await self.bolt.async_dispatch(bolt_request)
-        return await to_aiohttp_response(response)
+        self.front.after.answering()  # the work after the acks waits meanwhile
+        try:
+            response = await self.bolt.async_dispatch(bolt_request)
+            return await to_aiohttp_response(response)
+        finally:
+            self.front.after.answered()
 
     async def _not_a_slack_request(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -88,6 +94,13 @@ class SlackApp:
             return web.Response(status=401, text="invalid request signature")
         log.warning("a signed request to /slack/events had a body that is not Slack's; refused")
         return web.Response(status=400, text="not a Slack request")
+
+    async def drain(self, timeout: float) -> None:
+        """The work after the acks under way, and the lazy listeners, finish (up to `timeout`)."""
+        await asyncio.gather(self.front.after.drain(timeout), self.in_flight.drain(timeout))
+
+    async def aclose(self) -> None:
+        await self.front.responses.aclose()
 
     def socket_mode(self, app_token: str) -> SocketMode:
         return SocketMode(AsyncSocketModeHandler(self.bolt, app_token))
@@ -119,7 +132,7 @@ def slack_app(
         name="rewind",
     )
     in_flight = InFlight()
-    register(bolt, front, in_flight.track)
+    register(bolt, front)
     register_watch(bolt, watch, in_flight.track)
     return SlackApp(bolt, front, in_flight, signing_secret)
 

@@ -1,20 +1,22 @@
 """Bolt listeners: `/rollback`, the buttons, and the App Home tab.
 
 Ack first (well inside Slack's 3 seconds); anything that needs the repo, Redis or other Slack
-calls runs after the ack, as a lazy listener, and answers through the command's `response_url`.
+calls runs after the ack (`AfterAck`: a task the ack starts, no copy of Bolt's request, its turn
+once the acks under way are out) and answers through the `response_url`, all answers through one
+HTTP session (`Responses`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_bolt.context.respond.async_respond import AsyncRespond as Respond
+from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.fronts.command import HELP, Command, parse
 from bot.fronts.dispatch import (
@@ -24,9 +26,11 @@ from bot.fronts.dispatch import (
     check_start,
 )
 from bot.fronts.slack import blocks, mrkdwn
+from bot.fronts.slack.after_ack import AfterAck
 from bot.fronts.slack.groups import GroupResolver
 from bot.fronts.slack.ids import CHOICE, Action, ButtonValue
 from bot.fronts.slack.replies import reply_text
+from bot.fronts.slack.respond import Respond, Responses
 from bot.incidents.service import IncidentService
 from bot.plan import render
 from bot.plan.build import Planner
@@ -64,7 +68,7 @@ class SlackFront:
         poster: PlanPoster | None = None,
         pending: PendingCommands | None = None,
         *,
-        lazy_at_once: int = 8,
+        at_once: int = 8,
     ) -> None:
         self.incidents = incidents
         self.store = store
@@ -72,12 +76,10 @@ class SlackFront:
         self.dispatcher = Dispatcher(incidents, store, planner)
         self.poster = poster
         self.pending = pending
-        self._mine: set[str] = set()  # commands this process acked and has yet to carry out
-        # Commands whose ack already said the store is away: their lazy half does nothing.
-        self._refused: set[str] = set()
         # Under a burst, the work after the ack waits its turn so that acks keep coming back
         # within Slack's 3 s: every request is acked first, then answered in order.
-        self._lazy = asyncio.Semaphore(lazy_at_once)
+        self.after = AfterAck(at_once)
+        self.responses = Responses()
 
     async def store_up(self) -> bool:
         try:
@@ -88,73 +90,61 @@ class SlackFront:
     # ---- /rollback ----------------------------------------------------------------------
 
     async def ack_command(self, body: dict[str, Any], ack: AsyncAck) -> None:
-        """Fast checks only: parse, known app, version shape, user listed directly."""
+        """Fast checks only: parse, known app, version shape, user listed directly; then the
+        command is recorded, acked, and its work started after the ack."""
         cmd: Command | None = None
         try:
             cmd = parse(body.get("text", ""))
             if cmd.kind == "help":
-                await ack(text=mrkdwn.render(HELP))
+                await ack(text=_help())
                 return
             if cmd.kind == "start":
                 check_start(self.incidents, cmd)
             if cmd.kind == "plan":
                 check_plan(self.incidents, cmd)
-            if not await self._keep(body):
-                if len(self._refused) > 10_000:
-                    self._refused.clear()
-                self._refused.add(str(body.get("trigger_id") or _digest(body)))
+            key = _command_key(body)
+            kept = await self._keep(key, body)
+            if kept is None:
                 await ack(text=f":warning: {STORE_AWAY}")
-                return
+                return  # nothing is done
             if cmd.kind == "start":
                 await ack(text=f"Checking `{cmd.app}` {cmd.version or '(previous version)'}…")
-                return
-            if cmd.kind == "plan":
+            elif cmd.kind == "plan":
                 await ack(
                     text=f"Planning the rollback of `{cmd.app}` (read-only: nothing changes)…"
                 )
-                return
-            await ack()
+            else:
+                await ack()
         except UserFacingError as exc:
             await ack(text=f":warning: {mrkdwn.render(exc.message)}")
+            return  # refused at once: nothing more is said or done
+        if kept:
+            self.after.later(functools.partial(self._follow, key, body))
 
-    async def _keep(self, body: dict[str, Any]) -> bool:
+    async def _keep(self, key: str, body: dict[str, Any]) -> bool | None:
         """Before the ack: the command is kept in Redis, so that a process dying right after
-        the ack loses nothing (another web process carries it out, see `recover`). False when
-        the store is away (that round trip is the store check)."""
-        if self.pending is None:
-            return await self.store_up()
-        key = _command_key(body)
+        the ack loses nothing (another web process carries it out, see `recover`). True: kept
+        now, to be carried out; False: seen before (a Slack retry), nothing to do; None: the
+        store is away (that round trip is the store check)."""
         try:
             # Not wait_for: its task of its own would cost the ack two more turns of the loop.
             async with asyncio.timeout(STORE_CHECK):
-                fresh = await self.pending.record(key, body)
+                if self.pending is None:  # at most once, as a Slack retry is
+                    return await self._first_time("cmd", key)
+                return await self.pending.record(key, body)
         except (TimeoutError, StoreUnavailable):
-            return False
-        if fresh:
-            self._mine.add(key)
-        return True
+            return None
 
-    async def run_command(self, body: dict[str, Any], respond: AsyncRespond) -> None:
-        trigger = str(body.get("trigger_id") or _digest(body))
-        if trigger in self._refused:
-            self._refused.discard(trigger)
-            return  # the ack said the store is away; nothing is done
-        key = _hash(trigger)
-        if self.pending is not None and key in self._mine:
-            self._mine.discard(key)
-            # The lease is kept while the command waits its turn too: one queued behind a burst
-            # for longer than a lease is never taken for a dead process's and run twice.
-            async with self.pending.working(key), self._lazy:
-                await self._carry_out(body, respond)
+    async def _follow(self, key: str, body: dict[str, Any], *, resumed: bool = False) -> None:
+        """After the ack: the command, carried out in its turn. A recorded command is this
+        process's from its record on (its lease kept alive meanwhile), so that another web
+        process never takes it for a dead one's; forgotten once carried out."""
+        respond = self.responses.to(body.get("response_url"))
+        if self.pending is None:
+            await self._carry_out(body, respond, resumed=resumed)
             return
-        if _is_help(body):
-            return  # help was the ack: nothing to do, not even a Redis call amid a burst of acks
-        # Not kept at the ack (refused there, or a Slack retry): at most once, as ever. Checked
-        # in turn: a burst of these at once would each open a Redis connection on the loop
-        # that the acks share.
-        async with self._lazy:
-            if await self._first_time("cmd", key):
-                await self._carry_out(body, respond)
+        async with self.pending.working(key):
+            await self._carry_out(body, respond, resumed=resumed)
 
     async def recover(self) -> int:
         """Carry out the commands acked by a process that died before it could; how many."""
@@ -163,14 +153,12 @@ class SlackFront:
         count = 0
         for key, body in await self.pending.orphans():
             log.warning("carrying out a command acked by a process that stopped (%s)", key)
-            respond = Respond(response_url=body.get("response_url") or None)
-            async with self.pending.working(key):
-                await self._carry_out(body, respond, resumed=True)
+            self.after.later(functools.partial(self._follow, key, body, resumed=True))
             count += 1
         return count
 
     async def _carry_out(
-        self, body: dict[str, Any], respond: AsyncRespond, *, resumed: bool = False
+        self, body: dict[str, Any], respond: Respond, *, resumed: bool = False
     ) -> None:
         cmd: Command | None = None
         try:
@@ -247,11 +235,14 @@ class SlackFront:
 
     # ---- buttons ------------------------------------------------------------------------
 
-    async def run_action(self, body: dict[str, Any], respond: AsyncRespond) -> None:
-        async with self._lazy:
-            await self._run_action(body, respond)
+    async def ack_action(self, body: dict[str, Any], ack: AsyncAck) -> None:
+        await ack()
+        self.after.later(functools.partial(self.run_action, body))
 
-    async def _run_action(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def run_action(self, body: dict[str, Any]) -> None:
+        await self._run_action(body, self.responses.to(body.get("response_url")))
+
+    async def _run_action(self, body: dict[str, Any], respond: Respond) -> None:
         action = body["actions"][0]
         user = body["user"]["id"]
         value = ButtonValue.parse(action.get("value", ""))
@@ -296,11 +287,9 @@ class SlackFront:
         return await self.store.first_time(f"{kind}:{key}", ttl=3600)
 
 
-def _is_help(body: dict[str, Any]) -> bool:
-    try:
-        return parse(body.get("text", "")).kind == "help"
-    except UserFacingError:
-        return False
+@functools.cache
+def _help() -> str:
+    return mrkdwn.render(HELP)  # the same words every time: rendered once
 
 
 def _command_key(body: dict[str, Any]) -> str:
@@ -317,7 +306,7 @@ def _digest(body: dict[str, Any]) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
-async def _tell(respond: AsyncRespond, text: str) -> None:
+async def _tell(respond: Respond, text: str) -> None:
     await respond(text=f":warning: {text}", response_type="ephemeral", replace_original=False)
 
 
@@ -328,14 +317,11 @@ def as_is(listener: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[N
     return listener
 
 
-def register(bolt: AsyncApp, front: SlackFront, track: Track = as_is) -> None:
-    """`track` wraps each lazy listener (`bot.fronts.slack.app.InFlight`)."""
-
-    async def ack_only(ack: AsyncAck) -> None:
-        await ack()
-
-    bolt.command("/rollback")(ack=front.ack_command, lazy=[track(front.run_command)])
+def register(bolt: AsyncApp, front: SlackFront) -> None:
+    """No lazy listeners: each ack queues its own work (`AfterAck`), without Bolt's deep copy
+    of the request for a lazy listener."""
+    bolt.command("/rollback")(front.ack_command)
     for action in Action:
-        bolt.action(action.value)(ack=ack_only, lazy=[track(front.run_action)])
+        bolt.action(action.value)(front.ack_action)
     home: Callable[..., Awaitable[None]] = front.home
     bolt.event("app_home_opened")(home)

@@ -182,7 +182,12 @@ class SlackNotifier:
 
         await self._queue.queue(state, send)
 
-    async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
+    async def stakeholders(
+        self,
+        incident: Incident,
+        phase: Literal["start", "end"],
+        channels: Sequence[str] | None = None,
+    ) -> list[str]:
         # Awaited, not queued: the caller records who was really told.
         state = self._threads.of(incident)
         app = self.apps.app(incident.app)
@@ -190,7 +195,7 @@ class SlackNotifier:
             return []
         text, blocks = render.notice(self._threads.with_thread(incident, state), phase, app.mention)
         told: list[str] = []
-        for channel in app.notify:
+        for channel in app.notify if channels is None else channels:
             await self._pacer.slot(channel)
             if await self.calls.post(channel, text, blocks):
                 told.append(channel)

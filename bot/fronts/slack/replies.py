@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.fronts.dispatch import (
     Cancelled,
+    GroupPlanMade,
     Listing,
     NoIncidents,
     Opened,
@@ -15,6 +16,7 @@ from bot.fronts.dispatch import (
     Unfrozen,
 )
 from bot.fronts.slack import blocks
+from bot.plan.group import summary as group_summary
 
 
 def reply_text(reply: Reply) -> str:
@@ -52,5 +54,7 @@ def reply_text(reply: Reply) -> str:
                 f":rewind: Incident `{incident.id}` opened from plan `{plan.id}` for `{plan.app}` "
                 f"→ `{plan.target}`" + (f". Follow it in the <{link}|thread>." if link else ".")
             )
+        case GroupPlanMade(group=group):
+            return f"```{group_summary(group)}```"
         case PlanMade(plan=plan):
             return f"Plan `{plan.id}` for `{plan.app}` → `{plan.target}` is made."

@@ -19,7 +19,7 @@ from typing import TextIO, cast
 from bot.config.apps_file import AppsFile
 from bot.config.settings import Settings
 from bot.fronts.command import Command
-from bot.fronts.dispatch import Dispatcher, Opened, PlanMade
+from bot.fronts.dispatch import Dispatcher, GroupPlanMade, Opened, PlanMade
 from bot.fronts.port import Chat, NoChat
 from bot.fronts.terminal.console import Console, InputClosed, Interrupted
 from bot.fronts.terminal.notifier import TerminalNotifier, numbered
@@ -275,6 +275,8 @@ class Driver:
             await self.queue.drain(self.steps)
             current = await self.store.load(incident_id)
             assert current is not None
+            if current.group is not None:  # a group: the member that waits for a person
+                current = await self._asking(current)
             if not current.status.open or current.gate is None:
                 return current
             gate = current.gate
@@ -300,6 +302,16 @@ class Driver:
                 current.id, reply.actor.user, f"answered {reply.choice} at the terminal",
                 f"OS user {where_am_i()}",
             )  # fmt: skip
+
+    async def _asking(self, lead: Incident) -> Incident:
+        """The first member of the lead's group with a question for a person, else the lead."""
+        assert lead.group is not None
+        for member_id in lead.group.members:
+            member = await self.store.load(member_id)
+            gate = member.gate if member is not None else None
+            if member is not None and member.status.open and gate and gate.kind.value != "group":
+                return member
+        return lead
 
 
 RunnerBuilder = Callable[..., tuple[StepRunner, "InlineQueue"]]
@@ -370,22 +382,27 @@ class RollbackArgs:
     major: bool = False
     break_glass: bool = False
     as_user: str = ""
+    pins: tuple[tuple[str, Version], ...] = ()  # a group's APP=VERSION
 
 
 def refusal(apps: AppsFile, args: RollbackArgs, *, plan: bool = False) -> str | None:
     """What stops this run before anything starts, in words, or None. A plan changes nothing,
     so it needs no break-glass, in production too."""
+    group = apps.group(args.app)
     app = apps.app(args.app)
-    if app is None:
+    if app is None and group is None:
         known = ", ".join(sorted(apps.apps)) or "none"
         return f"I don't know an app called {args.app!r}. Known apps: {known}."
-    if app.production and not args.break_glass and not plan:
+    production = any(a.production for a in group) if group else bool(app and app.production)
+    if group is not None and args.version is not None and not args.pins:
+        return f"{args.app} is a group: pick a version per app as APP=VERSION, or none."
+    if production and not args.break_glass and not plan:
         return (
             f"{args.app} is production. From the terminal that is break-glass: add "
             "--break-glass (it is written to the audit trail with your OS user and host), "
             "or use /rollback in Slack."
         )
-    if app.production and args.yes:
+    if production and args.yes:
         return (
             f"--yes cannot be used for {args.app}: it is production, and each approval must "
             "name an approver other than you (four-eyes). Run without --yes."
@@ -509,7 +526,7 @@ async def _run(
             except (Interrupted, InputClosed):
                 console.say("Nothing was started.")
                 return EXIT_INTERRUPTED
-            cmd = Command("start", args.app, args.version, reason, major=args.major)
+            cmd = Command("start", args.app, args.version, reason, major=args.major, pins=args.pins)
             planner = wiring.planner(steps.incidents, settings.workspace)
             dispatcher = Dispatcher(steps.incidents, store, planner, source="terminal")
             incident = await _open(driver, dispatcher, store, cmd, requester, args.break_glass)
@@ -594,6 +611,7 @@ async def run_plan(
     """`rollback … --plan`: the plan, printed and saved as a file; nothing changed anywhere."""
     from bot.plan import render
     from bot.plan.build import Quiet
+    from bot.plan.group import markdown as group_markdown
 
     say = out if out.isatty() else cast(TextIO, WrappedOut(out))  # the plan itself stays as is
     if why := refusal(apps, args, plan=True):
@@ -603,7 +621,7 @@ async def run_plan(
     steps, _ = wiring.runner(apps, store, Quiet(), settings.workspace)
     os_user = getpass.getuser()
     uid = apps.person(args.as_user) if args.as_user else apps.person(os_user)
-    cmd = Command("plan", args.app, args.version, args.reason)
+    cmd = Command("plan", args.app, args.version, args.reason, pins=args.pins)
     try:
         planner = wiring.planner(steps.incidents, settings.workspace)
         made = await Dispatcher(steps.incidents, store, planner, source="terminal").run(
@@ -614,10 +632,12 @@ async def run_plan(
         return 1
     finally:
         await steps.aclose()
-    assert isinstance(made, PlanMade)
-    plan = made.plan
-    text = render.markdown(plan)
-    path = settings.workspace / "files" / render.filename(plan)
+    if isinstance(made, GroupPlanMade):  # a group: each app's plan, in the group's order
+        text, name = group_markdown(made.group), f"rollback-plan-{args.app}-{made.group.id}.md"
+    else:
+        assert isinstance(made, PlanMade)
+        text, name = render.markdown(made.plan), render.filename(made.plan)
+    path = settings.workspace / "files" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     print(text, file=out)

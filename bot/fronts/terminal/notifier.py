@@ -175,25 +175,31 @@ class TerminalNotifier:
     async def held_notices(self, incident: Incident) -> list[str]:
         return list(self._held.get(incident.id, []))
 
-    async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
+    async def stakeholders(
+        self,
+        incident: Incident,
+        phase: Literal["start", "end"],
+        channels: Sequence[str] | None = None,
+    ) -> list[str]:
         app = self.apps.app(incident.app) if self.apps else None
-        if app is None or not app.notify:
+        targets = list(app.notify if channels is None else channels) if app else []
+        if app is None or not targets:
             return []
         notice = Message((views.notice(incident, phase),))
         words = self.notice_words(notice, app.mention)
-        self._told[incident.id] = (incident.app, list(app.notify) if phase == "start" else [])
+        self._told[incident.id] = (incident.app, targets if phase == "start" else [])
         if self.stand_in:
-            for channel in app.notify:
+            for channel in targets:
                 self._print(f"#{channel}: {words}")
-            return list(app.notify)
+            return targets
         # What Slack is sent (or keeps for later): the chat's own markup, pings first.
         text = self.chat.render(notice, app.mention) if self.chat else words
         told: list[str] = []
-        for channel in app.notify:
+        for channel in targets:
             if await self._post(channel, text):
                 told.append(channel)
                 self._print(f"📣 Told #{channel}: {words}")
-        missing = [c for c in app.notify if c not in told]
+        missing = [c for c in targets if c not in told]
         if missing:
             await self._hold(incident, missing, text, words)
         return told

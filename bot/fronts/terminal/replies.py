@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from bot.fronts.dispatch import (
     Cancelled,
+    GroupPlanMade,
     Listing,
     NoIncidents,
     Opened,
@@ -16,6 +17,7 @@ from bot.fronts.dispatch import (
     StatusOf,
     Unfrozen,
 )
+from bot.plan.group import summary as group_summary
 from bot.views import incident as views
 from bot.workflow.messages import Mention, Message, Paragraph, para, words
 from bot.workflow.model import Incident
@@ -60,6 +62,8 @@ def reply_message(reply: Reply) -> Message:
                 para(f"🔓 `{app}` `{version}` released by ", Mention(by), ": it may be deployed "
                      f"again (it was rolled back by incident `{incident_id}`)."),
             ])  # fmt: skip
+        case GroupPlanMade(group=group):
+            return words(group_summary(group))
         case PlanMade(plan=plan):
             return words(f"Plan `{plan.id}` for `{plan.app}` → `{plan.target}` is made.")
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
@@ -110,14 +111,19 @@ class CompactNotifier(TerminalNotifier):
             return
         self._reply(f"📎 {filename} ({len(content.splitlines())} lines)")  # the demo keeps none
 
-    async def stakeholders(self, incident: Incident, phase: Literal["start", "end"]) -> list[str]:
+    async def stakeholders(
+        self,
+        incident: Incident,
+        phase: Literal["start", "end"],
+        channels: Sequence[str] | None = None,
+    ) -> list[str]:
         if not self.stand_in:
-            return await super().stakeholders(incident, phase)
+            return await super().stakeholders(incident, phase, channels)
         app = self.apps.app(incident.app) if self.apps else None
-        channels = list(app.notify) if app else []
-        for channel in channels:
+        targets = list(app.notify if channels is None else channels) if app else []
+        for channel in targets:
             self._print(f"  #{channel} told: {self.show(views.notice(incident, phase))}")
-        return channels
+        return targets
 
 
 class LiveNotifier(TerminalNotifier):
