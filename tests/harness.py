@@ -36,9 +36,14 @@ class SlackView:
     buttons in it."""
 
     slack: SlackFake
+    # A command refused at its ack is answered there only (its response_url stays unused).
+    refused_at_ack: dict[str, str] = field(default_factory=dict, kw_only=True)
 
     async def reply(self, name: str, timeout: float = 20) -> str:
-        """What the bot told the user through a command's response_url."""
+        """What the bot told the user: the refusal its ack carried, else what it said through
+        the command's response_url."""
+        if name in self.refused_at_ack:
+            return self.refused_at_ack[name]
         call = await self.slack.wait_for(
             lambda c: c.method == "response_url" and c.args.get("name") == name, timeout=timeout
         )
@@ -116,6 +121,10 @@ class Bot(SlackView):
             response_url=response_url,
             **kw,
         )
+        # Bolt answers an ack's text as the body itself (JSON only with blocks).
+        said = str(resp.json().get("text", "")) if resp.text.startswith("{") else resp.text
+        if resp.status == 200 and said.startswith(":warning:"):
+            self.refused_at_ack[name] = said
         return resp, name
 
     async def click(

@@ -219,12 +219,15 @@ def log_error(host: TestHost, text: str, when: str = "now") -> str:
 async def test_monitor_reads_each_hosts_logs_over_one_session(
     ssh_env: SshEnv, steps_for: Any
 ) -> None:
-    """The window starts at the host's clock: an error written before it does not count, one
-    written during it does, and every round reads over the session the first one opened."""
+    """The window starts at the host's restart (Redeploy checked the host as it came back, and
+    nobody has read its logs since): an error written before the restart does not count, one
+    written after the host's check but before the monitor began does, and so does one written
+    during it; every round reads over the session the first one opened."""
     web1 = ssh_env.hosts[0]
     s = steps_for(ssh_env, monitor={"duration": "1s", "interval": "0.2s", "summary_every": "1m"})
+    log_error(web1, "before the restart", when="10 minutes ago")
     await redeploy.run(s.ctx(StepId.REDEPLOY))
-    log_error(web1, "before monitoring", when="1 second ago")
+    between = log_error(web1, "after the host's check")
     new = ""
 
     def during() -> None:
@@ -237,10 +240,11 @@ async def test_monitor_reads_each_hosts_logs_over_one_session(
     with pytest.raises(StepError) as failure:
         await monitor.run(s.ctx(StepId.MONITOR))
 
-    assert "1 new error line(s) on web1" in failure.value.what
+    assert "2 new error line(s) on web1" in failure.value.what
     mon = s.incident.facts.monitor
-    assert mon.errors == {"web1": 1, "web2": 0} and mon.rounds >= 2
-    assert new in s.notifier.text and "before monitoring" not in s.notifier.text
+    assert mon.errors == {"web1": 2, "web2": 0} and mon.rounds >= 2
+    assert new in s.notifier.text and between in s.notifier.text
+    assert "before the restart" not in s.notifier.text
     opened = {h.name: h.ssh_sessions() - before[h.name] for h in ssh_env.hosts}
     assert opened == {"web1": 1, "web2": 1}
 

@@ -33,6 +33,7 @@ class AfterAck:
         self._last = 0.0  # the loop's time when the last answer went out
         self._queue: deque[tuple[float, Work]] = deque()  # (queued at, the work)
         self.workers: set[asyncio.Task[None]] = set()
+        self._running = 0  # pieces of work under way (a worker may be waiting for its turn)
 
     def answering(self) -> None:
         """An answer to a request is under way: the work waits meanwhile (see `answered`)."""
@@ -63,10 +64,13 @@ class AfterAck:
             if not self._queue:
                 return
             _, work = self._queue.popleft()
+            self._running += 1
             try:
                 await work()
             except Exception:
                 log.exception("work after an ack failed")
+            finally:
+                self._running -= 1
 
     async def _calm(self, deadline: float) -> None:
         """Until no answer has gone out for `quiet` seconds, or `deadline`. Checked every so
@@ -81,5 +85,5 @@ class AfterAck:
     async def drain(self, timeout: float) -> None:
         """The work queued and under way, finished (up to `timeout` seconds)."""
         if self.workers:
-            log.info("finishing %d request(s) in flight", len(self._queue) + len(self.workers))
+            log.info("finishing %d request(s) in flight", len(self._queue) + self._running)
             await asyncio.wait(list(self.workers), timeout=timeout)
