@@ -324,9 +324,11 @@ def test_rewind_rollback_group_at_the_terminal(
     assert "2. `api` → `v1.4.2`: roll back code, back up and downgrade" in planned.stdout
     assert "Nothing was changed" in planned.stdout
     bad = rewind("nope=v1.4.2", "--plan")
-    assert bad.returncode == 1 and "`nope` is not an app of the group `shop`" in bad.stdout
+    assert bad.returncode == 2 and "I don't know an app called `nope`" in bad.stdout
 
-    done = rewind("--reason", "release 42 broke checkout", "--yes")
+    # A version for every member, as `/rollback shop storefront=… api=…` takes them in Slack.
+    pins = ("storefront=v1.4.2", "api=v1.4.2")
+    done = rewind(*pins, "--reason", "release 42 broke checkout", "--yes")
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
     for env_ in release:
         assert env_.hosts[0].run("cat VERSION").strip() == "1.4.2"

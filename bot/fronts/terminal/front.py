@@ -19,7 +19,7 @@ from typing import TextIO, cast
 from bot.config.apps_file import AppsFile
 from bot.config.settings import Settings
 from bot.fronts.command import Command
-from bot.fronts.dispatch import Dispatcher, GroupPlanMade, Opened, PlanMade
+from bot.fronts.dispatch import Dispatcher, GroupPlanMade, Opened, PlanMade, check_pins
 from bot.fronts.port import Chat, NoChat
 from bot.fronts.terminal.console import Console, InputClosed, Interrupted
 from bot.fronts.terminal.notifier import TerminalNotifier, numbered
@@ -396,6 +396,13 @@ def refusal(apps: AppsFile, args: RollbackArgs, *, plan: bool = False) -> str | 
     production = any(a.production for a in group) if group else bool(app and app.production)
     if group is not None and args.version is not None and not args.pins:
         return f"{args.app} is a group: pick a version per app as APP=VERSION, or none."
+    if group is None and args.pins:
+        return f"{args.app} is an app, not a group: rewind rollback {args.app} VERSION."
+    if group is not None:
+        try:
+            check_pins(apps, args.app, args.pins)
+        except UserFacingError as exc:
+            return plain(exc.message)
     if production and not args.break_glass and not plan:
         return (
             f"{args.app} is production. From the terminal that is break-glass: add "
