@@ -133,6 +133,17 @@ async def test_a_group_rolls_back_both_apps_and_downgrades_the_shared_database_o
         for channel in ("C0STAKEHOLDERS", "C0APISTAKE"):
             notices = bot.slack.messages(channel)
             assert len(notices) == 2, (channel, [bot.slack.all_text(n) for n in notices])
+            start, end = (" ".join(bot.slack.all_text(n).split()) for n in notices)
+            # Of the group, not of its lead: its name and every app, in order, with its version.
+            assert "Rollback of the release group *shop* started by" in start, start
+            assert "*storefront* (staging) to" in start and "*api* (staging) to" in start, start
+            assert start.index("*storefront*") < start.index("*api*")
+            assert "Rollback of the release group *shop* completed" in end, end
+            assert "*storefront* (staging) to `v1.4.2`, completed" in end, end
+            assert "*api* (staging) to `v1.4.2`" in end, end
+
+        # In the one thread, each app's monitoring names its app (single apps: unchanged).
+        await bot.said(*(f"`{a}` · *Monitoring done*" for a in ("storefront", "api")))
 
         # One thread: every question in it; its parent has a row per app under each step.
         assert web.thread == back.thread

@@ -289,9 +289,12 @@ def home(incidents: Sequence[Incident]) -> dict[str, Any]:
 
 
 def notice(
-    incident: Incident, phase: Literal["start", "end"], mentions: Sequence[str] = ()
+    incident: Incident,
+    phase: Literal["start", "end"],
+    mentions: Sequence[str] = (),
+    members: Sequence[Incident] = (),
 ) -> tuple[str, Blocks]:
-    body = t.notice_text(incident, phase, mentions)
+    body = t.notice_text(incident, phase, mentions, members)
     blocks: list[Block] = [section(body)]
     if phase == "end":
         blocks.append(
