@@ -268,7 +268,21 @@ async def test_the_plan_of_a_group_names_every_command_it_then_runs(
 ) -> None:
     async with group_bot(slack, redis_url, tmp_path, group_config(*release)) as bot:
         _, name = await bot.command("plan shop")
-        said = await bot.reply(name, timeout=120)
+        answer = await bot.reply(name, timeout=120)
+        assert "of the group `shop`" in answer and "is posted" in answer, answer
+        assert "Nothing was changed" in answer
+        # Posted as one app's plan is: one message in the incident channel, the plan its file.
+        [posted] = bot.slack.messages("C0INCIDENT", top_level=True)
+        said = bot.slack.all_text(posted)
+        assert "Run this plan" not in [b.text for b in bot.slack.buttons(posted)]
+        [file] = [f for f in bot.slack.files if f.filename.startswith("rollback-plan-shop-")]
+        assert file.channel_id == "C0INCIDENT" and file.thread_ts == posted["ts"]
+        content = file.content.decode()
+        assert content.startswith("# Rollback plan of the group `shop`")
+        assert "2. `api` → `v1.4.2`: roll back code, back up and downgrade" in content
+        # Every member's plan in the file, in the group's order.
+        sf, api_at = (content.index(f": {a} → v1.4.2") for a in ("storefront", "api"))
+        assert 0 < sf < api_at, content
         # The order, in the plan: storefront first; the shared database once, by api, after it.
         assert (
             "1. `storefront` → `v1.4.2`: roll back code, (its database is downgraded by "

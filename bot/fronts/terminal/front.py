@@ -618,6 +618,7 @@ async def run_plan(
     """`rollback … --plan`: the plan, printed and saved as a file; nothing changed anywhere."""
     from bot.plan import render
     from bot.plan.build import Quiet
+    from bot.plan.group import filename as group_filename
     from bot.plan.group import markdown as group_markdown
 
     say = out if out.isatty() else cast(TextIO, WrappedOut(out))  # the plan itself stays as is
@@ -640,7 +641,7 @@ async def run_plan(
     finally:
         await steps.aclose()
     if isinstance(made, GroupPlanMade):  # a group: each app's plan, in the group's order
-        text, name = group_markdown(made.group), f"rollback-plan-{args.app}-{made.group.id}.md"
+        text, name = group_markdown(made.group), group_filename(made.group)
     else:
         assert isinstance(made, PlanMade)
         text, name = render.markdown(made.plan), render.filename(made.plan)
