@@ -175,6 +175,9 @@ async def test_a_member_whose_host_fails_pauses_the_group_and_abort_says_per_app
     async with group_bot(slack, redis_url, tmp_path, data) as bot:
         await roll_back(bot)
         retry = await bot.gate("Retry", timeout=120)
+        # The one thread says which app stopped.
+        stopped = " ".join(bot.slack.all_text(retry).split())
+        assert "❌ `storefront` · *Redeploy previous version* stopped:" in stopped, stopped
         web, back = await members(bot)
         assert web.status is Status.PAUSED and web.step(StepId.REDEPLOY).status.value == "failed"
         assert back.status is Status.WAITING and back.gate is not None  # held: the group waits

@@ -653,7 +653,9 @@ def retry_view(incident: Incident, gate: Gate) -> GateView:
             label = truncate(f"Approve restore from {short_name(path)}", BUTTON_MAX)
             buttons.append(ButtonSpec(label, "restore", option=path))
     buttons.append(_abort_button(incident))
-    question = para("❌ ", Emphasis(SPECS[gate.step].title), " stopped: ", *what, f"{where}.")
+    # In a group's one thread, which app stopped (a single app's wording is unchanged).
+    app = f"`{incident.app}` · " if incident.group is not None else ""
+    question = para(f"❌ {app}", Emphasis(SPECS[gate.step].title), " stopped: ", *what, f"{where}.")
     return GateView(question=question, facts=facts, code=code, buttons=buttons)
 
 
