@@ -129,9 +129,11 @@ class Notifier(Protocol):
         incident: Incident,
         phase: Literal["start", "end"],
         channels: Sequence[str] | None = None,
+        members: Sequence[Incident] = (),
     ) -> list[str]:
         """Tell the app's `notify` channels (or `channels`: a group's, each once); returns the
-        channels really told."""
+        channels really told. A group's lead passes its `members` (in the group's order): the
+        notice names each app and its version."""
         ...
 
     async def held_notices(self, incident: Incident) -> list[str]:

@@ -73,6 +73,7 @@ class RecordingNotifier:
         incident: Incident,
         phase: Literal["start", "end"],
         channels: Sequence[str] | None = None,
+        members: Sequence[Incident] = (),
     ) -> list[str]:
         self.told.append((incident.id, phase))
         return []

@@ -133,6 +133,17 @@ async def test_a_group_rolls_back_both_apps_and_downgrades_the_shared_database_o
         for channel in ("C0STAKEHOLDERS", "C0APISTAKE"):
             notices = bot.slack.messages(channel)
             assert len(notices) == 2, (channel, [bot.slack.all_text(n) for n in notices])
+            start, end = (" ".join(bot.slack.all_text(n).split()) for n in notices)
+            # Of the group, not of its lead: its name and every app, in order, with its version.
+            assert "Rollback of the release group *shop* started by" in start, start
+            assert "*storefront* (staging) to" in start and "*api* (staging) to" in start, start
+            assert start.index("*storefront*") < start.index("*api*")
+            assert "Rollback of the release group *shop* completed" in end, end
+            assert "*storefront* (staging) to `v1.4.2`, completed" in end, end
+            assert "*api* (staging) to `v1.4.2`" in end, end
+
+        # In the one thread, each app's monitoring names its app (single apps: unchanged).
+        await bot.said(*(f"`{a}` · *Monitoring done*" for a in ("storefront", "api")))
 
         # One thread: every question in it; its parent has a row per app under each step.
         assert web.thread == back.thread
@@ -164,6 +175,9 @@ async def test_a_member_whose_host_fails_pauses_the_group_and_abort_says_per_app
     async with group_bot(slack, redis_url, tmp_path, data) as bot:
         await roll_back(bot)
         retry = await bot.gate("Retry", timeout=120)
+        # The one thread says which app stopped.
+        stopped = " ".join(bot.slack.all_text(retry).split())
+        assert "❌ `storefront` · *Redeploy previous version* stopped:" in stopped, stopped
         web, back = await members(bot)
         assert web.status is Status.PAUSED and web.step(StepId.REDEPLOY).status.value == "failed"
         assert back.status is Status.WAITING and back.gate is not None  # held: the group waits
@@ -257,7 +271,21 @@ async def test_the_plan_of_a_group_names_every_command_it_then_runs(
 ) -> None:
     async with group_bot(slack, redis_url, tmp_path, group_config(*release)) as bot:
         _, name = await bot.command("plan shop")
-        said = await bot.reply(name, timeout=120)
+        answer = await bot.reply(name, timeout=120)
+        assert "of the group `shop`" in answer and "is posted" in answer, answer
+        assert "Nothing was changed" in answer
+        # Posted as one app's plan is: one message in the incident channel, the plan its file.
+        [posted] = bot.slack.messages("C0INCIDENT", top_level=True)
+        said = bot.slack.all_text(posted)
+        assert "Run this plan" not in [b.text for b in bot.slack.buttons(posted)]
+        [file] = [f for f in bot.slack.files if f.filename.startswith("rollback-plan-shop-")]
+        assert file.channel_id == "C0INCIDENT" and file.thread_ts == posted["ts"]
+        content = file.content.decode()
+        assert content.startswith("# Rollback plan of the group `shop`")
+        assert "2. `api` → `v1.4.2`: roll back code, back up and downgrade" in content
+        # Every member's plan in the file, in the group's order.
+        sf, api_at = (content.index(f": {a} → v1.4.2") for a in ("storefront", "api"))
+        assert 0 < sf < api_at, content
         # The order, in the plan: storefront first; the shared database once, by api, after it.
         assert (
             "1. `storefront` → `v1.4.2`: roll back code, (its database is downgraded by "
@@ -324,9 +352,11 @@ def test_rewind_rollback_group_at_the_terminal(
     assert "2. `api` → `v1.4.2`: roll back code, back up and downgrade" in planned.stdout
     assert "Nothing was changed" in planned.stdout
     bad = rewind("nope=v1.4.2", "--plan")
-    assert bad.returncode == 1 and "`nope` is not an app of the group `shop`" in bad.stdout
+    assert bad.returncode == 2 and "I don't know an app called `nope`" in bad.stdout
 
-    done = rewind("--reason", "release 42 broke checkout", "--yes")
+    # A version for every member, as `/rollback shop storefront=… api=…` takes them in Slack.
+    pins = ("storefront=v1.4.2", "api=v1.4.2")
+    done = rewind(*pins, "--reason", "release 42 broke checkout", "--yes")
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
     for env_ in release:
         assert env_.hosts[0].run("cat VERSION").strip() == "1.4.2"

@@ -207,20 +207,38 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _versions(app: str, typed: list[str]) -> tuple[Version | None, tuple[tuple[str, Version], ...]]:
+    """`VERSION`, or a group's `APP=VERSION …` (each a version, each app once), as on Slack."""
+    if not any("=" in word for word in typed):
+        if len(typed) > 1:
+            raise ValueError(
+                f"One version only: rewind rollback {app} VERSION (a group takes APP=VERSION "
+                "for each of its apps)."
+            )
+        return (Version.parse(typed[0]) if typed else None), ()
+    pins: list[tuple[str, Version]] = []
+    for word in typed:
+        member, equals, picked = word.partition("=")
+        if not equals or not member or not picked:
+            raise ValueError(
+                f"{word!r}: a group's versions are APP=VERSION each, e.g. "
+                f"rewind rollback {app} api=v1.4.2 worker=v2.0.1"
+            )
+        if any(name == member for name, _ in pins):
+            raise ValueError(f"{member} is given two versions: pick one.")
+        pins.append((member, Version.parse(picked)))
+    return None, tuple(pins)
+
+
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app.terminal import terminal_wiring
     from bot.fronts.terminal.front import RollbackArgs, run_plan, run_rollback
 
-    pins: tuple[tuple[str, Version], ...] = ()
     try:
-        if args.version and "=" in args.version:  # a group's APP=VERSION
-            member, _, picked = args.version.partition("=")
-            pins, version = ((member, Version.parse(picked)),), None
-        else:
-            version = Version.parse(args.version) if args.version else None
-    except NotAVersion as exc:
+        version, pins = _versions(args.app, args.version)
+    except (NotAVersion, ValueError) as exc:
         print(f"✗ {exc}")
-        return 1
+        return 2
     rb = RollbackArgs(
         app=args.app,
         version=version,
@@ -329,9 +347,10 @@ def parser() -> argparse.ArgumentParser:
               'rewind rollback myapp v1.4.2 --reason "checkout returns 500"')  # fmt: skip
     rb.add_argument("app", metavar="APP", help="the app, as named in the apps file: myapp; or a "
                     "group of its `groups:` (all its apps in one incident): shop")  # fmt: skip
-    rb.add_argument("version", metavar="VERSION", nargs="?",
+    rb.add_argument("version", metavar="VERSION", nargs="*",
                     help="tag or commit to go back to: v1.4.2 (default: the version before "
-                    "the one deployed)")  # fmt: skip
+                    "the one deployed); for a group, APP=VERSION for any of its apps: "
+                    "api=v1.4.2 worker=v2.0.1")  # fmt: skip
     rb.add_argument("--reason", default="", metavar="TEXT",
                     help='what broke (required; asked when left out): --reason "500s on '
                     'checkout"')  # fmt: skip

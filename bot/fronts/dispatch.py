@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.config.apps_file import AppsFile
+from bot.config.apps_problems import did_you_mean
 from bot.fronts.command import HELP, Command
 from bot.incidents.groups import GroupRequest
 from bot.incidents.service import IncidentService, OpenRequest, policy_for
@@ -103,6 +105,26 @@ def group_request(cmd: Command, actor: Actor, source: str) -> GroupRequest:
     return GroupRequest(cmd.app, cmd.reason, actor, cmd.pins, source=source, major=cmd.major)
 
 
+def check_pins(apps: AppsFile, group: str, pins: Sequence[tuple[str, Version]]) -> None:
+    """Each `APP=VERSION` of `/rollback GROUP …` names an app of that group (every front)."""
+    members = [a.name for a in apps.group(group) or []]
+    listed = ", ".join(f"`{n}`" for n in members)
+    for name, _ in pins:
+        if name in members:
+            continue
+        if apps.app(name) is None:
+            hint = did_you_mean(name, members) or did_you_mean(name, sorted(apps.apps))
+            raise UserFacingError(
+                f"I don't know an app called `{name}`"
+                + (f": {hint}" if hint else ".")
+                + f" The apps of the group `{group}` are {listed}."
+            )
+        raise UserFacingError(
+            f"`{name}` is not an app of the group `{group}` ({listed}): pick versions for "
+            f"its apps only, e.g. `{members[0] if members else 'APP'}=VERSION`."
+        )
+
+
 def check_start(incidents: IncidentService, cmd: Command) -> None:
     """Bad input is refused before anything runs; rights are checked once groups are known."""
     if incidents.apps.group(cmd.app) is not None:
@@ -112,6 +134,7 @@ def check_start(incidents: IncidentService, cmd: Command) -> None:
                 f"`/rollback {cmd.app} APP={cmd.version} reason…`."
             )
         incidents.groups.members(cmd.app)
+        check_pins(incidents.apps, cmd.app, cmd.pins)
         return
     incidents.app(cmd.app)
     if cmd.pins:
@@ -131,8 +154,13 @@ def check_plan(incidents: IncidentService, cmd: Command) -> None:
     """The fast checks of `/rollback plan`: a known app or group (the version was parsed)."""
     if incidents.apps.group(cmd.app) is not None:
         incidents.groups.members(cmd.app)
+        check_pins(incidents.apps, cmd.app, cmd.pins)
         return
     incidents.app(cmd.app)
+    if cmd.pins:
+        raise UserFacingError(
+            f"`{cmd.app}` is an app, not a group: `/rollback plan {cmd.app} VERSION`."
+        )
 
 
 class Dispatcher:
@@ -177,6 +205,7 @@ class Dispatcher:
             case "release":
                 return await self.release(cmd, actor)
             case "plan" if self.incidents.apps.group(cmd.app) is not None:
+                check_plan(self.incidents, cmd)
                 made = await plan_group(self.planner, cmd.app, cmd.pins, actor, cmd.reason)
                 return GroupPlanMade(made)
             case "plan":

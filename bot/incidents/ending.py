@@ -80,8 +80,13 @@ class Ending:
         told = incident.facts.prerequisites.notified_start
         if told:  # those told of the start hear of the end
             # A group's lead told every member's channels at the start: the same hear the end.
-            channels = told if incident.group is not None else None
-            await self.notifier.stakeholders(incident, "end", channels)
+            channels, members = None, list[Incident]()
+            if incident.group is not None:
+                channels = told
+                for member_id in incident.group.members:  # each app and how it ended
+                    member = await self.store.load(member_id)
+                    members += [member] if member is not None else []
+            await self.notifier.stakeholders(incident, "end", channels, members)
 
     async def _quarantine(self, incident: Incident, link: str) -> None:
         """The version rolled back from may not come back until an approver releases it."""

@@ -72,6 +72,7 @@ class Quiet:
         incident: Incident,
         phase: Literal["start", "end"],
         channels: Sequence[str] | None = None,
+        members: Sequence[Incident] = (),
     ) -> list[str]:
         return []
 

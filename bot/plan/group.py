@@ -88,3 +88,7 @@ def summary(group: GroupPlan) -> str:
     lines = [f"Plan of the group {group.group}:", *group.order, ""]
     lines += [render.summary(plan) for plan in group.plans]
     return "\n".join(lines)
+
+
+def filename(group: GroupPlan) -> str:
+    return f"rollback-plan-{group.group}-{group.id}.md"

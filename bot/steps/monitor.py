@@ -185,7 +185,10 @@ class _Monitor:
         if f.vs_baseline:
             lines.append(f"• {f.vs_baseline}")
         lines += self.signals.summary_lines()
-        return message(Emphasis("Monitoring done" if done else "Monitoring"), "\n".join(lines))
+        title = Emphasis("Monitoring done" if done else "Monitoring")
+        if self.ctx.incident.group is not None:  # a group's one thread: which app, as `say`
+            return message(f"`{self.ctx.app.name}` · ", title, "\n".join(lines))
+        return message(title, "\n".join(lines))
 
     # Where a kind's results go, for the kinds with figures of their own in the monitor's facts;
     # every other kind is a signal.

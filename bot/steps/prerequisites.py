@@ -17,7 +17,9 @@ async def run(ctx: StepContext) -> Outcome:
     channels = _stakeholders(ctx)
     notified = list(ctx.facts.prerequisites.notified_start)
     if not notified and channels:
-        notified = await ctx.notifier.stakeholders(inc, "start", channels)
+        # A group's lead tells of the group: each app, in order, with its version.
+        members = [m for m, _ in await ctx.members()] if ctx.members is not None else []
+        notified = await ctx.notifier.stakeholders(inc, "start", channels, members)
     held = [c for c in await ctx.notifier.held_notices(inc) if c not in notified]
     missing = sorted(set(channels) - set(notified) - set(held))
     facts = PrerequisitesFacts(notified_start=notified, notices_held=held)

@@ -653,7 +653,9 @@ def retry_view(incident: Incident, gate: Gate) -> GateView:
             label = truncate(f"Approve restore from {short_name(path)}", BUTTON_MAX)
             buttons.append(ButtonSpec(label, "restore", option=path))
     buttons.append(_abort_button(incident))
-    question = para("❌ ", Emphasis(SPECS[gate.step].title), " stopped: ", *what, f"{where}.")
+    # In a group's one thread, which app stopped (a single app's wording is unchanged).
+    app = f"`{incident.app}` · " if incident.group is not None else ""
+    question = para(f"❌ {app}", Emphasis(SPECS[gate.step].title), " stopped: ", *what, f"{where}.")
     return GateView(question=question, facts=facts, code=code, buttons=buttons)
 
 
@@ -677,10 +679,54 @@ def gate_view(incident: Incident, gate: Gate) -> GateView:
 # ---- notices ---------------------------------------------------------------------------------
 
 
-def notice(incident: Incident, phase: Literal["start", "end"]) -> Paragraph:
-    """What the stakeholder channels are told, at the start and at the end (pings apart)."""
+def _group_notice(
+    lead: Incident, phase: Literal["start", "end"], members: Sequence[Incident], thread: str
+) -> Paragraph:
+    """A release group's notice: every member app, in the group's order, with its version."""
+    assert lead.group is not None
+    known = {m.app: m for m in members} | ({lead.app: lead} if members else {})
+    apps: list[Inline] = []
+    for i, name in enumerate(lead.group.apps):
+        member = known.get(name)
+        target = member.target if member else None
+        env = f" ({member.environment})" if member else ""
+        state = ""
+        if phase == "end" and member is not None:
+            state = f", {STATUS_WORDS.get(member.status, str(member.status))}"
+        to = target or "the previous version"
+        apps += [", " if i else "", Emphasis(name), f"{env} to `{to}`{state}"]
+    if phase == "start":
+        return para(
+            "⏪ Rollback of the release group ",
+            Emphasis(lead.group.name),
+            " started by ",
+            Mention(lead.requested_by),
+            f": {lead.reason or 'no reason given'}. Apps, in order: ",
+            *apps,
+            f".{thread}",
+        )
+    report = lead.facts.report.path
+    report_part = (
+        f" Report: `{short_name(report)}` (posted as a file in the thread)." if report else ""
+    )
+    return para(
+        f"{STATUS_MARK.get(lead.status, '')} Rollback of the release group ",
+        Emphasis(lead.group.name),
+        f" {STATUS_WORDS.get(lead.status, '')} after {duration(lead)}. Apps: ",
+        *apps,
+        f".{report_part}{thread}",
+    )
+
+
+def notice(
+    incident: Incident, phase: Literal["start", "end"], members: Sequence[Incident] = ()
+) -> Paragraph:
+    """What the stakeholder channels are told, at the start and at the end (pings apart); a
+    group's lead tells them of the group: its name and each app with its target version."""
     link = incident.thread.permalink if incident.thread and incident.thread.permalink else ""
     thread = f" Thread: {link}" if link else ""
+    if incident.group is not None:
+        return _group_notice(incident, phase, members, thread)
     if phase == "start":
         return para(
             "⏪ Rollback of ",

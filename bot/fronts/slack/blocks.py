@@ -152,6 +152,18 @@ def plan(plan_id: str, app: str, summary: str) -> tuple[str, Blocks]:
     return f"Rollback plan {plan_id}: {summary}", _dicts(blocks)
 
 
+def group_plan(group: str, plan_id: str, summary: str) -> tuple[str, Blocks]:
+    """The message a release group's plan file goes with: the order and each app's summary.
+    No `Run this plan` button: a group is run with `/rollback GROUP`, which plans again."""
+    text = (
+        f"*Rollback plan of the group* `{group}` (`{plan_id}`) — the full plan, every app in "
+        "the group's order, is in the file in this thread.\n" + t.escape(summary)
+    )
+    run = f"To run it: `/rollback {group} [APP=VERSION …] reason…` (it assesses every app again)."
+    blocks: list[Block] = [*sections(text.splitlines()), context(run)]
+    return f"Rollback plan of the group {group}: {summary}", _dicts(blocks)
+
+
 # ---- the parent message ----------------------------------------------------------------------
 
 
@@ -289,9 +301,12 @@ def home(incidents: Sequence[Incident]) -> dict[str, Any]:
 
 
 def notice(
-    incident: Incident, phase: Literal["start", "end"], mentions: Sequence[str] = ()
+    incident: Incident,
+    phase: Literal["start", "end"],
+    mentions: Sequence[str] = (),
+    members: Sequence[Incident] = (),
 ) -> tuple[str, Blocks]:
-    body = t.notice_text(incident, phase, mentions)
+    body = t.notice_text(incident, phase, mentions, members)
     blocks: list[Block] = [section(body)]
     if phase == "end":
         blocks.append(

@@ -21,6 +21,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from bot.fronts.command import HELP, Command, parse
 from bot.fronts.dispatch import (
     Dispatcher,
+    GroupPlanMade,
     PlanMade,
     check_plan,
     check_start,
@@ -32,13 +33,14 @@ from bot.fronts.slack.ids import CHOICE, Action, ButtonValue
 from bot.fronts.slack.replies import reply_text
 from bot.fronts.slack.respond import Respond, Responses
 from bot.incidents.service import IncidentService
+from bot.plan import group as group_plan
 from bot.plan import render
 from bot.plan.build import Planner
 from bot.ports import PendingCommands, Store
 from bot.workflow.errors import StoreUnavailable, UserFacingError
 from bot.workflow.machine import Answer
 from bot.workflow.messages import ChannelRef, message
-from bot.workflow.plan import Plan
+from bot.workflow.plan import GroupPlan, Plan
 
 log = logging.getLogger(__name__)
 STORE_AWAY = "Rewind cannot reach its store (Redis); nothing was changed. Try again in a minute."
@@ -203,17 +205,43 @@ class SlackFront:
         reply = await self.dispatcher.run(cmd, actor)
         if isinstance(reply, PlanMade):
             return await self._post_plan(reply.plan)
+        if isinstance(reply, GroupPlanMade):
+            return await self._post_group_plan(reply.group)
         return reply_text(reply)
 
     async def _post_plan(self, plan: Plan) -> str:
-        app = self.incidents.app(plan.app)
+        text, plan_blocks = blocks.plan(plan.id, plan.app, render.summary(plan))
+        where = await self._post(
+            plan.app, text, plan_blocks, render.filename(plan), render.markdown(plan)
+        )
+        return (
+            f":clipboard: Plan `{plan.id}` for `{plan.app}` → `{plan.target}` is posted {where}, "
+            "with a *Run this plan* button. Nothing was changed to make it."
+        )
+
+    async def _post_group_plan(self, group: GroupPlan) -> str:
+        """A group's plan, posted as one app's is: one message in the incident channel of its
+        first app (where the group's thread will be), the whole plan as its file."""
+        lead = group.plans[0].app
+        text, plan_blocks = blocks.group_plan(group.group, group.id, group_plan.summary(group))
+        where = await self._post(
+            lead, text, plan_blocks, group_plan.filename(group), group_plan.markdown(group)
+        )
+        apps = ", ".join(f"`{p.app}` → `{p.target}`" for p in group.plans)
+        return (
+            f":clipboard: Plan `{group.id}` of the group `{group.group}` ({apps}) is posted "
+            f"{where}. Nothing was changed to make it; `/rollback {group.group} reason…` runs it."
+        )
+
+    async def _post(
+        self, app_name: str, text: str, plan_blocks: list[dict[str, Any]], name: str, content: str
+    ) -> str:
+        """A plan's message in the app's incident channel, the file in its thread: where."""
+        app = self.incidents.app(app_name)
         channel = app.incident_channel
         if self.poster is None:
             raise UserFacingError("Plans cannot be posted from this process.")
-        text, plan_blocks = blocks.plan(plan.id, plan.app, render.summary(plan))
-        link = await self.poster.post_plan(
-            channel, text, plan_blocks, render.filename(plan), render.markdown(plan)
-        )
+        link = await self.poster.post_plan(channel, text, plan_blocks, name, content)
         if link is None:
             raise UserFacingError(
                 message(
@@ -223,11 +251,7 @@ class SlackFront:
                     "then try again. Nothing was changed.",
                 )
             )
-        where = f"<{link}|in <#{channel}>>" if link else f"in <#{channel}>"
-        return (
-            f":clipboard: Plan `{plan.id}` for `{plan.app}` → `{plan.target}` is posted {where}, "
-            "with a *Run this plan* button. Nothing was changed to make it."
-        )
+        return f"<{link}|in <#{channel}>>" if link else f"in <#{channel}>"
 
     async def _run_plan(self, plan_id: str, user: str) -> str:
         actor = await self.groups.actor(user)

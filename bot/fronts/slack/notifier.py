@@ -187,13 +187,16 @@ class SlackNotifier:
         incident: Incident,
         phase: Literal["start", "end"],
         channels: Sequence[str] | None = None,
+        members: Sequence[Incident] = (),
     ) -> list[str]:
         # Awaited, not queued: the caller records who was really told.
         state = self._threads.of(incident)
         app = self.apps.app(incident.app)
         if app is None:
             return []
-        text, blocks = render.notice(self._threads.with_thread(incident, state), phase, app.mention)
+        text, blocks = render.notice(
+            self._threads.with_thread(incident, state), phase, app.mention, members
+        )
         told: list[str] = []
         for channel in app.notify if channels is None else channels:
             await self._pacer.slot(channel)

@@ -111,10 +111,13 @@ def gate_fallback(incident: Incident, gate: Gate, ping: str = "") -> str:
 
 
 def notice_text(
-    incident: Incident, phase: Literal["start", "end"], mentions: Sequence[str] = ()
+    incident: Incident,
+    phase: Literal["start", "end"],
+    mentions: Sequence[str] = (),
+    members: Sequence[Incident] = (),
 ) -> str:
     ping = " ".join(mention(m) for m in mentions if m)
-    body = md(views.notice(incident, phase))
+    body = md(views.notice(incident, phase, members))
     return f"{ping} {body}" if ping else body
 
 

@@ -19,7 +19,7 @@ from typing import TextIO, cast
 from bot.config.apps_file import AppsFile
 from bot.config.settings import Settings
 from bot.fronts.command import Command
-from bot.fronts.dispatch import Dispatcher, GroupPlanMade, Opened, PlanMade
+from bot.fronts.dispatch import Dispatcher, GroupPlanMade, Opened, PlanMade, check_pins
 from bot.fronts.port import Chat, NoChat
 from bot.fronts.terminal.console import Console, InputClosed, Interrupted
 from bot.fronts.terminal.notifier import TerminalNotifier, numbered
@@ -396,6 +396,13 @@ def refusal(apps: AppsFile, args: RollbackArgs, *, plan: bool = False) -> str | 
     production = any(a.production for a in group) if group else bool(app and app.production)
     if group is not None and args.version is not None and not args.pins:
         return f"{args.app} is a group: pick a version per app as APP=VERSION, or none."
+    if group is None and args.pins:
+        return f"{args.app} is an app, not a group: rewind rollback {args.app} VERSION."
+    if group is not None:
+        try:
+            check_pins(apps, args.app, args.pins)
+        except UserFacingError as exc:
+            return plain(exc.message)
     if production and not args.break_glass and not plan:
         return (
             f"{args.app} is production. From the terminal that is break-glass: add "
@@ -611,6 +618,7 @@ async def run_plan(
     """`rollback … --plan`: the plan, printed and saved as a file; nothing changed anywhere."""
     from bot.plan import render
     from bot.plan.build import Quiet
+    from bot.plan.group import filename as group_filename
     from bot.plan.group import markdown as group_markdown
 
     say = out if out.isatty() else cast(TextIO, WrappedOut(out))  # the plan itself stays as is
@@ -633,7 +641,7 @@ async def run_plan(
     finally:
         await steps.aclose()
     if isinstance(made, GroupPlanMade):  # a group: each app's plan, in the group's order
-        text, name = group_markdown(made.group), f"rollback-plan-{args.app}-{made.group.id}.md"
+        text, name = group_markdown(made.group), group_filename(made.group)
     else:
         assert isinstance(made, PlanMade)
         text, name = render.markdown(made.plan), render.filename(made.plan)

@@ -180,12 +180,13 @@ class TerminalNotifier:
         incident: Incident,
         phase: Literal["start", "end"],
         channels: Sequence[str] | None = None,
+        members: Sequence[Incident] = (),
     ) -> list[str]:
         app = self.apps.app(incident.app) if self.apps else None
         targets = list(app.notify if channels is None else channels) if app else []
         if app is None or not targets:
             return []
-        notice = Message((views.notice(incident, phase),))
+        notice = Message((views.notice(incident, phase, members),))
         words = self.notice_words(notice, app.mention)
         self._told[incident.id] = (incident.app, targets if phase == "start" else [])
         if self.stand_in:

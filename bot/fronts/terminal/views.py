@@ -116,13 +116,14 @@ class CompactNotifier(TerminalNotifier):
         incident: Incident,
         phase: Literal["start", "end"],
         channels: Sequence[str] | None = None,
+        members: Sequence[Incident] = (),
     ) -> list[str]:
         if not self.stand_in:
-            return await super().stakeholders(incident, phase, channels)
+            return await super().stakeholders(incident, phase, channels, members)
         app = self.apps.app(incident.app) if self.apps else None
         targets = list(app.notify if channels is None else channels) if app else []
         for channel in targets:
-            self._print(f"  #{channel} told: {self.show(views.notice(incident, phase))}")
+            self._print(f"  #{channel} told: {self.show(views.notice(incident, phase, members))}")
         return targets
 
 
