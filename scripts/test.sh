@@ -3,6 +3,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The tests start their own Redis and PostgreSQL (tests/redis_servers.py, tests/fixtures_hosts.py:
+# free ports, temp dirs, stopped at the end) and never use a server they did not start; they need
+# the programs: redis-server, PostgreSQL's initdb/pg_ctl, sshd, and a real Prometheus for the
+# metric checks' tests (tests/prometheus_server.py). Those missing are installed while pip
+# installs and the linters run (the whole run has a 20-minute budget); apt's output is shown only
+# when it fails.
+missing=()
+command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v redis-server >/dev/null || missing+=(redis-server)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v prometheus >/dev/null || missing+=(prometheus)
+apt_log=$(mktemp)
+apt_pid=""
+if [ ${#missing[@]} -gt 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") \
+    >"$apt_log" 2>&1 &
+  apt_pid=$!
+fi
+
 # Exact versions from the lock (refresh it: see the README's "Tests"), then Rewind itself on top.
 # pip's output is shown only when it fails, and then the run stops.
 pip_install() {
@@ -13,22 +32,15 @@ pip_install() {
 pip_install --require-hashes -r requirements.lock
 pip_install --no-deps -e .
 
-# The tests start their own Redis and PostgreSQL (tests/redis_servers.py, tests/fixtures_hosts.py:
-# free ports, temp dirs, stopped at the end) and never use a server they did not start; they need
-# the programs: redis-server, PostgreSQL's initdb/pg_ctl, sshd.
-missing=()
-command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
-command -v redis-server >/dev/null || missing+=(redis-server)
-compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
-# A real Prometheus for the metric checks' tests (tests/prometheus_server.py).
-command -v prometheus >/dev/null || missing+=(prometheus)
-if [ ${#missing[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-
 ruff check bot runners tests bench
 ruff format --check bot runners tests bench
 mypy
+
+if [ -n "$apt_pid" ] && ! wait "$apt_pid"; then
+  cat "$apt_log"; echo "Installing ${missing[*]} failed (above)." >&2; exit 1
+fi
+rm -f "$apt_log"
+
 # Two test processes (pytest-xdist): the tests mostly wait on real processes, so two at a time
 # halve the run; each starts its own Redis and PostgreSQL. pytest-benchmark, when a machine has
 # it, refuses to load beside xdist, and no test here uses it.
