@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ import pytest
 from bot.checks import Check, CheckResult, Threshold
 from bot.checks.kinds import Site, kind, registry, unregister
 from bot.steps import monitor, redeploy, signals, verify
+from bot.watch import probe
 from bot.workflow.errors import StepError
 from bot.workflow.model import StepId
 from tests.fakes import make_apps
@@ -188,3 +189,16 @@ async def test_a_lost_lock_stops_verify_it_is_never_an_inconclusive_reading(step
         await verify.run(ctx)
     assert failure.value.what == "incident abc no longer holds the lock on myapp"
     assert "Smoke tests" not in s.notifier.text  # nothing more was run
+
+
+@pytest.mark.usefixtures("canary_kind")
+async def test_the_deploy_watch_reads_a_new_kind_each_tick(ssh_env: SshEnv, steps: Any) -> None:
+    """The watch reads every kind the monitor reads each round: the test's kind is read on a
+    tick as a signal, with its value; one not read in rounds (as smoke tests) is not built."""
+    VALUES.update({h.name: [7.0] for h in ssh_env.hosts})
+    s = steps()
+    now = datetime.now(UTC)
+    tick = await probe.one_round(1, "w1", s.apps.apps["myapp"], s.runner, now, {}, now)
+    canary = [f for f in tick.signals if f.name.startswith("canary")]
+    assert len(canary) == len(ssh_env.hosts) and all(f.value == 7.0 for f in canary), canary
+    assert ONE_OFF == [] and "smoke" not in probe.watched()

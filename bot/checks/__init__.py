@@ -26,8 +26,9 @@ A new kind of check:
 - only if it should look different from a signal: its words in Verify, in its own module
   (`@kind(..., words=Words(...))`, as health, logs and smoke tests have), or figures of its
   own in the monitor's facts (`bot/steps/monitor._Monitor.INTO` and `MonitorFacts`).
-- the deploy watch reads the kinds named in `bot/watch/probe.WATCHED`; the plan lists the new
-  kind's queries with the signals (`bot.steps.signals.planned`).
+- nothing else: the deploy watch reads every kind the monitor reads each round (`rounds`,
+  `bot/watch/probe.watched`), and the plan lists the new kind's queries with the signals
+  (`bot.steps.signals.planned`).
 
 May import: pydantic, aiohttp (the HTTP providers). Never Slack, Redis, SSH
 libraries or the apps file module (which will import this package): a runner comes in through

@@ -11,6 +11,7 @@ from datetime import datetime
 import aiohttp
 
 from bot.checks import CheckResult
+from bot.checks.kinds import registry
 from bot.config.apps_file import AppConfig, HostConfig
 from bot.ports import HostRunner
 from bot.steps import signals
@@ -46,8 +47,12 @@ def _signal(tick: Tick, r: CheckResult) -> None:
     tick.signals.append(signals.fact(r))
 
 
-# What a watch reads each tick: every kind but the smoke tests, which act on the app.
-WATCHED = ("health", "logs", "metrics", "resources")
+def watched() -> tuple[str, ...]:
+    """What a watch reads each tick: every kind the monitor reads each round (`Kind.rounds`),
+    so a new kind is watched too; not the smoke tests, which act on the app."""
+    return tuple(name for name, k in registry().items() if k.rounds)
+
+
 # Where each kind's result goes in the tick (what `judge` reads); any other is a signal.
 INTO_TICK: dict[str, Callable[[Tick, CheckResult], None]] = {"health": _sample, "logs": _logs}
 
@@ -64,7 +69,7 @@ async def one_round(
 ) -> Tick:
     async with aiohttp.ClientSession() as session:
         reading = signals.Reading(runner, since, version, offsets, session)
-        results = await signals.read(signals.app_checks(app, reading, WATCHED), since)
+        results = await signals.read(signals.app_checks(app, reading, watched()), since)
     tick = Tick(n=n, at=at, worker=worker)
     for r in results:
         INTO_TICK.get(r.provider, _signal)(tick, r)
