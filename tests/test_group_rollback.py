@@ -442,3 +442,34 @@ async def test_a_database_app_that_keeps_releases_downgrades_after_both_are_rede
     assert planned_api.index(next(c for c in planned_api if "mv -T .current.tmp" in c)) < (
         first_downgrade
     )
+
+
+@pytest.mark.timeout(400)
+async def test_a_worker_killed_mid_redeploy_resumes_and_the_kept_release_downgrade_runs_once(
+    slack: SlackFake,
+    redis_url: str,
+    tmp_path: Path,
+    release_kept: tuple[SshEnv, SshEnv],
+    workers_factory: Callable[[Bot], Workers],
+) -> None:
+    storefront, api = release_kept
+    data = group_config(storefront, api)
+    cfg, count = counting_app(api, tmp_path)
+    data["apps"]["api"]["database"]["alembic"] = cfg["database"]["alembic"]
+    async with group_bot(slack, redis_url, tmp_path, data, worker=False) as bot:
+        workers = workers_factory(bot)
+        workers.spawn("worker-A")
+        await roll_back(bot)
+        await wait_step(bot, "api", StepId.REDEPLOY, "running")
+        workers.kill("worker-A")
+        workers.spawn("worker-B")
+        await bot.click(await bot.gate("Approve downgrade", 180), "Approve downgrade", "U0ALICE")
+        web, back = await wait_members(bot, Status.COMPLETED)
+        assert back.step(StepId.REDEPLOY).worker == "worker-B"
+        assert back.step(StepId.DB_ROLLBACK).worker == "worker-B"
+        assert web.step(StepId.REDEPLOY).worker == "worker-A"  # done before: never run again
+        assert "resumed" in bot.thread_text()
+        assert runs(count) == 1  # the shared database was downgraded exactly once
+        assert storefront.db_url and db_revision(storefront.db_url) == V142
+        for env in release_kept:
+            assert running(env) == "1.4.2"
