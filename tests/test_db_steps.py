@@ -15,10 +15,11 @@ from bot.steps import assess, code, database
 from bot.steps.context import StepContext
 from bot.workflow.errors import StepError
 from bot.workflow.facts import AssessFacts, MigrationFact
-from bot.workflow.model import Criterion, StepId
+from bot.workflow.model import Criterion, StepId, StepStatus
 from runners.ssh import SshRunner
 from tests.fakes import RecordingNotifier, apps_file, make_ctx, new_incident, with_step_commands
 from tests.fixtures_hosts import MakeSshEnv, SshEnv
+from tests.test_plan import sent
 
 ALEMBIC = "alembic -c alembic.ini"
 V142, V150 = "b2c3d4e5f6a1", "d4e5f6a1b2c3"
@@ -299,5 +300,48 @@ async def test_irreversible_downgrade_recommends_restore(
             == 1
         )
         assert sql(env, "SELECT COUNT(*) FROM users") == 3
+    finally:
+        await ctx.hosts.close()
+
+
+@pytest.mark.hosts(1)
+async def test_after_the_redeploy_the_downgrade_runs_in_the_kept_release_or_refuses(
+    make_ssh_env: MakeSshEnv, sample_repo: SampleRepo, pg_database: str, tmp_path: Path
+) -> None:
+    """A release group's shared database whose app keeps releases is downgraded after that
+    app's redeploy: in `releases/<deployed>`, checked complete first, never elsewhere."""
+    env = make_ssh_env(1, repo=sample_repo, db_url=pg_database, migrate=True, releases=3)
+    host = env.hosts[0]
+    kept = f"{env.workdir}/releases/v1.5.0"
+    ctx = context(env, tmp_path)
+    try:
+        await assessed(ctx)
+        host.clear_commands()
+        ctx.incident.db_method = "downgrade"
+        # As after the redeploy: `current` no longer holds v1.5.0's revision files.
+        ctx.incident.step(StepId.REDEPLOY).status = StepStatus.SUCCEEDED
+        host.run("ln -sfn releases/gone current")
+        host.run("mv releases/v1.5.0/.rewind-release releases/v1.5.0/marker.bak")
+        with pytest.raises(StepError) as refused:
+            await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        what = refused.value.what
+        assert f"the kept release of v1.5.0 on web1 (`{kept}`) is missing or incomplete" in what
+        assert "Nothing was run" in what and "Restore from the backup" in refused.value.hint
+        assert sql(env, "SELECT version_num FROM alembic_version") == V150
+
+        host.run("echo 0000000 > releases/v1.5.0/.rewind-release")  # another commit's
+        with pytest.raises(StepError) as other:
+            await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        assert "is at another commit (`0000000`)" in other.value.what
+
+        assert sql(env, "SELECT version_num FROM alembic_version") == V150
+        host.run("mv releases/v1.5.0/marker.bak releases/v1.5.0/.rewind-release")
+        host.clear_commands()
+        out = await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        assert out.criteria == {Criterion.DATABASE: True}
+        assert sql(env, "SELECT version_num FROM alembic_version") == V142
+        ran = [c for c in sent(host) if f"{ALEMBIC} downgrade {V142}" in c]
+        assert ran == [f"cd {kept} && {ALEMBIC} downgrade {V142}"]
+        assert f"in the kept release `{kept}`" in notifier(ctx).text
     finally:
         await ctx.hosts.close()

@@ -7,9 +7,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.config.apps_file import load_apps
-from bot.workflow.group import Member, downgrade_due, downgrades, shared_with, unnamed_not_last
+from bot.config.apps_problems import key_lines
+from bot.config.apps_refs import group_notes
+from bot.workflow.group import (
+    Member,
+    before_own_redeploy,
+    downgrade_due,
+    downgrades,
+    shared_with,
+    step_order,
+    unnamed_not_last,
+)
+from bot.workflow.model import StepId
+from bot.workflow.steps import ORDER
 from tests.test_config_strict import line_of, run
 
 APP = """\
@@ -109,3 +122,33 @@ def test_an_unnamed_database_that_is_not_last_is_an_error(tmp_path: Path) -> Non
     row = next(r for r in result.stdout.splitlines() if "groups.shop[0]" in r)
     assert "`storefront` has a database without a name and is not last" in row
     assert "give it `database.name`" in row
+
+
+def test_a_database_app_that_keeps_releases_downgrades_after_its_own_redeploy() -> None:
+    kept = [Member("web", True, "shop"), Member("api", True, "shop", keeps_releases=True)]
+    (down,) = downgrades(kept)
+    # api keeps the release it is rolled back from: its own redeploy comes first too.
+    assert (down.owner, down.after, down.after_owner) == ("api", ("web", "api"), True)
+    assert before_own_redeploy(kept) == []
+    steps = step_order(ORDER, down)
+    assert steps.index(StepId.DB_PREPARE) < steps.index(StepId.REDEPLOY)
+    assert steps.index(StepId.REDEPLOY) + 1 == steps.index(StepId.DB_ROLLBACK)
+    assert steps.index(StepId.DB_ROLLBACK) < steps.index(StepId.VERIFY)
+    # Without kept releases: before api's own redeploy, as the steps' usual order has it.
+    plain = [Member("web", True, "shop"), Member("api", True, "shop")]
+    (before,) = downgrades(plain)
+    assert (before.after, before.after_owner) == (("web",), False)
+    assert before_own_redeploy(plain) == [before]
+    assert step_order(ORDER, before) == list(ORDER)
+
+
+def test_check_notes_a_shared_database_whose_app_keeps_no_releases() -> None:
+    data = yaml.safe_load(GOOD)
+    lines = key_lines(GOOD)
+    (note,) = group_notes(data, lines)
+    text = note.text("apps.yaml")
+    assert "groups.shop" in text and "`worker` keeps no releases" in text
+    assert "right before its own redeploy" in text and "`deploy.releases: 2` or more" in text
+    for releases, notes in ((1, 1), (2, 0)):
+        data["apps"]["worker"]["deploy"]["releases"] = releases
+        assert len(group_notes(data, lines)) == notes, releases

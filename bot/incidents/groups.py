@@ -22,14 +22,22 @@ from bot.ports import Notifier, Store
 from bot.telemetry.metrics import INCIDENTS_OPENED
 from bot.workflow.baseline import Baseline
 from bot.workflow.errors import UserFacingError
-from bot.workflow.group import GroupPolicy, shared_with
+from bot.workflow.group import (
+    GroupPolicy,
+    Member,
+    downgrades,
+    owned,
+    shared_with,
+    step_order,
+    when_words,
+)
 from bot.workflow.group_flow import moves, rows
 from bot.workflow.input_checks import check_reason
-from bot.workflow.machine import Begin, Cancel, Event, new_steps
-from bot.workflow.messages import ChannelRef, message, para
-from bot.workflow.model import GroupRef, Incident, StepStatus
+from bot.workflow.machine import Begin, Cancel, Event
+from bot.workflow.messages import ChannelRef, message, para, words
+from bot.workflow.model import GroupRef, Incident, StepRecord, StepStatus
 from bot.workflow.policy import Actor, Policy, Right
-from bot.workflow.steps import DB_STEPS
+from bot.workflow.steps import DB_STEPS, ORDER
 from bot.workflow.version import Version
 
 
@@ -82,6 +90,19 @@ class Groups:
         if group is None:
             raise UserFacingError(f"I don't know a group called `{name}`.")
         return group
+
+    def order(self, name: str) -> list[Member]:
+        """The group's apps as the pure core sees them, with whether each keeps the release
+        it is rolled back from (`deploy.releases` of 2 or more: pruning keeps it)."""
+        return [
+            Member(
+                app.name,
+                app.database is not None,
+                app.database.name if app.database else None,
+                keeps_releases=(app.deploy.releases or 0) >= 2,
+            )
+            for app in self.members(name)
+        ]
 
     def policy(self, name: str) -> GroupPolicy:
         return GroupPolicy(name, tuple(_policy(app) for app in self.members(name)))
@@ -159,6 +180,10 @@ class Groups:
                 return current
 
             await self.store.update(member.id, change)
+        for down in downgrades(self.order(req.group)):
+            if said := when_words(down):  # when each shared database is downgraded, and why
+                await self.service.notifier.say(lead.model_copy(update={"thread": thread}),
+                                                words(said))  # fmt: skip
         for member in members:
             await self.service.apply(member.id, Begin(), who=req.actor.user)
         found = await self.store.load(lead.id)
@@ -194,11 +219,13 @@ class Groups:
         self, req: GroupRequest, apps: list[AppConfig], ids: list[str], tokens: list[int]
     ) -> list[Incident]:
         pins = dict(req.pins)
-        order = self.apps.group_members(req.group)
+        order = self.order(req.group)
         production = self.policy(req.group).production
         out: list[Incident] = []
         for app, incident_id, token in zip(apps, ids, tokens, strict=True):
-            steps = new_steps()
+            # The owner of a shared database that keeps releases downgrades it after its own
+            # redeploy, in the kept release: its steps are stored in that order.
+            steps = [StepRecord(id=s) for s in step_order(ORDER, owned(order, app.name))]
             owner = shared_with(order, app.name)
             if owner is not None:
                 db = app.database.name if app.database else ""

@@ -1,16 +1,22 @@
 """The plan of a release group: every member planned as `/rollback plan APP` plans it (read-only),
 a member whose shared database another member downgrades shown without its database commands,
-and the order the group runs in (`bot.workflow.group_flow`)."""
+the owner that downgrades it after its own redeploy (it keeps releases) with the downgrade in
+the kept release, after its redeploy, and the order the group runs in
+(`bot.workflow.group_flow`)."""
 
 from __future__ import annotations
 
+from bot.config.apps_file import AppConfig
 from bot.plan.build import PLAN_TTL, Planner
+from bot.steps import database
 from bot.workflow.errors import UserFacingError
-from bot.workflow.group import downgrades, shared_with
-from bot.workflow.plan import GroupPlan, Plan
+from bot.workflow.group import Downgrade, downgrades, owned, shared_with
+from bot.workflow.model import StepId
+from bot.workflow.plan import GroupPlan, Plan, PlanCommand
 from bot.workflow.policy import Actor
 from bot.workflow.steps import DB_STEPS
 from bot.workflow.version import Version
+from runners import templates
 
 
 async def plan_group(
@@ -25,16 +31,20 @@ async def plan_group(
 
     groups = planner.incidents.groups
     apps = groups.check_request(GroupRequest(name, reason or "a plan", actor, pins))
-    members = planner.incidents.apps.group_members(name)
+    members = groups.order(name)
     picked = dict(pins)
     plans: list[Plan] = []
     for app in apps:
         plan = await planner.plan(app.name, picked.get(app.name), actor, reason=reason)
         owner = shared_with(members, app.name)
+        down = owned(members, app.name)
         if owner is not None:
             plan.database = None
             plan.commands = [c for c in plan.commands if c.step not in DB_STEPS]
             plan.restore_commands = []
+            await planner.incidents.store.save_plan(plan.id, plan.model_dump_json(), PLAN_TTL)
+        elif down is not None and down.after_owner and plan.database is not None:
+            after_redeploy(app, plan)
             await planner.incidents.store.save_plan(plan.id, plan.model_dump_json(), PLAN_TTL)
         plans.append(plan)
     if not plans:
@@ -42,30 +52,95 @@ async def plan_group(
     return GroupPlan(group=name, plans=plans, order=order_lines(planner, name, plans))
 
 
+def after_redeploy(app: AppConfig, plan: Plan) -> None:
+    """The owner's downgrade as it runs after its redeploy: in the kept release of the deployed
+    version (its marker read first), after the redeploy's commands; a restore then starts the
+    app again (it is already on the target)."""
+    db = app.database
+    assert db is not None and plan.database is not None
+    kept = database.kept_release(app, db, plan.deployed)
+    moved = [
+        PlanCommand(
+            step=StepId.DB_ROLLBACK,
+            host=plan.database.run_on,
+            name=p.name,
+            command=p.command,
+            changes=p.changes,
+            note=p.note,
+        )
+        for p in database.rollback_sequence(app, db, plan.database.target, kept)
+    ]
+    rest = [c for c in plan.commands if c.step is not StepId.DB_ROLLBACK]
+    at = max((i for i, c in enumerate(rest) if c.step is StepId.REDEPLOY), default=len(rest) - 1)
+    plan.commands = [*rest[: at + 1], *moved, *rest[at + 1 :]]
+    start = "start" if templates.template(app, "start") else "restart"
+    plan.restore_commands = [
+        c.model_copy(update={"note": "until the restore ends"}) if c.name == "stop" else c
+        for c in plan.restore_commands
+    ]
+    for host in app.hosts:
+        if command := templates.build(app, host, start):
+            plan.restore_commands.append(
+                PlanCommand(
+                    step=StepId.DB_ROLLBACK,
+                    host=host.name,
+                    name=start,
+                    command=command,
+                    note="the target again: it was redeployed before the restore",
+                )
+            )
+
+
 def order_lines(planner: Planner, name: str, plans: list[Plan]) -> list[str]:
-    members = planner.incidents.apps.group_members(name)
+    members = planner.incidents.groups.order(name)
     production = groups_production(planner, name)
     lines = [
         "Assess every app: " + ", ".join(f"`{p.app}`" for p in plans) + ".",
         "One decision (Roll back / Fix forward) for the group"
         + (", then one approval (four-eyes: a member is production)." if production else "."),
     ]
-    owned = {d.owner: d for d in downgrades(members)}
+    by_owner = {d.owner: d for d in downgrades(members)}
     for i, plan in enumerate(plans, 1):
-        steps = ["roll back code"]
-        down = owned.get(plan.app)
+        down = by_owner.get(plan.app)
         if down is not None and plan.database is not None:
-            after = ", ".join(f"`{a}`" for a in down.after)
-            steps.append(
-                f"back up and downgrade the database `{down.database}` once (its own approval"
-                + (f"; after {after} is redeployed)" if after else ")")
-            )
+            steps = _owner_steps(plan, down)
         elif (owner := shared_with(members, plan.app)) is not None:
-            steps.append(f"(its database is downgraded by `{owner}`)")
-        steps += ["redeploy", "verify"]
+            steps = ["roll back code", f"(its database is downgraded by `{owner}`)"]
+            steps += ["redeploy", "verify"]
+        else:
+            steps = ["roll back code", "redeploy", "verify"]
         lines.append(f"{i}. `{plan.app}` → `{plan.target}`: " + ", ".join(steps) + ".")
     lines.append("Then monitor every app, and write the reports.")
     return lines
+
+
+def _owner_steps(plan: Plan, down: Downgrade) -> list[str]:
+    named = [f"`{a}`" for a in down.after]
+    after = ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else "".join(named)
+    redeployed = "are redeployed" if len(down.after) > 1 else "is redeployed"
+    if down.after_owner:
+        return [
+            "roll back code",
+            f"back up the database `{down.database}`",
+            "redeploy",
+            f"downgrade the database `{down.database}` once (its own approval; after {after} "
+            f"{redeployed}: in the kept release of `{plan.deployed}`, which still holds the "
+            "newer revision files)",
+            "verify",
+        ]
+    why = (
+        f"; after {after} {redeployed}, and before `{plan.app}`'s own redeploy: `alembic "
+        "downgrade` needs the newer revision files, which leave its hosts with that redeploy "
+        "(it keeps no releases)"
+        if after
+        else ""
+    )
+    return [
+        "roll back code",
+        f"back up and downgrade the database `{down.database}` once (its own approval{why})",
+        "redeploy",
+        "verify",
+    ]
 
 
 def groups_production(planner: Planner, name: str) -> bool:

@@ -4,8 +4,12 @@ their order, and when each shared database is downgraded; the group's rights.
 A database is downgraded only after every other app that uses it has been redeployed. Which
 apps share a database is the apps file's `database.name` (apps whose databases have the same
 name share one); the last of them in the group's order owns it: its steps back it up and
-downgrade it, once, right before its own redeploy, because `alembic downgrade` needs the newer
-revision files that the redeploy removes from its hosts. The others skip their database steps.
+downgrade it, once. The others skip their database steps. When the owner keeps releases
+(`deploy.releases: 2` or more: the release of the version rolled back from stays on its hosts),
+the backup is taken before its redeploy and the downgrade runs after it, in that kept release,
+which still holds the newer revision files: after EVERY app that uses the database is
+redeployed. Otherwise the downgrade runs right before the owner's own redeploy, because
+`alembic downgrade` needs the newer revision files that the redeploy removes from its hosts.
 A database without a name is read strictly: its app must come last in the group (the apps file
 check says so), so that every other member is redeployed before it is downgraded.
 """
@@ -16,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.workflow.messages import Emphasis, Message, message, para
+from bot.workflow.model import StepId
 from bot.workflow.policy import Actor, Policy, Right
 
 # The first words of `/rollback …` that are commands, not apps or groups: a group (or an app)
@@ -30,17 +35,22 @@ class Member:
     app: str
     has_database: bool = False
     database: str | None = None  # `database.name`; None: not named (the strict reading)
+    # `deploy.releases` of 2 or more: the release rolled back from stays on the hosts, so the
+    # database can be downgraded there after this app's own redeploy.
+    keeps_releases: bool = False
 
 
 @dataclass(frozen=True)
 class Downgrade:
-    """A database of the group: downgraded once, by `owner` (the last member that uses it,
-    right before its own redeploy), after the redeploy of every app in `after`."""
+    """A database of the group: downgraded once, by `owner` (the last member that uses it),
+    after the redeploy of every app in `after`: the owner's own too when it keeps releases
+    (`after_owner`), else right before the owner's redeploy."""
 
     database: str  # its name, or the owner's app name when unnamed
     owner: str
     users: tuple[str, ...]
     after: tuple[str, ...]  # the apps redeployed before it is downgraded
+    after_owner: bool = False  # downgraded after the owner's redeploy, in its kept release
 
 
 def downgrades(members: Sequence[Member]) -> list[Downgrade]:
@@ -50,12 +60,16 @@ def downgrades(members: Sequence[Member]) -> list[Downgrade]:
     for m in members:
         if m.has_database:
             found.setdefault(m.database or f"app:{m.app}", []).append(m.app)
+    keeps = {m.app for m in members if m.keeps_releases}
     out: list[Downgrade] = []
     for key, users in found.items():
         owner = users[-1]
         strict = key.startswith("app:")
         after = order[: order.index(owner)] if strict else users[:-1]
-        out.append(Downgrade(key.removeprefix("app:"), owner, tuple(users), tuple(after)))
+        late = owner in keeps
+        after = [*after, owner] if late else after
+        name = key.removeprefix("app:")
+        out.append(Downgrade(name, owner, tuple(users), tuple(after), after_owner=late))
     return sorted(out, key=lambda d: order.index(d.owner))
 
 
@@ -71,6 +85,54 @@ def unnamed_not_last(members: Sequence[Member]) -> list[str]:
     """Apps whose database has no name yet come before another member: their downgrade could
     not wait for the apps after them (the apps file refuses it)."""
     return [m.app for m in members[:-1] if m.has_database and m.database is None]
+
+
+def owned(members: Sequence[Member], app: str) -> Downgrade | None:
+    """The shared database `app` downgrades, if it owns one."""
+    return next((d for d in downgrades(members) if d.owner == app), None)
+
+
+def before_own_redeploy(members: Sequence[Member]) -> list[Downgrade]:
+    """Shared databases downgraded before their owner's redeploy (it keeps no releases): the
+    owner's bad version then runs briefly on the older schema (`check` notes it)."""
+    return [d for d in downgrades(members) if d.after and not d.after_owner]
+
+
+def _names(apps: Sequence[str]) -> str:
+    named = [f"`{a}`" for a in apps]
+    return ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else "".join(named)
+
+
+def when_words(down: Downgrade) -> str:
+    """When the shared database is downgraded, and why then: said in the group's thread."""
+    after = _names(down.after)
+    were = "are" if len(down.after) > 1 else "is"
+    if down.after_owner:
+        return (
+            f"The shared database `{down.database}` is backed up by `{down.owner}` before its "
+            f"redeploy and downgraded once, after {after} {were} redeployed: in `{down.owner}`'s "
+            "kept release of the version rolled back from, which still holds the newer "
+            "revision files."
+        )
+    if not down.after:
+        return ""
+    return (
+        f"The shared database `{down.database}` is downgraded once by `{down.owner}`, after "
+        f"{after} {were} redeployed and right before `{down.owner}`'s own redeploy: `alembic "
+        f"downgrade` needs the newer revision files, which leave `{down.owner}`'s hosts with "
+        f"that redeploy (it keeps no releases; with `deploy.releases: 2` or more the downgrade "
+        f"would wait for its redeploy too)."
+    )
+
+
+def step_order(order: Sequence[StepId], down: Downgrade | None) -> list[StepId]:
+    """The owner's steps when it downgrades after its own redeploy: the backup (and the SQL
+    preview) before the redeploy, the downgrade after it, before Verify."""
+    if down is None or not down.after_owner:
+        return list(order)
+    out: list[StepId] = [s for s in order if s is not StepId.DB_ROLLBACK]
+    out.insert(out.index(StepId.REDEPLOY) + 1, StepId.DB_ROLLBACK)
+    return out
 
 
 def downgrade_due(down: Downgrade, redeployed: Sequence[str]) -> bool:

@@ -2,7 +2,10 @@
 
 Alembic only ever runs on the `run_on` host, in its checkout. That checkout still holds the
 deployed (newer) version while this step runs: the older code does not know the newer
-revisions, so the downgrade must happen before the redeploy moves the hosts back.
+revisions, so the downgrade must happen before the redeploy moves the hosts back. The one
+exception: a release group's shared database whose app keeps releases is downgraded after that
+app's redeploy, in the kept release of the deployed version (`KeptRelease`: its marker is read
+first, and a release missing or at another commit is refused).
 Revision files are read from the bot's clone as text (`runners.alembic_static`), never imported.
 
 `commands` builds what runs (for the run and the plan), `revision` reads the database's revision,
@@ -13,10 +16,12 @@ from __future__ import annotations
 
 from bot.steps.database.backup import listed_backups, own_backup, read_deployed_at, stat_backups
 from bot.steps.database.commands import (
+    KeptRelease,
     PrepareCommands,
     RestoreCommands,
     current_command,
     downgrade_command,
+    kept_release,
     prepare_commands,
     restore_commands,
     rollback_sequence,
@@ -28,12 +33,14 @@ from bot.steps.database.prepare import prepare
 from bot.steps.database.revision import assess_db, current_revision
 
 __all__ = [
+    "KeptRelease",
     "PrepareCommands",
     "RestoreCommands",
     "assess_db",
     "current_command",
     "current_revision",
     "downgrade_command",
+    "kept_release",
     "listed_backups",
     "own_backup",
     "prepare",

@@ -12,7 +12,7 @@ from bot.config.apps_file import AppConfig, DatabaseConfig, HostConfig
 from bot.steps.context import Planned, StepContext
 from bot.steps.script import HostScript, Line, read
 from bot.workflow.errors import UserFacingError
-from runners import templates
+from runners import releases, templates
 
 DEPLOYED_AT = "git reflog -1 --date=unix --format=%gd HEAD"  # when the checkout last moved
 
@@ -31,13 +31,41 @@ def _cmd(app: AppConfig, host: HostConfig, template: str, **values: str) -> str:
     return templates.in_workdir(app, host, rendered)
 
 
-def _alembic(app: AppConfig, db: DatabaseConfig, host: HostConfig, args: str, **v: str) -> str:
-    return _cmd(app, host, f"{db.alembic} {args}", **v)
+def _alembic(
+    app: AppConfig,
+    db: DatabaseConfig,
+    host: HostConfig,
+    args: str,
+    cwd: str | None = None,
+    **v: str,
+) -> str:
+    if cwd is None:
+        return _cmd(app, host, f"{db.alembic} {args}", **v)
+    # In a given directory (a kept release): `{workdir}` means that directory too.
+    values = templates.host_values(app, host, **v, workdir=cwd)
+    return templates.in_dir(cwd, templates.render(f"{db.alembic} {args}", values))
 
 
-def current_command(app: AppConfig, db: DatabaseConfig) -> str:
+def current_command(app: AppConfig, db: DatabaseConfig, cwd: str | None = None) -> str:
     host = app.host(db.run_on)
-    return _alembic(app, db, host, "current")
+    return _alembic(app, db, host, "current", cwd)
+
+
+@dataclass(frozen=True)
+class KeptRelease:
+    """The release of the version being rolled back from, kept on `run_on` (`deploy.releases`):
+    where `alembic downgrade` runs once the redeploy has moved `current` to the target, since
+    only that release still holds the newer revision files."""
+
+    version: str
+    directory: str
+    check: str  # read-only: the release's marker (the commit it holds; empty: not complete)
+
+
+def kept_release(app: AppConfig, db: DatabaseConfig, version: str) -> KeptRelease:
+    """Raises UserFacingError when `version` cannot name a release directory."""
+    base = app.workdir(app.host(db.run_on))
+    return KeptRelease(version, releases.release_dir(base, version), releases.kept(base, version))
 
 
 def sql_revision(current: str | None, target: str | None) -> str:
@@ -111,24 +139,35 @@ def prepare_commands(
     )
 
 
-def downgrade_script(app: AppConfig, db: DatabaseConfig, target: str | None) -> HostScript:
-    """What the downgrade runs on `run_on`, in order, as one script: for the run and the plan."""
-    current = current_command(app, db)
+def downgrade_script(
+    app: AppConfig, db: DatabaseConfig, target: str | None, kept: KeptRelease | None = None
+) -> HostScript:
+    """What the downgrade runs on `run_on`, in order, as one script: for the run and the plan.
+    `kept`: run in that kept release (after the redeploy), its marker read first."""
+    cwd = kept.directory if kept else None
+    current = current_command(app, db, cwd)
     return HostScript.of(
+        read("kept", kept.check, label="kept release", note="must hold the deployed version")
+        if kept
+        else None,
         read("current", current, label="alembic current"),
-        Line("downgrade", downgrade_command(app, db, target), timeout=db.timeout),
+        Line("downgrade", downgrade_command(app, db, target, cwd), timeout=db.timeout),
         read("after", current, label="alembic current", note="must be the target revision"),
     )
 
 
-def rollback_sequence(app: AppConfig, db: DatabaseConfig, target: str | None) -> list[Planned]:
+def rollback_sequence(
+    app: AppConfig, db: DatabaseConfig, target: str | None, kept: KeptRelease | None = None
+) -> list[Planned]:
     """What the downgrade runs, in order."""
-    return downgrade_script(app, db, target).planned()
+    return downgrade_script(app, db, target, kept).planned()
 
 
-def downgrade_command(app: AppConfig, db: DatabaseConfig, target: str | None) -> str:
+def downgrade_command(
+    app: AppConfig, db: DatabaseConfig, target: str | None, cwd: str | None = None
+) -> str:
     host = app.host(db.run_on)
-    return _alembic(app, db, host, "downgrade {revision}", revision=target or "base")
+    return _alembic(app, db, host, "downgrade {revision}", cwd, revision=target or "base")
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,19 @@ from __future__ import annotations
 from bot.config.apps_file import DatabaseConfig
 from bot.ports import CommandResult
 from bot.steps.context import Outcome, StepContext
-from bot.steps.database.commands import _db, _run_on, downgrade_script, short
+from bot.steps.database.commands import (
+    KeptRelease,
+    _db,
+    _run_on,
+    downgrade_script,
+    kept_release,
+    short,
+)
 from bot.steps.database.restore import _restore
 from bot.steps.database.revision import current_revision
-from bot.workflow.errors import StepError
-from bot.workflow.model import Criterion
+from bot.workflow.errors import StepError, UserFacingError
+from bot.workflow.model import Criterion, StepId, StepStatus
+from runners import releases
 
 
 async def rollback(ctx: StepContext) -> Outcome:
@@ -28,29 +36,80 @@ async def rollback(ctx: StepContext) -> Outcome:
     return await _downgrade(ctx, db)
 
 
+def _after_redeploy(ctx: StepContext, db: DatabaseConfig) -> KeptRelease | None:
+    """Where the downgrade runs when the redeploy already ran (a release group whose database
+    is downgraded after its own app too): the kept release of the deployed version, which
+    still holds the newer revision files. None: before the redeploy, in the workdir."""
+    if ctx.incident.step(StepId.REDEPLOY).status is not StepStatus.SUCCEEDED:
+        return None
+    deployed = ctx.facts.assess.deployed
+    host = db.run_on
+    if not ctx.app.deploy.releases or not deployed:
+        raise StepError(
+            f"{ctx.app.name} is already redeployed: the workdir on {host} no longer holds the "
+            "newer revision files `alembic downgrade` needs, and "
+            + ("the app keeps no releases" if deployed else "the deployed version is unknown"),
+            host=host,
+            hint="Restore from the backup taken before the redeploy instead, or Abort.",
+        )
+    try:
+        return kept_release(ctx.app, db, deployed)
+    except UserFacingError as exc:
+        raise StepError(
+            str(exc), host=host, hint="Restore from the backup instead, or Abort."
+        ) from exc
+
+
 async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
     host = _run_on(ctx, db)
     state = ctx.facts.database
     target, before = state.target_revision, state.current_revision
     known = {m.revision for m in state.migrations}
     known |= {r for r in (target, before) if r}
-    # One script, one session: alembic current, the downgrade, alembic current again.
-    script = downgrade_script(ctx.app, db, target)
-    downgrade = script.lines[1].command
+    kept = _after_redeploy(ctx, db)
+    # One script, one session: (the kept release's marker,) alembic current, the downgrade,
+    # alembic current again.
+    script = downgrade_script(ctx.app, db, target, kept)
+    names = script.names
+    downgrade = script.lines[names.index("downgrade")].command
     read: dict[str, str | None] = {}
+    missing: list[str] = []  # the kept release, when it is not there and complete
 
     async def decide(i: int, results: list[CommandResult | None]) -> bool:
-        if i == 0:
+        what = names[i]
+        if what == "current" and kept is not None:
+            marker = script.result(results, "kept")
+            text = marker.output.strip() if marker is not None and marker.ok else ""
+            if not releases.holds(text, ctx.facts.assess.deployed_sha):
+                missing.append(text)
+        if missing:
+            return False  # never in another directory: refused below
+        if what in {"kept", "current"}:
             return True
-        if i == 1:
-            read["now"] = await current_revision(ctx, known, results[0])
+        if what == "downgrade":
+            read["now"] = await current_revision(ctx, known, script.result(results, "current"))
             return read["now"] != target  # already there: nothing more to run
         # A failed downgrade stops the script by itself (`check`).
         return read["now"] != target
 
     whats = ["command"] * len(script.lines)
     results = await ctx.run_script(host, script.sent(), decide=decide, whats=whats)
-    now = read["now"] if "now" in read else await current_revision(ctx, known, results[0])
+    if kept is not None and (missing or script.result(results, "current") is None):
+        marker = missing[0] if missing else ""
+        raise StepError(
+            f"the kept release of {kept.version} on {host.name} (`{kept.directory}`) is "
+            + (
+                f"at another commit (`{marker[:12]}`)"
+                if marker
+                else "missing or incomplete (no release marker)"
+            )
+            + ": `alembic downgrade` needs its newer revision files. Nothing was run",
+            host=host.name,
+            hint=f"Put {kept.version}'s release back in `{kept.directory}` (installed, with its "
+            "marker) and Retry, or Restore from the backup taken before the redeploy.",
+        )
+    first = script.result(results, "current")
+    now = read["now"] if "now" in read else await current_revision(ctx, known, first)
     if now == target:
         # Only a crash after alembic finished gets here: the work is done, do not redo it.
         return Outcome(
@@ -69,7 +128,7 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
     result.check(
         f"`alembic downgrade {revision}`", hint=f"The database was at `{now}`. {restore_hint}"
     )
-    after = await current_revision(ctx, known, results[2])
+    after = await current_revision(ctx, known, script.result(results, "after"))
     if after != target:
         raise StepError(
             f"after the downgrade the database is at `{after or 'base'}`, not the target "
@@ -78,7 +137,10 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
             hint=restore_hint,
             detail=result.tail(),
         )
-    await ctx.say(f"Database downgraded on {host.name}: `{now}` → `{revision}` (alembic current).")
+    where = f" in the kept release `{kept.directory}`" if kept else ""
+    await ctx.say(
+        f"Database downgraded on {host.name}{where}: `{now}` → `{revision}` (alembic current)."
+    )
     return Outcome(
         summary=f"Database downgraded {short(now)} → {short(target)}",
         criteria={Criterion.DATABASE: True},

@@ -11,7 +11,7 @@ from bot.workflow import units
 from bot.workflow.errors import HostError, StepError
 from bot.workflow.facts import BackupFact
 from bot.workflow.messages import CodeBlock
-from bot.workflow.model import Criterion, HostResult
+from bot.workflow.model import Criterion, HostResult, StepId, StepStatus
 from runners import templates
 
 
@@ -126,10 +126,16 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
         )
         error.hosts = dict(hosts)
         raise error
-    await ctx.say(
-        f"Restored `{backup.name}`; the database is at `{after or 'base'}`, the target "
-        f"revision. The app stays stopped until the redeploy step starts {ctx.incident.target}."
-    )
+    if ctx.incident.step(StepId.REDEPLOY).status is StepStatus.SUCCEEDED:
+        # Restored after the redeploy (a release group's shared database): the hosts already
+        # run the target, which matches the restored schema: start it again now.
+        hosts = await _start_again(ctx, start, list(stopped), after)
+    else:
+        await ctx.say(
+            f"Restored `{backup.name}`; the database is at `{after or 'base'}`, the target "
+            f"revision. The app stays stopped until the redeploy step starts "
+            f"{ctx.incident.target}."
+        )
     return Outcome(
         summary=f"Restored {backup.name}; database at the target `{after or 'base'}`",
         hosts=hosts,
@@ -138,3 +144,28 @@ async def _restore(ctx: StepContext, db: DatabaseConfig) -> Outcome:
             update={"revision_after": after, "restored": backup.path, "verify": verified}
         ),
     )
+
+
+async def _start_again(
+    ctx: StepContext, start: str, names: list[str], after: str | None
+) -> dict[str, HostResult]:
+    """The app started again on every host it was stopped on (already on the target)."""
+    hosts = [h for h in ctx.app.hosts if h.name in names]
+    started = await ctx.run_all(start, hosts)
+    failed = _failed_hosts(started)
+    if failed:
+        error = StepError(
+            f"the database was restored (at `{after or 'base'}`), but the app did not start "
+            f"again on {', '.join(sorted(failed))}",
+            hint=f"Start it there by hand (`{start}`) and check it, then Abort or go on by "
+            "hand: a Retry would stop the app and restore again.",
+            detail="\n".join(f"{h}: {why}" for h, why in failed.items()),
+        )
+        raise error
+    await ctx.say(
+        f"Restored; the database is at `{after or 'base'}`, the target revision. The app "
+        f"({ctx.incident.target}, already redeployed) is started again on {len(hosts)} host(s)."
+    )
+    return {
+        n: HostResult(host=n, ok=True, summary="started again after the restore") for n in names
+    }
