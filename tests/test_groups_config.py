@@ -152,3 +152,13 @@ def test_check_notes_a_shared_database_whose_app_keeps_no_releases() -> None:
     for releases, notes in ((1, 1), (2, 0)):
         data["apps"]["worker"]["deploy"]["releases"] = releases
         assert len(group_notes(data, lines)) == notes, releases
+
+
+def test_rewind_check_prints_the_note_and_passes(tmp_path: Path) -> None:
+    """`rewind check`, run as a person runs it: the note is a warning, the file is fine."""
+    from tests.test_config_strict import run
+
+    done = run(tmp_path, GOOD)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "⚠" in done.stdout and "`worker` keeps no releases" in done.stdout, done.stdout
+    assert "✓ all well" in done.stdout
