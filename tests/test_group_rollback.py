@@ -403,7 +403,9 @@ async def test_a_database_app_that_keeps_releases_downgrades_after_both_are_rede
         # The plan: api backs the database up before its redeploy, downgrades it after, in
         # v1.5.0's kept release.
         _, name = await bot.command("plan shop")
-        said = await bot.reply(name, timeout=120)
+        assert "is posted" in await bot.reply(name, timeout=120)
+        # The order is in the plan's message in the incident channel (its file has the rest).
+        said = bot.slack.all_text(bot.slack.messages("C0INCIDENT", top_level=True)[-1])
         assert (
             "2. `api` → `v1.4.2`: roll back code, back up the database `shopdb`, redeploy, "
             "downgrade the database `shopdb` once (its own approval; after `storefront` and "

@@ -40,7 +40,9 @@ from tests.slack_fake import (
     sign,
 )
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# One world for the module, its tests in order on one test process: the last reads what the
+# ones before it left (the cancelled incident's report), so xdist must not split them.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("hostile")]
 
 SENT: list[str] = []  # the kinds of the generated requests sent, in order
 MARK = "pwn"  # in every hostile value, so the hosts' command log can be searched for them

@@ -79,7 +79,8 @@ async def test_full_rollback_with_database_approval(
         branch = f"hotfix/rollback-myapp-v1.4.2-{incident.id}"
         assert branch in origin_branches(env)
 
-        parent = await bot.parent_shows("All completion criteria are met")
+        # The parent's last update goes out after the thread's queued lines (one a second).
+        parent = await bot.parent_shows("All completion criteria are met", timeout=60)
         assert "Roll back database" in parent and "Monitor" in parent
         notices = [bot.slack.all_text(m) for m in bot.slack.messages("C0STAKEHOLDERS")]
         assert len(notices) == 2 and "Recovered" in notices[1]
