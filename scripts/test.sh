@@ -42,7 +42,8 @@ fi
 rm -f "$apt_log"
 
 # Two test processes (pytest-xdist): the tests mostly wait on real processes, so two at a time
-# halve the run; each starts its own Redis and PostgreSQL. pytest-benchmark, when a machine has
+# halve the run; each starts its own Redis and PostgreSQL. A file's tests stay on one process
+# (--dist loadfile): some modules share one world across their tests, in order. pytest-benchmark, when a machine has
 # it, refuses to load beside xdist, and no test here uses it.
 # The process tests (failovers, rolling restarts, killed workers) share 2 cores with real sshd
 # hosts and Redis servers; a test that fails is run once more and reported as "R" (a rerun) in the
@@ -55,7 +56,7 @@ rm -f "$apt_log"
 export REWIND_TEST_RUN="rewind-test-$$-$RANDOM"
 status=0
 timeout --foreground -k 30 "${REWIND_TEST_DEADLINE:-1080}" \
-  python3 -m pytest -q -p no:cacheprovider -p no:benchmark -n 2 --dist loadgroup --reruns 1 --reruns-delay 2 -rR --durations=10 "$@" ||
+  python3 -m pytest -q -p no:cacheprovider -p no:benchmark -n 2 --dist loadfile --reruns 1 --reruns-delay 2 -rR --durations=10 "$@" ||
   status=$?
 [ "$status" -eq 124 ] && echo "The tests did not end within ${REWIND_TEST_DEADLINE:-1080} s: stopped." >&2
 for environ in /proc/[0-9]*/environ; do

@@ -40,9 +40,9 @@ from tests.slack_fake import (
     sign,
 )
 
-# One world for the module, its tests in order on one test process: the last reads what the
-# ones before it left (the cancelled incident's report), so xdist must not split them.
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("hostile")]
+# One world for the module, its tests in order on one test process (scripts/test.sh runs xdist
+# with --dist loadfile): the later tests read what the earlier ones left.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SENT: list[str] = []  # the kinds of the generated requests sent, in order
 MARK = "pwn"  # in every hostile value, so the hosts' command log can be searched for them
