@@ -55,7 +55,7 @@ rm -f "$apt_log"
 # left holding the terminal (or CI's pipe) open, whatever became of the test that started it.
 export REWIND_TEST_RUN="rewind-test-$$-$RANDOM"
 status=0
-timeout --foreground -k 30 "${REWIND_TEST_DEADLINE:-1080}" \
+timeout --foreground -s INT -k 60 "${REWIND_TEST_DEADLINE:-1080}" \
   python3 -m pytest -q -p no:cacheprovider -p no:benchmark -n 2 --dist loadfile --reruns 1 --reruns-delay 2 -rR --durations=10 "$@" ||
   status=$?
 [ "$status" -eq 124 ] && echo "The tests did not end within ${REWIND_TEST_DEADLINE:-1080} s: stopped." >&2

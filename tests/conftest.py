@@ -16,6 +16,7 @@ from tests.slack_fake import SlackFake
 # two: they import it, and pytest rewrites asserts only in a plugin it imports itself.
 pytest_plugins = [
     "tests.ast_guard",
+    "tests.live_report",
     "tests.processes",
     "tests.fixtures_hosts",
     "tests.redis_servers",
