@@ -100,22 +100,29 @@ async def test_a_connection_dropped_mid_command_pauses_the_step_for_retry(
     make_bot: Any, ssh_env: SshEnv
 ) -> None:
     """A command cut off mid-way may have done part of its work: the step fails and waits for a
-    person (Retry), as any unreachable host does; Retry opens a new connection and goes on."""
+    person (Retry), as any unreachable host does; Retry opens a new connection and goes on.
+
+    The cut comes while web1's restart is really running (it waits for a file the test writes),
+    never between commands, where a lost connection is simply opened again."""
     env = ssh_env
-    web1 = env.hosts[0]
+    web1, web2 = env.hosts
     cfg = config(env)
-    cfg["monitor"] = {"duration": "30s", "interval": "0.5s"}
+    wait = "touch .restart-started && while [ ! -e .restart-go ]; do sleep 0.1; done"
+    cfg["deploy"]["commands"]["restart"] = f"{wait} && ./run.sh restart"
+    web2.run("touch .restart-go")
     async with make_bot({"myapp": cfg}) as bot:
         await start(bot)
         await bot.click(await bot.gate("Roll back"), "Roll back", "U0CAROL")
-        await bot.wait_step("monitor")
+        await until(lambda: ".restart-started" in web1.run("ls -a"), "web1's restart under way", 60)
         assert web1.drop_connections() == 1
         gate = await bot.gate("Retry", timeout=90)
         assert "web1" in bot.slack.all_text(gate)
         assert (await bot.incident()).status.value == "paused"
+        web1.run("touch .restart-go")
         await bot.click(gate, "Retry", "U0CAROL")
         await bot.wait_status("completed", timeout=120)
         assert web1.ssh_connections() == 2
+        assert web1.run("cat VERSION").strip() == "1.4.2"
         await all_closed(bot, env.hosts, "connections closed at the end")
 
 
