@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,12 @@ from bot.app.assembly import Runtime, build_runtime, run_worker, web_app
 from bot.config.apps_file import load_apps
 from bot.config.settings import Settings
 from tests.slack_fake import SentResponse, SlackFake, buttons, click, send_command
+
+# Seconds between two messages to one channel for the bots these tests run in-process (from the
+# environment for a comparison run). The Slack stand-in has no rate limit unless a test sets one;
+# the bots the tests start as processes (tests/processes.py) keep Slack's one a second, and so do
+# the tests of the pacing itself, which build their own notifier.
+PACING = float(os.environ.get("REWIND_TEST_PACING", "0.2"))
 
 SECRET = "test-signing-secret"
 INCIDENT_CHANNEL = "C0INCIDENT"
@@ -198,7 +205,7 @@ async def running_bot(
 ) -> AsyncIterator[Bot]:
     settings = Settings.model_validate(env)
     apps = load_apps(settings.config_path)
-    runtime = build_runtime(settings, apps)
+    runtime = build_runtime(settings, apps, pacing=PACING)
     app = web_app(runtime, with_worker=with_worker)
     runner = web.AppRunner(app)
     await runner.setup()

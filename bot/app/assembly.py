@@ -95,7 +95,9 @@ class Runtime:
 CLOSE_WAIT = 1.0  # seconds to close the Redis clients; nothing is left to flush in them
 
 
-def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
+def build_runtime(settings: Settings, apps: AppsFile, *, pacing: float = 1.0) -> Runtime:
+    """`pacing`: seconds between two messages to one Slack channel (Slack's limit is about one
+    a second); only in-process tests, against a Slack stand-in without that limit, pass less."""
     install_log_redaction()
     outage = Outage()  # one per process: every client of it reports here
     stores = open_store(
@@ -106,7 +108,7 @@ def build_runtime(settings: Settings, apps: AppsFile) -> Runtime:
         settings.redis_url, settings.queue_name, outage=outage, heartbeat=settings.heartbeat
     )
     client = make_client(settings.token(), settings.slack_api_url)
-    notifier = SlackNotifier(client, apps)
+    notifier = SlackNotifier(client, apps, min_interval=pacing)
     # Built in the order they need each other: the incidents ask the watch's store (hooks), the
     # watch opens incidents, and the step runner closes an ended incident's connections.
     runners = HostRunners(runner_for, still_open=open_in(store))
