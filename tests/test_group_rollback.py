@@ -466,6 +466,13 @@ async def test_a_database_app_that_keeps_releases_downgrades_after_both_are_rede
         await bot.click(approval, "Approve downgrade", "U0ALICE")
         web, back = await wait_members(bot, Status.COMPLETED)
         thread = await bot.said(f"in the kept release `{kept_dir}`")
+        # The parent shows it as it ran: api's downgrade in a section after every redeploy.
+        late = "Roll back database* — runs after Redeploy previous version"
+        parent = await bot.parent_shows(late)
+        redeploy = parent.index("*Redeploy previous version*")
+        assert redeploy < parent.index("`api`", redeploy) < parent.index(late)
+        assert parent.index(late) < parent.index("`api`", parent.index(late))
+        assert "*Roll back database*\n" not in parent, parent
 
     for env in release_kept:
         assert running(env) == "1.4.2"
