@@ -265,6 +265,14 @@ async def test_run_this_plan_opens_the_group_as_planned_once(
         await dispatcher.run_group_plan("g1", "shop", Actor("U0NOBODY"))
     assert await g.store.lock_holder("web") is None and await g.store.recent_incidents(5) == []
 
+    # A busy member refuses it: all locks or none.
+    busy = await g.service.open(OpenRequest("api", None, "its own trouble", Actor("U0CAROL")))
+    with pytest.raises(UserFacingError, match=f"`api` already has an open incident `{busy.id}`"):
+        await dispatcher.run_group_plan("g1", "shop", Actor("U0CAROL"))
+    assert await g.store.lock_holder("web") is None
+    await g.service.cancel(busy.id, Actor("U0CAROL"))
+    g.queue.jobs.clear()
+
     opened = await dispatcher.run_group_plan("g1", "shop", Actor("U0CAROL"))
     await g.drain()
     assert opened.incident.id == "p1" and opened.group.id == "g1"
@@ -275,6 +283,8 @@ async def test_run_this_plan_opens_the_group_as_planned_once(
     assert web.facts.plan == group.plans[0].basis and api.facts.plan == group.plans[1].basis
     assert (web.facts.code_method, api.facts.code_method) == ("revert", "tag")
     assert web.reason == "release 42 broke checkout"
+    await g.answer("p1", "roll_back", "U0CAROL")  # one decision, then four-eyes (web: prod)
+    assert [gate.kind for gate in g.notifier.asked][-1] is GateKind.APPROVE_START
     with pytest.raises(UserFacingError, match="This plan was already run: incident `p1`"):
         await dispatcher.run_group_plan("g1", "shop", Actor("U0CAROL"))
 
