@@ -21,6 +21,7 @@ from bot.workflow.errors import StepError, UserFacingError
 from bot.workflow.machine import Answer
 from bot.workflow.messages import Message
 from bot.workflow.model import Criterion, GateKind, Incident, Status, StepId, StepStatus
+from bot.workflow.plan import GroupPlan, Plan, PlanBasis, PlanChecks
 from bot.workflow.policy import Actor
 from bot.workflow.render_text import plain
 from bot.workflow.version import Version
@@ -225,3 +226,73 @@ async def test_status_of_a_group_lists_each_apps_incident(tmp_path: Path) -> Non
     found = await dispatcher.run(parse("status shop"), Actor("U0CAROL"))
     assert isinstance(found, Listing)
     assert [(i.app, i.id) for i in found.incidents] == [("web", web.id), ("api", api.id)]
+
+
+def _plan(app: str, plan_id: str, method: str = "tag") -> Plan:
+    basis = PlanBasis(
+        deployed_by_host={"w1": "v1.5.0"}, deployed_sha="a" * 40, target="v1.4.2",
+        target_sha="b" * 40, db_revision="r2", code_method=method,
+    )  # fmt: skip
+    checks = PlanChecks(
+        health=[], logs=[], error_pattern="", smoke=[], monitor_duration=1,
+        monitor_interval=1, failure_streak=1,
+    )  # fmt: skip
+    return Plan(
+        id=plan_id, app=app, environment="staging", requested_version=None, by="U0CAROL",
+        reason="release 42 broke checkout", basis=basis, deployed="v1.5.0", branch="b",
+        checks=checks,
+    )  # fmt: skip
+
+
+async def test_run_this_plan_opens_the_group_as_planned_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.fronts.dispatch import Dispatcher
+
+    g = Group(tmp_path)
+
+    async def exists(app: object, version: Version) -> None:  # the repo is not the point here
+        assert str(version) == "v1.4.2"
+
+    monkeypatch.setattr(g.service, "check_version_exists", exists)
+    dispatcher = Dispatcher(g.service, g.store, None)  # type: ignore[arg-type]
+    group = GroupPlan(
+        id="g1", group="shop", plans=[_plan("web", "p1", "revert"), _plan("api", "p2")], order=[]
+    )
+    await g.store.save_plan(group.id, group.model_dump_json(), 60)
+    # The group's checks: rights on every member; nothing locked, nothing opened.
+    with pytest.raises(UserFacingError, match="needs this right on each of its apps"):
+        await dispatcher.run_group_plan("g1", "shop", Actor("U0NOBODY"))
+    assert await g.store.lock_holder("web") is None and await g.store.recent_incidents(5) == []
+
+    # A busy member refuses it: all locks or none.
+    busy = await g.service.open(OpenRequest("api", None, "its own trouble", Actor("U0CAROL")))
+    with pytest.raises(UserFacingError, match=f"`api` already has an open incident `{busy.id}`"):
+        await dispatcher.run_group_plan("g1", "shop", Actor("U0CAROL"))
+    assert await g.store.lock_holder("web") is None
+    await g.service.cancel(busy.id, Actor("U0CAROL"))
+    g.queue.jobs.clear()
+
+    opened = await dispatcher.run_group_plan("g1", "shop", Actor("U0CAROL"))
+    await g.drain()
+    assert opened.incident.id == "p1" and opened.group.id == "g1"
+    web, api = await g.load("p1"), await g.load("p2")
+    # Each member under its plan's id, pinned to its target, with its plan's basis.
+    assert web.group is not None and web.group.members == ["p1", "p2"]
+    assert (web.requested_version, api.requested_version) == ("v1.4.2", "v1.4.2")
+    assert web.facts.plan == group.plans[0].basis and api.facts.plan == group.plans[1].basis
+    assert (web.facts.code_method, api.facts.code_method) == ("revert", "tag")
+    assert web.reason == "release 42 broke checkout"
+    await g.answer("p1", "roll_back", "U0CAROL")  # one decision, then four-eyes (web: prod)
+    assert [gate.kind for gate in g.notifier.asked][-1] is GateKind.APPROVE_START
+    with pytest.raises(UserFacingError, match="This plan was already run: incident `p1`"):
+        await dispatcher.run_group_plan("g1", "shop", Actor("U0CAROL"))
+
+    # A plan no longer kept says so, and what to do.
+    with pytest.raises(UserFacingError, match=r"no longer kept .*`/rollback plan shop`"):
+        await dispatcher.run_group_plan("gone", "shop", Actor("U0CAROL"))
+    # A group changed since its plan was made is not run from it.
+    changed = GroupPlan(id="g2", group="shop", plans=[_plan("web", "p3")], order=[])
+    await g.store.save_plan(changed.id, changed.model_dump_json(), 60)
+    with pytest.raises(UserFacingError, match="changed since plan `g2` was made"):
+        await dispatcher.run_group_plan("g2", "shop", Actor("U0CAROL"))

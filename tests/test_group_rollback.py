@@ -276,18 +276,19 @@ async def test_a_worker_killed_mid_group_another_resumes_each_member(
 
 
 @pytest.mark.timeout(400)
-async def test_the_plan_of_a_group_names_every_command_it_then_runs(
+async def test_run_this_plan_of_a_group_runs_every_command_it_names(
     slack: SlackFake, redis_url: str, tmp_path: Path, release: tuple[SshEnv, SshEnv]
 ) -> None:
     async with group_bot(slack, redis_url, tmp_path, group_config(*release)) as bot:
         _, name = await bot.command("plan shop")
         answer = await bot.reply(name, timeout=120)
         assert "of the group `shop`" in answer and "is posted" in answer, answer
-        assert "Nothing was changed" in answer
+        assert "Nothing was changed" in answer and "*Run this plan*" in answer
+        group_id = answer.split("Plan `", 1)[1].split("`", 1)[0]
         # Posted as one app's plan is: one message in the incident channel, the plan its file.
         [posted] = bot.slack.messages("C0INCIDENT", top_level=True)
         said = bot.slack.all_text(posted)
-        assert "Run this plan" not in [b.text for b in bot.slack.buttons(posted)]
+        assert "Run this plan" in [b.text for b in bot.slack.buttons(posted)]
         [file] = [f for f in bot.slack.files if f.filename.startswith("rollback-plan-shop-")]
         assert file.channel_id == "C0INCIDENT" and file.thread_ts == posted["ts"]
         content = file.content.decode()
@@ -321,15 +322,42 @@ async def test_the_plan_of_a_group_names_every_command_it_then_runs(
             env.hosts[0].clear_commands()
         assert await bot.runtime.store.recent_incidents(5) == []
 
-        await roll_back(bot)
+        # Run this plan: refused as `/rollback shop` refuses (rights on every app), no lock.
+        _, name = await bot.click(posted, "Run this plan", "U0MALLORY")
+        assert "needs this right on each of its apps" in await bot.reply(name)
+        assert await bot.runtime.store.recent_incidents(5) == []
+        assert await bot.runtime.store.lock_holder("storefront") is None
+        # Clicked by an operator: the group as planned, each app under its plan's id; each
+        # member's Assess compares with its own plan.
+        _, name = await bot.click(posted, "Run this plan", "U0CAROL")
+        opened = await bot.reply(name)
+        assert f"The group `shop` opened from plan `{group_id}`" in opened, opened
+        assert f"`api` → `v1.4.2` (incident `{ids['api']}`)" in opened, opened
+        await bot.click(await bot.gate("Roll back"), "Roll back", "U0CAROL")
+        await bot.said(*(f"Nothing plan `{ids[a]}` depended on has changed" for a in ids))
         await bot.click(await bot.gate("Approve downgrade", 120), "Approve downgrade", "U0ALICE")
         done = await wait_members(bot, Status.COMPLETED)
+        assert [(m.app, m.id) for m in done] == [(a, ids[a]) for a in ("storefront", "api")]
+        for env in release:
+            assert env.hosts[0].run("cat VERSION").strip() == "1.4.2"
+        # A plan runs once; once it is no longer kept, the click says so and what to do.
+        _, name = await bot.click(posted, "Run this plan", "U0CAROL")
+        assert "This plan was already run" in await bot.reply(name)
+        raw = await bot.runtime.store.load_plan(group_id)
+        assert raw is not None
+        await bot.runtime.store.save_plan(group_id, raw, 1)  # its time runs out
+        for _ in range(100):  # Redis expires it within a second or two
+            if await bot.runtime.store.load_plan(group_id) is None:
+                break
+            await asyncio.sleep(0.2)
+        _, name = await bot.click(posted, "Run this plan", "U0CAROL")
+        expired = await bot.reply(name)
+        assert "is no longer kept" in expired and "`/rollback plan shop`" in expired, expired
 
     for incident, env in zip(done, release, strict=True):
         plan = plans[incident.app]
         host = env.hosts[0]
-        # The incident's own id stands where the plan's id stood (branch and backup names).
-        ran = [_norm(c.replace(incident.id, plan.id)) for c in sent(host)]
+        ran = [_norm(c) for c in sent(host)]
         planned = {_norm(c.command) for c in plan.commands}
         assert ran and [r for r in ran if r not in planned] == [], incident.app
         must = {_norm(c.command) for c in plan.commands if c.name not in {"install"}}
@@ -438,6 +466,13 @@ async def test_a_database_app_that_keeps_releases_downgrades_after_both_are_rede
         await bot.click(approval, "Approve downgrade", "U0ALICE")
         web, back = await wait_members(bot, Status.COMPLETED)
         thread = await bot.said(f"in the kept release `{kept_dir}`")
+        # The parent shows it as it ran: api's downgrade in a section after every redeploy.
+        late = "Roll back database* — runs after Redeploy previous version"
+        parent = await bot.parent_shows(late)
+        redeploy = parent.index("*Redeploy previous version*")
+        assert redeploy < parent.index("`api`", redeploy) < parent.index(late)
+        assert parent.index(late) < parent.index("`api`", parent.index(late))
+        assert "*Roll back database*\n" not in parent, parent
 
     for env in release_kept:
         assert running(env) == "1.4.2"

@@ -91,7 +91,7 @@ HELP = message(
             "add `--major` for a major outage: the report comes with a postmortem template",
             para(
                 "`/rollback plan APP|GROUP [VERSION]` — the plan of the rollback (every command, "
-                "the SQL), changing nothing, posted as a file; an app's plan has a ",
+                "the SQL), changing nothing, posted as a file with a ",
                 Emphasis("Run this plan"),
                 " button",
             ),

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from bot.config.apps_file import AppsFile
 from bot.config.apps_problems import did_you_mean
 from bot.fronts.command import HELP, Command
@@ -87,6 +89,14 @@ class OpenedFromPlan:
     plan: Plan
 
 
+@dataclass(frozen=True)
+class GroupOpenedFromPlan:
+    """`Run this plan` of a group: the lead's incident, and the plan each member runs."""
+
+    incident: Incident
+    group: GroupPlan
+
+
 Reply = (
     Opened
     | Listing
@@ -98,11 +108,27 @@ Reply = (
     | PlanMade
     | GroupPlanMade
     | OpenedFromPlan
+    | GroupOpenedFromPlan
 )
 
 
 def group_request(cmd: Command, actor: Actor, source: str) -> GroupRequest:
     return GroupRequest(cmd.app, cmd.reason, actor, cmd.pins, source=source, major=cmd.major)
+
+
+def planned(group: GroupPlan, actor: Actor, source: str = "slack") -> GroupRequest:
+    """The group as its plan has it: each app pinned to its target, under its plan's id, with
+    what its plan depended on."""
+    return GroupRequest(
+        group.group,
+        group.reason or f"rollback as planned in plan {group.id}",
+        actor,
+        # stored text: parsed as a typed one is
+        tuple((p.app, Version.parse(p.target)) for p in group.plans),
+        source=source,
+        ids=tuple(p.id for p in group.plans),
+        bases=tuple((p.app, p.basis) for p in group.plans),
+    )
 
 
 def check_pins(apps: AppsFile, group: str, pins: Sequence[tuple[str, Version]]) -> None:
@@ -233,6 +259,37 @@ class Dispatcher:
             incident_id=plan.id,
         )
         return OpenedFromPlan(await self.incidents.open(request), plan)
+
+    async def run_group_plan(self, plan_id: str, name: str, actor: Actor) -> GroupOpenedFromPlan:
+        """`Run this plan` of a group: `/rollback GROUP` with each app pinned to its planned
+        target, each member under its own plan's id with that plan's basis (so each member's
+        Assess says what changed since); the same checks (rights on every member, all locks or
+        none, four-eyes when a member is production)."""
+        raw = await self.store.load_plan(plan_id)
+        if raw is None:
+            raise UserFacingError(
+                f"Plan `{plan_id}` of the group `{name}` is no longer kept (plans last "
+                f"{PLAN_TTL // 3600} hours): make a new one with `/rollback plan {name}`, or run "
+                f"the group without one: `/rollback {name} reason…`."
+            )
+        try:
+            group = GroupPlan.model_validate_json(raw)
+        except ValidationError:
+            raise UserFacingError(f"`{plan_id}` is not the plan of a group.") from None
+        self._check_members(group)
+        request = planned(group, actor, self.source)
+        return GroupOpenedFromPlan(await self.incidents.groups.open(request), group)
+
+    def _check_members(self, group: GroupPlan) -> None:
+        """The apps file may have changed the group since: its plan would not be its rollback."""
+        now = [a.name for a in self.incidents.groups.members(group.group)]
+        if now != [p.app for p in group.plans]:
+            listed = ", ".join(f"`{n}`" for n in now)
+            raise UserFacingError(
+                f"The group `{group.group}` changed since plan `{group.id}` was made (its apps "
+                f"are now {listed}): make a new plan with `/rollback plan {group.group}`. "
+                "Nothing was started."
+            )
 
     async def release(self, cmd: Command, actor: Actor) -> Reply:
         app = self.incidents.app(cmd.app)

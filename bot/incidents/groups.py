@@ -36,6 +36,7 @@ from bot.workflow.input_checks import check_reason
 from bot.workflow.machine import Begin, Cancel, Event
 from bot.workflow.messages import ChannelRef, message, para, words
 from bot.workflow.model import GroupRef, Incident, StepRecord, StepStatus
+from bot.workflow.plan import PlanBasis, plan_facts
 from bot.workflow.policy import Actor, Policy, Right
 from bot.workflow.steps import DB_STEPS, ORDER
 from bot.workflow.version import Version
@@ -75,6 +76,9 @@ class GroupRequest:
     source: str = "slack"
     major: bool = False
     ids: tuple[str, ...] = field(default=())  # the members' incident ids (tests, plans)
+    # `Run this plan`: what each member's plan depended on (app, basis), so that each
+    # member's Assess says what changed since.
+    bases: tuple[tuple[str, PlanBasis], ...] = ()
 
 
 class Groups:
@@ -131,6 +135,7 @@ class Groups:
 
     async def open(self, req: GroupRequest) -> Incident:
         apps = self.check_request(req)
+        await self._refuse_if_run(req)
         pins = dict(req.pins)
         for app in apps:  # a Redis read per app spares the git work below
             holder_id = await self.store.lock_holder(app.name)
@@ -190,6 +195,15 @@ class Groups:
         assert found is not None
         return found
 
+    async def _refuse_if_run(self, req: GroupRequest) -> None:
+        """A plan's ids are the members' incident ids: a plan runs once."""
+        for incident_id in req.ids:
+            if await self.store.load(incident_id) is not None:
+                raise UserFacingError(
+                    f"This plan was already run: incident `{req.ids[0]}` (the group "
+                    f"`{req.group}`). `/rollback status {req.group}` shows where it stands."
+                )
+
     async def _lock_all(self, apps: list[AppConfig], ids: list[str]) -> list[int]:
         holders = [(app.name, incident_id) for app, incident_id in zip(apps, ids, strict=True)]
         for _ in range(2):
@@ -218,7 +232,7 @@ class Groups:
     def _members(
         self, req: GroupRequest, apps: list[AppConfig], ids: list[str], tokens: list[int]
     ) -> list[Incident]:
-        pins = dict(req.pins)
+        pins, bases = dict(req.pins), dict(req.bases)
         order = self.order(req.group)
         production = self.policy(req.group).production
         out: list[Incident] = []
@@ -245,6 +259,7 @@ class Groups:
                     steps=steps,
                     lock_token=token,
                     major=req.major,
+                    facts=plan_facts(bases.get(app.name)),
                     group=GroupRef(
                         name=req.group,
                         lead=ids[0],

@@ -26,7 +26,6 @@ from bot.telemetry.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED
 from bot.workflow import said
 from bot.workflow.baseline import Baseline
 from bot.workflow.errors import UserFacingError
-from bot.workflow.facts import Facts
 from bot.workflow.input_checks import check_reason
 from bot.workflow.machine import (
     Answer,
@@ -48,7 +47,7 @@ from bot.workflow.machine import (
 )
 from bot.workflow.messages import ChannelRef, message
 from bot.workflow.model import GateKind, Incident, Status, StepId, StepStatus
-from bot.workflow.plan import PlanBasis
+from bot.workflow.plan import PlanBasis, plan_facts
 from bot.workflow.policy import Actor, Policy, Right, Rules
 from bot.workflow.quarantine import Quarantine
 from bot.workflow.render_text import plain
@@ -187,7 +186,7 @@ class IncidentService:
                 steps=new_steps(),
                 lock_token=token,
                 major=req.major,
-                facts=_plan_facts(req.plan),
+                facts=plan_facts(req.plan),
                 baseline=await self.watch.baseline_for(app.name) if self.watch else None,
             )
             await self.store.create(incident)
@@ -350,14 +349,6 @@ class IncidentService:
                 await self.queue.enqueue_step(incident.id, rec.id, attempt)
                 count += 1
         return count
-
-
-def _plan_facts(plan: PlanBasis | None) -> Facts:
-    if plan is None:
-        return Facts()
-    # Assess compares what it finds with the plan; the code step takes the plan's method.
-    method: Literal["revert", "tag"] = "revert" if plan.code_method == "revert" else "tag"
-    return Facts(plan=plan, code_method=method)
 
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")

@@ -7,6 +7,7 @@ the kept release, after its redeploy, and the order the group runs in
 from __future__ import annotations
 
 from bot.config.apps_file import AppConfig
+from bot.incidents.service import new_incident_id
 from bot.plan.build import PLAN_TTL, Planner
 from bot.steps import database
 from bot.workflow.errors import UserFacingError
@@ -49,7 +50,12 @@ async def plan_group(
         plans.append(plan)
     if not plans:
         raise UserFacingError(f"The group `{name}` has no apps.")
-    return GroupPlan(group=name, plans=plans, order=order_lines(planner, name, plans))
+    group = GroupPlan(
+        id=new_incident_id(), group=name, plans=plans, order=order_lines(planner, name, plans)
+    )
+    # Kept for `Run this plan`, as one app's plan is (each member's plan is also kept alone).
+    await planner.incidents.store.save_plan(group.id, group.model_dump_json(), PLAN_TTL)
+    return group
 
 
 def after_redeploy(app: AppConfig, plan: Plan) -> None:
@@ -150,7 +156,16 @@ def groups_production(planner: Planner, name: str) -> bool:
 def markdown(group: GroupPlan) -> str:
     from bot.plan import render
 
-    head = [f"# Rollback plan of the group `{group.group}`", "", "## Order", ""]
+    head = [
+        f"# Rollback plan of the group `{group.group}`",
+        "",
+        f"Plan `{group.id}`. `Run this plan` opens the group as planned: each app pinned to its "
+        "target below, as the incident of its own plan's id; each app's Assess says what "
+        "changed since the plan was made, before anything runs.",
+        "",
+        "## Order",
+        "",
+    ]
     head += [f"- {line}" if not line[0].isdigit() else line for line in group.order]
     parts = ["\n".join(head)]
     parts += [render.markdown(plan) for plan in group.plans]

@@ -32,12 +32,13 @@ from bot.workflow.model import (
     Gate,
     GateKind,
     Incident,
+    MemberRow,
     Status,
     StepId,
     StepRecord,
     StepStatus,
 )
-from bot.workflow.steps import SPECS, STEPS
+from bot.workflow.steps import ORDER, SPECS, STEPS
 
 ELLIPSIS = "…"
 BUTTON_MAX = 75
@@ -228,20 +229,75 @@ def checklist_lines(incident: Incident) -> list[Paragraph]:
 
 def group_checklist_lines(lead: Incident) -> list[Paragraph]:
     """A group's checklist: each runbook step, with a row per app under it, in the group's
-    order."""
+    order. A step a member runs later than the runbook's order (the shared database's
+    downgrade by an owner that keeps releases: after its own redeploy) is shown where it runs,
+    in a section after the step it follows; the other members' rows of that step go with it
+    when they skip it (they have no time of their own)."""
     assert lead.group is not None
+    rows = lead.group.rows
+    late = _late_steps(rows)
     lines: list[Paragraph] = []
-    for spec in STEPS:
-        lines.append(para(Emphasis(spec.title)))
-        for row in lead.group.rows:
-            rec = next((r for r in row.steps if r.id is spec.id), None)
-            if rec is None:
-                continue
+    for key in _sections(late):
+        step, after = key
+        shown = [
+            (row, rec)
+            for row in rows
+            if (rec := _rec(row, step)) is not None and _section_of(row, rec, late) == key
+        ]
+        if not shown:
+            continue
+        title: list[Inline] = [Emphasis(SPECS[step].title)]
+        if after is not None:
+            title.append(f" — runs after {SPECS[after].title}")
+        lines.append(Paragraph(tuple(title)))
+        for row, rec in shown:
             parts: list[Inline] = [f"      {STEP_MARK.get(rec.status, '⬜')} `{row.app}`"]
             if rec.summary:
                 parts += [" — ", truncate(first_line(rec.summary), 200)]
             lines.append(Paragraph(tuple(parts)))
     return lines
+
+
+Section = tuple[StepId, StepId | None]  # a step, and the step it runs after when out of order
+
+
+def _rec(row: MemberRow, step: StepId) -> StepRecord | None:
+    return next((r for r in row.steps if r.id is step), None)
+
+
+def _late_steps(rows: Sequence[MemberRow]) -> dict[tuple[str, StepId], StepId]:
+    """(app, step) -> the step it runs after, for each step a member stores after a step the
+    runbook puts after it (its own order is the order it runs in)."""
+    rank = {spec.id: i for i, spec in enumerate(STEPS)}
+    late: dict[tuple[str, StepId], StepId] = {}
+    for row in rows:
+        latest: StepId | None = None
+        for rec in row.steps:
+            if latest is not None and rank[rec.id] < rank[latest]:
+                late[(row.app, rec.id)] = latest
+            else:
+                latest = rec.id
+    return late
+
+
+def _section_of(row: MemberRow, rec: StepRecord, late: dict[tuple[str, StepId], StepId]) -> Section:
+    if (after := late.get((row.app, rec.id))) is not None:
+        return rec.id, after
+    if rec.status is StepStatus.SKIPPED:  # no time of its own: beside the ones that run
+        moved = sorted({a for (_, s), a in late.items() if s is rec.id}, key=ORDER.index)
+        if moved:
+            return rec.id, moved[0]
+    return rec.id, None
+
+
+def _sections(late: dict[tuple[str, StepId], StepId]) -> list[Section]:
+    """The runbook's steps in order, each followed by the steps run after it out of order."""
+    out: list[Section] = []
+    for spec in STEPS:
+        out.append((spec.id, None))
+        moved = {(s, a) for (_, s), a in late.items() if a is spec.id}
+        out += sorted(moved, key=lambda k: ORDER.index(k[0]))
+    return out
 
 
 def waiting_lines(incident: Incident) -> list[Paragraph]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from bot.workflow.facts import AssessFacts, PlanBasis
+from bot.workflow.facts import AssessFacts, Facts, PlanBasis
 from bot.workflow.model import StepId, utcnow
 
 __all__ = ["PlanBasis"]
@@ -98,15 +98,26 @@ class Plan(BaseModel):
 
 class GroupPlan(BaseModel):
     """The plan of a release group (`/rollback plan GROUP`): each member's plan, in the group's
-    order, and what runs when across them."""
+    order, and what runs when across them. Kept under its own id for `Run this plan`, which
+    opens each member under its own plan's id, pinned to that plan's target."""
 
+    id: str
     group: str
     plans: list[Plan]
     order: list[str]  # plain lines, one per stage
 
     @property
-    def id(self) -> str:
-        return self.plans[0].id if self.plans else ""
+    def reason(self) -> str:
+        return self.plans[0].reason if self.plans else ""
+
+
+def plan_facts(basis: PlanBasis | None) -> Facts:
+    """An incident's facts when it starts from a plan: Assess compares what it finds with the
+    plan, and the code step takes the plan's method."""
+    if basis is None:
+        return Facts()
+    method: Literal["revert", "tag"] = "revert" if basis.code_method == "revert" else "tag"
+    return Facts(plan=basis, code_method=method)
 
 
 def changes_since(basis: PlanBasis, facts: AssessFacts) -> list[str]:

@@ -24,7 +24,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.fronts.slack import text as t
-from bot.fronts.slack.ids import ACTION, Action, ButtonValue
+from bot.fronts.slack.ids import ACTION, GROUP_PLAN, Action, ButtonValue
 from bot.fronts.slack.text import md, mds
 from bot.views import incident as views
 from bot.workflow.model import Gate, Incident
@@ -129,21 +129,7 @@ def gate_block_id(token: str) -> str:
 
 def plan(plan_id: str, app: str, summary: str) -> tuple[str, Blocks]:
     """The message a plan's file goes with: its summary and the `Run this plan` button."""
-    value = ButtonValue(i=plan_id, t="plan").dump()
-    run = ButtonElement(
-        text=PlainTextObject(text="Run this plan"),
-        action_id=Action.RUN_PLAN.value,
-        value=value,
-        style="primary",
-        confirm=ConfirmObject(
-            title=PlainTextObject(text="Run this plan?"),
-            text=PlainTextObject(
-                text=t.truncate(f"This opens the rollback incident of {app} as planned.", 300)
-            ),
-            confirm=PlainTextObject(text="Run it"),
-            deny=PlainTextObject(text="Cancel"),
-        ),
-    )
+    run = _run_button(ButtonValue(i=plan_id, t="plan"), f"the rollback incident of {app}")
     text = (
         f"*Rollback plan* `{plan_id}` — the full plan is in the file in this thread.\n"
         + t.escape(summary)
@@ -153,15 +139,37 @@ def plan(plan_id: str, app: str, summary: str) -> tuple[str, Blocks]:
 
 
 def group_plan(group: str, plan_id: str, summary: str) -> tuple[str, Blocks]:
-    """The message a release group's plan file goes with: the order and each app's summary.
-    No `Run this plan` button: a group is run with `/rollback GROUP`, which plans again."""
+    """The message a release group's plan file goes with: the order, each app's summary, and
+    the `Run this plan` button (its value names the group, so that a plan no longer kept can
+    still say how to make a new one)."""
+    value = ButtonValue(i=plan_id, t=GROUP_PLAN, o=group)
+    run = _run_button(value, f"the rollback of the group {group}, every app")
     text = (
         f"*Rollback plan of the group* `{group}` (`{plan_id}`) — the full plan, every app in "
         "the group's order, is in the file in this thread.\n" + t.escape(summary)
     )
-    run = f"To run it: `/rollback {group} [APP=VERSION …] reason…` (it assesses every app again)."
-    blocks: list[Block] = [*sections(text.splitlines()), context(run)]
+    again = f"Or `/rollback {group} [APP=VERSION …] reason…`: it assesses every app again."
+    blocks: list[Block] = [
+        *sections(text.splitlines()),
+        *actions([run], f"plan-{plan_id}"),
+        context(again),
+    ]
     return f"Rollback plan of the group {group}: {summary}", _dicts(blocks)
+
+
+def _run_button(value: ButtonValue, what: str) -> ButtonElement:
+    return ButtonElement(
+        text=PlainTextObject(text="Run this plan"),
+        action_id=Action.RUN_PLAN.value,
+        value=value.dump(),
+        style="primary",
+        confirm=ConfirmObject(
+            title=PlainTextObject(text="Run this plan?"),
+            text=PlainTextObject(text=t.truncate(f"This opens {what} as planned.", 300)),
+            confirm=PlainTextObject(text="Run it"),
+            deny=PlainTextObject(text="Cancel"),
+        ),
+    )
 
 
 # ---- the parent message ----------------------------------------------------------------------

@@ -17,6 +17,8 @@ class Action(StrEnum):
     RUN_PLAN = "rewind_run_plan"  # opens the incident a plan describes; `i` is the plan's id
 
 
+GROUP_PLAN = "group"  # a `Run this plan` button's `t` when its plan is a group's (`o`: the group)
+
 CHOICE: dict[Action, str] = {
     Action.ROLL_BACK: "roll_back",
     Action.FIX_FORWARD: "fix_forward",

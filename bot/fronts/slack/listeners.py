@@ -29,7 +29,7 @@ from bot.fronts.dispatch import (
 from bot.fronts.slack import blocks, mrkdwn
 from bot.fronts.slack.after_ack import AfterAck
 from bot.fronts.slack.groups import GroupResolver
-from bot.fronts.slack.ids import CHOICE, Action, ButtonValue
+from bot.fronts.slack.ids import CHOICE, GROUP_PLAN, Action, ButtonValue
 from bot.fronts.slack.replies import reply_text
 from bot.fronts.slack.respond import Respond, Responses
 from bot.incidents.service import IncidentService
@@ -230,7 +230,7 @@ class SlackFront:
         apps = ", ".join(f"`{p.app}` → `{p.target}`" for p in group.plans)
         return (
             f":clipboard: Plan `{group.id}` of the group `{group.group}` ({apps}) is posted "
-            f"{where}. Nothing was changed to make it; `/rollback {group.group} reason…` runs it."
+            f"{where}, with a *Run this plan* button. Nothing was changed to make it."
         )
 
     async def _post(
@@ -253,9 +253,11 @@ class SlackFront:
             )
         return f"<{link}|in <#{channel}>>" if link else f"in <#{channel}>"
 
-    async def _run_plan(self, plan_id: str, user: str) -> str:
+    async def _run_plan(self, value: ButtonValue, user: str) -> str:
         actor = await self.groups.actor(user)
-        return reply_text(await self.dispatcher.run_plan(plan_id, actor))
+        if value.t == GROUP_PLAN:
+            return reply_text(await self.dispatcher.run_group_plan(value.i, value.o, actor))
+        return reply_text(await self.dispatcher.run_plan(value.i, actor))
 
     # ---- buttons ------------------------------------------------------------------------
 
@@ -288,7 +290,7 @@ class SlackFront:
             return  # a replayed payload
         try:
             if choice == "run_plan":
-                said = await self._run_plan(value.i, user)
+                said = await self._run_plan(value, user)
                 await respond(text=said, response_type="ephemeral", replace_original=False)
                 return
             actor = await self.groups.actor(user)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.fronts.dispatch import (
     Cancelled,
+    GroupOpenedFromPlan,
     GroupPlanMade,
     Listing,
     NoIncidents,
@@ -53,6 +54,13 @@ def reply_text(reply: Reply) -> str:
             return (
                 f":rewind: Incident `{incident.id}` opened from plan `{plan.id}` for `{plan.app}` "
                 f"→ `{plan.target}`" + (f". Follow it in the <{link}|thread>." if link else ".")
+            )
+        case GroupOpenedFromPlan(incident=incident, group=group):
+            link = incident.thread.permalink if incident.thread else ""
+            return (
+                f":rewind: The group `{group.group}` opened from plan `{group.id}`: "
+                + ", ".join(f"`{p.app}` → `{p.target}` (incident `{p.id}`)" for p in group.plans)
+                + (f". Follow it in the <{link}|thread>." if link else ".")
             )
         case GroupPlanMade(group=group):
             return f"```{group_summary(group)}```"

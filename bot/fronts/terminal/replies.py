@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from bot.fronts.dispatch import (
     Cancelled,
+    GroupOpenedFromPlan,
     GroupPlanMade,
     Listing,
     NoIncidents,
@@ -62,6 +63,12 @@ def reply_message(reply: Reply) -> Message:
                 para(f"🔓 `{app}` `{version}` released by ", Mention(by), ": it may be deployed "
                      f"again (it was rolled back by incident `{incident_id}`)."),
             ])  # fmt: skip
+        case GroupOpenedFromPlan(group=group):
+            return words(
+                f"⏪ The group `{group.group}` opened from plan `{group.id}`: "
+                + ", ".join(f"`{p.app}` → `{p.target}` (incident `{p.id}`)" for p in group.plans)
+                + "."
+            )
         case GroupPlanMade(group=group):
             return words(group_summary(group))
         case PlanMade(plan=plan):
