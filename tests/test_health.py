@@ -116,7 +116,7 @@ async def test_wait_healthy_retries_until_good_or_deadline(
         [health.Target(check(base, status=200), f"{base}/bad")], within=0.5, every=0.1
     )
     assert not probes[0].ok and probes[0].status == 500
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5  # gave up after `within`, not after the default wait
 
 
 def test_targets_expand_host_vars_once_per_host() -> None:
