@@ -364,10 +364,21 @@ def _start_sshd(host: TestHost, keys: SshKeys, tmp: Path) -> None:
     if check.returncode != 0:
         raise RuntimeError(f"sshd config invalid: {check.stderr}")
     host.sshd_log = tmp / f"sshd_{host.name}.log"
+    # The host's own shell start-up, not this machine's: bash reads ~/.bashrc for every command
+    # sshd runs, and this machine's (pyenv init, a rehash each time) costs every session time
+    # and, when two rehash at once, writes noise into the commands' output.
+    bashrc = Path.home() / ".bashrc"
+    quiet = tmp / "bashrc"
+    quiet.write_text("# a test host's own: empty\n")
+    own_bashrc = (
+        f"mount --bind {shlex.quote(str(quiet))} {shlex.quote(str(bashrc))} && "
+        if bashrc.is_file()
+        else ""
+    )
     script = (
         f"mkdir -p {shlex.quote(host.workdir)} && "
         f"mount --bind {shlex.quote(str(host.real_dir))} {shlex.quote(host.workdir)} && "
-        f"exec {SSHD} -D -e -f {shlex.quote(str(cfg))}"
+        f"{own_bashrc}exec {SSHD} -D -e -f {shlex.quote(str(cfg))}"
     )
     with host.sshd_log.open("wb") as log:
         host.proc = subprocess.Popen(
