@@ -239,13 +239,11 @@ def table(r: Result) -> list[str]:
 
 
 LIMIT = (
-    "What limits it: Slack takes one message per second per channel, and the step's output "
-    "was being posted into the thread until the step ended; the question takes the "
-    "channel's next free slot, ahead of everything queued, so it waits for what is left of "
-    "the second since the last output message (0 to 1 s) and no longer. What would remove "
-    "it: output streamed by chat.update of one message per step (other limits: Tier 3) so "
-    "that chat.postMessage slots stay free for questions, or a question using Slack's "
-    "burst allowance (the stand-in grants none)."
+    "What limits it: the buttons show first on the parent, by a chat.update sent at once (not "
+    "bound by Slack's one message per second per channel); a p95 above the goal means that "
+    "update waited: for another update of the same parent in flight (one at a time), for "
+    "Slack's Retry-After on chat.update (Tier 3), or for a busy machine. The thread's gate "
+    "message alone waits for the channel's next free message slot (0 to 1 s)."
 )
 
 
