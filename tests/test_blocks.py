@@ -215,6 +215,35 @@ def test_parent_checklist_criteria_monitor_and_limits() -> None:
     assert "<@U0CAROL>" in body
 
 
+@pytest.mark.parametrize(("kind", "words"), ROUND_TRIP)
+def test_parent_shows_an_open_gates_buttons_within_limits_and_none_once_closed(
+    kind: GateKind, words: list[str]
+) -> None:
+    inc = incident(**HUGE_FACTS)
+    for i in range(200):  # a long checklist: the buttons are never the part cut
+        inc.step(StepId.REDEPLOY).hosts[f"web{i}"] = HostResult(
+            host=f"web{i}", ok=True, summary="s" * 500
+        )
+    inc.gate = gate(kind, StepId.DB_ROLLBACK, error={"what": "downgrade failed"})
+    inc.status = Status.PAUSED if kind is GateKind.RETRY else Status.WAITING
+    _, msg = blocks.parent(inc)
+    check(msg)
+    _, thread = blocks.gate(inc, inc.gate)
+    shown = [(b.action_id, b.value, b.text) for b in buttons({"blocks": msg})]
+    assert shown == [(b.action_id, b.value, b.text) for b in buttons({"blocks": thread})]
+    assert all(b.block_id.startswith("ask-tok123") for b in buttons({"blocks": msg}))
+    body = all_text({"blocks": msg})
+    assert "❓" in body and "Details in the thread" in body and "Runbook checklist" in body
+    # Answered, closed, or a group's parent: no buttons.
+    answered = inc.model_copy(deep=True)
+    answered.facts.answered["tok123"] = AnswerFact(choice="retry", by="U0CAROL")
+    closed = inc.model_copy(update={"status": Status.ABORTED})
+    gone = inc.model_copy(update={"gate": None, "status": Status.RUNNING})
+    for after in (answered, closed, gone):
+        _, msg = blocks.parent(after)
+        assert buttons({"blocks": msg}) == [] and "Details in the thread" not in str(msg)
+
+
 def test_monitor_step_shape_and_real_commit_facts() -> None:
     monitor = {
         "elapsed": 300.0,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -16,8 +17,10 @@ from bot.fronts.slack.slack_api import make_client
 from bot.workflow.facts import AnswerFact
 from bot.workflow.messages import words
 from bot.workflow.model import Gate, GateKind, Incident, Status, StepId, StepStatus
+from tests.harness import INCIDENT_CHANNEL, Bot
 from tests.slack_fake import Call, SlackFake, _Fault, all_text, buttons
 from tests.test_slack_notifier import CHANNEL, INTERVAL, apps, new_incident
+from tests.test_workflow_e2e import start
 
 LINES = 600  # queued output: far more than one message, posted over several slots
 HOSTS = ("web1", "web2", "web3")
@@ -65,6 +68,11 @@ def gate_of(inc: Incident) -> Gate:
 
 def is_question(call: Call) -> bool:
     return call.method == "chat.postMessage" and "gate-tokQ" in str(call.args.get("blocks"))
+
+
+def parent_asks(call: Call) -> bool:
+    """A chat.update of the parent that carries the gate's buttons."""
+    return call.method == "chat.update" and "ask-tokQ" in str(call.args.get("blocks"))
 
 
 def shown(call: Call) -> bool:
@@ -125,9 +133,12 @@ async def test_question_goes_ahead_of_queued_output_then_the_checklist(
     after = calls[calls.index(asked) + 1 :]
     assert sum(shown(c) for c in after) >= 3
     assert delivered(limited) == set(range(LINES))
-    # The checklist update that shows the question follows the question.
+    # The parent showed the question's buttons first: one chat.update, ahead of the thread's
+    # question and of everything queued (it waits for no message slot).
     updates = [c for c in calls if c.method == "chat.update"]
-    assert updates and all(calls.index(u) > calls.index(asked) for u in updates)
+    (on_parent,) = [c for c in updates if parent_asks(c)]
+    assert on_parent.ok and calls.index(on_parent) < calls.index(asked)
+    assert sum(shown(c) for c in calls[: calls.index(on_parent)]) <= 1
     # Its buttons are in the thread once, and Slack's limit held: every 429 was retried.
     thread = limited.thread(CHANNEL, inc.thread.ts)
     with_buttons = [m for m in thread if buttons(m)]
@@ -176,3 +187,87 @@ async def test_question_rate_limited_is_retried_and_posted_once(slack: SlackFake
     assert buttons(gate_message) == []
     assert "Retry chosen by <@U0CAROL>" in all_text(gate_message)
     assert n.failures == 0
+
+
+# ---- the parent asks too: a click on its buttons, through the running bot -----------------
+
+
+async def parent_with_buttons(bot: Bot) -> dict[str, Any]:
+    await bot.slack.wait_until(
+        lambda: bool(buttons(bot.parent())), timeout=30, what="parent buttons"
+    )
+    return bot.parent()
+
+
+async def test_a_click_on_the_parents_buttons_answers_the_gate(bot: Bot) -> None:
+    await start(bot)
+    decision = await bot.gate("Roll back")
+    parent = await parent_with_buttons(bot)
+    text = all_text(parent)
+    # The question's line and the gate's own buttons, the checklist kept beneath.
+    assert "Roll back or fix forward?" in text and "Details in the thread" in text
+    assert "Runbook checklist" in text
+    same = [(b.action_id, b.value, b.text) for b in buttons(parent)]
+    assert same == [(b.action_id, b.value, b.text) for b in buttons(decision)]
+    # The rights are checked as on the thread's message.
+    _, name = await bot.click(parent, "Roll back", "U0MALLORY")
+    assert "not an operator or approver" in await bot.reply(name)
+    assert (await bot.incident()).gate is not None
+    # A click on the parent answers the gate; the thread's message takes the answer.
+    _, name = await bot.click(parent, "Roll back", "U0CAROL")
+    await bot.slack.wait_until(
+        lambda: buttons(bot.slack.message(INCIDENT_CHANNEL, decision["ts"])) == [],
+        timeout=30,
+        what="the gate message answered",
+    )
+    answered = bot.slack.message(INCIDENT_CHANNEL, decision["ts"])
+    assert "Roll back chosen by <@U0CAROL>" in all_text(answered)
+    # The same gate from the thread's button afterwards: already answered, nothing changed.
+    _, again = await bot.click(decision, "Roll back", "U0CAROL")
+    assert "Already answered" in await bot.reply(again)
+    # The parent loses the buttons with its next update, and still holds the checklist: it was
+    # never rewritten with the answer.
+    await bot.slack.wait_until(lambda: not buttons(bot.parent()), timeout=30, what="no buttons")
+    assert "Runbook checklist" in all_text(bot.parent())
+    parent_ts = bot.parent()["ts"]
+    edits = [c for c in bot.slack.calls_to("chat.update") if c.args.get("ts") == parent_ts]
+    assert edits and all("Runbook checklist" in str(c.args.get("blocks")) for c in edits)
+    incident = await bot.incident()
+    assert [a for a in incident.facts.answered.values()] == [
+        AnswerFact(choice="Roll back", by="U0CAROL")
+    ]
+
+
+async def test_an_answer_clicked_on_the_parent_edits_the_gate_message_never_the_parent(
+    slack: SlackFake,
+) -> None:
+    n = notifier_for(slack)
+    inc = new_incident()
+    inc.thread = await n.open_thread(inc)
+    ended = await step_ends(n, inc)
+    await n.flush(inc)
+    await n.aclose()
+    (question,) = [m for m in slack.thread(CHANNEL, inc.thread.ts) if buttons(m)]
+    parent = slack.message(CHANNEL, inc.thread.ts)
+    assert [b.value for b in buttons(parent)] == [b.value for b in buttons(question)]
+    # The web process answers (it never saw the gate); the clicked message was the parent.
+    fact = AnswerFact(choice="retry", by="U0CAROL")
+    after = ended.model_copy(deep=True)
+    after.version += 1
+    after.status, after.gate = Status.RUNNING, None
+    after.facts.answered["tokQ"] = fact
+    other = notifier_for(slack)
+    await other.resolve_gate(after, "tokQ", fact, ts=inc.thread.ts)
+    await other.update_parent(after)
+    await other.aclose()
+    answered = slack.message(CHANNEL, question["ts"])
+    assert buttons(answered) == [] and "Retry chosen by <@U0CAROL>" in all_text(answered)
+    parent = slack.message(CHANNEL, inc.thread.ts)
+    assert buttons(parent) == [] and "Runbook checklist" in all_text(parent)
+    assert "Retry chosen by" not in all_text(parent)
+    # An older state asked again (a late process) never brings the buttons back.
+    late = notifier_for(slack)
+    await late.update_parent(after)
+    await late.ask(ended, gate_of(ended))
+    await late.aclose()
+    assert buttons(slack.message(CHANNEL, inc.thread.ts)) == []

@@ -732,6 +732,33 @@ def gate_view(incident: Incident, gate: Gate) -> GateView:
     raise ValueError(gate.kind)  # pragma: no cover
 
 
+@dataclass(frozen=True)
+class OpenQuestion:
+    """The question a person must answer now, as the parent shows it: one line and the gate's
+    own buttons (the thread's gate message has the details)."""
+
+    gate: Gate
+    line: Paragraph
+    buttons: list[ButtonSpec]
+
+
+def open_question(incident: Incident) -> OpenQuestion | None:
+    """The incident's open gate, for the parent; None once it is answered or closed, so that the
+    parent never shows the buttons of a gate that no longer waits. A group's parent shows every
+    member, not one member's gate: none there (each gate is in the group's thread)."""
+    gate = incident.gate
+    if gate is None or gate.kind is GateKind.GROUP or incident.group is not None:
+        return None
+    if incident.status not in (Status.WAITING, Status.PAUSED):
+        return None
+    if gate.token in incident.facts.answered:
+        return None
+    view = gate_view(incident, gate)
+    asked = first_line_of(view.question.parts, 300)
+    line = para("❓ ", *asked, " ", Emphasis("Details in the thread."))
+    return OpenQuestion(gate=gate, line=line, buttons=view.buttons)
+
+
 # ---- notices ---------------------------------------------------------------------------------
 
 

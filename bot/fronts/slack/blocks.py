@@ -182,6 +182,7 @@ def parent(incident: Incident) -> tuple[str, Blocks]:
     ]
     blocks: list[Block] = [
         header(t.header_text(incident)),
+        *parent_question(incident),
         SectionBlock(fields=fields),
         DividerBlock(),
         *sections(["*Runbook checklist*", *mds(views.checklist_lines(incident))]),
@@ -205,6 +206,23 @@ def parent(incident: Incident) -> tuple[str, Blocks]:
         )
     )
     return t.parent_fallback(incident), _dicts(cap(blocks))
+
+
+def parent_block_id(token: str) -> str:
+    """The parent's buttons of a gate: not `gate-<token>`, which names the thread's message."""
+    return f"ask-{token}"
+
+
+def parent_question(incident: Incident) -> list[Block]:
+    """The open gate's question on the parent, right under its header: one line and the gate's
+    own buttons (same action ids and values as the thread's, so a click on either is the same
+    answer). Nothing once the gate is answered or closed."""
+    asked = views.open_question(incident)
+    if asked is None:
+        return []
+    gate = asked.gate
+    elements = [b for spec in asked.buttons if (b := button(incident, gate, spec)) is not None]
+    return [section(md(asked.line)), *actions(elements, parent_block_id(gate.token))]
 
 
 # ---- gates -----------------------------------------------------------------------------------

@@ -1,5 +1,9 @@
 """Gates in the thread: the question with its buttons, and, once answered, the same message
-with who answered what instead of the buttons."""
+with who answered what instead of the buttons.
+
+The parent shows an open gate's buttons too (`blocks.parent_question`); it is never rewritten
+here: a click on it answers the thread's gate message (block id `gate-<token>`), and the
+parent's next update has no buttons any more."""
 
 from __future__ import annotations
 
@@ -78,6 +82,8 @@ class GateMessages:
         if where is None:
             return
         channel, thread_ts = where
+        if ts == thread_ts:  # a click on the parent's buttons: the answer goes on the gate message
+            ts = None
         message = await self._find(channel, thread_ts, token, ts)
         if message is not None:
             new_blocks = render.answered_from_message(message.get("blocks") or [], answer)
@@ -114,8 +120,8 @@ class GateMessages:
         try:
             async for page in first:  # the SDK follows `response_metadata.next_cursor`
                 for msg in page.get("messages") or []:
-                    if not isinstance(msg, Mapping):
-                        continue
+                    if not isinstance(msg, Mapping) or msg.get("ts") == thread_ts:
+                        continue  # the parent: its own updates show the gate closed
                     if ts and msg.get("ts") == ts:
                         return msg
                     ids = [str(b.get("block_id", "")) for b in msg.get("blocks") or []]

@@ -7,6 +7,9 @@
 * A question first: a gate (its buttons wait for a person) is posted ahead of the incident's
   queued output and messages, in its channel's next free slot, and the checklist update
   follows it; what was already on its way to Slack stays before it.
+* The parent shows the question too: when a gate opens, the parent (the checklist) is updated
+  at once with the question's line and the gate's own buttons, without waiting for a message
+  slot (`parent_updater.py`); its next update after the answer has no buttons.
 * Pacing: at most one new message per channel every `min_interval` seconds (`pacing.py`), and at
   most one `chat.update` of a parent per `min_interval`. Parent updates are "latest state wins":
   a pending update is replaced, never queued (`parent_updater.py`).
@@ -43,6 +46,7 @@ from bot.fronts.slack.replies import reply_text
 from bot.fronts.slack.send_queue import SendQueue
 from bot.fronts.slack.slack_calls import TEXT_MAX, SlackCalls
 from bot.fronts.slack.thread_state import IncidentState, Lifecycle, Threads
+from bot.views import incident as views
 from bot.workflow.facts import AnswerFact
 from bot.workflow.messages import Message
 from bot.workflow.model import Gate, Incident, StepId, ThreadRef
@@ -163,6 +167,8 @@ class SlackNotifier:
             )
             return
         send = functools.partial(self._gates.ask_now, state, incident, gate, urgent=True)
+        if _opens(incident, gate):  # the parent shows it at once (chat.update: no slot to wait)
+            await self._parents.ask(state, incident)
         await self._queue.ask_first(state, send)
 
     async def resolve_gate(
@@ -172,6 +178,8 @@ class SlackNotifier:
 
         Works in any process: the gate message is found in memory, by `ts` (the clicked
         message, from the button payload), or in the thread by its block id `gate-<token>`.
+        Never the parent, even when its buttons were the ones clicked: the parent's next update
+        shows the gate closed.
         Queued, and sent once the gate's own message is posted, should that still be on its way.
         """
         state = self._threads.of(incident)
@@ -302,3 +310,9 @@ class SlackNotifier:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+def _opens(incident: Incident, gate: Gate) -> bool:
+    """`incident` is the state in which `gate` is open (what the parent shows as a question)."""
+    asked = views.open_question(incident)
+    return asked is not None and asked.gate.token == gate.token

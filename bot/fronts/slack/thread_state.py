@@ -39,11 +39,14 @@ class IncidentState:
     sender: asyncio.Task[None] | None = None  # sends the outbox, then the lines
     parent_sender: asyncio.Task[None] | None = None
     asker: asyncio.Task[None] | None = None  # sends the questions
+    parent_asker: asyncio.Task[None] | None = None  # the parent update that shows a question
+    parent_now: bool = False  # a gate opened: the pending parent update goes at once
+    parent_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one chat.update at a time
 
     @property
     def tasks(self) -> list[asyncio.Task[None]]:
         """The background tasks still sending for this incident."""
-        tasks = (self.asker, self.sender, self.parent_sender)
+        tasks = (self.asker, self.sender, self.parent_sender, self.parent_asker)
         return [t for t in tasks if t is not None and not t.done()]
 
     @property
