@@ -152,8 +152,27 @@ async def test_a_group_rolls_back_both_apps_and_downgrades_the_shared_database_o
             assert "*storefront* (staging) to `v1.4.2`, completed" in end, end
             assert "*api* (staging) to `v1.4.2`" in end, end
 
-        # In the one thread, each app's monitoring names its app (single apps: unchanged).
+        # Several apps speak in the one thread: each message about one app names it first
+        # (single apps: unchanged); only the group's own messages name none.
         await bot.said(*(f"`{a}` · *Monitoring done*" for a in ("storefront", "api")))
+        thread = bot.thread_text()
+        for said in (
+            "`storefront` · *Assessment*", "`api` · *Assessment*",
+            "`storefront` · Pushed `hotfix/rollback-storefront-", "`api` · Backup `myapp-",
+            "`api` · *Database rollback of `api` needs approval.*",
+            "`api` · alembic downgrade --sql", "`api` · Database downgraded on web1:",
+            "`api` · :white_check_mark: <@U0ALICE> approved the database downgrade.",
+            "`storefront` · *Health checks*", "`api` · *Smoke tests*",
+            "`storefront` · ❄️ `storefront` is now frozen", "`api` · ⛔ `v1.5.0` is quarantined",
+        ):  # fmt: skip
+            assert said in thread, said
+        group_own = (  # when the shared database is downgraded; the one decision
+            "The shared database `shopdb` is downgraded once by `api`, after `storefront`",
+            "*Roll back or fix forward?* `storefront` (staging).",
+            "<@U0CAROL> chose *Roll back*.",
+        )
+        left = unnamed(bot, ("storefront", "api"))
+        assert len(left) == 3 and all(x.startswith(group_own) for x in left), left
 
         # One thread: every question in it; its parent has a row per app under each step.
         assert web.thread == back.thread
@@ -162,6 +181,20 @@ async def test_a_group_rolls_back_both_apps_and_downgrades_the_shared_database_o
         assert parent.index("Redeploy previous version") < parent.index("`api`", parent.index(
             "Redeploy previous version"))  # fmt: skip
         bot.slack.assert_no_errors()
+
+
+ANSWERED = re.compile(r"^\S+ .* by <@\w+> at \d\d:\d\d UTC$")  # a question, answered
+
+
+def unnamed(bot: Bot, apps: tuple[str, ...]) -> list[str]:
+    """The first line of each thread message that names none of `apps` at its start (a host's
+    output: `Output from app/host`)."""
+    out = []
+    for msg in bot.thread():
+        first = next(x for x in bot.slack.all_text(msg).splitlines() if not ANSWERED.match(x))
+        if not any(first.startswith((f"`{a}` · ", f"Output from {a}/")) for a in apps):
+            out.append(first)
+    return out
 
 
 async def roll_back(bot: Bot) -> None:
@@ -187,7 +220,7 @@ async def test_a_member_whose_host_fails_pauses_the_group_and_abort_says_per_app
         retry = await bot.gate("Retry", timeout=120)
         # The one thread says which app stopped.
         stopped = " ".join(bot.slack.all_text(retry).split())
-        assert "❌ `storefront` · *Redeploy previous version* stopped:" in stopped, stopped
+        assert "`storefront` · ❌ *Redeploy previous version* stopped:" in stopped, stopped
         web, back = await members(bot)
         assert web.status is Status.PAUSED and web.step(StepId.REDEPLOY).status.value == "failed"
         assert back.status is Status.WAITING and back.gate is not None  # held: the group waits
@@ -201,7 +234,7 @@ async def test_a_member_whose_host_fails_pauses_the_group_and_abort_says_per_app
         assert "Rolled back: nothing." in back.outcome
         # Each member's end is said in the thread, in whichever order they end.
         await bot.said(
-            "`api`: Aborted by",
+            "`api` · Aborted by",
             "Rolled back: nothing.",
             "Stopped mid-way: Redeploy previous version",
         )
