@@ -636,10 +636,10 @@ async def test_a_group_restore_after_both_redeploys_starts_the_database_app_agai
     # The thread and the report say the restore.
     assert back.db_method == "restore"
     assert back.step(StepId.DB_ROLLBACK).summary.startswith(f"Restored {nightly.name}")
-    assert f"App stopped on 1 host(s). Restoring `{nightly.name}`" in thread, thread
+    assert f"`api` · App stopped on 1 host(s). Restoring `{nightly.name}`" in thread, thread
     assert (
-        f"Restored; the database is at `{V142}`, the target revision. The app (v1.4.2, already "
-        "redeployed) is started again on 1 host(s)." in thread
+        f"`api` · Restored; the database is at `{V142}`, the target revision. The app "
+        "(v1.4.2, already redeployed) is started again on 1 host(s)." in thread
     ), thread
     assert web.facts.report.path
     report = Path(web.facts.report.path).read_text()
