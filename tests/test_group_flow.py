@@ -19,7 +19,7 @@ from bot.store.memory import MemoryStore
 from bot.views.incident import checklist_lines
 from bot.workflow.errors import StepError, UserFacingError
 from bot.workflow.machine import Answer
-from bot.workflow.messages import Message
+from bot.workflow.messages import Message, words
 from bot.workflow.model import Criterion, GateKind, Incident, Status, StepId, StepStatus
 from bot.workflow.plan import GroupPlan, Plan, PlanBasis, PlanChecks
 from bot.workflow.policy import Actor
@@ -141,6 +141,23 @@ async def test_one_decision_one_approval_the_groups_order_and_the_database_once(
     assert lines[i + 1].endswith("`web` — web redeploy done")
     assert lines[i + 2].endswith("`api` — api redeploy done")
     assert not await g.store.lock_holder("web") and not await g.store.lock_holder("api")
+    # In the one thread, a member's messages name its app; the group's decision and its one
+    # approval (asked by the lead for every member) name none.
+    group_own = [
+        "<@U0CAROL> chose *Roll back*.",
+        ":white_check_mark: <@U0ALICE> approved the start of the rollback.",
+    ]
+    said = g.notifier.said
+    unnamed = [s for s in said if not s.startswith(("`web` · ", "`api` · "))]
+    assert unnamed[0].startswith("The shared database `shopdb` is downgraded once by `api`")
+    assert unnamed[1:] == group_own, said
+    assert "`api` · :white_check_mark: <@U0ALICE> approved the database downgrade." in said
+    assert "`web` · ❄️ `web` is now frozen" in g.notifier.text
+    # Alerts and files enter the thread the same way (the monitor's, the SQL preview's).
+    await g.service.notifier.alert(api, words("error rate 12%"))
+    await g.service.notifier.upload(api, "down.sql", "-- sql", title="alembic downgrade --sql")
+    assert g.notifier.alerts == ["`api` · error rate 12%"]
+    assert g.notifier.uploads[-1].comment == "`api` · alembic downgrade --sql"
 
 
 async def test_a_failing_member_pauses_the_group_and_abort_stops_all(tmp_path: Path) -> None:

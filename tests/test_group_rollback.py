@@ -9,21 +9,25 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
 
+from bot.sample.hosts import libpq_url
 from bot.workflow.model import Incident, Status, StepId
 from bot.workflow.plan import Plan
 from tests.fixtures_hosts import MakeSshEnv, SshEnv
 from tests.harness import Bot, running_bot, settings_env
 from tests.processes import Workers
 from tests.slack_fake import SlackFake
+from tests.test_db_steps import backup_dir, old_backup
 from tests.test_plan import READ_ONLY, _norm, sent
 from tests.test_worker_crash import counting_app, runs
 from tests.test_workflow_e2e import config, db_revision
@@ -148,8 +152,27 @@ async def test_a_group_rolls_back_both_apps_and_downgrades_the_shared_database_o
             assert "*storefront* (staging) to `v1.4.2`, completed" in end, end
             assert "*api* (staging) to `v1.4.2`" in end, end
 
-        # In the one thread, each app's monitoring names its app (single apps: unchanged).
+        # Several apps speak in the one thread: each message about one app names it first
+        # (single apps: unchanged); only the group's own messages name none.
         await bot.said(*(f"`{a}` · *Monitoring done*" for a in ("storefront", "api")))
+        thread = bot.thread_text()
+        for said in (
+            "`storefront` · *Assessment*", "`api` · *Assessment*",
+            "`storefront` · Pushed `hotfix/rollback-storefront-", "`api` · Backup `myapp-",
+            "`api` · *Database rollback of `api` needs approval.*",
+            "`api` · alembic downgrade --sql", "`api` · Database downgraded on web1:",
+            "`api` · :white_check_mark: <@U0ALICE> approved the database downgrade.",
+            "`storefront` · *Health checks*", "`api` · *Smoke tests*",
+            "`storefront` · ❄️ `storefront` is now frozen", "`api` · ⛔ `v1.5.0` is quarantined",
+        ):  # fmt: skip
+            assert said in thread, said
+        group_own = (  # when the shared database is downgraded; the one decision
+            "The shared database `shopdb` is downgraded once by `api`, after `storefront`",
+            "*Roll back or fix forward?* `storefront` (staging).",
+            "<@U0CAROL> chose *Roll back*.",
+        )
+        left = unnamed(bot, ("storefront", "api"))
+        assert len(left) == 3 and all(x.startswith(group_own) for x in left), left
 
         # One thread: every question in it; its parent has a row per app under each step.
         assert web.thread == back.thread
@@ -158,6 +181,20 @@ async def test_a_group_rolls_back_both_apps_and_downgrades_the_shared_database_o
         assert parent.index("Redeploy previous version") < parent.index("`api`", parent.index(
             "Redeploy previous version"))  # fmt: skip
         bot.slack.assert_no_errors()
+
+
+ANSWERED = re.compile(r"^\S+ .* by <@\w+> at \d\d:\d\d UTC$")  # a question, answered
+
+
+def unnamed(bot: Bot, apps: tuple[str, ...]) -> list[str]:
+    """The first line of each thread message that names none of `apps` at its start (a host's
+    output: `Output from app/host`)."""
+    out = []
+    for msg in bot.thread():
+        first = next(x for x in bot.slack.all_text(msg).splitlines() if not ANSWERED.match(x))
+        if not any(first.startswith((f"`{a}` · ", f"Output from {a}/")) for a in apps):
+            out.append(first)
+    return out
 
 
 async def roll_back(bot: Bot) -> None:
@@ -183,7 +220,7 @@ async def test_a_member_whose_host_fails_pauses_the_group_and_abort_says_per_app
         retry = await bot.gate("Retry", timeout=120)
         # The one thread says which app stopped.
         stopped = " ".join(bot.slack.all_text(retry).split())
-        assert "❌ `storefront` · *Redeploy previous version* stopped:" in stopped, stopped
+        assert "`storefront` · ❌ *Redeploy previous version* stopped:" in stopped, stopped
         web, back = await members(bot)
         assert web.status is Status.PAUSED and web.step(StepId.REDEPLOY).status.value == "failed"
         assert back.status is Status.WAITING and back.gate is not None  # held: the group waits
@@ -197,7 +234,7 @@ async def test_a_member_whose_host_fails_pauses_the_group_and_abort_says_per_app
         assert "Rolled back: nothing." in back.outcome
         # Each member's end is said in the thread, in whichever order they end.
         await bot.said(
-            "`api`: Aborted by",
+            "`api` · Aborted by",
             "Rolled back: nothing.",
             "Stopped mid-way: Redeploy previous version",
         )
@@ -544,3 +581,66 @@ async def test_a_worker_killed_mid_redeploy_resumes_and_the_kept_release_downgra
         assert storefront.db_url and db_revision(storefront.db_url) == V142
         for env in release_kept:
             assert running(env) == "1.4.2"
+
+
+@pytest.mark.timeout(400)
+async def test_a_group_restore_after_both_redeploys_starts_the_database_app_again(
+    slack: SlackFake, redis_url: str, tmp_path: Path, release_kept: tuple[SshEnv, SshEnv]
+) -> None:
+    """api keeps releases: its database step runs after both redeploys; the approver picks a
+    restore, which stops api, restores, verifies and starts api again (already on v1.4.2)."""
+    storefront, api = release_kept
+    assert storefront.db_url
+    # A nightly of the shared database at v1.4.2's revision, from before the deploy, where api
+    # lists its backups; a row written after it, which only a restore takes away.
+    made = old_backup(storefront, V142)
+    nightly = backup_dir(api) / made.name
+    nightly.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(made, nightly)
+    storefront.hosts[0].run("""psql "$(cat .pg_url)" -qc "INSERT INTO users VALUES (4, 'dave')" """)
+    async with group_bot(slack, redis_url, tmp_path, group_config(*release_kept)) as bot:
+        await roll_back(bot)
+        approval = await bot.gate("Approve downgrade", timeout=180)
+        # Asked once both apps run v1.4.2: what each host had run by then.
+        for env in release_kept:
+            assert running(env) == "1.4.2"
+        before = [sent(env.hosts[0]) for env in release_kept]
+        await bot.click(approval, f"Approve restore from {nightly.name}", "U0ALICE")
+        web, back = await wait_members(bot, Status.COMPLETED)
+        thread = await bot.said(
+            "Restore from backup approved by", "(v1.4.2, already redeployed) is started again"
+        )
+
+    # The database is the nightly's: its revision, without the row written after it.
+    assert db_revision(storefront.db_url) == V142
+    with psycopg.connect(libpq_url(storefront.db_url)) as conn:
+        assert conn.execute("SELECT name FROM users WHERE id = 4").fetchone() is None
+    for env in release_kept:
+        assert running(env) == "1.4.2"
+        assert env.hosts[0].health_status() == 200
+    # The order, from the hosts' command logs: both redeploys ran before the approval was asked
+    # (storefront was not moved after it); api's host then stopped, restored, started again.
+    sf_before, api_before = before
+    assert any("./run.sh restart" in c for c in sf_before)
+    sf_after = sent(storefront.hosts[0])[len(sf_before) :]
+    assert [c for c in sf_after if "./run.sh" in c and "status" not in c] == [], sf_after
+    assert [c for c in sf_after if "git " in c or "psql" in c] == [], sf_after
+    ran = sent(api.hosts[0])
+    assert ran[: len(api_before)] == api_before
+    assert _index(api_before, "mv -T .current.tmp current") < _index(api_before, "./run.sh restart")
+    after = ran[len(api_before) :]
+    assert [c for c in api_before if f"< {nightly}" in c] == []
+    stop, start = _index(after, "./run.sh stop"), _index(after, "./run.sh start")
+    assert stop < _index(after, f"< {nightly}") < start, after
+    assert [c for c in after if DOWNGRADE in c] == []
+    # The thread and the report say the restore.
+    assert back.db_method == "restore"
+    assert back.step(StepId.DB_ROLLBACK).summary.startswith(f"Restored {nightly.name}")
+    assert f"`api` · App stopped on 1 host(s). Restoring `{nightly.name}`" in thread, thread
+    assert (
+        f"`api` · Restored; the database is at `{V142}`, the target revision. The app "
+        "(v1.4.2, already redeployed) is started again on 1 host(s)." in thread
+    ), thread
+    assert web.facts.report.path
+    report = Path(web.facts.report.path).read_text()
+    assert f"Restored {nightly.name}" in report, report

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.fronts.slack import mrkdwn
-from bot.workflow import render_text
+from bot.workflow import render_text, said
 from bot.workflow.messages import (
     ChannelRef,
     Code,
@@ -15,8 +15,11 @@ from bot.workflow.messages import (
     Status,
     bullets,
     message,
+    of_whole_group,
     para,
 )
+from bot.workflow.model import GateKind, GroupRef
+from tests.fakes import make_incident
 
 MSG = message(
     Mark(Status.OK),
@@ -53,3 +56,22 @@ def test_the_report_gets_markdown_with_names() -> None:
     assert "@carol approved **the database downgrade** of `myapp`." in text
     assert "- told #stakeholders" in text and "[thread](https://x/t)" in text
     assert "```\nDROP TABLE coupons;" in text
+
+
+def test_a_group_members_messages_name_its_app_where_they_enter_the_thread() -> None:
+    """`said.named`: a member's message, question or file names its app; a single app's and the
+    group's own are unchanged."""
+    group = GroupRef(name="shop", lead="a1", members=["a1", "b2"], apps=["storefront", "myapp"])
+    member, single = make_incident(group=group), make_incident()
+    code = message(CodeBlock("v1.5.0"))
+    assert mrkdwn.render(said.named(member, MSG)).startswith("`myapp` · :white_check_mark: <@")
+    assert mrkdwn.render(said.named(member, code)) == "`myapp` ·\n```\nv1.5.0\n```"
+    assert said.named(single, MSG) == MSG and said.named(member, of_whole_group(MSG)).blocks == (
+        MSG.blocks
+    )
+    question = para("Roll back?")
+    assert said.named_question(member, question, GateKind.RETRY).parts[0] == "`myapp` · "
+    assert said.named_question(member, question, GateKind.DECISION) == question
+    assert said.named_question(single, question, GateKind.RETRY) == question
+    assert said.named_file(member, "t.sql", "") == "`myapp` · t.sql"
+    assert said.named_file(single, "t.sql", "") == ""

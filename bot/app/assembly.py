@@ -170,7 +170,7 @@ async def say_store_was_away(rt: Runtime, since: datetime, seconds: float) -> No
             await rt.store.audit(
                 incident.id, "rewind", "store unreachable", f"{took} from {since:%H:%M:%S} UTC"
             )
-            await rt.notifier.say(
+            await rt.incidents.notifier.say(
                 incident,
                 words(
                     f"🔌 Rewind could not reach its store (Redis) for {took}, from "
@@ -353,7 +353,7 @@ def build_worker(rt: Runtime) -> RewindWorker:
     async def failed(incident_id: str, text: Message) -> None:
         incident = await rt.store.load(incident_id)
         if incident is not None:
-            await rt.notifier.say(incident, text)
+            await rt.incidents.notifier.say(incident, text)
 
     async def reconcile() -> int:
         await rt.watches.close_idle()

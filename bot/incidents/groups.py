@@ -34,7 +34,7 @@ from bot.workflow.group import (
 from bot.workflow.group_flow import moves, rows
 from bot.workflow.input_checks import check_reason
 from bot.workflow.machine import Begin, Cancel, Event
-from bot.workflow.messages import ChannelRef, message, para, words
+from bot.workflow.messages import ChannelRef, message, of_whole_group, para, words
 from bot.workflow.model import GroupRef, Incident, StepRecord, StepStatus
 from bot.workflow.plan import PlanBasis, plan_facts
 from bot.workflow.policy import Actor, Policy, Right
@@ -188,7 +188,7 @@ class Groups:
         for down in downgrades(self.order(req.group)):
             if said := when_words(down):  # when each shared database is downgraded, and why
                 await self.service.notifier.say(lead.model_copy(update={"thread": thread}),
-                                                words(said))  # fmt: skip
+                                                of_whole_group(words(said)))  # fmt: skip
         for member in members:
             await self.service.apply(member.id, Begin(), who=req.actor.user)
         found = await self.store.load(lead.id)

@@ -20,6 +20,7 @@ from bot.config.apps_file import AppConfig, AppsFile
 from bot.incidents.app_locks import AppLocks
 from bot.incidents.ending import Ending
 from bot.incidents.groups import GroupRequest, Groups
+from bot.incidents.member_names import named_members
 from bot.ports import Directory, Notifier, Repos, StepQueue, Store
 from bot.telemetry.logs import INCIDENT
 from bot.telemetry.metrics import INCIDENTS_ENDED, INCIDENTS_OPENED
@@ -124,7 +125,10 @@ class IncidentService:
         self.watch = watch
         self.events = events
         self.store = store
-        self.notifier = notifier
+        # Every message of an incident enters its thread here (steps, the runner, the ending):
+        # in a group's one thread, each names its app.
+        self.notifier: Notifier = named_members(notifier)
+        notifier = self.notifier
         self.queue = queue
         self.repos = repos
         self.people = people  # who the report names, beyond the apps file's `people:`

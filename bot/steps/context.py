@@ -75,10 +75,8 @@ class StepContext:
         return self.incident.facts
 
     async def say(self, *parts: Block | Inline) -> None:
-        """A reply in the thread: words, `Emphasis`, `Code`, `Mark`, a `CodeBlock`…; in a
-        group's one thread, it starts with the app's name."""
-        if self.incident.group is not None:
-            parts = (f"`{self.app.name}` · ", *parts)
+        """A reply in the thread: words, `Emphasis`, `Code`, `Mark`, a `CodeBlock`… (in a
+        group's one thread, the notifier names the app: `bot.incidents.member_names`)."""
         await self.notifier.say(self.incident, message(*parts))
 
     async def waiting(self, key: str, text: str | None) -> None:

@@ -186,8 +186,6 @@ class _Monitor:
             lines.append(f"• {f.vs_baseline}")
         lines += self.signals.summary_lines()
         title = Emphasis("Monitoring done" if done else "Monitoring")
-        if self.ctx.incident.group is not None:  # a group's one thread: which app, as `say`
-            return message(f"`{self.ctx.app.name}` · ", title, "\n".join(lines))
         return message(title, "\n".join(lines))
 
     # Where a kind's results go, for the kinds with figures of their own in the monitor's facts;

@@ -709,13 +709,19 @@ def retry_view(incident: Incident, gate: Gate) -> GateView:
             label = truncate(f"Approve restore from {short_name(path)}", BUTTON_MAX)
             buttons.append(ButtonSpec(label, "restore", option=path))
     buttons.append(_abort_button(incident))
-    # In a group's one thread, which app stopped (a single app's wording is unchanged).
-    app = f"`{incident.app}` · " if incident.group is not None else ""
-    question = para(f"❌ {app}", Emphasis(SPECS[gate.step].title), " stopped: ", *what, f"{where}.")
+    question = para("❌ ", Emphasis(SPECS[gate.step].title), " stopped: ", *what, f"{where}.")
     return GateView(question=question, facts=facts, code=code, buttons=buttons)
 
 
 def gate_view(incident: Incident, gate: Gate) -> GateView:
+    """A gate's question and buttons; in a group's one thread, a member's question names its
+    app, as its messages do (`said.named`)."""
+    view = _gate_view(incident, gate)
+    view.question = said.named_question(incident, view.question, gate.kind)
+    return view
+
+
+def _gate_view(incident: Incident, gate: Gate) -> GateView:
     match gate.kind:
         case GateKind.DECISION:
             return decision_view(incident)
@@ -727,7 +733,7 @@ def gate_view(incident: Incident, gate: Gate) -> GateView:
             return retry_view(incident, gate)
         case GateKind.GROUP:
             group = incident.group.name if incident.group else "its group"
-            waits = para(f"`{incident.app}` waits for the other apps of `{group}`.")
+            waits = para(f"Waits for the other apps of `{group}`.")  # named by `gate_view`
             return GateView(question=waits, buttons=[_abort_button(incident)])
     raise ValueError(gate.kind)  # pragma: no cover
 

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from bot.workflow import said
 from bot.workflow.facts import AnswerFact, StepFacts
-from bot.workflow.messages import Emphasis, Mark, Mention, Message, message, words
+from bot.workflow.messages import Emphasis, Mark, Mention, Message, message, of_whole_group, words
 from bot.workflow.messages import Status as MarkStatus
 from bot.workflow.model import (
     Approval,
@@ -412,6 +412,8 @@ def _answer(inc: Incident, ev: Answer, policy: Rules) -> tuple[Incident, list[Ef
             inc.facts.restore_backup = ev.option
     what = "restore from backup" if ev.choice == "restore" else _gate_words(gate.kind)
     approved = message(Mark(MarkStatus.OK), " ", Mention(ev.actor.user), f" approved {what}.")
+    if gate.kind in said.GROUP_GATES:  # a group's lead asked it for every member
+        approved = of_whole_group(approved)
     return inc, [Say(approved), *_advance(inc)]
 
 
@@ -431,11 +433,13 @@ def _decide(inc: Incident, ev: Answer) -> list[Effect]:
         for step in ROLLBACK_STEPS:
             inc.step(step).status = StepStatus.SKIPPED
         say = Say(
-            message(
-                Mention(ev.actor.user),
-                " chose ",
-                Emphasis("Fix forward"),
-                ": the rollback path is closed; the thread and the report stay.",
+            of_whole_group(
+                message(
+                    Mention(ev.actor.user),
+                    " chose ",
+                    Emphasis("Fix forward"),
+                    ": the rollback path is closed; the thread and the report stay.",
+                )
             )
         )
         return [say, *_advance(inc)]
@@ -446,7 +450,7 @@ def _decide(inc: Incident, ev: Answer) -> list[Effect]:
         inc.facts.code_method = "revert" if ev.option == "revert" else "tag"
         inc.step(StepId.DECIDE).summary += f" ({ev.option})"
     return [
-        Say(message(Mention(ev.actor.user), " chose ", Emphasis("Roll back"), ".")),
+        Say(of_whole_group(message(Mention(ev.actor.user), " chose ", Emphasis("Roll back"), "."))),
         *_advance(inc),
     ]
 
@@ -493,4 +497,4 @@ def _abort(inc: Incident, user: str, status: Status) -> list[Effect]:
     if undo:
         parts.append("To undo: " + "; ".join(undo) + ".")
     inc.outcome = " ".join(parts)
-    return [Say(said.outcome(inc)), Finished(status)]
+    return [Say(said.outcome(inc, app=False)), Finished(status)]

@@ -79,6 +79,9 @@ Block = Paragraph | Bullets | CodeBlock
 @dataclass(frozen=True)
 class Message:
     blocks: tuple[Block, ...] = field(default_factory=tuple)
+    # Said of a release group as a whole (its one decision, its order): in its one thread it is
+    # named after no single app (`bot.workflow.said.named`).
+    whole_group: bool = False
 
 
 def para(*parts: Inline) -> Paragraph:
@@ -100,6 +103,10 @@ def message(*blocks: Block | Inline) -> Message:
     if run:
         out.append(Paragraph(tuple(run)))
     return Message(tuple(out))
+
+
+def of_whole_group(msg: Message) -> Message:
+    return Message(msg.blocks, whole_group=True)
 
 
 def words(text: str) -> Message:

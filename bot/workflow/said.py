@@ -1,4 +1,5 @@
-"""What an incident's stored words say, as messages: who ended it, who answered, who chose.
+"""What an incident's stored words say, as messages: who ended it, who answered, who chose; and
+which app a message in a release group's one thread is about (`named`).
 
 The incident keeps words and user ids apart (`outcome` and `ended_by`, an answer's `choice` and
 `by`, a step's `summary` and `by`) so that no front's markup is stored; these put them together.
@@ -9,8 +10,54 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.workflow.facts import AnswerFact
-from bot.workflow.messages import ChannelRef, Inline, Mention, Message, joined, message
-from bot.workflow.model import Incident, Status, StepId, StepRecord
+from bot.workflow.messages import (
+    ChannelRef,
+    Inline,
+    Mention,
+    Message,
+    Paragraph,
+    joined,
+    message,
+)
+from bot.workflow.model import GateKind, Incident, Status, StepId, StepRecord
+
+# The questions a group's lead asks for the whole group: its one decision and one approval.
+GROUP_GATES = frozenset({GateKind.DECISION, GateKind.APPROVE_START})
+
+
+def named(incident: Incident, msg: Message) -> Message:
+    """In a release group's one thread several apps speak: a message about one member starts
+    with its app (`api` · …). A single app's messages, and those said of the whole group, are
+    left as they are. Applied where a member's messages enter the thread (`bot.incidents.
+    member_names`), so no step or message names its app itself."""
+    if incident.group is None or msg.whole_group:
+        return msg
+    first = msg.blocks[0] if msg.blocks else None
+    if isinstance(first, Paragraph):
+        return Message((named_question(incident, first), *msg.blocks[1:]))
+    return Message((Paragraph((_name(incident).rstrip(),)), *msg.blocks))
+
+
+def named_question(
+    incident: Incident, question: Paragraph, kind: GateKind | None = None
+) -> Paragraph:
+    """A member's question (or a message's first line), as `named` says; the group's own
+    questions (`GROUP_GATES`) name no app."""
+    if incident.group is None or kind in GROUP_GATES:
+        return question
+    return Paragraph((_name(incident), *question.parts))
+
+
+def named_file(incident: Incident, title: str, comment: str) -> str:
+    """A file's comment in the thread, as `named` says (a member's file without a comment gets
+    one: its title, named)."""
+    if incident.group is None:
+        return comment
+    return _name(incident) + (comment or title)
+
+
+def _name(incident: Incident) -> str:
+    return f"`{incident.app}` · "
 
 
 def answer(fact: AnswerFact) -> tuple[Inline, ...]:
@@ -18,19 +65,22 @@ def answer(fact: AnswerFact) -> tuple[Inline, ...]:
     return (fact.choice, " by ", Mention(fact.by)) if fact.by else (fact.choice,)
 
 
-def outcome(incident: Incident) -> Message:
-    """`Aborted by @dave. Rolled back: …`, or the outcome's words as they are."""
-    return message(*outcome_parts(incident))
+def outcome(incident: Incident, *, app: bool = True) -> Message:
+    """`Aborted by @dave. Rolled back: …`, or the outcome's words as they are. `app=False`: in
+    the thread, where `named` says which member it is."""
+    return message(*outcome_parts(incident, app=app))
 
 
-def outcome_parts(incident: Incident) -> tuple[Inline, ...]:
-    # In a group's one thread, each app's outcome says which app it is.
-    app: tuple[Inline, ...] = (f"`{incident.app}`: ",) if incident.group is not None else ()
+def outcome_parts(incident: Incident, *, app: bool = True) -> tuple[Inline, ...]:
+    """A group member's outcome (in the parent, a notice, the report) says which app it is."""
+    named_app: tuple[Inline, ...] = (
+        (f"`{incident.app}`: ",) if app and incident.group is not None else ()
+    )
     if not incident.ended_by:
-        return (*app, incident.outcome)
+        return (*named_app, incident.outcome)
     verb = "Cancelled" if incident.status is Status.CANCELLED else "Aborted"
     rest = f" {incident.outcome}" if incident.outcome else ""
-    return (*app, f"{verb} by ", Mention(incident.ended_by), f".{rest}")
+    return (*named_app, f"{verb} by ", Mention(incident.ended_by), f".{rest}")
 
 
 def summary(incident: Incident, rec: StepRecord) -> tuple[Inline, ...]:
