@@ -93,13 +93,15 @@ class Groups:
 
     def order(self, name: str) -> list[Member]:
         """The group's apps as the pure core sees them, with whether each keeps the release
-        it is rolled back from (`deploy.releases` of 2 or more: pruning keeps it)."""
+        it is rolled back from (`deploy.releases` of 2 or more: pruning keeps it) and whether
+        its hosts keep a git checkout (a scratch copy of the deployed version can be made)."""
         return [
             Member(
                 app.name,
                 app.database is not None,
                 app.database.name if app.database else None,
-                keeps_releases=(app.deploy.releases or 0) >= 2,
+                keeps_releases=app.deploy.keeps_releases,
+                checkout=app.deploy.checkout,
             )
             for app in self.members(name)
         ]

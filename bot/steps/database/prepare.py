@@ -63,7 +63,7 @@ async def prepare(ctx: StepContext) -> Outcome:
             summary="No migrations to undo: nothing to prepare", facts=DbFacts(assessed=fresh)
         )
     current, target = fresh.current_revision, fresh.target_revision
-    cmds = script.cmds or prepare_commands(ctx.app, db, path, current, target)
+    cmds = script.cmds or prepare_commands(ctx.app, db, path, current, target, script.scratch)
     for what in ("mkdir", "backup"):  # as `StepContext.run(check=True)` says they failed
         ran = script.result(results, what)
         if ran is not None:
@@ -75,6 +75,15 @@ async def prepare(ctx: StepContext) -> Outcome:
         await ctx.run(host, cmds.backup, check=True, what="backup", timeout=db.timeout)
     check = script.result(results, "check") or await ctx.run(host, cmds.check, stream=False)
     own = own_backup(host, path, check)
+    if cmds.scratch:
+        copied = script.result(results, "scratch copy")
+        if copied is None:
+            copied = await ctx.run(host, cmds.scratch, stream=False, what="scratch copy")
+        copied.check(
+            "the scratch copy of the deployed commit",
+            hint="The downgrade after the redeploy runs in it: check the checkout and the disk "
+            "on the host, then Retry; or Abort.",
+        )
 
     deployed_read = script.result(results, "deployed at")
     deployed_at = await read_deployed_at(ctx, host, cmds.deployed_at, deployed_read)
@@ -133,9 +142,16 @@ async def prepare(ctx: StepContext) -> Outcome:
             )
         else:
             risk += f"Restore from backup `{default.name}` ({default.time}) instead."
+    copy = script.scratch
+    copy_said = (
+        f" A scratch copy of {copy.version} is in `{copy.directory}`, for the downgrade "
+        "after the redeploy."
+        if copy is not None
+        else ""
+    )
     await ctx.say(
         f"Backup `{own.name}` taken on {host.name}: {units.size(own.size)} at {own.time}. "
-        f"{fresh.summary.capitalize()}.",
+        f"{fresh.summary.capitalize()}.{copy_said}",
         *((para(Mark(Status.WARN), f" {risk}"),) if risk else ()),
     )
     return Outcome(
