@@ -10,8 +10,10 @@ removes from the checkout).
                                                     releases, so no release glob takes it
 
 It holds the commit's tracked files (`git archive`: the commit is already in the checkout, no
-fetch) and, written last, the marker a kept release has (`releases.MARKER`: the commit it holds),
-so a copy left half-made by a failure counts as missing. Every value is validated and quoted.
+fetch), a symlink to each of the checkout's own top-level entries that the commit does not track
+(the host's files: a database URL, a virtualenv; as a kept release links `shared/`), and,
+written last, the marker a kept release has (`releases.MARKER`: the commit it holds), so a copy
+left half-made by a failure counts as missing. Every value is validated and quoted.
 """
 
 from __future__ import annotations
@@ -54,7 +56,18 @@ def make(checkout: str, sha: str, where: str) -> str:
         f"cd {c} && git cat-file -e {shlex.quote(commit(sha) + '^{commit}')}"
         f" && rm -rf -- {new} {tar} && mkdir -p -- {new}"
         f" && git archive --format=tar -o {tar} {s} && tar -x -f {tar} -C {new} && rm -f -- {tar}"
+        f" && {_link_own(c, new)}"
         f" && printf '%s\\n' {s} > {new}/{MARKER} && rm -rf -- {d} && mv -T {new} {d}"
+    )
+
+
+def _link_own(checkout: str, new: str) -> str:
+    """Each top-level entry of the checkout the copy lacks (not `.git`, not a release's
+    marker: the copy's own is written after), linked into the copy."""
+    return (
+        '( for f in .[!.]* ..?* *; do if { [ -e "$f" ] || [ -L "$f" ]; } && [ "$f" != .git ]'
+        f' && [ "$f" != {MARKER} ] && ! [ -e {new}/"$f" ] && ! [ -L {new}/"$f" ]; then'
+        f' ln -s {checkout}/"$f" {new}/"$f" || exit 1; fi; done )'
     )
 
 

@@ -137,7 +137,7 @@ class _PrepareScript:
             self.fresh.target_revision,
             self.scratch,
         )
-        if what in ("mkdir", "backup", "check", "scratch copy"):
+        if what in ("mkdir", "backup", "check", "scratch copy", "scratch current"):
             return True  # a failed mkdir or backup stops the script by itself (`check`)
         if what == "deployed at":
             own_backup(self.host, self.path, self.result(results, "check"))  # raises if bad

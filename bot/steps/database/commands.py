@@ -123,6 +123,7 @@ class PrepareCommands:
     listing: str | None
     sql: str
     scratch: str | None = None  # the scratch copy of the deployed commit (`scratch_copy`)
+    scratch_current: str | None = None  # `alembic current` in it: must read the same revision
 
     def script(self, current: str, timeout: float | None = None) -> HostScript:
         """`prepare`'s commands on `run_on` in order, as one script (`current`: the `alembic
@@ -140,6 +141,14 @@ class PrepareCommands:
                 note="the deployed commit's files, for the downgrade after the redeploy",
             )
             if self.scratch
+            else None,
+            read(
+                "scratch current",
+                self.scratch_current,
+                label="alembic current",
+                note="in the scratch copy: must read what the checkout read",
+            )
+            if self.scratch_current
             else None,
             read("deployed at", self.deployed_at),
             read("listing", self.listing, label="backups", note="restorable ones")
@@ -191,6 +200,7 @@ def prepare_commands(
             app, db, host, "downgrade --sql {revision}", revision=sql_revision(current, target)
         ),
         scratch=scratch.make if scratch is not None else None,
+        scratch_current=current_command(app, db, scratch.directory) if scratch else None,
     )
 
 
