@@ -99,6 +99,11 @@ def scratch_copy_dir(app: AppConfig, db: DatabaseConfig, incident: str) -> str:
     return copies.directory(base, incident, bool(app.deploy.releases))
 
 
+def scratch_copy_removal(app: AppConfig, db: DatabaseConfig, incident: str) -> str:
+    """The scratch copy of `incident` removed (at its end, when its downgrade did not)."""
+    return copies.remove(scratch_copy_dir(app, db, incident))
+
+
 def makes_scratch_copy(app: AppConfig, order: list[StepId]) -> bool:
     """A release group's owner whose downgrade comes after its own redeploy (`order`: its
     steps) and that keeps no releases: its database steps work in a scratch copy."""
