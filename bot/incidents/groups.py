@@ -225,8 +225,9 @@ class Groups:
         production = self.policy(req.group).production
         out: list[Incident] = []
         for app, incident_id, token in zip(apps, ids, tokens, strict=True):
-            # The owner of a shared database that keeps releases downgrades it after its own
-            # redeploy, in the kept release: its steps are stored in that order.
+            # The owner of a shared database that keeps releases or a git checkout downgrades
+            # it after its own redeploy, in its kept release or a scratch copy: its steps are
+            # stored in that order (so an incident keeps the order it was opened with).
             steps = [StepRecord(id=s) for s in step_order(ORDER, owned(order, app.name))]
             owner = shared_with(order, app.name)
             if owner is not None:
