@@ -327,6 +327,16 @@ async def test_the_plan_of_a_group_names_every_command_it_then_runs(
             plans[app] = Plan.model_validate_json(raw)
         assert set(plans) == {"storefront", "api"}
         assert plans["storefront"].database is None and plans["api"].database is not None
+        # api keeps no releases: its backup step makes a scratch copy of v1.5.0 before its
+        # redeploy; the downgrade runs in it after that redeploy, and removes it.
+        api_cmds = plans["api"].commands
+        names = [c.name for c in api_cmds]
+        redeployed = max(i for i, c in enumerate(api_cmds) if c.step is StepId.REDEPLOY)
+        assert names.index("backup check") < names.index("scratch copy") < redeployed
+        downgrade = names.index("downgrade")
+        assert redeployed < names.index("scratch copy marker") < downgrade
+        assert downgrade < names.index("remove scratch copy")
+        assert {api_cmds[downgrade].host, api_cmds[names.index("scratch copy")].host} == {"web1"}
         # Planning changed nothing: read-only commands only, no lock, no incident.
         for env in release:
             assert [c for c in sent(env.hosts[0]) if not READ_ONLY.match(c)] == []

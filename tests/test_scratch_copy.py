@@ -73,7 +73,13 @@ def test_the_downgrade_runs_in_the_copy_reads_its_marker_first_and_removes_it_la
         f"cd {where} && {where}/.venv/bin/alembic -c alembic.ini downgrade b2c3d4e5f6a1"
     )
     assert lines["remove"] == f"rm -rf -- {where} {where}.new {where}.tar"
-    assert script.planned()[0].name == "scratch copy"
+    assert [p.name for p in script.planned()] == [
+        "scratch copy marker",
+        "alembic current",
+        "downgrade",
+        "alembic current",
+        "remove scratch copy",
+    ]
     spaced = app("/srv/my app")
     assert spaced.database is not None
     copied = database.scratch_copy(spaced, spaced.database, "f00d42", "v1.5.0", SHA)

@@ -63,7 +63,7 @@ def after_redeploy(app: AppConfig, plan: Plan) -> None:
         kept = database.kept_release(app, db, plan.deployed)
     else:
         kept = database.scratch_copy(app, db, plan.id, plan.deployed, plan.basis.deployed_sha)
-        _scratch_in_prepare(plan, kept)
+        _scratch_in_prepare(app, plan, kept)
     moved = [
         PlanCommand(
             step=StepId.DB_ROLLBACK,
@@ -96,20 +96,32 @@ def after_redeploy(app: AppConfig, plan: Plan) -> None:
             )
 
 
-def _scratch_in_prepare(plan: Plan, kept: database.KeptRelease) -> None:
-    """The scratch copy's making, where the backup step's script runs it: after the backup
-    check."""
-    assert plan.database is not None and kept.make is not None
-    made = PlanCommand(
-        step=StepId.DB_PREPARE,
-        host=plan.database.run_on,
-        name="scratch copy",
-        command=kept.make,
-        note="the deployed commit's files, for the downgrade after the redeploy",
-    )
+def _scratch_in_prepare(app: AppConfig, plan: Plan, kept: database.KeptRelease) -> None:
+    """The scratch copy's making and its `alembic current`, where the backup step's script
+    runs them: after the backup check."""
+    db = app.database
+    assert db is not None and plan.database is not None and kept.make is not None
+    run_on = plan.database.run_on
+    made = [
+        PlanCommand(
+            step=StepId.DB_PREPARE,
+            host=run_on,
+            name="scratch copy",
+            command=kept.make,
+            note="the deployed commit's files, for the downgrade after the redeploy",
+        ),
+        PlanCommand(
+            step=StepId.DB_PREPARE,
+            host=run_on,
+            name="alembic current",
+            command=database.current_command(app, db, kept.directory),
+            changes=False,
+            note="in the scratch copy: must read what the checkout read",
+        ),
+    ]
     names = [(c.step, c.name) for c in plan.commands]
     at = names.index((StepId.DB_PREPARE, "backup check")) + 1
-    plan.commands.insert(at, made)
+    plan.commands[at:at] = made
 
 
 def order_lines(planner: Planner, name: str, plans: list[Plan]) -> list[str]:

@@ -217,7 +217,7 @@ def downgrade_script(
     first; a scratch copy is removed last."""
     cwd = kept.directory if kept else None
     current = current_command(app, db, cwd)
-    label = "scratch copy" if kept and kept.scratch else "kept release"
+    label = "scratch copy marker" if kept and kept.scratch else "kept release"
     return HostScript.of(
         read("kept", kept.check, label=label, note="must hold the deployed version")
         if kept
