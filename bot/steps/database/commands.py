@@ -71,9 +71,12 @@ class KeptRelease:
         return self.make is not None
 
     @property
+    def kind(self) -> str:
+        return "scratch copy" if self.scratch else "kept release"
+
+    @property
     def words(self) -> str:
-        what = "scratch copy" if self.scratch else "kept release"
-        return f"{what} of {self.version}"
+        return f"{self.kind} of {self.version}"
 
 
 def kept_release(app: AppConfig, db: DatabaseConfig, version: str) -> KeptRelease:

@@ -129,12 +129,9 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
     whats = ["command"] * len(script.lines)
     results = await ctx.run_script(host, script.sent(), decide=decide, whats=whats)
     absent = kept is not None and (missing or script.result(results, "current") is None)
-    if (
-        absent
-        and kept is not None
-        and missing == [""]
-        and await _done_without_copy(ctx, db, kept, known)
-    ):
+    # No marker at all: a scratch copy may be gone because the downgrade finished.
+    gone = absent and missing == [""]
+    if gone and kept is not None and await _done_without_copy(ctx, db, kept, known):
         return Outcome(
             summary=f"Database already at `{short(target)}` ({target or 'base'})",
             criteria={Criterion.DATABASE: True},
@@ -189,7 +186,7 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
             hint=restore_hint,
             detail=result.tail(),
         )
-    where = f" in the {kept.words.split(' of ')[0]} `{kept.directory}`" if kept else ""
+    where = f" in the {kept.kind} `{kept.directory}`" if kept else ""
     await ctx.say(
         f"Database downgraded on {host.name}{where}: `{now}` → `{revision}` (alembic current)."
     )
