@@ -23,6 +23,7 @@ import shlex
 
 from bot.workflow.errors import UserFacingError
 from runners.releases import MARKER
+from runners.templates import check_value
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -43,15 +44,15 @@ def directory(workdir: str, incident: str, releases: bool) -> str:
         raise UserFacingError(
             f"`{incident[:60]}` cannot name a scratch directory: refusing to put it in a command"
         )
-    base = workdir.rstrip("/")
+    base = check_value("workdir", workdir.rstrip("/"))
     return f"{base}/releases/.{PREFIX}{incident}" if releases else f"{base}/.git/{PREFIX}{incident}"
 
 
 def make(checkout: str, sha: str, where: str) -> str:
     """Copy commit `sha`'s files from the git checkout `checkout` to `where`, marker last: built
     aside (`.new`) and moved into place, so a second run replaces the first whole."""
-    c, s = shlex.quote(checkout), shlex.quote(commit(sha))
-    d, new, tar = (shlex.quote(where + x) for x in ("", ".new", ".tar"))
+    c, s = shlex.quote(check_value("workdir", checkout)), shlex.quote(commit(sha))
+    d, new, tar = (shlex.quote(check_value("workdir", where) + x) for x in ("", ".new", ".tar"))
     return (
         f"cd {c} && git cat-file -e {shlex.quote(commit(sha) + '^{commit}')}"
         f" && rm -rf -- {new} {tar} && mkdir -p -- {new}"
@@ -78,5 +79,6 @@ def marker(where: str) -> str:
 
 def remove(where: str) -> str:
     """The scratch copy gone, and whatever a failed `make` left beside it."""
+    check_value("workdir", where)
     d, new, tar = (shlex.quote(where + x) for x in ("", ".new", ".tar"))
     return f"rm -rf -- {d} {new} {tar}"

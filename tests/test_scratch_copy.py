@@ -47,14 +47,16 @@ def test_where_it_goes_and_what_it_refuses() -> None:
     for sha in ("v1.5.0", "abc", "d4e5f6a; rm -rf /", "HEAD"):
         with pytest.raises(UserFacingError, match="is not a commit id"):
             scratch_copy.make("/srv/a", sha, "/srv/a/.git/rewind-downgrade-x")
-    made = scratch_copy.make("/srv/my app", SHA.upper(), "/srv/my app/.git/rewind-downgrade-x")
-    assert made.startswith("cd '/srv/my app' && git cat-file -e ")
-    assert f"git archive --format=tar -o '/srv/my app/.git/rewind-downgrade-x.tar' {SHA} " in made
+    with pytest.raises(UserFacingError, match="is not a valid workdir"):
+        scratch_copy.make("/srv/my app", SHA, "/srv/my app/.git/rewind-downgrade-x")
+    made = scratch_copy.make("/srv/a", SHA.upper(), "/srv/a/.git/rewind-downgrade-x")
+    assert made.startswith(f"cd /srv/a && git cat-file -e '{SHA}^{{commit}}' && ")
+    assert f"git archive --format=tar -o /srv/a/.git/rewind-downgrade-x.tar {SHA} " in made
     # The marker is written last, into the copy being built, which then moves into place.
     assert made.endswith(
-        f"&& printf '%s\\n' {SHA} > '/srv/my app/.git/rewind-downgrade-x.new'/.rewind-release"
-        " && rm -rf -- '/srv/my app/.git/rewind-downgrade-x'"
-        " && mv -T '/srv/my app/.git/rewind-downgrade-x.new' '/srv/my app/.git/rewind-downgrade-x'"
+        f"&& printf '%s\\n' {SHA} > /srv/a/.git/rewind-downgrade-x.new/.rewind-release"
+        " && rm -rf -- /srv/a/.git/rewind-downgrade-x"
+        " && mv -T /srv/a/.git/rewind-downgrade-x.new /srv/a/.git/rewind-downgrade-x"
     )
 
 
@@ -82,9 +84,8 @@ def test_the_downgrade_runs_in_the_copy_reads_its_marker_first_and_removes_it_la
     ]
     spaced = app("/srv/my app")
     assert spaced.database is not None
-    copied = database.scratch_copy(spaced, spaced.database, "f00d42", "v1.5.0", SHA)
     with pytest.raises(UserFacingError, match="is not a valid workdir"):
-        database.commands.downgrade_script(spaced, spaced.database, None, copied)
+        database.scratch_copy(spaced, spaced.database, "f00d42", "v1.5.0", SHA)
     # Made by Prepare, after the backup check; alembic read in it at once.
     cmds = database.prepare_commands(a, a.database, "/b/x.sql", "d4e5f6a1b2c3", None, copy)
     names = cmds.script("alembic current").names
@@ -119,7 +120,7 @@ def git(cwd: Path, *args: str) -> str:
 
 
 def test_make_and_remove_on_a_real_checkout(tmp_path: Path) -> None:
-    checkout = tmp_path / "my app"
+    checkout = tmp_path / "myapp"
     checkout.mkdir()
     git(checkout, "init", "-q")
     (checkout / "migrations").mkdir()
