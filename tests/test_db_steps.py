@@ -402,3 +402,36 @@ async def test_a_group_owner_without_releases_downgrades_in_a_scratch_copy_after
         assert sql(env, "SELECT version_num FROM alembic_version") == V142
     finally:
         await ctx.hosts.close()
+
+
+@pytest.mark.hosts(1)
+async def test_a_scratch_copy_whose_alembic_reads_another_database_is_refused_before_the_redeploy(
+    make_ssh_env: MakeSshEnv, sample_repo: SampleRepo, pg_database: str, tmp_path: Path
+) -> None:
+    """Prepare reads `alembic current` in the scratch copy it made: when it is not what the
+    checkout reads (here alembic, outside a checkout, is pointed at a SQLite file), it stops
+    there, before the redeploy, saying where and what to do."""
+    from bot.workflow.group import Downgrade, step_order
+    from bot.workflow.model import StepRecord
+    from bot.workflow.steps import ORDER
+
+    env = make_ssh_env(1, repo=sample_repo, db_url=pg_database, migrate=True)
+    config = with_step_commands(env.app_config())
+    elsewhere = "env $(test -d .git || echo DATABASE_URL=sqlite:///elsewhere.db)"
+    config["database"] = {**config["database"], "alembic": f"{elsewhere} {ALEMBIC}"}
+    ctx = context(env, tmp_path, config)
+    down = Downgrade("shopdb", "myapp", ("myapp",), ("myapp",), True, scratch=True)
+    ctx.incident.steps = [StepRecord(id=s) for s in step_order(ORDER, down)]
+    copy = f"{env.workdir}/.git/rewind-downgrade-{ctx.incident.id}"
+    try:
+        await assessed(ctx)
+        with pytest.raises(StepError) as refused:
+            await step(ctx, StepId.DB_PREPARE, database.prepare)
+        assert (
+            f"`alembic current` in the scratch copy of v1.5.0 (`{copy}`) reads nothing, not "
+            f"`{V150}` as in the checkout" in refused.value.what
+        )
+        assert "make the alembic configuration find the database" in refused.value.hint
+        assert sql(env, "SELECT version_num FROM alembic_version") == V150
+    finally:
+        await ctx.hosts.close()
