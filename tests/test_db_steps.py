@@ -345,3 +345,93 @@ async def test_after_the_redeploy_the_downgrade_runs_in_the_kept_release_or_refu
         assert f"in the kept release `{kept}`" in notifier(ctx).text
     finally:
         await ctx.hosts.close()
+
+
+@pytest.mark.hosts(1)
+async def test_a_group_owner_without_releases_downgrades_in_a_scratch_copy_after_its_redeploy(
+    make_ssh_env: MakeSshEnv, sample_repo: SampleRepo, pg_database: str, tmp_path: Path
+) -> None:
+    """A release group's shared database whose app keeps no releases (a git checkout): Prepare
+    copies the deployed commit aside before the redeploy; the downgrade runs in that copy after
+    it (marker checked first, never elsewhere) and removes it; run again once the copy is gone
+    (a worker killed between the removal and the step's record), it finds the work done."""
+    from bot.workflow.group import Downgrade, step_order
+    from bot.workflow.model import StepRecord
+    from bot.workflow.steps import ORDER
+
+    env = make_ssh_env(1, repo=sample_repo, db_url=pg_database, migrate=True)
+    host = env.hosts[0]
+    ctx = context(env, tmp_path)
+    down = Downgrade("shopdb", "myapp", ("web", "myapp"), ("web", "myapp"), True, scratch=True)
+    ctx.incident.steps = [StepRecord(id=s) for s in step_order(ORDER, down)]
+    copy = f"{env.workdir}/.git/rewind-downgrade-{ctx.incident.id}"
+    try:
+        facts = await assessed(ctx)
+        host.clear_commands()
+        await step(ctx, StepId.DB_PREPARE, database.prepare)
+        marker = host.run(f"cat {copy}/.rewind-release").strip()
+        assert marker == facts.deployed_sha and facts.deployed_sha
+        assert host.run(f"test -f {copy}/alembic.ini && echo ok").strip() == "ok"
+        assert f"A scratch copy of v1.5.0 is in `{copy}`" in notifier(ctx).text
+        # As after the redeploy: the checkout at v1.4.2, without v1.5.0's revision files.
+        host.run("git checkout -q --force v1.4.2")
+        ctx.incident.step(StepId.REDEPLOY).status = StepStatus.SUCCEEDED
+        ctx.incident.db_method = "downgrade"
+        host.run(f"echo 0000000 > {copy}/.rewind-release")  # another commit's
+        with pytest.raises(StepError) as other:
+            await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        assert "the scratch copy of v1.5.0 on web1" in other.value.what
+        assert "is at another commit (`0000000`)" in other.value.what
+        assert sql(env, "SELECT version_num FROM alembic_version") == V150
+        host.run(f"echo {marker} > {copy}/.rewind-release")
+        host.clear_commands()
+        out = await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        assert out.criteria == {Criterion.DATABASE: True}
+        assert sql(env, "SELECT version_num FROM alembic_version") == V142
+        ran = sent(host)
+        assert [c for c in ran if f"{ALEMBIC} downgrade {V142}" in c] == [
+            f"cd {copy} && {ALEMBIC} downgrade {V142}"
+        ]
+        assert ran[-1] == f"rm -rf -- {copy} {copy}.new {copy}.tar"
+        assert host.run(f"test -e {copy} || echo gone").strip() == "gone"
+        assert f"in the scratch copy `{copy}`" in notifier(ctx).text
+        # Again, the copy gone: the database is read from the workdir, at the target: done.
+        host.clear_commands()
+        again = await step(ctx, StepId.DB_ROLLBACK, database.rollback)
+        assert "already at" in again.summary
+        assert sql(env, "SELECT version_num FROM alembic_version") == V142
+    finally:
+        await ctx.hosts.close()
+
+
+@pytest.mark.hosts(1)
+async def test_a_scratch_copy_whose_alembic_reads_another_database_is_refused_before_the_redeploy(
+    make_ssh_env: MakeSshEnv, sample_repo: SampleRepo, pg_database: str, tmp_path: Path
+) -> None:
+    """Prepare reads `alembic current` in the scratch copy it made: when it is not what the
+    checkout reads (here alembic, outside a checkout, is pointed at a SQLite file), it stops
+    there, before the redeploy, saying where and what to do."""
+    from bot.workflow.group import Downgrade, step_order
+    from bot.workflow.model import StepRecord
+    from bot.workflow.steps import ORDER
+
+    env = make_ssh_env(1, repo=sample_repo, db_url=pg_database, migrate=True)
+    config = with_step_commands(env.app_config())
+    elsewhere = "env $(test -d .git || echo DATABASE_URL=sqlite:///elsewhere.db)"
+    config["database"] = {**config["database"], "alembic": f"{elsewhere} {ALEMBIC}"}
+    ctx = context(env, tmp_path, config)
+    down = Downgrade("shopdb", "myapp", ("myapp",), ("myapp",), True, scratch=True)
+    ctx.incident.steps = [StepRecord(id=s) for s in step_order(ORDER, down)]
+    copy = f"{env.workdir}/.git/rewind-downgrade-{ctx.incident.id}"
+    try:
+        await assessed(ctx)
+        with pytest.raises(StepError) as refused:
+            await step(ctx, StepId.DB_PREPARE, database.prepare)
+        assert (
+            f"`alembic current` in the scratch copy of v1.5.0 (`{copy}`) reads nothing, not "
+            f"`{V150}` as in the checkout" in refused.value.what
+        )
+        assert "make the alembic configuration find the database" in refused.value.hint
+        assert sql(env, "SELECT version_num FROM alembic_version") == V150
+    finally:
+        await ctx.hosts.close()

@@ -123,13 +123,14 @@ async def test_one_decision_one_approval_the_groups_order_and_the_database_once(
     web = await g.load(web.id)
     assert web.step(StepId.DB_ROLLBACK).status is StepStatus.SKIPPED
     assert "downgraded once, by `api`" in web.step(StepId.DB_ROLLBACK).summary
-    # api's code starts only after web is verified; then its own database approval.
+    # api's code starts only after web is verified; then its own database approval, after its
+    # redeploy (a git checkout: the downgrade runs in a scratch copy of the deployed commit).
     assert g.calls.index(("web", StepId.VERIFY)) < g.calls.index(("api", StepId.CODE))
     api = await g.load(api.id)
     assert api.gate is not None and api.gate.kind is GateKind.APPROVE_DB
     await g.answer(api.id, "approve", "U0ALICE")
     done = [(a, s) for a, s in g.calls if s in {StepId.REDEPLOY, StepId.DB_ROLLBACK}]
-    assert done == [("web", StepId.REDEPLOY), ("api", StepId.DB_ROLLBACK), ("api", StepId.REDEPLOY)]
+    assert done == [("web", StepId.REDEPLOY), ("api", StepId.REDEPLOY), ("api", StepId.DB_ROLLBACK)]
     # The monitor once every app is verified.
     first_monitor = min(i for i, (_, s) in enumerate(g.calls) if s is StepId.MONITOR)
     assert g.calls.index(("api", StepId.VERIFY)) < first_monitor
@@ -165,8 +166,7 @@ async def test_a_failing_member_pauses_the_group_and_abort_stops_all(tmp_path: P
     web, api = await g.open()
     await g.answer(web.id, "roll_back", "U0CAROL")
     await g.answer(web.id, "approve", "U0ALICE")
-    await g.answer(api.id, "approve", "U0ALICE")  # the database
-    api = await g.load(api.id)
+    api = await g.load(api.id)  # its redeploy fails before its database is asked about
     assert api.status is Status.PAUSED and api.gate is not None
     web = await g.load(web.id)
     assert web.status is Status.WAITING  # held before its monitor: the group is paused
@@ -176,7 +176,7 @@ async def test_a_failing_member_pauses_the_group_and_abort_stops_all(tmp_path: P
     assert (web.status, api.status) == (Status.ABORTED, Status.ABORTED)
     assert "Stopped with its group (`api` was aborted)" in web.outcome
     assert "Rolled back: Roll back code, Redeploy previous version, Verify rollback" in web.outcome
-    assert "Back up database, preview downgrade, Roll back database." in api.outcome
+    assert "Rolled back: Roll back code, Back up database, preview downgrade." in api.outcome
     assert "Stopped mid-way: Redeploy previous version" in api.outcome
 
 

@@ -105,23 +105,34 @@ async def test_a_group_rolls_back_both_apps_and_downgrades_the_shared_database_o
         web, back = await wait_members(bot, Status.COMPLETED)
 
         # Both apps on their previous version, the database downgraded once, by api's steps,
-        # after storefront was redeployed.
+        # after storefront and api were redeployed: api keeps no releases, so in a scratch copy
+        # of v1.5.0's commit that its backup step made on its host before its redeploy.
         for env in release:
             assert env.hosts[0].run("cat VERSION").strip() == "1.4.2"
             assert env.hosts[0].health_status() == 200
         assert db_revision(storefront.db_url) == V142
         assert [c for c in storefront.hosts[0].commands() if DOWNGRADE in c] == []
         assert len([c for c in api.hosts[0].commands() if DOWNGRADE in c]) == 1
+        scratch = f"{api.workdir}/.git/rewind-downgrade-{back.id}"
+        ran = sent(api.hosts[0])  # api's host's own log, in the order it ran them
+        made = _index(ran, f"git archive --format=tar -o {scratch}.tar ")
+        downgrade = _index(ran, DOWNGRADE)
+        assert ran[downgrade].startswith(f"cd {scratch} && ")
+        removed = ran.index(f"rm -rf -- {scratch} {scratch}.new {scratch}.tar")
+        assert made < _index(ran, "git checkout") < _index(ran, "./run.sh restart") < downgrade
+        assert downgrade < removed
+        assert api.hosts[0].run(f"test -e {scratch} || echo gone").strip() == "gone"
         sf_redeployed = web.step(StepId.REDEPLOY).finished_at
         downgraded = back.step(StepId.DB_ROLLBACK).started_at
         assert sf_redeployed and downgraded and sf_redeployed < downgraded
         assert "downgraded once, by `api`" in web.step(StepId.DB_ROLLBACK).summary
-        # The thread says when, and why then: api keeps no releases.
+        # The thread says when, and where.
         assert (
-            "The shared database `shopdb` is downgraded once by `api`, after `storefront` is "
-            "redeployed and right before `api`'s own redeploy: `alembic downgrade` needs the "
-            "newer revision files" in bot.thread_text()
+            "The shared database `shopdb` is backed up by `api` before its redeploy, with a "
+            "scratch copy of the version rolled back from made on its host, and downgraded once, "
+            "after `storefront` and `api` are redeployed: in that scratch copy" in bot.thread_text()
         )
+        assert f"in the scratch copy `{scratch}`" in bot.thread_text()
 
         # One report for the group: each app's versions and timeline, one impact section.
         assert web.facts.report.path and not back.facts.report.path
@@ -298,10 +309,11 @@ async def test_a_worker_killed_mid_group_another_resumes_each_member(
         workers = workers_factory(bot)
         workers.spawn("worker-A")
         await roll_back(bot)
-        await bot.click(await bot.gate("Approve downgrade", 120), "Approve downgrade", "U0ALICE")
+        # Killed mid api's redeploy; the downgrade's approval comes after it (a scratch copy).
         await wait_step(bot, "api", StepId.REDEPLOY, "running")
         workers.kill("worker-A")
         workers.spawn("worker-B")
+        await bot.click(await bot.gate("Approve downgrade", 180), "Approve downgrade", "U0ALICE")
         web, back = await wait_members(bot, Status.COMPLETED)
         assert back.step(StepId.REDEPLOY).worker == "worker-B"
         assert web.step(StepId.REDEPLOY).worker == "worker-A"  # done before: never run again
@@ -330,7 +342,7 @@ async def test_run_this_plan_of_a_group_runs_every_command_it_names(
         assert file.channel_id == "C0INCIDENT" and file.thread_ts == posted["ts"]
         content = file.content.decode()
         assert content.startswith("# Rollback plan of the group `shop`")
-        assert "2. `api` → `v1.4.2`: roll back code, back up and downgrade" in content
+        assert "2. `api` → `v1.4.2`: roll back code, back up the database" in content
         # Every member's plan in the file, in the group's order.
         sf, api_at = (content.index(f": {a} → v1.4.2") for a in ("storefront", "api"))
         assert 0 < sf < api_at, content
@@ -340,10 +352,10 @@ async def test_run_this_plan_of_a_group_runs_every_command_it_names(
             "`api`), redeploy, verify." in said
         ), said
         assert (
-            "2. `api` → `v1.4.2`: roll back code, back up and downgrade the database "
-            "`shopdb` once (its own approval; after `storefront` is redeployed, and before "
-            "`api`'s own redeploy: `alembic downgrade` needs the newer revision files, which "
-            "leave its hosts with that redeploy (it keeps no releases)), redeploy, verify." in said
+            "2. `api` → `v1.4.2`: roll back code, back up the database `shopdb` and make a "
+            "scratch copy of `v1.5.0`, redeploy, downgrade the database `shopdb` once (its own "
+            "approval; after `storefront` and `api` are redeployed: in the scratch copy of "
+            "`v1.5.0`, which still holds the newer revision files, then removed), verify." in said
         ), said
         ids = dict((app, plan_id) for plan_id, app in PLAN_ID.findall(said))
         plans = {}
@@ -353,6 +365,16 @@ async def test_run_this_plan_of_a_group_runs_every_command_it_names(
             plans[app] = Plan.model_validate_json(raw)
         assert set(plans) == {"storefront", "api"}
         assert plans["storefront"].database is None and plans["api"].database is not None
+        # api keeps no releases: its backup step makes a scratch copy of v1.5.0 before its
+        # redeploy; the downgrade runs in it after that redeploy, and removes it.
+        api_cmds = plans["api"].commands
+        names = [c.name for c in api_cmds]
+        redeployed = max(i for i, c in enumerate(api_cmds) if c.step is StepId.REDEPLOY)
+        assert names.index("backup check") < names.index("scratch copy") < redeployed
+        downgrade = names.index("downgrade")
+        assert redeployed < names.index("scratch copy marker") < downgrade
+        assert downgrade < names.index("remove scratch copy")
+        assert {api_cmds[downgrade].host, api_cmds[names.index("scratch copy")].host} == {"web1"}
         # Planning changed nothing: read-only commands only, no lock, no incident.
         for env in release:
             assert [c for c in sent(env.hosts[0]) if not READ_ONLY.match(c)] == []
@@ -426,7 +448,7 @@ def test_rewind_rollback_group_at_the_terminal(
     planned = rewind("--plan")
     assert planned.returncode == 0, planned.stdout[-3000:] + planned.stderr[-3000:]
     assert "# Rollback plan of the group `shop`" in planned.stdout
-    assert "2. `api` → `v1.4.2`: roll back code, back up and downgrade" in planned.stdout
+    assert "2. `api` → `v1.4.2`: roll back code, back up the database" in planned.stdout
     assert "Nothing was changed" in planned.stdout
     bad = rewind("nope=v1.4.2", "--plan")
     assert bad.returncode == 2 and "I don't know an app called `nope`" in bad.stdout

@@ -134,31 +134,50 @@ def test_a_database_app_that_keeps_releases_downgrades_after_its_own_redeploy() 
     assert steps.index(StepId.DB_PREPARE) < steps.index(StepId.REDEPLOY)
     assert steps.index(StepId.REDEPLOY) + 1 == steps.index(StepId.DB_ROLLBACK)
     assert steps.index(StepId.DB_ROLLBACK) < steps.index(StepId.VERIFY)
-    # Without kept releases: before api's own redeploy, as the steps' usual order has it.
-    plain = [Member("web", True, "shop"), Member("api", True, "shop")]
-    (before,) = downgrades(plain)
-    assert (before.after, before.after_owner) == (("web",), False)
-    assert before_own_redeploy(plain) == [before]
+    # Without kept releases but from a git checkout: after api's own redeploy too, in a scratch
+    # copy of the deployed commit.
+    plain = [Member("web", True, "shop"), Member("api", True, "shop", checkout=True)]
+    (copied,) = downgrades(plain)
+    assert (copied.after, copied.after_owner, copied.scratch) == (("web", "api"), True, True)
+    assert before_own_redeploy(plain) == []
+    assert step_order(ORDER, copied) == steps
+    assert not downgrades([*kept[:1], Member("api", True, "shop", True, True)])[0].scratch
+    # Neither (no checkout: kubernetes): before api's own redeploy, as the usual order has it.
+    bare = [Member("web", True, "shop"), Member("api", True, "shop")]
+    (before,) = downgrades(bare)
+    assert (before.after, before.after_owner, before.scratch) == (("web",), False, False)
+    assert before_own_redeploy(bare) == [before]
     assert step_order(ORDER, before) == list(ORDER)
 
 
-def test_check_notes_a_shared_database_whose_app_keeps_no_releases() -> None:
-    data = yaml.safe_load(GOOD)
-    lines = key_lines(GOOD)
-    (note,) = group_notes(data, lines)
+# `worker` deployed by kubernetes: no releases, no checkout to copy the deployed version from.
+KUBE = GOOD.replace(
+    "deploy: {strategy: systemd, workdir: /srv/worker, service: worker}",
+    "deploy: {strategy: kubernetes, workdir: /srv/worker, service: worker, image: r/worker}",
+)
+
+
+def test_check_notes_a_shared_database_whose_app_has_no_copy_of_the_deployed_version() -> None:
+    assert KUBE != GOOD
+    lines = key_lines(KUBE)
+    (note,) = group_notes(yaml.safe_load(KUBE), lines)
     text = note.text("apps.yaml")
-    assert "groups.shop" in text and "`worker` keeps no releases" in text
-    assert "right before its own redeploy" in text and "`deploy.releases: 2` or more" in text
-    for releases, notes in ((1, 1), (2, 0)):
+    assert "groups.shop" in text and "`worker` keeps no releases and has no git checkout" in text
+    assert "right before its own redeploy" in text and "a scratch copy" in text
+    # A git checkout (a scratch copy), with or without kept releases: no note.
+    data = yaml.safe_load(GOOD)
+    for releases in (None, 1, 2):
         data["apps"]["worker"]["deploy"]["releases"] = releases
-        assert len(group_notes(data, lines)) == notes, releases
+        assert group_notes(data, key_lines(GOOD)) == [], releases
 
 
 def test_rewind_check_prints_the_note_and_passes(tmp_path: Path) -> None:
     """`rewind check`, run as a person runs it: the note is a warning, the file is fine."""
     from tests.test_config_strict import run
 
-    done = run(tmp_path, GOOD)
+    done = run(tmp_path, KUBE)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "⚠" in done.stdout and "`worker` keeps no releases" in done.stdout, done.stdout
     assert "✓ all well" in done.stdout
+    done = run(tmp_path, GOOD)  # from a git checkout: nothing to warn about
+    assert done.returncode == 0 and "⚠" not in done.stdout, done.stdout

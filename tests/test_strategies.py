@@ -249,3 +249,13 @@ async def test_failing_systemctl_restart_stops_the_rollout(
     assert web2.run("git describe --tags --always").strip() == "v1.5.0"
     assert web2.health_status() == 500
     assert any(f"Job for {SERVICE}.service failed" in line for line in s.notifier.output_of("web1"))
+
+
+def test_the_apps_files_checkout_strategies_are_the_git_checkout_ones() -> None:
+    """`deploy.checkout` (a scratch copy of the deployed commit can be made) agrees with the
+    strategies themselves."""
+    from bot.config.strategy_names import CHECKOUT_STRATEGIES
+    from runners.strategies import REGISTRY
+    from runners.strategies.base import GitCheckout
+
+    assert {n for n, s in REGISTRY.items() if isinstance(s, GitCheckout)} == CHECKOUT_STRATEGIES

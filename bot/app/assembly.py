@@ -31,6 +31,7 @@ from bot.fronts.slack.notifier import SlackNotifier
 from bot.fronts.slack.slack_api import RewindWebClient, make_client
 from bot.fronts.slack.watch_slack import SlackProposer, WatchFront
 from bot.incidents.host_runners import HostRunners, open_in
+from bot.incidents.left_copies import LeftCopies
 from bot.incidents.service import IncidentService
 from bot.incidents.step_runner import StepRunner
 from bot.plan.build import Planner
@@ -121,6 +122,7 @@ def build_runtime(settings: Settings, apps: AppsFile, *, pacing: float = 1.0) ->
         watch=IncidentHooks(stores.watches),
         events=WebhookOutbox(apps, SaqJobs(queue)),
         ended=runners.close,
+        left=LeftCopies(apps, runner_for).remove,
         people=SlackDirectory(client),
     )
     steps = StepRunner(

@@ -12,6 +12,7 @@ from bot.config.apps_file import AppsFile
 from bot.config.settings import Settings
 from bot.fronts.terminal.front import CtrlC, InlineQueue, Wiring
 from bot.incidents.host_runners import HostRunners, open_in
+from bot.incidents.left_copies import LeftCopies
 from bot.incidents.service import IncidentService
 from bot.incidents.step_runner import StepRunner
 from bot.plan.build import Planner
@@ -39,6 +40,7 @@ def build_terminal_runner(
         queue=queue,
         repos=GitRepos(workspace),
         ended=runners.close,
+        left=LeftCopies(apps, runner_for).remove,
     )
     steps = StepRunner(
         incidents,

@@ -28,6 +28,7 @@ from bot.checks.logs import LogsConfig
 from bot.checks.metrics_config import MetricConfig, ResourcesConfig
 from bot.checks.smoke import SmokeConfig
 from bot.config.paths import absolute, repo_location
+from bot.config.strategy_names import CHECKOUT_STRATEGIES
 from bot.workflow.errors import ConfigError, Problem
 from bot.workflow.group import Member
 from bot.workflow.policy import NON_PRODUCTION_ENVIRONMENTS, PRODUCTION_ENVIRONMENTS, is_production
@@ -157,6 +158,16 @@ class DeployConfig(_Model):
     @classmethod
     def _timeout(cls, v: Any) -> float:
         return parse_duration(v)
+
+    @property
+    def keeps_releases(self) -> bool:
+        """The release rolled back from stays on the hosts (pruning keeps 2 or more)."""
+        return (self.releases or 0) >= 2
+
+    @property
+    def checkout(self) -> bool:
+        """Its hosts keep a git checkout of the app (`CHECKOUT_STRATEGIES`)."""
+        return self.strategy in CHECKOUT_STRATEGIES
 
 
 class DatabaseConfig(_Model):

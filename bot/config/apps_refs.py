@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config.apps_problems import Loc, did_you_mean, dotted, line_of
+from bot.config.strategy_names import CHECKOUT_STRATEGIES
 from bot.workflow.errors import Problem
 from bot.workflow.group import Member, before_own_redeploy
 from bot.workflow.policy import NON_PRODUCTION_ENVIRONMENTS, PRODUCTION_ENVIRONMENTS
@@ -309,10 +310,11 @@ def _deploy(at: Loc, app: Mapping[str, Any]) -> Found:
 
 def group_notes(data: Mapping[str, Any], lines: Mapping[Loc, int]) -> list[Problem]:
     """Warnings, not errors: a group's shared database whose app (the last of its users, which
-    downgrades it) keeps no releases it can run `alembic downgrade` in after its redeploy (no
-    `deploy.releases`, or 1: pruning drops the release rolled back from). Its downgrade then
-    runs right before that app's redeploy, which removes the newer revision files: that app's
-    bad version runs on the older schema until its redeploy ends."""
+    downgrades it) has no copy of the version rolled back from to run `alembic downgrade` in
+    after its redeploy: no kept release (`deploy.releases` of 2 or more) and no git checkout to
+    make a scratch copy from (a strategy such as kubernetes). Its downgrade then runs right
+    before that app's redeploy, which removes the newer revision files: that app's bad version
+    runs on the older schema until its redeploy ends."""
     groups, apps = data.get("groups"), data.get("apps")
     if not isinstance(groups, Mapping) or not isinstance(apps, Mapping):
         return []
@@ -326,12 +328,14 @@ def group_notes(data: Mapping[str, Any], lines: Mapping[Loc, int]) -> list[Probl
             notes.append(
                 Problem(
                     f"groups.{raw_name}",
-                    f"`{down.owner}` keeps no releases: it downgrades the shared database "
-                    f"`{down.database}` right before its own redeploy, not after it (`alembic "
-                    "downgrade` needs the newer revision files, which that redeploy removes); "
-                    f"until it ends, `{down.owner}`'s bad version runs on the older schema",
-                    f"give `{down.owner}` `deploy.releases: 2` or more: the database is then "
-                    "downgraded after every app using it is redeployed, in the kept release",
+                    f"`{down.owner}` keeps no releases and has no git checkout (its strategy): "
+                    f"it downgrades the shared database `{down.database}` right before its own "
+                    "redeploy, not after it (`alembic downgrade` needs the newer revision files, "
+                    f"which that redeploy removes); until it ends, `{down.owner}`'s bad version "
+                    "runs on the older schema",
+                    "make the database's last user in the group an app deployed from a git "
+                    "checkout (systemd, docker-compose, commands): the database is then "
+                    "downgraded after every app using it is redeployed, in a scratch copy",
                     line_of(lines, loc),
                 )
             )
@@ -349,4 +353,10 @@ def _member(name: str, app: Any) -> Member:
         db is not None,
         str(named) if named else None,
         keeps_releases=isinstance(keep, int) and keep >= 2,
+        checkout=_strategy(deploy) in CHECKOUT_STRATEGIES,
     )
+
+
+def _strategy(deploy: Any) -> str:
+    strategy = deploy.get("strategy") if isinstance(deploy, Mapping) else None
+    return str(strategy or "systemd")

@@ -35,6 +35,7 @@ class Ending:
         watch: Quarantines | None,
         ended: Callable[[str], Awaitable[None]] | None,
         people: Directory | None = None,
+        left: Callable[[Incident], Awaitable[None]] | None = None,
     ) -> None:
         self.apps, self.store, self.notifier, self.repos = apps, store, notifier, repos
         self.watch = watch
@@ -42,6 +43,8 @@ class Ending:
         # Told when an incident ends, after its freeze: its SSH connections are closed
         # (`HostRunners.close`).
         self.ended = ended
+        # What the incident left on its hosts, removed (`left_copies.LeftCopies.remove`).
+        self.left = left
 
     async def finished(self, incident: Incident) -> None:
         # The lock goes first: nothing below (Slack pacing, a Redis hiccup) may keep the app held.
@@ -72,6 +75,8 @@ class Ending:
                 ),
             )
             await self._quarantine(incident, link)
+        if self.left is not None:
+            await self.left(incident)
         if self.ended is not None:
             await self.ended(incident.id)
         opened = incident.thread is not None and bool(incident.thread.ts)

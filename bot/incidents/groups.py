@@ -97,13 +97,15 @@ class Groups:
 
     def order(self, name: str) -> list[Member]:
         """The group's apps as the pure core sees them, with whether each keeps the release
-        it is rolled back from (`deploy.releases` of 2 or more: pruning keeps it)."""
+        it is rolled back from (`deploy.releases` of 2 or more: pruning keeps it) and whether
+        its hosts keep a git checkout (a scratch copy of the deployed version can be made)."""
         return [
             Member(
                 app.name,
                 app.database is not None,
                 app.database.name if app.database else None,
-                keeps_releases=(app.deploy.releases or 0) >= 2,
+                keeps_releases=app.deploy.keeps_releases,
+                checkout=app.deploy.checkout,
             )
             for app in self.members(name)
         ]
@@ -237,8 +239,9 @@ class Groups:
         production = self.policy(req.group).production
         out: list[Incident] = []
         for app, incident_id, token in zip(apps, ids, tokens, strict=True):
-            # The owner of a shared database that keeps releases downgrades it after its own
-            # redeploy, in the kept release: its steps are stored in that order.
+            # The owner of a shared database that keeps releases or a git checkout downgrades
+            # it after its own redeploy, in its kept release or a scratch copy: its steps are
+            # stored in that order (so an incident keeps the order it was opened with).
             steps = [StepRecord(id=s) for s in step_order(ORDER, owned(order, app.name))]
             owner = shared_with(order, app.name)
             if owner is not None:

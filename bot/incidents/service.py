@@ -120,6 +120,7 @@ class IncidentService:
         events: IncidentEvents | None = None,
         ended: Callable[[str], Awaitable[None]] | None = None,
         people: Directory | None = None,
+        left: Callable[[Incident], Awaitable[None]] | None = None,
     ) -> None:
         self.apps = apps
         self.watch = watch
@@ -142,6 +143,7 @@ class IncidentService:
             watch=watch,
             ended=ended,
             people=people,
+            left=left,
         )
 
     # ---- checks shared by every front ---------------------------------------------------

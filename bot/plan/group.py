@@ -1,8 +1,8 @@
 """The plan of a release group: every member planned as `/rollback plan APP` plans it (read-only),
 a member whose shared database another member downgrades shown without its database commands,
-the owner that downgrades it after its own redeploy (it keeps releases) with the downgrade in
-the kept release, after its redeploy, and the order the group runs in
-(`bot.workflow.group_flow`)."""
+the owner that downgrades it after its own redeploy with the downgrade after its redeploy, in
+the kept release (it keeps releases) or in the scratch copy its backup step makes (a git
+checkout), and the order the group runs in (`bot.workflow.group_flow`)."""
 
 from __future__ import annotations
 
@@ -60,11 +60,16 @@ async def plan_group(
 
 def after_redeploy(app: AppConfig, plan: Plan) -> None:
     """The owner's downgrade as it runs after its redeploy: in the kept release of the deployed
-    version (its marker read first), after the redeploy's commands; a restore then starts the
+    version, or the scratch copy of its commit made by the backup step (its marker read first;
+    the scratch copy removed last), after the redeploy's commands; a restore then starts the
     app again (it is already on the target)."""
     db = app.database
     assert db is not None and plan.database is not None
-    kept = database.kept_release(app, db, plan.deployed)
+    if app.deploy.keeps_releases:
+        kept = database.kept_release(app, db, plan.deployed)
+    else:
+        kept = database.scratch_copy(app, db, plan.id, plan.deployed, plan.basis.deployed_sha)
+        _scratch_in_prepare(app, plan, kept)
     moved = [
         PlanCommand(
             step=StepId.DB_ROLLBACK,
@@ -97,6 +102,34 @@ def after_redeploy(app: AppConfig, plan: Plan) -> None:
             )
 
 
+def _scratch_in_prepare(app: AppConfig, plan: Plan, kept: database.KeptRelease) -> None:
+    """The scratch copy's making and its `alembic current`, where the backup step's script
+    runs them: after the backup check."""
+    db = app.database
+    assert db is not None and plan.database is not None and kept.make is not None
+    run_on = plan.database.run_on
+    made = [
+        PlanCommand(
+            step=StepId.DB_PREPARE,
+            host=run_on,
+            name="scratch copy",
+            command=kept.make,
+            note="the deployed commit's files, for the downgrade after the redeploy",
+        ),
+        PlanCommand(
+            step=StepId.DB_PREPARE,
+            host=run_on,
+            name="alembic current",
+            command=database.current_command(app, db, kept.directory),
+            changes=False,
+            note="in the scratch copy: must read what the checkout read",
+        ),
+    ]
+    names = [(c.step, c.name) for c in plan.commands]
+    at = names.index((StepId.DB_PREPARE, "backup check")) + 1
+    plan.commands[at:at] = made
+
+
 def order_lines(planner: Planner, name: str, plans: list[Plan]) -> list[str]:
     members = planner.incidents.groups.order(name)
     production = groups_production(planner, name)
@@ -125,19 +158,21 @@ def _owner_steps(plan: Plan, down: Downgrade) -> list[str]:
     after = ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else "".join(named)
     redeployed = "are redeployed" if len(down.after) > 1 else "is redeployed"
     if down.after_owner:
+        copy = "the scratch copy" if down.scratch else "the kept release"
         return [
             "roll back code",
-            f"back up the database `{down.database}`",
+            f"back up the database `{down.database}`"
+            + (f" and make a scratch copy of `{plan.deployed}`" if down.scratch else ""),
             "redeploy",
             f"downgrade the database `{down.database}` once (its own approval; after {after} "
-            f"{redeployed}: in the kept release of `{plan.deployed}`, which still holds the "
-            "newer revision files)",
+            f"{redeployed}: in {copy} of `{plan.deployed}`, which still holds the newer "
+            "revision files" + (", then removed" if down.scratch else "") + ")",
             "verify",
         ]
     why = (
         f"; after {after} {redeployed}, and before `{plan.app}`'s own redeploy: `alembic "
         "downgrade` needs the newer revision files, which leave its hosts with that redeploy "
-        "(it keeps no releases)"
+        "(it keeps no releases and has no git checkout to copy them from)"
         if after
         else ""
     )

@@ -4,12 +4,14 @@ their order, and when each shared database is downgraded; the group's rights.
 A database is downgraded only after every other app that uses it has been redeployed. Which
 apps share a database is the apps file's `database.name` (apps whose databases have the same
 name share one); the last of them in the group's order owns it: its steps back it up and
-downgrade it, once. The others skip their database steps. When the owner keeps releases
-(`deploy.releases: 2` or more: the release of the version rolled back from stays on its hosts),
-the backup is taken before its redeploy and the downgrade runs after it, in that kept release,
-which still holds the newer revision files: after EVERY app that uses the database is
-redeployed. Otherwise the downgrade runs right before the owner's own redeploy, because
-`alembic downgrade` needs the newer revision files that the redeploy removes from its hosts.
+downgrade it, once. The others skip their database steps. The backup is taken before the
+owner's redeploy and the downgrade runs after it, after EVERY app that uses the database is
+redeployed, in a copy of the version rolled back from that still holds the newer revision
+files `alembic downgrade` needs: the owner's kept release when it keeps releases
+(`deploy.releases: 2` or more), else a scratch copy of the deployed commit that its database
+step makes on `run_on` before the redeploy (a git checkout strategy). Only an owner that has
+neither (a strategy without a checkout) is downgraded right before its own redeploy, which
+removes the newer revision files from its hosts.
 A database without a name is read strictly: its app must come last in the group (the apps file
 check says so), so that every other member is redeployed before it is downgraded.
 """
@@ -38,19 +40,23 @@ class Member:
     # `deploy.releases` of 2 or more: the release rolled back from stays on the hosts, so the
     # database can be downgraded there after this app's own redeploy.
     keeps_releases: bool = False
+    # A git checkout on its hosts: the deployed commit can be copied aside before the redeploy
+    # (a scratch copy), and the database downgraded in it after this app's own redeploy.
+    checkout: bool = False
 
 
 @dataclass(frozen=True)
 class Downgrade:
     """A database of the group: downgraded once, by `owner` (the last member that uses it),
-    after the redeploy of every app in `after`: the owner's own too when it keeps releases
-    (`after_owner`), else right before the owner's redeploy."""
+    after the redeploy of every app in `after`: the owner's own too when it keeps releases or
+    a git checkout (`after_owner`), else right before the owner's redeploy."""
 
     database: str  # its name, or the owner's app name when unnamed
     owner: str
     users: tuple[str, ...]
     after: tuple[str, ...]  # the apps redeployed before it is downgraded
-    after_owner: bool = False  # downgraded after the owner's redeploy, in its kept release
+    after_owner: bool = False  # downgraded after the owner's redeploy, in a copy of the deployed
+    scratch: bool = False  # that copy is a scratch copy (the owner keeps no releases)
 
 
 def downgrades(members: Sequence[Member]) -> list[Downgrade]:
@@ -61,15 +67,18 @@ def downgrades(members: Sequence[Member]) -> list[Downgrade]:
         if m.has_database:
             found.setdefault(m.database or f"app:{m.app}", []).append(m.app)
     keeps = {m.app for m in members if m.keeps_releases}
+    copies = {m.app for m in members if m.checkout and not m.keeps_releases}
     out: list[Downgrade] = []
     for key, users in found.items():
         owner = users[-1]
         strict = key.startswith("app:")
         after = order[: order.index(owner)] if strict else users[:-1]
-        late = owner in keeps
+        scratch = owner in copies
+        late = owner in keeps or scratch
         after = [*after, owner] if late else after
         name = key.removeprefix("app:")
-        out.append(Downgrade(name, owner, tuple(users), tuple(after), after_owner=late))
+        down = Downgrade(name, owner, tuple(users), tuple(after), after_owner=late, scratch=scratch)
+        out.append(down)
     return sorted(out, key=lambda d: order.index(d.owner))
 
 
@@ -93,8 +102,9 @@ def owned(members: Sequence[Member], app: str) -> Downgrade | None:
 
 
 def before_own_redeploy(members: Sequence[Member]) -> list[Downgrade]:
-    """Shared databases downgraded before their owner's redeploy (it keeps no releases): the
-    owner's bad version then runs briefly on the older schema (`check` notes it)."""
+    """Shared databases downgraded before their owner's redeploy (it keeps no releases and has
+    no git checkout to copy the deployed version from): the owner's bad version then runs
+    briefly on the older schema (`check` notes it)."""
     return [d for d in downgrades(members) if d.after and not d.after_owner]
 
 
@@ -107,6 +117,13 @@ def when_words(down: Downgrade) -> str:
     """When the shared database is downgraded, and why then: said in the group's thread."""
     after = _names(down.after)
     were = "are" if len(down.after) > 1 else "is"
+    if down.scratch:
+        return (
+            f"The shared database `{down.database}` is backed up by `{down.owner}` before its "
+            f"redeploy, with a scratch copy of the version rolled back from made on its host, "
+            f"and downgraded once, after {after} {were} redeployed: in that scratch copy, which "
+            "still holds the newer revision files (removed once the downgrade is done)."
+        )
     if down.after_owner:
         return (
             f"The shared database `{down.database}` is backed up by `{down.owner}` before its "
@@ -120,8 +137,8 @@ def when_words(down: Downgrade) -> str:
         f"The shared database `{down.database}` is downgraded once by `{down.owner}`, after "
         f"{after} {were} redeployed and right before `{down.owner}`'s own redeploy: `alembic "
         f"downgrade` needs the newer revision files, which leave `{down.owner}`'s hosts with "
-        f"that redeploy (it keeps no releases; with `deploy.releases: 2` or more the downgrade "
-        f"would wait for its redeploy too)."
+        f"that redeploy (it keeps no releases and has no git checkout to copy them from; with "
+        f"`deploy.releases: 2` or more the downgrade would wait for its redeploy too)."
     )
 
 

@@ -6,8 +6,9 @@ holds it at `GROUP_HOLDS` (a `GROUP` gate, no button) until the group lets it go
 - the lead asks the one decision once every member is assessed; the others take its answer;
 - each app's code, (database,) redeploy and verify run in the group's order: a member starts
   its code once the one before it is verified (so the one four-eyes approval, the lead's,
-  comes first); a shared database's owner that keeps releases has its downgrade stored after
-  its redeploy (`bot.workflow.group.step_order`), so it runs after every user is redeployed;
+  comes first); a shared database's owner that keeps releases or a git checkout has its
+  downgrade stored after its redeploy (`bot.workflow.group.step_order`), so it runs after every
+  user is redeployed;
 - the monitor once every member is verified; each member's report step once every member is
   monitored, the lead's last: it writes the group's one report;
 - a member aborted or cancelled stops every other member (each says what was rolled back).

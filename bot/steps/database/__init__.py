@@ -3,9 +3,11 @@
 Alembic only ever runs on the `run_on` host, in its checkout. That checkout still holds the
 deployed (newer) version while this step runs: the older code does not know the newer
 revisions, so the downgrade must happen before the redeploy moves the hosts back. The one
-exception: a release group's shared database whose app keeps releases is downgraded after that
-app's redeploy, in the kept release of the deployed version (`KeptRelease`: its marker is read
-first, and a release missing or at another commit is refused).
+exception: a release group's shared database is downgraded after its owner's redeploy, in the
+kept release of the deployed version when the owner keeps releases, else in a scratch copy of
+the deployed commit that Prepare makes before the redeploy, removed once the database is at
+the target (`KeptRelease`: its marker is read first, and a copy missing or at another commit is
+refused, nothing run).
 Revision files are read from the bot's clone as text (`runners.alembic_static`), never imported.
 
 `commands` builds what runs (for the run and the plan), `revision` reads the database's revision,
@@ -25,6 +27,7 @@ from bot.steps.database.commands import (
     prepare_commands,
     restore_commands,
     rollback_sequence,
+    scratch_copy,
     short,
     sql_revision,
 )
@@ -49,6 +52,7 @@ __all__ = [
     "restore_commands",
     "rollback",
     "rollback_sequence",
+    "scratch_copy",
     "short",
     "sql_revision",
     "stat_backups",

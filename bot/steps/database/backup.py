@@ -10,14 +10,17 @@ from bot.config.apps_file import DatabaseConfig, HostConfig
 from bot.ports import CommandResult
 from bot.steps.context import StepContext
 from bot.steps.database.commands import (
+    KeptRelease,
     PrepareCommands,
     _iso,
     _run_on,
     current_command,
+    makes_scratch_copy,
     prepare_commands,
+    scratch_copy,
 )
 from bot.steps.database.revision import assess_db
-from bot.workflow.errors import StepError
+from bot.workflow.errors import StepError, UserFacingError
 from bot.workflow.facts import BackupFact, DbAssessment
 from runners import backups
 
@@ -63,6 +66,29 @@ async def read_deployed_at(
     return float(match.group(1)) if match and result.ok else None
 
 
+def scratch_for(ctx: StepContext, db: DatabaseConfig) -> KeptRelease | None:
+    """The scratch copy of the deployed commit this incident makes before its redeploy, when
+    its downgrade comes after that redeploy and it keeps no releases (None: it makes none)."""
+    if not makes_scratch_copy(ctx.app, [r.id for r in ctx.incident.steps]):
+        return None
+    seen = ctx.facts.assess
+    host = db.run_on
+    hint = "Retry from the start (Assess reads the deployed commit), or Abort."
+    if not seen.deployed_sha:
+        raise StepError(
+            f"the deployed commit on {host} is unknown: no scratch copy of it can be made for "
+            "the downgrade after the redeploy",
+            host=host,
+            hint=hint,
+        )
+    try:
+        return scratch_copy(
+            ctx.app, db, ctx.incident.id, seen.deployed or seen.deployed_sha, seen.deployed_sha
+        )
+    except UserFacingError as exc:
+        raise StepError(str(exc), host=host, hint=hint) from exc
+
+
 class _PrepareScript:
     """`prepare`'s commands on `run_on` as one script (one SSH session, not one per command).
 
@@ -75,8 +101,9 @@ class _PrepareScript:
         self.ctx, self.db, self.target_ref, self.path = ctx, db, target_ref, path
         self.host = _run_on(ctx, db)
         seen = ctx.facts.assess
+        self.scratch = scratch_for(ctx, db)
         self.expected = prepare_commands(
-            ctx.app, db, path, seen.db_current_revision, seen.db_target_revision
+            ctx.app, db, path, seen.db_current_revision, seen.db_target_revision, self.scratch
         )
         self.script = self.expected.script(current_command(ctx.app, db), db.timeout)
         self.names = self.script.names
@@ -88,7 +115,8 @@ class _PrepareScript:
         return self.script.result(results, what)
 
     async def run(self) -> list[CommandResult | None]:
-        whats = ["command" if n not in ("mkdir", "backup") else n for n in self.names]
+        named = ("mkdir", "backup", "scratch copy")
+        whats = [n if n in named else "command" for n in self.names]
         return await self.ctx.run_script(
             self.host, self.script.sent(), decide=self.decide, whats=whats
         )
@@ -107,8 +135,9 @@ class _PrepareScript:
             self.path,
             self.fresh.current_revision,
             self.fresh.target_revision,
+            self.scratch,
         )
-        if what in ("mkdir", "backup", "check"):
+        if what in ("mkdir", "backup", "check", "scratch copy", "scratch current"):
             return True  # a failed mkdir or backup stops the script by itself (`check`)
         if what == "deployed at":
             own_backup(self.host, self.path, self.result(results, "check"))  # raises if bad

@@ -12,7 +12,9 @@ from bot.config.apps_file import AppConfig, DatabaseConfig, HostConfig
 from bot.steps.context import Planned, StepContext
 from bot.steps.script import HostScript, Line, read
 from bot.workflow.errors import UserFacingError
+from bot.workflow.model import StepId
 from runners import releases, templates
+from runners import scratch_copy as copies
 
 DEPLOYED_AT = "git reflog -1 --date=unix --format=%gd HEAD"  # when the checkout last moved
 
@@ -53,19 +55,65 @@ def current_command(app: AppConfig, db: DatabaseConfig, cwd: str | None = None) 
 
 @dataclass(frozen=True)
 class KeptRelease:
-    """The release of the version being rolled back from, kept on `run_on` (`deploy.releases`):
-    where `alembic downgrade` runs once the redeploy has moved `current` to the target, since
-    only that release still holds the newer revision files."""
+    """The release of the version being rolled back from, kept on `run_on` (`deploy.releases`),
+    or a scratch copy of its commit made there before the redeploy (`scratch_copy`): where
+    `alembic downgrade` runs once the redeploy has moved the checkout to the target, since only
+    that copy still holds the newer revision files."""
 
     version: str
     directory: str
     check: str  # read-only: the release's marker (the commit it holds; empty: not complete)
+    make: str | None = None  # a scratch copy: made by Prepare, before the redeploy
+    remove: str | None = None  # a scratch copy: removed once the database is at the target
+
+    @property
+    def scratch(self) -> bool:
+        return self.make is not None
+
+    @property
+    def kind(self) -> str:
+        return "scratch copy" if self.scratch else "kept release"
+
+    @property
+    def words(self) -> str:
+        return f"{self.kind} of {self.version}"
 
 
 def kept_release(app: AppConfig, db: DatabaseConfig, version: str) -> KeptRelease:
     """Raises UserFacingError when `version` cannot name a release directory."""
     base = app.workdir(app.host(db.run_on))
     return KeptRelease(version, releases.release_dir(base, version), releases.kept(base, version))
+
+
+def scratch_copy(
+    app: AppConfig, db: DatabaseConfig, incident: str, version: str, sha: str
+) -> KeptRelease:
+    """The scratch copy of the deployed commit `sha` (`version`) that `incident` makes on
+    `run_on` before its redeploy. Raises UserFacingError for a value that cannot go in a
+    command (an unknown commit: '')."""
+    host = app.host(db.run_on)
+    where = scratch_copy_dir(app, db, incident)
+    make = copies.make(app.run_dir(host), sha, where)
+    return KeptRelease(version, where, copies.marker(where), make=make, remove=copies.remove(where))
+
+
+def scratch_copy_dir(app: AppConfig, db: DatabaseConfig, incident: str) -> str:
+    base = app.workdir(app.host(db.run_on))
+    return copies.directory(base, incident, bool(app.deploy.releases))
+
+
+def scratch_copy_removal(app: AppConfig, db: DatabaseConfig, incident: str) -> str:
+    """The scratch copy of `incident` removed (at its end, when its downgrade did not)."""
+    return copies.remove(scratch_copy_dir(app, db, incident))
+
+
+def makes_scratch_copy(app: AppConfig, order: list[StepId]) -> bool:
+    """A release group's owner whose downgrade comes after its own redeploy (`order`: its
+    steps) and that keeps no releases: its database steps work in a scratch copy."""
+    if StepId.DB_ROLLBACK not in order or StepId.REDEPLOY not in order:
+        return False
+    late = order.index(StepId.DB_ROLLBACK) > order.index(StepId.REDEPLOY)
+    return late and not app.deploy.keeps_releases and app.deploy.checkout
 
 
 def sql_revision(current: str | None, target: str | None) -> str:
@@ -82,6 +130,8 @@ class PrepareCommands:
     deployed_at: str
     listing: str | None
     sql: str
+    scratch: str | None = None  # the scratch copy of the deployed commit (`scratch_copy`)
+    scratch_current: str | None = None  # `alembic current` in it: must read the same revision
 
     def script(self, current: str, timeout: float | None = None) -> HostScript:
         """`prepare`'s commands on `run_on` in order, as one script (`current`: the `alembic
@@ -92,6 +142,22 @@ class PrepareCommands:
             Line("mkdir", self.mkdir, note="the backup's directory"),
             Line("backup", self.backup, timeout=timeout),
             read("check", self.check, label="backup check", note="exists and is not empty"),
+            Line(
+                "scratch copy",
+                self.scratch,
+                stream=False,
+                note="the deployed commit's files, for the downgrade after the redeploy",
+            )
+            if self.scratch
+            else None,
+            read(
+                "scratch current",
+                self.scratch_current,
+                label="alembic current",
+                note="in the scratch copy: must read what the checkout read",
+            )
+            if self.scratch_current
+            else None,
             read("deployed at", self.deployed_at),
             read("listing", self.listing, label="backups", note="restorable ones")
             if self.listing
@@ -120,7 +186,12 @@ class PrepareCommands:
 
 
 def prepare_commands(
-    app: AppConfig, db: DatabaseConfig, path: str, current: str | None, target: str | None
+    app: AppConfig,
+    db: DatabaseConfig,
+    path: str,
+    current: str | None,
+    target: str | None,
+    scratch: KeptRelease | None = None,
 ) -> PrepareCommands:
     host = app.host(db.run_on)
     q = shlex.quote(path)
@@ -136,6 +207,8 @@ def prepare_commands(
         sql=_alembic(
             app, db, host, "downgrade --sql {revision}", revision=sql_revision(current, target)
         ),
+        scratch=scratch.make if scratch is not None else None,
+        scratch_current=current_command(app, db, scratch.directory) if scratch else None,
     )
 
 
@@ -143,16 +216,21 @@ def downgrade_script(
     app: AppConfig, db: DatabaseConfig, target: str | None, kept: KeptRelease | None = None
 ) -> HostScript:
     """What the downgrade runs on `run_on`, in order, as one script: for the run and the plan.
-    `kept`: run in that kept release (after the redeploy), its marker read first."""
+    `kept`: run in that kept release or scratch copy (after the redeploy), its marker read
+    first; a scratch copy is removed last."""
     cwd = kept.directory if kept else None
     current = current_command(app, db, cwd)
+    label = "scratch copy marker" if kept and kept.scratch else "kept release"
     return HostScript.of(
-        read("kept", kept.check, label="kept release", note="must hold the deployed version")
+        read("kept", kept.check, label=label, note="must hold the deployed version")
         if kept
         else None,
         read("current", current, label="alembic current"),
         Line("downgrade", downgrade_command(app, db, target, cwd), timeout=db.timeout),
         read("after", current, label="alembic current", note="must be the target revision"),
+        Line("remove", kept.remove, label="remove scratch copy", note="once at the target")
+        if kept and kept.remove
+        else None,
     )
 
 

@@ -9,8 +9,11 @@ from bot.steps.database.commands import (
     KeptRelease,
     _db,
     _run_on,
+    current_command,
     downgrade_script,
     kept_release,
+    makes_scratch_copy,
+    scratch_copy,
     short,
 )
 from bot.steps.database.restore import _restore
@@ -37,14 +40,18 @@ async def rollback(ctx: StepContext) -> Outcome:
 
 
 def _after_redeploy(ctx: StepContext, db: DatabaseConfig) -> KeptRelease | None:
-    """Where the downgrade runs when the redeploy already ran (a release group whose database
-    is downgraded after its own app too): the kept release of the deployed version, which
-    still holds the newer revision files. None: before the redeploy, in the workdir."""
+    """Where the downgrade runs when the redeploy already ran (a release group's shared
+    database, downgraded after its own app too): the kept release of the deployed version, or
+    the scratch copy of its commit Prepare made, which still hold the newer revision files.
+    None: before the redeploy, in the workdir."""
     if ctx.incident.step(StepId.REDEPLOY).status is not StepStatus.SUCCEEDED:
         return None
-    deployed = ctx.facts.assess.deployed
+    seen = ctx.facts.assess
+    deployed = seen.deployed
     host = db.run_on
-    if not ctx.app.deploy.releases or not deployed:
+    copied = makes_scratch_copy(ctx.app, [r.id for r in ctx.incident.steps])
+    where = seen.deployed_sha if copied else ctx.app.deploy.releases
+    if not deployed or not where:
         raise StepError(
             f"{ctx.app.name} is already redeployed: the workdir on {host} no longer holds the "
             "newer revision files `alembic downgrade` needs, and "
@@ -53,11 +60,30 @@ def _after_redeploy(ctx: StepContext, db: DatabaseConfig) -> KeptRelease | None:
             hint="Restore from the backup taken before the redeploy instead, or Abort.",
         )
     try:
+        if copied:
+            return scratch_copy(ctx.app, db, ctx.incident.id, deployed, seen.deployed_sha)
         return kept_release(ctx.app, db, deployed)
     except UserFacingError as exc:
         raise StepError(
             str(exc), host=host, hint="Restore from the backup instead, or Abort."
         ) from exc
+
+
+async def _done_without_copy(
+    ctx: StepContext, db: DatabaseConfig, kept: KeptRelease, known: set[str]
+) -> bool:
+    """A scratch copy is missing: was it removed because the downgrade had finished (a worker
+    killed between that removal and the step's record)? `alembic current` in the workdir (the
+    target's code, which knows the target revision) says so; anything else: no."""
+    if not kept.scratch:
+        return False
+    host = _run_on(ctx, db)
+    read = await ctx.run(host, current_command(ctx.app, db), stream=False)
+    try:
+        now = await current_revision(ctx, known, read) if read.ok else None
+        return read.ok and now == ctx.facts.database.target_revision
+    except UserFacingError:
+        return False
 
 
 async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
@@ -86,6 +112,14 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
             return False  # never in another directory: refused below
         if what in {"kept", "current"}:
             return True
+        if what == "remove":  # the scratch copy, once the database is at the target
+            if read["now"] == target:
+                return True
+            try:
+                after = script.result(results, "after")
+                return await current_revision(ctx, known, after) == target
+            except UserFacingError:
+                return False
         if what == "downgrade":
             read["now"] = await current_revision(ctx, known, script.result(results, "current"))
             return read["now"] != target  # already there: nothing more to run
@@ -94,10 +128,19 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
 
     whats = ["command"] * len(script.lines)
     results = await ctx.run_script(host, script.sent(), decide=decide, whats=whats)
-    if kept is not None and (missing or script.result(results, "current") is None):
+    absent = kept is not None and (missing or script.result(results, "current") is None)
+    # No marker at all: a scratch copy may be gone because the downgrade finished.
+    gone = absent and missing == [""]
+    if gone and kept is not None and await _done_without_copy(ctx, db, kept, known):
+        return Outcome(
+            summary=f"Database already at `{short(target)}` ({target or 'base'})",
+            criteria={Criterion.DATABASE: True},
+            facts=ctx.facts.db.model_copy(update={"revision_after": target}),
+        )
+    if absent and kept is not None:
         marker = missing[0] if missing else ""
         raise StepError(
-            f"the kept release of {kept.version} on {host.name} (`{kept.directory}`) is "
+            f"the {kept.words} on {host.name} (`{kept.directory}`) is "
             + (
                 f"at another commit (`{marker[:12]}`)"
                 if marker
@@ -105,8 +148,14 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
             )
             + ": `alembic downgrade` needs its newer revision files. Nothing was run",
             host=host.name,
-            hint=f"Put {kept.version}'s release back in `{kept.directory}` (installed, with its "
-            "marker) and Retry, or Restore from the backup taken before the redeploy.",
+            hint=(
+                "Restore from the backup taken before the redeploy (the scratch copy is made "
+                "by the database backup step, before the redeploy), or Abort."
+                if kept.scratch
+                else f"Put {kept.version}'s release back in `{kept.directory}` (installed, "
+                "with its marker) and Retry, or Restore from the backup taken before the "
+                "redeploy."
+            ),
         )
     first = script.result(results, "current")
     now = read["now"] if "now" in read else await current_revision(ctx, known, first)
@@ -137,7 +186,7 @@ async def _downgrade(ctx: StepContext, db: DatabaseConfig) -> Outcome:
             hint=restore_hint,
             detail=result.tail(),
         )
-    where = f" in the kept release `{kept.directory}`" if kept else ""
+    where = f" in the {kept.kind} `{kept.directory}`" if kept else ""
     await ctx.say(
         f"Database downgraded on {host.name}{where}: `{now}` → `{revision}` (alembic current)."
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from bot.ports import CommandResult
 from bot.steps.context import Outcome, StepContext
 from bot.steps.database.backup import (
     _backup_fact,
@@ -19,7 +20,7 @@ from bot.workflow import units
 from bot.workflow.errors import StepError
 from bot.workflow.facts import DbFacts
 from bot.workflow.messages import Mark, Status, para
-from runners.alembic_output import sql_text
+from runners.alembic_output import parse_current, sql_text
 from runners.backups import backup_location, parse_stat
 
 PREVIEW_LINES = 30
@@ -32,6 +33,38 @@ def _preview(sql: str) -> str:
     if len(text) < len(sql.rstrip()):
         text += f"\n-- … trimmed: {len(lines)} lines in all, full text in the attached file"
     return text
+
+
+async def _same_database(
+    ctx: StepContext,
+    script: _PrepareScript,
+    command: str | None,
+    results: list[CommandResult | None],
+    at: str | None,
+) -> None:
+    """`alembic current` in the scratch copy reads the revision the checkout read (`at`): the
+    downgrade after the redeploy, which runs there, then works on the same database."""
+    copy = script.scratch
+    assert copy is not None
+    host = _run_on(ctx, script.db)
+    read = script.result(results, "scratch current")
+    if read is None and command:
+        read = await ctx.run(host, command, stream=False)
+    known = {m.revision for m in (script.fresh.migrations if script.fresh else [])}
+    revs = parse_current(read.output, known | {r for r in (at,) if r}) if read and read.ok else []
+    if read is None or not read.ok or revs != ([at] if at else []):
+        seen = ", ".join(revs) or ("nothing" if read is not None and read.ok else "an error")
+        raise StepError(
+            f"`alembic current` in the scratch copy of {copy.version} (`{copy.directory}`) reads "
+            f"{seen}, not `{at or 'base'}` as in the checkout: the downgrade after the redeploy "
+            "runs there and would not work on the same database",
+            host=host.name,
+            hint="The copy holds the commit's tracked files and links to the checkout's own "
+            "top-level files: make the alembic configuration find the database from there (an "
+            "environment variable, or a file at the top of the checkout), then Retry; or give "
+            "the app `deploy.releases: 2`; or Abort.",
+            detail=read.tail() if read is not None else "",
+        )
 
 
 async def prepare(ctx: StepContext) -> Outcome:
@@ -63,7 +96,7 @@ async def prepare(ctx: StepContext) -> Outcome:
             summary="No migrations to undo: nothing to prepare", facts=DbFacts(assessed=fresh)
         )
     current, target = fresh.current_revision, fresh.target_revision
-    cmds = script.cmds or prepare_commands(ctx.app, db, path, current, target)
+    cmds = script.cmds or prepare_commands(ctx.app, db, path, current, target, script.scratch)
     for what in ("mkdir", "backup"):  # as `StepContext.run(check=True)` says they failed
         ran = script.result(results, what)
         if ran is not None:
@@ -75,6 +108,16 @@ async def prepare(ctx: StepContext) -> Outcome:
         await ctx.run(host, cmds.backup, check=True, what="backup", timeout=db.timeout)
     check = script.result(results, "check") or await ctx.run(host, cmds.check, stream=False)
     own = own_backup(host, path, check)
+    if cmds.scratch:
+        copied = script.result(results, "scratch copy")
+        if copied is None:
+            copied = await ctx.run(host, cmds.scratch, stream=False, what="scratch copy")
+        copied.check(
+            "the scratch copy of the deployed commit",
+            hint="The downgrade after the redeploy runs in it: check the checkout and the disk "
+            "on the host, then Retry; or Abort.",
+        )
+        await _same_database(ctx, script, cmds.scratch_current, results, current)
 
     deployed_read = script.result(results, "deployed at")
     deployed_at = await read_deployed_at(ctx, host, cmds.deployed_at, deployed_read)
@@ -133,9 +176,16 @@ async def prepare(ctx: StepContext) -> Outcome:
             )
         else:
             risk += f"Restore from backup `{default.name}` ({default.time}) instead."
+    copy = script.scratch
+    copy_said = (
+        f" A scratch copy of {copy.version} is in `{copy.directory}`, for the downgrade "
+        "after the redeploy."
+        if copy is not None
+        else ""
+    )
     await ctx.say(
         f"Backup `{own.name}` taken on {host.name}: {units.size(own.size)} at {own.time}. "
-        f"{fresh.summary.capitalize()}.",
+        f"{fresh.summary.capitalize()}.{copy_said}",
         *((para(Mark(Status.WARN), f" {risk}"),) if risk else ()),
     )
     return Outcome(
