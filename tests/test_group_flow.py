@@ -150,7 +150,7 @@ async def test_one_decision_one_approval_the_groups_order_and_the_database_once(
     ]
     said = g.notifier.said
     unnamed = [s for s in said if not s.startswith(("`web` · ", "`api` · "))]
-    assert unnamed[0].startswith("The shared database `shopdb` is downgraded once by `api`")
+    assert unnamed[0].startswith("The shared database `shopdb` is backed up by `api`"), unnamed[0]
     assert unnamed[1:] == group_own, said
     assert "`api` · :white_check_mark: <@U0ALICE> approved the database downgrade." in said
     assert "`web` · ❄️ `web` is now frozen" in g.notifier.text
