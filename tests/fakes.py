@@ -11,6 +11,7 @@ from bot.config.apps_file import AppConfig, AppsFile, parse_apps
 from bot.fronts.slack import mrkdwn
 from bot.ports import AuditEntry, HostRunner
 from bot.steps.context import StepContext
+from bot.views.incident import gate_view
 from bot.workflow import said
 from bot.workflow.facts import AnswerFact, Facts
 from bot.workflow.machine import new_steps
@@ -34,6 +35,7 @@ class RecordingNotifier:
     lines: list[tuple[StepId, str, str]] = field(default_factory=list)  # step, host, line
     uploads: list[Upload] = field(default_factory=list)
     asked: list[Gate] = field(default_factory=list)
+    questions: list[str] = field(default_factory=list)  # each gate's question and facts, as asked
     alerts: list[str] = field(default_factory=list)
     resolved: list[tuple[str, str]] = field(default_factory=list)
     told: list[tuple[str, str]] = field(default_factory=list)  # (incident id, phase)
@@ -64,6 +66,8 @@ class RecordingNotifier:
 
     async def ask(self, incident: Incident, gate: Gate) -> None:
         self.asked.append(gate)
+        view = gate_view(incident, gate)
+        self.questions.append(mrkdwn.render(Message((view.question, *view.facts))))
 
     async def held_notices(self, incident: Incident) -> list[str]:
         return []

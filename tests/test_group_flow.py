@@ -111,6 +111,10 @@ async def test_one_decision_one_approval_the_groups_order_and_the_database_once(
     assert {(a, s) for a, s in g.calls} >= {("web", StepId.ASSESS), ("api", StepId.ASSESS)}
     asked = [gate.kind for gate in g.notifier.asked]
     assert asked == [GateKind.DECISION]
+    # The one decision says what rolling back means for every app, as asked (not only the lead's).
+    decision = g.notifier.questions[0]
+    assert "The group `shop` (`web`, `api`)" in decision, decision
+    assert "    `web` (production): " in decision and "    `api` (staging): " in decision, decision
     api = await g.load(api.id)
     assert api.gate is not None and api.gate.kind is GateKind.GROUP
     # The group's rights: an operator of every member decides; four-eyes (web is production).

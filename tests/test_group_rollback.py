@@ -167,19 +167,24 @@ async def test_a_group_rolls_back_both_apps_and_downgrades_the_shared_database_o
             "`storefront` · *Assessment*", "`api` · *Assessment*",
             "`storefront` · Pushed `hotfix/rollback-storefront-", "`api` · Backup `myapp-",
             "`api` · *Database rollback of `api` needs approval.*",
-            "`api` · alembic downgrade --sql", "`api` · Database downgraded on web1:",
+            "`api` · alembic downgrade --sql", "`api` · Database downgraded on web1",
             "`api` · :white_check_mark: <@U0ALICE> approved the database downgrade.",
             "`storefront` · *Health checks*", "`api` · *Smoke tests*",
             "`storefront` · ❄️ `storefront` is now frozen", "`api` · ⛔ `v1.5.0` is quarantined",
         ):  # fmt: skip
             assert said in thread, said
         group_own = (  # when the shared database is downgraded; the one decision
-            "The shared database `shopdb` is downgraded once by `api`, after `storefront`",
-            "*Roll back or fix forward?* `storefront` (staging).",
+            "The shared database `shopdb` is backed up by `api` before its redeploy",
+            "*Roll back or fix forward?* The group `shop` (`storefront`, `api`).",
             "<@U0CAROL> chose *Roll back*.",
         )
         left = unnamed(bot, ("storefront", "api"))
         assert len(left) == 3 and all(x.startswith(group_own) for x in left), left
+        # The one decision says what rolling back means for each app, the last assessed too.
+        texts = [bot.slack.all_text(msg) for msg in bot.thread()]
+        decision = next(x for x in texts if group_own[1] in x)
+        for app in ("storefront", "api"):
+            assert f"`{app}` (staging): `v1.5.0` → `v1.4.2`, " in decision, decision
 
         # One thread: every question in it; its parent has a row per app under each step.
         assert web.thread == back.thread

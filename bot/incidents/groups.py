@@ -288,12 +288,21 @@ class Groups:
         if group is None:
             return
         members = [m for m in [await self.store.load(i) for i in group.members] if m]
+        # The lead's rows first: a question the moves open (the group's decision) shows what
+        # every member's Assess found, the last one's included.
+        await self._show(group.lead, members)
         for move in moves(members):
             try:
                 await self.service.apply(move.incident, move.event, who="rewind (group)")
             except UserFacingError as exc:  # another process made the same move first
                 log.info("group %s: move on %s dropped: %s", group.name, move.incident, exc)
         members = [m for m in [await self.store.load(i) for i in group.members] if m]
+        lead = await self._show(group.lead, members)
+        if lead is not None:
+            await self.service.notifier.update_parent(lead)
+
+    async def _show(self, lead: str, members: list[Incident]) -> Incident | None:
+        """Every member's rows in the lead (what its parent and its questions show)."""
         shown = rows(members)
 
         def change(current: Incident) -> Incident:
@@ -301,9 +310,7 @@ class Groups:
             current.group.rows = shown
             return current
 
-        lead = await self.store.update(group.lead, change)
-        if lead is not None:
-            await self.service.notifier.update_parent(lead)
+        return await self.store.update(lead, change)
 
 
 def _policy(app: AppConfig) -> Policy:

@@ -498,6 +498,8 @@ def _labelled(label: str, text: str) -> Paragraph:
 
 
 def decision_view(incident: Incident) -> GateView:
+    if incident.group is not None and incident.group.rows:
+        return group_decision_view(incident)
     f = incident.facts.assess
     commits, migrations = f.commits, f.migrations
     facts = [_versions(incident)]
@@ -527,6 +529,35 @@ def decision_view(incident: Incident) -> GateView:
         *_roll_back_buttons(incident),
         ButtonSpec("Fix forward", "fix_forward"),
         _abort_button(incident),
+    ]
+    return GateView(question=question, facts=facts, buttons=buttons)
+
+
+def group_decision_view(lead: Incident) -> GateView:
+    """The group's one decision: what rolling back means for each app, in the group's order
+    (each app's own commits and migrations are in its Assess message above)."""
+    assert lead.group is not None
+    facts = [para(Emphasis("Each app, in the order they roll back:"))]
+    for row in lead.group.rows:
+        undo = f"{row.commits} commit(s), {row.migrations} migration(s) to undo"
+        if row.irreversible:
+            undo += " (one is irreversible: restore from a backup)"
+        facts.append(
+            para(
+                f"    `{row.app}` ({row.environment or '?'}): `{row.deployed or 'unknown'}` → "
+                f"`{row.target or '?'}`, {undo}"
+            )
+        )
+    apps = ", ".join(f"`{a}`" for a in lead.group.apps)
+    question = para(
+        Emphasis("Roll back or fix forward?"),
+        f" The group `{lead.group.name}` ({apps}). Roll back if the issue is severe and a fix "
+        "will take time; fix forward if it is minor and the fix is quick.",
+    )
+    buttons = [
+        *_roll_back_buttons(lead),
+        ButtonSpec("Fix forward", "fix_forward"),
+        _abort_button(lead),
     ]
     return GateView(question=question, facts=facts, buttons=buttons)
 

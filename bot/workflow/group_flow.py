@@ -107,6 +107,12 @@ def rows(members: Sequence[Incident]) -> list[MemberRow]:
             incident=m.id,
             status=m.status,
             steps=[StepRecord(id=r.id, status=r.status, summary=r.summary) for r in m.steps],
+            environment=m.environment,
+            deployed=m.facts.assess.deployed,
+            target=m.target or "",
+            commits=max(m.facts.assess.commit_count, len(m.facts.assess.commits)),
+            migrations=len(m.facts.assess.migrations),
+            irreversible=m.facts.assess.irreversible,
         )
         for m in members
     ]

@@ -162,6 +162,13 @@ class MemberRow(BaseModel):
     incident: str
     status: Status = Status.RUNNING
     steps: list[StepRecord] = Field(default_factory=list)  # id, status and summary only
+    # What its Assess found, for the group's one decision: each app's rollback in one line.
+    environment: str = ""
+    deployed: str = ""
+    target: str = ""
+    commits: int = 0
+    migrations: int = 0
+    irreversible: bool = False
 
 
 class GroupRef(BaseModel):
