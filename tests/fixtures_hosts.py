@@ -193,7 +193,10 @@ class TestHost:
         to sshd's per-connection processes and whatever they run); sshd goes on listening.
         How many connections were cut."""
         pids = self._connection_pids()
-        for pid in [d for p in pids for d in _descendants(p)] + pids:
+        # The connections first, then what they ran (found before: orphans lose their parent):
+        # killed the other way round, a session could still report its command's end to the
+        # client before the connection went, which is not what a crash looks like.
+        for pid in pids + [d for p in pids for d in _descendants(p)]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         return len(pids)
