@@ -164,15 +164,20 @@ def test_one_run_lists_every_problem(tmp_path: Path) -> None:
 
 
 def test_environment_names_are_listed_once_and_may_be_replaced(tmp_path: Path) -> None:
-    for name in PRODUCTION_ENVIRONMENTS:
+    # `rewind check` once per kind (a process each is slow); every name through the same loader.
+    for i, name in enumerate(PRODUCTION_ENVIRONMENTS):
         text = edited("environment: production", f"environment: {name.upper()}")
-        assert run(tmp_path, text).returncode == 0, name
-        assert load_apps(tmp_path / "apps.yaml").apps["myapp"].production
+        (tmp_path / "apps.yaml").write_text(text)
+        if i == 0:
+            assert run(tmp_path, text).returncode == 0, name
+        assert load_apps(tmp_path / "apps.yaml").apps["myapp"].production, name
     staging = GOOD.replace("auto_rollback: false", "auto_rollback: true")
-    for name in NON_PRODUCTION_ENVIRONMENTS:
+    for i, name in enumerate(NON_PRODUCTION_ENVIRONMENTS):
         text = staging.replace("environment: production", f"environment: {name}")
-        assert run(tmp_path, text).returncode == 0, name
-        assert not load_apps(tmp_path / "apps.yaml").apps["myapp"].production
+        (tmp_path / "apps.yaml").write_text(text)
+        if i == 0:
+            assert run(tmp_path, text).returncode == 0, name
+        assert not load_apps(tmp_path / "apps.yaml").apps["myapp"].production, name
     own = "environments: {production: [prd], non_production: [stg]}\npeople:"
     text = edited("people:", own).replace("environment: production", "environment: prd")
     assert run(tmp_path, text).returncode == 0
