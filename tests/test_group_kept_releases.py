@@ -28,12 +28,11 @@ from tests.test_group_rollback import (
     _index,
     group_bot,
     group_config,
+    resumed_after_a_kill,
     roll_back,
     wait_members,
-    wait_step,
 )
 from tests.test_plan import _norm, sent
-from tests.test_worker_crash import counting_app, runs
 from tests.test_workflow_e2e import db_revision
 
 
@@ -150,25 +149,9 @@ async def test_a_worker_killed_mid_redeploy_resumes_and_the_kept_release_downgra
     release_kept: tuple[SshEnv, SshEnv],
     workers_factory: Callable[[Bot], Workers],
 ) -> None:
-    storefront, api = release_kept
-    data = group_config(storefront, api)
-    cfg, count = counting_app(api, tmp_path)
-    data["apps"]["api"]["database"]["alembic"] = cfg["database"]["alembic"]
-    async with group_bot(slack, redis_url, tmp_path, data, worker=False) as bot:
-        workers = workers_factory(bot)
-        workers.spawn("worker-A")
-        await roll_back(bot)
-        await wait_step(bot, "api", StepId.REDEPLOY, "running")
-        workers.kill("worker-A")
-        workers.spawn("worker-B")
-        await bot.click(await bot.gate("Approve downgrade", 180), "Approve downgrade", "U0ALICE")
-        web, back = await wait_members(bot, Status.COMPLETED)
-        assert back.step(StepId.REDEPLOY).worker == "worker-B"
+    kept = release_kept
+    async with resumed_after_a_kill(slack, redis_url, tmp_path, kept, workers_factory) as (_, back):
         assert back.step(StepId.DB_ROLLBACK).worker == "worker-B"
-        assert web.step(StepId.REDEPLOY).worker == "worker-A"  # done before: never run again
-        assert "resumed" in bot.thread_text()
-        assert runs(count) == 1  # the shared database was downgraded exactly once
-        assert storefront.db_url and db_revision(storefront.db_url) == V142
         for env in release_kept:
             assert running(env) == "1.4.2"
 

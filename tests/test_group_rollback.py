@@ -294,14 +294,17 @@ async def wait_step(bot: Bot, app: str, step: StepId, *statuses: str) -> Inciden
         await asyncio.sleep(0.1)
 
 
-@pytest.mark.timeout(400)
-async def test_a_worker_killed_mid_group_another_resumes_each_member(
+@contextlib.asynccontextmanager
+async def resumed_after_a_kill(
     slack: SlackFake,
     redis_url: str,
     tmp_path: Path,
     release: tuple[SshEnv, SshEnv],
     workers_factory: Callable[[Bot], Workers],
-) -> None:
+) -> AsyncIterator[tuple[Bot, Incident]]:
+    """The group rolled back with its worker killed mid api's redeploy (the downgrade's approval
+    comes after it), carried on by another: each member resumed, the downgrade run once. Yields
+    the bot and api's incident, completed."""
     storefront, api = release
     data = group_config(storefront, api)
     cfg, count = counting_app(api, tmp_path)
@@ -310,7 +313,6 @@ async def test_a_worker_killed_mid_group_another_resumes_each_member(
         workers = workers_factory(bot)
         workers.spawn("worker-A")
         await roll_back(bot)
-        # Killed mid api's redeploy; the downgrade's approval comes after it (a scratch copy).
         await wait_step(bot, "api", StepId.REDEPLOY, "running")
         workers.kill("worker-A")
         workers.spawn("worker-B")
@@ -321,6 +323,18 @@ async def test_a_worker_killed_mid_group_another_resumes_each_member(
         assert "worker-B" in bot.thread_text() and "resumed" in bot.thread_text()
         assert runs(count) == 1  # the shared database was downgraded exactly once
         assert storefront.db_url and db_revision(storefront.db_url) == V142
+        yield bot, back
+
+
+@pytest.mark.timeout(400)
+async def test_a_worker_killed_mid_group_another_resumes_each_member(
+    slack: SlackFake,
+    redis_url: str,
+    tmp_path: Path,
+    release: tuple[SshEnv, SshEnv],
+    workers_factory: Callable[[Bot], Workers],
+) -> None:
+    async with resumed_after_a_kill(slack, redis_url, tmp_path, release, workers_factory):
         for env in release:
             assert env.hosts[0].run("cat VERSION").strip() == "1.4.2"
 
