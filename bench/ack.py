@@ -280,6 +280,7 @@ def bare(port: int) -> None:
         name="bare",
     )
     answer = functools.lru_cache(maxsize=64)(bare_answer)  # as `serve`'s help: rendered once
+    answer("help")  # its imports done now, as `serve`'s at its start, not in the first requests
 
     async def ack_only(body: dict[str, Any], ack: AsyncAck) -> None:
         text = answer(body.get("text", ""))
