@@ -64,6 +64,7 @@ class PendingCommands:
         self._batch: list[tuple[str, str, asyncio.Future[bool]]] = []
         self._sending = asyncio.Semaphore(IN_FLIGHT)
         self._script = self.records.register_script(keys.RECORD_COMMANDS)
+        self._renew_script = self.r.register_script(keys.RENEW_LEASES)
         self._held: set[str] = set()  # the commands this process works on (or waits to)
         self._renewing: asyncio.Task[None] | None = None
 
@@ -139,17 +140,16 @@ class PendingCommands:
                 await pipe.execute()
 
     async def _renew(self) -> None:
-        """Every held command's lease, renewed in one round trip, until none is held."""
+        """Every held command's lease, renewed in one round trip (one script), until none is
+        held."""
         while self._held:
             await asyncio.sleep(self.lease / 3)
             held = list(self._held)
             if not held:
                 return
             with contextlib.suppress(Exception):
-                pipe = self.r.pipeline(transaction=False)
-                for key in held:
-                    pipe.set(self._lease_key(key), self.owner, ex=self.lease)
-                await pipe.execute()
+                leases = [self._lease_key(key) for key in held]
+                await self._renew_script(leases, [self.owner, self.lease])
 
     async def orphans(self) -> list[tuple[str, dict[str, str]]]:
         """Commands whose process died, each now leased to this process (and kept so until
