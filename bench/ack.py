@@ -3,9 +3,15 @@
 `serve` is the Procfile's web process (`python -m bot serve`, real Redis, the real command
 path, the Slack stand-in over HTTP, no worker). The baseline is a bare Bolt `AsyncApp` on
 aiohttp (`AsyncApp.start`) that only verifies the signature and acks, started by the bench as
-its own process. Both run for the whole measure; the same client (`python -m bench.ack client`,
-its own process) sends each load to one of them, `--concurrency` at a time, in rounds that
-alternate which goes first. The loads:
+its own process. Its acks carry the same texts as `serve`'s (`bare_answer`): the 1.1 KB help
+text (imported from Rewind and rendered the same way), "Checking `myapp` v1.4.2…" for a start,
+the same refusal for an unknown app or a bad version; an empty ack for `list` and `status`, as
+`serve`'s. Before 2026-12-07 21:00 UTC it acked everything with an empty body, so its `help`
+and `start` acks were lighter than `serve`'s. The client checks that both answer alike.
+
+Both run for the whole measure; the same client (`python -m bench.ack client`, its own
+process) sends each load to one of them, `--concurrency` at a time, in rounds that alternate
+which goes first. The loads:
 
 - `help`: `/rollback help`, answered by the ack itself;
 - `start`: `/rollback myapp v1.4.2 checkout returns 500`, the real start command: recorded in
@@ -62,6 +68,7 @@ class Side:
     cpu: float = 0.0  # seconds of the server's CPU while the requests were measured
     runs: list[list[float]] = field(default_factory=list)  # each run's latencies
     by_kind: dict[str, list[float]] = field(default_factory=dict)  # latencies by request kind
+    texts: dict[str, str] = field(default_factory=dict)  # what each kind's ack said
 
     @property
     def cpu_per_request(self) -> float:
@@ -173,6 +180,7 @@ async def client(
     latencies: list[float] = []
     kinds: list[str] = []
     statuses: Counter[str] = Counter()
+    texts: dict[str, str] = {}  # each kind's first answer: bare Bolt's must be `serve`'s
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -190,6 +198,7 @@ async def client(
                 latencies.append(took * 1000)
                 kinds.append(what)
                 statuses[f"{what} {resp.status}"] += 1
+                texts.setdefault(what, resp.text)
 
         await asyncio.gather(*(one(i + 1, False) for i in range(1, 2 * MIX)))  # warm-up
         await asyncio.sleep(SETTLE)
@@ -201,7 +210,7 @@ async def client(
         cpu = cpu_seconds(pid) - cpu
     return {
         "latencies": latencies, "kinds": kinds, "statuses": dict(statuses), "wall": wall,
-        "at": at, "cpu": cpu,
+        "at": at, "cpu": cpu, "texts": texts,
     }  # fmt: skip
 
 
@@ -225,6 +234,7 @@ def add_run(side: Side, data: dict[str, Any]) -> None:
     side.wall += data["wall"]
     side.cpu += data["cpu"]
     side.runs.append(data["latencies"])
+    side.texts.update(data["texts"])
     for key, count in data["statuses"].items():
         side.statuses[key] = side.statuses.get(key, 0) + count
 
@@ -232,7 +242,30 @@ def add_run(side: Side, data: dict[str, Any]) -> None:
 # ---- the bare Bolt baseline -------------------------------------------------------------------
 
 
+def bare_answer(text: str) -> str | None:
+    """The text `serve`'s ack carries for `text` (None: an empty ack), so that bare Bolt answers
+    what a bare app doing the same job would: the same help (imported, rendered the same way),
+    the same "Checking…" for a start, the same refusals. Only the checks differ: bare Bolt makes
+    none of them (no apps file, no rights, no record in Redis)."""
+    from bot.fronts.command import HELP, parse
+    from bot.fronts.slack import mrkdwn
+    from bot.workflow.errors import UserFacingError
+
+    try:
+        cmd = parse(text)
+    except UserFacingError as exc:
+        return f":warning: {mrkdwn.render(exc.message)}"
+    if cmd.kind == "help":
+        return mrkdwn.render(HELP)
+    if cmd.kind != "start":
+        return None  # `list`, `status`: an empty ack, the answer follows on the response_url
+    if cmd.app != "myapp":
+        return f":warning: I don't know an app called `{cmd.app}`. Known apps: `myapp`."
+    return f"Checking `{cmd.app}` {cmd.version or '(previous version)'}…"
+
+
 def bare(port: int) -> None:
+    import functools
     import os
 
     from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -246,9 +279,12 @@ def bare(port: int) -> None:
         process_before_response=True,  # as `serve`: no 10 ms ack polling
         name="bare",
     )
+    answer = functools.lru_cache(maxsize=64)(bare_answer)  # as `serve`'s help: rendered once
+    answer("help")  # its imports done now, as `serve`'s at its start, not in the first requests
 
-    async def ack_only(ack: AsyncAck) -> None:
-        await ack()
+    async def ack_only(body: dict[str, Any], ack: AsyncAck) -> None:
+        text = answer(body.get("text", ""))
+        await (ack(text=text) if text is not None else ack())
 
     bolt.command("/rollback")(ack_only)
 
@@ -395,7 +431,12 @@ async def rounds_of(
                 if expected:  # the work after the acks, done before the next run
                     answers = await answered(slack, name, expected)
                     side.answered.append((max(c.at for c in answers) - data["at"]) * 1000)
-    return [Load(load, sides[(load, "serve")], sides[(load, "bare")]) for load in LOADS]
+    loads = [Load(load, sides[(load, "serve")], sides[(load, "bare")]) for load in LOADS]
+    for load in loads:
+        unlike = sorted(k for k, text in load.serve.texts.items() if load.bare.texts.get(k) != text)
+        if unlike:  # the baseline would not be doing the same job
+            raise RuntimeError(f"bare Bolt's acks differ from serve's for {', '.join(unlike)}")
+    return loads
 
 
 async def answered(slack: Any, name: str, expected: int, timeout: float = 120) -> list[Any]:

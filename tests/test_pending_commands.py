@@ -43,8 +43,9 @@ async def test_a_burst_of_commands_each_kept_once_under_its_own_key(redis_url: s
 
 
 @contextlib.asynccontextmanager
-async def silent_server() -> AsyncIterator[int]:
-    """A TCP server that takes connections and never answers: a Redis that hangs."""
+async def silent_server() -> AsyncIterator[tuple[int, list[asyncio.StreamWriter]]]:
+    """A TCP server that takes connections and never answers: a Redis that hangs (its port, and
+    the connections it has taken)."""
     held: list[asyncio.StreamWriter] = []
 
     async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -52,7 +53,7 @@ async def silent_server() -> AsyncIterator[int]:
 
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
     try:
-        yield server.sockets[0].getsockname()[1]
+        yield server.sockets[0].getsockname()[1], held
     finally:
         for writer in held:
             writer.close()
@@ -62,7 +63,7 @@ async def silent_server() -> AsyncIterator[int]:
 
 @pytest.mark.timeout(30)
 async def test_acks_whose_store_hangs_each_hear_a_timeout(redis_url: str) -> None:
-    async with silent_server() as port:
+    async with silent_server() as (port, _):
         hanging = aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=20)
         pending = PendingCommands(connect(redis_url), owner="web-1", records=hanging)
 
@@ -70,10 +71,11 @@ async def test_acks_whose_store_hangs_each_hear_a_timeout(redis_url: str) -> Non
             async with asyncio.timeout(wait):  # as the ack's store check
                 return await pending.record(f"k{i}", body(i))
 
-        # The first batch in flight; the next one (led by the second ack) gathered behind it.
-        # When its leader gives up, the acks in its batch hear it at once, as a timeout: none
-        # waits for its own much later deadline, none is told it was cancelled.
-        waits = [0.2, 0.4, 60, 60, 60]
+        # Two batches in flight (the first ack's, the second's), each on a connection of its
+        # own; the third one (led by the third ack) gathered behind them. When its leader gives
+        # up, the acks in its batch hear it at once, as a timeout: none waits for its own much
+        # later deadline, none is told it was cancelled.
+        waits = [0.2, 0.3, 0.4, 60, 60]
         outcomes = await asyncio.gather(
             *(ack(i, wait) for i, wait in enumerate(waits)), return_exceptions=True
         )
@@ -81,6 +83,29 @@ async def test_acks_whose_store_hangs_each_hear_a_timeout(redis_url: str) -> Non
         assert [type(o) for o in outcomes] == [TimeoutError] * 5, outcomes
         await pending.r.aclose()
         await hanging.aclose(close_connection_pool=True)
+
+
+@pytest.mark.timeout(30)
+async def test_a_second_batch_goes_while_the_first_is_out(redis_url: str) -> None:
+    """The command acked just after a batch left does not wait for that batch's answer: its own
+    batch goes out on a second connection at once. A third waits for one of them."""
+    async with silent_server() as (port, held):
+        hanging = aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=20)
+        pending = PendingCommands(connect(redis_url), owner="web-1", records=hanging)
+        acks = [asyncio.create_task(pending.record(f"k{i}", body(i))) for i in range(4)]
+        try:
+            async with asyncio.timeout(10):
+                while len(held) < 2:  # noqa: ASYNC110 (the server's connections, as they come)
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)
+            assert len(held) == 2  # two batches out; the third gathers until one comes back
+            assert not any(ack.done() for ack in acks)
+        finally:
+            for ack in acks:
+                ack.cancel()
+            await asyncio.gather(*acks, return_exceptions=True)
+            await pending.r.aclose()
+            await hanging.aclose(close_connection_pool=True)
 
 
 async def test_a_command_waiting_its_turn_keeps_its_lease(redis_url: str) -> None:

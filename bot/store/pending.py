@@ -8,12 +8,15 @@ lease ran out belongs to a dead process: any web process takes it over and carri
 The leases of every command a process holds are renewed together, one round trip each time,
 and taking over a dead process's commands is one round trip too, however many there are.
 
-The records go to Redis in batches, one batch in flight at a time on one connection, each batch
-one script call (`keys.RECORD_COMMANDS`): the commands acked while a batch is out go together in
-the next one. One command at a time, a burst
-of acks took a connection of the pool each, and opening the new ones (a handshake of several
-round trips, each waiting its turn on a loop busy with the burst) is where the slowest acks
-spent most of their time.
+The records go to Redis in batches, each batch one script call (`keys.RECORD_COMMANDS`, sent
+by its SHA: the script's text only when Redis does not know it yet, not with every batch). Two
+batches may be in flight at once, each on a connection of its own: the command acked just after
+a batch went out goes at once instead of waiting a whole round trip for it, and the commands
+acked while both are out go together in the next one. (With one command per call, a burst of
+acks took a connection of the pool each, and opening the new ones, a handshake of several round
+trips each waiting its turn on a loop busy with the burst, is where the slowest acks spent their
+time; with one batch at a time, a command acked just after a batch left waited for that batch's
+answer before its own went.)
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 
 LEASE = 10  # seconds a command stays with its process without a renewal
 TOO_OLD = 25 * 60  # Slack's response_url lives 30 minutes: older commands are only dropped
+IN_FLIGHT = 2  # batches of records out at once, each on a connection of its own
 KEPT = ("text", "user_id", "channel_id", "response_url", "trigger_id", "command", "team_id")
 
 
@@ -58,7 +62,9 @@ class PendingCommands:
         self.lease = lease
         # Commands waiting for the batch being gathered: (key, the record, its outcome).
         self._batch: list[tuple[str, str, asyncio.Future[bool]]] = []
-        self._sending = asyncio.Lock()
+        self._sending = asyncio.Semaphore(IN_FLIGHT)
+        self._script = self.records.register_script(keys.RECORD_COMMANDS)
+        self._renew_script = self.r.register_script(keys.RENEW_LEASES)
         self._held: set[str] = set()  # the commands this process works on (or waits to)
         self._renewing: asyncio.Task[None] | None = None
 
@@ -89,7 +95,7 @@ class PendingCommands:
         """Each command's outcome goes to its future; only a cancellation is raised here."""
         batch: list[tuple[str, str, asyncio.Future[bool]]] = []
         try:
-            # One batch in flight at a time, on one connection: the next one gathers meanwhile.
+            # `IN_FLIGHT` batches out at a time: the next one gathers meanwhile.
             async with self._sending:
                 batch, self._batch = self._batch, []
                 names = [keys.COMMANDS]
@@ -97,11 +103,9 @@ class PendingCommands:
                 for key, kept, _ in batch:
                     names += (keys.seen_command(key), self._lease_key(key))
                     args += (key, kept)
-                # One script for the whole batch: one command to send, one answer to read.
-                results = await cast(
-                    Awaitable[list[int]],
-                    self.records.eval(keys.RECORD_COMMANDS, len(names), *names, *args),
-                )
+                # One script for the whole batch: one command to send, one answer to read (EVALSHA;
+                # the script is loaded again if Redis has forgotten it, after a restart).
+                results = await cast(Awaitable[list[int]], self._script(names, args))
         except asyncio.CancelledError:
             if not batch:  # cancelled while the batch before it was in flight
                 batch, self._batch = self._batch, []
@@ -136,17 +140,16 @@ class PendingCommands:
                 await pipe.execute()
 
     async def _renew(self) -> None:
-        """Every held command's lease, renewed in one round trip, until none is held."""
+        """Every held command's lease, renewed in one round trip (one script), until none is
+        held."""
         while self._held:
             await asyncio.sleep(self.lease / 3)
             held = list(self._held)
             if not held:
                 return
             with contextlib.suppress(Exception):
-                pipe = self.r.pipeline(transaction=False)
-                for key in held:
-                    pipe.set(self._lease_key(key), self.owner, ex=self.lease)
-                await pipe.execute()
+                leases = [self._lease_key(key) for key in held]
+                await self._renew_script(leases, [self.owner, self.lease])
 
     async def orphans(self) -> list[tuple[str, dict[str, str]]]:
         """Commands whose process died, each now leased to this process (and kept so until
