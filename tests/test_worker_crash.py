@@ -67,8 +67,11 @@ async def test_killed_during_a_repeatable_step_another_worker_completes_it(
         assert "worker-B" in thread and "resumed" in thread and "safe to repeat" in thread
         assert runs(count) == 1  # the database downgrade ran exactly once
         assert env.db_url and db_revision(env.db_url) == "b2c3d4e5f6a1"
-        # worker-B opened its own connection per host for the step it resumed
-        assert [h.ssh_connections() for h in env.hosts] == [2, 2]
+        # worker-B opened its own connection per host for the step it resumed (and may open
+        # one again if the kept one is lost on a loaded machine: it reconnects, issue 21)
+        assert all(h.ssh_connections() >= 2 for h in env.hosts), [
+            h.ssh_connections() for h in env.hosts
+        ]
         await until(lambda: all(h.open_connections() == 0 for h in env.hosts), "all closed")
 
 
