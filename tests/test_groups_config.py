@@ -7,19 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from bot.config.apps_file import load_apps
-from bot.config.apps_problems import key_lines
-from bot.config.apps_refs import group_notes
 from bot.workflow.group import (
     Member,
-    before_own_redeploy,
     downgrade_due,
     downgrades,
     shared_with,
     step_order,
     unnamed_not_last,
+    when_words,
 )
 from bot.workflow.model import StepId
 from bot.workflow.steps import ORDER
@@ -57,7 +54,7 @@ def test_a_group_is_read_in_its_order_with_its_shared_database(tmp_path: Path) -
     assert apps.group("storefront") is None
     (down,) = downgrades(apps.group_members("shop"))
     assert (down.database, down.owner) == ("shopdb", "worker")
-    assert down.after == ("storefront", "api")
+    assert down.after == ("storefront", "api", "worker")  # its own redeploy too
 
 
 BAD = [
@@ -104,13 +101,13 @@ def test_each_database_waits_for_every_app_that_uses_it() -> None:
     named = [Member("web", True, "shop"), Member("api", True, "shop"),
              Member("jobs", True, "jobs"), Member("cdn"), Member("last", True)]  # fmt: skip
     shop, jobs, last = downgrades(named)
-    # The last user owns it: downgraded once, after every other user is redeployed.
-    assert (shop.owner, shop.after) == ("api", ("web",))
-    assert (jobs.owner, jobs.after) == ("jobs", ())
-    assert not downgrade_due(shop, []) and downgrade_due(shop, ["web"])
+    # The last user owns it: downgraded once, after every user is redeployed, its own too.
+    assert (shop.owner, shop.after) == ("api", ("web", "api"))
+    assert (jobs.owner, jobs.after) == ("jobs", ("jobs",))
+    assert not downgrade_due(shop, ["web"]) and downgrade_due(shop, ["web", "api"])
     assert shared_with(named, "web") == "api" and shared_with(named, "api") is None
-    # A database without a name: the strict reading, every other member is redeployed first.
-    assert last.after == ("web", "api", "jobs", "cdn")
+    # A database without a name: the strict reading, every member is redeployed first.
+    assert last.after == ("web", "api", "jobs", "cdn", "last")
     assert unnamed_not_last(named) == []
     assert unnamed_not_last([Member("a", True), Member("b")]) == ["a"]
 
@@ -129,7 +126,6 @@ def test_a_database_app_that_keeps_releases_downgrades_after_its_own_redeploy() 
     (down,) = downgrades(kept)
     # api keeps the release it is rolled back from: its own redeploy comes first too.
     assert (down.owner, down.after, down.after_owner) == ("api", ("web", "api"), True)
-    assert before_own_redeploy(kept) == []
     steps = step_order(ORDER, down)
     assert steps.index(StepId.DB_PREPARE) < steps.index(StepId.REDEPLOY)
     assert steps.index(StepId.REDEPLOY) + 1 == steps.index(StepId.DB_ROLLBACK)
@@ -139,15 +135,18 @@ def test_a_database_app_that_keeps_releases_downgrades_after_its_own_redeploy() 
     plain = [Member("web", True, "shop"), Member("api", True, "shop", checkout=True)]
     (copied,) = downgrades(plain)
     assert (copied.after, copied.after_owner, copied.scratch) == (("web", "api"), True, True)
-    assert before_own_redeploy(plain) == []
     assert step_order(ORDER, copied) == steps
     assert not downgrades([*kept[:1], Member("api", True, "shop", True, True)])[0].scratch
-    # Neither (no checkout: kubernetes): before api's own redeploy, as the usual order has it.
+    # Neither (no checkout: kubernetes): after api's own redeploy too, where its alembic runs,
+    # which that redeploy (a new image in the cluster) leaves alone.
     bare = [Member("web", True, "shop"), Member("api", True, "shop")]
-    (before,) = downgrades(bare)
-    assert (before.after, before.after_owner, before.scratch) == (("web",), False, False)
-    assert before_own_redeploy(bare) == [before]
-    assert step_order(ORDER, before) == list(ORDER)
+    (in_place,) = downgrades(bare)
+    assert (in_place.after, in_place.after_owner) == (("web", "api"), True)
+    assert (in_place.scratch, in_place.in_place) == (False, True)
+    assert step_order(ORDER, in_place) == steps
+    said = when_words(in_place)
+    assert "downgraded once, after `web` and `api` are redeployed" in said
+    assert "which its redeploy does not change" in said
 
 
 # `worker` deployed by kubernetes: no releases, no checkout to copy the deployed version from.
@@ -157,27 +156,13 @@ KUBE = GOOD.replace(
 )
 
 
-def test_check_notes_a_shared_database_whose_app_has_no_copy_of_the_deployed_version() -> None:
-    assert KUBE != GOOD
-    lines = key_lines(KUBE)
-    (note,) = group_notes(yaml.safe_load(KUBE), lines)
-    text = note.text("apps.yaml")
-    assert "groups.shop" in text and "`worker` keeps no releases and has no git checkout" in text
-    assert "right before its own redeploy" in text and "a scratch copy" in text
-    # A git checkout (a scratch copy), with or without kept releases: no note.
-    data = yaml.safe_load(GOOD)
-    for releases in (None, 1, 2):
-        data["apps"]["worker"]["deploy"]["releases"] = releases
-        assert group_notes(data, key_lines(GOOD)) == [], releases
-
-
-def test_rewind_check_prints_the_note_and_passes(tmp_path: Path) -> None:
-    """`rewind check`, run as a person runs it: the note is a warning, the file is fine."""
+def test_rewind_check_passes_a_shared_database_of_an_app_without_a_checkout(tmp_path: Path) -> None:
+    """`rewind check`, run as a person runs it: a shared database's app deployed by kubernetes
+    is downgraded after its redeploy like the others, so there is nothing to warn of."""
     from tests.test_config_strict import run
 
     done = run(tmp_path, KUBE)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "⚠" in done.stdout and "`worker` keeps no releases" in done.stdout, done.stdout
-    assert "✓ all well" in done.stdout
+    assert "⚠" not in done.stdout and "✓ all well" in done.stdout, done.stdout
     done = run(tmp_path, GOOD)  # from a git checkout: nothing to warn about
     assert done.returncode == 0 and "⚠" not in done.stdout, done.stdout

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from bot.config.apps_file import parse_apps
 from bot.steps import redeploy, verify
+from bot.steps.database import commands
 from bot.workflow.errors import HostError
 from bot.workflow.facts import RedeployFacts
 from bot.workflow.model import Criterion, StepId
@@ -133,3 +135,33 @@ def test_the_strategy_says_what_a_redeploy_needs() -> None:
     assert "not the tag v1.4.2" in k8s.off_target("r/myapp:v1.4.20", "", "", "v1.4.2")
     assert strategy("systemd").dependency_file == "requirements.txt"
     assert strategy("docker-compose").dependency_file is None
+
+
+def test_a_groups_kubernetes_owner_downgrades_after_its_redeploy_where_its_alembic_runs(
+    tmp_path: Path,
+) -> None:
+    """In a release group, the shared database's owner deployed by kubernetes has no copy of the
+    version rolled back from, and needs none: its redeploy sets an image in the cluster and
+    moves no file where its alembic runs. Its downgrade comes after that redeploy, in the
+    workdir, with the usual commands (a workdir whose alembic no longer knows the revision stops
+    the step when it reads `alembic current`)."""
+    from bot.steps.database import downgrade
+    from bot.workflow.machine import new_steps
+    from bot.workflow.model import StepStatus
+
+    data = kube_app(tmp_path)
+    data["database"] = {"run_on": "web1", "alembic": "alembic -c alembic.ini", "name": "shopdb"}
+    apps = parse_apps({"apps": {"myapp": data}}, "test")
+    order = [s.id for s in new_steps()]
+    order.remove(StepId.DB_ROLLBACK)
+    order.insert(order.index(StepId.REDEPLOY) + 1, StepId.DB_ROLLBACK)  # as its group stores it
+    steps = {s.id: s for s in new_steps()}
+    incident = make_incident(steps=[steps[s] for s in order])
+    incident.step(StepId.REDEPLOY).status = StepStatus.SUCCEEDED
+    ctx = make_ctx(apps, runner(apps), step=StepId.DB_ROLLBACK, incident=incident)
+    db = apps.apps["myapp"].database
+    assert db is not None
+    assert downgrade._after_redeploy(ctx, db) is None  # in the workdir, as before a redeploy
+    script = commands.downgrade_script(apps.apps["myapp"], db, "b2c3d4e5f6a1")
+    assert [line.name for line in script] == ["current", "downgrade", "after"]
+    assert all(f"cd {tmp_path / 'web1'}" in line.command for line in script)

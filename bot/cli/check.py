@@ -167,7 +167,7 @@ async def run_check(settings: Settings, *, connect: bool, out: TextIO = sys.stdo
         for p in (*known_hosts_problems(app, lines), *key_problems(app, lines))
     ]
     problems = [p.text(path) for p in found]
-    warnings: list[str] = _group_notes(path, lines)
+    warnings: list[str] = []  # check_connect adds what it met on the way
     if connect and not problems:
         problems.extend(await check_connect(settings, apps, warnings))
         problems.extend(await check_signals(apps, out))  # each metric's query, once
@@ -181,16 +181,6 @@ async def run_check(settings: Settings, *, connect: bool, out: TextIO = sys.stdo
         return 1
     print("✓ all well" + (" (hosts, Redis and Slack reached)" if connect else ""), file=out)
     return 0
-
-
-def _group_notes(path: str, lines: dict[tuple[int | str, ...], int]) -> list[str]:
-    """What `check` warns of in the groups (`apps_refs.group_notes`): safe, but worth knowing."""
-    import yaml
-
-    from bot.config.apps_refs import group_notes
-
-    data = yaml.safe_load(Path(path).read_text())
-    return [p.text(path) for p in group_notes(data, lines)] if isinstance(data, dict) else []
 
 
 def _key_lines(path: str) -> dict[tuple[int | str, ...], int]:

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config.apps_problems import Loc, did_you_mean, dotted, line_of
-from bot.config.strategy_names import CHECKOUT_STRATEGIES
 from bot.workflow.errors import Problem
-from bot.workflow.group import Member, before_own_redeploy
 from bot.workflow.policy import NON_PRODUCTION_ENVIRONMENTS, PRODUCTION_ENVIRONMENTS
 
 _ID = re.compile(r"^[UWS][A-Z0-9]+$")
@@ -306,57 +304,3 @@ def _deploy(at: Loc, app: Mapping[str, Any]) -> Found:
             "strategy 'kubernetes' keeps no releases on hosts",
             "remove `releases` (the cluster keeps the images and the rollout history)",
         )
-
-
-def group_notes(data: Mapping[str, Any], lines: Mapping[Loc, int]) -> list[Problem]:
-    """Warnings, not errors: a group's shared database whose app (the last of its users, which
-    downgrades it) has no copy of the version rolled back from to run `alembic downgrade` in
-    after its redeploy: no kept release (`deploy.releases` of 2 or more) and no git checkout to
-    make a scratch copy from (a strategy such as kubernetes). Its downgrade then runs right
-    before that app's redeploy, which removes the newer revision files: that app's bad version
-    runs on the older schema until its redeploy ends."""
-    groups, apps = data.get("groups"), data.get("apps")
-    if not isinstance(groups, Mapping) or not isinstance(apps, Mapping):
-        return []
-    notes: list[Problem] = []
-    for raw_name, names in groups.items():
-        if not isinstance(names, list) or not all(n in apps for n in names):
-            continue  # the group's own check reports it
-        members = [_member(str(n), apps[n]) for n in names]
-        for down in before_own_redeploy(members):
-            loc: Loc = ("apps", down.owner, "deploy")
-            notes.append(
-                Problem(
-                    f"groups.{raw_name}",
-                    f"`{down.owner}` keeps no releases and has no git checkout (its strategy): "
-                    f"it downgrades the shared database `{down.database}` right before its own "
-                    "redeploy, not after it (`alembic downgrade` needs the newer revision files, "
-                    f"which that redeploy removes); until it ends, `{down.owner}`'s bad version "
-                    "runs on the older schema",
-                    "make the database's last user in the group an app deployed from a git "
-                    "checkout (systemd, docker-compose, commands): the database is then "
-                    "downgraded after every app using it is redeployed, in a scratch copy",
-                    line_of(lines, loc),
-                )
-            )
-    return notes
-
-
-def _member(name: str, app: Any) -> Member:
-    app = app if isinstance(app, Mapping) else {}
-    db, deploy = app.get("database"), app.get("deploy")
-    db = db if isinstance(db, Mapping) else None
-    keep = deploy.get("releases") if isinstance(deploy, Mapping) else None
-    named = db.get("name") if db is not None else None
-    return Member(
-        name,
-        db is not None,
-        str(named) if named else None,
-        keeps_releases=isinstance(keep, int) and keep >= 2,
-        checkout=_strategy(deploy) in CHECKOUT_STRATEGIES,
-    )
-
-
-def _strategy(deploy: Any) -> str:
-    strategy = deploy.get("strategy") if isinstance(deploy, Mapping) else None
-    return str(strategy or "systemd")

@@ -65,9 +65,10 @@ def after_redeploy(app: AppConfig, plan: Plan) -> None:
     app again (it is already on the target)."""
     db = app.database
     assert db is not None and plan.database is not None
+    kept: database.KeptRelease | None = None  # no checkout: the workdir, left alone
     if app.deploy.keeps_releases:
         kept = database.kept_release(app, db, plan.deployed)
-    else:
+    elif app.deploy.checkout:
         kept = database.scratch_copy(app, db, plan.id, plan.deployed, plan.basis.deployed_sha)
         _scratch_in_prepare(app, plan, kept)
     moved = [
@@ -157,29 +158,24 @@ def _owner_steps(plan: Plan, down: Downgrade) -> list[str]:
     named = [f"`{a}`" for a in down.after]
     after = ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else "".join(named)
     redeployed = "are redeployed" if len(down.after) > 1 else "is redeployed"
-    if down.after_owner:
-        copy = "the scratch copy" if down.scratch else "the kept release"
+    if down.in_place:
         return [
             "roll back code",
-            f"back up the database `{down.database}`"
-            + (f" and make a scratch copy of `{plan.deployed}`" if down.scratch else ""),
+            f"back up the database `{down.database}`",
             "redeploy",
             f"downgrade the database `{down.database}` once (its own approval; after {after} "
-            f"{redeployed}: in {copy} of `{plan.deployed}`, which still holds the newer "
-            "revision files" + (", then removed" if down.scratch else "") + ")",
+            f"{redeployed}: where its alembic runs, which the redeploy does not change)",
             "verify",
         ]
-    why = (
-        f"; after {after} {redeployed}, and before `{plan.app}`'s own redeploy: `alembic "
-        "downgrade` needs the newer revision files, which leave its hosts with that redeploy "
-        "(it keeps no releases and has no git checkout to copy them from)"
-        if after
-        else ""
-    )
+    copy = "the scratch copy" if down.scratch else "the kept release"
     return [
         "roll back code",
-        f"back up and downgrade the database `{down.database}` once (its own approval{why})",
+        f"back up the database `{down.database}`"
+        + (f" and make a scratch copy of `{plan.deployed}`" if down.scratch else ""),
         "redeploy",
+        f"downgrade the database `{down.database}` once (its own approval; after {after} "
+        f"{redeployed}: in {copy} of `{plan.deployed}`, which still holds the newer "
+        "revision files" + (", then removed" if down.scratch else "") + ")",
         "verify",
     ]
 

@@ -9,9 +9,10 @@ owner's redeploy and the downgrade runs after it, after EVERY app that uses the 
 redeployed, in a copy of the version rolled back from that still holds the newer revision
 files `alembic downgrade` needs: the owner's kept release when it keeps releases
 (`deploy.releases: 2` or more), else a scratch copy of the deployed commit that its database
-step makes on `run_on` before the redeploy (a git checkout strategy). Only an owner that has
-neither (a strategy without a checkout) is downgraded right before its own redeploy, which
-removes the newer revision files from its hosts.
+step makes on `run_on` before the redeploy (a git checkout strategy). An owner that has neither
+(a strategy without a checkout, such as kubernetes) is downgraded after its redeploy too, where
+`alembic` always runs (`database.run_on`'s workdir): that redeploy changes no file there. If the
+workdir's alembic no longer knows the newer revision, the step stops and runs nothing.
 A database without a name is read strictly: its app must come last in the group (the apps file
 check says so), so that every other member is redeployed before it is downgraded.
 """
@@ -48,8 +49,9 @@ class Member:
 @dataclass(frozen=True)
 class Downgrade:
     """A database of the group: downgraded once, by `owner` (the last member that uses it),
-    after the redeploy of every app in `after`: the owner's own too when it keeps releases or
-    a git checkout (`after_owner`), else right before the owner's redeploy."""
+    after the redeploy of every app in `after`, the owner's own included (`after_owner`): in its
+    kept release, in a scratch copy of its git checkout, or, with neither, where its alembic
+    runs, which its redeploy leaves alone (`in_place`)."""
 
     database: str  # its name, or the owner's app name when unnamed
     owner: str
@@ -57,6 +59,7 @@ class Downgrade:
     after: tuple[str, ...]  # the apps redeployed before it is downgraded
     after_owner: bool = False  # downgraded after the owner's redeploy, in a copy of the deployed
     scratch: bool = False  # that copy is a scratch copy (the owner keeps no releases)
+    in_place: bool = False  # no copy: the workdir, which the owner's redeploy leaves alone
 
 
 def downgrades(members: Sequence[Member]) -> list[Downgrade]:
@@ -74,10 +77,18 @@ def downgrades(members: Sequence[Member]) -> list[Downgrade]:
         strict = key.startswith("app:")
         after = order[: order.index(owner)] if strict else users[:-1]
         scratch = owner in copies
-        late = owner in keeps or scratch
-        after = [*after, owner] if late else after
+        in_place = owner not in keeps and not scratch
+        after = [*after, owner]  # the owner's own redeploy too, whatever keeps the files
         name = key.removeprefix("app:")
-        down = Downgrade(name, owner, tuple(users), tuple(after), after_owner=late, scratch=scratch)
+        down = Downgrade(
+            name,
+            owner,
+            tuple(users),
+            tuple(after),
+            after_owner=True,
+            scratch=scratch,
+            in_place=in_place,
+        )
         out.append(down)
     return sorted(out, key=lambda d: order.index(d.owner))
 
@@ -101,13 +112,6 @@ def owned(members: Sequence[Member], app: str) -> Downgrade | None:
     return next((d for d in downgrades(members) if d.owner == app), None)
 
 
-def before_own_redeploy(members: Sequence[Member]) -> list[Downgrade]:
-    """Shared databases downgraded before their owner's redeploy (it keeps no releases and has
-    no git checkout to copy the deployed version from): the owner's bad version then runs
-    briefly on the older schema (`check` notes it)."""
-    return [d for d in downgrades(members) if d.after and not d.after_owner]
-
-
 def _names(apps: Sequence[str]) -> str:
     named = [f"`{a}`" for a in apps]
     return ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else "".join(named)
@@ -124,21 +128,18 @@ def when_words(down: Downgrade) -> str:
             f"and downgraded once, after {after} {were} redeployed: in that scratch copy, which "
             "still holds the newer revision files (removed once the downgrade is done)."
         )
-    if down.after_owner:
+    if down.in_place:
         return (
             f"The shared database `{down.database}` is backed up by `{down.owner}` before its "
-            f"redeploy and downgraded once, after {after} {were} redeployed: in `{down.owner}`'s "
-            "kept release of the version rolled back from, which still holds the newer "
-            "revision files."
+            f"redeploy and downgraded once, after {after} {were} redeployed: where "
+            f"`{down.owner}`'s alembic runs, which its redeploy does not change (no git "
+            "checkout: it moves no revision file)."
         )
-    if not down.after:
-        return ""
     return (
-        f"The shared database `{down.database}` is downgraded once by `{down.owner}`, after "
-        f"{after} {were} redeployed and right before `{down.owner}`'s own redeploy: `alembic "
-        f"downgrade` needs the newer revision files, which leave `{down.owner}`'s hosts with "
-        f"that redeploy (it keeps no releases and has no git checkout to copy them from; with "
-        f"`deploy.releases: 2` or more the downgrade would wait for its redeploy too)."
+        f"The shared database `{down.database}` is backed up by `{down.owner}` before its "
+        f"redeploy and downgraded once, after {after} {were} redeployed: in `{down.owner}`'s "
+        "kept release of the version rolled back from, which still holds the newer "
+        "revision files."
     )
 
 

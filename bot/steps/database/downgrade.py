@@ -50,6 +50,10 @@ def _after_redeploy(ctx: StepContext, db: DatabaseConfig) -> KeptRelease | None:
     deployed = seen.deployed
     host = db.run_on
     copied = makes_scratch_copy(ctx.app, [r.id for r in ctx.incident.steps])
+    if not copied and not ctx.app.deploy.keeps_releases and not ctx.app.deploy.checkout:
+        # No checkout (kubernetes): the redeploy changed no file where alembic runs; if its
+        # alembic no longer knows the newer revision, reading `alembic current` stops the step.
+        return None
     where = seen.deployed_sha if copied else ctx.app.deploy.releases
     if not deployed or not where:
         raise StepError(
