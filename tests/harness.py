@@ -166,7 +166,11 @@ class Bot(SlackView):
                 return inc
             await asyncio.sleep(0.1)
         inc = await self.incident()
-        raise AssertionError(f"incident never reached {statuses}: {inc and inc.status}")
+        steps = [(r.id.value, r.status.value, r.summary[:200]) for r in inc.steps] if inc else []
+        raise AssertionError(
+            f"incident never reached {statuses}: {inc and inc.status}; steps: {steps}; "
+            f"the thread's end: {self.thread_text()[-2000:]}"
+        )
 
     async def wait_step(self, step: str, *statuses: str, timeout: float = 90) -> None:
         """Until the incident's `step` is in one of `statuses` (by default: running)."""
@@ -186,6 +190,7 @@ def write_apps(path: Path, apps: dict[str, Any], incidents_dir: Path) -> Path:
 
 
 def settings_env(slack: SlackFake, redis_url: str, config: Path, workspace: Path) -> dict[str, str]:
+    n = next(_names)
     return {
         "SLACK_BOT_TOKEN": "xoxb-test",
         "SLACK_SIGNING_SECRET": SECRET,
@@ -193,7 +198,11 @@ def settings_env(slack: SlackFake, redis_url: str, config: Path, workspace: Path
         "REDIS_URL": redis_url,
         "REWIND_CONFIG": str(config),
         "REWIND_WORKSPACE": str(workspace),
-        "REWIND_QUEUE": f"rewind-test-{next(_names)}",
+        "REWIND_QUEUE": f"rewind-test-{n}",
+        # Each bot a process of its own, as in production: two bots of one test process would
+        # otherwise share its `host:pid` id, and the second would take the first's running step
+        # (and its leases) for its own.
+        "REWIND_WORKER_ID": f"in-process-bot-{n}",
         "REWIND_HEARTBEAT": "2",
         "REWIND_SWEEP": "1",
     }
