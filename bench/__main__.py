@@ -88,7 +88,7 @@ def run_warm(rep: Report, quick: bool) -> None:
 
 
 def run_rollback(rep: Report, quick: bool) -> None:
-    rows = rollback.main(quick)
+    rows = rollback.main(quick, _options.hosts, _options.runs)
     for r in rows:
         goal = r.goal
         if r.error or not r.runs or not r.scripts:
@@ -203,6 +203,22 @@ def return_lines(rep: Report, title: str, lines: list[str]) -> None:
 
 
 _started = [0.0]
+
+
+class _Options:
+    """What the command line chose for the sections that take sizes (None: their defaults)."""
+
+    hosts: list[int] | None = None
+    runs: int | None = None
+
+
+_options = _Options()
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(n) for n in text.split(",") if n.strip()]
+
+
 RUNNERS: dict[str, Callable[[Report, bool], None]] = {
     "ack": run_ack,
     "fanout": run_fanout,
@@ -250,7 +266,10 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     parser.add_argument("--out", type=Path, default=None, help="where to write the results")
     parser.add_argument("--shared", default="", help="a note on what else used the machine")
+    parser.add_argument("--hosts", type=_sizes, default=None, help="rollback: sizes, e.g. 1,5,20")
+    parser.add_argument("--runs", type=int, default=None, help="rollback: runs of each per size")
     args = parser.parse_args()
+    _options.hosts, _options.runs = args.hosts, args.runs
     logging.basicConfig(level=logging.WARNING)
     info = machine()
     rep = Report()

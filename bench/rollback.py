@@ -35,6 +35,7 @@ import asyncio
 import itertools
 import json
 import os
+import re
 import resource
 import shlex
 import statistics
@@ -166,7 +167,7 @@ class Bot:
     events: str
     procs: list[Proc]
     seen: set[str] = field(default_factory=set)  # incidents of earlier runs
-    clicked: set[str] = field(default_factory=set)  # gate messages already clicked
+    clicked: set[str] = field(default_factory=set)  # gates already clicked (`gate_key`)
 
     async def rollback(self) -> Run:
         await self.store.unfreeze("myapp")  # the last run's rollback froze deploys
@@ -253,14 +254,34 @@ async def bot(the_lab: Lab, redis_url: str, tmp: Path) -> Any:
 
 
 def shown_at(slack: SlackFake, ts: str, label: str) -> float:
-    """When the Slack stand-in received the message `ts` carrying the button `label`."""
+    """When the Slack stand-in received the message `ts` carrying the button `label` (the
+    button itself: the parent's checklist names "Roll back" steps from its first post on)."""
     for call in slack.calls:
         if call.method not in ("chat.postMessage", "chat.update"):
             continue
         said = call.response if isinstance(call.response, dict) else {}
-        if str(said.get("ts")) == ts and label.lower() in json.dumps(call.args).lower():
+        if str(said.get("ts")) == ts and any(label.lower() in b.text.lower()
+                                             for b in buttons(_decoded(call.args))):  # fmt: skip
             return call.at
     return time.time()
+
+
+def _decoded(args: dict[str, Any]) -> dict[str, Any]:
+    """A call's blocks and attachments as lists (a client may send them as JSON text)."""
+    out = dict(args)
+    for key in ("blocks", "attachments"):
+        if isinstance(out.get(key), str):
+            out[key] = json.loads(out[key])
+    return out
+
+
+_GATE_BLOCK = re.compile(r"^(?:ask|gate)-(.+?)(?:-\d+)?$")  # the parent's and the thread's
+
+
+def gate_key(ts: str, block_id: str, label: str) -> str:
+    """One gate, wherever its buttons show (the parent at once, then its thread message)."""
+    found = _GATE_BLOCK.match(block_id)
+    return f"{found.group(1) if found else ts}:{label}"
 
 
 async def click_ready_gates(
@@ -271,22 +292,21 @@ async def click_ready_gates(
     gates: list[tuple[float, float]] | None = None,
     channel: str = "C0INCIDENT",
 ) -> None:
-    """Click each new gate's button as soon as it shows; in `gates`, when each showed and when
-    it was clicked."""
+    """Click each new gate's button as soon as it shows, on the parent or in the thread,
+    whichever first (once per gate); in `gates`, when each showed and when it was clicked."""
     for msg in slack.messages(channel):
         ts = str(msg.get("ts"))
-        if ts in clicked:
-            continue
-        labels = [b.text.lower() for b in buttons(msg)]
-        for label, user in GATES:
-            if any(label.lower() in text for text in labels):
-                clicked.add(ts)
+        for button in buttons(msg):
+            for label, user in GATES:
+                key = gate_key(ts, button.block_id, label)
+                if label.lower() not in button.text.lower() or key in clicked:
+                    continue
+                clicked.add(key)
                 if gates is not None:
                     gates.append((shown_at(slack, ts, label), time.time()))
                 await click(session, events, SECRET, message=msg, label=label, user_id=user,
                             channel_id=channel,
                             response_url=slack.response_url(f"click-{ts}"))  # fmt: skip
-                break
 
 
 def _at(entry: dict[str, Any]) -> float:
@@ -562,6 +582,7 @@ def steps_table(row: Row) -> list[str]:
     out.append(f"| **total** | **{run.net:.2f} s** | **{sum(run.cpu.values()):.2f} s** "
                f"| **{script.took:.2f} s** |")  # fmt: skip
     out.append(f"| buttons on screen until clicked (subtracted) | {run.waited:.2f} s | | — |")
+    out += ["", *step_medians(row)]
     out += [
         "",
         f"CPU of the orchestration itself: Rewind's worker {sum(run.cpu.values()):.1f} s and "
@@ -574,8 +595,43 @@ def steps_table(row: Row) -> list[str]:
     return out
 
 
-def main(quick: bool = False) -> list[Row]:
-    return asyncio.run(measure((1,) if quick else SIZES, 1 if quick else REPS))
+def step_medians(row: Row) -> list[str]:
+    """Each step's median over all runs of the size (steadier than one run's breakdown)."""
+    if len(row.runs) < 2:
+        return []
+    ours: dict[str, list[float]] = {}
+    for run in row.runs:
+        for title, took in run.steps:
+            ours.setdefault(title, []).append(took)
+        ours.setdefault(BUTTONS, []).append(run.before_buttons)
+    theirs: dict[str, list[float]] = {}
+    for script in row.scripts:
+        for phase, took in script.phases:
+            theirs.setdefault(phase, []).append(took)
+    out = [
+        f"Each step's median over the {len(row.runs)} runs of each at {row.hosts} hosts:",
+        "",
+        "| step | Rewind | script | difference |",
+        "|---|---:|---:|---:|",
+    ]
+    for title, took in ours.items():
+        phase = SCRIPT_PHASE.get(title)
+        mine = statistics.median(took)
+        other = statistics.median(theirs[phase]) if phase in theirs else 0.0
+        shown = f"{other:.2f} s" if phase in theirs else "—"
+        out.append(f"| {title} | {mine:.2f} s | {shown} | {mine - other:+.2f} s |")
+    return out
+
+
+BUTTONS = "gate steps' end → buttons on screen"
+
+
+def main(
+    quick: bool = False, sizes: Sequence[int] | None = None, reps: int | None = None
+) -> list[Row]:
+    """`sizes`, `reps`: instead of the defaults (`--hosts`, `--runs`)."""
+    chosen = sizes or ((1,) if quick else SIZES)
+    return asyncio.run(measure(chosen, reps or (1 if quick else REPS)))
 
 
 if __name__ == "__main__":

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.sample.build import SampleRepo, git
-from bot.steps import code
+from bot.steps import assess, code
 from bot.steps.context import StepContext
 from bot.workflow.errors import StepError
 from bot.workflow.facts import AssessFacts, CodeFacts
 from bot.workflow.model import StepId
+from runners.git import clone_dir
 from runners.ssh import SshRunner
 from tests.fakes import (
     RecordingNotifier,
@@ -185,3 +187,25 @@ async def test_hosts_fetch_exactly_the_hotfix_ref(ssh_env: SshEnv, tmp_path: Pat
     assert host.run("git rev-parse HEAD").strip() == ctx.incident.facts.code.hotfix_sha
     assert "BROKEN = False" in host.run("cat app.py")
     assert host.run("cat VERSION").strip() == "1.4.2"
+
+
+@pytest.mark.hosts(1)
+async def test_assess_fetches_the_clone_while_it_reads_the_hosts(
+    ssh_env: SshEnv, tmp_path: Path
+) -> None:
+    """The operator's clone is synced beside the hosts' reads, not once they are in: a host
+    whose `version` waits (up to 30 s) for the clone to exist still answers."""
+    config = with_step_commands(ssh_env.app_config())
+    clone = shlex.quote(str(clone_dir(tmp_path / "ws", "repos", "myapp", config["repo"])))
+    config["deploy"]["commands"]["version"] = (
+        f"for i in $(seq 300); do test -d {clone}/.git && break; sleep 0.1; done; "
+        f"test -d {clone}/.git && git describe --tags --always"
+    )
+    ctx = context(Path(config["repo"]), tmp_path, config=config)
+    try:
+        outcome = await assess.run(ctx)
+    finally:
+        await ctx.hosts.close()
+    assert isinstance(outcome.facts, AssessFacts)
+    assert outcome.facts.deployed_by_host == {"web1": "v1.5.0"}
+    assert outcome.facts.target == "v1.4.2"

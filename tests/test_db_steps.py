@@ -163,8 +163,9 @@ async def test_backup_preview_and_downgrade(ssh_env_migrated: SshEnv, tmp_path: 
         await assessed(ctx)
         sessions = db_host.ssh_sessions()
         prep = await step(ctx, StepId.DB_PREPARE, database.prepare)
-        # Its eight commands (a deferred one: the listed backups' stat) in one session.
-        assert db_host.ssh_sessions() - sessions == 1
+        # Its seven commands (a deferred one: the listed backups' stat) in one session, the
+        # downgrade SQL in a second one beside it.
+        assert db_host.ssh_sessions() - sessions == 2
         facts = prep.facts
         own = facts.backup
         assert own.own and own.name.startswith("myapp-INC-42-") and own.size > 1000
@@ -198,6 +199,45 @@ async def test_backup_preview_and_downgrade(ssh_env_migrated: SshEnv, tmp_path: 
 
         again = await step(ctx, StepId.DB_ROLLBACK, database.rollback)
         assert again.summary.startswith("Database already at")
+    finally:
+        await ctx.hosts.close()
+
+
+@pytest.mark.hosts(1)
+async def test_the_preview_runs_once_unless_the_database_moved_since_assess(
+    ssh_env_migrated: SshEnv, tmp_path: Path
+) -> None:
+    """The downgrade SQL starts beside the backup, for the revision Assess read: it is kept
+    when the backup's re-read agrees, and generated again when the database has moved."""
+    env = ssh_env_migrated
+    ctx = context(env, tmp_path)
+    db_host = env.hosts[0]
+    C3D4 = "c3d4e5f6a1b2"
+
+    def previews() -> list[str]:
+        return [c.split(" && ", 1)[1] for c in sent(db_host) if "downgrade --sql" in c]
+
+    try:
+        await assessed(ctx)
+        db_host.clear_commands()
+        prep = await step(ctx, StepId.DB_PREPARE, database.prepare)
+        assert previews() == [f"{ALEMBIC} downgrade --sql {V150}:{V142}"]
+        assert "DROP TABLE coupons" in prep.facts.sql_preview
+
+        db_host.run(f"{ALEMBIC} downgrade {C3D4}")  # someone moved it after Assess read V150
+        db_host.clear_commands()
+        moved = await step(ctx, StepId.DB_PREPARE, database.prepare)
+        stale, fresh = (
+            f"{ALEMBIC} downgrade --sql {V150}:{V142}",
+            f"{ALEMBIC} downgrade --sql {C3D4}:{V142}",
+        )
+        assert previews()[-1:] == [fresh] and previews().count(stale) <= 1
+        assert set(previews()) <= {stale, fresh}
+        assert moved.facts.assessed.current_revision == C3D4
+        assert "DROP TABLE coupons" not in moved.facts.sql_preview
+        assert "ALTER TABLE orders DROP COLUMN coupon" in moved.facts.sql_preview
+        (_, _, title, _) = notifier(ctx).uploads[-1]
+        assert title == f"alembic downgrade --sql {C3D4}:{V142}"
     finally:
         await ctx.hosts.close()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import Counter
 
 from bot.steps import code, database
@@ -16,6 +18,20 @@ from bot.workflow.plan import changes_since
 
 
 async def run(ctx: StepContext) -> Outcome:
+    # The clone's fetch needs the repository, not the versions: it runs beside the hosts' reads
+    # (in a thread of the worker), and the versions are resolved in it once both are in.
+    sync = asyncio.create_task(code.synced_repo(ctx))
+    try:
+        return await _assess(ctx, sync)
+    finally:
+        # Not cancelled: its git runs in a thread that would go on in the clone (a plan's
+        # scratch clone is deleted once the step ends). When the hosts could not be read, their
+        # error is the one raised, as before; a sync error is raised where its result is used.
+        with contextlib.suppress(Exception):
+            await sync
+
+
+async def _assess(ctx: StepContext, sync: asyncio.Task[code.Synced]) -> Outcome:
     results, current, kept = await read_hosts(ctx)
     hosts: dict[str, HostResult] = {}
     versions: dict[str, str] = {}
@@ -44,7 +60,7 @@ async def run(ctx: StepContext) -> Outcome:
         err.hosts = hosts
         raise err
     deployed, _ = Counter(versions.values()).most_common(1)[0]
-    facts = await code.assess_code(ctx, deployed)
+    facts = await code.assess_code(ctx, deployed, await sync)
     facts.deployed_by_host = versions
     if ctx.app.deploy.releases:
         facts.kept_releases = kept

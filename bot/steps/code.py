@@ -41,10 +41,21 @@ async def _not_found(repo: AppRepo, version: str, what: str) -> StepError:
     )
 
 
-async def assess_code(ctx: StepContext, deployed: str) -> AssessFacts:
-    """What to go back to, what lies between, and how: facts for the assess message."""
+Synced = tuple[AppRepo, list[str]]  # the operator's clone, fetched; what its sync noted
+
+
+async def synced_repo(ctx: StepContext) -> Synced:
+    """The app's clone in the workspace, fetched from origin (the notes not said yet)."""
     repo = app_repo(ctx)
-    await _sync(ctx, repo)
+    return repo, await repo.sync()
+
+
+async def assess_code(ctx: StepContext, deployed: str, synced: Synced | None = None) -> AssessFacts:
+    """What to go back to, what lies between, and how: facts for the assess message.
+    `synced`: the clone already fetched (Assess starts that beside the hosts' reads)."""
+    repo, notes = synced or await synced_repo(ctx)
+    for note in notes:
+        await ctx.say(f"ℹ️ {note}")
     deployed_sha = await repo.resolve(deployed)
     if deployed_sha is None:
         raise await _not_found(repo, deployed, "The deployed version (read on the hosts)")

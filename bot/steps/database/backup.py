@@ -3,6 +3,8 @@ as one script."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import posixpath
 import re
 
@@ -90,12 +92,13 @@ def scratch_for(ctx: StepContext, db: DatabaseConfig) -> KeptRelease | None:
 
 
 class _PrepareScript:
-    """`prepare`'s commands on `run_on` as one script (one SSH session, not one per command).
+    """`prepare`'s commands on `run_on` as one script (one SSH session, not one per command),
+    and the downgrade SQL beside it in a session of its own on the same connection.
 
     Each command's result is judged before the next one gets its go, as when each ran alone:
-    an error stops the script there with the same message. The downgrade SQL's revision comes
-    from `alembic current`, read by this script: it is sent as written from Assess's reading
-    and, when the database has moved since, as a deferred command written from the new one."""
+    an error stops the script there with the same message. The downgrade SQL starts at once,
+    for the revision Assess read; the script's `alembic current` reads it again, and when the
+    database has moved since, that preview is dropped and one for the new reading started."""
 
     def __init__(self, ctx: StepContext, db: DatabaseConfig, target_ref: str, path: str) -> None:
         self.ctx, self.db, self.target_ref, self.path = ctx, db, target_ref, path
@@ -105,16 +108,21 @@ class _PrepareScript:
         self.expected = prepare_commands(
             ctx.app, db, path, seen.db_current_revision, seen.db_target_revision, self.scratch
         )
+        # Assess read a revision to undo: its preview is worth starting before the re-read.
+        self.early = seen.db_current_revision not in (None, seen.db_target_revision)
         self.script = self.expected.script(current_command(ctx.app, db), db.timeout)
         self.names = self.script.names
         self.fresh: DbAssessment | None = None
         self.cmds: PrepareCommands | None = None
         self.stat: str | None = None
+        self._preview: tuple[str, asyncio.Task[CommandResult]] | None = None
 
     def result(self, results: list[CommandResult | None], what: str) -> CommandResult | None:
         return self.script.result(results, what)
 
     async def run(self) -> list[CommandResult | None]:
+        if self.early:
+            await self._start_preview(self.expected.sql)
         named = ("mkdir", "backup", "scratch copy")
         whats = [n if n in named else "command" for n in self.names]
         return await self.ctx.run_script(
@@ -128,6 +136,7 @@ class _PrepareScript:
         if self.fresh is None:
             self.fresh = await assess_db(self.ctx, self.target_ref, read=results[0])
         if not self.fresh.migrations:
+            await self.drop_preview()
             return False  # nothing to prepare: the rest is left out
         cmds = self.cmds = self.cmds or prepare_commands(
             self.ctx.app,
@@ -137,19 +146,44 @@ class _PrepareScript:
             self.fresh.target_revision,
             self.scratch,
         )
+        await self._start_preview(cmds.sql)  # a no-op unless the database moved since Assess
         if what in ("mkdir", "backup", "check", "scratch copy", "scratch current"):
             return True  # a failed mkdir or backup stops the script by itself (`check`)
         if what == "deployed at":
             own_backup(self.host, self.path, self.result(results, "check"))  # raises if bad
-            return True
-        if what == "listing":
-            return True
         if what == "stat":
             self.stat = cmds.stat(self.ctx.app, self.host, self.listed(results))
             return self.stat or False
-        if what == "sql":
-            return cmds.sql == self.expected.sql
-        return cmds.sql if cmds.sql != self.expected.sql else False
+        return True  # a failed mkdir or backup stops the script by itself (`check`)
+
+    async def _start_preview(self, sql: str) -> None:
+        """Run `sql` beside the script, unless it already runs; a preview of another revision
+        is dropped."""
+        if self._preview is not None and self._preview[0] == sql:
+            return
+        await self.drop_preview()
+        await self.ctx.fence()  # read-only, but nothing starts on a host once the lock is lost
+        task = asyncio.create_task(self.ctx.run(self.host, sql, stream=False))
+        self._preview = (sql, task)
+
+    async def preview(self, sql: str) -> CommandResult:
+        """The downgrade SQL's result for `sql`: the one started beside the script if it was
+        that command, else run now."""
+        await self._start_preview(sql)
+        assert self._preview is not None
+        task = self._preview[1]
+        self._preview = None
+        return await task
+
+    async def drop_preview(self) -> None:
+        """Stop a preview no longer wanted (its session is closed: it changes nothing)."""
+        if self._preview is None:
+            return
+        task = self._preview[1]
+        self._preview = None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
     def listed(self, results: list[CommandResult | None]) -> list[str]:
         listing = self.result(results, "listing")

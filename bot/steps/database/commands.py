@@ -135,8 +135,8 @@ class PrepareCommands:
 
     def script(self, current: str, timeout: float | None = None) -> HostScript:
         """`prepare`'s commands on `run_on` in order, as one script (`current`: the `alembic
-        current` command, run by Assess too). Two are written when their turn comes: the
-        listed backups' sizes, and the downgrade SQL again when the database moved since."""
+        current` command, run by Assess too). The listed backups' sizes are written when their
+        turn comes. The downgrade SQL is not in it: it runs beside it (`preview`)."""
         return HostScript.of(
             read("command", current, label="alembic current"),
             Line("mkdir", self.mkdir, note="the backup's directory"),
@@ -163,20 +163,26 @@ class PrepareCommands:
             if self.listing
             else None,
             read("stat", "# the listed backups' sizes", label="backup sizes", deferred=True),
-            read("sql", self.sql, label="downgrade SQL", note="offline: no database"),
-            read("sql again", "# the downgrade SQL, from the new reading", deferred=True),
+        )
+
+    def preview(self) -> Line:
+        """The downgrade SQL. Offline (`--sql` reads no database), so it runs in a session of
+        its own beside the script, from Assess's reading: `alembic` takes a second or more,
+        and the re-read only rarely finds the database moved (then it runs again)."""
+        return read(
+            "sql", self.sql, label="downgrade SQL", note="offline: no database; beside the backup"
         )
 
     def sequence(self, current: str, stat: str | None) -> list[Planned]:
-        """The script as the plan shows it: the sizes' command as written from the listing
-        (`stat`, None: no backup listed), the SQL once."""
+        """The commands as the plan shows them: the script, the sizes' command as written from
+        the listing (`stat`, None: no backup listed), and the SQL beside it."""
         planned = []
         for line in self.script(current):
             if line.name == "stat" and stat:
                 planned.append(replace(line, command=stat).planned())
             elif not line.deferred:
                 planned.append(line.planned())
-        return planned
+        return [*planned[:1], self.preview().planned(), *planned[1:]]
 
     def stat(self, app: AppConfig, host: HostConfig, paths: list[str]) -> str | None:
         if not paths:

@@ -85,9 +85,16 @@ async def prepare(ctx: StepContext) -> Outcome:
             "no `database.backup` command is configured",
             hint="Rewind does not touch a database without a backup: add one to the apps file.",
         )
-    host = _run_on(ctx, db)
     path = backup_location(db, ctx.app.name, ctx.incident.id, datetime.now(UTC))
     script = _PrepareScript(ctx, db, target_ref, path)
+    try:
+        return await _prepare(ctx, script)
+    finally:
+        await script.drop_preview()  # left running only when the step ended before using it
+
+
+async def _prepare(ctx: StepContext, script: _PrepareScript) -> Outcome:
+    db, host, path, target_ref = script.db, script.host, script.path, script.target_ref
     results = await script.run()
     # What the script left unjudged (its end, or a command that stopped it) is judged here.
     fresh = script.fresh or await assess_db(ctx, target_ref, read=results[0])
@@ -143,11 +150,7 @@ async def prepare(ctx: StepContext) -> Outcome:
     default = older[0] if older else own
 
     revision = sql_revision(current, target)
-    result = (
-        script.result(results, "sql")
-        or script.result(results, "sql again")
-        or await ctx.run(host, cmds.sql, stream=False)
-    )
+    result = await script.preview(cmds.sql)
     sql = sql_text(result.output)
     irreversible = [m.revision for m in fresh.migrations if m.irreversible]
     if not result.ok:
