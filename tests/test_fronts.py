@@ -10,13 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from bot.cli.check import run_check
 from bot.config.apps_file import load_apps
 from bot.config.settings import Settings
 from tests.fixtures_hosts import SshEnv
-from tests.harness import SECRET, Bot
+from tests.harness import SECRET, Bot, running_bot
 from tests.slack_fake import SlackFake, send_event
 from tests.test_workflow_e2e import config, start
 
@@ -113,6 +114,7 @@ def test_terminal_rollback_when_slack_is_down(
         assert host.run("cat VERSION").strip() == "1.4.2"
 
 
+@pytest.mark.timeout(300)  # two bots, one after the other, on a loaded machine
 async def test_every_process_restarted_mid_incident_loses_nothing(
     make_bot: Any, ssh_env: SshEnv
 ) -> None:
@@ -123,8 +125,11 @@ async def test_every_process_restarted_mid_incident_loses_nothing(
         await first.click(await first.gate("Roll back"), "Roll back", "U0CAROL")
         await first.wait_step("monitor")
         incident = await first.incident()
-    # Everything stopped; new web and worker processes come up against the same Redis.
-    async with make_bot({"myapp": cfg}) as second:
+    # Everything stopped; new web and worker processes come up against the same Redis and the
+    # same queue, as a deploy of Rewind restarts them (a queue of their own would never see
+    # the first worker's job: only the same queue's sweep takes over a dead worker's job).
+    env = {**first.env, "REWIND_WORKER_ID": "in-process-bot-restarted"}
+    async with running_bot(first.slack, env) as second:
         done = await second.wait_status("completed", timeout=120)
         assert done.id == incident.id
         assert "resumed" in second.thread_text()
