@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -144,6 +145,16 @@ class Handler(BaseHTTPRequestHandler):
         log.info("%s %s", self.address_string(), format % args)
 
 
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        # A client that hung up mid-answer (a probe cancelled as its process stopped) did
+        # nothing wrong here: a line, not a traceback a log watcher would count as an error.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            log.info("%s hung up before the answer was sent", client_address[0])
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 def main() -> None:
     logging.basicConfig(
         filename=str(HERE / "app.log"),
@@ -151,7 +162,7 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     port = read_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = Server(("127.0.0.1", port), Handler)
     (HERE / "app.pid").write_text(f"{os.getpid()}\n", encoding="utf-8")
     log.info("started version=%s port=%d pid=%d", VERSION, port, os.getpid())
     try:
