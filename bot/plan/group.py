@@ -44,7 +44,7 @@ async def plan_group(
             plan.commands = [c for c in plan.commands if c.step not in DB_STEPS]
             plan.restore_commands = []
             await planner.incidents.store.save_plan(plan.id, plan.model_dump_json(), PLAN_TTL)
-        elif down is not None and down.after_owner and plan.database is not None:
+        elif down is not None and plan.database is not None:
             after_redeploy(app, plan)
             await planner.incidents.store.save_plan(plan.id, plan.model_dump_json(), PLAN_TTL)
         plans.append(plan)

@@ -49,16 +49,15 @@ class Member:
 @dataclass(frozen=True)
 class Downgrade:
     """A database of the group: downgraded once, by `owner` (the last member that uses it),
-    after the redeploy of every app in `after`, the owner's own included (`after_owner`): in its
+    after the redeploy of every app in `after`, the owner's own included: in its
     kept release, in a scratch copy of its git checkout, or, with neither, where its alembic
     runs, which its redeploy leaves alone (`in_place`)."""
 
     database: str  # its name, or the owner's app name when unnamed
     owner: str
     users: tuple[str, ...]
-    after: tuple[str, ...]  # the apps redeployed before it is downgraded
-    after_owner: bool = False  # downgraded after the owner's redeploy, in a copy of the deployed
-    scratch: bool = False  # that copy is a scratch copy (the owner keeps no releases)
+    after: tuple[str, ...]  # the apps redeployed before it is downgraded, its owner last
+    scratch: bool = False  # in a scratch copy of the deployed commit (no kept release)
     in_place: bool = False  # no copy: the workdir, which the owner's redeploy leaves alone
 
 
@@ -85,7 +84,6 @@ def downgrades(members: Sequence[Member]) -> list[Downgrade]:
             owner,
             tuple(users),
             tuple(after),
-            after_owner=True,
             scratch=scratch,
             in_place=in_place,
         )
@@ -146,7 +144,7 @@ def when_words(down: Downgrade) -> str:
 def step_order(order: Sequence[StepId], down: Downgrade | None) -> list[StepId]:
     """The owner's steps when it downgrades after its own redeploy: the backup (and the SQL
     preview) before the redeploy, the downgrade after it, before Verify."""
-    if down is None or not down.after_owner:
+    if down is None:
         return list(order)
     out: list[StepId] = [s for s in order if s is not StepId.DB_ROLLBACK]
     out.insert(out.index(StepId.REDEPLOY) + 1, StepId.DB_ROLLBACK)
