@@ -402,7 +402,7 @@ async def test_a_group_owner_without_releases_downgrades_in_a_scratch_copy_after
     env = make_ssh_env(1, repo=sample_repo, db_url=pg_database, migrate=True)
     host = env.hosts[0]
     ctx = context(env, tmp_path)
-    down = Downgrade("shopdb", "myapp", ("web", "myapp"), ("web", "myapp"), True, scratch=True)
+    down = Downgrade("shopdb", "myapp", ("web", "myapp"), ("web", "myapp"), scratch=True)
     ctx.incident.steps = [StepRecord(id=s) for s in step_order(ORDER, down)]
     copy = f"{env.workdir}/.git/rewind-downgrade-{ctx.incident.id}"
     try:
@@ -460,7 +460,7 @@ async def test_a_scratch_copy_whose_alembic_reads_another_database_is_refused_be
     elsewhere = "env $(test -d .git || echo DATABASE_URL=sqlite:///elsewhere.db)"
     config["database"] = {**config["database"], "alembic": f"{elsewhere} {ALEMBIC}"}
     ctx = context(env, tmp_path, config)
-    down = Downgrade("shopdb", "myapp", ("myapp",), ("myapp",), True, scratch=True)
+    down = Downgrade("shopdb", "myapp", ("myapp",), ("myapp",), scratch=True)
     ctx.incident.steps = [StepRecord(id=s) for s in step_order(ORDER, down)]
     copy = f"{env.workdir}/.git/rewind-downgrade-{ctx.incident.id}"
     try:

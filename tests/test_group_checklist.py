@@ -35,7 +35,7 @@ def _lines(*rows: MemberRow) -> list[str]:
 
 
 def test_the_owner_that_keeps_releases_shows_its_downgrade_after_redeploy() -> None:
-    down = Downgrade("shopdb", "api", ("storefront", "api"), ("storefront", "api"), True)
+    down = Downgrade("shopdb", "api", ("storefront", "api"), ("storefront", "api"))
     lines = _lines(
         _row("storefront", list(ORDER), StepStatus.SUCCEEDED, skip=True),
         _row("api", step_order(ORDER, down), StepStatus.PENDING),

@@ -37,7 +37,7 @@ async def test_the_copy_is_removed_at_the_end_unless_the_downgrade_removed_it() 
     runner = Runner()
     left = LeftCopies(apps, lambda app: runner)
     incident = new_incident(apps.apps["myapp"], incident_id="f00d42")
-    late = Downgrade("db", "myapp", ("myapp",), ("myapp",), True, True)
+    late = Downgrade("db", "myapp", ("myapp",), ("myapp",), scratch=True)
     incident.steps = [StepRecord(id=s) for s in step_order(ORDER, late)]
 
     await left.remove(incident)  # its database step never ran: nothing was made

@@ -106,7 +106,7 @@ def test_the_downgrade_runs_in_the_copy_reads_its_marker_first_and_removes_it_la
 
 
 def test_who_makes_one() -> None:
-    late = step_order(ORDER, Downgrade("db", "myapp", ("myapp",), ("myapp",), True, True))
+    late = step_order(ORDER, Downgrade("db", "myapp", ("myapp",), ("myapp",), scratch=True))
     assert makes_scratch_copy(app(), late)
     assert makes_scratch_copy(app(releases=1), late)
     assert not makes_scratch_copy(app(releases=2), late)  # its kept release instead
