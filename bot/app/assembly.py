@@ -276,6 +276,7 @@ def web_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         rt.spawn(warn_persistence(rt))
+        rt.stores.commands.open_quick_line()
         worker = build_worker(rt) if with_worker else None  # aiohttp owns SIGTERM here
         task = asyncio.create_task(worker.start()) if worker else None
         held = asyncio.create_task(deliver_held(rt)) if worker is None else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
@@ -25,7 +27,9 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.sentinel import Sentinel as BlockingSentinel
 
+from bot.store.quick_line import Connection as QuickConnection
 from bot.workflow.errors import StartupError, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -198,6 +202,32 @@ def _reporting(cls: type[Any]) -> type[Any]:
     if issubclass(cls, SentinelManagedConnection):
         bases = (_ReportingConnection, _AskingSentinel, cls)
     return type(f"Reporting{cls.__name__}", bases, {})
+
+
+def blocking_connections(url: str) -> Callable[[], QuickConnection]:
+    """Unopened blocking connections to the Redis (or Sentinel service's primary) of `url`, for
+    `bot.store.quick_line`: no retries (its caller goes on by another path)."""
+    target = parse_url(url)
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_timeout": COMMAND_TIMEOUT,
+    }
+    if not target.sentinel:
+        return redis.ConnectionPool.from_url(url, **options).make_connection
+    sentinel = BlockingSentinel(
+        list(target.sentinels),
+        sentinel_kwargs={
+            "socket_connect_timeout": CONNECT_TIMEOUT,
+            "socket_timeout": COMMAND_TIMEOUT,
+            "password": target.sentinel_password,
+        },
+        password=target.password,
+        username=target.username,
+        db=target.db,
+    )
+    pool = sentinel.master_for(target.service, **options).connection_pool
+    return functools.partial(pool.make_connection)
 
 
 def connect(

@@ -192,18 +192,23 @@ return 1
 """
 
 # KEYS: COMMANDS, then each command's seen_command and command_lease. ARGV: owner, seen ttl,
-# lease, then each command's key and record. For each command, in order: the seen-before check,
-# the record and its lease; 1 if recorded, 0 if seen before (a Slack retry of the same trigger,
-# also within the batch). A batch of acks, however many, is one command and one answer.
+# lease, then each command's key, record and token (its own, one per ack). For each command, in
+# order: the seen-before check, the record and its lease; 1 if recorded, 0 if seen before (a
+# Slack retry of the same trigger, also within the batch). A command seen before under its own
+# token is its own earlier try, whose answer was lost on the way (`bot.store.quick_line`): 1.
+# A batch of acks, however many, is one command and one answer.
 RECORD_COMMANDS = """
 local out = {}
 for i = 1, (#KEYS - 1) / 2 do
-  if redis.call('SET', KEYS[2 * i], '1', 'NX', 'EX', ARGV[2]) == false then
-    out[i] = 0
-  else
-    redis.call('HSET', KEYS[1], ARGV[2 * i + 2], ARGV[2 * i + 3])
+  local a = 3 * i + 1
+  if redis.call('SET', KEYS[2 * i], ARGV[a + 2], 'NX', 'EX', ARGV[2]) then
+    redis.call('HSET', KEYS[1], ARGV[a], ARGV[a + 1])
     redis.call('SET', KEYS[2 * i + 1], ARGV[1], 'EX', ARGV[3])
     out[i] = 1
+  elseif redis.call('GET', KEYS[2 * i]) == ARGV[a + 2] then
+    out[i] = 1
+  else
+    out[i] = 0
   end
 end
 return out

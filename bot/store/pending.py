@@ -8,7 +8,10 @@ lease ran out belongs to a dead process: any web process takes it over and carri
 The leases of every command a process holds are renewed together, one round trip each time,
 and taking over a dead process's commands is one round trip too, however many there are.
 
-The records go to Redis in batches, each batch one script call (`keys.RECORD_COMMANDS`, sent
+A record goes first by the quick line (`bot.store.quick_line`): written and answered within the
+turn of the event loop that acks, so that a recorded command's ack waits no more turns than a
+`help`'s. When that line is not ready (not yet open, a failure, Redis slow to answer), the
+records go to Redis in batches, each batch one script call (`keys.RECORD_COMMANDS`, sent
 by its SHA: the script's text only when Redis does not know it yet, not with every batch). Two
 batches may be in flight at once, each on a connection of its own: the command acked just after
 a batch went out goes at once instead of waiting a whole round trip for it, and the commands
@@ -26,13 +29,16 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from bot.store import keys
 from bot.store.errors import translating
+from bot.store.quick_line import QuickLine
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +59,18 @@ class PendingCommands:
         owner: str,
         lease: int = LEASE,
         records: aioredis.Redis | None = None,
+        quick: QuickLine | None = None,
     ) -> None:
         self.r = r
         # The records go through a client of their own when given: its connection is never
         # taken by the work after the acks, so a batch never waits for a new one.
         self.records = records or r
+        self.quick = quick
         self.owner = owner
         self.lease = lease
-        # Commands waiting for the batch being gathered: (key, the record, its outcome).
-        self._batch: list[tuple[str, str, asyncio.Future[bool]]] = []
+        # Commands waiting for the batch being gathered: (key, the record, its token, its
+        # outcome).
+        self._batch: list[tuple[str, str, str, asyncio.Future[bool]]] = []
         self._sending = asyncio.Semaphore(IN_FLIGHT)
         self._script = self.records.register_script(keys.RECORD_COMMANDS)
         self._renew_script = self.r.register_script(keys.RENEW_LEASES)
@@ -75,16 +84,35 @@ class PendingCommands:
         """Keep the command before the ack; False when it was seen before (a Slack retry)."""
         kept = {k: str(body.get(k, ""))[:12_000] for k in KEPT}
         kept["at"] = str(time.time())
-        fresh: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._batch.append((key, json.dumps(kept), fresh))
-        if len(self._batch) == 1:
-            await self._send_batch(fresh)  # the first command of a batch sends it for all
-        if await fresh:
+        record, token = json.dumps(kept), uuid.uuid4().hex
+        recorded = self._quickly(key, record, token)
+        if recorded is None:
+            recorded = await self._by_batch(key, record, token)
+        if recorded:
             # This process's from now on: its lease is kept alive while the command waits its
             # turn after the ack, until `working` forgets it.
             self._hold(key)
             return True
         return False
+
+    def _quickly(self, key: str, record: str, token: str) -> bool | None:
+        """The record by the quick line: None where it was not (the batch path takes it)."""
+        if self.quick is None:
+            return None
+        names = [keys.COMMANDS, keys.seen_command(key), self._lease_key(key)]
+        try:
+            out = self.quick.run(names, [self.owner, 3600, self.lease, key, record, token])
+        except (RedisError, OSError) as exc:
+            log.debug("a record went by the batch path: %s", exc)
+            return None
+        return None if out is None else bool(out[0])
+
+    async def _by_batch(self, key: str, record: str, token: str) -> bool:
+        fresh: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._batch.append((key, record, token, fresh))
+        if len(self._batch) == 1:
+            await self._send_batch(fresh)  # the first command of a batch sends it for all
+        return await fresh
 
     def _hold(self, key: str) -> None:
         self._held.add(key)
@@ -93,16 +121,16 @@ class PendingCommands:
 
     async def _send_batch(self, mine: asyncio.Future[bool]) -> None:
         """Each command's outcome goes to its future; only a cancellation is raised here."""
-        batch: list[tuple[str, str, asyncio.Future[bool]]] = []
+        batch: list[tuple[str, str, str, asyncio.Future[bool]]] = []
         try:
             # `IN_FLIGHT` batches out at a time: the next one gathers meanwhile.
             async with self._sending:
                 batch, self._batch = self._batch, []
                 names = [keys.COMMANDS]
                 args: list[str | int] = [self.owner, 3600, self.lease]
-                for key, kept, _ in batch:
+                for key, kept, token, _ in batch:
                     names += (keys.seen_command(key), self._lease_key(key))
-                    args += (key, kept)
+                    args += (key, kept, token)
                 # One script for the whole batch: one command to send, one answer to read (EVALSHA;
                 # the script is loaded again if Redis has forgotten it, after a restart).
                 results = await cast(Awaitable[list[int]], self._script(names, args))
@@ -110,20 +138,29 @@ class PendingCommands:
             if not batch:  # cancelled while the batch before it was in flight
                 batch, self._batch = self._batch, []
             # The sender's ack ran out of time, and so did the batch: a timeout for the others.
-            for _, _, fresh in batch:
+            for *_, fresh in batch:
                 if fresh is mine:
                     fresh.cancel()
                 elif not fresh.done():
                     fresh.set_exception(TimeoutError("the command was not kept in time"))
             raise
         except Exception as exc:
-            for _, _, fresh in batch:
+            for *_, fresh in batch:
                 if not fresh.done():
                     fresh.set_exception(exc)
             return
-        for (_, _, fresh), result in zip(batch, results, strict=True):
+        for (*_, fresh), result in zip(batch, results, strict=True):
             if not fresh.done():
                 fresh.set_result(bool(result))
+
+    def open_quick_line(self) -> None:
+        """The quick line's connections, opened now rather than by the first acks."""
+        if self.quick is not None:
+            self.quick.open()
+
+    async def aclose(self) -> None:
+        if self.quick is not None:
+            await self.quick.aclose()
 
     @contextlib.asynccontextmanager
     async def working(self, key: str) -> AsyncIterator[None]:

@@ -14,11 +14,19 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from bot.ports import HeldNotices
-from bot.store.connection import Outage, connect, parse_url, persistence_warning
+from bot.store import keys
+from bot.store.connection import (
+    Outage,
+    blocking_connections,
+    connect,
+    parse_url,
+    persistence_warning,
+)
 from bot.store.errors import store_error
 from bot.store.held import RedisHeldNotices
 from bot.store.memory import MemoryStore
 from bot.store.pending import PendingCommands
+from bot.store.quick_line import QuickLine
 from bot.store.redis_store import RETENTION, RedisStore
 from bot.store.watches import WatchStore
 from bot.workflow.errors import StoreUnavailable
@@ -61,7 +69,9 @@ class RedisStores:
     async def aclose(self) -> None:
         # A client still reconnecting to a Redis that is away holds its pool's lock for up to a
         # minute: its disconnect would wait that long, and SIGTERM must end an idle process.
-        closing = asyncio.gather(*(c.aclose() for c in self._clients), return_exceptions=True)
+        closing = asyncio.gather(
+            self.commands.aclose(), *(c.aclose() for c in self._clients), return_exceptions=True
+        )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(closing, CLOSE_WAIT)
 
@@ -77,12 +87,13 @@ def open_store(
     # The acks' records go through a client of their own: its connection is never taken by the
     # work after the acks, so a batch never waits for a new one.
     records = connect(url, outage=outage)
+    quick = QuickLine(blocking_connections(url), keys.RECORD_COMMANDS)
     replicas = 1 if parse_url(url).sentinel else 0
     return RedisStores(
         incidents=RedisStore(client, retention=retention, replicas=replicas),
         watches=WatchStore(client),
         held=RedisHeldNotices(client),
-        commands=PendingCommands(client, owner=owner, records=records),
+        commands=PendingCommands(client, owner=owner, records=records, quick=quick),
         _clients=[client, records],
     )
 
