@@ -15,6 +15,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
 
 from bot.store import keys
 from bot.store.connection import blocking_connections, connect
@@ -185,3 +186,53 @@ async def test_a_redis_that_forgot_the_script_still_keeps_each_record(redis_url:
         assert await pending.record("k2", body(2)) is True
         assert sent == [1]  # by the quick line
         assert sorted(await pending.r.hkeys(f"{P}commands")) == ["k1", "k2"]
+
+
+class Demoted:
+    """A real connection to a primary that a failover has just made a replica."""
+
+    def __init__(self, real: Connection) -> None:
+        self.real = real
+        self.closed = False
+
+    def connect(self) -> None:
+        self.real.connect()
+
+    def send_command(self, *args: Any) -> None:
+        self.real.send_command(*args)
+
+    def can_read(self, timeout: float = 0) -> bool:
+        return self.real.can_read(timeout)
+
+    def read_response(self) -> Any:
+        reply = self.real.read_response()
+        if reply and reply[0] == 1:  # the script ran: the failover comes just after
+            raise ReadOnlyError("You can't write against a read only replica.")
+        return reply
+
+    def disconnect(self) -> None:
+        self.closed = True
+        self.real.disconnect()
+
+
+@pytest.mark.timeout(30)
+async def test_a_demoted_primary_drops_the_line_and_the_record_is_kept_by_the_batch_path(
+    redis_url: str,
+) -> None:
+    """READONLY from the line's Redis (a failover): its connection is closed, so that the next
+    one asks again where the primary is; the record is kept once, by the batch path."""
+    make = blocking_connections(redis_url)
+    made: list[Demoted] = []
+
+    def demoted() -> Demoted:
+        made.append(Demoted(make()))
+        return made[-1]
+
+    line = await opened(QuickLine(demoted, keys.RECORD_COMMANDS, lines=1))
+    async with pending_on(redis_url, line) as pending:
+        sent = counting_batches(pending)
+        assert await pending.record("k1", body(1)) is True
+        assert sent == [1]
+        assert [m.closed for m in made] == [True]
+        assert line._idle == []
+        assert await pending.r.hkeys(f"{P}commands") == ["k1"]

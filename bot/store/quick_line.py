@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,12 @@ class QuickLine:
         except NoScriptError:  # Redis restarted: the line is sound, the script is loaded again
             self._loading(conn)
             raise
-        except ResponseError:  # Redis's answer: the line is sound
+        except ReadOnlyError:  # a primary demoted by a failover: the next one is found anew
+            self._drop(conn)
+            raise
+        except ResponseError as exc:  # Redis refused it (out of memory…): the batch path says so
             self._idle.append(conn)
+            self._stand_aside("Redis refused a record (%s)", exc)
             raise
         except BaseException:
             self._drop(conn)
