@@ -71,12 +71,12 @@ async def test_a_record_is_answered_by_the_quick_line_without_the_batch_path(
             assert await pending.r.get(f"{P}command-lease:b") == "web-1"
 
 
-class LosingAnswers:
-    """A real connection whose answer is lost on the way after Redis has carried out the
-    command (a connection reset just then)."""
+class Wrapped:
+    """A real connection, as it is; the cases below change one thing each."""
 
     def __init__(self, real: Connection) -> None:
         self.real = real
+        self.closed = False
 
     def connect(self) -> None:
         self.real.connect()
@@ -85,14 +85,23 @@ class LosingAnswers:
         self.real.send_command(*args)
 
     def can_read(self, timeout: float = 0) -> bool:
-        self.real.can_read(timeout=1)  # Redis has answered: the command was carried out
-        raise RedisConnectionError("Connection reset by peer")
+        return self.real.can_read(timeout)
 
     def read_response(self) -> Any:
         return self.real.read_response()
 
     def disconnect(self) -> None:
+        self.closed = True
         self.real.disconnect()
+
+
+class LosingAnswers(Wrapped):
+    """A real connection whose answer is lost on the way after Redis has carried out the
+    command (a connection reset just then)."""
+
+    def can_read(self, timeout: float = 0) -> bool:
+        self.real.can_read(timeout=1)  # Redis has answered: the command was carried out
+        raise RedisConnectionError("Connection reset by peer")
 
 
 @pytest.mark.timeout(30)
@@ -120,17 +129,12 @@ def counting_batches(pending: PendingCommands) -> list[int]:
     return sent
 
 
-class Slow:
+class Slow(Wrapped):
     """A real connection to a Redis that takes `delay` seconds to answer."""
 
     def __init__(self, real: Connection, delay: float) -> None:
-        self.real, self.delay = real, delay
-
-    def connect(self) -> None:
-        self.real.connect()
-
-    def send_command(self, *args: Any) -> None:
-        self.real.send_command(*args)
+        super().__init__(real)
+        self.delay = delay
 
     def can_read(self, timeout: float = 0) -> bool:
         return False if timeout < self.delay else self.real.can_read(timeout)
@@ -140,9 +144,6 @@ class Slow:
 
         time.sleep(self.delay)
         return self.real.read_response()
-
-    def disconnect(self) -> None:
-        self.real.disconnect()
 
 
 @pytest.mark.timeout(30)
@@ -188,31 +189,14 @@ async def test_a_redis_that_forgot_the_script_still_keeps_each_record(redis_url:
         assert sorted(await pending.r.hkeys(f"{P}commands")) == ["k1", "k2"]
 
 
-class Demoted:
+class Demoted(Wrapped):
     """A real connection to a primary that a failover has just made a replica."""
-
-    def __init__(self, real: Connection) -> None:
-        self.real = real
-        self.closed = False
-
-    def connect(self) -> None:
-        self.real.connect()
-
-    def send_command(self, *args: Any) -> None:
-        self.real.send_command(*args)
-
-    def can_read(self, timeout: float = 0) -> bool:
-        return self.real.can_read(timeout)
 
     def read_response(self) -> Any:
         reply = self.real.read_response()
         if reply and reply[0] == 1:  # the script ran: the failover comes just after
             raise ReadOnlyError("You can't write against a read only replica.")
         return reply
-
-    def disconnect(self) -> None:
-        self.closed = True
-        self.real.disconnect()
 
 
 @pytest.mark.timeout(30)

@@ -204,6 +204,21 @@ def _reporting(cls: type[Any]) -> type[Any]:
     return type(f"Reporting{cls.__name__}", bases, {})
 
 
+def _sentinel_options(target: RedisTarget) -> dict[str, Any]:
+    """How both kinds of Sentinel client (asyncio and blocking) reach the sentinels and the
+    primary they name."""
+    return {
+        "sentinel_kwargs": {
+            "socket_connect_timeout": CONNECT_TIMEOUT,
+            "socket_timeout": COMMAND_TIMEOUT,
+            "password": target.sentinel_password,
+        },
+        "password": target.password,
+        "username": target.username,
+        "db": target.db,
+    }
+
+
 def blocking_connections(url: str) -> Callable[[], QuickConnection]:
     """Unopened blocking connections to the Redis (or Sentinel service's primary) of `url`, for
     `bot.store.quick_line`: no retries (its caller goes on by another path)."""
@@ -215,17 +230,7 @@ def blocking_connections(url: str) -> Callable[[], QuickConnection]:
     }
     if not target.sentinel:
         return redis.ConnectionPool.from_url(url, **options).make_connection
-    sentinel = BlockingSentinel(
-        list(target.sentinels),
-        sentinel_kwargs={
-            "socket_connect_timeout": CONNECT_TIMEOUT,
-            "socket_timeout": COMMAND_TIMEOUT,
-            "password": target.sentinel_password,
-        },
-        password=target.password,
-        username=target.username,
-        db=target.db,
-    )
+    sentinel = BlockingSentinel(list(target.sentinels), **_sentinel_options(target))
     pool = sentinel.master_for(target.service, **options).connection_pool
     return functools.partial(pool.make_connection)
 
@@ -255,17 +260,7 @@ def connect(
         pool = client.connection_pool
         pool.connection_class = _reporting(pool.connection_class)
         return client
-    sentinel = Sentinel(
-        list(target.sentinels),
-        sentinel_kwargs={
-            "socket_connect_timeout": CONNECT_TIMEOUT,
-            "socket_timeout": COMMAND_TIMEOUT,
-            "password": target.sentinel_password,
-        },
-        password=target.password,
-        username=target.username,
-        db=target.db,
-    )
+    sentinel = Sentinel(list(target.sentinels), **_sentinel_options(target))
     client = sentinel.master_for(target.service, **options)
     pool = client.connection_pool
     pool.connection_class = _reporting(pool.connection_class)
