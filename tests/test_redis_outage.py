@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bot.fronts.slack.listeners import STORE_AWAY
-from bot.store.connection import connect
+from bot.store.connection import Outage, connect
 from bot.store.memory import MemoryStore
 from bot.store.redis_store import RedisStore
 from bot.workflow.machine import new_steps
@@ -113,6 +113,28 @@ async def test_redis_restarted_at_three_steps_the_incident_completes_one_downgra
         )
         assert len(AWAY_SAID.findall(bot.thread_text())) == 3, bot.thread_text()[-2000:]
         assert incident.step("db_rollback").attempts == 1
+
+
+@pytest.mark.timeout(60)
+async def test_a_restart_between_two_calls_is_seen_once(own_redis: RedisServer) -> None:
+    """Redis restarted while no call was under way: redis-py reconnects the connection the
+    server closed without a retry, so no call fails. The new server's run id still opens and
+    closes the outage, once; a new connection to the same server is no outage."""
+    outage = Outage()
+    seen: list[float] = []
+    outage.listeners.append(lambda since, seconds: seen.append(seconds))
+    client = connect(own_redis.url(), outage=outage)
+    try:
+        assert await client.ping()
+        await asyncio.to_thread(own_redis.restart)
+        assert await client.ping()
+        assert await client.ping()
+        assert len(seen) == 1 and seen[0] < 1, seen
+        await client.connection_pool.disconnect()  # a new connection, the same server
+        assert await client.ping()
+        assert len(seen) == 1, seen
+    finally:
+        await client.aclose()
 
 
 @pytest.mark.parametrize("kind", ["redis", "memory"])

@@ -114,6 +114,7 @@ class Outage:
         self._started = 0.0
         self.last_back = 0.0  # time.monotonic() when Redis last came back
         self.listeners: list[Callable[[datetime, float], None]] = []
+        self.run_id: str | None = None  # the server that answered this process's last handshake
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Outage:
         return self  # redis-py deep-copies each connection's Retry: the outage stays one
@@ -128,6 +129,20 @@ class Outage:
             # Once per outage, not per attempt: a minute of retries would be hundreds of lines.
             why = reason(error) if error is not None else "no answer"
             log.warning("Redis connection lost (%s); retrying with backoff", why)
+
+    def answered_by(self, run_id: str) -> None:
+        """A handshake's server: another one than before, with no call failed meanwhile, is a
+        restart (or a failover) that came and went between two calls. redis-py then reconnects
+        a pooled connection the server closed without a retry, so no call ever failed: the
+        outage is opened here, and the handshake's success closes it (said as under a second).
+        """
+        if not run_id:
+            return
+        known, self.run_id = self.run_id, run_id
+        if known is not None and known != run_id and self.since is None:
+            self.since = datetime.now(UTC)
+            self._started = time.monotonic()
+            log.warning("Redis restarted or failed over between two calls (a new server answers)")
 
     def succeeded(self) -> None:
         if self.since is None:
@@ -174,7 +189,21 @@ class _ReportingConnection:
     async def on_connect_check_health(self, check_health: bool = True) -> None:
         await super().on_connect_check_health(check_health)  # type: ignore[misc]
         if isinstance(self.retry, ReportingRetry):
+            self.retry.outage.answered_by(await self._run_id())
             self.retry.outage.succeeded()
+
+    async def _run_id(self) -> str:
+        """The answering server's run id (it changes on a restart), on this connection."""
+        await self.send_command("INFO", "server", check_health=False)  # type: ignore[attr-defined]
+        try:
+            info = await self.read_response()  # type: ignore[attr-defined]
+        except ResponseError:  # INFO not allowed to this user (an ACL): no restart seen this way
+            return ""
+        text = info.decode() if isinstance(info, bytes) else str(info)
+        for line in text.splitlines():
+            if line.startswith("run_id:"):
+                return line.partition(":")[2].strip()
+        return ""
 
 
 class _AskingSentinel:
