@@ -388,3 +388,17 @@ async def test_terminal_notifier_prints_the_thread(tmp_path: Path) -> None:
     assert (tmp_path / "report.md").read_text() == "a\nb\nc\n"
     assert "Roll back chosen by @U0CAROL" in printed
     assert "<@" not in printed
+
+
+async def test_terminal_notifier_names_the_app_a_group_members_answer_is_for(
+    tmp_path: Path,
+) -> None:
+    from bot.workflow.model import GroupRef
+
+    out = io.StringIO()
+    term = TerminalNotifier(out, files_dir=tmp_path)
+    member = incident()
+    member.group = GroupRef(name="shop", lead="a1", members=["a1", member.id],
+                            apps=["storefront", member.app])  # fmt: skip
+    await term.resolve_gate(member, "tok123", AnswerFact(choice="approve", by="U0ALICE"))
+    assert f"{member.app} · ✅ Approved by @U0ALICE" in out.getvalue()

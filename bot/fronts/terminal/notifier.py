@@ -170,7 +170,9 @@ class TerminalNotifier:
 
     async def resolve_gate(self, incident: Incident, token: str, answer: AnswerFact) -> None:
         self._gates.pop(token, None)
-        self._reply(self.show(said.answered(answer, incident.updated_at)))
+        # In a release group's one log several apps are asked: the answer says which (as the
+        # Slack thread's gate message, which it replaces there, does).
+        self._reply(self.show(said.named(incident, said.answered(answer, incident.updated_at))))
 
     async def held_notices(self, incident: Incident) -> list[str]:
         return list(self._held.get(incident.id, []))
