@@ -142,8 +142,18 @@ class Notifier(Protocol):
         ...
 
     async def upload(
-        self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
-    ) -> None: ...
+        self,
+        incident: Incident,
+        filename: str,
+        content: str,
+        title: str,
+        comment: str = "",
+        *,
+        whole_group: bool = False,
+    ) -> None:
+        """A file in the thread; `whole_group`: a release group's own (its report), which names
+        no member app."""
+        ...
 
     async def alert(self, incident: Incident, message: Message) -> None:
         """Urgent: to the thread and every stakeholder channel at once."""

@@ -83,7 +83,14 @@ class RecordingNotifier:
         return []
 
     async def upload(
-        self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
+        self,
+        incident: Incident,
+        filename: str,
+        content: str,
+        title: str,
+        comment: str = "",
+        *,
+        whole_group: bool = False,
     ) -> None:
         self.uploads.append(Upload(filename, content, title, comment))
 

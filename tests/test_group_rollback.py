@@ -136,6 +136,12 @@ async def test_a_group_rolls_back_both_apps_and_downgrades_the_shared_database_o
         assert text.count("## Impact") == 1 and "## Versions" in text
         assert "| storefront | staging |" in text and "| api | staging |" in text
         assert "## `storefront`" in text and "## `api`" in text and text.count("### Timeline") == 2
+        name = Path(web.facts.report.path).name
+        await bot.slack.wait_until(lambda: any(f.filename == name for f in bot.slack.files),
+                                   what="the report's file")  # fmt: skip
+        (shared,) = [f for f in bot.slack.files if f.filename == name]
+        # The group's own file names no member app (a member's files do).
+        assert (shared.initial_comment or "").startswith("Incident report of the group:")
         # Every member frozen, every bad version quarantined (once each has ended).
         await bot.said(
             *(f"`{a}` is now frozen" for a in ("storefront", "api")),
@@ -173,13 +179,14 @@ async def test_a_group_rolls_back_both_apps_and_downgrades_the_shared_database_o
             "`storefront` · ❄️ `storefront` is now frozen", "`api` · ⛔ `v1.5.0` is quarantined",
         ):  # fmt: skip
             assert said in thread, said
-        group_own = (  # when the shared database is downgraded; the one decision
+        group_own = (  # when the shared database is downgraded; the one decision; the report
             "The shared database `shopdb` is backed up by `api` before its redeploy",
             "*Roll back or fix forward?* The group `shop` (`storefront`, `api`).",
             "<@U0CAROL> chose *Roll back*.",
+            "Incident report of the group:",
         )
         left = unnamed(bot, ("storefront", "api"))
-        assert len(left) == 3 and all(x.startswith(group_own) for x in left), left
+        assert len(left) == 4 and all(x.startswith(group_own) for x in left), left
         # The one decision says what rolling back means for each app, the last assessed too.
         texts = [bot.slack.all_text(msg) for msg in bot.thread()]
         decision = next(x for x in texts if group_own[1] in x)

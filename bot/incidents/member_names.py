@@ -56,9 +56,17 @@ class NamedMembers:
         return await self.inner.held_notices(incident)
 
     async def upload(
-        self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
+        self,
+        incident: Incident,
+        filename: str,
+        content: str,
+        title: str,
+        comment: str = "",
+        *,
+        whole_group: bool = False,
     ) -> None:
-        comment = said.named_file(incident, title, comment)
+        if not whole_group:
+            comment = said.named_file(incident, title, comment)
         await self.inner.upload(incident, filename, content, title, comment)
 
     async def resolve_gate(self, incident: Incident, token: str, answer: AnswerFact) -> None:

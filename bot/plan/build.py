@@ -80,7 +80,14 @@ class Quiet:
         return []
 
     async def upload(
-        self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
+        self,
+        incident: Incident,
+        filename: str,
+        content: str,
+        title: str,
+        comment: str = "",
+        *,
+        whole_group: bool = False,
     ) -> None:
         return None
 

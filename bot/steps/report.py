@@ -172,7 +172,7 @@ async def publish_group(
     where = f"`{path}`" + (f", commit `{committed.sha[:10]}`" if committed.sha else "")
     await notifier.upload(
         inc, name, content, title=f"Incident report {lead.id} (group {group})",
-        comment=f"Incident report of the group: {where}",
+        comment=f"Incident report of the group: {where}", whole_group=True,
     )  # fmt: skip
     facts = ReportFacts(path=str(path), commit=committed.sha or "", pushed=committed.pushed)
     return Published(facts, where)

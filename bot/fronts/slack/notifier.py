@@ -213,7 +213,14 @@ class SlackNotifier:
         return told
 
     async def upload(
-        self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
+        self,
+        incident: Incident,
+        filename: str,
+        content: str,
+        title: str,
+        comment: str = "",
+        *,
+        whole_group: bool = False,
     ) -> None:
         state = self._threads.of(incident)
         send = functools.partial(self._upload_now, state, filename, content, title, comment)

@@ -252,7 +252,14 @@ class TerminalNotifier:
         )
 
     async def upload(
-        self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
+        self,
+        incident: Incident,
+        filename: str,
+        content: str,
+        title: str,
+        comment: str = "",
+        *,
+        whole_group: bool = False,
     ) -> None:
         count = len(content.splitlines())
         where = ""

@@ -104,10 +104,19 @@ class CompactNotifier(TerminalNotifier):
         self._print(line)
 
     async def upload(
-        self, incident: Incident, filename: str, content: str, title: str, comment: str = ""
+        self,
+        incident: Incident,
+        filename: str,
+        content: str,
+        title: str,
+        comment: str = "",
+        *,
+        whole_group: bool = False,
     ) -> None:
         if not self.stand_in:
-            await super().upload(incident, filename, content, title, comment)
+            await super().upload(
+                incident, filename, content, title, comment, whole_group=whole_group
+            )
             return
         self._reply(f"📎 {filename} ({len(content.splitlines())} lines)")  # the demo keeps none
 
