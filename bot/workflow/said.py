@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from bot.workflow.facts import AnswerFact
 from bot.workflow.messages import (
     ChannelRef,
+    Code,
+    Emphasis,
     Inline,
     Mention,
     Message,
@@ -23,6 +25,9 @@ from bot.workflow.model import GateKind, Incident, Status, StepId, StepRecord
 
 # The questions a group's lead asks for the whole group: its one decision and one approval.
 GROUP_GATES = frozenset({GateKind.DECISION, GateKind.APPROVE_START})
+# Characters: a first line that names its app this early (`❄️ `api` is now frozen`) needs no
+# prefix, or the app would be said twice.
+NAMES_ITSELF = 60
 
 
 def named(incident: Incident, msg: Message) -> Message:
@@ -43,9 +48,25 @@ def named_question(
 ) -> Paragraph:
     """A member's question (or a message's first line), as `named` says; the group's own
     questions (`GROUP_GATES`) name no app."""
-    if incident.group is None or kind in GROUP_GATES:
+    if incident.group is None or kind in GROUP_GATES or _names_itself(incident, question):
         return question
     return Paragraph((_name(incident), *question.parts))
+
+
+def _names_itself(incident: Incident, first: Paragraph) -> bool:
+    """Whether `first` says which app it is about within its first `NAMES_ITSELF` characters."""
+    app, seen = f"`{incident.app}`", 0
+    for part in first.parts:
+        if isinstance(part, Code) and part.text == incident.app:
+            return True
+        text = part if isinstance(part, str) else part.text if isinstance(part, Emphasis) else ""
+        at = text.find(app)
+        if at != -1 and seen + at < NAMES_ITSELF:
+            return True
+        seen += len(text) or 1
+        if seen >= NAMES_ITSELF:
+            return False
+    return False
 
 
 def named_file(incident: Incident, title: str, comment: str) -> str:
