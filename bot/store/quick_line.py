@@ -109,14 +109,22 @@ class QuickLine:
 
     def _read_aside(self, conn: Connection) -> None:
         """The late answer, read by a thread; only then is the connection used again."""
-        reading = asyncio.ensure_future(asyncio.to_thread(conn.read_response))
+        self._aside_work(conn, conn.read_response)
+
+    def _loading(self, conn: Connection) -> None:
+        """The script loaded again by a thread; the connection is used again afterwards."""
+        self._aside_work(conn, functools.partial(self._load_script, conn))
+
+    def _aside_work(self, conn: Connection, work: Callable[[], Any]) -> None:
+        reading = asyncio.ensure_future(asyncio.to_thread(work))
         self._aside.add(reading)
         reading.add_done_callback(functools.partial(self._after_aside, conn))
 
     def _after_aside(self, conn: Connection, reading: asyncio.Future[Any]) -> None:
         self._aside.discard(reading)
         error = None if reading.cancelled() else reading.exception()
-        if reading.cancelled() or (error is not None and not isinstance(error, ResponseError)):
+        refused = isinstance(error, ResponseError) and not isinstance(error, ReadOnlyError)
+        if reading.cancelled() or (error is not None and not refused):
             self._drop(conn)
         else:
             self._idle.append(conn)
@@ -143,19 +151,11 @@ class QuickLine:
     def _prepare(self, conn: Connection) -> None:
         """Connected, and the script known to Redis (a thread's work: several round trips)."""
         conn.connect()
+        self._load_script(conn)
+
+    def _load_script(self, conn: Connection) -> None:
         conn.send_command("SCRIPT", "LOAD", self._script)
         conn.read_response()
-
-    def _loading(self, conn: Connection) -> None:
-        """The script loaded again by a thread; the connection is used again afterwards."""
-
-        def load() -> None:
-            conn.send_command("SCRIPT", "LOAD", self._script)
-            conn.read_response()
-
-        reading = asyncio.ensure_future(asyncio.to_thread(load))
-        self._aside.add(reading)
-        reading.add_done_callback(functools.partial(self._after_aside, conn))
 
     def _drop(self, conn: Connection) -> None:
         self._open -= 1
