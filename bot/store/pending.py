@@ -43,6 +43,7 @@ from bot.store.quick_line import QuickLine
 log = logging.getLogger(__name__)
 
 LEASE = 10  # seconds a command stays with its process without a renewal
+SEEN_FOR = 3600  # seconds a command's trigger is remembered: Slack retries within minutes
 TOO_OLD = 25 * 60  # Slack's response_url lives 30 minutes: older commands are only dropped
 IN_FLIGHT = 2  # batches of records out at once, each on a connection of its own
 KEPT = ("text", "user_id", "channel_id", "response_url", "trigger_id", "command", "team_id")
@@ -95,13 +96,23 @@ class PendingCommands:
             return True
         return False
 
+    def _script_call(
+        self, commands: list[tuple[str, str, str]]
+    ) -> tuple[list[str], list[str | int]]:
+        """`keys.RECORD_COMMANDS`'s keys and arguments for (key, record, token) commands."""
+        names = [keys.COMMANDS]
+        args: list[str | int] = [self.owner, SEEN_FOR, self.lease]
+        for key, record, token in commands:
+            names += (keys.seen_command(key), self._lease_key(key))
+            args += (key, record, token)
+        return names, args
+
     def _quickly(self, key: str, record: str, token: str) -> bool | None:
         """The record by the quick line: None where it was not (the batch path takes it)."""
         if self.quick is None:
             return None
-        names = [keys.COMMANDS, keys.seen_command(key), self._lease_key(key)]
         try:
-            out = self.quick.run(names, [self.owner, 3600, self.lease, key, record, token])
+            out = self.quick.run(*self._script_call([(key, record, token)]))
         except (RedisError, OSError) as exc:
             log.debug("a record went by the batch path: %s", exc)
             return None
@@ -126,11 +137,8 @@ class PendingCommands:
             # `IN_FLIGHT` batches out at a time: the next one gathers meanwhile.
             async with self._sending:
                 batch, self._batch = self._batch, []
-                names = [keys.COMMANDS]
-                args: list[str | int] = [self.owner, 3600, self.lease]
-                for key, kept, token, _ in batch:
-                    names += (keys.seen_command(key), self._lease_key(key))
-                    args += (key, kept, token)
+                commands = [(key, kept, token) for key, kept, token, _ in batch]
+                names, args = self._script_call(commands)
                 # One script for the whole batch: one command to send, one answer to read (EVALSHA;
                 # the script is loaded again if Redis has forgotten it, after a restart).
                 results = await cast(Awaitable[list[int]], self._script(names, args))
